@@ -1,0 +1,285 @@
+//! cgroups: one per sandbox, holding its memory, CPU and pids limits.
+//!
+//! Both hierarchies are supported. cgroup v1 (one tree per controller) is what this project's
+//! machines run; cgroup v2 (one unified tree) is what most production hosts run. The logic
+//! talks to the filesystem through [`CgroupFs`], so the v2 path is unit-tested against a fake
+//! tree without root (see the tests in `v2.rs`).
+
+mod fs;
+mod v1;
+mod v2;
+
+pub use fs::{CgroupFs, HostCgroupFs};
+
+use crate::error::{Error, Result};
+use crate::spec::Tier;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The limits a sandbox's cgroup enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    /// CPU time allowed per `cpu_period_us`, in microseconds.
+    pub cpu_quota_us: u64,
+    pub cpu_period_us: u64,
+    pub pids_max: u64,
+}
+
+impl Limits {
+    pub const CPU_PERIOD_US: u64 = 100_000;
+
+    /// The tier's memory, its CPU share as a CFS quota, and the pids limit.
+    pub fn for_tier(tier: Tier, pids_max: u64) -> Self {
+        Self {
+            memory_bytes: tier.memory_bytes(),
+            cpu_quota_us: tier.millicpu * Self::CPU_PERIOD_US / 1000,
+            cpu_period_us: Self::CPU_PERIOD_US,
+            pids_max,
+        }
+    }
+}
+
+/// Memory use of a cgroup, split the way a user needs to see why a sandbox was killed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// All memory charged to the cgroup.
+    pub total: u64,
+    /// Of which: files in memory (tmpfs such as v2's `/tmp` and `/dev`, shared memory).
+    pub in_memory_files: u64,
+    /// Of which: anonymous process memory (heap, stacks).
+    pub anon: u64,
+}
+
+/// Where the cgroup hierarchies are mounted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v1: a directory per controller (`memory`, `cpu`, `pids`, ...).
+    V1 { controllers: Vec<(String, PathBuf)> },
+    /// cgroup v2: one unified tree.
+    V2 { root: PathBuf },
+}
+
+impl Layout {
+    /// Reads `/proc/self/mountinfo` and picks the hierarchy that carries the memory
+    /// controller: v2 when `/sys/fs/cgroup` is cgroup2 (or v1 has no memory controller), v1
+    /// otherwise.
+    pub fn detect() -> Result<Self> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| Error::Cgroup(format!("cannot read /proc/self/mountinfo: {e}")))?;
+        Self::from_mountinfo(&info)
+    }
+
+    pub fn from_mountinfo(info: &str) -> Result<Self> {
+        let mut v1 = Vec::new();
+        let mut v2_root = None;
+        for line in info.lines() {
+            // fields: id parent maj:min root mountpoint options [optional...] - fstype source superopts
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let mountpoint = left.split(' ').nth(4).unwrap_or_default();
+            let mut r = right.split(' ');
+            let fstype = r.next().unwrap_or_default();
+            let superopts = r.nth(1).unwrap_or_default();
+            match fstype {
+                "cgroup2" => {
+                    if v2_root.is_none() || mountpoint == "/sys/fs/cgroup" {
+                        v2_root = Some(PathBuf::from(mountpoint));
+                    }
+                }
+                "cgroup" => {
+                    for opt in superopts.split(',') {
+                        if matches!(opt, "memory" | "cpu" | "cpuacct" | "pids" | "freezer") {
+                            v1.push((opt.to_string(), PathBuf::from(mountpoint)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let v1_has_memory = v1.iter().any(|(c, _)| c == "memory");
+        match v2_root {
+            Some(root) if !v1_has_memory => Ok(Self::V2 { root }),
+            _ if v1_has_memory => Ok(Self::V1 { controllers: v1 }),
+            _ => Err(Error::Cgroup(
+                "no cgroup hierarchy with the memory controller is mounted: mount cgroup2 at /sys/fs/cgroup"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// One sandbox's cgroup (a directory per v1 controller, or one v2 directory).
+pub struct Cgroup {
+    fs: Arc<dyn CgroupFs>,
+    imp: Imp,
+}
+
+enum Imp {
+    V1(v1::CgroupV1),
+    V2(v2::CgroupV2),
+}
+
+impl Cgroup {
+    /// Creates `<parent>/<name>` in every hierarchy and applies `limits`. On failure nothing
+    /// is left behind.
+    pub fn create(layout: &Layout, fs: Arc<dyn CgroupFs>, parent: &str, name: &str, limits: &Limits) -> Result<Self> {
+        let imp = match layout {
+            Layout::V1 { controllers } => Imp::V1(v1::CgroupV1::create(&*fs, controllers, parent, name, limits)?),
+            Layout::V2 { root } => Imp::V2(v2::CgroupV2::create(&*fs, root, parent, name, limits)?),
+        };
+        Ok(Self { fs, imp })
+    }
+
+    /// Re-opens a cgroup created earlier (for cleaning up after a crash).
+    pub fn open(layout: &Layout, fs: Arc<dyn CgroupFs>, parent: &str, name: &str) -> Self {
+        let imp = match layout {
+            Layout::V1 { controllers } => Imp::V1(v1::CgroupV1::open(controllers, parent, name)),
+            Layout::V2 { root } => Imp::V2(v2::CgroupV2::open(root, parent, name)),
+        };
+        Self { fs, imp }
+    }
+
+    /// The v2 directory, for `clone3(CLONE_INTO_CGROUP)`; `None` on v1.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        match &self.imp {
+            Imp::V1(_) => None,
+            Imp::V2(c) => Some(&c.dir),
+        }
+    }
+
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        match &self.imp {
+            Imp::V1(c) => c.add_pid(&*self.fs, pid),
+            Imp::V2(c) => c.add_pid(&*self.fs, pid),
+        }
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        let procs = match &self.imp {
+            Imp::V1(c) => c.procs_file(),
+            Imp::V2(c) => c.dir.join("cgroup.procs"),
+        };
+        self.fs
+            .read(&procs)
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many times the kernel's OOM killer killed a process in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        match &self.imp {
+            Imp::V1(c) => c.oom_kills(&*self.fs),
+            Imp::V2(c) => c.oom_kills(&*self.fs),
+        }
+    }
+
+    pub fn memory_now(&self) -> MemoryUse {
+        match &self.imp {
+            Imp::V1(c) => c.memory_now(&*self.fs),
+            Imp::V2(c) => c.memory_now(&*self.fs),
+        }
+    }
+
+    /// Peak memory charged since creation, when the kernel tracks it.
+    pub fn memory_peak(&self) -> Option<u64> {
+        match &self.imp {
+            Imp::V1(c) => c.memory_peak(&*self.fs),
+            Imp::V2(c) => c.memory_peak(&*self.fs),
+        }
+    }
+
+    /// Kills every process in the cgroup.
+    pub fn kill_all(&self) {
+        if let Imp::V2(c) = &self.imp {
+            if c.kill(&*self.fs) {
+                return;
+            }
+        }
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Kills what is left and removes the directories. Retries briefly while exiting tasks
+    /// still hold the cgroup busy.
+    pub fn destroy(&self) -> Result<()> {
+        let dirs = match &self.imp {
+            Imp::V1(c) => c.dirs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+            Imp::V2(c) => vec![c.dir.clone()],
+        };
+        let mut last_err = None;
+        for attempt in 0..200 {
+            last_err = None;
+            for d in &dirs {
+                match self.fs.rmdir(d) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => last_err = Some((d.clone(), e)),
+                }
+            }
+            if last_err.is_none() {
+                return Ok(());
+            }
+            if attempt % 10 == 0 {
+                self.kill_all();
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        let (d, e) = last_err.expect("loop exits early on success");
+        Err(Error::Cgroup(format!("cannot remove {}: {e}", d.display())))
+    }
+}
+
+/// Parses `key value` lines (memory.stat, memory.events, memory.oom_control).
+pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+35 25 0:30 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+36 35 0:31 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+37 35 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+38 35 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+39 35 0:34 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const UNIFIED: &str = "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+
+    #[test]
+    fn hybrid_hosts_use_v1() {
+        let l = Layout::from_mountinfo(HYBRID).unwrap();
+        let Layout::V1 { controllers } = l else { panic!("expected v1") };
+        assert!(controllers.contains(&("memory".into(), "/sys/fs/cgroup/memory".into())));
+        assert!(controllers.contains(&("pids".into(), "/sys/fs/cgroup/pids".into())));
+    }
+
+    #[test]
+    fn unified_hosts_use_v2() {
+        assert_eq!(
+            Layout::from_mountinfo(UNIFIED).unwrap(),
+            Layout::V2 { root: "/sys/fs/cgroup".into() }
+        );
+        assert!(Layout::from_mountinfo("").is_err());
+    }
+
+    #[test]
+    fn tier_limits() {
+        let l = Limits::for_tier(Tier::for_mb(128).unwrap(), 1024);
+        assert_eq!((l.memory_bytes, l.cpu_quota_us, l.cpu_period_us), (128 << 20, 7000, 100_000));
+        let l = Limits::for_tier(Tier::for_mb(4096).unwrap(), 1024);
+        assert_eq!(l.cpu_quota_us, 224_000);
+    }
+}

@@ -1,0 +1,132 @@
+//! cgroup v1: one directory per controller.
+
+use super::{keyed_value, CgroupFs, Limits, MemoryUse};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The controllers a sandbox needs, and the optional one used for CPU accounting.
+const REQUIRED: [&str; 3] = ["memory", "cpu", "pids"];
+const OPTIONAL: [&str; 1] = ["cpuacct"];
+
+pub struct CgroupV1 {
+    pub dirs: Vec<(String, PathBuf)>,
+}
+
+impl CgroupV1 {
+    pub fn open(controllers: &[(String, PathBuf)], parent: &str, name: &str) -> Self {
+        let mut dirs: Vec<(String, PathBuf)> = Vec::new();
+        for want in REQUIRED.iter().chain(OPTIONAL.iter()) {
+            if let Some((_, mnt)) = controllers.iter().find(|(c, _)| c == want) {
+                let dir = mnt.join(parent).join(name);
+                // Co-mounted controllers (cpu,cpuacct) share a directory: keep it once.
+                if !dirs.iter().any(|(_, d)| *d == dir) {
+                    dirs.push((want.to_string(), dir));
+                }
+            }
+        }
+        Self { dirs }
+    }
+
+    pub fn create(
+        fs: &dyn CgroupFs,
+        controllers: &[(String, PathBuf)],
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Self> {
+        for want in REQUIRED {
+            if !controllers.iter().any(|(c, _)| c == want) {
+                return Err(Error::Cgroup(format!(
+                    "the cgroup v1 '{want}' controller is not mounted: mount it under /sys/fs/cgroup/{want}"
+                )));
+            }
+        }
+        let cg = Self::open(controllers, parent, name);
+        let result = cg.make(fs, limits);
+        if result.is_err() {
+            for (_, d) in &cg.dirs {
+                let _ = fs.rmdir(d);
+            }
+        }
+        result.map(|()| cg)
+    }
+
+    fn make(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
+        for (_, dir) in &self.dirs {
+            if let Some(parent) = dir.parent() {
+                fs.mkdir(parent).map_err(|e| io_err("create", parent, e))?;
+            }
+            fs.mkdir(dir).map_err(|e| io_err("create", dir, e))?;
+        }
+        let mem = self.dir("memory");
+        set(fs, &mem, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+        // Swap off: memory+swap may not exceed memory. Absent when swap accounting is off,
+        // in which case there is no swap to account for.
+        let memsw = mem.join("memory.memsw.limit_in_bytes");
+        if fs.exists(&memsw) {
+            set(fs, &mem, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())?;
+        }
+        let _ = fs.write(&mem.join("memory.swappiness"), "0");
+        let cpu = self.dir("cpu");
+        set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
+        set(fs, &cpu, "cpu.cfs_quota_us", &limits.cpu_quota_us.to_string())?;
+        set(fs, &self.dir("pids"), "pids.max", &limits.pids_max.to_string())?;
+        Ok(())
+    }
+
+    fn dir(&self, controller: &str) -> PathBuf {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c == controller)
+            .or_else(|| self.dirs.iter().find(|(c, _)| controller == "cpu" && c == "cpuacct"))
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir("memory").join("cgroup.procs")
+    }
+
+    pub fn add_pid(&self, fs: &dyn CgroupFs, pid: i32) -> Result<()> {
+        for (_, d) in &self.dirs {
+            let p = d.join("cgroup.procs");
+            fs.write(&p, &pid.to_string()).map_err(|e| io_err("write to", &p, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn oom_kills(&self, fs: &dyn CgroupFs) -> u64 {
+        fs.read(&self.dir("memory").join("memory.oom_control"))
+            .ok()
+            .and_then(|s| keyed_value(&s, "oom_kill"))
+            .unwrap_or(0)
+    }
+
+    pub fn memory_now(&self, fs: &dyn CgroupFs) -> MemoryUse {
+        let mem = self.dir("memory");
+        let total = read_u64(fs, &mem.join("memory.usage_in_bytes")).unwrap_or(0);
+        let stat = fs.read(&mem.join("memory.stat")).unwrap_or_default();
+        MemoryUse {
+            total,
+            in_memory_files: keyed_value(&stat, "shmem").unwrap_or(0),
+            anon: keyed_value(&stat, "rss").unwrap_or(0),
+        }
+    }
+
+    pub fn memory_peak(&self, fs: &dyn CgroupFs) -> Option<u64> {
+        read_u64(fs, &self.dir("memory").join("memory.max_usage_in_bytes"))
+    }
+}
+
+fn read_u64(fs: &dyn CgroupFs, p: &Path) -> Option<u64> {
+    fs.read(p).ok()?.trim().parse().ok()
+}
+
+fn set(fs: &dyn CgroupFs, dir: &Path, file: &str, value: &str) -> Result<()> {
+    let p = dir.join(file);
+    fs.write(&p, value).map_err(|e| io_err("write to", &p, e))
+}
+
+pub(super) fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::Cgroup(format!("cannot {what} {}: {e}", p.display()))
+}

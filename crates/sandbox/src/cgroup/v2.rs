@@ -1,0 +1,266 @@
+//! cgroup v2: one unified directory per sandbox.
+
+use super::v1::io_err;
+use super::{keyed_value, CgroupFs, Limits, MemoryUse};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+pub struct CgroupV2 {
+    pub dir: PathBuf,
+}
+
+impl CgroupV2 {
+    pub fn open(root: &Path, parent: &str, name: &str) -> Self {
+        Self { dir: root.join(parent).join(name) }
+    }
+
+    pub fn create(fs: &dyn CgroupFs, root: &Path, parent: &str, name: &str, limits: &Limits) -> Result<Self> {
+        let available = fs
+            .read(&root.join("cgroup.controllers"))
+            .map_err(|e| io_err("read", &root.join("cgroup.controllers"), e))?;
+        for c in CONTROLLERS {
+            if !available.split_whitespace().any(|a| a == c) {
+                return Err(Error::Cgroup(format!(
+                    "the cgroup v2 '{c}' controller is not available in {}: enable it in the parent cgroup",
+                    root.display()
+                )));
+            }
+        }
+        // Delegate the controllers down to the sandbox's directory: the root enables them for
+        // the fnbox parent, the parent for each sandbox.
+        let parent_dir = root.join(parent);
+        enable_controllers(fs, root)?;
+        fs.mkdir(&parent_dir).map_err(|e| io_err("create", &parent_dir, e))?;
+        enable_controllers(fs, &parent_dir)?;
+        let cg = Self::open(root, parent, name);
+        fs.mkdir(&cg.dir).map_err(|e| io_err("create", &cg.dir, e))?;
+        if let Err(e) = cg.apply(fs, limits) {
+            let _ = fs.rmdir(&cg.dir);
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn apply(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
+        self.set(fs, "memory.max", &limits.memory_bytes.to_string())?;
+        // No swap, and an OOM kills the whole sandbox rather than one process in it.
+        if fs.exists(&self.dir.join("memory.swap.max")) {
+            self.set(fs, "memory.swap.max", "0")?;
+        }
+        if fs.exists(&self.dir.join("memory.oom.group")) {
+            self.set(fs, "memory.oom.group", "1")?;
+        }
+        self.set(fs, "cpu.max", &format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us))?;
+        self.set(fs, "pids.max", &limits.pids_max.to_string())?;
+        Ok(())
+    }
+
+    fn set(&self, fs: &dyn CgroupFs, file: &str, value: &str) -> Result<()> {
+        let p = self.dir.join(file);
+        fs.write(&p, value).map_err(|e| io_err("write to", &p, e))
+    }
+
+    pub fn add_pid(&self, fs: &dyn CgroupFs, pid: i32) -> Result<()> {
+        self.set(fs, "cgroup.procs", &pid.to_string())
+    }
+
+    pub fn oom_kills(&self, fs: &dyn CgroupFs) -> u64 {
+        fs.read(&self.dir.join("memory.events"))
+            .ok()
+            .and_then(|s| keyed_value(&s, "oom_kill"))
+            .unwrap_or(0)
+    }
+
+    pub fn memory_now(&self, fs: &dyn CgroupFs) -> MemoryUse {
+        let total = read_u64(fs, &self.dir.join("memory.current")).unwrap_or(0);
+        let stat = fs.read(&self.dir.join("memory.stat")).unwrap_or_default();
+        MemoryUse {
+            total,
+            in_memory_files: keyed_value(&stat, "shmem").unwrap_or(0),
+            anon: keyed_value(&stat, "anon").unwrap_or(0),
+        }
+    }
+
+    pub fn memory_peak(&self, fs: &dyn CgroupFs) -> Option<u64> {
+        read_u64(fs, &self.dir.join("memory.peak"))
+    }
+
+    /// `cgroup.kill` (Linux 5.14+); false when unavailable.
+    pub fn kill(&self, fs: &dyn CgroupFs) -> bool {
+        let p = self.dir.join("cgroup.kill");
+        fs.exists(&p) && fs.write(&p, "1").is_ok()
+    }
+}
+
+fn enable_controllers(fs: &dyn CgroupFs, dir: &Path) -> Result<()> {
+    let p = dir.join("cgroup.subtree_control");
+    let current = fs.read(&p).unwrap_or_default();
+    let missing: Vec<String> = CONTROLLERS
+        .iter()
+        .filter(|c| !current.split_whitespace().any(|a| a == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.write(&p, &missing.join(" ")).map_err(|e| io_err("enable controllers in", &p, e))
+}
+
+fn read_u64(fs: &dyn CgroupFs, p: &Path) -> Option<u64> {
+    fs.read(p).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cgroup, Layout};
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    /// An in-memory cgroup v2 tree that behaves like the kernel's where fnbox relies on it:
+    /// `mkdir` creates the interface files, `subtree_control` accepts `+ctrl` lists, `rmdir`
+    /// refuses populated groups.
+    #[derive(Default)]
+    struct FakeTree {
+        files: Mutex<BTreeMap<PathBuf, String>>,
+        dirs: Mutex<Vec<PathBuf>>,
+    }
+
+    impl FakeTree {
+        fn new(root: &str, controllers: &str) -> Arc<Self> {
+            let t = Arc::new(Self::default());
+            t.dirs.lock().unwrap().push(root.into());
+            let mut f = t.files.lock().unwrap();
+            f.insert(Path::new(root).join("cgroup.controllers"), controllers.into());
+            f.insert(Path::new(root).join("cgroup.subtree_control"), String::new());
+            drop(f);
+            t
+        }
+        fn get(&self, p: &str) -> Option<String> {
+            self.files.lock().unwrap().get(Path::new(p)).cloned()
+        }
+    }
+
+    impl CgroupFs for FakeTree {
+        fn read(&self, path: &Path) -> io::Result<String> {
+            self.files.lock().unwrap().get(path).cloned().ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+        }
+        fn write(&self, path: &Path, value: &str) -> io::Result<()> {
+            let mut f = self.files.lock().unwrap();
+            if !self.dirs.lock().unwrap().iter().any(|d| Some(d.as_path()) == path.parent()) {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            if path.ends_with("cgroup.subtree_control") {
+                let mut cur: Vec<String> = f.get(path).map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
+                for tok in value.split_whitespace() {
+                    let name = tok.trim_start_matches('+').to_string();
+                    if !cur.contains(&name) {
+                        cur.push(name);
+                    }
+                }
+                f.insert(path.to_path_buf(), cur.join(" "));
+            } else if path.ends_with("cgroup.procs") {
+                let entry = f.entry(path.to_path_buf()).or_default();
+                entry.push_str(value);
+                entry.push('\n');
+            } else {
+                f.insert(path.to_path_buf(), value.to_string());
+            }
+            Ok(())
+        }
+        fn mkdir(&self, path: &Path) -> io::Result<()> {
+            let mut d = self.dirs.lock().unwrap();
+            if !d.iter().any(|x| x == path) {
+                d.push(path.to_path_buf());
+                let mut f = self.files.lock().unwrap();
+                for (file, v) in [
+                    ("memory.max", "max"),
+                    ("memory.swap.max", "max"),
+                    ("memory.oom.group", "0"),
+                    ("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"),
+                    ("memory.current", "0"),
+                    ("memory.peak", "0"),
+                    ("memory.stat", "anon 0\nshmem 0\n"),
+                    ("cpu.max", "max 100000"),
+                    ("pids.max", "max"),
+                    ("cgroup.procs", ""),
+                    ("cgroup.subtree_control", ""),
+                    ("cgroup.kill", ""),
+                ] {
+                    f.insert(path.join(file), v.into());
+                }
+            }
+            Ok(())
+        }
+        fn rmdir(&self, path: &Path) -> io::Result<()> {
+            let mut f = self.files.lock().unwrap();
+            if f.get(&path.join("cgroup.procs")).is_some_and(|s| !s.trim().is_empty()) {
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
+            f.retain(|k, _| k.parent() != Some(path));
+            self.dirs.lock().unwrap().retain(|d| d != path);
+            Ok(())
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.files.lock().unwrap().contains_key(path) || self.dirs.lock().unwrap().iter().any(|d| d == path)
+        }
+    }
+
+    fn layout() -> Layout {
+        Layout::V2 { root: "/cg".into() }
+    }
+
+    #[test]
+    fn v2_limits_are_written_where_the_kernel_reads_them() {
+        let tree = FakeTree::new("/cg", "cpuset cpu io memory pids");
+        let limits = Limits::for_tier(crate::spec::Tier::for_mb(512).unwrap(), 321);
+        let cg = Cgroup::create(&layout(), tree.clone(), "fnbox", "sb1", &limits).unwrap();
+        assert_eq!(cg.unified_dir(), Some(Path::new("/cg/fnbox/sb1")));
+        assert_eq!(tree.get("/cg/cgroup.subtree_control").unwrap(), "memory cpu pids");
+        assert_eq!(tree.get("/cg/fnbox/cgroup.subtree_control").unwrap(), "memory cpu pids");
+        assert_eq!(tree.get("/cg/fnbox/sb1/memory.max").unwrap(), (512u64 << 20).to_string());
+        assert_eq!(tree.get("/cg/fnbox/sb1/memory.swap.max").unwrap(), "0");
+        assert_eq!(tree.get("/cg/fnbox/sb1/memory.oom.group").unwrap(), "1");
+        assert_eq!(tree.get("/cg/fnbox/sb1/cpu.max").unwrap(), "28000 100000");
+        assert_eq!(tree.get("/cg/fnbox/sb1/pids.max").unwrap(), "321");
+    }
+
+    #[test]
+    fn v2_reports_oom_kills_and_memory() {
+        let tree = FakeTree::new("/cg", "cpu memory pids");
+        let limits = Limits::for_tier(crate::spec::Tier::for_mb(128).unwrap(), 64);
+        let cg = Cgroup::create(&layout(), tree.clone(), "fnbox", "sb2", &limits).unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.events"), "oom 2\noom_kill 1\n").unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.current"), "4096").unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.stat"), "anon 1024\nfile 0\nshmem 2048\n").unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.peak"), "8192").unwrap();
+        assert_eq!(cg.oom_kills(), 1);
+        assert_eq!(cg.memory_now(), MemoryUse { total: 4096, in_memory_files: 2048, anon: 1024 });
+        assert_eq!(cg.memory_peak(), Some(8192));
+    }
+
+    #[test]
+    fn v2_missing_controller_is_a_clear_error() {
+        let tree = FakeTree::new("/cg", "cpu pids");
+        let limits = Limits::for_tier(crate::spec::Tier::for_mb(128).unwrap(), 64);
+        let err = Cgroup::create(&layout(), tree, "fnbox", "sb3", &limits).err().unwrap().to_string();
+        assert!(err.contains("'memory' controller is not available"), "{err}");
+    }
+
+    #[test]
+    fn v2_destroy_removes_the_directory_and_add_pid_joins() {
+        let tree = FakeTree::new("/cg", "cpu memory pids");
+        let limits = Limits::for_tier(crate::spec::Tier::for_mb(128).unwrap(), 64);
+        let cg = Cgroup::create(&layout(), tree.clone(), "fnbox", "sb4", &limits).unwrap();
+        cg.add_pid(4242).unwrap();
+        assert_eq!(cg.pids(), vec![4242]);
+        // Emulate the process having exited, then destroy.
+        tree.files.lock().unwrap().insert("/cg/fnbox/sb4/cgroup.procs".into(), String::new());
+        cg.destroy().unwrap();
+        assert!(!tree.exists(Path::new("/cg/fnbox/sb4")));
+        assert!(tree.exists(Path::new("/cg/fnbox")), "the shared parent stays");
+    }
+}

@@ -1,0 +1,16 @@
+//! fnbox sandboxes.
+//!
+//! * v1, the container sandbox: namespaces, cgroups, a seccomp denylist, the full Linux
+//!   syscall interface.
+//! * v2, the Sentry sandbox: the same walls plus a user-space kernel that implements a
+//!   documented selection of syscalls.
+
+pub mod cgroup;
+pub mod error;
+pub mod seccomp;
+pub mod spec;
+pub mod sys;
+pub mod syscalls;
+
+pub use error::{Error, Result};
+pub use spec::{Bind, Image, SandboxKind, SandboxSpec, Tier};

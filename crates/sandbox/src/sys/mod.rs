@@ -1,0 +1,202 @@
+//! Thin, safe wrappers over the Linux system calls fnbox needs. Every function here checks the
+//! kernel's return value and turns failures into `std::io::Error`; callers add context.
+//!
+//! Keeping the `unsafe` in one place makes the rest of the crate safe Rust and lets each
+//! `unsafe` block state, next to the call, why the arguments are valid.
+
+pub mod abi;
+pub mod fdpass;
+pub mod mount;
+pub mod process;
+pub mod signal;
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a C-style `-1 + errno` return into an `io::Result`.
+pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Same as [`cvt`] for `syscall(2)`, whose return type is `c_long`.
+pub fn cvt_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Converts a path to a NUL-terminated string for the kernel.
+pub fn cpath(p: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Wraps a freshly returned file descriptor.
+///
+/// # Safety
+/// `fd` must be a valid, open descriptor that nothing else owns.
+pub unsafe fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: guaranteed by the caller.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `openat(2)` relative to `dir` (or the cwd when `None`).
+pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let fd = cvt(unsafe {
+        libc::openat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags | libc::O_CLOEXEC, mode)
+    })?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { owned(fd) })
+}
+
+/// `openat2(2)` with an explicit `open_how`.
+pub fn openat2(dir: RawFd, path: &CString, how: &abi::open_how) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is NUL-terminated, `how` points to a properly sized open_how.
+    let fd = cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            how as *const abi::open_how,
+            std::mem::size_of::<abi::open_how>(),
+        )
+    })?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { owned(fd as RawFd) })
+}
+
+/// `mkdirat(2)`; an existing directory is not an error when `exist_ok`.
+pub fn mkdirat(dir: Option<RawFd>, path: &Path, mode: u32, exist_ok: bool) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    match cvt(unsafe { libc::mkdirat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), mode) }) {
+        Err(e) if exist_ok && e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// `fchownat(2)` without following a final symlink.
+pub fn lchownat(dir: Option<RawFd>, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    cvt(unsafe {
+        libc::fchownat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+    })
+    .map(drop)
+}
+
+/// `symlinkat(2)`.
+pub fn symlinkat(target: &Path, dir: Option<RawFd>, link: &Path) -> io::Result<()> {
+    let t = cpath(target)?;
+    let l = cpath(link)?;
+    // SAFETY: both strings are valid and NUL-terminated.
+    cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.unwrap_or(libc::AT_FDCWD), l.as_ptr()) }).map(drop)
+}
+
+/// `close_range(first, ~0, flags)`: closes (or marks close-on-exec) every descriptor from
+/// `first` up.
+pub fn close_from(first: u32, cloexec_only: bool) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let flags = if cloexec_only { CLOSE_RANGE_CLOEXEC } else { 0 };
+    // SAFETY: close_range takes plain integers.
+    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) }).map(drop)
+}
+
+/// `prctl(2)` with integer arguments.
+pub fn prctl(option: libc::c_int, a2: libc::c_ulong, a3: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: every prctl option used by fnbox takes integer arguments.
+    cvt(unsafe { libc::prctl(option, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+}
+
+/// Fills `buf` with random bytes from the kernel.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// A short random hexadecimal identifier (`2 * bytes` characters).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // getrandom never fails for small buffers after boot; fall back to the clock if it does.
+    if random_bytes(&mut buf).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> (8 * (i % 16))) as u8 ^ (std::process::id() as u8);
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `flock(2)` on an open descriptor. Returns `Ok(false)` when `nonblocking` and the lock is
+/// held elsewhere.
+pub fn flock(fd: &impl AsRawFd, exclusive: bool, nonblocking: bool) -> io::Result<bool> {
+    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    if nonblocking {
+        op |= libc::LOCK_NB;
+    }
+    loop {
+        // SAFETY: flock takes a descriptor and integer flags.
+        match cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `data` to a raw descriptor, retrying on EINTR. Used where no `File` exists
+/// (in a freshly cloned child, for instance).
+pub fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: pointer and length describe `data`.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Writes a small value into a file such as `/proc/PID/uid_map` or a cgroup knob, in a single
+/// `write(2)` as those files require.
+pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let fd = openat(None, path, libc::O_WRONLY, 0)?;
+    // SAFETY: pointer and length describe `data`; `fd` is open.
+    let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
