@@ -1,1 +1,135 @@
-fn main() {}
+//! The `fnbox` command line. It parses arguments and calls the libraries; nothing else.
+
+use clap::{Args, Parser, Subcommand};
+use fnbox_sandbox::launch::{self, WaitOptions};
+use fnbox_sandbox::spec::{self, Bind, Image, SandboxKind, SandboxSpec, Tier};
+use fnbox_sandbox::syscalls;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "fnbox", version, about = "Serverless functions in strong sandboxes")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a program in a sandbox and exit with its status.
+    Run(RunArgs),
+    /// List the syscalls a sandbox supports, generated from fnbox's syscall table.
+    Syscalls {
+        #[arg(long, default_value = "v2")]
+        sandbox: String,
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// v1 (container) or v2 (Sentry).
+    #[arg(long, default_value = "v1")]
+    sandbox: String,
+    /// Memory limit, one of the tiers: 128M, 256M, 512M, 1G, 2G, 3G, 4G. Brings a CPU share.
+    #[arg(long, default_value = "1024M")]
+    memory: String,
+    /// `host` (this machine's /usr, read-only) or a root filesystem directory.
+    #[arg(long, default_value = "host")]
+    image: String,
+    /// Make a host path visible: SRC[:DST][:ro]. Repeatable.
+    #[arg(long = "bind", value_name = "SRC[:DST][:ro]")]
+    binds: Vec<String>,
+    /// Set an environment variable: K=V. Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long, default_value = "/")]
+    workdir: String,
+    /// Kill the sandbox after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Cap of the disk-backed writable layer.
+    #[arg(long, default_value = "1024M")]
+    disk: String,
+    /// Maximum number of processes and threads.
+    #[arg(long, default_value_t = spec::DEFAULT_PIDS_MAX)]
+    pids: u64,
+    /// Print the sandbox's peak memory on exit (process memory and in-memory files).
+    #[arg(long)]
+    stats: bool,
+    /// v2: write a compatibility report (unsupported and partial syscalls hit) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    argv: Vec<String>,
+}
+
+fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
+    let kind: SandboxKind = a.sandbox.parse()?;
+    let mut s = SandboxSpec::new(kind, a.argv);
+    s.tier = Tier::parse(&a.memory)?;
+    s.image = Image::parse(&a.image)?;
+    s.binds = a.binds.iter().map(|b| Bind::parse(b)).collect::<Result<_, _>>()?;
+    s.env = a.env.iter().map(|e| spec::parse_env(e)).collect::<Result<_, _>>()?;
+    s.workdir = PathBuf::from(&a.workdir);
+    if let Some(t) = a.timeout {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(fnbox_sandbox::Error::Invalid(format!("timeout {t} is not valid: give a number of seconds above 0")));
+        }
+        s.timeout = Some(Duration::from_secs_f64(t));
+    }
+    s.disk_bytes = spec::parse_size_mb(&a.disk).ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))? << 20;
+    s.pids_max = a.pids;
+    if a.report.is_some() && kind != SandboxKind::V2 {
+        return Err(fnbox_sandbox::Error::Invalid("--report needs --sandbox v2 (v1 runs every syscall natively)".into()));
+    }
+    s.report = a.report;
+    Ok(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run(a) => {
+            let stats = a.stats;
+            let spec = match build_spec(a) {
+                Ok(s) => s,
+                Err(e) => return fail(&e.to_string(), 125),
+            };
+            let paths = fnbox_sandbox::Paths::from_env();
+            match launch::run(&spec, &paths, WaitOptions { forward_signals: true, sample_memory: stats }) {
+                Ok(o) => {
+                    if let Some(m) = o.message(&spec.argv[0]) {
+                        eprintln!("{m}");
+                    }
+                    if stats {
+                        eprintln!("{}", fnbox_sandbox::launch::stats_line(&o));
+                    }
+                    ExitCode::from(o.code.clamp(0, 255) as u8)
+                }
+                Err(e) => fail(&e.to_string(), 125),
+            }
+        }
+        Cmd::Syscalls { sandbox, format } => {
+            let kind: SandboxKind = match sandbox.parse() {
+                Ok(k) => k,
+                Err(e) => return fail(&e.to_string(), 2),
+            };
+            let format: syscalls::Format = match format.parse() {
+                Ok(f) => f,
+                Err(e) => return fail(&e, 2),
+            };
+            print!("{}", syscalls::render(kind, format));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn fail(msg: &str, code: u8) -> ExitCode {
+    eprintln!("fnbox: {msg}");
+    ExitCode::from(code)
+}

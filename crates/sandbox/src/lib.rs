@@ -5,12 +5,21 @@
 //! * v2, the Sentry sandbox: the same walls plus a user-space kernel that implements a
 //!   documented selection of syscalls.
 
+pub mod caps;
 pub mod cgroup;
+pub mod disk;
 pub mod error;
+pub mod idmap;
+pub mod launch;
+pub mod paths;
+pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod sys;
 pub mod syscalls;
+pub mod trace;
 
 pub use error::{Error, Result};
+pub use launch::{Ending, Outcome, Sandbox};
+pub use paths::Paths;
 pub use spec::{Bind, Image, SandboxKind, SandboxSpec, Tier};

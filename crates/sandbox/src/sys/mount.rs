@@ -72,7 +72,7 @@ pub fn set_attr(
     if recursive {
         flags |= libc::AT_RECURSIVE;
     }
-    if path.as_os_str().is_empty() {
+    if path.as_os_str().is_empty() && dir.is_some() {
         flags |= libc::AT_EMPTY_PATH;
     }
     // SAFETY: `c` is NUL-terminated and `attr` is a correctly sized mount_attr.
@@ -171,6 +171,47 @@ pub fn move_mount_to(mount_fd: &OwnedFd, target: &Path) -> io::Result<()> {
             libc::AT_FDCWD,
             t.as_ptr(),
             abi::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount tree at `path`.
+pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    let mut flags = abi::OPEN_TREE_CLONE | abi::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: `c` is NUL-terminated.
+    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new descriptor.
+    Ok(unsafe { owned(fd as RawFd) })
+}
+
+/// Makes a detached mount show its files through the id mapping of `userns` (an idmapped
+/// mount): a file owned by host uid 0 appears owned by the sandbox's uid 0.
+pub fn idmap(mount_fd: &OwnedFd, userns: &OwnedFd, extra: u64, recursive: bool) -> io::Result<()> {
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = abi::mount_attr {
+        attr_set: MOUNT_ATTR_IDMAP | extra,
+        userns_fd: userns.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    let empty = cpath("")?;
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: `attr` is a correctly sized mount_attr; the path is the empty string.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount_fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const abi::mount_attr,
+            std::mem::size_of::<abi::mount_attr>(),
         )
     })
     .map(drop)

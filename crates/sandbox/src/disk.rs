@@ -1,0 +1,232 @@
+//! The disk-backed writable layer: a private ext4 filesystem per sandbox, in a sparse file
+//! on the host's disk, attached through a loop device.
+//!
+//! A filesystem of its own gives an exact cap (writes past it fail with `ENOSPC`, as on a
+//! full disk), keeps one sandbox from exhausting another's inodes, and is gone when the
+//! sandbox ends. Formatting is done once per size (a template), so a sandbox only copies the
+//! template's few hundred KiB of metadata.
+
+use crate::error::{Context, Error, Result};
+use crate::paths::Paths;
+use crate::sys::{self, abi, mount::FsContext};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A sandbox's writable layer, mounted but not attached anywhere yet.
+pub struct Disk {
+    /// The detached mount; `move_mount` attaches it inside the sandbox's mount namespace.
+    pub mount: OwnedFd,
+    /// The loop device, held open by whoever owns the `Disk` (see [`DiskJob`]).
+    _device: Option<OwnedFd>,
+}
+
+impl Disk {
+    /// Creates the layer, with the template's `upper/` and `work/` directories ready for
+    /// overlayfs. They belong to uid 0 on disk; the launcher idmaps the mount so that they
+    /// belong to the sandbox's root, which spares a write (and a flush at unmount) here.
+    ///
+    /// The image is an unnamed file (`O_TMPFILE`) in the state directory: it has no name to
+    /// delete and disappears when the loop device lets go of it, which happens when the
+    /// sandbox's mount namespace dies, even if the launcher was killed.
+    pub fn create(paths: &Paths, size_bytes: u64) -> Result<Self> {
+        let template = template(paths, size_bytes)?;
+        let dir = paths.sandboxes();
+        let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
+            .context(|| format!("cannot create the writable layer in {}", dir.display()))?;
+        copy_sparse(&template, &image).context(|| "cannot fill the writable layer from its template".into())?;
+        // Keep the device open until the filesystem holds it: with autoclear, the last close of
+        // an unmounted loop device detaches it.
+        let (dev, device) = attach_loop(&image)?;
+        let fs = FsContext::open("ext4").context(|| "cannot mount the writable layer (ext4)".into())?;
+        fs.set_string("source", &dev).context(|| format!("cannot use {dev} for the writable layer"))?;
+        // The template was made with lazy inode-table init; do not start a zeroing thread.
+        let _ = fs.set_flag("noinit_itable");
+        // The layer dies with the sandbox: cache flushes (which the loop device turns into
+        // fsyncs of the image on the host's disk) would only make every exit wait for I/O.
+        let _ = fs.set_flag("nobarrier");
+        let mount = fs
+            .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV)
+            .context(|| format!("cannot mount the writable layer from {dev}"))?;
+        Ok(Self { mount, _device: Some(device) })
+    }
+}
+
+/// A process preparing a [`Disk`] while the launcher does everything else: attaching a loop
+/// device and mounting ext4 mostly waits on the kernel (RCU grace periods, block I/O), so
+/// doing it beside the namespace and mount work takes it off the start-up path.
+///
+/// The helper then keeps the loop device open until the launcher lets go of it (drops the
+/// job, or dies). Detaching a loop device waits for an RCU grace period and freeing the
+/// image's blocks costs milliseconds on hosts that discard freed blocks; held this way, both
+/// happen in the helper after the sandbox ended, not in the sandbox's exit or the launcher's.
+pub struct DiskJob {
+    pid: libc::pid_t,
+    sock: OwnedFd,
+}
+
+impl DiskJob {
+    /// Forks the helper. Must be called while the launcher is single-threaded.
+    pub fn spawn(paths: &Paths, size_bytes: u64) -> Result<Self> {
+        let (ours, theirs) = sys::fdpass::seqpacket_pair().context(|| "socketpair".into())?;
+        // SAFETY: the launcher is single-threaded here; the child only prepares the disk,
+        // sends one message and calls _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error()).context(|| "cannot fork the disk helper".into());
+        }
+        if pid == 0 {
+            drop(ours);
+            let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+            let code = match Disk::create(paths, size_bytes) {
+                Ok(d) => {
+                    let sent = sys::fdpass::send(theirs.as_raw_fd(), b"ok", &[d.mount.as_raw_fd()]);
+                    // Hold the loop device until the launcher is done with the sandbox.
+                    let mut b = [0u8; 1];
+                    let _ = sys::fdpass::recv(&theirs, &mut b);
+                    drop(d);
+                    sent.is_err() as i32
+                }
+                Err(e) => {
+                    let _ = sys::fdpass::send(theirs.as_raw_fd(), format!("E{e}").as_bytes(), &[]);
+                    1
+                }
+            };
+            // SAFETY: _exit ends the helper without running the launcher's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        Ok(Self { pid, sock: ours })
+    }
+
+    /// Waits for the helper's result.
+    pub fn take(&self) -> Result<Disk> {
+        let mut buf = [0u8; 1024];
+        let (n, mut fds) = sys::fdpass::recv(&self.sock, &mut buf).context(|| "cannot receive the writable layer".into())?;
+        match fds.pop() {
+            Some(mount) if n > 0 && buf[0] != b'E' => Ok(Disk { mount, _device: None }),
+            _ if n > 1 => Err(Error::Setup(String::from_utf8_lossy(&buf[1..n]).into_owned())),
+            _ => Err(Error::Setup("the disk helper died".into())),
+        }
+    }
+}
+
+impl Drop for DiskJob {
+    fn drop(&mut self) {
+        // Closing our end releases the helper; reap it if it is already gone.
+        let _ = sys::process::waitpid(self.pid, true);
+    }
+}
+
+/// Finds a free loop device and binds it to `backing` with autoclear, so the device detaches
+/// itself when the filesystem on it is unmounted.
+fn attach_loop(backing: &OwnedFd) -> Result<(String, OwnedFd)> {
+    let ctl = sys::openat(None, Path::new("/dev/loop-control"), libc::O_RDWR, 0)
+        .context(|| "cannot open /dev/loop-control (the writable layer needs loop devices; load the 'loop' module)".into())?;
+    for _ in 0..64 {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
+        let n = sys::cvt(unsafe { libc::ioctl(ctl.as_raw_fd(), abi::LOOP_CTL_GET_FREE) })
+            .context(|| "cannot find a free loop device".into())?;
+        let dev = format!("/dev/loop{n}");
+        let dfd = match sys::openat(None, Path::new(&dev), libc::O_RDWR, 0) {
+            Ok(fd) => fd,
+            // udev may not have created the node yet on hosts without devtmpfs.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e).context(|| format!("cannot open {dev}")),
+        };
+        // SAFETY: loop_config is plain data; zero is valid for every field.
+        let mut cfg: abi::loop_config = unsafe { std::mem::zeroed() };
+        cfg.fd = backing.as_raw_fd() as u32;
+        cfg.info.lo_flags = abi::LO_FLAGS_AUTOCLEAR;
+        // SAFETY: `cfg` is a valid loop_config that outlives the call.
+        match sys::cvt(unsafe { libc::ioctl(dfd.as_raw_fd(), abi::LOOP_CONFIGURE, &cfg as *const abi::loop_config) }) {
+            Ok(_) => return Ok((dev, dfd)),
+            // Another sandbox took this device between GET_FREE and CONFIGURE: try the next.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => continue,
+            Err(e) => return Err(e).context(|| format!("cannot attach {dev}")),
+        }
+    }
+    Err(Error::Setup("no free loop device after 64 attempts".into()))
+}
+
+/// Returns the formatted template for `size_bytes`, creating it once (under a lock, then
+/// renamed into place so a half-written template is never used).
+fn template(paths: &Paths, size_bytes: u64) -> Result<PathBuf> {
+    let dir = paths.disk_templates();
+    let path = dir.join(format!("ext4-{}M-v2.img", size_bytes >> 20));
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    let lock = File::create(dir.join(".lock")).context(|| format!("cannot create a lock in {}", dir.display()))?;
+    sys::flock(&lock, true, false).context(|| "cannot lock the disk templates".into())?;
+    if path.exists() {
+        return Ok(path);
+    }
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    // The initial content: overlayfs's upper and work directories.
+    let seed = dir.join(format!(".seed-{}", std::process::id()));
+    for d in ["upper", "work"] {
+        std::fs::create_dir_all(seed.join(d)).context(|| format!("cannot create {}", seed.display()))?;
+    }
+    let f = File::create(&tmp).context(|| format!("cannot create {}", tmp.display()))?;
+    f.set_len(size_bytes).context(|| format!("cannot size {}", tmp.display()))?;
+    drop(f);
+    let out = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-m", "0", "-b", "4096", "-O", "^has_journal,^resize_inode", "-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", "-d"])
+        .arg(&seed)
+        .arg(&tmp)
+        .output();
+    let _ = std::fs::remove_dir_all(&seed);
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::Setup(format!(
+                "mkfs.ext4 failed making the writable-layer template: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::Setup(format!(
+                "cannot run mkfs.ext4 ({e}): install e2fsprogs (apt-get install e2fsprogs)"
+            )));
+        }
+    }
+    std::fs::rename(&tmp, &path).context(|| format!("cannot install {}", path.display()))?;
+    Ok(path)
+}
+
+/// Copies only the data extents of a sparse file (the template is 1 GiB of which a few
+/// hundred KiB are written).
+fn copy_sparse(src: &Path, dst: &OwnedFd) -> std::io::Result<()> {
+    let mut s = File::open(src)?;
+    let len = s.metadata()?.len();
+    let d = File::from(dst.try_clone()?);
+    d.set_len(len)?;
+    let fd = s.as_raw_fd();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut off: i64 = 0;
+    loop {
+        // SAFETY: lseek on an open descriptor; SEEK_DATA/SEEK_HOLE return offsets or -1.
+        let data = unsafe { libc::lseek(fd, off, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: no more data
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let end = if hole < 0 { len as i64 } else { hole };
+        s.seek(SeekFrom::Start(data as u64))?;
+        let mut pos = data;
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            s.read_exact(&mut buf[..n])?;
+            d.write_all_at(&buf[..n], pos as u64)?;
+            pos += n as i64;
+        }
+        off = end;
+    }
+    (&d).flush()
+}

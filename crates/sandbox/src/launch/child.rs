@@ -1,0 +1,255 @@
+//! The sandbox's first process: finishes the namespaces, builds the root, drops privileges,
+//! then becomes the tiny init that starts the program, reaps zombies and forwards signals.
+//!
+//! This code runs in a child created by `clone3` from the single-threaded launcher, so it may
+//! allocate; it never returns (it ends in `_exit`).
+
+use super::protocol as msg;
+use crate::rootfs::{self, Attach, Mounts};
+use crate::sys::{self, fdpass, process, signal};
+use crate::{caps, seccomp};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Everything the child needs, prepared by the launcher before `clone3`.
+pub struct ChildConfig {
+    pub layout: rootfs::Layout,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    /// `PATH` used to find `argv[0]` inside the sandbox.
+    pub search_path: String,
+    pub workdir: PathBuf,
+    pub hostname: String,
+    pub filter: Vec<seccomp::bpf::Insn>,
+    /// v2: the program's filter hands syscalls to the Sentry; its listener is sent back.
+    pub notify: bool,
+}
+
+/// Runs the child; never returns.
+pub fn run(cfg: &ChildConfig, sock: OwnedFd) -> ! {
+    let fd = sock.as_raw_fd();
+    match setup(cfg, &sock) {
+        Ok(()) => init(cfg, sock),
+        Err(e) => {
+            let mut m = vec![msg::SETUP_ERROR];
+            m.extend_from_slice(e.as_bytes());
+            let _ = fdpass::send(fd, &m, &[]);
+            exit(125)
+        }
+    }
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
+    // If the launcher dies, so does the sandbox.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    let mounts = receive(sock)?;
+    crate::trace::mark("child: mounts received");
+    // Become root of the user namespace (the launcher has written the id maps by now) with no
+    // supplementary groups from the host.
+    process::set_ids(0, 0).map_err(|e| format!("cannot become root in the user namespace: {e}"))?;
+    // SAFETY: setgroups with size 0 ignores the pointer.
+    sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) }).map_err(|e| format!("setgroups: {e}"))?;
+    // The cgroup namespace is created now that the launcher has moved us into the sandbox's
+    // cgroup, so that cgroup is the namespace's root.
+    // SAFETY: unshare takes integer flags.
+    sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+    rootfs::build(&cfg.layout, mounts).map_err(|e| e.to_string())?;
+    crate::trace::mark("child: root built");
+    set_hostname(&cfg.hostname)?;
+    loopback_up()?;
+    if std::env::set_current_dir(&cfg.workdir).is_err() {
+        std::fs::create_dir_all(&cfg.workdir)
+            .and_then(|()| std::env::set_current_dir(&cfg.workdir))
+            .map_err(|e| format!("cannot use working directory {}: {e}", cfg.workdir.display()))?;
+    }
+    caps::restrict_to(caps::mask(&caps::DOCKER_DEFAULT)).map_err(|e| format!("cannot drop capabilities: {e}"))?;
+    crate::trace::mark("child: ready");
+    Ok(())
+}
+
+/// Receives the mounts from the launcher, until `GO`.
+fn receive(sock: &OwnedFd) -> Result<Mounts, String> {
+    let mut lower = None;
+    let mut disk = None;
+    let mut attach = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let (n, mut fds) = fdpass::recv(sock, &mut buf).map_err(|e| format!("receiving mounts: {e}"))?;
+        if n == 0 {
+            exit(125); // the launcher is gone
+        }
+        match buf[0] {
+            msg::LOWER => lower = fds.pop(),
+            msg::DISK => disk = fds.pop(),
+            msg::ATTACH if n >= 3 => {
+                let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
+                let fd = fds.pop().ok_or("attach message without a descriptor")?;
+                attach.push(Attach { fd, target, dir: buf[1] == 1, readonly: buf[2] == 1 });
+            }
+            msg::GO => break,
+            m => return Err(format!("unexpected message {m} from the launcher")),
+        }
+    }
+    Ok(Mounts {
+        lower: lower.ok_or("no image was sent")?,
+        disk: disk.ok_or("no writable layer was sent")?,
+        attach,
+    })
+}
+
+fn set_hostname(name: &str) -> Result<(), String> {
+    // SAFETY: pointer and length describe `name`.
+    sys::cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
+        .map(drop)
+        .map_err(|e| format!("cannot set the hostname: {e}"))
+}
+
+/// The new network namespace has only `lo`, and it is down.
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket creation.
+    let s = sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+        .map_err(|e| format!("socket: {e}"))?;
+    // SAFETY: socket returned a new descriptor.
+    let s = unsafe { sys::owned(s) };
+    // SAFETY: ifreq is plain data.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: `ifr` is a valid ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS.
+    unsafe {
+        sys::cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr)).map_err(|e| format!("SIOCGIFFLAGS lo: {e}"))?;
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        sys::cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr)).map_err(|e| format!("cannot bring lo up: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Pid 1 of the sandbox: starts the program, then reaps and forwards until it ends.
+fn init(cfg: &ChildConfig, sock: OwnedFd) -> ! {
+    // Keep only the launcher socket, as fd 3; nothing else of the launcher's reaches the
+    // program (CVE-2024-21626).
+    let sock_fd = keep_only(sock);
+    let all = signal::SigSet::full();
+    let _ = signal::set_mask(libc::SIG_SETMASK, &all);
+    for &s in signal::FORWARDED {
+        // A handler (not SIG_DFL) is what lets a pid-namespace init receive signals from the
+        // launcher at all.
+        let _ = signal::set_handler(s, signal::noop_handler as *const () as libc::sighandler_t);
+    }
+    // /proc/1 of this process must not be openable by the program (CVE-2019-5736).
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0);
+    if !cfg.notify {
+        if let Err(e) = seccomp::install(&cfg.filter, seccomp::InstallFlags::default()) {
+            report_setup(sock_fd, &format!("cannot install the seccomp filter: {e}"));
+        }
+    }
+    // SAFETY: single-threaded; the child only prepares and calls execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        report_setup(sock_fd, &format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        start_program(cfg, sock_fd);
+    }
+    loop {
+        let mut info: libc::siginfo_t =
+            // SAFETY: siginfo_t is plain data.
+            unsafe { std::mem::zeroed() };
+        // SAFETY: `all` is a valid set and `info` a writable siginfo_t.
+        let sig = unsafe { libc::sigwaitinfo(all.raw(), &mut info) };
+        if sig == libc::SIGCHLD {
+            while let Ok(Some((p, status))) = process::waitpid(-1, true) {
+                if p == pid {
+                    let raw = match status {
+                        process::WaitStatus::Exited(c) => c << 8,
+                        process::WaitStatus::Signaled(s) => s,
+                    };
+                    let mut m = vec![msg::EXITED];
+                    m.extend_from_slice(&raw.to_le_bytes());
+                    let _ = fdpass::send(sock_fd, &m, &[]);
+                    crate::trace::mark("init: program ended");
+                    exit(status.code());
+                }
+            }
+        } else if sig > 0 && signal::FORWARDED.contains(&sig) {
+            let _ = process::kill(pid, sig);
+        }
+    }
+}
+
+fn report_setup(sock: RawFd, m: &str) -> ! {
+    let mut b = vec![msg::SETUP_ERROR];
+    b.extend_from_slice(m.as_bytes());
+    let _ = fdpass::send(sock, &b, &[]);
+    exit(125)
+}
+
+/// Moves `sock` to fd 3 and closes every other descriptor above 2.
+fn keep_only(sock: OwnedFd) -> RawFd {
+    let raw = sock.as_raw_fd();
+    std::mem::forget(sock);
+    if raw != 3 {
+        // SAFETY: dup3 onto 3 (close-on-exec); the old number is closed below.
+        unsafe { libc::dup3(raw, 3, libc::O_CLOEXEC) };
+    }
+    let _ = sys::close_from(4, false);
+    3
+}
+
+/// In the program's process: new session, default signal state, find the program, exec.
+fn start_program(cfg: &ChildConfig, sock: RawFd) -> ! {
+    // SAFETY: setsid has no arguments.
+    unsafe { libc::setsid() };
+    let _ = signal::set_mask(libc::SIG_SETMASK, &signal::SigSet::empty());
+    let errno = match find_program(&cfg.argv[0], &cfg.search_path) {
+        Ok(path) => {
+            let argv: Vec<*const libc::c_char> =
+                cfg.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+            let envp: Vec<*const libc::c_char> =
+                cfg.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+            // SAFETY: path, argv and envp are NUL-terminated and the arrays null-terminated.
+            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOEXEC)
+        }
+        Err(e) => e,
+    };
+    let mut m = vec![msg::EXEC_ERROR];
+    m.extend_from_slice(&errno.to_le_bytes());
+    let _ = fdpass::send(sock, &m, &[]);
+    exit(if errno == libc::ENOENT { 127 } else { 126 })
+}
+
+/// `execvp`'s lookup: names with a slash are used as they are; others are searched in
+/// `PATH`. Returns the errno a shell would report.
+fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
+    let name = argv0.to_bytes();
+    if name.contains(&b'/') {
+        return Ok(argv0.clone());
+    }
+    let mut err = libc::ENOENT;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let mut full = dir.as_bytes().to_vec();
+        full.push(b'/');
+        full.extend_from_slice(name);
+        let Ok(c) = CString::new(full) else { continue };
+        // SAFETY: `st` is a valid out-buffer and `c` NUL-terminated.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            continue;
+        }
+        // SAFETY: `c` is NUL-terminated.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(c);
+        }
+        err = libc::EACCES;
+    }
+    Err(err)
+}

@@ -1,0 +1,288 @@
+//! Starting, supervising and cleaning up a sandbox.
+//!
+//! The launcher (host root) creates the cgroup, clones the sandbox's first process into new
+//! namespaces, maps its ids, prepares the mounts it will attach (image, system directories,
+//! binds, disk layer) and lets it go. It then waits, forwarding signals and enforcing the
+//! timeout, and removes everything when the sandbox ends, however it ends.
+
+mod child;
+mod gc;
+mod protocol;
+mod supervise;
+
+pub use gc::reap_stale;
+pub use supervise::{Ending, Outcome, WaitOptions};
+
+use crate::cgroup::{self, Cgroup, HostCgroupFs, Limits};
+use crate::disk::DiskJob;
+use crate::error::{Context, Error, Result};
+use crate::idmap::IdRange;
+use crate::paths::Paths;
+use crate::rootfs::{self, host, ProcMode};
+use crate::spec::{Image, SandboxKind, SandboxSpec};
+use crate::sys::{self, abi, fdpass, mount, process};
+use child::ChildConfig;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The namespaces every sandbox gets at clone time (the cgroup namespace comes later, once
+/// the process is in its cgroup).
+const NAMESPACES: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS) as u64;
+
+/// A running sandbox. Dropping it kills whatever still runs and removes its cgroup, disk
+/// layer and state directory.
+pub struct Sandbox {
+    pub id: String,
+    pub spec: SandboxSpec,
+    /// Host pid of the sandbox's init.
+    pub pid: libc::pid_t,
+    pidfd: OwnedFd,
+    sock: OwnedFd,
+    cgroup: Cgroup,
+    dir: PathBuf,
+    ids: IdRange,
+    disk: Option<DiskJob>,
+    _lock: File,
+    reaped: bool,
+}
+
+/// Metadata kept next to a sandbox's state so a later run can clean up after a crash.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    cgroup_parent: String,
+    cgroup_name: String,
+}
+
+impl Sandbox {
+    /// Creates the sandbox and starts `spec.argv` in it.
+    pub fn start(spec: &SandboxSpec, paths: &Paths) -> Result<Self> {
+        crate::trace::mark("start");
+        spec.validate()?;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(Error::NotRoot);
+        }
+        let layout = cgroup::Layout::detect()?;
+        let fs: Arc<dyn cgroup::CgroupFs> = Arc::new(HostCgroupFs);
+        reap_stale(paths, &layout);
+
+        let id = sys::random_hex(6);
+        let dir = paths.sandboxes().join(&id);
+        std::fs::create_dir_all(dir.join("stage")).context(|| format!("cannot create {}", dir.display()))?;
+        let lock = File::create(dir.join("lock")).context(|| format!("cannot create {}/lock", dir.display()))?;
+        sys::flock(&lock, true, true).context(|| "cannot lock the sandbox state".into())?;
+        let meta = Meta { cgroup_parent: spec.cgroup_parent.clone(), cgroup_name: id.clone() };
+        std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap_or_default())
+            .context(|| format!("cannot write {}/meta.json", dir.display()))?;
+
+        let result = Self::start_in(spec, paths, &layout, fs, id, dir.clone(), lock);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    fn start_in(
+        spec: &SandboxSpec,
+        paths: &Paths,
+        layout: &cgroup::Layout,
+        fs: Arc<dyn cgroup::CgroupFs>,
+        id: String,
+        dir: PathBuf,
+        lock: File,
+    ) -> Result<Self> {
+        crate::trace::mark("state dir");
+        let ids = IdRange::allocate(paths)?;
+        let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
+        let limits = Limits::for_tier(spec.tier, spec.pids_max);
+        let cgroup = Cgroup::create(layout, fs, &spec.cgroup_parent, &id, &limits)?;
+        crate::trace::mark("cgroup created");
+        let lower_src = match &spec.image {
+            Image::Host => host::skeleton(paths)?,
+            Image::Dir(d) => d.clone(),
+        };
+        let cfg = child_config(spec, &dir)?;
+        let (parent_sock, child_sock) = fdpass::seqpacket_pair().context(|| "socketpair".into())?;
+        let cgroup_fd = match cgroup.unified_dir() {
+            Some(d) => Some(sys::openat(None, d, libc::O_PATH | libc::O_DIRECTORY, 0).context(|| format!("cannot open {}", d.display()))?),
+            None => None,
+        };
+        if process::thread_count() > 1 {
+            return Err(Error::Setup("the launcher must be single-threaded to clone a sandbox".into()));
+        }
+        // SAFETY: the launcher is single-threaded (checked above); the child runs
+        // `child::run`, which ends in _exit.
+        let forked = unsafe { process::clone3_fork(NAMESPACES, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
+        let (pid, pidfd) = match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into())? {
+            process::Forked::Child => {
+                drop(parent_sock);
+                child::run(&cfg, child_sock)
+            }
+            process::Forked::Parent { pid, pidfd } => (pid, pidfd),
+        };
+        drop(child_sock);
+        crate::trace::mark("cloned");
+        let mut sb = Self { id, spec: spec.clone(), pid, pidfd, sock: parent_sock, cgroup, dir, ids, disk: Some(disk), _lock: lock, reaped: false };
+        sb.provision(&lower_src)?;
+        Ok(sb)
+    }
+
+    /// Joins the cgroup (v1), maps ids, and sends the mounts; then lets the child go.
+    fn provision(&mut self, lower_src: &Path) -> Result<()> {
+        if self.cgroup.unified_dir().is_none() {
+            self.cgroup.add_pid(self.pid)?;
+        }
+        let map = self.ids.map_line();
+        for file in ["uid_map", "gid_map"] {
+            let p = PathBuf::from(format!("/proc/{}/{file}", self.pid));
+            sys::write_file(&p, map.as_bytes()).context(|| format!("cannot write {}", p.display()))?;
+        }
+        let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
+            .context(|| "cannot open the sandbox's user namespace".into())?;
+        crate::trace::mark("ids mapped");
+        let sock = self.sock.as_raw_fd();
+        let send = |data: &[u8], fd: &OwnedFd| fdpass::send(sock, data, &[fd.as_raw_fd()]).context(|| "cannot send a mount to the sandbox".into());
+
+        let lower = idmapped(lower_src, &userns, 0, false)?;
+        send(&[protocol::LOWER], &lower)?;
+        drop(lower);
+        if self.spec.image == Image::Host {
+            for d in host::SYSTEM_DIRS {
+                let p = Path::new("/").join(d);
+                if p.is_symlink() || !p.is_dir() {
+                    continue;
+                }
+                let fd = idmapped(&p, &userns, abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID, true)?;
+                send(&attach_msg(&p, true, true), &fd)?;
+            }
+        }
+        for b in &self.spec.binds {
+            let extra = abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if b.readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
+            let fd = idmapped(&b.source, &userns, extra, true)?;
+            send(&attach_msg(&b.target, b.source.is_dir(), b.readonly), &fd)?;
+        }
+        crate::trace::mark("mounts sent");
+        let disk = self.disk.as_ref().map(|d| d.take()).ok_or_else(|| Error::Setup("no disk job".into()))??;
+        mount::idmap(&disk.mount, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
+        send(&[protocol::DISK], &disk.mount)?;
+        drop(disk);
+        crate::trace::mark("disk sent");
+        fdpass::send(sock, &[protocol::GO], &[]).context(|| "cannot start the sandbox".into())
+    }
+
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.cgroup
+    }
+
+    /// Sends `sig` to the sandbox's init, which passes it on to the program.
+    pub fn signal(&self, sig: libc::c_int) {
+        let _ = process::pidfd_signal(&self.pidfd, sig);
+    }
+
+    /// Kills every process of the sandbox.
+    pub fn kill(&self) {
+        let _ = process::pidfd_signal(&self.pidfd, libc::SIGKILL);
+        self.cgroup.kill_all();
+    }
+
+    /// Removes the sandbox's cgroup, disk layer and state. Called by `Drop`; calling it twice
+    /// is harmless.
+    pub fn cleanup(&mut self) -> Result<()> {
+        if !self.reaped {
+            self.kill();
+            let _ = process::waitpid(self.pid, false);
+            self.reaped = true;
+        }
+        self.disk = None;
+        let cg = self.cgroup.destroy();
+        crate::trace::mark("cgroup removed");
+        let _ = std::fs::remove_dir_all(&self.dir);
+        crate::trace::mark("state removed");
+        cg
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.cleanup();
+    }
+}
+
+fn attach_msg(target: &Path, dir: bool, readonly: bool) -> Vec<u8> {
+    let mut m = vec![protocol::ATTACH, dir as u8, readonly as u8];
+    m.extend_from_slice(target.as_os_str().as_encoded_bytes());
+    m
+}
+
+/// A detached copy of `src` whose files appear through the sandbox's id mapping. Falls back
+/// to a plain copy where the filesystem cannot be idmapped.
+fn idmapped(src: &Path, userns: &OwnedFd, extra: u64, recursive: bool) -> Result<OwnedFd> {
+    let fd = mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
+    if mount::idmap(&fd, userns, extra, recursive).is_err() {
+        let fd = mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
+        if extra != 0 {
+            mount::set_attr(Some(fd.as_raw_fd()), Path::new(""), extra, 0, recursive)
+                .context(|| format!("cannot set mount attributes on {}", src.display()))?;
+        }
+        return Ok(fd);
+    }
+    Ok(fd)
+}
+
+fn cstrings(items: impl IntoIterator<Item = String>) -> Result<Vec<CString>> {
+    items
+        .into_iter()
+        .map(|s| CString::new(s).map_err(|_| Error::Invalid("arguments and environment may not contain NUL bytes".into())))
+        .collect()
+}
+
+fn child_config(spec: &SandboxSpec, dir: &Path) -> Result<ChildConfig> {
+    let env = spec.full_env();
+    let search_path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    let v2 = spec.kind == SandboxKind::V2;
+    Ok(ChildConfig {
+        layout: rootfs::Layout {
+            stage: dir.join("stage"),
+            dev_size: (!v2).then(|| "65536k".to_string()),
+            tmp_in_memory: v2,
+            proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },
+            sys: !v2,
+        },
+        argv: cstrings(spec.argv.iter().cloned())?,
+        env: cstrings(env.into_iter().map(|(k, v)| format!("{k}={v}")))?,
+        search_path,
+        workdir: spec.workdir.clone(),
+        hostname: spec.hostname.clone(),
+        filter: if v2 { crate::seccomp::policy_v2(spec.report.is_some()).compile() } else { crate::seccomp::policy_v1().compile() },
+        notify: v2,
+    })
+}
+
+/// Starts a sandbox for `spec`, waits for it and cleans up: what `fnbox run` does.
+pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions) -> Result<Outcome> {
+    let mut sb = Sandbox::start(spec, paths)?;
+    let outcome = sb.wait(opts);
+    sb.cleanup()?;
+    outcome
+}
+
+/// `--stats`: peak memory, split into process memory and in-memory files.
+pub fn stats_line(o: &Outcome) -> String {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    format!(
+        "fnbox: stats: peak memory {:.1} MiB of {:.0} MiB (process memory {:.1} MiB, in-memory files {:.1} MiB), {:.3} s",
+        mib(o.peak.total),
+        mib(o.memory_limit),
+        mib(o.peak.anon),
+        mib(o.peak.in_memory_files),
+        o.duration.as_secs_f64()
+    )
+}

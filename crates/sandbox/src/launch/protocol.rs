@@ -1,0 +1,22 @@
+//! Messages between the launcher and the sandbox's first process, over a `SOCK_SEQPACKET`
+//! pair (one message per packet, descriptors attached with `SCM_RIGHTS`).
+
+/// Launcher → sandbox: the image (overlayfs lower layer); one descriptor.
+pub const LOWER: u8 = b'L';
+/// Launcher → sandbox: the disk-backed writable layer; one descriptor.
+pub const DISK: u8 = b'D';
+/// Launcher → sandbox: a mount to attach: `[ATTACH, is_dir, readonly, target...]`; one descriptor.
+pub const ATTACH: u8 = b'A';
+/// Launcher → sandbox: everything is sent, go.
+pub const GO: u8 = b'G';
+
+/// Sandbox → launcher: set-up failed; the rest is the message.
+pub const SETUP_ERROR: u8 = b'E';
+/// Sandbox → launcher: the program could not be started: `[EXEC_ERROR, errno (4 bytes LE)]`.
+pub const EXEC_ERROR: u8 = b'F';
+/// Sandbox → launcher: the program ended: `[EXITED, wait status (4 bytes LE)]`.
+pub const EXITED: u8 = b'X';
+/// Sandbox → launcher (v2): the seccomp listener and the root, for the Sentry; descriptors
+/// attached.
+#[allow(dead_code)] // used by the v2 launcher
+pub const SENTRY_FDS: u8 = b'S';

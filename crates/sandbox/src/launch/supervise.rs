@@ -1,0 +1,218 @@
+//! Waiting for a sandbox: signals are passed on, the timeout enforced, memory sampled, and the
+//! way the sandbox ended reported the way a user needs to read it.
+
+use super::{protocol as msg, Sandbox};
+use crate::cgroup::MemoryUse;
+use crate::error::{Context, Result};
+use crate::sys::{fdpass, process, signal};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// How the sandbox ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The program exited with this code.
+    Exited(i32),
+    /// The program was killed by this signal.
+    Signaled(i32),
+    /// The kernel's OOM killer ended the program (memory limit reached).
+    OutOfMemory,
+    /// The timeout elapsed and the sandbox was killed.
+    TimedOut(Duration),
+    /// The program could not be started (errno from execve or the PATH lookup).
+    ExecFailed(i32),
+    /// The sandbox could not be built.
+    SetupFailed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// `fnbox run`'s exit status: the program's, 128+N for signal N, 137 for OOM and timeout,
+    /// 127/126 when the program cannot be found/run, 125 when the sandbox cannot be built.
+    pub code: i32,
+    pub oom_kills: u64,
+    pub memory_limit: u64,
+    /// Peaks over the sandbox's life (sampled; the total also from the kernel's counter).
+    pub peak: MemoryUse,
+    pub duration: Duration,
+}
+
+impl Outcome {
+    /// The line `fnbox run` prints on stderr for endings the program did not choose itself.
+    pub fn message(&self, argv0: &str) -> Option<String> {
+        let mib = self.memory_limit >> 20;
+        match &self.ending {
+            Ending::OutOfMemory => Some(format!("fnbox: killed: out of memory (limit {mib} MiB)")),
+            Ending::TimedOut(d) => Some(format!("fnbox: killed: timeout after {} s", d.as_secs_f64())),
+            Ending::ExecFailed(e) => Some(format!(
+                "fnbox: cannot run '{argv0}': {}{}",
+                std::io::Error::from_raw_os_error(*e),
+                if *e == libc::ENOENT && !argv0.contains('/') { " (not found in PATH inside the sandbox)" } else { "" }
+            )),
+            Ending::SetupFailed(m) => Some(format!("fnbox: sandbox set-up failed: {m}")),
+            Ending::Signaled(_) | Ending::Exited(_) if self.oom_kills > 0 => Some(format!(
+                "fnbox: note: the OOM killer ended {} process(es) in the sandbox (limit {mib} MiB)",
+                self.oom_kills
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What `wait` does besides waiting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WaitOptions {
+    /// Pass SIGINT, SIGTERM, SIGHUP, ... received by this process to the program.
+    pub forward_signals: bool,
+    /// Sample memory use (for `--stats`).
+    pub sample_memory: bool,
+}
+
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+impl Sandbox {
+    /// Waits until the sandbox ends; then its processes are gone (its cgroup and state are
+    /// removed by `cleanup`/`Drop`).
+    pub fn wait(&mut self, opts: WaitOptions) -> Result<Outcome> {
+        let started = Instant::now();
+        let deadline = self.spec.timeout.map(|t| started + t);
+        let mut sigfd = if opts.forward_signals {
+            let set = signal::SigSet::of(signal::FORWARDED);
+            signal::set_mask(libc::SIG_BLOCK, &set).context(|| "cannot block signals".into())?;
+            Some(signal::signalfd(&set).context(|| "signalfd".into())?)
+        } else {
+            None
+        };
+        // SAFETY: fcntl on our own socket.
+        unsafe { libc::fcntl(self.sock.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut state = Collected::default();
+        let mut timed_out = false;
+        let mut peak = MemoryUse::default();
+        let mut sock_open = true;
+        loop {
+            let mut fds = vec![
+                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                // Once the sandbox's end of the socket is closed it stays readable (HUP); stop
+                // watching it then.
+                libc::pollfd { fd: if sock_open { self.sock.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
+            ];
+            if let Some(s) = &sigfd {
+                fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            }
+            let now = Instant::now();
+            let mut wait = deadline.map(|d| d.saturating_duration_since(now));
+            if opts.sample_memory {
+                wait = Some(wait.map_or(SAMPLE_EVERY, |w| w.min(SAMPLE_EVERY)));
+            }
+            let ms = wait.map_or(-1, |w| w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 != 0));
+            // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context(|| "poll".into());
+            }
+            if opts.sample_memory {
+                peak = max_use(peak, self.cgroup.memory_now());
+            }
+            if fds[1].revents != 0 {
+                crate::trace::mark("message from the sandbox");
+                state.drain(&self.sock);
+                if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                    sock_open = false;
+                }
+            }
+            if let Some(s) = &sigfd {
+                if fds[2].revents != 0 {
+                    while let Ok(Some(sig)) = signal::read_signalfd(s) {
+                        self.signal(sig);
+                    }
+                }
+            }
+            if fds[0].revents != 0 {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+                timed_out = true;
+                self.kill();
+            }
+        }
+        crate::trace::mark("sandbox ended");
+        let init_status = process::waitpid(self.pid, false).ok().flatten().map(|(_, s)| s);
+        self.reaped = true;
+        state.drain(&self.sock);
+        if sigfd.take().is_some() {
+            let _ = signal::set_mask(libc::SIG_UNBLOCK, &signal::SigSet::of(signal::FORWARDED));
+        }
+        let oom_kills = self.cgroup.oom_kills();
+        peak = max_use(peak, self.cgroup.memory_now());
+        if let Some(p) = self.cgroup.memory_peak() {
+            peak.total = peak.total.max(p);
+        }
+        let status = state.exited.or(init_status);
+        let ending = if let Some(m) = state.setup_error {
+            Ending::SetupFailed(m)
+        } else if let Some(e) = state.exec_error {
+            Ending::ExecFailed(e)
+        } else if timed_out {
+            Ending::TimedOut(self.spec.timeout.unwrap_or_default())
+        } else {
+            match status {
+                Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => Ending::OutOfMemory,
+                Some(process::WaitStatus::Signaled(s)) => Ending::Signaled(s),
+                Some(process::WaitStatus::Exited(c)) => Ending::Exited(c),
+                None => Ending::SetupFailed("the sandbox vanished without a status".into()),
+            }
+        };
+        let code = match &ending {
+            Ending::Exited(c) => *c,
+            Ending::Signaled(s) => 128 + s,
+            Ending::OutOfMemory | Ending::TimedOut(_) => 128 + libc::SIGKILL,
+            Ending::ExecFailed(e) if *e == libc::ENOENT => 127,
+            Ending::ExecFailed(_) => 126,
+            Ending::SetupFailed(_) => 125,
+        };
+        Ok(Outcome {
+            ending,
+            code,
+            oom_kills,
+            memory_limit: self.spec.tier.memory_bytes(),
+            peak,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+fn max_use(a: MemoryUse, b: MemoryUse) -> MemoryUse {
+    MemoryUse { total: a.total.max(b.total), in_memory_files: a.in_memory_files.max(b.in_memory_files), anon: a.anon.max(b.anon) }
+}
+
+/// What the sandbox reported over the socket.
+#[derive(Default)]
+struct Collected {
+    setup_error: Option<String>,
+    exec_error: Option<i32>,
+    exited: Option<process::WaitStatus>,
+}
+
+impl Collected {
+    fn drain(&mut self, sock: &std::os::fd::OwnedFd) {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, _fds)) = fdpass::recv(sock, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            let word = || i32::from_le_bytes(buf.get(1..5).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
+            match buf[0] {
+                msg::SETUP_ERROR => self.setup_error = Some(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+                msg::EXEC_ERROR => self.exec_error = Some(word()),
+                msg::EXITED => self.exited = process::WaitStatus::from_raw(word()),
+                _ => {}
+            }
+        }
+    }
+}
+
