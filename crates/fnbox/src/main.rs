@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "fnbox", version, about = "Serverless functions in strong sandboxes")]
+#[command(
+    name = "fnbox",
+    version,
+    about = "Serverless functions in strong sandboxes"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -18,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a program in a sandbox and exit with its status.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the syscalls a sandbox supports, generated from fnbox's syscall table.
     Syscalls {
         #[arg(long, default_value = "v2")]
@@ -63,6 +67,9 @@ struct RunArgs {
     /// v2: write a compatibility report (unsupported and partial syscalls hit) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Parent cgroup of the sandbox (tests and the platform use their own).
+    #[arg(long, default_value = "fnbox", hide = true)]
+    cgroup_parent: String,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     argv: Vec<String>,
@@ -73,19 +80,43 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
     let mut s = SandboxSpec::new(kind, a.argv);
     s.tier = Tier::parse(&a.memory)?;
     s.image = Image::parse(&a.image)?;
-    s.binds = a.binds.iter().map(|b| Bind::parse(b)).collect::<Result<_, _>>()?;
-    s.env = a.env.iter().map(|e| spec::parse_env(e)).collect::<Result<_, _>>()?;
+    s.binds = a
+        .binds
+        .iter()
+        .map(|b| Bind::parse(b))
+        .collect::<Result<_, _>>()?;
+    s.env = a
+        .env
+        .iter()
+        .map(|e| spec::parse_env(e))
+        .collect::<Result<_, _>>()?;
     s.workdir = PathBuf::from(&a.workdir);
     if let Some(t) = a.timeout {
         if !(t.is_finite() && t > 0.0) {
-            return Err(fnbox_sandbox::Error::Invalid(format!("timeout {t} is not valid: give a number of seconds above 0")));
+            return Err(fnbox_sandbox::Error::Invalid(format!(
+                "timeout {t} is not valid: give a number of seconds above 0"
+            )));
         }
         s.timeout = Some(Duration::from_secs_f64(t));
     }
-    s.disk_bytes = spec::parse_size_mb(&a.disk).ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))? << 20;
+    s.disk_bytes = spec::parse_size_mb(&a.disk)
+        .ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))?
+        << 20;
     s.pids_max = a.pids;
+    if a.cgroup_parent.is_empty()
+        || a.cgroup_parent.contains("..")
+        || a.cgroup_parent.starts_with('/')
+    {
+        return Err(fnbox_sandbox::Error::Invalid(format!(
+            "cgroup parent '{}' is not valid: use a relative name",
+            a.cgroup_parent
+        )));
+    }
+    s.cgroup_parent = a.cgroup_parent;
     if a.report.is_some() && kind != SandboxKind::V2 {
-        return Err(fnbox_sandbox::Error::Invalid("--report needs --sandbox v2 (v1 runs every syscall natively)".into()));
+        return Err(fnbox_sandbox::Error::Invalid(
+            "--report needs --sandbox v2 (v1 runs every syscall natively)".into(),
+        ));
     }
     s.report = a.report;
     Ok(s)
@@ -96,12 +127,19 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run(a) => {
             let stats = a.stats;
-            let spec = match build_spec(a) {
+            let spec = match build_spec(*a) {
                 Ok(s) => s,
                 Err(e) => return fail(&e.to_string(), 125),
             };
             let paths = fnbox_sandbox::Paths::from_env();
-            match launch::run(&spec, &paths, WaitOptions { forward_signals: true, sample_memory: stats }) {
+            match launch::run(
+                &spec,
+                &paths,
+                WaitOptions {
+                    forward_signals: true,
+                    sample_memory: stats,
+                },
+            ) {
                 Ok(o) => {
                     if let Some(m) = o.message(&spec.argv[0]) {
                         eprintln!("{m}");

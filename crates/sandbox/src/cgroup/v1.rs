@@ -59,18 +59,43 @@ impl CgroupV1 {
             fs.mkdir(dir).map_err(|e| io_err("create", dir, e))?;
         }
         let mem = self.dir("memory");
-        set(fs, &mem, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+        set(
+            fs,
+            &mem,
+            "memory.limit_in_bytes",
+            &limits.memory_bytes.to_string(),
+        )?;
         // Swap off: memory+swap may not exceed memory. Absent when swap accounting is off,
         // in which case there is no swap to account for.
         let memsw = mem.join("memory.memsw.limit_in_bytes");
         if fs.exists(&memsw) {
-            set(fs, &mem, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())?;
+            set(
+                fs,
+                &mem,
+                "memory.memsw.limit_in_bytes",
+                &limits.memory_bytes.to_string(),
+            )?;
         }
         let _ = fs.write(&mem.join("memory.swappiness"), "0");
         let cpu = self.dir("cpu");
-        set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
-        set(fs, &cpu, "cpu.cfs_quota_us", &limits.cpu_quota_us.to_string())?;
-        set(fs, &self.dir("pids"), "pids.max", &limits.pids_max.to_string())?;
+        set(
+            fs,
+            &cpu,
+            "cpu.cfs_period_us",
+            &limits.cpu_period_us.to_string(),
+        )?;
+        set(
+            fs,
+            &cpu,
+            "cpu.cfs_quota_us",
+            &limits.cpu_quota_us.to_string(),
+        )?;
+        set(
+            fs,
+            &self.dir("pids"),
+            "pids.max",
+            &limits.pids_max.to_string(),
+        )?;
         Ok(())
     }
 
@@ -78,7 +103,11 @@ impl CgroupV1 {
         self.dirs
             .iter()
             .find(|(c, _)| c == controller)
-            .or_else(|| self.dirs.iter().find(|(c, _)| controller == "cpu" && c == "cpuacct"))
+            .or_else(|| {
+                self.dirs
+                    .iter()
+                    .find(|(c, _)| controller == "cpu" && c == "cpuacct")
+            })
             .map(|(_, d)| d.clone())
             .unwrap_or_default()
     }
@@ -90,7 +119,8 @@ impl CgroupV1 {
     pub fn add_pid(&self, fs: &dyn CgroupFs, pid: i32) -> Result<()> {
         for (_, d) in &self.dirs {
             let p = d.join("cgroup.procs");
-            fs.write(&p, &pid.to_string()).map_err(|e| io_err("write to", &p, e))?;
+            fs.write(&p, &pid.to_string())
+                .map_err(|e| io_err("write to", &p, e))?;
         }
         Ok(())
     }

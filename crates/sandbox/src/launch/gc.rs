@@ -1,37 +1,46 @@
 //! Cleaning up after launchers that died without cleaning up (killed with SIGKILL, say).
-//! Each sandbox's state directory holds a lock its launcher keeps for the sandbox's life; a
-//! directory whose lock can be taken belongs to nobody.
+//!
+//! A sandbox's cgroup is named `<uid slot>-<random>`, and its launcher holds the lock of that
+//! uid slot for the sandbox's life. A cgroup whose slot lock can be taken belongs to nobody:
+//! whatever still runs in it is killed and the cgroup removed. The rest of a sandbox (mounts,
+//! disk layer, namespaces) dies with its processes.
 
 use crate::cgroup::{Cgroup, HostCgroupFs, Layout};
+use crate::idmap::IdRange;
 use crate::paths::Paths;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Removes the cgroups and state of dead sandboxes. Returns how many were reaped.
-pub fn reap_stale(paths: &Paths, layout: &Layout) -> usize {
-    let Ok(entries) = std::fs::read_dir(paths.sandboxes()) else { return 0 };
+/// Removes the cgroups of dead sandboxes under `parent`. Returns how many were reaped.
+pub fn reap_stale(paths: &Paths, layout: &Layout, parent: &str) -> usize {
+    let dir: PathBuf = match layout {
+        Layout::V1 { controllers } => match controllers.iter().find(|(c, _)| c == "memory") {
+            Some((_, m)) => m.join(parent),
+            None => return 0,
+        },
+        Layout::V2 { root } => root.join(parent),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
     let mut n = 0;
     for e in entries.flatten() {
-        let dir = e.path();
-        let Ok(lock) = std::fs::File::open(dir.join("lock")) else {
-            // A directory without a lock is either being created right now or a leftover of
-            // a crash during creation; only the latter is old.
-            if e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|a| a.as_secs() > 60) {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(slot) = name
+            .split_once('-')
+            .and_then(|(s, _)| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        if !crate::sys::flock(&lock, true, true).unwrap_or(false) {
-            continue; // alive
+        // Holding the slot while cleaning keeps a new sandbox from taking it meanwhile.
+        let Some(_held) = IdRange::try_take(paths, slot) else {
+            continue;
+        };
+        let cg = Cgroup::open(layout, Arc::new(HostCgroupFs), parent, &name);
+        cg.kill_all();
+        if cg.destroy().is_ok() {
+            n += 1;
         }
-        if let Ok(meta) = std::fs::read(dir.join("meta.json")) {
-            if let Ok(m) = serde_json::from_slice::<super::Meta>(&meta) {
-                let cg = Cgroup::open(layout, Arc::new(HostCgroupFs), &m.cgroup_parent, &m.cgroup_name);
-                cg.kill_all();
-                let _ = cg.destroy();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        n += 1;
     }
     n
 }

@@ -23,7 +23,6 @@ use crate::spec::{Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 use std::ffi::CString;
-use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,9 +36,11 @@ const NAMESPACES: u64 = (libc::CLONE_NEWUSER
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUTS) as u64;
 
-/// A running sandbox. Dropping it kills whatever still runs and removes its cgroup, disk
-/// layer and state directory.
+/// A running sandbox. Dropping it kills whatever still runs and removes its cgroup; its disk
+/// layer goes with its mount namespace.
 pub struct Sandbox {
+    /// `<uid slot>-<random>`: also the cgroup's name, which lets a later run find and clean
+    /// up the sandboxes of a launcher that died (see `gc.rs`).
     pub id: String,
     pub spec: SandboxSpec,
     /// Host pid of the sandbox's init.
@@ -47,18 +48,10 @@ pub struct Sandbox {
     pidfd: OwnedFd,
     sock: OwnedFd,
     cgroup: Cgroup,
-    dir: PathBuf,
     ids: IdRange,
     disk: Option<DiskJob>,
-    _lock: File,
     reaped: bool,
-}
-
-/// Metadata kept next to a sandbox's state so a later run can clean up after a crash.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Meta {
-    cgroup_parent: String,
-    cgroup_name: String,
+    cleaned: bool,
 }
 
 impl Sandbox {
@@ -66,71 +59,78 @@ impl Sandbox {
     pub fn start(spec: &SandboxSpec, paths: &Paths) -> Result<Self> {
         crate::trace::mark("start");
         spec.validate()?;
+        if spec.kind == SandboxKind::V2 {
+            return Err(Error::Invalid(
+                "sandbox v2 is not available in this build yet: use --sandbox v1".into(),
+            ));
+        }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(Error::NotRoot);
         }
         let layout = cgroup::Layout::detect()?;
+        cgroup::tune_host(&layout);
         let fs: Arc<dyn cgroup::CgroupFs> = Arc::new(HostCgroupFs);
-        reap_stale(paths, &layout);
-
-        let id = sys::random_hex(6);
-        let dir = paths.sandboxes().join(&id);
-        std::fs::create_dir_all(dir.join("stage")).context(|| format!("cannot create {}", dir.display()))?;
-        let lock = File::create(dir.join("lock")).context(|| format!("cannot create {}/lock", dir.display()))?;
-        sys::flock(&lock, true, true).context(|| "cannot lock the sandbox state".into())?;
-        let meta = Meta { cgroup_parent: spec.cgroup_parent.clone(), cgroup_name: id.clone() };
-        std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap_or_default())
-            .context(|| format!("cannot write {}/meta.json", dir.display()))?;
-
-        let result = Self::start_in(spec, paths, &layout, fs, id, dir.clone(), lock);
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
+        reap_stale(paths, &layout, &spec.cgroup_parent);
+        let stage = paths.run.join("stage");
+        if !stage.is_dir() {
+            std::fs::create_dir_all(&stage)
+                .context(|| format!("cannot create {}", stage.display()))?;
         }
-        result
-    }
-
-    fn start_in(
-        spec: &SandboxSpec,
-        paths: &Paths,
-        layout: &cgroup::Layout,
-        fs: Arc<dyn cgroup::CgroupFs>,
-        id: String,
-        dir: PathBuf,
-        lock: File,
-    ) -> Result<Self> {
-        crate::trace::mark("state dir");
         let ids = IdRange::allocate(paths)?;
         let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
+        let id = format!("{}-{}", ids.slot, sys::random_hex(4));
         let limits = Limits::for_tier(spec.tier, spec.pids_max);
-        let cgroup = Cgroup::create(layout, fs, &spec.cgroup_parent, &id, &limits)?;
+        let cgroup = Cgroup::create(&layout, fs, &spec.cgroup_parent, &id, &limits)?;
         crate::trace::mark("cgroup created");
         let lower_src = match &spec.image {
             Image::Host => host::skeleton(paths)?,
             Image::Dir(d) => d.clone(),
         };
-        let cfg = child_config(spec, &dir)?;
+        let cfg = child_config(spec, &stage)?;
         let (parent_sock, child_sock) = fdpass::seqpacket_pair().context(|| "socketpair".into())?;
         let cgroup_fd = match cgroup.unified_dir() {
-            Some(d) => Some(sys::openat(None, d, libc::O_PATH | libc::O_DIRECTORY, 0).context(|| format!("cannot open {}", d.display()))?),
+            Some(d) => Some(
+                sys::openat(None, d, libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .context(|| format!("cannot open {}", d.display()))?,
+            ),
             None => None,
         };
         if process::thread_count() > 1 {
-            return Err(Error::Setup("the launcher must be single-threaded to clone a sandbox".into()));
+            return Err(Error::Setup(
+                "the launcher must be single-threaded to clone a sandbox".into(),
+            ));
         }
         // SAFETY: the launcher is single-threaded (checked above); the child runs
         // `child::run`, which ends in _exit.
-        let forked = unsafe { process::clone3_fork(NAMESPACES, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
-        let (pid, pidfd) = match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into())? {
-            process::Forked::Child => {
-                drop(parent_sock);
-                child::run(&cfg, child_sock)
-            }
-            process::Forked::Parent { pid, pidfd } => (pid, pidfd),
-        };
+        let forked =
+            unsafe { process::clone3_fork(NAMESPACES, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
+        let (pid, pidfd) =
+            match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into()) {
+                Ok(process::Forked::Child) => {
+                    drop(parent_sock);
+                    child::run(&cfg, child_sock)
+                }
+                Ok(process::Forked::Parent { pid, pidfd }) => (pid, pidfd),
+                Err(e) => {
+                    let _ = cgroup.destroy();
+                    return Err(e);
+                }
+            };
         drop(child_sock);
         crate::trace::mark("cloned");
-        let mut sb = Self { id, spec: spec.clone(), pid, pidfd, sock: parent_sock, cgroup, dir, ids, disk: Some(disk), _lock: lock, reaped: false };
+        let mut sb = Self {
+            id,
+            spec: spec.clone(),
+            pid,
+            pidfd,
+            sock: parent_sock,
+            cgroup,
+            ids,
+            disk: Some(disk),
+            reaped: false,
+            cleaned: false,
+        };
         sb.provision(&lower_src)?;
         Ok(sb)
     }
@@ -143,16 +143,25 @@ impl Sandbox {
         let map = self.ids.map_line();
         for file in ["uid_map", "gid_map"] {
             let p = PathBuf::from(format!("/proc/{}/{file}", self.pid));
-            sys::write_file(&p, map.as_bytes()).context(|| format!("cannot write {}", p.display()))?;
+            sys::write_file(&p, map.as_bytes())
+                .context(|| format!("cannot write {}", p.display()))?;
         }
-        let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
-            .context(|| "cannot open the sandbox's user namespace".into())?;
+        let userns = sys::openat(
+            None,
+            Path::new(&format!("/proc/{}/ns/user", self.pid)),
+            libc::O_RDONLY,
+            0,
+        )
+        .context(|| "cannot open the sandbox's user namespace".into())?;
         crate::trace::mark("ids mapped");
         let sock = self.sock.as_raw_fd();
-        let send = |data: &[u8], fd: &OwnedFd| fdpass::send(sock, data, &[fd.as_raw_fd()]).context(|| "cannot send a mount to the sandbox".into());
+        let send = |data: &[u8], fd: Option<&OwnedFd>| {
+            let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
+            fdpass::send(sock, data, &fds).context(|| "cannot send a mount to the sandbox".into())
+        };
 
         let lower = idmapped(lower_src, &userns, 0, false)?;
-        send(&[protocol::LOWER], &lower)?;
+        send(&[protocol::LOWER], Some(&lower))?;
         drop(lower);
         if self.spec.image == Image::Host {
             for d in host::SYSTEM_DIRS {
@@ -160,22 +169,42 @@ impl Sandbox {
                 if p.is_symlink() || !p.is_dir() {
                     continue;
                 }
-                let fd = idmapped(&p, &userns, abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID, true)?;
-                send(&attach_msg(&p, true, true), &fd)?;
+                let fd = idmapped(
+                    &p,
+                    &userns,
+                    abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID,
+                    true,
+                )?;
+                send(&attach_msg(&p, true, true), Some(&fd))?;
             }
         }
         for b in &self.spec.binds {
-            let extra = abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if b.readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
+            let extra = abi::MOUNT_ATTR_NODEV
+                | abi::MOUNT_ATTR_NOSUID
+                | if b.readonly {
+                    abi::MOUNT_ATTR_RDONLY
+                } else {
+                    0
+                };
             let fd = idmapped(&b.source, &userns, extra, true)?;
-            send(&attach_msg(&b.target, b.source.is_dir(), b.readonly), &fd)?;
+            send(
+                &attach_msg(&b.target, b.source.is_dir(), b.readonly),
+                Some(&fd),
+            )?;
         }
+        send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
-        let disk = self.disk.as_ref().map(|d| d.take()).ok_or_else(|| Error::Setup("no disk job".into()))??;
-        mount::idmap(&disk.mount, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
-        send(&[protocol::DISK], &disk.mount)?;
+        let disk = self
+            .disk
+            .as_ref()
+            .map(|d| d.take())
+            .ok_or_else(|| Error::Setup("no disk job".into()))??;
+        mount::idmap(&disk.mount, &userns, 0, false)
+            .context(|| "cannot idmap the writable layer".into())?;
+        send(&[protocol::DISK], Some(&disk.mount))?;
         drop(disk);
         crate::trace::mark("disk sent");
-        fdpass::send(sock, &[protocol::GO], &[]).context(|| "cannot start the sandbox".into())
+        send(&[protocol::GO], None)
     }
 
     pub fn cgroup(&self) -> &Cgroup {
@@ -193,9 +222,12 @@ impl Sandbox {
         self.cgroup.kill_all();
     }
 
-    /// Removes the sandbox's cgroup, disk layer and state. Called by `Drop`; calling it twice
-    /// is harmless.
+    /// Removes the sandbox's cgroup (the disk layer goes with the mount namespace). Called by
+    /// `Drop`; calling it twice is harmless.
     pub fn cleanup(&mut self) -> Result<()> {
+        if self.cleaned {
+            return Ok(());
+        }
         if !self.reaped {
             self.kill();
             let _ = process::waitpid(self.pid, false);
@@ -204,8 +236,7 @@ impl Sandbox {
         self.disk = None;
         let cg = self.cgroup.destroy();
         crate::trace::mark("cgroup removed");
-        let _ = std::fs::remove_dir_all(&self.dir);
-        crate::trace::mark("state removed");
+        self.cleaned = true;
         cg
     }
 }
@@ -225,9 +256,11 @@ fn attach_msg(target: &Path, dir: bool, readonly: bool) -> Vec<u8> {
 /// A detached copy of `src` whose files appear through the sandbox's id mapping. Falls back
 /// to a plain copy where the filesystem cannot be idmapped.
 fn idmapped(src: &Path, userns: &OwnedFd, extra: u64, recursive: bool) -> Result<OwnedFd> {
-    let fd = mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
+    let fd = mount::clone_tree(src, recursive)
+        .context(|| format!("cannot clone the mount of {}", src.display()))?;
     if mount::idmap(&fd, userns, extra, recursive).is_err() {
-        let fd = mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
+        let fd = mount::clone_tree(src, recursive)
+            .context(|| format!("cannot clone the mount of {}", src.display()))?;
         if extra != 0 {
             mount::set_attr(Some(fd.as_raw_fd()), Path::new(""), extra, 0, recursive)
                 .context(|| format!("cannot set mount attributes on {}", src.display()))?;
@@ -240,20 +273,32 @@ fn idmapped(src: &Path, userns: &OwnedFd, extra: u64, recursive: bool) -> Result
 fn cstrings(items: impl IntoIterator<Item = String>) -> Result<Vec<CString>> {
     items
         .into_iter()
-        .map(|s| CString::new(s).map_err(|_| Error::Invalid("arguments and environment may not contain NUL bytes".into())))
+        .map(|s| {
+            CString::new(s).map_err(|_| {
+                Error::Invalid("arguments and environment may not contain NUL bytes".into())
+            })
+        })
         .collect()
 }
 
-fn child_config(spec: &SandboxSpec, dir: &Path) -> Result<ChildConfig> {
+fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
     let env = spec.full_env();
-    let search_path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    let search_path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let v2 = spec.kind == SandboxKind::V2;
     Ok(ChildConfig {
         layout: rootfs::Layout {
-            stage: dir.join("stage"),
+            stage: stage.to_path_buf(),
             dev_size: (!v2).then(|| "65536k".to_string()),
             tmp_in_memory: v2,
-            proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },
+            proc: if v2 {
+                ProcMode::Placeholder
+            } else {
+                ProcMode::Kernel
+            },
             sys: !v2,
         },
         argv: cstrings(spec.argv.iter().cloned())?,
@@ -261,7 +306,11 @@ fn child_config(spec: &SandboxSpec, dir: &Path) -> Result<ChildConfig> {
         search_path,
         workdir: spec.workdir.clone(),
         hostname: spec.hostname.clone(),
-        filter: if v2 { crate::seccomp::policy_v2(spec.report.is_some()).compile() } else { crate::seccomp::policy_v1().compile() },
+        filter: if v2 {
+            crate::seccomp::policy_v2(spec.report.is_some()).compile()
+        } else {
+            crate::seccomp::policy_v1().compile()
+        },
         notify: v2,
     })
 }

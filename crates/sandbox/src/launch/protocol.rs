@@ -7,6 +7,8 @@ pub const LOWER: u8 = b'L';
 pub const DISK: u8 = b'D';
 /// Launcher → sandbox: a mount to attach: `[ATTACH, is_dir, readonly, target...]`; one descriptor.
 pub const ATTACH: u8 = b'A';
+/// Launcher → sandbox: the image and attachments are sent; build what does not need the disk.
+pub const STAGE: u8 = b'P';
 /// Launcher → sandbox: everything is sent, go.
 pub const GO: u8 = b'G';
 

@@ -42,8 +42,14 @@ pub fn mount_dev(dev: &Path, size: Option<&str>) -> Result<()> {
         None => "mode=755,size=0".to_string(),
     };
     make_mountpoint(dev, true)?;
-    mount::mount(Some("tmpfs"), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&opts))
-        .map_err(|e| err("cannot mount", dev, e))?;
+    mount::mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some(&opts),
+    )
+    .map_err(|e| err("cannot mount", dev, e))?;
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
         if !host.exists() {
@@ -69,7 +75,8 @@ pub fn mount_dev(dev: &Path, size: Option<&str>) -> Result<()> {
     std::fs::set_permissions(&shm, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
         .map_err(|e| err("cannot chmod", &shm, e))?;
     for (name, target) in DEV_LINKS {
-        sys::symlinkat(Path::new(target), None, &dev.join(name)).map_err(|e| err("cannot create", &dev.join(name), e))?;
+        sys::symlinkat(Path::new(target), None, &dev.join(name))
+            .map_err(|e| err("cannot create", &dev.join(name), e))?;
     }
     Ok(())
 }
@@ -77,13 +84,27 @@ pub fn mount_dev(dev: &Path, size: Option<&str>) -> Result<()> {
 /// procfs for the sandbox's pid namespace, with Docker's masked and read-only paths.
 pub fn mount_proc(proc_dir: &Path) -> Result<()> {
     make_mountpoint(proc_dir, true)?;
-    mount::mount(Some("proc"), proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
-        .map_err(|e| err("cannot mount", proc_dir, e))?;
+    mount::mount(
+        Some("proc"),
+        proc_dir,
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )
+    .map_err(|e| err("cannot mount", proc_dir, e))?;
     for name in PROC_MASKED {
         let p = proc_dir.join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if meta.is_dir() {
-            mount::mount(Some("tmpfs"), &p, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
+            mount::mount(
+                Some("tmpfs"),
+                &p,
+                Some("tmpfs"),
+                libc::MS_RDONLY,
+                Some("size=0,mode=555"),
+            )
         } else {
             mount::bind(Path::new("/dev/null"), &p, false)
         }
@@ -95,7 +116,8 @@ pub fn mount_proc(proc_dir: &Path) -> Result<()> {
             continue;
         }
         mount::bind(&p, &p, true).map_err(|e| err("cannot bind", &p, e))?;
-        mount::set_attr(None, &p, abi::MOUNT_ATTR_RDONLY, 0, true).map_err(|e| err("cannot make read-only", &p, e))?;
+        mount::set_attr(None, &p, abi::MOUNT_ATTR_RDONLY, 0, true)
+            .map_err(|e| err("cannot make read-only", &p, e))?;
     }
     Ok(())
 }
@@ -104,8 +126,14 @@ pub fn mount_proc(proc_dir: &Path) -> Result<()> {
 /// a path the kernel resolves itself (a continued `execve`) finds nothing there.
 pub fn proc_placeholder(proc_dir: &Path) -> Result<()> {
     make_mountpoint(proc_dir, true)?;
-    mount::mount(Some("proc"), proc_dir, Some("tmpfs"), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("size=0,mode=000"))
-        .map_err(|e| err("cannot mount", proc_dir, e))
+    mount::mount(
+        Some("proc"),
+        proc_dir,
+        Some("tmpfs"),
+        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some("size=0,mode=000"),
+    )
+    .map_err(|e| err("cannot mount", proc_dir, e))
 }
 
 /// sysfs, read-only, with `/sys/firmware` masked (as Docker does).
@@ -121,8 +149,14 @@ pub fn mount_sys(sys_dir: &Path) -> Result<()> {
     .map_err(|e| err("cannot mount", sys_dir, e))?;
     let fw = sys_dir.join("firmware");
     if fw.is_dir() {
-        mount::mount(Some("tmpfs"), &fw, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
-            .map_err(|e| err("cannot mask", &fw, e))?;
+        mount::mount(
+            Some("tmpfs"),
+            &fw,
+            Some("tmpfs"),
+            libc::MS_RDONLY,
+            Some("size=0,mode=555"),
+        )
+        .map_err(|e| err("cannot mask", &fw, e))?;
     }
     Ok(())
 }

@@ -3,8 +3,9 @@
 //! The launcher (host root) prepares detached mounts — the image (idmapped, so host-root-owned
 //! files appear root-owned inside), the system directories of the `host` image, the binds and
 //! the disk-backed writable layer — and passes their descriptors to the sandbox's first process.
-//! That process, root only inside its user namespace, attaches them, mounts overlayfs, `/dev`,
-//! `/proc` and `/sys`, and pivots.
+//! That process, root only inside its user namespace, builds everything it can while the disk
+//! layer is still being prepared ([`stage`]), then mounts the overlay root, moves the staged
+//! mounts into it and pivots ([`finish`]).
 
 mod dev;
 pub mod host;
@@ -19,15 +20,16 @@ use std::path::{Path, PathBuf};
 pub enum ProcMode {
     /// The kernel's procfs for the sandbox's pid namespace, with sensitive paths masked (v1).
     Kernel,
-    /// An empty, inaccessible directory: the Sentry serves a synthetic `/proc` (v2).
+    /// An empty, read-only directory: the Sentry serves a synthetic `/proc` (v2).
     Placeholder,
 }
 
 /// The parts of the layout that differ between sandboxes.
 #[derive(Clone, Debug)]
 pub struct Layout {
-    /// A directory that exists on the host and is empty; the new root is assembled under it
-    /// (in the sandbox's private mount namespace, invisible to the host).
+    /// A directory that exists on the host; the new root is assembled on a tmpfs mounted over
+    /// it in the sandbox's private mount namespace, invisible to the host and to other
+    /// sandboxes (so every sandbox can use the same one).
     pub stage: PathBuf,
     /// `size=` of the `/dev` tmpfs (`None`: no cap of its own).
     pub dev_size: Option<String>,
@@ -48,78 +50,146 @@ pub struct Attach {
     pub readonly: bool,
 }
 
-/// The descriptors the launcher sends.
-pub struct Mounts {
-    /// The image (or the `host` skeleton), used as overlayfs's lower layer.
-    pub lower: OwnedFd,
-    /// The disk-backed writable layer (holds `upper/` and `work/`).
-    pub disk: OwnedFd,
-    /// System directories of the `host` image, then binds, in order.
-    pub attach: Vec<Attach>,
+/// Mounts built before the root exists, waiting on the staging tmpfs to be moved in.
+pub struct Staged {
+    stage: PathBuf,
+    /// (staging path, path inside the sandbox, is a directory)
+    moves: Vec<(PathBuf, PathBuf, bool)>,
+    tmp_in_memory: bool,
 }
 
 fn err(what: &str, p: &Path, e: std::io::Error) -> Error {
     Error::Setup(format!("{what} {}: {e}", p.display()))
 }
 
-/// Assembles the root and pivots into it. Runs in the sandbox's first process, as root of its
-/// user namespace, in a fresh mount namespace.
-pub fn build(layout: &Layout, m: Mounts) -> Result<()> {
+/// First half: everything that does not need the writable layer. Runs in the sandbox's first
+/// process, as root of its user namespace, in a fresh mount namespace.
+pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Staged> {
     let stage = &layout.stage;
     // Nothing we do may propagate back to the host.
-    mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
-        .map_err(|e| err("cannot make the mount namespace private at", Path::new("/"), e))?;
-    mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=64k"))
-        .map_err(|e| err("cannot mount the staging tmpfs on", stage, e))?;
-    let lower = stage.join("lower");
-    let disk = stage.join("disk");
-    let root = stage.join("root");
-    for d in [&lower, &disk, &root] {
-        sys::mkdirat(None, d, 0o755, false).map_err(|e| err("cannot create", d, e))?;
+    mount::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| {
+        err(
+            "cannot make the mount namespace private at",
+            Path::new("/"),
+            e,
+        )
+    })?;
+    mount::mount(
+        Some("fnbox"),
+        stage,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=700,size=64k"),
+    )
+    .map_err(|e| err("cannot mount the staging tmpfs on", stage, e))?;
+    for d in ["lower", "disk", "root"] {
+        let p = stage.join(d);
+        sys::mkdirat(None, &p, 0o755, false).map_err(|e| err("cannot create", &p, e))?;
     }
-    mount::move_mount_to(&m.lower, &lower).map_err(|e| err("cannot attach the image at", &lower, e))?;
-    mount::move_mount_to(&m.disk, &disk).map_err(|e| err("cannot attach the writable layer at", &disk, e))?;
+    let lower_dir = stage.join("lower");
+    mount::move_mount_to(&lower, &lower_dir)
+        .map_err(|e| err("cannot attach the image at", &lower_dir, e))?;
+
+    let mut moves = Vec::new();
+    for (i, a) in attach.iter().enumerate() {
+        let at = stage.join(format!("a{i}"));
+        make_mountpoint(&at, a.dir)?;
+        mount::move_mount_to(&a.fd, &at).map_err(|e| err("cannot attach", &a.target, e))?;
+        if a.readonly {
+            mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
+                .map_err(|e| err("cannot make read-only", &a.target, e))?;
+        }
+        moves.push((at, a.target.clone(), a.dir));
+    }
+    let dev = stage.join("dev");
+    dev::mount_dev(&dev, layout.dev_size.as_deref())?;
+    moves.push((dev, "/dev".into(), true));
+    let proc_dir = stage.join("proc");
+    match layout.proc {
+        ProcMode::Kernel => dev::mount_proc(&proc_dir)?,
+        ProcMode::Placeholder => dev::proc_placeholder(&proc_dir)?,
+    }
+    moves.push((proc_dir, "/proc".into(), true));
+    if layout.sys {
+        let sys_dir = stage.join("sys");
+        dev::mount_sys(&sys_dir)?;
+        moves.push((sys_dir, "/sys".into(), true));
+    }
+    Ok(Staged {
+        stage: stage.clone(),
+        moves,
+        tmp_in_memory: layout.tmp_in_memory,
+    })
+}
+
+/// Second half: the overlay root on the writable layer, the staged mounts moved into it, and
+/// `pivot_root`.
+pub fn finish(staged: Staged, disk: OwnedFd) -> Result<()> {
+    let stage = &staged.stage;
+    let disk_dir = stage.join("disk");
+    let root = stage.join("root");
+    let lower = stage.join("lower");
+    mount::move_mount_to(&disk, &disk_dir)
+        .map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
     let opts = format!(
         "lowerdir={},upperdir={},workdir={},userxattr",
         lower.display(),
-        disk.join("upper").display(),
-        disk.join("work").display()
+        disk_dir.join("upper").display(),
+        disk_dir.join("work").display()
     );
     mount::mount(Some("fnbox-root"), &root, Some("overlay"), 0, Some(&opts))
         .map_err(|e| err("cannot mount the root overlay on", &root, e))?;
-
-    for a in &m.attach {
-        let target = inside(&root, &a.target);
-        make_mountpoint(&target, a.dir)?;
-        mount::move_mount_to(&a.fd, &target).map_err(|e| err("cannot attach", &a.target, e))?;
-        if a.readonly {
-            mount::set_attr(None, &target, abi::MOUNT_ATTR_RDONLY, 0, true)
-                .map_err(|e| err("cannot make read-only", &a.target, e))?;
-        }
+    for (from, target, dir) in &staged.moves {
+        let to = inside(&root, target);
+        make_mountpoint(&to, *dir)?;
+        move_to(from, &to).map_err(|e| err("cannot move the staged mount to", target, e))?;
     }
-
-    if layout.tmp_in_memory {
+    if staged.tmp_in_memory {
         let tmp = root.join("tmp");
         make_mountpoint(&tmp, true)?;
-        mount::mount(Some("tmpfs"), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777,size=0"))
-            .map_err(|e| err("cannot mount", &tmp, e))?;
-    }
-    dev::mount_dev(&root.join("dev"), layout.dev_size.as_deref())?;
-    match layout.proc {
-        ProcMode::Kernel => dev::mount_proc(&root.join("proc"))?,
-        ProcMode::Placeholder => dev::proc_placeholder(&root.join("proc"))?,
-    }
-    if layout.sys {
-        dev::mount_sys(&root.join("sys"))?;
+        mount::mount(
+            Some("tmpfs"),
+            &tmp,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=1777,size=0"),
+        )
+        .map_err(|e| err("cannot mount", &tmp, e))?;
     }
     pivot(&root)
+}
+
+/// `mount(MS_MOVE)`: moves a mount (with everything mounted under it).
+fn move_to(from: &Path, to: &Path) -> std::io::Result<()> {
+    let f = sys::cpath(from)?;
+    let t = sys::cpath(to)?;
+    // SAFETY: both paths are NUL-terminated; MS_MOVE ignores the type and data arguments.
+    sys::cvt(unsafe {
+        libc::mount(
+            f.as_ptr(),
+            t.as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
+        )
+    })
+    .map(drop)
 }
 
 /// `pivot_root` into `root` and drop the old root (and with it the staging area).
 fn pivot(root: &Path) -> Result<()> {
     std::env::set_current_dir(root).map_err(|e| err("cannot enter", root, e))?;
-    mount::pivot_root(Path::new("."), Path::new(".")).map_err(|e| err("cannot pivot_root into", root, e))?;
-    mount::umount2(Path::new("."), libc::MNT_DETACH).map_err(|e| err("cannot detach the old root", root, e))?;
+    mount::pivot_root(Path::new("."), Path::new("."))
+        .map_err(|e| err("cannot pivot_root into", root, e))?;
+    mount::umount2(Path::new("."), libc::MNT_DETACH)
+        .map_err(|e| err("cannot detach the old root", root, e))?;
     std::env::set_current_dir("/").map_err(|e| err("cannot enter", Path::new("/"), e))?;
     Ok(())
 }

@@ -50,11 +50,21 @@ pub unsafe fn owned(fd: RawFd) -> OwnedFd {
 }
 
 /// `openat(2)` relative to `dir` (or the cwd when `None`).
-pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+pub fn openat(
+    dir: Option<RawFd>,
+    path: &Path,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let c = cpath(path)?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let fd = cvt(unsafe {
-        libc::openat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags | libc::O_CLOEXEC, mode)
+        libc::openat(
+            dir.unwrap_or(libc::AT_FDCWD),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode,
+        )
     })?;
     // SAFETY: the kernel just returned this descriptor to us.
     Ok(unsafe { owned(fd) })
@@ -91,7 +101,13 @@ pub fn lchownat(dir: Option<RawFd>, path: &Path, uid: u32, gid: u32) -> io::Resu
     let c = cpath(path)?;
     // SAFETY: `c` is a valid NUL-terminated string.
     cvt(unsafe {
-        libc::fchownat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+        libc::fchownat(
+            dir.unwrap_or(libc::AT_FDCWD),
+            c.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })
     .map(drop)
 }
@@ -156,7 +172,11 @@ pub fn random_hex(bytes: usize) -> String {
 /// `flock(2)` on an open descriptor. Returns `Ok(false)` when `nonblocking` and the lock is
 /// held elsewhere.
 pub fn flock(fd: &impl AsRawFd, exclusive: bool, nonblocking: bool) -> io::Result<bool> {
-    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    let mut op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     if nonblocking {
         op |= libc::LOCK_NB;
     }
@@ -199,4 +219,13 @@ pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The text of an errno value, without Rust's "(os error N)" suffix.
+pub fn strerror(errno: i32) -> String {
+    let s = io::Error::from_raw_os_error(errno).to_string();
+    match s.rfind(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }

@@ -33,8 +33,16 @@ pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     let src = cpath(source)?;
     let tgt = cpath(target)?;
     // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    cvt(unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), std::ptr::null(), flags, std::ptr::null()) })
-        .map(drop)
+    cvt(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    })
+    .map(drop)
 }
 
 /// `umount2(2)`.
@@ -96,7 +104,8 @@ impl FsContext {
     pub fn open(fstype: &str) -> io::Result<Self> {
         let t = cpath(fstype)?;
         // SAFETY: `t` is NUL-terminated.
-        let fd = cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), abi::FSOPEN_CLOEXEC) })?;
+        let fd =
+            cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), abi::FSOPEN_CLOEXEC) })?;
         // SAFETY: fsopen returned a new descriptor.
         Ok(Self(unsafe { owned(fd as RawFd) }))
     }
@@ -151,7 +160,12 @@ impl FsContext {
         })?;
         // SAFETY: fsmount takes a descriptor and integer flags.
         let fd = cvt_long(unsafe {
-            libc::syscall(libc::SYS_fsmount, self.0.as_raw_fd(), abi::FSMOUNT_CLOEXEC, attrs)
+            libc::syscall(
+                libc::SYS_fsmount,
+                self.0.as_raw_fd(),
+                abi::FSMOUNT_CLOEXEC,
+                attrs,
+            )
         })?;
         // SAFETY: fsmount returned a new descriptor.
         Ok(unsafe { owned(fd as RawFd) })
@@ -184,7 +198,8 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
         flags |= libc::AT_RECURSIVE as u32;
     }
     // SAFETY: `c` is NUL-terminated.
-    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
+    let fd =
+        cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
     // SAFETY: open_tree returned a new descriptor.
     Ok(unsafe { owned(fd as RawFd) })
 }

@@ -46,7 +46,11 @@ pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result
         Ok(Forked::Child)
     } else {
         // SAFETY: CLONE_PIDFD stored a new descriptor in `pidfd`.
-        Ok(Forked::Parent { pid: pid as libc::pid_t, pidfd: unsafe { owned(pidfd) } })
+        let pidfd = unsafe { owned(pidfd) };
+        Ok(Forked::Parent {
+            pid: pid as libc::pid_t,
+            pidfd,
+        })
     }
 }
 
@@ -62,7 +66,13 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 pub fn pidfd_signal(pidfd: &impl AsRawFd, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: a null siginfo is allowed and means "as if sent by kill(2)".
     cvt_long(unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
     })
     .map(drop)
 }
@@ -134,8 +144,14 @@ pub fn waitpid(pid: libc::pid_t, nohang: bool) -> io::Result<Option<(libc::pid_t
 /// Reads `buf.len()` bytes at `addr` in process `pid` (one `process_vm_readv`). Returns the
 /// number of bytes read, which may be short at the end of a mapping.
 pub fn read_mem(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     // SAFETY: `local` describes `buf`; the remote address is only interpreted by the kernel
     // in the other process, where a bad address yields EFAULT rather than undefined behaviour.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
@@ -147,8 +163,14 @@ pub fn read_mem(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize
 
 /// Writes `data` at `addr` in process `pid`; fails unless every byte was written.
 pub fn write_mem(pid: libc::pid_t, addr: u64, data: &[u8]) -> io::Result<()> {
-    let local = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: data.len() };
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     // SAFETY: as in `read_mem`; the local buffer is only read.
     let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
@@ -176,8 +198,10 @@ pub fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(1)))
+            s.lines().find_map(|l| {
+                l.strip_prefix("Threads:")
+                    .map(|v| v.trim().parse().unwrap_or(1))
+            })
         })
         .unwrap_or(1)
 }

@@ -5,8 +5,8 @@
 //! `fnbox syscalls` are all generated from it, so the documentation can never drift from
 //! what runs.
 
-mod rules;
 mod docs;
+mod rules;
 
 pub use docs::{render, Format};
 pub use rules::{rule, Action, Branch, Cond, Op, Rule, RULES};
@@ -70,7 +70,10 @@ include!(concat!(env!("OUT_DIR"), "/syscall_table.rs"));
 
 /// The row for a syscall number.
 pub fn by_nr(nr: u32) -> Option<&'static Syscall> {
-    TABLE.binary_search_by_key(&nr, |s| s.nr).ok().map(|i| &TABLE[i])
+    TABLE
+        .binary_search_by_key(&nr, |s| s.nr)
+        .ok()
+        .map(|i| &TABLE[i])
 }
 
 /// The row for a syscall name.
@@ -120,32 +123,114 @@ mod tests {
     fn design_must_be_unsupported_list_holds() {
         // DESIGN.md §3: these must never run natively in v2.
         for name in [
-            "io_uring_setup", "io_uring_enter", "io_uring_register", "ptrace", "process_vm_readv",
-            "process_vm_writev", "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at",
-            "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "mount",
-            "umount2", "pivot_root", "fsopen", "open_tree", "move_mount", "fsmount", "fsconfig",
-            "fspick", "unshare", "setns", "keyctl", "add_key", "request_key", "clock_settime",
-            "settimeofday", "adjtimex", "clock_adjtime", "reboot",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "open_by_handle_at",
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "fsopen",
+            "open_tree",
+            "move_mount",
+            "fsmount",
+            "fsconfig",
+            "fspick",
+            "unshare",
+            "setns",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "clock_settime",
+            "settimeofday",
+            "adjtimex",
+            "clock_adjtime",
+            "reboot",
         ] {
             let s = by_name(name).unwrap();
             assert_eq!(s.class, Class::Unsupported, "{name}");
             assert_eq!(s.v2, Route::Enosys, "{name}");
         }
-        assert!(matches!(by_name("clone").unwrap().v2, Route::Rule("clone-no-ns")));
-        assert!(matches!(by_name("socket").unwrap().v2, Route::Rule("socket-v2")));
-        assert!(matches!(by_name("ioctl").unwrap().v2, Route::Rule("ioctl-no-tiocsti")));
+        assert!(matches!(
+            by_name("clone").unwrap().v2,
+            Route::Rule("clone-no-ns")
+        ));
+        assert!(matches!(
+            by_name("socket").unwrap().v2,
+            Route::Rule("socket-v2")
+        ));
+        assert!(matches!(
+            by_name("ioctl").unwrap().v2,
+            Route::Rule("ioctl-no-tiocsti")
+        ));
     }
 
     #[test]
     fn path_syscalls_are_never_native_in_v2() {
         for name in [
-            "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx", "access",
-            "faccessat", "faccessat2", "readlink", "readlinkat", "mkdir", "mkdirat", "rmdir",
-            "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
-            "symlinkat", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime",
-            "utimes", "futimesat", "truncate", "chdir", "statfs", "setxattr", "lsetxattr",
-            "getxattr", "lgetxattr", "listxattr", "llistxattr", "removexattr", "lremovexattr",
-            "bind", "connect", "execve", "execveat", "mknod", "mknodat", "inotify_add_watch",
+            "open",
+            "openat",
+            "openat2",
+            "creat",
+            "stat",
+            "lstat",
+            "newfstatat",
+            "statx",
+            "access",
+            "faccessat",
+            "faccessat2",
+            "readlink",
+            "readlinkat",
+            "mkdir",
+            "mkdirat",
+            "rmdir",
+            "unlink",
+            "unlinkat",
+            "rename",
+            "renameat",
+            "renameat2",
+            "link",
+            "linkat",
+            "symlink",
+            "symlinkat",
+            "chmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "lchown",
+            "fchownat",
+            "utime",
+            "utimes",
+            "futimesat",
+            "truncate",
+            "chdir",
+            "statfs",
+            "setxattr",
+            "lsetxattr",
+            "getxattr",
+            "lgetxattr",
+            "listxattr",
+            "llistxattr",
+            "removexattr",
+            "lremovexattr",
+            "bind",
+            "connect",
+            "execve",
+            "execveat",
+            "mknod",
+            "mknodat",
+            "inotify_add_watch",
         ] {
             assert_eq!(by_name(name).unwrap().class, Class::Emulated, "{name}");
         }

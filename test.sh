@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, and end-to-end tests that create real sandboxes (namespaces,
+# cgroups, loop devices). Must run as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh: the tests create namespaces, cgroups and mounts: run as root (sudo ./test.sh)" >&2
+  exit 1
+fi
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -q -- -D warnings
+cargo test --release --workspace "$@"
