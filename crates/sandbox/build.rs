@@ -25,11 +25,7 @@ fn main() {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
-        assert!(
-            f.len() == 6,
-            "table.tsv line {}: expected 6 tab-separated fields",
-            i + 1
-        );
+        assert!(f.len() == 6, "table.tsv line {}: expected 6 tab-separated fields", i + 1);
         let nr: i64 = f[0].parse().expect("syscall number");
         assert!(nr > last, "table.tsv line {}: numbers must increase", i + 1);
         last = nr;

@@ -9,11 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(
-    name = "fnbox",
-    version,
-    about = "Serverless functions in strong sandboxes"
-)]
+#[command(name = "fnbox", version, about = "Serverless functions in strong sandboxes")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -67,6 +63,9 @@ struct RunArgs {
     /// v2: write a compatibility report (unsupported and partial syscalls hit) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write JSON status lines (started, ended) to this inherited descriptor (for the platform).
+    #[arg(long, hide = true)]
+    status_fd: Option<i32>,
     /// Parent cgroup of the sandbox (tests and the platform use their own).
     #[arg(long, default_value = "fnbox", hide = true)]
     cgroup_parent: String,
@@ -80,16 +79,8 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
     let mut s = SandboxSpec::new(kind, a.argv);
     s.tier = Tier::parse(&a.memory)?;
     s.image = Image::parse(&a.image)?;
-    s.binds = a
-        .binds
-        .iter()
-        .map(|b| Bind::parse(b))
-        .collect::<Result<_, _>>()?;
-    s.env = a
-        .env
-        .iter()
-        .map(|e| spec::parse_env(e))
-        .collect::<Result<_, _>>()?;
+    s.binds = a.binds.iter().map(|b| Bind::parse(b)).collect::<Result<_, _>>()?;
+    s.env = a.env.iter().map(|e| spec::parse_env(e)).collect::<Result<_, _>>()?;
     s.workdir = PathBuf::from(&a.workdir);
     if let Some(t) = a.timeout {
         if !(t.is_finite() && t > 0.0) {
@@ -99,14 +90,9 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
         }
         s.timeout = Some(Duration::from_secs_f64(t));
     }
-    s.disk_bytes = spec::parse_size_mb(&a.disk)
-        .ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))?
-        << 20;
+    s.disk_bytes = spec::parse_size_mb(&a.disk).ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))? << 20;
     s.pids_max = a.pids;
-    if a.cgroup_parent.is_empty()
-        || a.cgroup_parent.contains("..")
-        || a.cgroup_parent.starts_with('/')
-    {
+    if a.cgroup_parent.is_empty() || a.cgroup_parent.contains("..") || a.cgroup_parent.starts_with('/') {
         return Err(fnbox_sandbox::Error::Invalid(format!(
             "cgroup parent '{}' is not valid: use a relative name",
             a.cgroup_parent
@@ -127,19 +113,17 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run(a) => {
             let stats = a.stats;
+            let status = match a.status_fd.map(fnbox_sandbox::sys::inherited_file) {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => return fail(&e.to_string(), 125),
+                None => None,
+            };
             let spec = match build_spec(*a) {
                 Ok(s) => s,
                 Err(e) => return fail(&e.to_string(), 125),
             };
             let paths = fnbox_sandbox::Paths::from_env();
-            match launch::run(
-                &spec,
-                &paths,
-                WaitOptions {
-                    forward_signals: true,
-                    sample_memory: stats,
-                },
-            ) {
+            match launch::run(&spec, &paths, WaitOptions { forward_signals: true, sample_memory: stats }, status) {
                 Ok(o) => {
                     if let Some(m) = o.message(&spec.argv[0]) {
                         eprintln!("{m}");

@@ -283,59 +283,22 @@ for name, nr, args in [("unshare", 272, (0x10000000,)), ("keyctl", 250, (0, 0)),
 fn bad_input_is_one_clear_line() {
     let s = Scope::new("badinput");
     let cases: &[(&[&str], &[&str], i32, &str)] = &[
-        (
-            &[],
-            &["no-such-program"],
-            127,
-            "cannot run 'no-such-program': No such file or directory",
-        ),
-        (
-            &["--image", "/does/not/exist"],
-            &["true"],
-            125,
-            "image directory /does/not/exist does not exist",
-        ),
-        (
-            &["--memory", "12Q"],
-            &["true"],
-            125,
-            "memory '12Q' is not a size",
-        ),
-        (
-            &["--memory", "100M"],
-            &["true"],
-            125,
-            "not a tier: use 128, 256",
-        ),
-        (
-            &["--bind", "/does/not/exist:/x"],
-            &["true"],
-            125,
-            "bind source /does/not/exist does not exist",
-        ),
-        (
-            &["--sandbox", "v9"],
-            &["true"],
-            125,
-            "sandbox 'v9' does not exist",
-        ),
+        (&[], &["no-such-program"], 127, "cannot run 'no-such-program': No such file or directory"),
+        (&["--image", "/does/not/exist"], &["true"], 125, "image directory /does/not/exist does not exist"),
+        (&["--memory", "12Q"], &["true"], 125, "memory '12Q' is not a size"),
+        (&["--memory", "100M"], &["true"], 125, "not a tier: use 128, 256"),
+        (&["--bind", "/does/not/exist:/x"], &["true"], 125, "bind source /does/not/exist does not exist"),
+        (&["--sandbox", "v9"], &["true"], 125, "sandbox 'v9' does not exist"),
         (&["--timeout=0"], &["true"], 125, "timeout 0 is not valid"),
     ];
     for (args, argv, want_code, want_msg) in cases {
         let mut c = std::process::Command::new(FNBOX);
-        c.args(["run", "--cgroup-parent", &s.parent])
-            .args(*args)
-            .arg("--")
-            .args(*argv);
+        c.args(["run", "--cgroup-parent", &s.parent]).args(*args).arg("--").args(*argv);
         let o = c.output().unwrap();
         let err = stderr(&o);
         assert_eq!(code(&o), *want_code, "{args:?}: {err}");
         assert!(err.contains(want_msg), "{args:?}: {err}");
-        assert_eq!(
-            err.trim().lines().count(),
-            1,
-            "{args:?}: one line expected: {err}"
-        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line expected: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     s.assert_clean();

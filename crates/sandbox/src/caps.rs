@@ -44,27 +44,15 @@ pub fn restrict_to(keep: u64) -> io::Result<()> {
         }
     }
     prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_CLEAR_ALL, 0)?;
-    let hdr = CapHeader {
-        version: CAP_VERSION_3,
-        pid: 0,
-    };
+    let hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
     let lo = keep as u32;
     let hi = (keep >> 32) as u32;
     let data = [
-        CapData {
-            effective: lo,
-            permitted: lo,
-            inheritable: lo,
-        },
-        CapData {
-            effective: hi,
-            permitted: hi,
-            inheritable: hi,
-        },
+        CapData { effective: lo, permitted: lo, inheritable: lo },
+        CapData { effective: hi, permitted: hi, inheritable: hi },
     ];
     // SAFETY: header and the two data structs have the layout capset(2) expects for v3.
-    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })
-        .map(drop)
+    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) }).map(drop)
 }
 
 #[cfg(test)]

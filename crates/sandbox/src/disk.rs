@@ -36,17 +36,14 @@ impl Disk {
         let dir = paths.sandboxes();
         let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
             .context(|| format!("cannot create the writable layer in {}", dir.display()))?;
-        copy_sparse(&template, &image)
-            .context(|| "cannot fill the writable layer from its template".into())?;
+        copy_sparse(&template, &image).context(|| "cannot fill the writable layer from its template".into())?;
         crate::trace::mark("disk: image copied");
         // Keep the device open until the filesystem holds it: with autoclear, the last close of
         // an unmounted loop device detaches it.
         let (dev, device) = attach_loop(&image)?;
         crate::trace::mark("disk: loop attached");
-        let fs =
-            FsContext::open("ext4").context(|| "cannot mount the writable layer (ext4)".into())?;
-        fs.set_string("source", &dev)
-            .context(|| format!("cannot use {dev} for the writable layer"))?;
+        let fs = FsContext::open("ext4").context(|| "cannot mount the writable layer (ext4)".into())?;
+        fs.set_string("source", &dev).context(|| format!("cannot use {dev} for the writable layer"))?;
         // The template was made with lazy inode-table init; do not start a zeroing thread.
         let _ = fs.set_flag("noinit_itable");
         // The layer dies with the sandbox: cache flushes (which the loop device turns into
@@ -56,10 +53,7 @@ impl Disk {
             .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV)
             .context(|| format!("cannot mount the writable layer from {dev}"))?;
         crate::trace::mark("disk: mounted");
-        Ok(Self {
-            mount,
-            _device: Some(device),
-        })
+        Ok(Self { mount, _device: Some(device) })
     }
 }
 
@@ -84,8 +78,7 @@ impl DiskJob {
         // sends one message and calls _exit.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(std::io::Error::last_os_error())
-                .context(|| "cannot fork the disk helper".into());
+            return Err(std::io::Error::last_os_error()).context(|| "cannot fork the disk helper".into());
         }
         if pid == 0 {
             drop(ours);
@@ -113,16 +106,11 @@ impl DiskJob {
     /// Waits for the helper's result.
     pub fn take(&self) -> Result<Disk> {
         let mut buf = [0u8; 1024];
-        let (n, mut fds) = sys::fdpass::recv(&self.sock, &mut buf)
-            .context(|| "cannot receive the writable layer".into())?;
+        let (n, mut fds) =
+            sys::fdpass::recv(&self.sock, &mut buf).context(|| "cannot receive the writable layer".into())?;
         match fds.pop() {
-            Some(mount) if n > 0 && buf[0] != b'E' => Ok(Disk {
-                mount,
-                _device: None,
-            }),
-            _ if n > 1 => Err(Error::Setup(
-                String::from_utf8_lossy(&buf[1..n]).into_owned(),
-            )),
+            Some(mount) if n > 0 && buf[0] != b'E' => Ok(Disk { mount, _device: None }),
+            _ if n > 1 => Err(Error::Setup(String::from_utf8_lossy(&buf[1..n]).into_owned())),
             _ => Err(Error::Setup("the disk helper died".into())),
         }
     }
@@ -138,8 +126,9 @@ impl Drop for DiskJob {
 /// Finds a free loop device and binds it to `backing` with autoclear, so the device detaches
 /// itself when the filesystem on it is unmounted.
 fn attach_loop(backing: &OwnedFd) -> Result<(String, OwnedFd)> {
-    let ctl = sys::openat(None, Path::new("/dev/loop-control"), libc::O_RDWR, 0)
-        .context(|| "cannot open /dev/loop-control (the writable layer needs loop devices; load the 'loop' module)".into())?;
+    let ctl = sys::openat(None, Path::new("/dev/loop-control"), libc::O_RDWR, 0).context(|| {
+        "cannot open /dev/loop-control (the writable layer needs loop devices; load the 'loop' module)".into()
+    })?;
     for _ in 0..64 {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
         let n = sys::cvt(unsafe { libc::ioctl(ctl.as_raw_fd(), abi::LOOP_CTL_GET_FREE) })
@@ -156,13 +145,7 @@ fn attach_loop(backing: &OwnedFd) -> Result<(String, OwnedFd)> {
         cfg.fd = backing.as_raw_fd() as u32;
         cfg.info.lo_flags = abi::LO_FLAGS_AUTOCLEAR;
         // SAFETY: `cfg` is a valid loop_config that outlives the call.
-        match sys::cvt(unsafe {
-            libc::ioctl(
-                dfd.as_raw_fd(),
-                abi::LOOP_CONFIGURE,
-                &cfg as *const abi::loop_config,
-            )
-        }) {
+        match sys::cvt(unsafe { libc::ioctl(dfd.as_raw_fd(), abi::LOOP_CONFIGURE, &cfg as *const abi::loop_config) }) {
             Ok(_) => return Ok((dev, dfd)),
             // Another sandbox took this device between GET_FREE and CONFIGURE: try the next.
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => continue,
@@ -181,8 +164,7 @@ fn template(paths: &Paths, size_bytes: u64) -> Result<PathBuf> {
         return Ok(path);
     }
     std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
-    let lock = File::create(dir.join(".lock"))
-        .context(|| format!("cannot create a lock in {}", dir.display()))?;
+    let lock = File::create(dir.join(".lock")).context(|| format!("cannot create a lock in {}", dir.display()))?;
     sys::flock(&lock, true, false).context(|| "cannot lock the disk templates".into())?;
     if path.exists() {
         return Ok(path);
@@ -191,12 +173,10 @@ fn template(paths: &Paths, size_bytes: u64) -> Result<PathBuf> {
     // The initial content: overlayfs's upper and work directories.
     let seed = dir.join(format!(".seed-{}", std::process::id()));
     for d in ["upper", "work"] {
-        std::fs::create_dir_all(seed.join(d))
-            .context(|| format!("cannot create {}", seed.display()))?;
+        std::fs::create_dir_all(seed.join(d)).context(|| format!("cannot create {}", seed.display()))?;
     }
     let f = File::create(&tmp).context(|| format!("cannot create {}", tmp.display()))?;
-    f.set_len(size_bytes)
-        .context(|| format!("cannot size {}", tmp.display()))?;
+    f.set_len(size_bytes).context(|| format!("cannot size {}", tmp.display()))?;
     drop(f);
     let out = std::process::Command::new("mkfs.ext4")
         .args([

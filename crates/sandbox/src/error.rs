@@ -12,9 +12,7 @@ pub enum Error {
     NotATier { mb: u64 },
     #[error("disk size '{0}' is not valid: use a size such as 512M or 2G (at least 16M)")]
     BadDisk(String),
-    #[error(
-        "image directory {0} does not exist: give an existing root filesystem directory or 'host'"
-    )]
+    #[error("image directory {0} does not exist: give an existing root filesystem directory or 'host'")]
     ImageMissing(PathBuf),
     #[error("bind source {0} does not exist: create it or fix the path")]
     BindSourceMissing(PathBuf),
@@ -51,9 +49,6 @@ pub trait Context<T> {
 
 impl<T> Context<T> for io::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Sys {
-            context: what(),
-            source,
-        })
+        self.map_err(|source| Error::Sys { context: what(), source })
     }
 }

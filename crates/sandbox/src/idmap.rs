@@ -38,11 +38,7 @@ impl IdRange {
         for i in 0..SLOTS {
             let slot = (start + i) % SLOTS;
             if let Some(lock) = try_lock(&dir.join(slot.to_string()))? {
-                return Ok(Self {
-                    slot,
-                    host_base: BASE + slot * SIZE,
-                    _lock: lock,
-                });
+                return Ok(Self { slot, host_base: BASE + slot * SIZE, _lock: lock });
             }
         }
         Err(crate::Error::Setup(format!(
@@ -54,14 +50,8 @@ impl IdRange {
 impl IdRange {
     /// Takes one given slot if it is free (used to clean up after dead launchers).
     pub fn try_take(paths: &Paths, slot: u32) -> Option<Self> {
-        let lock = try_lock(&paths.uid_locks().join(slot.to_string()))
-            .ok()
-            .flatten()?;
-        Some(Self {
-            slot,
-            host_base: BASE + slot * SIZE,
-            _lock: lock,
-        })
+        let lock = try_lock(&paths.uid_locks().join(slot.to_string())).ok().flatten()?;
+        Some(Self { slot, host_base: BASE + slot * SIZE, _lock: lock })
     }
 }
 
@@ -72,9 +62,7 @@ fn try_lock(p: &Path) -> Result<Option<File>> {
         .write(true)
         .open(p)
         .context(|| format!("cannot open {}", p.display()))?;
-    Ok(crate::sys::flock(&f, true, true)
-        .context(|| format!("cannot lock {}", p.display()))?
-        .then_some(f))
+    Ok(crate::sys::flock(&f, true, true).context(|| format!("cannot lock {}", p.display()))?.then_some(f))
 }
 
 #[cfg(test)]
@@ -84,10 +72,7 @@ mod tests {
     #[test]
     fn concurrent_allocations_get_distinct_ranges() {
         let dir = std::env::temp_dir().join(format!("fnbox-idmap-test-{}", std::process::id()));
-        let paths = Paths {
-            state: dir.clone(),
-            run: dir.clone(),
-        };
+        let paths = Paths { state: dir.clone(), run: dir.clone() };
         let a = IdRange::allocate(&paths).unwrap();
         let b = IdRange::allocate(&paths).unwrap();
         assert_ne!(a.slot, b.slot);

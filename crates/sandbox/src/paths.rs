@@ -16,15 +16,8 @@ pub struct Paths {
 
 impl Paths {
     pub fn from_env() -> Self {
-        let get = |k: &str, d: &str| {
-            std::env::var_os(k)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(d))
-        };
-        Self {
-            state: get("FNBOX_STATE_DIR", "/var/lib/fnbox"),
-            run: get("FNBOX_RUN_DIR", "/run/fnbox"),
-        }
+        let get = |k: &str, d: &str| std::env::var_os(k).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(d));
+        Self { state: get("FNBOX_STATE_DIR", "/var/lib/fnbox"), run: get("FNBOX_RUN_DIR", "/run/fnbox") }
     }
 
     pub fn sandboxes(&self) -> PathBuf {

@@ -22,9 +22,7 @@ impl std::str::FromStr for SandboxKind {
         match s {
             "v1" | "container" => Ok(Self::V1),
             "v2" | "sentry" => Ok(Self::V2),
-            _ => Err(Error::Invalid(format!(
-                "sandbox '{s}' does not exist: use v1 or v2"
-            ))),
+            _ => Err(Error::Invalid(format!("sandbox '{s}' does not exist: use v1 or v2"))),
         }
     }
 }
@@ -93,11 +91,7 @@ impl Bind {
         if target == Path::new("/") {
             return Err(Error::BadBind(s.to_string()));
         }
-        Ok(Self {
-            source,
-            target,
-            readonly,
-        })
+        Ok(Self { source, target, readonly })
     }
 }
 
@@ -129,44 +123,19 @@ pub struct Tier {
 }
 
 pub const TIERS: [Tier; 7] = [
-    Tier {
-        memory_mb: 128,
-        millicpu: 70,
-    },
-    Tier {
-        memory_mb: 256,
-        millicpu: 140,
-    },
-    Tier {
-        memory_mb: 512,
-        millicpu: 280,
-    },
-    Tier {
-        memory_mb: 1024,
-        millicpu: 560,
-    },
-    Tier {
-        memory_mb: 2048,
-        millicpu: 1120,
-    },
-    Tier {
-        memory_mb: 3072,
-        millicpu: 1680,
-    },
-    Tier {
-        memory_mb: 4096,
-        millicpu: 2240,
-    },
+    Tier { memory_mb: 128, millicpu: 70 },
+    Tier { memory_mb: 256, millicpu: 140 },
+    Tier { memory_mb: 512, millicpu: 280 },
+    Tier { memory_mb: 1024, millicpu: 560 },
+    Tier { memory_mb: 2048, millicpu: 1120 },
+    Tier { memory_mb: 3072, millicpu: 1680 },
+    Tier { memory_mb: 4096, millicpu: 2240 },
 ];
 
 impl Tier {
     /// The tier for a size in MiB, or the error naming the tiers.
     pub fn for_mb(mb: u64) -> Result<Self> {
-        TIERS
-            .iter()
-            .copied()
-            .find(|t| t.memory_mb == mb)
-            .ok_or(Error::NotATier { mb })
+        TIERS.iter().copied().find(|t| t.memory_mb == mb).ok_or(Error::NotATier { mb })
     }
 
     /// Parses `128`, `128M`, `128MB`, `128Mi`, `128MiB`, `1G`, `1GiB` (bare numbers are MiB).
@@ -296,9 +265,7 @@ impl SandboxSpec {
 /// Parses `KEY=VALUE`.
 pub fn parse_env(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-            Ok((k.to_string(), v.to_string()))
-        }
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => Ok((k.to_string(), v.to_string())),
         _ => Err(Error::BadEnv(s.to_string())),
     }
 }
@@ -332,14 +299,8 @@ mod tests {
         assert_eq!((b.target.as_path(), b.readonly), (Path::new("/data"), true));
         let b = Bind::parse("/tmp").unwrap();
         assert_eq!((b.target.as_path(), b.readonly), (Path::new("/tmp"), false));
-        assert!(matches!(
-            Bind::parse("/does/not/exist"),
-            Err(Error::BindSourceMissing(_))
-        ));
-        assert!(matches!(
-            Bind::parse("/tmp:relative"),
-            Err(Error::BadBind(_))
-        ));
+        assert!(matches!(Bind::parse("/does/not/exist"), Err(Error::BindSourceMissing(_))));
+        assert!(matches!(Bind::parse("/tmp:relative"), Err(Error::BadBind(_))));
         assert!(matches!(Bind::parse("/tmp:/"), Err(Error::BadBind(_))));
     }
 
@@ -355,10 +316,7 @@ mod tests {
 
     #[test]
     fn normalize() {
-        assert_eq!(
-            normalize_abs(Path::new("/a/../../b/./c/")).unwrap(),
-            Path::new("/b/c")
-        );
+        assert_eq!(normalize_abs(Path::new("/a/../../b/./c/")).unwrap(), Path::new("/b/c"));
         assert!(normalize_abs(Path::new("a")).is_none());
     }
 }

@@ -6,18 +6,12 @@ use std::time::Instant;
 
 fn start() -> Option<&'static Instant> {
     static START: OnceLock<Option<Instant>> = OnceLock::new();
-    START
-        .get_or_init(|| std::env::var_os("FNBOX_TRACE").map(|_| Instant::now()))
-        .as_ref()
+    START.get_or_init(|| std::env::var_os("FNBOX_TRACE").map(|_| Instant::now())).as_ref()
 }
 
 /// Records that `what` just finished.
 pub fn mark(what: &str) {
     if let Some(t0) = start() {
-        eprintln!(
-            "fnbox-trace {:>8} us  [{}] {what}",
-            t0.elapsed().as_micros(),
-            std::process::id()
-        );
+        eprintln!("fnbox-trace {:>8} us  [{}] {what}", t0.elapsed().as_micros(), std::process::id());
     }
 }

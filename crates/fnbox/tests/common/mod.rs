@@ -32,9 +32,7 @@ impl Scope {
     pub fn new(name: &str) -> Self {
         require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        Self {
-            parent: format!("fnbox-test-{}-{}-{n}", name, std::process::id()),
-        }
+        Self { parent: format!("fnbox-test-{}-{}-{n}", name, std::process::id()) }
     }
 
     /// `fnbox run --sandbox KIND --cgroup-parent <scope> ARGS -- CMD`.
@@ -83,10 +81,7 @@ impl Drop for Scope {
                 break;
             }
             for cg in &left {
-                for pid in std::fs::read_to_string(cg.join("cgroup.procs"))
-                    .unwrap_or_default()
-                    .lines()
-                {
+                for pid in std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default().lines() {
                     // SAFETY: kill with a pid read from the cgroup.
                     unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
                 }
@@ -128,13 +123,7 @@ pub fn code(o: &Output) -> i32 {
 
 /// Asserts success and returns stdout.
 pub fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
     stdout(o)
 }
 
@@ -169,18 +158,10 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// Loop devices currently attached (`/sys/block/loop*/loop/backing_file` exists).
 pub fn attached_loops() -> usize {
     std::fs::read_dir("/sys/block")
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().join("loop/backing_file").exists())
-                .count()
-        })
+        .map(|rd| rd.flatten().filter(|e| e.path().join("loop/backing_file").exists()).count())
         .unwrap_or(0)
 }
 
 pub fn unique(tag: &str) -> String {
-    format!(
-        "fnbox-marker-{tag}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("fnbox-marker-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
 }

@@ -101,8 +101,7 @@ impl Layout {
             Some(root) if !v1_has_memory => Ok(Self::V2 { root }),
             _ if v1_has_memory => Ok(Self::V1 { controllers: v1 }),
             _ => Err(Error::Cgroup(
-                "no cgroup hierarchy with the memory controller is mounted: mount cgroup2 at /sys/fs/cgroup"
-                    .into(),
+                "no cgroup hierarchy with the memory controller is mounted: mount cgroup2 at /sys/fs/cgroup".into(),
             )),
         }
     }
@@ -141,13 +140,7 @@ pub fn tune_host(layout: &Layout) {
             .collect();
         opts.push("favordynmods");
         if let Some(mnt) = left.split(' ').nth(4) {
-            let _ = crate::sys::mount::mount(
-                None,
-                Path::new(mnt),
-                None,
-                libc::MS_REMOUNT,
-                Some(&opts.join(",")),
-            );
+            let _ = crate::sys::mount::mount(None, Path::new(mnt), None, libc::MS_REMOUNT, Some(&opts.join(",")));
         }
         return;
     }
@@ -167,21 +160,9 @@ enum Imp {
 impl Cgroup {
     /// Creates `<parent>/<name>` in every hierarchy and applies `limits`. On failure nothing
     /// is left behind.
-    pub fn create(
-        layout: &Layout,
-        fs: Arc<dyn CgroupFs>,
-        parent: &str,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<Self> {
+    pub fn create(layout: &Layout, fs: Arc<dyn CgroupFs>, parent: &str, name: &str, limits: &Limits) -> Result<Self> {
         let imp = match layout {
-            Layout::V1 { controllers } => Imp::V1(v1::CgroupV1::create(
-                &*fs,
-                controllers,
-                parent,
-                name,
-                limits,
-            )?),
+            Layout::V1 { controllers } => Imp::V1(v1::CgroupV1::create(&*fs, controllers, parent, name, limits)?),
             Layout::V2 { root } => Imp::V2(v2::CgroupV2::create(&*fs, root, parent, name, limits)?),
         };
         Ok(Self { fs, imp })
@@ -194,6 +175,14 @@ impl Cgroup {
             Layout::V2 { root } => Imp::V2(v2::CgroupV2::open(root, parent, name)),
         };
         Self { fs, imp }
+    }
+
+    /// The cgroup's directories (one per v1 controller, or the v2 one).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match &self.imp {
+            Imp::V1(c) => c.dirs.iter().map(|(_, d)| d.clone()).collect(),
+            Imp::V2(c) => vec![c.dir.clone()],
+        }
     }
 
     /// The v2 directory, for `clone3(CLONE_INTO_CGROUP)`; `None` on v1.
@@ -216,10 +205,7 @@ impl Cgroup {
             Imp::V1(c) => c.procs_file(),
             Imp::V2(c) => c.dir.join("cgroup.procs"),
         };
-        self.fs
-            .read(&procs)
-            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        self.fs.read(&procs).map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
     }
 
     /// How many times the kernel's OOM killer killed a process in this cgroup.
@@ -267,10 +253,7 @@ impl Cgroup {
     /// Kills what is left and removes the directories. Retries briefly while exiting tasks
     /// still hold the cgroup busy.
     pub fn destroy(&self) -> Result<()> {
-        let dirs = match &self.imp {
-            Imp::V1(c) => c.dirs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
-            Imp::V2(c) => vec![c.dir.clone()],
-        };
+        let dirs = self.dirs();
         let mut last_err = None;
         for attempt in 0..200 {
             last_err = None;
@@ -313,37 +296,26 @@ mod tests {
 38 35 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 39 35 0:34 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-    const UNIFIED: &str =
-        "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+    const UNIFIED: &str = "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
 
     #[test]
     fn hybrid_hosts_use_v1() {
         let l = Layout::from_mountinfo(HYBRID).unwrap();
-        let Layout::V1 { controllers } = l else {
-            panic!("expected v1")
-        };
+        let Layout::V1 { controllers } = l else { panic!("expected v1") };
         assert!(controllers.contains(&("memory".into(), "/sys/fs/cgroup/memory".into())));
         assert!(controllers.contains(&("pids".into(), "/sys/fs/cgroup/pids".into())));
     }
 
     #[test]
     fn unified_hosts_use_v2() {
-        assert_eq!(
-            Layout::from_mountinfo(UNIFIED).unwrap(),
-            Layout::V2 {
-                root: "/sys/fs/cgroup".into()
-            }
-        );
+        assert_eq!(Layout::from_mountinfo(UNIFIED).unwrap(), Layout::V2 { root: "/sys/fs/cgroup".into() });
         assert!(Layout::from_mountinfo("").is_err());
     }
 
     #[test]
     fn tier_limits() {
         let l = Limits::for_tier(Tier::for_mb(128).unwrap(), 1024);
-        assert_eq!(
-            (l.memory_bytes, l.cpu_quota_us, l.cpu_period_us),
-            (128 << 20, 7000, 100_000)
-        );
+        assert_eq!((l.memory_bytes, l.cpu_quota_us, l.cpu_period_us), (128 << 20, 7000, 100_000));
         let l = Limits::for_tier(Tier::for_mb(4096).unwrap(), 1024);
         assert_eq!(l.cpu_quota_us, 224_000);
     }

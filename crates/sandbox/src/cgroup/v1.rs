@@ -10,21 +10,25 @@ const OPTIONAL: [&str; 1] = ["cpuacct"];
 
 pub struct CgroupV1 {
     pub dirs: Vec<(String, PathBuf)>,
+    /// The hierarchy mount of each entry of `dirs`.
+    mounts: Vec<PathBuf>,
 }
 
 impl CgroupV1 {
     pub fn open(controllers: &[(String, PathBuf)], parent: &str, name: &str) -> Self {
         let mut dirs: Vec<(String, PathBuf)> = Vec::new();
+        let mut mounts = Vec::new();
         for want in REQUIRED.iter().chain(OPTIONAL.iter()) {
             if let Some((_, mnt)) = controllers.iter().find(|(c, _)| c == want) {
                 let dir = mnt.join(parent).join(name);
                 // Co-mounted controllers (cpu,cpuacct) share a directory: keep it once.
                 if !dirs.iter().any(|(_, d)| *d == dir) {
                     dirs.push((want.to_string(), dir));
+                    mounts.push(mnt.clone());
                 }
             }
         }
-        Self { dirs }
+        Self { dirs, mounts }
     }
 
     pub fn create(
@@ -52,50 +56,28 @@ impl CgroupV1 {
     }
 
     fn make(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
-        for (_, dir) in &self.dirs {
-            if let Some(parent) = dir.parent() {
-                fs.mkdir(parent).map_err(|e| io_err("create", parent, e))?;
+        for ((_, dir), mnt) in self.dirs.iter().zip(&self.mounts) {
+            // The parent may be nested (`fnbox/serve`): create each level below the mount.
+            let rel = dir.strip_prefix(mnt).unwrap_or(dir);
+            let mut p = mnt.clone();
+            for c in rel.components() {
+                p.push(c);
+                fs.mkdir(&p).map_err(|e| io_err("create", &p, e))?;
             }
-            fs.mkdir(dir).map_err(|e| io_err("create", dir, e))?;
         }
         let mem = self.dir("memory");
-        set(
-            fs,
-            &mem,
-            "memory.limit_in_bytes",
-            &limits.memory_bytes.to_string(),
-        )?;
+        set(fs, &mem, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
         // Swap off: memory+swap may not exceed memory. Absent when swap accounting is off,
         // in which case there is no swap to account for.
         let memsw = mem.join("memory.memsw.limit_in_bytes");
         if fs.exists(&memsw) {
-            set(
-                fs,
-                &mem,
-                "memory.memsw.limit_in_bytes",
-                &limits.memory_bytes.to_string(),
-            )?;
+            set(fs, &mem, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())?;
         }
         let _ = fs.write(&mem.join("memory.swappiness"), "0");
         let cpu = self.dir("cpu");
-        set(
-            fs,
-            &cpu,
-            "cpu.cfs_period_us",
-            &limits.cpu_period_us.to_string(),
-        )?;
-        set(
-            fs,
-            &cpu,
-            "cpu.cfs_quota_us",
-            &limits.cpu_quota_us.to_string(),
-        )?;
-        set(
-            fs,
-            &self.dir("pids"),
-            "pids.max",
-            &limits.pids_max.to_string(),
-        )?;
+        set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
+        set(fs, &cpu, "cpu.cfs_quota_us", &limits.cpu_quota_us.to_string())?;
+        set(fs, &self.dir("pids"), "pids.max", &limits.pids_max.to_string())?;
         Ok(())
     }
 
@@ -103,11 +85,7 @@ impl CgroupV1 {
         self.dirs
             .iter()
             .find(|(c, _)| c == controller)
-            .or_else(|| {
-                self.dirs
-                    .iter()
-                    .find(|(c, _)| controller == "cpu" && c == "cpuacct")
-            })
+            .or_else(|| self.dirs.iter().find(|(c, _)| controller == "cpu" && c == "cpuacct"))
             .map(|(_, d)| d.clone())
             .unwrap_or_default()
     }
@@ -119,8 +97,7 @@ impl CgroupV1 {
     pub fn add_pid(&self, fs: &dyn CgroupFs, pid: i32) -> Result<()> {
         for (_, d) in &self.dirs {
             let p = d.join("cgroup.procs");
-            fs.write(&p, &pid.to_string())
-                .map_err(|e| io_err("write to", &p, e))?;
+            fs.write(&p, &pid.to_string()).map_err(|e| io_err("write to", &p, e))?;
         }
         Ok(())
     }

@@ -13,18 +13,10 @@ pub struct CgroupV2 {
 
 impl CgroupV2 {
     pub fn open(root: &Path, parent: &str, name: &str) -> Self {
-        Self {
-            dir: root.join(parent).join(name),
-        }
+        Self { dir: root.join(parent).join(name) }
     }
 
-    pub fn create(
-        fs: &dyn CgroupFs,
-        root: &Path,
-        parent: &str,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<Self> {
+    pub fn create(fs: &dyn CgroupFs, root: &Path, parent: &str, name: &str, limits: &Limits) -> Result<Self> {
         let available = fs
             .read(&root.join("cgroup.controllers"))
             .map_err(|e| io_err("read", &root.join("cgroup.controllers"), e))?;
@@ -38,14 +30,15 @@ impl CgroupV2 {
         }
         // Delegate the controllers down to the sandbox's directory: the root enables them for
         // the fnbox parent, the parent for each sandbox.
-        let parent_dir = root.join(parent);
         enable_controllers(fs, root)?;
-        fs.mkdir(&parent_dir)
-            .map_err(|e| io_err("create", &parent_dir, e))?;
-        enable_controllers(fs, &parent_dir)?;
+        let mut parent_dir = root.to_path_buf();
+        for c in Path::new(parent).components() {
+            parent_dir.push(c);
+            fs.mkdir(&parent_dir).map_err(|e| io_err("create", &parent_dir, e))?;
+            enable_controllers(fs, &parent_dir)?;
+        }
         let cg = Self::open(root, parent, name);
-        fs.mkdir(&cg.dir)
-            .map_err(|e| io_err("create", &cg.dir, e))?;
+        fs.mkdir(&cg.dir).map_err(|e| io_err("create", &cg.dir, e))?;
         if let Err(e) = cg.apply(fs, limits) {
             let _ = fs.rmdir(&cg.dir);
             return Err(e);
@@ -62,11 +55,7 @@ impl CgroupV2 {
         if fs.exists(&self.dir.join("memory.oom.group")) {
             self.set(fs, "memory.oom.group", "1")?;
         }
-        self.set(
-            fs,
-            "cpu.max",
-            &format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us),
-        )?;
+        self.set(fs, "cpu.max", &format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us))?;
         self.set(fs, "pids.max", &limits.pids_max.to_string())?;
         Ok(())
     }
@@ -81,10 +70,7 @@ impl CgroupV2 {
     }
 
     pub fn oom_kills(&self, fs: &dyn CgroupFs) -> u64 {
-        fs.read(&self.dir.join("memory.events"))
-            .ok()
-            .and_then(|s| keyed_value(&s, "oom_kill"))
-            .unwrap_or(0)
+        fs.read(&self.dir.join("memory.events")).ok().and_then(|s| keyed_value(&s, "oom_kill")).unwrap_or(0)
     }
 
     pub fn memory_now(&self, fs: &dyn CgroupFs) -> MemoryUse {
@@ -111,16 +97,12 @@ impl CgroupV2 {
 fn enable_controllers(fs: &dyn CgroupFs, dir: &Path) -> Result<()> {
     let p = dir.join("cgroup.subtree_control");
     let current = fs.read(&p).unwrap_or_default();
-    let missing: Vec<String> = CONTROLLERS
-        .iter()
-        .filter(|c| !current.split_whitespace().any(|a| a == **c))
-        .map(|c| format!("+{c}"))
-        .collect();
+    let missing: Vec<String> =
+        CONTROLLERS.iter().filter(|c| !current.split_whitespace().any(|a| a == **c)).map(|c| format!("+{c}")).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    fs.write(&p, &missing.join(" "))
-        .map_err(|e| io_err("enable controllers in", &p, e))
+    fs.write(&p, &missing.join(" ")).map_err(|e| io_err("enable controllers in", &p, e))
 }
 
 fn read_u64(fs: &dyn CgroupFs, p: &Path) -> Option<u64> {
@@ -149,14 +131,8 @@ mod tests {
             let t = Arc::new(Self::default());
             t.dirs.lock().unwrap().push(root.into());
             let mut f = t.files.lock().unwrap();
-            f.insert(
-                Path::new(root).join("cgroup.controllers"),
-                controllers.into(),
-            );
-            f.insert(
-                Path::new(root).join("cgroup.subtree_control"),
-                String::new(),
-            );
+            f.insert(Path::new(root).join("cgroup.controllers"), controllers.into());
+            f.insert(Path::new(root).join("cgroup.subtree_control"), String::new());
             drop(f);
             t
         }
@@ -167,29 +143,16 @@ mod tests {
 
     impl CgroupFs for FakeTree {
         fn read(&self, path: &Path) -> io::Result<String> {
-            self.files
-                .lock()
-                .unwrap()
-                .get(path)
-                .cloned()
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+            self.files.lock().unwrap().get(path).cloned().ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
         }
         fn write(&self, path: &Path, value: &str) -> io::Result<()> {
             let mut f = self.files.lock().unwrap();
-            if !self
-                .dirs
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|d| Some(d.as_path()) == path.parent())
-            {
+            if !self.dirs.lock().unwrap().iter().any(|d| Some(d.as_path()) == path.parent()) {
                 return Err(io::Error::from_raw_os_error(libc::ENOENT));
             }
             if path.ends_with("cgroup.subtree_control") {
-                let mut cur: Vec<String> = f
-                    .get(path)
-                    .map(|s| s.split_whitespace().map(String::from).collect())
-                    .unwrap_or_default();
+                let mut cur: Vec<String> =
+                    f.get(path).map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
                 for tok in value.split_whitespace() {
                     let name = tok.trim_start_matches('+').to_string();
                     if !cur.contains(&name) {
@@ -232,9 +195,7 @@ mod tests {
         }
         fn rmdir(&self, path: &Path) -> io::Result<()> {
             let mut f = self.files.lock().unwrap();
-            if f.get(&path.join("cgroup.procs"))
-                .is_some_and(|s| !s.trim().is_empty())
-            {
+            if f.get(&path.join("cgroup.procs")).is_some_and(|s| !s.trim().is_empty()) {
                 return Err(io::Error::from_raw_os_error(libc::EBUSY));
             }
             f.retain(|k, _| k.parent() != Some(path));
@@ -242,8 +203,7 @@ mod tests {
             Ok(())
         }
         fn exists(&self, path: &Path) -> bool {
-            self.files.lock().unwrap().contains_key(path)
-                || self.dirs.lock().unwrap().iter().any(|d| d == path)
+            self.files.lock().unwrap().contains_key(path) || self.dirs.lock().unwrap().iter().any(|d| d == path)
         }
     }
 
@@ -257,18 +217,9 @@ mod tests {
         let limits = Limits::for_tier(crate::spec::Tier::for_mb(512).unwrap(), 321);
         let cg = Cgroup::create(&layout(), tree.clone(), "fnbox", "sb1", &limits).unwrap();
         assert_eq!(cg.unified_dir(), Some(Path::new("/cg/fnbox/sb1")));
-        assert_eq!(
-            tree.get("/cg/cgroup.subtree_control").unwrap(),
-            "memory cpu pids"
-        );
-        assert_eq!(
-            tree.get("/cg/fnbox/cgroup.subtree_control").unwrap(),
-            "memory cpu pids"
-        );
-        assert_eq!(
-            tree.get("/cg/fnbox/sb1/memory.max").unwrap(),
-            (512u64 << 20).to_string()
-        );
+        assert_eq!(tree.get("/cg/cgroup.subtree_control").unwrap(), "memory cpu pids");
+        assert_eq!(tree.get("/cg/fnbox/cgroup.subtree_control").unwrap(), "memory cpu pids");
+        assert_eq!(tree.get("/cg/fnbox/sb1/memory.max").unwrap(), (512u64 << 20).to_string());
         assert_eq!(tree.get("/cg/fnbox/sb1/memory.swap.max").unwrap(), "0");
         assert_eq!(tree.get("/cg/fnbox/sb1/memory.oom.group").unwrap(), "1");
         assert_eq!(tree.get("/cg/fnbox/sb1/cpu.max").unwrap(), "28000 100000");
@@ -280,29 +231,12 @@ mod tests {
         let tree = FakeTree::new("/cg", "cpu memory pids");
         let limits = Limits::for_tier(crate::spec::Tier::for_mb(128).unwrap(), 64);
         let cg = Cgroup::create(&layout(), tree.clone(), "fnbox", "sb2", &limits).unwrap();
-        tree.write(
-            Path::new("/cg/fnbox/sb2/memory.events"),
-            "oom 2\noom_kill 1\n",
-        )
-        .unwrap();
-        tree.write(Path::new("/cg/fnbox/sb2/memory.current"), "4096")
-            .unwrap();
-        tree.write(
-            Path::new("/cg/fnbox/sb2/memory.stat"),
-            "anon 1024\nfile 0\nshmem 2048\n",
-        )
-        .unwrap();
-        tree.write(Path::new("/cg/fnbox/sb2/memory.peak"), "8192")
-            .unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.events"), "oom 2\noom_kill 1\n").unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.current"), "4096").unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.stat"), "anon 1024\nfile 0\nshmem 2048\n").unwrap();
+        tree.write(Path::new("/cg/fnbox/sb2/memory.peak"), "8192").unwrap();
         assert_eq!(cg.oom_kills(), 1);
-        assert_eq!(
-            cg.memory_now(),
-            MemoryUse {
-                total: 4096,
-                in_memory_files: 2048,
-                anon: 1024
-            }
-        );
+        assert_eq!(cg.memory_now(), MemoryUse { total: 4096, in_memory_files: 2048, anon: 1024 });
         assert_eq!(cg.memory_peak(), Some(8192));
     }
 
@@ -310,14 +244,8 @@ mod tests {
     fn v2_missing_controller_is_a_clear_error() {
         let tree = FakeTree::new("/cg", "cpu pids");
         let limits = Limits::for_tier(crate::spec::Tier::for_mb(128).unwrap(), 64);
-        let err = Cgroup::create(&layout(), tree, "fnbox", "sb3", &limits)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("'memory' controller is not available"),
-            "{err}"
-        );
+        let err = Cgroup::create(&layout(), tree, "fnbox", "sb3", &limits).err().unwrap().to_string();
+        assert!(err.contains("'memory' controller is not available"), "{err}");
     }
 
     #[test]
@@ -328,15 +256,9 @@ mod tests {
         cg.add_pid(4242).unwrap();
         assert_eq!(cg.pids(), vec![4242]);
         // Emulate the process having exited, then destroy.
-        tree.files
-            .lock()
-            .unwrap()
-            .insert("/cg/fnbox/sb4/cgroup.procs".into(), String::new());
+        tree.files.lock().unwrap().insert("/cg/fnbox/sb4/cgroup.procs".into(), String::new());
         cg.destroy().unwrap();
         assert!(!tree.exists(Path::new("/cg/fnbox/sb4")));
-        assert!(
-            tree.exists(Path::new("/cg/fnbox")),
-            "the shared parent stays"
-        );
+        assert!(tree.exists(Path::new("/cg/fnbox")), "the shared parent stays");
     }
 }

@@ -47,24 +47,21 @@ fn exit(code: i32) -> ! {
 
 fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     // If the launcher dies, so does the sandbox.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(|e| format!("prctl: {e}"))?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
     let mut got = receive(sock, msg::STAGE)?;
     crate::trace::mark("child: image received");
     // Become root of the user namespace (the launcher has written the id maps by now) with no
     // supplementary groups from the host.
     process::set_ids(0, 0).map_err(|e| format!("cannot become root in the user namespace: {e}"))?;
     // SAFETY: setgroups with size 0 ignores the pointer.
-    sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) })
-        .map_err(|e| format!("setgroups: {e}"))?;
+    sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) }).map_err(|e| format!("setgroups: {e}"))?;
     // The cgroup namespace is created now that the launcher has moved us into the sandbox's
     // cgroup, so that cgroup is the namespace's root.
     // SAFETY: unshare takes integer flags.
     sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
         .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
     let lower = got.lower.take().ok_or("no image was sent")?;
-    let staged = rootfs::stage(&cfg.layout, lower, std::mem::take(&mut got.attach))
-        .map_err(|e| e.to_string())?;
+    let staged = rootfs::stage(&cfg.layout, lower, std::mem::take(&mut got.attach)).map_err(|e| e.to_string())?;
     crate::trace::mark("child: staged");
     let mut got = receive(sock, msg::GO)?;
     let disk = got.disk.take().ok_or("no writable layer was sent")?;
@@ -75,18 +72,11 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     if std::env::set_current_dir(&cfg.workdir).is_err() {
         std::fs::create_dir_all(&cfg.workdir)
             .and_then(|()| std::env::set_current_dir(&cfg.workdir))
-            .map_err(|e| {
-                format!(
-                    "cannot use working directory {}: {e}",
-                    cfg.workdir.display()
-                )
-            })?;
+            .map_err(|e| format!("cannot use working directory {}: {e}", cfg.workdir.display()))?;
     }
-    caps::restrict_to(caps::mask(&caps::DOCKER_DEFAULT))
-        .map_err(|e| format!("cannot drop capabilities: {e}"))?;
+    caps::restrict_to(caps::mask(&caps::DOCKER_DEFAULT)).map_err(|e| format!("cannot drop capabilities: {e}"))?;
     // Changing ids and dropping capabilities cleared the parent-death signal: set it again.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(|e| format!("prctl: {e}"))?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
     rename_init();
     crate::trace::mark("child: ready");
     Ok(())
@@ -95,11 +85,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
 /// Shows pid 1 as `fnbox-init` rather than the launcher's command line (which names the
 /// launcher's path on the host).
 fn rename_init() {
-    let _ = sys::prctl(
-        libc::PR_SET_NAME,
-        c"fnbox-init".as_ptr() as libc::c_ulong,
-        0,
-    );
+    let _ = sys::prctl(libc::PR_SET_NAME, c"fnbox-init".as_ptr() as libc::c_ulong, 0);
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return;
     };
@@ -109,10 +95,9 @@ fn rename_init() {
     };
     let f: Vec<&str> = rest.split(' ').collect();
     // arg_start and arg_end are fields 48 and 49 of the stat line; `rest` starts at field 3.
-    let (Some(Ok(start)), Some(Ok(end))) = (
-        f.get(45).map(|v| v.parse::<usize>()),
-        f.get(46).map(|v| v.parse::<usize>()),
-    ) else {
+    let (Some(Ok(start)), Some(Ok(end))) =
+        (f.get(45).map(|v| v.parse::<usize>()), f.get(46).map(|v| v.parse::<usize>()))
+    else {
         return;
     };
     if end <= start || end - start > 1 << 20 {
@@ -142,8 +127,7 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
     let mut got = Received::default();
     let mut buf = vec![0u8; 8192];
     loop {
-        let (n, mut fds) =
-            fdpass::recv(sock, &mut buf).map_err(|e| format!("receiving mounts: {e}"))?;
+        let (n, mut fds) = fdpass::recv(sock, &mut buf).map_err(|e| format!("receiving mounts: {e}"))?;
         if n == 0 {
             exit(125); // the launcher is gone
         }
@@ -153,12 +137,7 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;
-                got.attach.push(Attach {
-                    fd,
-                    target,
-                    dir: buf[1] == 1,
-                    readonly: buf[2] == 1,
-                });
+                got.attach.push(Attach { fd, target, dir: buf[1] == 1, readonly: buf[2] == 1 });
             }
             m if m == until => return Ok(got),
             m => return Err(format!("unexpected message {m} from the launcher")),
@@ -176,9 +155,8 @@ fn set_hostname(name: &str) -> Result<(), String> {
 /// The new network namespace has only `lo`, and it is down.
 fn loopback_up() -> Result<(), String> {
     // SAFETY: plain socket creation.
-    let s =
-        sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
-            .map_err(|e| format!("socket: {e}"))?;
+    let s = sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+        .map_err(|e| format!("socket: {e}"))?;
     // SAFETY: socket returned a new descriptor.
     let s = unsafe { sys::owned(s) };
     // SAFETY: ifreq is plain data.
@@ -219,10 +197,7 @@ fn init(cfg: &ChildConfig, sock: OwnedFd) -> ! {
     // SAFETY: single-threaded; the child only prepares and calls execve or _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        report_setup(
-            sock_fd,
-            &format!("fork: {}", std::io::Error::last_os_error()),
-        );
+        report_setup(sock_fd, &format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
         start_program(cfg, sock_fd);
@@ -279,23 +254,13 @@ fn start_program(cfg: &ChildConfig, sock: RawFd) -> ! {
     let _ = signal::set_mask(libc::SIG_SETMASK, &signal::SigSet::empty());
     let errno = match find_program(&cfg.argv[0], &cfg.search_path) {
         Ok(path) => {
-            let argv: Vec<*const libc::c_char> = cfg
-                .argv
-                .iter()
-                .map(|a| a.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect();
-            let envp: Vec<*const libc::c_char> = cfg
-                .env
-                .iter()
-                .map(|a| a.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect();
+            let argv: Vec<*const libc::c_char> =
+                cfg.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+            let envp: Vec<*const libc::c_char> =
+                cfg.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
             // SAFETY: path, argv and envp are NUL-terminated and the arrays null-terminated.
             unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::ENOEXEC)
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOEXEC)
         }
         Err(e) => e,
     };
@@ -321,9 +286,7 @@ fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
         // SAFETY: `st` is a valid out-buffer and `c` NUL-terminated.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
-        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0
-            || st.st_mode & libc::S_IFMT != libc::S_IFREG
-        {
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
             continue;
         }
         // SAFETY: `c` is NUL-terminated.

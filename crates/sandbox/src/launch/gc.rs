@@ -26,10 +26,7 @@ pub fn reap_stale(paths: &Paths, layout: &Layout, parent: &str) -> usize {
     let mut n = 0;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(slot) = name
-            .split_once('-')
-            .and_then(|(s, _)| s.parse::<u32>().ok())
-        else {
+        let Some(slot) = name.split_once('-').and_then(|(s, _)| s.parse::<u32>().ok()) else {
             continue;
         };
         // Holding the slot while cleaning keeps a new sandbox from taking it meanwhile.

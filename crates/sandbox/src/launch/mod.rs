@@ -60,9 +60,7 @@ impl Sandbox {
         crate::trace::mark("start");
         spec.validate()?;
         if spec.kind == SandboxKind::V2 {
-            return Err(Error::Invalid(
-                "sandbox v2 is not available in this build yet: use --sandbox v1".into(),
-            ));
+            return Err(Error::Invalid("sandbox v2 is not available in this build yet: use --sandbox v1".into()));
         }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -74,8 +72,7 @@ impl Sandbox {
         reap_stale(paths, &layout, &spec.cgroup_parent);
         let stage = paths.run.join("stage");
         if !stage.is_dir() {
-            std::fs::create_dir_all(&stage)
-                .context(|| format!("cannot create {}", stage.display()))?;
+            std::fs::create_dir_all(&stage).context(|| format!("cannot create {}", stage.display()))?;
         }
         let ids = IdRange::allocate(paths)?;
         let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
@@ -97,26 +94,22 @@ impl Sandbox {
             None => None,
         };
         if process::thread_count() > 1 {
-            return Err(Error::Setup(
-                "the launcher must be single-threaded to clone a sandbox".into(),
-            ));
+            return Err(Error::Setup("the launcher must be single-threaded to clone a sandbox".into()));
         }
         // SAFETY: the launcher is single-threaded (checked above); the child runs
         // `child::run`, which ends in _exit.
-        let forked =
-            unsafe { process::clone3_fork(NAMESPACES, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
-        let (pid, pidfd) =
-            match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into()) {
-                Ok(process::Forked::Child) => {
-                    drop(parent_sock);
-                    child::run(&cfg, child_sock)
-                }
-                Ok(process::Forked::Parent { pid, pidfd }) => (pid, pidfd),
-                Err(e) => {
-                    let _ = cgroup.destroy();
-                    return Err(e);
-                }
-            };
+        let forked = unsafe { process::clone3_fork(NAMESPACES, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
+        let (pid, pidfd) = match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into()) {
+            Ok(process::Forked::Child) => {
+                drop(parent_sock);
+                child::run(&cfg, child_sock)
+            }
+            Ok(process::Forked::Parent { pid, pidfd }) => (pid, pidfd),
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e);
+            }
+        };
         drop(child_sock);
         crate::trace::mark("cloned");
         let mut sb = Self {
@@ -143,16 +136,10 @@ impl Sandbox {
         let map = self.ids.map_line();
         for file in ["uid_map", "gid_map"] {
             let p = PathBuf::from(format!("/proc/{}/{file}", self.pid));
-            sys::write_file(&p, map.as_bytes())
-                .context(|| format!("cannot write {}", p.display()))?;
+            sys::write_file(&p, map.as_bytes()).context(|| format!("cannot write {}", p.display()))?;
         }
-        let userns = sys::openat(
-            None,
-            Path::new(&format!("/proc/{}/ns/user", self.pid)),
-            libc::O_RDONLY,
-            0,
-        )
-        .context(|| "cannot open the sandbox's user namespace".into())?;
+        let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
+            .context(|| "cannot open the sandbox's user namespace".into())?;
         crate::trace::mark("ids mapped");
         let sock = self.sock.as_raw_fd();
         let send = |data: &[u8], fd: Option<&OwnedFd>| {
@@ -179,28 +166,15 @@ impl Sandbox {
             }
         }
         for b in &self.spec.binds {
-            let extra = abi::MOUNT_ATTR_NODEV
-                | abi::MOUNT_ATTR_NOSUID
-                | if b.readonly {
-                    abi::MOUNT_ATTR_RDONLY
-                } else {
-                    0
-                };
+            let extra =
+                abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if b.readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
             let fd = idmapped(&b.source, &userns, extra, true)?;
-            send(
-                &attach_msg(&b.target, b.source.is_dir(), b.readonly),
-                Some(&fd),
-            )?;
+            send(&attach_msg(&b.target, b.source.is_dir(), b.readonly), Some(&fd))?;
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
-        let disk = self
-            .disk
-            .as_ref()
-            .map(|d| d.take())
-            .ok_or_else(|| Error::Setup("no disk job".into()))??;
-        mount::idmap(&disk.mount, &userns, 0, false)
-            .context(|| "cannot idmap the writable layer".into())?;
+        let disk = self.disk.as_ref().map(|d| d.take()).ok_or_else(|| Error::Setup("no disk job".into()))??;
+        mount::idmap(&disk.mount, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
         send(&[protocol::DISK], Some(&disk.mount))?;
         drop(disk);
         crate::trace::mark("disk sent");
@@ -256,11 +230,10 @@ fn attach_msg(target: &Path, dir: bool, readonly: bool) -> Vec<u8> {
 /// A detached copy of `src` whose files appear through the sandbox's id mapping. Falls back
 /// to a plain copy where the filesystem cannot be idmapped.
 fn idmapped(src: &Path, userns: &OwnedFd, extra: u64, recursive: bool) -> Result<OwnedFd> {
-    let fd = mount::clone_tree(src, recursive)
-        .context(|| format!("cannot clone the mount of {}", src.display()))?;
+    let fd = mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
     if mount::idmap(&fd, userns, extra, recursive).is_err() {
-        let fd = mount::clone_tree(src, recursive)
-            .context(|| format!("cannot clone the mount of {}", src.display()))?;
+        let fd =
+            mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
         if extra != 0 {
             mount::set_attr(Some(fd.as_raw_fd()), Path::new(""), extra, 0, recursive)
                 .context(|| format!("cannot set mount attributes on {}", src.display()))?;
@@ -274,31 +247,21 @@ fn cstrings(items: impl IntoIterator<Item = String>) -> Result<Vec<CString>> {
     items
         .into_iter()
         .map(|s| {
-            CString::new(s).map_err(|_| {
-                Error::Invalid("arguments and environment may not contain NUL bytes".into())
-            })
+            CString::new(s).map_err(|_| Error::Invalid("arguments and environment may not contain NUL bytes".into()))
         })
         .collect()
 }
 
 fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
     let env = spec.full_env();
-    let search_path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let search_path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
     let v2 = spec.kind == SandboxKind::V2;
     Ok(ChildConfig {
         layout: rootfs::Layout {
             stage: stage.to_path_buf(),
             dev_size: (!v2).then(|| "65536k".to_string()),
             tmp_in_memory: v2,
-            proc: if v2 {
-                ProcMode::Placeholder
-            } else {
-                ProcMode::Kernel
-            },
+            proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },
             sys: !v2,
         },
         argv: cstrings(spec.argv.iter().cloned())?,
@@ -316,10 +279,32 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
 }
 
 /// Starts a sandbox for `spec`, waits for it and cleans up: what `fnbox run` does.
-pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions) -> Result<Outcome> {
-    let mut sb = Sandbox::start(spec, paths)?;
+///
+/// With `status`, a JSON line is written there when the sandbox has started (its id, init
+/// pid and cgroup directories) and another when it has ended (how, exit code, memory peaks):
+/// the interface the platform uses to supervise instances.
+pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions, mut status: Option<std::fs::File>) -> Result<Outcome> {
+    use std::io::Write;
+    let mut sb = match Sandbox::start(spec, paths) {
+        Ok(sb) => sb,
+        Err(e) => {
+            if let Some(f) = status.as_mut() {
+                let line = serde_json::json!({"event": "ended", "ending": "setup_failed", "code": 125, "message": e.to_string()});
+                let _ = writeln!(f, "{line}");
+            }
+            return Err(e);
+        }
+    };
+    if let Some(f) = status.as_mut() {
+        let line = serde_json::json!({"event": "started", "id": sb.id, "pid": sb.pid, "cgroup": sb.cgroup.dirs()});
+        let _ = writeln!(f, "{line}");
+    }
     let outcome = sb.wait(opts);
-    sb.cleanup()?;
+    let cleaned = sb.cleanup();
+    if let (Some(f), Ok(o)) = (status.as_mut(), &outcome) {
+        let _ = writeln!(f, "{}", o.to_json(&spec.argv[0]));
+    }
+    cleaned?;
     outcome
 }
 

@@ -44,18 +44,11 @@ impl Outcome {
         let mib = self.memory_limit >> 20;
         match &self.ending {
             Ending::OutOfMemory => Some(format!("fnbox: killed: out of memory (limit {mib} MiB)")),
-            Ending::TimedOut(d) => Some(format!(
-                "fnbox: killed: timeout after {} s",
-                d.as_secs_f64()
-            )),
+            Ending::TimedOut(d) => Some(format!("fnbox: killed: timeout after {} s", d.as_secs_f64())),
             Ending::ExecFailed(e) => Some(format!(
                 "fnbox: cannot run '{argv0}': {}{}",
                 crate::sys::strerror(*e),
-                if *e == libc::ENOENT && !argv0.contains('/') {
-                    " (not found in PATH inside the sandbox)"
-                } else {
-                    ""
-                }
+                if *e == libc::ENOENT && !argv0.contains('/') { " (not found in PATH inside the sandbox)" } else { "" }
             )),
             Ending::SetupFailed(m) => Some(format!("fnbox: sandbox set-up failed: {m}")),
             Ending::Signaled(_) | Ending::Exited(_) if self.oom_kills > 0 => Some(format!(
@@ -64,6 +57,35 @@ impl Outcome {
             )),
             _ => None,
         }
+    }
+}
+
+impl Outcome {
+    /// The `ended` status line (see [`super::run`]).
+    pub fn to_json(&self, argv0: &str) -> serde_json::Value {
+        let ending = match &self.ending {
+            Ending::Exited(_) => "exited",
+            Ending::Signaled(_) => "signaled",
+            Ending::OutOfMemory => "oom",
+            Ending::TimedOut(_) => "timeout",
+            Ending::ExecFailed(_) => "exec_failed",
+            Ending::SetupFailed(_) => "setup_failed",
+        };
+        let signal = match self.ending {
+            Ending::Signaled(s) => Some(s),
+            _ => None,
+        };
+        serde_json::json!({
+            "event": "ended",
+            "ending": ending,
+            "code": self.code,
+            "signal": signal,
+            "message": self.message(argv0),
+            "oom_kills": self.oom_kills,
+            "memory_limit": self.memory_limit,
+            "peak": {"total": self.peak.total, "anon": self.peak.anon, "in_memory_files": self.peak.in_memory_files},
+            "duration_ms": self.duration.as_secs_f64() * 1000.0,
+        })
     }
 }
 
@@ -99,11 +121,7 @@ impl Sandbox {
         let mut sock_open = true;
         loop {
             let mut fds = vec![
-                libc::pollfd {
-                    fd: self.pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
                 // Once the sandbox's end of the socket is closed it stays readable (HUP); stop
                 // watching it then.
                 libc::pollfd {
@@ -113,21 +131,15 @@ impl Sandbox {
                 },
             ];
             if let Some(s) = &sigfd {
-                fds.push(libc::pollfd {
-                    fd: s.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
+                fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             }
             let now = Instant::now();
             let mut wait = deadline.map(|d| d.saturating_duration_since(now));
             if opts.sample_memory {
                 wait = Some(wait.map_or(SAMPLE_EVERY, |w| w.min(SAMPLE_EVERY)));
             }
-            let ms = wait.map_or(-1, |w| {
-                w.as_millis().min(i32::MAX as u128) as i32
-                    + i32::from(w.subsec_micros() % 1000 != 0)
-            });
+            let ms = wait
+                .map_or(-1, |w| w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 != 0));
             // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if n < 0 {
@@ -163,10 +175,7 @@ impl Sandbox {
             }
         }
         crate::trace::mark("sandbox ended");
-        let init_status = process::waitpid(self.pid, false)
-            .ok()
-            .flatten()
-            .map(|(_, s)| s);
+        let init_status = process::waitpid(self.pid, false).ok().flatten().map(|(_, s)| s);
         self.reaped = true;
         state.drain(&self.sock);
         if sigfd.take().is_some() {
@@ -186,9 +195,7 @@ impl Sandbox {
             Ending::TimedOut(self.spec.timeout.unwrap_or_default())
         } else {
             match status {
-                Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => {
-                    Ending::OutOfMemory
-                }
+                Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => Ending::OutOfMemory,
                 Some(process::WaitStatus::Signaled(s)) => Ending::Signaled(s),
                 Some(process::WaitStatus::Exited(c)) => Ending::Exited(c),
                 None => Ending::SetupFailed("the sandbox vanished without a status".into()),
@@ -236,17 +243,9 @@ impl Collected {
             if n == 0 {
                 break;
             }
-            let word = || {
-                i32::from_le_bytes(
-                    buf.get(1..5)
-                        .and_then(|b| b.try_into().ok())
-                        .unwrap_or([0; 4]),
-                )
-            };
+            let word = || i32::from_le_bytes(buf.get(1..5).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
             match buf[0] {
-                msg::SETUP_ERROR => {
-                    self.setup_error = Some(String::from_utf8_lossy(&buf[1..n]).into_owned())
-                }
+                msg::SETUP_ERROR => self.setup_error = Some(String::from_utf8_lossy(&buf[1..n]).into_owned()),
                 msg::EXEC_ERROR => self.exec_error = Some(word()),
                 msg::EXITED => self.exited = process::WaitStatus::from_raw(word()),
                 _ => {}

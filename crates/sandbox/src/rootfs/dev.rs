@@ -42,14 +42,8 @@ pub fn mount_dev(dev: &Path, size: Option<&str>) -> Result<()> {
         None => "mode=755,size=0".to_string(),
     };
     make_mountpoint(dev, true)?;
-    mount::mount(
-        Some("tmpfs"),
-        dev,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some(&opts),
-    )
-    .map_err(|e| err("cannot mount", dev, e))?;
+    mount::mount(Some("tmpfs"), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&opts))
+        .map_err(|e| err("cannot mount", dev, e))?;
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
         if !host.exists() {
@@ -84,27 +78,15 @@ pub fn mount_dev(dev: &Path, size: Option<&str>) -> Result<()> {
 /// procfs for the sandbox's pid namespace, with Docker's masked and read-only paths.
 pub fn mount_proc(proc_dir: &Path) -> Result<()> {
     make_mountpoint(proc_dir, true)?;
-    mount::mount(
-        Some("proc"),
-        proc_dir,
-        Some("proc"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        None,
-    )
-    .map_err(|e| err("cannot mount", proc_dir, e))?;
+    mount::mount(Some("proc"), proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
+        .map_err(|e| err("cannot mount", proc_dir, e))?;
     for name in PROC_MASKED {
         let p = proc_dir.join(name);
         let Ok(meta) = std::fs::symlink_metadata(&p) else {
             continue;
         };
         if meta.is_dir() {
-            mount::mount(
-                Some("tmpfs"),
-                &p,
-                Some("tmpfs"),
-                libc::MS_RDONLY,
-                Some("size=0,mode=555"),
-            )
+            mount::mount(Some("tmpfs"), &p, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
         } else {
             mount::bind(Path::new("/dev/null"), &p, false)
         }
@@ -116,8 +98,7 @@ pub fn mount_proc(proc_dir: &Path) -> Result<()> {
             continue;
         }
         mount::bind(&p, &p, true).map_err(|e| err("cannot bind", &p, e))?;
-        mount::set_attr(None, &p, abi::MOUNT_ATTR_RDONLY, 0, true)
-            .map_err(|e| err("cannot make read-only", &p, e))?;
+        mount::set_attr(None, &p, abi::MOUNT_ATTR_RDONLY, 0, true).map_err(|e| err("cannot make read-only", &p, e))?;
     }
     Ok(())
 }
@@ -149,14 +130,8 @@ pub fn mount_sys(sys_dir: &Path) -> Result<()> {
     .map_err(|e| err("cannot mount", sys_dir, e))?;
     let fw = sys_dir.join("firmware");
     if fw.is_dir() {
-        mount::mount(
-            Some("tmpfs"),
-            &fw,
-            Some("tmpfs"),
-            libc::MS_RDONLY,
-            Some("size=0,mode=555"),
-        )
-        .map_err(|e| err("cannot mask", &fw, e))?;
+        mount::mount(Some("tmpfs"), &fw, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
+            .map_err(|e| err("cannot mask", &fw, e))?;
     }
     Ok(())
 }

@@ -82,11 +82,7 @@ pub fn skeleton(paths: &Paths) -> Result<PathBuf> {
     }
     let parent = paths.images();
     fs::create_dir_all(&parent).context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(
-        ".host-{}-{}",
-        std::process::id(),
-        crate::sys::random_hex(4)
-    ));
+    let tmp = parent.join(format!(".host-{}-{}", std::process::id(), crate::sys::random_hex(4)));
     build(&tmp).context(|| format!("cannot build the host image in {}", tmp.display()))?;
     // Swap in atomically; a concurrent builder may have won, which is fine.
     let old = parent.join(format!(".host-old-{}", crate::sys::random_hex(4)));
@@ -143,10 +139,7 @@ fn build(root: &Path) -> std::io::Result<()> {
     // TLS trust store, without private keys.
     fs::create_dir_all(etc.join("ssl"))?;
     for name in ["certs", "openssl.cnf"] {
-        copy_tree(
-            &Path::new("/etc/ssl").join(name),
-            &etc.join("ssl").join(name),
-        )?;
+        copy_tree(&Path::new("/etc/ssl").join(name), &etc.join("ssl").join(name))?;
     }
     Ok(())
 }
@@ -163,10 +156,7 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         symlink(fs::read_link(src)?, dst)
     } else if ft.is_dir() {
         fs::create_dir_all(dst)?;
-        fs::set_permissions(
-            dst,
-            fs::Permissions::from_mode(meta.permissions().mode() & 0o7777),
-        )?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))?;
         for e in fs::read_dir(src)? {
             let e = e?;
             copy_tree(&e.path(), &dst.join(e.file_name()))?;

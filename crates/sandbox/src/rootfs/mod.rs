@@ -67,35 +67,16 @@ fn err(what: &str, p: &Path, e: std::io::Error) -> Error {
 pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Staged> {
     let stage = &layout.stage;
     // Nothing we do may propagate back to the host.
-    mount::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )
-    .map_err(|e| {
-        err(
-            "cannot make the mount namespace private at",
-            Path::new("/"),
-            e,
-        )
-    })?;
-    mount::mount(
-        Some("fnbox"),
-        stage,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=700,size=64k"),
-    )
-    .map_err(|e| err("cannot mount the staging tmpfs on", stage, e))?;
+    mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(|e| err("cannot make the mount namespace private at", Path::new("/"), e))?;
+    mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=64k"))
+        .map_err(|e| err("cannot mount the staging tmpfs on", stage, e))?;
     for d in ["lower", "disk", "root"] {
         let p = stage.join(d);
         sys::mkdirat(None, &p, 0o755, false).map_err(|e| err("cannot create", &p, e))?;
     }
     let lower_dir = stage.join("lower");
-    mount::move_mount_to(&lower, &lower_dir)
-        .map_err(|e| err("cannot attach the image at", &lower_dir, e))?;
+    mount::move_mount_to(&lower, &lower_dir).map_err(|e| err("cannot attach the image at", &lower_dir, e))?;
 
     let mut moves = Vec::new();
     for (i, a) in attach.iter().enumerate() {
@@ -122,11 +103,7 @@ pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Sta
         dev::mount_sys(&sys_dir)?;
         moves.push((sys_dir, "/sys".into(), true));
     }
-    Ok(Staged {
-        stage: stage.clone(),
-        moves,
-        tmp_in_memory: layout.tmp_in_memory,
-    })
+    Ok(Staged { stage: stage.clone(), moves, tmp_in_memory: layout.tmp_in_memory })
 }
 
 /// Second half: the overlay root on the writable layer, the staged mounts moved into it, and
@@ -136,8 +113,7 @@ pub fn finish(staged: Staged, disk: OwnedFd) -> Result<()> {
     let disk_dir = stage.join("disk");
     let root = stage.join("root");
     let lower = stage.join("lower");
-    mount::move_mount_to(&disk, &disk_dir)
-        .map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
+    mount::move_mount_to(&disk, &disk_dir).map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
     let opts = format!(
         "lowerdir={},upperdir={},workdir={},userxattr",
         lower.display(),
@@ -154,14 +130,8 @@ pub fn finish(staged: Staged, disk: OwnedFd) -> Result<()> {
     if staged.tmp_in_memory {
         let tmp = root.join("tmp");
         make_mountpoint(&tmp, true)?;
-        mount::mount(
-            Some("tmpfs"),
-            &tmp,
-            Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some("mode=1777,size=0"),
-        )
-        .map_err(|e| err("cannot mount", &tmp, e))?;
+        mount::mount(Some("tmpfs"), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777,size=0"))
+            .map_err(|e| err("cannot mount", &tmp, e))?;
     }
     pivot(&root)
 }
@@ -171,25 +141,15 @@ fn move_to(from: &Path, to: &Path) -> std::io::Result<()> {
     let f = sys::cpath(from)?;
     let t = sys::cpath(to)?;
     // SAFETY: both paths are NUL-terminated; MS_MOVE ignores the type and data arguments.
-    sys::cvt(unsafe {
-        libc::mount(
-            f.as_ptr(),
-            t.as_ptr(),
-            std::ptr::null(),
-            libc::MS_MOVE,
-            std::ptr::null(),
-        )
-    })
-    .map(drop)
+    sys::cvt(unsafe { libc::mount(f.as_ptr(), t.as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()) })
+        .map(drop)
 }
 
 /// `pivot_root` into `root` and drop the old root (and with it the staging area).
 fn pivot(root: &Path) -> Result<()> {
     std::env::set_current_dir(root).map_err(|e| err("cannot enter", root, e))?;
-    mount::pivot_root(Path::new("."), Path::new("."))
-        .map_err(|e| err("cannot pivot_root into", root, e))?;
-    mount::umount2(Path::new("."), libc::MNT_DETACH)
-        .map_err(|e| err("cannot detach the old root", root, e))?;
+    mount::pivot_root(Path::new("."), Path::new(".")).map_err(|e| err("cannot pivot_root into", root, e))?;
+    mount::umount2(Path::new("."), libc::MNT_DETACH).map_err(|e| err("cannot detach the old root", root, e))?;
     std::env::set_current_dir("/").map_err(|e| err("cannot enter", Path::new("/"), e))?;
     Ok(())
 }

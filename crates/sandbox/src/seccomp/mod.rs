@@ -17,11 +17,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    fn from_table(
-        route: impl Fn(&syscalls::Syscall) -> Route,
-        deny: Action,
-        default: Action,
-    ) -> Self {
+    fn from_table(route: impl Fn(&syscalls::Syscall) -> Route, deny: Action, default: Action) -> Self {
         let entries = TABLE
             .iter()
             .map(|s| {
@@ -30,18 +26,12 @@ impl Policy {
                     Route::Notify => Leaf::Simple(Action::Notify),
                     Route::Enosys => Leaf::Simple(Action::Errno(libc::ENOSYS)),
                     Route::Deny => Leaf::Simple(deny),
-                    Route::Rule(name) => {
-                        Leaf::Rule(syscalls::rule(name).expect("rule names are checked by tests"))
-                    }
+                    Route::Rule(name) => Leaf::Rule(syscalls::rule(name).expect("rule names are checked by tests")),
                 };
                 (s.nr, leaf)
             })
             .collect();
-        Self {
-            entries,
-            default,
-            notify_refusals: false,
-        }
+        Self { entries, default, notify_refusals: false }
     }
 
     /// An allowlist of syscall names; everything else gets `default`.
@@ -49,18 +39,13 @@ impl Policy {
         let mut entries: Vec<(u32, Leaf)> = names
             .iter()
             .map(|n| {
-                let s = syscalls::by_name(n)
-                    .unwrap_or_else(|| panic!("unknown syscall {n} in allowlist"));
+                let s = syscalls::by_name(n).unwrap_or_else(|| panic!("unknown syscall {n} in allowlist"));
                 (s.nr, Leaf::Simple(Action::Allow))
             })
             .collect();
         entries.sort_by_key(|e| e.0);
         entries.dedup_by_key(|e| e.0);
-        Self {
-            entries,
-            default,
-            notify_refusals: false,
-        }
+        Self { entries, default, notify_refusals: false }
     }
 
     fn map(&self, a: Action) -> Action {
@@ -114,20 +99,12 @@ impl Policy {
 /// v1: Docker's default profile (for the default capability set), with io_uring and
 /// TIOCSTI refused as well. Refusals are `EPERM`, as in Docker.
 pub fn policy_v1() -> Policy {
-    Policy::from_table(
-        |s| s.docker,
-        Action::Errno(libc::EPERM),
-        Action::Errno(libc::EPERM),
-    )
+    Policy::from_table(|s| s.docker, Action::Errno(libc::EPERM), Action::Errno(libc::EPERM))
 }
 
 /// v2: the Sentry's allowlist. `report` routes refusals to the Sentry so it can count them.
 pub fn policy_v2(report: bool) -> Policy {
-    let mut p = Policy::from_table(
-        |s| s.v2,
-        Action::Errno(libc::EPERM),
-        Action::Errno(libc::ENOSYS),
-    );
+    let mut p = Policy::from_table(|s| s.v2, Action::Errno(libc::EPERM), Action::Errno(libc::ENOSYS));
     p.notify_refusals = report;
     p
 }
@@ -145,10 +122,7 @@ pub struct InstallFlags {
 /// the notification listener when asked for one.
 pub fn install(prog: &[bpf::Insn], flags: InstallFlags) -> io::Result<Option<OwnedFd>> {
     crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)?;
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     let mut f = 0;
     if flags.listener {
         // Once the Sentry has received a notification, only a fatal signal may interrupt the
@@ -161,12 +135,7 @@ pub fn install(prog: &[bpf::Insn], flags: InstallFlags) -> io::Result<Option<Own
     }
     // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies it.
     let r = cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            abi::SECCOMP_SET_MODE_FILTER,
-            f,
-            &fprog as *const libc::sock_fprog,
-        )
+        libc::syscall(libc::SYS_seccomp, abi::SECCOMP_SET_MODE_FILTER, f, &fprog as *const libc::sock_fprog)
     })?;
     if flags.listener {
         // SAFETY: with NEW_LISTENER the kernel returns a new descriptor.
@@ -181,12 +150,7 @@ mod tests {
     use super::*;
 
     fn run(prog: &[bpf::Insn], nr: u32, args: [u64; 6]) -> u32 {
-        let d = abi::seccomp_data {
-            nr: nr as i32,
-            arch: abi::AUDIT_ARCH_X86_64,
-            instruction_pointer: 0,
-            args,
-        };
+        let d = abi::seccomp_data { nr: nr as i32, arch: abi::AUDIT_ARCH_X86_64, instruction_pointer: 0, args };
         bpf::interpret(prog, &d)
     }
 
@@ -242,12 +206,7 @@ mod tests {
     #[test]
     fn wrong_architecture_is_killed() {
         let prog = policy_v1().compile();
-        let d = abi::seccomp_data {
-            nr: 0,
-            arch: 0x4000_0003,
-            instruction_pointer: 0,
-            args: [0; 6],
-        };
+        let d = abi::seccomp_data { nr: 0, arch: 0x4000_0003, instruction_pointer: 0, args: [0; 6] };
         assert_eq!(bpf::interpret(&prog, &d), abi::SECCOMP_RET_KILL_PROCESS);
     }
 
@@ -257,19 +216,10 @@ mod tests {
         let nr = |n| syscalls::by_name(n).unwrap().nr;
         assert_eq!(p.filter_action(nr("read"), &[0; 6]), Action::Allow);
         assert_eq!(p.filter_action(nr("openat"), &[0; 6]), Action::Notify);
-        assert_eq!(
-            p.filter_action(nr("io_uring_setup"), &[0; 6]),
-            Action::Errno(libc::ENOSYS)
-        );
+        assert_eq!(p.filter_action(nr("io_uring_setup"), &[0; 6]), Action::Errno(libc::ENOSYS));
         assert_eq!(p.filter_action(999, &[0; 6]), Action::Errno(libc::ENOSYS));
         let r = policy_v2(true);
-        assert_eq!(
-            r.filter_action(nr("io_uring_setup"), &[0; 6]),
-            Action::Notify
-        );
-        assert_eq!(
-            r.decide(nr("io_uring_setup"), &[0; 6]),
-            Action::Errno(libc::ENOSYS)
-        );
+        assert_eq!(r.filter_action(nr("io_uring_setup"), &[0; 6]), Action::Notify);
+        assert_eq!(r.decide(nr("io_uring_setup"), &[0; 6]), Action::Errno(libc::ENOSYS));
     }
 }

@@ -50,22 +50,10 @@ pub unsafe fn owned(fd: RawFd) -> OwnedFd {
 }
 
 /// `openat(2)` relative to `dir` (or the cwd when `None`).
-pub fn openat(
-    dir: Option<RawFd>,
-    path: &Path,
-    flags: libc::c_int,
-    mode: u32,
-) -> io::Result<OwnedFd> {
+pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
     let c = cpath(path)?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let fd = cvt(unsafe {
-        libc::openat(
-            dir.unwrap_or(libc::AT_FDCWD),
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode,
-        )
-    })?;
+    let fd = cvt(unsafe { libc::openat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
     // SAFETY: the kernel just returned this descriptor to us.
     Ok(unsafe { owned(fd) })
 }
@@ -100,16 +88,8 @@ pub fn mkdirat(dir: Option<RawFd>, path: &Path, mode: u32, exist_ok: bool) -> io
 pub fn lchownat(dir: Option<RawFd>, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     let c = cpath(path)?;
     // SAFETY: `c` is a valid NUL-terminated string.
-    cvt(unsafe {
-        libc::fchownat(
-            dir.unwrap_or(libc::AT_FDCWD),
-            c.as_ptr(),
-            uid,
-            gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
+    cvt(unsafe { libc::fchownat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
 }
 
 /// `symlinkat(2)`.
@@ -158,10 +138,7 @@ pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     // getrandom never fails for small buffers after boot; fall back to the clock if it does.
     if random_bytes(&mut buf).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (t >> (8 * (i % 16))) as u8 ^ (std::process::id() as u8);
         }
@@ -172,11 +149,7 @@ pub fn random_hex(bytes: usize) -> String {
 /// `flock(2)` on an open descriptor. Returns `Ok(false)` when `nonblocking` and the lock is
 /// held elsewhere.
 pub fn flock(fd: &impl AsRawFd, exclusive: bool, nonblocking: bool) -> io::Result<bool> {
-    let mut op = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
+    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
     if nonblocking {
         op |= libc::LOCK_NB;
     }
@@ -228,4 +201,17 @@ pub fn strerror(errno: i32) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// Takes ownership of a descriptor inherited from the parent process (`--status-fd`), after
+/// checking it is open, and marks it close-on-exec so no sandbox inherits it.
+pub fn inherited_file(fd: RawFd) -> io::Result<std::fs::File> {
+    // SAFETY: F_GETFD only queries the descriptor.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("descriptor {fd} is not open")));
+    }
+    // SAFETY: F_SETFD on an open descriptor.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the descriptor is open and, by the caller's contract, ours to own from now on.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

@@ -33,16 +33,7 @@ pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     let src = cpath(source)?;
     let tgt = cpath(target)?;
     // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    cvt(unsafe {
-        libc::mount(
-            src.as_ptr(),
-            tgt.as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        )
-    })
-    .map(drop)
+    cvt(unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), std::ptr::null(), flags, std::ptr::null()) }).map(drop)
 }
 
 /// `umount2(2)`.
@@ -63,19 +54,9 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
 /// `mount_setattr(2)` on a path: sets (and clears) mount attributes without touching the
 /// ones the caller did not name, which is what makes it safe on mounts whose other flags are
 /// locked by a user namespace.
-pub fn set_attr(
-    dir: Option<RawFd>,
-    path: &Path,
-    set: u64,
-    clear: u64,
-    recursive: bool,
-) -> io::Result<()> {
+pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
     let c = cpath(path)?;
-    let attr = abi::mount_attr {
-        attr_set: set,
-        attr_clr: clear,
-        ..Default::default()
-    };
+    let attr = abi::mount_attr { attr_set: set, attr_clr: clear, ..Default::default() };
     let mut flags = 0;
     if recursive {
         flags |= libc::AT_RECURSIVE;
@@ -104,8 +85,7 @@ impl FsContext {
     pub fn open(fstype: &str) -> io::Result<Self> {
         let t = cpath(fstype)?;
         // SAFETY: `t` is NUL-terminated.
-        let fd =
-            cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), abi::FSOPEN_CLOEXEC) })?;
+        let fd = cvt_long(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), abi::FSOPEN_CLOEXEC) })?;
         // SAFETY: fsopen returned a new descriptor.
         Ok(Self(unsafe { owned(fd as RawFd) }))
     }
@@ -115,14 +95,7 @@ impl FsContext {
         let v = cpath(value)?;
         // SAFETY: the key and value are NUL-terminated.
         cvt_long(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                self.0.as_raw_fd(),
-                abi::FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            )
+            libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), abi::FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
         })
         .map(drop)
     }
@@ -159,14 +132,8 @@ impl FsContext {
             )
         })?;
         // SAFETY: fsmount takes a descriptor and integer flags.
-        let fd = cvt_long(unsafe {
-            libc::syscall(
-                libc::SYS_fsmount,
-                self.0.as_raw_fd(),
-                abi::FSMOUNT_CLOEXEC,
-                attrs,
-            )
-        })?;
+        let fd =
+            cvt_long(unsafe { libc::syscall(libc::SYS_fsmount, self.0.as_raw_fd(), abi::FSMOUNT_CLOEXEC, attrs) })?;
         // SAFETY: fsmount returned a new descriptor.
         Ok(unsafe { owned(fd as RawFd) })
     }
@@ -198,8 +165,7 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
         flags |= libc::AT_RECURSIVE as u32;
     }
     // SAFETY: `c` is NUL-terminated.
-    let fd =
-        cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
+    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
     // SAFETY: open_tree returned a new descriptor.
     Ok(unsafe { owned(fd as RawFd) })
 }

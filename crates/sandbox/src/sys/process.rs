@@ -36,21 +36,14 @@ pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result
     // stack the child continues on a copy of this stack, like fork. The caller upholds the
     // fork-safety contract documented above.
     let pid = cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut abi::clone_args,
-            std::mem::size_of::<abi::clone_args>(),
-        )
+        libc::syscall(libc::SYS_clone3, &mut args as *mut abi::clone_args, std::mem::size_of::<abi::clone_args>())
     })?;
     if pid == 0 {
         Ok(Forked::Child)
     } else {
         // SAFETY: CLONE_PIDFD stored a new descriptor in `pidfd`.
         let pidfd = unsafe { owned(pidfd) };
-        Ok(Forked::Parent {
-            pid: pid as libc::pid_t,
-            pidfd,
-        })
+        Ok(Forked::Parent { pid: pid as libc::pid_t, pidfd })
     }
 }
 
@@ -65,16 +58,8 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 /// `pidfd_send_signal(2)`.
 pub fn pidfd_signal(pidfd: &impl AsRawFd, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: a null siginfo is allowed and means "as if sent by kill(2)".
-    cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    })
-    .map(drop)
+    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0) })
+        .map(drop)
 }
 
 /// `pidfd_getfd(2)`: duplicates descriptor `target_fd` of the process behind `pidfd`.
@@ -144,14 +129,8 @@ pub fn waitpid(pid: libc::pid_t, nohang: bool) -> io::Result<Option<(libc::pid_t
 /// Reads `buf.len()` bytes at `addr` in process `pid` (one `process_vm_readv`). Returns the
 /// number of bytes read, which may be short at the end of a mapping.
 pub fn read_mem(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
     // SAFETY: `local` describes `buf`; the remote address is only interpreted by the kernel
     // in the other process, where a bad address yields EFAULT rather than undefined behaviour.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
@@ -163,14 +142,8 @@ pub fn read_mem(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize
 
 /// Writes `data` at `addr` in process `pid`; fails unless every byte was written.
 pub fn write_mem(pid: libc::pid_t, addr: u64, data: &[u8]) -> io::Result<()> {
-    let local = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: data.len(),
-    };
+    let local = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: data.len() };
     // SAFETY: as in `read_mem`; the local buffer is only read.
     let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
@@ -197,11 +170,6 @@ pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
 pub fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Threads:")
-                    .map(|v| v.trim().parse().unwrap_or(1))
-            })
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(1))))
         .unwrap_or(1)
 }

@@ -18,9 +18,7 @@ impl std::str::FromStr for Format {
             "table" => Ok(Self::Table),
             "json" => Ok(Self::Json),
             "markdown" | "md" => Ok(Self::Markdown),
-            _ => Err(format!(
-                "format '{s}' is not known: use table, json or markdown"
-            )),
+            _ => Err(format!("format '{s}' is not known: use table, json or markdown")),
         }
     }
 }
@@ -95,26 +93,13 @@ fn note_in(s: &Syscall, kind: SandboxKind) -> &'static str {
 
 fn summary(kind: SandboxKind) -> String {
     let counts: Vec<String> = match kind {
-        SandboxKind::V2 => class_counts()
-            .iter()
-            .map(|(c, n)| format!("{n} {}", c.as_str()))
-            .collect(),
+        SandboxKind::V2 => class_counts().iter().map(|(c, n)| format!("{n} {}", c.as_str())).collect(),
         SandboxKind::V1 => [Class::Native, Class::Partial, Class::Unsupported]
             .iter()
-            .map(|c| {
-                format!(
-                    "{} {}",
-                    TABLE.iter().filter(|s| class_in(s, kind) == *c).count(),
-                    c.as_str()
-                )
-            })
+            .map(|c| format!("{} {}", TABLE.iter().filter(|s| class_in(s, kind) == *c).count(), c.as_str()))
             .collect(),
     };
-    format!(
-        "{} x86-64 syscalls in sandbox {kind}: {}",
-        TABLE.len(),
-        counts.join(", ")
-    )
+    format!("{} x86-64 syscalls in sandbox {kind}: {}", TABLE.len(), counts.join(", "))
 }
 
 /// Renders the table for `kind` in `format`.
@@ -143,15 +128,8 @@ pub fn render(kind: SandboxKind, format: Format) -> String {
             out.push('\n');
         }
         Format::Markdown => {
-            let _ = writeln!(
-                out,
-                "# Syscalls in fnbox sandbox {kind}\n\n{}.\n",
-                summary(kind)
-            );
-            let _ = writeln!(
-                out,
-                "| nr | syscall | class | action | note |\n|---:|---|---|---|---|"
-            );
+            let _ = writeln!(out, "# Syscalls in fnbox sandbox {kind}\n\n{}.\n", summary(kind));
+            let _ = writeln!(out, "| nr | syscall | class | action | note |\n|---:|---|---|---|---|");
             for s in TABLE {
                 let _ = writeln!(
                     out,
@@ -165,11 +143,7 @@ pub fn render(kind: SandboxKind, format: Format) -> String {
             }
         }
         Format::Table => {
-            let _ = writeln!(
-                out,
-                "{:>4}  {:<24} {:<12} {:<40} NOTE",
-                "NR", "SYSCALL", "CLASS", "ACTION"
-            );
+            let _ = writeln!(out, "{:>4}  {:<24} {:<12} {:<40} NOTE", "NR", "SYSCALL", "CLASS", "ACTION");
             for s in TABLE {
                 let _ = writeln!(
                     out,
@@ -193,8 +167,7 @@ mod tests {
 
     #[test]
     fn json_lists_every_row_with_its_class() {
-        let v: serde_json::Value =
-            serde_json::from_str(&render(SandboxKind::V2, Format::Json)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&render(SandboxKind::V2, Format::Json)).unwrap();
         let rows = v["syscalls"].as_array().unwrap();
         assert_eq!(rows.len(), TABLE.len());
         let io = rows.iter().find(|r| r["name"] == "io_uring_setup").unwrap();

@@ -70,10 +70,7 @@ include!(concat!(env!("OUT_DIR"), "/syscall_table.rs"));
 
 /// The row for a syscall number.
 pub fn by_nr(nr: u32) -> Option<&'static Syscall> {
-    TABLE
-        .binary_search_by_key(&nr, |s| s.nr)
-        .ok()
-        .map(|i| &TABLE[i])
+    TABLE.binary_search_by_key(&nr, |s| s.nr).ok().map(|i| &TABLE[i])
 }
 
 /// The row for a syscall name.
@@ -162,18 +159,9 @@ mod tests {
             assert_eq!(s.class, Class::Unsupported, "{name}");
             assert_eq!(s.v2, Route::Enosys, "{name}");
         }
-        assert!(matches!(
-            by_name("clone").unwrap().v2,
-            Route::Rule("clone-no-ns")
-        ));
-        assert!(matches!(
-            by_name("socket").unwrap().v2,
-            Route::Rule("socket-v2")
-        ));
-        assert!(matches!(
-            by_name("ioctl").unwrap().v2,
-            Route::Rule("ioctl-no-tiocsti")
-        ));
+        assert!(matches!(by_name("clone").unwrap().v2, Route::Rule("clone-no-ns")));
+        assert!(matches!(by_name("socket").unwrap().v2, Route::Rule("socket-v2")));
+        assert!(matches!(by_name("ioctl").unwrap().v2, Route::Rule("ioctl-no-tiocsti")));
     }
 
     #[test]

@@ -58,10 +58,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn evaluate(&self, args: &[u64; 6]) -> Action {
-        self.branches
-            .iter()
-            .find(|b| b.conds.iter().all(|c| c.matches(args)))
-            .map_or(self.default, |b| b.action)
+        self.branches.iter().find(|b| b.conds.iter().all(|c| c.matches(args))).map_or(self.default, |b| b.action)
     }
 }
 
@@ -69,16 +66,10 @@ const fn c(arg: u8, op: Op) -> Cond {
     Cond { arg, op }
 }
 const fn allow(conds: &'static [Cond]) -> Branch {
-    Branch {
-        conds,
-        action: Action::Allow,
-    }
+    Branch { conds, action: Action::Allow }
 }
 const fn errno(conds: &'static [Cond], e: i32) -> Branch {
-    Branch {
-        conds,
-        action: Action::Errno(e),
-    }
+    Branch { conds, action: Action::Errno(e) }
 }
 
 /// Namespace-creating clone flags (CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER |
@@ -97,13 +88,7 @@ const TYPE_MASK: u64 = 0xf;
 pub static RULES: &[Rule] = &[
     Rule {
         name: "clone-no-ns",
-        branches: &[allow(&[c(
-            0,
-            Op::MaskedEq {
-                mask: CLONE_NS_MASK,
-                value: 0,
-            },
-        )])],
+        branches: &[allow(&[c(0, Op::MaskedEq { mask: CLONE_NS_MASK, value: 0 })])],
         default: Action::Errno(libc::EPERM),
     },
     Rule {
@@ -124,83 +109,20 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         name: "ioctl-no-tiocsti",
-        branches: &[
-            errno(&[c(1, Op::Eq32(TIOCSTI))], libc::EPERM),
-            errno(&[c(1, Op::Eq32(TIOCLINUX))], libc::EPERM),
-        ],
+        branches: &[errno(&[c(1, Op::Eq32(TIOCSTI))], libc::EPERM), errno(&[c(1, Op::Eq32(TIOCLINUX))], libc::EPERM)],
         default: Action::Allow,
     },
     Rule {
         name: "socket-v2",
         branches: &[
             allow(&[c(0, Op::Eq(AF_UNIX))]),
-            allow(&[
-                c(0, Op::Eq(AF_INET)),
-                c(
-                    1,
-                    Op::MaskedEq {
-                        mask: TYPE_MASK,
-                        value: 1,
-                    },
-                ),
-            ]),
-            allow(&[
-                c(0, Op::Eq(AF_INET)),
-                c(
-                    1,
-                    Op::MaskedEq {
-                        mask: TYPE_MASK,
-                        value: 2,
-                    },
-                ),
-            ]),
-            allow(&[
-                c(0, Op::Eq(AF_INET6)),
-                c(
-                    1,
-                    Op::MaskedEq {
-                        mask: TYPE_MASK,
-                        value: 1,
-                    },
-                ),
-            ]),
-            allow(&[
-                c(0, Op::Eq(AF_INET6)),
-                c(
-                    1,
-                    Op::MaskedEq {
-                        mask: TYPE_MASK,
-                        value: 2,
-                    },
-                ),
-            ]),
+            allow(&[c(0, Op::Eq(AF_INET)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 1 })]),
+            allow(&[c(0, Op::Eq(AF_INET)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 2 })]),
+            allow(&[c(0, Op::Eq(AF_INET6)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 1 })]),
+            allow(&[c(0, Op::Eq(AF_INET6)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 2 })]),
             allow(&[c(0, Op::Eq(AF_NETLINK)), c(2, Op::Eq(0))]),
-            errno(
-                &[
-                    c(0, Op::Eq(AF_INET)),
-                    c(
-                        1,
-                        Op::MaskedEq {
-                            mask: TYPE_MASK,
-                            value: 3,
-                        },
-                    ),
-                ],
-                libc::EPERM,
-            ),
-            errno(
-                &[
-                    c(0, Op::Eq(AF_INET6)),
-                    c(
-                        1,
-                        Op::MaskedEq {
-                            mask: TYPE_MASK,
-                            value: 3,
-                        },
-                    ),
-                ],
-                libc::EPERM,
-            ),
+            errno(&[c(0, Op::Eq(AF_INET)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 3 })], libc::EPERM),
+            errno(&[c(0, Op::Eq(AF_INET6)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 3 })], libc::EPERM),
             errno(&[c(0, Op::Eq(AF_PACKET))], libc::EPERM),
         ],
         default: Action::Errno(libc::EAFNOSUPPORT),
@@ -210,16 +132,8 @@ pub static RULES: &[Rule] = &[
         branches: &[allow(&[c(0, Op::Eq(AF_UNIX))])],
         default: Action::Errno(libc::EAFNOSUPPORT),
     },
-    Rule {
-        name: "sendto-path",
-        branches: &[allow(&[c(4, Op::Eq(0))])],
-        default: Action::Notify,
-    },
-    Rule {
-        name: "utimensat-path",
-        branches: &[allow(&[c(1, Op::Eq(0))])],
-        default: Action::Notify,
-    },
+    Rule { name: "sendto-path", branches: &[allow(&[c(4, Op::Eq(0))])], default: Action::Notify },
+    Rule { name: "utimensat-path", branches: &[allow(&[c(1, Op::Eq(0))])], default: Action::Notify },
 ];
 
 pub fn rule(name: &str) -> Option<&'static Rule> {
@@ -239,10 +153,7 @@ mod tests {
         let r = rule("clone-no-ns").unwrap();
         assert_eq!(r.evaluate(&args(0x3d0f00, 0, 0)), Action::Allow); // pthread_create
         assert_eq!(r.evaluate(&args(0x1200011, 0, 0)), Action::Allow); // fork
-        assert_eq!(
-            r.evaluate(&args(0x1000_0000, 0, 0)),
-            Action::Errno(libc::EPERM)
-        );
+        assert_eq!(r.evaluate(&args(0x1000_0000, 0, 0)), Action::Errno(libc::EPERM));
     }
 
     #[test]
@@ -252,20 +163,14 @@ mod tests {
         assert_eq!(r.evaluate(&args(10, 2, 17)), Action::Allow); // UDP6
         assert_eq!(r.evaluate(&args(2, 3, 1)), Action::Errno(libc::EPERM)); // raw ICMP
         assert_eq!(r.evaluate(&args(17, 3, 0x300)), Action::Errno(libc::EPERM)); // packet
-        assert_eq!(
-            r.evaluate(&args(16, 3, 9)),
-            Action::Errno(libc::EAFNOSUPPORT)
-        ); // netlink audit
+        assert_eq!(r.evaluate(&args(16, 3, 9)), Action::Errno(libc::EAFNOSUPPORT)); // netlink audit
         assert_eq!(r.evaluate(&args(16, 3, 0)), Action::Allow); // netlink route
     }
 
     #[test]
     fn ioctl_rule_ignores_upper_bits() {
         let r = rule("ioctl-no-tiocsti").unwrap();
-        assert_eq!(
-            r.evaluate(&args(0, 0xffff_ffff_0000_5412, 0)),
-            Action::Errno(libc::EPERM)
-        );
+        assert_eq!(r.evaluate(&args(0, 0xffff_ffff_0000_5412, 0)), Action::Errno(libc::EPERM));
         assert_eq!(r.evaluate(&args(0, 0x5401, 0)), Action::Allow);
     }
 }
