@@ -14,6 +14,7 @@ pub mod launch;
 pub mod paths;
 pub mod rootfs;
 pub mod seccomp;
+pub mod sentry;
 pub mod spec;
 pub mod sys;
 pub mod syscalls;

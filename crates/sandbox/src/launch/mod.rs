@@ -50,6 +50,8 @@ pub struct Sandbox {
     cgroup: Cgroup,
     ids: IdRange,
     disk: Option<DiskJob>,
+    /// v2: the Sentry process and the socket its counters come back on.
+    sentry: Option<(libc::pid_t, OwnedFd)>,
     reaped: bool,
     cleaned: bool,
 }
@@ -59,9 +61,6 @@ impl Sandbox {
     pub fn start(spec: &SandboxSpec, paths: &Paths) -> Result<Self> {
         crate::trace::mark("start");
         spec.validate()?;
-        if spec.kind == SandboxKind::V2 {
-            return Err(Error::Invalid("sandbox v2 is not available in this build yet: use --sandbox v1".into()));
-        }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(Error::NotRoot);
@@ -86,6 +85,16 @@ impl Sandbox {
         };
         let cfg = child_config(spec, &stage)?;
         let (parent_sock, child_sock) = fdpass::seqpacket_pair().context(|| "socketpair".into())?;
+        // v2: program → Sentry (listener and root), Sentry → launcher (counters).
+        let v2 = spec.kind == SandboxKind::V2;
+        let sentry_pairs = if v2 {
+            Some((
+                fdpass::seqpacket_pair().context(|| "socketpair".into())?,
+                fdpass::seqpacket_pair().context(|| "socketpair".into())?,
+            ))
+        } else {
+            None
+        };
         let cgroup_fd = match cgroup.unified_dir() {
             Some(d) => Some(
                 sys::openat(None, d, libc::O_PATH | libc::O_DIRECTORY, 0)
@@ -102,7 +111,8 @@ impl Sandbox {
         let (pid, pidfd) = match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into()) {
             Ok(process::Forked::Child) => {
                 drop(parent_sock);
-                child::run(&cfg, child_sock)
+                let to_sentry = sentry_pairs.map(|((prog, _), _)| prog);
+                child::run(&cfg, child_sock, to_sentry)
             }
             Ok(process::Forked::Parent { pid, pidfd }) => (pid, pidfd),
             Err(e) => {
@@ -112,6 +122,32 @@ impl Sandbox {
         };
         drop(child_sock);
         crate::trace::mark("cloned");
+        let sentry = match sentry_pairs {
+            Some(((prog_end, from_program), (launcher_end, to_launcher))) => {
+                drop(prog_end);
+                let info = crate::sentry::proc::Info {
+                    memory_limit: spec.tier.memory_bytes(),
+                    millicpu: spec.tier.millicpu,
+                    hostname: spec.hostname.clone(),
+                    cgroup: cgroup.dirs(),
+                    started: std::time::Instant::now(),
+                };
+                let boot = crate::sentry::process::Bootstrap {
+                    from_program,
+                    to_launcher,
+                    init_pid: pid,
+                    owner: ids.host_base,
+                    info,
+                    report: spec.report.is_some(),
+                };
+                let spid = spawn_sentry(boot, cgroup_fd.as_ref())?;
+                if cgroup.unified_dir().is_none() {
+                    cgroup.add_pid(spid)?;
+                }
+                Some((spid, launcher_end))
+            }
+            None => None,
+        };
         let mut sb = Self {
             id,
             spec: spec.clone(),
@@ -121,6 +157,7 @@ impl Sandbox {
             cgroup,
             ids,
             disk: Some(disk),
+            sentry,
             reaped: false,
             cleaned: false,
         };
@@ -208,6 +245,10 @@ impl Sandbox {
             self.reaped = true;
         }
         self.disk = None;
+        if let Some((spid, _)) = self.sentry.take() {
+            let _ = process::kill(spid, libc::SIGKILL);
+            let _ = process::waitpid(spid, false);
+        }
         let cg = self.cgroup.destroy();
         crate::trace::mark("cgroup removed");
         self.cleaned = true;
@@ -218,6 +259,34 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.cleanup();
+    }
+}
+
+/// Forks the Sentry (into the sandbox's cgroup directly on cgroup v2).
+fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&OwnedFd>) -> Result<libc::pid_t> {
+    // SAFETY: the launcher is still single-threaded here; the child only runs the Sentry,
+    // which ends in _exit.
+    match unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_raw_fd())) }.context(|| "cannot start the Sentry".into())? {
+        process::Forked::Child => {
+            // Keep only the Sentry's two sockets (as fds 3 and 4).
+            let crate::sentry::process::Bootstrap { from_program, to_launcher, init_pid, owner, info, report } = boot;
+            // SAFETY: F_DUPFD_CLOEXEC returns new descriptors numbered 100 or more.
+            let (a, b) = unsafe {
+                (libc::fcntl(from_program.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100), libc::fcntl(to_launcher.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100))
+            };
+            // SAFETY: dup3 onto 3 and 4; everything above is closed next.
+            unsafe {
+                libc::dup3(a, 3, libc::O_CLOEXEC);
+                libc::dup3(b, 4, libc::O_CLOEXEC);
+            }
+            let _ = sys::close_from(5, false);
+            std::mem::forget(from_program);
+            std::mem::forget(to_launcher);
+            // SAFETY: 3 and 4 are the duplicates made above, owned by nothing else now.
+            let (from_program, to_launcher) = unsafe { (sys::owned(3), sys::owned(4)) };
+            crate::sentry::process::run(crate::sentry::process::Bootstrap { from_program, to_launcher, init_pid, owner, info, report })
+        }
+        process::Forked::Parent { pid, .. } => Ok(pid),
     }
 }
 

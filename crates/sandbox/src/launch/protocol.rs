@@ -18,7 +18,5 @@ pub const SETUP_ERROR: u8 = b'E';
 pub const EXEC_ERROR: u8 = b'F';
 /// Sandbox → launcher: the program ended: `[EXITED, wait status (4 bytes LE)]`.
 pub const EXITED: u8 = b'X';
-/// Sandbox → launcher (v2): the seccomp listener and the root, for the Sentry; descriptors
-/// attached.
-#[allow(dead_code)] // used by the v2 launcher
+/// Program → Sentry (v2): the seccomp listener and the root; descriptors attached.
 pub const SENTRY_FDS: u8 = b'S';

@@ -181,6 +181,7 @@ impl Sandbox {
         if sigfd.take().is_some() {
             let _ = signal::set_mask(libc::SIG_UNBLOCK, &signal::SigSet::of(signal::FORWARDED));
         }
+        self.collect_sentry_report();
         let oom_kills = self.cgroup.oom_kills();
         peak = max_use(peak, self.cgroup.memory_now());
         if let Some(p) = self.cgroup.memory_peak() {
@@ -217,6 +218,29 @@ impl Sandbox {
             peak,
             duration: started.elapsed(),
         })
+    }
+}
+
+impl Sandbox {
+    /// v2: waits (briefly) for the Sentry's counters and writes the compatibility report if
+    /// one was asked for.
+    fn collect_sentry_report(&mut self) {
+        let Some((_, sock)) = &self.sentry else { return };
+        let mut p = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 2000) };
+        let mut buf = vec![0u8; 1 << 20];
+        let counts: crate::sentry::report::Counts = match fdpass::recv(sock, &mut buf) {
+            Ok((n, _)) if n > 0 => serde_json::from_slice(&buf[..n]).unwrap_or_default(),
+            _ => Default::default(),
+        };
+        if let Some(path) = &self.spec.report {
+            let json = path.extension().is_some_and(|e| e == "json");
+            let text = crate::sentry::report::render(&counts, &self.spec.argv, json);
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("fnbox: cannot write the report to {}: {e}", path.display());
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 mod docs;
 mod rules;
 
-pub use docs::{render, Format};
+pub use docs::{errno_name, render, Format};
 pub use rules::{rule, Action, Branch, Cond, Op, Rule, RULES};
 
 /// What v2 does with a syscall, as documented to users.

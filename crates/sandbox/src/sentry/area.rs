@@ -1,0 +1,78 @@
+//! The Sentry's in-memory area: directories of the synthetic `/proc`, materialised on open so
+//! that `getdents64`, `fstat` and `fchdir` on them run natively.
+//!
+//! The area is a private tmpfs, mounted nowhere (a detached mount), charged to the sandbox's
+//! memory cgroup like everything the Sentry allocates. Its entries live under a random token
+//! directory, so the Sentry can recognise its own directories when a program later uses one
+//! as a `dirfd`.
+
+use super::notify::{errno, SysResult};
+use super::proc::Kind;
+use crate::sys;
+use std::collections::VecDeque;
+use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// How many materialised directories are kept; older ones are removed (a program still
+/// holding one reads it as empty).
+const KEEP: usize = 256;
+
+pub struct Area {
+    root: OwnedFd,
+    token: String,
+    counter: Mutex<(u64, VecDeque<String>)>,
+}
+
+impl Area {
+    /// `mount` is the detached tmpfs (created by the launcher side while still privileged).
+    pub fn new(mount: OwnedFd) -> SysResult<Self> {
+        let token = format!(".fnbox-{}", sys::random_hex(8));
+        sys::mkdirat(Some(mount.as_raw_fd()), Path::new(&token), 0o755, false).map_err(errno)?;
+        Ok(Self { root: mount, token, counter: Mutex::new((0, VecDeque::new())) })
+    }
+
+    /// The prefix the kernel prints for files of the area (`/<token>/`).
+    pub fn prefix(&self) -> Vec<u8> {
+        format!("/{}/", self.token).into_bytes()
+    }
+
+    /// Creates a directory with `entries` and opens it; returns the descriptor and the
+    /// directory's name (for mapping it back to its `/proc` path).
+    pub fn materialize(&self, entries: &[(Vec<u8>, Kind)], flags: i32) -> SysResult<(OwnedFd, Vec<u8>)> {
+        let name = {
+            let mut c = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+            c.0 += 1;
+            let name = format!("d{}", c.0);
+            c.1.push_back(name.clone());
+            if c.1.len() > KEEP {
+                if let Some(old) = c.1.pop_front() {
+                    let _ = std::fs::remove_dir_all(self.path_of(&old));
+                }
+            }
+            name
+        };
+        let rel = format!("{}/{name}", self.token);
+        let dir = Path::new(&rel);
+        sys::mkdirat(Some(self.root.as_raw_fd()), dir, 0o555 | 0o200, false).map_err(errno)?;
+        let dfd = sys::openat(Some(self.root.as_raw_fd()), dir, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(errno)?;
+        for (n, kind) in entries {
+            let p = Path::new(std::ffi::OsStr::from_bytes(n));
+            let r = match kind {
+                Kind::Dir => sys::mkdirat(Some(dfd.as_raw_fd()), p, 0o555, false),
+                Kind::File => sys::openat(Some(dfd.as_raw_fd()), p, libc::O_CREAT | libc::O_WRONLY, 0o444).map(drop),
+                Kind::Link => sys::symlinkat(Path::new("."), Some(dfd.as_raw_fd()), p),
+            };
+            r.map_err(errno)?;
+        }
+        let fd = sys::openat(Some(self.root.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
+        Ok((fd, name.into_bytes()))
+    }
+
+    fn path_of(&self, name: &str) -> String {
+        // Only used with the area's own names; removal goes through /proc/self/fd to stay
+        // on the detached mount.
+        format!("/proc/self/fd/{}/{}/{name}", self.root.as_raw_fd(), self.token)
+    }
+}

@@ -1,0 +1,98 @@
+//! `bind`, `connect` and `sendto` with an address.
+//!
+//! A sockaddr is copied out of the caller once. Non-Unix addresses (IP, netlink) are used by
+//! the Sentry on a duplicate of the caller's socket: the socket belongs to the sandbox's
+//! network namespace, so the Sentry's own namespace plays no part.
+//!
+//! A Unix socket path must be resolved inside the sandbox, and Linux records the path string
+//! exactly as given (what `getsockname` returns later). So the call is made, with the
+//! caller's own string, by a short-lived thread with a private filesystem context chrooted
+//! into the sandbox root and standing in the caller's working directory: the kernel resolves
+//! the path there exactly as it would for the caller, confined to the root (the tree holds no
+//! procfs, hence no magic link out).
+
+use super::notify::{errno, Call, Reply, SysResult};
+use super::Sentry;
+use crate::sys;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+enum Op {
+    Bind,
+    Connect,
+    SendTo { data: Vec<u8>, flags: i32 },
+}
+
+fn ret(r: isize) -> SysResult<i64> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        Ok(r as i64)
+    }
+}
+
+fn perform(sock: &OwnedFd, op: &Op, addr: &[u8]) -> SysResult<i64> {
+    let (a, l) = (addr.as_ptr().cast::<libc::sockaddr>(), addr.len() as libc::socklen_t);
+    // SAFETY: `addr` holds `l` bytes of a sockaddr copied from the caller; the kernel checks
+    // its family and length.
+    let r = unsafe {
+        match op {
+            Op::Bind => libc::bind(sock.as_raw_fd(), a, l) as isize,
+            Op::Connect => libc::connect(sock.as_raw_fd(), a, l) as isize,
+            Op::SendTo { data, flags } => libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), *flags, a, l),
+        }
+    };
+    ret(r)
+}
+
+impl Sentry {
+    pub(super) fn socket_call(&self, call: &Call) -> Reply {
+        let r = (|| {
+            let (addr_ptr, addr_len, op) = match call.nr {
+                libc::SYS_bind => (call.args[1], call.args[2] as usize, Op::Bind),
+                libc::SYS_connect => (call.args[1], call.args[2] as usize, Op::Connect),
+                _ => {
+                    let len = (call.args[2] as usize).min(1 << 20);
+                    let data = call.read_bytes(call.args[1], len)?;
+                    (call.args[4], call.args[5] as usize, Op::SendTo { data, flags: call.args[3] as i32 | libc::MSG_NOSIGNAL })
+                }
+            };
+            if addr_len > std::mem::size_of::<libc::sockaddr_storage>() {
+                return Err(libc::EINVAL);
+            }
+            let addr = call.read_bytes(addr_ptr, addr_len)?;
+            if !self.listener.valid(call.id) {
+                return Err(libc::ESRCH);
+            }
+            let sock = call.fetch_fd(call.arg_fd(0))?;
+            let family = addr.get(..2).map(|f| u16::from_ne_bytes([f[0], f[1]])).unwrap_or(0);
+            let unix_path = family == libc::AF_UNIX as u16 && addr.len() > 2 && addr[2] != 0;
+            if !unix_path {
+                return perform(&sock, &op, &addr);
+            }
+            let cwd = sys::openat(Some(self.resolver.host_proc.as_raw_fd()), std::path::Path::new(&format!("{}/cwd", call.tid)), libc::O_PATH, 0)
+                .map_err(errno)?;
+            let root = self.resolver.root.try_clone().map_err(errno)?;
+            let umask = self.umask_of(call);
+            std::thread::scope(|s| {
+                s.spawn(|| -> SysResult<i64> {
+                    // SAFETY: unshare(CLONE_FS) gives this thread its own root, cwd and umask;
+                    // fchdir/chroot/umask then change only this thread's.
+                    unsafe {
+                        if libc::unshare(libc::CLONE_FS) != 0
+                            || libc::fchdir(root.as_raw_fd()) != 0
+                            || libc::chroot(c".".as_ptr()) != 0
+                            || libc::fchdir(cwd.as_raw_fd()) != 0
+                        {
+                            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+                        }
+                        libc::umask(umask);
+                    }
+                    perform(&sock, &op, &addr)
+                })
+                .join()
+                .unwrap_or(Err(libc::EIO))
+            })
+        })();
+        Reply::from(r)
+    }
+}

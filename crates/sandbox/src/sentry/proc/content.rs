@@ -1,0 +1,313 @@
+//! Contents of the synthetic `/proc` files.
+
+use super::pids;
+use super::{Entry, Info, Kind, Magic};
+use crate::sentry::notify::SysResult;
+use std::fmt::Write as _;
+use std::fs;
+
+fn host_file(host: i32, name: &str) -> SysResult<Vec<u8>> {
+    fs::read(format!("/proc/{host}/{name}")).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))
+}
+
+/// Files of the sandbox's own processes that need no translation.
+pub fn pass_through(host: i32, name: &str) -> SysResult<Vec<u8>> {
+    host_file(host, name)
+}
+
+pub fn fd_list(host: i32) -> Vec<Vec<u8>> {
+    let mut fds: Vec<i32> = fs::read_dir(format!("/proc/{host}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds.into_iter().map(|f| f.to_string().into_bytes()).collect()
+}
+
+pub fn fd_exists(host: i32, fd: i32) -> bool {
+    fs::symlink_metadata(format!("/proc/{host}/fd/{fd}")).is_ok()
+}
+
+pub fn magic_text(m: Magic) -> SysResult<Vec<u8>> {
+    let link = match m {
+        Magic::Fd { tid, fd } => format!("/proc/{tid}/fd/{fd}"),
+        Magic::Exe { tid } => format!("/proc/{tid}/exe"),
+        Magic::Cwd { tid } => format!("/proc/{tid}/cwd"),
+        Magic::Root { .. } => return Ok(b"/".to_vec()),
+    };
+    fs::read_link(&link).map(|p| p.into_os_string().into_encoded_bytes()).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))
+}
+
+/// Sandbox pid of host pid `host` (0 when it is outside the sandbox, like init's parent).
+fn ns_of(host: i32) -> i32 {
+    if host <= 0 {
+        return 0;
+    }
+    let Ok(s) = fs::read_to_string(format!("/proc/{host}/status")) else { return 0 };
+    let ids: Vec<i32> = s
+        .lines()
+        .find(|l| l.starts_with("NStgid:"))
+        .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    if ids.len() >= 2 {
+        *ids.last().unwrap_or(&0)
+    } else {
+        0
+    }
+}
+
+/// `status` with pid fields as the sandbox sees them.
+fn status(host: i32) -> SysResult<Vec<u8>> {
+    let s = String::from_utf8_lossy(&host_file(host, "status")?).into_owned();
+    let last = |key: &str| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_string();
+    let mut out = String::with_capacity(s.len());
+    for line in s.lines() {
+        let (key, _) = line.split_once(':').unwrap_or((line, ""));
+        let v = match key {
+            "Tgid" => last("NStgid:"),
+            "Pid" => last("NSpid:"),
+            "PPid" => {
+                let ppid: i32 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+                ns_of(ppid).to_string()
+            }
+            "TracerPid" => "0".into(),
+            "NStgid" => last("NStgid:"),
+            "NSpid" => last("NSpid:"),
+            "NSpgid" => last("NSpgid:"),
+            "NSsid" => last("NSsid:"),
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+        };
+        let _ = writeln!(out, "{key}:\t{v}");
+    }
+    Ok(out.into_bytes())
+}
+
+/// `stat` with pid, ppid, pgrp, session and tpgid translated.
+fn stat(host: i32, ns: i32) -> SysResult<Vec<u8>> {
+    let s = String::from_utf8_lossy(&host_file(host, "stat")?).into_owned();
+    let status = String::from_utf8_lossy(&host_file(host, "status")?).into_owned();
+    let last = |key: &str| status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_string();
+    let close = s.rfind(')').ok_or(libc::EIO)?;
+    let comm = &s[s.find('(').unwrap_or(0)..=close];
+    let mut f: Vec<String> = s[close + 2..].split(' ').map(String::from).collect();
+    if f.len() > 5 {
+        f[1] = ns_of(f[1].parse().unwrap_or(0)).to_string();
+        f[2] = last("NSpgid:");
+        f[3] = last("NSsid:");
+        f[5] = "-1".into();
+    }
+    Ok(format!("{ns} {comm} {}", f.join(" ")).into_bytes())
+}
+
+/// The sandbox's mounts, without the host paths overlayfs records in its options.
+fn mounts(host: i32, info: bool) -> SysResult<Vec<u8>> {
+    let raw = String::from_utf8_lossy(&host_file(host, if info { "mountinfo" } else { "mounts" })?).into_owned();
+    let mut out = String::new();
+    for line in raw.lines() {
+        if line.contains("lowerdir=") {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let kept: Vec<&str> = fields.iter().map(|f| if f.contains("lowerdir=") { "rw" } else { f }).collect();
+            out.push_str(&kept.join(" "));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    Ok(out.into_bytes())
+}
+
+pub fn per_process(_info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<Vec<u8>> {
+    match name {
+        b"status" => status(host),
+        b"stat" => stat(host, ns),
+        b"mounts" => mounts(host, false),
+        b"mountinfo" => mounts(host, true),
+        b"cgroup" => Ok(b"0::/\n".to_vec()),
+        b"loginuid" | b"sessionid" => Ok(b"4294967295".to_vec()),
+        b"statm" | b"cmdline" | b"environ" | b"comm" | b"limits" | b"maps" | b"smaps" | b"smaps_rollup" | b"auxv"
+        | b"oom_score" | b"oom_score_adj" | b"uid_map" | b"gid_map" | b"setgroups" | b"io" => {
+            host_file(host, std::str::from_utf8(name).unwrap_or(""))
+        }
+        _ => Err(libc::ENOENT),
+    }
+}
+
+/// Memory use from the sandbox's cgroup: (used, file cache, shmem).
+fn cgroup_memory(info: &Info) -> (u64, u64, u64) {
+    let Some(dir) = info.cgroup.first() else { return (0, 0, 0) };
+    let read = |f: &str| fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let used = read("memory.usage_in_bytes").or_else(|| read("memory.current")).unwrap_or(0);
+    let stat = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+    let key = |k: &str| crate::cgroup::keyed_value(&stat, k).unwrap_or(0);
+    let file = key("cache").max(key("file"));
+    (used, file, key("shmem"))
+}
+
+/// CPUs the sandbox's share amounts to (at least one).
+pub fn cpus(info: &Info) -> u64 {
+    let host = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    info.millicpu.div_ceil(1000).clamp(1, host)
+}
+
+fn meminfo(info: &Info) -> Vec<u8> {
+    let (used, file, shmem) = cgroup_memory(info);
+    let kb = |b: u64| b / 1024;
+    let total = info.memory_limit;
+    let free = total.saturating_sub(used);
+    let avail = free + file.saturating_sub(shmem).min(used);
+    let mut s = String::new();
+    for (k, v) in [
+        ("MemTotal", kb(total)),
+        ("MemFree", kb(free)),
+        ("MemAvailable", kb(avail)),
+        ("Buffers", 0),
+        ("Cached", kb(file)),
+        ("SwapCached", 0),
+        ("Active", kb(used)),
+        ("Inactive", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", kb(used.saturating_sub(file))),
+        ("Mapped", 0),
+        ("Shmem", kb(shmem)),
+        ("CommitLimit", kb(total)),
+        ("Committed_AS", kb(used)),
+        ("HugePages_Total", 0),
+        ("HugePages_Free", 0),
+        ("Hugepagesize", 2048),
+    ] {
+        let unit = if k.starts_with("HugePages_") { "" } else { " kB" };
+        let _ = writeln!(s, "{:<16}{:>8}{unit}", format!("{k}:"), v);
+    }
+    s.into_bytes()
+}
+
+fn cpuinfo(info: &Info) -> Vec<u8> {
+    let host = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let first = host.split("\n\n").next().unwrap_or("").to_string();
+    let mut s = String::new();
+    for i in 0..cpus(info) {
+        for line in first.lines() {
+            let key = line.split(':').next().unwrap_or("").trim();
+            match key {
+                "processor" | "core id" | "apicid" | "initial apicid" => {
+                    let _ = writeln!(s, "{key}\t\t: {i}");
+                }
+                "siblings" | "cpu cores" => {
+                    let _ = writeln!(s, "{key}\t: {}", cpus(info));
+                }
+                _ => {
+                    s.push_str(line);
+                    s.push('\n');
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+fn proc_stat(info: &Info) -> Vec<u8> {
+    let btime = fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("btime"))
+        .map(String::from)
+        .unwrap_or_else(|| "btime 0".into());
+    let mut s = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+    for i in 0..cpus(info) {
+        let _ = writeln!(s, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
+    }
+    let procs = pids::list(&info.procs_files()).len();
+    let _ = write!(s, "intr 0\nctxt 0\n{btime}\nprocesses {procs}\nprocs_running 1\nprocs_blocked 0\n");
+    s.into_bytes()
+}
+
+fn release() -> (String, String) {
+    // SAFETY: utsname is plain data and uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid out-pointer.
+    unsafe { libc::uname(&mut u) };
+    let s = |a: &[libc::c_char]| a.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect::<String>();
+    (s(&u.release), s(&u.version))
+}
+
+pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
+    match name {
+        b"meminfo" => Ok(meminfo(info)),
+        b"cpuinfo" => Ok(cpuinfo(info)),
+        b"stat" => Ok(proc_stat(info)),
+        b"uptime" => fs::read("/proc/uptime").map_err(|_| libc::EIO),
+        b"loadavg" => {
+            let n = pids::list(&info.procs_files()).len();
+            Ok(format!("0.00 0.00 0.00 1/{n} {n}\n").into_bytes())
+        }
+        b"version" => {
+            let (r, v) = release();
+            Ok(format!("Linux version {r} (fnbox sentry) {v}\n").into_bytes())
+        }
+        b"filesystems" => fs::read("/proc/filesystems").map_err(|_| libc::EIO),
+        _ => Err(libc::ENOENT),
+    }
+}
+
+/// `/proc/sys`: the few values programs read.
+pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
+    let (release, version) = release();
+    let uuid = || {
+        let h = crate::sys::random_hex(16);
+        format!("{}-{}-4{}-a{}-{}\n", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    };
+    let tree: Vec<(&str, String)> = vec![
+        ("kernel/hostname", format!("{}\n", info.hostname)),
+        ("kernel/osrelease", format!("{release}\n")),
+        ("kernel/ostype", "Linux\n".into()),
+        ("kernel/version", format!("{version}\n")),
+        ("kernel/pid_max", "4194304\n".into()),
+        ("kernel/threads-max", "63390\n".into()),
+        ("kernel/ngroups_max", "65536\n".into()),
+        ("kernel/cap_last_cap", "40\n".into()),
+        ("kernel/random/uuid", uuid()),
+        ("kernel/random/boot_id", uuid()),
+        ("kernel/random/entropy_avail", "256\n".into()),
+        ("kernel/random/poolsize", "256\n".into()),
+        ("vm/overcommit_memory", "0\n".into()),
+        ("vm/max_map_count", "65530\n".into()),
+        ("fs/file-max", "9223372036854775807\n".into()),
+        ("fs/nr_open", "1048576\n".into()),
+        ("fs/inotify/max_user_watches", "65536\n".into()),
+        ("fs/inotify/max_user_instances", "128\n".into()),
+        ("net/core/somaxconn", "4096\n".into()),
+    ];
+    let want: Vec<&[u8]> = rest.iter().map(|c| c.as_slice()).collect();
+    let path = want.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
+    if let Some((_, v)) = tree.iter().find(|(k, _)| *k == path) {
+        return Ok(Entry::File(v.clone().into_bytes()));
+    }
+    // A directory: the next component of every key below it.
+    let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+    let mut list: Vec<(Vec<u8>, Kind)> = Vec::new();
+    for (k, _) in &tree {
+        if let Some(rest) = k.strip_prefix(&prefix) {
+            let (name, kind) = match rest.split_once('/') {
+                Some((d, _)) => (d, Kind::Dir),
+                None => (rest, Kind::File),
+            };
+            if !list.iter().any(|(n, _)| n == name.as_bytes()) {
+                list.push((name.as_bytes().to_vec(), kind));
+            }
+        }
+    }
+    if list.is_empty() {
+        return Err(libc::ENOENT);
+    }
+    Ok(Entry::Dir(list))
+}

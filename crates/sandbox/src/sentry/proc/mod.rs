@@ -1,0 +1,255 @@
+//! The synthetic `/proc`: what a program in v2 sees instead of the host's procfs.
+//!
+//! Entries are generated on demand from the sandbox's own facts (its memory limit and CPU
+//! share, its processes translated into its pid namespace) and from the host's per-process
+//! files for the sandbox's own processes only. Nothing about other processes of the host is
+//! ever shown.
+
+mod content;
+pub mod pids;
+
+use super::notify::SysResult;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Facts about the sandbox the synthetic files report.
+pub struct Info {
+    pub memory_limit: u64,
+    pub millicpu: u64,
+    pub hostname: String,
+    /// The sandbox's cgroup directories (memory first).
+    pub cgroup: Vec<PathBuf>,
+    pub started: Instant,
+}
+
+impl Info {
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.cgroup.iter().take(1).map(|d| d.join("cgroup.procs")).collect()
+    }
+}
+
+/// The kind of a directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Link,
+}
+
+/// A magic link: opening it opens what it points to, whatever its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Magic {
+    /// Descriptor `fd` of host thread `tid`.
+    Fd { tid: i32, fd: i32 },
+    Exe { tid: i32 },
+    Cwd { tid: i32 },
+    Root { tid: i32 },
+}
+
+/// A resolved `/proc` entry.
+#[derive(Debug)]
+pub enum Entry {
+    Dir(Vec<(Vec<u8>, Kind)>),
+    File(Vec<u8>),
+    /// A plain symlink (`self`, `mounts`, ...) and its target text.
+    Link(Vec<u8>),
+    Magic(Magic),
+}
+
+/// What resolving a `/proc` path gave.
+pub enum Found {
+    Entry(Entry),
+    /// The path went through a magic link to a directory of the real tree: continue from
+    /// there with the remaining components.
+    Through(Magic, Vec<Vec<u8>>),
+}
+
+/// Whose directory a `/proc/<pid>` or `/proc/<pid>/task/<tid>` path is.
+#[derive(Clone, Copy)]
+struct Subject {
+    /// Host tid whose files are read (the thread, or the process's main thread).
+    host: i32,
+    /// Sandbox pid (or tid) the directory is named after.
+    ns: i32,
+    /// Whether this is a `task/<tid>` directory (which has no `task/` of its own).
+    thread: bool,
+}
+
+const GLOBAL: &[(&str, Kind)] = &[
+    ("self", Kind::Link),
+    ("thread-self", Kind::Link),
+    ("meminfo", Kind::File),
+    ("cpuinfo", Kind::File),
+    ("stat", Kind::File),
+    ("uptime", Kind::File),
+    ("loadavg", Kind::File),
+    ("version", Kind::File),
+    ("filesystems", Kind::File),
+    ("mounts", Kind::Link),
+    ("sys", Kind::Dir),
+];
+
+const PER_PROCESS: &[(&str, Kind)] = &[
+    ("status", Kind::File),
+    ("stat", Kind::File),
+    ("statm", Kind::File),
+    ("cmdline", Kind::File),
+    ("environ", Kind::File),
+    ("comm", Kind::File),
+    ("limits", Kind::File),
+    ("maps", Kind::File),
+    ("smaps", Kind::File),
+    ("smaps_rollup", Kind::File),
+    ("auxv", Kind::File),
+    ("cgroup", Kind::File),
+    ("mounts", Kind::File),
+    ("mountinfo", Kind::File),
+    ("oom_score", Kind::File),
+    ("oom_score_adj", Kind::File),
+    ("loginuid", Kind::File),
+    ("sessionid", Kind::File),
+    ("uid_map", Kind::File),
+    ("gid_map", Kind::File),
+    ("setgroups", Kind::File),
+    ("io", Kind::File),
+    ("fd", Kind::Dir),
+    ("fdinfo", Kind::Dir),
+    ("task", Kind::Dir),
+    ("exe", Kind::Link),
+    ("cwd", Kind::Link),
+    ("root", Kind::Link),
+];
+
+fn entries(list: &[(&str, Kind)]) -> Vec<(Vec<u8>, Kind)> {
+    list.iter().map(|(n, k)| (n.as_bytes().to_vec(), *k)).collect()
+}
+
+fn parse_num(c: &[u8]) -> Option<i32> {
+    if c.is_empty() || !c.iter().all(u8::is_ascii_digit) || c.len() > 9 {
+        return None;
+    }
+    std::str::from_utf8(c).ok()?.parse().ok()
+}
+
+/// Resolves the components after `/proc` for a call made by host thread `caller`.
+/// `follow`: follow a final symlink or magic link (as `open`/`stat` do; not `lstat`,
+/// `readlink`).
+pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
+    let (caller_tgid, caller_tid, caller_host_tgid) = pids::ns_ids(caller).ok_or(libc::ESRCH)?;
+    let mut comps: Vec<Vec<u8>> = comps.to_vec();
+    let mut hops = 0;
+    loop {
+        let Some(first) = comps.first().cloned() else {
+            let mut list = entries(GLOBAL);
+            for p in pids::list(&info.procs_files()) {
+                list.push((p.ns.to_string().into_bytes(), Kind::Dir));
+            }
+            return Ok(Found::Entry(Entry::Dir(list)));
+        };
+        let last = comps.len() == 1;
+        // `self` and `thread-self` are symlinks to the caller's directories.
+        let link = match first.as_slice() {
+            b"self" => Some(format!("{caller_tgid}")),
+            b"thread-self" => Some(format!("{caller_tgid}/task/{caller_tid}")),
+            b"mounts" => Some("self/mounts".to_string()),
+            _ => None,
+        };
+        if let Some(target) = link {
+            if last && !follow {
+                return Ok(Found::Entry(Entry::Link(target.into_bytes())));
+            }
+            hops += 1;
+            if hops > 8 {
+                return Err(libc::ELOOP);
+            }
+            let mut next = super::resolve::components(target.as_bytes());
+            next.extend(comps.drain(1..));
+            comps = next;
+            continue;
+        }
+        if let Some(ns) = parse_num(&first) {
+            let host = if ns == caller_tgid {
+                caller_host_tgid
+            } else {
+                pids::host_of(&info.procs_files(), ns).ok_or(libc::ENOENT)?
+            };
+            return process(info, Subject { host, ns, thread: false }, &comps[1..], follow);
+        }
+        if first == b"sys" {
+            return content::sys(info, &comps[1..]).map(Found::Entry);
+        }
+        if !last {
+            return Err(libc::ENOTDIR);
+        }
+        return content::global(info, &first).map(|c| Found::Entry(Entry::File(c)));
+    }
+}
+
+/// Entries of `/proc/<pid>` (or `/proc/<pid>/task/<tid>`).
+fn process(info: &Info, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResult<Found> {
+    let Some(name) = rest.first() else {
+        let mut list = entries(PER_PROCESS);
+        if who.thread {
+            list.retain(|(n, _)| n != b"task");
+        }
+        return Ok(Found::Entry(Entry::Dir(list)));
+    };
+    let last = rest.len() == 1;
+    let magic = match name.as_slice() {
+        b"exe" => Some(Magic::Exe { tid: who.host }),
+        b"cwd" => Some(Magic::Cwd { tid: who.host }),
+        b"root" => Some(Magic::Root { tid: who.host }),
+        _ => None,
+    };
+    if let Some(m) = magic {
+        if last {
+            return Ok(Found::Entry(Entry::Magic(m)));
+        }
+        return Ok(Found::Through(m, rest[1..].to_vec()));
+    }
+    match name.as_slice() {
+        b"fd" | b"fdinfo" => {
+            let dir = name.as_slice() == b"fd";
+            let Some(n) = rest.get(1) else {
+                let kind = if dir { Kind::Link } else { Kind::File };
+                return Ok(Found::Entry(Entry::Dir(content::fd_list(who.host).into_iter().map(|f| (f, kind)).collect())));
+            };
+            let fd = parse_num(n).ok_or(libc::ENOENT)?;
+            if !content::fd_exists(who.host, fd) {
+                return Err(libc::ENOENT);
+            }
+            if !dir {
+                if rest.len() > 2 {
+                    return Err(libc::ENOTDIR);
+                }
+                return content::pass_through(who.host, &format!("fdinfo/{fd}")).map(|c| Found::Entry(Entry::File(c)));
+            }
+            let m = Magic::Fd { tid: who.host, fd };
+            if rest.len() == 2 {
+                let _ = follow;
+                return Ok(Found::Entry(Entry::Magic(m)));
+            }
+            Ok(Found::Through(m, rest[2..].to_vec()))
+        }
+        b"task" if !who.thread => {
+            let threads = pids::threads(who.host);
+            let Some(t) = rest.get(1) else {
+                return Ok(Found::Entry(Entry::Dir(threads.iter().map(|t| (t.ns.to_string().into_bytes(), Kind::Dir)).collect())));
+            };
+            let ns = parse_num(t).ok_or(libc::ENOENT)?;
+            let th = threads.into_iter().find(|x| x.ns == ns).ok_or(libc::ENOENT)?;
+            process(info, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
+        }
+        _ if !last => Err(libc::ENOTDIR),
+        other => content::per_process(info, who.host, who.ns, other).map(|c| Found::Entry(Entry::File(c))),
+    }
+}
+
+/// Text of a `/proc` symlink or magic link, as `readlink` returns it.
+pub fn link_text(e: &Entry) -> SysResult<Vec<u8>> {
+    match e {
+        Entry::Link(t) => Ok(t.clone()),
+        Entry::Magic(m) => content::magic_text(*m),
+        _ => Err(libc::EINVAL),
+    }
+}

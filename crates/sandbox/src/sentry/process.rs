@@ -1,0 +1,118 @@
+//! The Sentry process: forked by the launcher, it joins the sandbox's cgroup and user
+//! namespace, receives the program's notification listener and root, drops to the sandbox's
+//! root, locks itself down with its own seccomp allowlist, and serves.
+
+use super::notify::Listener;
+use super::{area, proc, report, resolve, Sentry};
+use crate::seccomp::{self, Policy};
+use crate::sys::{self, abi, fdpass, mount::FsContext, process};
+use crate::syscalls::Action;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+/// What the launcher hands the Sentry.
+pub struct Bootstrap {
+    /// Receives `[listener, root]` from the program just before its first `execve`.
+    pub from_program: OwnedFd,
+    /// Back to the launcher: the counters when the sandbox ends.
+    pub to_launcher: OwnedFd,
+    /// Host pid of the sandbox's init (its user namespace is the Sentry's to join).
+    pub init_pid: libc::pid_t,
+    /// Host uid of the sandbox's root.
+    pub owner: u32,
+    pub info: proc::Info,
+    /// Route refusals here to count them (`--report`).
+    pub report: bool,
+}
+
+/// The syscalls the Sentry itself may make once it serves.
+const SENTRY_ALLOWLIST: &[&str] = &[
+    "read", "write", "close", "ioctl", "poll", "ppoll", "openat", "openat2", "open", "statx", "newfstatat", "fstat",
+    "readlinkat", "readlink", "lseek", "getdents64", "process_vm_readv", "process_vm_writev", "pidfd_open",
+    "pidfd_getfd", "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat", "symlinkat", "fchownat", "fchmodat",
+    "chmod", "utimensat", "truncate", "fstatfs", "faccessat2", "setxattr", "lsetxattr", "getxattr", "lgetxattr",
+    "listxattr", "llistxattr", "removexattr", "lremovexattr", "inotify_add_watch", "memfd_create", "sysinfo",
+    "uname", "bind", "connect", "sendto", "sendmsg", "recvmsg", "unshare", "chroot", "fchdir", "umask", "clone3",
+    "clone", "futex", "mmap", "munmap", "mprotect", "madvise", "brk", "mremap", "rt_sigprocmask", "rt_sigaction",
+    "rt_sigreturn", "sigaltstack", "sched_yield", "sched_getaffinity", "set_robust_list", "rseq", "gettid",
+    "getpid", "exit", "exit_group", "clock_gettime", "clock_nanosleep", "nanosleep", "getrandom", "fcntl", "prctl",
+];
+
+/// Runs the Sentry; never returns.
+pub fn run(b: Bootstrap) -> ! {
+    let code = match serve(b) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("fnbox: sentry: {e}");
+            1
+        }
+    };
+    // SAFETY: _exit ends the process without running the launcher's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+fn serve(b: Bootstrap) -> Result<(), String> {
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    // While still host root: the private tmpfs for synthetic directories (owned by the
+    // sandbox's root, so the Sentry can write it once it is that user).
+    let area_fs = FsContext::open("tmpfs").map_err(|e| format!("tmpfs: {e}"))?;
+    area_fs.set_string("mode", "0700").map_err(|e| format!("tmpfs mode: {e}"))?;
+    area_fs.set_string("uid", &b.owner.to_string()).map_err(|e| format!("tmpfs uid: {e}"))?;
+    area_fs.set_string("gid", &b.owner.to_string()).map_err(|e| format!("tmpfs gid: {e}"))?;
+    let area_mount = area_fs.mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC).map_err(|e| format!("tmpfs: {e}"))?;
+    let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| format!("/proc: {e}"))?;
+
+    // The program sends its listener and root right before its first execve.
+    let mut buf = [0u8; 16];
+    let (n, mut fds) = fdpass::recv(&b.from_program, &mut buf).map_err(|e| format!("receiving the listener: {e}"))?;
+    if n == 0 {
+        // The sandbox ended before its program started (set-up failed): nothing to serve.
+        return Ok(());
+    }
+    if fds.len() != 2 {
+        return Err("the program sent no seccomp listener".into());
+    }
+    let root = fds.pop().ok_or("no root")?;
+    let listener = Listener(fds.pop().ok_or("no listener")?);
+
+    // Become the sandbox's root, in its user namespace: the Sentry acts on the sandbox's files
+    // with exactly the sandbox root's rights, and none on the host.
+    let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", b.init_pid)), libc::O_RDONLY, 0)
+        .map_err(|e| format!("user namespace: {e}"))?;
+    // SAFETY: setns with a user-namespace descriptor; this process is single-threaded.
+    sys::cvt(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) }).map_err(|e| format!("setns: {e}"))?;
+    process::set_ids(0, 0).map_err(|e| format!("setresuid: {e}"))?;
+    // SAFETY: size 0 ignores the pointer.
+    sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) }).map_err(|e| format!("setgroups: {e}"))?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    // Modes are applied exactly as the program's umask says, by the handlers.
+    // SAFETY: umask has no failure mode.
+    unsafe { libc::umask(0) };
+    listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
+
+    let area = area::Area::new(area_mount).map_err(|e| format!("area: errno {e}"))?;
+    let resolver = resolve::Resolver {
+        root,
+        host_proc,
+        area_prefix: area.prefix(),
+        area_dirs: Mutex::new(Default::default()),
+    };
+    let sentry = Arc::new(Sentry {
+        listener,
+        resolver,
+        info: b.info,
+        area,
+        policy: seccomp::policy_v2(b.report),
+        counts: Mutex::new(report::Counts::default()),
+        busy: AtomicUsize::new(0),
+        workers: AtomicUsize::new(0),
+    });
+    let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
+    seccomp::install(&own, seccomp::InstallFlags { listener: false, all_threads: true }).map_err(|e| format!("seccomp: {e}"))?;
+    let counts = sentry.serve();
+    let json = serde_json::to_vec(&counts).unwrap_or_default();
+    sys::write_all_fd(b.to_launcher.as_raw_fd(), &json).map_err(|e| format!("report: {e}"))?;
+    Ok(())
+}

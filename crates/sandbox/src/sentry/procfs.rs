@@ -1,0 +1,172 @@
+//! Opening, stating and reading links of synthetic `/proc` entries.
+
+use super::notify::{errno, Call, SysResult};
+use super::proc::{self, Entry, Found, Kind, Magic};
+use super::resolve::{c, Node};
+use super::Sentry;
+use crate::sys;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Entries a program may open for writing (writes go to a private copy and are ignored).
+const WRITABLE: &[&[u8]] = &[b"oom_score_adj", b"comm"];
+
+impl Sentry {
+    pub(super) fn proc_lookup(&self, call: &Call, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
+        proc::lookup(&self.info, call.tid, comps, follow)
+    }
+
+    /// A magic link used as a directory in the middle of a path: continue in the real tree.
+    fn through(&self, call: &Call, m: Magic, rest: &[Vec<u8>], follow: bool) -> SysResult<Node> {
+        let mut path = proc::link_text(&Entry::Magic(m))?;
+        if path.first() != Some(&b'/') {
+            return Err(libc::ENOTDIR);
+        }
+        for r in rest {
+            path.push(b'/');
+            path.extend_from_slice(r);
+        }
+        self.resolver.resolve(call, libc::AT_FDCWD, &path, follow, false)
+    }
+
+    pub(super) fn proc_open(&self, call: &Call, comps: &[Vec<u8>], flags: i32) -> SysResult<OwnedFd> {
+        let follow = flags & libc::O_NOFOLLOW == 0;
+        let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let entry = match self.proc_lookup(call, comps, follow)? {
+            Found::Entry(e) => e,
+            Found::Through(m, rest) => {
+                return match self.through(call, m, &rest, follow)? {
+                    Node::Fs(fd) => reopen(&fd, flags),
+                    Node::Proc(c) => self.proc_open(call, &c, flags),
+                };
+            }
+        };
+        match entry {
+            Entry::File(content) => {
+                if writing && !comps.last().is_some_and(|n| WRITABLE.contains(&n.as_slice())) {
+                    return Err(libc::EACCES);
+                }
+                if flags & libc::O_DIRECTORY != 0 {
+                    return Err(libc::ENOTDIR);
+                }
+                memfd_with(&content, flags)
+            }
+            Entry::Dir(list) => {
+                if writing {
+                    return Err(libc::EISDIR);
+                }
+                let (fd, name) = self.area.materialize(&list, flags & (libc::O_NONBLOCK | libc::O_PATH) | libc::O_CLOEXEC)?;
+                self.resolver.area_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(name, comps.to_vec());
+                Ok(fd)
+            }
+            Entry::Link(_) => Err(libc::ELOOP),
+            Entry::Magic(m) => {
+                let link = match m {
+                    Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
+                    Magic::Exe { tid } => format!("{tid}/exe"),
+                    Magic::Cwd { tid } => format!("{tid}/cwd"),
+                    Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
+                };
+                let p = std::path::Path::new(&link);
+                sys::openat(Some(self.resolver.host_proc.as_raw_fd()), p, flags & !libc::O_CREAT, 0).map_err(errno)
+            }
+        }
+    }
+
+    pub(super) fn proc_statx(&self, call: &Call, comps: &[Vec<u8>], follow: bool) -> SysResult<libc::statx> {
+        let entry = match self.proc_lookup(call, comps, follow)? {
+            Found::Entry(e) => e,
+            Found::Through(m, rest) => {
+                return match self.through(call, m, &rest, follow)? {
+                    Node::Fs(fd) => super::resolve::sys_statx_mask(fd.as_raw_fd(), b"", libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS),
+                    Node::Proc(c) => self.proc_statx(call, &c, follow),
+                };
+            }
+        };
+        let (kind, mode) = match &entry {
+            Entry::Dir(_) => (Kind::Dir, 0o555),
+            Entry::File(_) => (Kind::File, 0o444),
+            Entry::Link(_) => (Kind::Link, 0o777),
+            Entry::Magic(m) if follow => {
+                let link = match m {
+                    Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
+                    Magic::Exe { tid } => format!("{tid}/exe"),
+                    Magic::Cwd { tid } => format!("{tid}/cwd"),
+                    Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
+                };
+                return super::resolve::sys_statx_mask(self.resolver.host_proc.as_raw_fd(), link.as_bytes(), 0, libc::STATX_BASIC_STATS);
+            }
+            Entry::Magic(_) => (Kind::Link, 0o777),
+        };
+        Ok(synthetic_statx(comps, kind, mode))
+    }
+
+    pub(super) fn proc_readlink(&self, call: &Call, comps: &[Vec<u8>]) -> SysResult<Vec<u8>> {
+        match self.proc_lookup(call, comps, false)? {
+            Found::Entry(e) => proc::link_text(&e),
+            Found::Through(m, rest) => match self.through(call, m, &rest, false)? {
+                Node::Fs(fd) => super::resolve::readlinkat(fd.as_raw_fd(), b""),
+                Node::Proc(c) => self.proc_readlink(call, &c),
+            },
+        }
+    }
+}
+
+/// Reopens a resolved file with the caller's flags.
+fn reopen(fd: &OwnedFd, flags: i32) -> SysResult<OwnedFd> {
+    let p = c(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes());
+    // SAFETY: NUL-terminated path.
+    let r = unsafe { libc::open(p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+    }
+    // SAFETY: open returned a new descriptor.
+    Ok(unsafe { sys::owned(r) })
+}
+
+/// An in-memory file holding `content`, opened read-only (or read-write for the few
+/// writable entries).
+fn memfd_with(content: &[u8], flags: i32) -> SysResult<OwnedFd> {
+    // SAFETY: NUL-terminated name, integer flags.
+    let fd = unsafe { libc::memfd_create(c"fnbox-proc".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM));
+    }
+    // SAFETY: memfd_create returned a new descriptor.
+    let m = unsafe { sys::owned(fd) };
+    sys::write_all_fd(m.as_raw_fd(), content).map_err(errno)?;
+    let access = flags & libc::O_ACCMODE;
+    reopen(&m, access | (flags & libc::O_NONBLOCK))
+}
+
+fn synthetic_statx(comps: &[Vec<u8>], kind: Kind, perm: u32) -> libc::statx {
+    // SAFETY: statx is plain data.
+    let mut x: libc::statx = unsafe { std::mem::zeroed() };
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    // SAFETY: statx_timestamp is plain data.
+    let mut ts: libc::statx_timestamp = unsafe { std::mem::zeroed() };
+    ts.tv_sec = t.as_secs() as i64;
+    ts.tv_nsec = t.subsec_nanos();
+    x.stx_mask = libc::STATX_BASIC_STATS;
+    x.stx_mode = (perm
+        | match kind {
+            Kind::Dir => libc::S_IFDIR,
+            Kind::File => libc::S_IFREG,
+            Kind::Link => libc::S_IFLNK,
+        }) as u16;
+    x.stx_nlink = if kind == Kind::Dir { 2 } else { 1 };
+    x.stx_blksize = 1024;
+    // A stable inode number per path, like procfs's.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for comp in comps {
+        for &b in comp.iter().chain(b"/") {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    x.stx_ino = h >> 16 | 1;
+    x.stx_dev_major = 0;
+    x.stx_dev_minor = 0x16;
+    x.stx_atime = ts;
+    x.stx_mtime = ts;
+    x.stx_ctime = ts;
+    x
+}
