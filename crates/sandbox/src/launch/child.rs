@@ -49,6 +49,8 @@ fn exit(code: i32) -> ! {
 fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     // If the launcher dies, so does the sandbox.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    // While the host's procfs is still visible (v2 sandboxes have none of their own).
+    rename_init();
     let mut got = receive(sock, msg::STAGE)?;
     crate::trace::mark("child: image received");
     // Become root of the user namespace (the launcher has written the id maps by now) with no
@@ -78,7 +80,6 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     caps::restrict_to(caps::mask(&caps::DOCKER_DEFAULT)).map_err(|e| format!("cannot drop capabilities: {e}"))?;
     // Changing ids and dropping capabilities cleared the parent-death signal: set it again.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
-    rename_init();
     crate::trace::mark("child: ready");
     Ok(())
 }
@@ -296,7 +297,8 @@ fn hand_to_sentry(cfg: &ChildConfig, sentry: Option<RawFd>) -> Result<(), String
     // memory belongs to the host's user namespace): the Sentry could not read our execve
     // arguments. execve, next, resets the flag for the program's own image.
     sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(|e| format!("prctl: {e}"))?;
-    let root = sys::openat(None, std::path::Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| format!("open /: {e}"))?;
+    let root = sys::openat(None, std::path::Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| format!("open /: {e}"))?;
     let listener = seccomp::install(&cfg.filter, seccomp::InstallFlags { listener: true, all_threads: false })
         .map_err(|e| format!("cannot install the seccomp filter: {e}"))?
         .ok_or("no listener")?;
@@ -307,8 +309,10 @@ fn hand_to_sentry(cfg: &ChildConfig, sentry: Option<RawFd>) -> Result<(), String
 
 /// `execve`; returns the errno if it fails.
 fn exec(cfg: &ChildConfig, path: &CString) -> i32 {
-    let argv: Vec<*const libc::c_char> = cfg.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = cfg.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let argv: Vec<*const libc::c_char> =
+        cfg.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> =
+        cfg.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // SAFETY: path, argv and envp are NUL-terminated and the arrays null-terminated.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOEXEC)

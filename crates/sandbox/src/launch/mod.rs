@@ -266,13 +266,18 @@ impl Drop for Sandbox {
 fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&OwnedFd>) -> Result<libc::pid_t> {
     // SAFETY: the launcher is still single-threaded here; the child only runs the Sentry,
     // which ends in _exit.
-    match unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_raw_fd())) }.context(|| "cannot start the Sentry".into())? {
+    match unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_raw_fd())) }
+        .context(|| "cannot start the Sentry".into())?
+    {
         process::Forked::Child => {
             // Keep only the Sentry's two sockets (as fds 3 and 4).
             let crate::sentry::process::Bootstrap { from_program, to_launcher, init_pid, owner, info, report } = boot;
             // SAFETY: F_DUPFD_CLOEXEC returns new descriptors numbered 100 or more.
             let (a, b) = unsafe {
-                (libc::fcntl(from_program.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100), libc::fcntl(to_launcher.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100))
+                (
+                    libc::fcntl(from_program.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
+                    libc::fcntl(to_launcher.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
+                )
             };
             // SAFETY: dup3 onto 3 and 4; everything above is closed next.
             unsafe {
@@ -284,7 +289,14 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
             std::mem::forget(to_launcher);
             // SAFETY: 3 and 4 are the duplicates made above, owned by nothing else now.
             let (from_program, to_launcher) = unsafe { (sys::owned(3), sys::owned(4)) };
-            crate::sentry::process::run(crate::sentry::process::Bootstrap { from_program, to_launcher, init_pid, owner, info, report })
+            crate::sentry::process::run(crate::sentry::process::Bootstrap {
+                from_program,
+                to_launcher,
+                init_pid,
+                owner,
+                info,
+                report,
+            })
         }
         process::Forked::Parent { pid, .. } => Ok(pid),
     }

@@ -10,8 +10,8 @@ use super::notify::{errno, SysResult};
 use super::proc::Kind;
 use crate::sys;
 use std::collections::VecDeque;
-use std::os::unix::ffi::OsStrExt;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 

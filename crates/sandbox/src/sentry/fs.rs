@@ -75,7 +75,9 @@ impl Sentry {
     pub(super) fn umask_of(&self, call: &Call) -> u32 {
         std::fs::read_to_string(format!("/proc/{}/status", call.tid))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok()))
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok())
+            })
             .unwrap_or(0o022)
     }
 
@@ -84,7 +86,9 @@ impl Sentry {
     pub(super) fn open(&self, call: &Call) -> Reply {
         let (dirfd, pi, flags, mode, resolve) = match call.nr {
             libc::SYS_open => (libc::AT_FDCWD, 0, call.args[1] as i32, call.args[2] as u32, 0u64),
-            libc::SYS_creat => (libc::AT_FDCWD, 0, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, call.args[1] as u32, 0),
+            libc::SYS_creat => {
+                (libc::AT_FDCWD, 0, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, call.args[1] as u32, 0)
+            }
             libc::SYS_openat2 => {
                 let size = call.args[3] as usize;
                 if size < std::mem::size_of::<abi::open_how>() {
@@ -108,7 +112,15 @@ impl Sentry {
         }
     }
 
-    fn open_path(&self, call: &Call, dirfd: i32, path: &[u8], flags: i32, mode: u32, resolve: u64) -> SysResult<OwnedFd> {
+    fn open_path(
+        &self,
+        call: &Call,
+        dirfd: i32,
+        path: &[u8],
+        flags: i32,
+        mode: u32,
+        resolve: u64,
+    ) -> SysResult<OwnedFd> {
         if path.is_empty() {
             return Err(libc::ENOENT);
         }
@@ -118,12 +130,18 @@ impl Sentry {
         // openat2 with RESOLVE_BENEATH/IN_ROOT is relative to the caller's own directory.
         if resolve & (abi::RESOLVE_BENEATH | abi::RESOLVE_IN_ROOT) != 0 {
             let base = if dirfd == libc::AT_FDCWD {
-                sys::openat(Some(self.resolver.host_proc.as_raw_fd()), std::path::Path::new(&format!("{}/cwd", call.tid)), libc::O_PATH, 0)
-                    .map_err(errno)?
+                sys::openat(
+                    Some(self.resolver.host_proc.as_raw_fd()),
+                    std::path::Path::new(&format!("{}/cwd", call.tid)),
+                    libc::O_PATH,
+                    0,
+                )
+                .map_err(errno)?
             } else {
                 call.fetch_fd(dirfd)?
             };
-            let how = abi::open_how { flags: our_flags, mode: mode as u64, resolve: resolve | abi::RESOLVE_NO_MAGICLINKS };
+            let how =
+                abi::open_how { flags: our_flags, mode: mode as u64, resolve: resolve | abi::RESOLVE_NO_MAGICLINKS };
             return sys::openat2(base.as_raw_fd(), &c(path), &how).map_err(errno);
         }
         let follow = flags & libc::O_NOFOLLOW == 0;
@@ -146,7 +164,9 @@ impl Sentry {
                 // Reopen what was resolved, with the caller's flags.
                 let p = fd_path(&node, None);
                 // SAFETY: `p` is NUL-terminated.
-                let fd = ret(unsafe { libc::open(p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC) })?;
+                let fd = ret(unsafe {
+                    libc::open(p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC)
+                })?;
                 // SAFETY: open returned a new descriptor.
                 Ok(unsafe { sys::owned(fd as i32) })
             }
@@ -176,7 +196,8 @@ impl Sentry {
             Ok(x) => x,
             Err(e) => return Reply::Error(e),
         };
-        let r = if call.nr == libc::SYS_statx { call.write_struct(buf, &x) } else { call.write_struct(buf, &to_stat(&x)) };
+        let r =
+            if call.nr == libc::SYS_statx { call.write_struct(buf, &x) } else { call.write_struct(buf, &to_stat(&x)) };
         Reply::from(r.map(|()| 0))
     }
 
@@ -186,14 +207,10 @@ impl Sentry {
         let sync = flags & libc::AT_STATX_SYNC_TYPE;
         if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
             // fstat of one of the caller's descriptors (how glibc implements fstat).
-            let link = if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
-            return super::resolve::sys_statx_mask(self.resolver.host_proc.as_raw_fd(), link.as_bytes(), sync, mask).map_err(|e| {
-                if e == libc::ENOENT {
-                    libc::EBADF
-                } else {
-                    e
-                }
-            });
+            let link =
+                if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
+            return super::resolve::sys_statx_mask(self.resolver.host_proc.as_raw_fd(), link.as_bytes(), sync, mask)
+                .map_err(|e| if e == libc::ENOENT { libc::EBADF } else { e });
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
         match self.resolver.resolve(call, dirfd, &path, follow, flags & libc::AT_EMPTY_PATH != 0)? {
@@ -328,7 +345,14 @@ impl Sentry {
             let (d2, n2) = self.parent(call, nd, np)?;
             // SAFETY: NUL-terminated names, directory descriptors.
             ret_long(unsafe {
-                libc::syscall(libc::SYS_renameat2, d1.as_raw_fd(), c(&n1).as_ptr(), d2.as_raw_fd(), c(&n2).as_ptr(), flags)
+                libc::syscall(
+                    libc::SYS_renameat2,
+                    d1.as_raw_fd(),
+                    c(&n1).as_ptr(),
+                    d2.as_raw_fd(),
+                    c(&n2).as_ptr(),
+                    flags,
+                )
             })
         })();
         Reply::from(r)
@@ -343,7 +367,8 @@ impl Sentry {
             let (d2, n2) = self.parent(call, nd, np)?;
             if flags & libc::AT_SYMLINK_FOLLOW != 0 || flags & libc::AT_EMPTY_PATH != 0 {
                 let path = self.path_arg(call, op)?;
-                let Node::Fs(node) = self.resolver.resolve(call, od, &path, true, flags & libc::AT_EMPTY_PATH != 0)? else {
+                let Node::Fs(node) = self.resolver.resolve(call, od, &path, true, flags & libc::AT_EMPTY_PATH != 0)?
+                else {
                     return Err(libc::EXDEV);
                 };
                 let p = fd_path(&node, None);
@@ -391,7 +416,8 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
         };
         let r = (|| {
-            let node = self.node(call, dirfd, pi, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+            let node =
+                self.node(call, dirfd, pi, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
             if fd_statx(&node, libc::STATX_TYPE)?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK {
                 return Err(libc::EOPNOTSUPP);
             }
@@ -408,7 +434,8 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2], call.args[3], call.args[4] as i32),
         };
         let r = (|| {
-            let node = self.node(call, dirfd, pi, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+            let node =
+                self.node(call, dirfd, pi, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
             // SAFETY: empty path with AT_EMPTY_PATH on an O_PATH descriptor.
             ret(unsafe { libc::fchownat(node.as_raw_fd(), c"".as_ptr(), uid as u32, gid as u32, libc::AT_EMPTY_PATH) })
         })();
@@ -422,7 +449,11 @@ impl Sentry {
                 libc::SYS_utimes => (libc::AT_FDCWD, 0, 0, self.read_timevals(call, call.args[1])?),
                 libc::SYS_futimesat => (call.arg_fd(0), 1, 0, self.read_timevals(call, call.args[2])?),
                 _ => {
-                    let ts = if call.args[2] == 0 { None } else { Some(call.read_struct::<[libc::timespec; 2]>(call.args[2])?) };
+                    let ts = if call.args[2] == 0 {
+                        None
+                    } else {
+                        Some(call.read_struct::<[libc::timespec; 2]>(call.args[2])?)
+                    };
                     (call.arg_fd(0), 1, call.args[3] as i32, ts)
                 }
             };
@@ -430,7 +461,9 @@ impl Sentry {
             if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
                 let (dir, name) = self.parent(call, dirfd, pi)?;
                 // SAFETY: NUL-terminated name; `tp` is null or points to two timespecs.
-                return ret(unsafe { libc::utimensat(dir.as_raw_fd(), c(&name).as_ptr(), tp, libc::AT_SYMLINK_NOFOLLOW) });
+                return ret(unsafe {
+                    libc::utimensat(dir.as_raw_fd(), c(&name).as_ptr(), tp, libc::AT_SYMLINK_NOFOLLOW)
+                });
             }
             let node = self.node(call, dirfd, pi, true, flags & libc::AT_EMPTY_PATH != 0)?;
             // SAFETY: NUL-terminated path naming the resolved file; `tp` as above.
@@ -492,11 +525,18 @@ impl Sentry {
     /// sandbox's mount namespace holds the same read-only tree, so the kernel finds the very
     /// file the Sentry checked.
     pub(super) fn exec(&self, call: &Call) -> Reply {
-        let (dirfd, flags) = if call.nr == libc::SYS_execveat { (call.arg_fd(0), call.args[4] as i32) } else { (libc::AT_FDCWD, 0) };
+        let (dirfd, flags) =
+            if call.nr == libc::SYS_execveat { (call.arg_fd(0), call.args[4] as i32) } else { (libc::AT_FDCWD, 0) };
         let pi = if call.nr == libc::SYS_execveat { 1 } else { 0 };
         let r = (|| {
             let path = self.path_arg(call, pi)?;
-            match self.resolver.resolve(call, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)? {
+            match self.resolver.resolve(
+                call,
+                dirfd,
+                &path,
+                flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+                flags & libc::AT_EMPTY_PATH != 0,
+            )? {
                 Node::Fs(fd) => {
                     let st = fd_statx(&fd, libc::STATX_TYPE)?;
                     match st.stx_mode as u32 & libc::S_IFMT {

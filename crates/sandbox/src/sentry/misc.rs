@@ -39,7 +39,8 @@ impl Sentry {
     }
 
     pub(super) fn xattr(&self, call: &Call) -> Reply {
-        let follow = matches!(call.nr, libc::SYS_setxattr | libc::SYS_getxattr | libc::SYS_listxattr | libc::SYS_removexattr);
+        let follow =
+            matches!(call.nr, libc::SYS_setxattr | libc::SYS_getxattr | libc::SYS_listxattr | libc::SYS_removexattr);
         let r = (|| {
             let (path, _keep) = self.xattr_target(call, follow)?;
             let p = path.as_ptr();

@@ -16,8 +16,8 @@ mod misc;
 mod net;
 pub mod notify;
 pub mod proc;
-mod procfs;
 pub mod process;
+mod procfs;
 pub mod report;
 mod resolve;
 
@@ -118,8 +118,14 @@ impl Sentry {
             libc::SYS_statfs => self.statfs(call),
             libc::SYS_chdir => self.chdir(call),
             libc::SYS_execve | libc::SYS_execveat => self.exec(call),
-            libc::SYS_setxattr | libc::SYS_lsetxattr | libc::SYS_getxattr | libc::SYS_lgetxattr | libc::SYS_listxattr | libc::SYS_llistxattr
-            | libc::SYS_removexattr | libc::SYS_lremovexattr => self.xattr(call),
+            libc::SYS_setxattr
+            | libc::SYS_lsetxattr
+            | libc::SYS_getxattr
+            | libc::SYS_lgetxattr
+            | libc::SYS_listxattr
+            | libc::SYS_llistxattr
+            | libc::SYS_removexattr
+            | libc::SYS_lremovexattr => self.xattr(call),
             libc::SYS_inotify_add_watch => self.inotify_add_watch(call),
             libc::SYS_sysinfo => self.sysinfo(call),
             libc::SYS_bind | libc::SYS_connect | libc::SYS_sendto => self.socket_call(call),

@@ -38,7 +38,9 @@ fn perform(sock: &OwnedFd, op: &Op, addr: &[u8]) -> SysResult<i64> {
         match op {
             Op::Bind => libc::bind(sock.as_raw_fd(), a, l) as isize,
             Op::Connect => libc::connect(sock.as_raw_fd(), a, l) as isize,
-            Op::SendTo { data, flags } => libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), *flags, a, l),
+            Op::SendTo { data, flags } => {
+                libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), *flags, a, l)
+            }
         }
     };
     ret(r)
@@ -53,7 +55,11 @@ impl Sentry {
                 _ => {
                     let len = (call.args[2] as usize).min(1 << 20);
                     let data = call.read_bytes(call.args[1], len)?;
-                    (call.args[4], call.args[5] as usize, Op::SendTo { data, flags: call.args[3] as i32 | libc::MSG_NOSIGNAL })
+                    (
+                        call.args[4],
+                        call.args[5] as usize,
+                        Op::SendTo { data, flags: call.args[3] as i32 | libc::MSG_NOSIGNAL },
+                    )
                 }
             };
             if addr_len > std::mem::size_of::<libc::sockaddr_storage>() {
@@ -69,8 +75,13 @@ impl Sentry {
             if !unix_path {
                 return perform(&sock, &op, &addr);
             }
-            let cwd = sys::openat(Some(self.resolver.host_proc.as_raw_fd()), std::path::Path::new(&format!("{}/cwd", call.tid)), libc::O_PATH, 0)
-                .map_err(errno)?;
+            let cwd = sys::openat(
+                Some(self.resolver.host_proc.as_raw_fd()),
+                std::path::Path::new(&format!("{}/cwd", call.tid)),
+                libc::O_PATH,
+                0,
+            )
+            .map_err(errno)?;
             let root = self.resolver.root.try_clone().map_err(errno)?;
             let umask = self.umask_of(call);
             std::thread::scope(|s| {

@@ -129,7 +129,8 @@ impl Call {
         }
         const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
         // SAFETY: integer arguments only.
-        let pidfd = sys::cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, self.tid, PIDFD_THREAD) }).map_err(errno)?;
+        let pidfd =
+            sys::cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, self.tid, PIDFD_THREAD) }).map_err(errno)?;
         // SAFETY: pidfd_open returned a new descriptor.
         let pidfd = unsafe { sys::owned(pidfd as RawFd) };
         process::pidfd_getfd(pidfd.as_raw_fd(), fd).map_err(|e| match errno(e) {
@@ -147,8 +148,10 @@ impl Listener {
     /// 10x shorter round trip on our machines (DESIGN.md §3).
     pub fn set_sync_wakeup(&self) -> io::Result<()> {
         // SAFETY: SET_FLAGS takes an integer flag.
-        cvt(unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_SET_FLAGS, abi::SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) })
-            .map(drop)
+        cvt(unsafe {
+            libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_SET_FLAGS, abi::SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+        })
+        .map(drop)
     }
 
     /// Waits for the next call. `Ok(None)` when every thread using the filter is gone.

@@ -29,15 +29,87 @@ pub struct Bootstrap {
 
 /// The syscalls the Sentry itself may make once it serves.
 const SENTRY_ALLOWLIST: &[&str] = &[
-    "read", "write", "close", "ioctl", "poll", "ppoll", "openat", "openat2", "open", "statx", "newfstatat", "fstat",
-    "readlinkat", "readlink", "lseek", "getdents64", "process_vm_readv", "process_vm_writev", "pidfd_open",
-    "pidfd_getfd", "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat", "symlinkat", "fchownat", "fchmodat",
-    "chmod", "utimensat", "truncate", "fstatfs", "faccessat2", "setxattr", "lsetxattr", "getxattr", "lgetxattr",
-    "listxattr", "llistxattr", "removexattr", "lremovexattr", "inotify_add_watch", "memfd_create", "sysinfo",
-    "uname", "bind", "connect", "sendto", "sendmsg", "recvmsg", "unshare", "chroot", "fchdir", "umask", "clone3",
-    "clone", "futex", "mmap", "munmap", "mprotect", "madvise", "brk", "mremap", "rt_sigprocmask", "rt_sigaction",
-    "rt_sigreturn", "sigaltstack", "sched_yield", "sched_getaffinity", "set_robust_list", "rseq", "gettid",
-    "getpid", "exit", "exit_group", "clock_gettime", "clock_nanosleep", "nanosleep", "getrandom", "fcntl", "prctl",
+    "read",
+    "write",
+    "close",
+    "ioctl",
+    "poll",
+    "ppoll",
+    "openat",
+    "openat2",
+    "open",
+    "statx",
+    "newfstatat",
+    "fstat",
+    "readlinkat",
+    "readlink",
+    "lseek",
+    "getdents64",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_open",
+    "pidfd_getfd",
+    "mkdirat",
+    "mknodat",
+    "unlinkat",
+    "renameat2",
+    "linkat",
+    "symlinkat",
+    "fchownat",
+    "fchmodat",
+    "chmod",
+    "utimensat",
+    "truncate",
+    "fstatfs",
+    "faccessat2",
+    "setxattr",
+    "lsetxattr",
+    "getxattr",
+    "lgetxattr",
+    "listxattr",
+    "llistxattr",
+    "removexattr",
+    "lremovexattr",
+    "inotify_add_watch",
+    "memfd_create",
+    "sysinfo",
+    "uname",
+    "bind",
+    "connect",
+    "sendto",
+    "sendmsg",
+    "recvmsg",
+    "unshare",
+    "chroot",
+    "fchdir",
+    "umask",
+    "clone3",
+    "clone",
+    "futex",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "brk",
+    "mremap",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "rt_sigreturn",
+    "sigaltstack",
+    "sched_yield",
+    "sched_getaffinity",
+    "set_robust_list",
+    "rseq",
+    "gettid",
+    "getpid",
+    "exit",
+    "exit_group",
+    "clock_gettime",
+    "clock_nanosleep",
+    "nanosleep",
+    "getrandom",
+    "fcntl",
+    "prctl",
 ];
 
 /// Runs the Sentry; never returns.
@@ -61,8 +133,11 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     area_fs.set_string("mode", "0700").map_err(|e| format!("tmpfs mode: {e}"))?;
     area_fs.set_string("uid", &b.owner.to_string()).map_err(|e| format!("tmpfs uid: {e}"))?;
     area_fs.set_string("gid", &b.owner.to_string()).map_err(|e| format!("tmpfs gid: {e}"))?;
-    let area_mount = area_fs.mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC).map_err(|e| format!("tmpfs: {e}"))?;
-    let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| format!("/proc: {e}"))?;
+    let area_mount = area_fs
+        .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)
+        .map_err(|e| format!("tmpfs: {e}"))?;
+    let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| format!("/proc: {e}"))?;
 
     // The program sends its listener and root right before its first execve.
     let mut buf = [0u8; 16];
@@ -93,12 +168,8 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
 
     let area = area::Area::new(area_mount).map_err(|e| format!("area: errno {e}"))?;
-    let resolver = resolve::Resolver {
-        root,
-        host_proc,
-        area_prefix: area.prefix(),
-        area_dirs: Mutex::new(Default::default()),
-    };
+    let resolver =
+        resolve::Resolver { root, host_proc, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
     let sentry = Arc::new(Sentry {
         listener,
         resolver,
@@ -110,7 +181,8 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         workers: AtomicUsize::new(0),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
-    seccomp::install(&own, seccomp::InstallFlags { listener: false, all_threads: true }).map_err(|e| format!("seccomp: {e}"))?;
+    seccomp::install(&own, seccomp::InstallFlags { listener: false, all_threads: true })
+        .map_err(|e| format!("seccomp: {e}"))?;
     let counts = sentry.serve();
     let json = serde_json::to_vec(&counts).unwrap_or_default();
     sys::write_all_fd(b.to_launcher.as_raw_fd(), &json).map_err(|e| format!("report: {e}"))?;

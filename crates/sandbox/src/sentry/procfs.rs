@@ -54,7 +54,8 @@ impl Sentry {
                 if writing {
                     return Err(libc::EISDIR);
                 }
-                let (fd, name) = self.area.materialize(&list, flags & (libc::O_NONBLOCK | libc::O_PATH) | libc::O_CLOEXEC)?;
+                let (fd, name) =
+                    self.area.materialize(&list, flags & (libc::O_NONBLOCK | libc::O_PATH) | libc::O_CLOEXEC)?;
                 self.resolver.area_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(name, comps.to_vec());
                 Ok(fd)
             }
@@ -77,7 +78,12 @@ impl Sentry {
             Found::Entry(e) => e,
             Found::Through(m, rest) => {
                 return match self.through(call, m, &rest, follow)? {
-                    Node::Fs(fd) => super::resolve::sys_statx_mask(fd.as_raw_fd(), b"", libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS),
+                    Node::Fs(fd) => super::resolve::sys_statx_mask(
+                        fd.as_raw_fd(),
+                        b"",
+                        libc::AT_EMPTY_PATH,
+                        libc::STATX_BASIC_STATS,
+                    ),
                     Node::Proc(c) => self.proc_statx(call, &c, follow),
                 };
             }
@@ -93,7 +99,12 @@ impl Sentry {
                     Magic::Cwd { tid } => format!("{tid}/cwd"),
                     Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
                 };
-                return super::resolve::sys_statx_mask(self.resolver.host_proc.as_raw_fd(), link.as_bytes(), 0, libc::STATX_BASIC_STATS);
+                return super::resolve::sys_statx_mask(
+                    self.resolver.host_proc.as_raw_fd(),
+                    link.as_bytes(),
+                    0,
+                    libc::STATX_BASIC_STATS,
+                );
             }
             Entry::Magic(_) => (Kind::Link, 0o777),
         };

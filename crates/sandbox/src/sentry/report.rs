@@ -41,7 +41,8 @@ fn verdict(c: &Counts) -> String {
     if c.refused.is_empty() && c.notes.is_empty() {
         "compatible: the program used only syscalls v2 implements fully. Run it in v2.".into()
     } else if hard.is_empty() {
-        "mostly compatible: the program hit partial behaviour only (listed above). Check the notes; v2 is likely fine.".into()
+        "mostly compatible: the program hit partial behaviour only (listed above). Check the notes; v2 is likely fine."
+            .into()
     } else {
         format!(
             "the program called syscalls v2 refuses ({}). If it failed or misbehaved because of them, run it in v1 (--sandbox v1), which offers the full Linux interface.",

@@ -29,7 +29,10 @@ pub enum Node {
 
 /// The directory a path's last component lives in, and that component.
 pub enum Parent {
-    Fs { dir: OwnedFd, name: Vec<u8> },
+    Fs {
+        dir: OwnedFd,
+        name: Vec<u8>,
+    },
     /// In `/proc` (where nothing can be created, renamed or removed).
     Proc,
 }
@@ -96,11 +99,8 @@ impl Resolver {
         if rel.first() == Some(&b'/') {
             return Ok(Base { logical: Vec::new() });
         }
-        let link = if dirfd == libc::AT_FDCWD {
-            format!("{}/cwd", call.tid)
-        } else {
-            format!("{}/fd/{dirfd}", call.tid)
-        };
+        let link =
+            if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
         let target = readlinkat(self.host_proc.as_raw_fd(), link.as_bytes()).map_err(|e| match e {
             libc::ENOENT if dirfd != libc::AT_FDCWD => libc::EBADF,
             e => e,
@@ -174,7 +174,8 @@ impl Resolver {
     fn resolve_empty(&self, call: &Call, dirfd: RawFd) -> SysResult<Node> {
         if dirfd == libc::AT_FDCWD {
             let cwd = format!("{}/cwd", call.tid);
-            let fd = sys::openat(Some(self.host_proc.as_raw_fd()), std::path::Path::new(&cwd), libc::O_PATH, 0).map_err(errno)?;
+            let fd = sys::openat(Some(self.host_proc.as_raw_fd()), std::path::Path::new(&cwd), libc::O_PATH, 0)
+                .map_err(errno)?;
             return Ok(Node::Fs(fd));
         }
         Ok(Node::Fs(call.fetch_fd(dirfd)?))
@@ -253,6 +254,8 @@ impl Resolver {
             }
             if stack.is_empty() && comp == b"proc" {
                 let mut rest: Vec<Vec<u8>> = todo.into_iter().collect();
+                // A path ending in `..` ends on a directory that was walked through.
+                let follow = follow || rest.last().is_some_and(|c| c == b"..");
                 if parent_only && rest.is_empty() {
                     return Ok(Walked::Parent(Parent::Proc));
                 }

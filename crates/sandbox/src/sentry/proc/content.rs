@@ -37,7 +37,9 @@ pub fn magic_text(m: Magic) -> SysResult<Vec<u8>> {
         Magic::Cwd { tid } => format!("/proc/{tid}/cwd"),
         Magic::Root { .. } => return Ok(b"/".to_vec()),
     };
-    fs::read_link(&link).map(|p| p.into_os_string().into_encoded_bytes()).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))
+    fs::read_link(&link)
+        .map(|p| p.into_os_string().into_encoded_bytes())
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))
 }
 
 /// Sandbox pid of host pid `host` (0 when it is outside the sandbox, like init's parent).
@@ -61,7 +63,9 @@ fn ns_of(host: i32) -> i32 {
 /// `status` with pid fields as the sandbox sees them.
 fn status(host: i32) -> SysResult<Vec<u8>> {
     let s = String::from_utf8_lossy(&host_file(host, "status")?).into_owned();
-    let last = |key: &str| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_string();
+    let last = |key: &str| {
+        s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_string()
+    };
     let mut out = String::with_capacity(s.len());
     for line in s.lines() {
         let (key, _) = line.split_once(':').unwrap_or((line, ""));
@@ -92,7 +96,9 @@ fn status(host: i32) -> SysResult<Vec<u8>> {
 fn stat(host: i32, ns: i32) -> SysResult<Vec<u8>> {
     let s = String::from_utf8_lossy(&host_file(host, "stat")?).into_owned();
     let status = String::from_utf8_lossy(&host_file(host, "status")?).into_owned();
-    let last = |key: &str| status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_string();
+    let last = |key: &str| {
+        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().last()).unwrap_or("0").to_string()
+    };
     let close = s.rfind(')').ok_or(libc::EIO)?;
     let comm = &s[s.find('(').unwrap_or(0)..=close];
     let mut f: Vec<String> = s[close + 2..].split(' ').map(String::from).collect();

@@ -40,10 +40,19 @@ pub enum Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Magic {
     /// Descriptor `fd` of host thread `tid`.
-    Fd { tid: i32, fd: i32 },
-    Exe { tid: i32 },
-    Cwd { tid: i32 },
-    Root { tid: i32 },
+    Fd {
+        tid: i32,
+        fd: i32,
+    },
+    Exe {
+        tid: i32,
+    },
+    Cwd {
+        tid: i32,
+    },
+    Root {
+        tid: i32,
+    },
 }
 
 /// A resolved `/proc` entry.
@@ -173,7 +182,7 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
             } else {
                 pids::host_of(&info.procs_files(), ns).ok_or(libc::ENOENT)?
             };
-            return process(info, Subject { host, ns, thread: false }, &comps[1..], follow);
+            return process(info, caller, Subject { host, ns, thread: false }, &comps[1..], follow);
         }
         if first == b"sys" {
             return content::sys(info, &comps[1..]).map(Found::Entry);
@@ -185,8 +194,12 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
     }
 }
 
+fn caller_host_tgid(caller: i32) -> i32 {
+    pids::ns_ids(caller).map_or(0, |(_, _, t)| t)
+}
+
 /// Entries of `/proc/<pid>` (or `/proc/<pid>/task/<tid>`).
-fn process(info: &Info, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResult<Found> {
+fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResult<Found> {
     let Some(name) = rest.first() else {
         let mut list = entries(PER_PROCESS);
         if who.thread {
@@ -212,7 +225,14 @@ fn process(info: &Info, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResu
             let dir = name.as_slice() == b"fd";
             let Some(n) = rest.get(1) else {
                 let kind = if dir { Kind::Link } else { Kind::File };
-                return Ok(Found::Entry(Entry::Dir(content::fd_list(who.host).into_iter().map(|f| (f, kind)).collect())));
+                let mut fds = content::fd_list(who.host);
+                if who.host == caller_host_tgid(caller) {
+                    // The descriptor this very open is about to get, as Linux would list it.
+                    let next = (0..).find(|i: &i32| !fds.contains(&i.to_string().into_bytes())).unwrap_or(0);
+                    fds.push(next.to_string().into_bytes());
+                    fds.sort_by_key(|f| String::from_utf8_lossy(f).parse::<i32>().unwrap_or(0));
+                }
+                return Ok(Found::Entry(Entry::Dir(fds.into_iter().map(|f| (f, kind)).collect())));
             };
             let fd = parse_num(n).ok_or(libc::ENOENT)?;
             if !content::fd_exists(who.host, fd) {
@@ -234,11 +254,13 @@ fn process(info: &Info, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResu
         b"task" if !who.thread => {
             let threads = pids::threads(who.host);
             let Some(t) = rest.get(1) else {
-                return Ok(Found::Entry(Entry::Dir(threads.iter().map(|t| (t.ns.to_string().into_bytes(), Kind::Dir)).collect())));
+                return Ok(Found::Entry(Entry::Dir(
+                    threads.iter().map(|t| (t.ns.to_string().into_bytes(), Kind::Dir)).collect(),
+                )));
             };
             let ns = parse_num(t).ok_or(libc::ENOENT)?;
             let th = threads.into_iter().find(|x| x.ns == ns).ok_or(libc::ENOENT)?;
-            process(info, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
+            process(info, caller, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
         }
         _ if !last => Err(libc::ENOTDIR),
         other => content::per_process(info, who.host, who.ns, other).map(|c| Found::Entry(Entry::File(c))),
