@@ -1,5 +1,7 @@
 //! The `fnbox` command line. It parses arguments and calls the libraries; nothing else.
 
+mod serve_cli;
+
 use clap::{Args, Parser, Subcommand};
 use fnbox_sandbox::launch::{self, WaitOptions};
 use fnbox_sandbox::spec::{self, Bind, Image, SandboxKind, SandboxSpec, Tier};
@@ -26,6 +28,8 @@ enum Cmd {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    #[command(flatten)]
+    Platform(serve_cli::PlatformCmd),
 }
 
 #[derive(Args)]
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
             print!("{}", syscalls::render(kind, format));
             ExitCode::SUCCESS
         }
+        Cmd::Platform(c) => serve_cli::run(c),
     }
 }
 

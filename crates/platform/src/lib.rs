@@ -1,1 +1,21 @@
+//! fnbox's function platform: `fnbox serve` and the CLI verbs that talk to it.
+//!
+//! A request walks one way: [`gateway`] → [`instances::pool`] (pick or start an instance) →
+//! [`instances::InstanceBackend`] (a sandbox, through `fnbox run`) → the runtime wrapper
+//! ([`runtimes`]) → the handler, and back.
 
+pub mod auth;
+pub mod client;
+pub mod codestore;
+pub mod error;
+pub mod function;
+pub mod gateway;
+pub mod instances;
+pub mod logs;
+pub mod metrics;
+pub mod platform;
+pub mod registry;
+pub mod runtimes;
+pub mod server;
+
+pub use error::{Error, Result};

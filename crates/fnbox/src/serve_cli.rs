@@ -1,0 +1,255 @@
+//! The platform's subcommands: `fnbox serve` and the verbs that talk to it. Argument parsing
+//! only; the work is in `fnbox_platform`.
+
+use clap::{Args, Subcommand};
+use fnbox_platform::client::{self, InvokeArgs, Target};
+use fnbox_platform::function::DeployRequest;
+use fnbox_platform::server::{self, ServeOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum PlatformCmd {
+    /// Run the function platform: HTTP gateway, admin API and metrics on one port.
+    Serve(ServeArgs),
+    /// Deploy (or redeploy) a function from a directory or a .zip.
+    Deploy(Box<DeployArgs>),
+    /// Call a function over HTTP and print its answer.
+    Invoke(InvokeCli),
+    /// List the functions.
+    Ls(ClientArgs),
+    /// Remove a function.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Print a function's logs (its instances' output and fnbox's events about it).
+    Logs {
+        name: String,
+        /// Keep printing new lines as they come.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the last lines to print first.
+        #[arg(long, default_value_t = 200)]
+        tail: usize,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Tokens that open a private function (sent in the X-Auth-Token header).
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Make a token for a function; it is printed once.
+    Create {
+        name: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// List a function's tokens (their ids, never their values).
+    Ls {
+        name: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Revoke a token.
+    Rm {
+        name: String,
+        id: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = server::DEFAULT_LISTEN)]
+    listen: String,
+    /// Where functions, code and the admin token are kept [env: FNBOX_DATA_DIR].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Stop instances idle this many seconds (down to each function's min-scale).
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    idle_timeout: u64,
+    /// Parent cgroup of the instances' sandboxes (tests use their own).
+    #[arg(long, default_value = "fnbox/serve", hide = true)]
+    cgroup_parent: String,
+}
+
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The fnbox server [env: FNBOX_SERVER; default http://127.0.0.1:8080].
+    #[arg(long)]
+    server: Option<String>,
+    /// The server's data directory, to read the admin token from [env: FNBOX_DATA_DIR].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ClientArgs {
+    fn target(&self) -> Target {
+        Target {
+            server: self
+                .server
+                .clone()
+                .or_else(|| std::env::var("FNBOX_SERVER").ok())
+                .unwrap_or_else(|| client::DEFAULT_SERVER.to_string()),
+            data_dir: self.data_dir.clone().unwrap_or_else(server::data_dir_from_env),
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// 1 to 34 characters among a-z, 0-9 and '-'.
+    name: String,
+    /// A directory or a .zip with the function's code.
+    path: PathBuf,
+    /// python3, node or binary.
+    #[arg(long)]
+    runtime: String,
+    /// MODULE.FUNCTION (python3, node; default handler.handle) or an executable's path (binary; default main).
+    #[arg(long)]
+    handler: Option<String>,
+    /// Memory in MiB, a tier: 128, 256, 512, 1024, 2048, 3072 or 4096 [default: 256].
+    #[arg(long)]
+    memory: Option<String>,
+    /// v1 or v2 [default: v1].
+    #[arg(long)]
+    sandbox: Option<String>,
+    /// Instances kept running even with no requests [default: 0].
+    #[arg(long)]
+    min_scale: Option<u32>,
+    /// Most instances at once, 1 to 50 [default: 20].
+    #[arg(long)]
+    max_scale: Option<u32>,
+    /// Seconds a request may take, 10 to 3600 [default: 300].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Requests one instance serves at once [default: 1].
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Requests that may wait when every instance is busy; past it, 503 [default: 100].
+    #[arg(long)]
+    max_queue: Option<u32>,
+    /// An environment variable, KEY=VALUE. Repeatable.
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// A secret environment variable, KEY=VALUE: never shown again. Repeatable.
+    #[arg(long = "secret", value_name = "K=V")]
+    secrets: Vec<String>,
+    /// Callers need a token (fnbox token create NAME) in X-Auth-Token.
+    #[arg(long)]
+    private: bool,
+    #[command(flatten)]
+    c: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct InvokeCli {
+    name: String,
+    /// Request body; the method is then POST unless --method says otherwise.
+    #[arg(long, short)]
+    data: Option<String>,
+    #[arg(long, short = 'X')]
+    method: Option<String>,
+    /// Path after /fn/NAME.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// A request header, 'Name: value'. Repeatable.
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// A function token for a private function (default: the admin token, if readable).
+    #[arg(long)]
+    token: Option<String>,
+    #[command(flatten)]
+    c: ClientArgs,
+}
+
+fn pairs(items: &[String], what: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            // Never echo a secret's value back.
+            _ => Err(format!("{what} '{}' is not valid: use KEY=VALUE", if what == "--secret" { "..." } else { s })),
+        })
+        .collect()
+}
+
+fn deploy_request(a: &DeployArgs) -> Result<DeployRequest, String> {
+    let memory_mb = match &a.memory {
+        Some(m) => Some(
+            fnbox_sandbox::spec::parse_size_mb(m)
+                .ok_or_else(|| format!("memory '{m}' is not a size: use a tier such as 128, 256 or 1024 (MiB)"))?,
+        ),
+        None => None,
+    };
+    Ok(DeployRequest {
+        runtime: a.runtime.clone(),
+        code: String::new(),
+        handler: a.handler.clone(),
+        memory_mb,
+        sandbox: a.sandbox.clone(),
+        min_scale: a.min_scale,
+        max_scale: a.max_scale,
+        timeout_s: a.timeout,
+        concurrency: a.concurrency,
+        max_queue: a.max_queue,
+        env: pairs(&a.env, "--env")?,
+        secrets: pairs(&a.secrets, "--secret")?,
+        private: a.private,
+    })
+}
+
+pub fn run(cmd: PlatformCmd) -> ExitCode {
+    let code = match cmd {
+        PlatformCmd::Serve(a) => {
+            let exe = match std::env::current_exe() {
+                Ok(e) => e,
+                Err(e) => return fail(&format!("cannot find the fnbox binary itself: {e}")),
+            };
+            let opts = ServeOptions {
+                listen: a.listen,
+                data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
+                idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
+                cgroup_parent: a.cgroup_parent,
+                exe,
+            };
+            match server::serve(opts) {
+                Ok(()) => 0,
+                Err(e) => return fail(&e.to_string()),
+            }
+        }
+        PlatformCmd::Deploy(a) => match deploy_request(&a) {
+            Ok(req) => client::run(client::deploy(&a.c.target(), &a.name, &a.path, req)),
+            Err(e) => return fail(&e),
+        },
+        PlatformCmd::Invoke(a) => {
+            let t = a.c.target();
+            let args = InvokeArgs { method: a.method, path: a.path, data: a.data, headers: a.headers, token: a.token };
+            client::run(client::invoke(&t, &a.name, args))
+        }
+        PlatformCmd::Ls(c) => client::run(client::ls(&c.target())),
+        PlatformCmd::Rm { name, c } => client::run(client::rm(&c.target(), &name)),
+        PlatformCmd::Logs { name, follow, tail, c } => client::run(client::logs(&c.target(), &name, follow, tail)),
+        PlatformCmd::Token(TokenCmd::Create { name, c }) => client::run(client::token_create(&c.target(), &name)),
+        PlatformCmd::Token(TokenCmd::Ls { name, c }) => client::run(client::token_ls(&c.target(), &name)),
+        PlatformCmd::Token(TokenCmd::Rm { name, id, c }) => client::run(client::token_rm(&c.target(), &name, &id)),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("fnbox: {msg}");
+    ExitCode::FAILURE
+}

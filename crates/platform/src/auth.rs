@@ -1,0 +1,134 @@
+//! Tokens. The admin token (generated on first start, kept in the data directory with mode
+//! 0600) opens the admin API and every function; function tokens (`fnbox token create NAME`)
+//! open one private function. Only SHA-256 hashes of function tokens are stored.
+
+use crate::error::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::RwLock;
+
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    assert!(filled.is_ok(), "/dev/urandom must be readable to make tokens");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads the admin token of a data directory, creating it on first start.
+pub fn load_or_create_admin_token(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let token = format!("fnbox-admin-{}", random_hex(24));
+    let tmp = data_dir.join(".admin.token.tmp");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes()))
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .context(|| format!("cannot write the admin token to {}", path.display()))?;
+    Ok(token)
+}
+
+/// Reads the admin token for the CLI.
+pub fn read_admin_token(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    std::fs::read_to_string(&path).map(|t| t.trim().to_string()).context(|| {
+        format!(
+            "cannot read the admin token {} (it is created by `fnbox serve` on first start; run as the same user, or pass --data-dir / FNBOX_DATA_DIR)",
+            path.display()
+        )
+    })
+}
+
+pub struct Tokens {
+    admin: String,
+    /// function → hashes of its tokens.
+    by_function: RwLock<HashMap<String, HashSet<String>>>,
+}
+
+impl Tokens {
+    pub fn new(admin: String, hashes: Vec<(String, String)>) -> Self {
+        let mut map: HashMap<String, HashSet<String>> = HashMap::new();
+        for (f, h) in hashes {
+            map.entry(f).or_default().insert(h);
+        }
+        Self { admin, by_function: RwLock::new(map) }
+    }
+
+    pub fn is_admin(&self, token: &str) -> bool {
+        same(token.as_bytes(), self.admin.as_bytes())
+    }
+
+    /// May `token` invoke `function`?
+    pub fn may_invoke(&self, function: &str, token: &str) -> bool {
+        if self.is_admin(token) {
+            return true;
+        }
+        let h = sha256_hex(token.as_bytes());
+        let map = self.by_function.read().unwrap_or_else(|p| p.into_inner());
+        map.get(function).is_some_and(|set| set.iter().any(|s| same(s.as_bytes(), h.as_bytes())))
+    }
+
+    /// A new token for `function`: (id, token, hash).
+    pub fn mint(&self, function: &str) -> (String, String, String) {
+        let token = format!("fnbox-{}-{}", function, random_hex(20));
+        let hash = sha256_hex(token.as_bytes());
+        self.by_function
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(function.into())
+            .or_default()
+            .insert(hash.clone());
+        (hash[..12].to_string(), token, hash)
+    }
+
+    pub fn forget(&self, function: &str, hash_prefix: Option<&str>) {
+        let mut map = self.by_function.write().unwrap_or_else(|p| p.into_inner());
+        match hash_prefix {
+            None => {
+                map.remove(function);
+            }
+            Some(p) => {
+                if let Some(set) = map.get_mut(function) {
+                    set.retain(|h| !h.starts_with(p));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_open_their_function_only() {
+        let t = Tokens::new("admin".into(), vec![]);
+        let (id, tok, _) = t.mint("a");
+        assert!(t.may_invoke("a", &tok) && !t.may_invoke("b", &tok) && !t.may_invoke("a", "nope"));
+        assert!(t.may_invoke("b", "admin"));
+        t.forget("a", Some(&id));
+        assert!(!t.may_invoke("a", &tok));
+    }
+}

@@ -1,0 +1,252 @@
+//! The CLI verbs that talk to `fnbox serve`: deploy, invoke, ls, rm, logs, token. Each prints
+//! for a person, or JSON with `--json`, and returns the process exit code.
+
+pub mod http;
+pub mod pack;
+
+use crate::error::{Error, Result};
+use crate::function::DeployRequest;
+use bytes::Bytes;
+use http::Client;
+use hyper::Method;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Where the server is and how to prove we are its admin.
+pub struct Target {
+    pub server: String,
+    pub data_dir: PathBuf,
+    pub json: bool,
+}
+
+impl Target {
+    fn admin(&self) -> Result<Client> {
+        Client::new(&self.server, Some(crate::auth::read_admin_token(&self.data_dir)?))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Runs a verb: prints its error as `fnbox: ...` and returns 1 on failure.
+pub fn run(verb: impl std::future::Future<Output = Result<i32>>) -> i32 {
+    match runtime().and_then(|rt| rt.block_on(verb)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fnbox: {e}");
+            1
+        }
+    }
+}
+
+pub async fn deploy(t: &Target, name: &str, path: &Path, mut req: DeployRequest) -> Result<i32> {
+    crate::function::check_name(name)?;
+    let zip = pack::pack(path)?;
+    let c = t.admin()?;
+    let up =
+        c.call(Method::POST, "/api/v1/code", &[("content-type".into(), "application/zip".into())], zip.into()).await?;
+    req.code = up.json()?["digest"].as_str().unwrap_or_default().to_string();
+    let body = serde_json::to_vec(&req).map_err(|e| Error::Internal(e.to_string()))?;
+    let r = c
+        .call(
+            Method::PUT,
+            &format!("/api/v1/functions/{name}"),
+            &[("content-type".into(), "application/json".into())],
+            body.into(),
+        )
+        .await?;
+    let v = r.json()?;
+    if t.json {
+        print_json(&v);
+    } else {
+        println!(
+            "deployed {name} (version {}, {}, {} MiB, sandbox {}{}): {}/fn/{name}/",
+            v["version"],
+            v["runtime"].as_str().unwrap_or(""),
+            v["memory_mb"],
+            v["sandbox"].as_str().unwrap_or(""),
+            if v["private"].as_bool() == Some(true) { ", private" } else { "" },
+            c.base()
+        );
+    }
+    Ok(0)
+}
+
+pub struct InvokeArgs {
+    pub method: Option<String>,
+    pub path: String,
+    pub data: Option<String>,
+    pub headers: Vec<String>,
+    pub token: Option<String>,
+}
+
+pub async fn invoke(t: &Target, name: &str, a: InvokeArgs) -> Result<i32> {
+    // The admin token opens private functions too; an explicit token wins.
+    let token = match a.token {
+        Some(tok) => Some(tok),
+        None => crate::auth::read_admin_token(&t.data_dir).ok(),
+    };
+    let c = Client::new(&t.server, None)?;
+    let mut headers = Vec::new();
+    for h in &a.headers {
+        let (k, v) =
+            h.split_once(':').ok_or_else(|| Error::Invalid(format!("header '{h}' is not valid: use 'Name: value'")))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    if let Some(tok) = token {
+        headers.push(("x-auth-token".into(), tok));
+    }
+    let method = a.method.unwrap_or_else(|| if a.data.is_some() { "POST".into() } else { "GET".into() });
+    let method = Method::from_bytes(method.to_uppercase().as_bytes())
+        .map_err(|_| Error::Invalid(format!("method '{method}' is not an HTTP method")))?;
+    let path = format!("/fn/{name}/{}", a.path.trim_start_matches('/'));
+    let r = c.call(method, &path, &headers, Bytes::from(a.data.unwrap_or_default())).await?;
+    if t.json {
+        let hs: BTreeMap<String, String> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = match std::str::from_utf8(&r.body) {
+            Ok(s) => serde_json::json!({ "body": s, "isBase64Encoded": false }),
+            Err(_) => {
+                use base64::Engine;
+                serde_json::json!({ "body": base64::engine::general_purpose::STANDARD.encode(&r.body), "isBase64Encoded": true })
+            }
+        };
+        print_json(
+            &serde_json::json!({ "status": r.status, "headers": hs, "body": body["body"], "isBase64Encoded": body["isBase64Encoded"] }),
+        );
+    } else {
+        let _ = std::io::stdout().write_all(&r.body);
+        if r.status >= 400 {
+            eprintln!("fnbox: {name} answered HTTP {}", r.status);
+        }
+    }
+    Ok(if r.status >= 400 { 1 } else { 0 })
+}
+
+pub async fn ls(t: &Target) -> Result<i32> {
+    let v = t.admin()?.call(Method::GET, "/api/v1/functions", &[], Bytes::new()).await?.json()?;
+    if t.json {
+        print_json(&v);
+        return Ok(0);
+    }
+    let rows = v.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no functions: deploy one with `fnbox deploy NAME PATH --runtime python3`");
+        return Ok(0);
+    }
+    println!(
+        "{:<34} {:<8} {:>7} {:<7} {:>5} {:>9} {:<7} {:>7}",
+        "NAME", "RUNTIME", "MEMORY", "SANDBOX", "SCALE", "INSTANCES", "ACCESS", "VERSION"
+    );
+    for f in rows {
+        println!(
+            "{:<34} {:<8} {:>7} {:<7} {:>5} {:>9} {:<7} {:>7}",
+            f["name"].as_str().unwrap_or(""),
+            f["runtime"].as_str().unwrap_or(""),
+            format!("{}M", f["memory_mb"]),
+            f["sandbox"].as_str().unwrap_or(""),
+            format!("{}-{}", f["min_scale"], f["max_scale"]),
+            f["instances"],
+            if f["private"].as_bool() == Some(true) { "private" } else { "public" },
+            f["version"],
+        );
+    }
+    Ok(0)
+}
+
+pub async fn rm(t: &Target, name: &str) -> Result<i32> {
+    let v = t.admin()?.call(Method::DELETE, &format!("/api/v1/functions/{name}"), &[], Bytes::new()).await?.json()?;
+    if t.json {
+        print_json(&v);
+    } else {
+        println!("removed {name}");
+    }
+    Ok(0)
+}
+
+pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i32> {
+    let c = t.admin()?;
+    let format = if t.json { "&format=json" } else { "" };
+    let path = format!("/api/v1/functions/{name}/logs?tail={tail}&follow={}{format}", follow as u8);
+    if !follow {
+        let r = c.call(Method::GET, &path, &[], Bytes::new()).await?;
+        if r.status >= 400 {
+            r.json()?;
+        }
+        let _ = std::io::stdout().write_all(&r.body);
+        return Ok(0);
+    }
+    let mut out = std::io::stdout();
+    let mut first = Vec::new();
+    let status = c
+        .stream(&path, |chunk| {
+            if first.len() < 4096 {
+                first.extend_from_slice(chunk);
+            }
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
+        })
+        .await?;
+    if status >= 400 {
+        return Err(Error::Invalid(String::from_utf8_lossy(&first).trim().to_string()));
+    }
+    Ok(0)
+}
+
+pub async fn token_create(t: &Target, name: &str) -> Result<i32> {
+    let v =
+        t.admin()?.call(Method::POST, &format!("/api/v1/functions/{name}/tokens"), &[], Bytes::new()).await?.json()?;
+    if t.json {
+        print_json(&v);
+    } else {
+        println!("{}", v["token"].as_str().unwrap_or(""));
+        eprintln!(
+            "fnbox: token {} for {name}: send it in the X-Auth-Token header; it is shown only now",
+            v["id"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+pub async fn token_ls(t: &Target, name: &str) -> Result<i32> {
+    let v =
+        t.admin()?.call(Method::GET, &format!("/api/v1/functions/{name}/tokens"), &[], Bytes::new()).await?.json()?;
+    if t.json {
+        print_json(&v);
+    } else {
+        for tok in v.as_array().cloned().unwrap_or_default() {
+            let created =
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(tok["created_at"].as_u64().unwrap_or(0));
+            println!("{}  created {}", tok["id"].as_str().unwrap_or(""), humantime::format_rfc3339_seconds(created));
+        }
+    }
+    Ok(0)
+}
+
+pub async fn token_rm(t: &Target, name: &str, id: &str) -> Result<i32> {
+    let v = t
+        .admin()?
+        .call(Method::DELETE, &format!("/api/v1/functions/{name}/tokens/{id}"), &[], Bytes::new())
+        .await?
+        .json()?;
+    if t.json {
+        print_json(&v);
+    } else {
+        println!("removed token {id} of {name}");
+    }
+    Ok(0)
+}

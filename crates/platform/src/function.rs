@@ -1,0 +1,339 @@
+//! What a user deploys: a function's configuration, its defaults and limits, and the checks
+//! that turn bad input into errors naming the fix.
+
+use crate::error::{Error, Result};
+use fnbox_sandbox::spec::Tier;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const NAME_MAX: usize = 34;
+pub const TIMEOUT_MIN_S: u64 = 10;
+pub const TIMEOUT_MAX_S: u64 = 3600;
+pub const MAX_SCALE_LIMIT: u32 = 50;
+pub const CONCURRENCY_LIMIT: u32 = 1000;
+pub const QUEUE_LIMIT: u32 = 10_000;
+/// Request and response payload limit (Scaleway's and Lambda's).
+pub const PAYLOAD_MAX: usize = 6 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Python3,
+    Node,
+    Binary,
+}
+
+impl std::str::FromStr for Runtime {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "python3" | "python" => Ok(Runtime::Python3),
+            "node" | "nodejs" => Ok(Runtime::Node),
+            "binary" => Ok(Runtime::Binary),
+            _ => Err(Error::Invalid(format!("runtime '{s}' is not known: use python3, node or binary"))),
+        }
+    }
+}
+
+impl Runtime {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Runtime::Python3 => "python3",
+            Runtime::Node => "node",
+            Runtime::Binary => "binary",
+        }
+    }
+
+    pub fn default_handler(&self) -> &'static str {
+        match self {
+            Runtime::Python3 | Runtime::Node => "handler.handle",
+            Runtime::Binary => "main",
+        }
+    }
+}
+
+/// A function's configuration as stored in the registry. `secrets` never leaves the server:
+/// see [`FunctionView`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionConfig {
+    pub runtime: Runtime,
+    pub handler: String,
+    pub memory_mb: u64,
+    pub sandbox: String,
+    pub min_scale: u32,
+    pub max_scale: u32,
+    pub timeout_s: u64,
+    pub concurrency: u32,
+    pub max_queue: u32,
+    pub env: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub private: bool,
+    /// Digest of the code in the code store.
+    pub code: String,
+}
+
+/// A deploy request: every field but the runtime and the code is optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub runtime: String,
+    pub code: String,
+    pub handler: Option<String>,
+    pub memory_mb: Option<u64>,
+    pub sandbox: Option<String>,
+    pub min_scale: Option<u32>,
+    pub max_scale: Option<u32>,
+    pub timeout_s: Option<u64>,
+    pub concurrency: Option<u32>,
+    pub max_queue: Option<u32>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub private: bool,
+}
+
+impl DeployRequest {
+    /// Applies the defaults and checks every limit.
+    pub fn into_config(self) -> Result<FunctionConfig> {
+        let runtime: Runtime = self.runtime.parse()?;
+        let c = FunctionConfig {
+            handler: self.handler.unwrap_or_else(|| runtime.default_handler().to_string()),
+            runtime,
+            memory_mb: self.memory_mb.unwrap_or(256),
+            sandbox: self.sandbox.unwrap_or_else(|| "v1".to_string()),
+            min_scale: self.min_scale.unwrap_or(0),
+            max_scale: self.max_scale.unwrap_or(20),
+            timeout_s: self.timeout_s.unwrap_or(300),
+            concurrency: self.concurrency.unwrap_or(1),
+            max_queue: self.max_queue.unwrap_or(100),
+            env: self.env,
+            secrets: self.secrets,
+            private: self.private,
+            code: self.code,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+impl FunctionConfig {
+    pub fn validate(&self) -> Result<()> {
+        Tier::for_mb(self.memory_mb)?;
+        self.sandbox.parse::<fnbox_sandbox::spec::SandboxKind>()?;
+        if !(TIMEOUT_MIN_S..=TIMEOUT_MAX_S).contains(&self.timeout_s) {
+            return Err(Error::Invalid(format!(
+                "timeout {} s is out of range: use {TIMEOUT_MIN_S} to {TIMEOUT_MAX_S} seconds",
+                self.timeout_s
+            )));
+        }
+        if self.max_scale == 0 || self.max_scale > MAX_SCALE_LIMIT {
+            return Err(Error::Invalid(format!(
+                "max-scale {} is out of range: use 1 to {MAX_SCALE_LIMIT} instances",
+                self.max_scale
+            )));
+        }
+        if self.min_scale > self.max_scale {
+            return Err(Error::Invalid(format!(
+                "min-scale {} is above max-scale {}: lower min-scale or raise max-scale",
+                self.min_scale, self.max_scale
+            )));
+        }
+        if self.concurrency == 0 || self.concurrency > CONCURRENCY_LIMIT {
+            return Err(Error::Invalid(format!(
+                "concurrency {} is out of range: use 1 to {CONCURRENCY_LIMIT} requests per instance",
+                self.concurrency
+            )));
+        }
+        if self.max_queue == 0 || self.max_queue > QUEUE_LIMIT {
+            return Err(Error::Invalid(format!(
+                "max-queue {} is out of range: use 1 to {QUEUE_LIMIT} waiting requests",
+                self.max_queue
+            )));
+        }
+        check_handler(self.runtime, &self.handler)?;
+        for key in self.env.keys().chain(self.secrets.keys()) {
+            check_env_key(key)?;
+        }
+        if let Some(k) = self.env.keys().find(|k| self.secrets.contains_key(*k)) {
+            return Err(Error::Invalid(format!("'{k}' is given both as --env and as --secret: keep one of them")));
+        }
+        if self.code.len() != 64 || !self.code.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!("code '{}' is not a code digest: upload the code first", self.code)));
+        }
+        Ok(())
+    }
+}
+
+/// Names: 1 to 34 characters among `a-z`, `0-9` and `-`.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > NAME_MAX
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Error::Invalid(format!(
+            "function name '{name}' is not valid: use 1 to {NAME_MAX} characters among a-z, 0-9 and '-'"
+        )));
+    }
+    Ok(())
+}
+
+fn check_env_key(k: &str) -> Result<()> {
+    let ok = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "environment variable name '{k}' is not valid: use letters, digits and '_', not starting with a digit"
+        )));
+    }
+    if k.starts_with("FNBOX_") {
+        return Err(Error::Invalid(format!("environment variable '{k}' is reserved: FNBOX_* names are set by fnbox")));
+    }
+    Ok(())
+}
+
+/// `module.function` (the module may be a relative path: `src/handler.handle`) for Python and
+/// Node; a relative path to an executable for `binary`.
+fn check_handler(runtime: Runtime, handler: &str) -> Result<()> {
+    let bad_path =
+        |p: &str| p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    let ok = match runtime {
+        Runtime::Binary => !bad_path(handler),
+        Runtime::Python3 | Runtime::Node => match handler.rsplit_once('.') {
+            Some((module, func)) => {
+                !bad_path(module)
+                    && !func.is_empty()
+                    && func.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+            }
+            None => false,
+        },
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Invalid(match runtime {
+        Runtime::Binary => format!(
+            "handler '{handler}' is not valid for the binary runtime: give the executable's path inside the code directory, such as 'main' or 'bin/server'"
+        ),
+        _ => format!(
+            "handler '{handler}' is not valid: use MODULE.FUNCTION, such as 'handler.handle' or 'src/handler.handle'"
+        ),
+    }))
+}
+
+/// A function as the API shows it: secrets by name only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FunctionView {
+    pub name: String,
+    pub version: u64,
+    pub runtime: Runtime,
+    pub handler: String,
+    pub memory_mb: u64,
+    pub sandbox: String,
+    pub min_scale: u32,
+    pub max_scale: u32,
+    pub timeout_s: u64,
+    pub concurrency: u32,
+    pub max_queue: u32,
+    pub env: BTreeMap<String, String>,
+    /// Names of the secrets; their values are never shown.
+    pub secrets: Vec<String>,
+    pub private: bool,
+    pub code: String,
+    pub url: String,
+    pub updated_at: u64,
+    /// Instances running now (filled by the server).
+    #[serde(default)]
+    pub instances: usize,
+}
+
+/// A stored function.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub name: String,
+    pub version: u64,
+    pub config: FunctionConfig,
+    pub updated_at: u64,
+}
+
+impl Function {
+    pub fn view(&self, instances: usize) -> FunctionView {
+        let c = &self.config;
+        FunctionView {
+            name: self.name.clone(),
+            version: self.version,
+            runtime: c.runtime,
+            handler: c.handler.clone(),
+            memory_mb: c.memory_mb,
+            sandbox: c.sandbox.clone(),
+            min_scale: c.min_scale,
+            max_scale: c.max_scale,
+            timeout_s: c.timeout_s,
+            concurrency: c.concurrency,
+            max_queue: c.max_queue,
+            env: c.env.clone(),
+            secrets: c.secrets.keys().cloned().collect(),
+            private: c.private,
+            code: c.code.clone(),
+            url: format!("/fn/{}/", self.name),
+            updated_at: self.updated_at,
+            instances,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> DeployRequest {
+        DeployRequest { runtime: "python3".into(), code: "a".repeat(64), ..Default::default() }
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("hello-2").is_ok());
+        assert!(check_name(&"a".repeat(34)).is_ok());
+        for bad in ["", "Hello", "a_b", "a.b", "../x", &"a".repeat(35)] {
+            let e = check_name(bad).unwrap_err().to_string();
+            assert!(e.contains("a-z, 0-9 and '-'"), "{e}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_limits() {
+        let c = req().into_config().unwrap();
+        assert_eq!((c.handler.as_str(), c.memory_mb, c.min_scale, c.concurrency), ("handler.handle", 256, 0, 1));
+        let e = DeployRequest { memory_mb: Some(100), ..req() }.into_config().unwrap_err().to_string();
+        assert!(e.contains("not a tier"), "{e}");
+        for t in [9, 3601] {
+            let e = DeployRequest { timeout_s: Some(t), ..req() }.into_config().unwrap_err().to_string();
+            assert!(e.contains("10 to 3600"), "{e}");
+        }
+        let e = DeployRequest { max_scale: Some(51), ..req() }.into_config().unwrap_err().to_string();
+        assert!(e.contains("1 to 50"), "{e}");
+        let e = DeployRequest { min_scale: Some(3), max_scale: Some(2), ..req() }.into_config().unwrap_err();
+        assert!(e.to_string().contains("above max-scale"), "{e}");
+        let e = DeployRequest { runtime: "ruby".into(), ..req() }.into_config().unwrap_err().to_string();
+        assert!(e.contains("python3, node or binary"), "{e}");
+    }
+
+    #[test]
+    fn handlers_and_env() {
+        for ok in ["handler.handle", "src/handler.handle", "a/b/c.main_2"] {
+            assert!(check_handler(Runtime::Python3, ok).is_ok(), "{ok}");
+        }
+        for bad in ["handler", "../x.handle", "/abs.handle", "h.", "a//b.h", "h.han-dle"] {
+            assert!(check_handler(Runtime::Node, bad).is_err(), "{bad}");
+        }
+        assert!(check_handler(Runtime::Binary, "bin/server").is_ok());
+        assert!(check_handler(Runtime::Binary, "../server").is_err());
+        let mut r = req();
+        r.env.insert("FNBOX_X".into(), "1".into());
+        assert!(r.into_config().unwrap_err().to_string().contains("reserved"));
+        let mut r = req();
+        r.env.insert("1A".into(), "1".into());
+        assert!(r.into_config().is_err());
+    }
+}

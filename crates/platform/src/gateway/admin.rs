@@ -1,0 +1,154 @@
+//! The admin API (`/api/v1`), for the CLI and scripts. Every call needs the admin token
+//! (`Authorization: Bearer TOKEN`).
+//!
+//! ```text
+//! POST   /api/v1/code                          zip body → {"digest"}
+//! GET    /api/v1/functions                     → [function]
+//! GET    /api/v1/functions/NAME                → function
+//! PUT    /api/v1/functions/NAME                {runtime, code, handler, ...} → function
+//! DELETE /api/v1/functions/NAME
+//! GET    /api/v1/functions/NAME/logs           ?tail=N&follow=1&format=json
+//! POST   /api/v1/functions/NAME/tokens         → {"id", "token"} (the only time it is shown)
+//! GET    /api/v1/functions/NAME/tokens         → [{"id", "created_at"}]
+//! DELETE /api/v1/functions/NAME/tokens/ID
+//! ```
+
+use super::{error, full, json, text, Body};
+use crate::codestore::ZIP_MAX;
+use crate::error::Error;
+use crate::function::DeployRequest;
+use crate::platform::Platform;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+fn admin_token(req: &Request<Incoming>) -> Option<&str> {
+    let h = req.headers();
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| h.get("x-auth-token").and_then(|v| v.to_str().ok()))
+}
+
+async fn read_body(req: Request<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::TooLarge(format!("{what} is over the {} MiB limit", limit >> 20)))
+        }
+        Err(e) => Err(Error::Invalid(format!("{what} could not be read: {e}"))),
+    }
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub async fn handle(p: &Arc<Platform>, req: Request<Incoming>) -> Response<Body> {
+    if !admin_token(&req).is_some_and(|t| p.tokens.is_admin(t)) {
+        return text(
+            401,
+            format!(
+                "the admin API needs the admin token: send 'Authorization: Bearer TOKEN' (the token is in {})",
+                p.data_dir.join(crate::auth::ADMIN_TOKEN_FILE).display()
+            ),
+        );
+    }
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    let result = match (&method, parts.as_slice()) {
+        (&Method::POST, ["code"]) => match read_body(req, ZIP_MAX as usize, "the code zip").await {
+            Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
+            Err(e) => Err(e),
+        },
+        (&Method::GET, ["functions"]) => Ok(json(200, &p.list())),
+        (&Method::GET, ["functions", name]) => p.view(name).map(|v| json(200, &v)),
+        (&Method::PUT, ["functions", name]) => match read_body(req, 1 << 20, "the deploy request").await {
+            Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
+                Ok(d) => p.deploy(name, d).await.map(|(v, created)| json(if created { 201 } else { 200 }, &v)),
+                Err(e) => Err(Error::Invalid(format!("the deploy request is not valid JSON: {e}"))),
+            },
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, ["functions", name]) => {
+            p.remove(name).map(|_| json(200, &serde_json::json!({ "removed": name })))
+        }
+        (&Method::GET, ["functions", name, "logs"]) => logs(p, name, &query(&req)),
+        (&Method::POST, ["functions", name, "tokens"]) => p.create_token(name).map(|v| json(201, &v)),
+        (&Method::GET, ["functions", name, "tokens"]) => p.list_tokens(name).map(|v| json(200, &v)),
+        (&Method::DELETE, ["functions", name, "tokens", id]) => {
+            p.remove_token(name, id).map(|_| json(200, &serde_json::json!({ "removed": id })))
+        }
+        _ => {
+            Err(Error::NotFound(format!("no admin route {method} {path}: see `fnbox --help` for what the API offers")))
+        }
+    };
+    result.unwrap_or_else(|e| error(&e))
+}
+
+/// A body fed by a channel: followed logs.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Response<Body>, Error> {
+    p.view(name)?;
+    let tail = q.get("tail").and_then(|t| t.parse().ok()).unwrap_or(200usize);
+    let as_json = q.get("format").is_some_and(|f| f == "json");
+    let follow = q.get("follow").is_some_and(|f| f == "1" || f == "true");
+    let render = move |l: &crate::logs::LogLine| -> Bytes {
+        let mut s = if as_json { serde_json::to_string(l).unwrap_or_default() } else { l.to_text() };
+        s.push('\n');
+        Bytes::from(s)
+    };
+    let (lines, mut rx) = p.logs.read(name, tail);
+    let ctype = if as_json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
+    let builder = Response::builder().header("content-type", ctype);
+    if !follow {
+        let body: Vec<u8> = lines.iter().flat_map(|l| render(l).to_vec()).collect();
+        return builder.body(full(body)).map_err(|e| Error::Internal(e.to_string()));
+    }
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        for l in &lines {
+            if tx.send(render(l)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            match rx.recv().await {
+                Ok(l) => {
+                    if tx.send(render(&l)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let _ =
+                        tx.send(Bytes::from(format!("fnbox: {n} log lines skipped (the reader was too slow)\n"))).await;
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    builder.body(ChannelBody(body_rx).boxed()).map_err(|e| Error::Internal(e.to_string()))
+}

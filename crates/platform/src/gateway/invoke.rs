@@ -1,0 +1,193 @@
+//! Invoking a function: check access, read the body (6 MiB at most), lease an instance, send
+//! the request over its socket under the function's timeout, and turn every failure into a
+//! status and a body that say what happened.
+
+use super::{full, text, Body};
+use crate::function::PAYLOAD_MAX;
+use crate::instances::pool::{AcquireError, Outcome};
+use crate::instances::upstream::UpstreamError;
+use crate::instances::EndCause;
+use crate::platform::Platform;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Headers that belong to one hop, not to the function.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-connection"
+    )
+}
+
+pub async fn invoke(
+    p: &Arc<Platform>,
+    name: &str,
+    sub: &str,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let t0 = Instant::now();
+    let Some(pool) = p.pool(name) else {
+        return text(
+            404,
+            format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`"),
+        );
+    };
+    let resp = call(p, &pool, name, sub, req, peer).await;
+    p.metrics.invocation(name, resp.status().as_u16(), t0.elapsed());
+    resp
+}
+
+async fn call(
+    p: &Arc<Platform>,
+    pool: &Arc<crate::instances::pool::Pool>,
+    name: &str,
+    sub: &str,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let deployed = pool.current();
+    let cfg = &deployed.function.config;
+    if cfg.private {
+        match req.headers().get("x-auth-token").and_then(|v| v.to_str().ok()) {
+            None => {
+                return text(
+                    401,
+                    format!("function '{name}' is private: send a token in the X-Auth-Token header (make one with `fnbox token create {name}`)"),
+                )
+            }
+            Some(t) if !p.tokens.may_invoke(name, t) => {
+                return text(403, format!("the X-Auth-Token given is not valid for function '{name}'"))
+            }
+            Some(_) => {}
+        }
+    }
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::auth::random_hex(16));
+    let too_large = || text(413, format!("the request body is over the 6 MiB limit of function '{name}'"));
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > PAYLOAD_MAX) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, PAYLOAD_MAX).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => return text(400, format!("the request body could not be read: {e}")),
+    };
+    let target = match parts.uri.query() {
+        Some(q) => format!("{sub}?{q}"),
+        None => sub.to_string(),
+    };
+    let mut up = Request::builder().method(parts.method).uri(target);
+    let mut forwarded_for = None;
+    for (k, v) in parts.headers.iter() {
+        if hop_by_hop(k) || k == "x-auth-token" || k == "content-length" || k == "x-request-id" {
+            continue;
+        }
+        if k == "x-forwarded-for" {
+            forwarded_for = v.to_str().ok().map(str::to_string);
+            continue;
+        }
+        up = up.header(k, v);
+    }
+    let xff = match forwarded_for {
+        Some(prev) => format!("{prev}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    up = up
+        .header("x-forwarded-for", xff)
+        .header("x-forwarded-proto", "http")
+        .header("x-request-id", &request_id)
+        .header("content-length", body.len());
+    let Ok(up) = up.body(Full::new(body)) else {
+        return text(400, "the request could not be forwarded: a header or the path is not valid");
+    };
+
+    let lease = match pool.acquire().await {
+        Ok(l) => l,
+        Err(AcquireError::QueueFull { max_queue, max_scale }) => {
+            return text(
+                503,
+                format!(
+                    "function '{name}' is busy: its {max_scale} instance(s) are busy and {max_queue} request(s) already wait; retry later, or raise --max-scale or --max-queue"
+                ),
+            )
+        }
+        Err(AcquireError::QueueTimeout(d)) => {
+            return text(503, format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()))
+        }
+        Err(AcquireError::StartFailed(e)) => {
+            return text(502, format!("function '{name}' could not start an instance: {}", e.message))
+        }
+        Err(AcquireError::Removed) => return text(404, format!("function '{name}' was removed")),
+    };
+    let timeout = Duration::from_secs(cfg.timeout_s);
+    let inst = lease.instance.clone();
+    let sent = tokio::time::timeout(timeout, inst.upstream.send(up, PAYLOAD_MAX)).await;
+    let resp = match sent {
+        Err(_) => {
+            p.logs.event(
+                name,
+                &inst.id,
+                format!("request {request_id} timed out after {} s: instance killed", timeout.as_secs()),
+            );
+            lease.finish(Outcome::TimedOut);
+            return text(
+                504,
+                format!(
+                    "function '{name}' timed out after {} s (its --timeout); its instance was stopped",
+                    timeout.as_secs()
+                ),
+            );
+        }
+        Ok(Err(UpstreamError::TooLarge)) => {
+            lease.finish(Outcome::Served);
+            return text(502, format!("function '{name}' answered with a body over the 6 MiB limit"));
+        }
+        Ok(Err(UpstreamError::Connection(e))) => {
+            let ended = inst.ended_within(Duration::from_secs(3)).await;
+            lease.finish(Outcome::InstanceFailed);
+            let why = match ended {
+                Some(end) if end.cause == EndCause::OutOfMemory => {
+                    format!("its instance ran out of memory ({})", end.message)
+                }
+                Some(end) => format!("its instance crashed: {}", end.message),
+                None => format!("the connection to its instance failed ({e})"),
+            };
+            p.logs.event(name, &inst.id, format!("request {request_id} failed: {why}"));
+            return text(502, format!("function '{name}' failed: {why}; the next request gets a new instance"));
+        }
+        Ok(Ok(r)) => r,
+    };
+    if let Some(started) = lease.cold_start {
+        p.metrics.cold_start(name, None, &[("first_response", Some(started.elapsed()))]);
+    }
+    lease.finish(Outcome::Served);
+    let (mut parts, body) = resp.into_parts();
+    let hop: Vec<HeaderName> = parts.headers.keys().filter(|k| hop_by_hop(k)).cloned().collect();
+    for k in hop {
+        parts.headers.remove(k);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        parts.headers.insert("x-request-id", v);
+    }
+    Response::from_parts(parts, full(body))
+}

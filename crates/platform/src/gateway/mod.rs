@@ -1,0 +1,97 @@
+//! The HTTP front door, one port for everything:
+//! `/fn/NAME/...` invokes NAME (see [`invoke`]), `/api/v1/...` is the admin API (see
+//! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
+
+pub mod admin;
+pub mod invoke;
+
+use crate::platform::Platform;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+/// A plain-text answer (one sentence and a newline).
+pub fn text(status: u16, msg: impl std::fmt::Display) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(full(format!("{msg}\n")))
+        .unwrap_or_else(|_| Response::new(full("bad status\n")))
+}
+
+pub fn json(status: u16, v: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full("bad status\n")))
+}
+
+pub fn error(e: &crate::error::Error) -> Response<Body> {
+    json(e.status(), &serde_json::json!({ "error": e.to_string() }))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, platform: Arc<Platform>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => continue,
+            },
+            _ = &mut shutdown => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let platform = platform.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let platform = platform.clone();
+                async move { Ok::<_, Infallible>(route(&platform, req, peer).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn route(p: &Arc<Platform>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if let Some(rest) = path.strip_prefix("/fn/") {
+        let (name, sub) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        return invoke::invoke(p, name, sub, req, peer).await;
+    }
+    if path == "/api/v1" || path.starts_with("/api/v1/") {
+        return admin::handle(p, req).await;
+    }
+    match path.as_str() {
+        "/metrics" => Response::builder()
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(full(p.render_metrics()))
+            .unwrap_or_else(|_| text(500, "metrics")),
+        "/healthz" => text(200, "ok"),
+        "/" => text(200, "fnbox: functions are at /fn/NAME/, the admin API at /api/v1/, metrics at /metrics"),
+        _ => text(
+            StatusCode::NOT_FOUND.as_u16(),
+            format!("no route for {path}: functions are at /fn/NAME/, the admin API at /api/v1/"),
+        ),
+    }
+}

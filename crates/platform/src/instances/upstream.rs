@@ -1,0 +1,83 @@
+//! HTTP/1.1 to an instance over its Unix socket, with kept-alive connections: a warm request
+//! costs one write and one read on a socket that is already open.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Why a request to an instance failed.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// The connection failed or closed: the instance most likely ended.
+    Connection(String),
+    /// The response body was over the payload limit.
+    TooLarge,
+}
+
+pub struct Upstream {
+    path: PathBuf,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl Upstream {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens a connection and keeps it for the next request.
+    pub async fn warm(&self) -> std::io::Result<()> {
+        let s = self.connect().await?;
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        Ok(())
+    }
+
+    async fn connect(&self) -> std::io::Result<SendRequest<Full<Bytes>>> {
+        let stream = tokio::net::UnixStream::connect(&self.path).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Sends a request and reads the whole response (at most `limit` bytes of body).
+    pub async fn send(&self, req: Request<Full<Bytes>>, limit: usize) -> Result<Response<Bytes>, UpstreamError> {
+        let idle = match self.take_idle() {
+            Some(mut s) => s.ready().await.is_ok().then_some(s),
+            None => None,
+        };
+        let mut sender = match idle {
+            Some(s) => s,
+            None => self.connect().await.map_err(|e| UpstreamError::Connection(e.to_string()))?,
+        };
+        let resp = sender.send_request(req).await.map_err(|e| UpstreamError::Connection(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let body = match Limited::new(body, limit).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(UpstreamError::TooLarge),
+            Err(e) => return Err(UpstreamError::Connection(e.to_string())),
+        };
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
+        Ok(Response::from_parts(parts, body))
+    }
+}

@@ -1,0 +1,122 @@
+//! Logs: each instance's stdout and stderr, and the platform's own events about a function,
+//! timestamped and tagged with function and instance, kept in a bounded store per function
+//! (the oldest lines go first). Followers get new lines as they come.
+
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::SystemTime;
+use tokio::sync::broadcast;
+
+/// Lines kept per function.
+pub const LINES_PER_FUNCTION: usize = 5000;
+/// Longest line kept; the rest is cut.
+const LINE_MAX: usize = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// fnbox's own events: instance started, ended, request failed.
+    Fnbox,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LogLine {
+    pub time: String,
+    pub function: String,
+    pub instance: String,
+    pub stream: Stream,
+    pub line: String,
+}
+
+impl LogLine {
+    /// `TIME FUNCTION/INSTANCE STREAM: LINE`
+    pub fn to_text(&self) -> String {
+        let s = match self.stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Fnbox => "fnbox",
+        };
+        format!("{} {}/{} {s}: {}", self.time, self.function, self.instance, self.line)
+    }
+}
+
+struct FunctionLog {
+    lines: VecDeque<LogLine>,
+    tx: broadcast::Sender<LogLine>,
+}
+
+#[derive(Default)]
+pub struct LogStore {
+    by_function: Mutex<HashMap<String, FunctionLog>>,
+}
+
+impl LogStore {
+    pub fn push(&self, function: &str, instance: &str, stream: Stream, mut line: String) {
+        if line.len() > LINE_MAX {
+            let mut cut = LINE_MAX;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str(" [cut]");
+        }
+        let entry = LogLine {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            function: function.to_string(),
+            instance: instance.to_string(),
+            stream,
+            line,
+        };
+        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        let log = map
+            .entry(function.to_string())
+            .or_insert_with(|| FunctionLog { lines: VecDeque::new(), tx: broadcast::channel(1024).0 });
+        if log.lines.len() == LINES_PER_FUNCTION {
+            log.lines.pop_front();
+        }
+        log.lines.push_back(entry.clone());
+        let _ = log.tx.send(entry);
+    }
+
+    /// A platform event about a function.
+    pub fn event(&self, function: &str, instance: &str, line: impl Into<String>) {
+        self.push(function, instance, Stream::Fnbox, line.into());
+    }
+
+    /// The last `tail` lines, and a receiver of the lines that come after them.
+    pub fn read(&self, function: &str, tail: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        let log = map
+            .entry(function.to_string())
+            .or_insert_with(|| FunctionLog { lines: VecDeque::new(), tx: broadcast::channel(1024).0 });
+        let skip = log.lines.len().saturating_sub(tail);
+        (log.lines.iter().skip(skip).cloned().collect(), log.tx.subscribe())
+    }
+
+    pub fn forget(&self, function: &str) {
+        self.by_function.lock().unwrap_or_else(|p| p.into_inner()).remove(function);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_followed() {
+        let s = LogStore::default();
+        let (_, mut rx) = s.read("f", 10);
+        s.push("f", "i1", Stream::Stdout, "line 0".into());
+        assert_eq!(rx.try_recv().unwrap().line, "line 0");
+        for i in 1..LINES_PER_FUNCTION + 5 {
+            s.push("f", "i1", Stream::Stdout, format!("line {i}"));
+        }
+        let (lines, _) = s.read("f", usize::MAX);
+        assert_eq!(lines.len(), LINES_PER_FUNCTION);
+        assert_eq!(lines[0].line, "line 5");
+        assert!(lines[0].to_text().contains("f/i1 stdout: line 5"));
+    }
+}

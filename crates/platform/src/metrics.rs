@@ -1,0 +1,177 @@
+//! Metrics in Prometheus' text format: invocations by status, their duration, cold starts and
+//! each phase of them, OOM kills and crashes, per function. Gauges (instances, memory, queue)
+//! are read from the pools when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Clone, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += s;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct FunctionMetrics {
+    invocations: BTreeMap<u16, u64>,
+    duration: Histogram,
+    cold_start: Histogram,
+    phases: BTreeMap<&'static str, Histogram>,
+    oom_kills: u64,
+    crashes: u64,
+}
+
+/// A function's gauges at scrape time.
+pub struct Gauges {
+    pub function: String,
+    pub busy: usize,
+    pub idle: usize,
+    pub starting: usize,
+    pub queued: usize,
+    pub memory_bytes: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    by_function: Mutex<BTreeMap<String, FunctionMetrics>>,
+}
+
+impl Metrics {
+    fn with(&self, function: &str, f: impl FnOnce(&mut FunctionMetrics)) {
+        let mut m = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(function) {
+            Some(fm) => f(fm),
+            None => f(m.entry(function.to_string()).or_default()),
+        }
+    }
+
+    pub fn invocation(&self, function: &str, status: u16, took: Duration) {
+        self.with(function, |m| {
+            *m.invocations.entry(status).or_default() += 1;
+            m.duration.observe(took);
+        });
+    }
+
+    /// A cold start: its total (start to ready), and phases (time from the start). The first
+    /// response comes later, with no total.
+    pub fn cold_start(&self, function: &str, total: Option<Duration>, phases: &[(&'static str, Option<Duration>)]) {
+        self.with(function, |m| {
+            if let Some(t) = total {
+                m.cold_start.observe(t);
+            }
+            for (p, d) in phases {
+                if let Some(d) = d {
+                    m.phases.entry(p).or_default().observe(*d);
+                }
+            }
+        });
+    }
+
+    pub fn instance_ended(&self, function: &str, oom_kills: u64, crashed: bool) {
+        self.with(function, |m| {
+            m.oom_kills += oom_kills;
+            m.crashes += crashed as u64;
+        });
+    }
+
+    pub fn render(&self, gauges: &[Gauges]) -> String {
+        let m = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(&mut out, "fnbox_invocations_total", "counter", "Invocations by function and HTTP status.");
+        for (f, fm) in m.iter() {
+            for (status, n) in &fm.invocations {
+                let _ = writeln!(out, "fnbox_invocations_total{{function=\"{f}\",status=\"{status}\"}} {n}");
+            }
+        }
+        head(&mut out, "fnbox_invocation_duration_seconds", "histogram", "Time from request to response.");
+        for (f, fm) in m.iter() {
+            fm.duration.render(&mut out, "fnbox_invocation_duration_seconds", &format!("function=\"{f}\""));
+        }
+        head(&mut out, "fnbox_cold_starts_total", "counter", "Instances started for a request or min-scale.");
+        for (f, fm) in m.iter() {
+            let _ = writeln!(out, "fnbox_cold_starts_total{{function=\"{f}\"}} {}", fm.cold_start.count);
+        }
+        head(
+            &mut out,
+            "fnbox_cold_start_duration_seconds",
+            "histogram",
+            "Time from instance start to accepting requests.",
+        );
+        for (f, fm) in m.iter() {
+            fm.cold_start.render(&mut out, "fnbox_cold_start_duration_seconds", &format!("function=\"{f}\""));
+        }
+        head(
+            &mut out,
+            "fnbox_cold_start_phase_seconds",
+            "histogram",
+            "Time from instance start to each phase: sandbox_acquired, process_started, handler_imported, ready, first_response.",
+        );
+        for (f, fm) in m.iter() {
+            for (p, h) in &fm.phases {
+                h.render(&mut out, "fnbox_cold_start_phase_seconds", &format!("function=\"{f}\",phase=\"{p}\""));
+            }
+        }
+        head(
+            &mut out,
+            "fnbox_oom_kills_total",
+            "counter",
+            "Processes the OOM killer ended in the function's instances.",
+        );
+        for (f, fm) in m.iter() {
+            let _ = writeln!(out, "fnbox_oom_kills_total{{function=\"{f}\"}} {}", fm.oom_kills);
+        }
+        head(&mut out, "fnbox_instance_crashes_total", "counter", "Instances that ended without being told to.");
+        for (f, fm) in m.iter() {
+            let _ = writeln!(out, "fnbox_instance_crashes_total{{function=\"{f}\"}} {}", fm.crashes);
+        }
+        head(&mut out, "fnbox_instances", "gauge", "Instances by state.");
+        for g in gauges {
+            for (state, n) in [("busy", g.busy), ("idle", g.idle), ("starting", g.starting)] {
+                let _ = writeln!(out, "fnbox_instances{{function=\"{}\",state=\"{state}\"}} {n}", g.function);
+            }
+        }
+        head(&mut out, "fnbox_queued_requests", "gauge", "Requests waiting for an instance.");
+        for g in gauges {
+            let _ = writeln!(out, "fnbox_queued_requests{{function=\"{}\"}} {}", g.function, g.queued);
+        }
+        head(&mut out, "fnbox_memory_bytes", "gauge", "Memory charged to the function's instances now.");
+        for g in gauges {
+            let _ = writeln!(out, "fnbox_memory_bytes{{function=\"{}\"}} {}", g.function, g.memory_bytes);
+        }
+        out
+    }
+
+    pub fn forget(&self, function: &str) {
+        self.by_function.lock().unwrap_or_else(|p| p.into_inner()).remove(function);
+    }
+}

@@ -1,0 +1,192 @@
+//! The platform's state and the operations behind the admin API: upload, deploy, remove,
+//! list, tokens. The gateway reaches functions through [`Platform::pool`].
+
+use crate::auth::Tokens;
+use crate::codestore::CodeStore;
+use crate::error::{Error, Result};
+use crate::function::{check_name, DeployRequest, FunctionView};
+use crate::instances::launcher::FnboxRun;
+use crate::instances::pool::{Deployed, Pool};
+use crate::instances::InstanceBackend;
+use crate::logs::LogStore;
+use crate::metrics::Metrics;
+use crate::registry::{Registry, TokenInfo};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub struct Platform {
+    pub data_dir: PathBuf,
+    pub registry: Registry,
+    pub code: Arc<CodeStore>,
+    pub tokens: Tokens,
+    pub logs: Arc<LogStore>,
+    pub metrics: Arc<Metrics>,
+    /// Starts instances.
+    pub backend: Arc<dyn InstanceBackend>,
+    /// Loads handlers in a sandbox at deploy time.
+    pub checker: Arc<FnboxRun>,
+    pools: RwLock<HashMap<String, Arc<Pool>>>,
+    /// One deploy or removal at a time.
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// Uploads younger than this are kept by the code store's garbage collection.
+const UPLOAD_GRACE: Duration = Duration::from_secs(3600);
+
+impl Platform {
+    pub fn new(
+        data_dir: PathBuf,
+        registry: Registry,
+        code: CodeStore,
+        tokens: Tokens,
+        backend: Arc<dyn InstanceBackend>,
+        checker: Arc<FnboxRun>,
+    ) -> Self {
+        Self {
+            data_dir,
+            registry,
+            code: Arc::new(code),
+            tokens,
+            logs: Arc::new(LogStore::default()),
+            metrics: Arc::new(Metrics::default()),
+            backend,
+            checker,
+            pools: RwLock::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.pools.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        self.pools.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Loads the registry's functions (server start) and warms their min-scale instances.
+    pub fn load(&self) -> Result<usize> {
+        let functions = self.registry.functions()?;
+        let n = functions.len();
+        let mut used = HashSet::new();
+        for f in functions {
+            used.insert(f.config.code.clone());
+            let code = self.code.tree(&f.config.code);
+            let name = f.name.clone();
+            if !code.is_dir() {
+                self.logs.event(
+                    &name,
+                    "-",
+                    format!("its code {} is missing from the store: redeploy it", f.config.code),
+                );
+            }
+            let pool = Pool::new(
+                Deployed { function: f, code },
+                self.backend.clone(),
+                self.logs.clone(),
+                self.metrics.clone(),
+            );
+            pool.maintain(Duration::MAX);
+            self.pools.write().unwrap_or_else(|p| p.into_inner()).insert(name, pool);
+        }
+        self.code.collect_garbage(&used, UPLOAD_GRACE);
+        Ok(n)
+    }
+
+    pub async fn upload(&self, zip: Bytes) -> Result<String> {
+        let code = self.code.clone();
+        tokio::task::spawn_blocking(move || code.put_zip(&zip))
+            .await
+            .map_err(|e| Error::Internal(format!("the unpacking task failed: {e}")))?
+    }
+
+    /// Deploys (creates or replaces) a function. True if it is new.
+    pub async fn deploy(&self, name: &str, req: DeployRequest) -> Result<(FunctionView, bool)> {
+        check_name(name)?;
+        let config = req.into_config()?;
+        if !self.code.has(&config.code) {
+            return Err(Error::Invalid(format!(
+                "code {} is not in the code store: upload it first (POST /api/v1/code)",
+                config.code
+            )));
+        }
+        let code = self.code.tree(&config.code);
+        self.checker.check_handler(name, &config, &code).await.map_err(|why| {
+            Error::HandlerCheck(format!("handler '{}' of function '{name}' cannot be loaded: {why}", config.handler))
+        })?;
+        let _one = self.changes.lock().await;
+        let function = self.registry.put(name, &config)?;
+        let version = function.version;
+        let view = function.view(0);
+        let deployed = Deployed { function, code };
+        let existing = self.pool(name);
+        match &existing {
+            Some(pool) => pool.update(deployed),
+            None => {
+                let pool = Pool::new(deployed, self.backend.clone(), self.logs.clone(), self.metrics.clone());
+                pool.maintain(Duration::MAX);
+                self.pools.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), pool);
+            }
+        }
+        self.logs.event(name, "-", format!("deployed version {version}"));
+        Ok((view, existing.is_none()))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<()> {
+        if !self.registry.remove(name)? {
+            return Err(Error::NoFunction(name.to_string()));
+        }
+        self.tokens.forget(name, None);
+        if let Some(pool) = self.pools.write().unwrap_or_else(|p| p.into_inner()).remove(name) {
+            pool.remove();
+        }
+        self.logs.forget(name);
+        self.metrics.forget(name);
+        let used = self.pools().iter().map(|p| p.current().function.config.code.clone()).collect();
+        self.code.collect_garbage(&used, UPLOAD_GRACE);
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<FunctionView> {
+        let mut v: Vec<FunctionView> =
+            self.pools().iter().map(|p| p.current().function.view(p.instance_count())).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn view(&self, name: &str) -> Result<FunctionView> {
+        let pool = self.pool(name).ok_or_else(|| Error::NoFunction(name.to_string()))?;
+        let v = pool.current().function.view(pool.instance_count());
+        Ok(v)
+    }
+
+    pub fn create_token(&self, name: &str) -> Result<serde_json::Value> {
+        self.view(name)?;
+        let (id, token, hash) = self.tokens.mint(name);
+        let info = self.registry.add_token(&id, name, &hash)?;
+        Ok(serde_json::json!({ "id": info.id, "function": name, "token": token, "created_at": info.created_at }))
+    }
+
+    pub fn list_tokens(&self, name: &str) -> Result<Vec<TokenInfo>> {
+        self.view(name)?;
+        self.registry.tokens(name)
+    }
+
+    pub fn remove_token(&self, name: &str, id: &str) -> Result<()> {
+        if !self.registry.remove_token(name, id)? {
+            return Err(Error::NotFound(format!(
+                "function '{name}' has no token '{id}': list them with `fnbox token ls {name}`"
+            )));
+        }
+        self.tokens.forget(name, Some(id));
+        Ok(())
+    }
+
+    pub fn render_metrics(&self) -> String {
+        let gauges: Vec<_> = self.pools().iter().map(|p| p.gauges()).collect();
+        self.metrics.render(&gauges)
+    }
+}

@@ -1,0 +1,166 @@
+//! `fnbox serve`: opens (or creates) the data directory, cleans up after a server that died,
+//! loads the functions and serves until SIGINT or SIGTERM.
+//!
+//! ```text
+//! DATA_DIR/admin.token     the admin token (0600)
+//! DATA_DIR/registry.db     functions and tokens (SQLite, WAL)
+//! DATA_DIR/code/trees/     unpacked code, by digest
+//! DATA_DIR/runtime/        the runtime wrappers, bound at /opt/fnbox/runtime
+//! DATA_DIR/instances/      one directory per running instance (socket, environment)
+//! DATA_DIR/serve.lock      held by the running server
+//! ```
+
+use crate::auth::{load_or_create_admin_token, Tokens};
+use crate::codestore::CodeStore;
+use crate::error::{Context, Error, Result};
+use crate::instances::launcher::FnboxRun;
+use crate::platform::Platform;
+use crate::registry::Registry;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/fnbox/serve";
+
+/// `FNBOX_DATA_DIR`, or the default.
+pub fn data_dir_from_env() -> PathBuf {
+    std::env::var_os("FNBOX_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+pub struct ServeOptions {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Instances idle this long stop (down to min-scale).
+    pub idle_timeout: Duration,
+    /// Parent cgroup of the instances' sandboxes.
+    pub cgroup_parent: String,
+    /// The `fnbox` binary that launches sandboxes.
+    pub exe: PathBuf,
+}
+
+/// Holds `serve.lock` for the life of the server: two servers on one data directory would
+/// remove each other's instances.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = dir.join("serve.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Invalid(format!(
+            "another fnbox serve already uses the data directory {}: stop it, or give another --data-dir",
+            dir.display()
+        )));
+    }
+    Ok(f)
+}
+
+/// Removes what a server that died left behind: instance directories and sandbox cgroups.
+fn clean_leftovers(opts: &ServeOptions, instances: &std::path::Path) -> Result<usize> {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(instances) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+            n += 1;
+        }
+    }
+    let layout = fnbox_sandbox::cgroup::Layout::detect()?;
+    fnbox_sandbox::launch::reap_stale(&fnbox_sandbox::Paths::from_env(), &layout, &opts.cgroup_parent);
+    Ok(n)
+}
+
+pub fn serve(opts: ServeOptions) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Sandbox(fnbox_sandbox::Error::NotRoot));
+    }
+    let dir = &opts.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let _lock = lock_data_dir(dir)?;
+    let admin = load_or_create_admin_token(dir)?;
+    let instances = dir.join("instances");
+    let left = clean_leftovers(&opts, &instances)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&instances)
+        .context(|| format!("cannot create {}", instances.display()))?;
+    let runtime_dir = dir.join("runtime");
+    crate::runtimes::install(&runtime_dir)?;
+    let registry = Registry::open(&dir.join("registry.db"))?;
+    let tokens = Tokens::new(admin, registry.token_hashes()?);
+    let code = CodeStore::open(&dir.join("code"))?;
+    let backend = Arc::new(FnboxRun {
+        exe: opts.exe.clone(),
+        runtime_dir,
+        instances_dir: instances,
+        cgroup_parent: opts.cgroup_parent.clone(),
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context(|| "cannot start the async runtime".into())?;
+    rt.block_on(async move {
+        let platform = Arc::new(Platform::new(dir.clone(), registry, code, tokens, backend.clone(), backend));
+        let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| {
+            Error::Invalid(format!(
+                "cannot listen on {} ({e}): is another server there? give another --listen",
+                opts.listen
+            ))
+        })?;
+        let n = platform.load()?;
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
+        eprintln!(
+            "fnbox serve: listening on http://{addr} ({n} function(s), data in {}{})",
+            dir.display(),
+            if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
+        );
+        let maintenance = {
+            let p = platform.clone();
+            let idle = opts.idle_timeout;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    for pool in p.pools() {
+                        pool.maintain(idle);
+                    }
+                }
+            })
+        };
+        crate::gateway::serve(listener, platform.clone(), shutdown_signal()).await;
+        maintenance.abort();
+        eprintln!("fnbox serve: stopping instances");
+        let all: Vec<_> = platform.pools().iter().flat_map(|p| p.shutdown()).collect();
+        let _ = tokio::time::timeout(Duration::from_secs(8), async {
+            for i in all {
+                i.wait_ended().await;
+            }
+        })
+        .await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
