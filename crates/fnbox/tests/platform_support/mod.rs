@@ -1,0 +1,248 @@
+//! A real `fnbox serve` for the platform's end-to-end tests: on 127.0.0.1 with a free port, a
+//! temporary data directory and its own cgroup parent. Requests go over plain TCP.
+
+#![allow(dead_code)]
+
+use crate::common::{require_root, Scope, FNBOX};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+pub struct Server {
+    pub url: String,
+    pub addr: String,
+    pub data: PathBuf,
+    pub scope: Scope,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(crate::common::unique(tag));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    /// Writes files (path, content) and returns the directory.
+    pub fn with(tag: &str, files: &[(&str, &str)]) -> Self {
+        let d = Self::new(tag);
+        for (name, text) in files {
+            let p = d.0.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        d
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Server {
+    pub fn start(tag: &str) -> Self {
+        Self::start_with(tag, &[])
+    }
+
+    /// With more `fnbox serve` options.
+    pub fn start_with(tag: &str, extra: &[&str]) -> Self {
+        require_root();
+        let scope = Scope::new(tag);
+        let data = std::env::temp_dir().join(crate::common::unique(&format!("serve-{tag}")));
+        let mut s = Self {
+            url: String::new(),
+            addr: String::new(),
+            data,
+            scope,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.launch();
+        s
+    }
+
+    /// Starts (again) on the same data directory, on a new port.
+    pub fn launch(&mut self) {
+        let port = free_port();
+        self.addr = format!("127.0.0.1:{port}");
+        self.url = format!("http://{}", self.addr);
+        let child = Command::new(FNBOX)
+            .args(["serve", "--listen", &self.addr, "--cgroup-parent", &self.scope.parent])
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn fnbox serve");
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(r) = self.try_request("GET", "/healthz", &[], b"") {
+                assert_eq!(r.status, 200);
+                return;
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("fnbox serve exited at start with {st}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("fnbox serve did not answer on {} within 30 s", self.url);
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGTERM, and wait for the server to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("fnbox serve did not stop within 20 s of SIGTERM");
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// The CLI, pointed at this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(FNBOX)
+            .args(args)
+            .env("FNBOX_SERVER", &self.url)
+            .env("FNBOX_DATA_DIR", &self.data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn fnbox")
+    }
+
+    /// `fnbox deploy NAME PATH ARGS...`, asserting success.
+    pub fn deploy(&self, name: &str, path: &Path, args: &[&str]) {
+        let mut a = vec!["deploy", name, path.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let out = self.cli(&a);
+        crate::common::ok(&out);
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin.token")).unwrap().trim().to_string()
+    }
+
+    pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Reply> {
+        let mut s = TcpStream::connect(&self.addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes())?;
+        // A server may answer (413) and close before reading a large body: read the answer anyway.
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or("").split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Ok(Reply { status, headers, body: raw[end + 4..].to_vec() })
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.try_request(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").text()
+    }
+
+    /// The value of one metric line (`name{labels}`), or 0.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// The function's logs as text.
+    pub fn logs(&self, name: &str) -> String {
+        crate::common::stdout(&self.cli(&["logs", name, "--tail", "5000"]))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let panicking = std::thread::panicking();
+            if panicking {
+                self.kill9();
+            } else {
+                self.stop();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
