@@ -81,7 +81,8 @@ fn requests_queue_when_instances_are_busy_and_get_503_when_the_queue_is_full() {
     assert_eq!(s.get("/fn/busy/").status, 200, "warm");
     std::thread::scope(|t| {
         let a = t.spawn(|| s.get("/fn/busy/?sleep=3"));
-        assert!(eventually(Duration::from_secs(10), || s.metric("fnbox_instances{function=\"busy\",state=\"busy\"}") == 1.0));
+        assert!(eventually(Duration::from_secs(10), || s.metric("fnbox_instances{function=\"busy\",state=\"busy\"}")
+            == 1.0));
         let b = t.spawn(|| s.get("/fn/busy/?sleep=0"));
         assert!(eventually(Duration::from_secs(10), || s.metric("fnbox_queued_requests{function=\"busy\"}") == 1.0));
         let c = s.get("/fn/busy/");
@@ -108,6 +109,26 @@ fn instances_scale_out_to_max_scale_and_stop_when_idle() {
         "idle instances stop"
     );
     assert_eq!(s.metric("fnbox_instances{function=\"warm\",state=\"idle\"}"), 1.0, "min-scale stays warm");
+}
+
+#[test]
+fn in_sandbox_v2_filling_tmp_is_an_oom_kill_with_502_then_recovery() {
+    let s = Server::start("v2-tmp");
+    let code = TempDir::with(
+        "v2-tmp",
+        &[(
+            "handler.py",
+            "def handle(event, context):\n    if 'fill' in event['queryStringParameters']:\n        with open('/tmp/big', 'wb') as f:\n            for _ in range(400):\n                f.write(b'x' * (1 << 20))\n    return 'ok'\n",
+        )],
+    );
+    s.deploy("tmpfill", code.path(), &["--runtime", "python3", "--sandbox", "v2", "--memory", "128"]);
+    assert_eq!(s.get("/fn/tmpfill/").text(), "ok");
+    let r = s.get("/fn/tmpfill/?fill=1");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("ran out of memory (limit 128 MiB)"), "{}", r.text());
+    assert_eq!(s.get("/fn/tmpfill/").text(), "ok", "a fresh instance, with an empty /tmp");
+    assert!(s.logs("tmpfill").contains("instance ended: out of memory (limit 128 MiB)"));
+    assert!(s.metric("fnbox_oom_kills_total{function=\"tmpfill\"}") >= 1.0);
 }
 
 /// The launchers of this server's instances (their command line names the data directory).
@@ -145,5 +166,9 @@ fn functions_survive_a_restart_even_after_kill_9() {
     let instances: Vec<_> = std::fs::read_dir(s.data.join("instances")).unwrap().flatten().collect();
     assert!(instances.len() <= 2, "leftover instance directories were removed: {instances:?}");
     s.stop();
-    assert!(eventually(Duration::from_secs(10), || s.scope.leftover_cgroups().is_empty()), "{:?}", s.scope.leftover_cgroups());
+    assert!(
+        eventually(Duration::from_secs(10), || s.scope.leftover_cgroups().is_empty()),
+        "{:?}",
+        s.scope.leftover_cgroups()
+    );
 }

@@ -167,7 +167,7 @@ async fn call(
             lease.finish(Outcome::InstanceFailed);
             let why = match ended {
                 Some(end) if end.cause == EndCause::OutOfMemory => {
-                    format!("its instance ran out of memory ({})", end.message)
+                    format!("its instance ran {}", end.message)
                 }
                 Some(end) => format!("its instance crashed: {}", end.message),
                 None => format!("the connection to its instance failed ({e})"),
