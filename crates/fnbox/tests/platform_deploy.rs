@@ -79,7 +79,8 @@ fn bad_deploy_inputs_are_refused_with_the_fix() {
     refused(&s, "f", g, &["--runtime", "python3", "--handler", "handler.nope"], "has no function 'nope'");
     let broken = TempDir::with("broken", &[("handler.py", "def handle(event, context)\n    return 1\n")]);
     refused(&s, "f", broken.path(), &py, "SyntaxError");
-    let imports = TempDir::with("imports", &[("handler.py", "import not_a_module_anywhere\ndef handle(e, c):\n    return 1\n")]);
+    let imports =
+        TempDir::with("imports", &[("handler.py", "import not_a_module_anywhere\ndef handle(e, c):\n    return 1\n")]);
     refused(&s, "f", imports.path(), &py, "No module named 'not_a_module_anywhere'");
     let node = TempDir::with("node", &[("handler.js", "exports.other = () => 1;\n")]);
     refused(&s, "f", node.path(), &["--runtime", "node"], "exports no function 'handle'");
@@ -93,12 +94,18 @@ fn bad_deploy_inputs_are_refused_with_the_fix() {
         std::fs::write(&p, bytes).unwrap();
         p
     };
-    let slip = write("slip.zip", zip_with(&[("handler.py", None, HELLO.as_bytes()), ("../../../../tmp/fnbox-zip-slip-evil", None, b"x")]));
+    let slip = write(
+        "slip.zip",
+        zip_with(&[("handler.py", None, HELLO.as_bytes()), ("../../../../tmp/fnbox-zip-slip-evil", None, b"x")]),
+    );
     refused(&s, "f", &slip, &py, "points outside the code directory (zip slip)");
     assert!(!Path::new("/tmp/fnbox-zip-slip-evil").exists());
     let abs = write("abs.zip", zip_with(&[("/tmp/fnbox-zip-abs-evil", None, b"x")]));
     refused(&s, "f", &abs, &py, "zip slip");
-    let link = write("link.zip", zip_with(&[("handler.py", None, HELLO.as_bytes()), ("passwd", Some("../../../etc/passwd"), b"")]));
+    let link = write(
+        "link.zip",
+        zip_with(&[("handler.py", None, HELLO.as_bytes()), ("passwd", Some("../../../etc/passwd"), b"")]),
+    );
     refused(&s, "f", &link, &py, "symlink 'passwd' points to '../../../etc/passwd', outside the code directory");
     let linkdir = TempDir::with("linkdir", &[("handler.py", HELLO)]);
     std::os::unix::fs::symlink("/etc", linkdir.path().join("etc")).unwrap();
@@ -156,7 +163,15 @@ fn secrets_reach_the_function_and_are_never_shown_again() {
     assert_eq!(v["secrets"], serde_json::json!(["API_KEY"]), "secrets are listed by name");
     assert_eq!(v["env"]["PLAIN"], "visible");
     // A malformed secret is refused without echoing it.
-    let out = s.cli(&["deploy", "x", code.path().to_str().unwrap(), "--runtime", "python3", "--secret", &format!("{secret}-no-equals")]);
+    let out = s.cli(&[
+        "deploy",
+        "x",
+        code.path().to_str().unwrap(),
+        "--runtime",
+        "python3",
+        "--secret",
+        &format!("{secret}-no-equals"),
+    ]);
     assert_eq!(common::code(&out), 1);
     assert!(!stderr(&out).contains(&secret), "{}", stderr(&out));
 }
@@ -179,7 +194,11 @@ fn private_functions_need_a_token_and_the_admin_api_the_admin_token() {
     let r = s.request("GET", "/fn/closed/", &[("X-Auth-Token", &token)], b"");
     assert_eq!((r.status, r.text().as_str()), (200, "hello"));
     s.deploy("other", code.path(), &["--runtime", "python3", "--private"]);
-    assert_eq!(s.request("GET", "/fn/other/", &[("X-Auth-Token", &token)], b"").status, 403, "a token opens its function only");
+    assert_eq!(
+        s.request("GET", "/fn/other/", &[("X-Auth-Token", &token)], b"").status,
+        403,
+        "a token opens its function only"
+    );
     assert_eq!(ok(&s.cli(&["invoke", "closed"])), "hello", "the CLI uses the admin token");
 
     let listed: serde_json::Value = serde_json::from_str(&ok(&s.cli(&["token", "ls", "closed", "--json"]))).unwrap();
@@ -204,12 +223,17 @@ fn private_functions_need_a_token_and_the_admin_api_the_admin_token() {
 #[test]
 fn redeploy_keeps_requests_in_flight_and_rm_removes() {
     let s = Server::start("redeploy");
-    let v1 = TempDir::with("v1", &[("handler.py", "import time\ndef handle(event, context):\n    time.sleep(2)\n    return 'v1'\n")]);
+    let v1 = TempDir::with(
+        "v1",
+        &[("handler.py", "import time\ndef handle(event, context):\n    time.sleep(2)\n    return 'v1'\n")],
+    );
     let v2 = TempDir::with("v2", &[("handler.py", "def handle(event, context):\n    return 'v2'\n")]);
     s.deploy("roll", v1.path(), &["--runtime", "python3"]);
     std::thread::scope(|t| {
         let inflight = t.spawn(|| s.get("/fn/roll/"));
-        assert!(eventually(std::time::Duration::from_secs(10), || s.metric("fnbox_instances{function=\"roll\",state=\"busy\"}") == 1.0));
+        assert!(eventually(std::time::Duration::from_secs(10), || s
+            .metric("fnbox_instances{function=\"roll\",state=\"busy\"}")
+            == 1.0));
         s.deploy("roll", v2.path(), &["--runtime", "python3"]);
         assert_eq!(s.get("/fn/roll/").text(), "v2", "new requests see the new code at once");
         let r = inflight.join().unwrap();
@@ -218,7 +242,9 @@ fn redeploy_keeps_requests_in_flight_and_rm_removes() {
     let v: serde_json::Value = serde_json::from_str(&ok(&s.cli(&["ls", "--json"]))).unwrap();
     assert_eq!(v[0]["version"], 2);
     assert!(
-        eventually(std::time::Duration::from_secs(10), || s.metric("fnbox_instances{function=\"roll\",state=\"idle\"}") == 1.0),
+        eventually(std::time::Duration::from_secs(10), || s
+            .metric("fnbox_instances{function=\"roll\",state=\"idle\"}")
+            == 1.0),
         "the old instance stops once done"
     );
     assert_eq!(ok(&s.cli(&["rm", "roll"])), "removed roll\n");

@@ -17,7 +17,11 @@ fn every_example_deploys_and_answers_over_http() {
     // The binary example is built the way its comment says, into a copy of the directory.
     let bin = TempDir::new("hello-binary");
     std::fs::copy(ex.join("hello-binary/main.c"), bin.path().join("main.c")).unwrap();
-    let cc = Command::new("cc").args(["-O2", "-o", "main", "main.c"]).current_dir(bin.path()).output().expect("cc (gcc) is needed");
+    let cc = Command::new("cc")
+        .args(["-O2", "-o", "main", "main.c"])
+        .current_dir(bin.path())
+        .output()
+        .expect("cc (gcc) is needed");
     ok(&cc);
 
     s.deploy("hello-python", &ex.join("hello-python"), &["--runtime", "python3"]);
@@ -29,11 +33,15 @@ fn every_example_deploys_and_answers_over_http() {
     assert_eq!(s.get("/fn/hello-python/?name=ada").text(), "hello, ada, from python\n");
     assert_eq!(s.get("/fn/hello-node?name=ada").text(), "hello, ada, from node\n");
     assert_eq!(s.get("/fn/hello-binary/").text(), "hello, world, from C\n");
-    let r = s.request("POST", "/fn/echo-json/some/path?x=1", &[("Content-Type", "application/json")], br#"{"a":[1,2]}"#);
+    let r =
+        s.request("POST", "/fn/echo-json/some/path?x=1", &[("Content-Type", "application/json")], br#"{"a":[1,2]}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["json"], serde_json::json!({"a": [1, 2]}));
-    assert_eq!((v["path"].as_str(), v["query"]["x"].as_str(), v["function"].as_str()), (Some("/some/path"), Some("1"), Some("echo-json")));
+    assert_eq!(
+        (v["path"].as_str(), v["query"]["x"].as_str(), v["function"].as_str()),
+        (Some("/some/path"), Some("1"), Some("echo-json"))
+    );
     assert_eq!(v["memory_mb"], 256);
     let first = s.request("POST", "/fn/write-tmp/", &[], b"one").json();
     assert_eq!(first["lines"], serde_json::json!(["one"]));
@@ -79,7 +87,12 @@ def handle(event, context):
     );
     s.deploy("contract", code.path(), &["--runtime", "python3", "--handler", "src/handler.handle", "--memory", "512"]);
 
-    let r = s.request("PUT", "/fn/contract/a/b?kind=event&x=y", &[("X-Forwarded-For", "10.1.2.3"), ("X-Request-ID", "req-42")], b"hello body");
+    let r = s.request(
+        "PUT",
+        "/fn/contract/a/b?kind=event&x=y",
+        &[("X-Forwarded-For", "10.1.2.3"), ("X-Request-ID", "req-42")],
+        b"hello body",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-request-id"), Some("req-42"));
     let v = r.json();
@@ -89,7 +102,8 @@ def handle(event, context):
     assert_eq!(e["queryStringParameters"], serde_json::json!({"kind": "event", "x": "y"}));
     assert_eq!((e["body"].as_str(), e["isBase64Encoded"].as_bool()), (Some("hello body"), Some(false)));
     let h = e["headers"].as_object().unwrap();
-    let header = |n: &str| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str().unwrap().to_string());
+    let header =
+        |n: &str| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str().unwrap().to_string());
     assert_eq!(header("x-forwarded-for").as_deref(), Some("10.1.2.3, 127.0.0.1"));
     assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(header("x-request-id").as_deref(), Some("req-42"));
@@ -166,7 +180,10 @@ exports.handle = (event, context, callback) => {
 #[test]
 fn payloads_over_6_mib_get_413() {
     let s = Server::start("payload");
-    let code = TempDir::with("payload", &[("handler.py", "def handle(event, context):\n    return str(len(event['body']))\n")]);
+    let code = TempDir::with(
+        "payload",
+        &[("handler.py", "def handle(event, context):\n    return str(len(event['body']))\n")],
+    );
     s.deploy("size", code.path(), &["--runtime", "python3", "--memory", "512"]);
     let five = vec![b'a'; 5 << 20];
     assert_eq!(s.request("POST", "/fn/size/", &[], &five).text(), (5 << 20).to_string());
@@ -213,7 +230,10 @@ fn logs_and_metrics_tell_what_happened() {
     let _ = follow.wait();
     assert!(ok_follow, "fnbox logs --follow did not print the line");
     let seen = reader.join().unwrap();
-    assert!(seen.lines().any(|l| l.contains("observed/observed-") && l.contains("stdout:") && l.contains("first")), "{seen}");
+    assert!(
+        seen.lines().any(|l| l.contains("observed/observed-") && l.contains("stdout:") && l.contains("first")),
+        "{seen}"
+    );
 
     let logs = s.logs("observed");
     assert!(logs.lines().any(|l| l.contains(" stderr: on stderr")), "{logs}");

@@ -5,18 +5,27 @@
 use crate::error::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::RwLock;
 
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
+/// `bytes` random bytes from the kernel (getrandom), in hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    assert!(filled.is_ok(), "/dev/urandom must be readable to make tokens");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most `len - filled` bytes into our buffer.
+        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else {
+            assert_eq!(std::io::Error::last_os_error().kind(), std::io::ErrorKind::Interrupted, "getrandom failed");
+        }
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
