@@ -11,3 +11,21 @@ $F run -- python3 -c 'import platform; print("hello from python", platform.pytho
 $F run -- node -e 'console.log("hello from node", process.version)'
 $F run --memory 128M -- sh -c 'echo "I am $(id -un) on $(hostname), seeing $(ls /proc | grep -c "^[0-9]") processes"'
 $F syscalls --sandbox v1 | tail -1
+set +x
+
+# The function platform: a server in the background, the Python hello example deployed, one curl.
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+DATA=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export FNBOX_SERVER="http://127.0.0.1:$PORT" FNBOX_DATA_DIR="$DATA"
+$F serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" &
+SERVE=$!
+trap 'kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 100); do curl -sf "$FNBOX_SERVER/healthz" >/dev/null && break; sleep 0.1; done
+set -x
+$F deploy hello examples/hello-python --runtime python3
+curl -s "$FNBOX_SERVER/fn/hello/?name=quickstart"
+$F ls
+set +x
+kill $SERVE
+wait $SERVE || true
