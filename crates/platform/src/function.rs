@@ -222,29 +222,19 @@ fn check_handler(runtime: Runtime, handler: &str) -> Result<()> {
     }))
 }
 
-/// A function as the API shows it: secrets by name only.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What secret values are shown as.
+pub const REDACTED: &str = "********";
+
+/// A function as the API shows it: secret values redacted.
+#[derive(Clone, Debug, Serialize)]
 pub struct FunctionView {
     pub name: String,
     pub version: u64,
-    pub runtime: Runtime,
-    pub handler: String,
-    pub memory_mb: u64,
-    pub sandbox: String,
-    pub min_scale: u32,
-    pub max_scale: u32,
-    pub timeout_s: u64,
-    pub concurrency: u32,
-    pub max_queue: u32,
-    pub env: BTreeMap<String, String>,
-    /// Names of the secrets; their values are never shown.
-    pub secrets: Vec<String>,
-    pub private: bool,
-    pub code: String,
+    #[serde(flatten)]
+    pub config: FunctionConfig,
     pub url: String,
     pub updated_at: u64,
-    /// Instances running now (filled by the server).
-    #[serde(default)]
+    /// Instances running now.
     pub instances: usize,
 }
 
@@ -259,23 +249,12 @@ pub struct Function {
 
 impl Function {
     pub fn view(&self, instances: usize) -> FunctionView {
-        let c = &self.config;
+        let mut config = self.config.clone();
+        config.secrets.values_mut().for_each(|v| *v = REDACTED.to_string());
         FunctionView {
             name: self.name.clone(),
             version: self.version,
-            runtime: c.runtime,
-            handler: c.handler.clone(),
-            memory_mb: c.memory_mb,
-            sandbox: c.sandbox.clone(),
-            min_scale: c.min_scale,
-            max_scale: c.max_scale,
-            timeout_s: c.timeout_s,
-            concurrency: c.concurrency,
-            max_queue: c.max_queue,
-            env: c.env.clone(),
-            secrets: c.secrets.keys().cloned().collect(),
-            private: c.private,
-            code: c.code.clone(),
+            config,
             url: format!("/fn/{}/", self.name),
             updated_at: self.updated_at,
             instances,
