@@ -129,7 +129,6 @@ impl Sandbox {
                     memory_limit: spec.tier.memory_bytes(),
                     millicpu: spec.tier.millicpu,
                     hostname: spec.hostname.clone(),
-                    cgroup: cgroup.dirs(),
                     started: std::time::Instant::now(),
                 };
                 let boot = crate::sentry::process::Bootstrap {
@@ -137,8 +136,11 @@ impl Sandbox {
                     to_launcher,
                     init_pid: pid,
                     owner: ids.host_base,
+                    memory_cgroup: cgroup.dirs().into_iter().next(),
                     info,
                     report: spec.report.is_some(),
+                    fifos_possible: spec.binds.iter().any(|b| may_hold_fifos(&b.source))
+                        || matches!(&spec.image, Image::Dir(d) if may_hold_fifos(d)),
                 };
                 let spid = spawn_sentry(boot, cgroup_fd.as_ref())?;
                 if cgroup.unified_dir().is_none() {
@@ -202,6 +204,9 @@ impl Sandbox {
                 send(&attach_msg(&p, true, true), Some(&fd))?;
             }
         }
+        if self.spec.kind == SandboxKind::V2 {
+            send(&attach_msg(Path::new("/proc"), true, true), Some(&proc_placeholder()?))?;
+        }
         for b in &self.spec.binds {
             let extra =
                 abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if b.readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
@@ -262,6 +267,49 @@ impl Drop for Sandbox {
     }
 }
 
+/// Whether a tree the sandbox sees could hold a FIFO (checked on the first 10,000 entries;
+/// past that, assumed). A FIFO's blocking open must not hold the Sentry's worker, so the
+/// Sentry checks every open in sandboxes where FIFOs may exist.
+fn may_hold_fifos(root: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let mut todo = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = todo.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else { continue };
+        if meta.file_type().is_fifo() {
+            return true;
+        }
+        if !meta.is_dir() {
+            continue;
+        }
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            seen += 1;
+            if seen > 10_000 {
+                return true;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_fifo() => return true,
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// v2's `/proc`: an empty tmpfs whose root belongs to the host's root (unmapped in the
+/// sandbox) with mode 000, so nothing in the sandbox, the Sentry included, may enter it. A
+/// path the kernel resolves into it fails with `EACCES`, which is how the Sentry learns that
+/// a path led (through a symlink or `..`) into its synthetic `/proc`.
+fn proc_placeholder() -> Result<OwnedFd> {
+    let fail = || "cannot create v2's /proc placeholder".to_string();
+    let fs = crate::sys::mount::FsContext::open("tmpfs").context(fail)?;
+    fs.set_string("mode", "0").context(fail)?;
+    fs.set_string("size", "4k").context(fail)?;
+    fs.mount(abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)
+        .context(fail)
+}
+
 /// Forks the Sentry (into the sandbox's cgroup directly on cgroup v2).
 fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&OwnedFd>) -> Result<libc::pid_t> {
     // SAFETY: the launcher is still single-threaded here; the child only runs the Sentry,
@@ -271,12 +319,12 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
     {
         process::Forked::Child => {
             // Keep only the Sentry's two sockets (as fds 3 and 4).
-            let crate::sentry::process::Bootstrap { from_program, to_launcher, init_pid, owner, info, report } = boot;
+            let mut boot = boot;
             // SAFETY: F_DUPFD_CLOEXEC returns new descriptors numbered 100 or more.
             let (a, b) = unsafe {
                 (
-                    libc::fcntl(from_program.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
-                    libc::fcntl(to_launcher.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
+                    libc::fcntl(boot.from_program.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
+                    libc::fcntl(boot.to_launcher.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
                 )
             };
             // SAFETY: dup3 onto 3 and 4; everything above is closed next.
@@ -285,18 +333,12 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
                 libc::dup3(b, 4, libc::O_CLOEXEC);
             }
             let _ = sys::close_from(5, false);
-            std::mem::forget(from_program);
-            std::mem::forget(to_launcher);
+            // The old numbers are closed already: forget them rather than close them twice.
             // SAFETY: 3 and 4 are the duplicates made above, owned by nothing else now.
-            let (from_program, to_launcher) = unsafe { (sys::owned(3), sys::owned(4)) };
-            crate::sentry::process::run(crate::sentry::process::Bootstrap {
-                from_program,
-                to_launcher,
-                init_pid,
-                owner,
-                info,
-                report,
-            })
+            std::mem::forget(std::mem::replace(&mut boot.from_program, unsafe { sys::owned(3) }));
+            // SAFETY: as above.
+            std::mem::forget(std::mem::replace(&mut boot.to_launcher, unsafe { sys::owned(4) }));
+            crate::sentry::process::run(boot)
         }
         process::Forked::Parent { pid, .. } => Ok(pid),
     }

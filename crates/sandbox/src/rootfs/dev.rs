@@ -103,20 +103,6 @@ pub fn mount_proc(proc_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// v2's `/proc`: an empty directory nobody can enter. The Sentry answers every path under it;
-/// a path the kernel resolves itself (a continued `execve`) finds nothing there.
-pub fn proc_placeholder(proc_dir: &Path) -> Result<()> {
-    make_mountpoint(proc_dir, true)?;
-    mount::mount(
-        Some("proc"),
-        proc_dir,
-        Some("tmpfs"),
-        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        Some("size=0,mode=000"),
-    )
-    .map_err(|e| err("cannot mount", proc_dir, e))
-}
-
 /// sysfs, read-only, with `/sys/firmware` masked (as Docker does).
 pub fn mount_sys(sys_dir: &Path) -> Result<()> {
     make_mountpoint(sys_dir, true)?;

@@ -92,12 +92,12 @@ pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Sta
     let dev = stage.join("dev");
     dev::mount_dev(&dev, layout.dev_size.as_deref())?;
     moves.push((dev, "/dev".into(), true));
-    let proc_dir = stage.join("proc");
-    match layout.proc {
-        ProcMode::Kernel => dev::mount_proc(&proc_dir)?,
-        ProcMode::Placeholder => dev::proc_placeholder(&proc_dir)?,
+    // v2's /proc placeholder comes from the launcher, among the attachments.
+    if layout.proc == ProcMode::Kernel {
+        let proc_dir = stage.join("proc");
+        dev::mount_proc(&proc_dir)?;
+        moves.push((proc_dir, "/proc".into(), true));
     }
-    moves.push((proc_dir, "/proc".into(), true));
     if layout.sys {
         let sys_dir = stage.join("sys");
         dev::mount_sys(&sys_dir)?;

@@ -48,7 +48,14 @@ impl Area {
             c.1.push_back(name.clone());
             if c.1.len() > KEEP {
                 if let Some(old) = c.1.pop_front() {
-                    let _ = std::fs::remove_dir_all(self.path_of(&old));
+                    if let Ok(tok) = sys::openat(
+                        Some(self.root.as_raw_fd()),
+                        Path::new(&self.token),
+                        libc::O_PATH | libc::O_DIRECTORY,
+                        0,
+                    ) {
+                        remove_tree(&tok, old.as_bytes());
+                    }
                 }
             }
             name
@@ -69,10 +76,28 @@ impl Area {
         let fd = sys::openat(Some(self.root.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
         Ok((fd, name.into_bytes()))
     }
+}
 
-    fn path_of(&self, name: &str) -> String {
-        // Only used with the area's own names; removal goes through /proc/self/fd to stay
-        // on the detached mount.
-        format!("/proc/self/fd/{}/{}/{name}", self.root.as_raw_fd(), self.token)
+/// Removes directory `name` under `dir` and its entries (one level deep, as materialised
+/// directories are).
+fn remove_tree(dir: &OwnedFd, name: &[u8]) {
+    let c = super::resolve::c(name);
+    if let Ok(d) = sys::openat(
+        Some(dir.as_raw_fd()),
+        Path::new(std::ffi::OsStr::from_bytes(name)),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    ) {
+        for entry in super::host::list_fd(&d).unwrap_or_default() {
+            let e = super::resolve::c(&entry);
+            // SAFETY: NUL-terminated names relative to an open directory.
+            unsafe {
+                if libc::unlinkat(d.as_raw_fd(), e.as_ptr(), 0) != 0 {
+                    libc::unlinkat(d.as_raw_fd(), e.as_ptr(), libc::AT_REMOVEDIR);
+                }
+            }
+        }
     }
+    // SAFETY: NUL-terminated name relative to an open directory.
+    unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
 }

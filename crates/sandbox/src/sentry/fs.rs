@@ -1,36 +1,20 @@
 //! Emulation of the path-taking file syscalls.
 //!
-//! Each handler copies the path out of the caller once, resolves it inside the sandbox root
-//! (`resolve.rs`), performs the operation on descriptors the Sentry holds, and answers with a
-//! value, an error, or an installed descriptor. Operations on a resolved file go through
-//! `/proc/self/fd/N` of the Sentry's own descriptor, which names exactly the file that was
-//! resolved, so nothing is ever looked up twice.
+//! Each handler copies the path out of the caller once, turns it into an absolute path
+//! inside the sandbox (`Resolver::locate`) and makes the same syscall itself: the Sentry is
+//! chrooted into the sandbox root, whose tree holds no procfs, so the kernel resolves the
+//! copied path exactly as for the program and can never leave the root. A path that runs into
+//! the `/proc` placeholder (`EACCES`) is walked (`Resolver::canonical`) and answered from the
+//! synthetic `/proc`.
 
 use super::notify::{errno, Call, Reply, SysResult};
-use super::resolve::{c, fd_statx, Node, Parent};
-use super::Sentry;
+use super::resolve::{c, Located};
+use super::{host, Sentry};
 use crate::sys::{self, abi};
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// `/proc/self/fd/<fd>` (and an optional component below it), as a C string.
-fn fd_path(fd: &OwnedFd, name: Option<&[u8]>) -> std::ffi::CString {
-    let mut p = format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes();
-    if let Some(n) = name {
-        p.push(b'/');
-        p.extend_from_slice(n);
-    }
-    c(&p)
-}
-
-fn ret(r: libc::c_int) -> SysResult<i64> {
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-    } else {
-        Ok(r as i64)
-    }
-}
-
-fn ret_long(r: libc::c_long) -> SysResult<i64> {
+pub(super) fn ret(r: libc::c_long) -> SysResult<i64> {
     if r < 0 {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
     } else {
@@ -61,8 +45,26 @@ pub fn to_stat(x: &libc::statx) -> libc::stat {
     st
 }
 
+/// What an open gave.
+enum Opened {
+    Fd(OwnedFd),
+    /// A FIFO to open blocking (path inside the root, and how).
+    Fifo(Vec<u8>, abi::open_how),
+}
+
+fn statx_at(dir: i32, path: &CStr, flags: i32, mask: u32) -> SysResult<libc::statx> {
+    // SAFETY: statx is plain data.
+    let mut x: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: NUL-terminated path, writable statx.
+    ret(unsafe { libc::statx(dir, path.as_ptr(), flags, mask, &mut x) } as libc::c_long)?;
+    Ok(x)
+}
+
 impl Sentry {
-    /// Reads path argument `i` and checks the call is still pending.
+    /// Reads path argument `i` for a call that changes the tree, and checks the call is still
+    /// pending: had the thread died and its id been reused, the path read would be another
+    /// process's memory, and no change may be made from that. (Lookups skip the check: their
+    /// answer would go nowhere.)
     pub(super) fn path_arg(&self, call: &Call, i: usize) -> SysResult<Vec<u8>> {
         let p = call.path(i)?;
         if !self.listener.valid(call.id) {
@@ -71,14 +73,80 @@ impl Sentry {
         Ok(p)
     }
 
-    /// The caller's umask (from the host's `/proc/<tid>/status`).
+    /// The caller's umask: read from the host's `/proc/<tid>/status` once per thread, then
+    /// cached (the cache is dropped whenever a program calls `umask`).
     pub(super) fn umask_of(&self, call: &Call) -> u32 {
-        std::fs::read_to_string(format!("/proc/{}/status", call.tid))
+        if let Some(m) = self.umasks.lock().unwrap_or_else(|e| e.into_inner()).get(&call.tid) {
+            return *m;
+        }
+        let m = host::read_string(&format!("{}/status", call.tid))
             .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok())
-            })
-            .unwrap_or(0o022)
+            .and_then(|s| s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok()))
+            .unwrap_or(0o022);
+        let mut cache = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(call.tid, m);
+        m
+    }
+
+    /// `umask` runs natively after the cached masks are forgotten.
+    pub(super) fn umask_changed(&self) -> Reply {
+        self.umasks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Reply::Continue
+    }
+
+    /// Runs `op` on the located path; after `EACCES` (the `/proc` placeholder), on the
+    /// walked path, or `proc_op` for a synthetic entry.
+    pub(super) fn on_path<T>(
+        &self,
+        call: &Call,
+        dirfd: i32,
+        path: &[u8],
+        follow: bool,
+        op: impl Fn(&CStr) -> SysResult<T>,
+        proc_op: impl FnOnce(Vec<Vec<u8>>) -> SysResult<T>,
+    ) -> SysResult<T> {
+        match self.resolver.locate(call, dirfd, path)? {
+            Located::Proc(comps) => proc_op(comps),
+            Located::Path(p) => match op(&c(&p)) {
+                Err(libc::EACCES) => match self.resolver.canonical(call, dirfd, path, follow)? {
+                    Located::Path(p) => op(&c(&p)),
+                    Located::Proc(comps) => proc_op(comps),
+                },
+                r => r,
+            },
+        }
+    }
+
+    /// Two paths (rename, link): both must be in the tree.
+    fn on_two_paths(
+        &self,
+        call: &Call,
+        (d1, p1): (i32, &[u8]),
+        (d2, p2): (i32, &[u8]),
+        op: impl Fn(&CStr, &CStr) -> SysResult<i64>,
+    ) -> SysResult<i64> {
+        let located = |d, p| -> SysResult<Vec<u8>> {
+            match self.resolver.locate(call, d, p)? {
+                Located::Path(p) => Ok(p),
+                Located::Proc(_) => Err(libc::EXDEV),
+            }
+        };
+        let (a, b) = (located(d1, p1)?, located(d2, p2)?);
+        match op(&c(&a), &c(&b)) {
+            Err(libc::EACCES) => {
+                let canon = |d, p| -> SysResult<Vec<u8>> {
+                    match self.resolver.canonical(call, d, p, false)? {
+                        Located::Path(p) => Ok(p),
+                        Located::Proc(_) => Err(libc::EXDEV),
+                    }
+                };
+                op(&c(&canon(d1, p1)?), &c(&canon(d2, p2)?))
+            }
+            r => r,
+        }
     }
 
     // ---- open ---------------------------------------------------------------------------
@@ -90,8 +158,7 @@ impl Sentry {
                 (libc::AT_FDCWD, 0, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, call.args[1] as u32, 0)
             }
             libc::SYS_openat2 => {
-                let size = call.args[3] as usize;
-                if size < std::mem::size_of::<abi::open_how>() {
+                if (call.args[3] as usize) < std::mem::size_of::<abi::open_how>() {
                     return Reply::Error(libc::EINVAL);
                 }
                 let how: abi::open_how = match call.read_struct(call.args[2]) {
@@ -102,12 +169,19 @@ impl Sentry {
             }
             _ => (call.arg_fd(0), 1, call.args[2] as i32, call.args[3] as u32, 0),
         };
-        let path = match self.path_arg(call, pi) {
-            Ok(p) => p,
-            Err(e) => return Reply::Error(e),
-        };
-        match self.open_path(call, dirfd, &path, flags, mode, resolve) {
-            Ok(fd) => Reply::Fd { fd, cloexec: flags & libc::O_CLOEXEC != 0 },
+        // Only calls that change the tree need the "still pending" check (see `path_arg`).
+        let changes = flags & (libc::O_CREAT | libc::O_TRUNC) != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+        let path = if changes { self.path_arg(call, pi) } else { call.path(pi) };
+        let cloexec = flags & libc::O_CLOEXEC != 0;
+        match path.and_then(|path| self.open_path(call, dirfd, &path, flags, mode, resolve)) {
+            Ok(Opened::Fd(fd)) => Reply::Fd { fd, cloexec },
+            Ok(Opened::Fifo(path, how)) => self.defer(call.id, move |s| {
+                // Waits for the FIFO's other end, as the program's own open would.
+                match sys::openat2(s.resolver.root.as_raw_fd(), &c(&path), &how) {
+                    Ok(fd) => Reply::Fd { fd, cloexec },
+                    Err(e) => Reply::Error(errno(e)),
+                }
+            }),
             Err(e) => Reply::Error(e),
         }
     }
@@ -120,67 +194,59 @@ impl Sentry {
         flags: i32,
         mode: u32,
         resolve: u64,
-    ) -> SysResult<OwnedFd> {
-        if path.is_empty() {
-            return Err(libc::ENOENT);
-        }
+    ) -> SysResult<Opened> {
         let creating = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let mode = if creating { mode & 0o7777 & !self.umask_of(call) } else { 0 };
-        let our_flags = (flags | libc::O_CLOEXEC) as u64;
+        let how = abi::open_how {
+            flags: (flags | libc::O_CLOEXEC) as u64,
+            mode: mode as u64,
+            resolve: abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS,
+        };
         // openat2 with RESOLVE_BENEATH/IN_ROOT is relative to the caller's own directory.
         if resolve & (abi::RESOLVE_BENEATH | abi::RESOLVE_IN_ROOT) != 0 {
             let base = if dirfd == libc::AT_FDCWD {
-                sys::openat(
-                    Some(self.resolver.host_proc.as_raw_fd()),
-                    std::path::Path::new(&format!("{}/cwd", call.tid)),
-                    libc::O_PATH,
-                    0,
-                )
-                .map_err(errno)?
+                sys::openat(Some(host::proc_fd()), std::path::Path::new(&format!("{}/cwd", call.tid)), libc::O_PATH, 0)
+                    .map_err(errno)?
             } else {
                 call.fetch_fd(dirfd)?
             };
-            let how =
-                abi::open_how { flags: our_flags, mode: mode as u64, resolve: resolve | abi::RESOLVE_NO_MAGICLINKS };
-            return sys::openat2(base.as_raw_fd(), &c(path), &how).map_err(errno);
+            let how = abi::open_how { resolve: resolve | abi::RESOLVE_NO_MAGICLINKS, ..how };
+            return sys::openat2(base.as_raw_fd(), &c(path), &how).map(Opened::Fd).map_err(errno);
         }
-        let follow = flags & libc::O_NOFOLLOW == 0;
-        match self.resolver.resolve(call, dirfd, path, follow, false) {
-            Ok(Node::Fs(node)) => {
-                if flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
-                    return Err(libc::EEXIST);
+        let how = abi::open_how { resolve: how.resolve | resolve, ..how };
+        let root = self.resolver.root.as_raw_fd();
+        // Where FIFOs may exist, open without waiting first: a FIFO's blocking open is then
+        // finished by its own thread (the worker never waits for the program).
+        let probe =
+            self.fifos.load(std::sync::atomic::Ordering::Relaxed) && flags & (libc::O_NONBLOCK | libc::O_PATH) == 0;
+        self.on_path(
+            call,
+            dirfd,
+            path,
+            flags & libc::O_NOFOLLOW == 0,
+            |p| {
+                if !probe {
+                    return sys::openat2(root, &p.to_owned(), &how).map(Opened::Fd).map_err(errno);
                 }
-                if flags & libc::O_PATH != 0 {
-                    return Ok(node);
+                let quick = abi::open_how { flags: how.flags | libc::O_NONBLOCK as u64, ..how };
+                match sys::openat2(root, &p.to_owned(), &quick) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(Opened::Fifo(p.to_bytes().to_vec(), how)),
+                    Err(e) => Err(errno(e)),
+                    Ok(fd) => {
+                        let x = statx_at(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH, libc::STATX_TYPE)?;
+                        if x.stx_mode as u32 & libc::S_IFMT == libc::S_IFIFO {
+                            return Ok(Opened::Fifo(p.to_bytes().to_vec(), how));
+                        }
+                        // Back to the status flags the program asked for (F_SETFL keeps the
+                        // access mode and ignores creation flags).
+                        // SAFETY: F_SETFL on our own descriptor.
+                        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+                        Ok(Opened::Fd(fd))
+                    }
                 }
-                let st = fd_statx(&node, libc::STATX_TYPE)?;
-                if st.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK {
-                    return Err(libc::ELOOP);
-                }
-                if flags & libc::O_TMPFILE == libc::O_TMPFILE {
-                    let how = abi::open_how { flags: our_flags, mode: mode as u64, resolve: 0 };
-                    return sys::openat2(node.as_raw_fd(), &c(b"."), &how).map_err(errno);
-                }
-                // Reopen what was resolved, with the caller's flags.
-                let p = fd_path(&node, None);
-                // SAFETY: `p` is NUL-terminated.
-                let fd = ret(unsafe {
-                    libc::open(p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC)
-                })?;
-                // SAFETY: open returned a new descriptor.
-                Ok(unsafe { sys::owned(fd as i32) })
-            }
-            Ok(Node::Proc(comps)) => self.proc_open(call, &comps, flags),
-            Err(libc::ENOENT) if flags & libc::O_CREAT != 0 => match self.resolver.resolve_parent(call, dirfd, path)? {
-                Parent::Fs { dir, name } => {
-                    let res = abi::RESOLVE_BENEATH | abi::RESOLVE_NO_MAGICLINKS | abi::RESOLVE_NO_SYMLINKS;
-                    let how = abi::open_how { flags: our_flags, mode: mode as u64, resolve: res };
-                    sys::openat2(dir.as_raw_fd(), &c(&name), &how).map_err(errno)
-                }
-                Parent::Proc => Err(libc::EACCES),
             },
-            Err(e) => Err(e),
-        }
+            |comps| self.proc_open(call, &comps, flags).map(Opened::Fd),
+        )
     }
 
     // ---- stat ---------------------------------------------------------------------------
@@ -192,31 +258,44 @@ impl Sentry {
             libc::SYS_statx => (call.arg_fd(0), 1, call.args[2] as i32, call.args[4]),
             _ => (call.arg_fd(0), 1, call.args[3] as i32, call.args[2]),
         };
-        let x = match self.statx_of(call, dirfd, pi, flags) {
-            Ok(x) => x,
-            Err(e) => return Reply::Error(e),
-        };
-        let r =
-            if call.nr == libc::SYS_statx { call.write_struct(buf, &x) } else { call.write_struct(buf, &to_stat(&x)) };
+        let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
+        let r = call.path(pi).and_then(|path| self.statx_of(call, dirfd, &path, flags, mask)).and_then(|x| {
+            if call.nr == libc::SYS_statx {
+                call.write_struct(buf, &x)
+            } else {
+                call.write_struct(buf, &to_stat(&x))
+            }
+        });
         Reply::from(r.map(|()| 0))
     }
 
-    fn statx_of(&self, call: &Call, dirfd: i32, pi: usize, flags: i32) -> SysResult<libc::statx> {
-        let path = self.path_arg(call, pi)?;
-        let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
+    fn statx_of(&self, call: &Call, dirfd: i32, path: &[u8], flags: i32, mask: u32) -> SysResult<libc::statx> {
         let sync = flags & libc::AT_STATX_SYNC_TYPE;
-        if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+        if path.is_empty() {
+            if flags & libc::AT_EMPTY_PATH == 0 {
+                return Err(libc::ENOENT);
+            }
             // fstat of one of the caller's descriptors (how glibc implements fstat).
             let link =
                 if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
-            return super::resolve::sys_statx_mask(self.resolver.host_proc.as_raw_fd(), link.as_bytes(), sync, mask)
-                .map_err(|e| if e == libc::ENOENT { libc::EBADF } else { e });
+            return statx_at(host::proc_fd(), &c(link.as_bytes()), sync, mask).map_err(|e| {
+                if e == libc::ENOENT {
+                    libc::EBADF
+                } else {
+                    e
+                }
+            });
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-        match self.resolver.resolve(call, dirfd, &path, follow, flags & libc::AT_EMPTY_PATH != 0)? {
-            Node::Fs(fd) => super::resolve::sys_statx_mask(fd.as_raw_fd(), b"", libc::AT_EMPTY_PATH | sync, mask),
-            Node::Proc(comps) => self.proc_statx(call, &comps, follow),
-        }
+        let f = sync | (flags & libc::AT_SYMLINK_NOFOLLOW);
+        self.on_path(
+            call,
+            dirfd,
+            path,
+            follow,
+            |p| statx_at(libc::AT_FDCWD, p, f, mask),
+            |comps| self.proc_statx(call, &comps, follow),
+        )
     }
 
     // ---- access, readlink -------------------------------------------------------------------
@@ -227,25 +306,28 @@ impl Sentry {
             libc::SYS_faccessat => (call.arg_fd(0), 1, call.args[2] as i32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as i32, call.args[3] as i32),
         };
-        let r = (|| {
-            let path = self.path_arg(call, pi)?;
-            let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-            match self.resolver.resolve(call, dirfd, &path, follow, flags & libc::AT_EMPTY_PATH != 0)? {
-                Node::Fs(fd) => {
-                    let f = libc::AT_EMPTY_PATH | (flags & (libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW));
-                    // SAFETY: the empty path is NUL-terminated.
-                    ret_long(unsafe { libc::syscall(libc::SYS_faccessat2, fd.as_raw_fd(), c"".as_ptr(), mode, f) })
-                }
-                Node::Proc(comps) => {
-                    self.proc_lookup(call, &comps, follow)?;
+        let r = call.path(pi).and_then(|path| {
+            if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+                return Ok(0); // the caller holds the descriptor: it exists
+            }
+            let f = flags & (libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW);
+            self.on_path(
+                call,
+                dirfd,
+                &path,
+                flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+                // SAFETY: NUL-terminated path.
+                |p| ret(unsafe { libc::syscall(libc::SYS_faccessat2, libc::AT_FDCWD, p.as_ptr(), mode, f) }),
+                |comps| {
+                    self.proc_lookup(call, &comps, true)?;
                     if mode & libc::W_OK != 0 {
                         Err(libc::EACCES)
                     } else {
                         Ok(0)
                     }
-                }
-            }
-        })();
+                },
+            )
+        });
         Reply::from(r.map(|_| 0))
     }
 
@@ -257,28 +339,35 @@ impl Sentry {
         if size <= 0 {
             return Reply::Error(libc::EINVAL);
         }
-        let r = (|| {
-            let path = self.path_arg(call, pi)?;
-            let text = match self.resolver.resolve(call, dirfd, &path, false, true)? {
-                Node::Fs(fd) => super::resolve::readlinkat(fd.as_raw_fd(), b"")?,
-                Node::Proc(comps) => self.proc_readlink(call, &comps)?,
+        let r = call.path(pi).and_then(|path| {
+            let text = if path.is_empty() {
+                let fd = call.fetch_fd(dirfd)?;
+                super::resolve::readlinkat(fd.as_raw_fd(), b"")?
+            } else {
+                self.on_path(
+                    call,
+                    dirfd,
+                    &path,
+                    false,
+                    |p| super::resolve::readlinkat(libc::AT_FDCWD, p.to_bytes()),
+                    |comps| self.proc_readlink(call, &comps),
+                )?
             };
             let n = text.len().min(size as usize);
             call.write_bytes(buf, &text[..n])?;
             Ok(n as i64)
-        })();
+        });
         Reply::from(r)
     }
 
-    // ---- operations on a parent directory and a name ----------------------------------------
+    // ---- creating, removing, renaming -----------------------------------------------------
 
-    /// Resolves the parent of path argument `pi` (relative to `dirfd`).
-    fn parent(&self, call: &Call, dirfd: i32, pi: usize) -> SysResult<(OwnedFd, Vec<u8>)> {
-        let path = self.path_arg(call, pi)?;
-        match self.resolver.resolve_parent(call, dirfd, &path)? {
-            Parent::Fs { dir, name } => Ok((dir, name)),
-            Parent::Proc => Err(libc::EACCES),
-        }
+    /// A call that changes the tree at `path`: `/proc` refuses it.
+    fn change(&self, call: &Call, dirfd: i32, pi: usize, follow: bool, op: impl Fn(&CStr) -> SysResult<i64>) -> Reply {
+        let r = self
+            .path_arg(call, pi)
+            .and_then(|path| self.on_path(call, dirfd, &path, follow, &op, |_| Err(libc::EACCES)));
+        Reply::from(r)
     }
 
     pub(super) fn mkdir(&self, call: &Call) -> Reply {
@@ -286,13 +375,11 @@ impl Sentry {
             libc::SYS_mkdir => (libc::AT_FDCWD, 0, call.args[1] as u32),
             _ => (call.arg_fd(0), 1, call.args[2] as u32),
         };
-        let r = (|| {
-            let (dir, name) = self.parent(call, dirfd, pi)?;
-            let mode = mode & 0o7777 & !self.umask_of(call);
-            // SAFETY: NUL-terminated name, directory descriptor.
-            ret(unsafe { libc::mkdirat(dir.as_raw_fd(), c(&name).as_ptr(), mode) })
-        })();
-        Reply::from(r)
+        let mode = mode & 0o7777 & !self.umask_of(call);
+        // SAFETY: NUL-terminated path.
+        self.change(call, dirfd, pi, false, |p| {
+            ret(unsafe { libc::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode) } as libc::c_long)
+        })
     }
 
     pub(super) fn mknod(&self, call: &Call) -> Reply {
@@ -305,13 +392,14 @@ impl Sentry {
             self.note(call, "device nodes cannot be created");
             return Reply::Error(libc::EPERM);
         }
-        let r = (|| {
-            let (dir, name) = self.parent(call, dirfd, pi)?;
-            let mode = (mode & !0o7777) | (mode & 0o7777 & !self.umask_of(call));
-            // SAFETY: NUL-terminated name, directory descriptor.
-            ret(unsafe { libc::mknodat(dir.as_raw_fd(), c(&name).as_ptr(), mode, dev as libc::dev_t) })
-        })();
-        Reply::from(r)
+        let mode = (mode & !0o7777) | (mode & 0o7777 & !self.umask_of(call));
+        if kind == libc::S_IFIFO {
+            self.fifos.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        // SAFETY: NUL-terminated path.
+        self.change(call, dirfd, pi, false, |p| {
+            ret(unsafe { libc::mknodat(libc::AT_FDCWD, p.as_ptr(), mode, dev as libc::dev_t) } as libc::c_long)
+        })
     }
 
     pub(super) fn unlink(&self, call: &Call) -> Reply {
@@ -320,18 +408,22 @@ impl Sentry {
             libc::SYS_rmdir => (libc::AT_FDCWD, 0, libc::AT_REMOVEDIR),
             _ => (call.arg_fd(0), 1, call.args[2] as i32),
         };
-        let r = (|| {
-            let (dir, name) = self.parent(call, dirfd, pi)?;
-            if name == b"." {
-                return Err(libc::EINVAL);
-            }
-            if name == b".." {
-                return Err(libc::ENOTEMPTY);
-            }
-            // SAFETY: NUL-terminated name, directory descriptor.
-            ret(unsafe { libc::unlinkat(dir.as_raw_fd(), c(&name).as_ptr(), flags) })
-        })();
-        Reply::from(r)
+        // SAFETY: NUL-terminated path.
+        self.change(call, dirfd, pi, false, |p| {
+            ret(unsafe { libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn symlink(&self, call: &Call) -> Reply {
+        let (dirfd, pi) = if call.nr == libc::SYS_symlink { (libc::AT_FDCWD, 1) } else { (call.arg_fd(1), 2) };
+        let target = match call.path(0) {
+            Ok(t) => c(&t),
+            Err(e) => return Reply::Error(e),
+        };
+        // SAFETY: NUL-terminated strings.
+        self.change(call, dirfd, pi, false, |p| {
+            ret(unsafe { libc::symlinkat(target.as_ptr(), libc::AT_FDCWD, p.as_ptr()) } as libc::c_long)
+        })
     }
 
     pub(super) fn rename(&self, call: &Call) -> Reply {
@@ -340,21 +432,15 @@ impl Sentry {
             libc::SYS_renameat => (call.arg_fd(0), 1, call.arg_fd(2), 3, 0),
             _ => (call.arg_fd(0), 1, call.arg_fd(2), 3, call.args[4] as u32),
         };
-        let r = (|| {
-            let (d1, n1) = self.parent(call, od, op)?;
-            let (d2, n2) = self.parent(call, nd, np)?;
-            // SAFETY: NUL-terminated names, directory descriptors.
-            ret_long(unsafe {
-                libc::syscall(
-                    libc::SYS_renameat2,
-                    d1.as_raw_fd(),
-                    c(&n1).as_ptr(),
-                    d2.as_raw_fd(),
-                    c(&n2).as_ptr(),
-                    flags,
-                )
+        let r = self.path_arg(call, op).and_then(|a| {
+            let b = self.path_arg(call, np)?;
+            self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
+                // SAFETY: NUL-terminated paths.
+                ret(unsafe {
+                    libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), flags)
+                })
             })
-        })();
+        });
         Reply::from(r)
     }
 
@@ -363,51 +449,36 @@ impl Sentry {
             libc::SYS_link => (libc::AT_FDCWD, 0, libc::AT_FDCWD, 1, 0),
             _ => (call.arg_fd(0), 1, call.arg_fd(2), 3, call.args[4] as i32),
         };
-        let r = (|| {
-            let (d2, n2) = self.parent(call, nd, np)?;
-            if flags & libc::AT_SYMLINK_FOLLOW != 0 || flags & libc::AT_EMPTY_PATH != 0 {
-                let path = self.path_arg(call, op)?;
-                let Node::Fs(node) = self.resolver.resolve(call, od, &path, true, flags & libc::AT_EMPTY_PATH != 0)?
-                else {
-                    return Err(libc::EXDEV);
+        let r = self.path_arg(call, op).and_then(|a| {
+            let b = self.path_arg(call, np)?;
+            if a.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+                // Link the caller's descriptor: through the Sentry's own copy of it.
+                let fd = call.fetch_fd(od)?;
+                let from = c(host::self_fd(&fd).as_bytes());
+                return match self.resolver.locate(call, nd, &b)? {
+                    // SAFETY: NUL-terminated paths.
+                    Located::Path(to) => ret(unsafe {
+                        libc::linkat(
+                            host::proc_fd(),
+                            from.as_ptr(),
+                            libc::AT_FDCWD,
+                            c(&to).as_ptr(),
+                            libc::AT_SYMLINK_FOLLOW,
+                        )
+                    } as libc::c_long),
+                    Located::Proc(_) => Err(libc::EXDEV),
                 };
-                let p = fd_path(&node, None);
-                // SAFETY: NUL-terminated paths; the magic link is followed to the resolved file.
-                return ret(unsafe {
-                    libc::linkat(libc::AT_FDCWD, p.as_ptr(), d2.as_raw_fd(), c(&n2).as_ptr(), libc::AT_SYMLINK_FOLLOW)
-                });
             }
-            let (d1, n1) = self.parent(call, od, op)?;
-            // SAFETY: NUL-terminated names, directory descriptors.
-            ret(unsafe { libc::linkat(d1.as_raw_fd(), c(&n1).as_ptr(), d2.as_raw_fd(), c(&n2).as_ptr(), 0) })
-        })();
+            let f = flags & libc::AT_SYMLINK_FOLLOW;
+            // SAFETY: NUL-terminated paths.
+            self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
+                ret(unsafe { libc::linkat(libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), f) } as libc::c_long)
+            })
+        });
         Reply::from(r)
     }
 
-    pub(super) fn symlink(&self, call: &Call) -> Reply {
-        let (target_arg, dirfd, pi) = match call.nr {
-            libc::SYS_symlink => (0, libc::AT_FDCWD, 1),
-            _ => (0, call.arg_fd(1), 2),
-        };
-        let r = (|| {
-            let target = call.path(target_arg)?;
-            let (dir, name) = self.parent(call, dirfd, pi)?;
-            // SAFETY: NUL-terminated strings, directory descriptor.
-            ret(unsafe { libc::symlinkat(c(&target).as_ptr(), dir.as_raw_fd(), c(&name).as_ptr()) })
-        })();
-        Reply::from(r)
-    }
-
-    // ---- metadata changes on a resolved file -----------------------------------------------
-
-    /// Resolves path argument `pi`; `Fs` nodes only (`/proc` refuses changes).
-    fn node(&self, call: &Call, dirfd: i32, pi: usize, follow: bool, empty: bool) -> SysResult<OwnedFd> {
-        let path = self.path_arg(call, pi)?;
-        match self.resolver.resolve(call, dirfd, &path, follow, empty)? {
-            Node::Fs(fd) => Ok(fd),
-            Node::Proc(_) => Err(libc::EPERM),
-        }
-    }
+    // ---- metadata -----------------------------------------------------------------------
 
     pub(super) fn chmod(&self, call: &Call) -> Reply {
         let (dirfd, pi, mode, flags) = match call.nr {
@@ -415,16 +486,11 @@ impl Sentry {
             libc::SYS_fchmodat => (call.arg_fd(0), 1, call.args[2] as u32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
         };
-        let r = (|| {
-            let node =
-                self.node(call, dirfd, pi, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
-            if fd_statx(&node, libc::STATX_TYPE)?.stx_mode as u32 & libc::S_IFMT == libc::S_IFLNK {
-                return Err(libc::EOPNOTSUPP);
-            }
-            // SAFETY: NUL-terminated path naming the resolved file.
-            ret(unsafe { libc::chmod(fd_path(&node, None).as_ptr(), mode) })
-        })();
-        Reply::from(r)
+        let f = flags & libc::AT_SYMLINK_NOFOLLOW;
+        // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
+        self.change(call, dirfd, pi, f == 0, |p| {
+            ret(unsafe { libc::syscall(libc::SYS_fchmodat2, libc::AT_FDCWD, p.as_ptr(), mode, f) })
+        })
     }
 
     pub(super) fn chown(&self, call: &Call) -> Reply {
@@ -433,150 +499,151 @@ impl Sentry {
             libc::SYS_lchown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], libc::AT_SYMLINK_NOFOLLOW),
             _ => (call.arg_fd(0), 1, call.args[2], call.args[3], call.args[4] as i32),
         };
-        let r = (|| {
-            let node =
-                self.node(call, dirfd, pi, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
-            // SAFETY: empty path with AT_EMPTY_PATH on an O_PATH descriptor.
-            ret(unsafe { libc::fchownat(node.as_raw_fd(), c"".as_ptr(), uid as u32, gid as u32, libc::AT_EMPTY_PATH) })
-        })();
-        Reply::from(r)
+        if call.nr == libc::SYS_fchownat && flags & libc::AT_EMPTY_PATH != 0 && call.path(1).is_ok_and(|p| p.is_empty())
+        {
+            let r = call.fetch_fd(dirfd).and_then(|fd| {
+                // SAFETY: AT_EMPTY_PATH on a descriptor.
+                ret(
+                    unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid as u32, gid as u32, libc::AT_EMPTY_PATH) }
+                        as libc::c_long,
+                )
+            });
+            return Reply::from(r);
+        }
+        let f = flags & libc::AT_SYMLINK_NOFOLLOW;
+        self.change(call, dirfd, pi, f == 0, |p| {
+            // SAFETY: NUL-terminated path.
+            ret(unsafe { libc::fchownat(libc::AT_FDCWD, p.as_ptr(), uid as u32, gid as u32, f) } as libc::c_long)
+        })
     }
 
     pub(super) fn utimes(&self, call: &Call) -> Reply {
-        let r = (|| {
-            let (dirfd, pi, flags, times) = match call.nr {
-                libc::SYS_utime => (libc::AT_FDCWD, 0, 0, self.read_utimbuf(call, call.args[1])?),
-                libc::SYS_utimes => (libc::AT_FDCWD, 0, 0, self.read_timevals(call, call.args[1])?),
-                libc::SYS_futimesat => (call.arg_fd(0), 1, 0, self.read_timevals(call, call.args[2])?),
-                _ => {
-                    let ts = if call.args[2] == 0 {
-                        None
-                    } else {
-                        Some(call.read_struct::<[libc::timespec; 2]>(call.args[2])?)
-                    };
-                    (call.arg_fd(0), 1, call.args[3] as i32, ts)
-                }
-            };
-            let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
-            if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
-                let (dir, name) = self.parent(call, dirfd, pi)?;
-                // SAFETY: NUL-terminated name; `tp` is null or points to two timespecs.
-                return ret(unsafe {
-                    libc::utimensat(dir.as_raw_fd(), c(&name).as_ptr(), tp, libc::AT_SYMLINK_NOFOLLOW)
-                });
-            }
-            let node = self.node(call, dirfd, pi, true, flags & libc::AT_EMPTY_PATH != 0)?;
-            // SAFETY: NUL-terminated path naming the resolved file; `tp` as above.
-            ret(unsafe { libc::utimensat(libc::AT_FDCWD, fd_path(&node, None).as_ptr(), tp, 0) })
-        })();
-        Reply::from(r)
-    }
-
-    fn read_timevals(&self, call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>> {
-        if addr == 0 {
-            return Ok(None);
-        }
-        let tv: [libc::timeval; 2] = call.read_struct(addr)?;
-        let ts = |t: libc::timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
-        Ok(Some([ts(tv[0]), ts(tv[1])]))
-    }
-
-    fn read_utimbuf(&self, call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>> {
-        if addr == 0 {
-            return Ok(None);
-        }
-        let b: [i64; 2] = call.read_struct(addr)?;
-        Ok(Some([libc::timespec { tv_sec: b[0], tv_nsec: 0 }, libc::timespec { tv_sec: b[1], tv_nsec: 0 }]))
+        let times = match call.nr {
+            libc::SYS_utime => read_utimbuf(call, call.args[1]),
+            libc::SYS_utimes => read_timevals(call, call.args[1]),
+            libc::SYS_futimesat => read_timevals(call, call.args[2]),
+            _ if call.args[2] == 0 => Ok(None),
+            _ => call.read_struct::<[libc::timespec; 2]>(call.args[2]).map(Some),
+        };
+        let times = match times {
+            Ok(t) => t,
+            Err(e) => return Reply::Error(e),
+        };
+        let (dirfd, pi, flags) = match call.nr {
+            libc::SYS_utime | libc::SYS_utimes => (libc::AT_FDCWD, 0, 0),
+            libc::SYS_futimesat => (call.arg_fd(0), 1, 0),
+            _ => (call.arg_fd(0), 1, call.args[3] as i32 & libc::AT_SYMLINK_NOFOLLOW),
+        };
+        let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
+        self.change(call, dirfd, pi, flags == 0, |p| {
+            ret(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), tp, flags) } as libc::c_long)
+        })
     }
 
     pub(super) fn truncate(&self, call: &Call) -> Reply {
-        let r = (|| {
-            let node = self.node(call, libc::AT_FDCWD, 0, true, false)?;
-            // SAFETY: NUL-terminated path naming the resolved file.
-            ret(unsafe { libc::truncate(fd_path(&node, None).as_ptr(), call.args[1] as i64) })
-        })();
-        Reply::from(r)
+        let len = call.args[1] as i64;
+        // SAFETY: NUL-terminated path.
+        self.change(call, libc::AT_FDCWD, 0, true, |p| ret(unsafe { libc::truncate(p.as_ptr(), len) } as libc::c_long))
     }
 
     pub(super) fn statfs(&self, call: &Call) -> Reply {
-        let r = (|| {
-            let path = self.path_arg(call, 0)?;
-            // SAFETY: statfs is plain data.
-            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-            match self.resolver.resolve(call, libc::AT_FDCWD, &path, true, false)? {
-                // SAFETY: `st` is a writable statfs; fstatfs accepts O_PATH descriptors.
-                Node::Fs(fd) => ret(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?,
-                Node::Proc(_) => {
+        let r = call.path(0).and_then(|path| {
+            let st = self.on_path(
+                call,
+                libc::AT_FDCWD,
+                &path,
+                true,
+                |p| {
+                    // SAFETY: statfs is plain data.
+                    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+                    // SAFETY: NUL-terminated path, writable statfs.
+                    ret(unsafe { libc::statfs(p.as_ptr(), &mut st) } as libc::c_long).map(|_| st)
+                },
+                |_| {
+                    // SAFETY: statfs is plain data.
+                    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
                     st.f_type = 0x9fa0; // PROC_SUPER_MAGIC
                     st.f_bsize = 4096;
                     st.f_namelen = 255;
-                    0
-                }
-            };
+                    Ok(st)
+                },
+            )?;
             call.write_struct(call.args[1], &st)?;
             Ok(0)
-        })();
+        });
         Reply::from(r)
     }
 
     // ---- execve, chdir ------------------------------------------------------------------
 
-    /// Checks the program resolves inside the root, then lets the kernel run the call: the
-    /// sandbox's mount namespace holds the same read-only tree, so the kernel finds the very
-    /// file the Sentry checked.
-    pub(super) fn exec(&self, call: &Call) -> Reply {
-        let (dirfd, flags) =
-            if call.nr == libc::SYS_execveat { (call.arg_fd(0), call.args[4] as i32) } else { (libc::AT_FDCWD, 0) };
-        let pi = if call.nr == libc::SYS_execveat { 1 } else { 0 };
-        let r = (|| {
-            let path = self.path_arg(call, pi)?;
-            match self.resolver.resolve(
+    /// Checks the target resolves inside the root (and is of the right type), then lets the
+    /// kernel run the call as made: the sandbox's mount namespace holds the same read-only
+    /// tree, so the kernel finds the very file the Sentry checked. A process's working
+    /// directory and image cannot be set from outside, hence "continue" for these two.
+    fn check_then_continue(&self, call: &Call, dirfd: i32, pi: usize, flags: i32, want_dir: bool) -> Reply {
+        let r = call.path(pi).and_then(|path| {
+            if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+                return Ok(());
+            }
+            let f = flags & libc::AT_SYMLINK_NOFOLLOW;
+            let x = self.on_path(
                 call,
                 dirfd,
                 &path,
-                flags & libc::AT_SYMLINK_NOFOLLOW == 0,
-                flags & libc::AT_EMPTY_PATH != 0,
-            )? {
-                Node::Fs(fd) => {
-                    let st = fd_statx(&fd, libc::STATX_TYPE)?;
-                    match st.stx_mode as u32 & libc::S_IFMT {
-                        libc::S_IFREG => Ok(()),
-                        libc::S_IFDIR => Err(libc::EACCES),
-                        libc::S_IFLNK => Err(libc::ELOOP),
-                        _ => Err(libc::EACCES),
-                    }
-                }
-                Node::Proc(_) => {
-                    self.note(call, "executing a file under /proc (such as /proc/self/exe)");
+                f == 0,
+                |p| statx_at(libc::AT_FDCWD, p, f, libc::STATX_TYPE),
+                |_| {
+                    self.note(
+                        call,
+                        if want_dir {
+                            "chdir into /proc"
+                        } else {
+                            "executing a file under /proc (such as /proc/self/exe)"
+                        },
+                    );
                     Err(libc::ENOENT)
-                }
+                },
+            )?;
+            match (x.stx_mode as u32 & libc::S_IFMT, want_dir) {
+                (libc::S_IFDIR, true) | (libc::S_IFREG, false) => Ok(()),
+                (_, true) => Err(libc::ENOTDIR),
+                (libc::S_IFLNK, false) => Err(libc::ELOOP),
+                _ => Err(libc::EACCES),
             }
-        })();
+        });
         match r {
             Ok(()) => Reply::Continue,
             Err(e) => Reply::Error(e),
         }
     }
 
-    pub(super) fn chdir(&self, call: &Call) -> Reply {
-        let r = (|| {
-            let path = self.path_arg(call, 0)?;
-            match self.resolver.resolve(call, libc::AT_FDCWD, &path, true, false)? {
-                Node::Fs(fd) => {
-                    if fd_statx(&fd, libc::STATX_TYPE)?.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR {
-                        return Err(libc::ENOTDIR);
-                    }
-                    Ok(())
-                }
-                Node::Proc(_) => {
-                    self.note(call, "chdir into /proc");
-                    Err(libc::ENOENT)
-                }
-            }
-        })();
-        match r {
-            Ok(()) => Reply::Continue,
-            Err(e) => Reply::Error(e),
+    pub(super) fn exec(&self, call: &Call) -> Reply {
+        if call.nr == libc::SYS_execveat {
+            self.check_then_continue(call, call.arg_fd(0), 1, call.args[4] as i32, false)
+        } else {
+            self.check_then_continue(call, libc::AT_FDCWD, 0, 0, false)
         }
     }
+
+    pub(super) fn chdir(&self, call: &Call) -> Reply {
+        self.check_then_continue(call, libc::AT_FDCWD, 0, 0, true)
+    }
+}
+
+fn read_timevals(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let tv: [libc::timeval; 2] = call.read_struct(addr)?;
+    let ts = |t: libc::timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
+    Ok(Some([ts(tv[0]), ts(tv[1])]))
+}
+
+fn read_utimbuf(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let b: [i64; 2] = call.read_struct(addr)?;
+    Ok(Some([libc::timespec { tv_sec: b[0], tv_nsec: 0 }, libc::timespec { tv_sec: b[1], tv_nsec: 0 }]))
 }

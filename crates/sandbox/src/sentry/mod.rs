@@ -6,12 +6,15 @@
 //! emulated here through a user-notification listener; the Sentry answers each one.
 //!
 //! Threads: the main thread only watches for the end (the listener hangs up when no task uses
-//! the filter any more); workers receive and answer calls. A worker that starts on a call
-//! while no other worker is free spawns another first, so a call that blocks (opening a FIFO,
-//! connecting a socket) never stalls the rest.
+//! the filter any more); one worker receives and answers every call (the same thread, warm
+//! on the same CPU, gives the shortest round trip). The worker never blocks on the program:
+//! the few calls whose emulation may wait for the program itself (opening a FIFO, connecting
+//! or sending on a Unix socket) are finished by a short-lived thread that answers on its own
+//! (`Reply::Deferred`).
 
 mod area;
 mod fs;
+mod host;
 mod misc;
 mod net;
 pub mod notify;
@@ -24,11 +27,11 @@ mod resolve;
 use crate::seccomp::Policy;
 use crate::syscalls::Action;
 use notify::{Call, Listener, Reply};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-/// Upper bound on worker threads (each blocked call holds one).
-const MAX_WORKERS: usize = 64;
+/// `FNBOX_SENTRY_PROFILE=1`: time every handler and print a table to stderr at the end.
+static PROFILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub struct Sentry {
     listener: Listener,
@@ -37,14 +40,27 @@ pub struct Sentry {
     area: area::Area,
     policy: Policy,
     counts: Mutex<report::Counts>,
-    busy: AtomicUsize,
-    workers: AtomicUsize,
+    /// Per syscall: (calls, ns handling, ns answering), when profiling.
+    profile: Mutex<std::collections::BTreeMap<u32, (u64, u64, u64)>>,
+    /// The sandbox may hold FIFOs (it has binds or a custom image, or made one): opens check
+    /// for them.
+    fifos: std::sync::atomic::AtomicBool,
+    me: OnceLock<Weak<Sentry>>,
+    /// Cached umask per thread (see `umask_of`).
+    umasks: Mutex<std::collections::HashMap<i32, u32>>,
 }
 
 impl Sentry {
     /// Serves until every task of the sandbox is gone; returns the counters.
     pub fn serve(self: Arc<Self>) -> report::Counts {
-        self.spawn_worker();
+        PROFILE.store(std::env::var_os("FNBOX_SENTRY_PROFILE").is_some(), Ordering::Relaxed);
+        let _ = self.me.set(Arc::downgrade(&self));
+        let me = Arc::clone(&self);
+        std::thread::Builder::new()
+            .name("sentry".into())
+            .stack_size(256 << 10)
+            .spawn(move || me.work())
+            .unwrap_or_else(|e| panic!("cannot start the Sentry's worker: {e}"));
         // Block until the listener hangs up.
         loop {
             let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&self.listener.0), events: 0, revents: 0 };
@@ -54,30 +70,48 @@ impl Sentry {
                 break;
             }
         }
+        if PROFILE.load(Ordering::Relaxed) {
+            let p = self.profile.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("fnbox sentry profile: {:<18} {:>9} {:>12} {:>12}", "syscall", "calls", "handle us", "answer us");
+            for (nr, (n, h, a)) in p.iter() {
+                let name = crate::syscalls::by_nr(*nr).map_or("?", |s| s.name);
+                eprintln!(
+                    "fnbox sentry profile: {name:<18} {n:>9} {:>12.2} {:>12.2}",
+                    *h as f64 / *n as f64 / 1e3,
+                    *a as f64 / *n as f64 / 1e3
+                );
+            }
+        }
         std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn spawn_worker(self: &Arc<Self>) {
-        if self.workers.fetch_add(1, Ordering::SeqCst) >= MAX_WORKERS {
-            self.workers.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
-        let me = Arc::clone(self);
-        let spawned = std::thread::Builder::new().name("sentry".into()).stack_size(256 << 10).spawn(move || me.work());
-        if spawned.is_err() {
-            self.workers.fetch_sub(1, Ordering::SeqCst);
+    /// Finishes a call on a thread of its own, which answers it: for emulations that may wait
+    /// for the program (the worker must never do that).
+    fn defer(&self, id: u64, job: impl FnOnce(&Sentry) -> Reply + Send + 'static) -> Reply {
+        let Some(me) = self.me.get().and_then(Weak::upgrade) else { return Reply::Error(libc::EAGAIN) };
+        let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || {
+            let reply = job(&me);
+            me.listener.respond(id, reply);
+        });
+        match spawned {
+            Ok(_) => Reply::Deferred,
+            Err(_) => Reply::Error(libc::EAGAIN),
         }
     }
 
     fn work(self: Arc<Self>) {
         while let Ok(Some(call)) = self.listener.recv() {
-            let busy = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
-            if busy >= self.workers.load(Ordering::SeqCst) {
-                self.spawn_worker();
-            }
+            let t0 = std::time::Instant::now();
             let reply = self.handle(&call);
+            let t1 = std::time::Instant::now();
             self.listener.respond(call.id, reply);
-            self.busy.fetch_sub(1, Ordering::SeqCst);
+            if PROFILE.load(Ordering::Relaxed) {
+                let mut p = self.profile.lock().unwrap_or_else(|e| e.into_inner());
+                let e = p.entry(call.nr as u32).or_insert((0, 0, 0));
+                e.0 += 1;
+                e.1 += (t1 - t0).as_nanos() as u64;
+                e.2 += t1.elapsed().as_nanos() as u64;
+            }
         }
     }
 
@@ -128,6 +162,7 @@ impl Sentry {
             | libc::SYS_lremovexattr => self.xattr(call),
             libc::SYS_inotify_add_watch => self.inotify_add_watch(call),
             libc::SYS_sysinfo => self.sysinfo(call),
+            libc::SYS_umask => self.umask_changed(),
             libc::SYS_bind | libc::SYS_connect | libc::SYS_sendto => self.socket_call(call),
             _ => {
                 self.note(call, "no emulation in this Sentry");

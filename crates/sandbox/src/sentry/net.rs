@@ -6,10 +6,9 @@
 //!
 //! A Unix socket path must be resolved inside the sandbox, and Linux records the path string
 //! exactly as given (what `getsockname` returns later). So the call is made, with the
-//! caller's own string, by a short-lived thread with a private filesystem context chrooted
-//! into the sandbox root and standing in the caller's working directory: the kernel resolves
-//! the path there exactly as it would for the caller, confined to the root (the tree holds no
-//! procfs, hence no magic link out).
+//! caller's own string, by a short-lived thread with a private filesystem context standing in
+//! the caller's working directory: the Sentry is chrooted into the sandbox root, so the
+//! kernel resolves the path there exactly as it would for the caller, confined to the root.
 
 use super::notify::{errno, Call, Reply, SysResult};
 use super::Sentry;
@@ -48,7 +47,7 @@ fn perform(sock: &OwnedFd, op: &Op, addr: &[u8]) -> SysResult<i64> {
 
 impl Sentry {
     pub(super) fn socket_call(&self, call: &Call) -> Reply {
-        let r = (|| {
+        let r = (|| -> SysResult<Outcome> {
             let (addr_ptr, addr_len, op) = match call.nr {
                 libc::SYS_bind => (call.args[1], call.args[2] as usize, Op::Bind),
                 libc::SYS_connect => (call.args[1], call.args[2] as usize, Op::Connect),
@@ -73,37 +72,62 @@ impl Sentry {
             let family = addr.get(..2).map(|f| u16::from_ne_bytes([f[0], f[1]])).unwrap_or(0);
             let unix_path = family == libc::AF_UNIX as u16 && addr.len() > 2 && addr[2] != 0;
             if !unix_path {
-                return perform(&sock, &op, &addr);
+                return match op {
+                    // A send that would wait for buffer space finishes on its own thread.
+                    Op::SendTo { data, flags } => {
+                        match perform(
+                            &sock,
+                            &Op::SendTo { data: data.clone(), flags: flags | libc::MSG_DONTWAIT },
+                            &addr,
+                        ) {
+                            Err(libc::EAGAIN) if !nonblocking(&sock) && flags & libc::MSG_DONTWAIT == 0 => {
+                                Ok(Wait(Box::new(move || perform(&sock, &Op::SendTo { data, flags }, &addr))))
+                            }
+                            r => r.map(Done),
+                        }
+                    }
+                    op => perform(&sock, &op, &addr).map(Done),
+                };
             }
             let cwd = sys::openat(
-                Some(self.resolver.host_proc.as_raw_fd()),
+                Some(super::host::proc_fd()),
                 std::path::Path::new(&format!("{}/cwd", call.tid)),
                 libc::O_PATH,
                 0,
             )
             .map_err(errno)?;
-            let root = self.resolver.root.try_clone().map_err(errno)?;
             let umask = self.umask_of(call);
-            std::thread::scope(|s| {
-                s.spawn(|| -> SysResult<i64> {
-                    // SAFETY: unshare(CLONE_FS) gives this thread its own root, cwd and umask;
-                    // fchdir/chroot/umask then change only this thread's.
-                    unsafe {
-                        if libc::unshare(libc::CLONE_FS) != 0
-                            || libc::fchdir(root.as_raw_fd()) != 0
-                            || libc::chroot(c".".as_ptr()) != 0
-                            || libc::fchdir(cwd.as_raw_fd()) != 0
-                        {
-                            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-                        }
-                        libc::umask(umask);
+            // A Unix path: resolved from the caller's working directory by a thread of its
+            // own, which may also wait (a full listen backlog) without holding the worker.
+            Ok(Wait(Box::new(move || {
+                // SAFETY: unshare(CLONE_FS) gives this thread its own cwd and umask (its root
+                // stays the sandbox's); fchdir/umask then change only this thread's.
+                unsafe {
+                    if libc::unshare(libc::CLONE_FS) != 0 || libc::fchdir(cwd.as_raw_fd()) != 0 {
+                        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
                     }
-                    perform(&sock, &op, &addr)
-                })
-                .join()
-                .unwrap_or(Err(libc::EIO))
-            })
+                    libc::umask(umask);
+                }
+                perform(&sock, &op, &addr)
+            })))
         })();
-        Reply::from(r)
+        match r {
+            Ok(Done(v)) => Reply::Value(v),
+            Ok(Wait(job)) => self.defer(call.id, move |_| Reply::from(job())),
+            Err(e) => Reply::Error(e),
+        }
     }
+}
+
+use Outcome::{Done, Wait};
+
+/// Finished now, or to finish on a thread of its own.
+enum Outcome {
+    Done(i64),
+    Wait(Box<dyn FnOnce() -> SysResult<i64> + Send>),
+}
+
+fn nonblocking(sock: &OwnedFd) -> bool {
+    // SAFETY: F_GETFL on our own descriptor.
+    unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) & libc::O_NONBLOCK != 0 }
 }

@@ -29,6 +29,8 @@ pub enum Reply {
     /// arguments cannot change what the Sentry checked in a way that matters (`execve` and
     /// `chdir`, resolved by the kernel in the sandbox's own mount namespace).
     Continue,
+    /// Another thread answers (see `Sentry::defer`).
+    Deferred,
 }
 
 impl From<SysResult<i64>> for Reply {
@@ -216,13 +218,14 @@ impl Listener {
                     }
                 }
             }
+            Reply::Deferred => {}
             other => {
                 let mut resp = abi::seccomp_notif_resp { id, val: 0, error: 0, flags: 0 };
                 match other {
                     Reply::Value(v) => resp.val = v,
                     Reply::Error(e) => resp.error = -e,
                     Reply::Continue => resp.flags = abi::SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-                    Reply::Fd { .. } => unreachable!("handled above"),
+                    Reply::Fd { .. } | Reply::Deferred => unreachable!("handled above"),
                 }
                 // SAFETY: `resp` is a valid seccomp_notif_resp.
                 unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_SEND, &resp) };

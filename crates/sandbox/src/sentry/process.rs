@@ -9,7 +9,6 @@ use crate::sys::{self, abi, fdpass, mount::FsContext, process};
 use crate::syscalls::Action;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 /// What the launcher hands the Sentry.
@@ -22,9 +21,13 @@ pub struct Bootstrap {
     pub init_pid: libc::pid_t,
     /// Host uid of the sandbox's root.
     pub owner: u32,
+    /// The sandbox's memory cgroup directory.
+    pub memory_cgroup: Option<std::path::PathBuf>,
     pub info: proc::Info,
     /// Route refusals here to count them (`--report`).
     pub report: bool,
+    /// The tree may hold FIFOs from the start (binds, a custom image).
+    pub fifos_possible: bool,
 }
 
 /// The syscalls the Sentry itself may make once it serves.
@@ -138,6 +141,9 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         .map_err(|e| format!("tmpfs: {e}"))?;
     let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| format!("/proc: {e}"))?;
+    let cgroup =
+        b.memory_cgroup.as_deref().and_then(|d| sys::openat(None, d, libc::O_PATH | libc::O_DIRECTORY, 0).ok());
+    super::host::init(host_proc, cgroup);
 
     // The program sends its listener and root right before its first execve.
     let mut buf = [0u8; 16];
@@ -165,11 +171,19 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     // Modes are applied exactly as the program's umask says, by the handlers.
     // SAFETY: umask has no failure mode.
     unsafe { libc::umask(0) };
+    // Live in the sandbox's tree: every path the Sentry resolves for the program is then
+    // resolved by the kernel inside the root (`..` stops there, absolute symlinks start
+    // there), and the tree holds no procfs, hence no magic link out. The host's /proc is
+    // reached only through the descriptor opened above.
+    // SAFETY: fchdir/chroot with our own descriptor and a NUL-terminated ".".
+    unsafe {
+        sys::cvt(libc::fchdir(root.as_raw_fd())).map_err(|e| format!("fchdir: {e}"))?;
+        sys::cvt(libc::chroot(c".".as_ptr())).map_err(|e| format!("chroot: {e}"))?;
+    }
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
 
     let area = area::Area::new(area_mount).map_err(|e| format!("area: errno {e}"))?;
-    let resolver =
-        resolve::Resolver { root, host_proc, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
+    let resolver = resolve::Resolver { root, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
     let sentry = Arc::new(Sentry {
         listener,
         resolver,
@@ -177,8 +191,10 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         area,
         policy: seccomp::policy_v2(b.report),
         counts: Mutex::new(report::Counts::default()),
-        busy: AtomicUsize::new(0),
-        workers: AtomicUsize::new(0),
+        profile: Mutex::new(Default::default()),
+        me: std::sync::OnceLock::new(),
+        umasks: Mutex::new(Default::default()),
+        fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
     seccomp::install(&own, seccomp::InstallFlags { listener: false, all_threads: true })

@@ -68,7 +68,7 @@ impl Sentry {
                     Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
                 };
                 let p = std::path::Path::new(&link);
-                sys::openat(Some(self.resolver.host_proc.as_raw_fd()), p, flags & !libc::O_CREAT, 0).map_err(errno)
+                sys::openat(Some(super::host::proc_fd()), p, flags & !libc::O_CREAT, 0).map_err(errno)
             }
         }
     }
@@ -100,7 +100,7 @@ impl Sentry {
                     Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
                 };
                 return super::resolve::sys_statx_mask(
-                    self.resolver.host_proc.as_raw_fd(),
+                    super::host::proc_fd(),
                     link.as_bytes(),
                     0,
                     libc::STATX_BASIC_STATS,
@@ -124,9 +124,11 @@ impl Sentry {
 
 /// Reopens a resolved file with the caller's flags.
 fn reopen(fd: &OwnedFd, flags: i32) -> SysResult<OwnedFd> {
-    let p = c(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes());
-    // SAFETY: NUL-terminated path.
-    let r = unsafe { libc::open(p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC) };
+    let p = c(super::host::self_fd(fd).as_bytes());
+    // SAFETY: NUL-terminated path relative to the host's /proc.
+    let r = unsafe {
+        libc::openat(super::host::proc_fd(), p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC)
+    };
     if r < 0 {
         return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
     }

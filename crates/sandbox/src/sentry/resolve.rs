@@ -33,8 +33,19 @@ pub enum Parent {
         dir: OwnedFd,
         name: Vec<u8>,
     },
-    /// In `/proc` (where nothing can be created, renamed or removed).
-    Proc,
+    /// In `/proc` (where nothing can be created, renamed or removed): the components after
+    /// `proc`, last one included.
+    Proc(Vec<Vec<u8>>),
+}
+
+/// Where a path points, for a syscall the Sentry makes with the kernel resolving the path.
+pub enum Located {
+    /// An absolute path inside the sandbox. The Sentry runs chrooted into the sandbox root,
+    /// whose tree holds no procfs (so no magic link): the kernel resolves such a path exactly
+    /// as it would for the program, confined to the root.
+    Path(Vec<u8>),
+    /// An entry of the synthetic `/proc`: the components after `proc`.
+    Proc(Vec<Vec<u8>>),
 }
 
 /// How a relative path's starting point is known.
@@ -47,8 +58,6 @@ struct Base {
 /// own synthetic directories.
 pub struct Resolver {
     pub root: OwnedFd,
-    /// The host's `/proc`, for reading the callers' cwd and descriptors.
-    pub host_proc: OwnedFd,
     /// Path prefix (as the kernel prints it) of the Sentry's synthetic directories.
     pub area_prefix: Vec<u8>,
     /// Maps a synthetic directory's name to the `/proc` components it stands for.
@@ -101,7 +110,7 @@ impl Resolver {
         }
         let link =
             if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
-        let target = readlinkat(self.host_proc.as_raw_fd(), link.as_bytes()).map_err(|e| match e {
+        let target = readlinkat(super::host::proc_fd(), link.as_bytes()).map_err(|e| match e {
             libc::ENOENT if dirfd != libc::AT_FDCWD => libc::EBADF,
             e => e,
         })?;
@@ -119,12 +128,65 @@ impl Resolver {
         }
         if dirfd != libc::AT_FDCWD {
             // The descriptor must be a directory.
-            let st = sys_statx_mask(self.host_proc.as_raw_fd(), link.as_bytes(), 0, libc::STATX_TYPE)?;
+            let st = sys_statx_mask(super::host::proc_fd(), link.as_bytes(), 0, libc::STATX_TYPE)?;
             if st.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR {
                 return Err(libc::ENOTDIR);
             }
         }
         Ok(Base { logical: components(&target) })
+    }
+
+    /// First look at a path: `/proc` entries are recognised from the text when no `..` can
+    /// make the text lie; everything else becomes an absolute path for the kernel. When the
+    /// kernel answers `EACCES`, the path met the `/proc` placeholder (a directory nobody in
+    /// the sandbox may enter) through a symlink or `..`: then [`Resolver::canonical`] walks
+    /// it to find out where it really goes.
+    pub fn locate(&self, call: &Call, dirfd: RawFd, path: &[u8]) -> SysResult<Located> {
+        if path.is_empty() {
+            return Err(libc::ENOENT);
+        }
+        let base = self.base(call, dirfd, path)?;
+        let lex = lexical(&base.logical, path);
+        if is_proc(&lex) && !components(path).iter().any(|c| c == b"..") {
+            return Ok(Located::Proc(lex[1..].to_vec()));
+        }
+        if path.first() == Some(&b'/') {
+            return Ok(Located::Path(path.to_vec()));
+        }
+        let mut full = join(&base.logical);
+        if full != b"/" {
+            full.push(b'/');
+        }
+        full.extend_from_slice(path);
+        Ok(Located::Path(full))
+    }
+
+    /// The walk: where `path` really goes, as a canonical path (no symlink, no `..`) or a
+    /// `/proc` entry. With `follow`, a final symlink is followed; a missing last component
+    /// (for calls that create it) gives its parent's canonical path plus the name.
+    pub fn canonical(&self, call: &Call, dirfd: RawFd, path: &[u8], follow: bool) -> SysResult<Located> {
+        let named = |fd: &OwnedFd, name: Option<&[u8]>| -> SysResult<Located> {
+            let mut p = super::host::read_link(&super::host::self_fd(fd))?;
+            if let Some(n) = name {
+                if p != b"/" {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(n);
+            }
+            Ok(Located::Path(p))
+        };
+        if follow {
+            match self.resolve(call, dirfd, path, true, false) {
+                Ok(Node::Fs(fd)) => return named(&fd, None),
+                Ok(Node::Proc(c)) => return Ok(Located::Proc(c)),
+                Err(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self.resolve_parent(call, dirfd, path)? {
+            Parent::Fs { dir, name } => named(&dir, Some(&name)),
+            Parent::Proc(c) => Ok(Located::Proc(c)),
+        }
     }
 
     /// Resolves `path` (relative to `dirfd`) to a node. `follow`: follow a final symlink.
@@ -174,7 +236,7 @@ impl Resolver {
     fn resolve_empty(&self, call: &Call, dirfd: RawFd) -> SysResult<Node> {
         if dirfd == libc::AT_FDCWD {
             let cwd = format!("{}/cwd", call.tid);
-            let fd = sys::openat(Some(self.host_proc.as_raw_fd()), std::path::Path::new(&cwd), libc::O_PATH, 0)
+            let fd = sys::openat(Some(super::host::proc_fd()), std::path::Path::new(&cwd), libc::O_PATH, 0)
                 .map_err(errno)?;
             return Ok(Node::Fs(fd));
         }
@@ -195,7 +257,7 @@ impl Resolver {
         let has_dotdot = comps.iter().any(|c| c == b"..");
         let lex = lexical(&base.logical, path);
         if !has_dotdot && is_proc(&lex) {
-            return Ok(Parent::Proc);
+            return Ok(Parent::Proc(lex[1..].to_vec()));
         }
         if last == b".." || has_dotdot {
             return self.walk_parent(base.logical, path);
@@ -257,7 +319,7 @@ impl Resolver {
                 // A path ending in `..` ends on a directory that was walked through.
                 let follow = follow || rest.last().is_some_and(|c| c == b"..");
                 if parent_only && rest.is_empty() {
-                    return Ok(Walked::Parent(Parent::Proc));
+                    return Ok(Walked::Parent(Parent::Proc(Vec::new())));
                 }
                 // `..` inside /proc is lexical: the synthetic tree has no symlinked dirs
                 // other than the ones proc/ resolves itself.
@@ -272,7 +334,7 @@ impl Resolver {
                         out.push(c);
                     }
                 }
-                return Ok(if parent_only { Walked::Parent(Parent::Proc) } else { Walked::Node(Node::Proc(out)) });
+                return Ok(if parent_only { Walked::Parent(Parent::Proc(out)) } else { Walked::Node(Node::Proc(out)) });
             }
             if last && parent_only {
                 return Ok(Walked::Parent(Parent::Fs { dir: cur, name: comp }));

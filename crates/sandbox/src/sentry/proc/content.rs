@@ -2,12 +2,12 @@
 
 use super::pids;
 use super::{Entry, Info, Kind, Magic};
+use crate::sentry::host;
 use crate::sentry::notify::SysResult;
 use std::fmt::Write as _;
-use std::fs;
 
-fn host_file(host: i32, name: &str) -> SysResult<Vec<u8>> {
-    fs::read(format!("/proc/{host}/{name}")).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))
+fn host_file(pid: i32, name: &str) -> SysResult<Vec<u8>> {
+    host::read(&format!("{pid}/{name}"))
 }
 
 /// Files of the sandbox's own processes that need no translation.
@@ -15,50 +15,31 @@ pub fn pass_through(host: i32, name: &str) -> SysResult<Vec<u8>> {
     host_file(host, name)
 }
 
-pub fn fd_list(host: i32) -> Vec<Vec<u8>> {
-    let mut fds: Vec<i32> = fs::read_dir(format!("/proc/{host}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+pub fn fd_list(pid: i32) -> Vec<Vec<u8>> {
+    let mut fds: Vec<i32> = host::list(&format!("{pid}/fd"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| std::str::from_utf8(e).ok()?.parse().ok())
         .collect();
     fds.sort_unstable();
     fds.into_iter().map(|f| f.to_string().into_bytes()).collect()
 }
 
-pub fn fd_exists(host: i32, fd: i32) -> bool {
-    fs::symlink_metadata(format!("/proc/{host}/fd/{fd}")).is_ok()
+pub fn fd_exists(pid: i32, fd: i32) -> bool {
+    host::exists(&format!("{pid}/fd/{fd}"))
 }
 
 pub fn magic_text(m: Magic) -> SysResult<Vec<u8>> {
     let link = match m {
-        Magic::Fd { tid, fd } => format!("/proc/{tid}/fd/{fd}"),
-        Magic::Exe { tid } => format!("/proc/{tid}/exe"),
-        Magic::Cwd { tid } => format!("/proc/{tid}/cwd"),
+        Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
+        Magic::Exe { tid } => format!("{tid}/exe"),
+        Magic::Cwd { tid } => format!("{tid}/cwd"),
         Magic::Root { .. } => return Ok(b"/".to_vec()),
     };
-    fs::read_link(&link)
-        .map(|p| p.into_os_string().into_encoded_bytes())
-        .map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))
+    host::read_link(&link)
 }
 
-/// Sandbox pid of host pid `host` (0 when it is outside the sandbox, like init's parent).
-fn ns_of(host: i32) -> i32 {
-    if host <= 0 {
-        return 0;
-    }
-    let Ok(s) = fs::read_to_string(format!("/proc/{host}/status")) else { return 0 };
-    let ids: Vec<i32> = s
-        .lines()
-        .find(|l| l.starts_with("NStgid:"))
-        .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
-        .unwrap_or_default();
-    if ids.len() >= 2 {
-        *ids.last().unwrap_or(&0)
-    } else {
-        0
-    }
-}
+use super::pids::ns_of;
 
 /// `status` with pid fields as the sandbox sees them.
 fn status(host: i32) -> SysResult<Vec<u8>> {
@@ -145,11 +126,10 @@ pub fn per_process(_info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<V
 }
 
 /// Memory use from the sandbox's cgroup: (used, file cache, shmem).
-fn cgroup_memory(info: &Info) -> (u64, u64, u64) {
-    let Some(dir) = info.cgroup.first() else { return (0, 0, 0) };
-    let read = |f: &str| fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+fn cgroup_memory() -> (u64, u64, u64) {
+    let read = |f: &str| host::cgroup_read(f).and_then(|s| s.trim().parse::<u64>().ok());
     let used = read("memory.usage_in_bytes").or_else(|| read("memory.current")).unwrap_or(0);
-    let stat = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+    let stat = host::cgroup_read("memory.stat").unwrap_or_default();
     let key = |k: &str| crate::cgroup::keyed_value(&stat, k).unwrap_or(0);
     let file = key("cache").max(key("file"));
     (used, file, key("shmem"))
@@ -162,7 +142,7 @@ pub fn cpus(info: &Info) -> u64 {
 }
 
 fn meminfo(info: &Info) -> Vec<u8> {
-    let (used, file, shmem) = cgroup_memory(info);
+    let (used, file, shmem) = cgroup_memory();
     let kb = |b: u64| b / 1024;
     let total = info.memory_limit;
     let free = total.saturating_sub(used);
@@ -197,7 +177,7 @@ fn meminfo(info: &Info) -> Vec<u8> {
 }
 
 fn cpuinfo(info: &Info) -> Vec<u8> {
-    let host = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let host = host::read_string("cpuinfo").unwrap_or_default();
     let first = host.split("\n\n").next().unwrap_or("").to_string();
     let mut s = String::new();
     for i in 0..cpus(info) {
@@ -222,7 +202,7 @@ fn cpuinfo(info: &Info) -> Vec<u8> {
 }
 
 fn proc_stat(info: &Info) -> Vec<u8> {
-    let btime = fs::read_to_string("/proc/stat")
+    let btime = host::read_string("stat")
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with("btime"))
@@ -232,7 +212,7 @@ fn proc_stat(info: &Info) -> Vec<u8> {
     for i in 0..cpus(info) {
         let _ = writeln!(s, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
     }
-    let procs = pids::list(&info.procs_files()).len();
+    let procs = pids::list().len();
     let _ = write!(s, "intr 0\nctxt 0\n{btime}\nprocesses {procs}\nprocs_running 1\nprocs_blocked 0\n");
     s.into_bytes()
 }
@@ -251,16 +231,16 @@ pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
         b"meminfo" => Ok(meminfo(info)),
         b"cpuinfo" => Ok(cpuinfo(info)),
         b"stat" => Ok(proc_stat(info)),
-        b"uptime" => fs::read("/proc/uptime").map_err(|_| libc::EIO),
+        b"uptime" => host::read("uptime"),
         b"loadavg" => {
-            let n = pids::list(&info.procs_files()).len();
+            let n = pids::list().len();
             Ok(format!("0.00 0.00 0.00 1/{n} {n}\n").into_bytes())
         }
         b"version" => {
             let (r, v) = release();
             Ok(format!("Linux version {r} (fnbox sentry) {v}\n").into_bytes())
         }
-        b"filesystems" => fs::read("/proc/filesystems").map_err(|_| libc::EIO),
+        b"filesystems" => host::read("filesystems"),
         _ => Err(libc::ENOENT),
     }
 }

@@ -9,7 +9,6 @@ mod content;
 pub mod pids;
 
 use super::notify::SysResult;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// Facts about the sandbox the synthetic files report.
@@ -17,15 +16,7 @@ pub struct Info {
     pub memory_limit: u64,
     pub millicpu: u64,
     pub hostname: String,
-    /// The sandbox's cgroup directories (memory first).
-    pub cgroup: Vec<PathBuf>,
     pub started: Instant,
-}
-
-impl Info {
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.cgroup.iter().take(1).map(|d| d.join("cgroup.procs")).collect()
-    }
 }
 
 /// The kind of a directory entry.
@@ -150,7 +141,7 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
     loop {
         let Some(first) = comps.first().cloned() else {
             let mut list = entries(GLOBAL);
-            for p in pids::list(&info.procs_files()) {
+            for p in pids::list() {
                 list.push((p.ns.to_string().into_bytes(), Kind::Dir));
             }
             return Ok(Found::Entry(Entry::Dir(list)));
@@ -177,11 +168,7 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
             continue;
         }
         if let Some(ns) = parse_num(&first) {
-            let host = if ns == caller_tgid {
-                caller_host_tgid
-            } else {
-                pids::host_of(&info.procs_files(), ns).ok_or(libc::ENOENT)?
-            };
+            let host = if ns == caller_tgid { caller_host_tgid } else { pids::host_of(ns).ok_or(libc::ENOENT)? };
             return process(info, caller, Subject { host, ns, thread: false }, &comps[1..], follow);
         }
         if first == b"sys" {
