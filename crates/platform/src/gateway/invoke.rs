@@ -28,6 +28,8 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "upgrade"
             | "proxy-authorization"
             | "proxy-connection"
+            // The gateway has already read the whole body: no 100-continue to wait for.
+            | "expect"
     )
 }
 
