@@ -1,0 +1,133 @@
+//! v2 specifics: the Sentry's confinement (TOCTOU, symlinks, `..`, /proc magic links),
+//! unsupported calls, the synthetic /proc, and the compatibility report.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Compiles a C test program from tests/sentry/ into a fresh directory (bound read-only into
+/// sandboxes as /t).
+fn build(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
+    let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(dir.join(name)).arg(&src).status();
+    assert!(st.expect("gcc is needed to build the test programs: apt-get install gcc").success(), "compiling {name}.c failed");
+    dir
+}
+
+#[test]
+fn no_path_trick_reaches_the_host() {
+    let s = Scope::new("escape");
+    let bin = build("escape");
+    // A file only the host has, with content the test can recognise.
+    let marker = unique("secret");
+    let secret = std::env::temp_dir().join(format!("{marker}.txt"));
+    std::fs::write(&secret, &marker).unwrap();
+    let bind = format!("{}:/t:ro", bin.display());
+    let o = s.run("v2", &["--bind", &bind, "--memory", "2G"], &["/t/escape", secret.to_str().unwrap(), &marker]);
+    let out = stdout(&o);
+    let _ = std::fs::remove_file(&secret);
+    assert!(!out.contains("LEAK"), "{out}");
+    let summary = out.lines().last().unwrap_or_default();
+    assert!(summary.contains("leaks 0 root-link / host-dirs 0"), "{out}\n{}", stderr(&o));
+    // The race really ran: most opens hit the valid path.
+    let opens: u64 = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(opens > 1000, "{summary}");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn unsupported_calls_get_enosys_and_io_uring_cannot_start() {
+    let s = Scope::new("enosys");
+    let script = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+for name, nr, args in [("io_uring_setup", 425, (8, params)), ("ptrace", 101, (0, 1, 0, 0)), ("bpf", 321, (0, 0, 0)),
+                       ("perf_event_open", 298, (0, 0, -1, -1, 0)), ("userfaultfd", 323, (0,)), ("keyctl", 250, (0, 0)),
+                       ("mount", 165, (0, 0, 0, 0, 0)), ("unshare", 272, (0x10000000,)), ("setns", 308, (0, 0)),
+                       ("reboot", 169, (0, 0, 0, 0)), ("clock_settime", 227, (0, 0)), ("init_module", 175, (0, 0, 0)),
+                       ("kexec_load", 246, (0, 0, 0, 0)), ("open_by_handle_at", 304, (0, 0, 0)), ("pivot_root", 155, (0, 0)),
+                       ("fsopen", 430, (0, 0)), ("process_vm_readv", 310, (1, 0, 0, 0, 0, 0))]:
+    r = libc.syscall(nr, *args)
+    print(name, r, os.strerror(ctypes.get_errno()))
+import socket
+for fam, typ in [(socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_INET, socket.SOCK_RAW)]:
+    try:
+        socket.socket(fam, typ); print("raw socket opened")
+    except OSError as e:
+        print("raw socket", e.errno)
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    for line in out.lines().filter(|l| !l.starts_with("raw")) {
+        assert!(line.ends_with("-1 Function not implemented"), "{line}\n{out}");
+    }
+    assert_eq!(out.lines().filter(|l| *l == "raw socket 1").count(), 2, "{out}");
+}
+
+#[test]
+fn proc_is_synthetic_and_reports_the_sandbox() {
+    let s = Scope::new("procfs");
+    let script = r#"
+import os
+mem = dict(l.split(":", 1) for l in open("/proc/meminfo"))
+print("MemTotal", mem["MemTotal"].strip())
+print("cpus", open("/proc/cpuinfo").read().count("processor"), os.cpu_count())
+print("pids", sorted(p for p in os.listdir("/proc") if p.isdigit()))
+st = open("/proc/self/status").read()
+print("pid-line", [l for l in st.splitlines() if l.startswith("Pid:")][0].split()[1], os.getpid())
+print("cmdline", open("/proc/self/cmdline").read().split("\0")[0])
+print("exe", os.readlink("/proc/self/exe"))
+print("fds", sorted(os.listdir("/proc/self/fd"))[:3])
+print("hostname", open("/proc/sys/kernel/hostname").read().strip())
+print("mounts-have-host-paths", "/var/lib/fnbox" in open("/proc/self/mountinfo").read())
+import ctypes
+class SI(ctypes.Structure):
+    _fields_ = [("uptime", ctypes.c_long), ("loads", ctypes.c_ulong * 3), ("totalram", ctypes.c_ulong), ("freeram", ctypes.c_ulong),
+                ("sharedram", ctypes.c_ulong), ("bufferram", ctypes.c_ulong), ("totalswap", ctypes.c_ulong), ("freeswap", ctypes.c_ulong),
+                ("procs", ctypes.c_ushort), ("pad", ctypes.c_ushort), ("totalhigh", ctypes.c_ulong), ("freehigh", ctypes.c_ulong), ("mem_unit", ctypes.c_uint)]
+si = SI(); ctypes.CDLL(None).sysinfo(ctypes.byref(si))
+print("sysinfo", si.totalram * si.mem_unit)
+"#;
+    let out = ok(&s.run("v2", &["--memory", "512M"], &["python3", "-c", script]));
+    assert!(out.contains("MemTotal 524288 kB"), "{out}");
+    assert!(out.contains("cpus 1 1"), "512M brings 0.28 vCPU: one CPU is shown\n{out}");
+    assert!(out.contains("pids ['1', '2']"), "{out}");
+    assert!(out.contains("pid-line 2 2"), "{out}");
+    assert!(out.contains("cmdline python3"), "{out}");
+    assert!(out.contains("exe /usr/bin/python3"), "{out}");
+    assert!(out.contains("fds ['0', '1', '2']"), "{out}");
+    assert!(out.contains("hostname fnbox"), "{out}");
+    assert!(out.contains("mounts-have-host-paths False"), "{out}");
+    assert!(out.contains(&format!("sysinfo {}", 512u64 << 20)), "{out}");
+}
+
+#[test]
+fn the_compatibility_report_counts_what_was_refused() {
+    let s = Scope::new("report");
+    let dir = std::env::temp_dir().join(unique("report"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("report.txt");
+    let json = dir.join("report.json");
+    let script = "import ctypes; l = ctypes.CDLL(None); [l.syscall(425, 1, 0) for _ in range(3)]; l.syscall(101, 0, 0, 0, 0); print('done')";
+    for path in [&text, &json] {
+        let o = s.run("v2", &["--report", path.to_str().unwrap()], &["python3", "-c", script]);
+        assert_eq!(ok(&o), "done\n");
+    }
+    let t = std::fs::read_to_string(&text).unwrap();
+    assert!(t.contains("io_uring_setup") && t.contains("ptrace") && t.contains("run it in v1"), "{t}");
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let refused = j["refused"].as_array().unwrap();
+    let io = refused.iter().find(|r| r["name"] == "io_uring_setup").unwrap();
+    assert_eq!(io["count"], 3);
+    assert_eq!(io["answer"], "ENOSYS");
+    let _ = std::fs::remove_dir_all(&dir);
+    // A program that stays within v2 gets a clean bill.
+    let clean = dir.with_extension("clean.txt");
+    ok(&s.run("v2", &["--report", clean.to_str().unwrap()], &["true"]));
+    assert!(std::fs::read_to_string(&clean).unwrap().contains("Verdict: compatible"));
+    let _ = std::fs::remove_file(&clean);
+}
