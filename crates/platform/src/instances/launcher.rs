@@ -161,10 +161,12 @@ impl FnboxRun {
         }
         let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let reason = lines.iter().rev().find(|l| l.starts_with("fnbox: ")).copied();
-        let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+        let reason = lines.iter().rev().find(|l| l.starts_with("fnbox: ")).map(|l| l.trim_start_matches("fnbox: "));
+        let detail: Vec<&str> = lines.iter().filter(|l| !l.starts_with("fnbox: ")).copied().collect();
+        let tail = detail[detail.len().saturating_sub(TAIL_LINES)..].join("\n");
         Err(match reason {
-            Some(r) => format!("{}\n{tail}", r.trim_start_matches("fnbox: ")),
+            Some(r) if tail.is_empty() => r.to_string(),
+            Some(r) => format!("{r}\n{tail}"),
             None => format!("the handler check failed ({}):\n{tail}", out.status),
         })
     }

@@ -49,7 +49,7 @@ pub fn program(runtime: Runtime, handler: &str, check: bool) -> Vec<String> {
         Runtime::Binary if check => vec![
             "sh".into(),
             "-c".into(),
-            r#"[ -f "$1" ] && [ -x "$1" ] || { echo "fnbox: cannot load handler: $2 is not an executable file in the code directory (build it, then chmod +x)" >&2; exit 1; }"#.into(),
+            r#"[ -f "$1" ] && [ -x "$1" ] || { echo "fnbox: $2 is not an executable file in the code directory (build it, then chmod +x)" >&2; exit 1; }"#.into(),
             "check".into(),
             format!("/code/{handler}"),
             handler.to_string(),

@@ -13,16 +13,19 @@ const MAX_BODY = 6 << 20;
 const SOCK = process.env.FNBOX_SOCKET || "/run/fnbox/fn.sock";
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
+/** The handler is not where the spec says: no stack trace needed. */
+class LookupError extends Error {}
+
 async function loadHandler(spec) {
   const dot = spec.lastIndexOf(".");
   const modulePath = spec.slice(0, dot);
   const func = spec.slice(dot + 1);
   const base = path.join(process.cwd(), modulePath);
   const file = [".js", ".mjs", ".cjs"].map((e) => base + e).find((f) => fs.existsSync(f));
-  if (!file) throw new Error(`handler '${spec}': ${modulePath}.js (or .mjs, .cjs) does not exist in the code directory`);
+  if (!file) throw new LookupError(`${modulePath}.js (or .mjs, .cjs) does not exist in the code directory`);
   const mod = await import(pathToFileURL(file).href);
   const fn = mod[func] ?? mod.default?.[func];
-  if (typeof fn !== "function") throw new Error(`handler '${spec}': ${path.basename(file)} exports no function '${func}'`);
+  if (typeof fn !== "function") throw new LookupError(`${path.basename(file)} exports no function '${func}'`);
   return fn;
 }
 
@@ -92,8 +95,11 @@ async function main() {
   try {
     handler = await loadHandler(spec);
   } catch (e) {
-    console.error(e);
-    console.error(`fnbox: cannot load handler '${spec}': ${e && e.message ? e.message : e}`);
+    if (e instanceof LookupError) console.error(`fnbox: ${e.message}`);
+    else {
+      console.error(e);
+      console.error(`fnbox: ${e && e.name ? e.name + ": " : ""}${e && e.message ? e.message : e}`);
+    }
     process.exit(1);
   }
   if (check) return;

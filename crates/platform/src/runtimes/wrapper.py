@@ -37,7 +37,7 @@ def load_handler(spec):
     if not os.path.exists(file) and os.path.exists(pkg_init):
         file = pkg_init
     if not os.path.exists(file):
-        raise LookupError(f"handler '{spec}': {module_path}.py does not exist in the code directory")
+        raise LookupError(f"{module_path}.py does not exist in the code directory")
     for d in (os.path.dirname(file), code):
         if d not in sys.path:
             sys.path.insert(0, d)
@@ -48,7 +48,7 @@ def load_handler(spec):
     mspec.loader.exec_module(module)
     fn = getattr(module, func, None)
     if not callable(fn):
-        raise LookupError(f"handler '{spec}': {module_path}.py has no function '{func}'")
+        raise LookupError(f"{module_path}.py has no function '{func}'")
     return fn
 
 
@@ -210,9 +210,12 @@ def main():
     spec = sys.argv[-1]
     try:
         handler = load_handler(spec)
+    except LookupError as e:
+        print(f"fnbox: {e}", file=sys.stderr)
+        sys.exit(1)
     except BaseException as e:  # SyntaxError, ImportError, SystemExit at import: all are the user's to fix
         traceback.print_exc()
-        print(f"fnbox: cannot load handler '{spec}': {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"fnbox: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
     if check:
         return
