@@ -34,8 +34,8 @@ enum Cmd {
 
 #[derive(Args)]
 struct RunArgs {
-    /// v1 (container) or v2 (Sentry).
-    #[arg(long, default_value = "v1")]
+    /// v2 (the Sentry, the default) or v1 (container: the full Linux syscall interface).
+    #[arg(long, default_value = "v2")]
     sandbox: String,
     /// Memory limit, one of the tiers: 128M, 256M, 512M, 1G, 2G, 3G, 4G. Brings a CPU share.
     #[arg(long, default_value = "1024M")]
