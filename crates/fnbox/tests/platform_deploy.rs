@@ -225,7 +225,7 @@ fn redeploy_keeps_requests_in_flight_and_rm_removes() {
     let s = Server::start("redeploy");
     let v1 = TempDir::with(
         "v1",
-        &[("handler.py", "import time\ndef handle(event, context):\n    time.sleep(2)\n    return 'v1'\n")],
+        &[("handler.py", "import time\ndef handle(event, context):\n    time.sleep(6)\n    return 'v1'\n")],
     );
     let v2 = TempDir::with("v2", &[("handler.py", "def handle(event, context):\n    return 'v2'\n")]);
     s.deploy("roll", v1.path(), &["--runtime", "python3"]);

@@ -80,7 +80,7 @@ fn requests_queue_when_instances_are_busy_and_get_503_when_the_queue_is_full() {
     let _c = misbehaving(&s, "busy", &["--max-scale", "1", "--max-queue", "1"]);
     assert_eq!(s.get("/fn/busy/").status, 200, "warm");
     std::thread::scope(|t| {
-        let a = t.spawn(|| s.get("/fn/busy/?sleep=3"));
+        let a = t.spawn(|| s.get("/fn/busy/?sleep=6"));
         assert!(eventually(Duration::from_secs(10), || s.metric("fnbox_instances{function=\"busy\",state=\"busy\"}")
             == 1.0));
         let b = t.spawn(|| s.get("/fn/busy/?sleep=0"));
@@ -97,10 +97,11 @@ fn requests_queue_when_instances_are_busy_and_get_503_when_the_queue_is_full() {
 #[test]
 fn instances_scale_out_to_max_scale_and_stop_when_idle() {
     let s = Server::start_with("scale", &["--idle-timeout", "2"]);
-    let _c = misbehaving(&s, "wide", &["--max-scale", "3"]);
+    let _c = misbehaving(&s, "wide", &["--max-scale", "3", "--memory", "1024"]);
     let _w = misbehaving(&s, "warm", &["--min-scale", "1"]);
     std::thread::scope(|t| {
-        let hs: Vec<_> = (0..3).map(|_| t.spawn(|| s.get("/fn/wide/?sleep=2"))).collect();
+        // Each request outlasts any cold start, so no instance is free before all three are up.
+        let hs: Vec<_> = (0..3).map(|_| t.spawn(|| s.get("/fn/wide/?sleep=8"))).collect();
         let pids: std::collections::HashSet<String> = hs.into_iter().map(|h| h.join().unwrap().text()).collect();
         assert_eq!(pids.len(), 3, "three concurrent requests, three instances: {pids:?}");
     });
