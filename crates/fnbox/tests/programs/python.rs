@@ -138,7 +138,7 @@ sandbox_tests! {
 
 /// A certificate for `localhost` and its key (PEM), made now with the host's `openssl` CLI.
 fn self_signed_certificate() -> (String, String) {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("cert"));
+    let dir = scratch_root().join(unique("cert"));
     std::fs::create_dir_all(&dir).unwrap();
     let o = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
