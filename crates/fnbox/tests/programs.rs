@@ -2,6 +2,9 @@
 //! git, gcc and the sqlite3 CLI each do real work and their output is checked; a C probe compares
 //! the path-taking syscalls with Linux's answers, and checks that the calls a sandbox must refuse
 //! are refused. Every test runs the real `fnbox run`, once per sandbox kind.
+//!
+//! `FNBOX_CONFORMANCE_BLESS=1 cargo test --release -p fnbox --test programs conformance` rewrites
+//! tests/programs/conformance.expected from a v1 run (review the diff before committing it).
 
 mod common;
 
@@ -56,3 +59,6 @@ mod node;
 
 #[path = "programs/tools.rs"]
 mod tools;
+
+#[path = "programs/conformance.rs"]
+mod conformance;
