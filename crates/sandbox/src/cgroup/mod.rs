@@ -231,6 +231,33 @@ impl Cgroup {
         }
     }
 
+    /// A descriptor that becomes readable when the cgroup meets its memory limit and the OOM
+    /// killer acts: a v1 OOM eventfd, or v2's `memory.events` (which signals changes as
+    /// POLLPRI). `None` where neither is available.
+    pub fn oom_watch(&self) -> Option<(std::os::fd::OwnedFd, i16)> {
+        use std::os::fd::AsRawFd;
+        match &self.imp {
+            Imp::V1(c) => {
+                let dir = c.dirs.iter().find(|(n, _)| n == "memory")?.1.clone();
+                let ctl = crate::sys::openat(None, &dir.join("memory.oom_control"), libc::O_RDONLY, 0).ok()?;
+                // SAFETY: eventfd takes integer arguments.
+                let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+                if efd < 0 {
+                    return None;
+                }
+                // SAFETY: eventfd returned a new descriptor.
+                let efd = unsafe { crate::sys::owned(efd) };
+                let line = format!("{} {}", efd.as_raw_fd(), ctl.as_raw_fd());
+                self.fs.write(&dir.join("cgroup.event_control"), &line).ok()?;
+                Some((efd, libc::POLLIN))
+            }
+            Imp::V2(c) => {
+                let fd = crate::sys::openat(None, &c.dir.join("memory.events"), libc::O_RDONLY, 0).ok()?;
+                Some((fd, libc::POLLPRI))
+            }
+        }
+    }
+
     /// Kills every process in the cgroup.
     pub fn kill_all(&self) {
         if let Imp::V2(c) = &self.imp {

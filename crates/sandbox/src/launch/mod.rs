@@ -143,6 +143,8 @@ impl Sandbox {
                         || matches!(&spec.image, Image::Dir(d) if may_hold_fifos(d)),
                 };
                 let spid = spawn_sentry(boot, cgroup_fd.as_ref())?;
+                // The OOM killer must pick the program, never the Sentry serving it.
+                let _ = sys::write_file(Path::new(&format!("/proc/{spid}/oom_score_adj")), b"-1000");
                 if cgroup.unified_dir().is_none() {
                     cgroup.add_pid(spid)?;
                 }

@@ -119,6 +119,10 @@ impl Sandbox {
         let mut timed_out = false;
         let mut peak = MemoryUse::default();
         let mut sock_open = true;
+        // An OOM kill ends the whole sandbox (as memory.oom.group does on cgroup v2): v2's
+        // /tmp and /dev live in memory, and killing one process would not free them.
+        let oom_watch = self.cgroup.oom_watch();
+        let mut oom_stop = false;
         loop {
             let mut fds = vec![
                 libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
@@ -130,8 +134,13 @@ impl Sandbox {
                     revents: 0,
                 },
             ];
+            let sig_at = fds.len();
             if let Some(s) = &sigfd {
                 fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            }
+            let oom_at = fds.len();
+            if let Some((fd, events)) = &oom_watch {
+                fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 });
             }
             let now = Instant::now();
             let mut wait = deadline.map(|d| d.saturating_duration_since(now));
@@ -159,8 +168,19 @@ impl Sandbox {
                     sock_open = false;
                 }
             }
+            if let Some((fd, _)) = &oom_watch {
+                if fds[oom_at].revents != 0 {
+                    let mut b = [0u8; 8];
+                    // SAFETY: draining an eventfd (or a cgroup file) into a local buffer.
+                    unsafe { libc::pread(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
+                    if self.cgroup.oom_kills() > 0 && !oom_stop {
+                        oom_stop = true;
+                        self.kill();
+                    }
+                }
+            }
             if let Some(s) = &sigfd {
-                if fds[2].revents != 0 {
+                if fds[sig_at].revents != 0 {
                     while let Ok(Some(sig)) = signal::read_signalfd(s) {
                         self.signal(sig);
                     }
@@ -196,6 +216,7 @@ impl Sandbox {
             Ending::TimedOut(self.spec.timeout.unwrap_or_default())
         } else {
             match status {
+                _ if oom_stop => Ending::OutOfMemory,
                 Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => Ending::OutOfMemory,
                 Some(process::WaitStatus::Signaled(s)) => Ending::Signaled(s),
                 Some(process::WaitStatus::Exited(c)) => Ending::Exited(c),

@@ -81,7 +81,9 @@ impl Sentry {
         }
         let m = host::read_string(&format!("{}/status", call.tid))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok()))
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok())
+            })
             .unwrap_or(0o022);
         let mut cache = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 4096 {
