@@ -14,7 +14,10 @@ fn build(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
     let st = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(dir.join(name)).arg(&src).status();
-    assert!(st.expect("gcc is needed to build the test programs: apt-get install gcc").success(), "compiling {name}.c failed");
+    assert!(
+        st.expect("gcc is needed to build the test programs: apt-get install gcc").success(),
+        "compiling {name}.c failed"
+    );
     dir
 }
 
