@@ -378,8 +378,8 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2] as u32),
         };
         let mode = mode & 0o7777 & !self.umask_of(call);
-        // SAFETY: NUL-terminated path.
         self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated path.
             ret(unsafe { libc::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode) } as libc::c_long)
         })
     }
@@ -398,8 +398,8 @@ impl Sentry {
         if kind == libc::S_IFIFO {
             self.fifos.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        // SAFETY: NUL-terminated path.
         self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated path.
             ret(unsafe { libc::mknodat(libc::AT_FDCWD, p.as_ptr(), mode, dev as libc::dev_t) } as libc::c_long)
         })
     }
@@ -410,8 +410,8 @@ impl Sentry {
             libc::SYS_rmdir => (libc::AT_FDCWD, 0, libc::AT_REMOVEDIR),
             _ => (call.arg_fd(0), 1, call.args[2] as i32),
         };
-        // SAFETY: NUL-terminated path.
         self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated path.
             ret(unsafe { libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags) } as libc::c_long)
         })
     }
@@ -422,8 +422,8 @@ impl Sentry {
             Ok(t) => c(&t),
             Err(e) => return Reply::Error(e),
         };
-        // SAFETY: NUL-terminated strings.
         self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated strings.
             ret(unsafe { libc::symlinkat(target.as_ptr(), libc::AT_FDCWD, p.as_ptr()) } as libc::c_long)
         })
     }
@@ -472,8 +472,8 @@ impl Sentry {
                 };
             }
             let f = flags & libc::AT_SYMLINK_FOLLOW;
-            // SAFETY: NUL-terminated paths.
             self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
+                // SAFETY: NUL-terminated paths.
                 ret(unsafe { libc::linkat(libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), f) } as libc::c_long)
             })
         });
@@ -489,8 +489,8 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
         };
         let f = flags & libc::AT_SYMLINK_NOFOLLOW;
-        // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
         self.change(call, dirfd, pi, f == 0, |p| {
+            // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
             ret(unsafe { libc::syscall(libc::SYS_fchmodat2, libc::AT_FDCWD, p.as_ptr(), mode, f) })
         })
     }
@@ -504,8 +504,8 @@ impl Sentry {
         if call.nr == libc::SYS_fchownat && flags & libc::AT_EMPTY_PATH != 0 && call.path(1).is_ok_and(|p| p.is_empty())
         {
             let r = call.fetch_fd(dirfd).and_then(|fd| {
-                // SAFETY: AT_EMPTY_PATH on a descriptor.
                 ret(
+                    // SAFETY: AT_EMPTY_PATH on a descriptor.
                     unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid as u32, gid as u32, libc::AT_EMPTY_PATH) }
                         as libc::c_long,
                 )
@@ -537,8 +537,8 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[3] as i32 & libc::AT_SYMLINK_NOFOLLOW),
         };
         let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
-        // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
         self.change(call, dirfd, pi, flags == 0, |p| {
+            // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
             ret(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), tp, flags) } as libc::c_long)
         })
     }

@@ -37,8 +37,8 @@ impl Sentry {
                     let value = if size == 0 { Vec::new() } else { call.read_bytes(call.args[2], size)? };
                     let f = if follow { libc::setxattr } else { libc::lsetxattr };
                     let flags = call.args[4] as i32;
-                    // SAFETY: NUL-terminated strings; `value` holds `size` bytes.
                     self.on_path_lookup(call, &path, follow, |p| {
+                        // SAFETY: NUL-terminated strings; `value` holds `size` bytes.
                         ret(unsafe { f(p.as_ptr(), n, value.as_ptr().cast(), size, flags) } as libc::c_long)
                     })
                 }
