@@ -50,6 +50,16 @@ fn every_example_deploys_and_answers_over_http() {
 
     // The CLI sees the same.
     assert_eq!(ok(&s.cli(&["invoke", "hello-python"])), "hello, world, from python\n");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&s.cli(&["invoke", "echo-json", "--data", "[1]", "--json"]))).unwrap();
+    assert_eq!((j["status"].as_u64(), j["headers"]["content-type"].as_str()), (Some(200), Some("application/json")));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(j["body"].as_str().unwrap()).unwrap()["json"],
+        serde_json::json!([1])
+    );
+    let failed = s.cli(&["invoke", "no-such-function"]);
+    assert_eq!(code(&failed), 1);
+    assert!(stderr(&failed).contains("answered HTTP 404"), "{}", stderr(&failed));
     let ls: serde_json::Value = serde_json::from_str(&ok(&s.cli(&["ls", "--json"]))).unwrap();
     let names: Vec<&str> = ls.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["echo-json", "hello-binary", "hello-node", "hello-python", "write-tmp"]);
