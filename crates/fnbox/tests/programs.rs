@@ -13,7 +13,7 @@ mod common;
 /// v2's answers with v1's.
 macro_rules! with_sandbox_kinds {
     ($then:ident $($args:tt)*) => {
-        $then!([v1] $($args)*);
+        $then!([v1 v2] $($args)*);
     };
 }
 

@@ -73,32 +73,6 @@ impl Sentry {
         Ok(p)
     }
 
-    /// The caller's umask: read from the host's `/proc/<tid>/status` once per thread, then
-    /// cached (the cache is dropped whenever a program calls `umask`).
-    pub(super) fn umask_of(&self, call: &Call) -> u32 {
-        if let Some(m) = self.umasks.lock().unwrap_or_else(|e| e.into_inner()).get(&call.tid) {
-            return *m;
-        }
-        let m = host::read_string(&format!("{}/status", call.tid))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok())
-            })
-            .unwrap_or(0o022);
-        let mut cache = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 4096 {
-            cache.clear();
-        }
-        cache.insert(call.tid, m);
-        m
-    }
-
-    /// `umask` runs natively after the cached masks are forgotten.
-    pub(super) fn umask_changed(&self) -> Reply {
-        self.umasks.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        Reply::Continue
-    }
-
     /// Runs `op` on the located path; after `EACCES` (the `/proc` placeholder), on the
     /// walked path, or `proc_op` for a synthetic entry.
     pub(super) fn on_path<T>(
@@ -112,9 +86,11 @@ impl Sentry {
     ) -> SysResult<T> {
         match self.resolver.locate(call, dirfd, path)? {
             Located::Proc(comps) => proc_op(comps),
-            Located::Path(p) => match op(&c(&p)) {
+            Located::Path(p) => match self.as_caller(call, || op(&c(&p))) {
+                // EACCES is also what a non-root caller gets for real: the walk below runs
+                // as the Sentry, and the retry as the caller again.
                 Err(libc::EACCES) => match self.resolver.canonical(call, dirfd, path, follow)? {
-                    Located::Path(p) => op(&c(&p)),
+                    Located::Path(p) => self.as_caller(call, || op(&c(&p))),
                     Located::Proc(comps) => proc_op(comps),
                 },
                 r => r,
@@ -137,7 +113,7 @@ impl Sentry {
             }
         };
         let (a, b) = (located(d1, p1)?, located(d2, p2)?);
-        match op(&c(&a), &c(&b)) {
+        match self.as_caller(call, || op(&c(&a), &c(&b))) {
             Err(libc::EACCES) => {
                 let canon = |d, p| -> SysResult<Vec<u8>> {
                     match self.resolver.canonical(call, d, p, false)? {
@@ -145,7 +121,8 @@ impl Sentry {
                         Located::Proc(_) => Err(libc::EXDEV),
                     }
                 };
-                op(&c(&canon(d1, p1)?), &c(&canon(d2, p2)?))
+                let (a, b) = (canon(d1, p1)?, canon(d2, p2)?);
+                self.as_caller(call, || op(&c(&a), &c(&b)))
             }
             r => r,
         }
@@ -175,6 +152,18 @@ impl Sentry {
         let changes = flags & (libc::O_CREAT | libc::O_TRUNC) != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let path = if changes { self.path_arg(call, pi) } else { call.path(pi) };
         let cloexec = flags & libc::O_CLOEXEC != 0;
+        if flags & libc::O_PATH != 0 {
+            // The kernel cannot install O_PATH descriptors for a supervisor (ADDFD refuses
+            // them), and they allow no I/O: check the path resolves inside the tree, then let
+            // the kernel open it in the sandbox's own mount namespace.
+            return self.check_then_continue(
+                call,
+                dirfd,
+                pi,
+                if flags & libc::O_NOFOLLOW != 0 { libc::AT_SYMLINK_NOFOLLOW } else { 0 },
+                None,
+            );
+        }
         match path.and_then(|path| self.open_path(call, dirfd, &path, flags, mode, resolve)) {
             Ok(Opened::Fd(fd)) => Reply::Fd { fd, cloexec },
             Ok(Opened::Fifo(path, how)) => self.defer(call.id, move |s| {
@@ -198,6 +187,9 @@ impl Sentry {
         resolve: u64,
     ) -> SysResult<Opened> {
         let creating = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+        if call.nr == libc::SYS_openat2 && mode != 0 && !creating {
+            return Err(libc::EINVAL);
+        }
         let mode = if creating { mode & 0o7777 & !self.umask_of(call) } else { 0 };
         let how = abi::open_how {
             flags: (flags | libc::O_CLOEXEC) as u64,
@@ -247,7 +239,18 @@ impl Sentry {
                     }
                 }
             },
-            |comps| self.proc_open(call, &comps, flags).map(Opened::Fd),
+            |comps| {
+                if resolve & abi::RESOLVE_NO_XDEV != 0 {
+                    return Err(libc::EXDEV); // /proc is a mount of its own
+                }
+                self.proc_open(
+                    call,
+                    &comps,
+                    flags,
+                    resolve & (abi::RESOLVE_NO_MAGICLINKS | abi::RESOLVE_NO_SYMLINKS) != 0,
+                )
+                .map(Opened::Fd)
+            },
         )
     }
 
@@ -273,6 +276,14 @@ impl Sentry {
 
     fn statx_of(&self, call: &Call, dirfd: i32, path: &[u8], flags: i32, mask: u32) -> SysResult<libc::statx> {
         let sync = flags & libc::AT_STATX_SYNC_TYPE;
+        let known = if call.nr == libc::SYS_statx {
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_TYPE
+        } else {
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_EMPTY_PATH
+        };
+        if flags & !known != 0 || (call.nr == libc::SYS_statx && mask & libc::STATX__RESERVED as u32 != 0) {
+            return Err(libc::EINVAL);
+        }
         if path.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {
                 return Err(libc::ENOENT);
@@ -308,18 +319,30 @@ impl Sentry {
             libc::SYS_faccessat => (call.arg_fd(0), 1, call.args[2] as i32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as i32, call.args[3] as i32),
         };
+        if mode & !7 != 0 || flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+            return Reply::Error(libc::EINVAL);
+        }
+        // Without AT_EACCESS, access checks the caller's real ids (Linux's rule).
+        let check = |dir: i32, p: &CStr, f: i32| {
+            // SAFETY: NUL-terminated path.
+            let run = || ret(unsafe { libc::syscall(libc::SYS_faccessat2, dir, p.as_ptr(), mode, f) });
+            if flags & libc::AT_EACCESS == 0 {
+                self.as_caller_real(call, run)
+            } else {
+                run()
+            }
+        };
         let r = call.path(pi).and_then(|path| {
             if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
-                return Ok(0); // the caller holds the descriptor: it exists
+                let fd = call.fetch_fd(dirfd)?;
+                return self.as_caller(call, || check(fd.as_raw_fd(), c"", flags));
             }
-            let f = flags & (libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW);
             self.on_path(
                 call,
                 dirfd,
                 &path,
                 flags & libc::AT_SYMLINK_NOFOLLOW == 0,
-                // SAFETY: NUL-terminated path.
-                |p| ret(unsafe { libc::syscall(libc::SYS_faccessat2, libc::AT_FDCWD, p.as_ptr(), mode, f) }),
+                |p| check(libc::AT_FDCWD, p, flags),
                 |comps| {
                     self.proc_lookup(call, &comps, true)?;
                     if mode & libc::W_OK != 0 {
@@ -363,6 +386,28 @@ impl Sentry {
     }
 
     // ---- creating, removing, renaming -----------------------------------------------------
+
+    /// A `*at` call that changes a file, with the caller's `flags` passed to the kernel as
+    /// they are (so unknown bits fail as they would natively). `AT_EMPTY_PATH` with an empty
+    /// path acts on the caller's descriptor `dirfd` itself.
+    fn change_at(
+        &self,
+        call: &Call,
+        dirfd: i32,
+        pi: usize,
+        flags: i32,
+        op: impl Fn(i32, &CStr) -> SysResult<i64>,
+    ) -> Reply {
+        let r = self.path_arg(call, pi).and_then(|path| {
+            if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+                let fd = call.fetch_fd(dirfd)?;
+                return self.as_caller(call, || op(fd.as_raw_fd(), c""));
+            }
+            let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+            self.on_path(call, dirfd, &path, follow, |p| op(libc::AT_FDCWD, p), |_| Err(libc::EACCES))
+        });
+        Reply::from(r)
+    }
 
     /// A call that changes the tree at `path`: `/proc` refuses it.
     fn change(&self, call: &Call, dirfd: i32, pi: usize, follow: bool, op: impl Fn(&CStr) -> SysResult<i64>) -> Reply {
@@ -471,7 +516,7 @@ impl Sentry {
                     Located::Proc(_) => Err(libc::EXDEV),
                 };
             }
-            let f = flags & libc::AT_SYMLINK_FOLLOW;
+            let f = flags;
             self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
                 // SAFETY: NUL-terminated paths.
                 ret(unsafe { libc::linkat(libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), f) } as libc::c_long)
@@ -488,10 +533,9 @@ impl Sentry {
             libc::SYS_fchmodat => (call.arg_fd(0), 1, call.args[2] as u32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
         };
-        let f = flags & libc::AT_SYMLINK_NOFOLLOW;
-        self.change(call, dirfd, pi, f == 0, |p| {
+        self.change_at(call, dirfd, pi, flags, |dir, p| {
             // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
-            ret(unsafe { libc::syscall(libc::SYS_fchmodat2, libc::AT_FDCWD, p.as_ptr(), mode, f) })
+            ret(unsafe { libc::syscall(libc::SYS_fchmodat2, dir, p.as_ptr(), mode, flags) })
         })
     }
 
@@ -501,21 +545,9 @@ impl Sentry {
             libc::SYS_lchown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], libc::AT_SYMLINK_NOFOLLOW),
             _ => (call.arg_fd(0), 1, call.args[2], call.args[3], call.args[4] as i32),
         };
-        if call.nr == libc::SYS_fchownat && flags & libc::AT_EMPTY_PATH != 0 && call.path(1).is_ok_and(|p| p.is_empty())
-        {
-            let r = call.fetch_fd(dirfd).and_then(|fd| {
-                ret(
-                    // SAFETY: AT_EMPTY_PATH on a descriptor.
-                    unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid as u32, gid as u32, libc::AT_EMPTY_PATH) }
-                        as libc::c_long,
-                )
-            });
-            return Reply::from(r);
-        }
-        let f = flags & libc::AT_SYMLINK_NOFOLLOW;
-        self.change(call, dirfd, pi, f == 0, |p| {
+        self.change_at(call, dirfd, pi, flags, |dir, p| {
             // SAFETY: NUL-terminated path.
-            ret(unsafe { libc::fchownat(libc::AT_FDCWD, p.as_ptr(), uid as u32, gid as u32, f) } as libc::c_long)
+            ret(unsafe { libc::fchownat(dir, p.as_ptr(), uid as u32, gid as u32, flags) } as libc::c_long)
         })
     }
 
@@ -534,12 +566,12 @@ impl Sentry {
         let (dirfd, pi, flags) = match call.nr {
             libc::SYS_utime | libc::SYS_utimes => (libc::AT_FDCWD, 0, 0),
             libc::SYS_futimesat => (call.arg_fd(0), 1, 0),
-            _ => (call.arg_fd(0), 1, call.args[3] as i32 & libc::AT_SYMLINK_NOFOLLOW),
+            _ => (call.arg_fd(0), 1, call.args[3] as i32),
         };
         let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
-        self.change(call, dirfd, pi, flags == 0, |p| {
+        self.change_at(call, dirfd, pi, flags, |dir, p| {
             // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
-            ret(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), tp, flags) } as libc::c_long)
+            ret(unsafe { libc::utimensat(dir, p.as_ptr(), tp, flags) } as libc::c_long)
         })
     }
 
@@ -583,7 +615,7 @@ impl Sentry {
     /// kernel run the call as made: the sandbox's mount namespace holds the same read-only
     /// tree, so the kernel finds the very file the Sentry checked. A process's working
     /// directory and image cannot be set from outside, hence "continue" for these two.
-    fn check_then_continue(&self, call: &Call, dirfd: i32, pi: usize, flags: i32, want_dir: bool) -> Reply {
+    fn check_then_continue(&self, call: &Call, dirfd: i32, pi: usize, flags: i32, want_dir: Option<bool>) -> Reply {
         let r = call.path(pi).and_then(|path| {
             if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
                 return Ok(());
@@ -598,19 +630,19 @@ impl Sentry {
                 |_| {
                     self.note(
                         call,
-                        if want_dir {
-                            "chdir into /proc"
-                        } else {
-                            "executing a file under /proc (such as /proc/self/exe)"
+                        match want_dir {
+                            Some(true) => "chdir into /proc",
+                            Some(false) => "executing a file under /proc (such as /proc/self/exe)",
+                            None => "an O_PATH descriptor of a /proc entry",
                         },
                     );
                     Err(libc::ENOENT)
                 },
             )?;
             match (x.stx_mode as u32 & libc::S_IFMT, want_dir) {
-                (libc::S_IFDIR, true) | (libc::S_IFREG, false) => Ok(()),
-                (_, true) => Err(libc::ENOTDIR),
-                (libc::S_IFLNK, false) => Err(libc::ELOOP),
+                (_, None) | (libc::S_IFDIR, Some(true)) | (libc::S_IFREG, Some(false)) => Ok(()),
+                (_, Some(true)) => Err(libc::ENOTDIR),
+                (libc::S_IFLNK, Some(false)) => Err(libc::ELOOP),
                 _ => Err(libc::EACCES),
             }
         });
@@ -622,14 +654,14 @@ impl Sentry {
 
     pub(super) fn exec(&self, call: &Call) -> Reply {
         if call.nr == libc::SYS_execveat {
-            self.check_then_continue(call, call.arg_fd(0), 1, call.args[4] as i32, false)
+            self.check_then_continue(call, call.arg_fd(0), 1, call.args[4] as i32, Some(false))
         } else {
-            self.check_then_continue(call, libc::AT_FDCWD, 0, 0, false)
+            self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(false))
         }
     }
 
     pub(super) fn chdir(&self, call: &Call) -> Reply {
-        self.check_then_continue(call, libc::AT_FDCWD, 0, 0, true)
+        self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(true))
     }
 }
 

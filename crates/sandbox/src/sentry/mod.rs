@@ -13,6 +13,7 @@
 //! (`Reply::Deferred`).
 
 mod area;
+mod creds;
 mod fs;
 mod host;
 mod misc;
@@ -46,8 +47,8 @@ pub struct Sentry {
     /// for them.
     fifos: std::sync::atomic::AtomicBool,
     me: OnceLock<Weak<Sentry>>,
-    /// Cached umask per thread (see `umask_of`).
-    umasks: Mutex<std::collections::HashMap<i32, u32>>,
+    /// Cached credentials per thread (see `creds.rs`).
+    creds: Mutex<creds::Cache>,
 }
 
 impl Sentry {
@@ -162,7 +163,17 @@ impl Sentry {
             | libc::SYS_lremovexattr => self.xattr(call),
             libc::SYS_inotify_add_watch => self.inotify_add_watch(call),
             libc::SYS_sysinfo => self.sysinfo(call),
-            libc::SYS_umask => self.umask_changed(),
+            libc::SYS_umask
+            | libc::SYS_setuid
+            | libc::SYS_setgid
+            | libc::SYS_setreuid
+            | libc::SYS_setregid
+            | libc::SYS_setresuid
+            | libc::SYS_setresgid
+            | libc::SYS_setfsuid
+            | libc::SYS_setfsgid
+            | libc::SYS_setgroups
+            | libc::SYS_capset => self.creds_changed(),
             libc::SYS_bind | libc::SYS_connect | libc::SYS_sendto => self.socket_call(call),
             _ => {
                 self.note(call, "no emulation in this Sentry");

@@ -42,6 +42,8 @@ const SENTRY_ALLOWLIST: &[&str] = &[
     "setxattr", "lsetxattr", "getxattr", "lgetxattr", "listxattr", "llistxattr", "removexattr",
     "lremovexattr", "inotify_add_watch", "memfd_create", "sysinfo", "uname", "bind", "connect", "sendto",
     "sendmsg", "recvmsg", "unshare", "fchdir", "umask",
+    // acting with a caller's credentials (this thread only; within the sandbox's namespace)
+    "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups",
     // threads and the Rust runtime
     "clone3", "clone", "futex", "mmap", "munmap", "mprotect", "madvise", "brk", "mremap", "rt_sigprocmask",
     "rt_sigaction", "rt_sigreturn", "sigaltstack", "sched_yield", "sched_getaffinity", "set_robust_list",
@@ -127,7 +129,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         counts: Mutex::new(report::Counts::default()),
         profile: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
-        umasks: Mutex::new(Default::default()),
+        creds: Mutex::new(Default::default()),
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();

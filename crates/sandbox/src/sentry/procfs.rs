@@ -28,19 +28,21 @@ impl Sentry {
         self.resolver.resolve(call, libc::AT_FDCWD, &path, follow, false)
     }
 
-    pub(super) fn proc_open(&self, call: &Call, comps: &[Vec<u8>], flags: i32) -> SysResult<OwnedFd> {
+    pub(super) fn proc_open(&self, call: &Call, comps: &[Vec<u8>], flags: i32, no_magic: bool) -> SysResult<OwnedFd> {
         let follow = flags & libc::O_NOFOLLOW == 0;
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let entry = match self.proc_lookup(call, comps, follow)? {
             Found::Entry(e) => e,
+            Found::Through(_, _) if no_magic => return Err(libc::ELOOP),
             Found::Through(m, rest) => {
                 return match self.through(call, m, &rest, follow)? {
                     Node::Fs(fd) => reopen(&fd, flags),
-                    Node::Proc(c) => self.proc_open(call, &c, flags),
+                    Node::Proc(c) => self.proc_open(call, &c, flags, no_magic),
                 };
             }
         };
         match entry {
+            Entry::Magic(_) if no_magic => Err(libc::ELOOP),
             Entry::File(content) => {
                 if writing && !comps.last().is_some_and(|n| WRITABLE.contains(&n.as_slice())) {
                     return Err(libc::EACCES);

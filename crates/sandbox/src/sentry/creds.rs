@@ -1,0 +1,143 @@
+//! Acting with the caller's credentials.
+//!
+//! The Sentry runs as the sandbox's root. When the calling thread is not root (a program that
+//! dropped to another user), the worker thread takes the caller's filesystem ids and groups
+//! for the duration of the call, so the kernel's permission checks are the ones the caller
+//! would get; `access` without `AT_EACCESS` takes the caller's real ids, as Linux does.
+//! Credentials are per thread in Linux, and the raw syscalls used here change only the
+//! calling thread (glibc's wrappers would change every thread).
+//!
+//! The ids are read from the host's `/proc/<tid>/status` once per thread and cached; the cache
+//! is dropped whenever a program changes ids, groups or its umask (those calls pass through
+//! the Sentry for that reason).
+
+use super::notify::{Call, Reply};
+use super::{host, Sentry};
+use std::collections::HashMap;
+
+/// What the Sentry needs to know of a caller.
+#[derive(Clone, Debug, Default)]
+pub struct Creds {
+    pub ruid: u32,
+    pub rgid: u32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+    pub umask: u32,
+}
+
+impl Creds {
+    fn parse(status: &str) -> Option<Self> {
+        let ids = |key: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        let (uid, gid) = (ids("Uid:"), ids("Gid:"));
+        let umask =
+            status.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok());
+        Some(Self {
+            ruid: *uid.first()?,
+            rgid: *gid.first()?,
+            fsuid: *uid.get(3)?,
+            fsgid: *gid.get(3)?,
+            groups: ids("Groups:"),
+            umask: umask.unwrap_or(0o022),
+        })
+    }
+
+    fn is_root(&self) -> bool {
+        self.fsuid == 0 && self.fsgid == 0 && self.ruid == 0 && self.rgid == 0
+    }
+}
+
+/// Per-thread cache.
+#[derive(Default)]
+pub struct Cache(HashMap<i32, Creds>);
+
+fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) {
+    // SAFETY: the id-setting syscalls take integer arguments; raw syscalls act on this thread
+    // only.
+    unsafe { libc::syscall(nr, a, b, c) };
+}
+
+fn set_groups(groups: &[u32]) {
+    // SAFETY: pointer and length describe `groups` (or zero entries).
+    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+}
+
+impl Sentry {
+    /// The caller's credentials (cached per thread).
+    pub(super) fn creds_of(&self, call: &Call) -> Creds {
+        if let Some(c) = self.creds.lock().unwrap_or_else(|e| e.into_inner()).0.get(&call.tid) {
+            return c.clone();
+        }
+        let c =
+            host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::parse(&s)).unwrap_or_default();
+        let mut cache = self.creds.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0.len() > 4096 {
+            cache.0.clear();
+        }
+        cache.0.insert(call.tid, c.clone());
+        c
+    }
+
+    pub(super) fn umask_of(&self, call: &Call) -> u32 {
+        self.creds_of(call).umask
+    }
+
+    /// The program changed its ids, groups, capabilities or umask: forget what was cached,
+    /// then let the kernel run the call.
+    pub(super) fn creds_changed(&self) -> Reply {
+        self.creds.lock().unwrap_or_else(|e| e.into_inner()).0.clear();
+        Reply::Continue
+    }
+
+    /// Runs `op` with the caller's filesystem ids and groups (nothing to switch for root).
+    pub(super) fn as_caller<T>(&self, call: &Call, op: impl FnOnce() -> T) -> T {
+        let c = self.creds_of(call);
+        if c.is_root() {
+            return op();
+        }
+        set_groups(&c.groups);
+        raw(libc::SYS_setfsgid, c.fsgid as libc::c_long, 0, 0);
+        raw(libc::SYS_setfsuid, c.fsuid as libc::c_long, 0, 0);
+        let r = op();
+        raw(libc::SYS_setfsuid, 0, 0, 0);
+        raw(libc::SYS_setfsgid, 0, 0, 0);
+        set_groups(&[]);
+        r
+    }
+
+    /// Runs `op` with the caller's real ids (what `access` checks against).
+    pub(super) fn as_caller_real<T>(&self, call: &Call, op: impl FnOnce() -> T) -> T {
+        let c = self.creds_of(call);
+        if c.ruid == 0 && c.rgid == 0 {
+            return op();
+        }
+        set_groups(&c.groups);
+        raw(libc::SYS_setresgid, c.rgid as libc::c_long, -1, -1);
+        raw(libc::SYS_setresuid, c.ruid as libc::c_long, -1, -1);
+        let r = op();
+        raw(libc::SYS_setresuid, 0, -1, -1);
+        raw(libc::SYS_setresgid, 0, -1, -1);
+        set_groups(&[]);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status() {
+        let s = "Name:\tsh\nUmask:\t0027\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
+        let c = Creds::parse(s).unwrap();
+        assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid, c.umask), (1000, 0, 100, 5, 0o027));
+        assert_eq!(c.groups, vec![5, 6]);
+        assert!(!c.is_root());
+    }
+}
