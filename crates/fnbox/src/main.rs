@@ -67,9 +67,16 @@ struct RunArgs {
     /// v2: write a compatibility report (unsupported and partial syscalls hit) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Write JSON status lines (started, ended) to this inherited descriptor (for the platform).
+    /// Read K=V lines (like --env) from FILE: keeps secrets off command lines.
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<PathBuf>,
+    /// Write JSON status lines (started, exec, ended) to this inherited descriptor.
     #[arg(long, hide = true)]
     status_fd: Option<i32>,
+    /// Read JSON control requests (attach, limits, kill) from this inherited descriptor;
+    /// replies go back on it. End of file stops the sandbox.
+    #[arg(long, hide = true)]
+    control_fd: Option<i32>,
     /// Parent cgroup of the sandbox (tests and the platform use their own).
     #[arg(long, default_value = "fnbox", hide = true)]
     cgroup_parent: String,
@@ -84,7 +91,10 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
     s.tier = Tier::parse(&a.memory)?;
     s.image = Image::parse(&a.image)?;
     s.binds = a.binds.iter().map(|b| Bind::parse(b)).collect::<Result<_, _>>()?;
-    s.env = a.env.iter().map(|e| spec::parse_env(e)).collect::<Result<_, _>>()?;
+    for f in &a.env_files {
+        s.env.extend(spec::parse_env_file(f)?);
+    }
+    s.env.extend(a.env.iter().map(|e| spec::parse_env(e)).collect::<Result<Vec<_>, _>>()?);
     s.workdir = PathBuf::from(&a.workdir);
     if let Some(t) = a.timeout {
         if !(t.is_finite() && t > 0.0) {
@@ -122,12 +132,22 @@ fn main() -> ExitCode {
                 Some(Err(e)) => return fail(&e.to_string(), 125),
                 None => None,
             };
+            let control = match a.control_fd.map(fnbox_sandbox::sys::inherited_file) {
+                Some(Ok(f)) => Some(std::os::fd::OwnedFd::from(f)),
+                Some(Err(e)) => return fail(&e.to_string(), 125),
+                None => None,
+            };
             let spec = match build_spec(*a) {
                 Ok(s) => s,
                 Err(e) => return fail(&e.to_string(), 125),
             };
             let paths = fnbox_sandbox::Paths::from_env();
-            match launch::run(&spec, &paths, WaitOptions { forward_signals: true, sample_memory: stats }, status) {
+            match launch::run(
+                &spec,
+                &paths,
+                WaitOptions { forward_signals: true, sample_memory: stats },
+                launch::Channels::new(status, control),
+            ) {
                 Ok(o) => {
                     if let Some(m) = o.message(&spec.argv[0]) {
                         eprintln!("{m}");

@@ -322,3 +322,78 @@ fn bad_input_is_one_clear_line() {
     }
     s.assert_clean();
 }
+
+/// The control channel (what the platform drives pre-warmed sandboxes with): a mount attached
+/// into a running sandbox, a tier change, an exec timestamp, and stop on request or on end of
+/// file.
+#[test]
+fn a_running_sandbox_takes_mounts_limits_and_stop_requests() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::net::UnixStream;
+    for kind in ["v1", "v2"] {
+        let s = Scope::new("control");
+        let code = std::env::temp_dir().join(unique("code"));
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("hello.txt"), "from code\n").unwrap();
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        // SAFETY: clearing FD_CLOEXEC so the launcher inherits its end.
+        unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into `fds`.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let script = "while [ ! -f /code/hello.txt ]; do sleep 0.01; done; cat /code/hello.txt; cat /proc/meminfo | head -1; sleep 30";
+        let mut cmd = s.cmd(
+            kind,
+            &["--status-fd", &fds[1].to_string(), "--control-fd", &theirs.as_raw_fd().to_string()],
+            &["sh", "-c", script],
+        );
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        drop(theirs);
+        // SAFETY: closing our copy of the write end; the child has its own.
+        unsafe { libc::close(fds[1]) };
+        // SAFETY: the read end is ours.
+        let mut status = BufReader::new(unsafe { std::fs::File::from_raw_fd(fds[0]) });
+        let mut line = String::new();
+        status.read_line(&mut line).unwrap();
+        assert!(line.contains("\"event\":\"started\""), "{line}");
+        line.clear();
+        status.read_line(&mut line).unwrap();
+        assert!(line.contains("\"event\":\"exec\"") && line.contains("mono_ns"), "{line}");
+        let mut ask = |req: &str| {
+            ours.write_all(format!("{req}\n").as_bytes()).unwrap();
+            let mut buf = [0u8; 256];
+            let n = ours.read(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        assert!(ask(&format!(r#"{{"op":"attach","source":"{}","target":"/code"}}"#, code.display()))
+            .contains("\"ok\":true"));
+        assert!(ask(r#"{"op":"limits","memory_mb":128}"#).contains("\"ok\":true"));
+        assert!(ask(r#"{"op":"limits","memory_mb":100}"#).contains("not a tier"));
+        assert!(ask(r#"{"op":"frobnicate"}"#).contains("unknown op"));
+        let mut out = child.stdout.take().unwrap();
+        let mut first = [0u8; 10];
+        out.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"from code\n");
+        // End of file on the control channel stops the sandbox.
+        drop(ours);
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(137), "{kind}");
+        let mut rest = String::new();
+        status.read_to_string(&mut rest).unwrap();
+        assert!(rest.contains("\"ending\":\"stopped\""), "{kind}: {rest}");
+        let _ = std::fs::remove_dir_all(&code);
+        s.assert_clean();
+    }
+}
+
+#[test]
+fn env_files_keep_values_off_the_command_line() {
+    let s = Scope::new("envfile");
+    let f = std::env::temp_dir().join(unique("env"));
+    std::fs::write(&f, "# secrets\nTOKEN=s3cr3t value\n\nOTHER=x\n").unwrap();
+    let out = ok(&s.sh("v2", &["--env-file", f.to_str().unwrap()], "echo \"$TOKEN/$OTHER\""));
+    assert_eq!(out, "s3cr3t value/x\n");
+    let _ = std::fs::remove_file(&f);
+}

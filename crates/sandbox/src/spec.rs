@@ -270,6 +270,17 @@ pub fn parse_env(s: &str) -> Result<(String, String)> {
     }
 }
 
+/// Reads `KEY=VALUE` lines from a file (blank lines and `#` comments skipped).
+pub fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Invalid(format!("cannot read the env file {}: {e}", path.display())))?;
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(parse_env)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

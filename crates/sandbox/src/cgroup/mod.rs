@@ -177,6 +177,14 @@ impl Cgroup {
         Self { fs, imp }
     }
 
+    /// Changes the limits of a live cgroup.
+    pub fn update(&self, limits: &Limits) -> Result<()> {
+        match &self.imp {
+            Imp::V1(c) => c.update(&*self.fs, limits),
+            Imp::V2(c) => c.update(&*self.fs, limits),
+        }
+    }
+
     /// The cgroup's directories (one per v1 controller, or the v2 one).
     pub fn dirs(&self) -> Vec<PathBuf> {
         match &self.imp {

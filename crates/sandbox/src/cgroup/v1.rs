@@ -65,13 +65,25 @@ impl CgroupV1 {
                 fs.mkdir(&p).map_err(|e| io_err("create", &p, e))?;
             }
         }
+        self.update(fs, limits)
+    }
+
+    /// Writes the limits (on creation, and to move a live sandbox to another tier).
+    pub fn update(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
         let mem = self.dir("memory");
-        set(fs, &mem, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+        let bytes = limits.memory_bytes.to_string();
         // Swap off: memory+swap may not exceed memory. Absent when swap accounting is off,
-        // in which case there is no swap to account for.
+        // in which case there is no swap to account for. The kernel wants memory <= memsw at
+        // every step: raise memsw first when growing, lower memory first when shrinking.
         let memsw = mem.join("memory.memsw.limit_in_bytes");
-        if fs.exists(&memsw) {
-            set(fs, &mem, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())?;
+        let has_memsw = fs.exists(&memsw);
+        let growing = read_u64(fs, &mem.join("memory.limit_in_bytes")).is_some_and(|cur| limits.memory_bytes > cur);
+        if has_memsw && growing {
+            set(fs, &mem, "memory.memsw.limit_in_bytes", &bytes)?;
+        }
+        set(fs, &mem, "memory.limit_in_bytes", &bytes)?;
+        if has_memsw && !growing {
+            set(fs, &mem, "memory.memsw.limit_in_bytes", &bytes)?;
         }
         let _ = fs.write(&mem.join("memory.swappiness"), "0");
         let cpu = self.dir("cpu");

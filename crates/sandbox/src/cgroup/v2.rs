@@ -39,14 +39,15 @@ impl CgroupV2 {
         }
         let cg = Self::open(root, parent, name);
         fs.mkdir(&cg.dir).map_err(|e| io_err("create", &cg.dir, e))?;
-        if let Err(e) = cg.apply(fs, limits) {
+        if let Err(e) = cg.update(fs, limits) {
             let _ = fs.rmdir(&cg.dir);
             return Err(e);
         }
         Ok(cg)
     }
 
-    fn apply(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
+    /// Writes the limits (on creation, and to move a live sandbox to another tier).
+    pub fn update(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
         self.set(fs, "memory.max", &limits.memory_bytes.to_string())?;
         // No swap, and an OOM kills the whole sandbox rather than one process in it.
         if fs.exists(&self.dir.join("memory.swap.max")) {

@@ -6,10 +6,13 @@
 //! timeout, and removes everything when the sandbox ends, however it ends.
 
 mod child;
+mod control;
 mod gc;
+mod init;
 mod protocol;
 mod supervise;
 
+pub use control::Channels;
 pub use gc::reap_stale;
 pub use supervise::{Ending, Outcome, WaitOptions};
 
@@ -52,6 +55,8 @@ pub struct Sandbox {
     disk: Option<DiskJob>,
     /// v2: the Sentry process and the socket its counters come back on.
     sentry: Option<(libc::pid_t, OwnedFd)>,
+    /// Status lines out, control requests in (`--status-fd`, `--control-fd`).
+    pub channels: Channels,
     reaped: bool,
     cleaned: bool,
 }
@@ -162,6 +167,7 @@ impl Sandbox {
             ids,
             disk: Some(disk),
             sentry,
+            channels: Channels::default(),
             reaped: false,
             cleaned: false,
         };
@@ -405,29 +411,28 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
 
 /// Starts a sandbox for `spec`, waits for it and cleans up: what `fnbox run` does.
 ///
-/// With `status`, a JSON line is written there when the sandbox has started (its id, init
-/// pid and cgroup directories) and another when it has ended (how, exit code, memory peaks):
-/// the interface the platform uses to supervise instances.
-pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions, mut status: Option<std::fs::File>) -> Result<Outcome> {
-    use std::io::Write;
+/// With a status channel, JSON lines are written there when the sandbox has started (its id,
+/// init pid and cgroup directories), when the program is about to run (`exec`, with a
+/// CLOCK_MONOTONIC timestamp) and when it has ended (how, exit code, memory peaks). With a
+/// control channel, the caller can attach mounts, change limits and stop it (`control.rs`).
+/// This is the interface the platform supervises instances through.
+pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions, mut channels: Channels) -> Result<Outcome> {
     let mut sb = match Sandbox::start(spec, paths) {
         Ok(sb) => sb,
         Err(e) => {
-            if let Some(f) = status.as_mut() {
-                let line = serde_json::json!({"event": "ended", "ending": "setup_failed", "code": 125, "message": e.to_string()});
-                let _ = writeln!(f, "{line}");
-            }
+            channels.event(
+                serde_json::json!({"event": "ended", "ending": "setup_failed", "code": 125, "message": e.to_string()}),
+            );
             return Err(e);
         }
     };
-    if let Some(f) = status.as_mut() {
-        let line = serde_json::json!({"event": "started", "id": sb.id, "pid": sb.pid, "cgroup": sb.cgroup.dirs()});
-        let _ = writeln!(f, "{line}");
-    }
+    channels.event(serde_json::json!({"event": "started", "id": sb.id, "pid": sb.pid, "cgroup": sb.cgroup.dirs()}));
+    sb.channels = channels;
     let outcome = sb.wait(opts);
     let cleaned = sb.cleanup();
-    if let (Some(f), Ok(o)) = (status.as_mut(), &outcome) {
-        let _ = writeln!(f, "{}", o.to_json(&spec.argv[0]));
+    if let Ok(o) = &outcome {
+        let line = o.to_json(&spec.argv[0]);
+        sb.channels.event(line);
     }
     cleaned?;
     outcome

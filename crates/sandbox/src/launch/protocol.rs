@@ -18,5 +18,10 @@ pub const SETUP_ERROR: u8 = b'E';
 pub const EXEC_ERROR: u8 = b'F';
 /// Sandbox → launcher: the program ended: `[EXITED, wait status (4 bytes LE)]`.
 pub const EXITED: u8 = b'X';
+/// Launcher → sandbox (running): a mount to attach, as `ATTACH`; answered with `ATTACHED`.
+/// Sandbox → launcher: `[ATTACHED, errno (4 bytes LE, 0 = done)]`.
+pub const ATTACHED: u8 = b'a';
+/// Sandbox → launcher: the program is about to `execve`: `[EXEC, CLOCK_MONOTONIC ns (8 bytes LE)]`.
+pub const EXEC: u8 = b'R';
 /// Program → Sentry (v2): the seccomp listener and the root; descriptors attached.
 pub const SENTRY_FDS: u8 = b'S';

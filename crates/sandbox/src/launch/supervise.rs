@@ -19,6 +19,8 @@ pub enum Ending {
     OutOfMemory,
     /// The timeout elapsed and the sandbox was killed.
     TimedOut(Duration),
+    /// The supervisor asked for the sandbox to end (or went away).
+    Stopped,
     /// The program could not be started (errno from execve or the PATH lookup).
     ExecFailed(i32),
     /// The sandbox could not be built.
@@ -68,6 +70,7 @@ impl Outcome {
             Ending::Signaled(_) => "signaled",
             Ending::OutOfMemory => "oom",
             Ending::TimedOut(_) => "timeout",
+            Ending::Stopped => "stopped",
             Ending::ExecFailed(_) => "exec_failed",
             Ending::SetupFailed(_) => "setup_failed",
         };
@@ -123,6 +126,7 @@ impl Sandbox {
         // /tmp and /dev live in memory, and killing one process would not free them.
         let oom_watch = self.cgroup.oom_watch();
         let mut oom_stop = false;
+        let mut stopped = false;
         loop {
             let mut fds = vec![
                 libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
@@ -141,6 +145,10 @@ impl Sandbox {
             let oom_at = fds.len();
             if let Some((fd, events)) = &oom_watch {
                 fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 });
+            }
+            let control_at = fds.len();
+            if let Some(c) = &self.channels.control {
+                fds.push(libc::pollfd { fd: c.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             }
             let now = Instant::now();
             let mut wait = deadline.map(|d| d.saturating_duration_since(now));
@@ -163,7 +171,7 @@ impl Sandbox {
             }
             if fds[1].revents != 0 {
                 crate::trace::mark("message from the sandbox");
-                state.drain(&self.sock);
+                state.drain(&self.sock, &mut self.channels);
                 if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
                     sock_open = false;
                 }
@@ -177,6 +185,20 @@ impl Sandbox {
                         oom_stop = true;
                         self.kill();
                     }
+                }
+            }
+            if self.channels.control.is_some() && fds[control_at].revents != 0 && !stopped {
+                match self.channels.read_requests() {
+                    // The supervisor is gone: so is its sandbox.
+                    None => stopped = true,
+                    Some(reqs) => {
+                        for r in reqs {
+                            stopped |= self.serve_request(r, &mut state);
+                        }
+                    }
+                }
+                if stopped {
+                    self.kill();
                 }
             }
             if let Some(s) = &sigfd {
@@ -197,7 +219,7 @@ impl Sandbox {
         crate::trace::mark("sandbox ended");
         let init_status = process::waitpid(self.pid, false).ok().flatten().map(|(_, s)| s);
         self.reaped = true;
-        state.drain(&self.sock);
+        state.drain(&self.sock, &mut self.channels);
         if sigfd.take().is_some() {
             let _ = signal::set_mask(libc::SIG_UNBLOCK, &signal::SigSet::of(signal::FORWARDED));
         }
@@ -214,6 +236,8 @@ impl Sandbox {
             Ending::ExecFailed(e)
         } else if timed_out {
             Ending::TimedOut(self.spec.timeout.unwrap_or_default())
+        } else if stopped && !oom_stop {
+            Ending::Stopped
         } else {
             match status {
                 _ if oom_stop => Ending::OutOfMemory,
@@ -226,7 +250,7 @@ impl Sandbox {
         let code = match &ending {
             Ending::Exited(c) => *c,
             Ending::Signaled(s) => 128 + s,
-            Ending::OutOfMemory | Ending::TimedOut(_) => 128 + libc::SIGKILL,
+            Ending::OutOfMemory | Ending::TimedOut(_) | Ending::Stopped => 128 + libc::SIGKILL,
             Ending::ExecFailed(e) if *e == libc::ENOENT => 127,
             Ending::ExecFailed(_) => 126,
             Ending::SetupFailed(_) => 125,
@@ -275,14 +299,16 @@ fn max_use(a: MemoryUse, b: MemoryUse) -> MemoryUse {
 
 /// What the sandbox reported over the socket.
 #[derive(Default)]
-struct Collected {
+pub(super) struct Collected {
     setup_error: Option<String>,
     exec_error: Option<i32>,
-    exited: Option<process::WaitStatus>,
+    pub(super) exited: Option<process::WaitStatus>,
+    /// The answer to an attach request (errno, 0 for done).
+    pub(super) attached: Option<i32>,
 }
 
 impl Collected {
-    fn drain(&mut self, sock: &std::os::fd::OwnedFd) {
+    pub(super) fn drain(&mut self, sock: &std::os::fd::OwnedFd, channels: &mut super::Channels) {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, _fds)) = fdpass::recv(sock, &mut buf) {
             if n == 0 {
@@ -293,6 +319,11 @@ impl Collected {
                 msg::SETUP_ERROR => self.setup_error = Some(String::from_utf8_lossy(&buf[1..n]).into_owned()),
                 msg::EXEC_ERROR => self.exec_error = Some(word()),
                 msg::EXITED => self.exited = process::WaitStatus::from_raw(word()),
+                msg::ATTACHED => self.attached = Some(word()),
+                msg::EXEC => {
+                    let ns = u64::from_le_bytes(buf.get(1..9).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
+                    channels.event(super::control::exec_event(ns));
+                }
                 _ => {}
             }
         }

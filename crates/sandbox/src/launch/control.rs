@@ -1,0 +1,184 @@
+//! Driving a running sandbox from outside: the control channel (`fnbox run --control-fd`)
+//! and the status lines (`--status-fd`), the interface the platform supervises instances and
+//! pre-warmed sandboxes through.
+//!
+//! Requests are JSON lines on the control descriptor; each gets one reply line there:
+//!
+//! * `{"op":"attach","source":"/host/dir","target":"/code","readonly":true}`: makes a host
+//!   path visible inside the running sandbox (idmapped, like `--bind`): how a function's code
+//!   is bound to a pre-warmed sandbox. `{"reply":"attach","ok":true}` or `..."error":"..."}`.
+//! * `{"op":"limits","memory_mb":256,"pids":1024}`: moves the sandbox to another memory tier
+//!   (and its CPU share) and pids limit.
+//! * `{"op":"kill"}`: ends the sandbox now (reported as `"ending":"stopped"`).
+//!
+//! End of file on the control descriptor also ends the sandbox: a supervisor that dies takes
+//! its sandboxes with it.
+
+use super::Sandbox;
+use crate::cgroup::Limits;
+use crate::error::{Context, Result};
+use crate::spec::Tier;
+use crate::sys::{self, abi, fdpass};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// The channels of a supervised sandbox.
+#[derive(Default)]
+pub struct Channels {
+    pub status: Option<std::fs::File>,
+    pub control: Option<OwnedFd>,
+    /// Bytes received on the control channel, not yet a full line.
+    pending: Vec<u8>,
+}
+
+impl Channels {
+    pub fn new(status: Option<std::fs::File>, control: Option<OwnedFd>) -> Self {
+        Self { status, control, pending: Vec::new() }
+    }
+
+    /// Writes one status line.
+    pub fn event(&mut self, v: serde_json::Value) {
+        if let Some(f) = self.status.as_mut() {
+            let _ = writeln!(f, "{v}");
+        }
+    }
+
+    fn reply(&self, v: serde_json::Value) {
+        if let Some(c) = &self.control {
+            let _ = sys::write_all_fd(c.as_raw_fd(), format!("{v}\n").as_bytes());
+        }
+    }
+}
+
+/// What the supervisor asked for.
+pub enum Request {
+    Kill,
+    Attach { source: String, target: String, readonly: bool },
+    Limits { memory_mb: Option<u64>, pids: Option<u64> },
+}
+
+impl Channels {
+    /// Reads what is available; returns the complete requests, or `None` at end of file.
+    pub fn read_requests(&mut self) -> Option<Vec<std::result::Result<Request, String>>> {
+        let fd = self.control.as_ref()?.as_raw_fd();
+        let mut buf = [0u8; 4096];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            return None;
+        }
+        if n > 0 {
+            self.pending.extend_from_slice(&buf[..n as usize]);
+        }
+        let mut out = Vec::new();
+        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            out.push(parse(&line));
+        }
+        Some(out)
+    }
+}
+
+fn parse(line: &[u8]) -> std::result::Result<Request, String> {
+    let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+    let s = |k: &str| v[k].as_str().map(String::from);
+    match v["op"].as_str() {
+        Some("kill") => Ok(Request::Kill),
+        Some("attach") => Ok(Request::Attach {
+            source: s("source").ok_or("attach needs \"source\"")?,
+            target: s("target").ok_or("attach needs \"target\"")?,
+            readonly: v["readonly"].as_bool().unwrap_or(true),
+        }),
+        Some("limits") => Ok(Request::Limits { memory_mb: v["memory_mb"].as_u64(), pids: v["pids"].as_u64() }),
+        other => Err(format!("unknown op {other:?}: use attach, limits or kill")),
+    }
+}
+
+impl Sandbox {
+    /// Serves one request; returns true when the sandbox must end.
+    pub(super) fn serve_request(
+        &mut self,
+        req: std::result::Result<Request, String>,
+        state: &mut super::supervise::Collected,
+    ) -> bool {
+        let (op, r) = match req {
+            Err(e) => ("?", Err(e)),
+            Ok(Request::Kill) => return true,
+            Ok(Request::Attach { source, target, readonly }) => (
+                "attach",
+                self.attach_live(Path::new(&source), Path::new(&target), readonly, state).map_err(|e| e.to_string()),
+            ),
+            Ok(Request::Limits { memory_mb, pids }) => {
+                ("limits", self.set_limits(memory_mb, pids).map_err(|e| e.to_string()))
+            }
+        };
+        let reply = match r {
+            Ok(()) => serde_json::json!({"reply": op, "ok": true}),
+            Err(e) => serde_json::json!({"reply": op, "error": e}),
+        };
+        self.channels.reply(reply);
+        false
+    }
+
+    /// Makes `source` visible at `target` inside the running sandbox.
+    pub(super) fn attach_live(
+        &mut self,
+        source: &Path,
+        target: &Path,
+        readonly: bool,
+        state: &mut super::supervise::Collected,
+    ) -> Result<()> {
+        let bind = crate::spec::Bind::parse(&format!(
+            "{}:{}{}",
+            source.display(),
+            target.display(),
+            if readonly { ":ro" } else { "" }
+        ))?;
+        let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
+            .context(|| "cannot open the sandbox's user namespace".into())?;
+        let extra = abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
+        let fd = super::idmapped(&bind.source, &userns, extra, true)?;
+        let m = super::attach_msg(&bind.target, bind.source.is_dir(), readonly);
+        fdpass::send(self.sock.as_raw_fd(), &m, &[fd.as_raw_fd()])
+            .context(|| "cannot reach the sandbox's init".into())?;
+        state.attached = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state.attached.is_none() && std::time::Instant::now() < deadline {
+            let mut p = libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, 50) };
+            state.drain(&self.sock, &mut self.channels);
+            if state.exited.is_some() || p.revents & libc::POLLHUP != 0 {
+                break;
+            }
+        }
+        match state.attached.take() {
+            Some(0) => Ok(()),
+            Some(e) => Err(std::io::Error::from_raw_os_error(e))
+                .context(|| format!("cannot attach {} at {}", source.display(), target.display())),
+            None => Err(crate::Error::Setup("the sandbox did not answer the attach request".into())),
+        }
+    }
+
+    /// Moves the sandbox to another tier and/or pids limit.
+    pub fn set_limits(&mut self, memory_mb: Option<u64>, pids: Option<u64>) -> Result<()> {
+        let tier = match memory_mb {
+            Some(mb) => Tier::for_mb(mb)?,
+            None => self.spec.tier,
+        };
+        let pids = pids.unwrap_or(self.spec.pids_max);
+        self.cgroup.update(&Limits::for_tier(tier, pids))?;
+        self.spec.tier = tier;
+        self.spec.pids_max = pids;
+        Ok(())
+    }
+}
+
+/// The `exec` status line: the program is about to start.
+pub(super) fn exec_event(ns: u64) -> serde_json::Value {
+    serde_json::json!({"event": "exec", "mono_ns": ns})
+}
