@@ -43,44 +43,18 @@ impl Sentry {
                     })
                 }
                 libc::SYS_getxattr | libc::SYS_lgetxattr => {
-                    let size = (call.args[3] as usize).min(XATTR_SIZE_MAX);
                     let f = if follow { libc::getxattr } else { libc::lgetxattr };
-                    let got = self.on_path(
-                        call,
-                        libc::AT_FDCWD,
-                        &path,
-                        follow,
-                        |p| {
-                            let mut buf = vec![0u8; size];
-                            // SAFETY: `buf` is writable for `size` bytes (0: a size query).
-                            let n = ret(unsafe { f(p.as_ptr(), n, buf.as_mut_ptr().cast(), size) } as libc::c_long)?;
-                            buf.truncate(if size > 0 { n as usize } else { 0 });
-                            Ok((n, buf))
-                        },
-                        |_| Err(libc::ENOTSUP),
-                    )?;
-                    call.write_bytes(call.args[2], &got.1)?;
-                    Ok(got.0)
+                    // SAFETY: NUL-terminated strings; `buf` is writable for `size` bytes.
+                    self.read_into(call, &path, follow, call.args[2], call.args[3], |p, buf, size| unsafe {
+                        f(p, n, buf, size)
+                    })
                 }
                 libc::SYS_listxattr | libc::SYS_llistxattr => {
-                    let size = (call.args[2] as usize).min(XATTR_SIZE_MAX);
                     let f = if follow { libc::listxattr } else { libc::llistxattr };
-                    let got = self.on_path(
-                        call,
-                        libc::AT_FDCWD,
-                        &path,
-                        follow,
-                        |p| {
-                            let mut buf = vec![0u8; size];
-                            // SAFETY: as above.
-                            let n = ret(unsafe { f(p.as_ptr(), buf.as_mut_ptr().cast(), size) } as libc::c_long)?;
-                            buf.truncate(if size > 0 { n as usize } else { 0 });
-                            Ok((n, buf))
-                        },
-                        |_| Err(libc::ENOTSUP),
-                    )?;
-                    call.write_bytes(call.args[1], &got.1)?;
-                    Ok(got.0)
+                    // SAFETY: as above.
+                    self.read_into(call, &path, follow, call.args[1], call.args[2], |p, buf, size| unsafe {
+                        f(p, buf.cast(), size)
+                    })
                 }
                 _ => {
                     let f = if follow { libc::removexattr } else { libc::lremovexattr };
@@ -90,6 +64,35 @@ impl Sentry {
             }
         })();
         Reply::from(r)
+    }
+
+    /// A `getxattr`/`listxattr`-style call: the kernel fills a buffer of the caller's `size`
+    /// (0 asks for the size only), copied to `dest` in the caller.
+    fn read_into(
+        &self,
+        call: &Call,
+        path: &[u8],
+        follow: bool,
+        dest: u64,
+        size: u64,
+        f: impl Fn(*const libc::c_char, *mut libc::c_void, usize) -> isize,
+    ) -> SysResult<i64> {
+        let size = (size as usize).min(XATTR_SIZE_MAX);
+        let (n, buf) = self.on_path(
+            call,
+            libc::AT_FDCWD,
+            path,
+            follow,
+            |p| {
+                let mut buf = vec![0u8; size];
+                let n = ret(f(p.as_ptr(), buf.as_mut_ptr().cast(), size) as libc::c_long)?;
+                buf.truncate(if size > 0 { n as usize } else { 0 });
+                Ok((n, buf))
+            },
+            |_| Err(libc::ENOTSUP),
+        )?;
+        call.write_bytes(dest, &buf)?;
+        Ok(n)
     }
 
     /// `on_path` relative to the cwd, with `/proc` refusing extended attributes.

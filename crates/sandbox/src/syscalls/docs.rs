@@ -127,35 +127,33 @@ pub fn render(kind: SandboxKind, format: Format) -> String {
             out = serde_json::to_string_pretty(&doc).unwrap_or_default();
             out.push('\n');
         }
-        Format::Markdown => {
-            let _ = writeln!(out, "# Syscalls in fnbox sandbox {kind}\n\n{}.\n", summary(kind));
-            let _ = writeln!(out, "| nr | syscall | class | action | note |\n|---:|---|---|---|---|");
-            for s in TABLE {
-                let _ = writeln!(
-                    out,
-                    "| {} | `{}` | {} | {} | {} |",
-                    s.nr,
-                    s.name,
-                    class_in(s, kind).as_str(),
-                    route_text(route(s)),
-                    note_in(s, kind).replace('|', "\\|")
-                );
+        Format::Markdown | Format::Table => {
+            let rows: Vec<[String; 5]> = TABLE
+                .iter()
+                .map(|s| {
+                    let note = note_in(s, kind);
+                    [
+                        s.nr.to_string(),
+                        s.name.to_string(),
+                        class_in(s, kind).as_str().to_string(),
+                        route_text(route(s)),
+                        if format == Format::Markdown { note.replace('|', "\\|") } else { note.to_string() },
+                    ]
+                })
+                .collect();
+            if format == Format::Markdown {
+                let _ = writeln!(out, "# Syscalls in fnbox sandbox {kind}\n\n{}.\n", summary(kind));
+                let _ = writeln!(out, "| nr | syscall | class | action | note |\n|---:|---|---|---|---|");
+                for [nr, name, class, action, note] in &rows {
+                    let _ = writeln!(out, "| {nr} | `{name}` | {class} | {action} | {note} |");
+                }
+            } else {
+                let _ = writeln!(out, "{:>4}  {:<24} {:<12} {:<40} NOTE", "NR", "SYSCALL", "CLASS", "ACTION");
+                for [nr, name, class, action, note] in &rows {
+                    let _ = writeln!(out, "{nr:>4}  {name:<24} {class:<12} {action:<40} {note}");
+                }
+                let _ = writeln!(out, "\n{}", summary(kind));
             }
-        }
-        Format::Table => {
-            let _ = writeln!(out, "{:>4}  {:<24} {:<12} {:<40} NOTE", "NR", "SYSCALL", "CLASS", "ACTION");
-            for s in TABLE {
-                let _ = writeln!(
-                    out,
-                    "{:>4}  {:<24} {:<12} {:<40} {}",
-                    s.nr,
-                    s.name,
-                    class_in(s, kind).as_str(),
-                    route_text(route(s)),
-                    note_in(s, kind)
-                );
-            }
-            let _ = writeln!(out, "\n{}", summary(kind));
         }
     }
     out
