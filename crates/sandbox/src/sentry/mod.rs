@@ -24,6 +24,7 @@ pub mod process;
 mod procfs;
 pub mod report;
 mod resolve;
+mod tree;
 
 use crate::seccomp::Policy;
 use crate::syscalls::Action;

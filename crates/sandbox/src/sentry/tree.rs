@@ -1,0 +1,252 @@
+//! Emulation of the calls that change the tree (create, remove, rename, link) and file
+//! metadata (modes, owners, times, size), on paths resolved as `fs.rs` describes.
+
+use super::fs::ret;
+use super::notify::{Call, Reply, SysResult};
+use super::resolve::{c, Located};
+use super::{host, Sentry};
+use std::ffi::CStr;
+use std::os::fd::AsRawFd;
+
+impl Sentry {
+    // ---- creating, removing, renaming -----------------------------------------------------
+
+    /// A `*at` call that changes a file, with the caller's `flags` passed to the kernel as
+    /// they are (so unknown bits fail as they would natively). `AT_EMPTY_PATH` with an empty
+    /// path acts on the caller's descriptor `dirfd` itself.
+    fn change_at(
+        &self,
+        call: &Call,
+        dirfd: i32,
+        pi: usize,
+        flags: i32,
+        op: impl Fn(i32, &CStr) -> SysResult<i64>,
+    ) -> Reply {
+        let r = self.path_arg(call, pi).and_then(|path| {
+            if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+                let fd = call.fetch_fd(dirfd)?;
+                return self.as_caller(call, || op(fd.as_raw_fd(), c""));
+            }
+            let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+            self.on_path(call, dirfd, &path, follow, |p| op(libc::AT_FDCWD, p), |_| Err(libc::EACCES))
+        });
+        Reply::from(r)
+    }
+
+    /// A call that changes the tree at `path`: `/proc` refuses it.
+    fn change(&self, call: &Call, dirfd: i32, pi: usize, follow: bool, op: impl Fn(&CStr) -> SysResult<i64>) -> Reply {
+        let r = self
+            .path_arg(call, pi)
+            .and_then(|path| self.on_path(call, dirfd, &path, follow, &op, |_| Err(libc::EACCES)));
+        Reply::from(r)
+    }
+
+    pub(super) fn mkdir(&self, call: &Call) -> Reply {
+        let (dirfd, pi, mode) = match call.nr {
+            libc::SYS_mkdir => (libc::AT_FDCWD, 0, call.args[1] as u32),
+            _ => (call.arg_fd(0), 1, call.args[2] as u32),
+        };
+        let mode = mode & 0o7777 & !self.umask_of(call);
+        self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated path.
+            ret(unsafe { libc::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn mknod(&self, call: &Call) -> Reply {
+        let (dirfd, pi, mode, dev) = match call.nr {
+            libc::SYS_mknod => (libc::AT_FDCWD, 0, call.args[1] as u32, call.args[2]),
+            _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3]),
+        };
+        let kind = mode & libc::S_IFMT;
+        if !(kind == 0 || kind == libc::S_IFREG || kind == libc::S_IFIFO || kind == libc::S_IFSOCK) {
+            self.note(call, "device nodes cannot be created");
+            return Reply::Error(libc::EPERM);
+        }
+        let mode = (mode & !0o7777) | (mode & 0o7777 & !self.umask_of(call));
+        if kind == libc::S_IFIFO {
+            self.fifos.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated path.
+            ret(unsafe { libc::mknodat(libc::AT_FDCWD, p.as_ptr(), mode, dev as libc::dev_t) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn unlink(&self, call: &Call) -> Reply {
+        let (dirfd, pi, flags) = match call.nr {
+            libc::SYS_unlink => (libc::AT_FDCWD, 0, 0),
+            libc::SYS_rmdir => (libc::AT_FDCWD, 0, libc::AT_REMOVEDIR),
+            _ => (call.arg_fd(0), 1, call.args[2] as i32),
+        };
+        self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated path.
+            ret(unsafe { libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn symlink(&self, call: &Call) -> Reply {
+        let (dirfd, pi) = if call.nr == libc::SYS_symlink { (libc::AT_FDCWD, 1) } else { (call.arg_fd(1), 2) };
+        let target = match call.path(0) {
+            Ok(t) => c(&t),
+            Err(e) => return Reply::Error(e),
+        };
+        self.change(call, dirfd, pi, false, |p| {
+            // SAFETY: NUL-terminated strings.
+            ret(unsafe { libc::symlinkat(target.as_ptr(), libc::AT_FDCWD, p.as_ptr()) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn rename(&self, call: &Call) -> Reply {
+        let (od, op, nd, np, flags) = match call.nr {
+            libc::SYS_rename => (libc::AT_FDCWD, 0, libc::AT_FDCWD, 1, 0),
+            libc::SYS_renameat => (call.arg_fd(0), 1, call.arg_fd(2), 3, 0),
+            _ => (call.arg_fd(0), 1, call.arg_fd(2), 3, call.args[4] as u32),
+        };
+        let r = self.path_arg(call, op).and_then(|a| {
+            let b = self.path_arg(call, np)?;
+            self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
+                // SAFETY: NUL-terminated paths.
+                ret(unsafe {
+                    libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), flags)
+                })
+            })
+        });
+        Reply::from(r)
+    }
+
+    pub(super) fn link(&self, call: &Call) -> Reply {
+        let (od, op, nd, np, flags) = match call.nr {
+            libc::SYS_link => (libc::AT_FDCWD, 0, libc::AT_FDCWD, 1, 0),
+            _ => (call.arg_fd(0), 1, call.arg_fd(2), 3, call.args[4] as i32),
+        };
+        let r = self.path_arg(call, op).and_then(|a| {
+            let b = self.path_arg(call, np)?;
+            if a.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+                // Link the caller's descriptor: through the Sentry's own copy of it.
+                let fd = call.fetch_fd(od)?;
+                let from = c(host::self_fd(&fd).as_bytes());
+                return match self.resolver.locate(call, nd, &b)? {
+                    // SAFETY: NUL-terminated paths.
+                    Located::Path(to) => ret(unsafe {
+                        libc::linkat(
+                            host::proc_fd(),
+                            from.as_ptr(),
+                            libc::AT_FDCWD,
+                            c(&to).as_ptr(),
+                            libc::AT_SYMLINK_FOLLOW,
+                        )
+                    } as libc::c_long),
+                    Located::Proc(_) => Err(libc::EXDEV),
+                };
+            }
+            let f = flags;
+            self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
+                // SAFETY: NUL-terminated paths.
+                ret(unsafe { libc::linkat(libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), f) } as libc::c_long)
+            })
+        });
+        Reply::from(r)
+    }
+
+    // ---- metadata -----------------------------------------------------------------------
+
+    pub(super) fn chmod(&self, call: &Call) -> Reply {
+        let (dirfd, pi, mode, flags) = match call.nr {
+            libc::SYS_chmod => (libc::AT_FDCWD, 0, call.args[1] as u32, 0),
+            libc::SYS_fchmodat => (call.arg_fd(0), 1, call.args[2] as u32, 0),
+            _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
+        };
+        self.change_at(call, dirfd, pi, flags, |dir, p| {
+            // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
+            ret(unsafe { libc::syscall(libc::SYS_fchmodat2, dir, p.as_ptr(), mode, flags) })
+        })
+    }
+
+    pub(super) fn chown(&self, call: &Call) -> Reply {
+        let (dirfd, pi, uid, gid, flags) = match call.nr {
+            libc::SYS_chown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], 0),
+            libc::SYS_lchown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], libc::AT_SYMLINK_NOFOLLOW),
+            _ => (call.arg_fd(0), 1, call.args[2], call.args[3], call.args[4] as i32),
+        };
+        self.change_at(call, dirfd, pi, flags, |dir, p| {
+            // SAFETY: NUL-terminated path.
+            ret(unsafe { libc::fchownat(dir, p.as_ptr(), uid as u32, gid as u32, flags) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn utimes(&self, call: &Call) -> Reply {
+        let times = match call.nr {
+            libc::SYS_utime => read_utimbuf(call, call.args[1]),
+            libc::SYS_utimes => read_timevals(call, call.args[1]),
+            libc::SYS_futimesat => read_timevals(call, call.args[2]),
+            _ if call.args[2] == 0 => Ok(None),
+            _ => call.read_struct::<[libc::timespec; 2]>(call.args[2]).map(Some),
+        };
+        let times = match times {
+            Ok(t) => t,
+            Err(e) => return Reply::Error(e),
+        };
+        let (dirfd, pi, flags) = match call.nr {
+            libc::SYS_utime | libc::SYS_utimes => (libc::AT_FDCWD, 0, 0),
+            libc::SYS_futimesat => (call.arg_fd(0), 1, 0),
+            _ => (call.arg_fd(0), 1, call.args[3] as i32),
+        };
+        let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        self.change_at(call, dirfd, pi, flags, |dir, p| {
+            // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
+            ret(unsafe { libc::utimensat(dir, p.as_ptr(), tp, flags) } as libc::c_long)
+        })
+    }
+
+    pub(super) fn truncate(&self, call: &Call) -> Reply {
+        let len = call.args[1] as i64;
+        // SAFETY: NUL-terminated path.
+        self.change(call, libc::AT_FDCWD, 0, true, |p| ret(unsafe { libc::truncate(p.as_ptr(), len) } as libc::c_long))
+    }
+
+    pub(super) fn statfs(&self, call: &Call) -> Reply {
+        let r = call.path(0).and_then(|path| {
+            let st = self.on_path(
+                call,
+                libc::AT_FDCWD,
+                &path,
+                true,
+                |p| {
+                    // SAFETY: statfs is plain data.
+                    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+                    // SAFETY: NUL-terminated path, writable statfs.
+                    ret(unsafe { libc::statfs(p.as_ptr(), &mut st) } as libc::c_long).map(|_| st)
+                },
+                |_| {
+                    // SAFETY: statfs is plain data.
+                    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+                    st.f_type = 0x9fa0; // PROC_SUPER_MAGIC
+                    st.f_bsize = 4096;
+                    st.f_namelen = 255;
+                    Ok(st)
+                },
+            )?;
+            call.write_struct(call.args[1], &st)?;
+            Ok(0)
+        });
+        Reply::from(r)
+    }
+}
+
+fn read_timevals(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let tv: [libc::timeval; 2] = call.read_struct(addr)?;
+    let ts = |t: libc::timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
+    Ok(Some([ts(tv[0]), ts(tv[1])]))
+}
+
+fn read_utimbuf(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let b: [i64; 2] = call.read_struct(addr)?;
+    Ok(Some([libc::timespec { tv_sec: b[0], tv_nsec: 0 }, libc::timespec { tv_sec: b[1], tv_nsec: 0 }]))
+}
