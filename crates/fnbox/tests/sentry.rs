@@ -134,3 +134,57 @@ fn the_compatibility_report_counts_what_was_refused() {
     assert!(std::fs::read_to_string(&clean).unwrap().contains("Verdict: compatible"));
     let _ = std::fs::remove_file(&clean);
 }
+
+/// The Sentry itself: outside the sandbox's pid namespace, inside its cgroup and its user
+/// namespace (as the sandbox's root, an unprivileged host uid), under its own seccomp filter,
+/// protected from the OOM killer, and small.
+#[test]
+fn the_sentry_is_confined_too() {
+    let s = Scope::new("sentry-self");
+    let marker = unique("sentry");
+    let mut child = s.cmd("v2", &[], &["sh", "-c", &format!("sleep 30 # {marker}")]).spawn().unwrap();
+    let mut found = None;
+    assert!(eventually(std::time::Duration::from_secs(10), || {
+        // The Sentry is the launcher's child with two or more threads, in the sandbox's cgroup.
+        for launcher in pids_with(&marker) {
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+                let field = |k: &str| {
+                    st.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or_default()
+                };
+                if field("PPid:") == launcher.to_string() && field("Threads:").parse::<u32>().unwrap_or(0) >= 2 {
+                    found = Some((pid, st.clone()));
+                }
+            }
+        }
+        found.is_some()
+    }));
+    let (pid, status) = found.unwrap();
+    let field = |k: &str| {
+        status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or_default()
+    };
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let adj: i32 = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().parse().unwrap();
+    let program = pids_with(&marker)
+        .into_iter()
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| s.contains("Name:\tsh")));
+    let program_adj: i32 = program
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let rss_kb: u64 = field("VmRSS:").split_whitespace().next().unwrap().parse().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(field("Seccomp:"), "2", "the Sentry runs under its own filter");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let uid: u32 = field("Uid:").split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uid >= 0x4000_0000, "the Sentry is the sandbox's root, an unprivileged host uid: {uid}");
+    assert_eq!(field("NSpid:").split_whitespace().count(), 1, "outside the sandbox's pid namespace");
+    assert!(cgroup.contains(&s.parent), "inside the sandbox's cgroup: {cgroup}");
+    assert!(
+        adj == -1000 || program_adj > adj,
+        "the OOM killer picks the program, never the Sentry ({adj} vs {program_adj})"
+    );
+    assert!(rss_kb < 8 * 1024, "idle Sentry: {rss_kb} KiB");
+}

@@ -148,8 +148,13 @@ impl Sandbox {
                         || matches!(&spec.image, Image::Dir(d) if may_hold_fifos(d)),
                 };
                 let spid = spawn_sentry(boot, cgroup_fd.as_ref())?;
-                // The OOM killer must pick the program, never the Sentry serving it.
-                let _ = sys::write_file(Path::new(&format!("/proc/{spid}/oom_score_adj")), b"-1000");
+                // The OOM killer must pick the program, never the Sentry serving it: exempt the
+                // Sentry, or (lowering a score takes CAP_SYS_RESOURCE, which some hosts' root
+                // lacks) make the sandbox's own processes the first choice; the program
+                // inherits its init's score.
+                if sys::write_file(Path::new(&format!("/proc/{spid}/oom_score_adj")), b"-1000").is_err() {
+                    let _ = sys::write_file(Path::new(&format!("/proc/{pid}/oom_score_adj")), b"1000");
+                }
                 if cgroup.unified_dir().is_none() {
                     cgroup.add_pid(spid)?;
                 }
