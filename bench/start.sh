@@ -28,11 +28,11 @@ BUNDLE=$OUT/bundle
 mkdir -p "$BUNDLE"
 (cd "$BUNDLE" && runc spec)
 python3 - "$BUNDLE/config.json" <<'PY'
-import json, sys
+import json, os, sys
 p = sys.argv[1]; c = json.load(open(p))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
-c["root"] = {"path": "/var/lib/fnbox/images/host", "readonly": True}
+c["root"] = {"path": os.path.realpath("/var/lib/fnbox/images/host"), "readonly": True}
 c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]})
 c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
 c["linux"]["resources"]["memory"] = {"limit": 1 << 30}
@@ -47,7 +47,7 @@ bench() { # label, then commands as name=cmd pairs
   for nc in "$@"; do args+=(--command-name "${nc%%=*}" "${nc#*=}"); done
   hyperfine -N -w 5 -r "$RUNS" --export-json "$OUT/$slug.json" "${args[@]}" >/dev/null 2>&1
   python3 - "$OUT/$slug.json" "$label" <<'PY'
-import json, sys
+import json, os, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 print(f"\n{sys.argv[2]}")
 print(f"{'':12} {'mean ms':>9} {'median':>8} {'p95':>8}")
@@ -74,7 +74,7 @@ bench "/bin/true, start to exit" \
   "${V2[@]}"
 
 python3 - "$BUNDLE/config.json" <<'PY'
-import json, sys
+import json, os, sys
 p = sys.argv[1]; c = json.load(open(p)); c["process"]["args"] = ["/usr/bin/python3", "-c", "print(1)"]; json.dump(c, open(p, "w"))
 PY
 V2=()

@@ -72,26 +72,35 @@ const ETC_FILES: [(&str, &str); 7] = [
     ("fnbox-release", concat!("fnbox ", env!("CARGO_PKG_VERSION"), "\n")),
 ];
 
-/// Returns the skeleton directory, (re)generating it when stale.
+/// Returns the skeleton directory, generating it when missing or stale.
+///
+/// Each version lives in a directory of its own (`host-<stamp hash>`) that is never changed
+/// once complete, so sandboxes running on an older version keep a stable root while a new one
+/// is built (under a lock, so parallel first runs build it once). `images/host` is a symlink
+/// to the current version, for people and scripts.
 pub fn skeleton(paths: &Paths) -> Result<PathBuf> {
-    let dir = paths.images().join("host");
-    let stamp_file = paths.images().join("host.stamp");
     let stamp = stamp();
-    if dir.is_dir() && fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+    let hash = stamp.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let parent = paths.images();
+    let dir = parent.join(format!("host-{hash:016x}"));
+    let done = parent.join(format!("host-{hash:016x}.done"));
+    if done.exists() {
         return Ok(dir);
     }
-    let parent = paths.images();
     fs::create_dir_all(&parent).context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(".host-{}-{}", std::process::id(), crate::sys::random_hex(4)));
-    build(&tmp).context(|| format!("cannot build the host image in {}", tmp.display()))?;
-    // Swap in atomically; a concurrent builder may have won, which is fine.
-    let old = parent.join(format!(".host-old-{}", crate::sys::random_hex(4)));
-    let _ = fs::rename(&dir, &old);
-    if fs::rename(&tmp, &dir).is_err() {
-        let _ = fs::remove_dir_all(&tmp);
+    let lock = fs::File::create(parent.join(".lock")).context(|| format!("cannot create a lock in {}", parent.display()))?;
+    crate::sys::flock(&lock, true, false).context(|| "cannot lock the image directory".into())?;
+    if done.exists() {
+        return Ok(dir);
     }
-    let _ = fs::remove_dir_all(&old);
-    fs::write(&stamp_file, stamp).context(|| format!("cannot write {}", stamp_file.display()))?;
+    let _ = fs::remove_dir_all(&dir);
+    build(&dir).context(|| format!("cannot build the host image in {}", dir.display()))?;
+    fs::write(&done, &stamp).context(|| format!("cannot write {}", done.display()))?;
+    let link = parent.join(format!(".host-link-{}", std::process::id()));
+    let _ = fs::remove_file(&link);
+    if symlink(dir.file_name().unwrap_or_default(), &link).is_ok() {
+        let _ = fs::rename(&link, parent.join("host"));
+    }
     Ok(dir)
 }
 
