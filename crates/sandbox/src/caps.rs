@@ -1,6 +1,7 @@
 //! Capabilities. Inside its user namespace a sandbox's root keeps Docker's default set and
 //! nothing else; the bounding set is cut so no `execve` can regain the rest.
 
+use crate::spec::CapSets;
 use crate::sys::{abi, cvt_long, prctl};
 use std::io;
 
@@ -33,6 +34,12 @@ pub fn mask(caps: &[u32]) -> u64 {
 /// Reduces the calling process to exactly `keep` (bounding, effective, permitted and
 /// inheritable sets; the ambient set is cleared).
 pub fn restrict_to(keep: u64) -> io::Result<()> {
+    drop_bounding(keep)?;
+    set(&CapSets { bounding: keep, effective: keep, permitted: keep, inheritable: keep, ambient: 0 })
+}
+
+/// Removes every capability outside `keep` from the bounding set, so no `execve` can regain it.
+pub fn drop_bounding(keep: u64) -> io::Result<()> {
     for cap in 0..=LAST_CAP_GUESS {
         if keep & (1 << cap) == 0 {
             match prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
@@ -43,16 +50,28 @@ pub fn restrict_to(keep: u64) -> io::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Sets the effective, permitted and inheritable sets, then the ambient set (whose members
+/// must be permitted and inheritable).
+pub fn set(sets: &CapSets) -> io::Result<()> {
     prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_CLEAR_ALL, 0)?;
     let hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
-    let lo = keep as u32;
-    let hi = (keep >> 32) as u32;
-    let data = [
-        CapData { effective: lo, permitted: lo, inheritable: lo },
-        CapData { effective: hi, permitted: hi, inheritable: hi },
-    ];
+    let word = |m: u64, hi: bool| if hi { (m >> 32) as u32 } else { m as u32 };
+    let data = [false, true].map(|hi| CapData {
+        effective: word(sets.effective, hi),
+        permitted: word(sets.permitted, hi),
+        inheritable: word(sets.inheritable, hi),
+    });
     // SAFETY: header and the two data structs have the layout capset(2) expects for v3.
-    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) }).map(drop)
+    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })?;
+    for cap in 0..=LAST_CAP_GUESS {
+        if sets.ambient & (1 << cap) != 0 {
+            prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_RAISE, cap as libc::c_ulong)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod container;
+pub use container::{CapSets, Container, IdMapping, Mount, MountKind, Namespace, ProcessSettings, Resources, Rlimit};
+
 /// Which sandbox runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -187,6 +190,9 @@ pub struct SandboxSpec {
     pub report: Option<PathBuf>,
     /// Parent cgroup (relative to each hierarchy's root) that holds fnbox's sandboxes.
     pub cgroup_parent: String,
+    /// Set when the sandbox runs an OCI bundle (`fnbox-runc-v1`/`-v2`).
+    #[serde(default)]
+    pub container: Option<Box<Container>>,
 }
 
 pub const DEFAULT_DISK_MB: u64 = 1024;
@@ -210,6 +216,7 @@ impl SandboxSpec {
             hostname: "fnbox".to_string(),
             report: None,
             cgroup_parent: "fnbox".to_string(),
+            container: None,
         }
     }
 
@@ -230,6 +237,11 @@ impl SandboxSpec {
                 self.pids_max
             )));
         }
+        if let Some(c) = &self.container {
+            if let Some(l) = c.layers.iter().find(|l| !l.is_dir()) {
+                return Err(Error::ImageMissing(l.clone()));
+            }
+        }
         if let Image::Dir(d) = &self.image {
             if !d.is_dir() {
                 return Err(Error::ImageMissing(d.clone()));
@@ -243,8 +255,12 @@ impl SandboxSpec {
         Ok(())
     }
 
-    /// The program's environment: fnbox's defaults, overridden by the spec's entries.
+    /// The program's environment: fnbox's defaults, overridden by the spec's entries (a
+    /// container's environment is exactly what its `config.json` says).
     pub fn full_env(&self) -> Vec<(String, String)> {
+        if self.container.is_some() {
+            return self.env.clone();
+        }
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), DEFAULT_PATH.into()),
             ("HOME".into(), "/root".into()),

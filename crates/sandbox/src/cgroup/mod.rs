@@ -16,7 +16,8 @@ use crate::spec::Tier;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The limits a sandbox's cgroup enforces.
+/// The limits a sandbox's cgroup enforces. [`Limits::UNLIMITED`] in a field means no limit
+/// (OCI containers may ask for none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: u64,
@@ -24,10 +25,13 @@ pub struct Limits {
     pub cpu_quota_us: u64,
     pub cpu_period_us: u64,
     pub pids_max: u64,
+    /// Relative CPU weight in cgroup v1 `cpu.shares` units (2..262144); `None`: the default.
+    pub cpu_shares: Option<u64>,
 }
 
 impl Limits {
     pub const CPU_PERIOD_US: u64 = 100_000;
+    pub const UNLIMITED: u64 = u64::MAX;
 
     /// The tier's memory, its CPU share as a CFS quota, and the pids limit.
     pub fn for_tier(tier: Tier, pids_max: u64) -> Self {
@@ -36,6 +40,7 @@ impl Limits {
             cpu_quota_us: tier.millicpu * Self::CPU_PERIOD_US / 1000,
             cpu_period_us: Self::CPU_PERIOD_US,
             pids_max,
+            cpu_shares: None,
         }
     }
 }
@@ -263,6 +268,21 @@ impl Cgroup {
                 let fd = crate::sys::openat(None, &c.dir.join("memory.events"), libc::O_RDONLY, 0).ok()?;
                 Some((fd, libc::POLLPRI))
             }
+        }
+    }
+
+    /// Freezes (`pause`) or thaws (`resume`) every process of the cgroup.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        match &self.imp {
+            Imp::V1(c) => c.freeze(&*self.fs, frozen),
+            Imp::V2(c) => c.freeze(&*self.fs, frozen),
+        }
+    }
+
+    pub fn frozen(&self) -> bool {
+        match &self.imp {
+            Imp::V1(c) => c.frozen(&*self.fs),
+            Imp::V2(c) => c.frozen(&*self.fs),
         }
     }
 

@@ -4,9 +4,10 @@ use super::{keyed_value, CgroupFs, Limits, MemoryUse};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// The controllers a sandbox needs, and the optional one used for CPU accounting.
+/// The controllers a sandbox needs, and the optional ones: CPU accounting, and the freezer
+/// (`pause`/`resume` of OCI containers).
 const REQUIRED: [&str; 3] = ["memory", "cpu", "pids"];
-const OPTIONAL: [&str; 1] = ["cpuacct"];
+const OPTIONAL: [&str; 2] = ["cpuacct", "freezer"];
 
 pub struct CgroupV1 {
     pub dirs: Vec<(String, PathBuf)>,
@@ -71,7 +72,7 @@ impl CgroupV1 {
     /// Writes the limits (on creation, and to move a live sandbox to another tier).
     pub fn update(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
         let mem = self.dir("memory");
-        let bytes = limits.memory_bytes.to_string();
+        let bytes = v1_value(limits.memory_bytes);
         // Swap off: memory+swap may not exceed memory. Absent when swap accounting is off,
         // in which case there is no swap to account for. The kernel wants memory <= memsw at
         // every step: raise memsw first when growing, lower memory first when shrinking.
@@ -88,8 +89,12 @@ impl CgroupV1 {
         let _ = fs.write(&mem.join("memory.swappiness"), "0");
         let cpu = self.dir("cpu");
         set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
-        set(fs, &cpu, "cpu.cfs_quota_us", &limits.cpu_quota_us.to_string())?;
-        set(fs, &self.dir("pids"), "pids.max", &limits.pids_max.to_string())?;
+        set(fs, &cpu, "cpu.cfs_quota_us", &v1_value(limits.cpu_quota_us))?;
+        if let Some(shares) = limits.cpu_shares {
+            set(fs, &cpu, "cpu.shares", &shares.to_string())?;
+        }
+        let pids = if limits.pids_max == Limits::UNLIMITED { "max".to_string() } else { limits.pids_max.to_string() };
+        set(fs, &self.dir("pids"), "pids.max", &pids)?;
         Ok(())
     }
 
@@ -100,6 +105,34 @@ impl CgroupV1 {
             .or_else(|| self.dirs.iter().find(|(c, _)| controller == "cpu" && c == "cpuacct"))
             .map(|(_, d)| d.clone())
             .unwrap_or_default()
+    }
+
+    /// Freezes or thaws every process (the freezer controller); waits until frozen.
+    pub fn freeze(&self, fs: &dyn CgroupFs, frozen: bool) -> Result<()> {
+        let Some((_, dir)) = self.dirs.iter().find(|(c, _)| c == "freezer") else {
+            return Err(Error::Cgroup(
+                "the cgroup v1 'freezer' controller is not mounted: mount it under /sys/fs/cgroup/freezer".into(),
+            ));
+        };
+        let state = dir.join("freezer.state");
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        for _ in 0..1000 {
+            fs.write(&state, want).map_err(|e| io_err("write to", &state, e))?;
+            if fs.read(&state).map(|s| s.trim() == want).unwrap_or(false) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(Error::Cgroup(format!("{} did not reach {want}", state.display())))
+    }
+
+    /// Whether the freezer holds the cgroup frozen.
+    pub fn frozen(&self, fs: &dyn CgroupFs) -> bool {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c == "freezer")
+            .and_then(|(_, d)| fs.read(&d.join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() == "FROZEN")
     }
 
     pub fn procs_file(&self) -> PathBuf {
@@ -134,6 +167,15 @@ impl CgroupV1 {
 
     pub fn memory_peak(&self, fs: &dyn CgroupFs) -> Option<u64> {
         read_u64(fs, &self.dir("memory").join("memory.max_usage_in_bytes"))
+    }
+}
+
+/// v1 spells "no limit" -1.
+fn v1_value(v: u64) -> String {
+    if v == Limits::UNLIMITED {
+        "-1".into()
+    } else {
+        v.to_string()
     }
 }
 

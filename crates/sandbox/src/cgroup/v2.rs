@@ -48,7 +48,7 @@ impl CgroupV2 {
 
     /// Writes the limits (on creation, and to move a live sandbox to another tier).
     pub fn update(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
-        self.set(fs, "memory.max", &limits.memory_bytes.to_string())?;
+        self.set(fs, "memory.max", &v2_value(limits.memory_bytes))?;
         // No swap, and an OOM kills the whole sandbox rather than one process in it.
         if fs.exists(&self.dir.join("memory.swap.max")) {
             self.set(fs, "memory.swap.max", "0")?;
@@ -56,8 +56,13 @@ impl CgroupV2 {
         if fs.exists(&self.dir.join("memory.oom.group")) {
             self.set(fs, "memory.oom.group", "1")?;
         }
-        self.set(fs, "cpu.max", &format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us))?;
-        self.set(fs, "pids.max", &limits.pids_max.to_string())?;
+        self.set(fs, "cpu.max", &format!("{} {}", v2_value(limits.cpu_quota_us), limits.cpu_period_us))?;
+        if let Some(shares) = limits.cpu_shares {
+            // The conversion runc and the kubelet use from v1 shares to a v2 weight.
+            let weight = 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142;
+            self.set(fs, "cpu.weight", &weight.to_string())?;
+        }
+        self.set(fs, "pids.max", &v2_value(limits.pids_max))?;
         Ok(())
     }
 
@@ -88,10 +93,28 @@ impl CgroupV2 {
         read_u64(fs, &self.dir.join("memory.peak"))
     }
 
+    /// `cgroup.freeze`: freezes or thaws every process.
+    pub fn freeze(&self, fs: &dyn CgroupFs, frozen: bool) -> Result<()> {
+        self.set(fs, "cgroup.freeze", if frozen { "1" } else { "0" })
+    }
+
+    pub fn frozen(&self, fs: &dyn CgroupFs) -> bool {
+        fs.read(&self.dir.join("cgroup.events")).ok().and_then(|s| keyed_value(&s, "frozen")) == Some(1)
+    }
+
     /// `cgroup.kill` (Linux 5.14+); false when unavailable.
     pub fn kill(&self, fs: &dyn CgroupFs) -> bool {
         let p = self.dir.join("cgroup.kill");
         fs.exists(&p) && fs.write(&p, "1").is_ok()
+    }
+}
+
+/// v2 spells "no limit" `max`.
+fn v2_value(v: u64) -> String {
+    if v == Limits::UNLIMITED {
+        "max".into()
+    } else {
+        v.to_string()
     }
 }
 

@@ -4,26 +4,24 @@
 //! This code runs in a child created by `clone3` from the single-threaded launcher, so it may
 //! allocate; it never returns (it ends in `_exit`).
 
+use super::program::ProgramConfig;
 use super::protocol as msg;
 use crate::rootfs::{self, Attach};
-use crate::seccomp;
 use crate::sys::{self, fdpass, process};
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 /// Everything the child needs, prepared by the launcher before `clone3`.
 pub struct ChildConfig {
     pub layout: rootfs::Layout,
-    pub argv: Vec<CString>,
-    pub env: Vec<CString>,
-    /// `PATH` used to find `argv[0]` inside the sandbox.
-    pub search_path: String,
+    pub program: ProgramConfig,
     pub workdir: PathBuf,
-    pub hostname: String,
-    pub filter: Vec<seccomp::bpf::Insn>,
-    /// v2: the program's filter hands syscalls to the Sentry; its listener is sent back.
-    pub notify: bool,
+    /// `None`: the UTS namespace is not the sandbox's own; its name stays.
+    pub hostname: Option<String>,
+    /// Bring `lo` up (the network namespace is the sandbox's own).
+    pub loopback: bool,
+    /// Hold the program before `execve` until the launcher sends `START`.
+    pub hold: bool,
 }
 
 /// Runs the child; never returns. `sentry` (v2) is the socket the program sends its seccomp
@@ -63,15 +61,26 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     // SAFETY: unshare takes integer flags.
     sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
         .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
-    let lower = got.lower.take().ok_or("no image was sent")?;
-    let staged = rootfs::stage(&cfg.layout, lower, std::mem::take(&mut got.attach)).map_err(|e| e.to_string())?;
+    if got.lowers.is_empty() {
+        return Err("no image was sent".into());
+    }
+    let staged = rootfs::stage(&cfg.layout, std::mem::take(&mut got.lowers), std::mem::take(&mut got.attach))
+        .map_err(|e| e.to_string())?;
     crate::trace::mark("child: staged");
-    let mut got = receive(sock, msg::GO)?;
-    let disk = got.disk.take().ok_or("no writable layer was sent")?;
-    rootfs::finish(staged, disk).map_err(|e| e.to_string())?;
+    let mut more = receive(sock, msg::GO)?;
+    let disk = more.disk.take().ok_or("no writable layer was sent")?;
+    let mut attached = std::mem::take(&mut got.attached);
+    for (i, fd) in more.attached.into_iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f))) {
+        put(&mut attached, i, fd);
+    }
+    rootfs::finish(staged, disk, &mut attached).map_err(|e| e.to_string())?;
     crate::trace::mark("child: root built");
-    set_hostname(&cfg.hostname)?;
-    loopback_up()?;
+    if let Some(h) = &cfg.hostname {
+        set_hostname(h)?;
+    }
+    if cfg.loopback {
+        loopback_up()?;
+    }
     if std::env::set_current_dir(&cfg.workdir).is_err() {
         std::fs::create_dir_all(&cfg.workdir)
             .and_then(|()| std::env::set_current_dir(&cfg.workdir))
@@ -120,9 +129,19 @@ fn rename_init() {
 /// What the launcher sent so far.
 #[derive(Default)]
 struct Received {
-    lower: Option<OwnedFd>,
+    /// The image's layers, topmost first.
+    lowers: Vec<OwnedFd>,
     disk: Option<OwnedFd>,
     attach: Vec<Attach>,
+    /// A container's mounts prepared by the launcher, by mount index.
+    attached: Vec<Option<OwnedFd>>,
+}
+
+fn put(v: &mut Vec<Option<OwnedFd>>, i: usize, fd: OwnedFd) {
+    if v.len() <= i {
+        v.resize_with(i + 1, || None);
+    }
+    v[i] = Some(fd);
 }
 
 /// Receives messages from the launcher until `until`.
@@ -135,7 +154,11 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
             exit(125); // the launcher is gone
         }
         match buf[0] {
-            msg::LOWER => got.lower = fds.pop(),
+            msg::LOWER => got.lowers.extend(fds.pop()),
+            msg::BIND if n >= 3 => {
+                let fd = fds.pop().ok_or("mount message without a descriptor")?;
+                put(&mut got.attached, u16::from_le_bytes([buf[1], buf[2]]) as usize, fd);
+            }
             msg::DISK => got.disk = fds.pop(),
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());

@@ -6,17 +6,21 @@
 //! timeout, and removes everything when the sandbox ends, however it ends.
 
 mod child;
+mod container;
 mod control;
+pub mod enter;
 mod gc;
 mod init;
+mod program;
 mod protocol;
 mod supervise;
+mod terminal;
 
 pub use control::Channels;
 pub use gc::reap_stale;
-pub use supervise::{Ending, Outcome, WaitOptions};
+pub use supervise::{Ending, Outcome, WaitOptions, Watcher};
 
-use crate::cgroup::{self, Cgroup, HostCgroupFs, Limits};
+use crate::cgroup::{self, Cgroup, HostCgroupFs};
 use crate::disk::DiskJob;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
@@ -51,12 +55,17 @@ pub struct Sandbox {
     pidfd: OwnedFd,
     sock: OwnedFd,
     cgroup: Cgroup,
-    ids: IdRange,
+    /// Held (its lock) for the sandbox's life.
+    _ids: IdRange,
     disk: Option<DiskJob>,
     /// v2: the Sentry process and the socket its counters come back on.
     sentry: Option<(libc::pid_t, OwnedFd)>,
     /// Status lines out, control requests in (`--status-fd`, `--control-fd`).
     pub channels: Channels,
+    /// Containers in v2: the socket the Sentry receives the listeners of `exec`'d processes on.
+    sentry_feed: Option<OwnedFd>,
+    /// Host pid of a held program (containers).
+    program_pid: Option<libc::pid_t>,
     reaped: bool,
     cleaned: bool,
 }
@@ -81,8 +90,9 @@ impl Sandbox {
         let ids = IdRange::allocate(paths)?;
         let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
         let id = format!("{}-{}", ids.slot, sys::random_hex(4));
-        let limits = Limits::for_tier(spec.tier, spec.pids_max);
-        let cgroup = Cgroup::create(&layout, fs, &spec.cgroup_parent, &id, &limits)?;
+        let limits = container::limits(spec);
+        let (cg_parent, cg_name) = container::cgroup_path(spec, &id);
+        let cgroup = Cgroup::create(&layout, fs, cg_parent, cg_name, &limits)?;
         crate::trace::mark("cgroup created");
         let lower_src = match &spec.image {
             Image::Host => host::skeleton(paths)?,
@@ -110,9 +120,16 @@ impl Sandbox {
         if process::thread_count() > 1 {
             return Err(Error::Setup("the launcher must be single-threaded to clone a sandbox".into()));
         }
+        let ns_flags = match container::clone_flags(spec) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e);
+            }
+        };
         // SAFETY: the launcher is single-threaded (checked above); the child runs
         // `child::run`, which ends in _exit.
-        let forked = unsafe { process::clone3_fork(NAMESPACES, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
+        let forked = unsafe { process::clone3_fork(ns_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
         let (pid, pidfd) = match forked.context(|| "cannot create the sandbox's namespaces (clone3)".into()) {
             Ok(process::Forked::Child) => {
                 drop(parent_sock);
@@ -127,12 +144,19 @@ impl Sandbox {
         };
         drop(child_sock);
         crate::trace::mark("cloned");
+        let (ids_uid, ids_gid, owner) = container::id_maps(spec, &ids);
+        let mut sentry_feed = None;
         let sentry = match sentry_pairs {
             Some(((prog_end, from_program), (launcher_end, to_launcher))) => {
-                drop(prog_end);
+                if spec.container.is_some() {
+                    sentry_feed = Some(prog_end);
+                } else {
+                    drop(prog_end);
+                }
+                let (memory_limit, millicpu) = container::reported(&limits);
                 let info = crate::sentry::proc::Info {
-                    memory_limit: spec.tier.memory_bytes(),
-                    millicpu: spec.tier.millicpu,
+                    memory_limit,
+                    millicpu,
                     hostname: spec.hostname.clone(),
                     started: std::time::Instant::now(),
                 };
@@ -140,7 +164,7 @@ impl Sandbox {
                     from_program,
                     to_launcher,
                     init_pid: pid,
-                    owner: ids.host_base,
+                    owner,
                     memory_cgroup: cgroup.dirs().into_iter().next(),
                     info,
                     report: spec.report.is_some(),
@@ -169,24 +193,25 @@ impl Sandbox {
             pidfd,
             sock: parent_sock,
             cgroup,
-            ids,
+            _ids: ids,
             disk: Some(disk),
             sentry,
             channels: Channels::default(),
+            sentry_feed,
+            program_pid: None,
             reaped: false,
             cleaned: false,
         };
-        sb.provision(&lower_src)?;
+        sb.provision(&lower_src, [&ids_uid, &ids_gid])?;
         Ok(sb)
     }
 
     /// Joins the cgroup (v1), maps ids, and sends the mounts; then lets the child go.
-    fn provision(&mut self, lower_src: &Path) -> Result<()> {
+    fn provision(&mut self, lower_src: &Path, maps: [&str; 2]) -> Result<()> {
         if self.cgroup.unified_dir().is_none() {
             self.cgroup.add_pid(self.pid)?;
         }
-        let map = self.ids.map_line();
-        for file in ["uid_map", "gid_map"] {
+        for (file, map) in ["uid_map", "gid_map"].into_iter().zip(maps) {
             let p = PathBuf::from(format!("/proc/{}/{file}", self.pid));
             sys::write_file(&p, map.as_bytes()).context(|| format!("cannot write {}", p.display()))?;
         }
@@ -199,9 +224,12 @@ impl Sandbox {
             fdpass::send(sock, data, &fds).context(|| "cannot send a mount to the sandbox".into())
         };
 
-        let lower = idmapped(lower_src, &userns, 0, false)?;
-        send(&[protocol::LOWER], Some(&lower))?;
-        drop(lower);
+        if let Some(c) = self.spec.container.clone() {
+            self.send_container_mounts(&c, &userns)?;
+        } else {
+            let lower = idmapped(lower_src, &userns, 0, false)?;
+            send(&[protocol::LOWER], Some(&lower))?;
+        }
         if self.spec.image == Image::Host {
             for d in host::SYSTEM_DIRS {
                 let p = Path::new("/").join(d);
@@ -217,7 +245,7 @@ impl Sandbox {
                 send(&attach_msg(&p, true, true), Some(&fd))?;
             }
         }
-        if self.spec.kind == SandboxKind::V2 {
+        if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
             send(&attach_msg(Path::new("/proc"), true, true), Some(&proc_placeholder()?))?;
         }
         for b in &self.spec.binds {
@@ -392,6 +420,13 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
     let env = spec.full_env();
     let search_path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
     let v2 = spec.kind == SandboxKind::V2;
+    let c = spec.container.as_deref();
+    let filter = match (v2, c.and_then(|c| c.seccomp.as_ref())) {
+        (true, _) => crate::seccomp::policy_v2(spec.report.is_some()).compile(),
+        (false, Some(profile)) => profile.policy().compile(),
+        (false, None) => crate::seccomp::policy_v1().compile(),
+    };
+    let own_ns = |ns: Option<&crate::spec::Namespace>| ns.is_none_or(|n| *n == crate::spec::Namespace::New);
     Ok(ChildConfig {
         layout: rootfs::Layout {
             stage: stage.to_path_buf(),
@@ -399,18 +434,24 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
             tmp_in_memory: v2,
             proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },
             sys: !v2,
+            container: c.map(|c| container::layout(c, spec.kind)),
         },
-        argv: cstrings(spec.argv.iter().cloned())?,
-        env: cstrings(env.into_iter().map(|(k, v)| format!("{k}={v}")))?,
-        search_path,
+        program: program::ProgramConfig {
+            argv: cstrings(spec.argv.iter().cloned())?,
+            env: cstrings(env.into_iter().map(|(k, v)| format!("{k}={v}")))?,
+            search_path,
+            filter,
+            notify: v2,
+            settings: c.map(|c| c.process.clone()),
+        },
         workdir: spec.workdir.clone(),
-        hostname: spec.hostname.clone(),
-        filter: if v2 {
-            crate::seccomp::policy_v2(spec.report.is_some()).compile()
-        } else {
-            crate::seccomp::policy_v1().compile()
+        hostname: match c {
+            Some(c) if own_ns(Some(&c.uts)) => c.hostname.clone(),
+            Some(_) => None,
+            None => Some(spec.hostname.clone()),
         },
-        notify: v2,
+        loopback: own_ns(c.map(|c| &c.net)),
+        hold: c.is_some_and(|c| c.hold),
     })
 }
 

@@ -25,3 +25,12 @@ pub const ATTACHED: u8 = b'a';
 pub const EXEC: u8 = b'R';
 /// Program → Sentry (v2): the seccomp listener and the root; descriptors attached.
 pub const SENTRY_FDS: u8 = b'S';
+/// Launcher → sandbox: a container's mount `i` (a bind, or v2's `/proc`):
+/// `[BIND, i (2 bytes LE)]`; one descriptor.
+pub const BIND: u8 = b'B';
+/// Sandbox → launcher (held programs): everything up to `execve` is done; waiting for `START`.
+pub const READY: u8 = b'Y';
+/// Launcher → sandbox: let the held program `execve`.
+pub const START: u8 = b'T';
+/// Sandbox → launcher: the terminal's master side, for the console socket; one descriptor.
+pub const CONSOLE: u8 = b'C';

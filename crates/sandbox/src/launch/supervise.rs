@@ -103,10 +103,23 @@ pub struct WaitOptions {
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
+/// Something more the waiting launcher watches: an OCI runtime's control socket, whose
+/// requests (start, signals, exec'd processes' listeners) act on the running sandbox.
+pub trait Watcher {
+    fn fd(&self) -> std::os::fd::RawFd;
+    /// `fd` is readable. Returns true when the sandbox must end now.
+    fn ready(&mut self, sb: &mut Sandbox) -> bool;
+}
+
 impl Sandbox {
     /// Waits until the sandbox ends; then its processes are gone (its cgroup and state are
     /// removed by `cleanup`/`Drop`).
     pub fn wait(&mut self, opts: WaitOptions) -> Result<Outcome> {
+        self.wait_with(opts, None)
+    }
+
+    /// [`Sandbox::wait`], serving `watcher` meanwhile.
+    pub fn wait_with(&mut self, opts: WaitOptions, mut watcher: Option<&mut dyn Watcher>) -> Result<Outcome> {
         let started = Instant::now();
         let deadline = self.spec.timeout.map(|t| started + t);
         let mut sigfd = if opts.forward_signals {
@@ -149,6 +162,10 @@ impl Sandbox {
             let control_at = fds.len();
             if let Some(c) = &self.channels.control {
                 fds.push(libc::pollfd { fd: c.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            }
+            let watch_at = fds.len();
+            if let Some(w) = &watcher {
+                fds.push(libc::pollfd { fd: w.fd(), events: libc::POLLIN, revents: 0 });
             }
             let now = Instant::now();
             let mut wait = deadline.map(|d| d.saturating_duration_since(now));
@@ -198,6 +215,12 @@ impl Sandbox {
                     }
                 }
                 if stopped {
+                    self.kill();
+                }
+            }
+            if let Some(w) = watcher.as_deref_mut() {
+                if fds[watch_at].revents != 0 && !stopped && w.ready(self) {
+                    stopped = true;
                     self.kill();
                 }
             }
@@ -259,7 +282,7 @@ impl Sandbox {
             ending,
             code,
             oom_kills,
-            memory_limit: self.spec.tier.memory_bytes(),
+            memory_limit: super::container::limits(&self.spec).memory_bytes,
             peak,
             duration: started.elapsed(),
         })
@@ -300,8 +323,12 @@ fn max_use(a: MemoryUse, b: MemoryUse) -> MemoryUse {
 /// What the sandbox reported over the socket.
 #[derive(Default)]
 pub(super) struct Collected {
-    setup_error: Option<String>,
-    exec_error: Option<i32>,
+    pub(super) setup_error: Option<String>,
+    pub(super) exec_error: Option<i32>,
+    /// A held program is ready to `execve`.
+    pub(super) ready: bool,
+    /// The program's terminal (master side), for the console socket.
+    pub(super) console: Option<std::os::fd::OwnedFd>,
     pub(super) exited: Option<process::WaitStatus>,
     /// The answer to an attach request (errno, 0 for done).
     pub(super) attached: Option<i32>,
@@ -310,7 +337,7 @@ pub(super) struct Collected {
 impl Collected {
     pub(super) fn drain(&mut self, sock: &std::os::fd::OwnedFd, channels: &mut super::Channels) {
         let mut buf = vec![0u8; 4096];
-        while let Ok((n, _fds)) = fdpass::recv(sock, &mut buf) {
+        while let Ok((n, mut fds)) = fdpass::recv(sock, &mut buf) {
             if n == 0 {
                 break;
             }
@@ -320,6 +347,8 @@ impl Collected {
                 msg::EXEC_ERROR => self.exec_error = Some(word()),
                 msg::EXITED => self.exited = process::WaitStatus::from_raw(word()),
                 msg::ATTACHED => self.attached = Some(word()),
+                msg::READY => self.ready = true,
+                msg::CONSOLE => self.console = fds.pop(),
                 msg::EXEC => {
                     let ns = u64::from_le_bytes(buf.get(1..9).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
                     channels.event(super::control::exec_event(ns));

@@ -81,26 +81,35 @@ pub fn mount_proc(proc_dir: &Path) -> Result<()> {
     mount::mount(Some("proc"), proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
         .map_err(|e| err("cannot mount", proc_dir, e))?;
     for name in PROC_MASKED {
-        let p = proc_dir.join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            mount::mount(Some("tmpfs"), &p, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
-        } else {
-            mount::bind(Path::new("/dev/null"), &p, false)
-        }
-        .map_err(|e| err("cannot mask", &p, e))?;
+        mask(&proc_dir.join(name))?;
     }
     for name in PROC_READONLY {
-        let p = proc_dir.join(name);
-        if !p.exists() {
-            continue;
-        }
-        mount::bind(&p, &p, true).map_err(|e| err("cannot bind", &p, e))?;
-        mount::set_attr(None, &p, abi::MOUNT_ATTR_RDONLY, 0, true).map_err(|e| err("cannot make read-only", &p, e))?;
+        make_readonly(&proc_dir.join(name))?;
     }
     Ok(())
+}
+
+/// Hides a path: an empty read-only tmpfs over a directory, `/dev/null` over anything else.
+/// A path that does not exist is left alone.
+pub fn mask(p: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        mount::mount(Some("tmpfs"), p, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
+    } else {
+        mount::bind(Path::new("/dev/null"), p, false)
+    }
+    .map_err(|e| err("cannot mask", p, e))
+}
+
+/// Makes a path (and everything mounted below it) read-only; a missing path is left alone.
+pub fn make_readonly(p: &Path) -> Result<()> {
+    if !p.exists() {
+        return Ok(());
+    }
+    mount::bind(p, p, true).map_err(|e| err("cannot bind", p, e))?;
+    mount::set_attr(None, p, abi::MOUNT_ATTR_RDONLY, 0, true).map_err(|e| err("cannot make read-only", p, e))
 }
 
 /// sysfs, read-only, with `/sys/firmware` masked (as Docker does).

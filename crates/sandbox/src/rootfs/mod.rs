@@ -7,6 +7,7 @@
 //! layer is still being prepared ([`stage`]), then mounts the overlay root, moves the staged
 //! mounts into it and pivots ([`finish`]).
 
+pub mod container;
 mod dev;
 pub mod host;
 
@@ -38,6 +39,8 @@ pub struct Layout {
     pub proc: ProcMode,
     /// Mount sysfs read-only (v1); v2 has no `/sys`.
     pub sys: bool,
+    /// An OCI container: its own mounts replace fnbox's `/dev`, `/proc` and `/sys`.
+    pub container: Option<container::ContainerLayout>,
 }
 
 /// A detached mount and where it goes.
@@ -56,6 +59,8 @@ pub struct Staged {
     /// (staging path, path inside the sandbox, is a directory)
     moves: Vec<(PathBuf, PathBuf, bool)>,
     tmp_in_memory: bool,
+    lowers: usize,
+    container: Option<container::ContainerLayout>,
 }
 
 fn err(what: &str, p: &Path, e: std::io::Error) -> Error {
@@ -63,20 +68,24 @@ fn err(what: &str, p: &Path, e: std::io::Error) -> Error {
 }
 
 /// First half: everything that does not need the writable layer. Runs in the sandbox's first
-/// process, as root of its user namespace, in a fresh mount namespace.
-pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Staged> {
+/// process, as root of its user namespace, in a fresh mount namespace. `lowers` are the
+/// image's layers, topmost first.
+pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Result<Staged> {
     let stage = &layout.stage;
     // Nothing we do may propagate back to the host.
     mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(|e| err("cannot make the mount namespace private at", Path::new("/"), e))?;
     mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=64k"))
         .map_err(|e| err("cannot mount the staging tmpfs on", stage, e))?;
-    for d in ["lower", "disk", "root"] {
+    for d in ["disk", "root"] {
         let p = stage.join(d);
         sys::mkdirat(None, &p, 0o755, false).map_err(|e| err("cannot create", &p, e))?;
     }
-    let lower_dir = stage.join("lower");
-    mount::move_mount_to(&lower, &lower_dir).map_err(|e| err("cannot attach the image at", &lower_dir, e))?;
+    for (i, lower) in lowers.iter().enumerate() {
+        let lower_dir = stage.join(lower_name(i));
+        sys::mkdirat(None, &lower_dir, 0o755, false).map_err(|e| err("cannot create", &lower_dir, e))?;
+        mount::move_mount_to(lower, &lower_dir).map_err(|e| err("cannot attach the image at", &lower_dir, e))?;
+    }
 
     let mut moves = Vec::new();
     for (i, a) in attach.iter().enumerate() {
@@ -88,6 +97,16 @@ pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Sta
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
         }
         moves.push((at, a.target.clone(), a.dir));
+    }
+    let staged = |moves| Staged {
+        stage: stage.clone(),
+        moves,
+        tmp_in_memory: layout.tmp_in_memory,
+        lowers: lowers.len(),
+        container: layout.container.clone(),
+    };
+    if layout.container.is_some() {
+        return Ok(staged(moves));
     }
     let dev = stage.join("dev");
     dev::mount_dev(&dev, layout.dev_size.as_deref())?;
@@ -103,20 +122,30 @@ pub fn stage(layout: &Layout, lower: OwnedFd, attach: Vec<Attach>) -> Result<Sta
         dev::mount_sys(&sys_dir)?;
         moves.push((sys_dir, "/sys".into(), true));
     }
-    Ok(Staged { stage: stage.clone(), moves, tmp_in_memory: layout.tmp_in_memory })
+    Ok(staged(moves))
 }
 
-/// Second half: the overlay root on the writable layer, the staged mounts moved into it, and
+/// The staging directory of layer `i` (short names keep overlayfs's option string short).
+fn lower_name(i: usize) -> String {
+    if i == 0 {
+        "lower".into()
+    } else {
+        format!("l{i}")
+    }
+}
+
+/// Second half: the overlay root on the writable layer, the staged mounts moved into it, a
+/// container's own mounts (`attached[i]`: the launcher's mount for its mount `i`), and
 /// `pivot_root`.
-pub fn finish(staged: Staged, disk: OwnedFd) -> Result<()> {
+pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -> Result<()> {
     let stage = &staged.stage;
     let disk_dir = stage.join("disk");
     let root = stage.join("root");
-    let lower = stage.join("lower");
+    let lowers: Vec<String> = (0..staged.lowers).map(|i| stage.join(lower_name(i)).display().to_string()).collect();
     mount::move_mount_to(&disk, &disk_dir).map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
     let opts = format!(
         "lowerdir={},upperdir={},workdir={},userxattr",
-        lower.display(),
+        lowers.join(":"),
         disk_dir.join("upper").display(),
         disk_dir.join("work").display()
     );
@@ -133,7 +162,15 @@ pub fn finish(staged: Staged, disk: OwnedFd) -> Result<()> {
         mount::mount(Some("tmpfs"), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777,size=0"))
             .map_err(|e| err("cannot mount", &tmp, e))?;
     }
-    pivot(&root)
+    if let Some(c) = &staged.container {
+        container::apply(&root, c, attached)?;
+    }
+    pivot(&root)?;
+    if staged.container.as_ref().is_some_and(|c| c.readonly_root) {
+        mount::set_attr(None, Path::new("/"), abi::MOUNT_ATTR_RDONLY, 0, false)
+            .map_err(|e| err("cannot make read-only", Path::new("/"), e))?;
+    }
+    Ok(())
 }
 
 /// `mount(MS_MOVE)`: moves a mount (with everything mounted under it).

@@ -137,15 +137,27 @@ fn branch(conds: &[Cond], ret: u32) -> Vec<Insn> {
                 code.push(insn(LD_W_ABS, 0, 0, lo));
                 code.push(insn(JEQ_K, 0, FAIL, v));
             }
+            Op::Ne(v) => {
+                // Different in the high word: the condition holds, skip the low-word test.
+                code.push(insn(LD_W_ABS, 0, 0, hi));
+                code.push(insn(JEQ_K, 0, 2, (v >> 32) as u32));
+                code.push(insn(LD_W_ABS, 0, 0, lo));
+                code.push(insn(JEQ_K, FAIL, 0, v as u32));
+            }
         }
     }
     code.push(insn(RET_K, 0, 0, ret));
     let len = code.len();
     for (i, ins) in code.iter_mut().enumerate() {
-        if ins.code == JEQ_K && ins.jf == FAIL {
-            let off = len - (i + 1);
+        let off = len - (i + 1);
+        if ins.code == JEQ_K && (ins.jf == FAIL || ins.jt == FAIL) {
             assert!(off <= 254, "seccomp rule branch too long");
+        }
+        if ins.code == JEQ_K && ins.jf == FAIL {
             ins.jf = off as u8;
+        }
+        if ins.code == JEQ_K && ins.jt == FAIL {
+            ins.jt = off as u8;
         }
     }
     code

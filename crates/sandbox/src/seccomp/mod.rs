@@ -1,6 +1,7 @@
 //! seccomp policies, generated from the syscall table, compiled to BPF and installed.
 
 pub mod bpf;
+pub mod profile;
 
 use crate::sys::{abi, cvt_long, owned};
 use crate::syscalls::{self, Action, Route, TABLE};
@@ -31,6 +32,11 @@ impl Policy {
                 (s.nr, leaf)
             })
             .collect();
+        Self { entries, default, notify_refusals: false }
+    }
+
+    /// Per-syscall leaves, sorted by number; everything else gets `default`.
+    pub(crate) fn from_entries(entries: Vec<(u32, Leaf)>, default: Action) -> Self {
         Self { entries, default, notify_refusals: false }
     }
 
@@ -116,12 +122,17 @@ pub struct InstallFlags {
     pub listener: bool,
     /// Apply to every thread of the process.
     pub all_threads: bool,
+    /// Leave `no_new_privs` unset (the caller holds CAP_SYS_ADMIN in its user namespace):
+    /// OCI containers that allow setuid programs.
+    pub keep_privs: bool,
 }
 
 /// Installs a compiled filter on the calling thread (after setting `no_new_privs`). Returns
 /// the notification listener when asked for one.
 pub fn install(prog: &[bpf::Insn], flags: InstallFlags) -> io::Result<Option<OwnedFd>> {
-    crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)?;
+    if !flags.keep_privs {
+        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)?;
+    }
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     let mut f = 0;
     if flags.listener {

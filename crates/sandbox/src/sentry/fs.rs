@@ -67,7 +67,7 @@ impl Sentry {
     /// answer would go nowhere.)
     pub(super) fn path_arg(&self, call: &Call, i: usize) -> SysResult<Vec<u8>> {
         let p = call.path(i)?;
-        if !self.listener.valid(call.id) {
+        if !call.listener.valid(call.id) {
             return Err(libc::ESRCH);
         }
         Ok(p)
@@ -166,7 +166,7 @@ impl Sentry {
         }
         match path.and_then(|path| self.open_path(call, dirfd, &path, flags, mode, resolve)) {
             Ok(Opened::Fd(fd)) => Reply::Fd { fd, cloexec },
-            Ok(Opened::Fifo(path, how)) => self.defer(call.id, move |s| {
+            Ok(Opened::Fifo(path, how)) => self.defer(call, move |s| {
                 // Waits for the FIFO's other end, as the program's own open would.
                 match sys::openat2(s.resolver.root.as_raw_fd(), &c(&path), &how) {
                     Ok(fd) => Reply::Fd { fd, cloexec },

@@ -36,7 +36,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 static PROFILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub struct Sentry {
-    listener: Listener,
+    /// The program's listener: the sandbox lives as long as it has a task.
+    listener: Arc<Listener>,
     resolver: resolve::Resolver,
     info: proc::Info,
     area: area::Area,
@@ -58,10 +59,11 @@ impl Sentry {
         PROFILE.store(std::env::var_os("FNBOX_SENTRY_PROFILE").is_some(), Ordering::Relaxed);
         let _ = self.me.set(Arc::downgrade(&self));
         let me = Arc::clone(&self);
+        let main = Arc::clone(&self.listener);
         std::thread::Builder::new()
             .name("sentry".into())
             .stack_size(256 << 10)
-            .spawn(move || me.work())
+            .spawn(move || me.work(main))
             .unwrap_or_else(|e| panic!("cannot start the Sentry's worker: {e}"));
         // Block until the listener hangs up.
         loop {
@@ -89,11 +91,12 @@ impl Sentry {
 
     /// Finishes a call on a thread of its own, which answers it: for emulations that may wait
     /// for the program (the worker must never do that).
-    fn defer(&self, id: u64, job: impl FnOnce(&Sentry) -> Reply + Send + 'static) -> Reply {
+    fn defer(&self, call: &Call, job: impl FnOnce(&Sentry) -> Reply + Send + 'static) -> Reply {
         let Some(me) = self.me.get().and_then(Weak::upgrade) else { return Reply::Error(libc::EAGAIN) };
+        let (listener, id) = (Arc::clone(&call.listener), call.id);
         let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || {
             let reply = job(&me);
-            me.listener.respond(id, reply);
+            listener.respond(id, reply);
         });
         match spawned {
             Ok(_) => Reply::Deferred,
@@ -101,12 +104,26 @@ impl Sentry {
         }
     }
 
-    fn work(self: Arc<Self>) {
-        while let Ok(Some(call)) = self.listener.recv() {
+    /// Serves one more listener (a process started in the running sandbox by `exec`) on a
+    /// worker of its own, until every task using it is gone.
+    pub fn serve_more(self: &Arc<Self>, listener: Listener) {
+        let _ = listener.set_sync_wakeup();
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("sentry-exec".into())
+            .stack_size(256 << 10)
+            .spawn(move || me.work(Arc::new(listener)));
+        if let Err(e) = spawned {
+            eprintln!("fnbox: sentry: cannot serve an exec'd process: {e}");
+        }
+    }
+
+    fn work(self: Arc<Self>, listener: Arc<Listener>) {
+        while let Ok(Some(call)) = listener.recv() {
             let t0 = std::time::Instant::now();
             let reply = self.handle(&call);
             let t1 = std::time::Instant::now();
-            self.listener.respond(call.id, reply);
+            listener.respond(call.id, reply);
             if PROFILE.load(Ordering::Relaxed) {
                 let mut p = self.profile.lock().unwrap_or_else(|e| e.into_inner());
                 let e = p.entry(call.nr as u32).or_insert((0, 0, 0));

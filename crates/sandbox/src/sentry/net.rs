@@ -65,7 +65,7 @@ impl Sentry {
                 return Err(libc::EINVAL);
             }
             let addr = call.read_bytes(addr_ptr, addr_len)?;
-            if !self.listener.valid(call.id) {
+            if !call.listener.valid(call.id) {
                 return Err(libc::ESRCH);
             }
             let sock = call.fetch_fd(call.arg_fd(0))?;
@@ -113,7 +113,7 @@ impl Sentry {
         })();
         match r {
             Ok(Done(v)) => Reply::Value(v),
-            Ok(Wait(job)) => self.defer(call.id, move |_| Reply::from(job())),
+            Ok(Wait(job)) => self.defer(call, move |_| Reply::from(job())),
             Err(e) => Reply::Error(e),
         }
     }

@@ -44,6 +44,9 @@ impl From<SysResult<i64>> for Reply {
 
 /// A received notification.
 pub struct Call {
+    /// The listener it came from, which must answer it (a sandbox has one per process tree
+    /// started in it: the program's, and one per `exec`).
+    pub listener: std::sync::Arc<Listener>,
     pub id: u64,
     /// Thread id in the Sentry's (the host's) pid namespace.
     pub tid: libc::pid_t,
@@ -157,13 +160,19 @@ impl Listener {
     }
 
     /// Waits for the next call. `Ok(None)` when every thread using the filter is gone.
-    pub fn recv(&self) -> io::Result<Option<Call>> {
+    pub fn recv(self: &std::sync::Arc<Self>) -> io::Result<Option<Call>> {
         loop {
             let mut n = abi::seccomp_notif::default();
             // SAFETY: `n` is a zeroed seccomp_notif as the kernel requires.
             let r = unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_RECV, &mut n) };
             if r == 0 {
-                return Ok(Some(Call { id: n.id, tid: n.pid as i32, nr: n.data.nr as i64, args: n.data.args }));
+                return Ok(Some(Call {
+                    listener: std::sync::Arc::clone(self),
+                    id: n.id,
+                    tid: n.pid as i32,
+                    nr: n.data.nr as i64,
+                    args: n.data.args,
+                }));
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {

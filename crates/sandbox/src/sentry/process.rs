@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 /// What the launcher hands the Sentry.
 pub struct Bootstrap {
-    /// Receives `[listener, root]` from the program just before its first `execve`.
+    /// Receives `[listener, root]` from the program just before its first `execve`, then
+    /// `[listener]` for each process started later in the running sandbox (`exec`).
     pub from_program: OwnedFd,
     /// Back to the launcher: the counters when the sandbox ends.
     pub to_launcher: OwnedFd,
@@ -121,7 +122,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     let area = area::Area::new(area_mount).map_err(|e| format!("area: errno {e}"))?;
     let resolver = resolve::Resolver { root, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
     let sentry = Arc::new(Sentry {
-        listener,
+        listener: Arc::new(listener),
         resolver,
         info: b.info,
         area,
@@ -133,10 +134,32 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
-    seccomp::install(&own, seccomp::InstallFlags { listener: false, all_threads: true })
+    seccomp::install(&own, seccomp::InstallFlags { all_threads: true, ..Default::default() })
         .map_err(|e| format!("seccomp: {e}"))?;
+    accept_more(&sentry, b.from_program);
     let counts = sentry.serve();
     let json = serde_json::to_vec(&counts).unwrap_or_default();
     sys::write_all_fd(b.to_launcher.as_raw_fd(), &json).map_err(|e| format!("report: {e}"))?;
     Ok(())
+}
+
+/// Serves the listener of every process started later in the sandbox (`fnbox-runc exec`):
+/// the launcher sends each over the socket the program's came on.
+fn accept_more(sentry: &Arc<Sentry>, from_launcher: OwnedFd) {
+    let sentry = Arc::clone(sentry);
+    let spawned = std::thread::Builder::new().name("sentry-accept".into()).stack_size(128 << 10).spawn(move || {
+        let mut buf = [0u8; 16];
+        while let Ok((n, mut fds)) = fdpass::recv(&from_launcher, &mut buf) {
+            if n == 0 {
+                return;
+            }
+            // The listener comes first (a root may follow: the Sentry already has it).
+            if !fds.is_empty() {
+                sentry.serve_more(Listener(fds.swap_remove(0)));
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("fnbox: sentry: cannot accept exec'd processes: {e}");
+    }
 }

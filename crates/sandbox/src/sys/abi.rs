@@ -179,6 +179,7 @@ pub const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
 pub const PR_CAP_AMBIENT: libc::c_int = 47;
+pub const PR_CAP_AMBIENT_RAISE: libc::c_ulong = 2;
 pub const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub enum Op {
     /// The low 32 bits equal the value (for `unsigned int` arguments such as ioctl requests,
     /// whose upper half the kernel ignores).
     Eq32(u32),
+    /// The whole argument differs from the value (OCI profiles' `SCMP_CMP_NE`).
+    Ne(u64),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +39,7 @@ impl Cond {
             Op::Eq(v) => a == v,
             Op::MaskedEq { mask, value } => a & mask == value,
             Op::Eq32(v) => a as u32 == v,
+            Op::Ne(v) => a != v,
         }
     }
 }

@@ -1,0 +1,209 @@
+//! The launcher's side of an OCI container (`SandboxSpec::container`): namespaces joined or
+//! shared, raw cgroup limits, the spec's id mappings and mounts, and the create/start split
+//! (the program is held just before `execve` until `start`).
+
+use super::supervise::Collected;
+use super::{idmapped, protocol, Sandbox, NAMESPACES};
+use crate::cgroup::Limits;
+use crate::error::{Context, Error, Result};
+use crate::idmap::IdRange;
+use crate::rootfs::container::ContainerLayout;
+use crate::spec::{Container, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
+use crate::sys::{self, abi, fdpass};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// The namespaces to create at clone time. Namespaces to join are joined here, by the
+/// launcher, before the clone: a process already in the sandbox's new user namespace could
+/// not join one owned by the host's (the pod's network namespace, say).
+pub(super) fn clone_flags(spec: &SandboxSpec) -> Result<u64> {
+    let Some(c) = &spec.container else { return Ok(NAMESPACES) };
+    let mut flags = NAMESPACES;
+    for (ns, flag, name) in [
+        (&c.net, libc::CLONE_NEWNET, "network"),
+        (&c.ipc, libc::CLONE_NEWIPC, "ipc"),
+        (&c.uts, libc::CLONE_NEWUTS, "uts"),
+    ] {
+        match ns {
+            Namespace::New => {}
+            Namespace::Host => flags &= !(flag as u64),
+            Namespace::Join(p) => {
+                let fd = sys::openat(None, p, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+                    .context(|| format!("cannot open the {name} namespace {}", p.display()))?;
+                // SAFETY: setns with a namespace descriptor; the launcher is single-threaded.
+                sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), flag) })
+                    .context(|| format!("cannot join the {name} namespace {}", p.display()))?;
+                flags &= !(flag as u64);
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// The cgroup limits: the tier's, or a container's own (unlimited where it sets none).
+pub(super) fn limits(spec: &SandboxSpec) -> Limits {
+    let Some(c) = &spec.container else { return Limits::for_tier(spec.tier, spec.pids_max) };
+    let r = &c.resources;
+    Limits {
+        memory_bytes: r.memory_bytes.unwrap_or(Limits::UNLIMITED),
+        cpu_quota_us: r.cpu_quota_us.unwrap_or(Limits::UNLIMITED),
+        cpu_period_us: r.cpu_period_us.unwrap_or(Limits::CPU_PERIOD_US),
+        pids_max: r.pids_max.unwrap_or(Limits::UNLIMITED),
+        cpu_shares: r.cpu_shares,
+    }
+}
+
+/// The memory limit and CPU share the Sentry reports (`/proc/meminfo`, `cpuinfo`), bounded by
+/// the machine's where the limits leave them open.
+pub(super) fn reported(limits: &Limits) -> (u64, u64) {
+    // SAFETY: sysinfo fills the struct it is given.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sysinfo(&mut si) };
+    let host_mem = si.totalram as u64 * si.mem_unit as u64;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let millicpu = if limits.cpu_quota_us == Limits::UNLIMITED || limits.cpu_period_us == 0 {
+        cpus * 1000
+    } else {
+        (limits.cpu_quota_us * 1000 / limits.cpu_period_us).min(cpus * 1000)
+    };
+    (limits.memory_bytes.min(host_mem), millicpu)
+}
+
+/// `<parent>`, `<name>` of the sandbox's cgroup.
+pub(super) fn cgroup_path<'a>(spec: &'a SandboxSpec, id: &'a str) -> (&'a str, &'a str) {
+    match spec.container.as_ref().and_then(|c| c.cgroup_path.as_deref()) {
+        Some(p) => {
+            let p = p.trim_matches('/');
+            p.rsplit_once('/').unwrap_or(("", p))
+        }
+        None => (&spec.cgroup_parent, id),
+    }
+}
+
+/// The `uid_map` and `gid_map` contents, and the host uid of the sandbox's root.
+pub(super) fn id_maps(spec: &SandboxSpec, ids: &IdRange) -> (String, String, u32) {
+    let lines = |m: &[IdMapping]| m.iter().map(|l| format!("{} {} {}\n", l.container, l.host, l.size)).collect();
+    match &spec.container {
+        Some(c) if !c.uid_map.is_empty() && !c.gid_map.is_empty() => {
+            let root = c.uid_map.iter().find(|m| m.container == 0).map_or(ids.host_base, |m| m.host);
+            (lines(&c.uid_map), lines(&c.gid_map), root)
+        }
+        _ => (ids.map_line(), ids.map_line(), ids.host_base),
+    }
+}
+
+/// What the sandbox's first process applies for a container.
+pub(super) fn layout(c: &Container, kind: SandboxKind) -> ContainerLayout {
+    ContainerLayout {
+        mounts: c.mounts.clone(),
+        masked: c.masked_paths.clone(),
+        readonly: c.readonly_paths.clone(),
+        readonly_root: c.readonly_root,
+        v2: kind == SandboxKind::V2,
+    }
+}
+
+impl Sandbox {
+    /// Sends the container's layers and the mounts the launcher prepares (binds, idmapped
+    /// like the image; v2's `/proc` placeholder in place of the spec's procfs).
+    pub(super) fn send_container_mounts(&self, c: &Container, userns: &OwnedFd) -> Result<()> {
+        let sock = self.sock.as_raw_fd();
+        let send = |data: &[u8], fd: &OwnedFd| {
+            fdpass::send(sock, data, &[fd.as_raw_fd()]).context(|| "cannot send a mount to the sandbox".into())
+        };
+        for layer in &c.layers {
+            send(&[protocol::LOWER], &idmapped(layer, userns, 0, false)?)?;
+        }
+        for (i, m) in c.mounts.iter().enumerate() {
+            let fd = match &m.kind {
+                MountKind::Bind { source, recursive, readonly, attrs } => {
+                    if !source.exists() {
+                        return Err(Error::Invalid(format!(
+                            "the source {} of the mount on {} does not exist: create it or fix config.json",
+                            source.display(),
+                            m.target.display()
+                        )));
+                    }
+                    let ro = if *readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
+                    idmapped(source, userns, attrs | ro, *recursive)?
+                }
+                MountKind::Fs { fstype, .. } if fstype == "proc" && self.spec.kind == SandboxKind::V2 => {
+                    super::proc_placeholder()?
+                }
+                MountKind::Fs { .. } => continue,
+            };
+            let mut m = vec![protocol::BIND];
+            m.extend_from_slice(&(i as u16).to_le_bytes());
+            send(&m, &fd)?;
+        }
+        Ok(())
+    }
+
+    /// `create`: waits until the held program has done everything but `execve` (its
+    /// terminal, if any, is handed to the console socket on the way); returns its host pid.
+    pub fn wait_ready(&mut self) -> Result<libc::pid_t> {
+        // SAFETY: fcntl on our own socket.
+        unsafe { libc::fcntl(self.sock.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut state = Collected::default();
+        loop {
+            let mut fds = [
+                libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: two valid pollfds.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            state.drain(&self.sock, &mut self.channels);
+            if let Some(master) = state.console.take() {
+                let socket = self.spec.container.as_ref().and_then(|c| c.console_socket.clone());
+                let socket = socket.ok_or_else(|| {
+                    Error::Invalid("the process asks for a terminal but no --console-socket was given".into())
+                })?;
+                super::terminal::send_to_console_socket(&socket, &master)?;
+            }
+            if let Some(m) = state.setup_error.take() {
+                return Err(Error::Setup(m));
+            }
+            if let Some(e) = state.exec_error {
+                return Err(Error::Invalid(format!(
+                    "cannot run '{}' in the container: {}",
+                    self.spec.argv[0],
+                    sys::strerror(e)
+                )));
+            }
+            if state.ready {
+                break;
+            }
+            if fds[1].revents != 0 || fds[0].revents & libc::POLLHUP != 0 {
+                return Err(Error::Setup("the sandbox ended before its program was ready".into()));
+            }
+        }
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).unwrap_or_default();
+        let pid = children.split_whitespace().next().and_then(|p| p.parse().ok());
+        self.program_pid = pid;
+        pid.ok_or_else(|| Error::Setup("the sandbox's program is gone".into()))
+    }
+
+    /// `start`: lets the held program `execve`.
+    pub fn release(&self) -> Result<()> {
+        fdpass::send(self.sock.as_raw_fd(), &[protocol::START], &[])
+            .context(|| "cannot reach the sandbox's init to start its program".into())
+    }
+
+    /// Host pid of the program (known once [`Sandbox::wait_ready`] returned).
+    pub fn program_pid(&self) -> Option<libc::pid_t> {
+        self.program_pid
+    }
+
+    /// Host pid of the Sentry (v2).
+    pub fn sentry_pid(&self) -> Option<libc::pid_t> {
+        self.sentry.as_ref().map(|(p, _)| *p)
+    }
+
+    /// v2: hands the seccomp listener of a process started in the running sandbox (`exec`)
+    /// to the Sentry, which serves it like the program's.
+    pub fn add_listener(&self, listener: &impl AsRawFd) -> Result<()> {
+        let feed = self.sentry_feed.as_ref().ok_or_else(|| Error::Invalid("this sandbox has no Sentry".into()))?;
+        fdpass::send(feed.as_raw_fd(), &[protocol::SENTRY_FDS], &[listener.as_raw_fd()])
+            .context(|| "cannot reach the Sentry".into())
+    }
+}

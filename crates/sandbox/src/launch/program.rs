@@ -1,0 +1,205 @@
+//! The last steps of a process about to become a sandbox's program: its terminal, its
+//! identity, capabilities and limits, its seccomp filter (or, in v2, the Sentry's), then
+//! `execve`. Used for a sandbox's program (forked by its init) and for processes started in a
+//! running sandbox (`exec`, see `enter.rs`).
+//!
+//! Runs in a freshly forked single-threaded child: it may allocate; it ends in `execve` or
+//! `_exit`.
+
+use super::child::exit;
+use super::protocol as msg;
+use crate::seccomp;
+use crate::spec::ProcessSettings;
+use crate::sys::{self, fdpass, process, signal};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// What a program process runs and how.
+pub struct ProgramConfig {
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    /// `PATH` used to find `argv[0]`.
+    pub search_path: String,
+    pub filter: Vec<seccomp::bpf::Insn>,
+    /// v2: the filter hands syscalls to the Sentry; its listener is sent on the Sentry socket.
+    pub notify: bool,
+    /// `None`: fnbox's own programs (root of the sandbox, Docker's capabilities).
+    pub settings: Option<ProcessSettings>,
+}
+
+/// Becomes the program. `report` carries `SETUP_ERROR`, `EXEC_ERROR`, `CONSOLE`, `READY` and
+/// `EXEC` to whoever started the sandbox; `sentry` (v2) receives the listener; with `hold`,
+/// the process waits for a byte (or end of file) on it before `execve`.
+pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Option<RawFd>) -> ! {
+    // SAFETY: setsid has no arguments.
+    unsafe { libc::setsid() };
+    let _ = signal::set_mask(libc::SIG_SETMASK, &signal::SigSet::empty());
+    let path = match find_program(&cfg.argv[0], &cfg.search_path) {
+        Ok(p) => p,
+        Err(errno) => exec_failed(report, errno),
+    };
+    if let Err(e) = prepare(cfg, report, sentry) {
+        setup_failed(report, &e);
+    }
+    if let Some(h) = hold {
+        let _ = fdpass::send(report, &[msg::READY], &[]);
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a local buffer.
+        if unsafe { libc::read(h, b.as_mut_ptr().cast(), 1) } != 1 {
+            exit(125); // the sandbox is being deleted before it started
+        }
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(h) };
+    }
+    announce_exec(report);
+    exec_failed(report, exec(cfg, &path))
+}
+
+/// Terminal, identity and filter, in the order that keeps each step possible.
+fn prepare(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>) -> Result<(), String> {
+    let s = cfg.settings.as_ref();
+    if s.is_some_and(|s| s.terminal) {
+        super::terminal::attach(report, s.map_or(0, |s| s.uid), s.map_or(0, |s| s.gid))?;
+    }
+    if cfg.notify {
+        // v2: identity first (its calls would otherwise wait on the Sentry), then the filter.
+        apply_settings(s)?;
+        return hand_to_sentry(cfg, sentry);
+    }
+    // A program allowed new privileges (setuid binaries) gets its filter while this process
+    // may still install one without no_new_privs (that takes CAP_SYS_ADMIN, dropped next).
+    let keep_privs = s.is_some_and(|s| !s.no_new_privs);
+    if keep_privs {
+        install(cfg, true)?;
+    }
+    apply_settings(s)?;
+    if !keep_privs {
+        install(cfg, false)?;
+    }
+    Ok(())
+}
+
+fn install(cfg: &ProgramConfig, keep_privs: bool) -> Result<(), String> {
+    seccomp::install(&cfg.filter, seccomp::InstallFlags { keep_privs, ..Default::default() })
+        .map(drop)
+        .map_err(|e| format!("cannot install the seccomp filter: {e}"))
+}
+
+/// Limits, umask, groups, ids and capabilities (Docker's default set for fnbox's programs).
+fn apply_settings(s: Option<&ProcessSettings>) -> Result<(), String> {
+    let Some(s) = s else {
+        return crate::caps::restrict_to(crate::caps::mask(&crate::caps::DOCKER_DEFAULT))
+            .map_err(|e| format!("cannot drop capabilities: {e}"));
+    };
+    for r in &s.rlimits {
+        let lim = libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard };
+        // SAFETY: `lim` is a valid rlimit; pid 0 is this process.
+        sys::cvt(unsafe { libc::prlimit(0, r.resource as _, &lim, std::ptr::null_mut()) })
+            .map_err(|e| format!("cannot set rlimit {}: {e}", r.resource))?;
+    }
+    if let Some(m) = s.umask {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(m as libc::mode_t) };
+    }
+    let caps = s.caps.unwrap_or_else(|| {
+        let m = crate::caps::mask(&crate::caps::DOCKER_DEFAULT);
+        crate::spec::CapSets { bounding: m, effective: m, permitted: m, inheritable: 0, ambient: 0 }
+    });
+    crate::caps::drop_bounding(caps.bounding).map_err(|e| format!("cannot limit capabilities: {e}"))?;
+    let groups: Vec<libc::gid_t> = s.additional_gids.clone();
+    // SAFETY: `groups` holds `len` gids.
+    sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
+        .map_err(|e| format!("cannot set supplementary groups {groups:?}: {e}"))?;
+    // Keep the permitted set across the change of uid; the sets are written right after.
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(|e| format!("prctl: {e}"))?;
+    process::set_ids(s.uid, s.gid).map_err(|e| format!("cannot run as uid {} gid {}: {e}", s.uid, s.gid))?;
+    crate::caps::set(&caps).map_err(|e| format!("cannot set capabilities: {e}"))?;
+    if s.no_new_privs {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| format!("prctl: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Tells the launcher the program is about to start (CLOCK_MONOTONIC, ns), for cold-start
+/// phase timing.
+fn announce_exec(sock: RawFd) {
+    // SAFETY: timespec is plain data and clock_gettime fills it.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+    let mut m = vec![msg::EXEC];
+    m.extend_from_slice(&ns.to_le_bytes());
+    let _ = fdpass::send(sock, &m, &[]);
+}
+
+pub(super) fn setup_failed(sock: RawFd, m: &str) -> ! {
+    let mut b = vec![msg::SETUP_ERROR];
+    b.extend_from_slice(m.as_bytes());
+    let _ = fdpass::send(sock, &b, &[]);
+    exit(125)
+}
+
+fn exec_failed(sock: RawFd, errno: i32) -> ! {
+    let mut m = vec![msg::EXEC_ERROR];
+    m.extend_from_slice(&errno.to_le_bytes());
+    let _ = fdpass::send(sock, &m, &[]);
+    exit(if errno == libc::ENOENT { 127 } else { 126 })
+}
+
+/// v2: installs the program's filter (from the syscall table) and sends its listener and the
+/// sandbox root to the Sentry. From here on every emulated call waits for the Sentry.
+fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>) -> Result<(), String> {
+    let sentry = sentry.ok_or("no Sentry socket")?;
+    // The init made itself non-dumpable, and this process still runs the init's image (whose
+    // memory belongs to the host's user namespace): the Sentry could not read our execve
+    // arguments. execve, next, resets the flag for the program's own image.
+    sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(|e| format!("prctl: {e}"))?;
+    let root = sys::openat(None, std::path::Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| format!("open /: {e}"))?;
+    let listener = seccomp::install(&cfg.filter, seccomp::InstallFlags { listener: true, ..Default::default() })
+        .map_err(|e| format!("cannot install the seccomp filter: {e}"))?
+        .ok_or("no listener")?;
+    fdpass::send(sentry, &[msg::SENTRY_FDS], &[listener.as_raw_fd(), root.as_raw_fd()])
+        .map_err(|e| format!("cannot reach the Sentry: {e}"))?;
+    Ok(())
+}
+
+/// `execve`; returns the errno if it fails.
+fn exec(cfg: &ProgramConfig, path: &CString) -> i32 {
+    let argv: Vec<*const libc::c_char> =
+        cfg.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> =
+        cfg.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // SAFETY: path, argv and envp are NUL-terminated and the arrays null-terminated.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOEXEC)
+}
+
+/// `execvp`'s lookup: names with a slash are used as they are; others are searched in
+/// `PATH`. Returns the errno a shell would report.
+fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
+    let name = argv0.to_bytes();
+    if name.contains(&b'/') {
+        return Ok(argv0.clone());
+    }
+    let mut err = libc::ENOENT;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let mut full = dir.as_bytes().to_vec();
+        full.push(b'/');
+        full.extend_from_slice(name);
+        let Ok(c) = CString::new(full) else { continue };
+        // SAFETY: `st` is a valid out-buffer and `c` NUL-terminated.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            continue;
+        }
+        // SAFETY: `c` is NUL-terminated.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(c);
+        }
+        err = libc::EACCES;
+    }
+    Err(err)
+}
