@@ -88,7 +88,8 @@ pub fn skeleton(paths: &Paths) -> Result<PathBuf> {
         return Ok(dir);
     }
     fs::create_dir_all(&parent).context(|| format!("cannot create {}", parent.display()))?;
-    let lock = fs::File::create(parent.join(".lock")).context(|| format!("cannot create a lock in {}", parent.display()))?;
+    let lock =
+        fs::File::create(parent.join(".lock")).context(|| format!("cannot create a lock in {}", parent.display()))?;
     crate::sys::flock(&lock, true, false).context(|| "cannot lock the image directory".into())?;
     if done.exists() {
         return Ok(dir);
