@@ -7,8 +7,8 @@ command -v mkfs.ext4 >/dev/null || { apt-get update -qq && apt-get install -y -q
 cargo build --release -q
 F=target/release/fnbox
 set -x
-$F run -- python3 -c 'import platform; print("hello from python", platform.python_version(), "in a v1 sandbox")'
-$F run -- node -e 'console.log("hello from node", process.version)'
+$F run -- python3 -c 'import platform; print("hello from python", platform.python_version(), "in a v2 sandbox (the default)")'
+$F run --sandbox v1 -- node -e 'console.log("hello from node", process.version, "in a v1 sandbox")'
 $F run --memory 128M -- sh -c 'echo "I am $(id -un) on $(hostname), seeing $(ls /proc | grep -c "^[0-9]") processes"'
 $F syscalls --sandbox v1 | tail -1
 set +x
