@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use fnbox_platform::client::{self, InvokeArgs, Target};
 use fnbox_platform::function::DeployRequest;
+use fnbox_platform::instances::warm::WarmConfig;
 use fnbox_platform::server::{self, ServeOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,9 +77,40 @@ pub struct ServeArgs {
     /// Stop instances idle this many seconds (down to each function's min-scale).
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     idle_timeout: u64,
+    /// Keep pre-warmed v2 sandboxes (a Python or Node runtime already started) for the cold
+    /// starts of python3 and node functions: on or off.
+    #[arg(long, default_value = "on", value_name = "on|off")]
+    warm_pool: String,
+    /// Pre-warmed sandboxes kept per runtime and memory tier in use, even with no cold starts.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    warm_min: u32,
+    /// Most pre-warmed sandboxes per runtime and memory tier (the pool grows with the rate of
+    /// cold starts up to this).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    warm_max: u32,
+    /// Most memory all pre-warmed sandboxes may use together, in MiB (counted from their cgroups).
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    warm_memory: u64,
     /// Parent cgroup of the instances' sandboxes (tests use their own).
     #[arg(long, default_value = "fnbox/serve", hide = true)]
     cgroup_parent: String,
+}
+
+impl ServeArgs {
+    fn warm(&self) -> Result<Option<WarmConfig>, String> {
+        match self.warm_pool.as_str() {
+            "off" => return Ok(None),
+            "on" => {}
+            other => return Err(format!("--warm-pool '{other}' is not valid: use on or off")),
+        }
+        if self.warm_min > self.warm_max {
+            return Err(format!(
+                "--warm-min {} is above --warm-max {}: lower --warm-min or raise --warm-max",
+                self.warm_min, self.warm_max
+            ));
+        }
+        Ok(Some(WarmConfig { min: self.warm_min, max: self.warm_max, memory_budget: self.warm_memory << 20 }))
+    }
 }
 
 #[derive(Args)]
@@ -123,7 +155,7 @@ pub struct DeployArgs {
     /// Memory in MiB, a tier: 128, 256, 512, 1024, 2048, 3072 or 4096 [default: 256].
     #[arg(long)]
     memory: Option<String>,
-    /// v1 or v2 [default: v1].
+    /// v2 (the Sentry: pre-warmed sandboxes, the fastest cold starts) or v1 (container) [default: v2].
     #[arg(long)]
     sandbox: Option<String>,
     /// Instances kept running even with no requests [default: 0].
@@ -218,12 +250,17 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Ok(e) => e,
                 Err(e) => return fail(&format!("cannot find the fnbox binary itself: {e}")),
             };
+            let warm = match a.warm() {
+                Ok(w) => w,
+                Err(e) => return fail(&e),
+            };
             let opts = ServeOptions {
                 listen: a.listen,
                 data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
                 idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
                 cgroup_parent: a.cgroup_parent,
                 exe,
+                warm,
             };
             match server::serve(opts) {
                 Ok(()) => 0,

@@ -15,7 +15,7 @@ pub const QUEUE_LIMIT: u32 = 10_000;
 /// Request and response payload limit (Scaleway's and Lambda's).
 pub const PAYLOAD_MAX: usize = 6 << 20;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     Python3,
@@ -101,7 +101,7 @@ impl DeployRequest {
             handler: self.handler.unwrap_or_else(|| runtime.default_handler().to_string()),
             runtime,
             memory_mb: self.memory_mb.unwrap_or(256),
-            sandbox: self.sandbox.unwrap_or_else(|| "v1".to_string()),
+            sandbox: self.sandbox.unwrap_or_else(|| "v2".to_string()),
             min_scale: self.min_scale.unwrap_or(0),
             max_scale: self.max_scale.unwrap_or(20),
             timeout_s: self.timeout_s.unwrap_or(300),

@@ -1,7 +1,10 @@
 //! Metrics in Prometheus' text format: invocations by status, their duration, cold starts and
-//! each phase of them, OOM kills and crashes, per function. Gauges (instances, memory, queue)
-//! are read from the pools when scraped.
+//! each phase of them (by the path they took: sandbox kind, pooled or new sandbox, zygote or
+//! exec), OOM kills and crashes, per function. Gauges (instances, memory, queue, the warm
+//! pool) are read when scraped.
 
+use crate::instances::warm::WarmGauges;
+use crate::instances::StartPath;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -42,8 +45,8 @@ impl Histogram {
 struct FunctionMetrics {
     invocations: BTreeMap<u16, u64>,
     duration: Histogram,
-    cold_start: Histogram,
-    phases: BTreeMap<&'static str, Histogram>,
+    cold_start: BTreeMap<StartPath, Histogram>,
+    phases: BTreeMap<(StartPath, &'static str), Histogram>,
     oom_kills: u64,
     crashes: u64,
 }
@@ -81,14 +84,20 @@ impl Metrics {
 
     /// A cold start: its total (start to ready), and phases (time from the start). The first
     /// response comes later, with no total.
-    pub fn cold_start(&self, function: &str, total: Option<Duration>, phases: &[(&'static str, Option<Duration>)]) {
+    pub fn cold_start(
+        &self,
+        function: &str,
+        path: StartPath,
+        total: Option<Duration>,
+        phases: &[(&'static str, Option<Duration>)],
+    ) {
         self.with(function, |m| {
             if let Some(t) = total {
-                m.cold_start.observe(t);
+                m.cold_start.entry(path).or_default().observe(t);
             }
             for (p, d) in phases {
                 if let Some(d) = d {
-                    m.phases.entry(p).or_default().observe(*d);
+                    m.phases.entry((path, p)).or_default().observe(*d);
                 }
             }
         });
@@ -101,12 +110,9 @@ impl Metrics {
         });
     }
 
-    pub fn render(&self, gauges: &[Gauges]) -> String {
+    pub fn render(&self, gauges: &[Gauges], warm: Option<&WarmGauges>) -> String {
         let m = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
         head(&mut out, "fnbox_invocations_total", "counter", "Invocations by function and HTTP status.");
         for (f, fm) in m.iter() {
             for (status, n) in &fm.invocations {
@@ -117,9 +123,16 @@ impl Metrics {
         for (f, fm) in m.iter() {
             fm.duration.render(&mut out, "fnbox_invocation_duration_seconds", &format!("function=\"{f}\""));
         }
-        head(&mut out, "fnbox_cold_starts_total", "counter", "Instances started for a request or min-scale.");
+        head(
+            &mut out,
+            "fnbox_cold_starts_total",
+            "counter",
+            "Instances started for a request or min-scale, by sandbox kind, sandbox origin (pool: pre-warmed, new: launched for it) and process origin (zygote, exec).",
+        );
         for (f, fm) in m.iter() {
-            let _ = writeln!(out, "fnbox_cold_starts_total{{function=\"{f}\"}} {}", fm.cold_start.count);
+            for (path, h) in &fm.cold_start {
+                let _ = writeln!(out, "fnbox_cold_starts_total{{function=\"{f}\",{}}} {}", path.labels(), h.count);
+            }
         }
         head(
             &mut out,
@@ -128,7 +141,9 @@ impl Metrics {
             "Time from instance start to accepting requests.",
         );
         for (f, fm) in m.iter() {
-            fm.cold_start.render(&mut out, "fnbox_cold_start_duration_seconds", &format!("function=\"{f}\""));
+            for (path, h) in &fm.cold_start {
+                h.render(&mut out, "fnbox_cold_start_duration_seconds", &format!("function=\"{f}\",{}", path.labels()));
+            }
         }
         head(
             &mut out,
@@ -137,8 +152,9 @@ impl Metrics {
             "Time from instance start to each phase: sandbox_acquired, process_started, handler_imported, ready, first_response.",
         );
         for (f, fm) in m.iter() {
-            for (p, h) in &fm.phases {
-                h.render(&mut out, "fnbox_cold_start_phase_seconds", &format!("function=\"{f}\",phase=\"{p}\""));
+            for ((path, p), h) in &fm.phases {
+                let labels = format!("function=\"{f}\",{},phase=\"{p}\"", path.labels());
+                h.render(&mut out, "fnbox_cold_start_phase_seconds", &labels);
             }
         }
         head(
@@ -168,10 +184,58 @@ impl Metrics {
         for g in gauges {
             let _ = writeln!(out, "fnbox_memory_bytes{{function=\"{}\"}} {}", g.function, g.memory_bytes);
         }
+        render_warm(&mut out, warm);
         out
     }
 
     pub fn forget(&self, function: &str) {
         self.by_function.lock().unwrap_or_else(|p| p.into_inner()).remove(function);
     }
+}
+
+/// A metric's `# HELP` and `# TYPE` lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The warm pool's gauges and counters (`fnbox_warm_*`).
+fn render_warm(out: &mut String, warm: Option<&WarmGauges>) {
+    head(out, "fnbox_warm_pool_enabled", "gauge", "1 when pre-warmed v2 sandboxes are kept for cold starts.");
+    let _ = writeln!(out, "fnbox_warm_pool_enabled {}", warm.is_some() as u8);
+    let Some(w) = warm else {
+        return;
+    };
+    let shelf = |k: &crate::instances::warm::WarmKey| {
+        format!("runtime=\"{}\",memory_mb=\"{}\"", k.runtime.as_str(), k.memory_mb)
+    };
+    head(
+        out,
+        "fnbox_warm_sandboxes",
+        "gauge",
+        "Pre-warmed sandboxes by runtime, memory tier and state (ready, starting).",
+    );
+    for s in &w.shelves {
+        let _ = writeln!(out, "fnbox_warm_sandboxes{{{},state=\"ready\"}} {}", shelf(&s.key), s.ready);
+        let _ = writeln!(out, "fnbox_warm_sandboxes{{{},state=\"starting\"}} {}", shelf(&s.key), s.starting);
+    }
+    head(out, "fnbox_warm_target", "gauge", "Pre-warmed sandboxes each shelf aims to hold.");
+    for s in &w.shelves {
+        let _ = writeln!(out, "fnbox_warm_target{{{}}} {}", shelf(&s.key), s.target);
+    }
+    head(out, "fnbox_warm_cold_start_rate", "gauge", "Cold starts per second, exponentially decaying estimate.");
+    for s in &w.shelves {
+        let _ = writeln!(out, "fnbox_warm_cold_start_rate{{{}}} {:.4}", shelf(&s.key), s.rate);
+    }
+    head(out, "fnbox_warm_takes_total", "counter", "Cold starts that found a pre-warmed sandbox (hit) or not (miss).");
+    for s in &w.shelves {
+        let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"hit\"}} {}", shelf(&s.key), s.hits);
+        let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"miss\"}} {}", shelf(&s.key), s.misses);
+    }
+    head(out, "fnbox_warm_memory_bytes", "gauge", "Memory the ready pre-warmed sandboxes use, from their cgroups.");
+    let _ = writeln!(out, "fnbox_warm_memory_bytes {}", w.shelves.iter().map(|s| s.memory_bytes).sum::<u64>());
+    head(out, "fnbox_warm_memory_budget_bytes", "gauge", "Most memory the pre-warmed sandboxes may use together.");
+    let _ = writeln!(out, "fnbox_warm_memory_budget_bytes {}", w.memory_budget);
+    head(out, "fnbox_warm_starts_total", "counter", "Pre-warmed sandboxes started (ok) or failed to start (failed).");
+    let _ = writeln!(out, "fnbox_warm_starts_total{{result=\"ok\"}} {}", w.started);
+    let _ = writeln!(out, "fnbox_warm_starts_total{{result=\"failed\"}} {}", w.failed);
 }

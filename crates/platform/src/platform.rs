@@ -4,9 +4,11 @@
 use crate::auth::Tokens;
 use crate::codestore::CodeStore;
 use crate::error::{Error, Result};
+use crate::function::Runtime;
 use crate::function::{check_name, DeployRequest, FunctionView};
-use crate::instances::launcher::FnboxRun;
+use crate::instances::backend::FnboxRun;
 use crate::instances::pool::{Deployed, Pool};
+use crate::instances::warm::{WarmKey, WarmPool};
 use crate::instances::InstanceBackend;
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
@@ -28,6 +30,8 @@ pub struct Platform {
     pub backend: Arc<dyn InstanceBackend>,
     /// Loads handlers in a sandbox at deploy time.
     pub checker: Arc<FnboxRun>,
+    /// Pre-warmed sandboxes, unless the pool is off.
+    pub warm: Option<Arc<WarmPool>>,
     pools: RwLock<HashMap<String, Arc<Pool>>>,
     /// One deploy or removal at a time.
     changes: tokio::sync::Mutex<()>,
@@ -35,25 +39,31 @@ pub struct Platform {
 
 /// Uploads younger than this are kept by the code store's garbage collection.
 const UPLOAD_GRACE: Duration = Duration::from_secs(3600);
+/// How long recycling waits for an instance to end.
+const RECYCLE_WAIT: Duration = Duration::from_secs(10);
 
 impl Platform {
+    /// `logs`: the store the backend's instances log to.
     pub fn new(
         data_dir: PathBuf,
         registry: Registry,
         code: CodeStore,
         tokens: Tokens,
+        logs: Arc<LogStore>,
         backend: Arc<dyn InstanceBackend>,
         checker: Arc<FnboxRun>,
     ) -> Self {
+        let warm = checker.warm.clone();
         Self {
             data_dir,
             registry,
             code: Arc::new(code),
             tokens,
-            logs: Arc::new(LogStore::default()),
+            logs,
             metrics: Arc::new(Metrics::default()),
             backend,
             checker,
+            warm,
             pools: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
         }
@@ -93,7 +103,21 @@ impl Platform {
             self.pools.write().unwrap_or_else(|p| p.into_inner()).insert(name, pool);
         }
         self.code.collect_garbage(&used, UPLOAD_GRACE);
+        self.update_warm_shelves();
         Ok(n)
+    }
+
+    /// Tells the warm pool which runtimes and tiers the deployed v2 functions use.
+    fn update_warm_shelves(&self) {
+        let Some(warm) = &self.warm else { return };
+        let keys = self
+            .pools()
+            .iter()
+            .map(|p| p.current().function.config.clone())
+            .filter(|c| c.sandbox == "v2" && c.runtime != Runtime::Binary)
+            .map(|c| WarmKey { runtime: c.runtime, memory_mb: c.memory_mb })
+            .collect();
+        warm.want(&keys);
     }
 
     pub async fn upload(&self, zip: Bytes) -> Result<String> {
@@ -132,6 +156,7 @@ impl Platform {
             }
         }
         self.logs.event(name, "-", format!("deployed version {version}"));
+        self.update_warm_shelves();
         Ok((view, existing.is_none()))
     }
 
@@ -147,7 +172,23 @@ impl Platform {
         self.metrics.forget(name);
         let used = self.pools().iter().map(|p| p.current().function.config.code.clone()).collect();
         self.code.collect_garbage(&used, UPLOAD_GRACE);
+        self.update_warm_shelves();
         Ok(())
+    }
+
+    /// Stops every instance of a function (the busy ones once their requests are done) and
+    /// waits until the idle ones have ended: the next request is a cold start. Returns how
+    /// many were stopped now.
+    pub async fn recycle(&self, name: &str) -> Result<usize> {
+        let pool = self.pool(name).ok_or_else(|| Error::NoFunction(name.to_string()))?;
+        let stopped = pool.recycle();
+        for i in &stopped {
+            if i.ended_within(RECYCLE_WAIT).await.is_none() {
+                break;
+            }
+        }
+        self.logs.event(name, "-", format!("{} idle instance(s) recycled", stopped.len()));
+        Ok(stopped.len())
     }
 
     pub fn list(&self) -> Vec<FunctionView> {
@@ -187,6 +228,7 @@ impl Platform {
 
     pub fn render_metrics(&self) -> String {
         let gauges: Vec<_> = self.pools().iter().map(|p| p.gauges()).collect();
-        self.metrics.render(&gauges)
+        let warm = self.warm.as_ref().map(|w| w.gauges());
+        self.metrics.render(&gauges, warm.as_ref())
     }
 }

@@ -6,14 +6,17 @@
 //! DATA_DIR/registry.db     functions and tokens (SQLite, WAL)
 //! DATA_DIR/code/trees/     unpacked code, by digest
 //! DATA_DIR/runtime/        the runtime wrappers, bound at /opt/fnbox/runtime
-//! DATA_DIR/instances/      one directory per running instance (socket, environment)
+//! DATA_DIR/instances/      one directory per sandbox (the instance's socket), pre-warmed ones too
 //! DATA_DIR/serve.lock      held by the running server
 //! ```
 
 use crate::auth::{load_or_create_admin_token, Tokens};
 use crate::codestore::CodeStore;
 use crate::error::{Context, Error, Result};
-use crate::instances::launcher::FnboxRun;
+use crate::instances::backend::FnboxRun;
+use crate::instances::launcher::Launcher;
+use crate::instances::warm::{WarmConfig, WarmPool};
+use crate::logs::LogStore;
 use crate::platform::Platform;
 use crate::registry::Registry;
 use std::os::fd::AsRawFd;
@@ -39,6 +42,8 @@ pub struct ServeOptions {
     pub cgroup_parent: String,
     /// The `fnbox` binary that launches sandboxes.
     pub exe: PathBuf,
+    /// Pre-warmed sandboxes for cold starts; `None`: off.
+    pub warm: Option<WarmConfig>,
 }
 
 /// Holds `serve.lock` for the life of the server: two servers on one data directory would
@@ -100,11 +105,13 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let registry = Registry::open(&dir.join("registry.db"))?;
     let tokens = Tokens::new(admin, registry.token_hashes()?);
     let code = CodeStore::open(&dir.join("code"))?;
-    let backend = Arc::new(FnboxRun {
+    let logs = Arc::new(LogStore::default());
+    let launcher = Arc::new(Launcher {
         exe: opts.exe.clone(),
         runtime_dir,
         instances_dir: instances,
         cgroup_parent: opts.cgroup_parent.clone(),
+        logs: logs.clone(),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -113,7 +120,9 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         .build()
         .context(|| "cannot start the async runtime".into())?;
     rt.block_on(async move {
-        let platform = Arc::new(Platform::new(dir.clone(), registry, code, tokens, backend.clone(), backend));
+        let warm = opts.warm.map(|c| WarmPool::new(launcher.clone(), c));
+        let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
+        let platform = Arc::new(Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend));
         let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| {
             Error::Invalid(format!(
                 "cannot listen on {} ({e}): is another server there? give another --listen",
@@ -137,12 +146,18 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
                     for pool in p.pools() {
                         pool.maintain(idle);
                     }
+                    if let Some(w) = &p.warm {
+                        w.fill();
+                    }
                 }
             })
         };
         crate::gateway::serve(listener, platform.clone(), shutdown_signal()).await;
         maintenance.abort();
         eprintln!("fnbox serve: stopping instances");
+        if let Some(w) = &warm {
+            w.shutdown().await;
+        }
         let all: Vec<_> = platform.pools().iter().flat_map(|p| p.shutdown()).collect();
         let _ = tokio::time::timeout(Duration::from_secs(8), async {
             for i in all {

@@ -7,6 +7,7 @@
 //! GET    /api/v1/functions/NAME                → function
 //! PUT    /api/v1/functions/NAME                {runtime, code, handler, ...} → function
 //! DELETE /api/v1/functions/NAME
+//! DELETE /api/v1/functions/NAME/instances      stop its instances: the next request is a cold start
 //! GET    /api/v1/functions/NAME/logs           ?tail=N&follow=1&format=json
 //! POST   /api/v1/functions/NAME/tokens         → {"id", "token"} (the only time it is shown)
 //! GET    /api/v1/functions/NAME/tokens         → [{"id", "created_at"}]
@@ -86,6 +87,9 @@ pub async fn handle(p: &Arc<Platform>, req: Request<Incoming>) -> Response<Body>
         },
         (&Method::DELETE, ["functions", name]) => {
             p.remove(name).map(|_| json(200, &serde_json::json!({ "removed": name })))
+        }
+        (&Method::DELETE, ["functions", name, "instances"]) => {
+            p.recycle(name).await.map(|n| json(200, &serde_json::json!({ "stopped": n })))
         }
         (&Method::GET, ["functions", name, "logs"]) => logs(p, name, &query(&req)),
         (&Method::POST, ["functions", name, "tokens"]) => p.create_token(name).map(|v| json(201, &v)),

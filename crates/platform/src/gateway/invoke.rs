@@ -179,8 +179,12 @@ async fn call(
         }
         Ok(Ok(r)) => r,
     };
-    if let Some(started) = lease.cold_start {
-        p.metrics.cold_start(name, None, &[("first_response", Some(started.elapsed()))]);
+    if let Some((started, path)) = lease.cold_start {
+        p.metrics.cold_start(name, path, None, &[("first_response", Some(started.elapsed()))]);
+        // The cold start is over: now the warm pool may spend CPU on replacing its sandbox.
+        if let (true, Some(w)) = (path.pooled, &p.warm) {
+            w.fill();
+        }
     }
     lease.finish(Outcome::Served);
     let (mut parts, body) = resp.into_parts();

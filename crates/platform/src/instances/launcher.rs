@@ -1,50 +1,223 @@
-//! The instance backend that spawns one `fnbox run` launcher per instance.
+//! Starting sandboxes: one `fnbox run` launcher per sandbox, supervised through three channels.
 //!
-//! The launcher reports on an inherited pipe (`--status-fd`): a `started` line with the
-//! sandbox's init pid and cgroup, an `ended` line saying how it ended. Its stdout and stderr
-//! (the program's) go to the function's logs. Every launcher gets `PR_SET_PDEATHSIG`, so a
-//! `kill -9` of the server takes its sandboxes down; the next server start reaps their cgroups.
+//! * `--status-fd` (a pipe): the `started` line (init pid, cgroup), the `exec` line (the
+//!   program's start, CLOCK_MONOTONIC) and the `ended` line (how it ended).
+//! * `--control-fd` (a socket, [`SandboxControl`]): attach a directory, stop. The launcher
+//!   stops its sandbox when this socket closes, so a sandbox lives as long as its [`Launched`]
+//!   handle, or the instance it became, holds the socket.
+//! * stdin, for the Python and Node runtimes: a socket to the runtime's zygote ([`Zygote`]).
+//!
+//! The environment (secrets included) reaches `fnbox run` as `--env-file` on a memory file
+//! it inherits: never on a command line, never on disk. The program's stdout and stderr go to
+//! the function's logs once the sandbox is bound to one ([`LogRoute`]), to the server's stderr
+//! before. Every launcher gets `PR_SET_PDEATHSIG`, so a `kill -9` of the server takes its
+//! sandboxes down; the next server start reaps their cgroups.
 
-use super::{
-    BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceControl, InstanceSpec, Upstream,
-};
-use crate::error::{Context, Result};
-use crate::function::FunctionConfig;
+use super::control::SandboxControl;
+use super::zygote::Zygote;
+use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
-use crate::runtimes::{self, shell_quote, ENV_NAME, INSTANCE_DIR, READY_NAME, RUNTIME_DIR, SOCKET_NAME};
+use crate::runtimes::{INSTANCE_DIR, RUNTIME_DIR};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
-/// How long an instance may take to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a stopped instance may take to exit before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// Lines of stderr kept to explain an instance that failed to start.
+/// How long a sandbox may take to report that it started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of stderr kept to explain a sandbox that failed to start.
 const TAIL_LINES: usize = 8;
 
-pub struct FnboxRun {
+/// How sandboxes are launched: the same for every instance and pre-warmed sandbox.
+pub struct Launcher {
     /// The `fnbox` binary.
     pub exe: PathBuf,
-    /// Where the runtime wrappers were installed.
+    /// Where the runtime wrappers were installed (bound read-only at [`RUNTIME_DIR`]).
     pub runtime_dir: PathBuf,
-    /// Parent of the per-instance directories (socket, environment file).
+    /// Parent of the per-sandbox directories (bound at [`INSTANCE_DIR`]: the socket).
     pub instances_dir: PathBuf,
     pub cgroup_parent: String,
+    pub logs: Arc<LogStore>,
 }
 
-/// The clock the wrappers report in (`time.monotonic()`, `process.hrtime()`).
-fn monotonic_s() -> f64 {
+/// One sandbox to launch.
+pub struct LaunchSpec {
+    /// `v1` or `v2`.
+    pub kind: String,
+    pub memory_mb: u64,
+    /// Bound read-only at `/code` from the start (a pre-warmed sandbox gets it attached later).
+    pub code: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub program: Vec<String>,
+    /// The program is a runtime zygote: its stdin is a socket to us.
+    pub zygote: bool,
+    /// Killed after this long (deploy-time checks).
+    pub timeout: Option<Duration>,
+    /// Names the sandbox's directory (`LABEL-RANDOM`).
+    pub label: String,
+    pub route: LogRoute,
+}
+
+/// Where a sandbox's output goes: the function's logs once it is bound to one. The last lines
+/// of stderr are kept wherever they go, to explain a failed start.
+#[derive(Clone)]
+pub struct LogRoute {
+    logs: Arc<LogStore>,
+    to: Arc<Mutex<Dest>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+enum Dest {
+    /// The server's stderr (a pre-warmed sandbox, not yet bound).
+    Server,
+    /// A function's logs: (function, instance).
+    Function(String, String),
+    /// Only the tail (a deploy-time check: its output explains a refusal).
+    Nowhere,
+}
+
+impl LogRoute {
+    fn new(logs: Arc<LogStore>, to: Dest) -> Self {
+        Self { logs, to: Arc::new(Mutex::new(to)), tail: Arc::default() }
+    }
+
+    /// Output of a sandbox not yet bound to a function goes to the server's stderr.
+    pub fn unbound(logs: Arc<LogStore>) -> Self {
+        Self::new(logs, Dest::Server)
+    }
+
+    /// Output is only kept to explain a failure.
+    pub fn quiet(logs: Arc<LogStore>) -> Self {
+        Self::new(logs, Dest::Nowhere)
+    }
+
+    pub fn to(logs: Arc<LogStore>, function: &str, instance: &str) -> Self {
+        Self::new(logs, Dest::Function(function.to_string(), instance.to_string()))
+    }
+
+    /// From now on, lines go to `function`'s logs, tagged with `instance`.
+    pub fn bind(&self, function: &str, instance: &str) {
+        *self.to.lock().unwrap_or_else(|p| p.into_inner()) = Dest::Function(function.to_string(), instance.to_string());
+    }
+
+    fn push(&self, stream: Stream, line: String, keep: bool) {
+        if keep {
+            let mut t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line.clone());
+        }
+        match &*self.to.lock().unwrap_or_else(|p| p.into_inner()) {
+            Dest::Function(function, instance) => self.logs.push(function, instance, stream, line),
+            Dest::Server => eprintln!("fnbox serve: pre-warmed sandbox: {line}"),
+            Dest::Nowhere => {}
+        }
+    }
+
+    fn tail(&self) -> Vec<String> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+}
+
+/// A running sandbox and its channels.
+pub struct Launched {
+    /// The host side of [`INSTANCE_DIR`].
+    pub dir: PathBuf,
+    /// Its cgroup directories, for memory figures.
+    pub cgroup: Vec<PathBuf>,
+    pub control: SandboxControl,
+    pub ended: watch::Receiver<Option<Ended>>,
+    /// The runtime zygote's socket, until it is bound.
+    pub zygote: Option<Zygote>,
+    pub route: LogRoute,
+    exec_ns: Arc<AtomicU64>,
+}
+
+impl Launched {
+    /// When the program was executed (CLOCK_MONOTONIC seconds), once the launcher said so.
+    pub fn exec_at(&self) -> Option<f64> {
+        let ns = self.exec_ns.load(Ordering::Relaxed);
+        (ns > 0).then(|| ns as f64 / 1e9)
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended.borrow().is_some()
+    }
+
+    /// Memory charged to the sandbox's cgroup now, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        cgroup_memory(&self.cgroup)
+    }
+
+    pub async fn wait_ended(&self) -> Ended {
+        wait_ended(self.ended.clone()).await
+    }
+
+    /// How it ended, in the words of a failed start: the launcher's own reason if it gave
+    /// one, else the end and the last lines of output.
+    pub async fn start_failure(&self) -> Ended {
+        explain(self.wait_ended().await, &self.route.tail())
+    }
+
+    /// Its program failed to talk (`why`): how the sandbox ended explains it best, if it ends
+    /// soon; otherwise it is stopped (by dropping it) and `why` is the reason.
+    pub async fn failure(&self, why: String) -> Ended {
+        match tokio::time::timeout(END_GRACE, self.start_failure()).await {
+            Ok(e) => e,
+            Err(_) => start_failed(why),
+        }
+    }
+}
+
+/// How long a sandbox whose program stopped talking may take to report its end.
+const END_GRACE: Duration = Duration::from_secs(2);
+
+/// Memory charged to a cgroup now (cgroup v2 or v1), in bytes.
+pub fn cgroup_memory(dirs: &[PathBuf]) -> u64 {
+    for d in dirs {
+        for f in ["memory.current", "memory.usage_in_bytes"] {
+            if let Ok(s) = std::fs::read_to_string(d.join(f)) {
+                return s.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    0
+}
+
+/// The clock the wrappers and the launcher report in (`time.monotonic()`, `process.hrtime()`).
+pub fn monotonic_s() -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+pub fn start_failed(message: String) -> Ended {
+    Ended { cause: EndCause::StartFailed, message, oom_kills: 0 }
+}
+
+async fn wait_ended(mut rx: watch::Receiver<Option<Ended>>) -> Ended {
+    let e = rx.wait_for(|e| e.is_some()).await.ok().and_then(|e| e.clone());
+    e.unwrap_or_else(|| start_failed("its launcher went away".into()))
+}
+
+/// A failed start, explained by the launcher's `fnbox: ...` line or the output's last lines.
+fn explain(e: Ended, tail: &[String]) -> Ended {
+    let why = tail.iter().rev().find(|l| l.starts_with("fnbox: "));
+    let message = match why {
+        Some(w) => w.trim_start_matches("fnbox: ").to_string(),
+        None if tail.is_empty() => format!("it {} before it was ready", e.message),
+        None => format!("it {} before it was ready:\n{}", e.message, tail.join("\n")),
+    };
+    Ended { cause: if e.cause == EndCause::OutOfMemory { e.cause } else { EndCause::StartFailed }, message, ..e }
 }
 
 fn signal_name(s: i32) -> &'static str {
@@ -70,119 +243,66 @@ fn ended_from_status(v: &serde_json::Value) -> Ended {
     let (cause, message) = match v["ending"].as_str().unwrap_or("") {
         "oom" => (EndCause::OutOfMemory, oom()),
         _ if oom_kills > 0 => (EndCause::OutOfMemory, oom()),
-        "exited" => (EndCause::Exited, format!("exited with code {}", n("code"))),
+        "exited" => (EndCause::Exited(n("code") as i32), format!("exited with code {}", n("code"))),
         "signaled" => {
             let s = n("signal") as i32;
             (EndCause::Signaled, format!("killed by signal {s}{}", signal_name(s)))
         }
         "timeout" => (EndCause::Signaled, "killed by its launcher's timeout".to_string()),
+        "stopped" => (EndCause::Signaled, "stopped by fnbox".to_string()),
         _ => (EndCause::StartFailed, message),
     };
     Ended { cause, message, oom_kills }
 }
 
-/// Writes the environment file the instance sources before it starts (values never appear on a
-/// command line, where `ps` would show them).
-fn write_env_file(dir: &Path, env: &[(String, String)]) -> Result<()> {
-    let mut text = String::new();
-    for (k, v) in env {
-        text.push_str(&format!("export {k}={}\n", shell_quote(v)));
-    }
-    let path = dir.join(ENV_NAME);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-        .context(|| format!("cannot write {}", path.display()))
-}
-
-fn function_env(id: &str, name: &str, version: u64, c: &FunctionConfig) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = runtimes::runtime_env(c.runtime)
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(c.env.iter().chain(c.secrets.iter()).map(|(k, v)| (k.clone(), v.clone())))
-        .collect();
-    env.extend([
-        ("FNBOX_SOCKET".into(), format!("{INSTANCE_DIR}/{SOCKET_NAME}")),
-        ("FNBOX_FUNCTION_NAME".into(), name.to_string()),
-        ("FNBOX_FUNCTION_VERSION".into(), version.to_string()),
-        ("FNBOX_MEMORY_MB".into(), c.memory_mb.to_string()),
-        ("FNBOX_INSTANCE_ID".into(), id.to_string()),
-    ]);
-    env
-}
-
-impl FnboxRun {
-    /// Creates the instance directory with its environment file.
-    fn prepare_dir(&self, id: &str, name: &str, version: u64, c: &FunctionConfig) -> Result<PathBuf> {
-        let dir = self.instances_dir.join(id);
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).context(|| format!("cannot create {}", dir.display()))?;
-        write_env_file(&dir, &function_env(id, name, version, c))?;
-        Ok(dir)
+impl Launcher {
+    /// Starts `fnbox run` and returns once its sandbox exists (its program may still be
+    /// starting), or how it failed.
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<Launched, Ended> {
+        let dir = self.instances_dir.join(format!("{}-{}", spec.label, crate::auth::random_hex(4)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| start_failed(format!("cannot create {}: {e}", dir.display())))?;
+        let launched = self.spawn(&spec, &dir).await;
+        if launched.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        launched
     }
 
-    /// `fnbox run ...` for the function's program, which runs after sourcing the environment.
-    /// `opts` are more `fnbox run` options.
-    fn command(
-        &self,
-        c: &FunctionConfig,
-        code: &Path,
-        dir: &Path,
-        opts: &[String],
-        program: Vec<String>,
-    ) -> tokio::process::Command {
+    async fn spawn(&self, spec: &LaunchSpec, dir: &Path) -> Result<Launched, Ended> {
+        let io = |what: &str, e: std::io::Error| start_failed(format!("cannot create {what}: {e}"));
+        let (status_r, status_w) = pipe().map_err(|e| io("a pipe", e))?;
+        let (control, control_theirs) = UnixStream::pair().map_err(|e| io("a socket pair", e))?;
+        let (zygote, zygote_theirs) = match spec.zygote {
+            true => UnixStream::pair().map(|(a, b)| (Some(a), Some(b))).map_err(|e| io("a socket pair", e))?,
+            false => (None, None),
+        };
+        let env = env_memfd(&spec.env).map_err(|e| io("the environment file", e))?;
+        let inherited = [status_w.as_raw_fd(), control_theirs.as_raw_fd(), env.as_raw_fd()];
+
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.args(["run", "--sandbox", &c.sandbox, "--memory", &c.memory_mb.to_string()]);
-        cmd.arg("--bind").arg(format!("{}:/code:ro", code.display()));
+        cmd.args(["run", "--sandbox", &spec.kind, "--memory", &spec.memory_mb.to_string()]);
+        if let Some(code) = &spec.code {
+            cmd.arg("--bind").arg(format!("{}:/code:ro", code.display()));
+        }
         cmd.arg("--bind").arg(format!("{}:{RUNTIME_DIR}:ro", self.runtime_dir.display()));
         cmd.arg("--bind").arg(format!("{}:{INSTANCE_DIR}", dir.display()));
-        cmd.args(["--workdir", "/code", "--cgroup-parent", &self.cgroup_parent]);
-        cmd.args(opts).arg("--");
-        cmd.args(["sh", "-c", &format!(". {INSTANCE_DIR}/{ENV_NAME} && exec \"$@\""), "fnbox-instance"]);
-        cmd.args(program);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Loads the handler in a sandbox, as an instance would, and says why it cannot.
-    pub async fn check_handler(&self, name: &str, c: &FunctionConfig, code: &Path) -> Result<(), String> {
-        let id = format!("check-{name}-{}", crate::auth::random_hex(4));
-        let dir = self.prepare_dir(&id, name, 0, c).map_err(|e| e.to_string())?;
-        // The check must not hang a deploy.
-        let opts = ["--timeout".to_string(), "60".to_string()];
-        let mut cmd = self.command(c, code, &dir, &opts, runtimes::program(c.runtime, &c.handler, true));
-        let out = cmd.kill_on_drop(true).output().await;
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = out.map_err(|e| format!("cannot run {}: {e}", self.exe.display()))?;
-        if out.status.success() {
-            return Ok(());
+        cmd.args(["--workdir", if spec.code.is_some() { "/code" } else { "/" }]);
+        cmd.args(["--cgroup-parent", &self.cgroup_parent]);
+        cmd.arg("--status-fd").arg(inherited[0].to_string());
+        cmd.arg("--control-fd").arg(inherited[1].to_string());
+        cmd.arg("--env-file").arg(format!("/proc/self/fd/{}", inherited[2]));
+        if let Some(t) = spec.timeout {
+            cmd.arg("--timeout").arg(t.as_secs().to_string());
         }
-        let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let reason = lines.iter().rev().find(|l| l.starts_with("fnbox: ")).map(|l| l.trim_start_matches("fnbox: "));
-        let detail: Vec<&str> = lines.iter().filter(|l| !l.starts_with("fnbox: ")).copied().collect();
-        let tail = detail[detail.len().saturating_sub(TAIL_LINES)..].join("\n");
-        Err(match reason {
-            Some(r) if tail.is_empty() => r.to_string(),
-            Some(r) => format!("{r}\n{tail}"),
-            None => format!("the handler check failed ({}):\n{tail}", out.status),
-        })
-    }
-
-    async fn start_instance(&self, spec: &InstanceSpec) -> Result<Instance, Ended> {
-        let t0 = Instant::now();
-        let m0 = monotonic_s();
-        let failed = |message: String| Ended { cause: EndCause::StartFailed, message, oom_kills: 0 };
-        let dir = self
-            .prepare_dir(&spec.id, &spec.function, spec.version, &spec.config)
-            .map_err(|e| failed(e.to_string()))?;
-        let (status_r, status_w) = pipe().map_err(|e| failed(format!("cannot create a pipe: {e}")))?;
-        let status_fd = status_w.as_raw_fd();
-        let program = runtimes::program(spec.config.runtime, &spec.config.handler, false);
-        let mut cmd =
-            self.command(&spec.config, &spec.code, &dir, &["--status-fd".into(), status_fd.to_string()], program);
+        cmd.arg("--").args(&spec.program);
+        match zygote_theirs {
+            Some(s) => cmd.stdin(Stdio::from(OwnedFd::from(s))),
+            None => cmd.stdin(Stdio::null()),
+        };
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: the closure only makes async-signal-safe calls (prctl, setpgid, fcntl).
         unsafe {
             cmd.pre_exec(move || {
@@ -191,23 +311,23 @@ impl FnboxRun {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
                 // Its own process group: a Ctrl-C meant for `fnbox serve` is not the program's.
                 libc::setpgid(0, 0);
-                libc::fcntl(status_fd, libc::F_SETFD, 0);
+                for fd in inherited {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
                 Ok(())
             })
         };
-        let mut child = cmd.spawn().map_err(|e| {
-            let _ = std::fs::remove_dir_all(&dir);
-            failed(format!("cannot start {}: {e}", self.exe.display()))
-        })?;
-        drop(status_w);
+        let mut child = cmd.spawn().map_err(|e| start_failed(format!("cannot start {}: {e}", self.exe.display())))?;
+        drop((status_w, control_theirs, env));
         let launcher_pid = child.id().unwrap_or(0) as i32;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        pipe_lines(child.stdout.take(), spec, Stream::Stdout, None);
-        pipe_lines(child.stderr.take(), spec, Stream::Stderr, Some(tail.clone()));
+        pipe_lines(child.stdout.take(), &spec.route, Stream::Stdout);
+        pipe_lines(child.stderr.take(), &spec.route, Stream::Stderr);
 
-        let (started_tx, started_rx) = oneshot::channel::<(i32, Vec<PathBuf>)>();
+        let (started_tx, started_rx) = oneshot::channel::<Vec<PathBuf>>();
         let (ended_tx, ended_rx) = watch::channel::<Option<Ended>>(None);
-        let status_task = tokio::spawn(read_status(status_r, started_tx));
+        let exec_ns = Arc::new(AtomicU64::new(0));
+        let status_task = tokio::spawn(read_status(status_r, started_tx, exec_ns.clone()));
+        let cleanup = dir.to_path_buf();
         tokio::spawn(async move {
             let status = child.wait().await;
             let reported = status_task.await.ok().flatten();
@@ -219,82 +339,49 @@ impl FnboxRun {
                 ),
                 oom_kills: 0,
             });
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(&cleanup);
             let _ = ended_tx.send(Some(ended));
         });
-        let control = LauncherControl { launcher_pid, sandbox_pid: Mutex::new(0), ended: ended_rx.clone() };
-        let explain = |e: Ended| {
-            let lines: Vec<String> = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-            let why = lines.iter().rev().find(|l| l.starts_with("fnbox: ")).cloned();
-            let message = match why {
-                Some(w) => w.trim_start_matches("fnbox: ").to_string(),
-                None if lines.is_empty() => format!("it {} before it was ready", e.message),
-                None => format!("it {} before it was ready:\n{}", e.message, lines.join("\n")),
-            };
-            Ended {
-                cause: if e.cause == EndCause::OutOfMemory { e.cause } else { EndCause::StartFailed },
-                message,
-                ..e
-            }
+        let control = SandboxControl::new(control, launcher_pid, ended_rx.clone())
+            .map_err(|e| start_failed(format!("cannot watch the control socket: {e}")))?;
+        let zygote = match zygote {
+            Some(z) => Some(Zygote::new(z).map_err(|e| start_failed(format!("cannot watch the zygote socket: {e}")))?),
+            None => None,
         };
-        let wait_end = |rx: watch::Receiver<Option<Ended>>| async move {
-            let mut rx = rx;
-            let e = rx.wait_for(|e| e.is_some()).await.ok().and_then(|e| e.clone());
-            e.unwrap_or_else(|| failed("its launcher went away".into()))
+        let mut launched = Launched {
+            dir: dir.to_path_buf(),
+            cgroup: Vec::new(),
+            control,
+            ended: ended_rx,
+            zygote,
+            route: spec.route.clone(),
+            exec_ns,
         };
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        let (sandbox_pid, cgroup) = tokio::select! {
+        tokio::select! {
             s = started_rx => match s {
-                Ok(s) => s,
-                Err(_) => return Err(explain(wait_end(ended_rx.clone()).await)),
+                Ok(cgroup) => launched.cgroup = cgroup,
+                Err(_) => return Err(launched.start_failure().await),
             },
-            _ = tokio::time::sleep_until(deadline) => {
-                control.kill();
-                return Err(failed(format!("its sandbox did not start within {} s", START_TIMEOUT.as_secs())));
+            _ = tokio::time::sleep(START_TIMEOUT) => {
+                return Err(start_failed(format!("its sandbox did not start within {} s", START_TIMEOUT.as_secs())));
             }
-        };
-        *control.sandbox_pid.lock().unwrap_or_else(|p| p.into_inner()) = sandbox_pid;
-        let acquired = t0.elapsed();
-        let socket = self.instances_dir.join(&spec.id).join(SOCKET_NAME);
-        let upstream = Upstream::new(socket.clone());
-        let mut pause = Duration::from_micros(500);
-        loop {
-            if ended_rx.borrow().is_some() {
-                return Err(explain(wait_end(ended_rx.clone()).await));
-            }
-            if socket.exists() && upstream.warm().await.is_ok() {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                control.kill();
-                return Err(failed(format!(
-                    "it did not listen on $FNBOX_SOCKET within {} s (a binary function must serve HTTP there)",
-                    START_TIMEOUT.as_secs()
-                )));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(10));
         }
-        let ready = t0.elapsed();
-        let times: serde_json::Value = std::fs::read(self.instances_dir.join(&spec.id).join(READY_NAME))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let since = |k: &str| times[k].as_f64().map(|t| Duration::from_secs_f64((t - m0).max(0.0)));
-        let cold = ColdStart {
-            sandbox_acquired: acquired,
-            process_started: since("started"),
-            handler_imported: since("imported"),
-            ready,
-        };
-        Ok(Instance::new(spec.id.clone(), upstream, cgroup, cold, ended_rx, Box::new(control)))
+        Ok(launched)
     }
 }
 
-impl InstanceBackend for FnboxRun {
-    fn start<'a>(&'a self, spec: &'a InstanceSpec) -> BoxFuture<'a, Result<Instance, Ended>> {
-        Box::pin(self.start_instance(spec))
+/// The environment as `K=V` lines in a memory file, for `--env-file /proc/self/fd/N`.
+fn env_memfd(env: &[(String, String)]) -> std::io::Result<OwnedFd> {
+    // SAFETY: memfd_create with a NUL-terminated name; the descriptor is checked below.
+    let fd = unsafe { libc::memfd_create(c"fnbox-env".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    // SAFETY: the descriptor was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::io::Write::write_all(&mut std::fs::File::from(fd.try_clone()?), text.as_bytes())?;
+    Ok(fd)
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -307,8 +394,8 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Reads the launcher's status lines; sends `started` on, returns `ended`.
-async fn read_status(fd: OwnedFd, started: oneshot::Sender<(i32, Vec<PathBuf>)>) -> Option<Ended> {
+/// Reads the launcher's status lines: sends `started` on, records `exec`, returns `ended`.
+async fn read_status(fd: OwnedFd, started: oneshot::Sender<Vec<PathBuf>>, exec_ns: Arc<AtomicU64>) -> Option<Ended> {
     let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()?;
     let mut lines = BufReader::new(rx).lines();
     let mut started = Some(started);
@@ -319,15 +406,15 @@ async fn read_status(fd: OwnedFd, started: oneshot::Sender<(i32, Vec<PathBuf>)>)
         };
         match v["event"].as_str() {
             Some("started") => {
-                let pid = v["pid"].as_i64().unwrap_or(0) as i32;
                 let dirs = v["cgroup"]
                     .as_array()
                     .map(|a| a.iter().filter_map(|d| d.as_str().map(PathBuf::from)).collect())
                     .unwrap_or_default();
                 if let Some(tx) = started.take() {
-                    let _ = tx.send((pid, dirs));
+                    let _ = tx.send(dirs);
                 }
             }
+            Some("exec") => exec_ns.store(v["mono_ns"].as_u64().unwrap_or(0), Ordering::Relaxed),
             Some("ended") => ended = Some(ended_from_status(&v)),
             _ => {}
         }
@@ -335,76 +422,16 @@ async fn read_status(fd: OwnedFd, started: oneshot::Sender<(i32, Vec<PathBuf>)>)
     ended
 }
 
-/// Copies an output stream of the instance into the function's logs, line by line.
-fn pipe_lines(
-    out: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
-    spec: &InstanceSpec,
-    stream: Stream,
-    tail: Option<Arc<Mutex<VecDeque<String>>>>,
-) {
+/// Copies an output stream of the sandbox to where its route says, line by line.
+fn pipe_lines(out: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>, route: &LogRoute, stream: Stream) {
     let Some(out) = out else {
         return;
     };
-    let logs: Arc<LogStore> = spec.logs.clone();
-    let (function, id) = (spec.function.clone(), spec.id.clone());
+    let route = route.clone();
     tokio::spawn(async move {
         let mut lines = BufReader::new(out).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(t) = &tail {
-                let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
-                if t.len() == TAIL_LINES {
-                    t.pop_front();
-                }
-                t.push_back(line.clone());
-            }
-            logs.push(&function, &id, stream, line);
+            route.push(stream, line, stream == Stream::Stderr);
         }
     });
-}
-
-struct LauncherControl {
-    launcher_pid: i32,
-    sandbox_pid: Mutex<i32>,
-    ended: watch::Receiver<Option<Ended>>,
-}
-
-impl LauncherControl {
-    fn signal(&self, pid: i32, sig: i32) {
-        // The launcher is our child and not yet reaped while `ended` is empty, so its pid (and
-        // its sandbox's init, which dies with it) cannot have been reused.
-        if pid > 0 && self.ended.borrow().is_none() {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
-
-    /// Kills the launcher if it has not ended after `after`.
-    fn kill_later(&self, after: Duration) {
-        let (pid, ended) = (self.launcher_pid, self.ended.clone());
-        tokio::spawn(async move {
-            let mut rx = ended.clone();
-            if tokio::time::timeout(after, rx.wait_for(|e| e.is_some())).await.is_err() {
-                LauncherControl { launcher_pid: pid, sandbox_pid: Mutex::new(0), ended }.signal(pid, libc::SIGKILL);
-            }
-        });
-    }
-}
-
-impl InstanceControl for LauncherControl {
-    fn kill(&self) {
-        // Killing the sandbox's init ends its pid namespace; the launcher then cleans up its
-        // cgroup and reports. Killing the launcher too would leave the cgroup for later.
-        let init = *self.sandbox_pid.lock().unwrap_or_else(|p| p.into_inner());
-        if init > 0 {
-            self.signal(init, libc::SIGKILL);
-            self.kill_later(Duration::from_secs(3));
-        } else {
-            self.signal(self.launcher_pid, libc::SIGKILL);
-        }
-    }
-
-    fn stop(&self) {
-        self.signal(self.launcher_pid, libc::SIGTERM);
-        self.kill_later(STOP_GRACE);
-    }
 }

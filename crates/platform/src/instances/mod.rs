@@ -2,12 +2,17 @@
 //!
 //! The path of a request: gateway → [`pool::Pool`] (pick an idle instance, start one, or queue)
 //! → [`Instance::upstream`] (HTTP/1.1 over the instance's socket) → the runtime wrapper → the
-//! handler. Instances are started by an [`InstanceBackend`]; [`launcher::FnboxRun`] spawns one
-//! `fnbox run` per instance.
+//! handler. Instances are started by an [`InstanceBackend`]: [`backend::FnboxRun`] takes a
+//! pre-warmed sandbox from the [`warm::WarmPool`] (or launches one, [`launcher`]) and binds it
+//! to the function through the runtime's zygote ([`zygote`]).
 
+pub mod backend;
+pub mod control;
 pub mod launcher;
 pub mod pool;
 pub mod upstream;
+pub mod warm;
+pub mod zygote;
 
 use crate::function::FunctionConfig;
 use crate::logs::LogStore;
@@ -43,7 +48,7 @@ pub trait InstanceBackend: Send + Sync {
 
 /// How an instance's sandbox is told to end.
 pub trait InstanceControl: Send + Sync {
-    /// Now (SIGKILL).
+    /// Now.
     fn kill(&self);
     /// Gracefully: SIGTERM to the program, SIGKILL after a grace period.
     fn stop(&self);
@@ -60,19 +65,45 @@ pub struct Ended {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndCause {
-    Exited,
+    /// With this exit code.
+    Exited(i32),
     Signaled,
     OutOfMemory,
     /// It never came up (sandbox set-up, exec, or the handler failed to load).
     StartFailed,
 }
 
+/// How an instance came to be: the labels of its cold-start metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StartPath {
+    /// Sandbox v2 (else v1).
+    pub v2: bool,
+    /// Its sandbox came from the warm pool (else it was launched for it).
+    pub pooled: bool,
+    /// Its process came from a runtime zygote (else it was executed: `binary`).
+    pub zygote: bool,
+}
+
+impl StartPath {
+    /// `sandbox="v2",from="pool",process="zygote"`
+    pub fn labels(&self) -> String {
+        format!(
+            "sandbox=\"{}\",from=\"{}\",process=\"{}\"",
+            if self.v2 { "v2" } else { "v1" },
+            if self.pooled { "pool" } else { "new" },
+            if self.zygote { "zygote" } else { "exec" }
+        )
+    }
+}
+
 /// Time from "start this" to each step of a cold start.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ColdStart {
-    /// The sandbox exists and its program is starting.
+    pub path: StartPath,
+    /// The sandbox is ours: taken from the pool, or launched and its program started.
     pub sandbox_acquired: Duration,
-    /// The runtime wrapper runs its first line (Python, Node).
+    /// The function's process began: the zygote's fork (or bind, in Node) for a pooled
+    /// sandbox, the program's exec for a new one.
     pub process_started: Option<Duration>,
     /// The user's handler is imported.
     pub handler_imported: Option<Duration>,
@@ -142,13 +173,6 @@ impl Instance {
 
     /// Memory charged to the instance's cgroup now, in bytes.
     pub fn memory_bytes(&self) -> u64 {
-        for d in &self.cgroup {
-            for f in ["memory.current", "memory.usage_in_bytes"] {
-                if let Ok(s) = std::fs::read_to_string(d.join(f)) {
-                    return s.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        0
+        launcher::cgroup_memory(&self.cgroup)
     }
 }

@@ -3,7 +3,7 @@
 //! warm, stops idle ones, replaces crashed ones (backing off when they keep crashing) and rolls
 //! over to a new version without dropping requests in flight.
 
-use super::{Ended, Instance, InstanceBackend, InstanceSpec};
+use super::{Ended, Instance, InstanceBackend, InstanceSpec, StartPath};
 use crate::function::Function;
 use crate::logs::LogStore;
 use crate::metrics::{Gauges, Metrics};
@@ -52,6 +52,8 @@ struct Slot {
     /// Served nothing yet: its first request completes its cold start.
     fresh: bool,
     started_at: Instant,
+    /// Stop it once its requests are done (its function's instances were recycled).
+    retiring: bool,
 }
 
 type Waiter = oneshot::Sender<Result<Lease, AcquireError>>;
@@ -80,8 +82,8 @@ pub struct Pool {
 pub struct Lease {
     pool: Arc<Pool>,
     pub instance: Arc<Instance>,
-    /// Set on the first request of an instance: when it was started.
-    pub cold_start: Option<Instant>,
+    /// Set on the first request of an instance: when and how it was started.
+    pub cold_start: Option<(Instant, StartPath)>,
     done: bool,
 }
 
@@ -178,7 +180,7 @@ impl Pool {
     fn lease(self: &Arc<Self>, st: &mut State, i: usize) -> Lease {
         let s = &mut st.slots[i];
         s.in_flight += 1;
-        let cold_start = std::mem::take(&mut s.fresh).then_some(s.started_at);
+        let cold_start = std::mem::take(&mut s.fresh).then_some((s.started_at, s.inst.cold_start.path));
         Lease { pool: self.clone(), instance: s.inst.clone(), cold_start, done: false }
     }
 
@@ -198,7 +200,7 @@ impl Pool {
             }
         }
         let c = &st.current.function.config;
-        let live = st.slots.iter().filter(|s| s.version == st.current.function.version).count() as u32;
+        let live = live(st) as u32;
         let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count() as u32;
         let want = waiting.div_ceil(c.concurrency).saturating_sub(st.starting);
         let room = c.max_scale.saturating_sub(live + st.starting);
@@ -241,14 +243,16 @@ impl Pool {
                     &self.name,
                     id,
                     format!(
-                        "instance started in {:.1} ms (sandbox {:.1} ms, handler imported at {})",
+                        "instance started in {:.1} ms (sandbox {} {:.1} ms, handler imported at {})",
                         c.ready.as_secs_f64() * 1e3,
+                        if c.path.pooled { "pre-warmed" } else { "launched" },
                         c.sandbox_acquired.as_secs_f64() * 1e3,
                         c.handler_imported.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).unwrap_or("-".into())
                     ),
                 );
                 self.metrics.cold_start(
                     &self.name,
+                    c.path,
                     Some(c.ready),
                     &[
                         ("sandbox_acquired", Some(c.sandbox_acquired)),
@@ -271,6 +275,7 @@ impl Pool {
                         idle_since: Instant::now(),
                         fresh: true,
                         started_at,
+                        retiring: false,
                     });
                     self.pump(&mut st);
                 }
@@ -318,7 +323,7 @@ impl Pool {
             if s.in_flight == 0 {
                 s.idle_since = Instant::now();
             }
-            let stale = (removed || s.version != current) && s.in_flight == 0;
+            let stale = (removed || s.retiring || s.version != current) && s.in_flight == 0;
             if outcome != Outcome::Served || stale {
                 retire = Some(st.slots.remove(i).inst);
             }
@@ -350,6 +355,18 @@ impl Pool {
         old.iter().for_each(|i| i.stop());
     }
 
+    /// Stops every instance: the idle ones now, the busy ones once their requests are done.
+    /// The next request starts a new one. Returns those stopped now.
+    pub fn recycle(self: &Arc<Self>) -> Vec<Arc<Instance>> {
+        let mut st = self.lock();
+        let idle = extract(&mut st.slots, |s| s.in_flight == 0);
+        st.slots.iter_mut().for_each(|s| s.retiring = true);
+        self.keep_min_scale(&mut st);
+        drop(st);
+        idle.iter().for_each(|i| i.stop());
+        idle
+    }
+
     /// Removes the function: queued requests get 404, instances stop once idle.
     pub fn remove(&self) {
         let mut st = self.lock();
@@ -373,8 +390,7 @@ impl Pool {
     }
 
     fn keep_min_scale(self: &Arc<Self>, st: &mut State) {
-        let v = st.current.function.version;
-        let live = st.slots.iter().filter(|s| s.version == v).count() as u32;
+        let live = live(st) as u32;
         for _ in (live + st.starting)..st.current.function.config.min_scale {
             self.spawn_start(st);
         }
@@ -387,9 +403,8 @@ impl Pool {
         if st.removed {
             return;
         }
-        let v = st.current.function.version;
         let min = st.current.function.config.min_scale as usize;
-        let mut live = st.slots.iter().filter(|s| s.version == v).count();
+        let mut live = live(&st);
         let mut order: Vec<(Instant, usize)> = st
             .slots
             .iter()
@@ -429,6 +444,12 @@ impl Pool {
     }
 }
 
+/// Instances of the current version that take requests.
+fn live(st: &State) -> usize {
+    let v = st.current.function.version;
+    st.slots.iter().filter(|s| s.version == v && !s.retiring).count()
+}
+
 fn free_slot(st: &State) -> Option<usize> {
     let v = st.current.function.version;
     let conc = st.current.function.config.concurrency;
@@ -436,7 +457,7 @@ fn free_slot(st: &State) -> Option<usize> {
     st.slots
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.version == v && s.in_flight < conc)
+        .filter(|(_, s)| s.version == v && !s.retiring && s.in_flight < conc)
         .min_by_key(|(_, s)| s.in_flight)
         .map(|(i, _)| i)
 }

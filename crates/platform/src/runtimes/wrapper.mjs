@@ -2,10 +2,20 @@
 //
 // handle(event, context, callback): the result is the return value, a Promise, or the
 // callback's second argument: {statusCode, headers, body, isBase64Encoded} | string | object.
+//
+// Two ways to start:
+// * `wrapper.mjs --zygote` (what fnbox serve runs): Node starts and this module loads before
+//   any function is known, in a pre-warmed sandbox. Descriptor 0 is a socket to fnbox serve:
+//   the zygote says it is ready, waits for one bind request (handler, environment with the
+//   secrets, check or serve), then sets the environment, changes to /code, imports the handler
+//   and serves. Node cannot fork a running VM, so the zygote process itself becomes the
+//   instance (Python's zygote forks instead).
+// * `wrapper.mjs HANDLER`: loads the handler and serves at once (benchmarks, FNBOX_LISTEN_TCP).
 const T0 = Number(process.hrtime.bigint()) / 1e9;
 
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -88,27 +98,24 @@ function toResponse(result) {
   return [200, { "Content-Type": "application/json" }, Buffer.from(JSON.stringify(result))];
 }
 
-async function main() {
-  const check = process.argv[2] === "--check";
-  const spec = process.argv[process.argv.length - 1];
-  let handler;
+/** "Name: message" for an error thrown by the user's code. */
+const describe = (e) => `${e && e.name ? e.name + ": " : ""}${e && e.message ? e.message : e}`;
+
+/** The handler, or {reason, detail} when it cannot be loaded (detail: the error's stack, for
+ * errors in the user's code, printed to stderr as well). */
+async function loadOrExplain(spec) {
   try {
-    handler = await loadHandler(spec);
+    return { handler: await loadHandler(spec) };
   } catch (e) {
-    if (e instanceof LookupError) console.error(`fnbox: ${e.message}`);
-    else {
-      console.error(e);
-      console.error(`fnbox: ${e && e.name ? e.name + ": " : ""}${e && e.message ? e.message : e}`);
-    }
-    process.exit(1);
+    if (e instanceof LookupError) return { reason: e.message, detail: "" };
+    console.error(e);
+    const detail = e && e.stack ? String(e.stack) : String(e);
+    return { reason: describe(e), detail };
   }
-  if (check) return;
-  const imported = now();
-  const context = {
-    memoryLimitInMb: Number(process.env.FNBOX_MEMORY_MB || 0),
-    functionName: process.env.FNBOX_FUNCTION_NAME || "",
-    functionVersion: process.env.FNBOX_FUNCTION_VERSION || "",
-  };
+}
+
+/** An HTTP server calling `instance.handler` (set once the handler is loaded). */
+function makeServer(instance) {
   const server = http.createServer((req, res) => {
     const chunks = [];
     let size = 0;
@@ -123,7 +130,8 @@ async function main() {
       }
       let status, headers, body;
       try {
-        [status, headers, body] = toResponse(await call(handler, makeEvent(req, Buffer.concat(chunks)), context));
+        const event = makeEvent(req, Buffer.concat(chunks));
+        [status, headers, body] = toResponse(await call(instance.handler, event, instance.context));
       } catch (e) {
         console.error(e);
         status = 500;
@@ -138,20 +146,121 @@ async function main() {
   server.keepAliveTimeout = 0;
   server.requestTimeout = 0;
   server.headersTimeout = 0;
-  const tcp = process.env.FNBOX_LISTEN_TCP;
-  if (tcp) {
-    const i = tcp.lastIndexOf(":");
-    server.listen(Number(tcp.slice(i + 1)), tcp.slice(0, i));
-    return;
-  }
-  const tmp = SOCK + ".tmp";
-  fs.rmSync(tmp, { force: true });
-  server.listen(tmp, () => {
-    const ready = path.join(path.dirname(SOCK), "ready.json");
-    fs.writeFileSync(ready + ".tmp", JSON.stringify({ started: T0, imported, listening: now() }));
-    fs.renameSync(ready + ".tmp", ready);
-    fs.renameSync(tmp, SOCK);
+  return server;
+}
+
+function contextFromEnv() {
+  return {
+    memoryLimitInMb: Number(process.env.FNBOX_MEMORY_MB || 0),
+    functionName: process.env.FNBOX_FUNCTION_NAME || "",
+    functionVersion: process.env.FNBOX_FUNCTION_VERSION || "",
+  };
+}
+
+/** Listens on the instance socket (or FNBOX_LISTEN_TCP); resolves once listening. */
+function listen(server) {
+  return new Promise((resolve) => {
+    const tcp = process.env.FNBOX_LISTEN_TCP;
+    if (tcp) {
+      const i = tcp.lastIndexOf(":");
+      server.listen(Number(tcp.slice(i + 1)), tcp.slice(0, i), resolve);
+      return;
+    }
+    fs.rmSync(SOCK, { force: true });
+    server.listen(SOCK, resolve);
   });
+}
+
+/** One line from the control socket (fnbox serve sends one and waits for the answer). */
+function readLine(sock) {
+  return new Promise((resolve) => {
+    let buf = "";
+    const onData = (d) => {
+      buf += d.toString("utf8");
+      const i = buf.indexOf("\n");
+      if (i >= 0) {
+        sock.off("data", onData);
+        sock.off("end", onEnd);
+        resolve(buf.slice(0, i));
+      }
+    };
+    const onEnd = () => resolve(null);
+    sock.on("data", onData);
+    sock.on("end", onEnd);
+  });
+}
+
+const sendLine = (sock, msg) => new Promise((resolve) => sock.write(JSON.stringify(msg) + "\n", resolve));
+
+/** Runs the paths a cold start takes once, before any function is bound: a handler import
+ * (the CommonJS loader behind import()) and a request through the server (the HTTP parser,
+ * makeEvent, call, toResponse). V8 compiles them lazily, at a cost of tens of milliseconds
+ * that the bound instance would otherwise pay under its CPU quota. */
+async function warmUp(instance) {
+  const cwd = process.cwd();
+  process.chdir(path.dirname(new URL(import.meta.url).pathname));
+  const loaded = await loadOrExplain("warmup.handle");
+  process.chdir(cwd);
+  instance.handler = loaded.handler ?? (async () => "warm");
+  instance.context = contextFromEnv();
+  await new Promise((resolve) => {
+    const body = JSON.stringify({ warm: true });
+    const headers = { "Content-Type": "application/json", "Content-Length": body.length, Connection: "close" };
+    const req = http.request({ socketPath: SOCK, path: "/warm?up=1", method: "POST", headers, agent: false }, (res) => {
+      res.resume();
+      res.on("end", resolve);
+      res.on("error", resolve);
+    });
+    req.on("error", resolve);
+    req.end(body);
+  });
+  instance.handler = null;
+}
+
+async function zygote() {
+  const ctl = new net.Socket({ fd: 0, readable: true, writable: true });
+  const instance = { handler: null, context: null };
+  const server = makeServer(instance);
+  await listen(server);
+  await warmUp(instance);
+  await sendLine(ctl, { ready: true, started: T0 });
+  const line = await readLine(ctl);
+  if (line === null) process.exit(0); // fnbox serve let this sandbox go unused
+  const bound = now();
+  const req = JSON.parse(line);
+  let loaded;
+  try {
+    Object.assign(process.env, req.env);
+    process.chdir(req.workdir || "/code");
+    loaded = await loadOrExplain(req.handler);
+  } catch (e) {
+    loaded = { reason: describe(e), detail: String(e && e.stack) };
+  }
+  if (!loaded.handler) {
+    await sendLine(ctl, { error: loaded.reason, detail: loaded.detail });
+    process.exit(1);
+  }
+  if (req.check) {
+    await sendLine(ctl, { checked: true });
+    process.exit(0);
+  }
+  instance.handler = loaded.handler;
+  instance.context = contextFromEnv();
+  await sendLine(ctl, { bound: true, forked: bound, imported: now() });
+  // The control socket stays open (so descriptor 0 is not reused) but unread: fnbox serve
+  // closes its end, and the handler reads end of file on stdin, as from /dev/null.
+  ctl.pause();
+  ctl.unref();
+}
+
+async function main() {
+  if (process.argv[2] === "--zygote") return zygote();
+  const loaded = await loadOrExplain(process.argv[process.argv.length - 1]);
+  if (!loaded.handler) {
+    console.error(`fnbox: ${loaded.reason}`);
+    process.exit(1);
+  }
+  await listen(makeServer({ handler: loaded.handler, context: contextFromEnv() }));
 }
 
 main();

@@ -1,0 +1,201 @@
+//! The instance backend: sandboxes launched by `fnbox run`, bound to a function.
+//!
+//! Python and Node instances start from a runtime zygote in a sandbox that is already up: a
+//! pre-warmed one from the [`WarmPool`] when there is one for the function's runtime and tier
+//! (sandbox v2), otherwise one launched now with the code bound from the start. Binding a
+//! pre-warmed sandbox attaches the code at `/code` (read-only) and hands the zygote the
+//! handler and the environment; nothing else is created. A `binary` function's program is
+//! executed directly, its environment read by the launcher from a memory file.
+
+use super::launcher::{monotonic_s, start_failed, LaunchSpec, Launched, Launcher, LogRoute};
+use super::warm::{WarmKey, WarmPool};
+use super::zygote::{self, BindError, BindRequest, ZygoteAt};
+use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
+use crate::function::{FunctionConfig, Runtime};
+use crate::runtimes::{self, INSTANCE_DIR, SOCKET_NAME};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a deploy-time handler check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a binary may take to listen on its socket.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of a handler's traceback kept in a failed check's message.
+const DETAIL_LINES: usize = 8;
+
+pub struct FnboxRun {
+    pub launcher: Arc<Launcher>,
+    /// Pre-warmed v2 sandboxes, unless the pool is off.
+    pub warm: Option<Arc<WarmPool>>,
+}
+
+/// The environment an instance gets: the runtime's, the function's (secrets included) and
+/// fnbox's own `FNBOX_*` variables.
+fn function_env(id: &str, name: &str, version: u64, c: &FunctionConfig) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = runtimes::runtime_env(c.runtime)
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(c.env.iter().chain(c.secrets.iter()).map(|(k, v)| (k.clone(), v.clone())))
+        .collect();
+    env.extend([
+        ("FNBOX_SOCKET".into(), format!("{INSTANCE_DIR}/{SOCKET_NAME}")),
+        ("FNBOX_FUNCTION_NAME".into(), name.to_string()),
+        ("FNBOX_FUNCTION_VERSION".into(), version.to_string()),
+        ("FNBOX_MEMORY_MB".into(), c.memory_mb.to_string()),
+        ("FNBOX_INSTANCE_ID".into(), id.to_string()),
+    ]);
+    env
+}
+
+/// Seconds on the monotonic clock since `m0`, as a phase of a cold start.
+fn since(m0: f64, t: Option<f64>) -> Option<Duration> {
+    t.map(|t| Duration::from_secs_f64((t - m0).max(0.0)))
+}
+
+impl FnboxRun {
+    /// A sandbox with the function's runtime zygote ready: from the pool, or launched now.
+    async fn acquire(&self, spec: &InstanceSpec, route: &LogRoute) -> Result<(Launched, bool), Ended> {
+        let c = &spec.config;
+        if c.sandbox == "v2" {
+            if let Some(warm) = &self.warm {
+                let key = WarmKey { runtime: c.runtime, memory_mb: c.memory_mb };
+                while let Some(sb) = warm.take(key) {
+                    sb.route.bind(&spec.function, &spec.id);
+                    match sb.control.attach(&spec.code, "/code").await {
+                        Ok(()) => return Ok((sb, true)),
+                        // It ended meanwhile: try the next one.
+                        Err(e) => {
+                            spec.logs.event(&spec.function, &spec.id, format!("a pre-warmed sandbox failed: {e}"))
+                        }
+                    }
+                }
+            }
+        }
+        let at = ZygoteAt { kind: &c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, code: Some(&spec.code) };
+        Ok((zygote::launch(&self.launcher, at, route.clone(), None).await?, false))
+    }
+
+    async fn start_from_zygote(&self, spec: &InstanceSpec) -> Result<Instance, Ended> {
+        let (t0, m0) = (Instant::now(), monotonic_s());
+        let route = LogRoute::to(self.launcher.logs.clone(), &spec.function, &spec.id);
+        let (mut sb, pooled) = self.acquire(spec, &route).await?;
+        let acquired = t0.elapsed();
+        let c = &spec.config;
+        let env = function_env(&spec.id, &spec.function, spec.version, c);
+        let zygote = sb.zygote.take().ok_or_else(|| start_failed("the sandbox has no zygote socket".into()))?;
+        let bound = zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: false }).await;
+        let bound = match bound {
+            Ok(b) => b,
+            Err(BindError::Handler { reason, .. }) => {
+                return Err(start_failed(format!("its handler failed to load: {reason}")))
+            }
+            Err(BindError::Failed(e)) => return Err(sb.failure(e).await),
+        };
+        let ready = t0.elapsed();
+        let process = if pooled { bound.forked } else { sb.exec_at() };
+        let cold = ColdStart {
+            path: StartPath { v2: c.sandbox == "v2", pooled, zygote: true },
+            sandbox_acquired: acquired,
+            process_started: since(m0, process),
+            handler_imported: since(m0, bound.imported),
+            ready,
+        };
+        let upstream = Upstream::new(sb.dir.join(SOCKET_NAME));
+        Ok(Instance::new(spec.id.clone(), upstream, sb.cgroup, cold, sb.ended, Box::new(sb.control)))
+    }
+
+    async fn start_binary(&self, spec: &InstanceSpec) -> Result<Instance, Ended> {
+        let (t0, m0) = (Instant::now(), monotonic_s());
+        let c = &spec.config;
+        let launch = LaunchSpec {
+            kind: c.sandbox.clone(),
+            memory_mb: c.memory_mb,
+            code: Some(spec.code.clone()),
+            env: function_env(&spec.id, &spec.function, spec.version, c),
+            program: runtimes::binary_program(&c.handler, false),
+            zygote: false,
+            timeout: None,
+            label: spec.function.clone(),
+            route: LogRoute::to(self.launcher.logs.clone(), &spec.function, &spec.id),
+        };
+        let sb = self.launcher.launch(launch).await?;
+        let acquired = t0.elapsed();
+        let upstream = Upstream::new(sb.dir.join(SOCKET_NAME));
+        let mut pause = Duration::from_micros(500);
+        let deadline = t0 + LISTEN_TIMEOUT;
+        loop {
+            if sb.has_ended() {
+                return Err(sb.start_failure().await);
+            }
+            if upstream.socket().exists() && upstream.warm().await.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(start_failed(format!(
+                    "it did not listen on $FNBOX_SOCKET within {} s (a binary function must serve HTTP there)",
+                    LISTEN_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        let cold = ColdStart {
+            path: StartPath { v2: c.sandbox == "v2", pooled: false, zygote: false },
+            sandbox_acquired: acquired,
+            process_started: since(m0, sb.exec_at()),
+            handler_imported: None,
+            ready: t0.elapsed(),
+        };
+        Ok(Instance::new(spec.id.clone(), upstream, sb.cgroup, cold, sb.ended, Box::new(sb.control)))
+    }
+
+    /// Loads the handler in a sandbox, as an instance would, and says why it cannot.
+    pub async fn check_handler(&self, name: &str, c: &FunctionConfig, code: &Path) -> Result<(), String> {
+        let id = format!("check-{}", crate::auth::random_hex(4));
+        // The check's output is not an instance's: it is kept for the error, not logged.
+        let route = LogRoute::quiet(self.launcher.logs.clone());
+        if c.runtime == Runtime::Binary {
+            let launch = LaunchSpec {
+                kind: c.sandbox.clone(),
+                memory_mb: c.memory_mb,
+                code: Some(code.to_path_buf()),
+                env: Vec::new(),
+                program: runtimes::binary_program(&c.handler, true),
+                zygote: false,
+                timeout: Some(CHECK_TIMEOUT),
+                label: "check".into(),
+                route,
+            };
+            let sb = self.launcher.launch(launch).await.map_err(|e| e.message)?;
+            return match sb.wait_ended().await.cause {
+                EndCause::Exited(0) => Ok(()),
+                _ => Err(sb.start_failure().await.message),
+            };
+        }
+        let at = ZygoteAt { kind: &c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, code: Some(code) };
+        let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
+        let env = function_env(&id, name, 0, c);
+        let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;
+        match zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: true }).await {
+            Ok(_) => Ok(()),
+            Err(BindError::Handler { reason, detail }) => {
+                let lines: Vec<&str> = detail.lines().filter(|l| !l.trim().is_empty()).collect();
+                let tail = lines[lines.len().saturating_sub(DETAIL_LINES)..].join("\n");
+                Err(if tail.is_empty() { reason } else { format!("{reason}\n{tail}") })
+            }
+            Err(BindError::Failed(e)) => Err(sb.failure(e).await.message),
+        }
+    }
+}
+
+impl InstanceBackend for FnboxRun {
+    fn start<'a>(&'a self, spec: &'a InstanceSpec) -> BoxFuture<'a, Result<Instance, Ended>> {
+        Box::pin(async move {
+            match spec.config.runtime {
+                Runtime::Binary => self.start_binary(spec).await,
+                Runtime::Python3 | Runtime::Node => self.start_from_zygote(spec).await,
+            }
+        })
+    }
+}
