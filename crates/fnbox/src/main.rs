@@ -1,5 +1,6 @@
 //! The `fnbox` command line. It parses arguments and calls the libraries; nothing else.
 
+mod runc_cli;
 mod serve_cli;
 
 use clap::{Args, Parser, Subcommand};
@@ -123,6 +124,10 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
 }
 
 fn main() -> ExitCode {
+    // Installed as `fnbox-runc-v1` / `fnbox-runc-v2` (symlinks), fnbox is an OCI runtime.
+    if let Some(kind) = std::env::args().next().as_deref().and_then(fnbox_oci::kind_for_binary) {
+        return runc_cli::main(kind);
+    }
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run(a) => {

@@ -1,0 +1,255 @@
+//! A bundle (`config.json` + rootfs) → the spec of an fnbox sandbox. Everything that can be
+//! checked is checked here, before anything is created, with errors that name the field.
+
+use crate::config;
+use crate::error::{Error, Result};
+use crate::{mounts, names, seccomp};
+use fnbox_sandbox::spec::{
+    CapSets, Container, IdMapping, Image, Namespace, ProcessSettings, Resources, Rlimit, SandboxKind, SandboxSpec,
+};
+use std::path::{Path, PathBuf};
+
+/// The annotation that picks the sandbox, overriding the binary's name.
+pub const SANDBOX_ANNOTATION: &str = "dev.fnbox.sandbox";
+
+/// Reads and parses `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<config::Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Bundle(format!(
+            "cannot read {}: {e}: a bundle needs a config.json (fnbox-runc spec writes one)",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Bundle(format!("{} is not a valid OCI config: {e}", path.display())))
+}
+
+/// The sandbox: the annotation if present, else the binary's own.
+pub fn kind(spec: &config::Spec, default: SandboxKind) -> Result<SandboxKind> {
+    match spec.annotations.get(SANDBOX_ANNOTATION) {
+        Some(v) => v.parse().map_err(|_| {
+            Error::Bundle(format!("annotation {SANDBOX_ANNOTATION}={v} in config.json is not a sandbox: use v1 or v2"))
+        }),
+        None => Ok(default),
+    }
+}
+
+fn bad(m: impl Into<String>) -> Error {
+    Error::Bundle(m.into())
+}
+
+/// The sandbox spec for container `id` of `bundle`, held before `execve` until `start`.
+pub fn sandbox_spec(
+    id: &str,
+    bundle: &Path,
+    spec: &config::Spec,
+    kind: SandboxKind,
+    systemd: bool,
+) -> Result<SandboxSpec> {
+    let process = spec.process.as_ref().ok_or_else(|| bad("config.json has no process: say what to run"))?;
+    if process.args.is_empty() || process.args[0].is_empty() {
+        return Err(bad("config.json: process.args is empty: give the program to run"));
+    }
+    let root = spec.root.as_ref().ok_or_else(|| bad("config.json has no root: give root.path"))?;
+    let mut rootfs = PathBuf::from(&root.path);
+    if rootfs.is_relative() {
+        rootfs = bundle.join(rootfs);
+    }
+    if !rootfs.is_dir() {
+        return Err(bad(format!(
+            "the rootfs {} (root.path in config.json) does not exist: unpack the image there or fix root.path",
+            rootfs.display()
+        )));
+    }
+    let rootfs = rootfs.canonicalize().unwrap_or(rootfs);
+    let linux = spec.linux.clone().unwrap_or_default();
+    let mut s = SandboxSpec::new(kind, process.args.clone());
+    s.image = Image::Dir(rootfs.clone());
+    s.env = process
+        .env
+        .iter()
+        .map(|e| e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+        .collect();
+    s.workdir = PathBuf::from(if process.cwd.is_empty() { "/" } else { &process.cwd });
+    if !s.workdir.is_absolute() {
+        return Err(bad(format!("config.json: process.cwd '{}' must be an absolute path", process.cwd)));
+    }
+    let mut c = Container {
+        hold: true,
+        layers: fnbox_sandbox::rootfs::container::layers_of(&rootfs)?,
+        readonly_root: root.readonly,
+        masked_paths: linux.masked_paths.iter().map(PathBuf::from).collect(),
+        readonly_paths: linux.readonly_paths.iter().map(PathBuf::from).collect(),
+        hostname: spec.hostname.clone().filter(|h| !h.is_empty()),
+        process: process_settings(process, kind)?,
+        resources: resources(linux.resources.as_ref()),
+        cgroup_path: Some(cgroup_path(id, linux.cgroups_path.as_deref(), systemd)),
+        ..Default::default()
+    };
+    c.mounts = spec.mounts.iter().map(|m| mounts::convert(m, bundle)).collect::<Result<_, _>>().map_err(bad)?;
+    for d in &linux.devices {
+        let p = Path::new(&d.path);
+        if p.exists() && !c.mounts.iter().any(|m| m.target == p) {
+            c.mounts.push(fnbox_sandbox::spec::Mount {
+                target: p.to_path_buf(),
+                kind: fnbox_sandbox::spec::MountKind::Bind {
+                    source: p.into(),
+                    recursive: false,
+                    readonly: false,
+                    attrs: 0,
+                },
+            });
+        }
+    }
+    namespaces(&mut c, &linux)?;
+    if kind == SandboxKind::V1 {
+        c.seccomp = linux.seccomp.as_ref().map(seccomp::profile).transpose().map_err(bad)?;
+    }
+    s.container = Some(Box::new(c));
+    s.validate()?;
+    Ok(s)
+}
+
+/// Who a process runs as and with what (a container's own, or one started by `exec`).
+pub fn process_settings(p: &config::Process, kind: SandboxKind) -> Result<ProcessSettings> {
+    let caps = match (&p.capabilities, kind) {
+        (Some(c), SandboxKind::V1) => Some(CapSets {
+            bounding: names::caps_mask(&c.bounding).map_err(bad)?,
+            effective: names::caps_mask(&c.effective).map_err(bad)?,
+            permitted: names::caps_mask(&c.permitted).map_err(bad)?,
+            inheritable: names::caps_mask(&c.inheritable).map_err(bad)?,
+            ambient: names::caps_mask(&c.ambient).map_err(bad)?,
+        }),
+        _ => None,
+    };
+    let rlimits = p
+        .rlimits
+        .iter()
+        .map(|r| names::rlimit(&r.kind).map(|resource| Rlimit { resource, soft: r.soft, hard: r.hard }))
+        .collect::<Result<_, _>>()
+        .map_err(bad)?;
+    Ok(ProcessSettings {
+        uid: p.user.uid,
+        gid: p.user.gid,
+        additional_gids: p.user.additional_gids.clone(),
+        umask: p.user.umask,
+        caps,
+        rlimits,
+        // v2 always sets it: the Sentry's view of credentials must not change behind its back.
+        no_new_privs: p.no_new_privileges || kind == SandboxKind::V2,
+        terminal: p.terminal,
+    })
+}
+
+/// OCI limits → fnbox's; zero and negative values mean "no limit", as in runc.
+pub fn resources(r: Option<&config::Resources>) -> Resources {
+    let positive = |v: Option<i64>| v.filter(|v| *v > 0).map(|v| v as u64);
+    let r = r.cloned().unwrap_or_default();
+    Resources {
+        memory_bytes: positive(r.memory.as_ref().and_then(|m| m.limit)),
+        cpu_quota_us: positive(r.cpu.as_ref().and_then(|c| c.quota)),
+        cpu_period_us: r.cpu.as_ref().and_then(|c| c.period).filter(|p| *p > 0),
+        cpu_shares: r.cpu.as_ref().and_then(|c| c.shares).filter(|s| *s > 0),
+        pids_max: positive(r.pids.as_ref().map(|p| p.limit)),
+    }
+}
+
+/// The cgroup below each hierarchy's root. With `--systemd-cgroup`, a `slice:prefix:name`
+/// path is turned into the directory systemd would use (fnbox creates it directly; it does
+/// not ask systemd for a scope).
+pub fn cgroup_path(id: &str, given: Option<&str>, systemd: bool) -> String {
+    let given = given.unwrap_or("").trim_matches('/');
+    if given.is_empty() {
+        return format!("fnbox/{id}");
+    }
+    if !systemd {
+        return given.to_string();
+    }
+    let parts: Vec<&str> = given.split(':').collect();
+    let [slice, prefix, name] = parts[..] else { return given.to_string() };
+    let mut dir = String::new();
+    let slice = slice.trim_end_matches(".slice");
+    let slice = if slice.is_empty() { "system" } else { slice };
+    // kubepods-besteffort-pod1.slice → kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice
+    let mut acc = String::new();
+    for part in slice.split('-') {
+        if !acc.is_empty() {
+            acc.push('-');
+        }
+        acc.push_str(part);
+        dir.push_str(&format!("{acc}.slice/"));
+    }
+    format!("{dir}{prefix}-{name}.scope")
+}
+
+fn namespaces(c: &mut Container, linux: &config::Linux) -> Result<()> {
+    // Namespaces the spec does not list are shared with the runtime's, as in runc; fnbox
+    // always gives a container its own user, mount, pid and cgroup namespaces.
+    c.net = Namespace::Host;
+    c.ipc = Namespace::Host;
+    c.uts = Namespace::Host;
+    for ns in &linux.namespaces {
+        let path = ns.path.as_ref().filter(|p| !p.is_empty()).map(PathBuf::from);
+        let mode = match &path {
+            Some(p) if !p.exists() => {
+                return Err(bad(format!("the {} namespace {} in config.json does not exist", ns.kind, p.display())))
+            }
+            Some(p) => Namespace::Join(p.clone()),
+            None => Namespace::New,
+        };
+        match ns.kind.as_str() {
+            "network" => c.net = mode,
+            "ipc" => c.ipc = mode,
+            "uts" => c.uts = mode,
+            "pid" | "mount" | "user" | "cgroup" | "time" => {
+                if let Some(p) = path {
+                    return Err(bad(format!(
+                        "fnbox cannot join the existing {} namespace {}: each fnbox container gets its own pid, mount, user and cgroup namespaces",
+                        ns.kind,
+                        p.display()
+                    )));
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown namespace type '{other}' in config.json: use pid, network, mount, ipc, uts, user or cgroup"
+                )))
+            }
+        }
+    }
+    let user_ns = linux.namespaces.iter().any(|n| n.kind == "user");
+    if user_ns && !linux.uid_mappings.is_empty() && !linux.gid_mappings.is_empty() {
+        let map = |m: &[config::IdMapping]| {
+            m.iter().map(|l| IdMapping { container: l.container_id, host: l.host_id, size: l.size }).collect()
+        };
+        c.uid_map = map(&linux.uid_mappings);
+        c.gid_map = map(&linux.gid_mappings);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths_expand_like_systemd() {
+        assert_eq!(
+            cgroup_path("x", Some("kubepods-besteffort-pod1.slice:cri-containerd:abc"), true),
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-abc.scope"
+        );
+        assert_eq!(cgroup_path("x", Some("/default/x"), false), "default/x");
+        assert_eq!(cgroup_path("x", None, false), "fnbox/x");
+    }
+
+    #[test]
+    fn limits_zero_or_negative_mean_none() {
+        let r: config::Resources = serde_json::from_str(
+            r#"{"memory":{"limit":67108864},"cpu":{"quota":-1,"period":100000,"shares":0},"pids":{"limit":0}}"#,
+        )
+        .unwrap();
+        let x = resources(Some(&r));
+        assert_eq!(x.memory_bytes, Some(64 << 20));
+        assert_eq!((x.cpu_quota_us, x.cpu_period_us, x.cpu_shares, x.pids_max), (None, Some(100_000), None, None));
+    }
+}

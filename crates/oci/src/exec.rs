@@ -1,0 +1,104 @@
+//! `exec`: a new process in a running container, described by an OCI process JSON.
+
+use crate::error::{Error, IoContext, Result};
+use crate::state::{StateDir, Status};
+use crate::{config, control, Globals};
+use fnbox_sandbox::launch::enter::{self, ExecSpec, Target};
+use fnbox_sandbox::sys::{self, process, signal};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+pub struct ExecArgs<'a> {
+    pub id: &'a str,
+    /// The process JSON (`-` for standard input).
+    pub process: &'a Path,
+    pub detach: bool,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+}
+
+/// Starts the process. Detached, returns once it runs (a subreaper above adopts it, as
+/// containerd's shim does); otherwise waits for it and returns its exit status.
+pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
+    let dir = StateDir::open(&g.root, a.id)?;
+    let r = dir.read()?;
+    let status = r.status();
+    if status != Status::Running {
+        return Err(Error::NotRunning { id: a.id.into(), status: status.as_str().into() });
+    }
+    let text = if a.process == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).what(|| "cannot read the process from standard input".into())?
+    } else {
+        std::fs::read_to_string(a.process).what(|| format!("cannot read the process file {}", a.process.display()))?
+    };
+    let p: config::Process = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{} is not a valid OCI process: {e}", a.process.display())))?;
+    if p.args.is_empty() {
+        return Err(Error::Usage("the process has no args: give the program to run".into()));
+    }
+    let settings = crate::convert::process_settings(&p, r.kind)?;
+    if settings.terminal && a.console_socket.is_none() {
+        return Err(Error::Usage("the process asks for a terminal: pass --console-socket".into()));
+    }
+    let container = r.spec.container.as_deref();
+    let target = Target {
+        init_pid: r.init_pid,
+        cgroup_dirs: r.cgroup_dirs.clone(),
+        kind: r.kind,
+        seccomp: container.and_then(|c| c.seccomp.clone()),
+    };
+    let spec = ExecSpec {
+        argv: p.args.clone(),
+        env: p.env.clone(),
+        cwd: PathBuf::from(if p.cwd.is_empty() { "/" } else { &p.cwd }),
+        settings,
+        console_socket: a.console_socket.map(Path::to_path_buf),
+    };
+    if !a.detach {
+        // The new process is adopted by this one once its starter exits.
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).what(|| "prctl".into())?;
+    }
+    let socket = dir.socket();
+    let relay = |fd: &std::os::fd::OwnedFd| {
+        control::request(&socket, serde_json::json!({"op": "listener"}), Some(fd.as_raw_fd()))
+            .map_err(|e| fnbox_sandbox::Error::Setup(e.to_string()))
+    };
+    let pid = enter::spawn(&target, &spec, &relay)?;
+    if let Some(f) = a.pid_file {
+        std::fs::write(f, pid.to_string()).what(|| format!("cannot write the pid file {}", f.display()))?;
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    wait_forwarding(pid)
+}
+
+/// Waits for `pid` (a child by adoption), passing on the signals this process receives.
+fn wait_forwarding(pid: i32) -> Result<i32> {
+    let set = signal::SigSet::of(signal::FORWARDED);
+    signal::set_mask(libc::SIG_BLOCK, &set).what(|| "cannot block signals".into())?;
+    let sigfd = signal::signalfd(&set).what(|| "signalfd".into())?;
+    let pidfd = process::pidfd_open(pid).what(|| format!("cannot watch process {pid}"))?;
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        while let Ok(Some(sig)) = signal::read_signalfd(&sigfd) {
+            let _ = process::kill(pid, sig);
+        }
+        if fds[0].revents != 0 {
+            break;
+        }
+    }
+    // Reap it, and any starter left behind.
+    let mut code = 255;
+    while let Ok(Some((p, status))) = process::waitpid(-1, false) {
+        if p == pid {
+            code = status.code();
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,311 @@
+//! `create`, `start`, `run`, `state`, `kill` and `delete`.
+
+use crate::error::{Error, IoContext, Result};
+use crate::state::{self, Record, Recorded, StateDir, Status};
+use crate::supervisor::{self, Report};
+use crate::{control, convert, Globals};
+use fnbox_sandbox::spec::SandboxSpec;
+use fnbox_sandbox::sys::{self, process};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Reads and checks the bundle; the state directory does not exist yet.
+fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Result<(SandboxSpec, Record)> {
+    let bundle = bundle.canonicalize().map_err(|e| {
+        Error::Bundle(format!(
+            "the bundle {} cannot be used: {e}: give the directory holding config.json",
+            bundle.display()
+        ))
+    })?;
+    let spec = convert::load(&bundle)?;
+    let kind = convert::kind(&spec, g.kind)?;
+    let mut s = convert::sandbox_spec(id, &bundle, &spec, kind, g.systemd_cgroup)?;
+    if g.systemd_cgroup {
+        g.log.warn("--systemd-cgroup: fnbox does not ask systemd for a scope; it creates the cgroup systemd would use directly");
+    }
+    let c = s.container.as_mut().expect("sandbox_spec sets the container");
+    if c.process.terminal && console.is_none() {
+        return Err(Error::Usage("process.terminal is true in config.json: pass --console-socket".into()));
+    }
+    c.console_socket = console.map(Path::to_path_buf);
+    let record = Record {
+        id: id.into(),
+        bundle: bundle.clone(),
+        rootfs: match &s.image {
+            fnbox_sandbox::Image::Dir(d) => d.clone(),
+            fnbox_sandbox::Image::Host => "/".into(),
+        },
+        kind,
+        status: Recorded::Creating,
+        supervisor: 0,
+        supervisor_start: 0,
+        pid: 0,
+        init_pid: 0,
+        sentry_pid: None,
+        cgroup: c.cgroup_path.clone().unwrap_or_default(),
+        cgroup_dirs: Vec::new(),
+        created: state::now_rfc3339(),
+        annotations: spec.annotations.clone(),
+        exit_code: None,
+        spec: s.clone(),
+    };
+    Ok((s, record))
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
+}
+
+/// `create`: forks the supervisor, which builds the sandbox and holds its program before
+/// `execve`; returns once that is done (or failed, with the reason).
+pub fn create(g: &Globals, id: &str, bundle: &Path, pid_file: Option<&Path>, console: Option<&Path>) -> Result<()> {
+    let (spec, record) = prepare(g, id, bundle, console)?;
+    let dir = StateDir::create(&g.root, id)?;
+    if let Err(e) = dir.write(&record) {
+        let _ = dir.remove();
+        return Err(e);
+    }
+    match fork_supervisor(g, &dir, &spec, false) {
+        Ok(pid) => {
+            if let Some(p) = pid_file {
+                write_pid_file(p, pid)?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+/// Forks the supervisor and waits for its word; returns its pid.
+fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: bool) -> Result<i32> {
+    let mut p = [0; 2];
+    // SAFETY: `p` has room for two descriptors.
+    sys::cvt(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }).what(|| "pipe".into())?;
+    // SAFETY: pipe2 returned two new descriptors.
+    let (r, w) = unsafe { (sys::owned(p[0]), sys::owned(p[1])) };
+    // SAFETY: this verb process is single-threaded; the child runs the supervisor and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).what(|| "cannot fork the container's supervisor".into());
+    }
+    if pid == 0 {
+        drop(r);
+        // With a terminal the program's streams are the terminal: nothing of the caller's
+        // (the shim's pipes, which it reads to their end) may stay open in the sandbox.
+        if spec.container.as_ref().is_some_and(|c| c.process.terminal) {
+            supervisor::detach_stdio();
+        }
+        // Its own session: signals meant for the caller's process group stay there.
+        // SAFETY: setsid and chdir take no pointers but a static C string.
+        unsafe {
+            libc::setsid();
+            libc::chdir(c"/".as_ptr());
+        }
+        let code = match supervisor::run(dir, spec, Report::Pipe(w), start_now, &g.log) {
+            Ok(c) => c,
+            Err(e) => {
+                g.log.error(&e);
+                125
+            }
+        };
+        // SAFETY: the supervisor ends here without running the verb's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(w);
+    if let Some(start) = state::start_time(pid) {
+        dir.update(|rec| {
+            rec.supervisor = pid;
+            rec.supervisor_start = start;
+        })?;
+    }
+    let answer = read_message(&r);
+    if answer == "ok" {
+        return Ok(pid);
+    }
+    let _ = process::waitpid(pid, false);
+    let msg = answer.strip_prefix('E').unwrap_or("the container's supervisor died while building it");
+    Err(Error::Bundle(msg.to_string()))
+}
+
+/// Reads the supervisor's one message. It is written in one `write` of at most `PIPE_BUF`
+/// bytes, so it arrives whole; the pipe is not read to its end because processes the
+/// supervisor forks (the sandbox's) may hold a copy of its write end. Empty: the supervisor
+/// died before it said anything.
+fn read_message(fd: &OwnedFd) -> String {
+    let mut buf = [0u8; libc::PIPE_BUF];
+    loop {
+        // SAFETY: reading into a local buffer of its own size.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return String::new();
+        }
+    }
+}
+
+/// `start`: lets the created container's program run.
+pub fn start(g: &Globals, id: &str) -> Result<()> {
+    let dir = StateDir::open(&g.root, id)?;
+    let r = dir.read()?;
+    match r.status() {
+        Status::Created => control::request(&dir.socket(), serde_json::json!({"op": "start"}), None),
+        s => Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
+    }
+}
+
+/// `run`: create and start in one go. In the foreground this process is the supervisor and
+/// exits with the program's status, removing the container; `detach` behaves like create +
+/// start. Returns the exit status.
+pub fn run(
+    g: &Globals,
+    id: &str,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+    console: Option<&Path>,
+    detach: bool,
+) -> Result<i32> {
+    let (spec, record) = prepare(g, id, bundle, console)?;
+    let dir = StateDir::create(&g.root, id)?;
+    let mut record = record;
+    record.supervisor = std::process::id() as i32;
+    record.supervisor_start = state::start_time(record.supervisor).unwrap_or(0);
+    if let Err(e) = dir.write(&record) {
+        let _ = dir.remove();
+        return Err(e);
+    }
+    if detach {
+        let pid = fork_supervisor(g, &dir, &spec, true).inspect_err(|_| {
+            let _ = dir.remove();
+        })?;
+        if let Some(p) = pid_file {
+            write_pid_file(p, pid)?;
+        }
+        return Ok(0);
+    }
+    if let Some(p) = pid_file {
+        write_pid_file(p, record.supervisor)?;
+    }
+    let code = supervisor::run(&dir, &spec, Report::None, true, &g.log).map_err(Error::Bundle);
+    let _ = dir.remove();
+    code
+}
+
+/// `state`: the OCI state document.
+pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
+    Ok(StateDir::open(&g.root, id)?.read()?.oci_state())
+}
+
+/// `kill ID SIGNAL`: numbers (`9`) and names (`KILL`, `SIGKILL`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| Error::Usage(format!("signal '{s}' is not valid: use a number (9) or a name (KILL, SIGTERM)")))
+}
+
+/// `kill`: through the supervisor, which holds the processes (no pid can be recycled under
+/// it).
+pub fn kill(g: &Globals, id: &str, signal: i32, all: bool) -> Result<()> {
+    let dir = StateDir::open(&g.root, id)?;
+    let r = dir.read()?;
+    match r.status() {
+        Status::Created | Status::Running | Status::Paused => {
+            control::request(&dir.socket(), serde_json::json!({"op": "kill", "signal": signal, "all": all}), None)
+        }
+        s => Err(Error::NotRunning { id: id.into(), status: s.as_str().into() }),
+    }
+}
+
+/// `delete`: removes a stopped (or never started) container; `force` stops a running one
+/// first. Leaves nothing: processes, cgroup, state directory.
+pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    let dir = match StateDir::open(&g.root, id) {
+        Ok(d) => d,
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let r = match dir.read() {
+        Ok(r) => r,
+        Err(_) if force => return dir.remove(),
+        Err(e) => return Err(e),
+    };
+    let status = r.status();
+    if matches!(status, Status::Running | Status::Paused | Status::Creating) && !force {
+        return Err(Error::NotStopped { id: id.into(), status: status.as_str().into() });
+    }
+    if status != Status::Stopped {
+        if let Some(cg) = r.cgroup() {
+            let _ = cg.freeze(false);
+        }
+        let _ = control::request(&dir.socket(), serde_json::json!({"op": "stop"}), None);
+        wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(10));
+        if state::alive(r.supervisor, r.supervisor_start) {
+            let _ = process::kill(r.supervisor, libc::SIGKILL);
+            wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(5));
+        }
+    }
+    // A supervisor that died without cleaning up (SIGKILL) left the cgroup behind.
+    if let Some(cg) = r.cgroup() {
+        if cg.dirs().iter().any(|d| d.exists()) {
+            cg.kill_all();
+            cg.destroy()?;
+        }
+    }
+    dir.remove()
+}
+
+fn wait_gone(pid: i32, start: u64, limit: Duration) {
+    let until = Instant::now() + limit;
+    while state::alive(pid, start) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

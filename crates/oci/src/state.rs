@@ -1,0 +1,256 @@
+//! A container's state under `--root`: one directory per container, holding `state.json`
+//! (written atomically, read-modify-written under a lock) and the supervisor's control socket.
+//! Every verb is a new process; this is what they share.
+
+use crate::error::{Error, IoContext, Result};
+use fnbox_sandbox::spec::{SandboxKind, SandboxSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What the runtime last recorded about a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recorded {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub kind: SandboxKind,
+    pub status: Recorded,
+    /// The per-container supervisor (the pid in `--pid-file`) and its start time, so a
+    /// recycled pid is never taken for it.
+    pub supervisor: i32,
+    pub supervisor_start: u64,
+    /// Host pids of the program, the sandbox's init and (v2) the Sentry.
+    pub pid: i32,
+    pub init_pid: i32,
+    pub sentry_pid: Option<i32>,
+    /// The cgroup below each hierarchy's root, and its directories.
+    pub cgroup: String,
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub created: String,
+    pub annotations: BTreeMap<String, String>,
+    pub exit_code: Option<i32>,
+    pub spec: SandboxSpec,
+}
+
+/// The status `state` reports: the record checked against what runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl Record {
+    pub fn status(&self) -> Status {
+        if self.status == Recorded::Stopped || !alive(self.supervisor, self.supervisor_start) {
+            return Status::Stopped;
+        }
+        match self.status {
+            Recorded::Creating => Status::Creating,
+            Recorded::Created => Status::Created,
+            _ if self.cgroup().is_some_and(|c| c.frozen()) => Status::Paused,
+            _ => Status::Running,
+        }
+    }
+
+    /// The container's cgroup, reopened.
+    pub fn cgroup(&self) -> Option<fnbox_sandbox::cgroup::Cgroup> {
+        let layout = fnbox_sandbox::cgroup::Layout::detect().ok()?;
+        let (parent, name) = self.cgroup.rsplit_once('/').unwrap_or(("", &self.cgroup));
+        Some(fnbox_sandbox::cgroup::Cgroup::open(
+            &layout,
+            std::sync::Arc::new(fnbox_sandbox::cgroup::HostCgroupFs),
+            parent,
+            name,
+        ))
+    }
+
+    /// The OCI state document.
+    pub fn oci_state(&self) -> serde_json::Value {
+        let status = self.status();
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        serde_json::json!({
+            "ociVersion": crate::OCI_VERSION,
+            "id": self.id,
+            "status": status.as_str(),
+            "pid": pid,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": "",
+            "annotations": self.annotations,
+        })
+    }
+}
+
+/// Start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'; starttime
+    // is field 22, the 20th after it.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when `pid` runs and is the process that started at `start` (not a zombie).
+pub fn alive(pid: i32, start: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Some((_, rest)) = stat.rsplit_once(')') else { return false };
+    let mut f = rest.split_whitespace();
+    let state = f.next().unwrap_or("X");
+    state != "Z" && state != "X" && start_time(pid) == Some(start)
+}
+
+/// One container's directory.
+pub struct StateDir {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+fn valid_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("container id '{id}' is not valid: use letters, digits, '_', '.', '-' and '+'")))
+    }
+}
+
+impl StateDir {
+    /// Makes the directory of a new container; fails if the id is taken.
+    pub fn create(root: &Path, id: &str) -> Result<Self> {
+        valid_id(id)?;
+        std::fs::create_dir_all(root).what(|| format!("cannot create the state root {}", root.display()))?;
+        let dir = root.join(id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(Self { id: id.into(), dir }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists(id.into())),
+            Err(e) => Err(e).what(|| format!("cannot create {}", dir.display())),
+        }
+    }
+
+    pub fn open(root: &Path, id: &str) -> Result<Self> {
+        valid_id(id)?;
+        let dir = root.join(id);
+        if !dir.join("state.json").exists() {
+            return Err(Error::NotFound(id.into()));
+        }
+        Ok(Self { id: id.into(), dir })
+    }
+
+    pub fn read(&self) -> Result<Record> {
+        let p = self.dir.join("state.json");
+        let text = std::fs::read(&p).map_err(|_| Error::NotFound(self.id.clone()))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::Bundle(format!("{} is damaged ({e}): delete the container with --force", p.display())))
+    }
+
+    /// Writes the record atomically (a reader sees the old or the new one, never half).
+    pub fn write(&self, r: &Record) -> Result<()> {
+        let tmp = self.dir.join(format!(".state.{}.json", std::process::id()));
+        let data = serde_json::to_vec(r).map_err(|e| Error::Bundle(format!("cannot encode the state: {e}")))?;
+        std::fs::write(&tmp, data).what(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, self.dir.join("state.json")).what(|| format!("cannot update {}", self.dir.display()))
+    }
+
+    /// Read-modify-write under the directory's lock.
+    pub fn update(&self, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        let lock =
+            std::fs::File::create(self.dir.join("lock")).what(|| format!("cannot lock {}", self.dir.display()))?;
+        fnbox_sandbox::sys::flock(&lock, true, false).what(|| format!("cannot lock {}", self.dir.display()))?;
+        let mut r = self.read()?;
+        f(&mut r);
+        self.write(&r)?;
+        Ok(r)
+    }
+
+    /// The supervisor's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("ctl.sock")
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).what(|| format!("cannot remove {}", self.dir.display()))
+    }
+}
+
+/// Now, as RFC 3339 in UTC with nanoseconds (what runc writes in `created`).
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked_and_taken_once() {
+        let root = std::env::temp_dir().join(format!("fnbox-oci-state-{}", std::process::id()));
+        assert!(StateDir::create(&root, "../x").is_err());
+        assert!(StateDir::create(&root, "a/b").is_err());
+        let d = StateDir::create(&root, "c1").unwrap();
+        assert!(matches!(StateDir::create(&root, "c1"), Err(Error::Exists(_))));
+        assert!(matches!(StateDir::open(&root, "c2"), Err(Error::NotFound(_))));
+        d.remove().unwrap();
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_time_is_rfc3339() {
+        let me = std::process::id() as i32;
+        let t = start_time(me).unwrap();
+        assert!(alive(me, t) && !alive(me, t + 1) && !alive(0, 0));
+        let now = now_rfc3339();
+        assert_eq!(now.len(), 30, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'));
+    }
+}
