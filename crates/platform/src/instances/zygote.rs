@@ -127,7 +127,8 @@ pub async fn launch(
     route: LogRoute,
     timeout: Option<Duration>,
 ) -> Result<Launched, Ended> {
-    let program = runtimes::zygote_program(at.runtime)
+    // Only a pre-warmed sandbox (no code yet) warms its request path up: it has the time.
+    let program = runtimes::zygote_program(at.runtime, at.code.is_none())
         .ok_or_else(|| start_failed(format!("the {} runtime has no zygote", at.runtime.as_str())))?;
     let spec = LaunchSpec {
         kind: at.kind.to_string(),

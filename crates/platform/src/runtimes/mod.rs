@@ -40,10 +40,16 @@ pub fn install(dir: &Path) -> Result<()> {
 }
 
 /// The zygote of an interpreted runtime: the interpreter with its wrapper imported, waiting
-/// for a function on its stdin. `None` for `binary`.
-pub fn zygote_program(runtime: Runtime) -> Option<Vec<String>> {
+/// for a function on its stdin. `None` for `binary`. With `warm_up`, it first runs its
+/// request path once (worth it ahead of need, in a pre-warmed sandbox; a cost on the way of a
+/// cold start otherwise).
+pub fn zygote_program(runtime: Runtime, warm_up: bool) -> Option<Vec<String>> {
     let zygote = |interp: &str, file: &str| {
-        Some(vec![interp.to_string(), format!("{RUNTIME_DIR}/{file}"), "--zygote".to_string()])
+        let mut v = vec![interp.to_string(), format!("{RUNTIME_DIR}/{file}"), "--zygote".to_string()];
+        if warm_up {
+            v.push("--warm-up".to_string());
+        }
+        Some(v)
     };
     match runtime {
         Runtime::Python3 => zygote("python3", "wrapper.py"),
@@ -82,8 +88,9 @@ mod tests {
 
     #[test]
     fn programs() {
-        assert_eq!(zygote_program(Runtime::Python3).unwrap()[2], "--zygote");
-        assert!(zygote_program(Runtime::Binary).is_none());
+        assert_eq!(zygote_program(Runtime::Python3, false).unwrap()[2..], ["--zygote"]);
+        assert_eq!(zygote_program(Runtime::Node, true).unwrap()[2..], ["--zygote", "--warm-up"]);
+        assert!(zygote_program(Runtime::Binary, true).is_none());
         assert_eq!(binary_program("bin/s", false), vec!["/code/bin/s"]);
     }
 }

@@ -4,8 +4,9 @@
 // callback's second argument: {statusCode, headers, body, isBase64Encoded} | string | object.
 //
 // Two ways to start:
-// * `wrapper.mjs --zygote` (what fnbox serve runs): Node starts and this module loads before
-//   any function is known, in a pre-warmed sandbox. Descriptor 0 is a socket to fnbox serve:
+// * `wrapper.mjs --zygote [--warm-up]` (what fnbox serve runs): Node starts and this module
+//   loads before any function is known, in a pre-warmed sandbox (which also runs the request
+//   path once: --warm-up, see warmUp). Descriptor 0 is a socket to fnbox serve:
 //   the zygote says it is ready, waits for one bind request (handler, environment with the
 //   secrets, check or serve), then sets the environment, changes to /code, imports the handler
 //   and serves. Node cannot fork a running VM, so the zygote process itself becomes the
@@ -217,12 +218,12 @@ async function warmUp(instance) {
   instance.handler = null;
 }
 
-async function zygote() {
+async function zygote(warm) {
   const ctl = new net.Socket({ fd: 0, readable: true, writable: true });
   const instance = { handler: null, context: null };
   const server = makeServer(instance);
   await listen(server);
-  await warmUp(instance);
+  if (warm) await warmUp(instance);
   await sendLine(ctl, { ready: true, started: T0 });
   const line = await readLine(ctl);
   if (line === null) process.exit(0); // fnbox serve let this sandbox go unused
@@ -254,7 +255,7 @@ async function zygote() {
 }
 
 async function main() {
-  if (process.argv[2] === "--zygote") return zygote();
+  if (process.argv[2] === "--zygote") return zygote(process.argv.includes("--warm-up"));
   const loaded = await loadOrExplain(process.argv[process.argv.length - 1]);
   if (!loaded.handler) {
     console.error(`fnbox: ${loaded.reason}`);

@@ -4,8 +4,9 @@ handle(event, context) -> {"statusCode", "headers", "body", "isBase64Encoded"} |
 
 Two ways to start:
 
-* `wrapper.py --zygote` (what fnbox serve runs): the interpreter starts and this module is
-  imported before any function is known, in a pre-warmed sandbox. Descriptor 0 is a socket to
+* `wrapper.py --zygote [--warm-up]` (what fnbox serve runs): the interpreter starts and this
+  module is imported before any function is known, in a pre-warmed sandbox (which also runs
+  the request path once: --warm-up, see warm_up). Descriptor 0 is a socket to
   fnbox serve: the zygote says it is ready, waits for one bind request (handler, environment
   with the secrets, check or serve) and forks. The child sets the environment, changes to
   /code, imports the handler and serves; the parent stays as the sandbox's program, keeping
@@ -318,13 +319,14 @@ def warm_up():
     t.join()
 
 
-def zygote():
+def zygote(warm):
     import ctypes
 
     getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
     ctl = socket.socket(fileno=0)
     srv, tune = listen()
-    warm_up()
+    if warm:
+        warm_up()
     send_line(ctl, {"ready": True, "started": T0})
     line = read_line(ctl)
     if not line:
@@ -363,7 +365,7 @@ def zygote():
 
 def main():
     if sys.argv[1] == "--zygote":
-        return zygote()
+        return zygote("--warm-up" in sys.argv)
     handler, failed = load_or_explain(sys.argv[-1])
     if failed:
         print(f"fnbox: {failed[0]}", file=sys.stderr)
