@@ -125,6 +125,13 @@ pub struct WarmGauges {
     pub failed: u64,
 }
 
+/// What a shelf in use holds at `rate` cold starts per second: those expected within
+/// [`HORIZON`], between `min` and `max`.
+fn sized(rate: f64, c: &WarmConfig) -> u32 {
+    let expected = (rate * HORIZON.as_secs_f64()).ceil() as u32;
+    expected.max(c.min).min(c.max)
+}
+
 /// Delay before retrying a shelf whose sandboxes failed to start `failures` times in a row.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(30))
@@ -140,11 +147,10 @@ impl WarmPool {
     }
 
     fn target(&self, shelf: &Shelf, now: Instant) -> u32 {
-        if !shelf.wanted {
-            return 0;
+        match shelf.wanted {
+            true => sized(shelf.rate.at(now), &self.config),
+            false => 0,
         }
-        let expected = (shelf.rate.at(now) * HORIZON.as_secs_f64()).ceil() as u32;
-        expected.max(self.config.min).min(self.config.max)
     }
 
     /// The shelves deployed v2 functions use: they are kept at least at `min`; the others
@@ -354,6 +360,16 @@ mod tests {
         assert!((0.55..0.7).contains(&r.at(now)), "{}", r.at(now));
         let later = now + RATE_TAU * 3;
         assert!(r.at(later) < 0.05 * r.at(now));
+    }
+
+    #[test]
+    fn a_shelf_holds_the_cold_starts_expected_within_its_bounds() {
+        let c = WarmConfig { min: 1, max: 8, memory_budget: 0 };
+        assert_eq!(sized(0.0, &c), 1, "kept at min with no cold starts");
+        assert_eq!(sized(0.15, &c), 2, "1.5 expected within 10 s");
+        assert_eq!(sized(0.5, &c), 5);
+        assert_eq!(sized(30.0, &c), 8, "capped at max");
+        assert_eq!(sized(0.5, &WarmConfig { min: 0, max: 0, memory_budget: 0 }), 0);
     }
 
     #[test]
