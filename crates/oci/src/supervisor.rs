@@ -11,6 +11,7 @@ use fnbox_sandbox::launch::{Sandbox, WaitOptions, Watcher};
 use fnbox_sandbox::spec::SandboxSpec;
 use fnbox_sandbox::sys::process;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 struct Control<'a> {
     dir: &'a StateDir,
@@ -152,6 +153,7 @@ fn build(
 ) -> Result<(Sandbox, OwnedFd), String> {
     let mut sb = Sandbox::start(spec, paths).map_err(|e| e.to_string())?;
     let pid = sb.wait_ready().map_err(|e| e.to_string())?;
+    enter_namespaces(sb.pid)?;
     let listener = control::listen(&dir.socket()).map_err(|e| e.to_string())?;
     if start_now {
         sb.release().map_err(|e| e.to_string())?;
@@ -165,6 +167,23 @@ fn build(
     })
     .map_err(|e| e.to_string())?;
     Ok((sb, listener))
+}
+
+/// The shim knows the container by the supervisor's pid (the one it waits on), and tools
+/// reach the container's namespaces through it: `ctr run --with-ns network:/proc/PID/ns/net`
+/// puts a second container in the first one's network, as a pod does. So the supervisor moves
+/// into the sandbox's network, IPC and UTS namespaces; it needs none of the host's (its
+/// sockets are paths, its files the host's mount namespace's).
+fn enter_namespaces(init: i32) -> Result<(), String> {
+    for (name, flag) in [("net", libc::CLONE_NEWNET), ("ipc", libc::CLONE_NEWIPC), ("uts", libc::CLONE_NEWUTS)] {
+        let path = format!("/proc/{init}/ns/{name}");
+        let fd = fnbox_sandbox::sys::openat(None, Path::new(&path), libc::O_RDONLY | libc::O_CLOEXEC, 0)
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        // SAFETY: setns with a namespace descriptor we own.
+        fnbox_sandbox::sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), flag) })
+            .map_err(|e| format!("cannot enter the container's {name} namespace: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Points this process's standard streams at `/dev/null`.

@@ -181,6 +181,12 @@ fn exec(cfg: &ProgramConfig, path: &CString) -> i32 {
 fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
     let name = argv0.to_bytes();
     if name.contains(&b'/') {
+        // Checked now, not only by execve: a container's missing program is an error of
+        // `create`, before the program is held (as in runc).
+        // SAFETY: `argv0` is NUL-terminated.
+        if unsafe { libc::access(argv0.as_ptr(), libc::F_OK) } != 0 {
+            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOENT));
+        }
         return Ok(argv0.clone());
     }
     let mut err = libc::ENOENT;

@@ -1,0 +1,274 @@
+//! The runc-compatible verbs of `fnbox-runc-v1`/`fnbox-runc-v2` used directly on a bundle, as
+//! a person or a shim would, without containerd; and bundles that are wrong, refused with
+//! errors that say what and how to fix it. Run as root.
+
+mod oci_support;
+
+use oci_support::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// One runtime (by its entry point) with its own `--root`.
+struct Runtime {
+    dir: TempDir,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+impl Runtime {
+    fn new(name: &str, v: usize) -> Self {
+        require_root();
+        let dir = TempDir::new(name);
+        let bin = runtimes(dir.path())[v].clone();
+        let root = dir.path().join("state");
+        Self { dir, bin, root }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
+        c
+    }
+
+    fn out(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        run_ok(&mut self.cmd(args))
+    }
+
+    fn bundle(&self, args: &[&str]) -> PathBuf {
+        bundle(&self.dir.path().join("bundle"), &self.bin, args)
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.ok(&["state", id]).stdout).unwrap()
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while self.state(id)["status"] != want {
+            assert!(Instant::now() < until, "{id} never became {want}: {}", self.state(id));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `create` with a pid file; returns the pid in it (the supervisor the shim waits on).
+    /// Its standard streams go to files in the runtime's directory.
+    fn create(&self, bundle: &Path, id: &str) -> i32 {
+        let pid_file = self.dir.path().join(format!("{id}.pid"));
+        let log = |n: &str| std::fs::File::create(self.dir.path().join(format!("{id}.{n}"))).unwrap();
+        let mut c = self.cmd(&["create", "--bundle", bundle.to_str().unwrap(), "--pid-file"]);
+        c.arg(&pid_file).arg(id).stdout(log("out")).stderr(log("err"));
+        let status = c.status().unwrap();
+        let err = std::fs::read_to_string(self.dir.path().join(format!("{id}.err"))).unwrap_or_default();
+        assert!(status.success(), "create {id}: {err}");
+        std::fs::read_to_string(pid_file).unwrap().trim().parse().unwrap()
+    }
+
+    fn output_of(&self, id: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{id}.out"))).unwrap_or_default()
+    }
+
+    /// Nothing of `id` is left: its state, its cgroup, its supervisor.
+    fn assert_gone(&self, id: &str, supervisor: i32) {
+        assert!(!self.root.join(id).exists(), "state of {id} left behind");
+        let cgroups = cgroups_at(&format!("fnbox/{id}"));
+        assert!(cgroups.is_empty(), "cgroups of {id} left behind: {cgroups:?}");
+        let stat = std::fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap_or_default();
+        assert!(!stat.contains("fnbox") || stat.contains(") Z "), "the supervisor of {id} still runs: {stat}");
+        let out = self.out(&["state", id]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(&format!("container {id} does not exist")), "{}", text(&out.stderr));
+    }
+}
+
+fn kind(v: usize) -> &'static str {
+    ["v1", "v2"][v]
+}
+
+#[test]
+fn each_verb_acts_on_a_container_whose_state_outlives_the_verb() {
+    for v in 0..2 {
+        let rt = Runtime::new("verbs", v);
+        let id = format!("verbs-{}", kind(v));
+        let script = "echo started; trap 'echo got TERM; exit 7' TERM; while true; do sleep 0.05; done";
+        let b = rt.bundle(&["sh", "-c", script]);
+        let supervisor = rt.create(&b, &id);
+        let s = rt.state(&id);
+        assert_eq!(s["status"], "created", "{s}");
+        assert_eq!((s["id"].as_str(), s["ociVersion"].as_str()), (Some(id.as_str()), Some("1.0.2")));
+        assert_eq!(s["bundle"].as_str().map(PathBuf::from), Some(b.canonicalize().unwrap()));
+        let pid = s["pid"].as_i64().unwrap() as i32;
+        assert!(pid > 0 && Path::new(&format!("/proc/{supervisor}")).exists());
+        assert_eq!(rt.output_of(&id), "", "the program ran before start");
+
+        // Starting twice is refused.
+        rt.ok(&["start", &id]);
+        let again = rt.out(&["start", &id]);
+        assert!(!again.status.success() && text(&again.stderr).contains("not created"), "{}", text(&again.stderr));
+        assert_eq!(rt.state(&id)["status"], "running");
+
+        let ps: Vec<i32> = serde_json::from_slice(&rt.ok(&["ps", "--format", "json", &id]).stdout).unwrap();
+        assert!(ps.contains(&pid), "ps {ps:?} lacks the program {pid}");
+
+        rt.ok(&["pause", &id]);
+        assert_eq!(rt.state(&id)["status"], "paused");
+        rt.ok(&["resume", &id]);
+        assert_eq!(rt.state(&id)["status"], "running");
+
+        let res = rt.dir.path().join("resources.json");
+        std::fs::write(&res, r#"{"memory":{"limit":67108864},"pids":{"limit":77}}"#).unwrap();
+        rt.ok(&["update", "--resources", res.to_str().unwrap(), &id]);
+        let dirs = cgroups_at(&format!("fnbox/{id}"));
+        let read =
+            |f: &str| dirs.iter().find_map(|d| std::fs::read_to_string(d.join(f)).ok()).map(|s| s.trim().to_string());
+        assert_eq!(read("memory.limit_in_bytes").or_else(|| read("memory.max")).as_deref(), Some("67108864"));
+        assert_eq!(read("pids.max").as_deref(), Some("77"));
+
+        let proc_json = rt.dir.path().join("process.json");
+        let p = serde_json::json!({"args": ["sh", "-c", "echo exec saw $GREETING in $(pwd); exit 9"], "cwd": "/tmp",
+            "env": ["PATH=/bin", "GREETING=hi"]});
+        std::fs::write(&proc_json, p.to_string()).unwrap();
+        let out = rt.out(&["exec", "--process", proc_json.to_str().unwrap(), &id]);
+        assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "exec saw hi in /tmp\n");
+
+        rt.ok(&["kill", &id, "TERM"]);
+        rt.wait_status(&id, "stopped");
+        assert_eq!(rt.state(&id)["pid"], 0);
+        assert_eq!(rt.output_of(&id), "started\ngot TERM\n");
+        let late = rt.out(&["kill", &id, "KILL"]);
+        assert!(text(&late.stderr).contains("not running"), "{}", text(&late.stderr));
+        rt.ok(&["delete", &id]);
+        rt.assert_gone(&id, supervisor);
+    }
+}
+
+#[test]
+fn run_in_the_foreground_returns_the_status_and_removes_the_container() {
+    for v in 0..2 {
+        let rt = Runtime::new("run", v);
+        let b = rt.bundle(&["sh", "-c", "echo out; cat /etc/hostname 2>/dev/null; hostname; exit 3"]);
+        let id = format!("run-{}", kind(v));
+        let out = rt.out(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        // `fnbox-runc spec` names the host fnbox.
+        assert_eq!(text(&out.stdout), "out\nfnbox\n");
+        rt.assert_gone(&id, 0);
+    }
+}
+
+#[test]
+fn delete_force_ends_a_running_container_and_plain_delete_refuses() {
+    for v in 0..2 {
+        let rt = Runtime::new("force", v);
+        let b = rt.bundle(&["sleep", "1000"]);
+        let id = format!("force-{}", kind(v));
+        let supervisor = rt.create(&b, &id);
+        rt.ok(&["start", &id]);
+        let out = rt.out(&["delete", &id]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("not stopped") && text(&out.stderr).contains("--force"));
+        rt.ok(&["delete", "--force", &id]);
+        rt.assert_gone(&id, supervisor);
+        // A created, never started container goes too.
+        let supervisor = rt.create(&b, &id);
+        rt.ok(&["delete", "--force", &id]);
+        rt.assert_gone(&id, supervisor);
+    }
+}
+
+#[test]
+fn the_sandbox_annotation_overrides_the_binary_name() {
+    // v2 keeps /tmp in memory; v1 writes it to the disk layer.
+    let probe = "grep -q ' /tmp ' /proc/mounts && echo v2 || echo v1";
+    for (v, annotation) in [(0, "v2"), (1, "v1")] {
+        let rt = Runtime::new("annotation", v);
+        let b = rt.bundle(&["sh", "-c", probe]);
+        let id = format!("ann-{}", kind(v));
+        let out = rt.out(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        assert_eq!(text(&out.stdout).trim(), kind(v), "{}", text(&out.stderr));
+        edit_config(&b, |c| c["annotations"] = serde_json::json!({"dev.fnbox.sandbox": annotation}));
+        let out = rt.out(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        assert_eq!(text(&out.stdout).trim(), annotation, "{}", text(&out.stderr));
+        edit_config(&b, |c| c["annotations"] = serde_json::json!({"dev.fnbox.sandbox": "v3"}));
+        let out = rt.out(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        assert!(text(&out.stderr).contains("dev.fnbox.sandbox=v3") && text(&out.stderr).contains("use v1 or v2"));
+    }
+}
+
+#[test]
+fn features_spec_and_global_flags() {
+    let rt = Runtime::new("features", 1);
+    let f: serde_json::Value = serde_json::from_slice(&rt.ok(&["features"]).stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.0.2");
+    assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "network"));
+    let b = rt.dir.path().join("fresh");
+    std::fs::create_dir_all(&b).unwrap();
+    rt.ok(&["spec", "--bundle", b.to_str().unwrap()]);
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(c["root"]["path"], "rootfs");
+    let out = rt.out(&["spec", "--bundle", b.to_str().unwrap()]);
+    assert!(text(&out.stderr).contains("exists already"), "{}", text(&out.stderr));
+
+    // The shim's way: global flags first, errors as JSON lines in --log.
+    let log = rt.dir.path().join("log.json");
+    let out = rt.out(&["--log", log.to_str().unwrap(), "--log-format", "json", "--systemd-cgroup", "state", "nope"]);
+    assert!(!out.status.success());
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "container nope does not exist");
+}
+
+/// Runs `create` on a bundle that is wrong; returns its error (and checks nothing was left).
+fn refused(rt: &Runtime, b: &Path, id: &str) -> String {
+    // Standard error to a file: a container created by mistake would hold a pipe open.
+    let err_file = rt.dir.path().join(format!("{id}.err"));
+    let mut c = rt.cmd(&["create", "--bundle", b.to_str().unwrap(), id]);
+    let status = c.stdout(Stdio::null()).stderr(std::fs::File::create(&err_file).unwrap()).status().unwrap();
+    if status.success() {
+        rt.ok(&["delete", "--force", id]);
+        panic!("create {id} succeeded");
+    }
+    assert!(!rt.root.join(id).exists(), "a refused container left its state");
+    assert!(cgroups_at(&format!("fnbox/{id}")).is_empty(), "a refused container left its cgroup");
+    std::fs::read_to_string(err_file).unwrap()
+}
+
+#[test]
+fn bad_bundles_are_refused_with_clear_errors() {
+    let rt = Runtime::new("bad", 0);
+    let b = rt.bundle(&["true"]);
+    let config = b.join("config.json");
+    let good = std::fs::read(&config).unwrap();
+
+    std::fs::remove_file(&config).unwrap();
+    let e = refused(&rt, &b, "no-config");
+    assert!(e.contains("config.json") && e.contains("No such file"), "{e}");
+
+    std::fs::write(&config, b"{\"ociVersion\": \"1.0.2\", \"process\": ").unwrap();
+    let e = refused(&rt, &b, "bad-json");
+    assert!(e.contains("is not a valid OCI config") && e.contains("line 1"), "{e}");
+
+    std::fs::write(&config, &good).unwrap();
+    edit_config(&b, |c| c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "time2"})));
+    let e = refused(&rt, &b, "bad-ns");
+    assert!(e.contains("unknown namespace type 'time2'") && e.contains("use pid, network"), "{e}");
+
+    std::fs::write(&config, &good).unwrap();
+    edit_config(&b, |c| c["root"]["path"] = "no-such-rootfs".into());
+    let e = refused(&rt, &b, "bad-root");
+    assert!(e.contains("no-such-rootfs") && e.contains("does not exist"), "{e}");
+
+    std::fs::write(&config, &good).unwrap();
+    edit_config(&b, |c| c["process"]["args"] = serde_json::json!(["/bin/not-here"]));
+    let e = refused(&rt, &b, "bad-args");
+    assert!(e.contains("cannot run '/bin/not-here'"), "{e}");
+
+    let e = refused(&rt, &rt.dir.path().join("no-bundle"), "no-bundle");
+    assert!(e.contains("no-bundle") && e.contains("config.json"), "{e}");
+}
