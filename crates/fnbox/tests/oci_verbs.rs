@@ -182,6 +182,57 @@ fn delete_force_ends_a_running_container_and_plain_delete_refuses() {
 }
 
 #[test]
+fn run_detached_exec_detached_and_kill_all() {
+    for v in 0..2 {
+        let rt = Runtime::new("detach", v);
+        let b = rt.bundle(&["sleep", "1000"]);
+        let id = format!("detach-{}", kind(v));
+        let pid_file = rt.dir.path().join("run.pid");
+        let mut c = rt.cmd(&["run", "--detach", "--bundle", b.to_str().unwrap(), "--pid-file"]);
+        let status = c.arg(&pid_file).arg(&id).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        assert!(status.success());
+        assert_eq!(rt.state(&id)["status"], "running");
+        let supervisor: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+        let proc_json = rt.dir.path().join("process.json");
+        std::fs::write(&proc_json, r#"{"args":["sleep","999"],"cwd":"/","env":["PATH=/bin"]}"#).unwrap();
+        let exec_pid = rt.dir.path().join("exec.pid");
+        let mut c = rt.cmd(&["exec", "--detach", "--process", proc_json.to_str().unwrap(), "--pid-file"]);
+        let status = c.arg(&exec_pid).arg(&id).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        assert!(status.success());
+        let exec_pid: i32 = std::fs::read_to_string(&exec_pid).unwrap().trim().parse().unwrap();
+        let cmdline = std::fs::read(format!("/proc/{exec_pid}/cmdline")).unwrap();
+        assert_eq!(text(&cmdline), "sleep\0999\0");
+        let ps: Vec<i32> = serde_json::from_slice(&rt.ok(&["ps", "--format", "json", &id]).stdout).unwrap();
+        assert!(ps.contains(&exec_pid), "ps {ps:?} lacks the exec'd process {exec_pid}");
+
+        rt.ok(&["kill", "--all", &id, "SIGTERM"]);
+        rt.wait_status(&id, "stopped");
+        let stat = std::fs::read_to_string(format!("/proc/{exec_pid}/stat")).unwrap_or_default();
+        assert!(stat.is_empty() || stat.contains(") Z "), "the exec'd process survived kill --all: {stat}");
+        rt.ok(&["delete", &id]);
+        rt.assert_gone(&id, supervisor);
+    }
+}
+
+/// The supervisor killed outright (the node's OOM killer, an operator): the container reads as
+/// stopped and `delete` still removes everything.
+#[test]
+fn a_container_whose_supervisor_was_killed_is_stopped_and_deletable() {
+    for v in 0..2 {
+        let rt = Runtime::new("sigkill", v);
+        let b = rt.bundle(&["sleep", "1000"]);
+        let id = format!("sigkill-{}", kind(v));
+        let supervisor = rt.create(&b, &id);
+        rt.ok(&["start", &id]);
+        run_ok(Command::new("kill").args(["-KILL", &supervisor.to_string()]));
+        rt.wait_status(&id, "stopped");
+        rt.ok(&["delete", &id]);
+        rt.assert_gone(&id, supervisor);
+    }
+}
+
+#[test]
 fn the_sandbox_annotation_overrides_the_binary_name() {
     // v2 keeps /tmp in memory; v1 writes it to the disk layer.
     let probe = "grep -q ' /tmp ' /proc/mounts && echo v2 || echo v1";
