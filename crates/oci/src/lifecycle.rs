@@ -24,6 +24,13 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
     if g.systemd_cgroup {
         g.log.warn("--systemd-cgroup: fnbox does not ask systemd for a scope; it creates the cgroup systemd would use directly");
     }
+    let sysctls: Vec<&str> = spec.linux.iter().flat_map(|l| l.sysctl.keys()).map(String::as_str).collect();
+    if !sysctls.is_empty() {
+        g.log.warn(&format!(
+            "linux.sysctl ({}) is not applied: fnbox sandboxes keep the kernel's defaults for their namespaces",
+            sysctls.join(", ")
+        ));
+    }
     let c = s.container.as_mut().expect("sandbox_spec sets the container");
     if c.process.terminal && console.is_none() {
         return Err(Error::Usage("process.terminal is true in config.json: pass --console-socket".into()));
