@@ -282,3 +282,24 @@ fn memory_limit_from_the_spec_is_enforced() {
         c.assert_gone(&id);
     }
 }
+
+/// `ctr run -t`: the shim hands fnbox a console socket and gets the terminal's master side back
+/// (`script` gives ctr the terminal it asks for).
+#[test]
+fn a_terminal_reaches_the_program_through_the_console_socket() {
+    let c = Containerd::start("tty");
+    for v in 0..2 {
+        let id = format!("tty-{}", kind(v));
+        let run = c.run_cmd(v, &["--rm", "-t"], &id, &["sh", "-c", "tty; [ -t 0 ] && echo stdin-is-a-tty; exit 2"]);
+        let line: Vec<String> = std::iter::once(run.get_program())
+            .chain(run.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let out =
+            Command::new("script").args(["-qec", &line.join(" "), "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}\n{}", text(&out.stderr), c.log());
+        let seen = text(&out.stdout);
+        assert!(seen.contains("/dev/pts/0") && seen.contains("stdin-is-a-tty"), "{seen:?}");
+        c.assert_gone(&id);
+    }
+}
