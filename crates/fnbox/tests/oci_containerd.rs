@@ -280,6 +280,17 @@ fn memory_limit_from_the_spec_is_enforced() {
         assert_eq!(out.status.code(), Some(137), "64 MiB under a 32 MiB limit: {}", text(&out.stderr));
         assert!(!text(&out.stdout).contains("survived"));
         c.assert_gone(&id);
+
+        // The shim finds the container's cgroup through the pid it knows: metrics show the
+        // limit; a paused container can still be killed.
+        let id = format!("metrics-{}", kind(v));
+        c.start_detached(v, &["--memory-limit", "33554432"], &id, &["sleep", "1000"]);
+        let metrics = run_ok(c.ctr().args(["task", "metrics", &id]));
+        assert!(text(&metrics.stdout).contains("33554432"), "{}", text(&metrics.stdout));
+        run_ok(c.ctr().args(["task", "pause", &id]));
+        c.wait_status(&id, "PAUSED");
+        c.remove(&id);
+        c.assert_gone(&id);
     }
 }
 

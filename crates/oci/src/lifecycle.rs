@@ -265,8 +265,23 @@ pub fn kill(g: &Globals, id: &str, signal: i32, all: bool) -> Result<()> {
     let dir = StateDir::open(&g.root, id)?;
     let r = dir.read()?;
     match r.status() {
-        Status::Created | Status::Running | Status::Paused => {
+        Status::Created | Status::Running => {
             control::request(&dir.socket(), serde_json::json!({"op": "kill", "signal": signal, "all": all}), None)
+        }
+        // The supervisor is frozen with the container: signal directly (the signals are
+        // delivered on resume). SIGKILL thaws the container, so it ends now and the supervisor
+        // reports it, as with runc.
+        Status::Paused => {
+            let pids = if all || signal == libc::SIGKILL { crate::manage::ps(g, id)? } else { vec![r.pid] };
+            for pid in pids {
+                let _ = process::kill(pid, signal);
+            }
+            if signal == libc::SIGKILL {
+                if let Some(cg) = r.cgroup() {
+                    cg.freeze(false)?;
+                }
+            }
+            Ok(())
         }
         s => Err(Error::NotRunning { id: id.into(), status: s.as_str().into() }),
     }

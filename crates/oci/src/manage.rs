@@ -16,7 +16,7 @@ fn live(g: &Globals, id: &str) -> Result<(StateDir, Record, Cgroup)> {
     Ok((dir, r, cg))
 }
 
-/// `ps`: host pids of the container's processes (the Sentry serving them is not one).
+/// `ps`: host pids of the container's processes.
 pub fn ps(g: &Globals, id: &str) -> Result<Vec<i32>> {
     let dir = StateDir::open(&g.root, id)?;
     let r = dir.read()?;
@@ -24,7 +24,9 @@ pub fn ps(g: &Globals, id: &str) -> Result<Vec<i32>> {
         return Ok(Vec::new());
     }
     let mut pids: Vec<i32> = r.cgroup().map(|c| c.pids()).unwrap_or_default();
-    pids.retain(|p| Some(*p) != r.sentry_pid);
+    // The supervisor shares the container's cgroup (see `supervisor.rs`) but is not one of its
+    // processes; nor is the Sentry serving them.
+    pids.retain(|p| Some(*p) != r.sentry_pid && *p != r.supervisor);
     pids.sort_unstable();
     Ok(pids)
 }

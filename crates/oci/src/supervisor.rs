@@ -32,7 +32,13 @@ impl Watcher for Control<'_> {
                 .release()
                 .map_err(|e| e.to_string())
                 .and_then(|()| self.dir.update(|r| r.status = Recorded::Running).map(drop).map_err(|e| e.to_string())),
-            "kill" => signal(sb, req["signal"].as_i64().unwrap_or(15) as i32, req["all"].as_bool().unwrap_or(false)),
+            "kill" => {
+                let sig = req["signal"].as_i64().unwrap_or(15) as i32;
+                if sig == libc::SIGKILL {
+                    leave_cgroup(sb, self.log);
+                }
+                signal(sb, sig, req["all"].as_bool().unwrap_or(false))
+            }
             "listener" => match fds.first() {
                 Some(fd) => sb.add_listener(fd).map_err(|e| e.to_string()),
                 None => Err("no listener was sent".into()),
@@ -59,8 +65,9 @@ fn signal(sb: &Sandbox, sig: i32, all: bool) -> Result<(), String> {
         return Ok(());
     }
     if all {
+        let me = std::process::id() as i32;
         for pid in sb.cgroup().pids() {
-            if Some(pid) != sb.sentry_pid() {
+            if Some(pid) != sb.sentry_pid() && pid != me {
                 let _ = process::kill(pid, sig);
             }
         }
@@ -121,6 +128,7 @@ pub fn run(dir: &StateDir, spec: &SandboxSpec, report: Report, start_now: bool, 
     let mut ctl = Control { dir, listener, log };
     let opts = WaitOptions { forward_signals: true, sample_memory: false };
     let outcome = sb.wait_with(opts, Some(&mut ctl));
+    leave_cgroup(&sb, log);
     let cleaned = sb.cleanup();
     let _ = std::fs::remove_file(dir.socket());
     let code = match &outcome {
@@ -166,7 +174,38 @@ fn build(
         r.cgroup_dirs = sb.cgroup().dirs();
     })
     .map_err(|e| e.to_string())?;
+    enter_cgroup(&sb);
     Ok((sb, listener))
+}
+
+/// The shim finds a container's cgroup through the pid it waits on, this process: for metrics
+/// (`ctr task metrics`, CRI's stats), OOM events and `update`. So the supervisor lives in the
+/// container's cgroup while the container runs, as runc's init does, and steps out before it
+/// removes the cgroup. Best effort: a failure costs the shim its view of the cgroup, nothing
+/// else. Its score keeps the OOM killer on the container's own processes where the host allows.
+fn enter_cgroup(sb: &Sandbox) {
+    let me = std::process::id() as i32;
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    for dir in sb.cgroup().dirs() {
+        let _ = std::fs::write(dir.join("cgroup.procs"), me.to_string());
+    }
+}
+
+/// Moves this process back to each hierarchy's root cgroup.
+fn leave_cgroup(sb: &Sandbox, log: &Log) {
+    let me = std::process::id().to_string();
+    let depth = sb
+        .spec
+        .container
+        .as_ref()
+        .and_then(|c| c.cgroup_path.as_deref())
+        .map_or(0, |p| Path::new(p.trim_matches('/')).components().count());
+    for dir in sb.cgroup().dirs() {
+        let Some(root) = dir.ancestors().nth(depth) else { continue };
+        if let Err(e) = std::fs::write(root.join("cgroup.procs"), &me) {
+            log.warn(&format!("cannot leave the container's cgroup {}: {e}", dir.display()));
+        }
+    }
 }
 
 /// The shim knows the container by the supervisor's pid (the one it waits on), and tools

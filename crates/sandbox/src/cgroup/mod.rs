@@ -286,15 +286,17 @@ impl Cgroup {
         }
     }
 
-    /// Kills every process in the cgroup.
+    /// Kills every process in the cgroup but the caller: an OCI runtime's supervisor lives in
+    /// the cgroup of the container it supervises (see `crates/oci`).
     pub fn kill_all(&self) {
+        let me = std::process::id() as i32;
         if let Imp::V2(c) = &self.imp {
-            if c.kill(&*self.fs) {
+            if !self.pids().contains(&me) && c.kill(&*self.fs) {
                 return;
             }
         }
         for _ in 0..100 {
-            let pids = self.pids();
+            let pids: Vec<i32> = self.pids().into_iter().filter(|p| *p != me).collect();
             if pids.is_empty() {
                 return;
             }
