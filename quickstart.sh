@@ -20,7 +20,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export FNBOX_SERVER="http://127.0.0.1:$PORT" FNBOX_DATA_DIR="$DATA"
 $F serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" &
 SERVE=$!
-trap 'kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'kill $SERVE 2>/dev/null || true; wait $SERVE 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do curl -sf "$FNBOX_SERVER/healthz" >/dev/null && break; sleep 0.1; done
 set -x
 $F deploy hello examples/hello-python --runtime python3
