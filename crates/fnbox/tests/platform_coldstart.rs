@@ -198,6 +198,40 @@ fn binding_gives_each_function_its_own_code_and_environment_and_nothing_else() {
     }
 }
 
+/// Variables read when an interpreter starts (module paths, options) cannot be set in a
+/// pre-warmed one: such a function gets an interpreter started with them, and they work.
+#[test]
+fn an_environment_that_shapes_the_interpreter_start_is_there_when_it_starts() {
+    let s = Server::start("warm-startenv");
+    let py = TempDir::with(
+        "startenv-py",
+        &[
+            ("handler.py", "import mymod\ndef handle(event, context):\n    return mymod.VALUE\n"),
+            ("lib/mymod.py", "VALUE = 'from-lib'\n"),
+        ],
+    );
+    let js = TempDir::with(
+        "startenv-js",
+        &[
+            ("handler.js", "const m = require('mymod');\nexports.handle = async () => m.value;\n"),
+            ("lib/mymod/index.js", "exports.value = 'from-lib';\n"),
+        ],
+    );
+    for (name, runtime, code, env, example) in [
+        ("startenv-py", "python3", &py, "PYTHONPATH=/code/lib", "hello-python"),
+        ("startenv-js", "node", &js, "NODE_PATH=/code/lib", "hello-node"),
+    ] {
+        // A plain function of the runtime keeps a pre-warmed sandbox ready, not taken.
+        s.deploy(&format!("plain-{runtime}"), &examples().join(example), &["--runtime", runtime]);
+        wait_warm(&s, runtime);
+        s.deploy(name, code.path(), &["--runtime", runtime, "--env", env]);
+        let r = s.get(&format!("/fn/{name}/"));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(r.text(), "from-lib", "{name}");
+        assert_eq!(cold_starts(&s, name, "pool"), 0.0, "{name} took a pre-warmed interpreter:\n{}", s.metrics());
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -7,7 +7,7 @@
 //! handler and the environment; nothing else is created. A `binary` function's program is
 //! executed directly, its environment read by the launcher from a memory file.
 
-use super::launcher::{monotonic_s, start_failed, LaunchSpec, Launched, Launcher, LogRoute};
+use super::launcher::{monotonic_s, start_failed, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
 use super::warm::{WarmKey, WarmPool};
 use super::zygote::{self, BindError, BindRequest, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
@@ -55,9 +55,17 @@ fn since(m0: f64, t: Option<f64>) -> Option<Duration> {
 
 impl FnboxRun {
     /// A sandbox with the function's runtime zygote ready: from the pool, or launched now.
-    async fn acquire(&self, spec: &InstanceSpec, route: &LogRoute) -> Result<(Launched, bool), Ended> {
+    async fn acquire(
+        &self,
+        spec: &InstanceSpec,
+        env: &[(String, String)],
+        route: &LogRoute,
+    ) -> Result<(Launched, bool), Ended> {
         let c = &spec.config;
-        if c.sandbox == "v2" {
+        // A pre-warmed interpreter has already started: a function whose environment changes
+        // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it.
+        let own = c.env.iter().chain(c.secrets.iter());
+        if c.sandbox == "v2" && !own.into_iter().any(|(k, _)| runtimes::shapes_interpreter_start(k)) {
             if let Some(warm) = &self.warm {
                 let key = WarmKey { runtime: c.runtime, memory_mb: c.memory_mb };
                 while let Some(sb) = warm.take(key) {
@@ -72,19 +80,34 @@ impl FnboxRun {
                 }
             }
         }
-        let at = ZygoteAt { kind: &c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, code: Some(&spec.code) };
+        let at = ZygoteAt {
+            kind: &c.sandbox,
+            runtime: c.runtime,
+            memory_mb: c.memory_mb,
+            code: Some(&spec.code),
+            env: Some(env),
+        };
         Ok((zygote::launch(&self.launcher, at, route.clone(), None).await?, false))
     }
 
     async fn start_from_zygote(&self, spec: &InstanceSpec) -> Result<Instance, Ended> {
         let (t0, m0) = (Instant::now(), monotonic_s());
         let route = LogRoute::to(self.launcher.logs.clone(), &spec.function, &spec.id);
-        let (mut sb, pooled) = self.acquire(spec, &route).await?;
-        let acquired = t0.elapsed();
         let c = &spec.config;
         let env = function_env(&spec.id, &spec.function, spec.version, c);
+        let (mut sb, pooled) = self.acquire(spec, &env, &route).await?;
+        let acquired = t0.elapsed();
         let zygote = sb.zygote.take().ok_or_else(|| start_failed("the sandbox has no zygote socket".into()))?;
-        let bound = zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: false }).await;
+        // The handler's import runs inside the bind: a handler that hangs while loading must
+        // not hold the instance slot forever (dropping `sb` stops its sandbox).
+        let request = BindRequest { handler: &c.handler, env: &env, check: false };
+        let bind = zygote.bind(&request);
+        let Ok(bound) = tokio::time::timeout(START_TIMEOUT, bind).await else {
+            return Err(start_failed(format!(
+                "its handler did not load within {} s: check what its module does at import time",
+                START_TIMEOUT.as_secs()
+            )));
+        };
         let bound = match bound {
             Ok(b) => b,
             Err(BindError::Handler { reason, .. }) => {
@@ -173,9 +196,15 @@ impl FnboxRun {
                 _ => Err(sb.start_failure().await.message),
             };
         }
-        let at = ZygoteAt { kind: &c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, code: Some(code) };
-        let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let env = function_env(&id, name, 0, c);
+        let at = ZygoteAt {
+            kind: &c.sandbox,
+            runtime: c.runtime,
+            memory_mb: c.memory_mb,
+            code: Some(code),
+            env: Some(&env),
+        };
+        let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;
         match zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: true }).await {
             Ok(_) => Ok(()),

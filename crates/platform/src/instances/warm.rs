@@ -268,7 +268,7 @@ impl WarmPool {
     }
 
     async fn start(self: Arc<Self>, key: WarmKey) {
-        let at = ZygoteAt { kind: "v2", runtime: key.runtime, memory_mb: key.memory_mb, code: None };
+        let at = ZygoteAt { kind: "v2", runtime: key.runtime, memory_mb: key.memory_mb, code: None, env: None };
         let route = LogRoute::unbound(self.launcher.logs.clone());
         let result = zygote::launch(&self.launcher, at, route, None).await;
         {

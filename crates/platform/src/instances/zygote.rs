@@ -118,6 +118,9 @@ pub struct ZygoteAt<'a> {
     pub memory_mb: u64,
     /// Bound at `/code` from the start; `None`: attached when the sandbox is bound.
     pub code: Option<&'a Path>,
+    /// The environment the interpreter starts with, when it is the function's (a sandbox
+    /// launched for it); `None`: the runtime's own, the function's comes with the bind.
+    pub env: Option<&'a [(String, String)]>,
 }
 
 /// Launches a sandbox running a runtime's zygote and returns once the zygote is ready.
@@ -134,8 +137,10 @@ pub async fn launch(
         kind: at.kind.to_string(),
         memory_mb: at.memory_mb,
         code: at.code.map(Path::to_path_buf),
-        // The runtime's own variables: the function's come with the bind request.
-        env: runtimes::runtime_env(at.runtime).iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: match at.env {
+            Some(env) => env.to_vec(),
+            None => runtimes::runtime_env(at.runtime).iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        },
         program,
         zygote: true,
         timeout,

@@ -82,6 +82,13 @@ pub fn runtime_env(runtime: Runtime) -> &'static [(&'static str, &'static str)] 
     }
 }
 
+/// Whether a variable changes how an interpreter starts (module search paths, options, the
+/// dynamic loader, locale and time zone), so that setting it in a running interpreter is too
+/// late: such a function's instances start their own interpreter with it.
+pub fn shapes_interpreter_start(key: &str) -> bool {
+    ["PYTHON", "NODE_", "UV_", "LD_", "LC_"].iter().any(|p| key.starts_with(p)) || matches!(key, "LANG" | "TZ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

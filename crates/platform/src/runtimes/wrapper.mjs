@@ -175,14 +175,15 @@ function listen(server) {
 /** One line from the control socket (fnbox serve sends one and waits for the answer). */
 function readLine(sock) {
   return new Promise((resolve) => {
-    let buf = "";
+    // Bytes first, decoded once: a UTF-8 character may be split across two reads.
+    const chunks = [];
     const onData = (d) => {
-      buf += d.toString("utf8");
-      const i = buf.indexOf("\n");
+      const i = d.indexOf(10);
+      chunks.push(i >= 0 ? d.subarray(0, i) : d);
       if (i >= 0) {
         sock.off("data", onData);
         sock.off("end", onEnd);
-        resolve(buf.slice(0, i));
+        resolve(Buffer.concat(chunks).toString("utf8"));
       }
     };
     const onEnd = () => resolve(null);
