@@ -167,33 +167,27 @@ fn dispatch(g: &Globals, verb: Verb) -> fnbox_oci::Result<i32> {
             return fnbox_oci::run(g, &c.id, &c.bundle, c.pid_file.as_deref(), c.console_socket.as_deref(), detach)
         }
         Verb::Exec { process, detach, pid_file, console_socket, tty, id, command } => {
-            let inline;
-            let process = match process {
-                Some(p) => p,
-                None => {
-                    if command.is_empty() {
-                        return Err(fnbox_oci::Error::Usage("exec needs --process FILE or a command".into()));
-                    }
-                    let p = serde_json::json!({"args": command, "terminal": tty, "cwd": "/",
-                        "env": [format!("PATH={}", fnbox_sandbox::spec::DEFAULT_PATH)]});
-                    inline = std::env::temp_dir().join(format!("fnbox-runc-exec-{}.json", std::process::id()));
-                    std::fs::write(&inline, p.to_string())
-                        .map_err(|e| fnbox_oci::Error::Usage(format!("cannot write {}: {e}", inline.display())))?;
-                    inline.clone()
+            let process = match &process {
+                Some(p) => fnbox_oci::ProcessFrom::File(p),
+                None if command.is_empty() => {
+                    return Err(fnbox_oci::Error::Usage("exec needs --process FILE or a command".into()))
                 }
+                None => fnbox_oci::ProcessFrom::Given(Box::new(fnbox_oci::config::Process {
+                    args: command,
+                    terminal: tty,
+                    cwd: "/".into(),
+                    env: vec![format!("PATH={}", fnbox_sandbox::spec::DEFAULT_PATH)],
+                    ..Default::default()
+                })),
             };
             let args = fnbox_oci::ExecArgs {
                 id: &id,
-                process: &process,
+                process,
                 detach,
                 pid_file: pid_file.as_deref(),
                 console_socket: console_socket.as_deref(),
             };
-            let r = fnbox_oci::exec(g, &args);
-            if process.starts_with(std::env::temp_dir()) && process.to_string_lossy().contains("fnbox-runc-exec-") {
-                let _ = std::fs::remove_file(&process);
-            }
-            return r;
+            return fnbox_oci::exec(g, &args);
         }
         Verb::Ps { format, id } => {
             let pids = fnbox_oci::ps(g, &id)?;

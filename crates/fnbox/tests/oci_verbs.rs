@@ -135,6 +135,10 @@ fn each_verb_acts_on_a_container_whose_state_outlives_the_verb() {
         let out = rt.out(&["exec", "--process", proc_json.to_str().unwrap(), &id]);
         assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "exec saw hi in /tmp\n");
+        // runc's other form: the command on the line, no process file.
+        let inline = rt.out(&["exec", &id, "sh", "-c", "echo inline in $(pwd); exit 4"]);
+        assert_eq!(inline.status.code(), Some(4), "{}", text(&inline.stderr));
+        assert_eq!(text(&inline.stdout), "inline in /\n");
 
         rt.ok(&["kill", &id, "TERM"]);
         rt.wait_status(&id, "stopped");
@@ -319,6 +323,10 @@ fn bad_bundles_are_refused_with_clear_errors() {
     edit_config(&b, |c| c["process"]["args"] = serde_json::json!(["/bin/not-here"]));
     let e = refused(&rt, &b, "bad-args");
     assert!(e.contains("cannot run '/bin/not-here'"), "{e}");
+    // Present but not an executable file: refused at create too, not only at start.
+    edit_config(&b, |c| c["process"]["args"] = serde_json::json!(["/bin"]));
+    let e = refused(&rt, &b, "not-exec");
+    assert!(e.contains("cannot run '/bin'") && e.contains("ermission denied"), "{e}");
 
     let e = refused(&rt, &rt.dir.path().join("no-bundle"), "no-bundle");
     assert!(e.contains("no-bundle") && e.contains("config.json"), "{e}");

@@ -113,13 +113,20 @@ pub fn sandbox_spec(
 /// Who a process runs as and with what (a container's own, or one started by `exec`).
 pub fn process_settings(p: &config::Process, kind: SandboxKind) -> Result<ProcessSettings> {
     let caps = match (&p.capabilities, kind) {
-        (Some(c), SandboxKind::V1) => Some(CapSets {
-            bounding: names::caps_mask(&c.bounding).map_err(bad)?,
-            effective: names::caps_mask(&c.effective).map_err(bad)?,
-            permitted: names::caps_mask(&c.permitted).map_err(bad)?,
-            inheritable: names::caps_mask(&c.inheritable).map_err(bad)?,
-            ambient: names::caps_mask(&c.ambient).map_err(bad)?,
-        }),
+        (Some(c), SandboxKind::V1) => {
+            let permitted = names::caps_mask(&c.permitted).map_err(bad)?;
+            let inheritable = names::caps_mask(&c.inheritable).map_err(bad)?;
+            Some(CapSets {
+                bounding: names::caps_mask(&c.bounding).map_err(bad)?,
+                effective: names::caps_mask(&c.effective).map_err(bad)?,
+                permitted,
+                inheritable,
+                // The kernel refuses an ambient capability that is not both permitted and
+                // inheritable; runc's default spec asks for exactly that (ambient set,
+                // inheritable empty) and runc leaves such ones out, so does fnbox.
+                ambient: names::caps_mask(&c.ambient).map_err(bad)? & permitted & inheritable,
+            })
+        }
         _ => None,
     };
     let rlimits = p

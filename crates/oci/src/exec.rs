@@ -8,10 +8,32 @@ use fnbox_sandbox::sys::{self, process, signal};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// The process to start: an OCI process JSON file (`-` for standard input), or one given on
+/// the command line.
+pub enum ProcessFrom<'a> {
+    File(&'a Path),
+    Given(Box<config::Process>),
+}
+
+impl ProcessFrom<'_> {
+    fn load(&self) -> Result<config::Process> {
+        let path = match self {
+            Self::Given(p) => return Ok((**p).clone()),
+            Self::File(path) => path,
+        };
+        let text = if *path == Path::new("-") {
+            std::io::read_to_string(std::io::stdin()).what(|| "cannot read the process from standard input".into())?
+        } else {
+            std::fs::read_to_string(path).what(|| format!("cannot read the process file {}", path.display()))?
+        };
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{} is not a valid OCI process: {e}", path.display())))
+    }
+}
+
 pub struct ExecArgs<'a> {
     pub id: &'a str,
-    /// The process JSON (`-` for standard input).
-    pub process: &'a Path,
+    pub process: ProcessFrom<'a>,
     pub detach: bool,
     pub pid_file: Option<&'a Path>,
     pub console_socket: Option<&'a Path>,
@@ -26,13 +48,7 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     if status != Status::Running {
         return Err(Error::NotRunning { id: a.id.into(), status: status.as_str().into() });
     }
-    let text = if a.process == Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).what(|| "cannot read the process from standard input".into())?
-    } else {
-        std::fs::read_to_string(a.process).what(|| format!("cannot read the process file {}", a.process.display()))?
-    };
-    let p: config::Process = serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{} is not a valid OCI process: {e}", a.process.display())))?;
+    let p = a.process.load()?;
     if p.args.is_empty() {
         return Err(Error::Usage("the process has no args: give the program to run".into()));
     }
@@ -65,7 +81,7 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     };
     let pid = enter::spawn(&target, &spec, &relay)?;
     if let Some(f) = a.pid_file {
-        std::fs::write(f, pid.to_string()).what(|| format!("cannot write the pid file {}", f.display()))?;
+        crate::lifecycle::write_pid_file(f, pid)?;
     }
     if a.detach {
         return Ok(0);

@@ -28,7 +28,7 @@ pub mod state;
 mod supervisor;
 
 pub use error::{Error, Result};
-pub use exec::{exec, ExecArgs};
+pub use exec::{exec, ExecArgs, ProcessFrom};
 pub use info::{features, write_spec};
 pub use lifecycle::{create, delete, kill, parse_signal, run, start, state};
 pub use manage::{pause, ps, resume, update};

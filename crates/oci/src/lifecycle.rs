@@ -45,8 +45,10 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
         },
         kind,
         status: Recorded::Creating,
-        supervisor: 0,
-        supervisor_start: 0,
+        // Until the supervisor is forked, this verb process stands for it: the container is
+        // "creating" while it lives, "stopped" if it died before finishing.
+        supervisor: std::process::id() as i32,
+        supervisor_start: state::start_time(std::process::id() as i32).unwrap_or(0),
         pid: 0,
         init_pid: 0,
         sentry_pid: None,
@@ -60,7 +62,8 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
     Ok((s, record))
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+/// Written whole or not at all: the shim reads it as soon as the verb returns.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
     std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
@@ -181,9 +184,6 @@ pub fn run(
 ) -> Result<i32> {
     let (spec, record) = prepare(g, id, bundle, console)?;
     let dir = StateDir::create(&g.root, id)?;
-    let mut record = record;
-    record.supervisor = std::process::id() as i32;
-    record.supervisor_start = state::start_time(record.supervisor).unwrap_or(0);
     if let Err(e) = dir.write(&record) {
         let _ = dir.remove();
         return Err(e);

@@ -107,24 +107,24 @@ impl Record {
     }
 }
 
-/// Start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
-pub fn start_time(pid: i32) -> Option<u64> {
+/// State letter and start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
+fn stat(pid: i32) -> Option<(String, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces) start after the last ')'; starttime
-    // is field 22, the 20th after it.
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    // Fields after the command (which may hold spaces) start after the last ')': the state
+    // first, starttime (field 22) the 20th.
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = f.next()?.to_string();
+    Some((state, f.nth(18)?.parse().ok()?))
+}
+
+/// Start time (clock ticks since boot) of a process.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat(pid).map(|(_, start)| start)
 }
 
 /// True when `pid` runs and is the process that started at `start` (not a zombie).
 pub fn alive(pid: i32, start: u64) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let Some((_, rest)) = stat.rsplit_once(')') else { return false };
-    let mut f = rest.split_whitespace();
-    let state = f.next().unwrap_or("X");
-    state != "Z" && state != "X" && start_time(pid) == Some(start)
+    pid > 0 && stat(pid).is_some_and(|(state, t)| state != "Z" && state != "X" && t == start)
 }
 
 /// One container's directory.
@@ -206,26 +206,7 @@ impl StateDir {
 
 /// Now, as RFC 3339 in UTC with nanoseconds (what runc writes in `created`).
 pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ struct Control<'a> {
     dir: &'a StateDir,
     listener: OwnedFd,
     log: &'a Log,
+    /// The program was let go: a second `start` is an error, as in runc (the supervisor
+    /// answers it, so two `start`s at once cannot both pass the verb's check).
+    started: bool,
 }
 
 impl Watcher for Control<'_> {
@@ -28,10 +31,13 @@ impl Watcher for Control<'_> {
         let Some((conn, req, fds)) = control::accept(self.listener.as_raw_fd()) else { return false };
         let op = req["op"].as_str().unwrap_or("");
         let r = match op {
-            "start" => sb
-                .release()
-                .map_err(|e| e.to_string())
-                .and_then(|()| self.dir.update(|r| r.status = Recorded::Running).map(drop).map_err(|e| e.to_string())),
+            "start" if self.started => Err("the container was already started".into()),
+            "start" => {
+                self.started = true;
+                sb.release().map_err(|e| e.to_string()).and_then(|()| {
+                    self.dir.update(|r| r.status = Recorded::Running).map(drop).map_err(|e| e.to_string())
+                })
+            }
             "kill" => {
                 let sig = req["signal"].as_i64().unwrap_or(15) as i32;
                 if sig == libc::SIGKILL {
@@ -125,7 +131,7 @@ pub fn run(dir: &StateDir, spec: &SandboxSpec, report: Report, start_now: bool, 
         detach_stdio();
     }
     drop(report);
-    let mut ctl = Control { dir, listener, log };
+    let mut ctl = Control { dir, listener, log, started: start_now };
     let opts = WaitOptions { forward_signals: true, sample_memory: false };
     let outcome = sb.wait_with(opts, Some(&mut ctl));
     leave_cgroup(&sb, log);

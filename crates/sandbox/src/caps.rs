@@ -66,12 +66,8 @@ pub fn set(sets: &CapSets) -> io::Result<()> {
     });
     // SAFETY: header and the two data structs have the layout capset(2) expects for v3.
     cvt_long(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })?;
-    // The kernel refuses an ambient capability that is not both permitted and inheritable;
-    // runc's default spec asks for exactly that (ambient set, inheritable empty) and runc
-    // leaves such ones out, so does fnbox.
-    let ambient = sets.ambient & sets.permitted & sets.inheritable;
     for cap in 0..=LAST_CAP_GUESS {
-        if ambient & (1 << cap) != 0 {
+        if sets.ambient & (1 << cap) != 0 {
             prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_RAISE, cap as libc::c_ulong)?;
         }
     }

@@ -11,7 +11,7 @@ use super::protocol as msg;
 use crate::seccomp;
 use crate::spec::ProcessSettings;
 use crate::sys::{self, fdpass, process, signal};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, RawFd};
 
 /// What a program process runs and how.
@@ -177,17 +177,12 @@ fn exec(cfg: &ProgramConfig, path: &CString) -> i32 {
 }
 
 /// `execvp`'s lookup: names with a slash are used as they are; others are searched in
-/// `PATH`. Returns the errno a shell would report.
+/// `PATH`. Checked now, not only by `execve`: a container's missing program is an error of
+/// `create`, before the program is held (as in runc). Returns the errno a shell would report.
 fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
     let name = argv0.to_bytes();
     if name.contains(&b'/') {
-        // Checked now, not only by execve: a container's missing program is an error of
-        // `create`, before the program is held (as in runc).
-        // SAFETY: `argv0` is NUL-terminated.
-        if unsafe { libc::access(argv0.as_ptr(), libc::F_OK) } != 0 {
-            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOENT));
-        }
-        return Ok(argv0.clone());
+        return executable(argv0).map(|()| argv0.clone());
     }
     let mut err = libc::ENOENT;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
@@ -195,17 +190,31 @@ fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
         full.push(b'/');
         full.extend_from_slice(name);
         let Ok(c) = CString::new(full) else { continue };
-        // SAFETY: `st` is a valid out-buffer and `c` NUL-terminated.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            continue;
+        match executable(&c) {
+            Ok(()) => return Ok(c),
+            // Like execvp: a match that cannot be run is remembered, the search goes on.
+            Err(libc::EACCES) => err = libc::EACCES,
+            Err(_) => {}
         }
-        // SAFETY: `c` is NUL-terminated.
-        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
-            return Ok(c);
-        }
-        err = libc::EACCES;
     }
     Err(err)
+}
+
+/// Whether `path` is a regular file this process may execute; else the errno `execve` gives.
+fn executable(path: &CStr) -> Result<(), i32> {
+    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOENT);
+    // SAFETY: `st` is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-buffer.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
+        return Err(errno());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(libc::EACCES);
+    }
+    // SAFETY: `path` is NUL-terminated.
+    if unsafe { libc::access(path.as_ptr(), libc::X_OK) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
 }
