@@ -4,6 +4,7 @@
 //! containerd's `io.containerd.runc.v2` shim with `--runc-binary fnbox-runc-v1|v2`.
 //! Run as root. If containerd cannot be found or started, the tests fail; they never skip.
 
+mod common;
 mod oci_support;
 
 use oci_support::*;
@@ -114,14 +115,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     }
 
     fn wait_status(&self, id: &str, want: &str) -> i32 {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            match self.task(id) {
-                Some((s, pid)) if s == want => return pid,
-                other => assert!(Instant::now() < until, "task {id} never became {want}: {other:?}"),
+        let mut pid = 0;
+        let became = common::eventually(Duration::from_secs(20), || match self.task(id) {
+            Some((s, p)) if s == want => {
+                pid = p;
+                true
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            _ => false,
+        });
+        assert!(became, "task {id} never became {want}: {:?}", self.task(id));
+        pid
     }
 
     /// A detached container, running.

@@ -2,12 +2,13 @@
 //! a person or a shim would, without containerd; and bundles that are wrong, refused with
 //! errors that say what and how to fix it. Run as root.
 
+mod common;
 mod oci_support;
 
 use oci_support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One runtime (by its entry point) with its own `--root`.
 struct Runtime {
@@ -48,11 +49,8 @@ impl Runtime {
     }
 
     fn wait_status(&self, id: &str, want: &str) {
-        let until = Instant::now() + Duration::from_secs(20);
-        while self.state(id)["status"] != want {
-            assert!(Instant::now() < until, "{id} never became {want}: {}", self.state(id));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let became = common::eventually(Duration::from_secs(20), || self.state(id)["status"] == want);
+        assert!(became, "{id} never became {want}: {}", self.state(id));
     }
 
     /// `create` with a pid file; returns the pid in it (the supervisor the shim waits on).

@@ -6,40 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-pub const FNBOX: &str = env!("CARGO_BIN_EXE_fnbox");
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A directory of its own under the system's temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("fnbox-oci-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the OCI runtime tests create containers and must run as root (sudo, as .ci/run does)");
-}
+pub use crate::common::{require_root, TempDir, FNBOX};
 
 /// `dir/fnbox-runc-v1` and `dir/fnbox-runc-v2`, symlinks to the built fnbox.
 pub fn runtimes(dir: &Path) -> [PathBuf; 2] {

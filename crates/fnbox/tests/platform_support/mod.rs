@@ -47,38 +47,6 @@ pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// A temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(crate::common::unique(tag));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    /// Writes files (path, content) and returns the directory.
-    pub fn with(tag: &str, files: &[(&str, &str)]) -> Self {
-        let d = Self::new(tag);
-        for (name, text) in files {
-            let p = d.0.join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        d
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Server {
     pub fn start(tag: &str) -> Self {
         Self::start_with(tag, &[])
