@@ -181,9 +181,11 @@ async fn call(
     };
     if let Some((started, path)) = lease.cold_start {
         p.metrics.cold_start(name, path, None, &[("first_response", Some(started.elapsed()))]);
-        // The cold start is over: now the warm pool may spend CPU on replacing its sandbox.
+        // The cold start is over: now the warm pool may spend CPU on replacing its sandbox,
+        // after this response (its accounting reads cgroup files).
         if let (true, Some(w)) = (path.pooled, &p.warm) {
-            w.fill();
+            let w = w.clone();
+            tokio::spawn(async move { w.fill() });
         }
     }
     lease.finish(Outcome::Served);
