@@ -308,8 +308,11 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         if let Some(cg) = r.cgroup() {
             let _ = cg.freeze(false);
         }
-        let _ = control::request(&dir.socket(), serde_json::json!({"op": "stop"}), None);
-        wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(10));
+        // A supervisor still building the container has no control socket yet: no point
+        // waiting for it to stop on request.
+        if control::request(&dir.socket(), serde_json::json!({"op": "stop"}), None).is_ok() {
+            wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(10));
+        }
         if state::alive(r.supervisor, r.supervisor_start) {
             let _ = process::kill(r.supervisor, libc::SIGKILL);
             wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(5));
