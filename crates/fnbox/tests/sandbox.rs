@@ -397,3 +397,72 @@ fn env_files_keep_values_off_the_command_line() {
     assert_eq!(out, "s3cr3t value/x\n");
     let _ = std::fs::remove_file(&f);
 }
+
+/// The spare writable layers (`crates/sandbox/src/disk/spare.rs`), with a layer size no other
+/// test uses: a sandbox leaves one spare attached for the next, the next takes it (and the
+/// device goes when that sandbox ends), a spare whose device is gone is thrown away, and the
+/// layer a sandbox gets is always fresh.
+#[test]
+fn spare_layers_are_made_used_once_and_cleaned() {
+    let s = Scope::new("spares");
+    let dir = std::path::Path::new("/var/lib/fnbox/disk-spares");
+    let spares = || -> Vec<(String, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        let ino = e.metadata().ok()?.ino();
+                        (name.starts_with("ext4-40M-") && name.ends_with(".img")).then_some((name, ino))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A spare's device: attached, no autoclear, bound to that very file.
+    let device_of = |name: &str| -> String {
+        let n = name.rsplit_once(".loop").unwrap().1.trim_end_matches(".img").to_string();
+        format!("/sys/block/loop{n}/loop")
+    };
+    let layer = ["--disk", "40M"];
+    let write = "echo secret > /var/mark; cat /var/mark";
+    assert_eq!(ok(&s.sh("v1", &layer, write)), "secret\n");
+    assert!(eventually(Duration::from_secs(10), || spares().len() == 1), "no spare made: {:?}", spares());
+    let (first, ino) = spares().remove(0);
+    let dev = device_of(&first);
+    assert_eq!(std::fs::read_to_string(format!("{dev}/autoclear")).unwrap().trim(), "0");
+    assert!(std::fs::read_to_string(format!("{dev}/backing_file")).unwrap().contains("/disk-spares/"));
+
+    // The next sandbox takes it: a fresh filesystem (nothing of the last sandbox's), and once
+    // it has ended, its device is gone and a new spare waits.
+    assert_eq!(
+        ok(&s.sh("v1", &layer, "ls /var/mark 2>&1 | grep -c 'No such'; df -k / | tail -1 | awk '{print $2 < 41000}'")),
+        "1\n1\n"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || spares().len() == 1 && spares()[0].1 != ino),
+        "the spare was not replaced: {:?}",
+        spares()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(format!("{dev}/backing_file"))
+            .map_or(true, |f| !f.contains(&format!("#{ino} ")))),
+        "the used spare's device stayed attached"
+    );
+
+    // A spare whose device went away (a reboot, `losetup -D`) is thrown away, not used.
+    let (current, _) = spares().remove(0);
+    let held = dir.join(format!("{current}.held"));
+    std::fs::rename(dir.join(&current), &held).unwrap();
+    let stale = dir.join("ext4-40M-v2.loop99999.img");
+    std::fs::write(&stale, b"").unwrap();
+    assert_eq!(ok(&s.sh("v1", &layer, "echo ok")), "ok\n");
+    assert!(!stale.exists(), "a stale spare must be deleted when found");
+    // Remove the spare set aside, the way the README tells an administrator to.
+    let n = current.rsplit_once(".loop").unwrap().1.trim_end_matches(".img").to_string();
+    let detached = std::process::Command::new("losetup").arg("-d").arg(format!("/dev/loop{n}")).status().unwrap();
+    assert!(detached.success());
+    std::fs::remove_file(&held).unwrap();
+    s.assert_clean();
+}

@@ -9,6 +9,11 @@ fn start() -> Option<&'static Instant> {
     START.get_or_init(|| std::env::var_os("FNBOX_TRACE").map(|_| Instant::now())).as_ref()
 }
 
+/// Whether `FNBOX_TRACE` is on.
+pub fn enabled() -> bool {
+    start().is_some()
+}
+
 /// Records that `what` just finished.
 pub fn mark(what: &str) {
     if let Some(t0) = start() {

@@ -10,17 +10,20 @@ use crate::error::{Context, Error, Result};
 use crate::paths::Paths;
 use crate::sys::{self, abi, mount::FsContext};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+mod spare;
 
 /// A sandbox's writable layer, mounted but not attached anywhere yet.
 pub struct Disk {
     /// The detached mount; `move_mount` attaches it inside the sandbox's mount namespace.
     pub mount: OwnedFd,
     /// The loop device, held open by whoever owns the `Disk` (see [`DiskJob`]).
-    _device: Option<OwnedFd>,
+    device: Option<OwnedFd>,
+    template: PathBuf,
 }
 
 impl Disk {
@@ -28,20 +31,30 @@ impl Disk {
     /// overlayfs. They belong to uid 0 on disk; the launcher idmaps the mount so that they
     /// belong to the sandbox's root, which spares a write (and a flush at unmount) here.
     ///
-    /// The image is an unnamed file (`O_TMPFILE`) in the state directory: it has no name to
-    /// delete and disappears when the loop device lets go of it, which happens when the
-    /// sandbox's mount namespace dies, even if the launcher was killed.
+    /// The image is an unnamed file (`O_TMPFILE`) in the state directory, or a spare made
+    /// earlier (see [`spare`]) whose name is deleted when claimed: it has no name to delete and
+    /// disappears when the loop device lets go of it, which happens when the sandbox's mount
+    /// namespace dies, even if the launcher was killed.
     pub fn create(paths: &Paths, size_bytes: u64) -> Result<Self> {
         let template = template(paths, size_bytes)?;
-        let dir = paths.sandboxes();
-        let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
-            .context(|| format!("cannot create the writable layer in {}", dir.display()))?;
-        copy_sparse(&template, &image).context(|| "cannot fill the writable layer from its template".into())?;
-        crate::trace::mark("disk: image copied");
-        // Keep the device open until the filesystem holds it: with autoclear, the last close of
-        // an unmounted loop device detaches it.
-        let (dev, device) = attach_loop(&image)?;
-        crate::trace::mark("disk: loop attached");
+        let (dev, device) = match spare::claim(paths, &template) {
+            Some(c) => {
+                crate::trace::mark("disk: spare claimed");
+                (c.dev.clone(), Device::Spare(c))
+            }
+            None => {
+                let dir = paths.sandboxes();
+                let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
+                    .context(|| format!("cannot create the writable layer in {}", dir.display()))?;
+                copy_sparse(&template, &image).context(|| "cannot fill the writable layer from its template".into())?;
+                crate::trace::mark("disk: image copied");
+                // Keep the device open until the filesystem holds it: with autoclear, the last
+                // close of an unmounted loop device detaches it.
+                let (_, dev, fd) = attach_loop(&image)?;
+                crate::trace::mark("disk: loop attached");
+                (dev, Device::Fresh(fd))
+            }
+        };
         let fs = FsContext::open("ext4").context(|| "cannot mount the writable layer (ext4)".into())?;
         fs.set_string("source", &dev).context(|| format!("cannot use {dev} for the writable layer"))?;
         // The template was made with lazy inode-table init; do not start a zeroing thread.
@@ -53,8 +66,20 @@ impl Disk {
             .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV)
             .context(|| format!("cannot mount the writable layer from {dev}"))?;
         crate::trace::mark("disk: mounted");
-        Ok(Self { mount, _device: Some(device) })
+        let device = match device {
+            Device::Fresh(fd) => fd,
+            Device::Spare(c) => c.arm(),
+        };
+        Ok(Self { mount, device: Some(device), template })
     }
+}
+
+/// The loop device under a layer being made.
+enum Device {
+    /// Attached on the spot, with autoclear.
+    Fresh(OwnedFd),
+    /// A spare, given autoclear once the filesystem holds it.
+    Spare(spare::Claimed),
 }
 
 /// A process preparing a [`Disk`] while the launcher does everything else: attaching a loop
@@ -82,13 +107,34 @@ impl DiskJob {
         }
         if pid == 0 {
             drop(ours);
+            let theirs = keep_only(theirs);
             let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
             let code = match Disk::create(paths, size_bytes) {
                 Ok(d) => {
                     let sent = sys::fdpass::send(theirs.as_raw_fd(), b"ok", &[d.mount.as_raw_fd()]);
-                    // Hold the loop device until the launcher is done with the sandbox.
+                    // From here the helper outlives the launcher on purpose (below); the end of
+                    // the socket tells it the launcher is gone.
+                    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
+                    d.warm();
+                    crate::trace::mark("disk: warmed");
+                    // Hold the loop device, and what the launcher hands over (see `hold`), until
+                    // the launcher is done with the sandbox: it then closes its end, or dies.
+                    let mut kept = Vec::new();
                     let mut b = [0u8; 1];
-                    let _ = sys::fdpass::recv(&theirs, &mut b);
+                    while let Ok((n, fds)) = sys::fdpass::recv(&theirs, &mut b) {
+                        if n == 0 {
+                            break;
+                        }
+                        kept.extend(fds);
+                    }
+                    // Let the sandbox's mounts go first (whoever unmounts a bind source next
+                    // should not find it busy); then make the next sandbox's layer, now that
+                    // this one no longer competes for the CPU (a spare half made is cleaned up
+                    // by the next maker).
+                    drop(kept);
+                    if let Err(e) = template(paths, size_bytes).and_then(|t| spare::replenish(paths, &t)) {
+                        crate::trace::mark(&format!("disk: no spare made: {e}"));
+                    }
                     drop(d);
                     sent.is_err() as i32
                 }
@@ -109,23 +155,57 @@ impl DiskJob {
         let (n, mut fds) =
             sys::fdpass::recv(&self.sock, &mut buf).context(|| "cannot receive the writable layer".into())?;
         match fds.pop() {
-            Some(mount) if n > 0 && buf[0] != b'E' => Ok(Disk { mount, _device: None }),
+            Some(mount) if n > 0 && buf[0] != b'E' => Ok(Disk { mount, device: None, template: PathBuf::new() }),
             _ if n > 1 => Err(Error::Setup(String::from_utf8_lossy(&buf[1..n]).into_owned())),
             _ => Err(Error::Setup("the disk helper died".into())),
         }
     }
 }
 
+impl DiskJob {
+    /// Has the helper hold `fds` (the sandbox's mount namespace) until the launcher is done:
+    /// what goes when they are let go of (unmounting the sandbox's whole tree, waiting for RCU
+    /// grace periods) then happens in the helper, after the launcher has exited, rather than
+    /// in the sandbox's exit, which the launcher waits for.
+    pub fn hold(&self, fds: &[OwnedFd]) {
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let _ = sys::fdpass::send(self.sock.as_raw_fd(), b"h", &raw);
+    }
+}
+
 impl Drop for DiskJob {
     fn drop(&mut self) {
-        // Closing our end releases the helper; reap it if it is already gone.
+        // Closing our end releases the helper (which finishes after the launcher has exited);
+        // reap it if it is already gone.
         let _ = sys::process::waitpid(self.pid, true);
     }
 }
 
+/// The helper outlives the launcher: it keeps none of the launcher's descriptors (its
+/// standard streams, a status pipe someone waits to see closed, a secret's memfd), only its
+/// socket (returned, as fd 3) and, for tracing, stderr.
+fn keep_only(sock: OwnedFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor numbered 100 or more.
+    let high = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+    drop(sock);
+    // SAFETY: dup3 onto 3; everything above is closed next.
+    unsafe { libc::dup3(high, 3, libc::O_CLOEXEC) };
+    let _ = sys::close_from(4, false);
+    if let Ok(null) = sys::openat(None, Path::new("/dev/null"), libc::O_RDWR, 0) {
+        let streams: &[i32] = if crate::trace::enabled() { &[0, 1] } else { &[0, 1, 2] };
+        for &fd in streams {
+            // SAFETY: dup2 of a descriptor we own onto a standard stream.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    // SAFETY: fd 3 was just made a copy of the socket, and nothing else owns it.
+    unsafe { sys::owned(3) }
+}
+
 /// Finds a free loop device and binds it to `backing` with autoclear, so the device detaches
-/// itself when the filesystem on it is unmounted.
-fn attach_loop(backing: &OwnedFd) -> Result<(String, OwnedFd)> {
+/// itself when the filesystem on it is unmounted and the last descriptor closed. Returns its
+/// number, path and an open descriptor.
+fn attach_loop(backing: &OwnedFd) -> Result<(u32, String, OwnedFd)> {
     let ctl = sys::openat(None, Path::new("/dev/loop-control"), libc::O_RDWR, 0).context(|| {
         "cannot open /dev/loop-control (the writable layer needs loop devices; load the 'loop' module)".into()
     })?;
@@ -146,7 +226,7 @@ fn attach_loop(backing: &OwnedFd) -> Result<(String, OwnedFd)> {
         cfg.info.lo_flags = abi::LO_FLAGS_AUTOCLEAR;
         // SAFETY: `cfg` is a valid loop_config that outlives the call.
         match sys::cvt(unsafe { libc::ioctl(dfd.as_raw_fd(), abi::LOOP_CONFIGURE, &cfg as *const abi::loop_config) }) {
-            Ok(_) => return Ok((dev, dfd)),
+            Ok(_) => return Ok((n as u32, dev, dfd)),
             // Another sandbox took this device between GET_FREE and CONFIGURE: try the next.
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => continue,
             Err(e) => return Err(e).context(|| format!("cannot attach {dev}")),
@@ -216,34 +296,73 @@ fn template(paths: &Paths, size_bytes: u64) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Copies only the data extents of a sparse file (the template is 1 GiB of which a few
-/// hundred KiB are written).
-fn copy_sparse(src: &Path, dst: &OwnedFd) -> std::io::Result<()> {
-    let mut s = File::open(src)?;
-    let len = s.metadata()?.len();
-    let d = File::from(dst.try_clone()?);
-    d.set_len(len)?;
-    let fd = s.as_raw_fd();
-    let mut buf = vec![0u8; 256 << 10];
+/// The data extents (start, end) of a sparse file.
+fn data_extents(f: &File) -> std::io::Result<Vec<(u64, u64)>> {
+    let len = f.metadata()?.len() as i64;
+    let fd = f.as_raw_fd();
+    let mut extents = Vec::new();
     let mut off: i64 = 0;
     loop {
         // SAFETY: lseek on an open descriptor; SEEK_DATA/SEEK_HOLE return offsets or -1.
         let data = unsafe { libc::lseek(fd, off, libc::SEEK_DATA) };
         if data < 0 {
-            break; // ENXIO: no more data
+            return Ok(extents); // ENXIO: no more data
         }
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-        let end = if hole < 0 { len as i64 } else { hole };
-        s.seek(SeekFrom::Start(data as u64))?;
-        let mut pos = data;
-        while pos < end {
-            let n = ((end - pos) as usize).min(buf.len());
-            s.read_exact(&mut buf[..n])?;
-            d.write_all_at(&buf[..n], pos as u64)?;
-            pos += n as i64;
-        }
+        let end = if hole < 0 { len } else { hole };
+        extents.push((data as u64, end as u64));
         off = end;
     }
+}
+
+/// Copies only the data extents of a sparse file (the template is 1 GiB of which a few
+/// hundred KiB are written).
+fn copy_sparse(src: &Path, dst: &OwnedFd) -> std::io::Result<()> {
+    let s = File::open(src)?;
+    let d = File::from(dst.try_clone()?);
+    d.set_len(s.metadata()?.len())?;
+    let mut buf = vec![0u8; 256 << 10];
+    for (start, end) in data_extents(&s)? {
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            s.read_exact_at(&mut buf[..n], pos)?;
+            d.write_all_at(&buf[..n], pos)?;
+            pos += n as u64;
+        }
+    }
     (&d).flush()
+}
+
+impl Disk {
+    /// Reads the template's metadata through the mounted layer's device, into the device's
+    /// cache (see [`warm`]).
+    fn warm(&self) {
+        if let Some(d) = &self.device {
+            warm(d, &self.template);
+        }
+    }
+}
+
+/// Reads the template's metadata through the mounted layer's device, into the device's cache.
+/// ext4 then finds the bitmaps, inode table and directories that the overlay mount and the
+/// program's first lookups touch already there; each first read would otherwise be a round
+/// trip through the loop device's worker thread, on the sandbox's start-up path (this runs in
+/// the disk helper, beside it). The backup superblocks, further out, are never read.
+fn warm(device: &OwnedFd, template: &Path) {
+    let (Ok(t), Ok(d)) = (File::open(template), device.try_clone().map(File::from)) else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    for (start, end) in data_extents(&t).unwrap_or_default().into_iter().filter(|(s, _)| *s < 64 << 20) {
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            if d.read_exact_at(&mut buf[..n], pos).is_err() {
+                return;
+            }
+            pos += n as u64;
+        }
+    }
 }

@@ -1,0 +1,287 @@
+//! Spare writable layers, made before they are needed.
+//!
+//! Attaching a loop device writes its backing file back to disk and flushes the disk's cache
+//! (`LOOP_CONFIGURE` calls `fsync` since Linux 6.14). On a disk with a write-back cache that
+//! flush takes 1 to 10 ms here, more on a busy disk, and it used to sit on every sandbox's
+//! start-up path. So the disk helper of each sandbox, once its own layer is delivered, makes
+//! the next sandbox's: a copy of the template, attached to a loop device and left attached,
+//! its backing file named `<template>.loop<N>.img` in `<state>/disk-spares`.
+//!
+//! The next sandbox of that size claims it by renaming the file (of concurrent claimers, one
+//! rename wins), checks that loop N is still bound to that very file, turns on autoclear and
+//! unlinks the name. From then on the layer is as private as one made on the spot, and goes
+//! the same way: detached when the sandbox's filesystem is unmounted, its blocks freed with
+//! the unlinked file.
+//!
+//! At most one spare per template is kept; spares unused for an hour are removed; a spare
+//! whose device is gone (after a reboot, or `losetup -D`) is deleted when found. A helper
+//! killed half-way leaves either nothing attached (the device still has autoclear until the
+//! spare is published) or a `.making-PID` / `.claimed-PID` file that the next maker releases.
+//! `FNBOX_DISK_SPARES=0` turns spares off.
+
+use super::{attach_loop, copy_sparse};
+use crate::error::{Context, Result};
+use crate::paths::Paths;
+use crate::sys::{self, abi};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// A spare nobody claimed for this long belongs to a size nobody uses any more.
+const MAX_AGE: Duration = Duration::from_secs(3600);
+
+fn enabled() -> bool {
+    std::env::var_os("FNBOX_DISK_SPARES").is_none_or(|v| v != "0")
+}
+
+fn dir(paths: &Paths) -> PathBuf {
+    paths.state.join("disk-spares")
+}
+
+/// The spare-name prefix for a template: `ext4-1024M-v2.loop`.
+fn prefix(template: &Path) -> Option<String> {
+    Some(format!("{}.loop", template.file_stem()?.to_str()?))
+}
+
+/// The loop number in a spare's name, if `name` is a spare of `prefix`.
+fn loop_number(name: &str, prefix: &str) -> Option<u32> {
+    name.strip_prefix(prefix)?.strip_suffix(".img")?.parse().ok()
+}
+
+/// A claimed spare: its loop device, open, still without autoclear (see [`Claimed::arm`]).
+/// Dropped unarmed (the filesystem could not be mounted), it releases the device.
+pub(super) struct Claimed {
+    pub dev: String,
+    fd: Option<OwnedFd>,
+    /// The spare's name while claimed: what tells the next maker to release the device if this
+    /// process dies before arming it.
+    name: PathBuf,
+}
+
+impl Claimed {
+    /// Once the filesystem on the device holds it open: makes the device detach itself when
+    /// the last holder lets go. `LOOP_CLR_FD` on a device someone else holds open only sets
+    /// autoclear, without the queue freeze (an RCU grace period, milliseconds) that
+    /// `LOOP_SET_STATUS64` would cost here.
+    pub fn arm(mut self) -> OwnedFd {
+        let fd = self.fd.take().expect("a claimed spare is armed once");
+        finish(&fd, &self.name);
+        fd
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        // Never armed (the filesystem could not be mounted): the device goes at once.
+        if let Some(fd) = self.fd.take() {
+            finish(&fd, &self.name);
+        }
+    }
+}
+
+/// Sets autoclear on a claimed device and forgets its name; if that fails, the name stays
+/// for the next maker to release the device (see [`collect`]).
+fn finish(fd: &OwnedFd, name: &Path) {
+    if clear(fd) {
+        let _ = std::fs::remove_file(name);
+    }
+}
+
+/// Takes a spare made from `template`. `None` when there is none (or spares are off).
+pub(super) fn claim(paths: &Paths, template: &Path) -> Option<Claimed> {
+    if !enabled() {
+        return None;
+    }
+    let dir = dir(paths);
+    let prefix = prefix(template)?;
+    for e in std::fs::read_dir(&dir).ok()?.flatten() {
+        let name = e.file_name();
+        let Some(n) = name.to_str().and_then(|s| loop_number(s, &prefix)) else {
+            continue;
+        };
+        let claimed = dir.join(format!(".claimed-{}.loop{n}.img", std::process::id()));
+        if std::fs::rename(e.path(), &claimed).is_err() {
+            continue; // another sandbox took it first
+        }
+        match binding(&claimed, n) {
+            Binding::Bound(dev, fd) => return Some(Claimed { dev, fd: Some(fd), name: claimed }),
+            // Its device is gone (a reboot, `losetup -D`): a stale name.
+            Binding::Gone => {
+                let _ = std::fs::remove_file(&claimed);
+            }
+            // Cannot tell now: the claimed name stays for the next maker to sort out.
+            Binding::Unknown => {}
+        }
+    }
+    None
+}
+
+/// Whether a spare's loop device is still bound to the spare's file.
+enum Binding {
+    /// Yes: the device's path, opened.
+    Bound(String, OwnedFd),
+    /// No: no such device, a device bound to nothing, or to another file.
+    Gone,
+    /// Could not be checked (out of descriptors or memory, say).
+    Unknown,
+}
+
+fn binding(file: &Path, n: u32) -> Binding {
+    let Ok(st) = std::fs::metadata(file) else {
+        return Binding::Unknown;
+    };
+    let gone = |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENXIO | libc::ENODEV));
+    let dev = format!("/dev/loop{n}");
+    let fd = match sys::openat(None, Path::new(&dev), libc::O_RDWR, 0) {
+        Ok(fd) => fd,
+        Err(e) if gone(&e) => return Binding::Gone,
+        Err(_) => return Binding::Unknown,
+    };
+    match status(&fd) {
+        Ok(info) if info.lo_inode == st.ino() && info.lo_device == st.dev() => Binding::Bound(dev, fd),
+        Ok(_) => Binding::Gone,
+        Err(e) if gone(&e) => Binding::Gone,
+        Err(_) => Binding::Unknown,
+    }
+}
+
+fn status(fd: &OwnedFd) -> std::io::Result<abi::loop_info64> {
+    // SAFETY: loop_info64 is plain data; zero is valid for every field.
+    let mut info: abi::loop_info64 = unsafe { std::mem::zeroed() };
+    // SAFETY: LOOP_GET_STATUS64 fills the loop_info64 `info` points to.
+    sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_GET_STATUS64, &mut info as *mut abi::loop_info64) })?;
+    Ok(info)
+}
+
+fn set_status(fd: &OwnedFd, info: &abi::loop_info64) -> std::io::Result<()> {
+    // SAFETY: LOOP_SET_STATUS64 reads the loop_info64 `info` points to.
+    sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_SET_STATUS64, info as *const abi::loop_info64) }).map(drop)
+}
+
+/// Detaches the device at its last close (at once if `fd` is its only holder). Whether the
+/// kernel took the request.
+fn clear(fd: &OwnedFd) -> bool {
+    // SAFETY: LOOP_CLR_FD takes no argument.
+    unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_CLR_FD) == 0 }
+}
+
+/// Detaches loop `n` if it is still bound to `file`, then deletes `file` (unless the device
+/// could not be checked: the name stays for the next try).
+fn release(file: &Path, n: u32) {
+    match binding(file, n) {
+        Binding::Bound(_, fd) => finish(&fd, file),
+        Binding::Gone => {
+            let _ = std::fs::remove_file(file);
+        }
+        Binding::Unknown => {}
+    }
+}
+
+/// Makes a spare of `template` unless one exists or another helper is making one. Errors are
+/// for tracing only: without a spare, the next sandbox makes its layer itself.
+pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
+    if !enabled() {
+        return Ok(());
+    }
+    let dir = dir(paths);
+    let Some(prefix) = prefix(template) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    let lock = File::create(dir.join(format!(".{prefix}-lock")))
+        .context(|| format!("cannot create a lock in {}", dir.display()))?;
+    if !sys::flock(&lock, true, true).context(|| "cannot lock the spare layers".into())? {
+        return Ok(()); // another helper is making this one
+    }
+    if collect(&dir, &prefix) {
+        return Ok(());
+    }
+    let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
+        .context(|| format!("cannot create a spare layer in {}", dir.display()))?;
+    copy_sparse(template, &image).context(|| "cannot fill a spare layer from its template".into())?;
+    // Autoclear until the spare is published: a helper killed before that leaves no device.
+    let (n, _, device) = attach_loop(&image)?;
+    let making = dir.join(format!(".making-{}.loop{n}.img", std::process::id()));
+    let proc_fd = PathBuf::from(format!("/proc/self/fd/{}", image.as_raw_fd()));
+    let (src, dst) = sys::cpath(&proc_fd)
+        .and_then(|s| Ok((s, sys::cpath(&making)?)))
+        .context(|| format!("cannot name the spare layer {}", making.display()))?;
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    sys::cvt(unsafe {
+        libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+    })
+    .context(|| format!("cannot name the spare layer {}", making.display()))?;
+    let published = status(&device)
+        .ok()
+        .and_then(|mut info| {
+            info.lo_flags &= !abi::LO_FLAGS_AUTOCLEAR;
+            set_status(&device, &info).ok()
+        })
+        .and_then(|()| std::fs::rename(&making, dir.join(format!("{prefix}{n}.img"))).ok());
+    if published.is_none() {
+        release(&making, n);
+    }
+    Ok(())
+}
+
+/// Releases what dead helpers left and spares too old to keep; returns whether a usable spare
+/// with `prefix` exists.
+fn collect(dir: &Path, prefix: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut have = false;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(rest) = name.strip_prefix(".making-").or_else(|| name.strip_prefix(".claimed-")) {
+            let Some((pid, n)) = rest.split_once(".loop").and_then(|(p, r)| {
+                Some((p.parse::<libc::pid_t>().ok()?, r.strip_suffix(".img")?.parse::<u32>().ok()?))
+            }) else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            if unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            {
+                release(&e.path(), n);
+            }
+            continue;
+        }
+        let Some((stem, n)) =
+            name.rsplit_once(".loop").and_then(|(s, r)| Some((s, r.strip_suffix(".img")?.parse::<u32>().ok()?)))
+        else {
+            continue;
+        };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > MAX_AGE);
+        if old {
+            // Claimed like any spare first, so that no sandbox takes it while it goes.
+            let claimed = dir.join(format!(".claimed-{}.loop{n}.img", std::process::id()));
+            if std::fs::rename(e.path(), &claimed).is_ok() {
+                release(&claimed, n);
+            }
+        } else if format!("{stem}.loop") == prefix {
+            have = true;
+        }
+    }
+    have
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spare_names() {
+        let p = prefix(Path::new("/var/lib/fnbox/disk-templates/ext4-1024M-v2.img")).unwrap();
+        assert_eq!(p, "ext4-1024M-v2.loop");
+        assert_eq!(loop_number("ext4-1024M-v2.loop17.img", &p), Some(17));
+        assert_eq!(loop_number("ext4-64M-v2.loop17.img", &p), None);
+        assert_eq!(loop_number(".claimed-12.loop3.img", &p), None);
+        assert_eq!(loop_number("ext4-1024M-v2.loopx.img", &p), None);
+    }
+}
