@@ -70,9 +70,7 @@ impl Layout {
     /// controller: v2 when `/sys/fs/cgroup` is cgroup2 (or v1 has no memory controller), v1
     /// otherwise.
     pub fn detect() -> Result<Self> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| Error::Cgroup(format!("cannot read /proc/self/mountinfo: {e}")))?;
-        Self::from_mountinfo(&info)
+        Self::from_mountinfo(&mountinfo()?)
     }
 
     pub fn from_mountinfo(info: &str) -> Result<Self> {
@@ -112,6 +110,12 @@ impl Layout {
     }
 }
 
+/// This process's mount table, which [`Layout::from_mountinfo`] and [`tune_host`] read.
+pub fn mountinfo() -> Result<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::Cgroup(format!("cannot read /proc/self/mountinfo: {e}")))
+}
+
 /// Host tuning for fast sandbox starts on cgroup v1 hosts.
 ///
 /// Moving a process into a v1 cgroup takes the kernel's global threadgroup lock for writing,
@@ -121,13 +125,12 @@ impl Layout {
 /// so when a v1 host also mounts cgroup2 (as systemd's hybrid layout does), fnbox turns it on
 /// there. On pure cgroup v2 hosts nothing is needed: fnbox clones straight into the cgroup
 /// (CLONE_INTO_CGROUP), which never moves a process.
-pub fn tune_host(layout: &Layout) {
+///
+/// `info` is this process's `/proc/self/mountinfo` (see [`mountinfo`]).
+pub fn tune_host(layout: &Layout, info: &str) {
     if !matches!(layout, Layout::V1 { .. }) {
         return;
     }
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
     for line in info.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;

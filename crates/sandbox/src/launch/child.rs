@@ -20,6 +20,8 @@ pub struct ChildConfig {
     pub hostname: Option<String>,
     /// Bring `lo` up (the network namespace is the sandbox's own).
     pub loopback: bool,
+    /// Create the network namespace (rather than get it from `clone3`): see `Sandbox::start`.
+    pub new_net: bool,
     /// Hold the program before `execve` until the launcher sends `START`.
     pub hold: bool,
 }
@@ -47,6 +49,17 @@ pub(super) fn exit(code: i32) -> ! {
 fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     // If the launcher dies, so does the sandbox.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    if cfg.new_net {
+        // Owned by the sandbox's user namespace, as one made by clone3 would be.
+        // SAFETY: unshare takes integer flags.
+        sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) })
+            .map_err(|e| format!("cannot create the network namespace: {e}"))?;
+        crate::trace::mark("child: network namespace");
+    }
+    if cfg.loopback {
+        // Now, while the launcher still prepares the mounts.
+        loopback_up()?;
+    }
     // While the host's procfs is still visible (v2 sandboxes have none of their own).
     rename_init();
     let mut got = receive(sock, msg::STAGE)?;
@@ -77,9 +90,6 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     crate::trace::mark("child: root built");
     if let Some(h) = &cfg.hostname {
         set_hostname(h)?;
-    }
-    if cfg.loopback {
-        loopback_up()?;
     }
     if std::env::set_current_dir(&cfg.workdir).is_err() {
         std::fs::create_dir_all(&cfg.workdir)

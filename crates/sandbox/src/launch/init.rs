@@ -49,8 +49,12 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
     } else {
         None
     };
-    // SAFETY: single-threaded; the child only prepares and calls execve or _exit.
-    let pid = unsafe { libc::fork() };
+    let pid = if hold.is_none() && !cfg.program.notify {
+        spawn_shared(cfg, sock_fd)
+    } else {
+        // SAFETY: single-threaded; the child only prepares and calls execve or _exit.
+        unsafe { libc::fork() }
+    };
     if pid < 0 {
         report_setup(sock_fd, &format!("fork: {}", std::io::Error::last_os_error()));
     }
@@ -74,6 +78,59 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
         report_setup(sock_fd, &format!("cannot install the init's seccomp filter: {e}"));
     }
     serve(pid, sock_fd, &all, hold.map(|(_, w)| w))
+}
+
+/// Starts the program in a process that shares the init's memory until its `execve`
+/// (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does) while the init waits: no page tables to
+/// copy, no copy-on-write faults, and nothing to tear down at `execve`. Everything the
+/// program changes before `execve` that outlives it is per task (credentials, capabilities,
+/// seccomp, session, limits, signal mask), never the shared memory's. Only for v1 programs
+/// that go straight to `execve`: a held program waits for `START`, which the waiting init
+/// could not send, and a v2 program's `execve` waits on the Sentry.
+fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
+    const STACK: usize = 1 << 20;
+    const GUARD: usize = 4096;
+    struct Args<'a> {
+        cfg: &'a ChildConfig,
+        sock: RawFd,
+    }
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` points to the `Args` below, on the stack of the init, which is
+        // suspended (CLONE_VFORK) until this process has called execve or exited.
+        let a = unsafe { &*(arg as *const Args) };
+        super::program::run(&a.cfg.program, a.sock, None, None)
+    }
+    // SAFETY: a fresh private anonymous mapping, for the child's stack.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return -1;
+    }
+    // SAFETY: the lowest page of our own mapping becomes a guard against overflow.
+    unsafe { libc::mprotect(stack, GUARD, libc::PROT_NONE) };
+    let mut args = Args { cfg, sock };
+    // SAFETY: `entry` runs on the top of the new stack (16-byte aligned: the mapping is
+    // page-aligned) and never returns (execve or _exit); `args` outlives it because the init
+    // does not run again until the child has left this memory (CLONE_VFORK).
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            stack.cast::<u8>().add(STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut Args).cast(),
+        )
+    };
+    // SAFETY: the child has called execve or exited: its stack is no longer in use.
+    unsafe { libc::munmap(stack, STACK) };
+    pid
 }
 
 /// Waits for the program's end, passing signals on, attaching mounts on request and releasing

@@ -248,9 +248,12 @@ impl Sandbox {
         }
         self.collect_sentry_report();
         let oom_kills = self.cgroup.oom_kills();
-        peak = max_use(peak, self.cgroup.memory_now());
-        if let Some(p) = self.cgroup.memory_peak() {
-            peak.total = peak.total.max(p);
+        // The peak is reported on the status channel and by `--stats`; nobody else reads it.
+        if opts.sample_memory || self.channels.status.is_some() {
+            peak = max_use(peak, self.cgroup.memory_now());
+            if let Some(p) = self.cgroup.memory_peak() {
+                peak.total = peak.total.max(p);
+            }
         }
         let status = state.exited.or(init_status);
         let ending = if let Some(m) = state.setup_error {
