@@ -125,10 +125,11 @@ impl Sandbox {
         // cgroup v2: the child is cloned straight into its cgroup, which must exist first. v1:
         // the launcher creates it after the clone, beside the child's own work, and moves the
         // child in before letting it go (`provision`).
-        // The v1 freezer serves only containers' `pause`: other sandboxes skip its directory.
+        // The optional v1 controllers serve only containers (the freezer their `pause`, cpuacct
+        // their shim's CPU metrics): other sandboxes skip those directories.
         let cg_layout = match &layout {
             cgroup::Layout::V1 { controllers } if spec.container.is_none() => cgroup::Layout::V1 {
-                controllers: controllers.iter().filter(|(c, _)| c != "freezer").cloned().collect(),
+                controllers: controllers.iter().filter(|(c, _)| c != "freezer" && c != "cpuacct").cloned().collect(),
             },
             other => other.clone(),
         };
