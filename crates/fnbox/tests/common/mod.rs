@@ -157,23 +157,16 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Loop devices currently attached (`/sys/block/loop*/loop/backing_file` exists), not counting
 /// fnbox's published spare writable layers (kept attached on purpose, without autoclear, for
-/// the next sandbox: see `crates/sandbox/src/disk/spare.rs`). A spare's backing file is an
-/// unnamed file given a name later, so sysfs shows it as `.../disk-spares/#INODE (deleted)`.
+/// the next sandbox: see `crates/sandbox/src/disk/spare.rs`).
 pub fn attached_loops() -> usize {
-    use std::os::unix::fs::MetadataExt;
-    let published: Vec<u64> = std::fs::read_dir("/var/lib/fnbox/disk-spares")
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_str().is_some_and(|n| !n.starts_with('.') && n.ends_with(".img")))
-                .filter_map(|e| e.metadata().ok().map(|m| m.ino()))
-                .collect()
-        })
-        .unwrap_or_default();
     let spare = |dir: &Path| {
         let read = |f: &str| std::fs::read_to_string(dir.join("loop").join(f)).unwrap_or_default();
         let backing = read("backing_file");
-        let ino = backing.split("/disk-spares/#").nth(1).and_then(|r| r.split(' ').next()?.parse::<u64>().ok());
-        read("autoclear").trim() == "0" && ino.is_some_and(|i| published.contains(&i))
+        let published = backing
+            .trim_end()
+            .strip_prefix("/var/lib/fnbox/disk-spares/")
+            .is_some_and(|name| !name.starts_with('.') && name.ends_with(".img"));
+        read("autoclear").trim() == "0" && published
     };
     std::fs::read_dir("/sys/block")
         .map(|rd| rd.flatten().filter(|e| e.path().join("loop/backing_file").exists() && !spare(&e.path())).count())

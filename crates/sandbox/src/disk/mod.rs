@@ -50,7 +50,7 @@ impl Disk {
                 crate::trace::mark("disk: image copied");
                 // Keep the device open until the filesystem holds it: with autoclear, the last
                 // close of an unmounted loop device detaches it.
-                let (_, dev, fd) = attach_loop(&image)?;
+                let (_, dev, fd) = attach_loop(&image, true)?;
                 crate::trace::mark("disk: loop attached");
                 (dev, Device::Fresh(fd))
             }
@@ -202,10 +202,10 @@ fn keep_only(sock: OwnedFd) -> OwnedFd {
     unsafe { sys::owned(3) }
 }
 
-/// Finds a free loop device and binds it to `backing` with autoclear, so the device detaches
+/// Finds a free loop device and binds it to `backing`; with `autoclear`, the device detaches
 /// itself when the filesystem on it is unmounted and the last descriptor closed. Returns its
 /// number, path and an open descriptor.
-fn attach_loop(backing: &OwnedFd) -> Result<(u32, String, OwnedFd)> {
+fn attach_loop(backing: &OwnedFd, autoclear: bool) -> Result<(u32, String, OwnedFd)> {
     let ctl = sys::openat(None, Path::new("/dev/loop-control"), libc::O_RDWR, 0).context(|| {
         "cannot open /dev/loop-control (the writable layer needs loop devices; load the 'loop' module)".into()
     })?;
@@ -223,7 +223,7 @@ fn attach_loop(backing: &OwnedFd) -> Result<(u32, String, OwnedFd)> {
         // SAFETY: loop_config is plain data; zero is valid for every field.
         let mut cfg: abi::loop_config = unsafe { std::mem::zeroed() };
         cfg.fd = backing.as_raw_fd() as u32;
-        cfg.info.lo_flags = abi::LO_FLAGS_AUTOCLEAR;
+        cfg.info.lo_flags = if autoclear { abi::LO_FLAGS_AUTOCLEAR } else { 0 };
         // SAFETY: `cfg` is a valid loop_config that outlives the call.
         match sys::cvt(unsafe { libc::ioctl(dfd.as_raw_fd(), abi::LOOP_CONFIGURE, &cfg as *const abi::loop_config) }) {
             Ok(_) => return Ok((n as u32, dev, dfd)),

@@ -3,9 +3,9 @@
 //! Attaching a loop device writes its backing file back to disk and flushes the disk's cache
 //! (`LOOP_CONFIGURE` calls `fsync` since Linux 6.14). On a disk with a write-back cache that
 //! flush takes 1 to 10 ms here, more on a busy disk, and it used to sit on every sandbox's
-//! start-up path. So the disk helper of each sandbox, once its own layer is delivered, makes
-//! the next sandbox's: a copy of the template, attached to a loop device and left attached,
-//! its backing file named `<template>.loop<N>.img` in `<state>/disk-spares`.
+//! start-up path. So the disk helper of each sandbox, once its sandbox has ended, makes the
+//! next sandbox's: a copy of the template, attached to a loop device without autoclear and left
+//! attached, its backing file named `<template>.loop<N>.img` in `<state>/disk-spares`.
 //!
 //! The next sandbox of that size claims it by renaming the file (of concurrent claimers, one
 //! rename wins), checks that loop N is still bound to that very file, turns on autoclear and
@@ -13,11 +13,11 @@
 //! the same way: detached when the sandbox's filesystem is unmounted, its blocks freed with
 //! the unlinked file.
 //!
-//! At most one spare per template is kept; spares unused for an hour are removed; a spare
+//! At most two spares per template are kept; spares unused for an hour are removed; a spare
 //! whose device is gone (after a reboot, or `losetup -D`) is deleted when found. A helper
-//! killed half-way leaves either nothing attached (the device still has autoclear until the
-//! spare is published) or a `.making-PID` / `.claimed-PID` file that the next maker releases.
-//! `FNBOX_DISK_SPARES=0` turns spares off.
+//! killed half-way leaves a `.making-PID.img` (its device found by the path the kernel shows)
+//! or `.claimed-PID.loopN.img` file that the next maker releases. `FNBOX_DISK_SPARES=0` turns
+//! spares off.
 
 use super::{attach_loop, copy_sparse};
 use crate::error::{Context, Result};
@@ -28,6 +28,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// Spares kept per template: one for the next sandbox, one more for a sandbox that starts
+/// before the last one's helper has made the next (back-to-back starts, bursts).
+const SPARES: usize = 2;
 
 /// A spare nobody claimed for this long belongs to a size nobody uses any more.
 const MAX_AGE: Duration = Duration::from_secs(3600);
@@ -64,7 +68,7 @@ impl Claimed {
     /// Once the filesystem on the device holds it open: makes the device detach itself when
     /// the last holder lets go. `LOOP_CLR_FD` on a device someone else holds open only sets
     /// autoclear, without the queue freeze (an RCU grace period, milliseconds) that
-    /// `LOOP_SET_STATUS64` would cost here.
+    /// `LOOP_SET_STATUS64` would cost.
     pub fn arm(mut self) -> OwnedFd {
         let fd = self.fd.take().expect("a claimed spare is armed once");
         finish(&fd, &self.name);
@@ -155,11 +159,6 @@ fn status(fd: &OwnedFd) -> std::io::Result<abi::loop_info64> {
     Ok(info)
 }
 
-fn set_status(fd: &OwnedFd, info: &abi::loop_info64) -> std::io::Result<()> {
-    // SAFETY: LOOP_SET_STATUS64 reads the loop_info64 `info` points to.
-    sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_SET_STATUS64, info as *const abi::loop_info64) }).map(drop)
-}
-
 /// Detaches the device at its last close (at once if `fd` is its only holder). Whether the
 /// kernel took the request.
 fn clear(fd: &OwnedFd) -> bool {
@@ -179,7 +178,7 @@ fn release(file: &Path, n: u32) {
     }
 }
 
-/// Makes a spare of `template` unless one exists or another helper is making one. Errors are
+/// Makes a spare of `template` unless [`SPARES`] exist or another helper is making one. Errors are
 /// for tracing only: without a spare, the next sandbox makes its layer itself.
 pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
     if !enabled() {
@@ -195,57 +194,69 @@ pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
     if !sys::flock(&lock, true, true).context(|| "cannot lock the spare layers".into())? {
         return Ok(()); // another helper is making this one
     }
-    if collect(&dir, &prefix) {
+    if collect(&dir, &prefix) >= SPARES {
         return Ok(());
     }
-    let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
-        .context(|| format!("cannot create a spare layer in {}", dir.display()))?;
-    copy_sparse(template, &image).context(|| "cannot fill a spare layer from its template".into())?;
-    // Autoclear until the spare is published: a helper killed before that leaves no device.
-    let (n, _, device) = attach_loop(&image)?;
-    let making = dir.join(format!(".making-{}.loop{n}.img", std::process::id()));
-    let proc_fd = PathBuf::from(format!("/proc/self/fd/{}", image.as_raw_fd()));
-    let (src, dst) = sys::cpath(&proc_fd)
-        .and_then(|s| Ok((s, sys::cpath(&making)?)))
-        .context(|| format!("cannot name the spare layer {}", making.display()))?;
-    // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    sys::cvt(unsafe {
-        libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW)
-    })
-    .context(|| format!("cannot name the spare layer {}", making.display()))?;
-    let published = status(&device)
-        .ok()
-        .and_then(|mut info| {
-            info.lo_flags &= !abi::LO_FLAGS_AUTOCLEAR;
-            set_status(&device, &info).ok()
-        })
-        .and_then(|()| std::fs::rename(&making, dir.join(format!("{prefix}{n}.img"))).ok());
-    if published.is_none() {
-        release(&making, n);
+    // Named before its device exists, so that a maker killed at any point leaves a name the
+    // next one finds (see `collect`); no autoclear, so that the device stays bound once this
+    // process lets go of it.
+    let making = dir.join(format!(".making-{}.img", std::process::id()));
+    let image = sys::openat(None, &making, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
+        .context(|| format!("cannot create the spare layer {}", making.display()))?;
+    if let Err(e) = copy_sparse(template, &image) {
+        let _ = std::fs::remove_file(&making);
+        return Err(e).context(|| "cannot fill a spare layer from its template".into());
+    }
+    let (n, _, device) = match attach_loop(&image, false) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&making);
+            return Err(e);
+        }
+    };
+    if std::fs::rename(&making, dir.join(format!("{prefix}{n}.img"))).is_err() {
+        finish(&device, &making);
     }
     Ok(())
 }
 
-/// Releases what dead helpers left and spares too old to keep; returns whether a usable spare
-/// with `prefix` exists.
-fn collect(dir: &Path, prefix: &str) -> bool {
+/// The loop device bound to `file`, by its path as the kernel shows it.
+fn device_of(file: &Path) -> Option<u32> {
+    std::fs::read_dir("/sys/block").ok()?.flatten().find_map(|e| {
+        let name = e.file_name();
+        let n = name.to_str()?.strip_prefix("loop")?.parse::<u32>().ok()?;
+        let backing = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+        (Path::new(backing.trim_end()) == file).then_some(n)
+    })
+}
+
+/// Releases what dead helpers left and spares too old to keep; returns how many usable spares
+/// with `prefix` exist.
+fn collect(dir: &Path, prefix: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
+        return 0;
     };
-    let mut have = false;
+    let mut have = 0;
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
+        // `.making-PID.img` (its device, if any, found by path) or `.claimed-PID.loopN.img`.
         if let Some(rest) = name.strip_prefix(".making-").or_else(|| name.strip_prefix(".claimed-")) {
-            let Some((pid, n)) = rest.split_once(".loop").and_then(|(p, r)| {
-                Some((p.parse::<libc::pid_t>().ok()?, r.strip_suffix(".img")?.parse::<u32>().ok()?))
-            }) else {
-                continue;
+            let Some(rest) = rest.strip_suffix(".img") else { continue };
+            let (pid, n) = match rest.split_once(".loop") {
+                Some((p, n)) => (p, n.parse::<u32>().ok()),
+                None => (rest, device_of(&e.path())),
             };
+            let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
             // SAFETY: kill with signal 0 only checks that the process exists.
             if unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
             {
-                release(&e.path(), n);
+                match n {
+                    Some(n) => release(&e.path(), n),
+                    None => {
+                        let _ = std::fs::remove_file(e.path()); // never attached
+                    }
+                }
             }
             continue;
         }
@@ -265,7 +276,7 @@ fn collect(dir: &Path, prefix: &str) -> bool {
                 release(&claimed, n);
             }
         } else if format!("{stem}.loop") == prefix {
-            have = true;
+            have += 1;
         }
     }
     have

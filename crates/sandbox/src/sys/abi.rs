@@ -73,7 +73,6 @@ pub struct mount_attr {
 pub const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 pub const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 pub const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
-pub const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
 pub const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
 pub const LO_FLAGS_READ_ONLY: u32 = 1;
 pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
