@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "quickstart.sh: fnbox creates namespaces and cgroups: run as root (sudo ./quickstart.sh)" >&2; exit 1; }
 command -v mkfs.ext4 >/dev/null || { apt-get update -qq && apt-get install -y -qq e2fsprogs; }
 cargo build --release -q
-F=target/release/fnbox
+F=${CARGO_TARGET_DIR:-target}/release/fnbox
 set -x
 $F run -- python3 -c 'import platform; print("hello from python", platform.python_version(), "in a v2 sandbox (the default)")'
 $F run --sandbox v1 -- node -e 'console.log("hello from node", process.version, "in a v1 sandbox")'
