@@ -15,8 +15,8 @@
 //!
 //! At most two spares per template are kept; spares unused for an hour are removed; a spare
 //! whose device is gone (after a reboot, or `losetup -D`) is deleted when found. A helper
-//! killed half-way leaves a `.making-PID.img` (its device found by the path the kernel shows)
-//! or `.claimed-PID.loopN.img` file that the next maker releases. `FNBOX_DISK_SPARES=0` turns
+//! killed half-way leaves a `.making-PID-TOKEN.img` (its device found by inode) or
+//! `.claimed-PID.loopN.img` file that the next maker releases. `FNBOX_DISK_SPARES=0` turns
 //! spares off.
 
 use super::{attach_loop, copy_sparse};
@@ -200,7 +200,8 @@ pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
     // Named before its device exists, so that a maker killed at any point leaves a name the
     // next one finds (see `collect`); no autoclear, so that the device stays bound once this
     // process lets go of it.
-    let making = dir.join(format!(".making-{}.img", std::process::id()));
+    // The token keeps a name left by a dead helper whose PID came back from being in the way.
+    let making = dir.join(format!(".making-{}-{}.img", std::process::id(), sys::random_hex(4)));
     let image = sys::openat(None, &making, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
         .context(|| format!("cannot create the spare layer {}", making.display()))?;
     if let Err(e) = copy_sparse(template, &image) {
@@ -220,14 +221,28 @@ pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The loop device bound to `file`, by its path as the kernel shows it.
-fn device_of(file: &Path) -> Option<u32> {
-    std::fs::read_dir("/sys/block").ok()?.flatten().find_map(|e| {
+/// Which loop device, if any, is bound to `file`: each attached device's backing inode is
+/// compared with the file's (a path would not do: the kernel's view of it can differ).
+/// `Err` when that cannot be told.
+fn device_of(file: &Path) -> std::result::Result<Option<u32>, ()> {
+    let st = std::fs::metadata(file).map_err(drop)?;
+    for e in std::fs::read_dir("/sys/block").map_err(drop)?.flatten() {
         let name = e.file_name();
-        let n = name.to_str()?.strip_prefix("loop")?.parse::<u32>().ok()?;
-        let backing = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
-        (Path::new(backing.trim_end()) == file).then_some(n)
-    })
+        let Some(n) = name.to_str().and_then(|s| s.strip_prefix("loop")).and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !e.path().join("loop/backing_file").exists() {
+            continue; // not attached
+        }
+        let fd = sys::openat(None, Path::new(&format!("/dev/loop{n}")), libc::O_RDONLY, 0).map_err(drop)?;
+        match status(&fd) {
+            Ok(info) if info.lo_inode == st.ino() && info.lo_device == st.dev() => return Ok(Some(n)),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {} // detached meanwhile
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(None)
 }
 
 /// Releases what dead helpers left and spares too old to keep; returns how many usable spares
@@ -240,23 +255,27 @@ fn collect(dir: &Path, prefix: &str) -> usize {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        // `.making-PID.img` (its device, if any, found by path) or `.claimed-PID.loopN.img`.
+        // `.making-PID-TOKEN.img` (its device, if any, found by inode) or
+        // `.claimed-PID.loopN.img`, left by a helper that died.
         if let Some(rest) = name.strip_prefix(".making-").or_else(|| name.strip_prefix(".claimed-")) {
             let Some(rest) = rest.strip_suffix(".img") else { continue };
             let (pid, n) = match rest.split_once(".loop") {
                 Some((p, n)) => (p, n.parse::<u32>().ok()),
-                None => (rest, device_of(&e.path())),
+                None => (rest.split('-').next().unwrap_or_default(), None),
             };
             let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
             // SAFETY: kill with signal 0 only checks that the process exists.
-            if unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-            {
-                match n {
-                    Some(n) => release(&e.path(), n),
-                    None => {
-                        let _ = std::fs::remove_file(e.path()); // never attached
-                    }
+            let dead = unsafe { libc::kill(pid, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if !dead {
+                continue;
+            }
+            match n.map(|n| Ok(Some(n))).unwrap_or_else(|| device_of(&e.path())) {
+                Ok(Some(n)) => release(&e.path(), n),
+                Ok(None) => {
+                    let _ = std::fs::remove_file(e.path()); // never attached
                 }
+                Err(()) => {} // cannot tell now: the next maker tries again
             }
             continue;
         }

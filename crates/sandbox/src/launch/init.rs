@@ -50,7 +50,11 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
         None
     };
     let pid = if hold.is_none() && !cfg.program.notify {
-        spawn_shared(cfg, sock_fd)
+        let pid = spawn_shared(cfg, sock_fd);
+        // A change of euid/fsuid in the program (a container's user) resets the dumpable flag
+        // of the memory it shared with the init, per fs.suid_dumpable: set it back.
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0);
+        pid
     } else {
         // SAFETY: single-threaded; the child only prepares and calls execve or _exit.
         unsafe { libc::fork() }
@@ -82,9 +86,10 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
 
 /// Starts the program in a process that shares the init's memory until its `execve`
 /// (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does) while the init waits: no page tables to
-/// copy, no copy-on-write faults, and nothing to tear down at `execve`. Everything the
-/// program changes before `execve` that outlives it is per task (credentials, capabilities,
-/// seccomp, session, limits, signal mask), never the shared memory's. Only for v1 programs
+/// copy, no copy-on-write faults, and nothing to tear down at `execve`. What the program
+/// changes before `execve` is per task (credentials, capabilities, seccomp, session, limits,
+/// signal mask), except the memory's dumpable flag, which a change of ids may reset (the
+/// caller sets it back). The child leaks its few allocations into the init's heap. Only for v1 programs
 /// that go straight to `execve`: a held program waits for `START`, which the waiting init
 /// could not send, and a v2 program's `execve` waits on the Sentry.
 fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
@@ -98,7 +103,9 @@ fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
         // SAFETY: `arg` points to the `Args` below, on the stack of the init, which is
         // suspended (CLONE_VFORK) until this process has called execve or exited.
         let a = unsafe { &*(arg as *const Args) };
-        super::program::run(&a.cfg.program, a.sock, None, None)
+        // A panic must not unwind out of this frame (into the init's memory, or out of C).
+        let _ = std::panic::catch_unwind(|| super::program::run(&a.cfg.program, a.sock, None, None));
+        super::child::exit(125)
     }
     // SAFETY: a fresh private anonymous mapping, for the child's stack.
     let stack = unsafe {
@@ -115,7 +122,11 @@ fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
         return -1;
     }
     // SAFETY: the lowest page of our own mapping becomes a guard against overflow.
-    unsafe { libc::mprotect(stack, GUARD, libc::PROT_NONE) };
+    if unsafe { libc::mprotect(stack, GUARD, libc::PROT_NONE) } != 0 {
+        // SAFETY: unmapping the mapping made above, which nothing uses.
+        unsafe { libc::munmap(stack, STACK) };
+        return -1;
+    }
     let mut args = Args { cfg, sock };
     // SAFETY: `entry` runs on the top of the new stack (16-byte aligned: the mapping is
     // page-aligned) and never returns (execve or _exit); `args` outlives it because the init
