@@ -54,16 +54,22 @@ impl Runtime {
     }
 
     /// `create` with a pid file; returns the pid in it (the supervisor the shim waits on).
-    /// Its standard streams go to files in the runtime's directory.
+    /// Its standard streams go to files in the runtime's directory (see `output_of`).
     fn create(&self, bundle: &Path, id: &str) -> i32 {
-        let pid_file = self.dir.path().join(format!("{id}.pid"));
-        let log = |n: &str| std::fs::File::create(self.dir.path().join(format!("{id}.{n}"))).unwrap();
-        let mut c = self.cmd(&["create", "--bundle", bundle.to_str().unwrap(), "--pid-file"]);
-        c.arg(&pid_file).arg(id).stdout(log("out")).stderr(log("err"));
-        let status = c.status().unwrap();
-        let err = std::fs::read_to_string(self.dir.path().join(format!("{id}.err"))).unwrap_or_default();
-        assert!(status.success(), "create {id}: {err}");
-        std::fs::read_to_string(pid_file).unwrap().trim().parse().unwrap()
+        self.with_pid_file(&["create", "--bundle", bundle.to_str().unwrap()], id)
+    }
+
+    /// Runs `args --pid-file FILE id`, which must succeed; returns the pid in FILE. Standard
+    /// streams go to `<id>.out`/`<id>.err` for `create`, `<id>.<verb>.out`/`.err` otherwise.
+    fn with_pid_file(&self, args: &[&str], id: &str) -> i32 {
+        let stem = if args[0] == "create" { id.to_string() } else { format!("{id}.{}", args[0]) };
+        let file = |ext: &str| self.dir.path().join(format!("{stem}.{ext}"));
+        let log = |ext: &str| std::fs::File::create(file(ext)).unwrap();
+        let status =
+            self.cmd(args).arg("--pid-file").arg(file("pid")).arg(id).stdout(log("out")).stderr(log("err")).status();
+        let err = std::fs::read_to_string(file("err")).unwrap_or_default();
+        assert!(status.unwrap().success(), "{} {id}: {err}", args[0]);
+        std::fs::read_to_string(file("pid")).unwrap().trim().parse().unwrap()
     }
 
     fn output_of(&self, id: &str) -> String {
@@ -189,20 +195,12 @@ fn run_detached_exec_detached_and_kill_all() {
         let rt = Runtime::new("detach", v);
         let b = rt.bundle(&["sleep", "1000"]);
         let id = format!("detach-{}", kind(v));
-        let pid_file = rt.dir.path().join("run.pid");
-        let mut c = rt.cmd(&["run", "--detach", "--bundle", b.to_str().unwrap(), "--pid-file"]);
-        let status = c.arg(&pid_file).arg(&id).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
-        assert!(status.success());
+        let supervisor = rt.with_pid_file(&["run", "--detach", "--bundle", b.to_str().unwrap()], &id);
         assert_eq!(rt.state(&id)["status"], "running");
-        let supervisor: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
 
         let proc_json = rt.dir.path().join("process.json");
         std::fs::write(&proc_json, r#"{"args":["sleep","999"],"cwd":"/","env":["PATH=/bin"]}"#).unwrap();
-        let exec_pid = rt.dir.path().join("exec.pid");
-        let mut c = rt.cmd(&["exec", "--detach", "--process", proc_json.to_str().unwrap(), "--pid-file"]);
-        let status = c.arg(&exec_pid).arg(&id).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
-        assert!(status.success());
-        let exec_pid: i32 = std::fs::read_to_string(&exec_pid).unwrap().trim().parse().unwrap();
+        let exec_pid = rt.with_pid_file(&["exec", "--detach", "--process", proc_json.to_str().unwrap()], &id);
         let cmdline = std::fs::read(format!("/proc/{exec_pid}/cmdline")).unwrap();
         assert_eq!(text(&cmdline), "sleep\0999\0");
         let ps: Vec<i32> = serde_json::from_slice(&rt.ok(&["ps", "--format", "json", &id]).stdout).unwrap();

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 /// The host directories fnbox uses.
 ///
 /// * `state` (default `/var/lib/fnbox`, env `FNBOX_STATE_DIR`): on disk. Per-sandbox
-///   directories (their disk-backed writable layer lives here), the generated `host` image and
-///   the disk templates.
+///   directories (their disk-backed writable layer lives here), the generated `host` image,
+///   the disk templates and the spare layers.
 /// * `run` (default `/run/fnbox`, env `FNBOX_RUN_DIR`): locks for uid ranges.
 #[derive(Clone, Debug)]
 pub struct Paths {
@@ -30,6 +30,11 @@ impl Paths {
 
     pub fn disk_templates(&self) -> PathBuf {
         self.state.join("disk-templates")
+    }
+
+    /// Writable layers made ahead for the next sandboxes (see `disk/spare.rs`).
+    pub fn disk_spares(&self) -> PathBuf {
+        self.state.join("disk-spares")
     }
 
     pub fn uid_locks(&self) -> PathBuf {

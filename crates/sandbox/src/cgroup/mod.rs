@@ -110,6 +110,18 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The same layout without the given v1 controllers (v2 is one directory: unchanged).
+    pub fn without(&self, skip: &[&str]) -> Self {
+        match self {
+            Layout::V1 { controllers } => Layout::V1 {
+                controllers: controllers.iter().filter(|(c, _)| !skip.contains(&c.as_str())).cloned().collect(),
+            },
+            v2 => v2.clone(),
+        }
+    }
+}
+
 /// This process's mount table, which [`Layout::from_mountinfo`] and [`tune_host`] read.
 pub fn mountinfo() -> Result<String> {
     std::fs::read_to_string("/proc/self/mountinfo")

@@ -21,8 +21,8 @@ mod spare;
 pub struct Disk {
     /// The detached mount; `move_mount` attaches it inside the sandbox's mount namespace.
     pub mount: OwnedFd,
-    /// The loop device, held open by whoever owns the `Disk` (see [`DiskJob`]).
-    device: Option<OwnedFd>,
+    /// The loop device, held open by whoever owns the `Disk` (the helper, see [`DiskJob`]).
+    device: OwnedFd,
     template: PathBuf,
 }
 
@@ -70,7 +70,7 @@ impl Disk {
             Device::Fresh(fd) => fd,
             Device::Spare(c) => c.arm(),
         };
-        Ok(Self { mount, device: Some(device), template })
+        Ok(Self { mount, device, template })
     }
 }
 
@@ -99,8 +99,8 @@ impl DiskJob {
     /// Forks the helper. Must be called while the launcher is single-threaded.
     pub fn spawn(paths: &Paths, size_bytes: u64) -> Result<Self> {
         let (ours, theirs) = sys::fdpass::seqpacket_pair().context(|| "socketpair".into())?;
-        // SAFETY: the launcher is single-threaded here; the child only prepares the disk,
-        // sends one message and calls _exit.
+        // SAFETY: the launcher is single-threaded here; the child keeps none of its
+        // descriptors, prepares the disk, then lives on its own and ends in _exit.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(std::io::Error::last_os_error()).context(|| "cannot fork the disk helper".into());
@@ -132,7 +132,7 @@ impl DiskJob {
                     // this one no longer competes for the CPU (a spare half made is cleaned up
                     // by the next maker).
                     drop(kept);
-                    if let Err(e) = template(paths, size_bytes).and_then(|t| spare::replenish(paths, &t)) {
+                    if let Err(e) = spare::replenish(paths, &d.template) {
                         crate::trace::mark(&format!("disk: no spare made: {e}"));
                     }
                     drop(d);
@@ -149,13 +149,13 @@ impl DiskJob {
         Ok(Self { pid, sock: ours })
     }
 
-    /// Waits for the helper's result.
-    pub fn take(&self) -> Result<Disk> {
+    /// Waits for the helper's result: the layer's detached mount.
+    pub fn take(&self) -> Result<OwnedFd> {
         let mut buf = [0u8; 1024];
         let (n, mut fds) =
             sys::fdpass::recv(&self.sock, &mut buf).context(|| "cannot receive the writable layer".into())?;
         match fds.pop() {
-            Some(mount) if n > 0 && buf[0] != b'E' => Ok(Disk { mount, device: None, template: PathBuf::new() }),
+            Some(mount) if n > 0 && buf[0] != b'E' => Ok(mount),
             _ if n > 1 => Err(Error::Setup(String::from_utf8_lossy(&buf[1..n]).into_owned())),
             _ => Err(Error::Setup("the disk helper died".into())),
         }
@@ -185,21 +185,16 @@ impl Drop for DiskJob {
 /// standard streams, a status pipe someone waits to see closed, a secret's memfd), only its
 /// socket (returned, as fd 3) and, for tracing, stderr.
 fn keep_only(sock: OwnedFd) -> OwnedFd {
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor numbered 100 or more.
-    let high = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
-    drop(sock);
-    // SAFETY: dup3 onto 3; everything above is closed next.
-    unsafe { libc::dup3(high, 3, libc::O_CLOEXEC) };
-    let _ = sys::close_from(4, false);
+    let fd = sys::keep_only(vec![sock])[0];
     if let Ok(null) = sys::openat(None, Path::new("/dev/null"), libc::O_RDWR, 0) {
         let streams: &[i32] = if crate::trace::enabled() { &[0, 1] } else { &[0, 1, 2] };
-        for &fd in streams {
+        for &s in streams {
             // SAFETY: dup2 of a descriptor we own onto a standard stream.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            unsafe { libc::dup2(null.as_raw_fd(), s) };
         }
     }
-    // SAFETY: fd 3 was just made a copy of the socket, and nothing else owns it.
-    unsafe { sys::owned(3) }
+    // SAFETY: `fd` is the socket's only copy, renumbered above, and nothing else owns it.
+    unsafe { sys::owned(fd) }
 }
 
 /// Finds a free loop device and binds it to `backing`; with `autoclear`, the device detaches
@@ -339,9 +334,7 @@ impl Disk {
     /// Reads the template's metadata through the mounted layer's device, into the device's
     /// cache (see [`warm`]).
     fn warm(&self) {
-        if let Some(d) = &self.device {
-            warm(d, &self.template);
-        }
+        warm(&self.device, &self.template);
     }
 }
 

@@ -40,10 +40,6 @@ fn enabled() -> bool {
     std::env::var_os("FNBOX_DISK_SPARES").is_none_or(|v| v != "0")
 }
 
-fn dir(paths: &Paths) -> PathBuf {
-    paths.state.join("disk-spares")
-}
-
 /// The spare-name prefix for a template: `ext4-1024M-v2.loop`.
 fn prefix(template: &Path) -> Option<String> {
     Some(format!("{}.loop", template.file_stem()?.to_str()?))
@@ -98,7 +94,7 @@ pub(super) fn claim(paths: &Paths, template: &Path) -> Option<Claimed> {
     if !enabled() {
         return None;
     }
-    let dir = dir(paths);
+    let dir = paths.disk_spares();
     let prefix = prefix(template)?;
     for e in std::fs::read_dir(&dir).ok()?.flatten() {
         let name = e.file_name();
@@ -184,7 +180,7 @@ pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
     if !enabled() {
         return Ok(());
     }
-    let dir = dir(paths);
+    let dir = paths.disk_spares();
     let Some(prefix) = prefix(template) else {
         return Ok(());
     };

@@ -28,7 +28,8 @@ const INIT_ALLOWLIST: &[&str] = &[
 pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
     // Keep only the launcher socket, as fd 3 (and the Sentry's, as fd 4); nothing else of the
     // launcher's reaches the program (CVE-2024-21626).
-    let (sock_fd, sentry_fd) = keep_only(sock, sentry);
+    let kept = sys::keep_only(std::iter::once(sock).chain(sentry).collect());
+    let (sock_fd, sentry_fd) = (kept[0], kept.get(1).copied());
     let all = signal::SigSet::full();
     let _ = signal::set_mask(libc::SIG_SETMASK, &all);
     for &s in signal::FORWARDED {
@@ -222,25 +223,4 @@ fn attach(fd: &OwnedFd, target: &std::path::Path, dir: bool) -> Result<(), i32> 
 
 fn report_setup(sock: RawFd, m: &str) -> ! {
     super::program::setup_failed(sock, m)
-}
-
-/// Moves `sock` to fd 3 (and `sentry` to fd 4) and closes every other descriptor above 2.
-fn keep_only(sock: OwnedFd, sentry: Option<OwnedFd>) -> (RawFd, Option<RawFd>) {
-    // Move both out of the way first so the dup3s below cannot clobber either.
-    // SAFETY: F_DUPFD_CLOEXEC returns new descriptors numbered 100 or more.
-    let a = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
-    let b = sentry.as_ref().map(|s| {
-        // SAFETY: as above.
-        unsafe { libc::fcntl(s.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) }
-    });
-    drop(sock);
-    drop(sentry);
-    // SAFETY: dup3 onto 3 and 4 (close-on-exec); everything above 4 is closed next.
-    unsafe { libc::dup3(a, 3, libc::O_CLOEXEC) };
-    if let Some(b) = b {
-        // SAFETY: as above.
-        unsafe { libc::dup3(b, 4, libc::O_CLOEXEC) };
-    }
-    let _ = sys::close_from(if b.is_some() { 5 } else { 4 }, false);
-    (3, b.map(|_| 4))
 }

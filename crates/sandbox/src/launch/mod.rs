@@ -122,17 +122,15 @@ impl Sandbox {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
             cfg.new_net = true;
         }
+        // The optional v1 controllers serve only containers (the freezer their `pause`, cpuacct
+        // their shim's CPU metrics): other sandboxes skip those directories.
+        let cg_layout = match spec.container {
+            Some(_) => layout.clone(),
+            None => layout.without(&["freezer", "cpuacct"]),
+        };
         // cgroup v2: the child is cloned straight into its cgroup, which must exist first. v1:
         // the launcher creates it after the clone, beside the child's own work, and moves the
         // child in before letting it go (`provision`).
-        // The optional v1 controllers serve only containers (the freezer their `pause`, cpuacct
-        // their shim's CPU metrics): other sandboxes skip those directories.
-        let cg_layout = match &layout {
-            cgroup::Layout::V1 { controllers } if spec.container.is_none() => cgroup::Layout::V1 {
-                controllers: controllers.iter().filter(|(c, _)| c != "freezer" && c != "cpuacct").cloned().collect(),
-            },
-            other => other.clone(),
-        };
         let create_cgroup = || Cgroup::create(&cg_layout, fs.clone(), cg_parent, cg_name, &limits);
         let early = match layout {
             cgroup::Layout::V2 { .. } => Some(create_cgroup()?),
@@ -163,6 +161,7 @@ impl Sandbox {
                 return Err(e);
             }
         };
+        drop(child_sock);
         crate::trace::mark("cloned");
         // The disk helper keeps the sandbox's mount namespace, so that tearing it down is not
         // part of the init's exit.
@@ -178,7 +177,6 @@ impl Sandbox {
             }
         };
         crate::trace::mark("cgroup created");
-        drop(child_sock);
         let (ids_uid, ids_gid, owner) = container::id_maps(spec, &ids);
         let mut sentry_feed = None;
         let sentry = match sentry_pairs {
@@ -292,8 +290,8 @@ impl Sandbox {
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
         let disk = self.disk.as_ref().map(|d| d.take()).ok_or_else(|| Error::Setup("no disk job".into()))??;
-        mount::idmap(&disk.mount, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
-        send(&[protocol::DISK], Some(&disk.mount))?;
+        mount::idmap(&disk, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
+        send(&[protocol::DISK], Some(&disk))?;
         drop(disk);
         crate::trace::mark("disk sent");
         send(&[protocol::GO], None)

@@ -109,6 +109,29 @@ pub fn close_from(first: u32, cloexec_only: bool) -> io::Result<()> {
     cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) }).map(drop)
 }
 
+/// Renumbers `fds` as 3, 4, ... (close-on-exec) and closes every other descriptor above 2:
+/// what a process that must not keep its parent's descriptors calls first. Returns the new
+/// numbers, in order.
+pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<RawFd> {
+    // Move all out of the way first so that the dup3s below cannot clobber one of them.
+    let high: Vec<RawFd> = fds
+        .iter()
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor numbered 100 or more.
+        .map(|f| unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) })
+        .collect();
+    drop(fds);
+    let kept: Vec<RawFd> = (3..)
+        .zip(&high)
+        .map(|(to, &from)| {
+            // SAFETY: dup3 onto a low number (close-on-exec); everything above is closed next.
+            unsafe { libc::dup3(from, to, libc::O_CLOEXEC) };
+            to
+        })
+        .collect();
+    let _ = close_from(3 + kept.len() as u32, false);
+    kept
+}
+
 /// `prctl(2)` with integer arguments.
 pub fn prctl(option: libc::c_int, a2: libc::c_ulong, a3: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: every prctl option used by fnbox takes integer arguments.
