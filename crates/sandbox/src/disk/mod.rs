@@ -44,6 +44,7 @@ impl Disk {
             }
             None => {
                 let dir = paths.sandboxes();
+                std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
                 let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
                     .context(|| format!("cannot create the writable layer in {}", dir.display()))?;
                 copy_sparse(&template, &image).context(|| "cannot fill the writable layer from its template".into())?;
