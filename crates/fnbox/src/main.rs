@@ -40,6 +40,16 @@ enum Cmd {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Remove what fnbox keeps on this host between sandboxes (spare disk layers: loop
+    /// devices) and what dead sandboxes left (cgroups). Running sandboxes are untouched.
+    Cleanup {
+        /// Parent cgroups to reap (those of `fnbox run` and `fnbox serve` by default).
+        #[arg(long = "cgroup-parent", default_values = ["fnbox", "fnbox/serve"], hide = true)]
+        cgroup_parents: Vec<String>,
+        /// Print what was removed as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     #[command(flatten)]
     Platform(serve_cli::PlatformCmd),
 }
@@ -193,8 +203,33 @@ fn main() -> ExitCode {
             print!("{}", syscalls::render(kind, format));
             ExitCode::SUCCESS
         }
+        Cmd::Cleanup { cgroup_parents, json } => cleanup(&cgroup_parents, json),
         Cmd::Platform(c) => serve_cli::run(c),
     }
+}
+
+fn cleanup(parents: &[String], json: bool) -> ExitCode {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return fail(&fnbox_sandbox::Error::NotRoot.to_string(), 1);
+    }
+    let layout = match fnbox_sandbox::cgroup::Layout::detect() {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string(), 1),
+    };
+    let paths = fnbox_sandbox::Paths::from_env();
+    let mut total = launch::Cleaned::default();
+    for parent in parents {
+        let c = launch::clean_host(&paths, &layout, parent);
+        total.cgroups += c.cgroups;
+        total.spares += c.spares;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&total).unwrap_or_default());
+    } else {
+        println!("removed {} spare disk layer(s) and {} cgroup(s) of dead sandboxes", total.spares, total.cgroups);
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(msg: &str, code: u8) -> ExitCode {

@@ -6,6 +6,7 @@ use crate::error::{Error, IoContext, Result};
 use fnbox_sandbox::spec::{SandboxKind, SandboxSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// What the runtime last recorded about a container.
@@ -150,7 +151,12 @@ impl StateDir {
     /// Makes the directory of a new container; fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<Self> {
         valid_id(id)?;
-        std::fs::create_dir_all(root).what(|| format!("cannot create the state root {}", root.display()))?;
+        // As runc: created private when missing; an existing root (containerd's) is left as it is.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .what(|| format!("cannot create the state root {}", root.display()))?;
         let dir = root.join(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(Self { id: id.into(), dir }),

@@ -26,11 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/fnbox/serve";
-
-/// `FNBOX_DATA_DIR`, or the default.
+/// `FNBOX_DATA_DIR`, or `serve` in fnbox's state directory (`FNBOX_STATE_DIR`, default
+/// `/var/lib/fnbox`), so one variable moves all of fnbox's state.
 pub fn data_dir_from_env() -> PathBuf {
-    std::env::var_os("FNBOX_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    std::env::var_os("FNBOX_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fnbox_sandbox::Paths::from_env().state.join("serve"))
 }
 
 pub struct ServeOptions {
@@ -85,6 +86,8 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::Sandbox(fnbox_sandbox::Error::NotRoot));
     }
+    // The sandboxes' host state first: a fresh machine has none, and its errors name the fix.
+    fnbox_sandbox::Paths::from_env().prepare()?;
     let dir = &opts.data_dir;
     std::fs::DirBuilder::new()
         .recursive(true)

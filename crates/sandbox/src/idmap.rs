@@ -31,7 +31,6 @@ impl IdRange {
     /// range automatically.
     pub fn allocate(paths: &Paths) -> Result<Self> {
         let dir = paths.uid_locks();
-        std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
         let mut seed = [0u8; 4];
         let _ = crate::sys::random_bytes(&mut seed);
         let start = u32::from_le_bytes(seed) % SLOTS;

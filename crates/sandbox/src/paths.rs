@@ -1,6 +1,18 @@
-//! Where fnbox keeps its state on the host.
+//! Where fnbox keeps its state on the host, and how that state is brought into being.
+//!
+//! Nothing here may assume an earlier run: on a fresh machine neither `/var/lib/fnbox` nor
+//! `/run/fnbox` exists, and on an upgraded one an older fnbox may have left another layout.
+//! [`Paths::prepare`] makes both right before a sandbox is built (see docs/architecture.md,
+//! "Host state").
 
-use std::path::PathBuf;
+use crate::error::{Context, Error, Result};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The version of the state directory's layout. Bump it when a directory moves or changes
+/// meaning, and teach [`migrate`] what the older layout left.
+const LAYOUT: &str = "3";
+const LAYOUT_FILE: &str = "layout";
 
 /// The host directories fnbox uses.
 ///
@@ -39,5 +51,210 @@ impl Paths {
 
     pub fn uid_locks(&self) -> PathBuf {
         self.run.join("uids")
+    }
+
+    /// Where a launcher stages what it mounts before the sandbox's root exists.
+    pub fn stage(&self) -> PathBuf {
+        self.run.join("stage")
+    }
+
+    /// Every directory this crate uses, with its mode. All belong to root: they hold locks,
+    /// images and disk layers that decide what sandboxes see, so none may be writable by
+    /// anyone else.
+    fn directories(&self) -> [(PathBuf, u32); 8] {
+        [
+            (self.state.clone(), 0o755),
+            (self.sandboxes(), 0o700),
+            (self.images(), 0o755),
+            (self.disk_templates(), 0o700),
+            (self.disk_spares(), 0o700),
+            (self.run.clone(), 0o755),
+            (self.uid_locks(), 0o700),
+            (self.stage(), 0o700),
+        ]
+    }
+
+    /// Creates every directory fnbox uses, with its owner and mode, and brings a state
+    /// directory left by an older fnbox to the current layout.
+    ///
+    /// Cheap once done: when the layout file says the current version and the run directory
+    /// exists (it is on a tmpfs, gone at each reboot), this is two `stat`-sized calls.
+    pub fn prepare(&self) -> Result<()> {
+        let current = std::fs::read_to_string(self.state.join(LAYOUT_FILE)).is_ok_and(|v| v.trim() == LAYOUT);
+        if current && self.uid_locks().is_dir() && self.stage().is_dir() {
+            return Ok(());
+        }
+        for (dir, mode) in self.directories() {
+            ensure_dir(&dir, mode)?;
+        }
+        if !current {
+            migrate(self);
+            let tmp = self.state.join(format!(".{LAYOUT_FILE}.{}", std::process::id()));
+            std::fs::write(&tmp, format!("{LAYOUT}\n"))
+                .and_then(|_| std::fs::rename(&tmp, self.state.join(LAYOUT_FILE)))
+                .context(|| format!("cannot write {}", self.state.join(LAYOUT_FILE).display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes `dir` a directory owned by root with exactly `mode`, creating missing parents
+/// (0755, as `mkdir -p` as root would). An existing directory with looser permissions (an
+/// older fnbox, or a umask) is tightened; one owned by another user is refused, since whoever
+/// owns it could change what fnbox mounts into sandboxes.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).context(|| format!("cannot create {}", parent.display()))?;
+            }
+            match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).context(|| format!("cannot create {}", dir.display())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).context(|| format!("cannot create {}", dir.display())),
+    }
+    let meta = std::fs::metadata(dir).context(|| format!("cannot inspect {}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(Error::Setup(format!(
+            "{} is not a directory: fnbox keeps its state there; move that file away",
+            dir.display()
+        )));
+    }
+    if meta.uid() != 0 {
+        return Err(Error::Setup(format!(
+            "{} belongs to uid {}, not root: whoever owns it could change what fnbox mounts into \
+             sandboxes; run `chown root: {}` if that is intended, or remove it",
+            dir.display(),
+            meta.uid(),
+            dir.display()
+        )));
+    }
+    if meta.mode() & 0o7777 != mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .context(|| format!("cannot set the mode of {} to {mode:o}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// What older layouts left that the current one does not use, removed at the first start of
+/// a newer fnbox. Best effort: leftovers cost disk space, never correctness.
+///
+/// * Layout 1 (before versioned images): `images/host` was the image directory itself and
+///   `images/host.stamp` its version; now `images/host` is a symlink to `host-<hash>`.
+/// * Layouts 1 and 2: disk templates named other than `ext4-<size>M-v2.img`, and per-sandbox
+///   files in `sandboxes/` (layers are now unnamed files: nothing there outlives its sandbox).
+fn migrate(paths: &Paths) {
+    let images = paths.images();
+    let old_host = images.join("host");
+    if std::fs::symlink_metadata(&old_host).is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_dir_all(&old_host);
+    }
+    let _ = std::fs::remove_file(images.join("host.stamp"));
+    if let Ok(entries) = std::fs::read_dir(paths.disk_templates()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let current = name.starts_with("ext4-") && name.ends_with("M-v2.img");
+            if !current && !name.starts_with('.') {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(paths.sandboxes()) {
+        for e in entries.flatten() {
+            // An image still attached to a loop device of a running older sandbox stays
+            // attached: unlinking a name never takes a file from under its device.
+            let p = e.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn temp() -> PathBuf {
+        let mut seed = [0u8; 8];
+        let _ = crate::sys::random_bytes(&mut seed);
+        let d = std::env::temp_dir().join(format!("fnbox-paths-{}", u64::from_le_bytes(seed)));
+        std::fs::create_dir(&d).unwrap();
+        d
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn prepare_creates_every_directory_from_nothing() {
+        let t = temp();
+        let paths = Paths { state: t.join("a/b/state"), run: t.join("run") };
+        paths.prepare().unwrap();
+        for (d, m) in paths.directories() {
+            assert!(d.is_dir(), "{} missing", d.display());
+            if is_root() {
+                assert_eq!(mode(&d), m, "{}", d.display());
+            }
+        }
+        assert_eq!(std::fs::read_to_string(paths.state.join(LAYOUT_FILE)).unwrap().trim(), LAYOUT);
+        // The run directory is a tmpfs: after a reboot it is empty again while the state stays.
+        std::fs::remove_dir_all(&paths.run).unwrap();
+        paths.prepare().unwrap();
+        assert!(paths.uid_locks().is_dir() && paths.stage().is_dir());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn prepare_tightens_loose_modes_and_cleans_an_older_layout() {
+        if !is_root() {
+            return; // ownership checks need root; the end-to-end tests run as root
+        }
+        let t = temp();
+        let paths = Paths { state: t.join("state"), run: t.join("run") };
+        for d in [paths.images().join("host/usr"), paths.disk_templates(), paths.sandboxes().join("3-abcd")] {
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        std::fs::write(paths.images().join("host.stamp"), "0.0.1").unwrap();
+        std::fs::write(paths.disk_templates().join("ext4-1024M.img"), "old").unwrap();
+        std::fs::write(paths.disk_templates().join("ext4-1024M-v2.img"), "current").unwrap();
+        std::fs::set_permissions(paths.sandboxes(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        paths.prepare().unwrap();
+        assert_eq!(mode(&paths.sandboxes()), 0o700);
+        assert!(!paths.images().join("host").exists(), "the old image directory is gone");
+        assert!(!paths.images().join("host.stamp").exists());
+        assert!(!paths.disk_templates().join("ext4-1024M.img").exists());
+        assert!(paths.disk_templates().join("ext4-1024M-v2.img").exists(), "the current template stays");
+        assert!(std::fs::read_dir(paths.sandboxes()).unwrap().next().is_none());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn ensure_dir_refuses_a_file_and_a_foreign_owner() {
+        let t = temp();
+        std::fs::write(t.join("f"), "").unwrap();
+        let e = ensure_dir(&t.join("f"), 0o755).unwrap_err().to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        if is_root() {
+            std::fs::create_dir(t.join("d")).unwrap();
+            std::os::unix::fs::chown(t.join("d"), Some(1234), None).unwrap();
+            let e = ensure_dir(&t.join("d"), 0o755).unwrap_err().to_string();
+            assert!(e.contains("belongs to uid 1234"), "{e}");
+            // A symlinked state directory (an operator moving it to another disk) is followed.
+            std::fs::create_dir(t.join("real")).unwrap();
+            symlink(t.join("real"), t.join("link")).unwrap();
+            ensure_dir(&t.join("link"), 0o755).unwrap();
+        }
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
     }
 }

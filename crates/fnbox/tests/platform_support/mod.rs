@@ -37,6 +37,10 @@ pub struct Server {
     pub scope: Scope,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Environment for the server and the CLI (`FNBOX_STATE_DIR`, ...).
+    env: Vec<(String, PathBuf)>,
+    /// Pass `--data-dir`; without it the server finds its default from `env`.
+    data_dir_flag: bool,
 }
 
 fn free_port() -> u16 {
@@ -64,6 +68,26 @@ impl Server {
             scope,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            data_dir_flag: true,
+        };
+        s.launch();
+        s
+    }
+
+    /// A server whose state (sandboxes, images, its data directory) all lives under `state`
+    /// and `run`, given only as `FNBOX_STATE_DIR` and `FNBOX_RUN_DIR`: a fresh machine.
+    pub fn start_on_state(tag: &str, state: &Path, run: &Path) -> Self {
+        require_root();
+        let mut s = Self {
+            url: String::new(),
+            addr: String::new(),
+            data: state.join("serve"),
+            scope: Scope::new(tag),
+            child: None,
+            extra: Vec::new(),
+            env: vec![("FNBOX_STATE_DIR".into(), state.into()), ("FNBOX_RUN_DIR".into(), run.into())],
+            data_dir_flag: false,
         };
         s.launch();
         s
@@ -74,11 +98,14 @@ impl Server {
         let port = free_port();
         self.addr = format!("127.0.0.1:{port}");
         self.url = format!("http://{}", self.addr);
-        let child = Command::new(FNBOX)
-            .args(["serve", "--listen", &self.addr, "--cgroup-parent", &self.scope.parent])
-            .arg("--data-dir")
-            .arg(&self.data)
+        let mut cmd = Command::new(FNBOX);
+        cmd.args(["serve", "--listen", &self.addr, "--cgroup-parent", &self.scope.parent]);
+        if self.data_dir_flag {
+            cmd.arg("--data-dir").arg(&self.data);
+        }
+        let child = cmd
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -130,13 +157,12 @@ impl Server {
 
     /// The CLI, pointed at this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(FNBOX)
-            .args(args)
-            .env("FNBOX_SERVER", &self.url)
-            .env("FNBOX_DATA_DIR", &self.data)
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn fnbox")
+        let mut cmd = Command::new(FNBOX);
+        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v))).env("FNBOX_SERVER", &self.url);
+        if self.data_dir_flag {
+            cmd.env("FNBOX_DATA_DIR", &self.data);
+        }
+        cmd.stdin(Stdio::null()).output().expect("spawn fnbox")
     }
 
     /// `fnbox deploy NAME PATH ARGS...`, asserting success.

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 mod spare;
 
+pub use spare::release_all as release_spares;
+
 /// A sandbox's writable layer, mounted but not attached anywhere yet.
 pub struct Disk {
     /// The detached mount; `move_mount` attaches it inside the sandbox's mount namespace.
@@ -44,7 +46,6 @@ impl Disk {
             }
             None => {
                 let dir = paths.sandboxes();
-                std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
                 let image = sys::openat(None, &dir, libc::O_TMPFILE | libc::O_RDWR, 0o600)
                     .context(|| format!("cannot create the writable layer in {}", dir.display()))?;
                 copy_sparse(&template, &image).context(|| "cannot fill the writable layer from its template".into())?;

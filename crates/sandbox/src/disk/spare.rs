@@ -217,6 +217,40 @@ pub(super) fn replenish(paths: &Paths, template: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Detaches and deletes every spare in `paths`' state directory, and what dead helpers left,
+/// waiting for makers at work to finish first (their lock). Returns how many devices were
+/// let go. For `fnbox cleanup`, before removing fnbox from a host.
+pub fn release_all(paths: &Paths) -> usize {
+    let dir = paths.disk_spares();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    // Every maker holds its template's lock while it makes a spare: hold them all.
+    let _locks: Vec<File> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with('.') && n.ends_with("-lock")))
+        .filter_map(|e| File::open(e.path()).ok())
+        .filter(|f| sys::flock(f, true, false).is_ok())
+        .collect();
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // Published spares only: a live process's `.claimed-` name is a sandbox starting.
+        let number = name.strip_suffix(".img").and_then(|r| r.rsplit_once(".loop")).and_then(|(_, n)| n.parse().ok());
+        let (Some(loop_n), false) = (number, name.starts_with('.')) else { continue };
+        // Claimed like any spare first, so that no sandbox takes it while it goes.
+        let claimed = dir.join(format!(".claimed-{}.loop{loop_n}.img", std::process::id()));
+        if std::fs::rename(e.path(), &claimed).is_ok() {
+            release(&claimed, loop_n);
+            n += 1;
+        }
+    }
+    // Names of dead makers and claimers (`collect` checks each one's process).
+    collect(&dir, "");
+    n
+}
+
 /// Which loop device, if any, is bound to `file`: each attached device's backing inode is
 /// compared with the file's (a path would not do: the kernel's view of it can differ).
 /// `Err` when that cannot be told.

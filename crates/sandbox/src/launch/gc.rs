@@ -41,3 +41,19 @@ pub fn reap_stale(paths: &Paths, layout: &Layout, parent: &str) -> usize {
     }
     n
 }
+
+/// What [`clean_host`] removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Cleaned {
+    /// Cgroups of sandboxes whose launcher died.
+    pub cgroups: usize,
+    /// Spare writable layers (loop devices and their files).
+    pub spares: usize,
+}
+
+/// Removes what fnbox keeps on the host between sandboxes and what dead ones left: the
+/// cgroups of dead sandboxes under `parent` and every spare writable layer. Running
+/// sandboxes are untouched. `fnbox cleanup` calls it; so does uninstalling.
+pub fn clean_host(paths: &Paths, layout: &Layout, parent: &str) -> Cleaned {
+    Cleaned { cgroups: reap_stale(paths, layout, parent), spares: crate::disk::release_spares(paths) }
+}

@@ -17,7 +17,7 @@ mod supervise;
 mod terminal;
 
 pub use control::Channels;
-pub use gc::reap_stale;
+pub use gc::{clean_host, reap_stale, Cleaned};
 pub use supervise::{Ending, Outcome, WaitOptions, Watcher};
 
 use crate::cgroup::{self, Cgroup, HostCgroupFs};
@@ -85,10 +85,8 @@ impl Sandbox {
         cgroup::tune_host(&layout, &mounts);
         let fs: Arc<dyn cgroup::CgroupFs> = Arc::new(HostCgroupFs);
         reap_stale(paths, &layout, &spec.cgroup_parent);
-        let stage = paths.run.join("stage");
-        if !stage.is_dir() {
-            std::fs::create_dir_all(&stage).context(|| format!("cannot create {}", stage.display()))?;
-        }
+        paths.prepare()?;
+        let stage = paths.stage();
         let ids = IdRange::allocate(paths)?;
         let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
         let id = format!("{}-{}", ids.slot, sys::random_hex(4));
