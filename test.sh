@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, and end-to-end tests that create real sandboxes (namespaces,
-# cgroups, loop devices). Must run as root.
+# Runs every test: formatting, lints (clippy also checks that no API newer than the
+# workspace's rust-version is used), the API docs, unit tests, and end-to-end tests that
+# create real sandboxes (namespaces, cgroups, loop devices). Must run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "$(id -u)" != 0 ]; then
@@ -9,4 +10,5 @@ if [ "$(id -u)" != 0 ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -q -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace -q
 cargo test --release --workspace "$@"

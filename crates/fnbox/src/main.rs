@@ -65,8 +65,12 @@ struct RunArgs {
     /// `host` (this machine's /usr, read-only) or a root filesystem directory.
     #[arg(long, default_value = "host")]
     image: String,
-    /// Make a host path visible: SRC[:DST][:ro]. Repeatable.
-    #[arg(long = "bind", value_name = "SRC[:DST][:ro]")]
+    // A `help` string, not a doc comment: rustdoc would read `[:ro]` as a link.
+    #[arg(
+        long = "bind",
+        value_name = "SRC[:DST][:ro]",
+        help = "Make a host path visible: SRC[:DST][:ro]. Repeatable."
+    )]
     binds: Vec<String>,
     /// Set an environment variable: K=V. Repeatable.
     #[arg(long = "env", value_name = "K=V")]

@@ -19,11 +19,34 @@ pub fn runtimes(dir: &Path) -> [PathBuf; 2] {
     })
 }
 
+/// The host's busybox: Debian's `busybox` (dynamically linked) or `busybox-static`.
+fn host_busybox() -> PathBuf {
+    ["/usr/bin/busybox", "/bin/busybox", "/usr/local/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("busybox is missing: apt-get install busybox (or busybox-static; .ci/run installs one)")
+}
+
+/// The shared libraries (and the dynamic loader) `exe` needs; none for a static binary.
+fn shared_libraries(exe: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(exe).stdin(Stdio::null()).output().expect("ldd (libc-bin) is missing");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    if !out.status.success() || all.contains("statically linked") {
+        assert!(
+            all.contains("not a dynamic executable") || all.contains("statically linked"),
+            "ldd {} failed: {all}",
+            exe.display()
+        );
+        return Vec::new();
+    }
+    all.split_whitespace().filter(|w| w.starts_with('/')).map(PathBuf::from).collect()
+}
+
 /// A root filesystem: busybox with every applet linked, and the shared libraries it needs
-/// (Debian's busybox is dynamically linked).
+/// (Debian's `busybox` is dynamically linked, `busybox-static` needs none).
 pub fn busybox_rootfs(root: &Path) {
-    let busybox = Path::new("/usr/bin/busybox");
-    assert!(busybox.exists(), "busybox is missing: apt-get install busybox (.ci/run installs it)");
+    let busybox = &host_busybox();
     let bin = root.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(busybox, bin.join("busybox")).unwrap();
@@ -31,11 +54,10 @@ pub fn busybox_rootfs(root: &Path) {
     for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
     }
-    let ldd = run_ok(Command::new("ldd").arg(busybox));
-    for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
-        let to = root.join(lib.trim_start_matches('/'));
+    for lib in shared_libraries(busybox) {
+        let to = root.join(lib.strip_prefix("/").unwrap());
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(lib, &to).unwrap();
+        std::fs::copy(&lib, &to).unwrap();
     }
     for d in ["proc", "sys", "dev", "tmp", "etc"] {
         std::fs::create_dir_all(root.join(d)).unwrap();

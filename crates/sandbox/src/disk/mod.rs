@@ -34,7 +34,7 @@ impl Disk {
     /// belong to the sandbox's root, which spares a write (and a flush at unmount) here.
     ///
     /// The image is an unnamed file (`O_TMPFILE`) in the state directory, or a spare made
-    /// earlier (see [`spare`]) whose name is deleted when claimed: it has no name to delete and
+    /// earlier (see `spare.rs`) whose name is deleted when claimed: it has no name to delete and
     /// disappears when the loop device lets go of it, which happens when the sandbox's mount
     /// namespace dies, even if the launcher was killed.
     pub fn create(paths: &Paths, size_bytes: u64) -> Result<Self> {
