@@ -37,6 +37,8 @@ pub struct Server {
     pub scope: Scope,
     child: Option<Child>,
     extra: Vec<String>,
+    /// The server's open-file limit (soft and hard), if not the test's.
+    nofile: Option<u64>,
 }
 
 fn free_port() -> u16 {
@@ -54,6 +56,11 @@ impl Server {
 
     /// With more `fnbox serve` options.
     pub fn start_with(tag: &str, extra: &[&str]) -> Self {
+        Self::start_limited(tag, extra, None)
+    }
+
+    /// With more options, and at most `nofile` open files.
+    pub fn start_limited(tag: &str, extra: &[&str], nofile: Option<u64>) -> Self {
         require_root();
         let scope = Scope::new(tag);
         let data = std::env::temp_dir().join(crate::common::unique(&format!("serve-{tag}")));
@@ -64,6 +71,7 @@ impl Server {
             scope,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            nofile,
         };
         s.launch();
         s
@@ -74,7 +82,19 @@ impl Server {
         let port = free_port();
         self.addr = format!("127.0.0.1:{port}");
         self.url = format!("http://{}", self.addr);
-        let child = Command::new(FNBOX)
+        let mut cmd = Command::new(FNBOX);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let rl = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: setrlimit is async-signal-safe and reads the struct copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &rl) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                })
+            };
+        }
+        let child = cmd
             .args(["serve", "--listen", &self.addr, "--cgroup-parent", &self.scope.parent])
             .arg("--data-dir")
             .arg(&self.data)
@@ -201,6 +221,13 @@ impl Server {
     /// The value of one metric line (`name{labels}`), or 0.
     pub fn metric(&self, series: &str) -> f64 {
         self.metrics().lines().find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok())).unwrap_or(0.0)
+    }
+
+    /// The server's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     /// The function's logs as text.
