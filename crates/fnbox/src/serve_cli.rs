@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use fnbox_platform::client::{self, InvokeArgs, Target};
 use fnbox_platform::function::DeployRequest;
+use fnbox_platform::gateway::conn::{self, ClientLimits};
 use fnbox_platform::instances::warm::WarmConfig;
 use fnbox_platform::server::{self, ServeOptions};
 use std::path::PathBuf;
@@ -91,6 +92,20 @@ pub struct ServeArgs {
     /// Most memory all pre-warmed sandboxes may use together, in MiB (counted from their cgroups).
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     warm_memory: u64,
+    /// Connections served at once; more wait until one closes. Lowered to half the open-file
+    /// limit if that is lower (the soft limit is first raised to the hard one).
+    #[arg(long, default_value_t = conn::DEFAULT_MAX_CONNECTIONS as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds a client has to send a request's headers (and an idle connection is kept).
+    #[arg(long, default_value_t = conn::DEFAULT_HEADER_TIMEOUT_S, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body, and to take an answer.
+    #[arg(long, default_value_t = conn::DEFAULT_BODY_TIMEOUT_S, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// MiB of request bodies of function calls held at once; past it, requests wait briefly,
+    /// then get 503.
+    #[arg(long, default_value_t = conn::DEFAULT_BODY_MEMORY_MIB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
+    body_memory: u64,
     /// Parent cgroup of the instances' sandboxes (tests use their own).
     #[arg(long, default_value = "fnbox/serve", hide = true)]
     cgroup_parent: String,
@@ -110,6 +125,15 @@ impl ServeArgs {
             ));
         }
         Ok(Some(WarmConfig { min: self.warm_min, max: self.warm_max, memory_budget: self.warm_memory << 20 }))
+    }
+
+    fn clients(&self) -> ClientLimits {
+        ClientLimits {
+            max_connections: self.max_connections as usize,
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            body_memory: (self.body_memory as usize) << 20,
+        }
     }
 }
 
@@ -254,6 +278,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Ok(w) => w,
                 Err(e) => return fail(&e),
             };
+            let clients = a.clients();
             let opts = ServeOptions {
                 listen: a.listen,
                 data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
@@ -261,6 +286,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 cgroup_parent: a.cgroup_parent,
                 exe,
                 warm,
+                clients,
             };
             match server::serve(opts) {
                 Ok(()) => 0,

@@ -10,8 +10,11 @@ use tokio::sync::broadcast;
 
 /// Lines kept per function.
 pub const LINES_PER_FUNCTION: usize = 5000;
+/// Bytes of line text kept per function: long lines are cut at [`LINE_MAX`], but 5000 of
+/// them would still be 40 MiB a function.
+pub const BYTES_PER_FUNCTION: usize = 4 << 20;
 /// Longest line kept; the rest is cut.
-const LINE_MAX: usize = 8192;
+pub const LINE_MAX: usize = 8192;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,7 +48,15 @@ impl LogLine {
 
 struct FunctionLog {
     lines: VecDeque<LogLine>,
+    /// Bytes of text in `lines`.
+    bytes: usize,
     tx: broadcast::Sender<LogLine>,
+}
+
+impl FunctionLog {
+    fn new() -> Self {
+        Self { lines: VecDeque::new(), bytes: 0, tx: broadcast::channel(1024).0 }
+    }
 }
 
 #[derive(Default)]
@@ -71,13 +82,13 @@ impl LogStore {
             line,
         };
         let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
-        let log = map
-            .entry(function.to_string())
-            .or_insert_with(|| FunctionLog { lines: VecDeque::new(), tx: broadcast::channel(1024).0 });
-        if log.lines.len() == LINES_PER_FUNCTION {
-            log.lines.pop_front();
-        }
+        let log = map.entry(function.to_string()).or_insert_with(FunctionLog::new);
+        log.bytes += entry.line.len();
         log.lines.push_back(entry.clone());
+        while log.lines.len() > LINES_PER_FUNCTION || log.bytes > BYTES_PER_FUNCTION {
+            let Some(old) = log.lines.pop_front() else { break };
+            log.bytes -= old.line.len();
+        }
         let _ = log.tx.send(entry);
     }
 
@@ -89,9 +100,7 @@ impl LogStore {
     /// The last `tail` lines, and a receiver of the lines that come after them.
     pub fn read(&self, function: &str, tail: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
         let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
-        let log = map
-            .entry(function.to_string())
-            .or_insert_with(|| FunctionLog { lines: VecDeque::new(), tx: broadcast::channel(1024).0 });
+        let log = map.entry(function.to_string()).or_insert_with(FunctionLog::new);
         let skip = log.lines.len().saturating_sub(tail);
         (log.lines.iter().skip(skip).cloned().collect(), log.tx.subscribe())
     }
@@ -118,5 +127,18 @@ mod tests {
         assert_eq!(lines.len(), LINES_PER_FUNCTION);
         assert_eq!(lines[0].line, "line 5");
         assert!(lines[0].to_text().contains("f/i1 stdout: line 5"));
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let s = LogStore::default();
+        let long = "x".repeat(LINE_MAX);
+        for _ in 0..LINES_PER_FUNCTION {
+            s.push("f", "i1", Stream::Stdout, long.clone());
+        }
+        s.push("f", "i1", Stream::Stdout, "last".into());
+        let (lines, _) = s.read("f", usize::MAX);
+        assert_eq!(lines.len(), BYTES_PER_FUNCTION / LINE_MAX);
+        assert_eq!(lines.last().unwrap().line, "last");
     }
 }

@@ -13,6 +13,7 @@
 use crate::auth::{load_or_create_admin_token, Tokens};
 use crate::codestore::CodeStore;
 use crate::error::{Context, Error, Result};
+use crate::gateway::conn::{fit_to_open_file_limit, ClientLimits};
 use crate::instances::backend::FnboxRun;
 use crate::instances::launcher::Launcher;
 use crate::instances::warm::{WarmConfig, WarmPool};
@@ -45,6 +46,8 @@ pub struct ServeOptions {
     pub exe: PathBuf,
     /// Pre-warmed sandboxes for cold starts; `None`: off.
     pub warm: Option<WarmConfig>,
+    /// What clients may hold: connections, time, memory.
+    pub clients: ClientLimits,
 }
 
 /// Holds `serve.lock` for the life of the server: two servers on one data directory would
@@ -95,6 +98,10 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         .create(dir)
         .context(|| format!("cannot create the data directory {}", dir.display()))?;
     let _lock = lock_data_dir(dir)?;
+    let mut clients = opts.clients.clone();
+    if let Some(warning) = fit_to_open_file_limit(&mut clients) {
+        eprintln!("fnbox serve: {warning}");
+    }
     let admin = load_or_create_admin_token(dir)?;
     let instances = dir.join("instances");
     let left = clean_leftovers(&opts, &instances)?;
@@ -155,7 +162,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
                 }
             })
         };
-        crate::gateway::serve(listener, platform.clone(), shutdown_signal()).await;
+        crate::gateway::serve(listener, platform.clone(), clients, shutdown_signal()).await;
         maintenance.abort();
         eprintln!("fnbox serve: stopping instances");
         if let Some(w) = &warm {

@@ -41,6 +41,8 @@ pub struct Server {
     env: Vec<(String, PathBuf)>,
     /// Pass `--data-dir`; without it the server finds its default from `env`.
     data_dir_flag: bool,
+    /// The server's open-file limit (soft and hard), if not the test's.
+    nofile: Option<u64>,
 }
 
 fn free_port() -> u16 {
@@ -58,6 +60,11 @@ impl Server {
 
     /// With more `fnbox serve` options.
     pub fn start_with(tag: &str, extra: &[&str]) -> Self {
+        Self::start_limited(tag, extra, None)
+    }
+
+    /// With more options, and at most `nofile` open files.
+    pub fn start_limited(tag: &str, extra: &[&str], nofile: Option<u64>) -> Self {
         require_root();
         let scope = Scope::new(tag);
         let data = std::env::temp_dir().join(crate::common::unique(&format!("serve-{tag}")));
@@ -70,6 +77,7 @@ impl Server {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             data_dir_flag: true,
+            nofile,
         };
         s.launch();
         s
@@ -88,6 +96,7 @@ impl Server {
             extra: Vec::new(),
             env: vec![("FNBOX_STATE_DIR".into(), state.into()), ("FNBOX_RUN_DIR".into(), run.into())],
             data_dir_flag: false,
+            nofile: None,
         };
         s.launch();
         s
@@ -99,6 +108,17 @@ impl Server {
         self.addr = format!("127.0.0.1:{port}");
         self.url = format!("http://{}", self.addr);
         let mut cmd = Command::new(FNBOX);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let rl = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: setrlimit is async-signal-safe and reads the struct copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &rl) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                })
+            };
+        }
         cmd.args(["serve", "--listen", &self.addr, "--cgroup-parent", &self.scope.parent]);
         if self.data_dir_flag {
             cmd.arg("--data-dir").arg(&self.data);

@@ -14,13 +14,14 @@
 //! DELETE /api/v1/functions/NAME/tokens/ID
 //! ```
 
+use super::body::{BodyError, BodyReader};
 use super::{error, full, json, text, Body};
 use crate::codestore::ZIP_MAX;
 use crate::error::Error;
 use crate::function::DeployRequest;
 use crate::platform::Platform;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response};
 use std::collections::HashMap;
@@ -37,13 +38,18 @@ fn admin_token(req: &Request<Incoming>) -> Option<&str> {
         .or_else(|| h.get("x-auth-token").and_then(|v| v.to_str().ok()))
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::TooLarge(format!("{what} is over the {} MiB limit", limit >> 20)))
+/// Admin bodies are read under the body deadline but not counted in the body budget: the
+/// caller has shown the admin token, and a code zip may be larger than the whole budget.
+async fn read_body(bodies: &BodyReader, req: Request<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    match bodies.read(req.into_body(), limit, declared, false).await {
+        Ok(b) => Ok(b.bytes),
+        Err(BodyError::TooLarge) => Err(Error::TooLarge(format!("{what} is over the {} MiB limit", limit >> 20))),
+        Err(BodyError::TimedOut(d)) => {
+            Err(Error::Invalid(format!("{what} did not arrive within {} s (fnbox serve --body-timeout)", d.as_secs())))
         }
-        Err(e) => Err(Error::Invalid(format!("{what} could not be read: {e}"))),
+        Err(BodyError::Read(e)) => Err(Error::Invalid(format!("{what} could not be read: {e}"))),
+        Err(BodyError::Busy(n)) => Err(Error::Internal(format!("the server holds its {} MiB of bodies", n >> 20))),
     }
 }
 
@@ -58,7 +64,7 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
-pub async fn handle(p: &Arc<Platform>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -> Response<Body> {
     if !admin_token(&req).is_some_and(|t| p.tokens.is_admin(t)) {
         return text(
             401,
@@ -72,13 +78,13 @@ pub async fn handle(p: &Arc<Platform>, req: Request<Incoming>) -> Response<Body>
     let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     let result = match (&method, parts.as_slice()) {
-        (&Method::POST, ["code"]) => match read_body(req, ZIP_MAX as usize, "the code zip").await {
+        (&Method::POST, ["code"]) => match read_body(bodies, req, ZIP_MAX as usize, "the code zip").await {
             Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
             Err(e) => Err(e),
         },
         (&Method::GET, ["functions"]) => Ok(json(200, &p.list())),
         (&Method::GET, ["functions", name]) => p.view(name).map(|v| json(200, &v)),
-        (&Method::PUT, ["functions", name]) => match read_body(req, 1 << 20, "the deploy request").await {
+        (&Method::PUT, ["functions", name]) => match read_body(bodies, req, 1 << 20, "the deploy request").await {
             Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
                 Ok(d) => p.deploy(name, d).await.map(|(v, created)| json(if created { 201 } else { 200 }, &v)),
                 Err(e) => Err(Error::Invalid(format!("the deploy request is not valid JSON: {e}"))),

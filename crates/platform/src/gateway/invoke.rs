@@ -2,13 +2,14 @@
 //! the request over its socket under the function's timeout, and turn every failure into a
 //! status and a body that say what happened.
 
+use super::body::{BodyError, BodyReader};
 use super::{full, text, Body};
 use crate::function::PAYLOAD_MAX;
 use crate::instances::pool::{AcquireError, Outcome};
 use crate::instances::upstream::UpstreamError;
 use crate::instances::EndCause;
 use crate::platform::Platform;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response};
@@ -35,6 +36,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 
 pub async fn invoke(
     p: &Arc<Platform>,
+    bodies: &BodyReader,
     name: &str,
     sub: &str,
     req: Request<Incoming>,
@@ -47,13 +49,14 @@ pub async fn invoke(
             format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`"),
         );
     };
-    let resp = call(p, &pool, name, sub, req, peer).await;
+    let resp = call(p, bodies, &pool, name, sub, req, peer).await;
     p.metrics.invocation(name, resp.status().as_u16(), t0.elapsed());
     resp
 }
 
 async fn call(
     p: &Arc<Platform>,
+    bodies: &BodyReader,
     pool: &Arc<crate::instances::pool::Pool>,
     name: &str,
     sub: &str,
@@ -85,15 +88,14 @@ async fn call(
         .unwrap_or_else(|| crate::auth::random_hex(16));
     let too_large = || text(413, format!("the request body is over the 6 MiB limit of function '{name}'"));
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > PAYLOAD_MAX) {
-        return too_large();
-    }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, PAYLOAD_MAX).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => return text(400, format!("the request body could not be read: {e}")),
+    // Held (and counted against the server's body budget) until the instance has answered.
+    let held = match bodies.read(body, PAYLOAD_MAX, declared, true).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(e) => return e.response(PAYLOAD_MAX),
     };
+    let body = held.bytes.clone();
     let target = match parts.uri.query() {
         Some(q) => format!("{sub}?{q}"),
         None => sub.to_string(),

@@ -3,14 +3,18 @@
 //! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
 
 pub mod admin;
+pub mod body;
+pub mod conn;
 pub mod invoke;
 
 use crate::platform::Platform;
+use body::BodyReader;
 use bytes::Bytes;
+use conn::{ClientLimits, StallGuard};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,43 +48,74 @@ pub fn error(e: &crate::error::Error) -> Response<Body> {
     json(e.status(), &serde_json::json!({ "error": e.to_string() }))
 }
 
-/// Serves until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, platform: Arc<Platform>, shutdown: impl std::future::Future<Output = ()>) {
+/// Serves until `shutdown` resolves, within `limits`.
+pub async fn serve(
+    listener: TcpListener,
+    platform: Arc<Platform>,
+    limits: ClientLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
+    let bodies = BodyReader::new(limits.body_memory, limits.body_timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut starved = 0u32;
     loop {
+        // At the cap, connections wait in the listen backlog until one closes.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+            _ = &mut shutdown => return,
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
+                Err(e) if conn::out_of_resources(&e) => {
+                    if starved == 0 {
+                        eprintln!("fnbox serve: cannot accept connections ({e}): pausing; lower --max-connections or raise the open-file limit");
+                    }
+                    tokio::time::sleep(conn::accept_backoff(starved)).await;
+                    starved = starved.saturating_add(1);
+                    continue;
+                }
                 Err(_) => continue,
             },
             _ = &mut shutdown => return,
         };
+        starved = 0;
         let _ = stream.set_nodelay(true);
         let platform = platform.clone();
+        let bodies = bodies.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let platform = platform.clone();
-                async move { Ok::<_, Infallible>(route(&platform, req, peer).await) }
+                let bodies = bodies.clone();
+                async move { Ok::<_, Infallible>(route(&platform, &bodies, req, peer).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(StallGuard::new(stream, limits.body_timeout)), svc)
                 .await;
+            drop(slot);
         });
     }
 }
 
-async fn route(p: &Arc<Platform>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
     if let Some(rest) = path.strip_prefix("/fn/") {
         let (name, sub) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        return invoke::invoke(p, name, sub, req, peer).await;
+        return invoke::invoke(p, bodies, name, sub, req, peer).await;
     }
     if path == "/api/v1" || path.starts_with("/api/v1/") {
-        return admin::handle(p, req).await;
+        return admin::handle(p, bodies, req).await;
     }
     match path.as_str() {
         "/metrics" => Response::builder()

@@ -14,6 +14,7 @@
 //! sandboxes down; the next server start reaps their cgroups.
 
 use super::control::SandboxControl;
+use super::output::{pump, OutputPace};
 use super::zygote::Zygote;
 use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
@@ -72,6 +73,8 @@ pub struct LogRoute {
     logs: Arc<LogStore>,
     to: Arc<Mutex<Dest>>,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// Shared by the sandbox's stdout and stderr.
+    pace: OutputPace,
 }
 
 enum Dest {
@@ -85,7 +88,7 @@ enum Dest {
 
 impl LogRoute {
     fn new(logs: Arc<LogStore>, to: Dest) -> Self {
-        Self { logs, to: Arc::new(Mutex::new(to)), tail: Arc::default() }
+        Self { logs, to: Arc::new(Mutex::new(to)), tail: Arc::default(), pace: OutputPace::default() }
     }
 
     /// Output of a sandbox not yet bound to a function goes to the server's stderr.
@@ -422,16 +425,15 @@ async fn read_status(fd: OwnedFd, started: oneshot::Sender<Vec<PathBuf>>, exec_n
     ended
 }
 
-/// Copies an output stream of the sandbox to where its route says, line by line.
+/// Copies an output stream of the sandbox to where its route says, line by line (see
+/// [`output`](super::output): bounded, paced, never closed early).
 fn pipe_lines(out: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>, route: &LogRoute, stream: Stream) {
     let Some(out) = out else {
         return;
     };
     let route = route.clone();
     tokio::spawn(async move {
-        let mut lines = BufReader::new(out).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            route.push(stream, line, stream == Stream::Stderr);
-        }
+        let pace = route.pace.clone();
+        pump(out, stream, pace, |stream, line| route.push(stream, line, stream == Stream::Stderr)).await;
     });
 }

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod control;
 pub mod launcher;
+pub mod output;
 pub mod pool;
 pub mod upstream;
 pub mod warm;

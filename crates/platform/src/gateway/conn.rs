@@ -1,0 +1,174 @@
+//! What one client may hold: connections are capped, every wait on a client is bounded, and a
+//! full descriptor table slows the accept loop down instead of spinning it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// Limits on clients, from `fnbox serve`'s flags.
+#[derive(Clone, Debug)]
+pub struct ClientLimits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this of the first byte or of the previous
+    /// answer (an idle connection is closed after it).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this; a client that takes none of an answer for
+    /// this long is dropped.
+    pub body_timeout: Duration,
+    /// Bytes of function-call bodies held at once.
+    pub body_memory: usize,
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_BODY_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_BODY_MEMORY_MIB: usize = 256;
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_S),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_S),
+            body_memory: DEFAULT_BODY_MEMORY_MIB << 20,
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (any process may), and lowers
+/// `max_connections` to half of it if it is lower still: the other half is for instances
+/// (their pipes and sockets), the registry and the code store. Returns a warning to print
+/// when the cap was lowered.
+pub fn fit_to_open_file_limit(limits: &mut ClientLimits) -> Option<String> {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return None;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        let raised = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
+        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard one
+        // needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            rl = raised;
+        }
+    }
+    let room = usize::try_from(rl.rlim_cur / 2).unwrap_or(usize::MAX);
+    if limits.max_connections <= room {
+        return None;
+    }
+    let asked = limits.max_connections;
+    limits.max_connections = room.max(1);
+    Some(format!(
+        "--max-connections {asked} lowered to {}: the open-file limit is {} (raise it: ulimit -n, or LimitNOFILE= in a systemd unit)",
+        limits.max_connections, rl.rlim_cur
+    ))
+}
+
+/// `accept()` failed for want of a resource (descriptors, memory): retrying at once would
+/// fail again, spinning; wait for connections or instances to close some.
+pub fn out_of_resources(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// The pause after `accept()` ran out of resources `streak` times in a row: 10 ms doubling
+/// to 1 s.
+pub fn accept_backoff(streak: u32) -> Duration {
+    Duration::from_millis(10u64 << streak.min(7)).min(Duration::from_secs(1))
+}
+
+/// A connection whose writes fail once the client has taken nothing for `stall`: a client
+/// that never reads its answers would otherwise hold its connection, and the answer, forever.
+pub struct StallGuard<T> {
+    inner: T,
+    stall: Duration,
+    /// Armed while a write waits for the client.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> StallGuard<T> {
+    pub fn new(inner: T, stall: Duration) -> Self {
+        Self { inner, stall, timer: None }
+    }
+
+    fn watch<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if r.is_ready() {
+            self.timer = None;
+            return r;
+        }
+        let stall = self.stall;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took nothing of its answer for {} s", stall.as_secs()),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn backoff_grows_to_a_second() {
+        assert_eq!(accept_backoff(0), Duration::from_millis(10));
+        assert_eq!(accept_backoff(3), Duration::from_millis(80));
+        assert_eq!(accept_backoff(40), Duration::from_secs(1));
+        assert!(out_of_resources(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(!out_of_resources(&io::Error::from_raw_os_error(libc::ECONNABORTED)));
+    }
+
+    #[tokio::test]
+    async fn a_writer_to_a_client_that_reads_nothing_fails() {
+        let (a, _b) = tokio::io::duplex(64);
+        let mut g = StallGuard::new(a, Duration::from_millis(50));
+        g.write_all(&[0; 64]).await.unwrap();
+        let err = g.write_all(&[0; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}
