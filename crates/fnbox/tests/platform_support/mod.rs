@@ -150,6 +150,13 @@ impl Server {
         self.child.as_ref().unwrap().id() as i32
     }
 
+    /// The server's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// SIGTERM, and wait for the server to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
