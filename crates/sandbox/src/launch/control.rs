@@ -114,10 +114,9 @@ impl Sandbox {
         let (op, r) = match req {
             Err(e) => ("?", Err(e)),
             Ok(Request::Kill) => return true,
-            Ok(Request::Attach { source, target, mode }) => (
-                "attach",
-                self.attach_live(&format!("{source}:{target}:{mode}"), state).map_err(|e| e.to_string()),
-            ),
+            Ok(Request::Attach { source, target, mode }) => {
+                ("attach", self.attach_live(&format!("{source}:{target}:{mode}"), state).map_err(|e| e.to_string()))
+            }
             Ok(Request::Limits { memory_mb, pids }) => {
                 ("limits", self.set_limits(memory_mb, pids).map_err(|e| e.to_string()))
             }

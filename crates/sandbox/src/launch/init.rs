@@ -9,8 +9,8 @@
 use super::child::{exit, ChildConfig};
 use super::protocol as msg;
 use crate::rootfs;
-use crate::spec::Access;
 use crate::seccomp::{self, Policy};
+use crate::spec::Access;
 use crate::sys::{self, fdpass, mount, process, signal};
 use crate::syscalls::Action;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -157,7 +157,13 @@ fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
 
 /// Waits for the program's end, passing signals on, attaching mounts on request and releasing
 /// a held program on `START`.
-fn serve(pid: libc::pid_t, sock: RawFd, all: &signal::SigSet, mut hold: Option<RawFd>, mut layer: Option<OwnedFd>) -> ! {
+fn serve(
+    pid: libc::pid_t,
+    sock: RawFd,
+    all: &signal::SigSet,
+    mut hold: Option<RawFd>,
+    mut layer: Option<OwnedFd>,
+) -> ! {
     let sigfd = match signal::signalfd(all) {
         Ok(fd) => fd,
         Err(e) => report_setup(sock, &format!("signalfd: {e}")),
@@ -181,7 +187,9 @@ fn serve(pid: libc::pid_t, sock: RawFd, all: &signal::SigSet, mut hold: Option<R
                     let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                     let r = match (fds.pop(), Access::from_byte(buf[2])) {
                         (Some(fd), Access::CopyOnWrite) => match layer.take() {
-                            Some(l) => rootfs::attach_cow(&fd, l, &target).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+                            Some(l) => {
+                                rootfs::attach_cow(&fd, l, &target).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+                            }
                             // One copy-on-write bind per sandbox: the layer's copy is used up.
                             None => Err(libc::EBUSY),
                         },
