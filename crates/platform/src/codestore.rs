@@ -1,5 +1,5 @@
 //! The code store: uploaded zips, checked and unpacked once into `trees/<sha256 of the zip>`,
-//! which instances bind read-only at `/code`.
+//! which instances bind copy-on-write at `/code` (their writes never reach it).
 //!
 //! What is refused, with nothing written outside the store's staging directory: zips over
 //! 100 MiB, more than 500 MiB or 100,000 entries unpacked (counted on the bytes actually
