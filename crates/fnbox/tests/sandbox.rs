@@ -293,6 +293,13 @@ for name, nr, args in [("unshare", 272, (0x10000000,)), ("keyctl", 250, (0, 0)),
         let rw = format!("{}:/data", dir.display());
         ok(&s.sh(kind, &["--bind", &rw], "echo written > /data/out.txt"));
         assert_eq!(std::fs::read_to_string(dir.join("out.txt")).unwrap(), "written\n");
+        // Copy-on-write: the sandbox writes, changes and removes files; the host sees nothing.
+        let cow = format!("{}:/data:cow", dir.display());
+        let o = s.sh(kind, &["--bind", &cow, "--workdir", "/data"], "echo changed > in.txt; echo new > new.txt; rm out.txt; mkdir d; cat in.txt new.txt; ls");
+        assert_eq!(ok(&o), "changed\nnew\nd\nin.txt\nnew.txt\n");
+        assert_eq!(std::fs::read_to_string(dir.join("in.txt")).unwrap(), "from host");
+        assert_eq!(std::fs::read_to_string(dir.join("out.txt")).unwrap(), "written\n");
+        assert!(!dir.join("new.txt").exists() && !dir.join("d").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,5 @@
 //! The code store: uploaded zips, checked and unpacked once into `trees/<sha256 of the zip>`,
-//! which instances bind read-only at `/code`.
+//! which instances bind copy-on-write at `/code` (their writes never reach it).
 //!
 //! What is refused, with nothing written outside the store's staging directory: zips over
 //! 100 MiB, more than 500 MiB or 100,000 entries unpacked (counted on the bytes actually
@@ -174,6 +174,10 @@ pub fn unpack(zip: &[u8], dest: &Path) -> Result<()> {
             std::fs::create_dir_all(parent).context(|| format!("cannot create the directory of {name}"))?;
         }
         let exec = mode & 0o111 != 0;
+        let mtime = entry.extra_data_fields().find_map(|f| match f {
+            zip::extra_fields::ExtraField::ExtendedTimestamp(t) => t.mod_time(),
+            _ => None,
+        });
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -195,6 +199,11 @@ pub fn unpack(zip: &[u8], dest: &Path) -> Result<()> {
                 )));
             }
             out.write_all(&buf[..n]).context(|| format!("cannot write {name}"))?;
+        }
+        // The zip's extended timestamp (zip -r and fnbox's own packing write one): Python's
+        // byte-code cache is valid only for a source with the modification time it recorded.
+        if let Some(t) = mtime {
+            let _ = out.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.into()));
         }
     }
     for (path, target) in symlinks {
@@ -257,5 +266,22 @@ mod tests {
         assert_eq!(std::fs::read_dir(root.join("staging")).unwrap().count(), 0);
         assert!(!root.parent().unwrap().join("evil").exists());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn files_keep_their_modification_time() {
+        // Python's byte-code cache holds only for a source with the time it recorded.
+        let src = tmp("mtime-src");
+        std::fs::create_dir_all(src.join("package/lib")).unwrap();
+        let f = std::fs::File::create(src.join("package/lib/__init__.py")).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_001);
+        f.set_modified(t).unwrap();
+        let zip = crate::client::pack::pack(&src).unwrap();
+        let dest = tmp("mtime-dest");
+        unpack(&zip, &dest).unwrap();
+        let got = std::fs::metadata(dest.join("package/lib/__init__.py")).unwrap().modified().unwrap();
+        assert_eq!(got, t);
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dest).unwrap();
     }
 }

@@ -178,13 +178,15 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `[A-Za-z_][A-Za-z0-9_.-]*`: POSIX names, plus the `-` and `.` that Scaleway accepts (its
+/// own examples use names like `database-url`); Python's `os.environ` and Node's
+/// `process.env` read them like any other.
 fn check_env_key(k: &str) -> Result<()> {
-    let ok = !k.is_empty()
-        && !k.starts_with(|c: char| c.is_ascii_digit())
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if !ok {
         return Err(Error::Invalid(format!(
-            "environment variable name '{k}' is not valid: use letters, digits and '_', not starting with a digit"
+            "environment variable name '{k}' is not valid: use letters, digits, '_', '-' and '.', starting with a letter or '_'"
         )));
     }
     if k.starts_with("FNBOX_") {
@@ -311,8 +313,14 @@ mod tests {
         let mut r = req();
         r.env.insert("FNBOX_X".into(), "1".into());
         assert!(r.into_config().unwrap_err().to_string().contains("reserved"));
+        for bad in ["1A", "-x", ".x", "A B", "A=B", "", "é"] {
+            let mut r = req();
+            r.env.insert(bad.into(), "1".into());
+            assert!(r.into_config().is_err(), "{bad:?}");
+        }
         let mut r = req();
-        r.env.insert("1A".into(), "1".into());
-        assert!(r.into_config().is_err());
+        r.secrets.insert("database-url".into(), "1".into());
+        r.env.insert("_my.var-2".into(), "1".into());
+        assert!(r.into_config().is_ok());
     }
 }

@@ -16,7 +16,7 @@ pub enum Error {
     ImageMissing(PathBuf),
     #[error("bind source {0} does not exist: create it or fix the path")]
     BindSourceMissing(PathBuf),
-    #[error("bind '{0}' is not valid: use SRC[:DST][:ro] with absolute paths")]
+    #[error("bind '{0}' is not valid: use SRC[:DST][:ro|:rw|:cow] with absolute paths")]
     BadBind(String),
     #[error("environment entry '{0}' is not valid: use KEY=VALUE")]
     BadEnv(String),

@@ -61,21 +61,66 @@ impl Image {
     }
 }
 
+/// How a bound directory may be written from inside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Access {
+    /// Writes reach the host directory.
+    ReadWrite,
+    ReadOnly,
+    /// Writable, copy-on-write: the host directory is the read-only lower layer of an overlay
+    /// whose upper layer is on the sandbox's own disk layer, so writes stay in the sandbox
+    /// and are gone with it (how a function's code is writable per instance).
+    CopyOnWrite,
+}
+
+impl Access {
+    /// The byte that stands for it in the launcher's messages to the sandbox.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Self::ReadWrite => 0,
+            Self::ReadOnly => 1,
+            Self::CopyOnWrite => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Self {
+        match b {
+            0 => Self::ReadWrite,
+            2 => Self::CopyOnWrite,
+            _ => Self::ReadOnly,
+        }
+    }
+
+    /// Whether the host directory itself is mounted read-only.
+    pub fn source_readonly(self) -> bool {
+        self != Self::ReadWrite
+    }
+}
+
 /// A host path made visible inside the sandbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bind {
     pub source: PathBuf,
     pub target: PathBuf,
-    pub readonly: bool,
+    pub access: Access,
 }
 
 impl Bind {
-    /// Parses `SRC[:DST][:ro|:rw]`.
+    /// Parses `SRC[:DST][:ro|:rw|:cow]`.
     pub fn parse(s: &str) -> Result<Self> {
         let mut parts: Vec<&str> = s.split(':').collect();
-        let mut readonly = false;
-        if parts.len() > 1 && matches!(*parts.last().unwrap_or(&""), "ro" | "rw") {
-            readonly = parts.pop() == Some("ro");
+        let mut access = Access::ReadWrite;
+        if parts.len() > 1 {
+            let mode = match *parts.last().unwrap_or(&"") {
+                "ro" => Some(Access::ReadOnly),
+                "rw" => Some(Access::ReadWrite),
+                "cow" => Some(Access::CopyOnWrite),
+                _ => None,
+            };
+            if let Some(m) = mode {
+                access = m;
+                parts.pop();
+            }
         }
         let (src, dst) = match parts.as_slice() {
             [src] => (*src, *src),
@@ -94,7 +139,12 @@ impl Bind {
         if target == Path::new("/") {
             return Err(Error::BadBind(s.to_string()));
         }
-        Ok(Self { source, target, readonly })
+        if access == Access::CopyOnWrite && !source.is_dir() {
+            return Err(Error::Invalid(format!(
+                "bind '{s}': only a directory can be bound copy-on-write (:cow); bind a file with :ro or :rw"
+            )));
+        }
+        Ok(Self { source, target, access })
     }
 }
 
@@ -323,9 +373,12 @@ mod tests {
     #[test]
     fn binds_parse() {
         let b = Bind::parse("/tmp:/data:ro").unwrap();
-        assert_eq!((b.target.as_path(), b.readonly), (Path::new("/data"), true));
+        assert_eq!((b.target.as_path(), b.access), (Path::new("/data"), Access::ReadOnly));
         let b = Bind::parse("/tmp").unwrap();
-        assert_eq!((b.target.as_path(), b.readonly), (Path::new("/tmp"), false));
+        assert_eq!((b.target.as_path(), b.access), (Path::new("/tmp"), Access::ReadWrite));
+        let b = Bind::parse("/tmp:/code:cow").unwrap();
+        assert_eq!((b.target.as_path(), b.access), (Path::new("/code"), Access::CopyOnWrite));
+        assert!(Bind::parse("/etc/hostname:/x:cow").unwrap_err().to_string().contains("only a directory"));
         assert!(matches!(Bind::parse("/does/not/exist"), Err(Error::BindSourceMissing(_))));
         assert!(matches!(Bind::parse("/tmp:relative"), Err(Error::BadBind(_))));
         assert!(matches!(Bind::parse("/tmp:/"), Err(Error::BadBind(_))));

@@ -1,13 +1,17 @@
 //! Packs a function's code for upload: a `.zip` as it is, or a directory into a zip whose
-//! bytes depend only on the files (sorted, fixed timestamps), so the same code has the same
-//! digest. Symlinks are stored as symlinks: the server refuses those that leave the tree.
+//! bytes depend only on the files and their modification times (sorted, fixed DOS
+//! timestamps), so the same code has the same digest. Each file's modification time goes in
+//! the zip's extended timestamp field, which the server restores: Python checks its byte-code
+//! cache (`__pycache__`, which `pip install --target package` fills) against the source's
+//! modification time, so without it every cold start would compile the libraries again.
+//! Symlinks are stored as symlinks: the server refuses those that leave the tree.
 
 use crate::codestore::ZIP_MAX;
 use crate::error::{Context, Error, Result};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use zip::write::SimpleFileOptions;
+use zip::write::FullFileOptions;
 
 pub fn pack(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path)
@@ -31,7 +35,7 @@ pub fn pack(path: &Path) -> Result<Vec<u8>> {
         let full = path.join(&rel);
         let name = rel.to_string_lossy().into_owned();
         let lmeta = std::fs::symlink_metadata(&full).context(|| format!("cannot read {}", full.display()))?;
-        let opts = SimpleFileOptions::default()
+        let mut opts = FullFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .unix_permissions(lmeta.permissions().mode() & 0o777);
         if lmeta.file_type().is_symlink() {
@@ -40,6 +44,10 @@ pub fn pack(path: &Path) -> Result<Vec<u8>> {
         } else if lmeta.is_dir() {
             w.add_directory(name, opts).map_err(zerr)?;
         } else if lmeta.is_file() {
+            // Info-ZIP's extended timestamp (0x5455): flags (modification time only), mtime.
+            let mtime = (lmeta.mtime().clamp(0, u32::MAX as i64) as u32).to_le_bytes();
+            let field: Box<[u8]> = Box::new([1, mtime[0], mtime[1], mtime[2], mtime[3]]);
+            opts.add_extra_data(0x5455, field, false).map_err(zerr)?;
             w.start_file(name, opts).map_err(zerr)?;
             let data = std::fs::read(&full).context(|| format!("cannot read {}", full.display()))?;
             w.write_all(&data).context(|| "cannot build the code zip".into())?;

@@ -49,9 +49,20 @@ pub async fn invoke(
             format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`"),
         );
     };
-    let resp = call(p, bodies, &pool, name, sub, req, peer).await;
+    let mut resp = call(p, bodies, &pool, name, sub, req, peer).await;
+    default_cors(resp.headers_mut());
     p.metrics.invocation(name, resp.status().as_u16(), t0.elapsed());
     resp
+}
+
+/// Scaleway's defaults, so that a browser may call a function out of the box: every answer
+/// allows any origin and the Content-Type request header, unless the function set its own.
+fn default_cors(headers: &mut hyper::HeaderMap) {
+    for (name, value) in [("access-control-allow-origin", "*"), ("access-control-allow-headers", "Content-Type")] {
+        if !headers.contains_key(name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
 }
 
 async fn call(

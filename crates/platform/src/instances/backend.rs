@@ -3,7 +3,7 @@
 //! Python and Node instances start from a runtime zygote in a sandbox that is already up: a
 //! pre-warmed one from the [`WarmPool`] when there is one for the function's runtime and tier
 //! (sandbox v2), otherwise one launched now with the code bound from the start. Binding a
-//! pre-warmed sandbox attaches the code at `/code` (read-only) and hands the zygote the
+//! pre-warmed sandbox attaches the code at `/code` (copy-on-write) and hands the zygote the
 //! handler and the environment; nothing else is created. A `binary` function's program is
 //! executed directly, its environment read by the launcher from a memory file.
 

@@ -65,10 +65,11 @@ impl SandboxControl {
         }
     }
 
-    /// Makes `source` (a host directory) visible read-only at `target` in the sandbox.
+    /// Makes `source` (a host directory) visible at `target` in the sandbox, writable
+    /// copy-on-write: writes go to the sandbox's own layer, never into `source`.
     pub async fn attach(&self, source: &Path, target: &str) -> Result<(), String> {
         let source = source.to_str().ok_or_else(|| format!("{} is not UTF-8", source.display()))?;
-        self.request(serde_json::json!({"op": "attach", "source": source, "target": target, "readonly": true})).await
+        self.request(serde_json::json!({"op": "attach", "source": source, "target": target, "mode": "cow"})).await
     }
 
     fn signal(&self, sig: i32) {

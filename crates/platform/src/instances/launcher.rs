@@ -53,7 +53,8 @@ pub struct LaunchSpec {
     /// `v1` or `v2`.
     pub kind: String,
     pub memory_mb: u64,
-    /// Bound read-only at `/code` from the start (a pre-warmed sandbox gets it attached later).
+    /// Bound copy-on-write at `/code` from the start (a pre-warmed sandbox gets it attached
+    /// later): writable, the writes in the sandbox's own layer.
     pub code: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub program: Vec<String>,
@@ -288,7 +289,8 @@ impl Launcher {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.args(["run", "--sandbox", &spec.kind, "--memory", &spec.memory_mb.to_string()]);
         if let Some(code) = &spec.code {
-            cmd.arg("--bind").arg(format!("{}:/code:ro", code.display()));
+            // Writable per instance, copy-on-write: the stored code is never written.
+            cmd.arg("--bind").arg(format!("{}:/code:cow", code.display()));
         }
         cmd.arg("--bind").arg(format!("{}:{RUNTIME_DIR}:ro", self.runtime_dir.display()));
         cmd.arg("--bind").arg(format!("{}:{INSTANCE_DIR}", dir.display()));

@@ -35,7 +35,7 @@ pub struct InstanceSpec {
     pub function: String,
     pub version: u64,
     pub config: FunctionConfig,
-    /// The unpacked code, bound read-only at `/code`.
+    /// The unpacked code, bound copy-on-write at `/code` (never written).
     pub code: PathBuf,
     pub logs: Arc<LogStore>,
 }

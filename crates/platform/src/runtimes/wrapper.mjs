@@ -3,6 +3,13 @@
 // handle(event, context, callback): the result is the return value, a Promise, or the
 // callback's second argument: {statusCode, headers, body, isBase64Encoded} | string | object.
 //
+// The contract follows Scaleway's (their docs, and their local framework,
+// @scaleway/serverless-functions, where the docs say nothing): an object with `body` or
+// `statusCode` is a response record (status 200 by default; a header given as an array is
+// sent once per value), any other object is JSON; event.headers answers in any case and shows
+// canonical names (Content-Type); repeated headers and query keys come as the framework gives
+// them (joined by Node's rules; an array), all of them in the multiValue* fields.
+//
 // Two ways to start:
 // * `wrapper.mjs --zygote [--warm-up]` (what fnbox serve runs): Node starts and this module
 //   loads before any function is known, in a pre-warmed sandbox (which also runs the request
@@ -40,20 +47,52 @@ async function loadHandler(spec) {
   return fn;
 }
 
+/** "content-type" -> "Content-Type". */
+const canonical = (name) =>
+  name.split("-").map((p) => p.charAt(0).toUpperCase() + p.slice(1).toLowerCase()).join("-");
+
+const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Request headers: found in any case (headers["content-type"], headers["Content-Type"]),
+ * stored under their canonical names, which is what iterating and JSON.stringify show. */
+function caseless(entries) {
+  const target = {};
+  for (const [k, v] of entries) target[canonical(k)] = v;
+  const key = (t, k) => (typeof k === "string" && !own(t, k) && own(t, canonical(k)) ? canonical(k) : k);
+  return new Proxy(target, {
+    get: (t, k) => t[key(t, k)],
+    set: (t, k, v) => {
+      t[typeof k === "string" ? canonical(k) : k] = v;
+      return true;
+    },
+    has: (t, k) => key(t, k) in t,
+    deleteProperty: (t, k) => delete t[key(t, k)],
+    getOwnPropertyDescriptor: (t, k) => Reflect.getOwnPropertyDescriptor(t, key(t, k)),
+  });
+}
+
+// Media types whose bodies reach the handler as text even when they are not valid UTF-8 (the
+// invalid bytes replaced), as Scaleway's frameworks give them: a multipart upload's parser
+// reads the text. Any other body that is not UTF-8 comes base64-encoded (isBase64Encoded).
+const TEXT_TYPES = ["multipart/", "text/", "application/json", "application/x-www-form-urlencoded", "application/xml"];
+
 function makeEvent(req, body) {
   const url = new URL(req.url, "http://fnbox");
-  const headers = {};
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers[req.rawHeaders[i]] = req.rawHeaders[i + 1];
+  const multiQuery = {};
+  for (const [k, v] of url.searchParams) (multiQuery[k] ??= []).push(v);
+  const query = {};
+  for (const [k, vs] of Object.entries(multiQuery)) query[k] = vs.length === 1 ? vs[0] : vs;
   const text = body.toString("utf8");
-  const binary = !Buffer.from(text, "utf8").equals(body);
+  const type = String(req.headers["content-type"] || "").toLowerCase();
+  const binary = !Buffer.from(text, "utf8").equals(body) && !TEXT_TYPES.some((t) => type.startsWith(t));
   return {
     resource: "",
     path: url.pathname,
     httpMethod: req.method,
-    headers,
-    multiValueHeaders: null,
-    queryStringParameters: Object.fromEntries(url.searchParams),
-    multiValueQueryStringParameters: null,
+    headers: caseless(Object.entries(req.headers)),
+    multiValueHeaders: caseless(Object.entries(req.headersDistinct)),
+    queryStringParameters: query,
+    multiValueQueryStringParameters: multiQuery,
     pathParameters: null,
     stageVariables: {},
     requestContext: {
@@ -79,18 +118,35 @@ function call(handler, event, context) {
   });
 }
 
+/** Set by the wrapper, whatever the handler says. */
+const HOP = ["content-length", "connection", "transfer-encoding"];
+
+/** A record's headers for writeHead: an array value gives one line per item (as Scaleway's
+ * frameworks send it); null and undefined none. */
+function headerLines(headers) {
+  const out = {};
+  for (const [k, v] of Object.entries(headers || {})) {
+    if (HOP.includes(k.toLowerCase())) continue;
+    const items = (Array.isArray(v) ? v : [v]).filter((x) => x !== null && x !== undefined).map(String);
+    if (items.length) out[k] = items.length === 1 ? items[0] : items;
+  }
+  return out;
+}
+
+const hasType = (headers) => Object.keys(headers).some((k) => k.toLowerCase() === "content-type");
+
 function toResponse(result) {
-  if (result && typeof result === "object" && !Buffer.isBuffer(result) && "statusCode" in result) {
-    const headers = { ...(result.headers || {}) };
+  if (result && typeof result === "object" && !Buffer.isBuffer(result) && ("body" in result || "statusCode" in result)) {
+    const headers = headerLines(result.headers);
     let body = result.body ?? "";
     if (typeof body === "object" && !Buffer.isBuffer(body)) {
       body = Buffer.from(JSON.stringify(body));
-      headers["Content-Type"] ??= "application/json";
+      if (!hasType(headers)) headers["Content-Type"] = "application/json";
     } else if (Buffer.isBuffer(body)) {
       // as is
     } else if (result.isBase64Encoded) body = Buffer.from(String(body), "base64");
     else body = Buffer.from(String(body));
-    if (!Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["Content-Type"] = "text/plain; charset=utf-8";
+    if (!hasType(headers)) headers["Content-Type"] = "text/plain; charset=utf-8";
     return [Number(result.statusCode) || 200, headers, body];
   }
   if (result === undefined || result === null) return [200, {}, Buffer.alloc(0)];
@@ -140,7 +196,16 @@ function makeServer(instance) {
         body = Buffer.from(JSON.stringify({ error: `${e && e.name ? e.name : "Error"}: ${e && e.message ? e.message : e}`, type: "handler_error" }));
       }
       headers["Content-Length"] = body.length;
-      res.writeHead(status, headers).end(body);
+      try {
+        res.writeHead(status, headers);
+      } catch (e) {
+        // A header name or value that would break the response's framing (Node refuses it).
+        console.error(e);
+        const why = Buffer.from(JSON.stringify({ error: `the handler returned a header that is not valid: ${e.message}`, type: "handler_error" }));
+        res.writeHead(500, "Internal Server Error", { "Content-Type": "application/json", "Content-Length": why.length }).end(why);
+        return;
+      }
+      res.end(body);
     });
   });
   // The gateway keeps its connections open between requests: never time them out here.

@@ -2,6 +2,14 @@
 
 handle(event, context) -> {"statusCode", "headers", "body", "isBase64Encoded"} | str | dict | None
 
+The contract follows Scaleway's (their docs, and their local framework,
+scaleway-functions-python, where the docs say nothing): a dict with "body" or "statusCode" is
+a response record (status 200 by default; a header given as a list is sent once per value),
+any other dict is JSON; event["headers"] answers in any case and shows canonical names
+(Content-Type); repeated headers and query keys come as the framework gives them (joined with
+","; the first value), all of them in the multiValue* fields. `package/` (pip install
+--target package) next to the handler or at the root of the code is importable.
+
 Two ways to start:
 
 * `wrapper.py --zygote [--warm-up]` (what fnbox serve runs): the interpreter starts and this
@@ -52,9 +60,13 @@ def load_handler(spec):
         file = pkg_init
     if not os.path.exists(file):
         raise LookupError(f"{module_path}.py does not exist in the code directory")
-    for d in (os.path.dirname(file), code):
-        if d not in sys.path:
-            sys.path.insert(0, d)
+    # Where PYTHONPATH would put them (before the standard library), in this order: the
+    # handler's directory, the code's root, and the package/ directories Scaleway's packaging
+    # guide has users fill with `pip install --target package` (set here, in the instance,
+    # rather than in PYTHONPATH, which would cost the zygote).
+    here = os.path.dirname(file)
+    dirs = [here, code] + [p for p in (os.path.join(here, "package"), os.path.join(code, "package")) if os.path.isdir(p)]
+    sys.path[:0] = [d for i, d in enumerate(dirs) if d not in sys.path and d not in dirs[:i]]
     name = module_path.replace("/", ".")
     mspec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(mspec)
@@ -66,24 +78,90 @@ def load_handler(spec):
     return fn
 
 
-def make_event(method, target, headers, body, request_id):
+def canonical(name):
+    """'content-type' -> 'Content-Type': how Scaleway's framework names request headers."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+class Headers(dict):
+    """Request headers: found in any case (headers["content-type"], headers["Content-Type"]),
+    stored under their canonical names, which is what iterating, dict(), and json.dumps
+    show."""
+
+    def __init__(self, pairs=()):
+        super().__init__()
+        for k, v in pairs:
+            self[k] = v
+
+    @staticmethod
+    def _key(k):
+        return canonical(k) if isinstance(k, str) else k
+
+    def __getitem__(self, k):
+        return dict.__getitem__(self, self._key(k))
+
+    def __setitem__(self, k, v):
+        dict.__setitem__(self, self._key(k), v)
+
+    def __delitem__(self, k):
+        dict.__delitem__(self, self._key(k))
+
+    def __contains__(self, k):
+        return dict.__contains__(self, self._key(k))
+
+    def get(self, k, default=None):
+        return dict.get(self, self._key(k), default)
+
+    def pop(self, k, *default):
+        return dict.pop(self, self._key(k), *default)
+
+    def setdefault(self, k, default=None):
+        return dict.setdefault(self, self._key(k), default)
+
+    def update(self, other=(), **kw):
+        for k, v in (other.items() if hasattr(other, "items") else other):
+            self[k] = v
+        for k, v in kw.items():
+            self[k] = v
+
+    def copy(self):
+        return Headers(self.items())
+
+    def __reduce__(self):
+        return (Headers, (list(self.items()),))
+
+
+# Media types whose bodies reach the handler as text even when they are not valid UTF-8 (the
+# invalid bytes replaced), as Scaleway's frameworks give them: a multipart upload's parser
+# reads the text. Any other body that is not UTF-8 comes base64-encoded (isBase64Encoded).
+TEXT_TYPES = ("multipart/", "text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
+
+
+def make_event(method, target, pairs, body, request_id):
     path, _, query = target.partition("?")
-    params = {}
-    if query:
-        for k, v in parse_qsl(query, keep_blank_values=True):
-            params[k] = v
+    multi_query = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        multi_query.setdefault(k, []).append(v)
+    multi_headers = Headers()
+    for k, v in pairs:
+        multi_headers.setdefault(k, []).append(v)
+    # Repeated headers joined as the framework does (cookies as a browser sends them).
+    headers = Headers((k, ("; " if k == "Cookie" else ",").join(vs)) for k, vs in multi_headers.items())
     try:
         text, b64 = body.decode("utf-8"), False
     except UnicodeDecodeError:
-        text, b64 = base64.b64encode(body).decode("ascii"), True
+        if headers.get("content-type", "").lower().startswith(TEXT_TYPES):
+            text, b64 = body.decode("utf-8", "replace"), False
+        else:
+            text, b64 = base64.b64encode(body).decode("ascii"), True
     return {
         "resource": "",
         "path": path,
         "httpMethod": method,
         "headers": headers,
-        "multiValueHeaders": None,
-        "queryStringParameters": params,
-        "multiValueQueryStringParameters": None,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: vs[0] for k, vs in multi_query.items()},
+        "multiValueQueryStringParameters": multi_query,
         "pathParameters": None,
         "stageVariables": {},
         "requestContext": {"accountId": "", "resourceId": "", "stage": "", "requestId": request_id,
@@ -93,45 +171,64 @@ def make_event(method, target, headers, body, request_id):
     }
 
 
+def header_lines(headers):
+    """A record's headers as (name, value) pairs: a list value gives one line per item (as
+    Scaleway's frameworks send it), None none."""
+    out = []
+    for k, v in (headers or {}).items():
+        for item in (v if isinstance(v, (list, tuple)) else [v]):
+            if item is not None:
+                out.append((str(k), str(item)))
+    return out
+
+
 def to_response(result):
-    """The handler's result as (status, headers, body bytes)."""
-    if isinstance(result, dict) and "statusCode" in result:
+    """The handler's result as (status, [(name, value)], body bytes)."""
+    if isinstance(result, dict) and ("body" in result or "statusCode" in result):
         status = int(result.get("statusCode") or 200)
-        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        headers = header_lines(result.get("headers"))
+        has_type = any(k.lower() == "content-type" for k, _ in headers)
         body = result.get("body", "")
         if body is None:
             body = b""
         elif isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
-            headers.setdefault("Content-Type", "application/json")
+            if not has_type:
+                headers.append(("Content-Type", "application/json"))
+                has_type = True
         elif isinstance(body, bytes):
             pass
         elif result.get("isBase64Encoded"):
             body = base64.b64decode(body)
         else:
             body = str(body).encode()
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = "text/plain; charset=utf-8"
+        if not has_type:
+            headers.append(("Content-Type", "text/plain; charset=utf-8"))
         return status, headers, body
     if result is None:
-        return 200, {}, b""
+        return 200, [], b""
     if isinstance(result, bytes):
-        return 200, {"Content-Type": "application/octet-stream"}, result
+        return 200, [("Content-Type", "application/octet-stream")], result
     if isinstance(result, str):
-        return 200, {"Content-Type": "text/plain; charset=utf-8"}, result.encode()
-    return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
+        return 200, [("Content-Type", "text/plain; charset=utf-8")], result.encode()
+    return 200, [("Content-Type", "application/json")], json.dumps(result).encode()
+
+
+TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HOP = ("content-length", "connection", "transfer-encoding")
 
 
 def render(status, headers, body, keep_alive):
     head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"]
-    for k, v in headers.items():
-        if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+    for k, v in headers:
+        # A name or value that would break the response's framing is dropped, not sent.
+        if k and TOKEN.issuperset(k) and k.lower() not in HOP and "\n" not in v and "\r" not in v:
             head.append(f"{k}: {v}\r\n")
     head.append(f"Content-Length: {len(body)}\r\n")
     if not keep_alive:
         head.append("Connection: close\r\n")
     head.append("\r\n")
-    return "".join(head).encode("latin-1") + body
+    return "".join(head).encode("utf-8") + body
 
 
 class Connection:
@@ -154,11 +251,11 @@ class Connection:
         self.buf = self.buf[end + 4:]
         lines = head.split("\r\n")
         method, target, _ = lines[0].split(" ", 2)
-        headers = {}
+        headers = []
         for line in lines[1:]:
             k, _, v = line.partition(":")
-            headers[k.strip()] = v.strip()
-        lower = {k.lower(): v for k, v in headers.items()}
+            headers.append((k.strip(), v.strip()))
+        lower = {k.lower(): v for k, v in headers}
         length = int(lower.get("content-length", "0") or 0)
         if length > MAX_BODY:
             return method, target, headers, lower, None
@@ -179,7 +276,7 @@ class Connection:
                 method, target, headers, lower, body = req
                 keep_alive = lower.get("connection", "").lower() != "close"
                 if body is None:
-                    self.sock.sendall(render(413, {}, b"request body over 6 MiB\n", False))
+                    self.sock.sendall(render(413, [], b"request body over 6 MiB\n", False))
                     return
                 event = make_event(method, target, headers, body, lower.get("x-request-id", ""))
                 try:
@@ -187,7 +284,7 @@ class Connection:
                 except Exception as e:  # the handler's failure is the caller's 500, not the instance's end
                     traceback.print_exc()
                     sys.stderr.flush()
-                    status, rh = 500, {"Content-Type": "application/json"}
+                    status, rh = 500, [("Content-Type", "application/json")]
                     rb = json.dumps({"error": f"{type(e).__name__}: {e}", "type": "handler_error"}).encode()
                 self.sock.sendall(render(status, rh, rb, keep_alive))
                 if not keep_alive:

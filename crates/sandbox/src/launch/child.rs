@@ -7,6 +7,7 @@
 use super::program::ProgramConfig;
 use super::protocol as msg;
 use crate::rootfs::{self, Attach};
+use crate::spec::Access;
 use crate::sys::{self, fdpass, process};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ pub struct ChildConfig {
 pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
     let fd = sock.as_raw_fd();
     match setup(cfg, &sock) {
-        Ok(()) => super::init::run(cfg, sock, sentry),
+        Ok(layer) => super::init::run(cfg, sock, sentry, layer),
         Err(e) => {
             let mut m = vec![msg::SETUP_ERROR];
             m.extend_from_slice(e.as_bytes());
@@ -46,7 +47,8 @@ pub(super) fn exit(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
+/// Builds the sandbox; returns the writable layer's detached mount (see [`rootfs::finish`]).
+fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     // If the launcher dies, so does the sandbox.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
     if cfg.new_net {
@@ -86,7 +88,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     for (i, fd) in more.attached.into_iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f))) {
         put(&mut attached, i, fd);
     }
-    rootfs::finish(staged, disk, &mut attached).map_err(|e| e.to_string())?;
+    let layer = rootfs::finish(staged, disk, &mut attached).map_err(|e| e.to_string())?;
     crate::trace::mark("child: root built");
     if let Some(h) = &cfg.hostname {
         set_hostname(h)?;
@@ -101,7 +103,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<(), String> {
     // to Docker's set before it runs.)
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
     crate::trace::mark("child: ready");
-    Ok(())
+    Ok(layer)
 }
 
 /// Shows pid 1 as `fnbox-init` rather than the launcher's command line (which names the
@@ -173,7 +175,7 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;
-                got.attach.push(Attach { fd, target, dir: buf[1] == 1, readonly: buf[2] == 1 });
+                got.attach.push(Attach { fd, target, dir: buf[1] == 1, access: Access::from_byte(buf[2]) });
             }
             m if m == until => return Ok(got),
             m => return Err(format!("unexpected message {m} from the launcher")),

@@ -4,9 +4,10 @@
 //!
 //! Requests are JSON lines on the control descriptor; each gets one reply line there:
 //!
-//! * `{"op":"attach","source":"/host/dir","target":"/code","readonly":true}`: makes a host
-//!   path visible inside the running sandbox (idmapped, like `--bind`): how a function's code
-//!   is bound to a pre-warmed sandbox. `{"reply":"attach","ok":true}` or `..."error":"..."}`.
+//! * `{"op":"attach","source":"/host/dir","target":"/code","mode":"cow"}`: makes a host
+//!   path visible inside the running sandbox (idmapped, like `--bind`; `mode` is `ro` (the
+//!   default), `rw` or `cow`, as `--bind`'s suffix): how a function's code is bound to a
+//!   pre-warmed sandbox. `{"reply":"attach","ok":true}` or `..."error":"..."}`.
 //! * `{"op":"limits","memory_mb":256,"pids":1024}`: moves the sandbox to another memory tier
 //!   (and its CPU share) and pids limit.
 //! * `{"op":"kill"}`: ends the sandbox now (reported as `"ending":"stopped"`).
@@ -18,7 +19,7 @@ use super::Sandbox;
 use crate::cgroup::Limits;
 use crate::error::{Context, Result};
 use crate::spec::Tier;
-use crate::sys::{self, abi, fdpass};
+use crate::sys::{self, fdpass};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -54,7 +55,7 @@ impl Channels {
 /// What the supervisor asked for.
 pub enum Request {
     Kill,
-    Attach { source: String, target: String, readonly: bool },
+    Attach { source: String, target: String, mode: String },
     Limits { memory_mb: Option<u64>, pids: Option<u64> },
 }
 
@@ -91,7 +92,12 @@ fn parse(line: &[u8]) -> std::result::Result<Request, String> {
         Some("attach") => Ok(Request::Attach {
             source: s("source").ok_or("attach needs \"source\"")?,
             target: s("target").ok_or("attach needs \"target\"")?,
-            readonly: v["readonly"].as_bool().unwrap_or(true),
+            mode: match (v["mode"].as_str(), v["readonly"].as_bool()) {
+                (Some(m @ ("ro" | "rw" | "cow")), _) => m.to_string(),
+                (Some(m), _) => return Err(format!("attach mode {m:?} is not valid: use ro, rw or cow")),
+                (None, Some(false)) => "rw".to_string(),
+                (None, _) => "ro".to_string(),
+            },
         }),
         Some("limits") => Ok(Request::Limits { memory_mb: v["memory_mb"].as_u64(), pids: v["pids"].as_u64() }),
         other => Err(format!("unknown op {other:?}: use attach, limits or kill")),
@@ -108,10 +114,9 @@ impl Sandbox {
         let (op, r) = match req {
             Err(e) => ("?", Err(e)),
             Ok(Request::Kill) => return true,
-            Ok(Request::Attach { source, target, readonly }) => (
-                "attach",
-                self.attach_live(Path::new(&source), Path::new(&target), readonly, state).map_err(|e| e.to_string()),
-            ),
+            Ok(Request::Attach { source, target, mode }) => {
+                ("attach", self.attach_live(&format!("{source}:{target}:{mode}"), state).map_err(|e| e.to_string()))
+            }
             Ok(Request::Limits { memory_mb, pids }) => {
                 ("limits", self.set_limits(memory_mb, pids).map_err(|e| e.to_string()))
             }
@@ -124,25 +129,14 @@ impl Sandbox {
         false
     }
 
-    /// Makes `source` visible at `target` inside the running sandbox.
-    pub(super) fn attach_live(
-        &mut self,
-        source: &Path,
-        target: &Path,
-        readonly: bool,
-        state: &mut super::supervise::Collected,
-    ) -> Result<()> {
-        let bind = crate::spec::Bind::parse(&format!(
-            "{}:{}{}",
-            source.display(),
-            target.display(),
-            if readonly { ":ro" } else { "" }
-        ))?;
+    /// Makes a bind (`SRC:DST:MODE`, as `--bind`) visible inside the running sandbox.
+    pub(super) fn attach_live(&mut self, spec: &str, state: &mut super::supervise::Collected) -> Result<()> {
+        let bind = crate::spec::Bind::parse(spec)?;
+        let (source, target) = (&bind.source, &bind.target);
         let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
             .context(|| "cannot open the sandbox's user namespace".into())?;
-        let extra = abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
-        let fd = super::idmapped(&bind.source, &userns, extra, true)?;
-        let m = super::attach_msg(&bind.target, bind.source.is_dir(), readonly);
+        let fd = super::idmapped(&bind.source, &userns, super::bind_attrs(bind.access), true)?;
+        let m = super::attach_msg(&bind.target, bind.source.is_dir(), bind.access);
         fdpass::send(self.sock.as_raw_fd(), &m, &[fd.as_raw_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;

@@ -10,6 +10,7 @@ use super::child::{exit, ChildConfig};
 use super::protocol as msg;
 use crate::rootfs;
 use crate::seccomp::{self, Policy};
+use crate::spec::Access;
 use crate::sys::{self, fdpass, mount, process, signal};
 use crate::syscalls::Action;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -23,13 +24,20 @@ const INIT_ALLOWLIST: &[&str] = &[
     "exit_group", "move_mount", "mount_setattr", "mkdirat", "mkdir", "openat", "newfstatat", "statx",
     "fstat", "getpid", "gettid", "brk", "mmap", "munmap", "mremap", "madvise", "futex", "fcntl",
     "sigaltstack", "getrandom", "clock_gettime", "dup3",
+    // Copy-on-write binds attached later (rootfs::attach_cow): a scratch tmpfs and an overlay.
+    "fsopen", "fsconfig", "fsmount", "umount2",
 ];
 
-pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
-    // Keep only the launcher socket, as fd 3 (and the Sentry's, as fd 4); nothing else of the
-    // launcher's reaches the program (CVE-2024-21626).
-    let kept = sys::keep_only(std::iter::once(sock).chain(sentry).collect());
-    let (sock_fd, sentry_fd) = (kept[0], kept.get(1).copied());
+/// `layer`: the writable layer's detached mount, for a copy-on-write bind attached later.
+pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Option<OwnedFd>) -> ! {
+    // Keep only the launcher socket, as fd 3 (and the Sentry's, as fd 4, then the layer);
+    // nothing else of the launcher's reaches the program (CVE-2024-21626), and the layer is
+    // close-on-exec.
+    let has_sentry = sentry.is_some();
+    let kept = sys::keep_only(std::iter::once(sock).chain(sentry).chain(layer).collect());
+    let sock_fd = kept[0];
+    let sentry_fd = if has_sentry { kept.get(1).copied() } else { None };
+    let layer_fd = kept.get(1 + has_sentry as usize).copied();
     let all = signal::SigSet::full();
     let _ = signal::set_mask(libc::SIG_SETMASK, &all);
     for &s in signal::FORWARDED {
@@ -82,7 +90,9 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
     if let Err(e) = seccomp::install(&own, seccomp::InstallFlags::default()) {
         report_setup(sock_fd, &format!("cannot install the init's seccomp filter: {e}"));
     }
-    serve(pid, sock_fd, &all, hold.map(|(_, w)| w))
+    // SAFETY: keep_only made this descriptor ours alone; the init owns it from here.
+    let layer = layer_fd.map(|fd| unsafe { sys::owned(fd) });
+    serve(pid, sock_fd, &all, hold.map(|(_, w)| w), layer)
 }
 
 /// Starts the program in a process that shares the init's memory until its `execve`
@@ -147,7 +157,13 @@ fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
 
 /// Waits for the program's end, passing signals on, attaching mounts on request and releasing
 /// a held program on `START`.
-fn serve(pid: libc::pid_t, sock: RawFd, all: &signal::SigSet, mut hold: Option<RawFd>) -> ! {
+fn serve(
+    pid: libc::pid_t,
+    sock: RawFd,
+    all: &signal::SigSet,
+    mut hold: Option<RawFd>,
+    mut layer: Option<OwnedFd>,
+) -> ! {
     let sigfd = match signal::signalfd(all) {
         Ok(fd) => fd,
         Err(e) => report_setup(sock, &format!("signalfd: {e}")),
@@ -169,9 +185,16 @@ fn serve(pid: libc::pid_t, sock: RawFd, all: &signal::SigSet, mut hold: Option<R
             match fdpass::recv(&*sock_owned, &mut buf) {
                 Ok((n, mut fds)) if n >= 3 && buf[0] == msg::ATTACH => {
                     let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
-                    let r = match fds.pop() {
-                        Some(fd) => attach(&fd, &target, buf[1] == 1),
-                        None => Err(libc::EBADF),
+                    let r = match (fds.pop(), Access::from_byte(buf[2])) {
+                        (Some(fd), Access::CopyOnWrite) => match layer.take() {
+                            Some(l) => {
+                                rootfs::attach_cow(&fd, l, &target).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+                            }
+                            // One copy-on-write bind per sandbox: the layer's copy is used up.
+                            None => Err(libc::EBUSY),
+                        },
+                        (Some(fd), _) => attach(&fd, &target, buf[1] == 1),
+                        (None, _) => Err(libc::EBADF),
                     };
                     let mut reply = vec![msg::ATTACHED];
                     reply.extend_from_slice(&r.err().unwrap_or(0).to_le_bytes());

@@ -26,7 +26,7 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
-use crate::spec::{Image, SandboxKind, SandboxSpec};
+use crate::spec::{Access, Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 use std::ffi::CString;
@@ -273,17 +273,15 @@ impl Sandbox {
                     abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID,
                     true,
                 )?;
-                send(&attach_msg(&p, true, true), Some(&fd))?;
+                send(&attach_msg(&p, true, Access::ReadOnly), Some(&fd))?;
             }
         }
         if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
-            send(&attach_msg(Path::new("/proc"), true, true), Some(&proc_placeholder()?))?;
+            send(&attach_msg(Path::new("/proc"), true, Access::ReadOnly), Some(&proc_placeholder()?))?;
         }
         for b in &self.spec.binds {
-            let extra =
-                abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if b.readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
-            let fd = idmapped(&b.source, &userns, extra, true)?;
-            send(&attach_msg(&b.target, b.source.is_dir(), b.readonly), Some(&fd))?;
+            let fd = idmapped(&b.source, &userns, bind_attrs(b.access), true)?;
+            send(&attach_msg(&b.target, b.source.is_dir(), b.access), Some(&fd))?;
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
@@ -415,8 +413,14 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
     }
 }
 
-fn attach_msg(target: &Path, dir: bool, readonly: bool) -> Vec<u8> {
-    let mut m = vec![protocol::ATTACH, dir as u8, readonly as u8];
+/// Mount attributes of a bind's host directory as the sandbox sees it (the lower layer of a
+/// copy-on-write bind is read-only: writes go to the overlay above it).
+fn bind_attrs(access: Access) -> u64 {
+    abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if access.source_readonly() { abi::MOUNT_ATTR_RDONLY } else { 0 }
+}
+
+fn attach_msg(target: &Path, dir: bool, access: Access) -> Vec<u8> {
+    let mut m = vec![protocol::ATTACH, dir as u8, access.to_byte()];
     m.extend_from_slice(target.as_os_str().as_encoded_bytes());
     m
 }

@@ -5,7 +5,8 @@
 pub const LOWER: u8 = b'L';
 /// Launcher → sandbox: the disk-backed writable layer; one descriptor.
 pub const DISK: u8 = b'D';
-/// Launcher → sandbox: a mount to attach: `[ATTACH, is_dir, readonly, target...]`; one descriptor.
+/// Launcher → sandbox: a mount to attach: `[ATTACH, is_dir, access, target...]` (access:
+/// [`crate::spec::Access::to_byte`]); one descriptor.
 pub const ATTACH: u8 = b'A';
 /// Launcher → sandbox: the image and attachments are sent; build what does not need the disk.
 pub const STAGE: u8 = b'P';

@@ -12,6 +12,7 @@ mod dev;
 pub mod host;
 
 use crate::error::{Error, Result};
+use crate::spec::Access;
 use crate::sys::{self, abi, mount};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -50,14 +51,23 @@ pub struct Attach {
     pub target: PathBuf,
     /// Whether the source is a directory (else a file: the target is created as a file).
     pub dir: bool,
-    pub readonly: bool,
+    pub access: Access,
+}
+
+/// A staged mount waiting to be moved into the new root.
+struct Move {
+    from: PathBuf,
+    /// Absolute path inside the sandbox.
+    to: PathBuf,
+    dir: bool,
+    /// Put an overlay there instead, `from` its lower layer (see [`Access::CopyOnWrite`]).
+    cow: bool,
 }
 
 /// Mounts built before the root exists, waiting on the staging tmpfs to be moved in.
 pub struct Staged {
     stage: PathBuf,
-    /// (staging path, path inside the sandbox, is a directory)
-    moves: Vec<(PathBuf, PathBuf, bool)>,
+    moves: Vec<Move>,
     tmp_in_memory: bool,
     lowers: usize,
     container: Option<container::ContainerLayout>,
@@ -92,11 +102,11 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
         let at = stage.join(format!("a{i}"));
         make_mountpoint(&at, a.dir)?;
         mount::move_mount_to(&a.fd, &at).map_err(|e| err("cannot attach", &a.target, e))?;
-        if a.readonly {
+        if a.access.source_readonly() {
             mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
         }
-        moves.push((at, a.target.clone(), a.dir));
+        moves.push(Move { from: at, to: a.target.clone(), dir: a.dir, cow: a.access == Access::CopyOnWrite });
     }
     let staged = |moves| Staged {
         stage: stage.clone(),
@@ -110,17 +120,17 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     }
     let dev = stage.join("dev");
     dev::mount_dev(&dev, layout.dev_size.as_deref())?;
-    moves.push((dev, "/dev".into(), true));
+    moves.push(Move { from: dev, to: "/dev".into(), dir: true, cow: false });
     // v2's /proc placeholder comes from the launcher, among the attachments.
     if layout.proc == ProcMode::Kernel {
         let proc_dir = stage.join("proc");
         dev::mount_proc(&proc_dir)?;
-        moves.push((proc_dir, "/proc".into(), true));
+        moves.push(Move { from: proc_dir, to: "/proc".into(), dir: true, cow: false });
     }
     if layout.sys {
         let sys_dir = stage.join("sys");
         dev::mount_sys(&sys_dir)?;
-        moves.push((sys_dir, "/sys".into(), true));
+        moves.push(Move { from: sys_dir, to: "/sys".into(), dir: true, cow: false });
     }
     Ok(staged(moves))
 }
@@ -134,10 +144,14 @@ fn lower_name(i: usize) -> String {
     }
 }
 
-/// Second half: the overlay root on the writable layer, the staged mounts moved into it, a
-/// container's own mounts (`attached[i]`: the launcher's mount for its mount `i`), and
-/// `pivot_root`.
-pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -> Result<()> {
+/// Second half: the overlay root on the writable layer, the staged mounts moved into it (the
+/// copy-on-write ones under an overlay of their own on the same layer), a container's own
+/// mounts (`attached[i]`: the launcher's mount for its mount `i`), and `pivot_root`.
+///
+/// Returns a detached copy of the writable layer's mount (not for containers), which the
+/// init keeps to put copy-on-write binds attached later on it (see [`attach_cow`]): after
+/// `pivot_root`, the layer is mounted nowhere in the sandbox.
+pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -> Result<Option<OwnedFd>> {
     let stage = &staged.stage;
     let disk_dir = stage.join("disk");
     let root = stage.join("root");
@@ -151,10 +165,16 @@ pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -
     );
     mount::mount(Some("fnbox-root"), &root, Some("overlay"), 0, Some(&opts))
         .map_err(|e| err("cannot mount the root overlay on", &root, e))?;
-    for (from, target, dir) in &staged.moves {
-        let to = inside(&root, target);
-        make_mountpoint(&to, *dir)?;
-        move_to(from, &to).map_err(|e| err("cannot move the staged mount to", target, e))?;
+    for (i, m) in staged.moves.iter().enumerate() {
+        let to = inside(&root, &m.to);
+        make_mountpoint(&to, m.dir)?;
+        if m.cow {
+            let overlay = cow_overlay(&m.from, &disk_dir.join(format!("cow/{i}")))
+                .map_err(|e| err("cannot make a copy-on-write overlay for", &m.to, e))?;
+            mount::move_mount_to(&overlay, &to).map_err(|e| err("cannot attach the overlay at", &m.to, e))?;
+        } else {
+            move_to(&m.from, &to).map_err(|e| err("cannot move the staged mount to", &m.to, e))?;
+        }
     }
     if staged.tmp_in_memory {
         let tmp = root.join("tmp");
@@ -165,12 +185,61 @@ pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -
     if let Some(c) = &staged.container {
         container::apply(&root, c, attached)?;
     }
+    let layer = match staged.container {
+        Some(_) => None,
+        None => Some(mount::clone_tree(&disk_dir, false).map_err(|e| err("cannot keep a copy of", &disk_dir, e))?),
+    };
     pivot(&root)?;
     if staged.container.as_ref().is_some_and(|c| c.readonly_root) {
         mount::set_attr(None, Path::new("/"), abi::MOUNT_ATTR_RDONLY, 0, false)
             .map_err(|e| err("cannot make read-only", Path::new("/"), e))?;
     }
-    Ok(())
+    Ok(layer)
+}
+
+/// A detached overlay mount: `lower` (read-only) under an upper layer in `layer` (a directory
+/// on the sandbox's writable layer, created here), so writes land in the sandbox's own disk.
+fn cow_overlay(lower: &Path, layer: &Path) -> std::io::Result<OwnedFd> {
+    let (upper, work) = (layer.join("upper"), layer.join("work"));
+    std::fs::create_dir_all(&upper)?;
+    std::fs::create_dir_all(&work)?;
+    let path = |p: &Path| match p.to_str() {
+        // ':' separates lower layers; ',' the options of an older kernel's mount data.
+        Some(s) if !s.contains([':', ',']) => Ok(s.to_string()),
+        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} has ':' or ','", p.display()))),
+    };
+    let fs = mount::FsContext::open("overlay")?;
+    fs.set_string("lowerdir", &path(lower)?)?;
+    fs.set_string("upperdir", &path(&upper)?)?;
+    fs.set_string("workdir", &path(&work)?)?;
+    // The sandbox's root is no host root: overlayfs keeps its metadata in user.* xattrs.
+    fs.set_flag("userxattr")?;
+    fs.mount(0)
+}
+
+/// The init's half of a copy-on-write bind attached to a running sandbox: `lower` (the
+/// launcher's read-only, idmapped mount of the host directory) under an overlay whose upper
+/// layer is on `layer` (from [`finish`]; used once), mounted at `target`. Overlayfs takes its
+/// layers by path: both are mounted for the moment on a small tmpfs at `target`, which is
+/// gone once the overlay replaces it (the overlay holds its own references to its layers).
+pub fn attach_cow(lower: &OwnedFd, layer: OwnedFd, target: &Path) -> std::io::Result<()> {
+    make_mountpoint(target, true).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let scratch = mount::FsContext::open("tmpfs")?;
+    scratch.set_string("size", "4k")?;
+    scratch.set_string("mode", "700")?;
+    let scratch = scratch.mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)?;
+    mount::move_mount_to(&scratch, target)?;
+    let built = (|| {
+        let (l, u) = (target.join("l"), target.join("u"));
+        std::fs::create_dir(&l)?;
+        std::fs::create_dir(&u)?;
+        mount::move_mount_to(lower, &l)?;
+        mount::move_mount_to(&layer, &u)?;
+        cow_overlay(&l, &u.join("cow/live"))
+    })();
+    // Whatever happened, the scratch tmpfs (and the layers on it) leave `target`.
+    let _ = mount::umount2(target, libc::MNT_DETACH);
+    mount::move_mount_to(&built?, target)
 }
 
 /// `mount(MS_MOVE)`: moves a mount (with everything mounted under it).
