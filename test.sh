@@ -11,4 +11,4 @@ fi
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace -q
-cargo test --release --workspace "$@"
+cargo test --release --workspace --no-fail-fast "$@"
