@@ -125,3 +125,20 @@ fn a_body_over_the_budget_wait_gets_503_and_the_server_stays_up() {
     drop(hog);
     assert!(eventually(Duration::from_secs(10), || s.request("POST", "/fn/hello/", &[], b"hi").status == 200));
 }
+
+#[test]
+fn a_body_that_does_not_arrive_in_time_gets_408() {
+    let s = Server::start_with("slowbody", &["--body-timeout", "2"]);
+    s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"POST /fn/hello/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = c.read(&mut buf) {
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 2 s"), "{answer}");
+}

@@ -14,7 +14,7 @@
 //! DELETE /api/v1/functions/NAME/tokens/ID
 //! ```
 
-use super::body::{BodyError, BodyReader};
+use super::body::{BodyError, BodyReader, Sender};
 use super::{error, full, json, text, Body};
 use crate::codestore::ZIP_MAX;
 use crate::error::Error;
@@ -38,16 +38,17 @@ fn admin_token(req: &Request<Incoming>) -> Option<&str> {
         .or_else(|| h.get("x-auth-token").and_then(|v| v.to_str().ok()))
 }
 
-/// Admin bodies are read under the body deadline but not counted in the body budget: the
-/// caller has shown the admin token, and a code zip may be larger than the whole budget.
+/// Admin bodies are not counted in the body budget (a code zip may be larger than all of it)
+/// and get a longer deadline: the caller has shown the admin token.
 async fn read_body(bodies: &BodyReader, req: Request<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    match bodies.read(req.into_body(), limit, declared, false).await {
+    match bodies.read(req.into_body(), limit, declared, Sender::Admin).await {
         Ok(b) => Ok(b.bytes),
         Err(BodyError::TooLarge) => Err(Error::TooLarge(format!("{what} is over the {} MiB limit", limit >> 20))),
-        Err(BodyError::TimedOut(d)) => {
-            Err(Error::Invalid(format!("{what} did not arrive within {} s (fnbox serve --body-timeout)", d.as_secs())))
-        }
+        Err(BodyError::TimedOut(d)) => Err(Error::Invalid(format!(
+            "{what} did not arrive within {} s (10 times fnbox serve --body-timeout)",
+            d.as_secs()
+        ))),
         Err(BodyError::Read(e)) => Err(Error::Invalid(format!("{what} could not be read: {e}"))),
         Err(BodyError::Busy(n)) => Err(Error::Internal(format!("the server holds its {} MiB of bodies", n >> 20))),
     }

@@ -14,6 +14,18 @@ use tokio::time::{timeout_at, Instant};
 
 /// How long a request waits for room in the budget before it gets 503.
 const BUDGET_WAIT: Duration = Duration::from_secs(2);
+/// The admin's bodies (a code zip, up to 100 MiB) get this many times the body timeout: a
+/// deploy over a slow link must not fail, and the caller has shown the admin token.
+const ADMIN_TIMEOUT_FACTOR: u32 = 10;
+
+/// Who sends a body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sender {
+    /// Anyone (a function call): the body counts in the shared budget, under the body timeout.
+    Anyone,
+    /// The admin (checked before the body is read): not counted, a longer deadline.
+    Admin,
+}
 
 /// Reads request bodies: the deadline of one body and the budget shared by all.
 #[derive(Clone)]
@@ -73,25 +85,28 @@ impl BodyReader {
     }
 
     /// Reads a whole body of at most `limit` bytes (`declared`: its Content-Length, if any).
-    /// `counted`: it takes its size from the shared budget while it is held.
     pub async fn read(
         &self,
         mut body: Incoming,
         limit: usize,
         declared: Option<usize>,
-        counted: bool,
+        sender: Sender,
     ) -> Result<HeldBody, BodyError> {
         if declared.is_some_and(|n| n > limit) {
             return Err(BodyError::TooLarge);
         }
-        let deadline = Instant::now() + self.timeout;
-        let mut share = Share { reader: self, permit: None, held: 0, counted };
+        let timeout = match sender {
+            Sender::Anyone => self.timeout,
+            Sender::Admin => self.timeout * ADMIN_TIMEOUT_FACTOR,
+        };
+        let deadline = Instant::now() + timeout;
+        let mut share = Share { reader: self, permit: None, held: 0, counted: sender == Sender::Anyone };
         // A declared size is taken at once: a request waits for room before any byte is read.
         share.grow(declared.unwrap_or(0), deadline).await?;
         let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
         loop {
             let frame = match timeout_at(deadline, body.frame()).await {
-                Err(_) => return Err(BodyError::TimedOut(self.timeout)),
+                Err(_) => return Err(BodyError::TimedOut(timeout)),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
                 Ok(Some(Ok(f))) => f,

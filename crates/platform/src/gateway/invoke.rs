@@ -2,7 +2,7 @@
 //! the request over its socket under the function's timeout, and turn every failure into a
 //! status and a body that say what happened.
 
-use super::body::{BodyError, BodyReader};
+use super::body::{BodyError, BodyReader, Sender};
 use super::{full, text, Body};
 use crate::function::PAYLOAD_MAX;
 use crate::instances::pool::{AcquireError, Outcome};
@@ -101,7 +101,7 @@ async fn call(
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let (parts, body) = req.into_parts();
     // Held (and counted against the server's body budget) until the instance has answered.
-    let held = match bodies.read(body, PAYLOAD_MAX, declared, true).await {
+    let held = match bodies.read(body, PAYLOAD_MAX, declared, Sender::Anyone).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return too_large(),
         Err(e) => return e.response(PAYLOAD_MAX),
