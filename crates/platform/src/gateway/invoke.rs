@@ -33,6 +33,16 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// Is this `Authorization` value one of fnbox's tokens (the admin's, or one of the
+/// function's)? Those open the gateway and are never the function's to see; any other
+/// scheme or token is the function's own business and passes.
+fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
+    v.to_str()
+        .ok()
+        .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
+        .is_some_and(|t| p.tokens.may_invoke(name, t))
+}
+
 pub async fn invoke(
     p: &Arc<Platform>,
     name: &str,
@@ -42,6 +52,12 @@ pub async fn invoke(
 ) -> Response<Body> {
     let t0 = Instant::now();
     let Some(pool) = p.pool(name) else {
+        if p.disabled(name).is_some() {
+            return text(
+                503,
+                format!("function '{name}' is disabled: its registry entry cannot be served; `fnbox ls` tells its operator why"),
+            );
+        }
         return text(
             404,
             format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`"),
@@ -101,7 +117,12 @@ async fn call(
     let mut up = Request::builder().method(parts.method).uri(target);
     let mut forwarded_for = None;
     for (k, v) in parts.headers.iter() {
-        if hop_by_hop(k) || k == "x-auth-token" || k == "content-length" || k == "x-request-id" {
+        if hop_by_hop(k)
+            || k == "x-auth-token"
+            || k == "content-length"
+            || k == "x-request-id"
+            || (k == "authorization" && carries_fnbox_token(p, name, v))
+        {
             continue;
         }
         if k == "x-forwarded-for" {
