@@ -178,3 +178,42 @@ fn run_refuses_bad_numbers_kernel_views_and_missing_workdirs() {
     }
     scope.assert_clean();
 }
+
+#[test]
+fn handler_headers_and_status_are_checked_and_the_instance_kept() {
+    let s = Server::start("answers");
+    let py = TempDir::with(
+        "py",
+        &[(
+            "handler.py",
+            "def handle(event, context):\n    q = event['queryStringParameters']\n    if q.get('inject'):\n        return {'statusCode': 200, 'headers': {'X-A': 'a\\r\\nSet-Cookie: evil=1'}, 'body': 'x'}\n    if q.get('status'):\n        return {'statusCode': int(q['status']), 'body': 'x'}\n    if q.get('euro'):\n        return {'statusCode': 200, 'headers': {'X-Price': '5 \u{20ac}'}, 'body': 'x'}\n    return {'statusCode': 201, 'headers': {'X-Ok': 'yes'}, 'body': 'fine'}\n",
+        )],
+    );
+    let node = TempDir::with(
+        "node",
+        &[(
+            "handler.js",
+            "exports.handle = async (event) => {\n  const q = event.queryStringParameters;\n  if (q.inject) return { statusCode: 200, headers: { 'X-A': 'a\\r\\nSet-Cookie: evil=1' }, body: 'x' };\n  if (q.status) return { statusCode: Number(q.status), body: 'x' };\n  if (q.euro) return { statusCode: 200, headers: { 'X-Price': '5 \u{20ac}' }, body: 'x' };\n  return { statusCode: 201, headers: { 'X-Ok': 'yes' }, body: 'fine' };\n};\n",
+        )],
+    );
+    s.deploy("ans-py", py.path(), &["--runtime", "python3", "--max-scale", "1"]);
+    s.deploy("ans-node", node.path(), &["--runtime", "node", "--max-scale", "1"]);
+    for name in ["ans-py", "ans-node"] {
+        let r = s.get(&format!("/fn/{name}/"));
+        assert_eq!((r.status, r.header("x-ok"), r.text().as_str()), (201, Some("yes"), "fine"), "{name}");
+        let r = s.get(&format!("/fn/{name}/?inject=1"));
+        assert_eq!(r.status, 500, "{name}: {}", r.text());
+        assert!(r.header("set-cookie").is_none(), "{name}: a header was injected");
+        assert!(r.text().contains("header 'X-A' has a control character"), "{name}: {}", r.text());
+        let r = s.get(&format!("/fn/{name}/?status=1000"));
+        assert_eq!(r.status, 500, "{name}: {}", r.text());
+        assert!(r.text().contains("statusCode 1000 is not an HTTP status"), "{name}: {}", r.text());
+        assert_eq!(s.get(&format!("/fn/{name}/?euro=1")).status, 200, "{name}");
+        // The same instance served on: nothing crashed, nothing was restarted.
+        assert_eq!(s.get(&format!("/fn/{name}/")).status, 201, "{name}");
+        let logs = s.logs(name);
+        assert!(logs.contains("not valid HTTP"), "{name}: {logs}");
+        assert!(!logs.contains("crashed") && !logs.contains("failed:"), "{name}: {logs}");
+        assert_eq!(logs.matches("instance started").count().max(1), 1, "{name}: {logs}");
+    }
+}

@@ -174,7 +174,11 @@ impl Platform {
         }
         let code = self.code.tree(&config.code);
         self.checker.check_handler(name, &config, &code).await.map_err(|why| {
-            Error::HandlerCheck(format!("handler '{}' of function '{name}' cannot be loaded: {why}", config.handler))
+            Error::HandlerCheck(format!(
+                "handler '{}' of function '{name}' cannot be loaded: {}",
+                config.handler,
+                self.without_host_paths(&why)
+            ))
         })?;
         let _one = self.changes.lock().await;
         let function = self.registry.put(name, &config)?;
@@ -235,6 +239,17 @@ impl Platform {
         v.extend(disabled.iter().map(|(name, why)| Listed::Disabled { name: name.clone(), disabled: why.clone() }));
         v.sort_by(|a, b| a.name().cmp(b.name()));
         v
+    }
+
+    /// `msg` with the server's host paths (data directory, fnbox binary) replaced by names:
+    /// what an answer may say about a failure without telling a client the host's layout.
+    pub fn without_host_paths(&self, msg: &str) -> String {
+        let exe = self.checker.launcher.exe.to_string_lossy().into_owned();
+        let data = self.data_dir.to_string_lossy().into_owned();
+        // The longer first: the binary may live in the data directory.
+        let mut pairs = [(exe, "fnbox"), (data, "DATA_DIR")];
+        pairs.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        pairs.iter().filter(|(p, _)| p.len() > 1).fold(msg.to_string(), |m, (p, name)| m.replace(p.as_str(), name))
     }
 
     /// Why a function that is in the registry cannot be served, if it is disabled.

@@ -2,6 +2,7 @@
 //! the request over its socket under the function's timeout, and turn every failure into a
 //! status and a body that say what happened.
 
+use super::answer::{handler_answer, hop_by_hop};
 use super::{full, text, Body};
 use crate::function::PAYLOAD_MAX;
 use crate::instances::pool::{AcquireError, Outcome};
@@ -10,28 +11,11 @@ use crate::instances::EndCause;
 use crate::platform::Platform;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Headers that belong to one hop, not to the function.
-fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-authorization"
-            | "proxy-connection"
-            // The gateway has already read the whole body: no 100-continue to wait for.
-            | "expect"
-    )
-}
 
 /// Is this `Authorization` value one of fnbox's tokens (the admin's, or one of the
 /// function's)? Those open the gateway and are never the function's to see; any other
@@ -158,7 +142,7 @@ async fn call(
             return text(503, format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()))
         }
         Err(AcquireError::StartFailed(e)) => {
-            return text(502, format!("function '{name}' could not start an instance: {}", e.message))
+            return text(502, format!("function '{name}' could not start an instance: {}", p.without_host_paths(&e.message)))
         }
         Err(AcquireError::Removed) => return text(404, format!("function '{name}' was removed")),
     };
@@ -196,6 +180,7 @@ async fn call(
                 None => format!("the connection to its instance failed ({e})"),
             };
             p.logs.event(name, &inst.id, format!("request {request_id} failed: {why}"));
+            let why = p.without_host_paths(&why);
             return text(502, format!("function '{name}' failed: {why}; the next request gets a new instance"));
         }
         Ok(Ok(r)) => r,
@@ -211,9 +196,9 @@ async fn call(
     }
     lease.finish(Outcome::Served);
     let (mut parts, body) = resp.into_parts();
-    let hop: Vec<HeaderName> = parts.headers.keys().filter(|k| hop_by_hop(k)).cloned().collect();
-    for k in hop {
-        parts.headers.remove(k);
+    if let Err(why) = handler_answer(&mut parts) {
+        p.logs.event(name, &inst.id, format!("request {request_id}: the handler's answer is not valid HTTP: {why}"));
+        return text(500, format!("function '{name}' returned an answer that is not valid HTTP: {why}"));
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         parts.headers.insert("x-request-id", v);

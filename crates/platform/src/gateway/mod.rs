@@ -3,6 +3,7 @@
 //! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
 
 pub mod admin;
+pub mod answer;
 pub mod invoke;
 
 use crate::platform::Platform;
