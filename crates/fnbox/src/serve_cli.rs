@@ -270,7 +270,9 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 cgroup_parent: a.cgroup_parent,
                 exe,
                 warm,
-                secret_key_file: a.secret_key_file.or_else(|| std::env::var_os("FNBOX_SECRET_KEY_FILE").map(PathBuf::from)),
+                secret_key_file: a
+                    .secret_key_file
+                    .or_else(|| std::env::var_os("FNBOX_SECRET_KEY_FILE").map(PathBuf::from)),
                 metrics_public: a.metrics_public,
             };
             match server::serve(opts) {

@@ -52,7 +52,8 @@ fn secrets_are_sealed_in_private_files_and_still_reach_the_function() {
     check(&s);
     // Whatever the modes were (an older fnbox, a umask), a start makes them private again.
     s.stop();
-    for (f, m) in [("", 0o755), ("registry.db", 0o644), ("secret.key", 0o644), ("admin.token", 0o644), ("code", 0o755)] {
+    for (f, m) in [("", 0o755), ("registry.db", 0o644), ("secret.key", 0o644), ("admin.token", 0o644), ("code", 0o755)]
+    {
         std::fs::set_permissions(s.data.join(f), std::fs::Permissions::from_mode(m)).unwrap();
     }
     s.launch();
@@ -66,8 +67,18 @@ fn environments_are_passed_byte_exact_on_every_path() {
     // v1 reads the environment from the env file, v2 from the zygote's bind message.
     for sandbox in ["v1", "v2"] {
         let name = format!("env-{sandbox}");
-        let args =
-            ["--runtime", "python3", "--sandbox", sandbox, "--env", "A=x\nINJECTED=1", "--env", "B= y  ", "--env", "my-var.x=ok"];
+        let args = [
+            "--runtime",
+            "python3",
+            "--sandbox",
+            sandbox,
+            "--env",
+            "A=x\nINJECTED=1",
+            "--env",
+            "B= y  ",
+            "--env",
+            "my-var.x=ok",
+        ];
         s.deploy(&name, code.path(), &args);
         let r = s.get(&format!("/fn/{name}/"));
         assert_eq!(r.status, 200, "{}", r.text());
@@ -173,7 +184,8 @@ fn run_refuses_bad_numbers_kernel_views_and_missing_workdirs() {
         refused(&["--bind", "/proc/self/fd:/fds"], "/proc or /sys");
         refused(&["--workdir", "/nonexistent"], "cannot use working directory /nonexistent");
         refused(&["--env", "A\nB=1"], "is not valid");
-        let out = scope.run(kind, &["--env", "A=x\nB=y ", "--workdir", "/usr"], &["sh", "-c", "printf '[%s]' \"$A\"; pwd"]);
+        let out =
+            scope.run(kind, &["--env", "A=x\nB=y ", "--workdir", "/usr"], &["sh", "-c", "printf '[%s]' \"$A\"; pwd"]);
         assert_eq!(ok(&out), "[x\nB=y ]/usr\n", "{kind}");
     }
     scope.assert_clean();

@@ -10,8 +10,8 @@
 use crate::error::{Context, Error, Result};
 use fnbox_sandbox::sys::{self, abi};
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -240,8 +240,11 @@ fn make_symlink(root: &std::fs::File, rel: &Path, target: &str) -> Result<()> {
             "symlink '{name}' lies under another symlink ({e}): put links only in real directories of the code"
         ))
     })?;
-    sys::symlinkat(Path::new(target), Some(dir.as_raw_fd()), Path::new(file))
-        .map_err(|e| rejected(format!("symlink '{name}' cannot be created ({e}): is its path in the zip twice, or also a directory?")))
+    sys::symlinkat(Path::new(target), Some(dir.as_raw_fd()), Path::new(file)).map_err(|e| {
+        rejected(format!(
+            "symlink '{name}' cannot be created ({e}): is its path in the zip twice, or also a directory?"
+        ))
+    })
 }
 
 /// Follows the symlink `rel` as the kernel would, refusing it if it (or a link it goes
@@ -326,8 +329,12 @@ mod tests {
         let looped = zip_of(&[("x", Some("y"), b""), ("y", Some("x"), b"")]);
         assert!(store.put_zip(&looped).unwrap_err().to_string().contains("cannot be followed"));
         // Chains that stay inside, and links to nothing inside, are fine.
-        let fine =
-            zip_of(&[("lib/a.py", None, b"y"), ("l1", Some("lib"), b""), ("l2", Some("l1/a.py"), b""), ("d", Some("nope"), b"")]);
+        let fine = zip_of(&[
+            ("lib/a.py", None, b"y"),
+            ("l1", Some("lib"), b""),
+            ("l2", Some("l1/a.py"), b""),
+            ("d", Some("nope"), b""),
+        ]);
         let d = store.put_zip(&fine).unwrap();
         assert_eq!(std::fs::read(store.tree(&d).join("l2")).unwrap(), b"y");
         assert_eq!(std::fs::read_dir(root.join("staging")).unwrap().count(), 0);

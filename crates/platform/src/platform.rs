@@ -25,7 +25,10 @@ use std::time::Duration;
 pub enum Listed {
     Serving(FunctionView),
     /// Its registry row cannot be served: the reason, and the fix.
-    Disabled { name: String, disabled: String },
+    Disabled {
+        name: String,
+        disabled: String,
+    },
 }
 
 impl Listed {

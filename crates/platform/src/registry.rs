@@ -32,7 +32,10 @@ fn owner_only(path: &Path) -> Result<()> {
         p.push(suffix);
         match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::Io { context: format!("cannot make {} private", Path::new(&p).display()), source: e })
+                return Err(Error::Io {
+                    context: format!("cannot make {} private", Path::new(&p).display()),
+                    source: e,
+                })
             }
             _ => {}
         }

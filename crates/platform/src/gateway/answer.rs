@@ -83,15 +83,21 @@ mod tests {
 
     fn answer(result: serde_json::Value) -> Result<Parts, String> {
         let meta = base64::engine::general_purpose::STANDARD.encode(result.to_string());
-        let (mut parts, ()) =
-            hyper::Response::builder().header(HANDLER_RESULT, meta).header("connection", "x").body(()).unwrap().into_parts();
+        let (mut parts, ()) = hyper::Response::builder()
+            .header(HANDLER_RESULT, meta)
+            .header("connection", "x")
+            .body(())
+            .unwrap()
+            .into_parts();
         handler_answer(&mut parts).map(|()| parts)
     }
 
     #[test]
     fn handler_status_and_headers_are_checked() {
-        let p = answer(serde_json::json!({"statusCode": 201, "headers": {"X-A": "1", "X-N": 2, "Set-Cookie": ["a=1", "b=2"]}}))
-            .unwrap();
+        let p = answer(
+            serde_json::json!({"statusCode": 201, "headers": {"X-A": "1", "X-N": 2, "Set-Cookie": ["a=1", "b=2"]}}),
+        )
+        .unwrap();
         assert_eq!(p.status, 201);
         assert_eq!((p.headers["x-a"].to_str().unwrap(), p.headers["x-n"].to_str().unwrap()), ("1", "2"));
         assert_eq!(p.headers.get_all("set-cookie").iter().count(), 2);
@@ -100,7 +106,8 @@ mod tests {
             let e = answer(serde_json::json!({"statusCode": bad, "headers": {}})).unwrap_err();
             assert!(e.contains(&format!("statusCode {bad} is not an HTTP status")), "{e}");
         }
-        let e = answer(serde_json::json!({"statusCode": 200, "headers": {"X": "a\r\nSet-Cookie: evil=1"}})).unwrap_err();
+        let e =
+            answer(serde_json::json!({"statusCode": 200, "headers": {"X": "a\r\nSet-Cookie: evil=1"}})).unwrap_err();
         assert!(e.contains("header 'X' has a control character"), "{e}");
         let e = answer(serde_json::json!({"statusCode": 200, "headers": {"Bad Name": "v"}})).unwrap_err();
         assert!(e.contains("header name \"Bad Name\" is not valid"), "{e}");
