@@ -9,7 +9,6 @@ use fnbox_sandbox::spec::{self, Bind, Image, SandboxKind, SandboxSpec, Tier};
 use fnbox_sandbox::syscalls;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "fnbox", version, about = "Serverless functions in strong sandboxes")]
@@ -123,14 +122,11 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
     s.env.extend(a.env.iter().map(|e| spec::parse_env(e)).collect::<Result<Vec<_>, _>>()?);
     s.workdir = PathBuf::from(&a.workdir);
     if let Some(t) = a.timeout {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(fnbox_sandbox::Error::Invalid(format!(
-                "timeout {t} is not valid: give a number of seconds above 0"
-            )));
-        }
-        s.timeout = Some(Duration::from_secs_f64(t));
+        s.timeout = Some(spec::timeout_from_secs(t)?);
     }
-    s.disk_bytes = spec::parse_size_mb(&a.disk).ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))? << 20;
+    s.disk_bytes = spec::parse_size_mb(&a.disk)
+        .and_then(|mb| mb.checked_mul(1 << 20))
+        .ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))?;
     s.pids_max = a.pids;
     if a.cgroup_parent.is_empty() || a.cgroup_parent.contains("..") || a.cgroup_parent.starts_with('/') {
         return Err(fnbox_sandbox::Error::Invalid(format!(

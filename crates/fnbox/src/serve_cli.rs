@@ -75,22 +75,23 @@ pub struct ServeArgs {
     /// Where functions, code and the admin token are kept [env: FNBOX_DATA_DIR].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Stop instances idle this many seconds (down to each function's min-scale).
-    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    /// Stop instances idle this many seconds (down to each function's min-scale), 1 to 604800.
+    #[arg(long, default_value_t = 900, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=604_800))]
     idle_timeout: u64,
     /// Keep pre-warmed v2 sandboxes (a Python or Node runtime already started) for the cold
     /// starts of python3 and node functions: on or off.
     #[arg(long, default_value = "on", value_name = "on|off")]
     warm_pool: String,
     /// Pre-warmed sandboxes kept per runtime and memory tier in use, even with no cold starts.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64))]
     warm_min: u32,
     /// Most pre-warmed sandboxes per runtime and memory tier (the pool grows with the rate of
     /// cold starts up to this).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     warm_max: u32,
-    /// Most memory all pre-warmed sandboxes may use together, in MiB (counted from their cgroups).
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    /// Most memory all pre-warmed sandboxes may use together, in MiB (counted from their
+    /// cgroups), up to 1048576 (1 TiB).
+    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     warm_memory: u64,
     /// Connections served at once; more wait until one closes. Lowered to half the open-file
     /// limit if that is lower (the soft limit is first raised to the hard one).
@@ -106,6 +107,14 @@ pub struct ServeArgs {
     /// then get 503.
     #[arg(long, default_value_t = conn::DEFAULT_BODY_MEMORY_MIB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
     body_memory: u64,
+    /// The key that seals secrets in the registry: a file of 64 hex characters, readable by
+    /// its owner only. Default: DATA_DIR/secret.key, made on first start. Keep a copy apart
+    /// from backups of the registry [env: FNBOX_SECRET_KEY_FILE].
+    #[arg(long, value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Serve /metrics without the admin token (it names every function, private ones too).
+    #[arg(long)]
+    metrics_public: bool,
     /// Parent cgroup of the instances' sandboxes (tests use their own).
     #[arg(long, default_value = "fnbox/serve", hide = true)]
     cgroup_parent: String,
@@ -282,11 +291,15 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
             let opts = ServeOptions {
                 listen: a.listen,
                 data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
-                idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
+                idle_timeout: Duration::from_secs(a.idle_timeout),
                 cgroup_parent: a.cgroup_parent,
                 exe,
                 warm,
                 clients,
+                secret_key_file: a
+                    .secret_key_file
+                    .or_else(|| std::env::var_os("FNBOX_SECRET_KEY_FILE").map(PathBuf::from)),
+                metrics_public: a.metrics_public,
             };
             match server::serve(opts) {
                 Ok(()) => 0,

@@ -42,6 +42,9 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> Result<String> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     if let Ok(t) = std::fs::read_to_string(&path) {
         if !t.trim().is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .context(|| format!("cannot make the admin token {} private (0600)", path.display()))?;
             return Ok(t.trim().to_string());
         }
     }

@@ -4,11 +4,14 @@
 //! What is refused, with nothing written outside the store's staging directory: zips over
 //! 100 MiB, more than 500 MiB or 100,000 entries unpacked (counted on the bytes actually
 //! written, not the sizes the zip claims), entries whose path leaves the tree (zip slip),
-//! symlinks that point outside the tree, and special files.
+//! symlinks that point outside the tree (each target, then each link followed as the kernel
+//! does, through other links), links under links, and special files.
 
 use crate::error::{Context, Error, Result};
+use fnbox_sandbox::sys::{self, abi};
 use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -162,7 +165,11 @@ pub fn unpack(zip: &[u8], dest: &Path) -> Result<()> {
                     "symlink '{name}' points to '{target}', outside the code directory: copy the file into the code instead"
                 )));
             }
-            symlinks.push((path, target));
+            // Its directory is made now, while no symlink exists that a path could cross.
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).context(|| format!("cannot create the directory of {name}"))?;
+            }
+            symlinks.push((rel, target));
             continue;
         }
         if kind != 0 && kind != libc::S_IFREG {
@@ -206,16 +213,65 @@ pub fn unpack(zip: &[u8], dest: &Path) -> Result<()> {
             let _ = out.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.into()));
         }
     }
-    for (path, target) in symlinks {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).context(|| format!("cannot create the directory of {}", path.display()))?;
-        }
-        std::os::unix::fs::symlink(&target, &path).map_err(|e| {
-            rejected(format!("symlink {} cannot be created ({e}): is it in the zip twice?", path.display()))
-        })?;
+    let root = std::fs::File::open(dest).context(|| format!("cannot open {}", dest.display()))?;
+    for (rel, target) in &symlinks {
+        make_symlink(&root, rel, target)?;
+    }
+    // Each target was checked on its own; a chain of links is checked as the kernel follows it.
+    for (rel, target) in &symlinks {
+        check_resolves_inside(&root, rel, target)?;
     }
     let _ = std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755));
     Ok(())
+}
+
+/// `openat2` under the tree `root`, never leaving it.
+fn open_beneath(root: &std::fs::File, rel: &Path, flags: libc::c_int, resolve: u64) -> std::io::Result<OwnedFd> {
+    let how = abi::open_how {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: resolve | abi::RESOLVE_BENEATH | abi::RESOLVE_NO_MAGICLINKS,
+    };
+    sys::openat2(root.as_raw_fd(), &sys::cpath(rel)?, &how)
+}
+
+/// Creates the symlink `rel` → `target` in its directory, reached without crossing a symlink:
+/// a link under another link (`a -> ..`, then `a/b`) would otherwise be created wherever the
+/// first one leads.
+fn make_symlink(root: &std::fs::File, rel: &Path, target: &str) -> Result<()> {
+    let name = rel.display();
+    let (Some(parent), Some(file)) = (rel.parent(), rel.file_name()) else {
+        return Err(rejected(format!("symlink '{name}' has no name")));
+    };
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    let dir = open_beneath(root, parent, libc::O_PATH | libc::O_DIRECTORY, abi::RESOLVE_NO_SYMLINKS).map_err(|e| {
+        rejected(format!(
+            "symlink '{name}' lies under another symlink ({e}): put links only in real directories of the code"
+        ))
+    })?;
+    sys::symlinkat(Path::new(target), Some(dir.as_raw_fd()), Path::new(file)).map_err(|e| {
+        rejected(format!(
+            "symlink '{name}' cannot be created ({e}): is its path in the zip twice, or also a directory?"
+        ))
+    })
+}
+
+/// Follows the symlink `rel` as the kernel would, refusing it if it (or a link it goes
+/// through) leads outside the tree, or loops. A link to nothing is harmless: its target was
+/// already checked to lie inside.
+fn check_resolves_inside(root: &std::fs::File, rel: &Path, target: &str) -> Result<()> {
+    match open_beneath(root, rel, libc::O_PATH, 0) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Err(rejected(format!(
+            "symlink '{}' -> '{target}' leads outside the code directory through other links: copy the file into the code instead",
+            rel.display()
+        ))),
+        Err(e) => Err(rejected(format!(
+            "symlink '{}' -> '{target}' cannot be followed inside the code directory ({e}): remove it",
+            rel.display()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -283,5 +339,31 @@ mod tests {
         assert_eq!(got, t);
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dest).unwrap();
+    }
+
+    #[test]
+    fn link_chains_are_followed_as_the_kernel_does() {
+        let root = tmp("chains");
+        let store = CodeStore::open(&root).unwrap();
+        // Each target lands inside on its own; together they reach /etc/shadow.
+        let chain = zip_of(&[("a/b/c/up", Some("../../.."), b""), ("esc", Some("a/b/c/up/../../etc/shadow"), b"")]);
+        let e = store.put_zip(&chain).unwrap_err().to_string();
+        assert!(e.contains("'esc'") && e.contains("through other links"), "{e}");
+        // A link under a link would be created wherever the first one leads.
+        let under = zip_of(&[("a/up", Some(".."), b""), ("a/up/up2", Some(".."), b"")]);
+        assert!(store.put_zip(&under).is_err());
+        let looped = zip_of(&[("x", Some("y"), b""), ("y", Some("x"), b"")]);
+        assert!(store.put_zip(&looped).unwrap_err().to_string().contains("cannot be followed"));
+        // Chains that stay inside, and links to nothing inside, are fine.
+        let fine = zip_of(&[
+            ("lib/a.py", None, b"y"),
+            ("l1", Some("lib"), b""),
+            ("l2", Some("l1/a.py"), b""),
+            ("d", Some("nope"), b""),
+        ]);
+        let d = store.put_zip(&fine).unwrap();
+        assert_eq!(std::fs::read(store.tree(&d).join("l2")).unwrap(), b"y");
+        assert_eq!(std::fs::read_dir(root.join("staging")).unwrap().count(), 0);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

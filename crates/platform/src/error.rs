@@ -17,6 +17,9 @@ pub enum Error {
     NoFunction(String),
     #[error("{0}")]
     NotFound(String),
+    /// A function whose registry row cannot be served: the reason and the fix.
+    #[error("{0}")]
+    Disabled(String),
     #[error("{0}")]
     Unauthorized(String),
     /// The handler could not be loaded in a sandbox at deploy time.
@@ -46,6 +49,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::NoFunction(_) | Error::NotFound(_) => 404,
             Error::TooLarge(_) => 413,
+            Error::Disabled(_) => 503,
             _ => 500,
         }
     }

@@ -72,8 +72,10 @@ pub struct FunctionConfig {
     pub code: String,
 }
 
-/// A deploy request: every field but the runtime and the code is optional.
+/// A deploy request: every field but the runtime and the code is optional; an unknown field
+/// (a typo such as `max_sacle`) is refused, not ignored.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     pub runtime: String,
     pub code: String,
@@ -119,8 +121,10 @@ impl DeployRequest {
 
 impl FunctionConfig {
     pub fn validate(&self) -> Result<()> {
-        Tier::for_mb(self.memory_mb)?;
-        self.sandbox.parse::<fnbox_sandbox::spec::SandboxKind>()?;
+        // The sandbox crate's errors are the server's (500) by default; here they are the user's.
+        let invalid = |e: fnbox_sandbox::Error| Error::Invalid(e.to_string());
+        Tier::for_mb(self.memory_mb).map_err(invalid)?;
+        self.sandbox.parse::<fnbox_sandbox::spec::SandboxKind>().map_err(invalid)?;
         if !(TIMEOUT_MIN_S..=TIMEOUT_MAX_S).contains(&self.timeout_s) {
             return Err(Error::Invalid(format!(
                 "timeout {} s is out of range: use {TIMEOUT_MIN_S} to {TIMEOUT_MAX_S} seconds",
@@ -152,8 +156,8 @@ impl FunctionConfig {
             )));
         }
         check_handler(self.runtime, &self.handler)?;
-        for key in self.env.keys().chain(self.secrets.keys()) {
-            check_env_key(key)?;
+        for (key, value) in self.env.iter().chain(self.secrets.iter()) {
+            check_env(key, value)?;
         }
         if let Some(k) = self.env.keys().find(|k| self.secrets.contains_key(*k)) {
             return Err(Error::Invalid(format!("'{k}' is given both as --env and as --secret: keep one of them")));
@@ -178,17 +182,10 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `[A-Za-z_][A-Za-z0-9_.-]*`: POSIX names, plus the `-` and `.` that Scaleway accepts (its
-/// own examples use names like `database-url`); Python's `os.environ` and Node's
-/// `process.env` read them like any other.
-fn check_env_key(k: &str) -> Result<()> {
-    let ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !ok {
-        return Err(Error::Invalid(format!(
-            "environment variable name '{k}' is not valid: use letters, digits, '_', '-' and '.', starting with a letter or '_'"
-        )));
-    }
+/// The sandboxes' one rule for environment entries (names `[A-Za-z_][A-Za-z0-9_.-]*`, values
+/// byte-exact without NUL), and `FNBOX_*` kept for fnbox.
+fn check_env(k: &str, v: &str) -> Result<()> {
+    fnbox_sandbox::spec::check_env(k, v).map_err(|e| Error::Invalid(e.to_string()))?;
     if k.starts_with("FNBOX_") {
         return Err(Error::Invalid(format!("environment variable '{k}' is reserved: FNBOX_* names are set by fnbox")));
     }
@@ -286,8 +283,12 @@ mod tests {
     fn defaults_and_limits() {
         let c = req().into_config().unwrap();
         assert_eq!((c.handler.as_str(), c.memory_mb, c.min_scale, c.concurrency), ("handler.handle", 256, 0, 1));
-        let e = DeployRequest { memory_mb: Some(100), ..req() }.into_config().unwrap_err().to_string();
-        assert!(e.contains("not a tier"), "{e}");
+        let e = DeployRequest { memory_mb: Some(100), ..req() }.into_config().unwrap_err();
+        assert!(e.status() == 400 && e.to_string().contains("not a tier"), "{e}");
+        let e = DeployRequest { sandbox: Some("v3".into()), ..req() }.into_config().unwrap_err();
+        assert!(e.status() == 400 && e.to_string().contains("v3"), "{e}");
+        let e = serde_json::from_str::<DeployRequest>(r#"{"runtime": "node", "code": "", "max_sacle": 3}"#);
+        assert!(e.unwrap_err().to_string().contains("unknown field `max_sacle`"));
         for t in [9, 3601] {
             let e = DeployRequest { timeout_s: Some(t), ..req() }.into_config().unwrap_err().to_string();
             assert!(e.contains("10 to 3600"), "{e}");
@@ -322,5 +323,20 @@ mod tests {
         r.secrets.insert("database-url".into(), "1".into());
         r.env.insert("_my.var-2".into(), "1".into());
         assert!(r.into_config().is_ok());
+        let mut r = req();
+        r.env.insert("1A".into(), "1".into());
+        assert!(r.into_config().is_err());
+        // Names as Scaleway's examples write them; values byte for byte, newlines included.
+        let mut r = req();
+        r.env.insert("my-var.x".into(), " spaced \n".into());
+        r.secrets.insert("PEM".into(), "-----BEGIN-----\nabc\n".into());
+        assert!(r.into_config().is_ok());
+        let mut r = req();
+        r.secrets.insert("TOKEN".into(), "s3cr3t\0x".into());
+        let e = r.into_config().unwrap_err();
+        assert!(e.status() == 400 && e.to_string().contains("'TOKEN'") && !e.to_string().contains("s3cr3t"), "{e}");
+        let mut r = req();
+        r.env.insert("A\nLD_PRELOAD".into(), "x".into());
+        assert!(r.into_config().unwrap_err().to_string().contains("is not valid"));
     }
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod platform;
 pub mod registry;
 pub mod runtimes;
+pub mod seal;
 pub mod server;
 
 pub use error::{Error, Result};

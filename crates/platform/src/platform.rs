@@ -14,10 +14,31 @@ use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, TokenInfo};
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// A function as `fnbox ls` shows it.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Serving(FunctionView),
+    /// Its registry row cannot be served: the reason, and the fix.
+    Disabled {
+        name: String,
+        disabled: String,
+    },
+}
+
+impl Listed {
+    fn name(&self) -> &str {
+        match self {
+            Listed::Serving(v) => &v.name,
+            Listed::Disabled { name, .. } => name,
+        }
+    }
+}
 
 pub struct Platform {
     pub data_dir: PathBuf,
@@ -32,7 +53,12 @@ pub struct Platform {
     pub checker: Arc<FnboxRun>,
     /// Pre-warmed sandboxes, unless the pool is off.
     pub warm: Option<Arc<WarmPool>>,
+    /// `/metrics` answers without the admin token (`fnbox serve --metrics-public`).
+    pub metrics_public: bool,
     pools: RwLock<HashMap<String, Arc<Pool>>>,
+    /// Functions whose registry row cannot be served, and why: listed, never started, until
+    /// redeployed or removed.
+    disabled: RwLock<BTreeMap<String, String>>,
     /// One deploy or removal at a time.
     changes: tokio::sync::Mutex<()>,
 }
@@ -64,7 +90,9 @@ impl Platform {
             backend,
             checker,
             warm,
+            metrics_public: false,
             pools: RwLock::new(HashMap::new()),
+            disabled: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
         }
     }
@@ -79,10 +107,20 @@ impl Platform {
 
     /// Loads the registry's functions (server start) and warms their min-scale instances.
     pub fn load(&self) -> Result<usize> {
-        let functions = self.registry.functions()?;
-        let n = functions.len();
+        let rows = self.registry.functions()?;
+        let n = rows.len();
         let mut used = HashSet::new();
-        for f in functions {
+        for (name, row) in rows {
+            let f = match row {
+                Ok(f) => f,
+                Err(why) => {
+                    let why = format!("function '{name}' is disabled: {why}");
+                    eprintln!("fnbox serve: {why}");
+                    self.logs.event(&name, "-", why.clone());
+                    self.disabled.write().unwrap_or_else(|p| p.into_inner()).insert(name, why);
+                    continue;
+                }
+            };
             used.insert(f.config.code.clone());
             let code = self.code.tree(&f.config.code);
             let name = f.name.clone();
@@ -139,10 +177,15 @@ impl Platform {
         }
         let code = self.code.tree(&config.code);
         self.checker.check_handler(name, &config, &code).await.map_err(|why| {
-            Error::HandlerCheck(format!("handler '{}' of function '{name}' cannot be loaded: {why}", config.handler))
+            Error::HandlerCheck(format!(
+                "handler '{}' of function '{name}' cannot be loaded: {}",
+                config.handler,
+                self.without_host_paths(&why)
+            ))
         })?;
         let _one = self.changes.lock().await;
         let function = self.registry.put(name, &config)?;
+        self.disabled.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         let version = function.version;
         let view = function.view(0);
         let deployed = Deployed { function, code };
@@ -164,6 +207,7 @@ impl Platform {
         if !self.registry.remove(name)? {
             return Err(Error::NoFunction(name.to_string()));
         }
+        self.disabled.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         self.tokens.forget(name, None);
         if let Some(pool) = self.pools.write().unwrap_or_else(|p| p.into_inner()).remove(name) {
             pool.remove();
@@ -191,14 +235,35 @@ impl Platform {
         Ok(stopped.len())
     }
 
-    pub fn list(&self) -> Vec<FunctionView> {
-        let mut v: Vec<FunctionView> =
-            self.pools().iter().map(|p| p.current().function.view(p.instance_count())).collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
+    pub fn list(&self) -> Vec<Listed> {
+        let mut v: Vec<Listed> =
+            self.pools().iter().map(|p| Listed::Serving(p.current().function.view(p.instance_count()))).collect();
+        let disabled = self.disabled.read().unwrap_or_else(|p| p.into_inner());
+        v.extend(disabled.iter().map(|(name, why)| Listed::Disabled { name: name.clone(), disabled: why.clone() }));
+        v.sort_by(|a, b| a.name().cmp(b.name()));
         v
     }
 
+    /// `msg` with the server's host paths (data directory, fnbox binary) replaced by names:
+    /// what an answer may say about a failure without telling a client the host's layout.
+    pub fn without_host_paths(&self, msg: &str) -> String {
+        let exe = self.checker.launcher.exe.to_string_lossy().into_owned();
+        let data = self.data_dir.to_string_lossy().into_owned();
+        // The longer first: the binary may live in the data directory.
+        let mut pairs = [(exe, "fnbox"), (data, "DATA_DIR")];
+        pairs.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        pairs.iter().filter(|(p, _)| p.len() > 1).fold(msg.to_string(), |m, (p, name)| m.replace(p.as_str(), name))
+    }
+
+    /// Why a function that is in the registry cannot be served, if it is disabled.
+    pub fn disabled(&self, name: &str) -> Option<String> {
+        self.disabled.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
     pub fn view(&self, name: &str) -> Result<FunctionView> {
+        if let Some(why) = self.disabled(name) {
+            return Err(Error::Disabled(why));
+        }
         let pool = self.pool(name).ok_or_else(|| Error::NoFunction(name.to_string()))?;
         let v = pool.current().function.view(pool.instance_count());
         Ok(v)

@@ -1,15 +1,46 @@
 //! The registry: functions and invocation tokens, in SQLite (WAL) under the data directory.
 //! The serving path never reads it: the server keeps the functions in memory and writes here
 //! on every change, so a restarted server (even after `kill -9`) finds them all again.
+//!
+//! Its files (database, WAL, shared memory) are the owner's only (0600), and secret values in
+//! it are sealed ([`crate::seal`]): plain-text ones a registry from before sealing holds are
+//! sealed when it is opened, and their old pages wiped.
 
 use crate::error::{Error, Result};
 use crate::function::{Function, FunctionConfig};
+use crate::seal::{is_sealed, SecretKey};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 
 pub struct Registry {
     db: Mutex<Connection>,
+    key: SecretKey,
+}
+
+/// A registry row: the function, or why it cannot be served (the server starts anyway).
+pub type Row = (String, Result<Function>);
+
+/// Makes `path` (and SQLite's `-wal` and `-shm` next to it) readable by the owner only,
+/// whatever an older fnbox or the umask made them. SQLite creates the other two with the
+/// database's mode.
+fn owner_only(path: &Path) -> Result<()> {
+    let _ = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io {
+                    context: format!("cannot make {} private", Path::new(&p).display()),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A token as listed: never its value, which is shown once at creation.
@@ -25,8 +56,12 @@ pub fn now_s() -> u64 {
 }
 
 impl Registry {
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, key: SecretKey) -> Result<Self> {
+        owner_only(path)?;
         let db = Connection::open(path)?;
+        // Deleted and overwritten rows (secrets of an old version) are zeroed, not left in
+        // free pages.
+        db.pragma_update(None, "secure_delete", "on")?;
         db.pragma_update(None, "journal_mode", "wal")?;
         db.pragma_update(None, "synchronous", "normal")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -45,33 +80,86 @@ impl Registry {
             );
             CREATE INDEX IF NOT EXISTS tokens_by_function ON tokens(function);",
         )?;
-        Ok(Self { db: Mutex::new(db) })
+        owner_only(path)?;
+        let r = Self { db: Mutex::new(db), key };
+        r.seal_plain_secrets()?;
+        Ok(r)
+    }
+
+    /// Seals the plain-text secrets of a registry written before sealing, then rewrites the
+    /// database so no page (nor the WAL) keeps them.
+    fn seal_plain_secrets(&self) -> Result<()> {
+        let rows: Vec<(String, String)> = {
+            let db = self.db();
+            let mut st = db.prepare("SELECT name, config FROM functions")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut sealed = 0;
+        for (name, json) in rows {
+            let Ok(mut config) = serde_json::from_str::<FunctionConfig>(&json) else { continue };
+            if config.secrets.values().all(|v| is_sealed(v)) {
+                continue;
+            }
+            for (k, v) in config.secrets.iter_mut().filter(|(_, v)| !is_sealed(v)) {
+                *v = self.key.seal(&name, k, v)?;
+            }
+            let json = serde_json::to_string(&config).map_err(|e| Error::Internal(e.to_string()))?;
+            self.db().execute("UPDATE functions SET config = ?1 WHERE name = ?2", params![json, name])?;
+            sealed += 1;
+        }
+        if sealed > 0 {
+            let db = self.db();
+            db.execute_batch("VACUUM;")?;
+            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            eprintln!("fnbox serve: sealed the plain-text secrets of {sealed} function(s) in the registry");
+        }
+        Ok(())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn functions(&self) -> Result<Vec<Function>> {
-        let db = self.db();
-        let mut st = db.prepare("SELECT name, version, config, updated_at FROM functions ORDER BY name")?;
-        let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, version, config, updated_at) = row?;
-            let config: FunctionConfig = serde_json::from_str(&config).map_err(|e| {
-                Error::Internal(format!("the registry entry of function '{name}' cannot be read ({e}): redeploy it"))
-            })?;
-            out.push(Function { name, version: version as u64, config, updated_at: updated_at as u64 });
+    /// Every function, each with its secrets opened, or the reason its row cannot be served.
+    pub fn functions(&self) -> Result<Vec<Row>> {
+        let rows: Vec<(String, i64, String, i64)> = {
+            let db = self.db();
+            let mut st = db.prepare("SELECT name, version, config, updated_at FROM functions ORDER BY name")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(name, version, config, updated_at)| {
+                let f = self.decode(&name, &config).map(|config| Function {
+                    name: name.clone(),
+                    version: version as u64,
+                    config,
+                    updated_at: updated_at as u64,
+                });
+                (name, f)
+            })
+            .collect())
+    }
+
+    fn decode(&self, name: &str, json: &str) -> Result<FunctionConfig> {
+        let mut config: FunctionConfig = serde_json::from_str(json)
+            .map_err(|e| Error::Invalid(format!("its registry entry cannot be read ({e}): redeploy it")))?;
+        for (k, v) in config.secrets.iter_mut() {
+            *v = self.key.open(name, k, v)?;
         }
-        Ok(out)
+        config.validate().map_err(|e| Error::Invalid(format!("its registry entry is not valid ({e}): redeploy it")))?;
+        Ok(config)
     }
 
     /// Creates or replaces a function; its version goes up by one.
     pub fn put(&self, name: &str, config: &FunctionConfig) -> Result<Function> {
-        let json = serde_json::to_string(config).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut stored = config.clone();
+        for (k, v) in stored.secrets.iter_mut() {
+            *v = self.key.seal(name, k, v)?;
+        }
+        let json = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.to_string()))?;
         let now = now_s();
         let db = self.db();
         let old: Option<i64> =
@@ -131,28 +219,91 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::function::DeployRequest;
+    use crate::seal::test_key;
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fnbox-registry-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn config_with_secret() -> FunctionConfig {
+        let mut req = DeployRequest { runtime: "node".into(), code: "b".repeat(64), ..Default::default() };
+        req.secrets.insert("KEY".into(), "s3cr3t-value".into());
+        req.into_config().unwrap()
+    }
+
+    fn only(r: &Registry) -> Function {
+        let mut rows = r.functions().unwrap();
+        assert_eq!(rows.len(), 1);
+        rows.remove(0).1.unwrap()
+    }
+
+    /// Every byte of the database and its WAL.
+    fn raw(path: &Path) -> Vec<u8> {
+        ["", "-wal"].iter().flat_map(|s| std::fs::read(format!("{}{s}", path.display())).unwrap_or_default()).collect()
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
 
     #[test]
     fn functions_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!("fnbox-registry-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tmp("reopen");
         let path = dir.join("registry.db");
-        let _ = std::fs::remove_file(&path);
-        let mut req = DeployRequest { runtime: "node".into(), code: "b".repeat(64), ..Default::default() };
-        req.secrets.insert("KEY".into(), "v".into());
-        let cfg = req.into_config().unwrap();
+        let cfg = config_with_secret();
         {
-            let r = Registry::open(&path).unwrap();
+            let r = Registry::open(&path, test_key("k")).unwrap();
             assert_eq!(r.put("f", &cfg).unwrap().version, 1);
             assert_eq!(r.put("f", &cfg).unwrap().version, 2);
             r.add_token("t1", "f", "h").unwrap();
         }
-        let r = Registry::open(&path).unwrap();
-        let fs = r.functions().unwrap();
-        assert_eq!((fs.len(), fs[0].version, &fs[0].config), (1, 2, &cfg));
+        let r = Registry::open(&path, test_key("k")).unwrap();
+        let f = only(&r);
+        assert_eq!((f.version, &f.config), (2, &cfg));
         assert_eq!(r.tokens("f").unwrap().len(), 1);
         assert!(r.remove("f").unwrap());
         assert!(r.tokens("f").unwrap().is_empty() && r.functions().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_sealed_and_the_files_private() {
+        let dir = tmp("sealed");
+        let path = dir.join("registry.db");
+        // A registry as an older fnbox left it: world-readable, secrets in plain text.
+        {
+            let db = Connection::open(&path).unwrap();
+            db.pragma_update(None, "journal_mode", "wal").unwrap();
+            db.execute_batch("CREATE TABLE functions (name TEXT PRIMARY KEY, version INTEGER NOT NULL, config TEXT NOT NULL, updated_at INTEGER NOT NULL);").unwrap();
+            let json = serde_json::to_string(&config_with_secret()).unwrap();
+            db.execute("INSERT INTO functions VALUES ('old', 1, ?1, 0)", [json]).unwrap();
+            db.execute("INSERT INTO functions VALUES ('broken', 1, '{\"runtime\": \"cobol\"}', 0)", []).unwrap();
+            std::mem::forget(db); // as a killed server would: the WAL stays
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(contains(&raw(&path), b"s3cr3t-value"));
+        let r = Registry::open(&path, test_key("k")).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let mode = std::fs::metadata(format!("{}{suffix}", path.display())).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "registry.db{suffix}");
+        }
+        let rows = r.functions().unwrap();
+        let old = rows.iter().find(|(n, _)| n == "old").unwrap().1.as_ref().unwrap();
+        assert_eq!(old.config.secrets["KEY"], "s3cr3t-value");
+        // One bad row is that function's problem only.
+        let broken = rows.iter().find(|(n, _)| n == "broken").unwrap().1.as_ref().unwrap_err().to_string();
+        assert!(broken.contains("redeploy it"), "{broken}");
+        r.put("new", &config_with_secret()).unwrap();
+        assert!(!contains(&raw(&path), b"s3cr3t-value"), "a secret in plain text in the registry files");
+        drop(r);
+        // Another key opens nothing, and says so for that function only.
+        let r = Registry::open(&path, test_key("other")).unwrap();
+        let rows = r.functions().unwrap();
+        let e = rows.iter().find(|(n, _)| n == "new").unwrap().1.as_ref().unwrap_err().to_string();
+        assert!(e.contains("cannot be decrypted"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

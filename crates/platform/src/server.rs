@@ -2,9 +2,11 @@
 //! loads the functions and serves until SIGINT or SIGTERM.
 //!
 //! ```text
+//! DATA_DIR/                the data directory, owner only (0700, set at every start)
 //! DATA_DIR/admin.token     the admin token (0600)
-//! DATA_DIR/registry.db     functions and tokens (SQLite, WAL)
-//! DATA_DIR/code/trees/     unpacked code, by digest
+//! DATA_DIR/secret.key      the key secrets are sealed with (0400), unless --secret-key-file
+//! DATA_DIR/registry.db     functions and tokens (SQLite, WAL; 0600, secrets sealed)
+//! DATA_DIR/code/trees/     unpacked code, by digest (code/ is 0700)
 //! DATA_DIR/runtime/        the runtime wrappers, bound at /opt/fnbox/runtime
 //! DATA_DIR/instances/      one directory per sandbox (the instance's socket), pre-warmed ones too
 //! DATA_DIR/serve.lock      held by the running server
@@ -20,6 +22,7 @@ use crate::instances::warm::{WarmConfig, WarmPool};
 use crate::logs::LogStore;
 use crate::platform::Platform;
 use crate::registry::Registry;
+use crate::seal::SecretKey;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -48,6 +51,22 @@ pub struct ServeOptions {
     pub warm: Option<WarmConfig>,
     /// What clients may hold: connections, time, memory.
     pub clients: ClientLimits,
+    /// The key secrets are sealed with; `None`: `DATA_DIR/secret.key`, made on first start.
+    pub secret_key_file: Option<PathBuf>,
+    /// `/metrics` without the admin token.
+    pub metrics_public: bool,
+}
+
+/// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .context(|| format!("cannot create the directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .context(|| format!("cannot make the directory {} private (0700)", dir.display()))
 }
 
 /// Holds `serve.lock` for the life of the server: two servers on one data directory would
@@ -92,17 +111,17 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     // The sandboxes' host state first: a fresh machine has none, and its errors name the fix.
     fnbox_sandbox::Paths::from_env().prepare()?;
     let dir = &opts.data_dir;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .context(|| format!("cannot create the data directory {}", dir.display()))?;
+    private_dir(dir)?;
     let _lock = lock_data_dir(dir)?;
     let mut clients = opts.clients.clone();
     if let Some(warning) = fit_to_open_file_limit(&mut clients) {
         eprintln!("fnbox serve: {warning}");
     }
     let admin = load_or_create_admin_token(dir)?;
+    let key = match &opts.secret_key_file {
+        Some(path) => SecretKey::load(path)?,
+        None => SecretKey::load_or_create(dir)?,
+    };
     let instances = dir.join("instances");
     let left = clean_leftovers(&opts, &instances)?;
     std::fs::DirBuilder::new()
@@ -112,8 +131,10 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         .context(|| format!("cannot create {}", instances.display()))?;
     let runtime_dir = dir.join("runtime");
     crate::runtimes::install(&runtime_dir)?;
-    let registry = Registry::open(&dir.join("registry.db"))?;
+    let registry = Registry::open(&dir.join("registry.db"), key)?;
     let tokens = Tokens::new(admin, registry.token_hashes()?);
+    // Sandboxes reach their code through a bind mount, never through this path.
+    private_dir(&dir.join("code"))?;
     let code = CodeStore::open(&dir.join("code"))?;
     let logs = Arc::new(LogStore::default());
     let launcher = Arc::new(Launcher {
@@ -132,7 +153,9 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     rt.block_on(async move {
         let warm = opts.warm.map(|c| WarmPool::new(launcher.clone(), c));
         let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
-        let platform = Arc::new(Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend));
+        let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
+        platform.metrics_public = opts.metrics_public;
+        let platform = Arc::new(platform);
         let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| {
             Error::Invalid(format!(
                 "cannot listen on {} ({e}): is another server there? give another --listen",

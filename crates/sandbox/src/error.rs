@@ -10,7 +10,7 @@ pub enum Error {
     BadMemory(String),
     #[error("memory {mb} MiB is not a tier: use 128, 256, 512, 1024, 2048, 3072 or 4096 (MiB)")]
     NotATier { mb: u64 },
-    #[error("disk size '{0}' is not valid: use a size such as 512M or 2G (at least 16M)")]
+    #[error("disk size '{0}' is not valid: use a size such as 512M or 2G (16M to 16T)")]
     BadDisk(String),
     #[error("image directory {0} does not exist: give an existing root filesystem directory or 'host'")]
     ImageMissing(PathBuf),
@@ -18,8 +18,12 @@ pub enum Error {
     BindSourceMissing(PathBuf),
     #[error("bind '{0}' is not valid: use SRC[:DST][:ro|:rw|:cow] with absolute paths")]
     BadBind(String),
-    #[error("environment entry '{0}' is not valid: use KEY=VALUE")]
+    /// An environment entry; the message names the variable, never its value (it may be a
+    /// secret).
+    #[error("{0}")]
     BadEnv(String),
+    #[error("bind source {0} is the host's /proc or /sys or lies under them: they show the host's processes and kernel, which a sandbox must not see (it has its own /proc); bind another path")]
+    BindKernelView(PathBuf),
     #[error("working directory '{0}' must be an absolute path")]
     BadWorkdir(String),
     #[error("no program given: add it after '--', for example: fnbox run -- /bin/echo hi")]

@@ -135,6 +135,9 @@ impl Bind {
             return Err(Error::BindSourceMissing(source));
         }
         let source = source.canonicalize().unwrap_or(source);
+        if kernel_view(&source) || normalize_abs(Path::new(src)).is_some_and(|p| kernel_view(&p)) {
+            return Err(Error::BindKernelView(source));
+        }
         let target = normalize_abs(Path::new(dst)).ok_or_else(|| Error::BadBind(s.to_string()))?;
         if target == Path::new("/") {
             return Err(Error::BadBind(s.to_string()));
@@ -146,6 +149,11 @@ impl Bind {
         }
         Ok(Self { source, target, access })
     }
+}
+
+/// Is `p` (absolute, normalised) the host's `/proc` or `/sys`, or under them?
+fn kernel_view(p: &Path) -> bool {
+    p.starts_with("/proc") || p.starts_with("/sys")
 }
 
 /// Lexically normalises an absolute path (`.`, `..`, repeated slashes); `None` if relative.
@@ -246,7 +254,23 @@ pub struct SandboxSpec {
 }
 
 pub const DEFAULT_DISK_MB: u64 = 1024;
+/// 16 TiB: the writable layer is a sparse file; past this a size is a typo.
+pub const DISK_MAX_MB: u64 = 16 << 20;
 pub const DEFAULT_PIDS_MAX: u64 = 1024;
+/// The kernel's own ceiling on process ids (`PID_MAX_LIMIT`).
+pub const PIDS_LIMIT: u64 = 4 << 20;
+/// A year: longer timeouts are typos (and `1e30` seconds is no `Duration`).
+pub const TIMEOUT_MAX_S: f64 = 365.0 * 86400.0;
+
+/// A `--timeout` in seconds, range-checked.
+pub fn timeout_from_secs(t: f64) -> Result<Duration> {
+    if !(t.is_finite() && t > 0.0 && t <= TIMEOUT_MAX_S) {
+        return Err(Error::Invalid(format!(
+            "timeout {t} is out of range: give a number of seconds above 0 and at most {TIMEOUT_MAX_S} (a year)"
+        )));
+    }
+    Ok(Duration::from_secs_f64(t))
+}
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl SandboxSpec {
@@ -278,12 +302,12 @@ impl SandboxSpec {
         if !self.workdir.is_absolute() {
             return Err(Error::BadWorkdir(self.workdir.display().to_string()));
         }
-        if self.disk_bytes < (16 << 20) {
+        if self.disk_bytes < (16 << 20) || self.disk_bytes > (DISK_MAX_MB << 20) {
             return Err(Error::BadDisk(format!("{} bytes", self.disk_bytes)));
         }
-        if self.pids_max < 8 {
+        if !(8..=PIDS_LIMIT).contains(&self.pids_max) {
             return Err(Error::Invalid(format!(
-                "pids limit {} is too small to start a program: use 8 or more",
+                "pids limit {} is out of range: use 8 (enough to start a program) to {PIDS_LIMIT} (the kernel's limit)",
                 self.pids_max
             )));
         }
@@ -328,22 +352,85 @@ impl SandboxSpec {
     }
 }
 
-/// Parses `KEY=VALUE`.
-pub fn parse_env(s: &str) -> Result<(String, String)> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => Ok((k.to_string(), v.to_string())),
-        _ => Err(Error::BadEnv(s.to_string())),
+/// An environment variable name: `[A-Za-z_][A-Za-z0-9_.-]*` (Scaleway's examples use `-`).
+/// What the sandboxes, the zygote and the env file all accept: one rule everywhere.
+pub fn check_env_name(k: &str) -> Result<()> {
+    let ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        return Ok(());
     }
+    Err(Error::BadEnv(format!(
+        "environment variable name '{}' is not valid: use letters, digits, '_', '.' and '-', starting with a letter or '_'",
+        k.escape_debug()
+    )))
 }
 
-/// Reads `KEY=VALUE` lines from a file (blank lines and `#` comments skipped).
+/// A value is passed byte for byte (newlines and spaces included); only NUL cannot be, since
+/// the kernel's environment strings end there.
+pub fn check_env_value(k: &str, v: &str) -> Result<()> {
+    if v.contains('\0') {
+        return Err(Error::BadEnv(format!(
+            "the value of environment variable '{k}' contains a NUL byte, which no program can receive: remove it"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_env(k: &str, v: &str) -> Result<()> {
+    check_env_name(k).and_then(|()| check_env_value(k, v))
+}
+
+/// Parses `KEY=VALUE` (the value is everything after the first `=`, byte for byte).
+pub fn parse_env(s: &str) -> Result<(String, String)> {
+    let Some((k, v)) = s.split_once('=') else {
+        return Err(Error::BadEnv(format!(
+            "environment entry '{}' has no '=': use KEY=VALUE",
+            s.chars().take(64).collect::<String>().escape_debug()
+        )));
+    };
+    check_env(k, v)?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// The env file fnbox writes (for `--env-file`): `KEY=VALUE\0` records, as in
+/// `/proc/PID/environ`, so a value may hold newlines and no byte of it can start another
+/// variable. Entries are checked first.
+pub fn encode_env_file(env: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (k, v) in env {
+        check_env(k, v)?;
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    Ok(out)
+}
+
+/// Reads an env file: `KEY=VALUE\0` records if it holds a NUL byte (what fnbox writes, see
+/// [`encode_env_file`]), else one `KEY=VALUE` per line, as people write them (empty lines
+/// and lines starting with `#` skipped). Values are kept byte for byte, trailing spaces too.
 pub fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Invalid(format!("cannot read the env file {}: {e}", path.display())))?;
-    text.lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(parse_env)
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Invalid(format!("cannot read the env file {}: {e}", path.display())))?;
+    parse_env_bytes(&bytes).map_err(|e| Error::BadEnv(format!("env file {}: {e}", path.display())))
+}
+
+fn parse_env_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>> {
+    let records: Vec<&[u8]> = if bytes.contains(&0) {
+        bytes.split(|&b| b == 0).filter(|r| !r.is_empty()).collect()
+    } else {
+        bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty() && !l.starts_with(b"#")).collect()
+    };
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let s = std::str::from_utf8(r)
+                .map_err(|_| Error::BadEnv(format!("entry {} is not UTF-8 text: write the file as UTF-8", i + 1)))?;
+            parse_env(s)
+        })
         .collect()
 }
 
@@ -392,6 +479,47 @@ mod tests {
         assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
         assert!(env.contains(&("PATH".into(), "/x".into())));
         assert!(parse_env("=x").is_err() && parse_env("novalue").is_err());
+    }
+
+    #[test]
+    fn env_is_one_encoding_byte_exact() {
+        assert_eq!(parse_env("my-key.v2=a=b ").unwrap(), ("my-key.v2".into(), "a=b ".into()));
+        for bad in ["1A=x", "A B=x", "A\nLD_PRELOAD=x", "-A=x", "A\0=x"] {
+            let e = parse_env(bad).unwrap_err().to_string();
+            assert!(e.contains("is not valid"), "{bad:?}: {e}");
+        }
+        let e = parse_env("SECRET=s3cr3t\0x").unwrap_err().to_string();
+        assert!(e.contains("'SECRET'") && e.contains("NUL") && !e.contains("s3cr3t"), "{e}");
+        // A newline in a value stays in the value: no second variable.
+        let env = vec![("A".to_string(), "x\nLD_PRELOAD=/x.so".to_string()), ("B".to_string(), " y ".to_string())];
+        let file = encode_env_file(&env).unwrap();
+        assert_eq!(parse_env_bytes(&file).unwrap(), env);
+        assert!(encode_env_file(&[("A".into(), "a\0b".into())]).is_err());
+        // Files people write: lines, comments, trailing spaces kept.
+        let lines = parse_env_bytes(b"# c\nA=1 \n\nB=two words\n").unwrap();
+        assert_eq!(lines, vec![("A".into(), "1 ".into()), ("B".into(), "two words".into())]);
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        for bad in [0.0, -1.0, 1e30, f64::NAN, f64::INFINITY] {
+            assert!(timeout_from_secs(bad).unwrap_err().to_string().contains("out of range"), "{bad}");
+        }
+        assert_eq!(timeout_from_secs(1.5).unwrap(), Duration::from_millis(1500));
+        let mut s = SandboxSpec::new(SandboxKind::V1, vec!["true".into()]);
+        s.pids_max = u64::MAX;
+        assert!(s.validate().unwrap_err().to_string().contains("out of range"));
+        s.pids_max = 8;
+        s.disk_bytes = (DISK_MAX_MB + 1) << 20;
+        assert!(matches!(s.validate(), Err(Error::BadDisk(_))));
+    }
+
+    #[test]
+    fn binds_of_kernel_views_are_refused() {
+        for bad in ["/proc:/x", "/sys", "/proc/self:/p", "/sys/fs/cgroup:/c:ro", "/dev/fd:/x", "/proc/../proc:/y"] {
+            assert!(matches!(Bind::parse(bad), Err(Error::BindKernelView(_))), "{bad}");
+        }
+        assert!(Bind::parse("/usr:/x:ro").is_ok());
     }
 
     #[test]

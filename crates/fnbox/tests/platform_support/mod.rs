@@ -227,8 +227,10 @@ impl Server {
         self.request("GET", path, &[], b"")
     }
 
+    /// `/metrics`, with the admin token it needs.
     pub fn metrics(&self) -> String {
-        self.get("/metrics").text()
+        let auth = format!("Bearer {}", self.admin_token());
+        self.request("GET", "/metrics", &[("Authorization", &auth)], b"").text()
     }
 
     /// The value of one metric line (`name{labels}`), or 0.

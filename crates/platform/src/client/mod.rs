@@ -153,6 +153,10 @@ pub async fn ls(t: &Target) -> Result<i32> {
         "NAME", "RUNTIME", "MEMORY", "SANDBOX", "SCALE", "INSTANCES", "ACCESS", "VERSION"
     );
     for f in rows {
+        if let Some(why) = f["disabled"].as_str() {
+            println!("{:<34} DISABLED: {why}", f["name"].as_str().unwrap_or(""));
+            continue;
+        }
         println!(
             "{:<34} {:<8} {:>7} {:<7} {:>5} {:>9} {:<7} {:>7}",
             f["name"].as_str().unwrap_or(""),
@@ -178,7 +182,29 @@ pub async fn rm(t: &Target, name: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// Functions write what they like, escape sequences too: on a terminal, control characters
+/// (but newlines and tabs) are shown escaped (`\x1b`), so a log cannot drive the terminal.
+/// Escaping byte by byte works across chunk boundaries.
+pub fn for_terminal(bytes: &[u8], terminal: bool) -> std::borrow::Cow<'_, [u8]> {
+    let control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
+    if !terminal || !bytes.iter().any(|&b| control(b)) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    for &b in bytes {
+        if control(b) {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i32> {
+    use std::io::IsTerminal;
+    // JSON escapes control characters itself.
+    let terminal = !t.json && std::io::stdout().is_terminal();
     let c = t.admin()?;
     let format = if t.json { "&format=json" } else { "" };
     let path = format!("/api/v1/functions/{name}/logs?tail={tail}&follow={}{format}", follow as u8);
@@ -187,7 +213,7 @@ pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i
         if r.status >= 400 {
             r.json()?;
         }
-        let _ = std::io::stdout().write_all(&r.body);
+        let _ = std::io::stdout().write_all(&for_terminal(&r.body, terminal));
         return Ok(0);
     }
     let mut out = std::io::stdout();
@@ -197,7 +223,7 @@ pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i
             if first.len() < 4096 {
                 first.extend_from_slice(chunk);
             }
-            let _ = out.write_all(chunk);
+            let _ = out.write_all(&for_terminal(chunk, terminal));
             let _ = out.flush();
         })
         .await?;
@@ -249,4 +275,14 @@ pub async fn token_rm(t: &Target, name: &str, id: &str) -> Result<i32> {
         println!("removed token {id} of {name}");
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logs_cannot_drive_a_terminal() {
+        let line = b"title\x1b]0;pwned\x07 \x1b[2J\rok\tnext\n";
+        assert_eq!(&*super::for_terminal(line, true), &b"title\\x1b]0;pwned\\x07 \\x1b[2J\\x0dok\tnext\n"[..]);
+        assert_eq!(&*super::for_terminal(line, false), &line[..]);
+    }
 }

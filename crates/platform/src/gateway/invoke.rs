@@ -3,6 +3,7 @@
 //! status and a body that say what happened.
 
 use super::body::{BodyError, BodyReader, Sender};
+use super::answer::{handler_answer, hop_by_hop};
 use super::{full, text, Body};
 use crate::function::PAYLOAD_MAX;
 use crate::instances::pool::{AcquireError, Outcome};
@@ -11,27 +12,20 @@ use crate::instances::EndCause;
 use crate::platform::Platform;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Headers that belong to one hop, not to the function.
-fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-authorization"
-            | "proxy-connection"
-            // The gateway has already read the whole body: no 100-continue to wait for.
-            | "expect"
-    )
+/// Is this `Authorization` value one of fnbox's tokens (the admin's, or one of the
+/// function's)? Those open the gateway and are never the function's to see; any other
+/// scheme or token is the function's own business and passes.
+fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
+    v.to_str()
+        .ok()
+        .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
+        .is_some_and(|t| p.tokens.may_invoke(name, t))
 }
 
 pub async fn invoke(
@@ -44,6 +38,12 @@ pub async fn invoke(
 ) -> Response<Body> {
     let t0 = Instant::now();
     let Some(pool) = p.pool(name) else {
+        if p.disabled(name).is_some() {
+            return text(
+                503,
+                format!("function '{name}' is disabled: its registry entry cannot be served; `fnbox ls` tells its operator why"),
+            );
+        }
         return text(
             404,
             format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`"),
@@ -114,7 +114,12 @@ async fn call(
     let mut up = Request::builder().method(parts.method).uri(target);
     let mut forwarded_for = None;
     for (k, v) in parts.headers.iter() {
-        if hop_by_hop(k) || k == "x-auth-token" || k == "content-length" || k == "x-request-id" {
+        if hop_by_hop(k)
+            || k == "x-auth-token"
+            || k == "content-length"
+            || k == "x-request-id"
+            || (k == "authorization" && carries_fnbox_token(p, name, v))
+        {
             continue;
         }
         if k == "x-forwarded-for" {
@@ -150,7 +155,7 @@ async fn call(
             return text(503, format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()))
         }
         Err(AcquireError::StartFailed(e)) => {
-            return text(502, format!("function '{name}' could not start an instance: {}", e.message))
+            return text(502, format!("function '{name}' could not start an instance: {}", p.without_host_paths(&e.message)))
         }
         Err(AcquireError::Removed) => return text(404, format!("function '{name}' was removed")),
     };
@@ -188,6 +193,7 @@ async fn call(
                 None => format!("the connection to its instance failed ({e})"),
             };
             p.logs.event(name, &inst.id, format!("request {request_id} failed: {why}"));
+            let why = p.without_host_paths(&why);
             return text(502, format!("function '{name}' failed: {why}; the next request gets a new instance"));
         }
         Ok(Ok(r)) => r,
@@ -203,9 +209,9 @@ async fn call(
     }
     lease.finish(Outcome::Served);
     let (mut parts, body) = resp.into_parts();
-    let hop: Vec<HeaderName> = parts.headers.keys().filter(|k| hop_by_hop(k)).cloned().collect();
-    for k in hop {
-        parts.headers.remove(k);
+    if let Err(why) = handler_answer(&mut parts) {
+        p.logs.event(name, &inst.id, format!("request {request_id}: the handler's answer is not valid HTTP: {why}"));
+        return text(500, format!("function '{name}' returned an answer that is not valid HTTP: {why}"));
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         parts.headers.insert("x-request-id", v);

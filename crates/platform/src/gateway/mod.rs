@@ -3,6 +3,7 @@
 //! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
 
 pub mod admin;
+pub mod answer;
 pub mod body;
 pub mod conn;
 pub mod invoke;
@@ -44,8 +45,19 @@ pub fn json(status: u16, v: &impl serde::Serialize) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("bad status\n")))
 }
 
+/// An error as JSON. The server's own failures (500) may name host paths: they go to the
+/// server's log, the client gets a reference to it.
 pub fn error(e: &crate::error::Error) -> Response<Body> {
-    json(e.status(), &serde_json::json!({ "error": e.to_string() }))
+    let status = e.status();
+    if status != 500 {
+        return json(status, &serde_json::json!({ "error": e.to_string() }));
+    }
+    let reference = crate::auth::random_hex(6);
+    eprintln!("fnbox serve: error {reference}: {e}");
+    json(
+        status,
+        &serde_json::json!({ "error": format!("fnbox serve failed to do this (error {reference} in its log): retry, or ask its operator") }),
+    )
 }
 
 /// Serves until `shutdown` resolves, within `limits`.
@@ -118,6 +130,9 @@ async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, p
         return admin::handle(p, bodies, req).await;
     }
     match path.as_str() {
+        "/metrics" if !p.metrics_public && !admin::admin_token(&req).is_some_and(|t| p.tokens.is_admin(t)) => {
+            admin::unauthorized("/metrics (it lists every function; `fnbox serve --metrics-public` opens it)")
+        }
         "/metrics" => Response::builder()
             .header("content-type", "text/plain; version=0.0.4")
             .body(full(p.render_metrics()))

@@ -7,8 +7,8 @@
 //!   handle, or the instance it became, holds the socket.
 //! * stdin, for the Python and Node runtimes: a socket to the runtime's zygote ([`Zygote`]).
 //!
-//! The environment (secrets included) reaches `fnbox run` as `--env-file` on a memory file
-//! it inherits: never on a command line, never on disk. The program's stdout and stderr go to
+//! The environment (secrets included) reaches `fnbox run` as `--env-file` (NUL-separated
+//! records) on a memory file it inherits: never on a command line, never on disk. The program's stdout and stderr go to
 //! the function's logs once the sandbox is bound to one ([`LogRoute`]), to the server's stderr
 //! before. Every launcher gets `PR_SET_PDEATHSIG`, so a `kill -9` of the server takes its
 //! sandboxes down; the next server start reaps their cgroups.
@@ -375,8 +375,10 @@ impl Launcher {
     }
 }
 
-/// The environment as `K=V` lines in a memory file, for `--env-file /proc/self/fd/N`.
+/// The environment in a memory file, for `--env-file /proc/self/fd/N`, in the one encoding
+/// of env files ([`fnbox_sandbox::spec::encode_env_file`]: no value can start a variable).
 fn env_memfd(env: &[(String, String)]) -> std::io::Result<OwnedFd> {
+    let bytes = fnbox_sandbox::spec::encode_env_file(env).map_err(std::io::Error::other)?;
     // SAFETY: memfd_create with a NUL-terminated name; the descriptor is checked below.
     let fd = unsafe { libc::memfd_create(c"fnbox-env".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -384,8 +386,7 @@ fn env_memfd(env: &[(String, String)]) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: the descriptor was just created and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    std::io::Write::write_all(&mut std::fs::File::from(fd.try_clone()?), text.as_bytes())?;
+    std::io::Write::write_all(&mut std::fs::File::from(fd.try_clone()?), &bytes)?;
     Ok(fd)
 }
 

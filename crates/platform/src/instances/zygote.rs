@@ -90,6 +90,10 @@ impl Zygote {
     /// Hands the function to the zygote; returns once it serves (or, for a check, once the
     /// handler loaded). The socket is closed after: the instance reads end of file on stdin.
     pub async fn bind(mut self, req: &BindRequest<'_>) -> Result<Bound, BindError> {
+        // The same rule as the env file's: JSON would carry anything, the interpreter not.
+        if let Some(e) = req.env.iter().find_map(|(k, v)| fnbox_sandbox::spec::check_env(k, v).err()) {
+            return Err(BindError::Failed(e.to_string()));
+        }
         let env: serde_json::Map<String, serde_json::Value> =
             req.env.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
         let line = serde_json::json!({"handler": req.handler, "env": env, "workdir": "/code", "check": req.check});

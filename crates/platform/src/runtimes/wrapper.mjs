@@ -195,17 +195,10 @@ function makeServer(instance) {
         headers = { "Content-Type": "application/json" };
         body = Buffer.from(JSON.stringify({ error: `${e && e.name ? e.name : "Error"}: ${e && e.message ? e.message : e}`, type: "handler_error" }));
       }
-      headers["Content-Length"] = body.length;
-      try {
-        res.writeHead(status, headers);
-      } catch (e) {
-        // A header name or value that would break the response's framing (Node refuses it).
-        console.error(e);
-        const why = Buffer.from(JSON.stringify({ error: `the handler returned a header that is not valid: ${e.message}`, type: "handler_error" }));
-        res.writeHead(500, "Internal Server Error", { "Content-Type": "application/json", "Content-Length": why.length }).end(why);
-        return;
-      }
-      res.end(body);
+      // The handler's status and headers travel as data, never as HTTP (Node would throw on a
+      // bad value or status and end the instance): the gateway checks them, see wrapper.py.
+      const meta = Buffer.from(JSON.stringify({ statusCode: status, headers })).toString("base64");
+      res.writeHead(200, { "X-Fnbox-Result": meta, "Content-Length": body.length }).end(body);
     });
   });
   // The gateway keeps its connections open between requests: never time them out here.

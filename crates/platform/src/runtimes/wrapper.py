@@ -43,11 +43,6 @@ from urllib.parse import parse_qsl
 
 MAX_BODY = 6 << 20
 SOCK = os.environ.get("FNBOX_SOCKET", "/run/fnbox/fn.sock")
-REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
-           302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-           422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-           502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def load_handler(spec):
@@ -214,21 +209,19 @@ def to_response(result):
     return 200, [("Content-Type", "application/json")], json.dumps(result).encode()
 
 
-TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-HOP = ("content-length", "connection", "transfer-encoding")
-
-
 def render(status, headers, body, keep_alive):
-    head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"]
+    # The handler's status and headers travel as data (base64 JSON in X-Fnbox-Result), never as
+    # HTTP: a "\r\n" in a value cannot split the answer, a status of 1000 cannot break it, and
+    # the gateway checks them in one place for every runtime (a 500 if they are not valid).
+    # Repeated names (a list-valued header) keep every value, in order.
+    merged = {}
     for k, v in headers:
-        # A name or value that would break the response's framing is dropped, not sent.
-        if k and TOKEN.issuperset(k) and k.lower() not in HOP and "\n" not in v and "\r" not in v:
-            head.append(f"{k}: {v}\r\n")
-    head.append(f"Content-Length: {len(body)}\r\n")
-    if not keep_alive:
-        head.append("Connection: close\r\n")
-    head.append("\r\n")
-    return "".join(head).encode("utf-8") + body
+        merged.setdefault(k, []).append(v)
+    result = {"statusCode": status, "headers": merged}
+    meta = base64.b64encode(json.dumps(result).encode()).decode("ascii")
+    close = "" if keep_alive else "Connection: close\r\n"
+    head = f"HTTP/1.1 200 OK\r\nX-Fnbox-Result: {meta}\r\nContent-Length: {len(body)}\r\n{close}\r\n"
+    return head.encode("ascii") + body
 
 
 class Connection:

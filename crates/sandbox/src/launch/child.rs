@@ -17,6 +17,9 @@ pub struct ChildConfig {
     pub layout: rootfs::Layout,
     pub program: ProgramConfig,
     pub workdir: PathBuf,
+    /// Create a missing working directory (an OCI container's `cwd`, as runc does); for
+    /// `fnbox run` a missing one is an error: a typo should not run the program elsewhere.
+    pub create_workdir: bool,
     /// `None`: the UTS namespace is not the sandbox's own; its name stays.
     pub hostname: Option<String>,
     /// Bring `lo` up (the network namespace is the sandbox's own).
@@ -93,7 +96,13 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     if let Some(h) = &cfg.hostname {
         set_hostname(h)?;
     }
-    if std::env::set_current_dir(&cfg.workdir).is_err() {
+    if let Err(e) = std::env::set_current_dir(&cfg.workdir) {
+        if !cfg.create_workdir {
+            return Err(format!(
+                "cannot use working directory {} ({e}): give a directory that exists in the sandbox's image",
+                cfg.workdir.display()
+            ));
+        }
         std::fs::create_dir_all(&cfg.workdir)
             .and_then(|()| std::env::set_current_dir(&cfg.workdir))
             .map_err(|e| format!("cannot use working directory {}: {e}", cfg.workdir.display()))?;
