@@ -3,7 +3,7 @@
 //! status and a body that say what happened.
 
 use super::{full, text, Body};
-use crate::function::PAYLOAD_MAX;
+use crate::function::{HEADER_MAX, PAYLOAD_MAX};
 use crate::instances::pool::{AcquireError, Outcome};
 use crate::instances::upstream::UpstreamError;
 use crate::instances::EndCause;
@@ -31,6 +31,15 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             // The gateway has already read the whole body: no 100-continue to wait for.
             | "expect"
     )
+}
+
+/// The size of the header block the instance receives for `req` (request line, headers and
+/// the blank line), as hyper writes it.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + 2 + v.len() + 2).sum();
+    line + headers + 2
 }
 
 pub async fn invoke(
@@ -122,6 +131,16 @@ async fn call(
     let Ok(up) = up.body(Full::new(body)) else {
         return text(400, "the request could not be forwarded: a header or the path is not valid");
     };
+    let head = head_size(&up);
+    if head > HEADER_MAX {
+        return text(
+            431,
+            format!(
+                "the request's header block is {head} bytes with what the gateway adds, over the {} KiB limit of functions: send fewer or smaller headers",
+                HEADER_MAX >> 10
+            ),
+        );
+    }
 
     let lease = match pool.acquire().await {
         Ok(l) => l,

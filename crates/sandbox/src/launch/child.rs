@@ -24,6 +24,8 @@ pub struct ChildConfig {
     pub new_net: bool,
     /// Hold the program before `execve` until the launcher sends `START`.
     pub hold: bool,
+    /// The launcher's descriptor the program gets as `LISTEN_FD` (see `SandboxSpec::listen_fd`).
+    pub listen: Option<std::os::fd::RawFd>,
 }
 
 /// Runs the child; never returns. `sentry` (v2) is the socket the program sends its seccomp

@@ -475,6 +475,7 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
             filter,
             notify: v2,
             settings: c.map(|c| c.process.clone()),
+            listen: spec.listen_fd.is_some(),
         },
         workdir: spec.workdir.clone(),
         hostname: match c {
@@ -485,6 +486,7 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
         loopback: own_ns(c.map(|c| &c.net)),
         new_net: false,
         hold: c.is_some_and(|c| c.hold),
+        listen: spec.listen_fd,
     })
 }
 
