@@ -175,7 +175,8 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;
-                got.attach.push(Attach { fd, target, dir: buf[1] == 1, readonly: buf[2] == 1 });
+                let (readonly, overlay) = (buf[2] & 1 != 0, buf[2] & 2 != 0);
+                got.attach.push(Attach { fd, target, dir: buf[1] == 1, readonly, overlay });
             }
             m if m == until => return Ok(got),
             m => return Err(format!("unexpected message {m} from the launcher")),

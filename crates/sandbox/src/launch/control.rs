@@ -142,7 +142,7 @@ impl Sandbox {
             .context(|| "cannot open the sandbox's user namespace".into())?;
         let extra = abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
         let fd = super::idmapped(&bind.source, &userns, extra, true)?;
-        let m = super::attach_msg(&bind.target, bind.source.is_dir(), readonly);
+        let m = super::attach_msg(&bind.target, bind.source.is_dir(), readonly, false);
         fdpass::send(self.sock.as_raw_fd(), &m, &[fd.as_raw_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;

@@ -275,17 +275,19 @@ impl Sandbox {
                     abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID,
                     true,
                 )?;
-                send(&attach_msg(&p, true, true), Some(&fd))?;
+                send(&attach_msg(&p, true, true, false), Some(&fd))?;
             }
         }
         if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
-            send(&attach_msg(Path::new("/proc"), true, true), Some(&proc_placeholder()?))?;
+            send(&attach_msg(Path::new("/proc"), true, true, false), Some(&proc_placeholder()?))?;
         }
         for b in &self.spec.binds {
             let extra =
                 abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if b.readonly { abi::MOUNT_ATTR_RDONLY } else { 0 };
             let fd = idmapped(&b.source, &userns, extra, true)?;
-            send(&attach_msg(&b.target, b.source.is_dir(), b.readonly), Some(&fd))?;
+            // The host path of a read-only directory bound in is not the sandbox's to know.
+            let overlay = b.readonly && b.source.is_dir() && self.spec.container.is_none();
+            send(&attach_msg(&b.target, b.source.is_dir(), b.readonly, overlay), Some(&fd))?;
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
@@ -417,8 +419,10 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
     }
 }
 
-fn attach_msg(target: &Path, dir: bool, readonly: bool) -> Vec<u8> {
-    let mut m = vec![protocol::ATTACH, dir as u8, readonly as u8];
+/// `ATTACH`: [dir, flags, target...]; flags: 1 read-only, 2 shown through an overlay (see
+/// `rootfs::stage`).
+fn attach_msg(target: &Path, dir: bool, readonly: bool, overlay: bool) -> Vec<u8> {
+    let mut m = vec![protocol::ATTACH, dir as u8, readonly as u8 | (overlay as u8) << 1];
     m.extend_from_slice(target.as_os_str().as_encoded_bytes());
     m
 }

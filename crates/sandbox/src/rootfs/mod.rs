@@ -51,13 +51,15 @@ pub struct Attach {
     /// Whether the source is a directory (else a file: the target is created as a file).
     pub dir: bool,
     pub readonly: bool,
+    /// A read-only directory shown through an overlay of its own (a bind from the host).
+    pub overlay: bool,
 }
 
 /// Mounts built before the root exists, waiting on the staging tmpfs to be moved in.
 pub struct Staged {
     stage: PathBuf,
-    /// (staging path, path inside the sandbox, is a directory)
-    moves: Vec<(PathBuf, PathBuf, bool)>,
+    /// (staging path, path inside the sandbox, is a directory, seen through an overlay)
+    moves: Vec<(PathBuf, PathBuf, bool, bool)>,
     tmp_in_memory: bool,
     lowers: usize,
     container: Option<container::ContainerLayout>,
@@ -88,6 +90,15 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     }
 
     let mut moves = Vec::new();
+    // A read-only directory bound from the host is shown through a read-only overlay of its
+    // own rather than moved in: the kernel's mountinfo shows a bind mount's root as its path
+    // on the host's filesystem (the data directory), an overlay's as `/`. Containers keep
+    // their binds as the OCI spec says.
+    let hide = |a: &Attach| a.overlay && a.readonly && a.dir && layout.container.is_none();
+    if attach.iter().any(hide) {
+        let empty = stage.join(EMPTY);
+        sys::mkdirat(None, &empty, 0o555, false).map_err(|e| err("cannot create", &empty, e))?;
+    }
     for (i, a) in attach.iter().enumerate() {
         let at = stage.join(format!("a{i}"));
         make_mountpoint(&at, a.dir)?;
@@ -96,7 +107,7 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
             mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
         }
-        moves.push((at, a.target.clone(), a.dir));
+        moves.push((at, a.target.clone(), a.dir, hide(a)));
     }
     let staged = |moves| Staged {
         stage: stage.clone(),
@@ -110,20 +121,23 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     }
     let dev = stage.join("dev");
     dev::mount_dev(&dev, layout.dev_size.as_deref())?;
-    moves.push((dev, "/dev".into(), true));
+    moves.push((dev, "/dev".into(), true, false));
     // v2's /proc placeholder comes from the launcher, among the attachments.
     if layout.proc == ProcMode::Kernel {
         let proc_dir = stage.join("proc");
         dev::mount_proc(&proc_dir)?;
-        moves.push((proc_dir, "/proc".into(), true));
+        moves.push((proc_dir, "/proc".into(), true, false));
     }
     if layout.sys {
         let sys_dir = stage.join("sys");
         dev::mount_sys(&sys_dir)?;
-        moves.push((sys_dir, "/sys".into(), true));
+        moves.push((sys_dir, "/sys".into(), true, false));
     }
     Ok(staged(moves))
 }
+
+/// An empty directory in the staging area: the second layer of a read-only bind's overlay.
+const EMPTY: &str = "empty";
 
 /// The staging directory of layer `i` (short names keep overlayfs's option string short).
 fn lower_name(i: usize) -> String {
@@ -141,19 +155,27 @@ pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -
     let stage = &staged.stage;
     let disk_dir = stage.join("disk");
     let root = stage.join("root");
-    let lowers: Vec<String> = (0..staged.lowers).map(|i| stage.join(lower_name(i)).display().to_string()).collect();
+    let lowers: Vec<String> = (0..staged.lowers).map(lower_name).collect();
     mount::move_mount_to(&disk, &disk_dir).map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
-        lowers.join(":"),
-        disk_dir.join("upper").display(),
-        disk_dir.join("work").display()
-    );
-    mount::mount(Some("fnbox-root"), &root, Some("overlay"), 0, Some(&opts))
+    // Layers named relative to the staging directory: overlayfs shows its options as given in
+    // the sandbox's mountinfo, and the staging directory's path is the host's run directory.
+    std::env::set_current_dir(stage).map_err(|e| err("cannot enter", stage, e))?;
+    let opts = format!("lowerdir={},upperdir=disk/upper,workdir=disk/work,userxattr", lowers.join(":"));
+    mount::mount(Some("fnbox-root"), Path::new("root"), Some("overlay"), 0, Some(&opts))
         .map_err(|e| err("cannot mount the root overlay on", &root, e))?;
-    for (from, target, dir) in &staged.moves {
+    for (from, target, dir, overlay) in &staged.moves {
         let to = inside(&root, target);
         make_mountpoint(&to, *dir)?;
+        if *overlay {
+            // Two layers, the second empty: overlayfs wants two without an upper one. Named
+            // relative to the staging directory, the current one.
+            let name = from.strip_prefix(stage).unwrap_or(from).display();
+            let opts = format!("lowerdir={name}:{EMPTY},userxattr");
+            let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+            mount::mount(Some("fnbox-bind"), &to, Some("overlay"), flags, Some(&opts))
+                .map_err(|e| err("cannot mount the read-only overlay on", target, e))?;
+            continue;
+        }
         move_to(from, &to).map_err(|e| err("cannot move the staged mount to", target, e))?;
     }
     if staged.tmp_in_memory {
