@@ -158,7 +158,12 @@ fn a_function_cannot_point_the_gateway_at_a_host_socket() {
     let trap = Trap::new();
     let py = TempDir::with("attacker-py", &[("handler.py", PY_ATTACKER)]);
     let bin = compiled("attacker-c", C_ATTACKER);
-    let cases = [("v1", "python3", py.path()), ("v2", "python3", py.path()), ("v1", "binary", bin.path()), ("v2", "binary", bin.path())];
+    let cases = [
+        ("v1", "python3", py.path()),
+        ("v2", "python3", py.path()),
+        ("v1", "binary", bin.path()),
+        ("v2", "binary", bin.path()),
+    ];
     for (sandbox, runtime, code) in cases {
         let name = format!("attack-{sandbox}-{}", &runtime[..3]);
         s.deploy(&name, code, &["--runtime", runtime, "--sandbox", sandbox, "--max-scale", "1"]);

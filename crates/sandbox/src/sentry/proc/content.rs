@@ -104,7 +104,8 @@ fn mounts(host: i32, info: bool) -> SysResult<Vec<u8>> {
 /// and the sandbox's host uid range (`uid=`, `gid=` of tmpfs and devpts). What stays: mount
 /// points, filesystem types, and whether each is read-only.
 fn sanitize_mounts(raw: &str, info: bool) -> String {
-    let neutral = |source: &str, fstype: &str| if source.starts_with('/') { fstype.to_string() } else { source.to_string() };
+    let neutral =
+        |source: &str, fstype: &str| if source.starts_with('/') { fstype.to_string() } else { source.to_string() };
     let only_rw = |opts: &str| if opts.split(',').any(|o| o == "ro") { "ro" } else { "rw" };
     let mut out = String::new();
     for line in raw.lines() {
