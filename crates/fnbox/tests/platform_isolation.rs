@@ -275,9 +275,12 @@ fn a_header_block_over_the_limit_gets_431_and_the_instance_lives_on() {
     }
 }
 
+/// The mountinfo, and the address of the instance's socket (which fnbox bound on the host).
 const MOUNTS: &str = r#"
+import os, socket
 def handle(event, context):
-    return open("/proc/self/mountinfo").read()
+    sock = socket.socket(fileno=os.dup(int(os.environ["FNBOX_LISTEN_FD"])))
+    return open("/proc/self/mountinfo").read() + "socket: " + str(sock.getsockname()) + "\n"
 "#;
 
 /// Host paths a sandbox must not learn: fnbox's state and run directories, the data directory.
@@ -290,7 +293,7 @@ fn host_paths_in(text: &str, data: &Path) -> Vec<String> {
 }
 
 #[test]
-fn mountinfo_in_a_sandbox_names_no_host_path() {
+fn mountinfo_and_the_socket_address_in_a_sandbox_name_no_host_path() {
     let s = Server::start("mountinfo");
     let code = TempDir::with("mounts", &[("handler.py", MOUNTS)]);
     for sandbox in ["v1", "v2"] {
@@ -300,6 +303,7 @@ fn mountinfo_in_a_sandbox_names_no_host_path() {
         assert_eq!(r.status, 200, "{}", r.text());
         let text = r.text();
         assert!(text.contains(" /code "), "{name}: {text}");
+        assert!(text.contains("socket: /proc/self/fd/"), "{name}: {text}");
         let leaked = host_paths_in(&text, &s.data);
         assert!(leaked.is_empty(), "{name}: {leaked:?} in:\n{text}");
         // v1 shows the kernel's mountinfo, where tmpfs and devpts still name the sandbox's
