@@ -1,4 +1,5 @@
-//! Starting sandboxes: one `fnbox run` launcher per sandbox, supervised through three channels.
+//! Starting sandboxes: one `fnbox run` launcher per sandbox, supervised through three channels
+//! and handed its socket.
 //!
 //! * `--status-fd` (a pipe): the `started` line (init pid, cgroup), the `exec` line (the
 //!   program's start, CLOCK_MONOTONIC) and the `ended` line (how it ended).
@@ -6,7 +7,6 @@
 //!   stops its sandbox when this socket closes, so a sandbox lives as long as its [`Launched`]
 //!   handle, or the instance it became, holds the socket.
 //! * stdin, for the Python and Node runtimes: a socket to the runtime's zygote ([`Zygote`]).
-//!
 //! * `--listen-fd`: the instance's socket, made here and bound in the sandbox's directory on
 //!   the host, which no sandbox sees: the program gets it as descriptor 3 and listens on it,
 //!   and the gateway connects to a path only fnbox can change.
