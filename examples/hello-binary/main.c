@@ -1,11 +1,11 @@
-/* A function in C: serves HTTP/1.1 on the Unix socket $FNBOX_SOCKET, one request at a time,
- * keeping connections open. Build: cc -O2 -o main main.c */
+/* A function in C: serves HTTP/1.1 on the Unix socket fnbox gives it as descriptor
+ * $FNBOX_LISTEN_FD (bound, not yet listening: fnbox knows it is ready when it listens), one
+ * request at a time, keeping connections open. Build: cc -O2 -o main main.c */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 static void serve(int c) {
@@ -41,13 +41,10 @@ static void serve(int c) {
 }
 
 int main(void) {
-    const char *path = getenv("FNBOX_SOCKET");
-    if (!path) { fprintf(stderr, "FNBOX_SOCKET is not set\n"); return 1; }
-    int s = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
-    unlink(path);
-    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 64)) { perror("listen"); return 1; }
+    const char *fd = getenv("FNBOX_LISTEN_FD");
+    if (!fd) { fprintf(stderr, "FNBOX_LISTEN_FD is not set: run me with fnbox\n"); return 1; }
+    int s = atoi(fd);
+    if (listen(s, 64)) { perror("listen"); return 1; }
     for (;;) {
         int c = accept(s, NULL, NULL);
         if (c < 0) continue;

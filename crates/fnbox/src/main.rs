@@ -102,6 +102,10 @@ struct RunArgs {
     /// replies go back on it. End of file stops the sandbox.
     #[arg(long, hide = true)]
     control_fd: Option<i32>,
+    /// Give this inherited descriptor (a bound Unix socket) to the program as descriptor 3,
+    /// named in $FNBOX_LISTEN_FD: the program listens on it (fnbox serve's instances).
+    #[arg(long, hide = true)]
+    listen_fd: Option<i32>,
     /// Parent cgroup of the sandbox (tests and the platform use their own).
     #[arg(long, default_value = "fnbox", hide = true)]
     cgroup_parent: String,
@@ -168,10 +172,17 @@ fn main() -> ExitCode {
                 Some(Err(e)) => return fail(&e.to_string(), 125),
                 None => None,
             };
-            let spec = match build_spec(*a) {
+            // Held open until the sandbox has ended: its init takes its own copy at clone.
+            let listen = match a.listen_fd.map(fnbox_sandbox::sys::inherited_socket) {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => return fail(&format!("--listen-fd: {e}"), 125),
+                None => None,
+            };
+            let mut spec = match build_spec(*a) {
                 Ok(s) => s,
                 Err(e) => return fail(&e.to_string(), 125),
             };
+            spec.listen_fd = listen.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
             let paths = fnbox_sandbox::Paths::from_env();
             match launch::run(
                 &spec,

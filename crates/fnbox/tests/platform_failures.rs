@@ -132,9 +132,10 @@ fn in_sandbox_v2_filling_tmp_is_an_oom_kill_with_502_then_recovery() {
     assert!(s.metric("fnbox_oom_kills_total{function=\"tmpfill\"}") >= 1.0);
 }
 
-/// The launchers of this server's instances (their command line names the data directory).
+/// The launchers of this server's instances (their command line binds the data directory's
+/// runtime wrappers).
 fn launchers(s: &Server) -> Vec<i32> {
-    pids_with(&format!("{}/instances/", s.data.display()))
+    pids_with(&format!("{}/runtime:", s.data.display()))
 }
 
 #[test]

@@ -14,6 +14,11 @@ pub const CONCURRENCY_LIMIT: u32 = 1000;
 pub const QUEUE_LIMIT: u32 = 10_000;
 /// Request and response payload limit (Scaleway's and Lambda's).
 pub const PAYLOAD_MAX: usize = 6 << 20;
+/// Largest header block (request line to blank line, as the instance receives it) the gateway
+/// forwards: above, 431, and the instance never sees the request. The wrappers take exactly
+/// this much (`MAX_HEAD` in `runtimes/wrapper.*`), so no request the gateway sends can make
+/// them drop a connection.
+pub const HEADER_MAX: usize = 64 << 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -251,7 +251,15 @@ pub struct SandboxSpec {
     /// Set when the sandbox runs an OCI bundle (`fnbox-runc-v1`/`-v2`).
     #[serde(default)]
     pub container: Option<Box<Container>>,
+    /// A descriptor of the launcher (a bound Unix socket) the program gets as
+    /// [`LISTEN_FD`], named in `$FNBOX_LISTEN_FD`: a server listens on it without creating a
+    /// socket file anywhere (so nothing outside the sandbox ever opens a path inside it).
+    #[serde(skip)]
+    pub listen_fd: Option<std::os::fd::RawFd>,
 }
+
+/// The descriptor a program finds its listening socket on (see [`SandboxSpec::listen_fd`]).
+pub const LISTEN_FD: std::os::fd::RawFd = 3;
 
 pub const DEFAULT_DISK_MB: u64 = 1024;
 /// 16 TiB: the writable layer is a sparse file; past this a size is a typo.
@@ -291,6 +299,7 @@ impl SandboxSpec {
             report: None,
             cgroup_parent: "fnbox".to_string(),
             container: None,
+            listen_fd: None,
         }
     }
 
@@ -343,6 +352,9 @@ impl SandboxSpec {
         ];
         if let Ok(term) = std::env::var("TERM") {
             env.push(("TERM".into(), term));
+        }
+        if self.listen_fd.is_some() {
+            env.push(("FNBOX_LISTEN_FD".into(), LISTEN_FD.to_string()));
         }
         for (k, v) in &self.env {
             env.retain(|(ek, _)| ek != k);

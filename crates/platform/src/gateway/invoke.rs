@@ -5,7 +5,7 @@
 use super::body::{BodyError, BodyReader, Sender};
 use super::answer::{handler_answer, hop_by_hop};
 use super::{full, text, Body};
-use crate::function::PAYLOAD_MAX;
+use crate::function::{HEADER_MAX, PAYLOAD_MAX};
 use crate::instances::pool::{AcquireError, Outcome};
 use crate::instances::upstream::UpstreamError;
 use crate::instances::EndCause;
@@ -26,6 +26,15 @@ fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
         .ok()
         .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
         .is_some_and(|t| p.tokens.may_invoke(name, t))
+}
+
+/// The size of the header block the instance receives for `req` (request line, headers and
+/// the blank line), as hyper writes it.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + 2 + v.len() + 2).sum();
+    line + headers + 2
 }
 
 pub async fn invoke(
@@ -140,6 +149,16 @@ async fn call(
     let Ok(up) = up.body(Full::new(body)) else {
         return text(400, "the request could not be forwarded: a header or the path is not valid");
     };
+    let head = head_size(&up);
+    if head > HEADER_MAX {
+        return text(
+            431,
+            format!(
+                "the request's header block is {head} bytes with what the gateway adds, over the {} KiB limit of functions: send fewer or smaller headers",
+                HEADER_MAX >> 10
+            ),
+        );
+    }
 
     let lease = match pool.acquire().await {
         Ok(l) => l,

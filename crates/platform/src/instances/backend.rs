@@ -12,7 +12,7 @@ use super::warm::{WarmKey, WarmPool};
 use super::zygote::{self, BindError, BindRequest, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
 use crate::function::{FunctionConfig, Runtime};
-use crate::runtimes::{self, INSTANCE_DIR, SOCKET_NAME};
+use crate::runtimes;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ pub struct FnboxRun {
 }
 
 /// The environment an instance gets: the runtime's, the function's (secrets included) and
-/// fnbox's own `FNBOX_*` variables.
+/// fnbox's own `FNBOX_*` variables (`fnbox run` adds `FNBOX_LISTEN_FD`).
 fn function_env(id: &str, name: &str, version: u64, c: &FunctionConfig) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = runtimes::runtime_env(c.runtime)
         .iter()
@@ -39,7 +39,6 @@ fn function_env(id: &str, name: &str, version: u64, c: &FunctionConfig) -> Vec<(
         .chain(c.env.iter().chain(c.secrets.iter()).map(|(k, v)| (k.clone(), v.clone())))
         .collect();
     env.extend([
-        ("FNBOX_SOCKET".into(), format!("{INSTANCE_DIR}/{SOCKET_NAME}")),
         ("FNBOX_FUNCTION_NAME".into(), name.to_string()),
         ("FNBOX_FUNCTION_VERSION".into(), version.to_string()),
         ("FNBOX_MEMORY_MB".into(), c.memory_mb.to_string()),
@@ -124,7 +123,7 @@ impl FnboxRun {
             handler_imported: since(m0, bound.imported),
             ready,
         };
-        let upstream = Upstream::new(sb.dir.join(SOCKET_NAME));
+        let upstream = Upstream::new(sb.socket());
         Ok(Instance::new(spec.id.clone(), upstream, sb.cgroup, cold, sb.ended, Box::new(sb.control)))
     }
 
@@ -144,19 +143,20 @@ impl FnboxRun {
         };
         let sb = self.launcher.launch(launch).await?;
         let acquired = t0.elapsed();
-        let upstream = Upstream::new(sb.dir.join(SOCKET_NAME));
+        let upstream = Upstream::new(sb.socket());
         let mut pause = Duration::from_micros(500);
         let deadline = t0 + LISTEN_TIMEOUT;
         loop {
             if sb.has_ended() {
                 return Err(sb.start_failure().await);
             }
-            if upstream.socket().exists() && upstream.warm().await.is_ok() {
+            // Connections are refused until the program listens.
+            if upstream.warm().await.is_ok() {
                 break;
             }
             if Instant::now() > deadline {
                 return Err(start_failed(format!(
-                    "it did not listen on $FNBOX_SOCKET within {} s (a binary function must serve HTTP there)",
+                    "it did not listen on $FNBOX_LISTEN_FD within {} s (a binary function must call listen() on that descriptor and serve HTTP there)",
                     LISTEN_TIMEOUT.as_secs()
                 )));
             }

@@ -1,4 +1,5 @@
-//! Starting sandboxes: one `fnbox run` launcher per sandbox, supervised through three channels.
+//! Starting sandboxes: one `fnbox run` launcher per sandbox, supervised through three channels
+//! and handed its socket.
 //!
 //! * `--status-fd` (a pipe): the `started` line (init pid, cgroup), the `exec` line (the
 //!   program's start, CLOCK_MONOTONIC) and the `ended` line (how it ended).
@@ -6,6 +7,9 @@
 //!   stops its sandbox when this socket closes, so a sandbox lives as long as its [`Launched`]
 //!   handle, or the instance it became, holds the socket.
 //! * stdin, for the Python and Node runtimes: a socket to the runtime's zygote ([`Zygote`]).
+//! * `--listen-fd`: the instance's socket, made here and bound in the sandbox's directory on
+//!   the host, which no sandbox sees: the program gets it as descriptor 3 and listens on it,
+//!   and the gateway connects to a path only fnbox can change.
 //!
 //! The environment (secrets included) reaches `fnbox run` as `--env-file` (NUL-separated
 //! records) on a memory file it inherits: never on a command line, never on disk. The program's stdout and stderr go to
@@ -18,7 +22,7 @@ use super::output::{pump, OutputPace};
 use super::zygote::Zygote;
 use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
-use crate::runtimes::{INSTANCE_DIR, RUNTIME_DIR};
+use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -42,7 +46,8 @@ pub struct Launcher {
     pub exe: PathBuf,
     /// Where the runtime wrappers were installed (bound read-only at [`RUNTIME_DIR`]).
     pub runtime_dir: PathBuf,
-    /// Parent of the per-sandbox directories (bound at [`INSTANCE_DIR`]: the socket).
+    /// Parent of the per-sandbox directories, which hold their sockets ([`SOCKET_NAME`]).
+    /// Only fnbox uses them: no sandbox sees them.
     pub instances_dir: PathBuf,
     pub cgroup_parent: String,
     pub logs: Arc<LogStore>,
@@ -133,7 +138,7 @@ impl LogRoute {
 
 /// A running sandbox and its channels.
 pub struct Launched {
-    /// The host side of [`INSTANCE_DIR`].
+    /// Its directory on the host, which holds its socket ([`Launched::socket`]).
     pub dir: PathBuf,
     /// Its cgroup directories, for memory figures.
     pub cgroup: Vec<PathBuf>,
@@ -146,6 +151,11 @@ pub struct Launched {
 }
 
 impl Launched {
+    /// The socket its program listens on: made by fnbox in a directory no sandbox sees.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(SOCKET_NAME)
+    }
+
     /// When the program was executed (CLOCK_MONOTONIC seconds), once the launcher said so.
     pub fn exec_at(&self) -> Option<f64> {
         let ns = self.exec_ns.load(Ordering::Relaxed);
@@ -284,7 +294,8 @@ impl Launcher {
             false => (None, None),
         };
         let env = env_memfd(&spec.env).map_err(|e| io("the environment file", e))?;
-        let inherited = [status_w.as_raw_fd(), control_theirs.as_raw_fd(), env.as_raw_fd()];
+        let listen = bound_socket(dir).map_err(|e| io("the instance's socket", e))?;
+        let inherited = [status_w.as_raw_fd(), control_theirs.as_raw_fd(), env.as_raw_fd(), listen.as_raw_fd()];
 
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.args(["run", "--sandbox", &spec.kind, "--memory", &spec.memory_mb.to_string()]);
@@ -293,12 +304,12 @@ impl Launcher {
             cmd.arg("--bind").arg(format!("{}:/code:cow", code.display()));
         }
         cmd.arg("--bind").arg(format!("{}:{RUNTIME_DIR}:ro", self.runtime_dir.display()));
-        cmd.arg("--bind").arg(format!("{}:{INSTANCE_DIR}", dir.display()));
         cmd.args(["--workdir", if spec.code.is_some() { "/code" } else { "/" }]);
         cmd.args(["--cgroup-parent", &self.cgroup_parent]);
         cmd.arg("--status-fd").arg(inherited[0].to_string());
         cmd.arg("--control-fd").arg(inherited[1].to_string());
         cmd.arg("--env-file").arg(format!("/proc/self/fd/{}", inherited[2]));
+        cmd.arg("--listen-fd").arg(inherited[3].to_string());
         if let Some(t) = spec.timeout {
             cmd.arg("--timeout").arg(t.as_secs().to_string());
         }
@@ -323,7 +334,7 @@ impl Launcher {
             })
         };
         let mut child = cmd.spawn().map_err(|e| start_failed(format!("cannot start {}: {e}", self.exe.display())))?;
-        drop((status_w, control_theirs, env));
+        drop((status_w, control_theirs, env, listen));
         let launcher_pid = child.id().unwrap_or(0) as i32;
         pipe_lines(child.stdout.take(), &spec.route, Stream::Stdout);
         pipe_lines(child.stderr.take(), &spec.route, Stream::Stderr);
@@ -388,6 +399,37 @@ fn env_memfd(env: &[(String, String)]) -> std::io::Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     std::io::Write::write_all(&mut std::fs::File::from(fd.try_clone()?), &bytes)?;
     Ok(fd)
+}
+
+/// A Unix stream socket bound at `dir`/[`SOCKET_NAME`], not listening: the program listens
+/// on it, and until it does the gateway's connections are refused (which is how a binary's
+/// readiness shows). Bound through `/proc/self/fd/N/`: the kernel records the path as given,
+/// and `getsockname` in the sandbox shows that, not where the data directory is.
+fn bound_socket(dir: &Path) -> std::io::Result<OwnedFd> {
+    let dirfd = std::fs::File::open(dir)?;
+    // SAFETY: socket with constant arguments; the descriptor is checked below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just created and is owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let path = format!("/proc/self/fd/{}/{SOCKET_NAME}", dirfd.as_raw_fd());
+    // SAFETY: sockaddr_un is plain data; zeroed is its empty value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if path.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::other("socket path too long"));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(path.bytes()) {
+        *d = s as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes (NUL-terminated path).
+    if unsafe { libc::bind(sock.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(sock)
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {

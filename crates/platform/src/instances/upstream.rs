@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Why a request to an instance failed.
@@ -19,6 +19,8 @@ pub enum UpstreamError {
 }
 
 pub struct Upstream {
+    /// The instance's socket, in a directory only fnbox writes (see `launcher.rs`): nothing a
+    /// sandbox does changes what this path names.
     path: PathBuf,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
@@ -26,10 +28,6 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(path: PathBuf) -> Self {
         Self { path, idle: Mutex::new(Vec::new()) }
-    }
-
-    pub fn socket(&self) -> &Path {
-        &self.path
     }
 
     /// Opens a connection and keeps it for the next request.

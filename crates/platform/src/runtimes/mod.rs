@@ -3,7 +3,8 @@
 //! The Python and Node wrappers are compiled into the binary and written to the data directory
 //! at start; sandboxes bind them read-only at [`RUNTIME_DIR`]. Both start as zygotes (see
 //! `instances/zygote.rs`): the interpreter runs and the wrapper is imported before the function
-//! is known. A `binary` function is its own server: it listens on `$FNBOX_SOCKET`.
+//! is known. A `binary` function is its own server: it listens on the socket it inherits as
+//! descriptor `$FNBOX_LISTEN_FD`.
 
 use crate::error::{Context, Result};
 use crate::function::Runtime;
@@ -11,8 +12,8 @@ use std::path::Path;
 
 /// Where the wrappers appear inside the sandbox.
 pub const RUNTIME_DIR: &str = "/opt/fnbox/runtime";
-/// Where the instance directory (the socket) appears inside the sandbox.
-pub const INSTANCE_DIR: &str = "/run/fnbox";
+/// An instance's socket, in its directory on the host. The program gets it as a descriptor
+/// (`$FNBOX_LISTEN_FD`): no socket path exists inside a sandbox.
 pub const SOCKET_NAME: &str = "fn.sock";
 
 const PYTHON_WRAPPER: &str = include_str!("wrapper.py");
@@ -99,5 +100,13 @@ mod tests {
         assert_eq!(zygote_program(Runtime::Node, true).unwrap()[2..], ["--zygote", "--warm-up"]);
         assert!(zygote_program(Runtime::Binary, true).is_none());
         assert_eq!(binary_program("bin/s", false), vec!["/code/bin/s"]);
+    }
+
+    #[test]
+    fn the_wrappers_take_the_header_blocks_the_gateway_forwards() {
+        let limit = format!("MAX_HEAD = {} << 10", crate::function::HEADER_MAX >> 10);
+        assert_eq!(crate::function::HEADER_MAX % 1024, 0);
+        assert!(PYTHON_WRAPPER.contains(&limit), "wrapper.py: {limit}");
+        assert!(NODE_WRAPPER.contains(&limit), "wrapper.mjs: {limit}");
     }
 }

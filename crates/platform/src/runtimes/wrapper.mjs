@@ -28,7 +28,11 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 const MAX_BODY = 6 << 20;
-const SOCK = process.env.FNBOX_SOCKET || "/run/fnbox/fn.sock";
+// The gateway's limit on a request's header block: it answers 431 above it and never forwards
+// such a request. Node counts fewer bytes of a block (no separators), so it takes all it gets.
+const MAX_HEAD = 64 << 10;
+// Where the warm-up request goes: an abstract name, private to the sandbox's network namespace.
+const WARM_SOCK = "\0fnbox-warm-up";
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
 /** The handler is not where the spec says: no stack trace needed. */
@@ -173,7 +177,7 @@ async function loadOrExplain(spec) {
 
 /** An HTTP server calling `instance.handler` (set once the handler is loaded). */
 function makeServer(instance) {
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: MAX_HEAD }, (req, res) => {
     const chunks = [];
     let size = 0;
     req.on("data", (c) => {
@@ -216,7 +220,8 @@ function contextFromEnv() {
   };
 }
 
-/** Listens on the instance socket (or FNBOX_LISTEN_TCP); resolves once listening. */
+/** Listens on the socket fnbox made ($FNBOX_LISTEN_FD, or FNBOX_LISTEN_TCP); resolves once
+ * listening. */
 function listen(server) {
   return new Promise((resolve) => {
     const tcp = process.env.FNBOX_LISTEN_TCP;
@@ -225,8 +230,7 @@ function listen(server) {
       server.listen(Number(tcp.slice(i + 1)), tcp.slice(0, i), resolve);
       return;
     }
-    fs.rmSync(SOCK, { force: true });
-    server.listen(SOCK, resolve);
+    server.listen({ fd: Number(process.env.FNBOX_LISTEN_FD) }, resolve);
   });
 }
 
@@ -263,10 +267,16 @@ async function warmUp(instance) {
   process.chdir(cwd);
   instance.handler = loaded.handler ?? (async () => "warm");
   instance.context = contextFromEnv();
-  await new Promise((resolve) => {
+  // Through a server of its own: the instance's socket is only the gateway's to connect to.
+  const server = makeServer(instance);
+  const up = await new Promise((resolve) => {
+    server.once("error", () => resolve(false));
+    server.listen(WARM_SOCK, () => resolve(true));
+  });
+  if (up) await new Promise((resolve) => {
     const body = JSON.stringify({ warm: true });
     const headers = { "Content-Type": "application/json", "Content-Length": body.length, Connection: "close" };
-    const req = http.request({ socketPath: SOCK, path: "/warm?up=1", method: "POST", headers, agent: false }, (res) => {
+    const req = http.request({ socketPath: WARM_SOCK, path: "/warm?up=1", method: "POST", headers, agent: false }, (res) => {
       res.resume();
       res.on("end", resolve);
       res.on("error", resolve);
@@ -274,6 +284,7 @@ async function warmUp(instance) {
     req.on("error", resolve);
     req.end(body);
   });
+  server.close();
   instance.handler = null;
 }
 

@@ -42,7 +42,15 @@ import traceback
 from urllib.parse import parse_qsl
 
 MAX_BODY = 6 << 20
-SOCK = os.environ.get("FNBOX_SOCKET", "/run/fnbox/fn.sock")
+# The gateway's limit on a request's header block (request line to blank line, as sent here):
+# it answers 431 above it and never forwards such a request. Keep the two equal.
+MAX_HEAD = 64 << 10
+REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
+           302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+           422: "Unprocessable Entity", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+           500: "Internal Server Error",
+           502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def load_handler(spec):
@@ -232,10 +240,10 @@ class Connection:
     def read_request(self):
         while True:
             end = self.buf.find(b"\r\n\r\n")
+            if end + 4 > MAX_HEAD or (end < 0 and len(self.buf) >= MAX_HEAD):
+                return "431"
             if end >= 0:
                 break
-            if len(self.buf) > 64 * 1024:
-                return None
             chunk = self.sock.recv(65536)
             if not chunk:
                 return None
@@ -265,6 +273,9 @@ class Connection:
             while True:
                 req = self.read_request()
                 if req is None:
+                    return
+                if req == "431":
+                    self.sock.sendall(render(431, {}, b"request header block over 64 KiB\n", False))
                     return
                 method, target, headers, lower, body = req
                 keep_alive = lower.get("connection", "").lower() != "close"
@@ -297,12 +308,10 @@ def listen():
         srv.bind((host, int(port)))
         srv.listen(1024)
         return srv, lambda c: c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        os.unlink(SOCK)
-    except FileNotFoundError:
-        pass
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(SOCK)
+    # fnbox made the socket and bound it where only fnbox can reach it: listen on it.
+    fd = int(os.environ["FNBOX_LISTEN_FD"])
+    os.set_inheritable(fd, False)
+    srv = socket.socket(fileno=fd)
     srv.listen(1024)
     return srv, None
 

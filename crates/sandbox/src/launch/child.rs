@@ -28,6 +28,8 @@ pub struct ChildConfig {
     pub new_net: bool,
     /// Hold the program before `execve` until the launcher sends `START`.
     pub hold: bool,
+    /// The launcher's descriptor the program gets as `LISTEN_FD` (see `SandboxSpec::listen_fd`).
+    pub listen: Option<std::os::fd::RawFd>,
 }
 
 /// Runs the child; never returns. `sentry` (v2) is the socket the program sends its seccomp
@@ -184,7 +186,8 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;
-                got.attach.push(Attach { fd, target, dir: buf[1] == 1, access: Access::from_byte(buf[2]) });
+                let (access, overlay) = (Access::from_byte(buf[2] & msg::ATTACH_ACCESS), buf[2] & msg::ATTACH_OVERLAY != 0);
+                got.attach.push(Attach { fd, target, dir: buf[1] == 1, access, overlay });
             }
             m if m == until => return Ok(got),
             m => return Err(format!("unexpected message {m} from the launcher")),

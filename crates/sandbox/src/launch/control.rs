@@ -136,7 +136,7 @@ impl Sandbox {
         let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
             .context(|| "cannot open the sandbox's user namespace".into())?;
         let fd = super::idmapped(&bind.source, &userns, super::bind_attrs(bind.access), true)?;
-        let m = super::attach_msg(&bind.target, bind.source.is_dir(), bind.access);
+        let m = super::attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
         fdpass::send(self.sock.as_raw_fd(), &m, &[fd.as_raw_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;

@@ -72,6 +72,7 @@ pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Resul
         filter,
         notify: v2,
         settings: Some(spec.settings.clone()),
+        listen: false,
     };
     let ns = |name: &str| {
         let p = format!("/proc/{}/ns/{name}", target.init_pid);

@@ -13,7 +13,7 @@ use crate::seccomp::{self, Policy};
 use crate::spec::Access;
 use crate::sys::{self, fdpass, mount, process, signal};
 use crate::syscalls::Action;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// What the init itself may do once the program runs.
@@ -30,14 +30,19 @@ const INIT_ALLOWLIST: &[&str] = &[
 
 /// `layer`: the writable layer's detached mount, for a copy-on-write bind attached later.
 pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Option<OwnedFd>) -> ! {
-    // Keep only the launcher socket, as fd 3 (and the Sentry's, as fd 4, then the layer);
-    // nothing else of the launcher's reaches the program (CVE-2024-21626), and the layer is
-    // close-on-exec.
+    // Keep only the program's listening socket, if it has one, as fd 3 (`LISTEN_FD`), then the
+    // launcher socket (and the Sentry's, then the layer); nothing else of the launcher's
+    // reaches the program (CVE-2024-21626), and the layer is close-on-exec.
+    // SAFETY: the descriptor was inherited from the launcher at clone and nothing else in this
+    // process owns it.
+    let listen = cfg.listen.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let first = usize::from(listen.is_some());
     let has_sentry = sentry.is_some();
-    let kept = sys::keep_only(std::iter::once(sock).chain(sentry).chain(layer).collect());
-    let sock_fd = kept[0];
-    let sentry_fd = if has_sentry { kept.get(1).copied() } else { None };
-    let layer_fd = kept.get(1 + has_sentry as usize).copied();
+    let kept =
+        sys::keep_only(listen.into_iter().chain(std::iter::once(sock)).chain(sentry).chain(layer).collect());
+    let sock_fd = kept[first];
+    let sentry_fd = if has_sentry { kept.get(first + 1).copied() } else { None };
+    let layer_fd = kept.get(first + 1 + has_sentry as usize).copied();
     let all = signal::SigSet::full();
     let _ = signal::set_mask(libc::SIG_SETMASK, &all);
     for &s in signal::FORWARDED {
@@ -85,6 +90,10 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
     if let Some(s) = sentry_fd {
         // SAFETY: closing our copy of the Sentry socket; the program keeps its own.
         unsafe { libc::close(s) };
+    }
+    if cfg.listen.is_some() {
+        // SAFETY: closing our copy of the program's listening socket: only the program serves.
+        unsafe { libc::close(crate::spec::LISTEN_FD) };
     }
     let own = Policy::allowlist(INIT_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
     if let Err(e) = seccomp::install(&own, seccomp::InstallFlags::default()) {

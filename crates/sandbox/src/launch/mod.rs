@@ -273,15 +273,17 @@ impl Sandbox {
                     abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID,
                     true,
                 )?;
-                send(&attach_msg(&p, true, Access::ReadOnly), Some(&fd))?;
+                send(&attach_msg(&p, true, Access::ReadOnly, false), Some(&fd))?;
             }
         }
         if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
-            send(&attach_msg(Path::new("/proc"), true, Access::ReadOnly), Some(&proc_placeholder()?))?;
+            send(&attach_msg(Path::new("/proc"), true, Access::ReadOnly, false), Some(&proc_placeholder()?))?;
         }
         for b in &self.spec.binds {
             let fd = idmapped(&b.source, &userns, bind_attrs(b.access), true)?;
-            send(&attach_msg(&b.target, b.source.is_dir(), b.access), Some(&fd))?;
+            // The host path of a read-only directory bound in is not the sandbox's to know.
+            let overlay = b.access == Access::ReadOnly && b.source.is_dir() && self.spec.container.is_none();
+            send(&attach_msg(&b.target, b.source.is_dir(), b.access, overlay), Some(&fd))?;
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
@@ -419,8 +421,12 @@ fn bind_attrs(access: Access) -> u64 {
     abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if access.source_readonly() { abi::MOUNT_ATTR_RDONLY } else { 0 }
 }
 
-fn attach_msg(target: &Path, dir: bool, access: Access) -> Vec<u8> {
-    let mut m = vec![protocol::ATTACH, dir as u8, access.to_byte()];
+/// `ATTACH`: [dir, flags, target...]; flags: the access ([`Access::to_byte`], under
+/// [`protocol::ATTACH_ACCESS`]) and [`protocol::ATTACH_OVERLAY`] for a read-only directory
+/// shown through an overlay of its own (see `rootfs::stage`).
+fn attach_msg(target: &Path, dir: bool, access: Access, overlay: bool) -> Vec<u8> {
+    let flags = access.to_byte() | if overlay { protocol::ATTACH_OVERLAY } else { 0 };
+    let mut m = vec![protocol::ATTACH, dir as u8, flags];
     m.extend_from_slice(target.as_os_str().as_encoded_bytes());
     m
 }
@@ -477,6 +483,7 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
             filter,
             notify: v2,
             settings: c.map(|c| c.process.clone()),
+            listen: spec.listen_fd.is_some(),
         },
         workdir: spec.workdir.clone(),
         create_workdir: c.is_some(),
@@ -488,6 +495,7 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
         loopback: own_ns(c.map(|c| &c.net)),
         new_net: false,
         hold: c.is_some_and(|c| c.hold),
+        listen: spec.listen_fd,
     })
 }
 

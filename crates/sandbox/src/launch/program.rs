@@ -25,6 +25,9 @@ pub struct ProgramConfig {
     pub notify: bool,
     /// `None`: fnbox's own programs (root of the sandbox, Docker's capabilities).
     pub settings: Option<ProcessSettings>,
+    /// The init kept a listening socket for the program at `LISTEN_FD`: it stays open across
+    /// `execve`.
+    pub listen: bool,
 }
 
 /// Becomes the program. `report` carries `SETUP_ERROR`, `EXEC_ERROR`, `CONSOLE`, `READY` and
@@ -33,6 +36,10 @@ pub struct ProgramConfig {
 pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Option<RawFd>) -> ! {
     // SAFETY: setsid has no arguments.
     unsafe { libc::setsid() };
+    if cfg.listen {
+        // SAFETY: F_SETFD on the descriptor the init kept open for this process.
+        unsafe { libc::fcntl(crate::spec::LISTEN_FD, libc::F_SETFD, 0) };
+    }
     let _ = signal::set_mask(libc::SIG_SETMASK, &signal::SigSet::empty());
     let path = match find_program(&cfg.argv[0], &cfg.search_path) {
         Ok(p) => p,

@@ -52,6 +52,20 @@ pub struct Attach {
     /// Whether the source is a directory (else a file: the target is created as a file).
     pub dir: bool,
     pub access: Access,
+    /// A read-only directory shown through an overlay of its own (a bind from the host).
+    pub overlay: bool,
+}
+
+/// How a staged mount enters the new root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// Moved in as it is.
+    Move,
+    /// An overlay there instead, the staged mount its lower layer (see [`Access::CopyOnWrite`]).
+    CopyOnWrite,
+    /// A read-only overlay of the staged mount alone: the kernel's mountinfo shows a bind
+    /// mount's root as its path on the host, an overlay's as `/`.
+    Hidden,
 }
 
 /// A staged mount waiting to be moved into the new root.
@@ -60,8 +74,7 @@ struct Move {
     /// Absolute path inside the sandbox.
     to: PathBuf,
     dir: bool,
-    /// Put an overlay there instead, `from` its lower layer (see [`Access::CopyOnWrite`]).
-    cow: bool,
+    entry: Entry,
 }
 
 /// Mounts built before the root exists, waiting on the staging tmpfs to be moved in.
@@ -98,6 +111,15 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     }
 
     let mut moves = Vec::new();
+    // A read-only directory bound from the host is shown through a read-only overlay of its
+    // own rather than moved in: the kernel's mountinfo shows a bind mount's root as its path
+    // on the host's filesystem (the data directory), an overlay's as `/`. Containers keep
+    // their binds as the OCI spec says.
+    let hide = |a: &Attach| a.overlay && a.access == Access::ReadOnly && a.dir && layout.container.is_none();
+    if attach.iter().any(hide) {
+        let empty = stage.join(EMPTY);
+        sys::mkdirat(None, &empty, 0o555, false).map_err(|e| err("cannot create", &empty, e))?;
+    }
     for (i, a) in attach.iter().enumerate() {
         let at = stage.join(format!("a{i}"));
         make_mountpoint(&at, a.dir)?;
@@ -106,7 +128,14 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
             mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
         }
-        moves.push(Move { from: at, to: a.target.clone(), dir: a.dir, cow: a.access == Access::CopyOnWrite });
+        let entry = if a.access == Access::CopyOnWrite {
+            Entry::CopyOnWrite
+        } else if hide(a) {
+            Entry::Hidden
+        } else {
+            Entry::Move
+        };
+        moves.push(Move { from: at, to: a.target.clone(), dir: a.dir, entry });
     }
     let staged = |moves| Staged {
         stage: stage.clone(),
@@ -120,20 +149,23 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     }
     let dev = stage.join("dev");
     dev::mount_dev(&dev, layout.dev_size.as_deref())?;
-    moves.push(Move { from: dev, to: "/dev".into(), dir: true, cow: false });
+    moves.push(Move { from: dev, to: "/dev".into(), dir: true, entry: Entry::Move });
     // v2's /proc placeholder comes from the launcher, among the attachments.
     if layout.proc == ProcMode::Kernel {
         let proc_dir = stage.join("proc");
         dev::mount_proc(&proc_dir)?;
-        moves.push(Move { from: proc_dir, to: "/proc".into(), dir: true, cow: false });
+        moves.push(Move { from: proc_dir, to: "/proc".into(), dir: true, entry: Entry::Move });
     }
     if layout.sys {
         let sys_dir = stage.join("sys");
         dev::mount_sys(&sys_dir)?;
-        moves.push(Move { from: sys_dir, to: "/sys".into(), dir: true, cow: false });
+        moves.push(Move { from: sys_dir, to: "/sys".into(), dir: true, entry: Entry::Move });
     }
     Ok(staged(moves))
 }
+
+/// An empty directory in the staging area: the second layer of a read-only bind's overlay.
+const EMPTY: &str = "empty";
 
 /// The staging directory of layer `i` (short names keep overlayfs's option string short).
 fn lower_name(i: usize) -> String {
@@ -155,25 +187,33 @@ pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -
     let stage = &staged.stage;
     let disk_dir = stage.join("disk");
     let root = stage.join("root");
-    let lowers: Vec<String> = (0..staged.lowers).map(|i| stage.join(lower_name(i)).display().to_string()).collect();
+    let lowers: Vec<String> = (0..staged.lowers).map(lower_name).collect();
     mount::move_mount_to(&disk, &disk_dir).map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
-        lowers.join(":"),
-        disk_dir.join("upper").display(),
-        disk_dir.join("work").display()
-    );
-    mount::mount(Some("fnbox-root"), &root, Some("overlay"), 0, Some(&opts))
+    // Layers named relative to the staging directory: overlayfs shows its options as given in
+    // the sandbox's mountinfo, and the staging directory's path is the host's run directory.
+    std::env::set_current_dir(stage).map_err(|e| err("cannot enter", stage, e))?;
+    let opts = format!("lowerdir={},upperdir=disk/upper,workdir=disk/work,userxattr", lowers.join(":"));
+    mount::mount(Some("fnbox-root"), Path::new("root"), Some("overlay"), 0, Some(&opts))
         .map_err(|e| err("cannot mount the root overlay on", &root, e))?;
     for (i, m) in staged.moves.iter().enumerate() {
         let to = inside(&root, &m.to);
         make_mountpoint(&to, m.dir)?;
-        if m.cow {
-            let overlay = cow_overlay(&m.from, &disk_dir.join(format!("cow/{i}")))
-                .map_err(|e| err("cannot make a copy-on-write overlay for", &m.to, e))?;
-            mount::move_mount_to(&overlay, &to).map_err(|e| err("cannot attach the overlay at", &m.to, e))?;
-        } else {
-            move_to(&m.from, &to).map_err(|e| err("cannot move the staged mount to", &m.to, e))?;
+        match m.entry {
+            Entry::CopyOnWrite => {
+                let overlay = cow_overlay(&m.from, &disk_dir.join(format!("cow/{i}")))
+                    .map_err(|e| err("cannot make a copy-on-write overlay for", &m.to, e))?;
+                mount::move_mount_to(&overlay, &to).map_err(|e| err("cannot attach the overlay at", &m.to, e))?;
+            }
+            Entry::Hidden => {
+                // Two layers, the second empty: overlayfs wants two without an upper one. Named
+                // relative to the staging directory, the current one.
+                let name = m.from.strip_prefix(stage).unwrap_or(&m.from).display();
+                let opts = format!("lowerdir={name}:{EMPTY},userxattr");
+                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+                mount::mount(Some("fnbox-bind"), &to, Some("overlay"), flags, Some(&opts))
+                    .map_err(|e| err("cannot mount the read-only overlay on", &m.to, e))?;
+            }
+            Entry::Move => move_to(&m.from, &to).map_err(|e| err("cannot move the staged mount to", &m.to, e))?,
         }
     }
     if staged.tmp_in_memory {

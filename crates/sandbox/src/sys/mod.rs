@@ -217,6 +217,19 @@ pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// [`inherited_file`], for a descriptor that must be a socket (`--listen-fd`).
+pub fn inherited_socket(fd: RawFd) -> io::Result<OwnedFd> {
+    let f = OwnedFd::from(inherited_file(fd)?);
+    // SAFETY: `st` is a valid out-buffer for fstat on an open descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    cvt(unsafe { libc::fstat(f.as_raw_fd(), &mut st) })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("descriptor {fd} is not a socket")));
+    }
+    Ok(f)
+}
+
 /// The text of an errno value, without Rust's "(os error N)" suffix.
 pub fn strerror(errno: i32) -> String {
     let s = io::Error::from_raw_os_error(errno).to_string();

@@ -92,21 +92,47 @@ fn stat(host: i32, ns: i32) -> SysResult<Vec<u8>> {
     Ok(format!("{ns} {comm} {}", f.join(" ")).into_bytes())
 }
 
-/// The sandbox's mounts, without the host paths overlayfs records in its options.
+/// The sandbox's mounts, with nothing of the host in them (see [`sanitize_mounts`]).
 fn mounts(host: i32, info: bool) -> SysResult<Vec<u8>> {
     let raw = String::from_utf8_lossy(&host_file(host, if info { "mountinfo" } else { "mounts" })?).into_owned();
+    Ok(sanitize_mounts(&raw, info).into_bytes())
+}
+
+/// The kernel's `mounts` or `mountinfo` (`info`) text without what it says about the host: a
+/// bind mount's root is its path in the host's filesystem (the data directory), a device
+/// source names the host's disk, and filesystem options carry host paths (overlayfs' layers)
+/// and the sandbox's host uid range (`uid=`, `gid=` of tmpfs and devpts). What stays: mount
+/// points, filesystem types, and whether each is read-only.
+fn sanitize_mounts(raw: &str, info: bool) -> String {
+    let neutral =
+        |source: &str, fstype: &str| if source.starts_with('/') { fstype.to_string() } else { source.to_string() };
+    let only_rw = |opts: &str| if opts.split(',').any(|o| o == "ro") { "ro" } else { "rw" };
     let mut out = String::new();
     for line in raw.lines() {
-        if line.contains("lowerdir=") {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let kept: Vec<&str> = fields.iter().map(|f| if f.contains("lowerdir=") { "rw" } else { f }).collect();
-            out.push_str(&kept.join(" "));
+        let mut f: Vec<String> = line.split(' ').map(String::from).collect();
+        if info {
+            // id parent dev root mountpoint options [optional...] - fstype source super-options
+            let Some(dash) = f.iter().position(|x| x == "-") else { continue };
+            if dash < 6 || f.len() < dash + 4 {
+                continue;
+            }
+            f[3] = "/".into();
+            f[dash + 2] = neutral(&f[dash + 2], &f[dash + 1]);
+            f[dash + 3] = only_rw(&f[dash + 3]).into();
+            f.truncate(dash + 4);
         } else {
-            out.push_str(line);
+            // source mountpoint fstype options dump pass
+            if f.len() < 4 {
+                continue;
+            }
+            f[0] = neutral(&f[0], &f[2]);
+            let mount_ro = f[3].split(',').any(|o| o == "ro");
+            f[3] = if mount_ro { "ro" } else { "rw" }.into();
         }
+        out.push_str(&f.join(" "));
         out.push('\n');
     }
-    Ok(out.into_bytes())
+    out
 }
 
 pub fn per_process(_info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<Vec<u8>> {
@@ -296,4 +322,34 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         return Err(libc::ENOENT);
     }
     Ok(Entry::Dir(list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_mounts;
+
+    const INFO: &str = "\
+69 85 254:0 /usr /usr ro,nosuid,nodev,relatime,idmapped - ext4 /dev/vda rw,discard,resuid=65534,resgid=65534
+71 85 254:0 /var/lib/fnbox/code/ab12 /code ro,nosuid,nodev,relatime,idmapped - ext4 /dev/vda rw,discard
+74 85 0:44 / /dev rw,nosuid,noexec,relatime shared:4 - tmpfs tmpfs rw,size=0k,mode=755,uid=1364525056,gid=1364525056
+85 45 0:46 / / rw,relatime - overlay fnbox-root rw,lowerdir=/run/fnbox/stage/lower,upperdir=/run/fnbox/stage/disk/upper
+";
+
+    #[test]
+    fn mountinfo_keeps_mount_points_and_types_and_loses_the_host() {
+        let out = sanitize_mounts(INFO, true);
+        for host in ["/var/lib", "/run/fnbox", "/dev/vda", "1364525056", "resuid", "lowerdir"] {
+            assert!(!out.contains(host), "{host} in:\n{out}");
+        }
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "71 85 254:0 / /code ro,nosuid,nodev,relatime,idmapped - ext4 ext4 rw");
+        assert_eq!(lines[2], "74 85 0:44 / /dev rw,nosuid,noexec,relatime shared:4 - tmpfs tmpfs rw");
+        assert_eq!(lines[3], "85 45 0:46 / / rw,relatime - overlay fnbox-root rw");
+    }
+
+    #[test]
+    fn mounts_lose_the_host_too() {
+        let raw = "/dev/vda /code ext4 ro,nosuid,relatime,idmapped 0 0\ntmpfs /tmp tmpfs rw,uid=1364525056 0 0\n";
+        assert_eq!(sanitize_mounts(raw, false), "ext4 /code ext4 ro 0 0\ntmpfs /tmp tmpfs rw 0 0\n");
+    }
 }
