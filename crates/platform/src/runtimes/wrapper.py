@@ -45,12 +45,6 @@ MAX_BODY = 6 << 20
 # The gateway's limit on a request's header block (request line to blank line, as sent here):
 # it answers 431 above it and never forwards such a request. Keep the two equal.
 MAX_HEAD = 64 << 10
-REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
-           302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-           422: "Unprocessable Entity", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error",
-           502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def load_handler(spec):
