@@ -477,7 +477,6 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
             settings: c.map(|c| c.process.clone()),
         },
         workdir: spec.workdir.clone(),
-        create_workdir: c.is_some(),
         hostname: match c {
             Some(c) if own_ns(Some(&c.uts)) => c.hostname.clone(),
             Some(_) => None,
