@@ -166,7 +166,7 @@ fn a_broken_registry_row_disables_that_function_only() {
 }
 
 #[test]
-fn run_refuses_bad_numbers_kernel_views_and_missing_workdirs() {
+fn run_refuses_bad_numbers_kernel_views_and_unusable_workdirs() {
     let scope = Scope::new("run-checks");
     for kind in ["v1", "v2"] {
         let refused = |args: &[&str], want: &str| {
@@ -175,14 +175,20 @@ fn run_refuses_bad_numbers_kernel_views_and_missing_workdirs() {
             assert!(stderr(&out).contains(want), "{kind} {args:?}: expected '{want}' in {}", stderr(&out));
             assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
         };
-        refused(&["--timeout", "1e30"], "out of range");
-        refused(&["--timeout", "NaN"], "out of range");
+        refused(&["--timeout", "1e30"], "timeout 1000000000000000000000000000000 is not valid");
+        refused(&["--timeout", "NaN"], "timeout NaN is not valid");
         refused(&["--pids", "18446744073709551615"], "out of range");
         refused(&["--disk", "99999999999999999M"], "is not valid");
         refused(&["--bind", "/proc:/x"], "/proc or /sys");
         refused(&["--bind", "/sys"], "/proc or /sys");
         refused(&["--bind", "/proc/self/fd:/fds"], "/proc or /sys");
-        refused(&["--workdir", "/nonexistent"], "cannot use working directory /nonexistent");
+        // As runc does with a container's cwd, a missing one is made (in the sandbox's layer,
+        // never on the host); one that cannot be is an error.
+        refused(&["--workdir", "/etc/passwd/sub"], "cannot use working directory /etc/passwd/sub");
+        let marker = format!("/{}", unique("workdir"));
+        let out = scope.run(kind, &["--workdir", &marker], &["pwd"]);
+        assert_eq!(ok(&out), format!("{marker}\n"), "{kind}");
+        assert!(!Path::new(&marker).exists(), "{kind}: the working directory was made on the host");
         refused(&["--env", "A\nB=1"], "is not valid");
         let out =
             scope.run(kind, &["--env", "A=x\nB=y ", "--workdir", "/usr"], &["sh", "-c", "printf '[%s]' \"$A\"; pwd"]);

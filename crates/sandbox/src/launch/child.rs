@@ -17,9 +17,6 @@ pub struct ChildConfig {
     pub layout: rootfs::Layout,
     pub program: ProgramConfig,
     pub workdir: PathBuf,
-    /// Create a missing working directory (an OCI container's `cwd`, as runc does); for
-    /// `fnbox run` a missing one is an error: a typo should not run the program elsewhere.
-    pub create_workdir: bool,
     /// `None`: the UTS namespace is not the sandbox's own; its name stays.
     pub hostname: Option<String>,
     /// Bring `lo` up (the network namespace is the sandbox's own).
@@ -98,13 +95,10 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     if let Some(h) = &cfg.hostname {
         set_hostname(h)?;
     }
-    if let Err(e) = std::env::set_current_dir(&cfg.workdir) {
-        if !cfg.create_workdir {
-            return Err(format!(
-                "cannot use working directory {} ({e}): give a directory that exists in the sandbox's image",
-                cfg.workdir.display()
-            ));
-        }
+    // A missing working directory is made, in the sandbox's own writable layer, as runc makes
+    // a container's `cwd`; one that cannot be (a file in the way, a read-only image) ends the
+    // start with an error (125).
+    if std::env::set_current_dir(&cfg.workdir).is_err() {
         std::fs::create_dir_all(&cfg.workdir)
             .and_then(|()| std::env::set_current_dir(&cfg.workdir))
             .map_err(|e| format!("cannot use working directory {}: {e}", cfg.workdir.display()))?;

@@ -486,7 +486,6 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
             listen: spec.listen_fd.is_some(),
         },
         workdir: spec.workdir.clone(),
-        create_workdir: c.is_some(),
         hostname: match c {
             Some(c) if own_ns(Some(&c.uts)) => c.hostname.clone(),
             Some(_) => None,
