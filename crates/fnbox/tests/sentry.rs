@@ -135,6 +135,63 @@ fn the_compatibility_report_counts_what_was_refused() {
     let _ = std::fs::remove_file(&clean);
 }
 
+/// LTP's library writes `/proc/self/oom_score_adj` and reads it back before every test: the
+/// value written is the one read, per task, passed on across fork, and checked by the kernel.
+#[test]
+fn oom_score_adj_keeps_what_a_task_writes() {
+    let s = Scope::new("oom-adj");
+    let script = r#"
+import os
+def rd(p): return open(p).read().strip()
+def wr(p, v):
+    try:
+        with open(p, "w") as f: f.write(v)
+        return "ok"
+    except OSError as e: return "errno %d" % e.errno
+print("write", wr("/proc/self/oom_score_adj", "500"))
+print("self", rd("/proc/self/oom_score_adj"), "by-pid", rd("/proc/%d/oom_score_adj" % os.getpid()))
+print("oom_adj", rd("/proc/self/oom_adj"))
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, rd("/proc/self/oom_score_adj").encode()); wr("/proc/self/oom_score_adj", "700"); os._exit(0)
+os.waitpid(pid, 0)
+print("child-saw", os.read(r, 16).decode(), "parent-after", rd("/proc/self/oom_score_adj"))
+print("out-of-range", wr("/proc/self/oom_score_adj", "5000"))
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    assert!(out.contains("write ok\nself 500 by-pid 500\n"), "{out}");
+    assert!(out.contains("oom_adj 8\n"), "oom_adj is oom_score_adj scaled to 15/17ths: {out}");
+    assert!(out.contains("child-saw 500 parent-after 500\n"), "inherited, and the child's own: {out}");
+    assert!(out.contains("out-of-range errno 22"), "{out}");
+}
+
+/// A path through `/proc/self/fd/N` acts on the open file, as Linux's magic links do: GNU
+/// tar's extract sets modes with `chmod("/proc/self/fd/N")`.
+#[test]
+fn proc_self_fd_paths_reach_the_open_file() {
+    let s = Scope::new("proc-fd");
+    let script = r#"set -e
+cd /tmp && mkdir -p tree/sub && echo hello > tree/sub/file && chmod 750 tree/sub
+tar czf tree.tgz tree && rm -rf tree && tar xzf tree.tgz
+echo "tar $(stat -c %a tree/sub) $(cat tree/sub/file)"
+python3 - <<'PY'
+import os
+fd = os.open("/tmp/tree/sub/file", os.O_RDWR)
+p = "/proc/self/fd/%d" % fd
+os.truncate(p, 3); os.chmod(p, 0o600); os.utime(p, (1, 2))
+st = os.stat("/tmp/tree/sub/file")
+print("via-fd", oct(st.st_mode & 0o777), int(st.st_mtime), st.st_size, os.access(p, os.W_OK), open(p).read())
+d = os.open("/tmp/tree", os.O_RDONLY | os.O_DIRECTORY)
+print("through-dir", open("/proc/self/fd/%d/sub/file" % d).read())
+PY
+"#;
+    let out = ok(&s.sh("v2", &[], script));
+    assert!(out.contains("tar 750 hello\n"), "{out}");
+    assert!(out.contains("via-fd 0o600 2 3 True hel\n"), "{out}");
+    assert!(out.contains("through-dir hel\n"), "{out}");
+}
+
 /// The Sentry itself: outside the sandbox's pid namespace, inside its cgroup and its user
 /// namespace (as the sandbox's root, an unprivileged host uid), under its own seccomp filter,
 /// protected from the OOM killer, and small.

@@ -344,7 +344,11 @@ impl Sentry {
                 flags & libc::AT_SYMLINK_NOFOLLOW == 0,
                 |p| check(libc::AT_FDCWD, p, flags),
                 |comps| {
-                    self.proc_lookup(call, &comps, true)?;
+                    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+                    if let Some(fd) = self.proc_target(call, &comps, follow)? {
+                        // A magic link's target (or a file the kernel keeps for the task).
+                        return check(fd.as_raw_fd(), c"", flags & !libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH);
+                    }
                     if mode & libc::W_OK != 0 {
                         Err(libc::EACCES)
                     } else {

@@ -39,7 +39,7 @@ const SENTRY_ALLOWLIST: &[&str] = &[
     // the emulated calls themselves (paths resolved inside the chroot)
     "openat", "openat2", "open", "close", "read", "write", "lseek", "getdents64", "statx", "newfstatat",
     "fstat", "statfs", "fstatfs", "readlinkat", "readlink", "faccessat2", "mkdirat", "mknodat", "unlinkat",
-    "renameat2", "linkat", "symlinkat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "truncate",
+    "renameat2", "linkat", "symlinkat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "truncate", "ftruncate",
     "setxattr", "lsetxattr", "getxattr", "lgetxattr", "listxattr", "llistxattr", "removexattr",
     "lremovexattr", "inotify_add_watch", "memfd_create", "sysinfo", "uname", "bind", "connect", "sendto",
     "sendmsg", "recvmsg", "unshare", "fchdir", "umask",

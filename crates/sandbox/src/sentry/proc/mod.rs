@@ -54,6 +54,13 @@ pub enum Entry {
     /// A plain symlink (`self`, `mounts`, ...) and its target text.
     Link(Vec<u8>),
     Magic(Magic),
+    /// A file whose value the kernel keeps for the task (`oom_score_adj`, `comm`): opened on
+    /// the host's procfs for the sandbox's own task, so a write reaches the kernel, which
+    /// checks it, keeps it per task and passes it on across `fork`, and a read shows it back.
+    Task {
+        tid: i32,
+        name: &'static str,
+    },
 }
 
 /// What resolving a `/proc` path gave.
@@ -89,6 +96,9 @@ const GLOBAL: &[(&str, Kind)] = &[
     ("sys", Kind::Dir),
 ];
 
+/// Per-process files that are the kernel's own (see [`Entry::Task`]).
+const TASK_FILES: &[&str] = &["oom_score_adj", "oom_adj", "comm"];
+
 const PER_PROCESS: &[(&str, Kind)] = &[
     ("status", Kind::File),
     ("stat", Kind::File),
@@ -106,6 +116,7 @@ const PER_PROCESS: &[(&str, Kind)] = &[
     ("mountinfo", Kind::File),
     ("oom_score", Kind::File),
     ("oom_score_adj", Kind::File),
+    ("oom_adj", Kind::File),
     ("loginuid", Kind::File),
     ("sessionid", Kind::File),
     ("uid_map", Kind::File),
@@ -250,7 +261,10 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
             process(info, caller, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
         }
         _ if !last => Err(libc::ENOTDIR),
-        other => content::per_process(info, who.host, who.ns, other).map(|c| Found::Entry(Entry::File(c))),
+        other => match TASK_FILES.iter().find(|t| t.as_bytes() == other) {
+            Some(name) => Ok(Found::Entry(Entry::Task { tid: who.host, name })),
+            None => content::per_process(info, who.host, who.ns, other).map(|c| Found::Entry(Entry::File(c))),
+        },
     }
 }
 
