@@ -192,6 +192,18 @@ PY
     assert!(out.contains("through-dir hel\n"), "{out}");
 }
 
+/// A file the Sentry opened for the program is the program's alone when the call returns: its
+/// close is the last one (inotify's IN_CLOSE_WRITE at once, no ETXTBSY when it runs a file it
+/// just wrote).
+#[test]
+fn the_programs_close_is_the_last_one() {
+    let s = Scope::new("lastclose");
+    let bin = build("lastclose");
+    let bind = format!("{}:/t:ro", bin.display());
+    let out = ok(&s.run("v2", &["--bind", &bind], &["/t/lastclose"]));
+    assert_eq!(out, "missed 0 of 500\n");
+}
+
 /// The Sentry itself: outside the sandbox's pid namespace, inside its cgroup and its user
 /// namespace (as the sandbox's root, an unprivileged host uid), under its own seccomp filter,
 /// protected from the OOM killer, and small.

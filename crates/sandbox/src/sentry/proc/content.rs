@@ -241,6 +241,9 @@ pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
             Ok(format!("Linux version {r} (fnbox sentry) {v}\n").into_bytes())
         }
         b"filesystems" => host::read("filesystems"),
+        // The kernel's build options (test suites check for features with it); as public as
+        // `uname`.
+        b"config.gz" => host::read("config.gz"),
         _ => Err(libc::ENOENT),
     }
 }
@@ -261,6 +264,7 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("kernel/threads-max", "63390\n".into()),
         ("kernel/ngroups_max", "65536\n".into()),
         ("kernel/cap_last_cap", "40\n".into()),
+        ("kernel/tainted", "0\n".into()),
         ("kernel/random/uuid", uuid()),
         ("kernel/random/boot_id", uuid()),
         ("kernel/random/entropy_avail", "256\n".into()),
@@ -269,6 +273,8 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("vm/max_map_count", "65530\n".into()),
         ("fs/file-max", "9223372036854775807\n".into()),
         ("fs/nr_open", "1048576\n".into()),
+        ("fs/pipe-max-size", "1048576\n".into()),
+        ("fs/pipe-user-pages-soft", "16384\n".into()),
         ("fs/inotify/max_user_watches", "65536\n".into()),
         ("fs/inotify/max_user_instances", "128\n".into()),
         ("net/core/somaxconn", "4096\n".into()),

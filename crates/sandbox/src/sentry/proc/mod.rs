@@ -92,6 +92,7 @@ const GLOBAL: &[(&str, Kind)] = &[
     ("loadavg", Kind::File),
     ("version", Kind::File),
     ("filesystems", Kind::File),
+    ("config.gz", Kind::File),
     ("mounts", Kind::Link),
     ("sys", Kind::Dir),
 ];
