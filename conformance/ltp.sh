@@ -14,7 +14,8 @@
 #
 # The tests are the entries of LTP_DIR/runtest/syscalls (tag, program, arguments) whose program
 # was built under testcases/kernel/syscalls: the whole directory, not a sample. Each runs in a
-# sandbox of its own with LTPROOT=/ltp (LTP_DIR bound read-only), TMPDIR=/tmp, its directory as
+# sandbox of its own with LTPROOT=/ltp (LTP_DIR bound read-only), TMPDIR=/var/tmp (v2 keeps /tmp in
+# memory; LTP skips some tests on tmpfs: the suite is to compare syscalls), its directory as
 # the working directory and on PATH, and a per-test timeout. One line per test:
 #   TAG RESULT EXIT SECONDS      RESULT: PASS FAIL BROK CONF TIMEOUT (from LTP's exit bits)
 # in OUT/MODE/results.tsv (logs in OUT/MODE/logs/), then a summary of every mode run so far in
@@ -81,7 +82,7 @@ one() {
     shift 3
     local dir="$PROGDIR_REL/${prog%/*}" bin=${prog##*/}
     local log="$OUT/$mode/logs/$tag.log" start end rc timed=0
-    local envs=(LTPROOT=/ltp TMPDIR=/tmp LTP_RUNTIME_MUL=0.1 LTP_COLORIZE_OUTPUT=0
+    local envs=(LTPROOT=/ltp TMPDIR=/var/tmp LTP_RUNTIME_MUL=0.1 LTP_COLORIZE_OUTPUT=0
         "PATH=/ltp/$dir:/ltp/testcases/lib:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     start=$(date +%s)
     set +e
@@ -96,8 +97,9 @@ one() {
             rm -rf "$tmp"
             ;;
         v1 | v2)
+            # 2G brings a CPU share of 1.12, shown as 2 CPUs: tests that need two run.
             local args=(run --sandbox "$mode" --cgroup-parent "$CGROUP_PARENT" --timeout "$TIMEOUT"
-                --pids 4096 --bind "$LTP_DIR:/ltp:ro" --workdir "/ltp/$dir")
+                --memory 2G --pids 4096 --bind "$LTP_DIR:/ltp:ro" --workdir "/ltp/$dir")
             for e in "${envs[@]}"; do args+=(--env "$e"); done
             "$FNBOX" "${args[@]}" -- "/ltp/$dir/$bin" "$@" </dev/null >"$log" 2>&1
             rc=$?
@@ -211,7 +213,7 @@ caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD"
 p = c["process"]
 p["terminal"] = False
 p["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
-p["env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LTPROOT=/ltp", "TMPDIR=/tmp",
+p["env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LTPROOT=/ltp", "TMPDIR=/var/tmp",
             "LTP_RUNTIME_MUL=0.1", "LTP_COLORIZE_OUTPUT=0", "HOME=/root"]
 # Docker's daemon passes its own open-files limit on.
 p["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": int(nofile), "soft": int(nofile)}]

@@ -370,6 +370,9 @@ impl Sentry {
         }
         let r = call.path(pi).and_then(|path| {
             let text = if path.is_empty() {
+                if dirfd == libc::AT_FDCWD {
+                    return Err(libc::ENOENT);
+                }
                 let fd = call.fetch_fd(dirfd)?;
                 super::resolve::readlinkat(fd.as_raw_fd(), b"")?
             } else {

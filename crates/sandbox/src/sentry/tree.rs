@@ -71,6 +71,9 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3]),
         };
         let kind = mode & libc::S_IFMT;
+        if !matches!(kind, 0 | libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) {
+            return Reply::Error(libc::EINVAL); // not a kind of file, as Linux answers
+        }
         if !(kind == 0 || kind == libc::S_IFREG || kind == libc::S_IFIFO || kind == libc::S_IFSOCK) {
             self.note(call, "device nodes cannot be created");
             return Reply::Error(libc::EPERM);

@@ -265,6 +265,16 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("kernel/ngroups_max", "65536\n".into()),
         ("kernel/cap_last_cap", "40\n".into()),
         ("kernel/tainted", "0\n".into()),
+        ("kernel/domainname", "(none)\n".into()),
+        ("kernel/core_pattern", "core\n".into()),
+        // The System V IPC limits of a new IPC namespace (the sandbox has its own).
+        ("kernel/shmmax", "18446744073692774399\n".into()),
+        ("kernel/shmall", "18446744073692774399\n".into()),
+        ("kernel/shmmni", "4096\n".into()),
+        ("kernel/msgmax", "8192\n".into()),
+        ("kernel/msgmnb", "16384\n".into()),
+        ("kernel/msgmni", "32000\n".into()),
+        ("kernel/sem", "32000\t1024000000\t500\t32000\n".into()),
         ("kernel/random/uuid", uuid()),
         ("kernel/random/boot_id", uuid()),
         ("kernel/random/entropy_avail", "256\n".into()),
@@ -277,6 +287,7 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("fs/pipe-user-pages-soft", "16384\n".into()),
         ("fs/inotify/max_user_watches", "65536\n".into()),
         ("fs/inotify/max_user_instances", "128\n".into()),
+        ("fs/inotify/max_queued_events", "16384\n".into()),
         ("net/core/somaxconn", "4096\n".into()),
     ];
     let want: Vec<&[u8]> = rest.iter().map(|c| c.as_slice()).collect();
