@@ -145,6 +145,7 @@ pub static RULES: &[Rule] = &[
             allow(&[c(0, Op::Eq(AF_UNIX))]),
             // Linux has no IP socket pairs: it answers EOPNOTSUPP (EINVAL for a bad type)
             // once both sockets exist, so raw and packet ones are refused first.
+            errno(&[c(1, RAW), c(2, Op::Eq(0))], libc::EPROTONOSUPPORT),
             errno(&[c(1, RAW)], libc::EPERM),
             errno(&[c(1, PACKET)], libc::EPERM),
             allow(&[c(0, Op::Eq(AF_INET))]),

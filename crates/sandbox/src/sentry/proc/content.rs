@@ -248,6 +248,31 @@ pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
     }
 }
 
+/// `/proc/sys` files of the System V IPC namespace: the Sentry joined the sandbox's, so the
+/// host's `/proc` shows it the sandbox's own values.
+const IPC_SYS: &[&str] = &[
+    "kernel/shmmax",
+    "kernel/shmall",
+    "kernel/shmmni",
+    "kernel/msgmax",
+    "kernel/msgmnb",
+    "kernel/msgmni",
+    "kernel/sem",
+    "kernel/shm_rmid_forced",
+];
+
+/// `/proc/sysvipc/{shm,msg,sem}`: the sandbox's own IPC objects (see [`IPC_SYS`]).
+pub fn sysvipc(rest: &[Vec<u8>]) -> SysResult<Entry> {
+    match rest {
+        [] => Ok(Entry::Dir(["shm", "msg", "sem"].iter().map(|n| (n.as_bytes().to_vec(), Kind::File)).collect())),
+        [n] if [&b"shm"[..], b"msg", b"sem"].contains(&n.as_slice()) => {
+            host::read(&format!("sysvipc/{}", String::from_utf8_lossy(n))).map(Entry::File)
+        }
+        [_] => Err(libc::ENOENT),
+        _ => Err(libc::ENOTDIR),
+    }
+}
+
 /// `/proc/sys`: the few values programs read.
 pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
     let (release, version) = release();
@@ -267,14 +292,6 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("kernel/tainted", "0\n".into()),
         ("kernel/domainname", "(none)\n".into()),
         ("kernel/core_pattern", "core\n".into()),
-        // The System V IPC limits of a new IPC namespace (the sandbox has its own).
-        ("kernel/shmmax", "18446744073692774399\n".into()),
-        ("kernel/shmall", "18446744073692774399\n".into()),
-        ("kernel/shmmni", "4096\n".into()),
-        ("kernel/msgmax", "8192\n".into()),
-        ("kernel/msgmnb", "16384\n".into()),
-        ("kernel/msgmni", "32000\n".into()),
-        ("kernel/sem", "32000\t1024000000\t500\t32000\n".into()),
         ("kernel/random/uuid", uuid()),
         ("kernel/random/boot_id", uuid()),
         ("kernel/random/entropy_avail", "256\n".into()),
@@ -292,9 +309,13 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
     ];
     let want: Vec<&[u8]> = rest.iter().map(|c| c.as_slice()).collect();
     let path = want.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
+    if IPC_SYS.contains(&path.as_str()) {
+        return host::read(&format!("sys/{path}")).map(Entry::File);
+    }
     if let Some((_, v)) = tree.iter().find(|(k, _)| *k == path) {
         return Ok(Entry::File(v.clone().into_bytes()));
     }
+    let tree: Vec<(&str, String)> = tree.into_iter().chain(IPC_SYS.iter().map(|k| (*k, String::new()))).collect();
     // A directory: the next component of every key below it.
     let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
     let mut list: Vec<(Vec<u8>, Kind)> = Vec::new();

@@ -95,6 +95,7 @@ const GLOBAL: &[(&str, Kind)] = &[
     ("config.gz", Kind::File),
     ("mounts", Kind::Link),
     ("sys", Kind::Dir),
+    ("sysvipc", Kind::Dir),
 ];
 
 /// Per-process files that are the kernel's own (see [`Entry::Task`]).
@@ -185,6 +186,9 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
         }
         if first == b"sys" {
             return content::sys(info, &comps[1..]).map(Found::Entry);
+        }
+        if first == b"sysvipc" {
+            return content::sysvipc(&comps[1..]).map(Found::Entry);
         }
         if !last {
             return Err(libc::ENOTDIR);
