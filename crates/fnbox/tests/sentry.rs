@@ -58,9 +58,9 @@ for name, nr, args in [("io_uring_setup", 425, (8, params)), ("ptrace", 101, (0,
     r = libc.syscall(nr, *args)
     print(name, r, os.strerror(ctypes.get_errno()))
 import socket
-for fam, typ in [(socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_INET, socket.SOCK_RAW)]:
+for fam, typ, proto in [(socket.AF_PACKET, socket.SOCK_RAW, 0), (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)]:
     try:
-        socket.socket(fam, typ); print("raw socket opened")
+        socket.socket(fam, typ, proto); print("raw socket opened")
     except OSError as e:
         print("raw socket", e.errno)
 "#;
