@@ -204,6 +204,28 @@ fn the_programs_close_is_the_last_one() {
     assert_eq!(out, "missed 0 of 500\n");
 }
 
+/// Checks Linux makes against the caller, which the Sentry (binding or truncating for it, with
+/// its own limits and capabilities) must make against the caller too.
+#[test]
+fn emulated_calls_check_the_callers_own_limits() {
+    let s = Scope::new("caller-limits");
+    let script = r#"
+import errno, os, resource, signal, socket
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+open("/var/tmp/f", "w").close()
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try: os.truncate("/var/tmp/f", 8192); print("truncate ok")
+except OSError as e: print("truncate", errno.errorcode[e.errno])
+os.setgid(65534); os.setuid(65534)
+s = socket.socket()
+try: s.bind(("127.0.0.1", 80)); print("bind ok")
+except OSError as e: print("bind", errno.errorcode[e.errno])
+s.bind(("127.0.0.1", 0)); print("bind high ok")
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    assert_eq!(out, "truncate EFBIG\nbind EACCES\nbind high ok\n");
+}
+
 /// The Sentry itself: outside the sandbox's pid namespace, inside its cgroup and its user
 /// namespace (as the sandbox's root, an unprivileged host uid), under its own seccomp filter,
 /// protected from the OOM killer, and small.

@@ -216,6 +216,11 @@ impl Sentry {
 
     pub(super) fn truncate(&self, call: &Call) -> Reply {
         let len = call.args[1] as i64;
+        // The caller's file-size limit, which Linux checks against the caller's own
+        // (RLIMIT_FSIZE is per process, and the Sentry has its own).
+        if len > 0 && self.file_size_limit(call).is_some_and(|max| len as u64 > max) {
+            return Reply::Error(libc::EFBIG);
+        }
         let r = self.path_arg(call, 0).and_then(|path| {
             self.on_path(
                 call,
@@ -235,6 +240,13 @@ impl Sentry {
             )
         });
         Reply::from(r)
+    }
+
+    /// The caller's soft RLIMIT_FSIZE in bytes (`None`: unlimited or unknown).
+    fn file_size_limit(&self, call: &Call) -> Option<u64> {
+        let limits = host::read_string(&format!("{}/limits", call.tid)).ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max file size"))?;
+        line["Max file size".len()..].split_whitespace().next()?.parse().ok()
     }
 
     pub(super) fn statfs(&self, call: &Call) -> Reply {
