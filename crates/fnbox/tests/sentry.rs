@@ -87,6 +87,10 @@ print("exe", os.readlink("/proc/self/exe"))
 print("fds", sorted(os.listdir("/proc/self/fd"))[:3])
 print("hostname", open("/proc/sys/kernel/hostname").read().strip())
 print("mounts-have-host-paths", "/var/lib/fnbox" in open("/proc/self/mountinfo").read())
+import subprocess
+child = subprocess.Popen(["sleep", "1"])
+print("ns", os.readlink("/proc/self/ns/uts")[:5], os.stat("/proc/self/ns/uts").st_ino == os.stat("/proc/%d/ns/uts" % child.pid).st_ino)
+child.wait()
 import ctypes
 class SI(ctypes.Structure):
     _fields_ = [("uptime", ctypes.c_long), ("loads", ctypes.c_ulong * 3), ("totalram", ctypes.c_ulong), ("freeram", ctypes.c_ulong),
@@ -105,6 +109,7 @@ print("sysinfo", si.totalram * si.mem_unit)
     assert!(out.contains("fds ['0', '1', '2']"), "{out}");
     assert!(out.contains("hostname fnbox"), "{out}");
     assert!(out.contains("mounts-have-host-paths False"), "{out}");
+    assert!(out.contains("ns uts:[ True"), "the sandbox's own namespaces, one for all its processes: {out}");
     assert!(out.contains(&format!("sysinfo {}", 512u64 << 20)), "{out}");
 }
 

@@ -78,6 +78,7 @@ impl Sentry {
             Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
             Magic::Exe { tid } => format!("{tid}/exe"),
             Magic::Cwd { tid } => format!("{tid}/cwd"),
+            Magic::Ns { tid, name } => format!("{tid}/ns/{name}"),
             Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
         }
     }

@@ -34,6 +34,7 @@ pub fn magic_text(m: Magic) -> SysResult<Vec<u8>> {
         Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
         Magic::Exe { tid } => format!("{tid}/exe"),
         Magic::Cwd { tid } => format!("{tid}/cwd"),
+        Magic::Ns { tid, name } => format!("{tid}/ns/{name}"),
         Magic::Root { .. } => return Ok(b"/".to_vec()),
     };
     host::read_link(&link)

@@ -44,7 +44,17 @@ pub enum Magic {
     Root {
         tid: i32,
     },
+    /// One of the task's namespaces (`ns/uts`): opened, an nsfs descriptor for `ioctl(NS_GET_*)`
+    /// and comparisons; joining one is refused (`setns` is unsupported).
+    Ns {
+        tid: i32,
+        name: &'static str,
+    },
 }
+
+/// The entries of `/proc/<pid>/ns`.
+const NAMESPACES: &[&str] =
+    &["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"];
 
 /// A resolved `/proc` entry.
 #[derive(Debug)]
@@ -127,6 +137,7 @@ const PER_PROCESS: &[(&str, Kind)] = &[
     ("io", Kind::File),
     ("fd", Kind::Dir),
     ("fdinfo", Kind::Dir),
+    ("ns", Kind::Dir),
     ("task", Kind::Dir),
     ("exe", Kind::Link),
     ("cwd", Kind::Link),
@@ -250,6 +261,19 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
             let m = Magic::Fd { tid: who.host, fd };
             if rest.len() == 2 {
                 let _ = follow;
+                return Ok(Found::Entry(Entry::Magic(m)));
+            }
+            Ok(Found::Through(m, rest[2..].to_vec()))
+        }
+        b"ns" => {
+            let Some(n) = rest.get(1) else {
+                return Ok(Found::Entry(Entry::Dir(
+                    NAMESPACES.iter().map(|n| (n.as_bytes().to_vec(), Kind::Link)).collect(),
+                )));
+            };
+            let name = NAMESPACES.iter().find(|x| x.as_bytes() == n.as_slice()).ok_or(libc::ENOENT)?;
+            let m = Magic::Ns { tid: who.host, name };
+            if rest.len() == 2 {
                 return Ok(Found::Entry(Entry::Magic(m)));
             }
             Ok(Found::Through(m, rest[2..].to_vec()))
