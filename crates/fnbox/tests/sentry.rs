@@ -58,9 +58,9 @@ for name, nr, args in [("io_uring_setup", 425, (8, params)), ("ptrace", 101, (0,
     r = libc.syscall(nr, *args)
     print(name, r, os.strerror(ctypes.get_errno()))
 import socket
-for fam, typ in [(socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_INET, socket.SOCK_RAW)]:
+for fam, typ, proto in [(socket.AF_PACKET, socket.SOCK_RAW, 0), (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)]:
     try:
-        socket.socket(fam, typ); print("raw socket opened")
+        socket.socket(fam, typ, proto); print("raw socket opened")
     except OSError as e:
         print("raw socket", e.errno)
 "#;
@@ -87,6 +87,10 @@ print("exe", os.readlink("/proc/self/exe"))
 print("fds", sorted(os.listdir("/proc/self/fd"))[:3])
 print("hostname", open("/proc/sys/kernel/hostname").read().strip())
 print("mounts-have-host-paths", "/var/lib/fnbox" in open("/proc/self/mountinfo").read())
+import subprocess
+child = subprocess.Popen(["sleep", "1"])
+print("ns", os.readlink("/proc/self/ns/uts")[:5], os.stat("/proc/self/ns/uts").st_ino == os.stat("/proc/%d/ns/uts" % child.pid).st_ino)
+child.wait()
 import ctypes
 class SI(ctypes.Structure):
     _fields_ = [("uptime", ctypes.c_long), ("loads", ctypes.c_ulong * 3), ("totalram", ctypes.c_ulong), ("freeram", ctypes.c_ulong),
@@ -105,6 +109,7 @@ print("sysinfo", si.totalram * si.mem_unit)
     assert!(out.contains("fds ['0', '1', '2']"), "{out}");
     assert!(out.contains("hostname fnbox"), "{out}");
     assert!(out.contains("mounts-have-host-paths False"), "{out}");
+    assert!(out.contains("ns uts:[ True"), "the sandbox's own namespaces, one for all its processes: {out}");
     assert!(out.contains(&format!("sysinfo {}", 512u64 << 20)), "{out}");
 }
 
@@ -133,6 +138,97 @@ fn the_compatibility_report_counts_what_was_refused() {
     ok(&s.run("v2", &["--report", clean.to_str().unwrap()], &["true"]));
     assert!(std::fs::read_to_string(&clean).unwrap().contains("Verdict: compatible"));
     let _ = std::fs::remove_file(&clean);
+}
+
+/// LTP's library writes `/proc/self/oom_score_adj` and reads it back before every test: the
+/// value written is the one read, per task, passed on across fork, and checked by the kernel.
+#[test]
+fn oom_score_adj_keeps_what_a_task_writes() {
+    let s = Scope::new("oom-adj");
+    let script = r#"
+import os
+def rd(p): return open(p).read().strip()
+def wr(p, v):
+    try:
+        with open(p, "w") as f: f.write(v)
+        return "ok"
+    except OSError as e: return "errno %d" % e.errno
+print("write", wr("/proc/self/oom_score_adj", "500"))
+print("self", rd("/proc/self/oom_score_adj"), "by-pid", rd("/proc/%d/oom_score_adj" % os.getpid()))
+print("oom_adj", rd("/proc/self/oom_adj"))
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, rd("/proc/self/oom_score_adj").encode()); wr("/proc/self/oom_score_adj", "700"); os._exit(0)
+os.waitpid(pid, 0)
+print("child-saw", os.read(r, 16).decode(), "parent-after", rd("/proc/self/oom_score_adj"))
+print("out-of-range", wr("/proc/self/oom_score_adj", "5000"))
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    assert!(out.contains("write ok\nself 500 by-pid 500\n"), "{out}");
+    assert!(out.contains("oom_adj 8\n"), "oom_adj is oom_score_adj scaled to 15/17ths: {out}");
+    assert!(out.contains("child-saw 500 parent-after 500\n"), "inherited, and the child's own: {out}");
+    assert!(out.contains("out-of-range errno 22"), "{out}");
+}
+
+/// A path through `/proc/self/fd/N` acts on the open file, as Linux's magic links do: GNU
+/// tar's extract sets modes with `chmod("/proc/self/fd/N")`.
+#[test]
+fn proc_self_fd_paths_reach_the_open_file() {
+    let s = Scope::new("proc-fd");
+    let script = r#"set -e
+cd /tmp && mkdir -p tree/sub && echo hello > tree/sub/file && chmod 750 tree/sub
+tar czf tree.tgz tree && rm -rf tree && tar xzf tree.tgz
+echo "tar $(stat -c %a tree/sub) $(cat tree/sub/file)"
+python3 - <<'PY'
+import os
+fd = os.open("/tmp/tree/sub/file", os.O_RDWR)
+p = "/proc/self/fd/%d" % fd
+os.truncate(p, 3); os.chmod(p, 0o600); os.utime(p, (1, 2))
+st = os.stat("/tmp/tree/sub/file")
+print("via-fd", oct(st.st_mode & 0o777), int(st.st_mtime), st.st_size, os.access(p, os.W_OK), open(p).read())
+d = os.open("/tmp/tree", os.O_RDONLY | os.O_DIRECTORY)
+print("through-dir", open("/proc/self/fd/%d/sub/file" % d).read())
+PY
+"#;
+    let out = ok(&s.sh("v2", &[], script));
+    assert!(out.contains("tar 750 hello\n"), "{out}");
+    assert!(out.contains("via-fd 0o600 2 3 True hel\n"), "{out}");
+    assert!(out.contains("through-dir hel\n"), "{out}");
+}
+
+/// A file the Sentry opened for the program is the program's alone when the call returns: its
+/// close is the last one (inotify's IN_CLOSE_WRITE at once, no ETXTBSY when it runs a file it
+/// just wrote).
+#[test]
+fn the_programs_close_is_the_last_one() {
+    let s = Scope::new("lastclose");
+    let bin = build("lastclose");
+    let bind = format!("{}:/t:ro", bin.display());
+    let out = ok(&s.run("v2", &["--bind", &bind], &["/t/lastclose"]));
+    assert_eq!(out, "missed 0 of 500\n");
+}
+
+/// Checks Linux makes against the caller, which the Sentry (binding or truncating for it, with
+/// its own limits and capabilities) must make against the caller too.
+#[test]
+fn emulated_calls_check_the_callers_own_limits() {
+    let s = Scope::new("caller-limits");
+    let script = r#"
+import errno, os, resource, signal, socket
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+open("/var/tmp/f", "w").close()
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try: os.truncate("/var/tmp/f", 8192); print("truncate ok")
+except OSError as e: print("truncate", errno.errorcode[e.errno])
+os.setgid(65534); os.setuid(65534)
+s = socket.socket()
+try: s.bind(("127.0.0.1", 80)); print("bind ok")
+except OSError as e: print("bind", errno.errorcode[e.errno])
+s.bind(("127.0.0.1", 0)); print("bind high ok")
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    assert_eq!(out, "truncate EFBIG\nbind EACCES\nbind high ok\n");
 }
 
 /// The Sentry itself: outside the sandbox's pid namespace, inside its cgroup and its user

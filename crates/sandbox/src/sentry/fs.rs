@@ -60,6 +60,27 @@ fn statx_at(dir: i32, path: &CStr, flags: i32, mask: u32) -> SysResult<libc::sta
     Ok(x)
 }
 
+/// `openat2`'s `struct open_how` as Linux takes it (`copy_struct_from_user`): smaller than the
+/// version Linux knows is EINVAL; a larger one (newer programs) must be zero past what is
+/// known (E2BIG), and all of it must be readable (EFAULT).
+fn read_open_how(call: &Call) -> SysResult<abi::open_how> {
+    let known = std::mem::size_of::<abi::open_how>();
+    let size = call.args[3] as usize;
+    if size < known {
+        return Err(libc::EINVAL);
+    }
+    if size > 4096 {
+        return Err(libc::E2BIG);
+    }
+    if size > known {
+        let tail = call.read_bytes(call.args[2] + known as u64, size - known)?;
+        if tail.iter().any(|&b| b != 0) {
+            return Err(libc::E2BIG);
+        }
+    }
+    call.read_struct(call.args[2])
+}
+
 impl Sentry {
     /// Reads path argument `i` for a call that changes the tree, and checks the call is still
     /// pending: had the thread died and its id been reused, the path read would be another
@@ -137,13 +158,13 @@ impl Sentry {
                 (libc::AT_FDCWD, 0, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, call.args[1] as u32, 0)
             }
             libc::SYS_openat2 => {
-                if (call.args[3] as usize) < std::mem::size_of::<abi::open_how>() {
-                    return Reply::Error(libc::EINVAL);
-                }
-                let how: abi::open_how = match call.read_struct(call.args[2]) {
+                let how = match read_open_how(call) {
                     Ok(h) => h,
                     Err(e) => return Reply::Error(e),
                 };
+                if how.flags & libc::O_CREAT as u64 != 0 && how.mode & !0o7777 != 0 {
+                    return Reply::Error(libc::EINVAL);
+                }
                 (call.arg_fd(0), 1, how.flags as i32, how.mode as u32, how.resolve)
             }
             _ => (call.arg_fd(0), 1, call.args[2] as i32, call.args[3] as u32, 0),
@@ -344,7 +365,11 @@ impl Sentry {
                 flags & libc::AT_SYMLINK_NOFOLLOW == 0,
                 |p| check(libc::AT_FDCWD, p, flags),
                 |comps| {
-                    self.proc_lookup(call, &comps, true)?;
+                    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+                    if let Some(fd) = self.proc_target(call, &comps, follow)? {
+                        // A magic link's target (or a file the kernel keeps for the task).
+                        return check(fd.as_raw_fd(), c"", flags & !libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH);
+                    }
                     if mode & libc::W_OK != 0 {
                         Err(libc::EACCES)
                     } else {
@@ -366,6 +391,9 @@ impl Sentry {
         }
         let r = call.path(pi).and_then(|path| {
             let text = if path.is_empty() {
+                if dirfd == libc::AT_FDCWD {
+                    return Err(libc::ENOENT);
+                }
                 let fd = call.fetch_fd(dirfd)?;
                 super::resolve::readlinkat(fd.as_raw_fd(), b"")?
             } else {

@@ -72,6 +72,9 @@ impl Sentry {
             let family = addr.get(..2).map(|f| u16::from_ne_bytes([f[0], f[1]])).unwrap_or(0);
             let unix_path = family == libc::AF_UNIX as u16 && addr.len() > 2 && addr[2] != 0;
             if !unix_path {
+                if matches!(op, Op::Bind) && privileged_port(family, &addr) && !self.may_bind_privileged(call) {
+                    return Err(libc::EACCES);
+                }
                 return match op {
                     // A send that would wait for buffer space finishes on its own thread.
                     Op::SendTo { data, flags } => {
@@ -117,6 +120,27 @@ impl Sentry {
             Err(e) => Reply::Error(e),
         }
     }
+}
+
+impl Sentry {
+    /// Whether the caller holds CAP_NET_BIND_SERVICE (the Sentry binds with its own
+    /// capabilities, so it checks the caller's as Linux would).
+    fn may_bind_privileged(&self, call: &Call) -> bool {
+        const CAP_NET_BIND_SERVICE: u32 = 10;
+        let status = super::host::read_string(&format!("{}/status", call.tid)).unwrap_or_default();
+        let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(str::trim).unwrap_or("0");
+        u64::from_str_radix(eff, 16).is_ok_and(|caps| caps & (1 << CAP_NET_BIND_SERVICE) != 0)
+    }
+}
+
+/// An IPv4 or IPv6 address with a port below 1024 (Linux's default
+/// `ip_unprivileged_port_start`, which a sandbox cannot change).
+fn privileged_port(family: u16, addr: &[u8]) -> bool {
+    if family != libc::AF_INET as u16 && family != libc::AF_INET6 as u16 {
+        return false;
+    }
+    let port = addr.get(2..4).map_or(0, |p| u16::from_be_bytes([p[0], p[1]]));
+    port != 0 && port < 1024
 }
 
 use Outcome::{Done, Wait};

@@ -22,8 +22,7 @@ pub enum Reply {
     Value(i64),
     /// Fail with this errno.
     Error(Errno),
-    /// Install this descriptor in the caller and return its number (atomically, with
-    /// `SECCOMP_ADDFD_FLAG_SEND`).
+    /// Install this descriptor in the caller and return its number.
     Fd { fd: OwnedFd, cloexec: bool },
     /// Let the kernel run the call as the caller made it. Only for calls whose pointer
     /// arguments cannot change what the Sentry checked in a way that matters (`execve` and
@@ -210,21 +209,30 @@ impl Listener {
     pub fn respond(&self, id: u64, reply: Reply) {
         match reply {
             Reply::Fd { fd, cloexec } => {
+                // Installed, then the Sentry's copy closed, then answered (not atomically with
+                // SECCOMP_ADDFD_FLAG_SEND): when the program resumes it must hold the only
+                // reference, or its own close would not be the last one and the file would
+                // stay open a moment longer (no IN_CLOSE_WRITE yet, ETXTBSY when it runs a
+                // file it just wrote). The price: a call interrupted between the two ioctls
+                // leaves the descriptor in the program.
                 let add = abi::seccomp_notif_addfd {
                     id,
-                    flags: abi::SECCOMP_ADDFD_FLAG_SEND,
+                    flags: 0,
                     srcfd: fd.as_raw_fd() as u32,
                     newfd: 0,
                     newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
                 };
                 // SAFETY: `add` is a valid seccomp_notif_addfd.
                 let r = unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_ADDFD, &add) };
-                if r < 0 {
-                    let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-                    if e != libc::ENOENT {
-                        // Installing failed (EMFILE, say): the call must still be answered.
-                        self.respond(id, Reply::Error(e));
-                    }
+                drop(fd);
+                if r >= 0 {
+                    self.respond(id, Reply::Value(r as i64));
+                    return;
+                }
+                let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                if e != libc::ENOENT {
+                    // Installing failed (EMFILE, say): the call must still be answered.
+                    self.respond(id, Reply::Error(e));
                 }
             }
             Reply::Deferred => {}

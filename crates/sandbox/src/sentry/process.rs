@@ -39,7 +39,7 @@ const SENTRY_ALLOWLIST: &[&str] = &[
     // the emulated calls themselves (paths resolved inside the chroot)
     "openat", "openat2", "open", "close", "read", "write", "lseek", "getdents64", "statx", "newfstatat",
     "fstat", "statfs", "fstatfs", "readlinkat", "readlink", "faccessat2", "mkdirat", "mknodat", "unlinkat",
-    "renameat2", "linkat", "symlinkat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "truncate",
+    "renameat2", "linkat", "symlinkat", "fchownat", "fchmodat", "fchmodat2", "chmod", "utimensat", "truncate", "ftruncate",
     "setxattr", "lsetxattr", "getxattr", "lgetxattr", "listxattr", "llistxattr", "removexattr",
     "lremovexattr", "inotify_add_watch", "memfd_create", "sysinfo", "uname", "bind", "connect", "sendto",
     "sendmsg", "recvmsg", "unshare", "fchdir", "umask",
@@ -95,6 +95,13 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     let root = fds.pop().ok_or("no root")?;
     let listener = Listener(fds.pop().ok_or("no listener")?);
 
+    // Join the sandbox's IPC namespace while still host root (joining takes CAP_SYS_ADMIN over
+    // both): the host's /proc then shows the Sentry the sandbox's System V IPC objects and
+    // limits (/proc/sysvipc, /proc/sys/kernel/shm*), which it passes on, and no one else's.
+    let ipcns = sys::openat(None, Path::new(&format!("/proc/{}/ns/ipc", b.init_pid)), libc::O_RDONLY, 0)
+        .map_err(|e| format!("IPC namespace: {e}"))?;
+    // SAFETY: setns with an IPC-namespace descriptor.
+    sys::cvt(unsafe { libc::setns(ipcns.as_raw_fd(), libc::CLONE_NEWIPC) }).map_err(|e| format!("setns IPC: {e}"))?;
     // Become the sandbox's root, in its user namespace: the Sentry acts on the sandbox's files
     // with exactly the sandbox root's rights, and none on the host.
     let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", b.init_pid)), libc::O_RDONLY, 0)

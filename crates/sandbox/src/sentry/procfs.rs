@@ -7,9 +7,6 @@ use super::Sentry;
 use crate::sys;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Entries a program may open for writing (writes go to a private copy and are ignored).
-const WRITABLE: &[&[u8]] = &[b"oom_score_adj", b"comm"];
-
 impl Sentry {
     pub(super) fn proc_lookup(&self, call: &Call, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
         proc::lookup(&self.info, call.tid, comps, follow)
@@ -44,7 +41,7 @@ impl Sentry {
         match entry {
             Entry::Magic(_) if no_magic => Err(libc::ELOOP),
             Entry::File(content) => {
-                if writing && !comps.last().is_some_and(|n| WRITABLE.contains(&n.as_slice())) {
+                if writing {
                     return Err(libc::EACCES);
                 }
                 if flags & libc::O_DIRECTORY != 0 {
@@ -62,16 +59,45 @@ impl Sentry {
                 Ok(fd)
             }
             Entry::Link(_) => Err(libc::ELOOP),
-            Entry::Magic(m) => {
-                let link = match m {
-                    Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
-                    Magic::Exe { tid } => format!("{tid}/exe"),
-                    Magic::Cwd { tid } => format!("{tid}/cwd"),
-                    Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
-                };
-                let p = std::path::Path::new(&link);
-                sys::openat(Some(super::host::proc_fd()), p, flags & !libc::O_CREAT, 0).map_err(errno)
+            Entry::Magic(m) => self.open_host(&self.magic_path(m), flags & !libc::O_CREAT),
+            Entry::Task { tid, name } => {
+                self.open_host(&format!("{tid}/{name}"), flags & !(libc::O_CREAT | libc::O_NOFOLLOW))
             }
+        }
+    }
+
+    /// Opens `/proc/<rel>` of the host: a magic link's target, or a file the kernel keeps for
+    /// one of the sandbox's own tasks.
+    fn open_host(&self, rel: &str, flags: i32) -> SysResult<OwnedFd> {
+        sys::openat(Some(super::host::proc_fd()), std::path::Path::new(rel), flags | libc::O_CLOEXEC, 0).map_err(errno)
+    }
+
+    /// Where a magic link points, relative to the host's `/proc` (the root: the sandbox's).
+    fn magic_path(&self, m: Magic) -> String {
+        match m {
+            Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
+            Magic::Exe { tid } => format!("{tid}/exe"),
+            Magic::Cwd { tid } => format!("{tid}/cwd"),
+            Magic::Ns { tid, name } => format!("{tid}/ns/{name}"),
+            Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
+        }
+    }
+
+    /// The real file a `/proc` path names through a magic link (`/proc/self/fd/3`,
+    /// `/proc/1/cwd/sub`), opened `O_PATH`, as the kernel acts on a magic link's target
+    /// whatever its name (GNU tar's `chmod("/proc/self/fd/3")`). The target is a file a task of
+    /// the sandbox holds open, or a path resolved inside the root: never out of the sandbox,
+    /// and nothing a program could not reach with `fchmod`, `fchown` or `futimens` itself.
+    /// `None`: a synthetic entry (or, without `follow`, the link itself).
+    pub(super) fn proc_target(&self, call: &Call, comps: &[Vec<u8>], follow: bool) -> SysResult<Option<OwnedFd>> {
+        match self.proc_lookup(call, comps, follow)? {
+            Found::Entry(Entry::Magic(m)) if follow => self.open_host(&self.magic_path(m), libc::O_PATH).map(Some),
+            Found::Entry(Entry::Task { tid, name }) => self.open_host(&format!("{tid}/{name}"), libc::O_PATH).map(Some),
+            Found::Entry(_) => Ok(None),
+            Found::Through(m, rest) => match self.through(call, m, &rest, follow)? {
+                Node::Fs(fd) => Ok(Some(fd)),
+                Node::Proc(c) => self.proc_target(call, &c, follow),
+            },
         }
     }
 
@@ -94,23 +120,15 @@ impl Sentry {
             Entry::Dir(_) => (Kind::Dir, 0o555),
             Entry::File(_) => (Kind::File, 0o444),
             Entry::Link(_) => (Kind::Link, 0o777),
-            Entry::Magic(m) if follow => {
-                let link = match m {
-                    Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
-                    Magic::Exe { tid } => format!("{tid}/exe"),
-                    Magic::Cwd { tid } => format!("{tid}/cwd"),
-                    Magic::Root { .. } => format!("self/fd/{}", self.resolver.root.as_raw_fd()),
-                };
-                return super::resolve::sys_statx_mask(
-                    super::host::proc_fd(),
-                    link.as_bytes(),
-                    0,
-                    libc::STATX_BASIC_STATS,
-                );
-            }
+            Entry::Magic(m) if follow => return self.host_statx(&self.magic_path(*m)),
+            Entry::Task { tid, name } => return self.host_statx(&format!("{tid}/{name}")),
             Entry::Magic(_) => (Kind::Link, 0o777),
         };
         Ok(synthetic_statx(comps, kind, mode))
+    }
+
+    fn host_statx(&self, rel: &str) -> SysResult<libc::statx> {
+        super::resolve::sys_statx_mask(super::host::proc_fd(), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
     }
 
     pub(super) fn proc_readlink(&self, call: &Call, comps: &[Vec<u8>]) -> SysResult<Vec<u8>> {
@@ -125,7 +143,7 @@ impl Sentry {
 }
 
 /// Reopens a resolved file with the caller's flags.
-fn reopen(fd: &OwnedFd, flags: i32) -> SysResult<OwnedFd> {
+pub(super) fn reopen(fd: &OwnedFd, flags: i32) -> SysResult<OwnedFd> {
     let p = c(super::host::self_fd(fd).as_bytes());
     // SAFETY: NUL-terminated path relative to the host's /proc.
     let r = unsafe {

@@ -11,24 +11,36 @@ use std::os::fd::AsRawFd;
 impl Sentry {
     // ---- creating, removing, renaming -----------------------------------------------------
 
-    /// A `*at` call that changes a file, with the caller's `flags` passed to the kernel as
-    /// they are (so unknown bits fail as they would natively). `AT_EMPTY_PATH` with an empty
-    /// path acts on the caller's descriptor `dirfd` itself.
+    /// A `*at` call that changes a file's metadata, `op(dir, path, flags)`, with the caller's
+    /// `flags` passed to the kernel as they are (so unknown bits fail as they would natively).
+    /// `AT_EMPTY_PATH` with an empty path acts on the caller's descriptor `dirfd` itself, and a
+    /// `/proc` magic link (`/proc/self/fd/3`) on the file it points to, as Linux does.
     fn change_at(
         &self,
         call: &Call,
         dirfd: i32,
         pi: usize,
         flags: i32,
-        op: impl Fn(i32, &CStr) -> SysResult<i64>,
+        op: impl Fn(i32, &CStr, i32) -> SysResult<i64>,
     ) -> Reply {
         let r = self.path_arg(call, pi).and_then(|path| {
             if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
                 let fd = call.fetch_fd(dirfd)?;
-                return self.as_caller(call, || op(fd.as_raw_fd(), c""));
+                return self.as_caller(call, || op(fd.as_raw_fd(), c"", flags));
             }
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-            self.on_path(call, dirfd, &path, follow, |p| op(libc::AT_FDCWD, p), |_| Err(libc::EACCES))
+            self.on_path(
+                call,
+                dirfd,
+                &path,
+                follow,
+                |p| op(libc::AT_FDCWD, p, flags),
+                |comps| {
+                    let fd = self.proc_target(call, &comps, follow)?.ok_or(libc::EACCES)?;
+                    let on_fd = flags & !libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH;
+                    self.as_caller(call, || op(fd.as_raw_fd(), c"", on_fd))
+                },
+            )
         });
         Reply::from(r)
     }
@@ -59,6 +71,9 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3]),
         };
         let kind = mode & libc::S_IFMT;
+        if !matches!(kind, 0 | libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK) {
+            return Reply::Error(libc::EINVAL); // not a kind of file, as Linux answers
+        }
         if !(kind == 0 || kind == libc::S_IFREG || kind == libc::S_IFIFO || kind == libc::S_IFSOCK) {
             self.note(call, "device nodes cannot be created");
             return Reply::Error(libc::EPERM);
@@ -157,7 +172,7 @@ impl Sentry {
             libc::SYS_fchmodat => (call.arg_fd(0), 1, call.args[2] as u32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
         };
-        self.change_at(call, dirfd, pi, flags, |dir, p| {
+        self.change_at(call, dirfd, pi, flags, |dir, p, flags| {
             // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
             ret(unsafe { libc::syscall(libc::SYS_fchmodat2, dir, p.as_ptr(), mode, flags) })
         })
@@ -169,7 +184,7 @@ impl Sentry {
             libc::SYS_lchown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], libc::AT_SYMLINK_NOFOLLOW),
             _ => (call.arg_fd(0), 1, call.args[2], call.args[3], call.args[4] as i32),
         };
-        self.change_at(call, dirfd, pi, flags, |dir, p| {
+        self.change_at(call, dirfd, pi, flags, |dir, p, flags| {
             // SAFETY: NUL-terminated path.
             ret(unsafe { libc::fchownat(dir, p.as_ptr(), uid as u32, gid as u32, flags) } as libc::c_long)
         })
@@ -193,7 +208,7 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[3] as i32),
         };
         let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
-        self.change_at(call, dirfd, pi, flags, |dir, p| {
+        self.change_at(call, dirfd, pi, flags, |dir, p, flags| {
             // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
             ret(unsafe { libc::utimensat(dir, p.as_ptr(), tp, flags) } as libc::c_long)
         })
@@ -201,8 +216,37 @@ impl Sentry {
 
     pub(super) fn truncate(&self, call: &Call) -> Reply {
         let len = call.args[1] as i64;
-        // SAFETY: NUL-terminated path.
-        self.change(call, libc::AT_FDCWD, 0, true, |p| ret(unsafe { libc::truncate(p.as_ptr(), len) } as libc::c_long))
+        // The caller's file-size limit, which Linux checks against the caller's own
+        // (RLIMIT_FSIZE is per process, and the Sentry has its own).
+        if len > 0 && self.file_size_limit(call).is_some_and(|max| len as u64 > max) {
+            return Reply::Error(libc::EFBIG);
+        }
+        let r = self.path_arg(call, 0).and_then(|path| {
+            self.on_path(
+                call,
+                libc::AT_FDCWD,
+                &path,
+                true,
+                // SAFETY: NUL-terminated path.
+                |p| ret(unsafe { libc::truncate(p.as_ptr(), len) } as libc::c_long),
+                |comps| {
+                    // Through a magic link: open its target for writing as the caller (the
+                    // permission check `truncate` makes), then cut it.
+                    let fd = self.proc_target(call, &comps, true)?.ok_or(libc::EACCES)?;
+                    let w = self.as_caller(call, || super::procfs::reopen(&fd, libc::O_WRONLY | libc::O_NONBLOCK))?;
+                    // SAFETY: our own descriptor, integer length.
+                    ret(unsafe { libc::ftruncate(w.as_raw_fd(), len) } as libc::c_long)
+                },
+            )
+        });
+        Reply::from(r)
+    }
+
+    /// The caller's soft RLIMIT_FSIZE in bytes (`None`: unlimited or unknown).
+    fn file_size_limit(&self, call: &Call) -> Option<u64> {
+        let limits = host::read_string(&format!("{}/limits", call.tid)).ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max file size"))?;
+        line["Max file size".len()..].split_whitespace().next()?.parse().ok()
     }
 
     pub(super) fn statfs(&self, call: &Call) -> Reply {
@@ -218,9 +262,14 @@ impl Sentry {
                     // SAFETY: NUL-terminated path, writable statfs.
                     ret(unsafe { libc::statfs(p.as_ptr(), &mut st) } as libc::c_long).map(|_| st)
                 },
-                |_| {
+                |comps| {
                     // SAFETY: statfs is plain data.
                     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+                    if let Some(fd) = self.proc_target(call, &comps, true)? {
+                        // SAFETY: a valid descriptor (fstatfs takes O_PATH ones), writable statfs.
+                        ret(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+                        return Ok(st);
+                    }
                     st.f_type = 0x9fa0; // PROC_SUPER_MAGIC
                     st.f_bsize = 4096;
                     st.f_namelen = 255;

@@ -87,6 +87,9 @@ const AF_NETLINK: u64 = 16;
 const AF_PACKET: u64 = 17;
 const AF_VSOCK: u64 = 40;
 const TYPE_MASK: u64 = 0xf;
+/// A socket type argument (flags masked off) that is SOCK_RAW, or SOCK_PACKET.
+const RAW: Op = Op::MaskedEq { mask: TYPE_MASK, value: 3 };
+const PACKET: Op = Op::MaskedEq { mask: TYPE_MASK, value: 10 };
 
 pub static RULES: &[Rule] = &[
     Rule {
@@ -118,21 +121,36 @@ pub static RULES: &[Rule] = &[
     Rule {
         name: "socket-v2",
         branches: &[
-            allow(&[c(0, Op::Eq(AF_UNIX))]),
-            allow(&[c(0, Op::Eq(AF_INET)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 1 })]),
-            allow(&[c(0, Op::Eq(AF_INET)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 2 })]),
-            allow(&[c(0, Op::Eq(AF_INET6)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 1 })]),
-            allow(&[c(0, Op::Eq(AF_INET6)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 2 })]),
-            allow(&[c(0, Op::Eq(AF_NETLINK)), c(2, Op::Eq(0))]),
-            errno(&[c(0, Op::Eq(AF_INET)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 3 })], libc::EPERM),
-            errno(&[c(0, Op::Eq(AF_INET6)), c(1, Op::MaskedEq { mask: TYPE_MASK, value: 3 })], libc::EPERM),
+            // Raw and packet sockets are refused; a raw socket without a protocol is an error
+            // Linux reports before any permission check.
+            errno(&[c(0, Op::Eq(AF_INET)), c(1, RAW), c(2, Op::Eq(0))], libc::EPROTONOSUPPORT),
+            errno(&[c(0, Op::Eq(AF_INET6)), c(1, RAW), c(2, Op::Eq(0))], libc::EPROTONOSUPPORT),
+            errno(&[c(0, Op::Eq(AF_INET)), c(1, RAW)], libc::EPERM),
+            errno(&[c(0, Op::Eq(AF_INET6)), c(1, RAW)], libc::EPERM),
+            // SOCK_PACKET on AF_INET is a packet socket (Linux redirects it).
+            errno(&[c(0, Op::Eq(AF_INET)), c(1, PACKET)], libc::EPERM),
+            errno(&[c(0, Op::Eq(AF_INET6)), c(1, PACKET)], libc::EPERM),
             errno(&[c(0, Op::Eq(AF_PACKET))], libc::EPERM),
+            allow(&[c(0, Op::Eq(AF_UNIX))]),
+            // Any other type: the kernel answers (stream, datagram, SCTP, or EINVAL).
+            allow(&[c(0, Op::Eq(AF_INET))]),
+            allow(&[c(0, Op::Eq(AF_INET6))]),
+            allow(&[c(0, Op::Eq(AF_NETLINK)), c(2, Op::Eq(0))]),
         ],
         default: Action::Errno(libc::EAFNOSUPPORT),
     },
     Rule {
-        name: "socketpair-unix",
-        branches: &[allow(&[c(0, Op::Eq(AF_UNIX))])],
+        name: "socketpair-v2",
+        branches: &[
+            allow(&[c(0, Op::Eq(AF_UNIX))]),
+            // Linux has no IP socket pairs: it answers EOPNOTSUPP (EINVAL for a bad type)
+            // once both sockets exist, so raw and packet ones are refused first.
+            errno(&[c(1, RAW), c(2, Op::Eq(0))], libc::EPROTONOSUPPORT),
+            errno(&[c(1, RAW)], libc::EPERM),
+            errno(&[c(1, PACKET)], libc::EPERM),
+            allow(&[c(0, Op::Eq(AF_INET))]),
+            allow(&[c(0, Op::Eq(AF_INET6))]),
+        ],
         default: Action::Errno(libc::EAFNOSUPPORT),
     },
     Rule { name: "sendto-path", branches: &[allow(&[c(4, Op::Eq(0))])], default: Action::Notify },
@@ -168,6 +186,13 @@ mod tests {
         assert_eq!(r.evaluate(&args(17, 3, 0x300)), Action::Errno(libc::EPERM)); // packet
         assert_eq!(r.evaluate(&args(16, 3, 9)), Action::Errno(libc::EAFNOSUPPORT)); // netlink audit
         assert_eq!(r.evaluate(&args(16, 3, 0)), Action::Allow); // netlink route
+        assert_eq!(r.evaluate(&args(2, 75, 0)), Action::Allow); // a bad type: the kernel's EINVAL
+        assert_eq!(r.evaluate(&args(2, 3 | 0x800, 0)), Action::Errno(libc::EPROTONOSUPPORT));
+        assert_eq!(r.evaluate(&args(2, 10, 0x300)), Action::Errno(libc::EPERM)); // SOCK_PACKET
+        let p = rule("socketpair-v2").unwrap();
+        assert_eq!(p.evaluate(&args(2, 1, 0)), Action::Allow); // the kernel's EOPNOTSUPP
+        assert_eq!(p.evaluate(&args(10, 3, 1)), Action::Errno(libc::EPERM));
+        assert_eq!(p.evaluate(&args(17, 2, 0)), Action::Errno(libc::EAFNOSUPPORT));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn magic_text(m: Magic) -> SysResult<Vec<u8>> {
         Magic::Fd { tid, fd } => format!("{tid}/fd/{fd}"),
         Magic::Exe { tid } => format!("{tid}/exe"),
         Magic::Cwd { tid } => format!("{tid}/cwd"),
+        Magic::Ns { tid, name } => format!("{tid}/ns/{name}"),
         Magic::Root { .. } => return Ok(b"/".to_vec()),
     };
     host::read_link(&link)
@@ -143,8 +144,8 @@ pub fn per_process(_info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<V
         b"mountinfo" => mounts(host, true),
         b"cgroup" => Ok(b"0::/\n".to_vec()),
         b"loginuid" | b"sessionid" => Ok(b"4294967295".to_vec()),
-        b"statm" | b"cmdline" | b"environ" | b"comm" | b"limits" | b"maps" | b"smaps" | b"smaps_rollup" | b"auxv"
-        | b"oom_score" | b"oom_score_adj" | b"uid_map" | b"gid_map" | b"setgroups" | b"io" => {
+        b"statm" | b"cmdline" | b"environ" | b"limits" | b"maps" | b"smaps" | b"smaps_rollup" | b"auxv"
+        | b"oom_score" | b"uid_map" | b"gid_map" | b"setgroups" | b"io" => {
             host_file(host, std::str::from_utf8(name).unwrap_or(""))
         }
         _ => Err(libc::ENOENT),
@@ -267,7 +268,35 @@ pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
             Ok(format!("Linux version {r} (fnbox sentry) {v}\n").into_bytes())
         }
         b"filesystems" => host::read("filesystems"),
+        // The kernel's build options (test suites check for features with it); as public as
+        // `uname`.
+        b"config.gz" => host::read("config.gz"),
         _ => Err(libc::ENOENT),
+    }
+}
+
+/// `/proc/sys` files of the System V IPC namespace: the Sentry joined the sandbox's, so the
+/// host's `/proc` shows it the sandbox's own values.
+const IPC_SYS: &[&str] = &[
+    "kernel/shmmax",
+    "kernel/shmall",
+    "kernel/shmmni",
+    "kernel/msgmax",
+    "kernel/msgmnb",
+    "kernel/msgmni",
+    "kernel/sem",
+    "kernel/shm_rmid_forced",
+];
+
+/// `/proc/sysvipc/{shm,msg,sem}`: the sandbox's own IPC objects (see [`IPC_SYS`]).
+pub fn sysvipc(rest: &[Vec<u8>]) -> SysResult<Entry> {
+    match rest {
+        [] => Ok(Entry::Dir(["shm", "msg", "sem"].iter().map(|n| (n.as_bytes().to_vec(), Kind::File)).collect())),
+        [n] if [&b"shm"[..], b"msg", b"sem"].contains(&n.as_slice()) => {
+            host::read(&format!("sysvipc/{}", String::from_utf8_lossy(n))).map(Entry::File)
+        }
+        [_] => Err(libc::ENOENT),
+        _ => Err(libc::ENOTDIR),
     }
 }
 
@@ -287,6 +316,9 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("kernel/threads-max", "63390\n".into()),
         ("kernel/ngroups_max", "65536\n".into()),
         ("kernel/cap_last_cap", "40\n".into()),
+        ("kernel/tainted", "0\n".into()),
+        ("kernel/domainname", "(none)\n".into()),
+        ("kernel/core_pattern", "core\n".into()),
         ("kernel/random/uuid", uuid()),
         ("kernel/random/boot_id", uuid()),
         ("kernel/random/entropy_avail", "256\n".into()),
@@ -295,15 +327,22 @@ pub fn sys(info: &Info, rest: &[Vec<u8>]) -> SysResult<Entry> {
         ("vm/max_map_count", "65530\n".into()),
         ("fs/file-max", "9223372036854775807\n".into()),
         ("fs/nr_open", "1048576\n".into()),
+        ("fs/pipe-max-size", "1048576\n".into()),
+        ("fs/pipe-user-pages-soft", "16384\n".into()),
         ("fs/inotify/max_user_watches", "65536\n".into()),
         ("fs/inotify/max_user_instances", "128\n".into()),
+        ("fs/inotify/max_queued_events", "16384\n".into()),
         ("net/core/somaxconn", "4096\n".into()),
     ];
     let want: Vec<&[u8]> = rest.iter().map(|c| c.as_slice()).collect();
     let path = want.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
+    if IPC_SYS.contains(&path.as_str()) {
+        return host::read(&format!("sys/{path}")).map(Entry::File);
+    }
     if let Some((_, v)) = tree.iter().find(|(k, _)| *k == path) {
         return Ok(Entry::File(v.clone().into_bytes()));
     }
+    let tree: Vec<(&str, String)> = tree.into_iter().chain(IPC_SYS.iter().map(|k| (*k, String::new()))).collect();
     // A directory: the next component of every key below it.
     let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
     let mut list: Vec<(Vec<u8>, Kind)> = Vec::new();

@@ -44,7 +44,17 @@ pub enum Magic {
     Root {
         tid: i32,
     },
+    /// One of the task's namespaces (`ns/uts`): opened, an nsfs descriptor for `ioctl(NS_GET_*)`
+    /// and comparisons; joining one is refused (`setns` is unsupported).
+    Ns {
+        tid: i32,
+        name: &'static str,
+    },
 }
+
+/// The entries of `/proc/<pid>/ns`.
+const NAMESPACES: &[&str] =
+    &["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"];
 
 /// A resolved `/proc` entry.
 #[derive(Debug)]
@@ -54,6 +64,13 @@ pub enum Entry {
     /// A plain symlink (`self`, `mounts`, ...) and its target text.
     Link(Vec<u8>),
     Magic(Magic),
+    /// A file whose value the kernel keeps for the task (`oom_score_adj`, `comm`): opened on
+    /// the host's procfs for the sandbox's own task, so a write reaches the kernel, which
+    /// checks it, keeps it per task and passes it on across `fork`, and a read shows it back.
+    Task {
+        tid: i32,
+        name: &'static str,
+    },
 }
 
 /// What resolving a `/proc` path gave.
@@ -85,9 +102,14 @@ const GLOBAL: &[(&str, Kind)] = &[
     ("loadavg", Kind::File),
     ("version", Kind::File),
     ("filesystems", Kind::File),
+    ("config.gz", Kind::File),
     ("mounts", Kind::Link),
     ("sys", Kind::Dir),
+    ("sysvipc", Kind::Dir),
 ];
+
+/// Per-process files that are the kernel's own (see [`Entry::Task`]).
+const TASK_FILES: &[&str] = &["oom_score_adj", "oom_adj", "comm"];
 
 const PER_PROCESS: &[(&str, Kind)] = &[
     ("status", Kind::File),
@@ -106,6 +128,7 @@ const PER_PROCESS: &[(&str, Kind)] = &[
     ("mountinfo", Kind::File),
     ("oom_score", Kind::File),
     ("oom_score_adj", Kind::File),
+    ("oom_adj", Kind::File),
     ("loginuid", Kind::File),
     ("sessionid", Kind::File),
     ("uid_map", Kind::File),
@@ -114,6 +137,7 @@ const PER_PROCESS: &[(&str, Kind)] = &[
     ("io", Kind::File),
     ("fd", Kind::Dir),
     ("fdinfo", Kind::Dir),
+    ("ns", Kind::Dir),
     ("task", Kind::Dir),
     ("exe", Kind::Link),
     ("cwd", Kind::Link),
@@ -173,6 +197,9 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
         }
         if first == b"sys" {
             return content::sys(info, &comps[1..]).map(Found::Entry);
+        }
+        if first == b"sysvipc" {
+            return content::sysvipc(&comps[1..]).map(Found::Entry);
         }
         if !last {
             return Err(libc::ENOTDIR);
@@ -238,6 +265,19 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
             }
             Ok(Found::Through(m, rest[2..].to_vec()))
         }
+        b"ns" => {
+            let Some(n) = rest.get(1) else {
+                return Ok(Found::Entry(Entry::Dir(
+                    NAMESPACES.iter().map(|n| (n.as_bytes().to_vec(), Kind::Link)).collect(),
+                )));
+            };
+            let name = NAMESPACES.iter().find(|x| x.as_bytes() == n.as_slice()).ok_or(libc::ENOENT)?;
+            let m = Magic::Ns { tid: who.host, name };
+            if rest.len() == 2 {
+                return Ok(Found::Entry(Entry::Magic(m)));
+            }
+            Ok(Found::Through(m, rest[2..].to_vec()))
+        }
         b"task" if !who.thread => {
             let threads = pids::threads(who.host);
             let Some(t) = rest.get(1) else {
@@ -250,7 +290,10 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
             process(info, caller, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
         }
         _ if !last => Err(libc::ENOTDIR),
-        other => content::per_process(info, who.host, who.ns, other).map(|c| Found::Entry(Entry::File(c))),
+        other => match TASK_FILES.iter().find(|t| t.as_bytes() == other) {
+            Some(name) => Ok(Found::Entry(Entry::Task { tid: who.host, name })),
+            None => content::per_process(info, who.host, who.ns, other).map(|c| Found::Entry(Entry::File(c))),
+        },
     }
 }
 
