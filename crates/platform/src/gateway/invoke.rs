@@ -2,8 +2,8 @@
 //! the request over its socket under the function's timeout, and turn every failure into a
 //! status and a body that say what happened.
 
-use super::body::{BodyError, BodyReader, Sender};
 use super::answer::{handler_answer, hop_by_hop};
+use super::body::{BodyError, BodyReader, Sender};
 use super::{full, text, Body};
 use crate::function::{HEADER_MAX, PAYLOAD_MAX};
 use crate::instances::pool::{AcquireError, Outcome};

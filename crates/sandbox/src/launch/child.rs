@@ -180,7 +180,8 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;
-                let (access, overlay) = (Access::from_byte(buf[2] & msg::ATTACH_ACCESS), buf[2] & msg::ATTACH_OVERLAY != 0);
+                let (access, overlay) =
+                    (Access::from_byte(buf[2] & msg::ATTACH_ACCESS), buf[2] & msg::ATTACH_OVERLAY != 0);
                 got.attach.push(Attach { fd, target, dir: buf[1] == 1, access, overlay });
             }
             m if m == until => return Ok(got),

@@ -38,8 +38,7 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
     let listen = cfg.listen.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let first = usize::from(listen.is_some());
     let has_sentry = sentry.is_some();
-    let kept =
-        sys::keep_only(listen.into_iter().chain(std::iter::once(sock)).chain(sentry).chain(layer).collect());
+    let kept = sys::keep_only(listen.into_iter().chain(std::iter::once(sock)).chain(sentry).chain(layer).collect());
     let sock_fd = kept[first];
     let sentry_fd = if has_sentry { kept.get(first + 1).copied() } else { None };
     let layer_fd = kept.get(first + 1 + has_sentry as usize).copied();
