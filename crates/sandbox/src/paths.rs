@@ -87,6 +87,7 @@ impl Paths {
         for (dir, mode) in self.directories() {
             ensure_dir(&dir, mode)?;
         }
+        reachable_by_sandboxes(&self.stage())?;
         if !current {
             migrate(self);
             let tmp = self.state.join(format!(".{LAYOUT_FILE}.{}", std::process::id()));
@@ -137,6 +138,26 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     if meta.mode() & 0o7777 != mode {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
             .context(|| format!("cannot set the mode of {} to {mode:o}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Every directory above `dir` must let others search it: a sandbox's first process mounts on
+/// `dir` as root of its user namespace only, an unprivileged user on the host. A 0700
+/// directory above (`mktemp -d`, a home directory) would fail every sandbox with EACCES.
+fn reachable_by_sandboxes(dir: &Path) -> Result<()> {
+    for above in dir.ancestors().skip(1) {
+        let meta = std::fs::metadata(above).context(|| format!("cannot inspect {}", above.display()))?;
+        if meta.mode() & 0o001 == 0 {
+            return Err(Error::Setup(format!(
+                "{} (mode {:o}) is not searchable by other users, and sandboxes must reach {} below it: \
+                 `chmod o+x {}`, or set FNBOX_RUN_DIR elsewhere",
+                above.display(),
+                meta.mode() & 0o7777,
+                dir.display(),
+                above.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -231,6 +252,18 @@ mod tests {
         assert!(!paths.disk_templates().join("ext4-1024M.img").exists());
         assert!(paths.disk_templates().join("ext4-1024M-v2.img").exists(), "the current template stays");
         assert!(std::fs::read_dir(paths.sandboxes()).unwrap().next().is_none());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn a_run_dir_below_a_private_directory_is_refused_with_the_fix() {
+        let t = temp();
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let paths = Paths { state: t.join("state"), run: t.join("run") };
+        let e = paths.prepare().unwrap_err().to_string();
+        assert!(e.contains("is not searchable by other users") && e.contains("chmod o+x"), "{e}");
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o755)).unwrap();
+        paths.prepare().unwrap();
         std::fs::remove_dir_all(&t).unwrap();
     }
 

@@ -99,7 +99,17 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(|e| err("cannot make the mount namespace private at", Path::new("/"), e))?;
     mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=64k"))
-        .map_err(|e| err("cannot mount the staging tmpfs on", stage, e))?;
+        .map_err(|e| match e.raw_os_error() {
+            // This process is root of the sandbox's user namespace only: on the host it is an
+            // unprivileged user, who must be able to reach the staging directory.
+            Some(libc::EACCES) => Error::Setup(format!(
+                "cannot mount the staging tmpfs on {}: a directory above it is not searchable by other \
+                 users (the sandbox's first process is one on the host): chmod o+x the directories \
+                 above FNBOX_RUN_DIR, or choose another",
+                stage.display()
+            )),
+            _ => err("cannot mount the staging tmpfs on", stage, e),
+        })?;
     for d in ["disk", "root"] {
         let p = stage.join(d);
         sys::mkdirat(None, &p, 0o755, false).map_err(|e| err("cannot create", &p, e))?;
