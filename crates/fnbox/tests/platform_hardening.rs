@@ -235,3 +235,19 @@ fn handler_headers_and_status_are_checked_and_the_instance_kept() {
         assert_eq!(logs.matches("instance started").count().max(1), 1, "{name}: {logs}");
     }
 }
+
+/// A CONNECT used to reach the Node wrapper, which ends the instance on one (a crash, then the
+/// restart back-off): any unauthenticated client could keep a Node function down.
+#[test]
+fn connect_is_refused_at_the_gateway_and_leaves_the_instance_alone() {
+    let s = Server::start("connect");
+    s.deploy("nd", &examples().join("hello-node"), &["--runtime", "node"]);
+    assert_eq!(s.get("/fn/nd/").status, 200);
+    for _ in 0..3 {
+        let r = s.request("CONNECT", "/fn/nd/", &[], b"");
+        assert_eq!(r.status, 405, "{}", r.text());
+    }
+    let r = s.get("/fn/nd/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.metric("fnbox_instance_crashes_total{function=\"nd\"}"), 0.0, "{}", s.logs("nd"));
+}

@@ -286,7 +286,8 @@ def handle(event, context):
 /// Host paths a sandbox must not learn: fnbox's state and run directories, the data directory.
 fn host_paths_in(text: &str, data: &Path) -> Vec<String> {
     let data = data.to_str().unwrap().to_string();
-    ["/var/lib/fnbox".to_string(), "/run/fnbox".to_string(), data]
+    let (state, run) = (state_dir().display().to_string(), run_dir().display().to_string());
+    ["/var/lib/fnbox".to_string(), "/run/fnbox".to_string(), state, run, data]
         .into_iter()
         .filter(|p| text.contains(p.as_str()))
         .collect()

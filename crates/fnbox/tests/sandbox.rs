@@ -412,7 +412,7 @@ fn env_files_keep_values_off_the_command_line() {
 #[test]
 fn spare_layers_are_made_used_once_and_cleaned() {
     let s = Scope::new("spares");
-    let dir = std::path::Path::new("/var/lib/fnbox/disk-spares");
+    let dir = &state_dir().join("disk-spares");
     let spares = || -> Vec<(String, u64)> {
         use std::os::unix::fs::MetadataExt;
         std::fs::read_dir(dir)

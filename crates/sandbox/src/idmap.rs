@@ -72,6 +72,8 @@ mod tests {
     fn concurrent_allocations_get_distinct_ranges() {
         let dir = std::env::temp_dir().join(format!("fnbox-idmap-test-{}", std::process::id()));
         let paths = Paths { state: dir.clone(), run: dir.clone() };
+        // `Paths::prepare` makes it before any sandbox; it wants root, this test does not.
+        std::fs::create_dir_all(paths.uid_locks()).unwrap();
         let a = IdRange::allocate(&paths).unwrap();
         let b = IdRange::allocate(&paths).unwrap();
         assert_ne!(a.slot, b.slot);

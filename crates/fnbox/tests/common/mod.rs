@@ -155,16 +155,28 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// fnbox's state directory as the tests' fnbox sees it: `FNBOX_STATE_DIR` (CI points it at a
+/// fresh directory) or the default.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("FNBOX_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/lib/fnbox".into())
+}
+
+/// fnbox's run directory: `FNBOX_RUN_DIR` or the default.
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("FNBOX_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| "/run/fnbox".into())
+}
+
 /// Loop devices currently attached (`/sys/block/loop*/loop/backing_file` exists), not counting
 /// fnbox's published spare writable layers (kept attached on purpose, without autoclear, for
 /// the next sandbox: see `crates/sandbox/src/disk/spare.rs`).
 pub fn attached_loops() -> usize {
+    let spares = format!("{}/disk-spares/", state_dir().display());
     let spare = |dir: &Path| {
         let read = |f: &str| std::fs::read_to_string(dir.join("loop").join(f)).unwrap_or_default();
         let backing = read("backing_file");
         let published = backing
             .trim_end()
-            .strip_prefix("/var/lib/fnbox/disk-spares/")
+            .strip_prefix(spares.as_str())
             .is_some_and(|name| !name.starts_with('.') && name.ends_with(".img"));
         read("autoclear").trim() == "0" && published
     };

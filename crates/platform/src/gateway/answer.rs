@@ -38,7 +38,17 @@ pub fn handler_answer(parts: &mut Parts) -> Result<(), String> {
     for k in hop {
         parts.headers.remove(k);
     }
-    let Some(raw) = parts.headers.remove(HANDLER_RESULT) else { return Ok(()) };
+    // The gateway frames the answer from the body it read: an instance's own length (a binary
+    // function's `Content-Length` beside `Transfer-Encoding: chunked`) could desynchronise the
+    // client's connection.
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let Some(raw) = parts.headers.remove(HANDLER_RESULT) else {
+        // A binary function speaks HTTP itself: only a final status (200 to 599) is relayed.
+        return match parts.status.as_u16() {
+            200..=599 => Ok(()),
+            s => Err(format!("status {s} is not a final HTTP status: use 200 to 599")),
+        };
+    };
     let result: serde_json::Value = base64::engine::general_purpose::STANDARD
         .decode(raw.as_bytes())
         .ok()
@@ -111,5 +121,25 @@ mod tests {
         assert!(e.contains("header 'X' has a control character"), "{e}");
         let e = answer(serde_json::json!({"statusCode": 200, "headers": {"Bad Name": "v"}})).unwrap_err();
         assert!(e.contains("header name \"Bad Name\" is not valid"), "{e}");
+    }
+
+    #[test]
+    fn a_binary_answer_is_framed_by_the_gateway_with_a_final_status() {
+        let raw = |status: u16| {
+            let (mut parts, ()) = hyper::Response::builder()
+                .status(status)
+                .header("content-length", "100")
+                .header("transfer-encoding", "chunked")
+                .header("x-kept", "1")
+                .body(())
+                .unwrap()
+                .into_parts();
+            handler_answer(&mut parts).map(|()| parts)
+        };
+        let p = raw(200).unwrap();
+        assert!(p.headers.get("content-length").is_none() && p.headers.get("transfer-encoding").is_none());
+        assert_eq!(p.headers["x-kept"], "1");
+        let e = raw(101).unwrap_err();
+        assert!(e.contains("status 101 is not a final HTTP status"), "{e}");
     }
 }

@@ -109,6 +109,9 @@ pub async fn serve(
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
+                // A header block over 64 KiB gets 431 anyway: hyper need not buffer ~400 KiB of
+                // one per connection while it waits (the floor hyper accepts is 8 KiB).
+                .max_buf_size(crate::function::HEADER_MAX + (16 << 10))
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(StallGuard::new(stream, limits.body_timeout)), svc)
                 .await;
@@ -119,6 +122,10 @@ pub async fn serve(
 
 async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
+    // A tunnel is nothing a function serves, and Node ends an instance that receives one.
+    if req.method() == hyper::Method::CONNECT {
+        return text(405, "CONNECT is not served: call a function with GET, POST, ... on /fn/NAME/".to_string());
+    }
     if let Some(rest) = path.strip_prefix("/fn/") {
         let (name, sub) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
