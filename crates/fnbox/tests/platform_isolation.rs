@@ -221,11 +221,17 @@ fn no_directory_bound_from_the_host_is_writable() {
         assert!(points.contains_key("/code"), "{name}: /code is bound from the host: {v}");
         assert!(points.get("/run/fnbox").is_none_or(|t| t == "?"), "{name}: /run/fnbox is bound from the host: {v}");
         for (p, got) in v["writes"].as_object().unwrap() {
+            let got = got.as_str().unwrap();
             if p == "/run/fnbox" {
                 // Not a mount: the writable layer's own directory (or none), capped by --disk.
                 continue;
             }
-            let got = got.as_str().unwrap();
+            if p == "/code" {
+                // Copy-on-write: writable, into the instance's capped layer; the stored code
+                // is checked below.
+                assert_eq!(got, "written", "{name}: /code must be writable (copy-on-write): {v}");
+                continue;
+            }
             assert!(["EROFS", "EACCES", "EPERM"].contains(&got), "{name}: writing in {p} gave {got}: {v}");
         }
     }
@@ -265,7 +271,11 @@ fn a_header_block_over_the_limit_gets_431_and_the_instance_lives_on() {
             let big = "a".repeat(size);
             let r = s.request("GET", &path, &[("X-Big", &big)], b"");
             assert_eq!(r.status, 431, "{name}, {size} bytes: {}", r.text());
-            assert!(r.text().contains("64 KiB"), "{}", r.text());
+            // Past what the gateway buffers for a header block at all, hyper answers the 431
+            // itself, without a body.
+            if size < 80 << 10 {
+                assert!(r.text().contains("64 KiB"), "{}", r.text());
+            }
         }
         let after = s.get(&path);
         assert_eq!(after.status, 200, "{name}: {}", after.text());

@@ -210,7 +210,12 @@ pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -
         make_mountpoint(&to, m.dir)?;
         match m.entry {
             Entry::CopyOnWrite => {
-                let overlay = cow_overlay(&m.from, &disk_dir.join(format!("cow/{i}")))
+                // Layers named relative to the staging directory, the current one: overlayfs
+                // shows its options in mountinfo, and host paths are not the sandbox's to know.
+                let layer = disk_dir.join(format!("cow/{i}"));
+                let relative =
+                    |p: &Path| p.strip_prefix(stage).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
+                let overlay = cow_overlay(&relative(&m.from), &relative(&layer))
                     .map_err(|e| err("cannot make a copy-on-write overlay for", &m.to, e))?;
                 mount::move_mount_to(&overlay, &to).map_err(|e| err("cannot attach the overlay at", &m.to, e))?;
             }
