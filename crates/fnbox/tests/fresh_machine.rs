@@ -31,16 +31,7 @@ impl Fresh {
 
     /// Loop devices whose backing file is in this state directory.
     fn loops(&self) -> Vec<String> {
-        let top = self.top.to_string_lossy().into_owned();
-        let mut v = Vec::new();
-        for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
-            if let Ok(f) = std::fs::read_to_string(e.path().join("loop/backing_file")) {
-                if f.starts_with(&top) {
-                    v.push(e.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
-        v
+        loops_under(&self.top)
     }
 
     /// `fnbox cleanup` on this state: afterwards no loop device of it is left. Sandboxes'

@@ -12,16 +12,6 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../install.sh")
 }
 
-fn loops_under(top: &Path) -> Vec<String> {
-    let top = top.to_string_lossy().into_owned();
-    std::fs::read_dir("/sys/block")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).is_ok_and(|f| f.starts_with(&top)))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 #[test]
 fn install_then_uninstall_purge_leaves_nothing() {
     let t = TempDir::new("install");

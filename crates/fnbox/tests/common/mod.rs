@@ -155,6 +155,21 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Loop devices whose backing file lies under `top` (spares of a state directory there).
+pub fn loops_under(top: &Path) -> Vec<String> {
+    let top = top.to_string_lossy().into_owned();
+    std::fs::read_dir("/sys/block")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("loop/backing_file")).is_ok_and(|f| f.starts_with(&top))
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// fnbox's state directory as the tests' fnbox sees it: `FNBOX_STATE_DIR` (CI points it at a
 /// fresh directory) or the default.
 pub fn state_dir() -> PathBuf {

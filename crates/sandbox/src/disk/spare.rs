@@ -162,6 +162,17 @@ fn clear(fd: &OwnedFd) -> bool {
     unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_CLR_FD) == 0 }
 }
 
+/// Takes the published spare `file` (loop `n`) out of use and releases it. Claimed like any
+/// spare first, so that no sandbox takes it while it goes. Whether it was this call's to take.
+fn retire(dir: &Path, file: &Path, n: u32) -> bool {
+    let claimed = dir.join(format!(".claimed-{}.loop{n}.img", std::process::id()));
+    let taken = std::fs::rename(file, &claimed).is_ok();
+    if taken {
+        release(&claimed, n);
+    }
+    taken
+}
+
 /// Detaches loop `n` if it is still bound to `file`, then deletes `file` (unless the device
 /// could not be checked: the name stays for the next try).
 fn release(file: &Path, n: u32) {
@@ -239,12 +250,7 @@ pub fn release_all(paths: &Paths) -> usize {
         // Published spares only: a live process's `.claimed-` name is a sandbox starting.
         let number = name.strip_suffix(".img").and_then(|r| r.rsplit_once(".loop")).and_then(|(_, n)| n.parse().ok());
         let (Some(loop_n), false) = (number, name.starts_with('.')) else { continue };
-        // Claimed like any spare first, so that no sandbox takes it while it goes.
-        let claimed = dir.join(format!(".claimed-{}.loop{loop_n}.img", std::process::id()));
-        if std::fs::rename(e.path(), &claimed).is_ok() {
-            release(&claimed, loop_n);
-            n += 1;
-        }
+        n += usize::from(retire(&dir, &e.path(), loop_n));
     }
     // Names of dead makers and claimers (`collect` checks each one's process).
     collect(&dir, "");
@@ -319,11 +325,7 @@ fn collect(dir: &Path, prefix: &str) -> usize {
             .and_then(|m| m.modified())
             .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > MAX_AGE);
         if old {
-            // Claimed like any spare first, so that no sandbox takes it while it goes.
-            let claimed = dir.join(format!(".claimed-{}.loop{n}.img", std::process::id()));
-            if std::fs::rename(e.path(), &claimed).is_ok() {
-                release(&claimed, n);
-            }
+            retire(dir, &e.path(), n);
         } else if format!("{stem}.loop") == prefix {
             have += 1;
         }
