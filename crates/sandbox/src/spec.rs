@@ -175,7 +175,7 @@ pub fn normalize_abs(p: &Path) -> Option<PathBuf> {
 }
 
 /// A memory size from the tier table, and the CPU share that comes with it (**contract**,
-/// DESIGN.md §1).
+/// docs/architecture.md, "The two sandboxes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tier {
     pub memory_mb: u64,

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 const PROBE_ARGV: &[&str] = &["/conformance/conformance", "/var/conformance", "/tmp/conformance"];
 
 /// Lines whose answer depends on the file system under them, which differs between kinds by
-/// design: /tmp is on the disk layer (overlayfs) in v1 and in memory in v2 (DESIGN.md §1).
+/// design: /tmp is on the disk layer (overlayfs) in v1 and in memory in v2 (docs/architecture.md, "The two sandboxes").
 const MAY_DIFFER: &[MayDiffer] = &[
     MayDiffer { prefix: "/var/conformance statfs.tmp:", reason: "/tmp's file system differs between kinds" },
     MayDiffer { prefix: "/tmp/conformance statfs.", reason: "/tmp's file system differs between kinds" },

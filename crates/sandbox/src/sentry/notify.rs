@@ -149,7 +149,7 @@ pub struct Listener(pub OwnedFd);
 
 impl Listener {
     /// Asks the kernel to wake the Sentry on the caller's CPU and switch straight back: a
-    /// 10x shorter round trip on our machines (DESIGN.md §3).
+    /// 10x shorter round trip on our machines (docs/architecture.md, "The two sandboxes").
     pub fn set_sync_wakeup(&self) -> io::Result<()> {
         // SAFETY: SET_FLAGS takes an integer flag.
         cvt(unsafe {

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn design_must_be_unsupported_list_holds() {
-        // DESIGN.md §3: these must never run natively in v2.
+        // docs/architecture.md, "The two sandboxes": these must never run natively in v2.
         for name in [
             "io_uring_setup",
             "io_uring_enter",
