@@ -11,22 +11,7 @@ use std::sync::RwLock;
 
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
-/// `bytes` random bytes from the kernel (getrandom), in hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: getrandom writes at most `len - filled` bytes into our buffer.
-        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else {
-            assert_eq!(std::io::Error::last_os_error().kind(), std::io::ErrorKind::Interrupted, "getrandom failed");
-        }
-    }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    buf.iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
-}
+pub use fnbox_sandbox::sys::random_hex;
 
 pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()

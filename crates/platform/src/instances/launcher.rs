@@ -234,17 +234,8 @@ fn explain(e: Ended, tail: &[String]) -> Ended {
     Ended { cause: if e.cause == EndCause::OutOfMemory { e.cause } else { EndCause::StartFailed }, message, ..e }
 }
 
-fn signal_name(s: i32) -> &'static str {
-    match s {
-        libc::SIGKILL => " (SIGKILL)",
-        libc::SIGSEGV => " (SIGSEGV)",
-        libc::SIGABRT => " (SIGABRT)",
-        libc::SIGTERM => " (SIGTERM)",
-        libc::SIGBUS => " (SIGBUS)",
-        libc::SIGILL => " (SIGILL)",
-        libc::SIGFPE => " (SIGFPE)",
-        _ => "",
-    }
+fn signal_name(s: i32) -> String {
+    fnbox_sandbox::sys::signal::name(s).map(|n| format!(" (SIG{n})")).unwrap_or_default()
 }
 
 /// Reads the launcher's `ended` line.

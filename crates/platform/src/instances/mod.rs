@@ -26,6 +26,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 pub use upstream::Upstream;
 
+/// The wait before the `retry`-th retry (0-based) of something that keeps failing to start:
+/// 0.25 s doubling up to 30 s. One curve for instances and for pre-warmed sandboxes.
+pub fn retry_backoff(retry: u32) -> Duration {
+    Duration::from_millis(250u64 << retry.min(7)).min(Duration::from_secs(30))
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What to start.

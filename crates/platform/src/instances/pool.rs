@@ -108,7 +108,7 @@ fn backoff(failures: u32) -> Duration {
     if failures <= 1 {
         return Duration::ZERO;
     }
-    Duration::from_millis(250u64.saturating_mul(1 << (failures - 2).min(7))).min(Duration::from_secs(30))
+    super::retry_backoff(failures - 2)
 }
 
 impl Pool {

@@ -137,7 +137,7 @@ fn sized(rate: f64, c: &WarmConfig) -> u32 {
 
 /// Delay before retrying a shelf whose sandboxes failed to start `failures` times in a row.
 fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(30))
+    super::retry_backoff(failures)
 }
 
 impl WarmPool {

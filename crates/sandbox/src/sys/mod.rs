@@ -156,17 +156,14 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A short random hexadecimal identifier (`2 * bytes` characters).
+/// `bytes` random bytes from the kernel, in hex (`2 * bytes` characters): identifiers and
+/// tokens alike, so there is no weaker fallback. `getrandom(2)` without flags fails only for a
+/// bad buffer (or before Linux 3.17, which fnbox does not run on); that is a bug, so it panics.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    // getrandom never fails for small buffers after boot; fall back to the clock if it does.
-    if random_bytes(&mut buf).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (t >> (8 * (i % 16))) as u8 ^ (std::process::id() as u8);
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes(&mut buf).expect("getrandom(2) failed");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
 }
 
 /// `flock(2)` on an open descriptor. Returns `Ok(false)` when `nonblocking` and the lock is

@@ -1,4 +1,4 @@
-//! Signal masks, handlers and `signalfd`.
+//! Signal masks, handlers and `signalfd`, and the one table of signal names.
 
 use super::{cvt, owned};
 use std::io;
@@ -106,3 +106,77 @@ pub const FORWARDED: &[libc::c_int] = &[
     libc::SIGCONT,
     libc::SIGALRM,
 ];
+
+/// Signal names as `kill -l` spells them without `SIG`, in number order (x86-64). `IOT` is
+/// `ABRT`'s other name. The one table for parsing (`fnbox-runc kill`) and for naming a signal
+/// in messages ("killed by signal 9 (SIGKILL)").
+const NAMES: [(&str, libc::c_int); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("IOT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+];
+
+/// A signal's name without `SIG` (`KILL` for 9), or `None` for a real-time or unknown number.
+pub fn name(sig: libc::c_int) -> Option<&'static str> {
+    NAMES.iter().find(|(_, n)| *n == sig).map(|(name, _)| *name)
+}
+
+/// A signal from its number (`9`, 1 to 64) or its name, in any case, with or without `SIG`.
+pub fn parse(s: &str) -> Option<libc::c_int> {
+    if let Ok(n) = s.parse::<libc::c_int>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES.iter().find(|(name, _)| *name == bare).map(|(_, n)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers_round_trip() {
+        assert_eq!(parse("9"), Some(libc::SIGKILL));
+        assert_eq!(parse("kill"), Some(libc::SIGKILL));
+        assert_eq!(parse("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(parse("iot"), Some(libc::SIGABRT));
+        assert_eq!(parse("0"), None);
+        assert_eq!(parse("65"), None);
+        assert_eq!(parse("SIGFOO"), None);
+        assert_eq!(name(libc::SIGSEGV), Some("SEGV"));
+        assert_eq!(name(libc::SIGABRT), Some("ABRT"));
+        assert_eq!(name(40), None);
+        for (n, sig) in NAMES {
+            assert_eq!(parse(n), Some(sig));
+        }
+    }
+}
