@@ -83,7 +83,9 @@ pub fn host_of(ns: i32) -> Option<i32> {
 /// The sandbox pids last listed, and the cgroup they were in. A program that waits for each of
 /// a thousand children to sleep reads `/proc/<pid>/stat` a thousand times: a lookup must not
 /// list every process each time.
-static CACHE: std::sync::Mutex<Option<(Vec<u8>, std::collections::HashMap<i32, i32>)>> = std::sync::Mutex::new(None);
+/// (the sandbox's `/proc/<pid>/cgroup` text, sandbox pid → host pid).
+type Known = (Vec<u8>, std::collections::HashMap<i32, i32>);
+static CACHE: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
 
 /// `/proc/<pid>/cgroup` of a host process (readable whoever it belongs to, dumpable or not).
 fn cgroup_of(host: i32) -> Option<Vec<u8>> {
