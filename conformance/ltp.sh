@@ -36,6 +36,8 @@
 #   curl -o /var/tmp/moby-seccomp-default.json \
 #     https://raw.githubusercontent.com/moby/profiles/main/seccomp/default.json
 # conformance/docker-seccomp.py turns it into config.json's linux.seccomp as dockerd does.
+# native mode runs tests as the host's root: unshare03, which sets the host's fs.nr_open to 64
+# (so that no process with 64+ descriptors can fork meanwhile), is not run natively (CONF).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -44,7 +46,7 @@ expected="$here/ltp-v2-expected.tsv"
 expected_v1="$here/ltp-v1-expected.tsv"
 
 usage() {
-    sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -97,6 +99,13 @@ one() {
     set +e
     case $mode in
         native)
+            if [ "$tag" = unshare03 ]; then
+                # It sets fs.nr_open to 64, host-wide: meanwhile every process of the host with
+                # 64 or more descriptors fails to fork (this runner's xargs died of it).
+                echo "ltp.sh: not run natively: it sets the host's fs.nr_open to 64" >"$log"
+                printf '%s\tCONF\t32\t0\n' "$tag"
+                return
+            fi
             local tmp
             tmp=$(mktemp -d "$OUT/native/tmp/$tag.XXXX")
             (cd "$LTP_DIR/$dir" && env LTPROOT="$LTP_DIR" TMPDIR="$tmp" LTP_RUNTIME_MUL=0.1 LTP_COLORIZE_OUTPUT=0 \
