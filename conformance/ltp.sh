@@ -46,7 +46,7 @@ expected="$here/ltp-v2-expected.tsv"
 expected_v1="$here/ltp-v1-expected.tsv"
 
 usage() {
-    sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
