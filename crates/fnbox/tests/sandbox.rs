@@ -237,6 +237,27 @@ for name, nr, args in [("unshare", 272, (0x10000000,)), ("keyctl", 250, (0, 0)),
         }
     }
 
+    /// As in a container: every signal starts at its default action (fnbox itself ignores
+    /// SIGPIPE, which `execve` would pass on), a syscall number nobody knows is ENOSYS, and
+    /// Debian's base users and groups exist.
+    fn programs_start_as_in_a_container(kind) {
+        let s = Scope::new("start-state");
+        let script = r#"
+import ctypes, grp, os, pwd
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+r = libc.syscall(ctypes.c_long(-1))
+print("nr-1", r, os.strerror(ctypes.get_errno()))
+print("ids", grp.getgrnam("daemon").gr_gid, grp.getgrnam("users").gr_gid, pwd.getpwnam("daemon").pw_uid)
+"#;
+        let out = ok(&s.run(kind, &[], &["python3", "-c", script]));
+        assert!(out.contains("nr-1 -1 Function not implemented\n"), "{out}");
+        assert!(out.contains("ids 1 100 1\n"), "{out}");
+        // Python sets SIGPIPE to ignored itself; a shell keeps what it inherited.
+        let status = s.sh(kind, &[], "kill -PIPE $$; echo survived").status.code();
+        assert_eq!(status, Some(128 + 13), "SIGPIPE kills at its default action");
+    }
+
     fn privileges_are_dropped(kind) {
         let s = Scope::new("caps");
         let out = ok(&s.sh(kind, &[], "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"));

@@ -284,3 +284,47 @@ fn the_sentry_is_confined_too() {
     );
     assert!(rss_kb < 8 * 1024, "idle Sentry: {rss_kb} KiB");
 }
+
+/// What LTP found in v2: a Unix socket file is its binder's (so it may chmod it), a
+/// `/proc/PID` directory descriptor takes `pidfd_send_signal` with kill's permission check, a
+/// zombie's `/proc/PID/stat` shows it until it is reaped, a path under a directory the caller
+/// may not search is EACCES whatever lies further, and KSM advice is refused as without KSM.
+#[test]
+fn ltp_findings_behave_as_in_linux() {
+    let s = Scope::new("ltp-v2");
+    let script = r#"
+import errno, mmap, os, signal, socket, time
+got = []
+signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+me = os.open("/proc/self", os.O_DIRECTORY)
+init = os.open("/proc/1", os.O_DIRECTORY)
+signal.pidfd_send_signal(me, signal.SIGUSR1)
+time.sleep(0.1)
+print("self-signal", len(got))
+pid = os.fork()
+if pid == 0: os._exit(0)
+for _ in range(100):
+    state = open("/proc/%d/stat" % pid).read().split(")")[1].split()[0]
+    if state == "Z": break
+    time.sleep(0.02)
+print("zombie", state)
+os.waitpid(pid, 0)
+m = mmap.mmap(-1, 4096)
+try: m.madvise(mmap.MADV_MERGEABLE); print("ksm ok")
+except OSError as e: print("ksm", errno.errorcode[e.errno])
+os.makedirs("/var/tmp/closed"); open("/var/tmp/closed/f", "w").close(); os.chmod("/var/tmp/closed", 0)
+os.setgid(65534); os.setuid(65534)
+try: signal.pidfd_send_signal(init, signal.SIGUSR1); print("init-signal ok")
+except OSError as e: print("init-signal", errno.errorcode[e.errno])
+try: os.statvfs("/var/tmp/closed/f/x"); print("statfs ok")
+except OSError as e: print("statfs", errno.errorcode[e.errno])
+os.chdir("/tmp")
+srv = socket.socket(socket.AF_UNIX); srv.bind("sock"); os.chmod("sock", 0o700)
+print("socket-owner", os.stat("sock").st_uid)
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    assert_eq!(
+        out, "self-signal 1\nzombie Z\nksm EINVAL\ninit-signal EPERM\nstatfs EACCES\nsocket-owner 65534\n",
+        "{out}"
+    );
+}

@@ -40,6 +40,7 @@ pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Opti
         // SAFETY: F_SETFD on the descriptor the init kept open for this process.
         unsafe { libc::fcntl(crate::spec::LISTEN_FD, libc::F_SETFD, 0) };
     }
+    signal::reset_all();
     let _ = signal::set_mask(libc::SIG_SETMASK, &signal::SigSet::empty());
     let path = match find_program(&cfg.argv[0], &cfg.search_path) {
         Ok(p) => p,

@@ -55,13 +55,24 @@ const ETC_COPIES: [&str; 18] = [
     "python3",
 ];
 
-/// Generated `/etc` files.
+/// Generated `/etc` files. The users and groups are Debian's base ones a container image has
+/// (`daemon`, `bin`, `sys`, `adm`, `users`): programs and test suites look them up by name.
 const ETC_FILES: [(&str, &str); 7] = [
     (
         "passwd",
-        "root:x:0:0:root:/root:/bin/sh\nfnbox:x:1000:1000:fnbox:/home/fnbox:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        concat!(
+            "root:x:0:0:root:/root:/bin/sh\n",
+            "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+            "bin:x:2:2:bin:/bin:/usr/sbin/nologin\n",
+            "sys:x:3:3:sys:/dev:/usr/sbin/nologin\n",
+            "fnbox:x:1000:1000:fnbox:/home/fnbox:/bin/sh\n",
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        ),
     ),
-    ("group", "root:x:0:\ntty:x:5:\nfnbox:x:1000:\nnogroup:x:65534:\n"),
+    (
+        "group",
+        "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\nusers:x:100:\nfnbox:x:1000:\nnogroup:x:65534:\n",
+    ),
     ("hosts", "127.0.0.1\tlocalhost fnbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
     ("hostname", "fnbox\n"),
     ("resolv.conf", "# fnbox sandboxes have loopback networking only\n"),
@@ -112,7 +123,11 @@ fn stamp() -> String {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{} {cache}\n", env!("CARGO_PKG_VERSION"))
+    // The generated files are part of the image: a change to them makes a new one.
+    let etc = ETC_FILES.iter().fold(0u64, |h, (name, text)| {
+        name.bytes().chain(text.bytes()).fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    });
+    format!("{} {cache} {etc:016x}\n", env!("CARGO_PKG_VERSION"))
 }
 
 fn build(root: &Path) -> std::io::Result<()> {

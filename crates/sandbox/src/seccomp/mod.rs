@@ -103,9 +103,11 @@ impl Policy {
 }
 
 /// v1: Docker's default profile (for the default capability set), with io_uring and
-/// TIOCSTI refused as well. Refusals are `EPERM`, as in Docker.
+/// TIOCSTI refused as well. Refusals are `EPERM`, as in Docker; a number the table does not
+/// know (a newer syscall, or none at all such as -1) is `ENOSYS`, as runc answers for numbers
+/// its libseccomp does not know, so libc falls back to an older call.
 pub fn policy_v1() -> Policy {
-    Policy::from_table(|s| s.docker, Action::Errno(libc::EPERM), Action::Errno(libc::EPERM))
+    Policy::from_table(|s| s.docker, Action::Errno(libc::EPERM), Action::Errno(libc::ENOSYS))
 }
 
 /// v2: the Sentry's allowlist. `report` routes refusals to the Sentry so it can count them.
@@ -219,6 +221,18 @@ mod tests {
         let prog = policy_v1().compile();
         let d = abi::seccomp_data { nr: 0, arch: 0x4000_0003, instruction_pointer: 0, args: [0; 6] };
         assert_eq!(bpf::interpret(&prog, &d), abi::SECCOMP_RET_KILL_PROCESS);
+    }
+
+    /// As runc: a call Docker refuses is EPERM, a number nobody knows (syscall(-1), a call newer
+    /// than the table) is ENOSYS.
+    #[test]
+    fn v1_routes() {
+        let p = policy_v1();
+        let nr = |n| syscalls::by_name(n).unwrap().nr;
+        assert_eq!(p.filter_action(nr("mount"), &[0; 6]), Action::Errno(libc::EPERM));
+        assert_eq!(p.filter_action(nr("read"), &[0; 6]), Action::Allow);
+        assert_eq!(p.filter_action(999, &[0; 6]), Action::Errno(libc::ENOSYS));
+        assert_eq!(p.filter_action(u32::MAX, &[0; 6]), Action::Errno(libc::ENOSYS));
     }
 
     #[test]

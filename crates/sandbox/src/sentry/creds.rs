@@ -51,6 +51,22 @@ impl Creds {
     fn is_root(&self) -> bool {
         self.fsuid == 0 && self.fsgid == 0 && self.ruid == 0 && self.rgid == 0
     }
+
+    /// Runs `op` on this thread with these filesystem ids and groups (nothing to switch for
+    /// root), then takes the Sentry's back.
+    pub fn act<T>(&self, op: impl FnOnce() -> T) -> T {
+        if self.is_root() {
+            return op();
+        }
+        set_groups(&self.groups);
+        raw(libc::SYS_setfsgid, self.fsgid as libc::c_long, 0, 0);
+        raw(libc::SYS_setfsuid, self.fsuid as libc::c_long, 0, 0);
+        let r = op();
+        raw(libc::SYS_setfsuid, 0, 0, 0);
+        raw(libc::SYS_setfsgid, 0, 0, 0);
+        set_groups(&[]);
+        r
+    }
 }
 
 /// Per-thread cache.
@@ -97,18 +113,7 @@ impl Sentry {
 
     /// Runs `op` with the caller's filesystem ids and groups (nothing to switch for root).
     pub(super) fn as_caller<T>(&self, call: &Call, op: impl FnOnce() -> T) -> T {
-        let c = self.creds_of(call);
-        if c.is_root() {
-            return op();
-        }
-        set_groups(&c.groups);
-        raw(libc::SYS_setfsgid, c.fsgid as libc::c_long, 0, 0);
-        raw(libc::SYS_setfsuid, c.fsuid as libc::c_long, 0, 0);
-        let r = op();
-        raw(libc::SYS_setfsuid, 0, 0, 0);
-        raw(libc::SYS_setfsgid, 0, 0, 0);
-        set_groups(&[]);
-        r
+        self.creds_of(call).act(op)
     }
 
     /// Runs `op` with the caller's real ids (what `access` checks against).

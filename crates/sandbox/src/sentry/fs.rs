@@ -109,10 +109,12 @@ impl Sentry {
             Located::Proc(comps) => proc_op(comps),
             Located::Path(p) => match self.as_caller(call, || op(&c(&p))) {
                 // EACCES is also what a non-root caller gets for real: the walk below runs
-                // as the Sentry, and the retry as the caller again.
-                Err(libc::EACCES) => match self.resolver.canonical(call, dirfd, path, follow)? {
-                    Located::Path(p) => self.as_caller(call, || op(&c(&p))),
-                    Located::Proc(comps) => proc_op(comps),
+                // as the Sentry, and the retry as the caller again. When the Sentry's walk
+                // fails further on, the caller's stopped first, at the permission check.
+                Err(libc::EACCES) => match self.resolver.canonical(call, dirfd, path, follow) {
+                    Ok(Located::Path(p)) => self.as_caller(call, || op(&c(&p))),
+                    Ok(Located::Proc(comps)) => proc_op(comps),
+                    Err(_) => Err(libc::EACCES),
                 },
                 r => r,
             },

@@ -24,6 +24,7 @@ pub mod process;
 mod procfs;
 pub mod report;
 mod resolve;
+mod signal;
 mod tree;
 
 use crate::seccomp::Policy;
@@ -193,6 +194,7 @@ impl Sentry {
             | libc::SYS_setgroups
             | libc::SYS_capset => self.creds_changed(),
             libc::SYS_bind | libc::SYS_connect | libc::SYS_sendto => self.socket_call(call),
+            libc::SYS_pidfd_send_signal => self.pidfd_send_signal(call),
             _ => {
                 self.note(call, "no emulation in this Sentry");
                 Reply::Error(libc::ENOSYS)

@@ -99,9 +99,12 @@ impl Sentry {
                 0,
             )
             .map_err(errno)?;
-            let umask = self.umask_of(call);
+            let creds = self.creds_of(call);
+            let umask = creds.umask;
             // A Unix path: resolved from the caller's working directory by a thread of its
-            // own, which may also wait (a full listen backlog) without holding the worker.
+            // own, which may also wait (a full listen backlog) without holding the worker. It
+            // acts with the caller's filesystem ids: the socket file is the caller's, and the
+            // search and write permissions checked are the caller's.
             Ok(Wait(Box::new(move || {
                 // SAFETY: unshare(CLONE_FS) gives this thread its own cwd and umask (its root
                 // stays the sandbox's); fchdir/umask then change only this thread's.
@@ -111,7 +114,7 @@ impl Sentry {
                     }
                     libc::umask(umask);
                 }
-                perform(&sock, &op, &addr)
+                creds.act(|| perform(&sock, &op, &addr))
             })))
         })();
         match r {

@@ -26,7 +26,8 @@ pub enum Reply {
     Fd { fd: OwnedFd, cloexec: bool },
     /// Let the kernel run the call as the caller made it. Only for calls whose pointer
     /// arguments cannot change what the Sentry checked in a way that matters (`execve` and
-    /// `chdir`, resolved by the kernel in the sandbox's own mount namespace).
+    /// `chdir`, resolved by the kernel in the sandbox's own mount namespace; `pidfd_send_signal`
+    /// on a descriptor that is not one of the Sentry's `/proc` directories).
     Continue,
     /// Another thread answers (see `Sentry::defer`).
     Deferred,

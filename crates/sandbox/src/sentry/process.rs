@@ -36,6 +36,7 @@ pub struct Bootstrap {
 const SENTRY_ALLOWLIST: &[&str] = &[
     // notifications, memory of the program, its descriptors
     "ioctl", "poll", "ppoll", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
+    "pidfd_send_signal",
     // the emulated calls themselves (paths resolved inside the chroot)
     "openat", "openat2", "open", "close", "read", "write", "lseek", "getdents64", "statx", "newfstatat",
     "fstat", "statfs", "fstatfs", "readlinkat", "readlink", "faccessat2", "mkdirat", "mknodat", "unlinkat",

@@ -65,6 +65,17 @@ pub fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<
     }
 }
 
+/// Every signal back to its default action. `execve` keeps ignored signals ignored, and Rust
+/// programs (fnbox among them) start with SIGPIPE ignored: without this the program would
+/// inherit that and never die of a broken pipe or a `kill -PIPE`.
+pub fn reset_all() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            let _ = set_handler(sig, libc::SIG_DFL); // glibc's reserved signals answer EINVAL
+        }
+    }
+}
+
 /// A handler that does nothing: installing it makes a pid-namespace init receive signals
 /// from its parent namespace, which the kernel drops for SIG_DFL.
 pub extern "C" fn noop_handler(_: libc::c_int) {}

@@ -87,6 +87,8 @@ const AF_NETLINK: u64 = 16;
 const AF_PACKET: u64 = 17;
 const AF_VSOCK: u64 = 40;
 const TYPE_MASK: u64 = 0xf;
+const MADV_MERGEABLE: u32 = 12;
+const MADV_UNMERGEABLE: u32 = 13;
 /// A socket type argument (flags masked off) that is SOCK_RAW, or SOCK_PACKET.
 const RAW: Op = Op::MaskedEq { mask: TYPE_MASK, value: 3 };
 const PACKET: Op = Op::MaskedEq { mask: TYPE_MASK, value: 10 };
@@ -153,6 +155,17 @@ pub static RULES: &[Rule] = &[
         ],
         default: Action::Errno(libc::EAFNOSUPPORT),
     },
+    Rule {
+        // Kernel samepage merging shares identical pages between processes, so the time a
+        // write takes tells whether another sandbox holds the same bytes: v2 answers as a
+        // kernel without KSM does.
+        name: "madvise-no-ksm",
+        branches: &[
+            errno(&[c(2, Op::Eq32(MADV_MERGEABLE))], libc::EINVAL),
+            errno(&[c(2, Op::Eq32(MADV_UNMERGEABLE))], libc::EINVAL),
+        ],
+        default: Action::Allow,
+    },
     Rule { name: "sendto-path", branches: &[allow(&[c(4, Op::Eq(0))])], default: Action::Notify },
     Rule { name: "utimensat-path", branches: &[allow(&[c(1, Op::Eq(0))])], default: Action::Notify },
 ];
@@ -193,6 +206,14 @@ mod tests {
         assert_eq!(p.evaluate(&args(2, 1, 0)), Action::Allow); // the kernel's EOPNOTSUPP
         assert_eq!(p.evaluate(&args(10, 3, 1)), Action::Errno(libc::EPERM));
         assert_eq!(p.evaluate(&args(17, 2, 0)), Action::Errno(libc::EAFNOSUPPORT));
+    }
+
+    #[test]
+    fn madvise_rule() {
+        let r = rule("madvise-no-ksm").unwrap();
+        assert_eq!(r.evaluate(&[0, 4096, 12, 0, 0, 0]), Action::Errno(libc::EINVAL));
+        assert_eq!(r.evaluate(&[0, 4096, 13, 0, 0, 0]), Action::Errno(libc::EINVAL));
+        assert_eq!(r.evaluate(&[0, 4096, 4, 0, 0, 0]), Action::Allow); // MADV_DONTNEED
     }
 
     #[test]

@@ -144,10 +144,8 @@ pub fn per_process(_info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<V
         b"mountinfo" => mounts(host, true),
         b"cgroup" => Ok(b"0::/\n".to_vec()),
         b"loginuid" | b"sessionid" => Ok(b"4294967295".to_vec()),
-        b"statm" | b"cmdline" | b"environ" | b"limits" | b"maps" | b"smaps" | b"smaps_rollup" | b"auxv"
-        | b"oom_score" | b"uid_map" | b"gid_map" | b"setgroups" | b"io" => {
-            host_file(host, std::str::from_utf8(name).unwrap_or(""))
-        }
+        b"statm" | b"cmdline" | b"environ" | b"limits" | b"smaps" | b"smaps_rollup" | b"auxv" | b"oom_score"
+        | b"uid_map" | b"gid_map" | b"setgroups" | b"io" => host_file(host, std::str::from_utf8(name).unwrap_or("")),
         _ => Err(libc::ENOENT),
     }
 }

@@ -108,8 +108,10 @@ const GLOBAL: &[(&str, Kind)] = &[
     ("sysvipc", Kind::Dir),
 ];
 
-/// Per-process files that are the kernel's own (see [`Entry::Task`]).
-const TASK_FILES: &[&str] = &["oom_score_adj", "oom_adj", "comm"];
+/// Per-process files that are the kernel's own (see [`Entry::Task`]). `maps` and `pagemap`
+/// describe the task's own memory (its `PROCMAP_QUERY` ioctl needs the kernel's file; page
+/// frame numbers read as zero without CAP_SYS_ADMIN of the host).
+const TASK_FILES: &[&str] = &["oom_score_adj", "oom_adj", "comm", "maps", "pagemap"];
 
 const PER_PROCESS: &[(&str, Kind)] = &[
     ("status", Kind::File),
@@ -120,6 +122,7 @@ const PER_PROCESS: &[(&str, Kind)] = &[
     ("comm", Kind::File),
     ("limits", Kind::File),
     ("maps", Kind::File),
+    ("pagemap", Kind::File),
     ("smaps", Kind::File),
     ("smaps_rollup", Kind::File),
     ("auxv", Kind::File),

@@ -58,9 +58,55 @@ pub fn list() -> Vec<Proc> {
     out
 }
 
-/// Host pid of sandbox pid `ns`.
+/// Host pid of sandbox pid `ns`. A zombie has left its cgroup's `cgroup.procs` but still has
+/// its `/proc/<pid>` until its parent reaps it (programs wait for the `Z` in its `stat`): when
+/// `ns` is not a live process, the host's processes whose parent is one of the sandbox's are
+/// searched for it.
 pub fn host_of(ns: i32) -> Option<i32> {
-    list().into_iter().find(|p| p.ns == ns).map(|p| p.host)
+    if let Some(host) = cached(ns) {
+        return Some(host);
+    }
+    let live = list();
+    remember(&live);
+    if let Some(p) = live.iter().find(|p| p.ns == ns) {
+        return Some(p.host);
+    }
+    let parents: std::collections::HashSet<i32> = live.iter().map(|p| p.host).collect();
+    host::list(".").ok()?.iter().filter_map(|n| std::str::from_utf8(n).ok()?.parse::<i32>().ok()).find(|&host| {
+        let Ok(s) = host::read_string(&format!("{host}/status")) else { return false };
+        let ppid = s.lines().find(|l| l.starts_with("PPid:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+        let ids = ns_field(&s, "NStgid:");
+        ids.len() >= 2 && ids.last() == Some(&ns) && ppid.is_some_and(|pp| parents.contains(&pp))
+    })
+}
+
+/// The sandbox pids last listed, and the cgroup they were in. A program that waits for each of
+/// a thousand children to sleep reads `/proc/<pid>/stat` a thousand times: a lookup must not
+/// list every process each time.
+/// (the sandbox's `/proc/<pid>/cgroup` text, sandbox pid → host pid).
+type Known = (Vec<u8>, std::collections::HashMap<i32, i32>);
+static CACHE: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
+
+/// `/proc/<pid>/cgroup` of a host process (readable whoever it belongs to, dumpable or not).
+fn cgroup_of(host: i32) -> Option<Vec<u8>> {
+    host::read(&format!("{host}/cgroup")).ok()
+}
+
+/// A cached host pid for `ns`, if it still is that process: in the sandbox's cgroup, with the
+/// same pid in its innermost pid namespace (a host pid reused elsewhere fails the first test).
+fn cached(ns: i32) -> Option<i32> {
+    let (group, host) = {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let (group, map) = cache.as_ref()?;
+        (group.clone(), *map.get(&ns)?)
+    };
+    (cgroup_of(host)? == group && ns_of(host) == ns).then_some(host)
+}
+
+fn remember(live: &[Proc]) {
+    let Some(group) = live.iter().find_map(|p| cgroup_of(p.host)) else { return };
+    let map = live.iter().map(|p| (p.ns, p.host)).collect();
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some((group, map));
 }
 
 /// The threads of host process `host`, with their sandbox tids.

@@ -1,0 +1,90 @@
+//! `pidfd_send_signal` on a `/proc/<pid>` directory descriptor.
+//!
+//! Linux takes either a pidfd or a descriptor of a `/proc/<pid>` directory. In v2 `/proc` is
+//! synthetic, so the directory a program opened is one of the Sentry's (see `area.rs`): the
+//! Sentry recognises it, checks what `kill` would check (the caller's ids against the target's,
+//! or CAP_KILL) and sends the signal through a pidfd of its own. Any other descriptor is the
+//! kernel's business, and the call goes on as the program made it.
+
+use super::notify::{Call, Reply, SysResult};
+use super::proc::pids;
+use super::{host, Sentry};
+
+/// `PIDFD_SIGNAL_THREAD | PIDFD_SIGNAL_THREAD_GROUP | PIDFD_SIGNAL_PROCESS_GROUP`.
+const KNOWN_FLAGS: u64 = 0x7;
+const CAP_KILL: u32 = 5;
+
+/// (real, effective, saved) uid and the effective capabilities of host task `tid`.
+fn ids(tid: i32) -> SysResult<([u32; 3], u64)> {
+    let s = host::read_string(&format!("{tid}/status")).map_err(|_| libc::ESRCH)?;
+    let field = |key: &str| s.lines().find(|l| l.starts_with(key)).map(|l| l[key.len()..].trim().to_string());
+    let uids: Vec<u32> = field("Uid:").unwrap_or_default().split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let caps = field("CapEff:").and_then(|v| u64::from_str_radix(&v, 16).ok()).unwrap_or(0);
+    match uids[..] {
+        [r, e, saved, ..] => Ok(([r, e, saved], caps)),
+        _ => Err(libc::ESRCH),
+    }
+}
+
+impl Sentry {
+    pub(super) fn pidfd_send_signal(&self, call: &Call) -> Reply {
+        let fd = call.arg_fd(0);
+        let Ok(target) = host::read_link(&format!("{}/fd/{fd}", call.tid)) else { return Reply::Error(libc::EBADF) };
+        let Some(comps) = target
+            .strip_prefix(self.resolver.area_prefix.as_slice())
+            .map(|name| name.split(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b""))
+            .and_then(|name| self.resolver.area_dirs.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned())
+        else {
+            return Reply::Continue; // a pidfd, or not one: the kernel answers
+        };
+        Reply::from(self.signal_proc_dir(call, &comps))
+    }
+
+    fn signal_proc_dir(&self, call: &Call, comps: &[Vec<u8>]) -> SysResult<i64> {
+        let (sig, info_ptr, flags) = (call.args[1] as i32, call.args[2], call.args[3]);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(libc::EINVAL);
+        }
+        // Only a process's own directory names it (`/proc/<pid>`, `/proc/self`).
+        let (caller_tgid, _, caller_host) = pids::ns_ids(call.tid).ok_or(libc::ESRCH)?;
+        let ns = match comps {
+            [one] if one == b"self" => caller_tgid,
+            [one] => std::str::from_utf8(one).ok().and_then(|s| s.parse().ok()).ok_or(libc::EBADF)?,
+            _ => return Err(libc::EBADF),
+        };
+        let host_pid = if ns == caller_tgid { caller_host } else { pids::host_of(ns).ok_or(libc::ESRCH)? };
+        let info = if info_ptr == 0 {
+            None
+        } else {
+            let bytes = call.read_bytes(info_ptr, std::mem::size_of::<libc::siginfo_t>())?;
+            // SAFETY: siginfo_t is plain data and `bytes` holds exactly one.
+            let info: libc::siginfo_t = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            if info.si_signo != sig {
+                return Err(libc::EINVAL);
+            }
+            // Linux lets a program forge a kernel-looking siginfo only for itself.
+            if host_pid != caller_host && (info.si_code >= 0 || info.si_code == libc::SI_TKILL) {
+                return Err(libc::EPERM);
+            }
+            Some(info)
+        };
+        // kill's permission: CAP_KILL, or the caller's real or effective uid is the target's
+        // real or saved one.
+        let ((caller, caps), (them, _)) = (ids(call.tid)?, ids(host_pid)?);
+        let (t_real, t_saved) = (them[0], them[2]);
+        if caps & (1 << CAP_KILL) == 0 && ![caller[0], caller[1]].iter().any(|u| *u == t_real || *u == t_saved) {
+            return Err(libc::EPERM);
+        }
+        // SAFETY: pidfd_open takes a pid and flags.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, host_pid, 0) };
+        if pidfd < 0 {
+            return Err(libc::ESRCH);
+        }
+        // SAFETY: pidfd_open returned a new descriptor.
+        let pidfd = unsafe { crate::sys::owned(pidfd as i32) };
+        let ip = info.as_ref().map_or(std::ptr::null(), |i| i as *const libc::siginfo_t);
+        use std::os::fd::AsRawFd;
+        // SAFETY: a pidfd of ours, a signal number, null or a siginfo_t, the caller's flags.
+        super::fs::ret(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, ip, flags) })
+    }
+}
