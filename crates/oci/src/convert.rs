@@ -76,7 +76,7 @@ pub fn sandbox_spec(
     }
     let mut c = Container {
         hold: true,
-        layers: fnbox_sandbox::rootfs::container::layers_of(&rootfs)?,
+        root: fnbox_sandbox::rootfs::container::root_of(&rootfs)?,
         readonly_root: root.readonly,
         masked_paths: linux.masked_paths.iter().map(PathBuf::from).collect(),
         readonly_paths: linux.readonly_paths.iter().map(PathBuf::from).collect(),

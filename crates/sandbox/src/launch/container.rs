@@ -8,7 +8,7 @@ use crate::cgroup::Limits;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::rootfs::container::ContainerLayout;
-use crate::spec::{Container, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
+use crate::spec::{Container, ContainerRoot, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -99,19 +99,33 @@ pub(super) fn layout(c: &Container, kind: SandboxKind) -> ContainerLayout {
         masked: c.masked_paths.clone(),
         readonly: c.readonly_paths.clone(),
         readonly_root: c.readonly_root,
+        overlay: match &c.root {
+            ContainerRoot::Dir(_) => None,
+            ContainerRoot::Overlay { upper, work, .. } => Some((name(upper), name(work))),
+        },
         v2: kind == SandboxKind::V2,
     }
 }
 
+/// The last component of a layer's path (its parent is the directory sent as the disk).
+fn name(p: &std::path::Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 impl Sandbox {
-    /// Sends the container's layers and the mounts the launcher prepares (binds, idmapped
+    /// Sends the container's root (its directory, or its overlay's lower layers; the upper
+    /// layer's directory goes as the disk) and the mounts the launcher prepares (binds, idmapped
     /// like the image; v2's `/proc` placeholder in place of the spec's procfs).
     pub(super) fn send_container_mounts(&self, c: &Container, userns: &OwnedFd) -> Result<()> {
         let sock = self.sock.as_raw_fd();
         let send = |data: &[u8], fd: &OwnedFd| {
             fdpass::send(sock, data, &[fd.as_raw_fd()]).context(|| "cannot send a mount to the sandbox".into())
         };
-        for layer in &c.layers {
+        let lowers = match &c.root {
+            ContainerRoot::Dir(d) => std::slice::from_ref(d),
+            ContainerRoot::Overlay { lowers, .. } => lowers.as_slice(),
+        };
+        for layer in lowers {
             send(&[protocol::LOWER], &idmapped(layer, userns, 0, false)?)?;
         }
         for (i, m) in c.mounts.iter().enumerate() {

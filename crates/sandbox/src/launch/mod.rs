@@ -26,7 +26,7 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
-use crate::spec::{Access, Image, SandboxKind, SandboxSpec};
+use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 use std::ffi::CString;
@@ -88,7 +88,11 @@ impl Sandbox {
         paths.prepare()?;
         let stage = paths.stage();
         let ids = IdRange::allocate(paths)?;
-        let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
+        // A container writes to its own root (`root.path`): no disk layer of fnbox's.
+        let disk = match spec.container {
+            Some(_) => None,
+            None => Some(DiskJob::spawn(paths, spec.disk_bytes)?),
+        };
         let id = format!("{}-{}", ids.slot, sys::random_hex(4));
         let limits = container::limits(spec);
         let (cg_parent, cg_name) = container::cgroup_path(spec, &id);
@@ -163,7 +167,9 @@ impl Sandbox {
         crate::trace::mark("cloned");
         // The disk helper keeps the sandbox's mount namespace, so that tearing it down is not
         // part of the init's exit.
-        if let Ok(ns) = sys::openat(None, Path::new(&format!("/proc/{pid}/ns/mnt")), libc::O_RDONLY, 0) {
+        if let (Some(disk), Ok(ns)) =
+            (&disk, sys::openat(None, Path::new(&format!("/proc/{pid}/ns/mnt")), libc::O_RDONLY, 0))
+        {
             disk.hold(&[ns]);
         }
         let cgroup = match early.map_or_else(create_cgroup, Ok) {
@@ -225,7 +231,7 @@ impl Sandbox {
             sock: parent_sock,
             cgroup,
             _ids: ids,
-            disk: Some(disk),
+            disk,
             sentry,
             channels: Channels::default(),
             sentry_feed,
@@ -287,11 +293,24 @@ impl Sandbox {
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
-        let disk = self.disk.as_ref().map(|d| d.take()).ok_or_else(|| Error::Setup("no disk job".into()))??;
-        mount::idmap(&disk, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
-        send(&[protocol::DISK], Some(&disk))?;
-        drop(disk);
-        crate::trace::mark("disk sent");
+        let disk = match (&self.disk, self.spec.container.as_ref().map(|c| &c.root)) {
+            (_, Some(ContainerRoot::Overlay { upper, .. })) => {
+                // The snapshot's directory, holding its upper and work directories.
+                let dir = upper.parent().ok_or_else(|| Error::Invalid(format!("{} has no parent", upper.display())))?;
+                Some(idmapped(dir, &userns, 0, false)?)
+            }
+            (_, Some(ContainerRoot::Dir(_))) => None,
+            (Some(job), None) => {
+                let disk = job.take()?;
+                mount::idmap(&disk, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
+                Some(disk)
+            }
+            (None, None) => return Err(Error::Setup("no disk job".into())),
+        };
+        if let Some(disk) = disk {
+            send(&[protocol::DISK], Some(&disk))?;
+            crate::trace::mark("disk sent");
+        }
         send(&[protocol::GO], None)
     }
 
@@ -471,7 +490,8 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
         layout: rootfs::Layout {
             stage: stage.to_path_buf(),
             dev_size: (!v2).then(|| "65536k".to_string()),
-            tmp_in_memory: v2,
+            // A container's /tmp is what its mounts say (its root's directory otherwise).
+            tmp_in_memory: v2 && c.is_none(),
             proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },
             sys: !v2,
             container: c.map(|c| container::layout(c, spec.kind)),

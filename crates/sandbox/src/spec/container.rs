@@ -11,9 +11,9 @@ pub struct Container {
     /// Build everything, then hold the program just before `execve` until the launcher says
     /// start (`create` then `start`).
     pub hold: bool,
-    /// The root's layers, topmost first (the directories of an overlay mount, or the rootfs
-    /// directory itself). fnbox's disk-backed writable layer goes on top.
-    pub layers: Vec<PathBuf>,
+    /// The root filesystem, written in place as the OCI spec says (`root.path`): no layer of
+    /// fnbox's goes on top.
+    pub root: ContainerRoot,
     pub readonly_root: bool,
     /// Mounts, in the order `config.json` lists them.
     pub mounts: Vec<Mount>,
@@ -35,6 +35,33 @@ pub struct Container {
     pub cgroup_path: Option<String>,
     /// A Unix socket to send the terminal's master side to (`terminal: true`).
     pub console_socket: Option<PathBuf>,
+}
+
+/// A container's root filesystem (see docs/architecture.md, "OCI containers").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ContainerRoot {
+    /// A directory, bound (idmapped) as the root itself.
+    Dir(PathBuf),
+    /// An overlay mount (containerd's overlay snapshotter): an overlay cannot be idmapped, its
+    /// layers can, so the sandbox mounts a new overlay on the same layers, writing to the same
+    /// upper directory. `upper` and `work` are siblings (one directory is idmapped for both).
+    Overlay { upper: PathBuf, work: PathBuf, lowers: Vec<PathBuf> },
+}
+
+impl Default for ContainerRoot {
+    fn default() -> Self {
+        Self::Dir(PathBuf::from("/nonexistent"))
+    }
+}
+
+impl ContainerRoot {
+    /// Every directory it is made of.
+    pub fn dirs(&self) -> Vec<&PathBuf> {
+        match self {
+            Self::Dir(d) => vec![d],
+            Self::Overlay { upper, work, lowers } => [upper, work].into_iter().chain(lowers).collect(),
+        }
+    }
 }
 
 /// How the sandbox gets one of the namespaces an OCI spec may share.
