@@ -27,6 +27,7 @@ pub struct Process {
     pub capabilities: Option<Capabilities>,
     pub rlimits: Vec<Rlimit>,
     pub no_new_privileges: bool,
+    pub oom_score_adj: Option<i32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -118,6 +119,8 @@ pub struct Resources {
 #[serde(default)]
 pub struct Memory {
     pub limit: Option<i64>,
+    pub reservation: Option<i64>,
+    pub swappiness: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -126,6 +129,8 @@ pub struct Cpu {
     pub shares: Option<u64>,
     pub quota: Option<i64>,
     pub period: Option<u64>,
+    pub cpus: Option<String>,
+    pub mems: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -162,7 +167,14 @@ pub struct SeccompArg {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Device {
     pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }

@@ -15,6 +15,7 @@
 pub mod config;
 mod control;
 pub mod convert;
+mod devices;
 pub mod error;
 mod exec;
 mod info;

@@ -11,7 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Reads and checks the bundle; the state directory does not exist yet.
-fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Result<(SandboxSpec, Record)> {
+fn prepare(
+    g: &Globals,
+    id: &str,
+    bundle: &Path,
+    console: Option<&Path>,
+) -> Result<(SandboxSpec, Record, Vec<crate::config::Device>)> {
     let bundle = bundle.canonicalize().map_err(|e| {
         Error::Bundle(format!(
             "the bundle {} cannot be used: {e}: give the directory holding config.json",
@@ -20,16 +25,10 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
     })?;
     let spec = convert::load(&bundle)?;
     let kind = convert::kind(&spec, g.kind)?;
-    let mut s = convert::sandbox_spec(id, &bundle, &spec, kind, g.systemd_cgroup)?;
+    let devices_dir = crate::devices::dir(&g.root.join(id));
+    let mut s = convert::sandbox_spec(id, &bundle, &spec, kind, g.systemd_cgroup, &devices_dir)?;
     if g.systemd_cgroup {
         g.log.warn("--systemd-cgroup: fnbox does not ask systemd for a scope; it creates the cgroup systemd would use directly");
-    }
-    let sysctls: Vec<&str> = spec.linux.iter().flat_map(|l| l.sysctl.keys()).map(String::as_str).collect();
-    if !sysctls.is_empty() {
-        g.log.warn(&format!(
-            "linux.sysctl ({}) is not applied: fnbox sandboxes keep the kernel's defaults for their namespaces",
-            sysctls.join(", ")
-        ));
     }
     let c = s.container.as_mut().expect("sandbox_spec sets the container");
     if c.process.terminal && console.is_none() {
@@ -59,7 +58,21 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
         exit_code: None,
         spec: s.clone(),
     };
-    Ok((s, record))
+    let devices = spec.linux.map(|l| l.devices).unwrap_or_default();
+    Ok((s, record, devices))
+}
+
+/// Makes the state directory, records the container and makes its device nodes.
+fn make_state(g: &Globals, id: &str, record: &Record, devices: &[crate::config::Device]) -> Result<StateDir> {
+    let dir = StateDir::create(&g.root, id)?;
+    let made = dir
+        .write(record)
+        .and_then(|()| crate::devices::make(devices, &crate::devices::dir(&dir.dir)).map_err(Error::Bundle));
+    if let Err(e) = made {
+        let _ = dir.remove();
+        return Err(e);
+    }
+    Ok(dir)
 }
 
 /// Written whole or not at all: the shim reads it as soon as the verb returns.
@@ -72,12 +85,8 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 /// `create`: forks the supervisor, which builds the sandbox and holds its program before
 /// `execve`; returns once that is done (or failed, with the reason).
 pub fn create(g: &Globals, id: &str, bundle: &Path, pid_file: Option<&Path>, console: Option<&Path>) -> Result<()> {
-    let (spec, record) = prepare(g, id, bundle, console)?;
-    let dir = StateDir::create(&g.root, id)?;
-    if let Err(e) = dir.write(&record) {
-        let _ = dir.remove();
-        return Err(e);
-    }
+    let (spec, record, devices) = prepare(g, id, bundle, console)?;
+    let dir = make_state(g, id, &record, &devices)?;
     match fork_supervisor(g, &dir, &spec, false) {
         Ok(pid) => {
             if let Some(p) = pid_file {
@@ -182,12 +191,8 @@ pub fn run(
     console: Option<&Path>,
     detach: bool,
 ) -> Result<i32> {
-    let (spec, record) = prepare(g, id, bundle, console)?;
-    let dir = StateDir::create(&g.root, id)?;
-    if let Err(e) = dir.write(&record) {
-        let _ = dir.remove();
-        return Err(e);
-    }
+    let (spec, record, devices) = prepare(g, id, bundle, console)?;
+    let dir = make_state(g, id, &record, &devices)?;
     if detach {
         let pid = fork_supervisor(g, &dir, &spec, true).inspect_err(|_| {
             let _ = dir.remove();

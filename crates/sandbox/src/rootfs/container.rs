@@ -21,7 +21,9 @@ pub struct ContainerLayout {
     /// An overlay root: the names of its upper and work directories in the directory sent as
     /// the disk. `None`: the one lower layer is the root itself.
     pub overlay: Option<(String, String)>,
-    /// v2: no `/sys` or cgroup filesystem, `/dev` without a size cap (it counts as memory).
+    /// `linux.sysctl`: paths below `/proc/sys` and values.
+    pub sysctl: Vec<(String, String)>,
+    /// v2: `/dev` without a size cap (it counts as memory).
     pub v2: bool,
 }
 
@@ -40,6 +42,9 @@ pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<Owned
         };
         mount_fs(&target, &m.target, fstype, source, *flags, data, layout.v2)?;
     }
+    if !layout.sysctl.is_empty() {
+        write_sysctls(root, &layout.sysctl)?;
+    }
     for p in &layout.masked {
         dev::mask(&secure_join(root, p))?;
     }
@@ -47,6 +52,26 @@ pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<Owned
         dev::make_readonly(&secure_join(root, p))?;
     }
     Ok(())
+}
+
+/// Writes the sysctls through a procfs of the sandbox's own, mounted for the moment beside the
+/// root (the container's `/proc` may be v2's placeholder, or none): the values land in the
+/// sandbox's namespaces; one that is not theirs to set (a host-wide sysctl) fails the start.
+fn write_sysctls(root: &Path, sysctl: &[(String, String)]) -> Result<()> {
+    let at = root.with_file_name("sysctl");
+    make_mountpoint(&at, true)?;
+    mount::mount(Some("proc"), &at, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
+        .map_err(|e| err("cannot mount a procfs on", &at, e))?;
+    let r = sysctl.iter().try_for_each(|(k, v)| {
+        std::fs::write(at.join("sys").join(k), v.as_bytes()).map_err(|e| {
+            Error::Setup(format!(
+                "linux.sysctl {}: cannot set it to {v}: {e} (only sysctls of the container's own namespaces can be set)",
+                k.replace('/', ".")
+            ))
+        })
+    });
+    let _ = mount::umount2(&at, libc::MNT_DETACH);
+    r
 }
 
 fn is_dir(fd: &OwnedFd) -> bool {
@@ -63,7 +88,6 @@ fn mount_fs(at: &Path, shown: &Path, fstype: &str, source: &str, flags: u64, dat
     let flags = flags as libc::c_ulong;
     let data = (!data.is_empty()).then_some(data);
     match fstype {
-        "sysfs" | "cgroup" | "cgroup2" if v2 => Ok(()),
         "tmpfs" if shown == Path::new("/dev") => {
             let size = data.and_then(|d| d.split(',').find_map(|o| o.strip_prefix("size=")));
             dev::mount_dev(at, if v2 { None } else { size })

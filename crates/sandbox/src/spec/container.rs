@@ -27,12 +27,17 @@ pub struct Container {
     pub gid_map: Vec<IdMapping>,
     pub resources: Resources,
     pub process: ProcessSettings,
-    /// v1's seccomp profile; `None`: fnbox's default (Docker's profile).
+    /// The bundle's seccomp profile: v1 runs it instead of its own (none when `None`), v2 with the Sentry's.
     pub seccomp: Option<crate::seccomp::profile::Profile>,
     /// `None`: keep the UTS namespace's name (a joined or shared namespace).
     pub hostname: Option<String>,
     /// The cgroup's path below each hierarchy's root, when the container names one.
     pub cgroup_path: Option<String>,
+    /// `linux.sysctl`: paths below `/proc/sys` and their values, written in the container's
+    /// namespaces before its masks and read-only paths are applied.
+    pub sysctl: Vec<(String, String)>,
+    /// `process.oomScoreAdj`, written for the program by the launcher (host root).
+    pub oom_score_adj: Option<i32>,
     /// A Unix socket to send the terminal's master side to (`terminal: true`).
     pub console_socket: Option<PathBuf>,
 }
@@ -86,13 +91,17 @@ pub struct IdMapping {
 }
 
 /// Cgroup limits in the units OCI specs use; `None` leaves the kernel's default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     pub memory_bytes: Option<u64>,
     pub cpu_quota_us: Option<u64>,
     pub cpu_period_us: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub pids_max: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub memory_reservation: Option<u64>,
+    pub swappiness: Option<u64>,
 }
 
 /// A mount of the container, applied inside its root before `pivot_root`.
