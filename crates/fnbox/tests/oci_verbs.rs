@@ -234,8 +234,9 @@ fn a_container_whose_supervisor_was_killed_is_stopped_and_deletable() {
 
 #[test]
 fn the_sandbox_annotation_overrides_the_binary_name() {
-    // v2 keeps /tmp in memory; v1 writes it to the disk layer.
-    let probe = "grep -q ' /tmp ' /proc/mounts && echo v2 || echo v1";
+    // v2's program runs under the Sentry's seccomp filter; a v1 container whose spec has no
+    // linux.seccomp (as `spec` writes it) runs under none, as the OCI spec says.
+    let probe = "grep -q 'Seccomp:.0' /proc/self/status && echo v1 || echo v2";
     for (v, annotation) in [(0, "v2"), (1, "v1")] {
         let rt = Runtime::new("annotation", v);
         let b = rt.bundle(&["sh", "-c", probe]);

@@ -14,6 +14,27 @@ pub struct Spec {
     pub mounts: Vec<Mount>,
     pub annotations: BTreeMap<String, String>,
     pub linux: Option<Linux>,
+    pub hooks: Option<Hooks>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Hooks {
+    pub prestart: Vec<Hook>,
+    pub create_runtime: Vec<Hook>,
+    pub create_container: Vec<Hook>,
+    pub start_container: Vec<Hook>,
+    pub poststart: Vec<Hook>,
+    pub poststop: Vec<Hook>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hook {
+    pub path: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ pub mod convert;
 mod devices;
 pub mod error;
 mod exec;
+mod hooks;
 mod info;
 mod lifecycle;
 pub mod log;

@@ -30,6 +30,8 @@ fn prepare(
     if g.systemd_cgroup {
         g.log.warn("--systemd-cgroup: fnbox does not ask systemd for a scope; it creates the cgroup systemd would use directly");
     }
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    crate::hooks::check(&hooks).map_err(Error::Bundle)?;
     let c = s.container.as_mut().expect("sandbox_spec sets the container");
     if c.process.terminal && console.is_none() {
         return Err(Error::Usage("process.terminal is true in config.json: pass --console-socket".into()));
@@ -57,6 +59,7 @@ fn prepare(
         annotations: spec.annotations.clone(),
         exit_code: None,
         spec: s.clone(),
+        hooks,
     };
     let devices = spec.linux.map(|l| l.devices).unwrap_or_default();
     Ok((s, record, devices))
@@ -87,18 +90,30 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 pub fn create(g: &Globals, id: &str, bundle: &Path, pid_file: Option<&Path>, console: Option<&Path>) -> Result<()> {
     let (spec, record, devices) = prepare(g, id, bundle, console)?;
     let dir = make_state(g, id, &record, &devices)?;
-    match fork_supervisor(g, &dir, &spec, false) {
-        Ok(pid) => {
-            if let Some(p) = pid_file {
-                write_pid_file(p, pid)?;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let _ = dir.remove();
-            Err(e)
-        }
+    let pid = fork_supervisor(g, &dir, &spec, false).inspect_err(|_| {
+        let _ = dir.remove();
+    })?;
+    created_hooks(g, id, &dir, &record.hooks)?;
+    if let Some(p) = pid_file {
+        write_pid_file(p, pid)?;
     }
+    Ok(())
+}
+
+/// `prestart` and `createRuntime` hooks, once the container exists; one that fails ends it
+/// and fails the verb.
+fn created_hooks(g: &Globals, id: &str, dir: &StateDir, hooks: &crate::config::Hooks) -> Result<()> {
+    if hooks.prestart.is_empty() && hooks.create_runtime.is_empty() {
+        return Ok(());
+    }
+    let state = dir.read()?.oci_state();
+    let ran = crate::hooks::run("prestart", &hooks.prestart, &state)
+        .and_then(|()| crate::hooks::run("createRuntime", &hooks.create_runtime, &state));
+    if let Err(e) = ran {
+        let _ = delete(g, id, true);
+        return Err(Error::Bundle(e));
+    }
+    Ok(())
 }
 
 /// Forks the supervisor and waits for its word; returns its pid.
@@ -175,9 +190,14 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     let dir = StateDir::open(&g.root, id)?;
     let r = dir.read()?;
     match r.status() {
-        Status::Created => control::request(&dir.socket(), serde_json::json!({"op": "start"}), None),
-        s => Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
+        Status::Created => control::request(&dir.socket(), serde_json::json!({"op": "start"}), None)?,
+        s => return Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
     }
+    // The spec: a failing poststart hook is a warning; the container runs on.
+    if let Err(e) = crate::hooks::run("poststart", &r.hooks.poststart, &dir.read()?.oci_state()) {
+        g.log.warn(&e);
+    }
+    Ok(())
 }
 
 /// `run`: create and start in one go. In the foreground this process is the supervisor and
@@ -193,10 +213,21 @@ pub fn run(
 ) -> Result<i32> {
     let (spec, record, devices) = prepare(g, id, bundle, console)?;
     let dir = make_state(g, id, &record, &devices)?;
+    let h = &record.hooks;
+    if !detach && !(h.prestart.is_empty() && h.create_runtime.is_empty() && h.poststart.is_empty()) {
+        let _ = dir.remove();
+        return Err(Error::Usage(
+            "config.json has prestart, createRuntime or poststart hooks: use create and start (or run --detach)".into(),
+        ));
+    }
     if detach {
         let pid = fork_supervisor(g, &dir, &spec, true).inspect_err(|_| {
             let _ = dir.remove();
         })?;
+        created_hooks(g, id, &dir, h)?;
+        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &dir.read()?.oci_state()) {
+            g.log.warn(&e);
+        }
         if let Some(p) = pid_file {
             write_pid_file(p, pid)?;
         }
@@ -206,7 +237,11 @@ pub fn run(
         write_pid_file(p, record.supervisor)?;
     }
     let code = supervisor::run(&dir, &spec, Report::None, true, &g.log).map_err(Error::Bundle);
+    let state = dir.read().map(|r| r.oci_state());
     let _ = dir.remove();
+    if let Ok(state) = state {
+        poststop(g, &record.hooks, &state);
+    }
     code
 }
 
@@ -330,7 +365,17 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
             cg.destroy()?;
         }
     }
-    dir.remove()
+    let state = dir.read().map(|r| r.oci_state()).unwrap_or_else(|_| r.oci_state());
+    dir.remove()?;
+    poststop(g, &r.hooks, &state);
+    Ok(())
+}
+
+/// `poststop` hooks, after the container is gone; a failure is a warning (the spec's rule).
+fn poststop(g: &Globals, hooks: &crate::config::Hooks, state: &serde_json::Value) {
+    if let Err(e) = crate::hooks::run("poststop", &hooks.poststop, state) {
+        g.log.warn(&e);
+    }
 }
 
 fn wait_gone(pid: i32, start: u64, limit: Duration) {
