@@ -30,6 +30,12 @@ fn prepare(
     if g.systemd_cgroup {
         g.log.warn("--systemd-cgroup: fnbox does not ask systemd for a scope; it creates the cgroup systemd would use directly");
     }
+    let listed = |k: &str| spec.linux.iter().flat_map(|l| &l.namespaces).any(|n| n.kind == k);
+    for ns in ["pid", "mount"].into_iter().filter(|k| !listed(k)) {
+        g.log.warn(&format!(
+            "linux.namespaces has no {ns} namespace: fnbox gives the container its own anyway (it never shares the host's)"
+        ));
+    }
     let hooks = spec.hooks.clone().unwrap_or_default();
     crate::hooks::check(&hooks).map_err(Error::Bundle)?;
     let c = s.container.as_mut().expect("sandbox_spec sets the container");
