@@ -44,7 +44,7 @@ R=$D/rootfs
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/etc"
 cp /usr/bin/busybox "$R/bin/"
 for a in $(busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
-for l in $(ldd /usr/bin/busybox | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
+for l in $(ldd /usr/bin/busybox 2>/dev/null | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
 ln -s "$FNBOX" "$D/fnbox-runc-v1"
 ln -s "$FNBOX" "$D/fnbox-runc-v2"
 
@@ -69,10 +69,13 @@ verbs = ["create", "start", "state", "kill", "delete"]
 times = {n: {v: [] for v in verbs} for n in names}
 def call(n, *args):
     t = time.perf_counter()
-    r = subprocess.run([bins[n], "--root", f"{d}/root-{n}", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t = time.perf_counter() - t
-    if r.returncode != 0:
-        sys.exit(f"bench/oci.sh: {n} {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
+    # Streams to files, not pipes: the container's program inherits them and lives on.
+    with open(f"{d}/verb.err", "w+") as err:
+        r = subprocess.run([bins[n], "--root", f"{d}/root-{n}", *args], stdout=subprocess.DEVNULL, stderr=err)
+        t = time.perf_counter() - t
+        if r.returncode != 0:
+            err.seek(0)
+            sys.exit(f"bench/oci.sh: {n} {' '.join(args)} failed: {err.read()}")
     return t
 for i in range(runs + 2):
     for n in names:
@@ -80,7 +83,7 @@ for i in range(runs + 2):
         t = {"create": call(n, "create", "--bundle", bundle, cid), "start": call(n, "start", cid),
              "state": call(n, "state", cid), "kill": call(n, "kill", cid, "KILL")}
         while b'"stopped"' not in subprocess.run([bins[n], "--root", f"{d}/root-{n}", "state", cid],
-                                                 capture_output=True).stdout:
+                                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout:
             time.sleep(0.002)
         t["delete"] = call(n, "delete", cid)
         if i >= 2:  # two warm-up rounds

@@ -354,7 +354,10 @@ fn the_root_devices_sysctl_oom_score_and_hooks_of_config_json_are_honoured() {
         let supervisor = rt.create(&b, &id);
         rt.ok(&["start", &id]);
         rt.wait_status(&id, "stopped");
-        assert_eq!(rt.output_of(&id), "crw--w---- 0 1,3\n1\n321\n", "{}", kind(v));
+        // v2's /proc (the Sentry's) has no /proc/sys/net yet (docs/kubernetes.md): the sysctl
+        // is set in the namespace, but v2's program cannot read it back.
+        let sysctl = if v == 0 { "1\n" } else { "" };
+        assert_eq!(rt.output_of(&id), format!("crw--w---- 0 1,3\n{sysctl}321\n"), "{}", kind(v));
         // The container wrote to the bundle's rootfs itself, as runc's would.
         let written = std::fs::read_to_string(b.join("rootfs/written")).unwrap_or_default();
         assert_eq!(written, "written\n", "{}: the write did not reach root.path", kind(v));
