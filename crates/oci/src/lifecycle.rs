@@ -220,7 +220,8 @@ pub fn run(
     let (spec, record, devices) = prepare(g, id, bundle, console)?;
     let dir = make_state(g, id, &record, &devices)?;
     let h = &record.hooks;
-    if !detach && !(h.prestart.is_empty() && h.create_runtime.is_empty() && h.poststart.is_empty()) {
+    let any_before_end = !(h.prestart.is_empty() && h.create_runtime.is_empty() && h.poststart.is_empty());
+    if !detach && any_before_end {
         let _ = dir.remove();
         return Err(Error::Usage(
             "config.json has prestart, createRuntime or poststart hooks: use create and start (or run --detach)".into(),
