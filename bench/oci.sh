@@ -5,6 +5,11 @@
 #
 #   sudo bench/oci.sh [RUNS]
 #
+# Then each runtime call alone, as the shim makes them (create, start, state, kill, delete),
+# on one busybox bundle, runc / fnbox-runc-v1 / fnbox-runc-v2 interleaved, p50 and p99 per verb
+# and the sum of the p50s with its ratio to runc's (target: fnbox-runc-v2 at most 0.5x). OCI_BENCH=verbs
+# runs only that part (no containerd needed), OCI_BENCH=ctr only the first.
+#
 # Starts its own containerd (own root, state and socket; CRI off) and imports a busybox image it
 # builds itself (no registry). Needs: containerd, runc, hyperfine, busybox (apt-get install
 # containerd runc hyperfine busybox). Target: fnbox-runc-v2 at most 0.7x runc.
@@ -16,9 +21,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-30}
+MODE=${OCI_BENCH:-all}
 FNBOX=$(realpath "${FNBOX:-target/release/fnbox}")
 [ "$(id -u)" = 0 ] || { echo "bench/oci.sh: run as root (containers need namespaces and cgroups)" >&2; exit 1; }
-for t in containerd ctr runc hyperfine busybox python3; do
+for t in $([ "$MODE" = verbs ] || echo containerd ctr hyperfine) runc busybox python3; do
   command -v $t >/dev/null || { echo "bench/oci.sh: $t is missing: apt-get install containerd runc hyperfine busybox" >&2; exit 1; }
 done
 [ -x "$FNBOX" ] || cargo build --release -q
@@ -31,7 +37,72 @@ cleanup() {
   rm -rf "$D"
   rmdir /sys/fs/cgroup/fnbox-oci-bench /sys/fs/cgroup/*/fnbox-oci-bench 2>/dev/null || true # ctr's namespace parent
 }
-trap cleanup EXIT
+[ -n "${OCI_BENCH_KEEP:-}" ] || trap cleanup EXIT
+
+# The image: busybox (all applets) and the libraries it links.
+R=$D/rootfs
+mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/etc"
+cp /usr/bin/busybox "$R/bin/"
+for a in $(busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
+for l in $(ldd /usr/bin/busybox 2>/dev/null | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
+ln -s "$FNBOX" "$D/fnbox-runc-v1"
+ln -s "$FNBOX" "$D/fnbox-runc-v2"
+
+verbs() {
+  local B=$D/bundle
+  mkdir -p "$B"
+  runc spec --bundle "$B"
+  python3 - "$B/config.json" "$R" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["root"]["path"] = sys.argv[2]
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sleep", "1000"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  python3 - "$RUNS" "$B" "$D" "$(command -v runc)" "$D/fnbox-runc-v1" "$D/fnbox-runc-v2" <<'PY'
+import subprocess, sys, time
+runs, bundle, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+names = ["runc", "fnbox-runc-v1", "fnbox-runc-v2"]
+bins = dict(zip(names, sys.argv[4:7]))
+verbs = ["create", "start", "state", "kill", "delete"]
+times = {n: {v: [] for v in verbs} for n in names}
+def call(n, *args):
+    t = time.perf_counter()
+    # Streams to files, not pipes: the container's program inherits them and lives on.
+    with open(f"{d}/verb.err", "w+") as err:
+        r = subprocess.run([bins[n], "--root", f"{d}/root-{n}", *args], stdout=subprocess.DEVNULL, stderr=err)
+        t = time.perf_counter() - t
+        if r.returncode != 0:
+            err.seek(0)
+            sys.exit(f"bench/oci.sh: {n} {' '.join(args)} failed: {err.read()}")
+    return t
+for i in range(runs + 2):
+    for n in names:
+        cid = f"bench-{i}"
+        t = {"create": call(n, "create", "--bundle", bundle, cid), "start": call(n, "start", cid),
+             "state": call(n, "state", cid), "kill": call(n, "kill", cid, "KILL")}
+        while b'"stopped"' not in subprocess.run([bins[n], "--root", f"{d}/root-{n}", "state", cid],
+                                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout:
+            time.sleep(0.002)
+        t["delete"] = call(n, "delete", cid)
+        if i >= 2:  # two warm-up rounds
+            for v in verbs:
+                times[n][v].append(t[v])
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+print(f"each runtime call alone (sleep 1000 in a busybox bundle), {runs} runs each, ms p50 / p99")
+print(f"{'':14}" + "".join(f"{v:>16}" for v in verbs) + f"{'sum p50':>10}{'vs runc':>9}")
+base = sum(pct(times["runc"][v], 0.5) for v in verbs)
+for n in names:
+    total = sum(pct(times[n][v], 0.5) for v in verbs)
+    cells = "".join(f"{pct(times[n][v], .5)*1e3:8.1f}/{pct(times[n][v], .99)*1e3:<7.1f}" for v in verbs)
+    print(f"{n:14}{cells}{total*1e3:10.1f}{total/base:8.2f}x")
+PY
+}
+[ "$MODE" = ctr ] || verbs
+[ "$MODE" = verbs ] && exit 0
 
 cat >"$D/config.toml" <<EOF
 version = 2
@@ -50,12 +121,8 @@ CTD=$!
 for _ in $(seq 200); do "${CTR[@]}" version >/dev/null 2>&1 && break; sleep 0.05; done
 "${CTR[@]}" version >/dev/null || { cat "$D/containerd.log" >&2; exit 1; }
 
-# The image: busybox (all applets) and the libraries it links, one layer.
-R=$D/rootfs
-mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/tmp" "$R/etc" "$D/oci/blobs/sha256"
-cp /usr/bin/busybox "$R/bin/"
-for a in $(busybox --list); do ln -sf busybox "$R/bin/$a"; done
-for l in $(ldd /usr/bin/busybox | grep -o '/[^ ]*'); do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
+# The image: that rootfs as one layer.
+mkdir -p "$D/oci/blobs/sha256"
 tar -C "$R" -cf "$D/layer.tar" .
 python3 - "$D" <<'PY'
 import hashlib, json, os, sys
@@ -78,8 +145,6 @@ open(f"{d}/oci/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
 PY
 tar -C "$D/oci" -cf "$D/image.tar" .
 "${CTR[@]}" image import "$D/image.tar" >/dev/null
-ln -s "$FNBOX" "$D/fnbox-runc-v1"
-ln -s "$FNBOX" "$D/fnbox-runc-v2"
 
 run() { # runtime binary → the ctr command line
   echo "${CTR[*]} run --rm --runtime io.containerd.runc.v2 --runc-binary $1 --runc-root $D/runc fnbox.bench/busybox:latest bench /bin/true"

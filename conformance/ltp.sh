@@ -69,12 +69,15 @@ run_runc() { # bundle dir, tag, workdir, program args...
     local bundle=$1 tag=$2 wd=$3
     shift 3
     rm -rf "$bundle"
-    mkdir -p "$bundle/rootfs"/{usr,ltp,tmp,etc,proc,dev,sys,root,var/tmp,run}
-    chmod 1777 "$bundle/rootfs/tmp" "$bundle/rootfs/var/tmp"
-    for l in bin lib lib64 sbin; do ln -s "usr/$l" "$bundle/rootfs/$l"; done
+    mkdir -p "$bundle/image"/{usr,ltp,tmp,etc,proc,dev,sys,root,var/tmp,run} "$bundle"/{rootfs,upper,work}
+    chmod 1777 "$bundle/image/tmp" "$bundle/image/var/tmp"
+    for l in bin lib lib64 sbin; do ln -s "usr/$l" "$bundle/image/$l"; done
     for f in passwd group hosts nsswitch.conf ld.so.cache ld.so.conf ld.so.conf.d resolv.conf localtime; do
-        [ -e "/etc/$f" ] && cp -a "/etc/$f" "$bundle/rootfs/etc/"
+        [ -e "/etc/$f" ] && cp -a "/etc/$f" "$bundle/image/etc/"
     done
+    # The root is an overlay over the image, as Docker's overlay2 makes it (and as v1's is):
+    # file handles, rename and copy-up behave as in a Docker container.
+    mount -t overlay overlay -o "lowerdir=$bundle/image,upperdir=$bundle/upper,workdir=$bundle/work" "$bundle/rootfs"
     python3 - "$OUT/runc/template.json" "$bundle/config.json" "$wd" "$tag" "$@" <<'PY'
 import json, sys
 tpl, out, wd, tag, *argv = sys.argv[1:]
@@ -132,6 +135,7 @@ one() {
             rc=$?
             grep -q "runc run failed" "$log" && rc=127 # the container never started
             runc --root "$OUT/runc/state" delete -f "fnbox-ltp-$tag-$$" >/dev/null 2>&1
+            umount -l "$OUT/runc/bundles/$tag/rootfs" 2>/dev/null
             rm -rf "$OUT/runc/bundles/$tag"
             ;;
     esac

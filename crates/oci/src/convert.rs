@@ -3,7 +3,7 @@
 
 use crate::config;
 use crate::error::{Error, Result};
-use crate::{mounts, names, seccomp};
+use crate::{devices, mounts, names, seccomp};
 use fnbox_sandbox::spec::{
     CapSets, Container, IdMapping, Image, Namespace, ProcessSettings, Resources, Rlimit, SandboxKind, SandboxSpec,
 };
@@ -45,6 +45,7 @@ pub fn sandbox_spec(
     spec: &config::Spec,
     kind: SandboxKind,
     systemd: bool,
+    devices_dir: &Path,
 ) -> Result<SandboxSpec> {
     let process = spec.process.as_ref().ok_or_else(|| bad("config.json has no process: say what to run"))?;
     if process.args.is_empty() || process.args[0].is_empty() {
@@ -76,44 +77,49 @@ pub fn sandbox_spec(
     }
     let mut c = Container {
         hold: true,
-        layers: fnbox_sandbox::rootfs::container::layers_of(&rootfs)?,
+        root: fnbox_sandbox::rootfs::container::root_of(&rootfs)?,
         readonly_root: root.readonly,
         masked_paths: linux.masked_paths.iter().map(PathBuf::from).collect(),
         readonly_paths: linux.readonly_paths.iter().map(PathBuf::from).collect(),
         hostname: spec.hostname.clone().filter(|h| !h.is_empty()),
-        process: process_settings(process, kind)?,
+        process: process_settings(process)?,
         resources: resources(linux.resources.as_ref()),
         cgroup_path: Some(cgroup_path(id, linux.cgroups_path.as_deref(), systemd)),
         ..Default::default()
     };
     c.mounts = spec.mounts.iter().map(|m| mounts::convert(m, bundle)).collect::<Result<_, _>>().map_err(bad)?;
-    for d in &linux.devices {
-        let p = Path::new(&d.path);
-        if p.exists() && !c.mounts.iter().any(|m| m.target == p) {
-            c.mounts.push(fnbox_sandbox::spec::Mount {
-                target: p.to_path_buf(),
-                kind: fnbox_sandbox::spec::MountKind::Bind {
-                    source: p.into(),
-                    recursive: false,
-                    readonly: false,
-                    attrs: 0,
-                },
-            });
-        }
-    }
+    c.mounts.extend(devices::mounts(&linux.devices, devices_dir).map_err(bad)?);
+    c.sysctl = sysctls(&linux.sysctl)?;
+    c.oom_score_adj = process.oom_score_adj;
     namespaces(&mut c, &linux)?;
-    if kind == SandboxKind::V1 {
-        c.seccomp = linux.seccomp.as_ref().map(seccomp::profile).transpose().map_err(bad)?;
-    }
+    // v1: the bundle's profile replaces fnbox's; v2: it is applied with the Sentry's filter.
+    c.seccomp = linux.seccomp.as_ref().map(seccomp::profile).transpose().map_err(bad)?;
     s.container = Some(Box::new(c));
     s.validate()?;
     Ok(s)
 }
 
+/// `linux.sysctl` as paths below `/proc/sys` (`net.ipv4.ip_forward` → `net/ipv4/ip_forward`).
+fn sysctls(given: &std::collections::BTreeMap<String, String>) -> Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .map(|(k, v)| {
+            let parts: Vec<&str> = k.split(['.', '/']).collect();
+            let ok = parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-:".contains(c)));
+            if !ok {
+                return Err(bad(format!("linux.sysctl: '{k}' is not a sysctl name (like net.ipv4.ip_forward)")));
+            }
+            Ok((parts.join("/"), v.clone()))
+        })
+        .collect()
+}
+
 /// Who a process runs as and with what (a container's own, or one started by `exec`).
-pub fn process_settings(p: &config::Process, kind: SandboxKind) -> Result<ProcessSettings> {
-    let caps = match (&p.capabilities, kind) {
-        (Some(c), SandboxKind::V1) => {
+pub fn process_settings(p: &config::Process) -> Result<ProcessSettings> {
+    let caps = match &p.capabilities {
+        Some(c) => {
             let permitted = names::caps_mask(&c.permitted).map_err(bad)?;
             let inheritable = names::caps_mask(&c.inheritable).map_err(bad)?;
             Some(CapSets {
@@ -127,7 +133,7 @@ pub fn process_settings(p: &config::Process, kind: SandboxKind) -> Result<Proces
                 ambient: names::caps_mask(&c.ambient).map_err(bad)? & permitted & inheritable,
             })
         }
-        _ => None,
+        None => None,
     };
     let rlimits = p
         .rlimits
@@ -142,8 +148,7 @@ pub fn process_settings(p: &config::Process, kind: SandboxKind) -> Result<Proces
         umask: p.user.umask,
         caps,
         rlimits,
-        // v2 always sets it: the Sentry's view of credentials must not change behind its back.
-        no_new_privs: p.no_new_privileges || kind == SandboxKind::V2,
+        no_new_privs: p.no_new_privileges,
         terminal: p.terminal,
     })
 }
@@ -158,6 +163,10 @@ pub fn resources(r: Option<&config::Resources>) -> Resources {
         cpu_period_us: r.cpu.as_ref().and_then(|c| c.period).filter(|p| *p > 0),
         cpu_shares: r.cpu.as_ref().and_then(|c| c.shares).filter(|s| *s > 0),
         pids_max: positive(r.pids.as_ref().map(|p| p.limit)),
+        cpuset_cpus: r.cpu.as_ref().and_then(|c| c.cpus.clone()).filter(|s| !s.is_empty()),
+        cpuset_mems: r.cpu.as_ref().and_then(|c| c.mems.clone()).filter(|s| !s.is_empty()),
+        memory_reservation: positive(r.memory.as_ref().and_then(|m| m.reservation)),
+        swappiness: r.memory.as_ref().and_then(|m| m.swappiness),
     }
 }
 

@@ -52,7 +52,7 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     if p.args.is_empty() {
         return Err(Error::Usage("the process has no args: give the program to run".into()));
     }
-    let settings = crate::convert::process_settings(&p, r.kind)?;
+    let settings = crate::convert::process_settings(&p)?;
     if settings.terminal && a.console_socket.is_none() {
         return Err(Error::Usage("the process asks for a terminal: pass --console-socket".into()));
     }

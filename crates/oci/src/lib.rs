@@ -15,8 +15,10 @@
 pub mod config;
 mod control;
 pub mod convert;
+mod devices;
 pub mod error;
 mod exec;
+mod hooks;
 mod info;
 mod lifecycle;
 pub mod log;

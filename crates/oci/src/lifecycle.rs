@@ -11,7 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Reads and checks the bundle; the state directory does not exist yet.
-fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Result<(SandboxSpec, Record)> {
+fn prepare(
+    g: &Globals,
+    id: &str,
+    bundle: &Path,
+    console: Option<&Path>,
+) -> Result<(SandboxSpec, Record, Vec<crate::config::Device>)> {
     let bundle = bundle.canonicalize().map_err(|e| {
         Error::Bundle(format!(
             "the bundle {} cannot be used: {e}: give the directory holding config.json",
@@ -20,17 +25,19 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
     })?;
     let spec = convert::load(&bundle)?;
     let kind = convert::kind(&spec, g.kind)?;
-    let mut s = convert::sandbox_spec(id, &bundle, &spec, kind, g.systemd_cgroup)?;
+    let devices_dir = crate::devices::dir(&g.root.join(id));
+    let mut s = convert::sandbox_spec(id, &bundle, &spec, kind, g.systemd_cgroup, &devices_dir)?;
     if g.systemd_cgroup {
         g.log.warn("--systemd-cgroup: fnbox does not ask systemd for a scope; it creates the cgroup systemd would use directly");
     }
-    let sysctls: Vec<&str> = spec.linux.iter().flat_map(|l| l.sysctl.keys()).map(String::as_str).collect();
-    if !sysctls.is_empty() {
+    let listed = |k: &str| spec.linux.iter().flat_map(|l| &l.namespaces).any(|n| n.kind == k);
+    for ns in ["pid", "mount"].into_iter().filter(|k| !listed(k)) {
         g.log.warn(&format!(
-            "linux.sysctl ({}) is not applied: fnbox sandboxes keep the kernel's defaults for their namespaces",
-            sysctls.join(", ")
+            "linux.namespaces has no {ns} namespace: fnbox gives the container its own anyway (it never shares the host's)"
         ));
     }
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    crate::hooks::check(&hooks).map_err(Error::Bundle)?;
     let c = s.container.as_mut().expect("sandbox_spec sets the container");
     if c.process.terminal && console.is_none() {
         return Err(Error::Usage("process.terminal is true in config.json: pass --console-socket".into()));
@@ -58,8 +65,23 @@ fn prepare(g: &Globals, id: &str, bundle: &Path, console: Option<&Path>) -> Resu
         annotations: spec.annotations.clone(),
         exit_code: None,
         spec: s.clone(),
+        hooks,
     };
-    Ok((s, record))
+    let devices = spec.linux.map(|l| l.devices).unwrap_or_default();
+    Ok((s, record, devices))
+}
+
+/// Makes the state directory, records the container and makes its device nodes.
+fn make_state(g: &Globals, id: &str, record: &Record, devices: &[crate::config::Device]) -> Result<StateDir> {
+    let dir = StateDir::create(&g.root, id)?;
+    let made = dir
+        .write(record)
+        .and_then(|()| crate::devices::make(devices, &crate::devices::dir(&dir.dir)).map_err(Error::Bundle));
+    if let Err(e) = made {
+        let _ = dir.remove();
+        return Err(e);
+    }
+    Ok(dir)
 }
 
 /// Written whole or not at all: the shim reads it as soon as the verb returns.
@@ -72,24 +94,32 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 /// `create`: forks the supervisor, which builds the sandbox and holds its program before
 /// `execve`; returns once that is done (or failed, with the reason).
 pub fn create(g: &Globals, id: &str, bundle: &Path, pid_file: Option<&Path>, console: Option<&Path>) -> Result<()> {
-    let (spec, record) = prepare(g, id, bundle, console)?;
-    let dir = StateDir::create(&g.root, id)?;
-    if let Err(e) = dir.write(&record) {
+    let (spec, record, devices) = prepare(g, id, bundle, console)?;
+    let dir = make_state(g, id, &record, &devices)?;
+    let pid = fork_supervisor(g, &dir, &spec, false).inspect_err(|_| {
         let _ = dir.remove();
-        return Err(e);
+    })?;
+    created_hooks(g, id, &dir, &record.hooks)?;
+    if let Some(p) = pid_file {
+        write_pid_file(p, pid)?;
     }
-    match fork_supervisor(g, &dir, &spec, false) {
-        Ok(pid) => {
-            if let Some(p) = pid_file {
-                write_pid_file(p, pid)?;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let _ = dir.remove();
-            Err(e)
-        }
+    Ok(())
+}
+
+/// `prestart` and `createRuntime` hooks, once the container exists; one that fails ends it
+/// and fails the verb.
+fn created_hooks(g: &Globals, id: &str, dir: &StateDir, hooks: &crate::config::Hooks) -> Result<()> {
+    if hooks.prestart.is_empty() && hooks.create_runtime.is_empty() {
+        return Ok(());
     }
+    let state = dir.read()?.oci_state();
+    let ran = crate::hooks::run("prestart", &hooks.prestart, &state)
+        .and_then(|()| crate::hooks::run("createRuntime", &hooks.create_runtime, &state));
+    if let Err(e) = ran {
+        let _ = delete(g, id, true);
+        return Err(Error::Bundle(e));
+    }
+    Ok(())
 }
 
 /// Forks the supervisor and waits for its word; returns its pid.
@@ -166,9 +196,14 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     let dir = StateDir::open(&g.root, id)?;
     let r = dir.read()?;
     match r.status() {
-        Status::Created => control::request(&dir.socket(), serde_json::json!({"op": "start"}), None),
-        s => Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
+        Status::Created => control::request(&dir.socket(), serde_json::json!({"op": "start"}), None)?,
+        s => return Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
     }
+    // The spec: a failing poststart hook is a warning; the container runs on.
+    if let Err(e) = crate::hooks::run("poststart", &r.hooks.poststart, &dir.read()?.oci_state()) {
+        g.log.warn(&e);
+    }
+    Ok(())
 }
 
 /// `run`: create and start in one go. In the foreground this process is the supervisor and
@@ -182,16 +217,24 @@ pub fn run(
     console: Option<&Path>,
     detach: bool,
 ) -> Result<i32> {
-    let (spec, record) = prepare(g, id, bundle, console)?;
-    let dir = StateDir::create(&g.root, id)?;
-    if let Err(e) = dir.write(&record) {
+    let (spec, record, devices) = prepare(g, id, bundle, console)?;
+    let dir = make_state(g, id, &record, &devices)?;
+    let h = &record.hooks;
+    let any_before_end = !(h.prestart.is_empty() && h.create_runtime.is_empty() && h.poststart.is_empty());
+    if !detach && any_before_end {
         let _ = dir.remove();
-        return Err(e);
+        return Err(Error::Usage(
+            "config.json has prestart, createRuntime or poststart hooks: use create and start (or run --detach)".into(),
+        ));
     }
     if detach {
         let pid = fork_supervisor(g, &dir, &spec, true).inspect_err(|_| {
             let _ = dir.remove();
         })?;
+        created_hooks(g, id, &dir, h)?;
+        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &dir.read()?.oci_state()) {
+            g.log.warn(&e);
+        }
         if let Some(p) = pid_file {
             write_pid_file(p, pid)?;
         }
@@ -201,7 +244,11 @@ pub fn run(
         write_pid_file(p, record.supervisor)?;
     }
     let code = supervisor::run(&dir, &spec, Report::None, true, &g.log).map_err(Error::Bundle);
+    let state = dir.read().map(|r| r.oci_state());
     let _ = dir.remove();
+    if let Ok(state) = state {
+        poststop(g, &record.hooks, &state);
+    }
     code
 }
 
@@ -282,7 +329,17 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
             cg.destroy()?;
         }
     }
-    dir.remove()
+    let state = dir.read().map(|r| r.oci_state()).unwrap_or_else(|_| r.oci_state());
+    dir.remove()?;
+    poststop(g, &r.hooks, &state);
+    Ok(())
+}
+
+/// `poststop` hooks, after the container is gone; a failure is a warning (the spec's rule).
+fn poststop(g: &Globals, hooks: &crate::config::Hooks, state: &serde_json::Value) {
+    if let Err(e) = crate::hooks::run("poststop", &hooks.poststop, state) {
+        g.log.warn(&e);
+    }
 }
 
 fn wait_gone(pid: i32, start: u64, limit: Duration) {

@@ -50,7 +50,7 @@ pub fn update(g: &Globals, id: &str, resources_json: &str) -> Result<()> {
         .map_err(|e| Error::Usage(format!("the resources are not valid OCI LinuxResources JSON: {e}")))?;
     let (dir, r, cg) = live(g, id)?;
     let new = convert::resources(Some(&given));
-    let mut res = r.spec.container.as_ref().map(|c| c.resources).unwrap_or_default();
+    let mut res = r.spec.container.as_ref().map(|c| c.resources.clone()).unwrap_or_default();
     if given.memory.as_ref().and_then(|m| m.limit).is_some() {
         res.memory_bytes = new.memory_bytes;
     }
@@ -64,13 +64,7 @@ pub fn update(g: &Globals, id: &str, resources_json: &str) -> Result<()> {
     if given.pids.is_some() {
         res.pids_max = new.pids_max;
     }
-    cg.update(&Limits {
-        memory_bytes: res.memory_bytes.unwrap_or(Limits::UNLIMITED),
-        cpu_quota_us: res.cpu_quota_us.unwrap_or(Limits::UNLIMITED),
-        cpu_period_us: res.cpu_period_us.unwrap_or(Limits::CPU_PERIOD_US),
-        pids_max: res.pids_max.unwrap_or(Limits::UNLIMITED),
-        cpu_shares: res.cpu_shares,
-    })?;
+    cg.update(&Limits::for_container(&res))?;
     dir.update(|rec| {
         if let Some(c) = rec.spec.container.as_mut() {
             c.resources = res;

@@ -41,6 +41,9 @@ pub struct Record {
     pub annotations: BTreeMap<String, String>,
     pub exit_code: Option<i32>,
     pub spec: SandboxSpec,
+    /// config.json's hooks: `poststart` and `poststop` run from later verbs.
+    #[serde(default)]
+    pub hooks: crate::config::Hooks,
 }
 
 /// The status `state` reports: the record checked against what runs.

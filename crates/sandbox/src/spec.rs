@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod container;
-pub use container::{CapSets, Container, IdMapping, Mount, MountKind, Namespace, ProcessSettings, Resources, Rlimit};
+pub use container::{
+    CapSets, Container, ContainerRoot, IdMapping, Mount, MountKind, Namespace, ProcessSettings, Resources, Rlimit,
+};
 
 /// Which sandbox runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,7 +323,7 @@ impl SandboxSpec {
             )));
         }
         if let Some(c) = &self.container {
-            if let Some(l) = c.layers.iter().find(|l| !l.is_dir()) {
+            if let Some(l) = c.root.dirs().into_iter().find(|l| !l.is_dir()) {
                 return Err(Error::ImageMissing(l.clone()));
             }
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// The limits a sandbox's cgroup enforces. [`Limits::UNLIMITED`] in a field means no limit
 /// (OCI containers may ask for none).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: u64,
     /// CPU time allowed per `cpu_period_us`, in microseconds.
@@ -27,6 +27,13 @@ pub struct Limits {
     pub pids_max: u64,
     /// Relative CPU weight in cgroup v1 `cpu.shares` units (2..262144); `None`: the default.
     pub cpu_shares: Option<u64>,
+    /// OCI containers: `cpuset` CPUs and memory nodes (`0-3`, `0,2`); `None`: the parent's.
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// OCI containers: the memory reservation (v1's soft limit, v2's `memory.low`).
+    pub memory_reservation: Option<u64>,
+    /// OCI containers: v1's `memory.swappiness` (`None`: 0, fnbox's own setting).
+    pub swappiness: Option<u64>,
 }
 
 impl Limits {
@@ -41,6 +48,27 @@ impl Limits {
             cpu_period_us: Self::CPU_PERIOD_US,
             pids_max,
             cpu_shares: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            memory_reservation: None,
+            swappiness: None,
+        }
+    }
+}
+
+impl Limits {
+    /// An OCI container's own limits (unlimited where it sets none).
+    pub fn for_container(r: &crate::spec::Resources) -> Self {
+        Self {
+            memory_bytes: r.memory_bytes.unwrap_or(Self::UNLIMITED),
+            cpu_quota_us: r.cpu_quota_us.unwrap_or(Self::UNLIMITED),
+            cpu_period_us: r.cpu_period_us.unwrap_or(Self::CPU_PERIOD_US),
+            pids_max: r.pids_max.unwrap_or(Self::UNLIMITED),
+            cpu_shares: r.cpu_shares,
+            cpuset_cpus: r.cpuset_cpus.clone(),
+            cpuset_mems: r.cpuset_mems.clone(),
+            memory_reservation: r.memory_reservation,
+            swappiness: r.swappiness,
         }
     }
 }
@@ -91,7 +119,7 @@ impl Layout {
                 }
                 "cgroup" => {
                     for opt in superopts.split(',') {
-                        if matches!(opt, "memory" | "cpu" | "cpuacct" | "pids" | "freezer") {
+                        if matches!(opt, "memory" | "cpu" | "cpuacct" | "pids" | "freezer" | "cpuset") {
                             v1.push((opt.to_string(), PathBuf::from(mountpoint)));
                         }
                     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The controllers a sandbox needs, and the optional ones: CPU accounting, and the freezer
 /// (`pause`/`resume` of OCI containers).
 const REQUIRED: [&str; 3] = ["memory", "cpu", "pids"];
-const OPTIONAL: [&str; 2] = ["cpuacct", "freezer"];
+const OPTIONAL: [&str; 3] = ["cpuacct", "freezer", "cpuset"];
 
 pub struct CgroupV1 {
     pub dirs: Vec<(String, PathBuf)>,
@@ -64,6 +64,9 @@ impl CgroupV1 {
             for c in rel.components() {
                 p.push(c);
                 fs.mkdir(&p).map_err(|e| io_err("create", &p, e))?;
+                if fs.exists(&p.join("cpuset.cpus")) {
+                    inherit_cpuset(fs, &p)?;
+                }
             }
         }
         self.update(fs, limits)
@@ -86,7 +89,27 @@ impl CgroupV1 {
         if has_memsw && !growing {
             set(fs, &mem, "memory.memsw.limit_in_bytes", &bytes)?;
         }
-        let _ = fs.write(&mem.join("memory.swappiness"), "0");
+        match limits.swappiness {
+            Some(v) => set(fs, &mem, "memory.swappiness", &v.to_string())?,
+            None => {
+                let _ = fs.write(&mem.join("memory.swappiness"), "0");
+            }
+        }
+        if let Some(r) = limits.memory_reservation {
+            set(fs, &mem, "memory.soft_limit_in_bytes", &r.to_string())?;
+        }
+        let cpuset = self.dirs.iter().find(|(c, _)| c == "cpuset").map(|(_, d)| d.clone());
+        for (file, value) in [("cpuset.cpus", &limits.cpuset_cpus), ("cpuset.mems", &limits.cpuset_mems)] {
+            match (value, &cpuset) {
+                (Some(v), Some(dir)) => set(fs, dir, file, v)?,
+                (Some(_), None) => {
+                    return Err(Error::Cgroup(format!(
+                        "{file} is asked for but the cgroup v1 cpuset controller is not mounted: mount it under /sys/fs/cgroup/cpuset"
+                    )))
+                }
+                (None, _) => {}
+            }
+        }
         let cpu = self.dir("cpu");
         set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
         set(fs, &cpu, "cpu.cfs_quota_us", &v1_value(limits.cpu_quota_us))?;
@@ -181,6 +204,19 @@ fn v1_value(v: u64) -> String {
 
 fn read_u64(fs: &dyn CgroupFs, p: &Path) -> Option<u64> {
     fs.read(p).ok()?.trim().parse().ok()
+}
+
+/// A new cpuset directory starts with no CPUs and no memory nodes, and takes no process until
+/// it has some: it gets its parent's.
+fn inherit_cpuset(fs: &dyn CgroupFs, dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else { return Ok(()) };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if fs.read(&dir.join(file)).is_ok_and(|v| v.trim().is_empty()) {
+            let v = fs.read(&parent.join(file)).map_err(|e| io_err("read", &parent.join(file), e))?;
+            set(fs, dir, file, v.trim())?;
+        }
+    }
+    Ok(())
 }
 
 fn set(fs: &dyn CgroupFs, dir: &Path, file: &str, value: &str) -> Result<()> {

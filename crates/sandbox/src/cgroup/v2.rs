@@ -63,6 +63,25 @@ impl CgroupV2 {
             self.set(fs, "cpu.weight", &weight.to_string())?;
         }
         self.set(fs, "pids.max", &v2_value(limits.pids_max))?;
+        if let Some(r) = limits.memory_reservation {
+            self.set(fs, "memory.low", &r.to_string())?;
+        }
+        if limits.swappiness.is_some() {
+            return Err(Error::Cgroup(
+                "memory.swappiness is a cgroup v1 setting; this host runs cgroup v2: leave linux.resources.memory.swappiness out".into(),
+            ));
+        }
+        for (file, value) in [("cpuset.cpus", &limits.cpuset_cpus), ("cpuset.mems", &limits.cpuset_mems)] {
+            if let Some(v) = value {
+                if !fs.exists(&self.dir.join(file)) {
+                    return Err(Error::Cgroup(format!(
+                        "{file} is asked for but the cpuset controller is not enabled for {}: enable it in the parent's cgroup.subtree_control",
+                        self.dir.display()
+                    )));
+                }
+                self.set(fs, file, v)?;
+            }
+        }
         Ok(())
     }
 

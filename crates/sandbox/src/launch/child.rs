@@ -85,7 +85,11 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
         .map_err(|e| e.to_string())?;
     crate::trace::mark("child: staged");
     let mut more = receive(sock, msg::GO)?;
-    let disk = more.disk.take().ok_or("no writable layer was sent")?;
+    // A container whose root is a directory has no separate writable layer.
+    let disk = more.disk.take().or(got.disk.take());
+    if disk.is_none() && cfg.layout.container.as_ref().is_none_or(|c| c.overlay.is_some()) {
+        return Err("no writable layer was sent".into());
+    }
     let mut attached = std::mem::take(&mut got.attached);
     for (i, fd) in more.attached.into_iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f))) {
         put(&mut attached, i, fd);

@@ -8,7 +8,7 @@ use crate::cgroup::Limits;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::rootfs::container::ContainerLayout;
-use crate::spec::{Container, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
+use crate::spec::{Container, ContainerRoot, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -42,14 +42,7 @@ pub(super) fn clone_flags(spec: &SandboxSpec) -> Result<u64> {
 /// The cgroup limits: the tier's, or a container's own (unlimited where it sets none).
 pub(super) fn limits(spec: &SandboxSpec) -> Limits {
     let Some(c) = &spec.container else { return Limits::for_tier(spec.tier, spec.pids_max) };
-    let r = &c.resources;
-    Limits {
-        memory_bytes: r.memory_bytes.unwrap_or(Limits::UNLIMITED),
-        cpu_quota_us: r.cpu_quota_us.unwrap_or(Limits::UNLIMITED),
-        cpu_period_us: r.cpu_period_us.unwrap_or(Limits::CPU_PERIOD_US),
-        pids_max: r.pids_max.unwrap_or(Limits::UNLIMITED),
-        cpu_shares: r.cpu_shares,
-    }
+    Limits::for_container(&c.resources)
 }
 
 /// The memory limit and CPU share the Sentry reports (`/proc/meminfo`, `cpuinfo`), bounded by
@@ -99,19 +92,34 @@ pub(super) fn layout(c: &Container, kind: SandboxKind) -> ContainerLayout {
         masked: c.masked_paths.clone(),
         readonly: c.readonly_paths.clone(),
         readonly_root: c.readonly_root,
+        sysctl: c.sysctl.clone(),
+        overlay: match &c.root {
+            ContainerRoot::Dir(_) => None,
+            ContainerRoot::Overlay { upper, work, .. } => Some((name(upper), name(work))),
+        },
         v2: kind == SandboxKind::V2,
     }
 }
 
+/// The last component of a layer's path (its parent is the directory sent as the disk).
+fn name(p: &std::path::Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 impl Sandbox {
-    /// Sends the container's layers and the mounts the launcher prepares (binds, idmapped
+    /// Sends the container's root (its directory, or its overlay's lower layers; the upper
+    /// layer's directory goes as the disk) and the mounts the launcher prepares (binds, idmapped
     /// like the image; v2's `/proc` placeholder in place of the spec's procfs).
     pub(super) fn send_container_mounts(&self, c: &Container, userns: &OwnedFd) -> Result<()> {
         let sock = self.sock.as_raw_fd();
         let send = |data: &[u8], fd: &OwnedFd| {
             fdpass::send(sock, data, &[fd.as_raw_fd()]).context(|| "cannot send a mount to the sandbox".into())
         };
-        for layer in &c.layers {
+        let lowers = match &c.root {
+            ContainerRoot::Dir(d) => std::slice::from_ref(d),
+            ContainerRoot::Overlay { lowers, .. } => lowers.as_slice(),
+        };
+        for layer in lowers {
             send(&[protocol::LOWER], &idmapped(layer, userns, 0, false)?)?;
         }
         for (i, m) in c.mounts.iter().enumerate() {
@@ -178,9 +186,16 @@ impl Sandbox {
             }
         }
         let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).unwrap_or_default();
-        let pid = children.split_whitespace().next().and_then(|p| p.parse().ok());
+        let pid: Option<libc::pid_t> = children.split_whitespace().next().and_then(|p| p.parse().ok());
         self.program_pid = pid;
-        pid.ok_or_else(|| Error::Setup("the sandbox's program is gone".into()))
+        let pid = pid.ok_or_else(|| Error::Setup("the sandbox's program is gone".into()))?;
+        if let Some(adj) = self.spec.container.as_ref().and_then(|c| c.oom_score_adj) {
+            // From the host: lowering a score takes privileges the sandbox does not have.
+            let p = std::path::PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+            sys::write_file(&p, adj.to_string().as_bytes())
+                .context(|| format!("process.oomScoreAdj {adj}: cannot write {}", p.display()))?;
+        }
+        Ok(pid)
     }
 
     /// `start`: lets the held program `execve`.

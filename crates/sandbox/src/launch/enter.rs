@@ -59,17 +59,14 @@ const PID: u8 = b'P';
 /// a single-threaded process.
 pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Result<()>) -> Result<libc::pid_t> {
     let v2 = target.kind == SandboxKind::V2;
-    let filter = match (v2, &target.seccomp) {
-        (true, _) => crate::seccomp::policy_v2(false).compile(),
-        (false, Some(p)) => p.policy().compile(),
-        (false, None) => crate::seccomp::policy_v1().compile(),
-    };
+    let (filter, extra_filter) = super::filters(v2, true, target.seccomp.as_ref(), false);
     let search_path = spec.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(crate::spec::DEFAULT_PATH);
     let cfg = ProgramConfig {
         argv: super::cstrings(spec.argv.iter().cloned())?,
         env: super::cstrings(spec.env.iter().cloned())?,
         search_path: search_path.to_string(),
         filter,
+        extra_filter,
         notify: v2,
         settings: Some(spec.settings.clone()),
         listen: false,

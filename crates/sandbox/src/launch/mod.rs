@@ -26,7 +26,7 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
-use crate::spec::{Access, Image, SandboxKind, SandboxSpec};
+use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 use std::ffi::CString;
@@ -88,7 +88,11 @@ impl Sandbox {
         paths.prepare()?;
         let stage = paths.stage();
         let ids = IdRange::allocate(paths)?;
-        let disk = DiskJob::spawn(paths, spec.disk_bytes)?;
+        // A container writes to its own root (`root.path`): no disk layer of fnbox's.
+        let disk = match spec.container {
+            Some(_) => None,
+            None => Some(DiskJob::spawn(paths, spec.disk_bytes)?),
+        };
         let id = format!("{}-{}", ids.slot, sys::random_hex(4));
         let limits = container::limits(spec);
         let (cg_parent, cg_name) = container::cgroup_path(spec, &id);
@@ -124,7 +128,7 @@ impl Sandbox {
         // their shim's CPU metrics): other sandboxes skip those directories.
         let cg_layout = match spec.container {
             Some(_) => layout.clone(),
-            None => layout.without(&["freezer", "cpuacct"]),
+            None => layout.without(&["freezer", "cpuacct", "cpuset"]),
         };
         // cgroup v2: the child is cloned straight into its cgroup, which must exist first. v1:
         // the launcher creates it after the clone, beside the child's own work, and moves the
@@ -163,7 +167,9 @@ impl Sandbox {
         crate::trace::mark("cloned");
         // The disk helper keeps the sandbox's mount namespace, so that tearing it down is not
         // part of the init's exit.
-        if let Ok(ns) = sys::openat(None, Path::new(&format!("/proc/{pid}/ns/mnt")), libc::O_RDONLY, 0) {
+        if let (Some(disk), Ok(ns)) =
+            (&disk, sys::openat(None, Path::new(&format!("/proc/{pid}/ns/mnt")), libc::O_RDONLY, 0))
+        {
             disk.hold(&[ns]);
         }
         let cgroup = match early.map_or_else(create_cgroup, Ok) {
@@ -225,7 +231,7 @@ impl Sandbox {
             sock: parent_sock,
             cgroup,
             _ids: ids,
-            disk: Some(disk),
+            disk,
             sentry,
             channels: Channels::default(),
             sentry_feed,
@@ -287,11 +293,24 @@ impl Sandbox {
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
-        let disk = self.disk.as_ref().map(|d| d.take()).ok_or_else(|| Error::Setup("no disk job".into()))??;
-        mount::idmap(&disk, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
-        send(&[protocol::DISK], Some(&disk))?;
-        drop(disk);
-        crate::trace::mark("disk sent");
+        let disk = match (&self.disk, self.spec.container.as_ref().map(|c| &c.root)) {
+            (_, Some(ContainerRoot::Overlay { upper, .. })) => {
+                // The snapshot's directory, holding its upper and work directories.
+                let dir = upper.parent().ok_or_else(|| Error::Invalid(format!("{} has no parent", upper.display())))?;
+                Some(idmapped(dir, &userns, 0, false)?)
+            }
+            (_, Some(ContainerRoot::Dir(_))) => None,
+            (Some(job), None) => {
+                let disk = job.take()?;
+                mount::idmap(&disk, &userns, 0, false).context(|| "cannot idmap the writable layer".into())?;
+                Some(disk)
+            }
+            (None, None) => return Err(Error::Setup("no disk job".into())),
+        };
+        if let Some(disk) = disk {
+            send(&[protocol::DISK], Some(&disk))?;
+            crate::trace::mark("disk sent");
+        }
         send(&[protocol::GO], None)
     }
 
@@ -372,9 +391,14 @@ fn may_hold_fifos(root: &Path) -> bool {
 /// sandbox) with mode 000, so nothing in the sandbox, the Sentry included, may enter it. A
 /// path the kernel resolves into it fails with `EACCES`, which is how the Sentry learns that
 /// a path led (through a symlink or `..`) into its synthetic `/proc`.
+/// The source name of v2's `/proc` placeholder.
+pub(crate) const PROC_PLACEHOLDER: &str = "fnbox-proc";
+
 fn proc_placeholder() -> Result<OwnedFd> {
     let fail = || "cannot create v2's /proc placeholder".to_string();
     let fs = crate::sys::mount::FsContext::open("tmpfs").context(fail)?;
+    // The Sentry's mountinfo shows this mount, by its source, as the procfs it stands for.
+    fs.set_string("source", PROC_PLACEHOLDER).context(fail)?;
     fs.set_string("mode", "0").context(fail)?;
     fs.set_string("size", "4k").context(fail)?;
     fs.mount(abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)
@@ -456,22 +480,36 @@ fn cstrings(items: impl IntoIterator<Item = String>) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// A program's seccomp filter (empty: none), and a second one to install before it: v1 runs
+/// a container's own profile, none for a container without one (as the OCI spec says), or
+/// fnbox's default; v2 the Sentry's filter, after a container's profile if it has one.
+fn filters(
+    v2: bool,
+    container: bool,
+    profile: Option<&crate::seccomp::profile::Profile>,
+    report: bool,
+) -> (Vec<crate::seccomp::bpf::Insn>, Option<Vec<crate::seccomp::bpf::Insn>>) {
+    match (v2, profile) {
+        (true, p) => (crate::seccomp::policy_v2(report).compile(), p.map(|p| p.policy().compile())),
+        (false, Some(p)) => (p.policy().compile(), None),
+        (false, None) if container => (Vec::new(), None),
+        (false, None) => (crate::seccomp::policy_v1().compile(), None),
+    }
+}
+
 fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
     let env = spec.full_env();
     let search_path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
     let v2 = spec.kind == SandboxKind::V2;
     let c = spec.container.as_deref();
-    let filter = match (v2, c.and_then(|c| c.seccomp.as_ref())) {
-        (true, _) => crate::seccomp::policy_v2(spec.report.is_some()).compile(),
-        (false, Some(profile)) => profile.policy().compile(),
-        (false, None) => crate::seccomp::policy_v1().compile(),
-    };
+    let (filter, extra_filter) = filters(v2, c.is_some(), c.and_then(|c| c.seccomp.as_ref()), spec.report.is_some());
     let own_ns = |ns: Option<&crate::spec::Namespace>| ns.is_none_or(|n| *n == crate::spec::Namespace::New);
     Ok(ChildConfig {
         layout: rootfs::Layout {
             stage: stage.to_path_buf(),
             dev_size: (!v2).then(|| "65536k".to_string()),
-            tmp_in_memory: v2,
+            // A container's /tmp is what its mounts say (its root's directory otherwise).
+            tmp_in_memory: v2 && c.is_none(),
             proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },
             sys: !v2,
             container: c.map(|c| container::layout(c, spec.kind)),
@@ -481,6 +519,7 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
             env: cstrings(env.into_iter().map(|(k, v)| format!("{k}={v}")))?,
             search_path,
             filter,
+            extra_filter,
             notify: v2,
             settings: c.map(|c| c.process.clone()),
             listen: spec.listen_fd.is_some(),

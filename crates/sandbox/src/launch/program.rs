@@ -20,7 +20,11 @@ pub struct ProgramConfig {
     pub env: Vec<CString>,
     /// `PATH` used to find `argv[0]`.
     pub search_path: String,
+    /// Empty: no filter (a v1 container whose spec has no `linux.seccomp`).
     pub filter: Vec<seccomp::bpf::Insn>,
+    /// v2 containers: the bundle's own profile, installed before the Sentry's filter; the
+    /// kernel applies both, the stricter answer winning (an errno over the Sentry's notice).
+    pub extra_filter: Option<Vec<seccomp::bpf::Insn>>,
     /// v2: the filter hands syscalls to the Sentry; its listener is sent on the Sentry socket.
     pub notify: bool,
     /// `None`: fnbox's own programs (root of the sandbox, Docker's capabilities).
@@ -69,14 +73,23 @@ fn prepare(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>) -> Result<
     if s.is_some_and(|s| s.terminal) {
         super::terminal::attach(report, s.map_or(0, |s| s.uid), s.map_or(0, |s| s.gid))?;
     }
+    // A program allowed new privileges (setuid binaries) gets its filters while this process
+    // may still install them without no_new_privs (that takes CAP_SYS_ADMIN, dropped next).
+    let keep_privs = s.is_some_and(|s| !s.no_new_privs);
     if cfg.notify {
+        if let Some(f) = &cfg.extra_filter {
+            seccomp::install(f, seccomp::InstallFlags { keep_privs, ..Default::default() })
+                .map_err(|e| format!("cannot install the bundle's seccomp filter: {e}"))?;
+        }
+        if keep_privs {
+            // The filter first; identity then goes through the Sentry, which sees it change.
+            hand_to_sentry(cfg, sentry, true)?;
+            return apply_settings(s);
+        }
         // v2: identity first (its calls would otherwise wait on the Sentry), then the filter.
         apply_settings(s)?;
-        return hand_to_sentry(cfg, sentry);
+        return hand_to_sentry(cfg, sentry, false);
     }
-    // A program allowed new privileges (setuid binaries) gets its filter while this process
-    // may still install one without no_new_privs (that takes CAP_SYS_ADMIN, dropped next).
-    let keep_privs = s.is_some_and(|s| !s.no_new_privs);
     if keep_privs {
         install(cfg, true)?;
     }
@@ -88,6 +101,9 @@ fn prepare(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>) -> Result<
 }
 
 fn install(cfg: &ProgramConfig, keep_privs: bool) -> Result<(), String> {
+    if cfg.filter.is_empty() {
+        return Ok(()); // a container without a profile (v1)
+    }
     seccomp::install(&cfg.filter, seccomp::InstallFlags { keep_privs, ..Default::default() })
         .map(drop)
         .map_err(|e| format!("cannot install the seccomp filter: {e}"))
@@ -157,7 +173,7 @@ fn exec_failed(sock: RawFd, errno: i32) -> ! {
 
 /// v2: installs the program's filter (from the syscall table) and sends its listener and the
 /// sandbox root to the Sentry. From here on every emulated call waits for the Sentry.
-fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>) -> Result<(), String> {
+fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) -> Result<(), String> {
     let sentry = sentry.ok_or("no Sentry socket")?;
     // The init made itself non-dumpable, and this process still runs the init's image (whose
     // memory belongs to the host's user namespace): the Sentry could not read our execve
@@ -165,9 +181,10 @@ fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>) -> Result<(), Stri
     sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(|e| format!("prctl: {e}"))?;
     let root = sys::openat(None, std::path::Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| format!("open /: {e}"))?;
-    let listener = seccomp::install(&cfg.filter, seccomp::InstallFlags { listener: true, ..Default::default() })
-        .map_err(|e| format!("cannot install the seccomp filter: {e}"))?
-        .ok_or("no listener")?;
+    let listener =
+        seccomp::install(&cfg.filter, seccomp::InstallFlags { listener: true, keep_privs, ..Default::default() })
+            .map_err(|e| format!("cannot install the seccomp filter: {e}"))?
+            .ok_or("no listener")?;
     fdpass::send(sentry, &[msg::SENTRY_FDS], &[listener.as_raw_fd(), root.as_raw_fd()])
         .map_err(|e| format!("cannot reach the Sentry: {e}"))?;
     Ok(())

@@ -1,10 +1,11 @@
 //! An OCI container's root: its mounts, masked and read-only paths, applied inside the new
 //! root before `pivot_root`; and the layers of a rootfs that is an overlay mount (what
-//! containerd's snapshotter hands over), which fnbox stacks under its own writable layer.
+//! containerd's snapshotter hands over), which the sandbox mounts again as an overlay of its own
+//! writing to the same upper directory.
 
 use super::{dev, err, make_mountpoint};
 use crate::error::{Error, Result};
-use crate::spec::{Mount, MountKind};
+use crate::spec::{ContainerRoot, Mount, MountKind};
 use crate::sys::{abi, mount};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,7 +18,12 @@ pub struct ContainerLayout {
     pub masked: Vec<PathBuf>,
     pub readonly: Vec<PathBuf>,
     pub readonly_root: bool,
-    /// v2: no `/sys` or cgroup filesystem, `/dev` without a size cap (it counts as memory).
+    /// An overlay root: the names of its upper and work directories in the directory sent as
+    /// the disk. `None`: the one lower layer is the root itself.
+    pub overlay: Option<(String, String)>,
+    /// `linux.sysctl`: paths below `/proc/sys` and values.
+    pub sysctl: Vec<(String, String)>,
+    /// v2: `/dev` without a size cap (it counts as memory).
     pub v2: bool,
 }
 
@@ -36,6 +42,9 @@ pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<Owned
         };
         mount_fs(&target, &m.target, fstype, source, *flags, data, layout.v2)?;
     }
+    if !layout.sysctl.is_empty() {
+        write_sysctls(root, &layout.sysctl)?;
+    }
     for p in &layout.masked {
         dev::mask(&secure_join(root, p))?;
     }
@@ -43,6 +52,26 @@ pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<Owned
         dev::make_readonly(&secure_join(root, p))?;
     }
     Ok(())
+}
+
+/// Writes the sysctls through a procfs of the sandbox's own, mounted for the moment beside the
+/// root (the container's `/proc` may be v2's placeholder, or none): the values land in the
+/// sandbox's namespaces; one that is not theirs to set (a host-wide sysctl) fails the start.
+fn write_sysctls(root: &Path, sysctl: &[(String, String)]) -> Result<()> {
+    let at = root.with_file_name("sysctl");
+    make_mountpoint(&at, true)?;
+    mount::mount(Some("proc"), &at, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
+        .map_err(|e| err("cannot mount a procfs on", &at, e))?;
+    let r = sysctl.iter().try_for_each(|(k, v)| {
+        std::fs::write(at.join("sys").join(k), v.as_bytes()).map_err(|e| {
+            Error::Setup(format!(
+                "linux.sysctl {}: cannot set it to {v}: {e} (only sysctls of the container's own namespaces can be set)",
+                k.replace('/', ".")
+            ))
+        })
+    });
+    let _ = mount::umount2(&at, libc::MNT_DETACH);
+    r
 }
 
 fn is_dir(fd: &OwnedFd) -> bool {
@@ -59,7 +88,6 @@ fn mount_fs(at: &Path, shown: &Path, fstype: &str, source: &str, flags: u64, dat
     let flags = flags as libc::c_ulong;
     let data = (!data.is_empty()).then_some(data);
     match fstype {
-        "sysfs" | "cgroup" | "cgroup2" if v2 => Ok(()),
         "tmpfs" if shown == Path::new("/dev") => {
             let size = data.and_then(|d| d.split(',').find_map(|o| o.strip_prefix("size=")));
             dev::mount_dev(at, if v2 { None } else { size })
@@ -129,29 +157,37 @@ fn rev_parts(p: &Path) -> Vec<OsString> {
     v
 }
 
-/// The layers of a root filesystem, topmost first: an overlay mount's upper and lower
-/// directories (containerd's overlay snapshotter), or the directory itself. An overlay mount
-/// cannot be idmapped; its layers can, and fnbox stacks them under its own writable layer.
-pub fn layers_of(rootfs: &Path) -> Result<Vec<PathBuf>> {
+/// A container's root filesystem: an overlay mount's upper, work and lower directories
+/// (containerd's overlay snapshotter), or the directory itself. An overlay mount cannot be
+/// idmapped; its layers can, and the sandbox mounts an overlay of its own on them.
+pub fn root_of(rootfs: &Path) -> Result<ContainerRoot> {
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::Setup(format!("cannot read /proc/self/mountinfo: {e}")))?;
-    match overlay_layers(&info, rootfs) {
-        Some(layers) => {
-            if let Some(rel) = layers.iter().find(|l| !l.is_absolute()) {
-                return Err(Error::Setup(format!(
-                    "the rootfs {} is an overlay mount with a relative layer path ({}): mount it with absolute paths",
-                    rootfs.display(),
-                    rel.display()
-                )));
-            }
-            Ok(layers)
+    let Some(o) = overlay_layers(&info, rootfs) else { return Ok(ContainerRoot::Dir(rootfs.to_path_buf())) };
+    let bad = |why: &str| {
+        Err(Error::Setup(format!("the rootfs {} is an overlay mount {why}: fnbox cannot rebuild it", rootfs.display())))
+    };
+    if let Some(rel) = o.upper.iter().chain(&o.work).chain(&o.lowers).find(|l| !l.is_absolute()) {
+        return bad(&format!("with a relative layer path ({}); mount it with absolute paths", rel.display()));
+    }
+    match (o.upper, o.work) {
+        (Some(upper), Some(work)) if upper.parent().is_some() && upper.parent() == work.parent() => {
+            Ok(ContainerRoot::Overlay { upper, work, lowers: o.lowers })
         }
-        None => Ok(vec![rootfs.to_path_buf()]),
+        (Some(_), Some(_)) => bad("whose upper and work directories are not in the same directory"),
+        _ => bad("without an upper directory (read-only); give root.readonly and a directory instead"),
     }
 }
 
+struct OverlayDirs {
+    upper: Option<PathBuf>,
+    work: Option<PathBuf>,
+    /// Topmost first.
+    lowers: Vec<PathBuf>,
+}
+
 /// Parses the topmost mount at `at` in a mountinfo text; its layers if it is an overlay.
-fn overlay_layers(mountinfo: &str, at: &Path) -> Option<Vec<PathBuf>> {
+fn overlay_layers(mountinfo: &str, at: &Path) -> Option<OverlayDirs> {
     let mut found = None;
     for line in mountinfo.lines() {
         let Some((left, right)) = line.split_once(" - ") else { continue };
@@ -162,19 +198,19 @@ fn overlay_layers(mountinfo: &str, at: &Path) -> Option<Vec<PathBuf>> {
         let fstype = r.next().unwrap_or_default();
         let opts = r.nth(1).unwrap_or_default();
         found = (fstype == "overlay").then(|| {
-            let mut upper = Vec::new();
-            let mut lower = Vec::new();
+            let mut d = OverlayDirs { upper: None, work: None, lowers: Vec::new() };
             for o in opts.split(',') {
                 if let Some(v) = o.strip_prefix("upperdir=") {
-                    upper.push(PathBuf::from(unescape(v)));
+                    d.upper = Some(PathBuf::from(unescape(v)));
+                } else if let Some(v) = o.strip_prefix("workdir=") {
+                    d.work = Some(PathBuf::from(unescape(v)));
                 } else if let Some(v) = o.strip_prefix("lowerdir=") {
-                    lower.extend(v.split(':').filter(|s| !s.is_empty()).map(|s| PathBuf::from(unescape(s))));
+                    d.lowers.extend(v.split(':').filter(|s| !s.is_empty()).map(|s| PathBuf::from(unescape(s))));
                 } else if let Some(v) = o.strip_prefix("lowerdir+=") {
-                    lower.push(PathBuf::from(unescape(v)));
+                    d.lowers.push(PathBuf::from(unescape(v)));
                 }
             }
-            upper.extend(lower);
-            upper
+            d
         });
     }
     found
@@ -209,9 +245,10 @@ mod tests {
 102 29 0:53 / /run/c\\040d/rootfs rw - ext4 /dev/vda rw
 ";
         let l = overlay_layers(info, Path::new("/run/b/rootfs")).unwrap();
-        assert_eq!(l, ["/s/4/fs", "/s/3/fs", "/s/2/fs"].map(PathBuf::from));
-        assert_eq!(overlay_layers(info, Path::new("/run/c d/rootfs")), None);
-        assert_eq!(overlay_layers(info, Path::new("/elsewhere")), None);
+        assert_eq!(l.lowers, ["/s/3/fs", "/s/2/fs"].map(PathBuf::from));
+        assert_eq!((l.upper.unwrap(), l.work.unwrap()), (PathBuf::from("/s/4/fs"), PathBuf::from("/s/4/work")));
+        assert!(overlay_layers(info, Path::new("/run/c d/rootfs")).is_none());
+        assert!(overlay_layers(info, Path::new("/elsewhere")).is_none());
     }
 
     #[test]

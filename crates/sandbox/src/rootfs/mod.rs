@@ -193,18 +193,33 @@ fn lower_name(i: usize) -> String {
 /// Returns a detached copy of the writable layer's mount (not for containers), which the
 /// init keeps to put copy-on-write binds attached later on it (see [`attach_cow`]): after
 /// `pivot_root`, the layer is mounted nowhere in the sandbox.
-pub fn finish(staged: Staged, disk: OwnedFd, attached: &mut [Option<OwnedFd>]) -> Result<Option<OwnedFd>> {
+pub fn finish(staged: Staged, disk: Option<OwnedFd>, attached: &mut [Option<OwnedFd>]) -> Result<Option<OwnedFd>> {
     let stage = &staged.stage;
     let disk_dir = stage.join("disk");
     let root = stage.join("root");
     let lowers: Vec<String> = (0..staged.lowers).map(lower_name).collect();
-    mount::move_mount_to(&disk, &disk_dir).map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
     // Layers named relative to the staging directory: overlayfs shows its options as given in
     // the sandbox's mountinfo, and the staging directory's path is the host's run directory.
     std::env::set_current_dir(stage).map_err(|e| err("cannot enter", stage, e))?;
-    let opts = format!("lowerdir={},upperdir=disk/upper,workdir=disk/work,userxattr", lowers.join(":"));
-    mount::mount(Some("fnbox-root"), Path::new("root"), Some("overlay"), 0, Some(&opts))
-        .map_err(|e| err("cannot mount the root overlay on", &root, e))?;
+    let (upper, work) = match staged.container.as_ref().map(|c| &c.overlay) {
+        Some(Some((u, w))) => (u.as_str(), w.as_str()),
+        Some(None) => ("", ""),
+        None => ("upper", "work"),
+    };
+    match disk {
+        Some(disk) => {
+            mount::move_mount_to(&disk, &disk_dir)
+                .map_err(|e| err("cannot attach the writable layer at", &disk_dir, e))?;
+            let opts = format!("lowerdir={},upperdir=disk/{upper},workdir=disk/{work},userxattr", lowers.join(":"));
+            mount::mount(Some("fnbox-root"), Path::new("root"), Some("overlay"), 0, Some(&opts))
+                .map_err(|e| err("cannot mount the root overlay on", &root, e))?;
+        }
+        // A container's root directory, written in place.
+        None if staged.container.is_some() && lowers.len() == 1 => {
+            move_to(&stage.join(&lowers[0]), &root).map_err(|e| err("cannot move the root to", &root, e))?
+        }
+        None => return Err(Error::Setup("no writable layer for the root".into())),
+    }
     for (i, m) in staged.moves.iter().enumerate() {
         let to = inside(&root, &m.to);
         make_mountpoint(&to, m.dir)?;

@@ -459,6 +459,8 @@ impl Sentry {
     }
 
     pub(super) fn exec(&self, call: &Call) -> Reply {
+        // A set-user-ID program (a container may allow them) changes its ids at execve.
+        let _ = self.creds_changed();
         if call.nr == libc::SYS_execveat {
             self.check_then_continue(call, call.arg_fd(0), 1, call.args[4] as i32, Some(false))
         } else {

@@ -11,9 +11,9 @@ pub struct Container {
     /// Build everything, then hold the program just before `execve` until the launcher says
     /// start (`create` then `start`).
     pub hold: bool,
-    /// The root's layers, topmost first (the directories of an overlay mount, or the rootfs
-    /// directory itself). fnbox's disk-backed writable layer goes on top.
-    pub layers: Vec<PathBuf>,
+    /// The root filesystem, written in place as the OCI spec says (`root.path`): no layer of
+    /// fnbox's goes on top.
+    pub root: ContainerRoot,
     pub readonly_root: bool,
     /// Mounts, in the order `config.json` lists them.
     pub mounts: Vec<Mount>,
@@ -27,14 +27,46 @@ pub struct Container {
     pub gid_map: Vec<IdMapping>,
     pub resources: Resources,
     pub process: ProcessSettings,
-    /// v1's seccomp profile; `None`: fnbox's default (Docker's profile).
+    /// The bundle's seccomp profile: v1 runs it instead of its own (none when `None`), v2 with the Sentry's.
     pub seccomp: Option<crate::seccomp::profile::Profile>,
     /// `None`: keep the UTS namespace's name (a joined or shared namespace).
     pub hostname: Option<String>,
     /// The cgroup's path below each hierarchy's root, when the container names one.
     pub cgroup_path: Option<String>,
+    /// `linux.sysctl`: paths below `/proc/sys` and their values, written in the container's
+    /// namespaces before its masks and read-only paths are applied.
+    pub sysctl: Vec<(String, String)>,
+    /// `process.oomScoreAdj`, written for the program by the launcher (host root).
+    pub oom_score_adj: Option<i32>,
     /// A Unix socket to send the terminal's master side to (`terminal: true`).
     pub console_socket: Option<PathBuf>,
+}
+
+/// A container's root filesystem (see docs/architecture.md, "OCI containers").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ContainerRoot {
+    /// A directory, bound (idmapped) as the root itself.
+    Dir(PathBuf),
+    /// An overlay mount (containerd's overlay snapshotter): an overlay cannot be idmapped, its
+    /// layers can, so the sandbox mounts a new overlay on the same layers, writing to the same
+    /// upper directory. `upper` and `work` are siblings (one directory is idmapped for both).
+    Overlay { upper: PathBuf, work: PathBuf, lowers: Vec<PathBuf> },
+}
+
+impl Default for ContainerRoot {
+    fn default() -> Self {
+        Self::Dir(PathBuf::from("/nonexistent"))
+    }
+}
+
+impl ContainerRoot {
+    /// Every directory it is made of.
+    pub fn dirs(&self) -> Vec<&PathBuf> {
+        match self {
+            Self::Dir(d) => vec![d],
+            Self::Overlay { upper, work, lowers } => [upper, work].into_iter().chain(lowers).collect(),
+        }
+    }
 }
 
 /// How the sandbox gets one of the namespaces an OCI spec may share.
@@ -59,13 +91,17 @@ pub struct IdMapping {
 }
 
 /// Cgroup limits in the units OCI specs use; `None` leaves the kernel's default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     pub memory_bytes: Option<u64>,
     pub cpu_quota_us: Option<u64>,
     pub cpu_period_us: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub pids_max: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub memory_reservation: Option<u64>,
+    pub swappiness: Option<u64>,
 }
 
 /// A mount of the container, applied inside its root before `pivot_root`.

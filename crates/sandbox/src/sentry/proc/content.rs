@@ -93,6 +93,8 @@ fn stat(host: i32, ns: i32) -> SysResult<Vec<u8>> {
     Ok(format!("{ns} {comm} {}", f.join(" ")).into_bytes())
 }
 
+use crate::launch::PROC_PLACEHOLDER;
+
 /// The sandbox's mounts, with nothing of the host in them (see [`sanitize_mounts`]).
 fn mounts(host: i32, info: bool) -> SysResult<Vec<u8>> {
     let raw = String::from_utf8_lossy(&host_file(host, if info { "mountinfo" } else { "mounts" })?).into_owned();
@@ -118,6 +120,13 @@ fn sanitize_mounts(raw: &str, info: bool) -> String {
                 continue;
             }
             f[3] = "/".into();
+            if f[dash + 2] == PROC_PLACEHOLDER {
+                // The placeholder under the Sentry's /proc: shown as what the program sees.
+                f[5] = "rw,nosuid,nodev,noexec,relatime".into();
+                f[dash + 1] = "proc".into();
+                f[dash + 2] = "proc".into();
+                f[dash + 3] = "rw".into();
+            }
             f[dash + 2] = neutral(&f[dash + 2], &f[dash + 1]);
             f[dash + 3] = only_rw(&f[dash + 3]).into();
             f.truncate(dash + 4);
@@ -125,6 +134,11 @@ fn sanitize_mounts(raw: &str, info: bool) -> String {
             // source mountpoint fstype options dump pass
             if f.len() < 4 {
                 continue;
+            }
+            if f[0] == PROC_PLACEHOLDER {
+                f[0] = "proc".into();
+                f[2] = "proc".into();
+                f[3] = "rw".into();
             }
             f[0] = neutral(&f[0], &f[2]);
             let mount_ro = f[3].split(',').any(|o| o == "ro");
@@ -370,6 +384,7 @@ mod tests {
 71 85 254:0 /var/lib/fnbox/code/ab12 /code ro,nosuid,nodev,relatime,idmapped - ext4 /dev/vda rw,discard
 74 85 0:44 / /dev rw,nosuid,noexec,relatime shared:4 - tmpfs tmpfs rw,size=0k,mode=755,uid=1364525056,gid=1364525056
 85 45 0:46 / / rw,relatime - overlay fnbox-root rw,lowerdir=/run/fnbox/stage/lower,upperdir=/run/fnbox/stage/disk/upper
+86 85 0:47 / /proc ro,nosuid,nodev,noexec,relatime - tmpfs fnbox-proc rw,size=4k,mode=000,uid=1364525056
 ";
 
     #[test]
@@ -382,6 +397,7 @@ mod tests {
         assert_eq!(lines[1], "71 85 254:0 / /code ro,nosuid,nodev,relatime,idmapped - ext4 ext4 rw");
         assert_eq!(lines[2], "74 85 0:44 / /dev rw,nosuid,noexec,relatime shared:4 - tmpfs tmpfs rw");
         assert_eq!(lines[3], "85 45 0:46 / / rw,relatime - overlay fnbox-root rw");
+        assert_eq!(lines[4], "86 85 0:47 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw");
     }
 
     #[test]
