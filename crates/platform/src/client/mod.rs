@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod pack;
+pub mod trigger;
 
 use crate::error::{Error, Result};
 use crate::function::DeployRequest;
@@ -23,7 +24,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn admin(&self) -> Result<Client> {
+    pub(crate) fn admin(&self) -> Result<Client> {
         Client::new(&self.server, Some(crate::auth::read_admin_token(&self.data_dir)?))
     }
 }
@@ -35,7 +36,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
