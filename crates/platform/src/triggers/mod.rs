@@ -253,6 +253,12 @@ impl Runner {
         let mut out = Vec::new();
         let mut gone = Vec::new();
         for (id, e) in self.cron().iter_mut() {
+            if e.last > now + 60 {
+                // The clock was set back by more than a slot (or was far ahead when the last
+                // slot fired): start again from now rather than wait for the old time.
+                eprintln!("fnbox serve: trigger {id}: the clock went back before its last slot: scheduling from now");
+                e.last = now;
+            }
             let Some(slot) = e.schedule.last_between(e.last, now) else { continue };
             match registry.set_last_slot(id, slot) {
                 Ok(true) => {
@@ -474,6 +480,13 @@ mod tests {
         let r = runner(&reg, &clock);
         assert_eq!(slots(&r), vec![start - 30 + 50 * 60]);
         assert!(slots(&r).is_empty());
+        // The clock set far ahead, then back: the schedule goes on from the new now.
+        clock.store(start + 400 * 86_400, Ordering::SeqCst);
+        assert_eq!(slots(&r).len(), 1);
+        clock.store(start + 270 + 50 * 60, Ordering::SeqCst); // 10:55:00
+        assert!(slots(&r).is_empty(), "the slot at the time the clock was set back to fires with the next");
+        clock.store(start + 270 + 55 * 60, Ordering::SeqCst); // 11:00:00
+        assert_eq!(slots(&r), vec![start - 30 + 60 * 60]);
         // Removed: the registry says so, and the runner drops it.
         reg.remove_trigger(&t.id).unwrap();
         clock.store(start + 3600, Ordering::SeqCst);

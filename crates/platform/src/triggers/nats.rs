@@ -319,9 +319,13 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m
         published: super::calls::since_epoch(d.published_ns),
         last_attempt,
     };
-    let answer: &[u8] = match run.call(p).await {
-        Ok(_) => b"+ACK",
-        Err(_) if !last_attempt => b"-NAK",
+    let answer: Vec<u8> = match run.call(p).await {
+        Ok(_) => b"+ACK".to_vec(),
+        // Redelivered after 1, 2, 4 s.
+        Err(_) if !last_attempt => {
+            let delay = Duration::from_secs(1 << d.delivered.saturating_sub(1).min(6));
+            format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes()
+        }
         Err(got) => {
             if let Some(dl) = &src.dead_letter {
                 let headers = vec![
@@ -344,10 +348,10 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m
                     format!("message {id} failed {} times: dropped (no --dead-letter subject)", d.delivered),
                 );
             }
-            b"+TERM"
+            b"+TERM".to_vec()
         }
     };
-    let _ = conn.publish(reply, None, &[], answer).await;
+    let _ = conn.publish(reply, None, &[], &answer).await;
 }
 
 #[cfg(test)]

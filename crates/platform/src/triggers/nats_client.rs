@@ -77,7 +77,7 @@ fn headers_of(head: &str) -> Vec<(String, String)> {
 }
 
 impl Conn {
-    /// Connects to `server` (`nats://HOST:PORT`). Messages on the inbox's `pull` subject go to
+    /// Connects to `server` (`nats://HOST:PORT`). Pulled messages (on the inbox's `pull.*` subjects) go to
     /// `pulls`; its sender is dropped when the connection ends.
     pub async fn connect(server: &str, pulls: mpsc::Sender<Msg>) -> Result<Arc<Self>, String> {
         let addr = server.strip_prefix("nats://").unwrap_or(server);
@@ -118,7 +118,10 @@ impl Conn {
             .await
             .map_err(|_| format!("{server} did not finish the handshake within {} s", CONNECT_TIMEOUT.as_secs()))??;
         let inbox = format!("_INBOX.fnbox{}", crate::auth::random_hex(8));
-        w.write_all(format!("SUB {inbox}.* 1\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        // Replies on sid 1; pulled messages on sid 2 (they keep their own subject).
+        w.write_all(format!("SUB {inbox}.* 1\r\nSUB {inbox}.pull.* 2\r\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let shared = Arc::new(Shared {
             writer: tokio::sync::Mutex::new(w),
             pending: Mutex::new(HashMap::new()),
@@ -142,7 +145,7 @@ impl Conn {
 
     /// The subject pulled messages arrive on.
     pub fn pull_inbox(&self) -> String {
-        format!("{}.pull", self.inbox)
+        format!("{}.pull.1", self.inbox)
     }
 
     async fn write(&self, bytes: &[u8]) -> Result<(), String> {
@@ -253,11 +256,11 @@ async fn read_loop(
         let mut words = line.split_whitespace();
         let op = words.next().unwrap_or("").to_ascii_uppercase();
         let args: Vec<&str> = words.collect();
-        let (subject, reply, head_len, total) = match (op.as_str(), args.as_slice()) {
-            ("MSG", [s, _sid, n]) => (*s, None, 0, n.parse().ok()),
-            ("MSG", [s, _sid, rp, n]) => (*s, Some(*rp), 0, n.parse().ok()),
-            ("HMSG", [s, _sid, h, n]) => (*s, None, h.parse().unwrap_or(usize::MAX), n.parse().ok()),
-            ("HMSG", [s, _sid, rp, h, n]) => (*s, Some(*rp), h.parse().unwrap_or(usize::MAX), n.parse().ok()),
+        let (subject, sid, reply, head_len, total) = match (op.as_str(), args.as_slice()) {
+            ("MSG", [s, sid, n]) => (*s, *sid, None, 0, n.parse().ok()),
+            ("MSG", [s, sid, rp, n]) => (*s, *sid, Some(*rp), 0, n.parse().ok()),
+            ("HMSG", [s, sid, h, n]) => (*s, *sid, None, h.parse().unwrap_or(usize::MAX), n.parse().ok()),
+            ("HMSG", [s, sid, rp, h, n]) => (*s, *sid, Some(*rp), h.parse().unwrap_or(usize::MAX), n.parse().ok()),
             ("PING", _) => {
                 let mut w = shared.writer.lock().await;
                 if w.write_all(b"PONG\r\n").await.is_err() {
@@ -284,12 +287,14 @@ async fn read_loop(
             headers: headers_of(&head),
             payload: Bytes::from(buf).slice(head_len..),
         };
-        let Some(token) = subject.strip_prefix(&prefix) else { continue };
-        if token == "pull" {
+        if sid == "2" {
             if pulls.send(msg).await.is_err() {
                 return "the consumer stopped".into();
             }
-        } else if let Some(tx) = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(token) {
+            continue;
+        }
+        let Some(token) = subject.strip_prefix(&prefix) else { continue };
+        if let Some(tx) = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(token) {
             let _ = tx.send(msg);
         }
     }
