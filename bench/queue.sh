@@ -76,7 +76,7 @@ elif cmd == "drained":
     while time.time() < deadline:
         i = js("CONSUMER.INFO.BENCH." + name)
         if "error" not in i and i["num_pending"] == 0 and i["num_ack_pending"] == 0:
-            print("%.6f" % time.time()); sys.exit(0)
+            print("%.6f" % time.monotonic()); sys.exit(0)
         time.sleep(0.02)
     sys.exit("not drained")
 PY
@@ -87,7 +87,7 @@ py() { python3 "$DATA/nats.py" "$NATS_PORT" "$@"; }
 wrk -t1 -c4 -d2s "http://127.0.0.1:$FN_PORT/fn/echo/" >/dev/null
 
 py publish "$N"
-T0=$(date +%s.%N)
+T0=$(python3 -c 'import time; print("%.6f" % time.monotonic())')
 ID=$("$FNBOX" trigger create echo --nats bench.q --stream BENCH --nats-server "nats://127.0.0.1:$NATS_PORT" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 T1=$(py drained "fnbox-$ID")
 QRATE=$(awk -v n="$N" -v a="$T0" -v b="$T1" 'BEGIN { printf "%.0f", n / (b - a) }')

@@ -369,7 +369,10 @@ fn nats_back_pressure_and_at_least_once_across_kill_9() {
     std::thread::sleep(Duration::from_secs(4));
     let info = c.js(&format!("CONSUMER.INFO.fnbox-{id}.fnbox-{id}"));
     let (pending, in_flight) = (info["num_pending"].as_u64().unwrap(), info["num_ack_pending"].as_u64().unwrap());
-    assert!(in_flight <= 2, "fnbox took {in_flight} messages while its one instance was busy: {info}");
+    // One running, two waiting in the function's queue (the consumer's prefetch), and at most
+    // two more on their way (an ack not yet seen by the broker, a message between its pull
+    // and the queue): far from the 1500, and from max-in-flight (10).
+    assert!(in_flight <= 5, "fnbox took {in_flight} messages while its one instance was busy: {info}");
     assert!(pending >= 1490, "the messages should wait in the stream: {info}");
     let grown = s.rss_kib().saturating_sub(rss_before);
     assert!(grown < 6 << 10, "fnbox serve grew by {grown} KiB while 12 MiB waited in the stream");

@@ -489,7 +489,7 @@ mod tests {
         assert_eq!(slots(&r), vec![start - 30 + 60 * 60]);
         // Removed: the registry says so, and the runner drops it.
         reg.remove_trigger(&t.id).unwrap();
-        clock.store(start + 3600, Ordering::SeqCst);
+        clock.store(start + 3600 + 300, Ordering::SeqCst);
         assert!(slots(&r).is_empty() && r.cron().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,8 +4,8 @@
 //! acknowledged only once the function answered < 300, retried (redelivered) up to
 //! [`RETRIES`] times otherwise, then published to the dead-letter subject if one is set and
 //! terminated. Messages are pulled only while the trigger has fewer than `max_in_flight` in
-//! flight and the function has room (`Pool::spare`): at max scale with every instance busy,
-//! messages wait in the stream, not in fnbox's memory. A message whose call was under way
+//! flight and the function has room (`Pool::room`, plus [`PREFETCH`] waiting in its queue):
+//! at max scale with every instance busy, messages wait in the stream, not in fnbox's memory. A message whose call was under way
 //! when fnbox died is redelivered after the consumer's ack wait (at least once).
 
 use super::nats_client::{valid_subject, Conn, JsError, Msg};
@@ -22,6 +22,8 @@ pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 /// How long one pull request stays open on the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Messages a consumer may have waiting in its function's queue (see `consume`).
+const PREFETCH: i64 = 2;
 /// The subject of the message, for the function.
 const SUBJECT_HEADER: &str = "x-fnbox-subject";
 
@@ -235,7 +237,11 @@ async fn consume(
             return format!("the connection to {} ended: {why}", src.server);
         }
         let Some(pool) = p.pool(&t.function) else { return format!("function {} is gone", t.function) };
-        let room = (src.max_in_flight as usize).saturating_sub(in_flight.load(Ordering::SeqCst)).min(pool.spare());
+        // A few messages may wait in the function's queue, so an instance that finishes finds
+        // the next one there rather than after a pull's round trip; never more than PREFETCH.
+        let room = (src.max_in_flight as usize)
+            .saturating_sub(in_flight.load(Ordering::SeqCst))
+            .min((pool.room() + PREFETCH).max(0) as usize);
         if room == 0 {
             // Back-pressure: nothing is pulled until a call ends.
             let _ = tokio::time::timeout(Duration::from_millis(200), done.notified()).await;
