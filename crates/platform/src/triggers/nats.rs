@@ -4,7 +4,7 @@
 //! acknowledged only once the function answered < 300, retried (redelivered) up to
 //! [`RETRIES`] times otherwise, then published to the dead-letter subject if one is set and
 //! terminated. Messages are pulled only while the trigger has fewer than `max_in_flight` in
-//! flight and the function has room (`Pool::room`, plus [`PREFETCH`] waiting in its queue):
+//! flight and the function has room (`Pool::room`, plus `PREFETCH` waiting in its queue):
 //! at max scale with every instance busy, messages wait in the stream, not in fnbox's memory. A message whose call was under way
 //! when fnbox died is redelivered after the consumer's ack wait (at least once).
 
