@@ -16,7 +16,8 @@ use std::time::Duration;
 pub enum PlatformCmd {
     /// Run the function platform: HTTP gateway, admin API and metrics on one port.
     Serve(ServeArgs),
-    /// Deploy (or redeploy) a function from a directory or a .zip.
+    /// Deploy (or redeploy) a function from a directory or a .zip, or every function of a
+    /// Scaleway serverless.yml project (-f).
     Deploy(Box<DeployArgs>),
     /// Call a function over HTTP and print its answer.
     Invoke(InvokeCli),
@@ -235,12 +236,18 @@ impl ClientArgs {
 #[derive(Args)]
 pub struct DeployArgs {
     /// 1 to 34 characters among a-z, 0-9 and '-'.
-    name: String,
+    #[arg(required_unless_present = "file")]
+    name: Option<String>,
     /// A directory or a .zip with the function's code.
-    path: PathBuf,
+    #[arg(required_unless_present = "file")]
+    path: Option<PathBuf>,
+    /// A Scaleway Serverless Framework project file: deploys its functions and schedules
+    /// (the project's directory is the code); says which keys it ignores.
+    #[arg(short = 'f', long = "file", value_name = "serverless.yml", conflicts_with_all = ["name", "path", "runtime"])]
+    file: Option<PathBuf>,
     /// python3, node or binary.
-    #[arg(long)]
-    runtime: String,
+    #[arg(long, required_unless_present = "file")]
+    runtime: Option<String>,
     /// MODULE.FUNCTION (python3, node; default handler.handle) or an executable's path (binary; default main).
     #[arg(long)]
     handler: Option<String>,
@@ -319,7 +326,7 @@ fn deploy_request(a: &DeployArgs) -> Result<DeployRequest, String> {
         None => None,
     };
     Ok(DeployRequest {
-        runtime: a.runtime.clone(),
+        runtime: a.runtime.clone().unwrap_or_default(),
         code: String::new(),
         handler: a.handler.clone(),
         memory_mb,
@@ -365,9 +372,11 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Err(e) => return fail(&e.to_string()),
             }
         }
-        PlatformCmd::Deploy(a) => match deploy_request(&a) {
-            Ok(req) => client::run(client::deploy(&a.c.target(), &a.name, &a.path, req)),
-            Err(e) => return fail(&e),
+        PlatformCmd::Deploy(a) => match (&a.file, &a.name, &a.path, deploy_request(&a)) {
+            (Some(file), ..) => client::run(client::serverless::deploy_file(&a.c.target(), file)),
+            (None, Some(name), Some(path), Ok(req)) => client::run(client::deploy(&a.c.target(), name, path, req)),
+            (None, _, _, Err(e)) => return fail(&e),
+            (None, ..) => return fail("deploy needs NAME PATH --runtime ..., or -f serverless.yml"),
         },
         PlatformCmd::Invoke(a) => {
             let t = a.c.target();

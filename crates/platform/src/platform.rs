@@ -172,8 +172,9 @@ impl Platform {
             .map_err(|e| Error::Internal(format!("the unpacking task failed: {e}")))?
     }
 
-    /// Deploys (creates or replaces) a function. True if it is new.
-    pub async fn deploy(&self, name: &str, req: DeployRequest) -> Result<(FunctionView, bool)> {
+    /// Deploys (creates or replaces) a function: its view, whether it is new, and whether
+    /// anything changed (a configuration identical to the deployed one changes nothing).
+    pub async fn deploy(&self, name: &str, req: DeployRequest) -> Result<(FunctionView, bool, bool)> {
         check_name(name)?;
         let config = req.into_config()?;
         if !self.code.has(&config.code) {
@@ -183,6 +184,13 @@ impl Platform {
             )));
         }
         let code = self.code.tree(&config.code);
+        if let Some(pool) = self.pool(name) {
+            let current = pool.current();
+            if current.function.config == config {
+                // Nothing changed (a second `fnbox deploy -f`): no new version, no restart.
+                return Ok((current.function.view(pool.instance_count()), false, false));
+            }
+        }
         self.checker.check_handler(name, &config, &code).await.map_err(|why| {
             Error::HandlerCheck(format!(
                 "handler '{}' of function '{name}' cannot be loaded: {}",
@@ -207,7 +215,7 @@ impl Platform {
         }
         self.logs.event(name, "-", format!("deployed version {version}"));
         self.update_warm_shelves();
-        Ok((view, existing.is_none()))
+        Ok((view, existing.is_none(), true))
     }
 
     pub fn remove(&self, name: &str) -> Result<()> {

@@ -88,7 +88,13 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::GET, ["functions", name]) => p.view(name).map(|v| json(200, &v)),
         (&Method::PUT, ["functions", name]) => match read_body(bodies, req, 1 << 20, "the deploy request").await {
             Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
-                Ok(d) => p.deploy(name, d).await.map(|(v, created)| json(if created { 201 } else { 200 }, &v)),
+                Ok(d) => p.deploy(name, d).await.map(|(v, created, changed)| {
+                    let mut v = serde_json::to_value(&v).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("changed".into(), changed.into());
+                    }
+                    json(if created { 201 } else { 200 }, &v)
+                }),
                 Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
             },
             Err(e) => Err(e),
