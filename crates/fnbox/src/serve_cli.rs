@@ -7,6 +7,7 @@ use fnbox_platform::function::DeployRequest;
 use fnbox_platform::gateway::conn::{self, ClientLimits};
 use fnbox_platform::instances::warm::WarmConfig;
 use fnbox_platform::server::{self, ServeOptions};
+use fnbox_platform::triggers::CreateTrigger;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +16,8 @@ use std::time::Duration;
 pub enum PlatformCmd {
     /// Run the function platform: HTTP gateway, admin API and metrics on one port.
     Serve(ServeArgs),
-    /// Deploy (or redeploy) a function from a directory or a .zip.
+    /// Deploy (or redeploy) a function from a directory or a .zip, or every function of a
+    /// Scaleway serverless.yml project (-f).
     Deploy(Box<DeployArgs>),
     /// Call a function over HTTP and print its answer.
     Invoke(InvokeCli),
@@ -42,6 +44,64 @@ pub enum PlatformCmd {
     /// Tokens that open a private function (sent in the X-Auth-Token header).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// What calls a function besides HTTP: CRON schedules and NATS JetStream subjects.
+    #[command(subcommand)]
+    Trigger(TriggerCmd),
+}
+
+#[derive(Subcommand)]
+pub enum TriggerCmd {
+    /// Make a trigger for a function: --cron 'EXPR' or --nats SUBJECT.
+    Create(Box<TriggerCreate>),
+    /// List the triggers (of one function), with the next runs of CRON triggers and the
+    /// state of queue consumers.
+    Ls {
+        function: Option<String>,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Remove a trigger.
+    Rm {
+        id: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct TriggerCreate {
+    function: String,
+    /// A CRON expression, five fields in UTC: minute hour day-of-month month day-of-week.
+    #[arg(long, value_name = "EXPR")]
+    cron: Option<String>,
+    /// CRON: JSON sent as the body of each call.
+    #[arg(long, value_name = "JSON")]
+    data: Option<String>,
+    /// A NATS subject: each message of it becomes a POST to the function (JetStream).
+    #[arg(long, value_name = "SUBJECT")]
+    nats: Option<String>,
+    /// NATS: the JetStream stream holding the subject [default: the one whose subjects cover
+    /// it, or one fnbox makes].
+    #[arg(long)]
+    stream: Option<String>,
+    /// NATS: the server, nats://HOST:PORT [default: nats://127.0.0.1:4222]. (`--server`
+    /// names the fnbox server, as for every verb.)
+    #[arg(long, value_name = "URL")]
+    nats_server: Option<String>,
+    /// NATS: where a message goes after its last failed attempt (1 + 3 retries).
+    #[arg(long, value_name = "SUBJECT")]
+    dead_letter: Option<String>,
+    /// NATS: calls in flight at most [default: 10].
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<u32>,
+    /// An SQS queue URL (not available yet: the server says so).
+    #[arg(long, value_name = "QUEUE_URL")]
+    sqs: Option<String>,
+    /// A name for the trigger, unique per function [default: its id].
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    c: ClientArgs,
 }
 
 #[derive(Subcommand)]
@@ -176,12 +236,18 @@ impl ClientArgs {
 #[derive(Args)]
 pub struct DeployArgs {
     /// 1 to 34 characters among a-z, 0-9 and '-'.
-    name: String,
+    #[arg(required_unless_present = "file")]
+    name: Option<String>,
     /// A directory or a .zip with the function's code.
-    path: PathBuf,
+    #[arg(required_unless_present = "file")]
+    path: Option<PathBuf>,
+    /// A Scaleway Serverless Framework project file: deploys its functions and schedules
+    /// (the project's directory is the code); says which keys it ignores.
+    #[arg(short = 'f', long = "file", value_name = "serverless.yml", conflicts_with_all = ["name", "path", "runtime"])]
+    file: Option<PathBuf>,
     /// python3, node or binary.
-    #[arg(long)]
-    runtime: String,
+    #[arg(long, required_unless_present = "file")]
+    runtime: Option<String>,
     /// MODULE.FUNCTION (python3, node; default handler.handle) or an executable's path (binary; default main).
     #[arg(long)]
     handler: Option<String>,
@@ -260,7 +326,7 @@ fn deploy_request(a: &DeployArgs) -> Result<DeployRequest, String> {
         None => None,
     };
     Ok(DeployRequest {
-        runtime: a.runtime.clone(),
+        runtime: a.runtime.clone().unwrap_or_default(),
         code: String::new(),
         handler: a.handler.clone(),
         memory_mb,
@@ -306,9 +372,11 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Err(e) => return fail(&e.to_string()),
             }
         }
-        PlatformCmd::Deploy(a) => match deploy_request(&a) {
-            Ok(req) => client::run(client::deploy(&a.c.target(), &a.name, &a.path, req)),
-            Err(e) => return fail(&e),
+        PlatformCmd::Deploy(a) => match (&a.file, &a.name, &a.path, deploy_request(&a)) {
+            (Some(file), ..) => client::run(client::serverless::deploy_file(&a.c.target(), file)),
+            (None, Some(name), Some(path), Ok(req)) => client::run(client::deploy(&a.c.target(), name, path, req)),
+            (None, _, _, Err(e)) => return fail(&e),
+            (None, ..) => return fail("deploy needs NAME PATH --runtime ..., or -f serverless.yml"),
         },
         PlatformCmd::Invoke(a) => {
             let t = a.c.target();
@@ -321,6 +389,31 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
         PlatformCmd::Token(TokenCmd::Create { name, c }) => client::run(client::token_create(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Ls { name, c }) => client::run(client::token_ls(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Rm { name, id, c }) => client::run(client::token_rm(&c.target(), &name, &id)),
+        PlatformCmd::Trigger(TriggerCmd::Create(a)) => {
+            let data = match a.data.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+                Some(Err(e)) => {
+                    return fail(&format!("--data is not JSON ({e}): quote it, e.g. --data '{{\"k\": 1}}'"))
+                }
+                Some(Ok(v)) => Some(v),
+                None => None,
+            };
+            let req = CreateTrigger {
+                name: a.name.clone(),
+                cron: a.cron.clone(),
+                data,
+                nats: a.nats.clone(),
+                stream: a.stream.clone(),
+                server: a.nats_server.clone(),
+                dead_letter: a.dead_letter.clone(),
+                max_in_flight: a.max_in_flight,
+                sqs: a.sqs.clone(),
+            };
+            client::run(client::trigger::create(&a.c.target(), &a.function, &req))
+        }
+        PlatformCmd::Trigger(TriggerCmd::Ls { function, c }) => {
+            client::run(client::trigger::ls(&c.target(), function.as_deref()))
+        }
+        PlatformCmd::Trigger(TriggerCmd::Rm { id, c }) => client::run(client::trigger::rm(&c.target(), &id)),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

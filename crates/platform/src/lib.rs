@@ -18,5 +18,6 @@ pub mod registry;
 pub mod runtimes;
 pub mod seal;
 pub mod server;
+pub mod triggers;
 
 pub use error::{Error, Result};

@@ -49,6 +49,29 @@ struct FunctionMetrics {
     phases: BTreeMap<(StartPath, &'static str), Histogram>,
     oom_kills: u64,
     crashes: u64,
+    /// By (trigger id, kind).
+    triggers: BTreeMap<(String, &'static str), TriggerCounters>,
+}
+
+#[derive(Default)]
+struct TriggerCounters {
+    runs: u64,
+    failures: u64,
+    retries: u64,
+    dead_lettered: u64,
+    /// From when a message was published (a CRON slot's time) to its call.
+    lag: Histogram,
+}
+
+/// How one trigger run (one call of the function for a message or a CRON slot) went.
+pub struct TriggerRun {
+    /// The function answered 300 or more, or could not be called.
+    pub failed: bool,
+    /// This was a redelivery.
+    pub retry: bool,
+    /// The message was given up on and sent to the dead-letter subject (or dropped).
+    pub dead_lettered: bool,
+    pub lag: Duration,
 }
 
 /// A function's gauges at scrape time.
@@ -108,6 +131,58 @@ impl Metrics {
             m.oom_kills += oom_kills;
             m.crashes += crashed as u64;
         });
+    }
+
+    pub fn trigger_run(&self, function: &str, trigger: &str, kind: &'static str, run: TriggerRun) {
+        self.with(function, |m| {
+            let c = m.triggers.entry((trigger.to_string(), kind)).or_default();
+            c.runs += 1;
+            c.failures += run.failed as u64;
+            c.retries += run.retry as u64;
+            c.dead_lettered += run.dead_lettered as u64;
+            c.lag.observe(run.lag);
+        });
+    }
+
+    fn render_triggers(m: &BTreeMap<String, FunctionMetrics>, out: &mut String) {
+        type Count = fn(&TriggerCounters) -> u64;
+        let counters: [(&str, &str, Count); 4] = [
+            (
+                "fnbox_trigger_runs_total",
+                "Calls made by a trigger (CRON slots, queue messages, asynchronous calls).",
+                |c| c.runs,
+            ),
+            ("fnbox_trigger_failures_total", "Trigger calls answered with 300 or more, or that failed.", |c| {
+                c.failures
+            }),
+            ("fnbox_trigger_retries_total", "Trigger calls that were a redelivery of a message.", |c| c.retries),
+            ("fnbox_trigger_dead_lettered_total", "Messages given up on after their last attempt.", |c| {
+                c.dead_lettered
+            }),
+        ];
+        for (name, help, count) in counters {
+            head(out, name, "counter", help);
+            for (f, fm) in m.iter() {
+                for ((id, kind), c) in &fm.triggers {
+                    let _ = writeln!(out, "{name}{{function=\"{f}\",trigger=\"{id}\",kind=\"{kind}\"}} {}", count(c));
+                }
+            }
+        }
+        head(
+            out,
+            "fnbox_trigger_lag_seconds",
+            "histogram",
+            "Time from a message's publication (a CRON slot) to its call.",
+        );
+        for (f, fm) in m.iter() {
+            for ((id, kind), c) in &fm.triggers {
+                c.lag.render(
+                    out,
+                    "fnbox_trigger_lag_seconds",
+                    &format!("function=\"{f}\",trigger=\"{id}\",kind=\"{kind}\""),
+                );
+            }
+        }
     }
 
     pub fn render(&self, gauges: &[Gauges], warm: Option<&WarmGauges>) -> String {
@@ -184,6 +259,7 @@ impl Metrics {
         for g in gauges {
             let _ = writeln!(out, "fnbox_memory_bytes{{function=\"{}\"}} {}", g.function, g.memory_bytes);
         }
+        Self::render_triggers(&m, &mut out);
         render_warm(&mut out, warm);
         out
     }

@@ -13,6 +13,7 @@ use crate::instances::InstanceBackend;
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, TokenInfo};
+use crate::triggers::CreateTrigger;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -61,6 +62,10 @@ pub struct Platform {
     disabled: RwLock<BTreeMap<String, String>>,
     /// One deploy or removal at a time.
     changes: tokio::sync::Mutex<()>,
+    /// CRON schedules and queue consumers.
+    pub triggers: crate::triggers::Runner,
+    /// Wakes the asynchronous calls' worker.
+    pub calls_waiting: tokio::sync::Notify,
 }
 
 /// Uploads younger than this are kept by the code store's garbage collection.
@@ -94,6 +99,8 @@ impl Platform {
             pools: RwLock::new(HashMap::new()),
             disabled: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
+            triggers: crate::triggers::Runner::default(),
+            calls_waiting: tokio::sync::Notify::new(),
         }
     }
 
@@ -165,8 +172,9 @@ impl Platform {
             .map_err(|e| Error::Internal(format!("the unpacking task failed: {e}")))?
     }
 
-    /// Deploys (creates or replaces) a function. True if it is new.
-    pub async fn deploy(&self, name: &str, req: DeployRequest) -> Result<(FunctionView, bool)> {
+    /// Deploys (creates or replaces) a function: its view, whether it is new, and whether
+    /// anything changed (a configuration identical to the deployed one changes nothing).
+    pub async fn deploy(&self, name: &str, req: DeployRequest) -> Result<(FunctionView, bool, bool)> {
         check_name(name)?;
         let config = req.into_config()?;
         if !self.code.has(&config.code) {
@@ -176,6 +184,13 @@ impl Platform {
             )));
         }
         let code = self.code.tree(&config.code);
+        if let Some(pool) = self.pool(name) {
+            let current = pool.current();
+            if current.function.config == config {
+                // Nothing changed (a second `fnbox deploy -f`): no new version, no restart.
+                return Ok((current.function.view(pool.instance_count()), false, false));
+            }
+        }
         self.checker.check_handler(name, &config, &code).await.map_err(|why| {
             Error::HandlerCheck(format!(
                 "handler '{}' of function '{name}' cannot be loaded: {}",
@@ -200,14 +215,19 @@ impl Platform {
         }
         self.logs.event(name, "-", format!("deployed version {version}"));
         self.update_warm_shelves();
-        Ok((view, existing.is_none()))
+        Ok((view, existing.is_none(), true))
     }
 
     pub fn remove(&self, name: &str) -> Result<()> {
+        let triggers = self.registry.triggers(Some(name)).unwrap_or_default();
         if !self.registry.remove(name)? {
             return Err(Error::NoFunction(name.to_string()));
         }
+        for (t, _) in &triggers {
+            crate::triggers::nats::forget(t);
+        }
         self.disabled.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.triggers.deactivate_function(name);
         self.tokens.forget(name, None);
         if let Some(pool) = self.pools.write().unwrap_or_else(|p| p.into_inner()).remove(name) {
             pool.remove();
@@ -289,6 +309,35 @@ impl Platform {
         }
         self.tokens.forget(name, Some(id));
         Ok(())
+    }
+
+    /// Makes a trigger for a function (which must exist) and starts it.
+    pub fn create_trigger(self: &Arc<Self>, function: &str, req: CreateTrigger) -> Result<serde_json::Value> {
+        self.view(function)?;
+        let t = req.into_trigger(function)?;
+        self.registry.add_trigger(&t)?;
+        self.logs.event(function, "-", format!("{} trigger {} ({}) created", t.source.kind(), t.name, t.id));
+        self.triggers.activate(self, t.clone(), t.created_at as i64);
+        Ok(crate::triggers::view(&self.triggers, &t))
+    }
+
+    /// Every trigger, or a function's (which must exist), with its state.
+    pub fn list_triggers(&self, function: Option<&str>) -> Result<Vec<serde_json::Value>> {
+        if let Some(f) = function {
+            self.view(f)?;
+        }
+        Ok(self.registry.triggers(function)?.iter().map(|(t, _)| crate::triggers::view(&self.triggers, t)).collect())
+    }
+
+    pub fn remove_trigger(&self, id: &str) -> Result<serde_json::Value> {
+        let t = self
+            .registry
+            .remove_trigger(id)?
+            .ok_or_else(|| Error::NotFound(format!("there is no trigger '{id}': list them with `fnbox trigger ls`")))?;
+        self.triggers.deactivate(id);
+        crate::triggers::nats::forget(&t);
+        self.logs.event(&t.function, "-", format!("{} trigger {} ({id}) removed", t.source.kind(), t.name));
+        Ok(serde_json::json!({ "removed": id, "function": t.function }))
     }
 
     pub fn render_metrics(&self) -> String {

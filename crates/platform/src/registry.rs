@@ -80,6 +80,7 @@ impl Registry {
             );
             CREATE INDEX IF NOT EXISTS tokens_by_function ON tokens(function);",
         )?;
+        crate::triggers::store::create_tables(&db)?;
         owner_only(path)?;
         let r = Self { db: Mutex::new(db), key };
         r.seal_plain_secrets()?;
@@ -117,7 +118,7 @@ impl Registry {
         Ok(())
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -173,12 +174,14 @@ impl Registry {
         Ok(Function { name: name.to_string(), version: version as u64, config: config.clone(), updated_at: now })
     }
 
-    /// Removes a function and its tokens. Returns false if there was none.
+    /// Removes a function, its tokens, its triggers and its asynchronous calls. Returns false
+    /// if there was none.
     pub fn remove(&self, name: &str) -> Result<bool> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let n = tx.execute("DELETE FROM functions WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM tokens WHERE function = ?1", [name])?;
+        crate::triggers::store::remove_function(&tx, name)?;
         tx.commit()?;
         Ok(n > 0)
     }

@@ -163,6 +163,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             ))
         })?;
         let n = platform.load()?;
+        crate::triggers::start(&platform)?;
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
         eprintln!(
             "fnbox serve: listening on http://{addr} ({n} function(s), data in {}{})",

@@ -3,6 +3,8 @@
 
 pub mod http;
 pub mod pack;
+pub mod serverless;
+pub mod trigger;
 
 use crate::error::{Error, Result};
 use crate::function::DeployRequest;
@@ -23,7 +25,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn admin(&self) -> Result<Client> {
+    pub(crate) fn admin(&self) -> Result<Client> {
         Client::new(&self.server, Some(crate::auth::read_admin_token(&self.data_dir)?))
     }
 }
@@ -35,7 +37,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -50,7 +52,31 @@ pub fn run(verb: impl std::future::Future<Output = Result<i32>>) -> i32 {
     }
 }
 
-pub async fn deploy(t: &Target, name: &str, path: &Path, mut req: DeployRequest) -> Result<i32> {
+pub async fn deploy(t: &Target, name: &str, path: &Path, req: DeployRequest) -> Result<i32> {
+    let v = deploy_quiet(t, name, path, req).await?;
+    if t.json {
+        print_json(&v);
+    } else {
+        println!(
+            "deployed {name} (version {}, {}, {} MiB, sandbox {}{}): {}/fn/{name}/",
+            v["version"],
+            v["runtime"].as_str().unwrap_or(""),
+            v["memory_mb"],
+            v["sandbox"].as_str().unwrap_or(""),
+            if v["private"].as_bool() == Some(true) { ", private" } else { "" },
+            t.server.trim_end_matches('/')
+        );
+    }
+    Ok(0)
+}
+
+/// Uploads the code and deploys; the server's answer.
+pub(crate) async fn deploy_quiet(
+    t: &Target,
+    name: &str,
+    path: &Path,
+    mut req: DeployRequest,
+) -> Result<serde_json::Value> {
     crate::function::check_name(name)?;
     let zip = pack::pack(path)?;
     let c = t.admin()?;
@@ -66,21 +92,7 @@ pub async fn deploy(t: &Target, name: &str, path: &Path, mut req: DeployRequest)
             body.into(),
         )
         .await?;
-    let v = r.json()?;
-    if t.json {
-        print_json(&v);
-    } else {
-        println!(
-            "deployed {name} (version {}, {}, {} MiB, sandbox {}{}): {}/fn/{name}/",
-            v["version"],
-            v["runtime"].as_str().unwrap_or(""),
-            v["memory_mb"],
-            v["sandbox"].as_str().unwrap_or(""),
-            if v["private"].as_bool() == Some(true) { ", private" } else { "" },
-            c.base()
-        );
-    }
-    Ok(0)
+    r.json()
 }
 
 pub struct InvokeArgs {

@@ -12,6 +12,11 @@
 //! POST   /api/v1/functions/NAME/tokens         → {"id", "token"} (the only time it is shown)
 //! GET    /api/v1/functions/NAME/tokens         → [{"id", "created_at"}]
 //! DELETE /api/v1/functions/NAME/tokens/ID
+//! POST   /api/v1/functions/NAME/triggers       {cron, data, name} or {nats, stream, server, ...} → trigger
+//! GET    /api/v1/functions/NAME/triggers       → [trigger] (with next runs, or the consumer's state)
+//! GET    /api/v1/triggers                      → [trigger]
+//! DELETE /api/v1/triggers/ID
+//! GET    /api/v1/invocations/ID                an asynchronous call: its state and answer
 //! ```
 
 use super::body::{BodyError, BodyReader, Sender};
@@ -20,6 +25,7 @@ use crate::codestore::ZIP_MAX;
 use crate::error::Error;
 use crate::function::DeployRequest;
 use crate::platform::Platform;
+use crate::triggers::CreateTrigger;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
@@ -82,7 +88,13 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::GET, ["functions", name]) => p.view(name).map(|v| json(200, &v)),
         (&Method::PUT, ["functions", name]) => match read_body(bodies, req, 1 << 20, "the deploy request").await {
             Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
-                Ok(d) => p.deploy(name, d).await.map(|(v, created)| json(if created { 201 } else { 200 }, &v)),
+                Ok(d) => p.deploy(name, d).await.map(|(v, created, changed)| {
+                    let mut v = serde_json::to_value(&v).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("changed".into(), changed.into());
+                    }
+                    json(if created { 201 } else { 200 }, &v)
+                }),
                 Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
             },
             Err(e) => Err(e),
@@ -99,6 +111,19 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::DELETE, ["functions", name, "tokens", id]) => {
             p.remove_token(name, id).map(|_| json(200, &serde_json::json!({ "removed": id })))
         }
+        (&Method::POST, ["functions", name, "triggers"]) => {
+            match read_body(bodies, req, 1 << 20, "the trigger request").await {
+                Ok(b) => match serde_json::from_slice::<CreateTrigger>(&b) {
+                    Ok(t) => p.create_trigger(name, t).map(|v| json(201, &v)),
+                    Err(e) => Err(Error::Invalid(format!("the trigger request is not valid: {e}"))),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        (&Method::GET, ["functions", name, "triggers"]) => p.list_triggers(Some(name)).map(|v| json(200, &v)),
+        (&Method::GET, ["triggers"]) => p.list_triggers(None).map(|v| json(200, &v)),
+        (&Method::DELETE, ["triggers", id]) => p.remove_trigger(id).map(|v| json(200, &v)),
+        (&Method::GET, ["invocations", id]) => crate::triggers::calls::status(p, id).map(|v| json(200, &v)),
         _ => {
             Err(Error::NotFound(format!("no admin route {method} {path}: see `fnbox --help` for what the API offers")))
         }

@@ -3,14 +3,15 @@
 //! status and a body that say what happened.
 
 use super::answer::{handler_answer, hop_by_hop};
-use super::body::{BodyError, BodyReader, Sender};
+use super::body::{BodyError, BodyReader, HeldBody, Sender};
 use super::{full, text, Body};
 use crate::function::{HEADER_MAX, PAYLOAD_MAX};
-use crate::instances::pool::{AcquireError, Outcome};
+use crate::instances::pool::{AcquireError, Outcome, Pool};
 use crate::instances::upstream::UpstreamError;
 use crate::instances::EndCause;
 use crate::platform::Platform;
-use http_body_util::Full;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
@@ -46,22 +47,83 @@ pub async fn invoke(
     peer: SocketAddr,
 ) -> Response<Body> {
     let t0 = Instant::now();
-    let Some(pool) = p.pool(name) else {
-        if p.disabled(name).is_some() {
-            return text(
-                503,
-                format!("function '{name}' is disabled: its registry entry cannot be served; `fnbox ls` tells its operator why"),
-            );
-        }
-        return text(
-            404,
-            format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`"),
-        );
+    let pool = match find(p, name) {
+        Ok(pool) => pool,
+        Err(resp) => return resp,
     };
-    let mut resp = call(p, bodies, &pool, name, sub, req, peer).await;
+    let resp = match prepare(p, bodies, &pool, name, sub, req, peer).await {
+        // `_held` keeps the body counted against the server's budget until the answer.
+        Ok((up, request_id, _held)) => dispatch(p, &pool, name, up, &request_id).await,
+        Err(resp) => resp,
+    };
+    finish(p, name, resp, t0)
+}
+
+/// The function's pool, or the answer saying why there is none (404, or 503 when disabled).
+#[allow(clippy::result_large_err)]
+pub fn find(p: &Platform, name: &str) -> Result<Arc<Pool>, Response<Body>> {
+    if let Some(pool) = p.pool(name) {
+        return Ok(pool);
+    }
+    if p.disabled(name).is_some() {
+        return Err(text(
+            503,
+            format!(
+                "function '{name}' is disabled: its registry entry cannot be served; `fnbox ls` tells its operator why"
+            ),
+        ));
+    }
+    Err(text(404, format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`")))
+}
+
+/// Every answer's last step: Scaleway's CORS defaults, and the metrics.
+fn finish(p: &Platform, name: &str, mut resp: Response<Body>, t0: Instant) -> Response<Body> {
     default_cors(resp.headers_mut());
     p.metrics.invocation(name, resp.status().as_u16(), t0.elapsed());
     resp
+}
+
+/// A call from inside fnbox (a trigger's message, an asynchronous call).
+pub struct Delivery {
+    pub method: hyper::Method,
+    /// The path the function sees (after `/fn/NAME`), with its query.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+/// What the function answered (or what fnbox answered for it: 503 when busy, 504, 502).
+pub struct Delivered {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends a delivery to function `name` through [`dispatch`], as the gateway would: the same
+/// scaling, queue, timeout, logs and metrics.
+pub async fn deliver(p: &Arc<Platform>, name: &str, d: Delivery) -> Delivered {
+    let t0 = Instant::now();
+    let resp = match p.pool(name) {
+        None => text(404, format!("function '{name}' does not exist (any more)")),
+        Some(pool) => {
+            let mut up = Request::builder()
+                .method(d.method)
+                .uri(&d.path)
+                .header("x-request-id", &d.request_id)
+                .header("content-length", d.body.len());
+            for (k, v) in &d.headers {
+                up = up.header(k.as_str(), v.as_str());
+            }
+            match up.body(Full::new(d.body)) {
+                Ok(up) => dispatch(p, &pool, name, up, &d.request_id).await,
+                Err(e) => text(400, format!("the call could not be built: {e}")),
+            }
+        }
+    };
+    let (parts, body) = finish(p, name, resp, t0).into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Delivered { status: parts.status.as_u16(), headers: parts.headers, body }
 }
 
 /// Scaleway's defaults, so that a browser may call a function out of the box: every answer
@@ -74,27 +136,30 @@ fn default_cors(headers: &mut hyper::HeaderMap) {
     }
 }
 
-async fn call(
+/// A caller's request as its function's instance gets it: access checked (a private
+/// function's token), the body read (6 MiB at most), fnbox's tokens removed, the forwarding
+/// headers added, the header block's size checked. With its request id and the held body
+/// (counted against the server's body budget while held). `Err`: the caller's answer.
+#[allow(clippy::result_large_err)]
+pub async fn prepare(
     p: &Arc<Platform>,
     bodies: &BodyReader,
-    pool: &Arc<crate::instances::pool::Pool>,
+    pool: &Arc<Pool>,
     name: &str,
     sub: &str,
     req: Request<Incoming>,
     peer: SocketAddr,
-) -> Response<Body> {
-    let deployed = pool.current();
-    let cfg = &deployed.function.config;
-    if cfg.private {
+) -> Result<(Request<Full<Bytes>>, String, HeldBody), Response<Body>> {
+    if pool.current().function.config.private {
         match req.headers().get("x-auth-token").and_then(|v| v.to_str().ok()) {
             None => {
-                return text(
+                return Err(text(
                     401,
                     format!("function '{name}' is private: send a token in the X-Auth-Token header (make one with `fnbox token create {name}`)"),
-                )
+                ))
             }
             Some(t) if !p.tokens.may_invoke(name, t) => {
-                return text(403, format!("the X-Auth-Token given is not valid for function '{name}'"))
+                return Err(text(403, format!("the X-Auth-Token given is not valid for function '{name}'")))
             }
             Some(_) => {}
         }
@@ -112,8 +177,8 @@ async fn call(
     // Held (and counted against the server's body budget) until the instance has answered.
     let held = match bodies.read(body, PAYLOAD_MAX, declared, Sender::Anyone).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return too_large(),
-        Err(e) => return e.response(PAYLOAD_MAX),
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(e) => return Err(e.response(PAYLOAD_MAX)),
     };
     let body = held.bytes.clone();
     let target = match parts.uri.query() {
@@ -147,19 +212,33 @@ async fn call(
         .header("x-request-id", &request_id)
         .header("content-length", body.len());
     let Ok(up) = up.body(Full::new(body)) else {
-        return text(400, "the request could not be forwarded: a header or the path is not valid");
+        return Err(text(400, "the request could not be forwarded: a header or the path is not valid"));
     };
     let head = head_size(&up);
     if head > HEADER_MAX {
-        return text(
+        return Err(text(
             431,
             format!(
                 "the request's header block is {head} bytes with what the gateway adds, over the {} KiB limit of functions: send fewer or smaller headers",
                 HEADER_MAX >> 10
             ),
-        );
+        ));
     }
 
+    Ok((up, request_id, held))
+}
+
+/// The one path every call takes to an instance, from the gateway and from inside fnbox
+/// (triggers, asynchronous calls): lease an instance (a free one, a new one, or wait in the
+/// function's queue), send the request under the function's timeout, check the answer.
+pub async fn dispatch(
+    p: &Arc<Platform>,
+    pool: &Arc<Pool>,
+    name: &str,
+    up: Request<Full<Bytes>>,
+    request_id: &str,
+) -> Response<Body> {
+    let cfg = pool.current().function.config.clone();
     let lease = match pool.acquire().await {
         Ok(l) => l,
         Err(AcquireError::QueueFull { max_queue, max_scale }) => {
@@ -232,7 +311,7 @@ async fn call(
         p.logs.event(name, &inst.id, format!("request {request_id}: the handler's answer is not valid HTTP: {why}"));
         return text(500, format!("function '{name}' returned an answer that is not valid HTTP: {why}"));
     }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert("x-request-id", v);
     }
     Response::from_parts(parts, full(body))

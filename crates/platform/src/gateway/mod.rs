@@ -1,5 +1,6 @@
 //! The HTTP front door, one port for everything:
-//! `/fn/NAME/...` invokes NAME (see [`invoke`]), `/api/v1/...` is the admin API (see
+//! `/fn/NAME/...` invokes NAME (see [`invoke`]), `/async/fn/NAME/...` queues a call of it
+//! (see [`crate::triggers::calls`]), `/api/v1/...` is the admin API (see
 //! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
 
 pub mod admin;
@@ -132,6 +133,13 @@ async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, p
             None => (rest, "/"),
         };
         return invoke::invoke(p, bodies, name, sub, req, peer).await;
+    }
+    if let Some(rest) = path.strip_prefix("/async/fn/") {
+        let (name, sub) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        return crate::triggers::calls::accept(p, bodies, name, sub, req, peer).await;
     }
     if path == "/api/v1" || path.starts_with("/api/v1/") {
         return admin::handle(p, bodies, req).await;

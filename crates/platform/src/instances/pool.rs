@@ -430,6 +430,26 @@ impl Pool {
         }
     }
 
+    /// Requests the function could take now without queueing: free places on its live
+    /// instances, plus those of instances starting or it may still start, less the requests
+    /// already waiting. Triggers take at most this many messages from a queue (back-pressure:
+    /// at max scale with every instance busy, messages wait in the queue, not in memory).
+    pub fn spare(&self) -> usize {
+        self.room().max(0) as usize
+    }
+
+    /// [`Pool::spare`], negative when more requests wait than its instances can take at once.
+    pub fn room(&self) -> i64 {
+        let st = self.lock();
+        let c = &st.current.function.config;
+        let v = st.current.function.version;
+        let live: Vec<&Slot> = st.slots.iter().filter(|s| s.version == v && !s.retiring).collect();
+        let free: u32 = live.iter().map(|s| c.concurrency.saturating_sub(s.in_flight)).sum();
+        let startable = c.max_scale.saturating_sub(live.len() as u32);
+        let waiting = st.waiters.iter().filter(|w| !w.is_closed()).count() as u32;
+        (free + startable * c.concurrency) as i64 - waiting as i64
+    }
+
     pub fn gauges(&self) -> Gauges {
         let st = self.lock();
         let busy = st.slots.iter().filter(|s| s.in_flight > 0).count();

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Queue-trigger throughput and latency: messages per second from NATS JetStream through a
+# Python echo function at max scale 4 (a queue trigger, 10 in flight), against the same
+# function called over HTTP by wrk at 4 connections (target: >= 80% of it); then the latency
+# from publish to the function's start, p50 and p99, at a light rate (20 messages/s).
+#
+#   sudo bench/queue.sh [MESSAGES] [SECONDS]      (default: 4000 messages, wrk for 10 s)
+#
+# Needs nats-server (with -js) and wrk: apt-get install nats-server wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-4000}
+DUR=${2:-10}
+FNBOX=${FNBOX:-target/release/fnbox}
+[ "$(id -u)" = 0 ] || { echo "bench/queue.sh: run as root (sandboxes need namespaces and cgroups)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench/queue.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
+command -v nats-server >/dev/null || { echo "bench/queue.sh: nats-server is missing: apt-get install nats-server" >&2; exit 1; }
+[ -x "$FNBOX" ] || cargo build --release -q -p fnbox
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DATA=$(mktemp -d)
+FN_PORT=$(free_port)
+NATS_PORT=$(free_port)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$DATA/js" >/dev/null 2>&1 &
+PIDS+=($!)
+"$FNBOX" serve --listen "127.0.0.1:$FN_PORT" --data-dir "$DATA/serve" --cgroup-parent fnbox/bench 2>"$DATA/serve.log" &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$FN_PORT/healthz" >/dev/null && break; sleep 0.1; done
+export FNBOX_SERVER="http://127.0.0.1:$FN_PORT" FNBOX_DATA_DIR="$DATA/serve"
+
+mkdir -p "$DATA/echo"
+cat > "$DATA/echo/handler.py" <<'PY'
+import time
+def handle(event, context):
+    body = event["body"] or ""
+    if body.startswith("lat "):
+        print("LAT %s %.6f" % (body[4:], time.time()), flush=True)
+    return body
+PY
+"$FNBOX" deploy echo "$DATA/echo" --runtime python3 --max-scale 4 >/dev/null
+
+# A NATS client in a few lines: publish N messages, ask JetStream, wait for a consumer.
+cat > "$DATA/nats.py" <<'PY'
+import json, socket, sys, time
+port = int(sys.argv[1]); cmd = sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port)); f = s.makefile("rb")
+f.readline(); s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.bench 1\r\n')
+def flush():
+    s.sendall(b"PING\r\n")
+    while f.readline().strip() != b"PONG": pass
+def js(api, body=b""):
+    s.sendall(b"PUB $JS.API.%s _INBOX.bench %d\r\n%s\r\n" % (api.encode(), len(body), body))
+    while True:
+        l = f.readline()
+        if l.startswith(b"MSG"):
+            return json.loads(f.read(int(l.split()[-1]) + 2))
+if cmd == "stream":
+    print(js("STREAM.CREATE.BENCH", json.dumps({"name": "BENCH", "subjects": ["bench.*"], "storage": "file"}).encode()).get("error", "ok"))
+elif cmd == "publish":
+    n = int(sys.argv[3]); rate = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+    for i in range(n):
+        b = ("lat %.6f" % time.time()).encode() if rate else b"hello %d" % i
+        s.sendall(b"PUB bench.q %d\r\n%s\r\n" % (len(b), b))
+        if rate:
+            flush(); time.sleep(1 / rate)
+    flush()
+elif cmd == "drained":
+    name = sys.argv[3]; deadline = time.time() + 600
+    while time.time() < deadline:
+        i = js("CONSUMER.INFO.BENCH." + name)
+        if "error" not in i and i["num_pending"] == 0 and i["num_ack_pending"] == 0:
+            print("%.6f" % time.monotonic()); sys.exit(0)
+        time.sleep(0.02)
+    sys.exit("not drained")
+PY
+py() { python3 "$DATA/nats.py" "$NATS_PORT" "$@"; }
+
+[ "$(py stream)" = ok ] || { echo "bench/queue.sh: cannot create the stream" >&2; exit 1; }
+# Warm four instances over HTTP first, as wrk's run will have them.
+wrk -t1 -c4 -d2s "http://127.0.0.1:$FN_PORT/fn/echo/" >/dev/null
+
+py publish "$N"
+T0=$(python3 -c 'import time; print("%.6f" % time.monotonic())')
+ID=$("$FNBOX" trigger create echo --nats bench.q --stream BENCH --nats-server "nats://127.0.0.1:$NATS_PORT" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+T1=$(py drained "fnbox-$ID")
+QRATE=$(awk -v n="$N" -v a="$T0" -v b="$T1" 'BEGIN { printf "%.0f", n / (b - a) }')
+
+HRATE=$(wrk -t1 -c4 -d"$DUR"s "http://127.0.0.1:$FN_PORT/fn/echo/" | awk '$1 == "Requests/sec:" { printf "%.0f", $2 }')
+
+# Latency at a light rate: 200 messages at 20/s, the function logs when it starts.
+py publish 200 20
+sleep 2
+"$FNBOX" logs echo --tail 5000 | awk '$3 == "stdout:" && $4 == "LAT" { printf "%.3f\n", ($6 - $5) * 1000 }' | sort -n > "$DATA/lat"
+COUNT=$(wc -l < "$DATA/lat")
+P50=$(awk -v n="$COUNT" 'NR == int(n * 0.50 + 0.5) { print }' "$DATA/lat")
+P99=$(awk -v n="$COUNT" 'NR == int(n * 0.99 + 0.5) { print }' "$DATA/lat")
+
+printf '%-34s %12s\n' "side (max scale 4)" "calls/s"
+printf '%-34s %12s\n' "HTTP, wrk -c4 (${DUR} s)" "$HRATE"
+printf '%-34s %12s\n' "JetStream queue trigger ($N msgs)" "$QRATE"
+awk -v q="$QRATE" -v h="$HRATE" 'BEGIN { printf "  => queue: %.0f%% of HTTP (target >= 80%%)\n", 100 * q / h }'
+echo "publish -> function start, $COUNT messages at 20/s: p50 ${P50} ms, p99 ${P99} ms"

@@ -1,0 +1,385 @@
+//! NATS JetStream queue triggers: a durable pull consumer per trigger (`fnbox-TRIGGER_ID`) on
+//! the stream that holds the subject (given with `--stream`, found by subject, or made by
+//! fnbox). Each message becomes a `POST` to the function through the gateway's path; it is
+//! acknowledged only once the function answered < 300, retried (redelivered) up to
+//! [`RETRIES`] times otherwise, then published to the dead-letter subject if one is set and
+//! terminated. Messages are pulled only while the trigger has fewer than `max_in_flight` in
+//! flight and the function has room (`Pool::room`, plus `PREFETCH` waiting in its queue):
+//! at max scale with every instance busy, messages wait in the stream, not in fnbox's memory. A message whose call was under way
+//! when fnbox died is redelivered after the consumer's ack wait (at least once).
+
+use super::nats_client::{valid_subject, Conn, JsError, Msg};
+use super::{Run, Trigger, MESSAGE_ID_HEADER, RETRIES};
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
+/// How long one pull request stays open on the server.
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Messages a consumer may have waiting in its function's queue (see `consume`).
+const PREFETCH: i64 = 2;
+/// The subject of the message, for the function.
+const SUBJECT_HEADER: &str = "x-fnbox-subject";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NatsSource {
+    pub subject: String,
+    /// The stream holding the subject; `None`: found by subject, or made by fnbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
+    pub max_in_flight: u32,
+}
+
+impl NatsSource {
+    pub fn new(
+        subject: String,
+        stream: Option<String>,
+        server: Option<String>,
+        dead_letter: Option<String>,
+        max_in_flight: u32,
+    ) -> Result<Self> {
+        if !valid_subject(&subject, true) {
+            return Err(Error::Invalid(format!(
+                "nats: subject '{subject}' is not valid: use dot-separated tokens without spaces (orders.new, orders.*)"
+            )));
+        }
+        if let Some(s) = &stream {
+            let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            if !ok {
+                return Err(Error::Invalid(format!(
+                    "stream: '{s}' is not a stream name: use 1 to 64 letters, digits, '-' and '_'"
+                )));
+            }
+        }
+        if let Some(d) = &dead_letter {
+            if !valid_subject(d, false) {
+                return Err(Error::Invalid(format!(
+                    "dead_letter: '{d}' is not a subject to publish to: dot-separated tokens, no spaces nor wildcards"
+                )));
+            }
+            if subject_matches(&subject, d) {
+                return Err(Error::Invalid(format!(
+                    "dead_letter: '{d}' is one of the trigger's own subjects ({subject}): dead letters would come back"
+                )));
+            }
+        }
+        let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        let hostport = server.strip_prefix("nats://").unwrap_or(&server);
+        let ok = hostport.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            && !hostport.contains('/')
+            && !hostport.contains('@');
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "server: '{server}' is not a NATS server address: use nats://HOST:PORT (credentials are not supported)"
+            )));
+        }
+        Ok(Self { subject, stream, server: format!("nats://{hostport}"), dead_letter, max_in_flight })
+    }
+}
+
+/// Does subject `s` match `pattern` (with `*` and `>`)?
+fn subject_matches(pattern: &str, s: &str) -> bool {
+    let (mut p, mut t) = (pattern.split('.'), s.split('.'));
+    loop {
+        match (p.next(), t.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// A running consumer.
+pub struct Handle {
+    pub function: String,
+    status: Arc<Mutex<String>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Handle {
+    pub fn status(&self) -> String {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+fn durable(t: &Trigger) -> String {
+    format!("fnbox-{}", t.id)
+}
+
+pub fn spawn(p: Arc<Platform>, t: Trigger, src: NatsSource) -> Handle {
+    let status = Arc::new(Mutex::new(format!("connecting to {}", src.server)));
+    let st = status.clone();
+    let function = t.function.clone();
+    let task = tokio::spawn(async move {
+        let set = |s: String| *st.lock().unwrap_or_else(|e| e.into_inner()) = s;
+        let mut delay = Duration::from_secs(1);
+        let mut last_error = String::new();
+        loop {
+            let err = consume(&p, &t, &src, &set, &mut delay).await;
+            set(format!("error: {err}; retrying in {} s", delay.as_secs()));
+            if err != last_error {
+                p.logs.event(
+                    &t.function,
+                    "-",
+                    format!("nats trigger {} ({}): {err}; retrying in the background", t.name, t.id),
+                );
+                last_error = err;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+    });
+    Handle { function, status, task: task.abort_handle() }
+}
+
+/// Deletes the trigger's durable consumer on its server (in the background, best effort):
+/// the trigger or its function was removed. The stream and its messages are left alone.
+pub fn forget(t: &Trigger) {
+    let super::Source::Nats(src) = &t.source else { return };
+    let (src, name) = (src.clone(), durable(t));
+    tokio::spawn(async move {
+        let (tx, _rx) = mpsc::channel(1);
+        let Ok(conn) = Conn::connect(&src.server, tx).await else { return };
+        if let Ok(stream) = stream_of(&conn, &src, None).await {
+            let _ = conn.js(&format!("CONSUMER.DELETE.{stream}.{name}"), &serde_json::json!({})).await;
+        }
+    });
+}
+
+/// The stream that holds the subject: the one given, or the one whose subjects cover it, or
+/// (`create` with a name) a new one.
+async fn stream_of(conn: &Conn, src: &NatsSource, create: Option<&str>) -> std::result::Result<String, String> {
+    if let Some(s) = &src.stream {
+        return match conn.js(&format!("STREAM.INFO.{s}"), &serde_json::json!({})).await {
+            Ok(_) => Ok(s.clone()),
+            Err(JsError::Api { code: 404, .. }) => Err(format!(
+                "stream '{s}' does not exist on {}: create it, or leave --stream out and fnbox makes one",
+                src.server
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    let names =
+        conn.js("STREAM.NAMES", &serde_json::json!({ "subject": src.subject })).await.map_err(|e| e.to_string())?;
+    if let Some(s) = names["streams"].as_array().and_then(|a| a.first()).and_then(|s| s.as_str()) {
+        return Ok(s.to_string());
+    }
+    let Some(name) = create else { return Err("no stream holds the subject".into()) };
+    let config = serde_json::json!({
+        "name": name, "subjects": [src.subject], "retention": "limits", "storage": "file",
+        "discard": "old", "num_replicas": 1,
+    });
+    conn.js(&format!("STREAM.CREATE.{name}"), &config)
+        .await
+        .map_err(|e| format!("cannot create stream {name}: {e}"))?;
+    Ok(name.to_string())
+}
+
+/// Runs the consumer until its connection fails; returns why.
+async fn consume(
+    p: &Arc<Platform>,
+    t: &Trigger,
+    src: &NatsSource,
+    set: &(dyn Fn(String) + Send + Sync),
+    delay: &mut Duration,
+) -> String {
+    let (tx, mut pulls) = mpsc::channel::<Msg>(src.max_in_flight as usize + 16);
+    let conn = match Conn::connect(&src.server, tx).await {
+        Ok(c) => c,
+        Err(e) => return format!("{e} (is nats-server running with -js?)"),
+    };
+    let stream = match stream_of(&conn, src, Some(&durable(t))).await {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let name = durable(t);
+    let Some(pool) = p.pool(&t.function) else { return format!("function {} is gone", t.function) };
+    // Long enough for a call that waited in the function's queue, then ran to its timeout.
+    let ack_wait = Duration::from_secs(2 * pool.current().function.config.timeout_s + 5);
+    let config = serde_json::json!({
+        "stream_name": stream,
+        "config": {
+            "durable_name": name, "deliver_policy": "all", "ack_policy": "explicit",
+            "ack_wait": ack_wait.as_nanos() as u64, "max_deliver": RETRIES + 1,
+            "filter_subject": src.subject, "max_ack_pending": src.max_in_flight * 2,
+            "replay_policy": "instant",
+        },
+    });
+    if let Err(e) = conn.js(&format!("CONSUMER.DURABLE.CREATE.{stream}.{name}"), &config).await {
+        // It exists with an older configuration (another ack wait): use it as it is.
+        if conn.js(&format!("CONSUMER.INFO.{stream}.{name}"), &serde_json::json!({})).await.is_err() {
+            return format!("cannot create the consumer {name} on stream {stream}: {e}");
+        }
+    }
+    set(format!("consuming {} from stream {stream} on {} (consumer {name})", src.subject, src.server));
+    *delay = Duration::from_secs(1);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    let next = format!("CONSUMER.MSG.NEXT.{stream}.{name}");
+    let inbox = conn.pull_inbox();
+    loop {
+        if let Some(why) = conn.ended() {
+            return format!("the connection to {} ended: {why}", src.server);
+        }
+        let Some(pool) = p.pool(&t.function) else { return format!("function {} is gone", t.function) };
+        // A few messages may wait in the function's queue, so an instance that finishes finds
+        // the next one there rather than after a pull's round trip; never more than PREFETCH.
+        let room = (src.max_in_flight as usize)
+            .saturating_sub(in_flight.load(Ordering::SeqCst))
+            .min((pool.room() + PREFETCH).max(0) as usize);
+        if room == 0 {
+            // Back-pressure: nothing is pulled until a call ends.
+            let _ = tokio::time::timeout(Duration::from_millis(200), done.notified()).await;
+            continue;
+        }
+        let ask = serde_json::json!({ "batch": room, "expires": PULL_EXPIRES.as_nanos() as u64 });
+        if let Err(e) = conn.publish(&format!("$JS.API.{next}"), Some(&inbox), &[], ask.to_string().as_bytes()).await {
+            return e;
+        }
+        let deadline = tokio::time::Instant::now() + PULL_EXPIRES + Duration::from_millis(500);
+        let mut got = 0;
+        while got < room {
+            match tokio::time::timeout_at(deadline, pulls.recv()).await {
+                Err(_) => break,
+                Ok(None) => {
+                    let why = conn.ended().unwrap_or_else(|| "closed".into());
+                    return format!("the connection to {} ended: {why}", src.server);
+                }
+                // 100: a heartbeat; 404, 408, 409: this pull request is over.
+                Ok(Some(m)) if m.status == Some(100) => {}
+                Ok(Some(m)) if m.status.is_some() => break,
+                Ok(Some(m)) => {
+                    got += 1;
+                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    let (p, t, src, conn) = (p.clone(), t.clone(), src.clone(), conn.clone());
+                    let (in_flight, done) = (in_flight.clone(), done.clone());
+                    tokio::spawn(async move {
+                        handle(&p, &t, &src, &conn, m).await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        done.notify_one();
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// What JetStream's ack subject tells of a message:
+/// `$JS.ACK.[DOMAIN.ACCOUNT_HASH.]STREAM.CONSUMER.DELIVERED.STREAM_SEQ.CONSUMER_SEQ.TIMESTAMP.PENDING[.TOKEN]`.
+struct Delivery {
+    stream: String,
+    delivered: u32,
+    stream_seq: u64,
+    published_ns: u64,
+}
+
+fn parse_ack(reply: &str) -> Option<Delivery> {
+    let tokens: Vec<&str> = reply.strip_prefix("$JS.ACK.")?.split('.').collect();
+    let t = match tokens.len() {
+        7 => &tokens[..],
+        n if n >= 9 => &tokens[2..],
+        _ => return None,
+    };
+    Some(Delivery {
+        stream: t[0].to_string(),
+        delivered: t[2].parse().ok()?,
+        stream_seq: t[3].parse().ok()?,
+        published_ns: t[5].parse().ok()?,
+    })
+}
+
+async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m: Msg) {
+    let Some(reply) = m.reply.as_deref() else { return };
+    let Some(d) = parse_ack(reply) else { return };
+    let id = format!("{}/{}", d.stream, d.stream_seq);
+    let last_attempt = d.delivered > RETRIES;
+    let mut headers =
+        vec![(MESSAGE_ID_HEADER.to_string(), id.clone()), (SUBJECT_HEADER.to_string(), m.subject.clone())];
+    if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        headers.push(("content-type".into(), v.clone()));
+    }
+    let run = Run {
+        trigger: t,
+        source_id: t.id.clone(),
+        method: hyper::Method::POST,
+        path: "/".into(),
+        what: format!("message {id} on {}", m.subject),
+        headers,
+        body: m.payload.clone(),
+        attempt: d.delivered,
+        published: super::calls::since_epoch(d.published_ns),
+        last_attempt,
+    };
+    let answer: Vec<u8> = match run.call(p).await {
+        Ok(_) => b"+ACK".to_vec(),
+        // Redelivered after 1, 2, 4 s.
+        Err(_) if !last_attempt => {
+            let delay = Duration::from_secs(1 << d.delivered.saturating_sub(1).min(6));
+            format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes()
+        }
+        Err(got) => {
+            if let Some(dl) = &src.dead_letter {
+                let headers = vec![
+                    ("X-Fnbox-Trigger".to_string(), format!("nats/{}", t.id)),
+                    ("X-Fnbox-Function".to_string(), t.function.clone()),
+                    ("X-Fnbox-Message-Id".to_string(), id.clone()),
+                    ("X-Fnbox-Subject".to_string(), m.subject.clone()),
+                    ("X-Fnbox-Status".to_string(), got.status.to_string()),
+                    ("Nats-Msg-Id".to_string(), format!("fnbox-dl-{id}")),
+                ];
+                let said = match conn.publish(dl, None, &headers, &m.payload).await {
+                    Ok(()) => format!("published to dead-letter subject {dl}"),
+                    Err(e) => format!("could not be published to dead-letter subject {dl} ({e}); dropped"),
+                };
+                p.logs.event(&t.function, "-", format!("message {id} failed {} times: {said}", d.delivered));
+            } else {
+                p.logs.event(
+                    &t.function,
+                    "-",
+                    format!("message {id} failed {} times: dropped (no --dead-letter subject)", d.delivered),
+                );
+            }
+            b"+TERM".to_vec()
+        }
+    };
+    let _ = conn.publish(reply, None, &[], &answer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_subjects_and_checks() {
+        let d = parse_ack("$JS.ACK.ORDERS.fnbox-trg-1.3.42.40.1796551230000000000.7").unwrap();
+        assert_eq!((d.stream.as_str(), d.delivered, d.stream_seq), ("ORDERS", 3, 42));
+        let d = parse_ack("$JS.ACK.dom.hash.ORDERS.c.1.9.9.5.0.tok").unwrap();
+        assert_eq!((d.stream.as_str(), d.delivered, d.stream_seq, d.published_ns), ("ORDERS", 1, 9, 5));
+        assert!(parse_ack("$JS.ACK.x.y").is_none() && parse_ack("other.subject").is_none());
+        assert!(subject_matches("orders.*", "orders.new") && subject_matches("orders.>", "orders.a.b"));
+        assert!(!subject_matches("orders.*", "orders.a.b") && !subject_matches("orders.new", "orders.dead"));
+        let e = NatsSource::new("a b".into(), None, None, None, 10).unwrap_err().to_string();
+        assert!(e.starts_with("nats: subject 'a b'"), "{e}");
+        let e = NatsSource::new("o.*".into(), None, None, Some("o.dl".into()), 10).unwrap_err().to_string();
+        assert!(e.starts_with("dead_letter: "), "{e}");
+        let e = NatsSource::new("o".into(), None, Some("http://x".into()), None, 10).unwrap_err().to_string();
+        assert!(e.starts_with("server: "), "{e}");
+        let s = NatsSource::new("o".into(), None, Some("127.0.0.1:4222".into()), None, 10).unwrap();
+        assert_eq!(s.server, "nats://127.0.0.1:4222");
+    }
+}
