@@ -4,13 +4,13 @@
 
 use super::answer::{handler_answer, hop_by_hop};
 use super::body::{BodyError, BodyReader, Sender};
-use super::{full, text, Body};
+use super::{full, relay, text, Body};
 use crate::function::{HEADER_MAX, PAYLOAD_MAX};
 use crate::instances::pool::{AcquireError, Outcome};
 use crate::instances::upstream::UpstreamError;
 use crate::instances::EndCause;
 use crate::platform::Platform;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
@@ -18,14 +18,39 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Is this `Authorization` value one of fnbox's tokens (the admin's, or one of the
-/// function's)? Those open the gateway and are never the function's to see; any other
-/// scheme or token is the function's own business and passes.
+/// Does this `Authorization` value carry one of fnbox's tokens (the admin's, or one of the
+/// function's), in whatever form (any scheme or none, any case, tabs, extra spaces)? Those
+/// open the gateway and are never the function's to see; any other value is the function's
+/// own business and passes.
 fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
-    v.to_str()
-        .ok()
-        .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
-        .is_some_and(|t| p.tokens.may_invoke(name, t))
+    p.tokens.mentions_admin(v.as_bytes())
+        || v.as_bytes()
+            .split(|b| b.is_ascii_whitespace() || *b == b',')
+            .filter(|t| !t.is_empty())
+            .any(|t| std::str::from_utf8(t).is_ok_and(|t| p.tokens.may_invoke(name, t)))
+}
+
+/// Headers the client names in its `Connection` header: they are for the gateway's hop only.
+fn named_in_connection(headers: &hyper::HeaderMap) -> Vec<String> {
+    let values = headers.get_all(hyper::header::CONNECTION).iter().filter_map(|v| v.to_str().ok());
+    values.flat_map(|v| v.split(',')).map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect()
+}
+
+/// Headers that say who the client is: the gateway is the edge, so what a client sends in them
+/// is not to be trusted; the gateway sets them from the connection's peer.
+fn forwarding(name: &hyper::header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded" | "x-forwarded-for" | "x-real-ip" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port"
+    )
+}
+
+/// `Forwarded: for=` names an IPv6 address quoted and bracketed (RFC 7239).
+fn forwarded_value(peer: &SocketAddr) -> String {
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => format!("for={ip};proto=http"),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=http"),
+    }
 }
 
 /// The size of the header block the instance receives for `req` (request line, headers and
@@ -110,7 +135,7 @@ async fn call(
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let (parts, body) = req.into_parts();
     // Held (and counted against the server's body budget) until the instance has answered.
-    let held = match bodies.read(body, PAYLOAD_MAX, declared, Sender::Anyone).await {
+    let held = match bodies.read(body, PAYLOAD_MAX, declared, Sender::Anyone(peer.ip())).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return too_large(),
         Err(e) => return e.response(PAYLOAD_MAX),
@@ -121,9 +146,11 @@ async fn call(
         None => sub.to_string(),
     };
     let mut up = Request::builder().method(parts.method).uri(target);
-    let mut forwarded_for = None;
+    let connection_named = named_in_connection(&parts.headers);
     for (k, v) in parts.headers.iter() {
         if hop_by_hop(k)
+            || connection_named.iter().any(|n| n == k.as_str())
+            || forwarding(k)
             || k == "x-auth-token"
             || k == "content-length"
             || k == "x-request-id"
@@ -131,18 +158,12 @@ async fn call(
         {
             continue;
         }
-        if k == "x-forwarded-for" {
-            forwarded_for = v.to_str().ok().map(str::to_string);
-            continue;
-        }
         up = up.header(k, v);
     }
-    let xff = match forwarded_for {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
     up = up
-        .header("x-forwarded-for", xff)
+        .header("x-forwarded-for", peer.ip().to_string())
+        .header("x-real-ip", peer.ip().to_string())
+        .header("forwarded", forwarded_value(&peer))
         .header("x-forwarded-proto", "http")
         .header("x-request-id", &request_id)
         .header("content-length", body.len());
@@ -174,14 +195,28 @@ async fn call(
             return text(503, format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()))
         }
         Err(AcquireError::StartFailed(e)) => {
-            return text(502, format!("function '{name}' could not start an instance: {}", p.without_host_paths(&e.message)))
+            // What the instance printed may say anything (a binary function's stderr could
+            // forge a reason): the details go to the function's log only (the pool logs them).
+            let _ = e;
+            return text(
+                502,
+                format!("function '{name}' could not start an instance: its operator finds why in `fnbox logs {name}`"),
+            );
         }
         Err(AcquireError::Removed) => return text(404, format!("function '{name}' was removed")),
     };
     let timeout = Duration::from_secs(cfg.timeout_s);
     let inst = lease.instance.clone();
-    let sent = tokio::time::timeout(timeout, inst.upstream.send(up, PAYLOAD_MAX)).await;
-    let resp = match sent {
+    // The function's timeout covers its answer's head and first window; a longer answer has
+    // as long again, plus the client's time, to be relayed (see relay.rs).
+    let sent = tokio::time::timeout(timeout, async {
+        let (resp, connection) = inst.upstream.send(up).await?;
+        let (parts, mut body) = resp.into_parts();
+        let start = relay::read_start(&mut body, PAYLOAD_MAX).await?;
+        Ok((parts, body, start, connection))
+    })
+    .await;
+    let (mut parts, rest, start, connection) = match sent {
         Err(_) => {
             p.logs.event(
                 name,
@@ -215,7 +250,7 @@ async fn call(
             let why = p.without_host_paths(&why);
             return text(502, format!("function '{name}' failed: {why}; the next request gets a new instance"));
         }
-        Ok(Ok(r)) => r,
+        Ok(Ok(answer)) => answer,
     };
     if let Some((started, path)) = lease.cold_start {
         p.metrics.cold_start(name, path, None, &[("first_response", Some(started.elapsed()))]);
@@ -226,8 +261,6 @@ async fn call(
             tokio::spawn(async move { w.fill() });
         }
     }
-    lease.finish(Outcome::Served);
-    let (mut parts, body) = resp.into_parts();
     if let Err(why) = handler_answer(&mut parts) {
         p.logs.event(name, &inst.id, format!("request {request_id}: the handler's answer is not valid HTTP: {why}"));
         return text(500, format!("function '{name}' returned an answer that is not valid HTTP: {why}"));
@@ -235,5 +268,13 @@ async fn call(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         parts.headers.insert("x-request-id", v);
     }
-    Response::from_parts(parts, full(body))
+    if start.done {
+        inst.upstream.keep(connection);
+        lease.finish(Outcome::Served);
+        return Response::from_parts(parts, full(start.bytes));
+    }
+    let caller = relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id };
+    let deadline = tokio::time::Instant::now() + timeout + bodies.timeout();
+    let relay = relay::Relay::new(start, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
+    Response::from_parts(parts, relay.boxed())
 }
