@@ -167,6 +167,14 @@ pub struct ServeArgs {
     /// then get 503.
     #[arg(long, default_value_t = conn::DEFAULT_BODY_MEMORY_MIB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
     body_memory: u64,
+    /// Connections one client (an IPv4 address, an IPv6 /64) may hold at once; more get 503
+    /// and are closed. Behind a reverse proxy (one client for all), raise it.
+    #[arg(long, default_value_t = conn::DEFAULT_MAX_CONNECTIONS_PER_CLIENT as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_client: u64,
+    /// MiB of request bodies one client may hold at once, of --body-memory [default: an
+    /// eighth of it, at least 6].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
+    client_body_memory: Option<u64>,
     /// The key that seals secrets in the registry: a file of 64 hex characters, readable by
     /// its owner only. Default: DATA_DIR/secret.key, made on first start. Keep a copy apart
     /// from backups of the registry [env: FNBOX_SECRET_KEY_FILE].
@@ -202,6 +210,11 @@ impl ServeArgs {
             header_timeout: Duration::from_secs(self.header_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
             body_memory: (self.body_memory as usize) << 20,
+            max_connections_per_client: self.max_connections_per_client as usize,
+            client_body_memory: match self.client_body_memory {
+                Some(mib) => ((mib as usize) << 20).min((self.body_memory as usize) << 20),
+                None => conn::default_client_body_memory((self.body_memory as usize) << 20),
+            },
         }
     }
 }

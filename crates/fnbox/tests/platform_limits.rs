@@ -109,21 +109,136 @@ fn stalled_large_bodies_do_not_take_memory_past_the_body_budget() {
     drop(clients);
 }
 
+/// A client at `src` that declares a 6 MiB - 1 body, sends `sent` bytes of it and stalls.
+fn stalled_upload(s: &Server, src: &str, sent: usize) -> TcpStream {
+    let mut c = connect_from(src, &s.addr, None).expect("connect");
+    c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("POST /fn/hello/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", (6 << 20) - 1);
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(&vec![b'a'; sent]);
+    c
+}
+
+/// A POST of `len` bytes from `src`: (status, body).
+fn post_from(s: &Server, src: &str, len: usize) -> (u16, String) {
+    let mut c = connect_from(src, &s.addr, None).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!("POST /fn/hello/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n");
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(&vec![b'a'; len]);
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
 #[test]
 fn a_body_over_the_budget_wait_gets_503_and_the_server_stays_up() {
-    let s = Server::start_with("budget", &["--body-memory", "6", "--body-timeout", "20"]);
+    let s = Server::start_with("budget", &["--body-memory", "12", "--client-body-memory", "6", "--body-timeout", "20"]);
     s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
-    // One stalled client holds the whole budget...
-    let mut hog = TcpStream::connect(&s.addr).unwrap();
-    hog.write_all(format!("POST /fn/hello/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nab", 6 << 20).as_bytes())
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // ...so the next body waits, then is refused with a reason.
-    let r = s.request("POST", "/fn/hello/", &[], b"hi");
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.text().contains("--body-memory"), "{}", r.text());
-    drop(hog);
+    // Two clients hold the whole budget with bytes they really sent...
+    let hogs = [stalled_upload(&s, "127.0.0.2", 5 << 20), stalled_upload(&s, "127.0.0.3", 5 << 20)];
+    std::thread::sleep(Duration::from_millis(500));
+    // ...so a third's body waits, then is refused with a reason.
+    let (status, answer) = post_from(&s, "127.0.0.1", 100 << 10);
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("--body-memory"), "{answer}");
+    drop(hogs);
     assert!(eventually(Duration::from_secs(10), || s.request("POST", "/fn/hello/", &[], b"hi").status == 200));
+}
+
+#[test]
+fn a_declared_length_holds_no_memory() {
+    // Forty clients declare 6 MiB bodies and send none of them: against a 6 MiB budget
+    // reserved from Content-Length they would refuse everybody else.
+    let s = Server::start_with("declared", &["--body-memory", "6", "--body-timeout", "20"]);
+    s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
+    let _declared: Vec<TcpStream> = (0..40).map(|_| stalled_upload(&s, "127.0.0.2", 0)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, answer) = post_from(&s, "127.0.0.1", 100 << 10);
+    assert_eq!(status, 200, "a body behind 40 declared-only ones: {answer}");
+}
+
+#[test]
+fn one_client_cannot_take_the_whole_body_budget() {
+    let s = Server::start_with("fair", &["--body-memory", "24", "--client-body-memory", "6", "--body-timeout", "20"]);
+    s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
+    // One client sends four 5 MiB bodies and stalls: it may hold 6 MiB of them, no more.
+    let _hogs: Vec<TcpStream> = (0..4).map(|_| stalled_upload(&s, "127.0.0.2", 5 << 20)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, answer) = post_from(&s, "127.0.0.1", 1 << 20);
+    assert_eq!(status, 200, "another client, while one holds its share: {answer}");
+    let (status, answer) = post_from(&s, "127.0.0.2", 1 << 20);
+    assert_eq!(status, 503, "the client over its share: {answer}");
+    assert!(answer.contains("--client-body-memory"), "{answer}");
+}
+
+#[test]
+fn a_client_past_its_connections_gets_503_and_the_others_are_served() {
+    let s = Server::start_with("per-client", &["--max-connections-per-client", "4"]);
+    let mut idle: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.2", &s.addr, None).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut fifth = connect_from("127.0.0.2", &s.addr, None).unwrap();
+    fifth.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = fifth.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "a fifth connection from one client: {answer:?}");
+    assert!(answer.contains("--max-connections-per-client"), "{answer}");
+    assert_eq!(s.get("/healthz").status, 200, "another client was refused");
+    // Closing one makes room for the next.
+    idle.pop();
+    let served = eventually(Duration::from_secs(5), || {
+        let mut c = connect_from("127.0.0.2", &s.addr, None).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut a = String::new();
+        let _ = c.read_to_string(&mut a);
+        a.starts_with("HTTP/1.1 200")
+    });
+    assert!(served, "a client under its cap again was still refused");
+}
+
+/// Answers 6 MiB less 64 KiB, from Python.
+const BIG_ANSWER: &str = r#"def handle(event, context):
+    return "x" * ((6 << 20) - (64 << 10))
+"#;
+
+#[test]
+fn answers_to_clients_that_never_read_do_not_take_memory() {
+    let s = Server::start("unread");
+    let code = TempDir::with("big", &[("handler.py", BIG_ANSWER)]);
+    s.deploy("big", code.path(), &["--runtime", "python3", "--max-scale", "4"]);
+    // Read whole by a client that reads: the answer is intact.
+    let r = s.get("/fn/big/");
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, (6 << 20) - (64 << 10)),
+        "{}",
+        r.header("content-length").unwrap_or("-")
+    );
+    let before = s.rss_kib();
+    // 60 clients ask for it and never read, with a small receive window.
+    let unread: Vec<TcpStream> = (0..60)
+        .map(|_| {
+            let mut c = connect_from("127.0.0.2", &s.addr, Some(4096)).unwrap();
+            c.write_all(b"GET /fn/big/ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
+    let mut peak = before;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        peak = peak.max(s.rss_kib());
+    }
+    eprintln!("server RSS: {before} KiB before, {peak} KiB at most with 60 unread answers");
+    assert!(
+        peak < before + 64 * 1024,
+        "the server's RSS went from {before} KiB to {peak} KiB with 60 clients not reading 6 MiB answers"
+    );
+    drop(unread);
+    let r = s.get("/fn/big/");
+    assert_eq!((r.status, r.body.len()), (200, (6 << 20) - (64 << 10)), "after the unread ones left");
 }
 
 #[test]

@@ -77,6 +77,14 @@ impl Tokens {
         same(token.as_bytes(), self.admin.as_bytes())
     }
 
+    /// Does `value` (a header's bytes, in any form: any scheme, case, spacing or padding)
+    /// hold the admin token anywhere? Every window is compared in full, as [`Self::is_admin`]
+    /// compares.
+    pub fn mentions_admin(&self, value: &[u8]) -> bool {
+        let admin = self.admin.as_bytes();
+        !admin.is_empty() && value.windows(admin.len()).fold(false, |found, w| found | same(w, admin))
+    }
+
     /// May `token` invoke `function`?
     pub fn may_invoke(&self, function: &str, token: &str) -> bool {
         if self.is_admin(token) {
@@ -118,6 +126,19 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_token_is_found_in_any_form() {
+        let t = Tokens::new("fnbox-admin-0123".into(), vec![]);
+        for v in
+            ["Bearer fnbox-admin-0123", "bearer\tfnbox-admin-0123", "x fnbox-admin-0123 y", "Basic,fnbox-admin-0123"]
+        {
+            assert!(t.mentions_admin(v.as_bytes()), "{v}");
+        }
+        for v in ["Bearer fnbox-admin-012", "", "fnbox-admin-01234"[..10].as_ref()] {
+            assert!(!t.mentions_admin(v.as_bytes()), "{v}");
+        }
+    }
 
     #[test]
     fn tokens_open_their_function_only() {

@@ -269,9 +269,71 @@ pub fn http_request(
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines.next().unwrap_or("").split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let headers =
+    let headers: Vec<(String, String)> =
         lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    Ok(Reply { status, headers, body: raw[end + 4..].to_vec() })
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = match chunked {
+        true => dechunk(&raw[end + 4..])?,
+        false => raw[end + 4..].to_vec(),
+    };
+    Ok(Reply { status, headers, body })
+}
+
+/// The body of a chunked answer (a cut one is an error).
+fn dechunk(mut raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = |what: &str| std::io::Error::other(format!("chunked body: {what}"));
+    let mut body = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").ok_or_else(|| bad("no chunk size"))?;
+        let size = std::str::from_utf8(&raw[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok());
+        let size = size.ok_or_else(|| bad("a chunk size is not hex"))?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if raw.len() < size + 2 {
+            return Err(bad("cut short"));
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// A TCP connection to `addr` from the loopback address `src` (any of 127.0.0.0/8: another
+/// client as the server counts them), with a receive buffer of `rcvbuf` bytes if given (set
+/// before the connection, so the window stays that small).
+pub fn connect_from(src: &str, addr: &str, rcvbuf: Option<i32>) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let to = |a: std::net::SocketAddrV4| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let local = to(format!("{src}:0").parse().map_err(std::io::Error::other)?);
+    let remote = to(addr.parse().map_err(std::io::Error::other)?);
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a new socket we own; bind, connect and setsockopt read structs we own for the
+    // lengths given; the descriptor is handed to TcpStream, which closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        if let Some(n) = rcvbuf {
+            let p = (&n as *const i32).cast();
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, std::mem::size_of::<i32>() as libc::socklen_t);
+        }
+        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0
+            || libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
 }
 
 impl Drop for Server {

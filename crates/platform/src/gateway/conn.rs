@@ -1,9 +1,12 @@
 //! What one client may hold: connections are capped, every wait on a client is bounded, and a
 //! full descriptor table slows the accept loop down instead of spinning it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -22,12 +25,24 @@ pub struct ClientLimits {
     pub body_timeout: Duration,
     /// Bytes of function-call bodies held at once.
     pub body_memory: usize,
+    /// Connections one client (see [`super::body::client_key`]) may hold at once; more are
+    /// answered 503 and closed.
+    pub max_connections_per_client: usize,
+    /// Bytes of function-call bodies one client may hold at once (a share of `body_memory`).
+    pub client_body_memory: usize,
 }
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_S: u64 = 30;
 pub const DEFAULT_BODY_MEMORY_MIB: usize = 256;
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+
+/// A client's share of the body budget when the operator gives none: an eighth of it, but
+/// room for at least one whole function-call body.
+pub fn default_client_body_memory(body_memory: usize) -> usize {
+    (body_memory / 8).max(crate::function::PAYLOAD_MAX).min(body_memory)
+}
 
 impl Default for ClientLimits {
     fn default() -> Self {
@@ -36,6 +51,8 @@ impl Default for ClientLimits {
             header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_S),
             body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_S),
             body_memory: DEFAULT_BODY_MEMORY_MIB << 20,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            client_body_memory: default_client_body_memory(DEFAULT_BODY_MEMORY_MIB << 20),
         }
     }
 }
@@ -69,6 +86,47 @@ pub fn fit_to_open_file_limit(limits: &mut ClientLimits) -> Option<String> {
         limits.max_connections, rl.rlim_cur
     ))
 }
+
+/// Connections per client, so that one client cannot take all of `--max-connections`.
+#[derive(Clone, Default)]
+pub struct PerClient {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection counted for its client; uncounted when dropped.
+pub struct ClientSlot {
+    counts: PerClient,
+    key: IpAddr,
+}
+
+impl PerClient {
+    /// Counts a connection from `peer`, unless its client already holds `max`.
+    pub fn admit(&self, peer: IpAddr, max: usize) -> Option<ClientSlot> {
+        let key = super::body::client_key(peer);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { counts: self.clone(), key })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What a client past its connections gets before the close (written once, never waited on).
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 109\r\n\r\nthis client already holds its connections (fnbox serve --max-connections-per-client): close some, then retry\n";
 
 /// `accept()` failed for want of a resource (descriptors, memory): retrying at once would
 /// fail again, spinning; wait for connections or instances to close some.
@@ -161,6 +219,22 @@ mod tests {
         assert_eq!(accept_backoff(40), Duration::from_secs(1));
         assert!(out_of_resources(&io::Error::from_raw_os_error(libc::EMFILE)));
         assert!(!out_of_resources(&io::Error::from_raw_os_error(libc::ECONNABORTED)));
+    }
+
+    #[test]
+    fn a_client_holds_its_connections_only() {
+        let c = PerClient::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let slots: Vec<_> = (0..3).map(|_| c.admit(a, 3).expect("under the cap")).collect();
+        assert!(c.admit(a, 3).is_none());
+        assert!(c.admit("10.0.0.2".parse().unwrap(), 3).is_some());
+        drop(slots);
+        assert!(c.open.lock().unwrap().is_empty());
+        let body = TOO_MANY_CONNECTIONS.split(|&b| b == b'\n').next_back().unwrap();
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (_, body_text) = text.split_once("\r\n\r\n").unwrap();
+        assert!(body.is_empty());
+        assert!(text.contains(&format!("Content-Length: {}\r\n", body_text.len())), "{text}");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 
 use super::answer::{handler_answer, hop_by_hop};
 use super::body::{BodyError, BodyReader, HeldBody, Sender};
-use super::{full, text, Body};
+use super::{full, relay, text, Body};
 use crate::function::{HEADER_MAX, PAYLOAD_MAX};
 use crate::instances::pool::{AcquireError, Outcome, Pool};
 use crate::instances::upstream::UpstreamError;
@@ -19,14 +19,39 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Is this `Authorization` value one of fnbox's tokens (the admin's, or one of the
-/// function's)? Those open the gateway and are never the function's to see; any other
-/// scheme or token is the function's own business and passes.
+/// Does this `Authorization` value carry one of fnbox's tokens (the admin's, or one of the
+/// function's), in whatever form (any scheme or none, any case, tabs, extra spaces)? Those
+/// open the gateway and are never the function's to see; any other value is the function's
+/// own business and passes.
 fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
-    v.to_str()
-        .ok()
-        .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
-        .is_some_and(|t| p.tokens.may_invoke(name, t))
+    p.tokens.mentions_admin(v.as_bytes())
+        || v.as_bytes()
+            .split(|b| b.is_ascii_whitespace() || *b == b',')
+            .filter(|t| !t.is_empty())
+            .any(|t| std::str::from_utf8(t).is_ok_and(|t| p.tokens.may_invoke(name, t)))
+}
+
+/// Headers the client names in its `Connection` header: they are for the gateway's hop only.
+fn named_in_connection(headers: &hyper::HeaderMap) -> Vec<String> {
+    let values = headers.get_all(hyper::header::CONNECTION).iter().filter_map(|v| v.to_str().ok());
+    values.flat_map(|v| v.split(',')).map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect()
+}
+
+/// Headers that say who the client is: the gateway is the edge, so what a client sends in them
+/// is not to be trusted; the gateway sets them from the connection's peer.
+fn forwarding(name: &hyper::header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded" | "x-forwarded-for" | "x-real-ip" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port"
+    )
+}
+
+/// `Forwarded: for=` names an IPv6 address quoted and bracketed (RFC 7239).
+fn forwarded_value(peer: &SocketAddr) -> String {
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => format!("for={ip};proto=http"),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=http"),
+    }
 }
 
 /// The size of the header block the instance receives for `req` (request line, headers and
@@ -53,7 +78,7 @@ pub async fn invoke(
     };
     let resp = match prepare(p, bodies, &pool, name, sub, req, peer).await {
         // `_held` keeps the body counted against the server's budget until the answer.
-        Ok((up, request_id, _held)) => dispatch(p, &pool, name, up, &request_id).await,
+        Ok((up, request_id, _held)) => dispatch(p, &pool, name, up, &request_id, bodies.timeout()).await,
         Err(resp) => resp,
     };
     finish(p, name, resp, t0)
@@ -100,6 +125,9 @@ pub struct Delivered {
     pub body: Bytes,
 }
 
+/// How long fnbox's own callers (triggers, asynchronous calls) may take to read an answer.
+const INTERNAL_READER_TIME: Duration = Duration::from_secs(30);
+
 /// Sends a delivery to function `name` through [`dispatch`], as the gateway would: the same
 /// scaling, queue, timeout, logs and metrics.
 pub async fn deliver(p: &Arc<Platform>, name: &str, d: Delivery) -> Delivered {
@@ -116,7 +144,8 @@ pub async fn deliver(p: &Arc<Platform>, name: &str, d: Delivery) -> Delivered {
                 up = up.header(k.as_str(), v.as_str());
             }
             match up.body(Full::new(d.body)) {
-                Ok(up) => dispatch(p, &pool, name, up, &d.request_id).await,
+                // fnbox reads the answer itself, at once: the client's share of the relay is short.
+                Ok(up) => dispatch(p, &pool, name, up, &d.request_id, INTERNAL_READER_TIME).await,
                 Err(e) => text(400, format!("the call could not be built: {e}")),
             }
         }
@@ -175,7 +204,7 @@ pub async fn prepare(
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let (parts, body) = req.into_parts();
     // Held (and counted against the server's body budget) until the instance has answered.
-    let held = match bodies.read(body, PAYLOAD_MAX, declared, Sender::Anyone).await {
+    let held = match bodies.read(body, PAYLOAD_MAX, declared, Sender::Anyone(peer.ip())).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return Err(too_large()),
         Err(e) => return Err(e.response(PAYLOAD_MAX)),
@@ -186,9 +215,11 @@ pub async fn prepare(
         None => sub.to_string(),
     };
     let mut up = Request::builder().method(parts.method).uri(target);
-    let mut forwarded_for = None;
+    let connection_named = named_in_connection(&parts.headers);
     for (k, v) in parts.headers.iter() {
         if hop_by_hop(k)
+            || connection_named.iter().any(|n| n == k.as_str())
+            || forwarding(k)
             || k == "x-auth-token"
             || k == "content-length"
             || k == "x-request-id"
@@ -196,18 +227,12 @@ pub async fn prepare(
         {
             continue;
         }
-        if k == "x-forwarded-for" {
-            forwarded_for = v.to_str().ok().map(str::to_string);
-            continue;
-        }
         up = up.header(k, v);
     }
-    let xff = match forwarded_for {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
     up = up
-        .header("x-forwarded-for", xff)
+        .header("x-forwarded-for", peer.ip().to_string())
+        .header("x-real-ip", peer.ip().to_string())
+        .header("forwarded", forwarded_value(&peer))
         .header("x-forwarded-proto", "http")
         .header("x-request-id", &request_id)
         .header("content-length", body.len());
@@ -231,12 +256,15 @@ pub async fn prepare(
 /// The one path every call takes to an instance, from the gateway and from inside fnbox
 /// (triggers, asynchronous calls): lease an instance (a free one, a new one, or wait in the
 /// function's queue), send the request under the function's timeout, check the answer.
+/// `reader_time`: how long the caller may take, beyond the function's timeout, to read a long
+/// answer (see relay.rs).
 pub async fn dispatch(
     p: &Arc<Platform>,
     pool: &Arc<Pool>,
     name: &str,
     up: Request<Full<Bytes>>,
     request_id: &str,
+    reader_time: Duration,
 ) -> Response<Body> {
     let cfg = pool.current().function.config.clone();
     let lease = match pool.acquire().await {
@@ -253,14 +281,28 @@ pub async fn dispatch(
             return text(503, format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()))
         }
         Err(AcquireError::StartFailed(e)) => {
-            return text(502, format!("function '{name}' could not start an instance: {}", p.without_host_paths(&e.message)))
+            // What the instance printed may say anything (a binary function's stderr could
+            // forge a reason): the details go to the function's log only (the pool logs them).
+            let _ = e;
+            return text(
+                502,
+                format!("function '{name}' could not start an instance: its operator finds why in `fnbox logs {name}`"),
+            );
         }
         Err(AcquireError::Removed) => return text(404, format!("function '{name}' was removed")),
     };
     let timeout = Duration::from_secs(cfg.timeout_s);
     let inst = lease.instance.clone();
-    let sent = tokio::time::timeout(timeout, inst.upstream.send(up, PAYLOAD_MAX)).await;
-    let resp = match sent {
+    // The function's timeout covers its answer's head and first window; a longer answer has
+    // as long again, plus the client's time, to be relayed (see relay.rs).
+    let sent = tokio::time::timeout(timeout, async {
+        let (resp, connection) = inst.upstream.send(up).await?;
+        let (parts, mut body) = resp.into_parts();
+        let start = relay::read_start(&mut body, PAYLOAD_MAX).await?;
+        Ok((parts, body, start, connection))
+    })
+    .await;
+    let (mut parts, rest, start, connection) = match sent {
         Err(_) => {
             p.logs.event(
                 name,
@@ -294,7 +336,7 @@ pub async fn dispatch(
             let why = p.without_host_paths(&why);
             return text(502, format!("function '{name}' failed: {why}; the next request gets a new instance"));
         }
-        Ok(Ok(r)) => r,
+        Ok(Ok(answer)) => answer,
     };
     if let Some((started, path)) = lease.cold_start {
         p.metrics.cold_start(name, path, None, &[("first_response", Some(started.elapsed()))]);
@@ -305,8 +347,6 @@ pub async fn dispatch(
             tokio::spawn(async move { w.fill() });
         }
     }
-    lease.finish(Outcome::Served);
-    let (mut parts, body) = resp.into_parts();
     if let Err(why) = handler_answer(&mut parts) {
         p.logs.event(name, &inst.id, format!("request {request_id}: the handler's answer is not valid HTTP: {why}"));
         return text(500, format!("function '{name}' returned an answer that is not valid HTTP: {why}"));
@@ -314,5 +354,13 @@ pub async fn dispatch(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert("x-request-id", v);
     }
-    Response::from_parts(parts, full(body))
+    if start.done {
+        inst.upstream.keep(connection);
+        lease.finish(Outcome::Served);
+        return Response::from_parts(parts, full(start.bytes));
+    }
+    let caller = relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id: request_id.to_string() };
+    let deadline = tokio::time::Instant::now() + timeout + reader_time;
+    let relay = relay::Relay::new(start, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
+    Response::from_parts(parts, relay.boxed())
 }

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod body;
 pub mod conn;
 pub mod invoke;
+pub mod relay;
 
 use crate::platform::Platform;
 use body::BodyReader;
@@ -22,10 +23,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub type Body = BoxBody<Bytes, Infallible>;
+/// An answer's body. Its error (only a relayed answer has one: see [`relay`]) ends the
+/// client's connection, which is how HTTP/1.1 says an answer was cut.
+pub type Body = BoxBody<Bytes, BodyFailure>;
+pub type BodyFailure = Box<dyn std::error::Error + Send + Sync>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed()
+    Full::new(b.into()).map_err(|never: Infallible| match never {}).boxed()
 }
 
 /// A plain-text answer (one sentence and a newline).
@@ -69,7 +73,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let bodies = BodyReader::new(limits.body_memory, limits.body_timeout);
+    let bodies = BodyReader::new(limits.body_memory, limits.client_body_memory, limits.body_timeout);
+    let per_client = conn::PerClient::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut starved = 0u32;
     loop {
@@ -97,6 +102,11 @@ pub async fn serve(
             _ = &mut shutdown => return,
         };
         starved = 0;
+        let Some(client) = per_client.admit(peer.ip(), limits.max_connections_per_client) else {
+            // One try, never a wait: the socket buffer of a new connection takes this whole.
+            let _ = stream.try_write(conn::TOO_MANY_CONNECTIONS);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let platform = platform.clone();
         let bodies = bodies.clone();
@@ -114,9 +124,13 @@ pub async fn serve(
                 // one per connection while it waits (the floor hyper accepts is 8 KiB).
                 .max_buf_size(crate::function::HEADER_MAX + (16 << 10))
                 .keep_alive(true)
+                // Answers are copied into that one bounded buffer, not queued as they come
+                // (up to 16 chunks of the instance's): a client that reads slowly holds a
+                // window of its answer, no more (docs/architecture.md, "Gateway limits").
+                .writev(false)
                 .serve_connection(TokioIo::new(StallGuard::new(stream, limits.body_timeout)), svc)
                 .await;
-            drop(slot);
+            drop((slot, client));
         });
     }
 }

@@ -2,12 +2,21 @@
 //! costs one write and one read on a socket that is already open.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+/// The most hyper reads from an instance at once: each chunk of an answer relayed to a
+/// client is at most this (docs/architecture.md, "Gateway limits").
+pub const READ_CHUNK: usize = 64 << 10;
+
+/// A connection to an instance while an answer is read from it: give it back with
+/// [`Upstream::keep`] once the answer's body is all read, or drop it (the connection closes).
+pub type Connection = SendRequest<Full<Bytes>>;
 
 /// Why a request to an instance failed.
 #[derive(Debug)]
@@ -39,7 +48,9 @@ impl Upstream {
 
     async fn connect(&self) -> std::io::Result<SendRequest<Full<Bytes>>> {
         let stream = tokio::net::UnixStream::connect(&self.path).await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(READ_CHUNK)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         tokio::spawn(async move {
@@ -58,8 +69,9 @@ impl Upstream {
         None
     }
 
-    /// Sends a request and reads the whole response (at most `limit` bytes of body).
-    pub async fn send(&self, req: Request<Full<Bytes>>, limit: usize) -> Result<Response<Bytes>, UpstreamError> {
+    /// Sends a request; returns the answer (its body still to read) and the connection it
+    /// came on.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<(Response<Incoming>, Connection), UpstreamError> {
         let idle = match self.take_idle() {
             Some(mut s) => s.ready().await.is_ok().then_some(s),
             None => None,
@@ -69,13 +81,11 @@ impl Upstream {
             None => self.connect().await.map_err(|e| UpstreamError::Connection(e.to_string()))?,
         };
         let resp = sender.send_request(req).await.map_err(|e| UpstreamError::Connection(e.to_string()))?;
-        let (parts, body) = resp.into_parts();
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(UpstreamError::TooLarge),
-            Err(e) => return Err(UpstreamError::Connection(e.to_string())),
-        };
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
-        Ok(Response::from_parts(parts, body))
+        Ok((resp, sender))
+    }
+
+    /// Keeps a connection whose last answer was read whole, for the next request.
+    pub fn keep(&self, c: Connection) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
     }
 }
