@@ -2,6 +2,7 @@
 //! that turn bad input into errors naming the fix.
 
 use crate::error::{Error, Result};
+use fnbox_sandbox::net::Network;
 use fnbox_sandbox::spec::Tier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -75,6 +76,15 @@ pub struct FunctionConfig {
     pub private: bool,
     /// Digest of the code in the code store.
     pub code: String,
+    /// Outbound network: egress (the default, as on Scaleway) or none.
+    #[serde(default = "default_network")]
+    pub network: Network,
+}
+
+/// Functions reach the internet unless deployed with `--network none` (functions stored
+/// before networks existed too).
+fn default_network() -> Network {
+    Network::Egress
 }
 
 /// A deploy request: every field but the runtime and the code is optional; an unknown field
@@ -98,12 +108,19 @@ pub struct DeployRequest {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub private: bool,
+    /// `egress` (default) or `none`.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 impl DeployRequest {
     /// Applies the defaults and checks every limit.
     pub fn into_config(self) -> Result<FunctionConfig> {
         let runtime: Runtime = self.runtime.parse()?;
+        let network = match self.network.as_deref() {
+            Some(n) => n.parse().map_err(|e: fnbox_sandbox::Error| Error::Invalid(e.to_string()))?,
+            None => default_network(),
+        };
         let c = FunctionConfig {
             handler: self.handler.unwrap_or_else(|| runtime.default_handler().to_string()),
             runtime,
@@ -118,6 +135,7 @@ impl DeployRequest {
             secrets: self.secrets,
             private: self.private,
             code: self.code,
+            network,
         };
         c.validate()?;
         Ok(c)

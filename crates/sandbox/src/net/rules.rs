@@ -115,7 +115,7 @@ delete chain {TABLE} {chain}
 pub fn clean(paths: &Paths) -> usize {
     let Ok(_lock) = super::lock(paths, true) else { return 0 };
     let mut n = 0;
-    let listed = Command::new("nft").args(["list", "chains", "inet", "fnbox"]).stderr(Stdio::null()).output();
+    let listed = Command::new("nft").args(["list", "table", "inet", "fnbox"]).stderr(Stdio::null()).output();
     let listed = listed.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     for slot in listed
         .lines()
