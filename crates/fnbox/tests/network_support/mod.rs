@@ -26,6 +26,8 @@ pub const METADATA: &str = "169.254.169.254";
 pub struct Net {
     /// A `resolv.conf` naming the private resolver: give it as `FNBOX_RESOLV_CONF`.
     pub resolv_conf: PathBuf,
+    /// The servers (they exit with the test process).
+    _servers: Vec<std::process::Child>,
     _lock: std::fs::File,
 }
 
@@ -110,7 +112,14 @@ fn alive(pid: &str) -> bool {
 
 /// One namespace `fnbxt-<tag>-<pid>` with `addrs` on its end of a veth pair whose host end
 /// (`fxt<tag initial><pid>`) has `host_addr`, and `servers` running in it.
-fn namespace(tag: &str, host_addr: &str, gateway: &str, addrs: &[&str], routes: &[&str], servers: &[String]) {
+fn namespace(
+    tag: &str,
+    host_addr: &str,
+    gateway: &str,
+    addrs: &[&str],
+    routes: &[&str],
+    servers: &[String],
+) -> std::process::Child {
     let pid = std::process::id();
     let ns = format!("fnbxt-{tag}-{pid}");
     let link = format!("fxt{}{pid}", &tag[..1]);
@@ -137,6 +146,7 @@ fn namespace(tag: &str, host_addr: &str, gateway: &str, addrs: &[&str], routes: 
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready", "the {tag} servers did not start");
+    child
 }
 
 /// The shared networks, made on first use.
@@ -157,7 +167,7 @@ pub fn net() -> &'static Net {
                 }
             }
         }
-        namespace(
+        let inet = namespace(
             "inet",
             "198.51.100.254/24",
             "198.51.100.254",
@@ -169,7 +179,7 @@ pub fn net() -> &'static Net {
                 format!("banner,{INTERNET},465"),
             ],
         );
-        namespace(
+        let lan = namespace(
             "lan",
             "10.77.0.254/24",
             "10.77.0.254",
@@ -179,7 +189,7 @@ pub fn net() -> &'static Net {
         );
         let resolv_conf = std::env::temp_dir().join(format!("fnbox-test-resolv-{}.conf", std::process::id()));
         std::fs::write(&resolv_conf, format!("nameserver {PRIVATE}\n")).unwrap();
-        Net { resolv_conf, _lock: lock }
+        Net { resolv_conf, _servers: vec![inet, lan], _lock: lock }
     })
 }
 
