@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Egress, side by side in one run:
 #
-#   1. HTTP GET throughput to a local "internet" server (a network namespace at 198.18.0.1,
+#   1. HTTP GET throughput to a local "internet" server (a network namespace at 198.19.77.1,
 #      RFC 2544's benchmarking range, routed from the host through a veth pair) with wrk,
 #      from the host and from `fnbox run --network egress` in v1 and v2: requests/s of a
 #      small body over kept-alive connections, and MB/s of an 8 MiB body; p50 and p99
@@ -38,16 +38,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The "internet": 198.18.0.1, an HTTP server (asyncio, keep-alive) with /small (1 KiB) and
+# The "internet": 198.19.77.1, an HTTP server (asyncio, keep-alive) with /small (1 KiB) and
 # /big (8 MiB).
 ip netns add "$NS"
 ip link add "$LINK" type veth peer name veth0 netns "$NS"
-ip addr add 198.18.0.254/24 dev "$LINK"
+ip addr add 198.19.77.254/24 dev "$LINK"
 ip link set "$LINK" up
-ip -n "$NS" addr add 198.18.0.1/24 dev veth0
+ip -n "$NS" addr add 198.19.77.1/24 dev veth0
 ip -n "$NS" link set veth0 up
 ip -n "$NS" link set lo up
-ip -n "$NS" route add default via 198.18.0.254
+ip -n "$NS" route add default via 198.19.77.254
 ip netns exec "$NS" python3 - <<'PY' &
 import asyncio
 BODIES = {b"/small": b"x" * 1024, b"/big": b"x" * (8 << 20)}
@@ -63,24 +63,27 @@ async def serve(r, w):
     except Exception:
         w.close()
 async def main():
-    s = await asyncio.start_server(serve, "198.18.0.1", 8080, backlog=1024)
+    s = await asyncio.start_server(serve, "198.19.77.1", 8080, backlog=1024)
     await s.serve_forever()
 asyncio.run(main())
 PY
 SERVER_PID=$!
-for _ in $(seq 100); do curl -sf -o /dev/null http://198.18.0.1:8080/small && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf -o /dev/null http://198.19.77.1:8080/small && break; sleep 0.1; done
 
 echo "== 1. HTTP GET to the local internet (wrk, ${SECS} s each, 1 thread, 8 connections)"
 wrk_in() { # label, then the command prefix that runs wrk
   local label=$1; shift
   for path in small big; do
-    "$@" wrk -t1 -c8 -d"${SECS}s" --latency "http://198.18.0.1:8080/$path" >"$OUT/$label-$path.txt" 2>&1 || {
+    "$@" wrk -t1 -c8 -d"${SECS}s" --latency "http://198.19.77.1:8080/$path" >"$OUT/$label-$path.txt" 2>&1 || {
       echo "wrk failed in $label:"; cat "$OUT/$label-$path.txt"; exit 1; }
   done
 }
-wrk_in host
-wrk_in v1 "$FNBOX" run --sandbox v1 --network egress --
-wrk_in v2 "$FNBOX" run --sandbox v2 --network egress --
+# Three rounds, interleaved (the machine's load drifts); each figure is the median of its three.
+for round in 1 2 3; do
+  wrk_in "host.$round"
+  wrk_in "v1.$round" "$FNBOX" run --sandbox v1 --network egress --
+  wrk_in "v2.$round" "$FNBOX" run --sandbox v2 --network egress --
+done
 python3 - "$OUT" <<'PY'
 import re, sys
 out = sys.argv[1]
@@ -96,9 +99,12 @@ def parse(label, path):
     mbs = float(m.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1.0, "GB": 1e3}[m.group(2)]
     return rps, mbs, lat
 print(f"{'from':6} {'small req/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'big MB/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+def median_of_rounds(label, path):
+    runs = sorted((parse(f"{label}.{r}", path) for r in (1, 2, 3)), key=lambda x: x[0] if path == "small" else x[1])
+    return runs[1]
 res = {}
 for label in ("host", "v1", "v2"):
-    s, b = parse(label, "small"), parse(label, "big")
+    s, b = median_of_rounds(label, "small"), median_of_rounds(label, "big")
     res[label] = (s, b)
     print(f"{label:6} {s[0]:12.0f} {s[2]['50']:8.2f} {s[2]['99']:8.2f} {b[1]:10.0f} {b[2]['50']:8.2f} {b[2]['99']:8.2f}")
 for label in ("v1", "v2"):
@@ -151,7 +157,10 @@ def metrics():
     for line in request("GET", "/metrics")[1].decode().splitlines():
         if line and not line.startswith("#"):
             k, _, v = line.rpartition(" ")
-            out[k] = float(v)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
     return out
 def settle():
     end = time.monotonic() + 20

@@ -133,7 +133,7 @@ fn a_sandboxs_network_is_gone_when_it_ends_even_after_kill_9() {
         eventually(Duration::from_secs(5), || !Path::new("/sys/class/net").join(&link).exists()),
         "{link} outlived its sandbox"
     );
-    assert!(!chain_exists(&link), "the rules of {link} outlived its sandbox");
+    assert!(eventually(Duration::from_secs(5), || !chain_exists(&link)), "the rules of {link} outlived its sandbox");
 
     // Its launcher killed with SIGKILL: the link goes with the sandbox; the rules with the
     // stale reaper (`fnbox cleanup` here).

@@ -9,7 +9,8 @@
 //!   on port 53 only, like this machine's own.
 //!
 //! Made once per test process, under a host-wide lock (the addresses are fixed); what a dead
-//! test process left is removed first. The servers exit when the test process does.
+//! test process left is removed first. The servers and the namespaces go when the test
+//! process does.
 
 #![allow(dead_code)]
 
@@ -187,9 +188,21 @@ pub fn net() -> &'static Net {
             &["169.254.169.254/32"],
             &["http,0.0.0.0,80,private".to_string(), format!("dns,{PRIVATE},{INTERNET}")],
         );
+        // The namespaces (their veths and routes with them) go when this process does.
+        let pid = std::process::id();
+        let reaper = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; ip netns del fnbxt-inet-{pid}; ip netns del fnbxt-lan-{pid}"
+        );
+        let reaper = Command::new("setsid")
+            .args(["sh", "-c", &reaper])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("setsid (util-linux) is needed");
         let resolv_conf = std::env::temp_dir().join(format!("fnbox-test-resolv-{}.conf", std::process::id()));
         std::fs::write(&resolv_conf, format!("nameserver {PRIVATE}\n")).unwrap();
-        Net { resolv_conf, _servers: vec![inet, lan], _lock: lock }
+        Net { resolv_conf, _servers: vec![inet, lan, reaper], _lock: lock }
     })
 }
 

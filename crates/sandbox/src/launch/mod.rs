@@ -103,14 +103,15 @@ impl Sandbox {
         let mut cfg = child_config(spec, &stage)?;
         // Egress: the resolvers and the `resolv.conf` naming them, before anything is cloned.
         let egress = spec.network == crate::net::Network::Egress && spec.container.is_none();
-        let (servers, resolv) = match egress {
+        // The rules load (`nft`) meanwhile: they need none of the sandbox's namespaces.
+        let (mut net_pending, resolv) = match egress {
             true => {
                 let servers = crate::net::resolvers();
                 let resolv = crate::net::resolv_conf(paths, &servers)?;
                 cfg.egress_slot = Some(ids.slot);
-                (servers, Some(resolv))
+                (Some(crate::net::begin(paths, ids.slot, &spec.allow_net, &servers)?), Some(resolv))
             }
-            false => (Vec::new(), None),
+            false => (None, None),
         };
         let (parent_sock, child_sock) = fdpass::seqpacket_pair().context(|| "socketpair".into())?;
         // v2: program → Sentry (listener and root), Sentry → launcher (counters).
@@ -176,20 +177,14 @@ impl Sandbox {
         };
         drop(child_sock);
         crate::trace::mark("cloned");
-        // The link is made (by `nft` and `ip`) while the launcher prepares the rest; it is
-        // waited for before `STAGE`, after which the child configures its end.
-        let net_pending = match egress {
-            true => match crate::net::begin(paths, ids.slot, pid, &spec.allow_net, &servers) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let _ = process::pidfd_signal(&pidfd, libc::SIGKILL);
-                    let _ = process::waitpid(pid, false);
-                    let _ = early.as_ref().map(Cgroup::destroy);
-                    return Err(e);
-                }
-            },
-            false => None,
-        };
+        // The pair is made (by `ip`) while the launcher prepares the rest; it and the rules
+        // are waited for before `STAGE`, after which the child configures its end.
+        if let Some(Err(e)) = net_pending.as_mut().map(|p| p.link(pid)) {
+            let _ = process::pidfd_signal(&pidfd, libc::SIGKILL);
+            let _ = process::waitpid(pid, false);
+            let _ = early.as_ref().map(Cgroup::destroy);
+            return Err(e);
+        }
         // The disk helper keeps the sandbox's mount namespace, so that tearing it down is not
         // part of the init's exit.
         if let Ok(ns) = sys::openat(None, Path::new(&format!("/proc/{pid}/ns/mnt")), libc::O_RDONLY, 0) {

@@ -202,17 +202,22 @@ pub struct Pending {
     _lock: std::fs::File,
 }
 
-/// Starts making the link of the sandbox in slot `slot`, whose init is `pid` (its network
-/// namespace must exist).
-pub fn begin(paths: &Paths, slot: u32, pid: libc::pid_t, allow: &[Cidr], servers: &[Ipv4Addr]) -> Result<Pending> {
+/// Starts loading the rules of the sandbox in slot `slot` (before its namespaces exist: they
+/// need none of them).
+pub fn begin(paths: &Paths, slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> Result<Pending> {
     let lock = lock(paths, false)?;
     let nft = rules::load(slot, allow, servers)?;
-    let mut pending = Pending { slot, nft: Some(nft), ip: None, done: false, _lock: lock };
-    pending.ip = Some(link::create(slot, pid)?);
-    Ok(pending)
+    Ok(Pending { slot, nft: Some(nft), ip: None, done: false, _lock: lock })
 }
 
 impl Pending {
+    /// Starts making the pair, once the sandbox's init `pid` (and its network namespace)
+    /// exists.
+    pub fn link(&mut self, pid: libc::pid_t) -> Result<()> {
+        self.ip = Some(link::create(self.slot, pid)?);
+        Ok(())
+    }
+
     /// Waits for the rules and the link; the host's end is up when this returns.
     pub fn finish(mut self) -> Result<Link> {
         let nft = self.nft.take().map(|c| wait(c, "nft"));
@@ -257,7 +262,9 @@ pub struct Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        forget(self.slot);
+        // Not waited for: the launcher is about to exit, and the next sandbox of this slot
+        // flushes the chain anyway.
+        rules::forget_later(self.slot);
     }
 }
 

@@ -99,15 +99,29 @@ fn run_quietly(script: &str) -> bool {
 /// Removes the chain of the sandbox in slot `slot` (made sure to exist first, so that this
 /// is one transaction whether or not it does). Nothing happens without the table.
 pub fn forget(slot: u32) {
+    run_quietly(&forget_script(slot));
+}
+
+/// [`forget`], without waiting for `nft`: called as the launcher ends, whose exit hands it to
+/// init, which reaps it.
+#[allow(clippy::zombie_processes)]
+pub(super) fn forget_later(slot: u32) {
+    if let Ok(mut child) = nft(&forget_script(slot)) {
+        // Closing our end of its stderr is all: it exits on its own.
+        drop(child.stderr.take());
+    }
+}
+
+fn forget_script(slot: u32) -> String {
     let chain = format!("slot{slot}");
     let link = super::link_name(slot);
-    run_quietly(&format!(
+    format!(
         "add chain {TABLE} {chain}
 add element {TABLE} sandboxes {{ \"{link}\" : jump {chain} }}
 delete element {TABLE} sandboxes {{ \"{link}\" }}
 delete chain {TABLE} {chain}
 "
-    ));
+    )
 }
 
 /// `fnbox cleanup`: removes the links and chains of slots no launcher holds, and the whole
