@@ -76,13 +76,14 @@ pub struct FunctionConfig {
     pub private: bool,
     /// Digest of the code in the code store.
     pub code: String,
-    /// Outbound network: egress (the default, as on Scaleway) or none.
-    #[serde(default = "default_network")]
+    /// Outbound network: egress (the default of a deploy, as on Scaleway) or none. A
+    /// function stored before networks existed has none: an upgrade widens nothing, and its
+    /// next deploy gets the default (README, "Network").
+    #[serde(default)]
     pub network: Network,
 }
 
-/// Functions reach the internet unless deployed with `--network none` (functions stored
-/// before networks existed too).
+/// Deploys reach the internet unless made with `--network none`.
 fn default_network() -> Network {
     Network::Egress
 }
@@ -322,6 +323,16 @@ mod tests {
         assert!(e.to_string().contains("above max-scale"), "{e}");
         let e = DeployRequest { runtime: "ruby".into(), ..req() }.into_config().unwrap_err().to_string();
         assert!(e.contains("python3, node or binary"), "{e}");
+    }
+
+    #[test]
+    fn deploys_default_to_egress_and_configs_stored_before_networks_to_none() {
+        let c = req().into_config().unwrap();
+        assert_eq!(c.network, Network::Egress);
+        let mut stored = serde_json::to_value(&c).unwrap();
+        stored.as_object_mut().unwrap().remove("network");
+        let old: FunctionConfig = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.network, Network::None, "an upgrade must not give a stored function egress");
     }
 
     #[test]

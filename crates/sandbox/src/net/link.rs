@@ -32,17 +32,44 @@ pub(super) fn create(slot: u32, pid: libc::pid_t) -> Result<std::process::Child>
     Ok(child)
 }
 
-/// The host's end: no IPv6 (no link-local address a sandbox could talk to), then up; and the
-/// host forwards IPv4 (what routing the sandboxes' packets takes).
+/// The host's end: no IPv6 (no link-local address a sandbox could talk to), ARP answered for
+/// its own address only (`arp_ignore=1`, `arp_announce=2`: a sandbox cannot list the host's
+/// other addresses or which slots are live), then up; and the host forwards IPv4 (what
+/// routing the sandboxes' packets takes).
 pub(super) fn host_side(slot: u32) -> Result<()> {
     let name = link_name(slot);
     let _ = sys::write_file(std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")), b"1");
-    let fwd = std::path::Path::new("/proc/sys/net/ipv4/ip_forward");
-    if std::fs::read(fwd).map(|v| v.first() != Some(&b'1')).unwrap_or(true) {
-        sys::write_file(fwd, b"1").context(|| "cannot turn on IPv4 forwarding (net.ipv4.ip_forward)".into())?;
+    for (key, value) in [("arp_ignore", b"1"), ("arp_announce", b"2")] {
+        let p = format!("/proc/sys/net/ipv4/conf/{name}/{key}");
+        sys::write_file(std::path::Path::new(&p), value).context(|| format!("cannot set {p}"))?;
+    }
+    if !forwarding_on() {
+        sys::write_file(std::path::Path::new(FORWARD), b"1")
+            .context(|| "cannot turn on IPv4 forwarding (net.ipv4.ip_forward)".into())?;
     }
     let s = inet_socket().map_err(Error::Setup)?;
     bring_up(&s, &name).map_err(Error::Setup)
+}
+
+const FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+fn forwarding_on() -> bool {
+    std::fs::read(FORWARD).is_ok_and(|v| v.first() == Some(&b'1'))
+}
+
+/// Whether fnbox is the one turning forwarding on: it is off now (recorded in `record`, in
+/// the run directory, which goes at reboot as the setting does), or a sandbox before this one
+/// recorded that it was.
+pub(super) fn forwarding_is_ours(record: &std::path::Path) -> bool {
+    if record.exists() {
+        return true;
+    }
+    !forwarding_on() && std::fs::write(record, b"net.ipv4.ip_forward was 0 before fnbox\n").is_ok()
+}
+
+/// `fnbox cleanup` with no sandbox link left: forwarding goes back off if fnbox turned it on.
+pub(super) fn restore_forwarding(record: &std::path::Path) -> bool {
+    record.exists() && sys::write_file(std::path::Path::new(FORWARD), b"0").is_ok() && std::fs::remove_file(record).is_ok()
 }
 
 fn inet_socket() -> std::result::Result<OwnedFd, String> {

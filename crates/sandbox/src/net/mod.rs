@@ -2,6 +2,7 @@
 //! the host, filtered by an nftables table in the host's network namespace, where nothing in
 //! the sandbox can reach it. See docs/architecture.md, "Network".
 
+mod guard;
 mod link;
 mod rules;
 
@@ -55,17 +56,158 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Parses `A.B.C.D/N` or a single address (`/32`).
+    /// Parses an `--allow-net` value, `A.B.C.D/N` or a single address (`/32`). Refused: host
+    /// bits set (`10.0.0.1/8`: a typo that would open more than meant), and a range that
+    /// takes in loopback (127.0.0.0/8, never reachable) or link-local (169.254.0.0/16, cloud
+    /// metadata) along with other addresses (`0.0.0.0/0`): metadata is opened only by naming
+    /// a range inside 169.254.0.0/16.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::Invalid(format!("--allow-net '{s}' is not valid: {why}"));
+        let c = Self::parse_as(s, "--allow-net")?;
+        let bad = |why: &str| Error::Invalid(format!("--allow-net '{s}' is refused: {why}"));
+        if c.overlaps(&LINK_LOCAL) && !LINK_LOCAL.contains(&c) {
+            return Err(bad(
+                "it covers link-local 169.254.0.0/16 (cloud metadata at 169.254.169.254) with other ranges; \
+                 give narrower ranges that leave it out, and name a range inside 169.254.0.0/16 on its own to open it",
+            ));
+        }
+        if c.overlaps(&LOOPBACK) {
+            return Err(bad("it covers loopback (127.0.0.0/8), which no sandbox reaches; leave it out"));
+        }
+        Ok(c)
+    }
+
+    /// `A.B.C.D/N` or `A.B.C.D`, host bits clear; errors name `what` (the flag or variable).
+    fn parse_as(s: &str, what: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Invalid(format!("{what} '{s}' is not valid: {why}"));
         let (a, p) = s.split_once('/').unwrap_or((s, "32"));
-        let addr: IpAddr = a.trim().parse().map_err(|_| bad("use an IPv4 range such as 10.1.0.0/16"))?;
+        let addr: IpAddr = a.parse().map_err(|_| bad("use an IPv4 range such as 10.1.0.0/16"))?;
         let IpAddr::V4(addr) = addr else {
             return Err(bad("sandboxes have IPv4 egress only; give an IPv4 range such as 10.1.0.0/16"));
         };
-        let prefix: u8 = p.trim().parse().ok().filter(|n| *n <= 32).ok_or_else(|| bad("the prefix must be 0 to 32"))?;
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Ok(Self { addr: Ipv4Addr::from(u32::from(addr) & mask), prefix })
+        let prefix: u8 = Some(p)
+            .filter(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse().ok())
+            .filter(|n| *n <= 32)
+            .ok_or_else(|| bad("the prefix must be 0 to 32"))?;
+        let c = Self { addr, prefix };
+        if c.network() != addr {
+            return Err(bad(&format!("host bits are set; the range is {}/{prefix}", c.network())));
+        }
+        Ok(c)
+    }
+
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        }
+    }
+
+    fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    /// Whether every address of `other` is in this range.
+    pub fn contains(&self, other: &Cidr) -> bool {
+        other.prefix >= self.prefix && u32::from(other.addr) & self.mask() == u32::from(self.addr)
+    }
+
+    /// Whether the ranges share an address (CIDR ranges nest or are apart).
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+}
+
+const fn cidr(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Cidr {
+    Cidr { addr: Ipv4Addr::new(a, b, c, d), prefix }
+}
+
+const LOOPBACK: Cidr = cidr(127, 0, 0, 0, 8);
+const LINK_LOCAL: Cidr = cidr(169, 254, 0, 0, 16);
+
+/// Never reachable unless an operator allows a range: every range RFC 6890 (IANA's
+/// special-purpose registry) marks not globally reachable, and multicast. 192.0.0.0/24 goes
+/// whole (its two global anycast addresses, PCP and TURN, serve a site's own NAT).
+pub const DENIED: [Cidr; 14] = [
+    cidr(0, 0, 0, 0, 8),       // "this network"
+    cidr(10, 0, 0, 0, 8),      // private
+    cidr(100, 64, 0, 0, 10),   // shared (carrier-grade NAT)
+    LOOPBACK,                  //
+    LINK_LOCAL,                // cloud metadata
+    cidr(172, 16, 0, 0, 12),   // private
+    cidr(192, 0, 0, 0, 24),    // IETF protocol assignments
+    cidr(192, 0, 2, 0, 24),    // documentation (TEST-NET-1)
+    cidr(192, 168, 0, 0, 16),  // private
+    cidr(198, 18, 0, 0, 15),   // benchmarking (fake-IP proxies, appliances)
+    cidr(198, 51, 100, 0, 24), // documentation (TEST-NET-2)
+    cidr(203, 0, 113, 0, 24),  // documentation (TEST-NET-3)
+    cidr(224, 0, 0, 0, 4),     // multicast
+    cidr(240, 0, 0, 0, 4),     // reserved, limited broadcast
+];
+
+/// The ranges a sandbox may not reach: [`DENIED`] and the networks the host is directly
+/// connected to (its LAN, whatever its addresses), each once (a range inside another goes).
+pub fn denied(host: &HostView) -> Vec<Cidr> {
+    let all: Vec<Cidr> = DENIED.iter().chain(&host.networks).copied().collect();
+    let mut out: Vec<Cidr> = Vec::new();
+    for (i, c) in all.iter().enumerate() {
+        let inside_another = all.iter().enumerate().any(|(j, o)| {
+            j != i && o.contains(c) && (o.prefix < c.prefix || j < i)
+        });
+        if !inside_another {
+            out.push(*c);
+        }
+    }
+    out
+}
+
+/// What a sandbox's rules need to know of the host: its IPv4 addresses and the networks
+/// they are on (the sandbox links' own excepted).
+#[derive(Clone, Debug, Default)]
+pub struct HostView {
+    pub addresses: Vec<Ipv4Addr>,
+    pub networks: Vec<Cidr>,
+}
+
+impl HostView {
+    /// The host's interfaces now (`getifaddrs`).
+    pub fn now() -> Self {
+        let mut view = Self::default();
+        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs fills `list` with a list we free below.
+        if unsafe { libc::getifaddrs(&mut list) } != 0 {
+            return view;
+        }
+        let mut p = list;
+        while !p.is_null() {
+            // SAFETY: `p` is a node of the list getifaddrs returned, not yet freed.
+            let ifa = unsafe { &*p };
+            p = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() || ifa.ifa_name.is_null() {
+                continue;
+            }
+            // SAFETY: ifa_name is a NUL-terminated interface name.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
+            // SAFETY: ifa_addr points to a sockaddr whose family says its type.
+            if name.starts_with(rules::LINK_PREFIX) || i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+                continue;
+            }
+            // SAFETY: both are AF_INET addresses (an IPv4 address's netmask is one too).
+            let (addr, mask) = unsafe {
+                let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                (Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u32::from_be(m.sin_addr.s_addr))
+            };
+            view.addresses.push(addr);
+            let prefix = mask.leading_ones() as u8;
+            if prefix < 32 && !addr.is_loopback() {
+                view.networks.push(Cidr { addr: Ipv4Addr::from(u32::from(addr) & mask), prefix });
+            }
+        }
+        // SAFETY: `list` came from getifaddrs and is freed once.
+        unsafe { libc::freeifaddrs(list) };
+        view
     }
 }
 
@@ -90,13 +232,29 @@ impl From<Cidr> for String {
 
 /// The /16 sandbox links are numbered from: a /31 per uid slot (16384 slots), the host's end
 /// even, the sandbox's odd. `FNBOX_SANDBOX_NET` (`A.B.0.0/16`) moves it where it collides
-/// with the host's own networks.
+/// with the host's own networks; it must be a private range (one every sandbox is denied, so
+/// that sandboxes of launchers given different ranges cannot reach each other either).
+pub fn sandbox_net() -> Result<Cidr> {
+    sandbox_net_from(std::env::var("FNBOX_SANDBOX_NET").ok().as_deref())
+}
+
+fn sandbox_net_from(var: Option<&str>) -> Result<Cidr> {
+    let Some(s) = var else {
+        return Ok(cidr(10, 236, 0, 0, 16));
+    };
+    let c = Cidr::parse_as(s, "FNBOX_SANDBOX_NET")?;
+    let private = [cidr(10, 0, 0, 0, 8), cidr(172, 16, 0, 0, 12), cidr(192, 168, 0, 0, 16), cidr(100, 64, 0, 0, 10)];
+    if c.prefix != 16 || !private.iter().any(|p| p.contains(&c)) {
+        return Err(Error::Invalid(format!(
+            "FNBOX_SANDBOX_NET '{s}' is not valid: give a /16 inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10"
+        )));
+    }
+    Ok(c)
+}
+
+/// [`sandbox_net`], checked by [`begin`] before any link exists.
 pub fn subnet() -> Cidr {
-    std::env::var("FNBOX_SANDBOX_NET")
-        .ok()
-        .and_then(|s| Cidr::parse(&s).ok())
-        .filter(|c| c.prefix == 16)
-        .unwrap_or(Cidr { addr: Ipv4Addr::new(10, 236, 0, 0), prefix: 16 })
+    sandbox_net().unwrap_or(cidr(10, 236, 0, 0, 16))
 }
 
 /// The two ends of a sandbox's link.
@@ -192,11 +350,16 @@ fn lock(paths: &Paths, exclusive: bool) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// A sandbox's link being made: the rules and the veth pair, by `nft` and `ip` running while
-/// the launcher prepares the rest. [`Pending::finish`] waits for both.
+fn forwarding_record(paths: &Paths) -> Result<PathBuf> {
+    Ok(dir(paths)?.join("forwarding-was-off"))
+}
+
+/// A sandbox's link being made: the rules (both layers) and the veth pair, by `nft` and `ip`
+/// running while the launcher prepares the rest. [`Pending::finish`] waits for them.
 pub struct Pending {
     slot: u32,
     nft: Option<std::process::Child>,
+    guard: Option<guard::Guard>,
     ip: Option<std::process::Child>,
     done: bool,
     _lock: std::fs::File,
@@ -205,9 +368,13 @@ pub struct Pending {
 /// Starts loading the rules of the sandbox in slot `slot` (before its namespaces exist: they
 /// need none of them).
 pub fn begin(paths: &Paths, slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> Result<Pending> {
+    sandbox_net()?;
     let lock = lock(paths, false)?;
-    let nft = rules::load(slot, allow, servers)?;
-    Ok(Pending { slot, nft: Some(nft), ip: None, done: false, _lock: lock })
+    let denied = denied(&HostView::now());
+    let router_off = link::forwarding_is_ours(&forwarding_record(paths)?);
+    let nft = rules::load(slot, allow, servers, &denied, router_off)?;
+    let guard = guard::Guard::start(&rules::guard(slot, allow, servers, &denied), &rules::guard_table(slot))?;
+    Ok(Pending { slot, nft: Some(nft), guard: Some(guard), ip: None, done: false, _lock: lock })
 }
 
 impl Pending {
@@ -224,9 +391,11 @@ impl Pending {
         let ip = self.ip.take().map(|c| wait(c, "ip"));
         nft.transpose()?;
         ip.transpose()?;
+        let guard = self.guard.take().ok_or_else(|| Error::Setup("the sandbox's guard table is missing".into()))?;
+        let guard = guard.ready().map_err(|e| setup_error("nft -i (the guard table)", &e))?;
         link::host_side(self.slot)?;
         self.done = true;
-        Ok(Link { slot: self.slot })
+        Ok(Link { slot: self.slot, _guard: guard })
     }
 }
 
@@ -246,18 +415,21 @@ fn wait(child: std::process::Child, what: &str) -> Result<()> {
     if out.status.success() {
         return Ok(());
     }
-    let err = String::from_utf8_lossy(&out.stderr);
+    Err(setup_error(what, &format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr))))
+}
+
+fn setup_error(what: &str, err: &str) -> Error {
     let err: String = err.trim().chars().take(600).collect();
-    Err(Error::Setup(format!(
-        "cannot set up the sandbox's network: {what} failed ({}): {err}; is the nftables/iproute2 package installed and the kernel's nf_tables available? Or run with --network none",
-        out.status
-    )))
+    Error::Setup(format!(
+        "cannot set up the sandbox's network: {what} failed ({err}); is the nftables/iproute2 package installed and the kernel's nf_tables available? Or run with --network none"
+    ))
 }
 
 /// A sandbox's link, made. Its veth pair goes with the sandbox's network namespace; dropping
-/// this removes its rules.
+/// this removes its rules (the guard table goes when its `nft` sees its input end).
 pub struct Link {
     slot: u32,
+    _guard: guard::Guard,
 }
 
 impl Drop for Link {
@@ -273,13 +445,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cidrs_parse_and_mask() {
-        assert_eq!(Cidr::parse("10.77.0.9/24").unwrap().to_string(), "10.77.0.0/24");
+    fn cidrs_parse_and_refuse_host_bits_and_accidental_metadata() {
+        assert_eq!(Cidr::parse("10.77.0.0/24").unwrap().to_string(), "10.77.0.0/24");
         assert_eq!(Cidr::parse("192.168.1.5").unwrap().to_string(), "192.168.1.5/32");
-        assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
-        for bad in ["10.0.0.0/33", "fd00::/8", "x", "10.0.0.0/a", ""] {
+        assert_eq!(Cidr::parse("169.254.169.254").unwrap().to_string(), "169.254.169.254/32");
+        assert_eq!(Cidr::parse("169.254.0.0/16").unwrap().to_string(), "169.254.0.0/16");
+        for bad in ["10.0.0.0/33", "fd00::/8", "x", "10.0.0.0/a", "", "10.0.0.0/+8", "10.0.0.0/", " 10.0.0.0/8"] {
             assert!(Cidr::parse(bad).unwrap_err().to_string().contains("--allow-net"), "{bad}");
         }
+        let e = Cidr::parse("10.0.0.1/8").unwrap_err().to_string();
+        assert!(e.contains("--allow-net '10.0.0.1/8'") && e.contains("10.0.0.0/8"), "{e}");
+        for wide in ["0.0.0.0/0", "128.0.0.0/1", "169.0.0.0/8"] {
+            let e = Cidr::parse(wide).unwrap_err().to_string();
+            assert!(e.contains("--allow-net") && e.contains("169.254.0.0/16"), "{e}");
+        }
+        let e = Cidr::parse("127.0.0.0/8").unwrap_err().to_string();
+        assert!(e.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn every_non_global_range_and_the_hosts_networks_are_denied_once() {
+        let host = HostView {
+            addresses: vec![Ipv4Addr::new(192, 0, 2, 2)],
+            networks: vec![Cidr::parse_as("192.0.2.0/24", "t").unwrap(), Cidr::parse_as("81.2.69.0/24", "t").unwrap(), Cidr::parse_as("10.9.0.0/16", "t").unwrap()],
+        };
+        let d: Vec<String> = denied(&host).iter().map(Cidr::to_string).collect();
+        for want in ["198.18.0.0/15", "192.0.0.0/24", "240.0.0.0/4", "192.0.2.0/24", "81.2.69.0/24", "169.254.0.0/16", "100.64.0.0/10"] {
+            assert_eq!(d.iter().filter(|c| *c == want).count(), 1, "{want} in {d:?}");
+        }
+        assert!(!d.contains(&"10.9.0.0/16".to_string()), "inside 10.0.0.0/8: {d:?}");
+        let global = Cidr::parse("192.88.99.1").unwrap();
+        assert!(!denied(&host).iter().any(|c| c.contains(&global)));
+    }
+
+    #[test]
+    fn the_sandbox_range_is_a_private_16() {
+        let e = sandbox_net_from(Some("203.0.0.0/16")).unwrap_err().to_string();
+        let host_bits = sandbox_net_from(Some("10.1.2.0/16")).unwrap_err().to_string();
+        let ok = sandbox_net_from(Some("172.20.0.0/16"));
+        assert_eq!(sandbox_net_from(None).unwrap().to_string(), "10.236.0.0/16");
+        assert!(e.contains("FNBOX_SANDBOX_NET") && e.contains("/16 inside"), "{e}");
+        assert!(host_bits.contains("FNBOX_SANDBOX_NET") && host_bits.contains("host bits"), "{host_bits}");
+        assert_eq!(ok.unwrap().to_string(), "172.20.0.0/16");
     }
 
     #[test]

@@ -13,31 +13,64 @@ use std::process::{Command, Stdio};
 pub(super) const LINK_PREFIX: &str = "fnbx";
 const TABLE: &str = "inet fnbox";
 
-/// Never reachable unless an operator allows a range: "this network", RFC 1918, shared
-/// (100.64.0.0/10), loopback, link-local (cloud metadata), multicast and reserved.
-const DENIED_V4: &str =
-    "0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16, 224.0.0.0/3";
+/// New flows (conntrack entries) one sandbox may hold at once: enough for a busy client
+/// (a browser holds a few hundred), far from the host's table (`nf_conntrack_max`, 262144
+/// here), which sandboxes share with each other and with the host's own traffic.
+pub const FLOWS_PER_SANDBOX: u32 = 4096;
+
+/// The rules both layers start a sandbox's outbound traffic with: no packet conntrack cannot
+/// follow (it would leave un-NATed), no spoofed source, no IPv6, no other sandbox, no mail.
+const EGRESS_FIRST: [&str; 5] = [
+    "ct state invalid drop",
+    "fib saddr . iif oif missing drop",
+    "meta nfproto ipv6 drop",
+    "oifname \"fnbx*\" drop",
+    "tcp dport { 25, 465 } drop",
+];
+
+fn list<T: ToString>(items: &[T]) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// What one sandbox may reach within the denied ranges: its resolvers on port 53 and the
+/// ranges it was allowed.
+fn accepts(allow: &[Cidr], servers: &[Ipv4Addr]) -> Vec<String> {
+    let mut r = Vec::new();
+    if !servers.is_empty() {
+        r.push(format!("ip daddr {{ {} }} meta l4proto {{ tcp, udp }} th dport 53 accept", list(servers)));
+    }
+    if !allow.is_empty() {
+        r.push(format!("ip daddr {{ {} }} accept", list(allow)));
+    }
+    r
+}
 
 /// The shared part of the table. Loaded with every sandbox's rules in one transaction: base
 /// chains are flushed and filled again, so loading it twice leaves one copy, and a table
-/// someone flushed is whole again before the next sandbox's link exists.
-fn base(subnet: Cidr) -> String {
+/// someone flushed is whole again before the next sandbox's link exists. `router_off`: fnbox
+/// turned forwarding on, so the host forwards nothing but its sandboxes' traffic.
+fn base(denied: &[Cidr], router_off: bool) -> String {
     let p = LINK_PREFIX;
-    format!(
+    let mut s = format!(
         "add table {TABLE}
 add map {TABLE} sandboxes {{ type ifname : verdict; }}
 add set {TABLE} denied4 {{ type ipv4_addr; flags interval; }}
 flush set {TABLE} denied4
-add element {TABLE} denied4 {{ {DENIED_V4} }}
+add element {TABLE} denied4 {{ {} }}
+add set {TABLE} flows {{ type ipv4_addr; size 65535; flags dynamic; }}
 add chain {TABLE} input {{ type filter hook input priority filter - 5; policy accept; }}
 flush chain {TABLE} input
 add rule {TABLE} input iifname \"{p}*\" drop
 add chain {TABLE} egress
 flush chain {TABLE} egress
-add rule {TABLE} egress fib saddr . iif oif missing drop
-add rule {TABLE} egress meta nfproto ipv6 drop
-add rule {TABLE} egress oifname \"{p}*\" drop
-add rule {TABLE} egress tcp dport {{ 25, 465 }} drop
+",
+        list(denied)
+    );
+    for r in EGRESS_FIRST {
+        s.push_str(&format!("add rule {TABLE} egress {r}\n"));
+    }
+    s.push_str(&format!(
+        "add rule {TABLE} egress ct state new add @flows {{ ip saddr ct count over {FLOWS_PER_SANDBOX} }} drop
 add rule {TABLE} egress iifname vmap @sandboxes
 add rule {TABLE} egress ip daddr @denied4 drop
 add rule {TABLE} egress accept
@@ -46,35 +79,62 @@ flush chain {TABLE} forward
 add rule {TABLE} forward iifname \"{p}*\" jump egress
 add rule {TABLE} forward oifname \"{p}*\" ct state established,related accept
 add rule {TABLE} forward oifname \"{p}*\" drop
-add chain {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
-flush chain {TABLE} postrouting
-add rule {TABLE} postrouting ip saddr {subnet} masquerade
 "
-    )
+    ));
+    if router_off {
+        s.push_str(&format!("add rule {TABLE} forward drop\n"));
+    }
+    s.push_str(&format!(
+        "add chain {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
+flush chain {TABLE} postrouting
+add rule {TABLE} postrouting iifname \"{p}*\" masquerade
+"
+    ));
+    s
 }
 
 /// One sandbox's own chain: its resolvers on port 53 and the ranges it was allowed.
 fn sandbox(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> String {
     let chain = format!("slot{slot}");
     let mut s = format!("add chain {TABLE} {chain}\nflush chain {TABLE} {chain}\n");
-    if !servers.is_empty() {
-        let list: Vec<String> = servers.iter().map(Ipv4Addr::to_string).collect();
-        s.push_str(&format!(
-            "add rule {TABLE} {chain} ip daddr {{ {} }} meta l4proto {{ tcp, udp }} th dport 53 accept\n",
-            list.join(", ")
-        ));
-    }
-    if !allow.is_empty() {
-        let list: Vec<String> = allow.iter().map(Cidr::to_string).collect();
-        s.push_str(&format!("add rule {TABLE} {chain} ip daddr {{ {} }} accept\n", list.join(", ")));
+    for r in accepts(allow, servers) {
+        s.push_str(&format!("add rule {TABLE} {chain} {r}\n"));
     }
     s.push_str(&format!("add element {TABLE} sandboxes {{ \"{}\" : jump {chain} }}\n", super::link_name(slot)));
     s
 }
 
 /// Starts `nft` loading the table and the sandbox's chain, in one transaction.
-pub(super) fn load(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> Result<std::process::Child> {
-    nft(&format!("{}{}", base(super::subnet()), sandbox(slot, allow, servers)))
+pub(super) fn load(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr], denied: &[Cidr], router_off: bool) -> Result<std::process::Child> {
+    nft(&format!("{}{}", base(denied, router_off), sandbox(slot, allow, servers)))
+}
+
+/// The second layer: one sandbox's whole filter in a table of its own, `inet fnboxg<slot>`,
+/// owned by the `nft` process that made it (`flags owner`). `nft flush ruleset` (a firewall
+/// reload) leaves a table another process owns alone, and the kernel removes it when that
+/// process ends. Denies alone: what it accepts still meets the shared table. One line: `nft
+/// -i` runs it as one transaction.
+pub(super) fn guard(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr], denied: &[Cidr]) -> String {
+    let t = format!("inet {}", guard_table(slot));
+    let link = super::link_name(slot);
+    let mut r = vec![
+        format!("add table {t} {{ flags owner; }}"),
+        format!("add chain {t} input {{ type filter hook input priority filter - 10; policy accept; }}"),
+        format!("add rule {t} input iifname \"{link}\" drop"),
+        format!("add chain {t} egress"),
+    ];
+    r.extend(EGRESS_FIRST.iter().map(|e| format!("add rule {t} egress {e}")));
+    r.extend(accepts(allow, servers).iter().map(|a| format!("add rule {t} egress {a}")));
+    r.push(format!("add rule {t} egress ip daddr {{ {} }} drop", list(denied)));
+    r.push(format!("add chain {t} forward {{ type filter hook forward priority filter - 10; policy accept; }}"));
+    r.push(format!("add rule {t} forward iifname \"{link}\" jump egress"));
+    r.push(format!("add rule {t} forward oifname \"{link}\" ct state established,related accept"));
+    r.push(format!("add rule {t} forward oifname \"{link}\" drop"));
+    r.join("; ")
+}
+
+pub(super) fn guard_table(slot: u32) -> String {
+    format!("fnboxg{slot}")
 }
 
 fn nft(script: &str) -> Result<std::process::Child> {
@@ -159,6 +219,9 @@ pub fn clean(paths: &Paths) -> usize {
     if links_left == 0 && !listed.is_empty() && run_quietly(&format!("delete table {TABLE}\n")) {
         n += 1;
     }
+    if links_left == 0 {
+        n += super::forwarding_record(paths).is_ok_and(|r| super::link::restore_forwarding(&r)) as usize;
+    }
     n
 }
 
@@ -184,5 +247,42 @@ mod tests {
         assert!(s.contains("\"fnbx7\" : jump slot7"), "{s}");
         let none = sandbox(7, &[], &[]);
         assert!(!none.contains("accept"), "{none}");
+    }
+
+    #[test]
+    fn the_shared_table_drops_invalid_caps_flows_and_nats_by_link() {
+        let denied = super::super::denied(&Default::default());
+        let s = base(&denied, false);
+        let invalid = s.find("egress ct state invalid drop").expect(&s);
+        let vmap = s.find("egress iifname vmap @sandboxes").expect(&s);
+        let cap = s.find(&format!("ct count over {FLOWS_PER_SANDBOX} }} drop")).expect(&s);
+        assert!(invalid < cap && cap < vmap, "{s}");
+        assert!(s.contains("198.18.0.0/15") && s.contains("240.0.0.0/4"), "{s}");
+        // The NAT rule names no range: no launcher's FNBOX_SANDBOX_NET rewrites it for others.
+        assert!(s.contains("postrouting iifname \"fnbx*\" masquerade"), "{s}");
+        assert!(!s.contains("add rule inet fnbox forward drop"), "{s}");
+        let router_off = base(&denied, true);
+        assert!(router_off.ends_with("add rule inet fnbox forward drop\nadd chain inet fnbox postrouting { type nat hook postrouting priority srcnat; policy accept; }\nflush chain inet fnbox postrouting\nadd rule inet fnbox postrouting iifname \"fnbx*\" masquerade\n"), "{router_off}");
+    }
+
+    #[test]
+    fn the_guard_table_is_owned_and_holds_the_whole_filter_of_one_link() {
+        let denied = super::super::denied(&Default::default());
+        let g = guard(3, &[Cidr::parse("10.77.0.0/24").unwrap()], &[Ipv4Addr::new(10, 255, 255, 53)], &denied);
+        assert!(!g.contains('\n'), "one line, one transaction: {g}");
+        assert!(g.starts_with("add table inet fnboxg3 { flags owner; }"), "{g}");
+        for want in [
+            "input iifname \"fnbx3\" drop",
+            "egress ct state invalid drop",
+            "egress tcp dport { 25, 465 } drop",
+            "egress meta nfproto ipv6 drop",
+            "egress ip daddr { 10.255.255.53 } meta l4proto { tcp, udp } th dport 53 accept",
+            "egress ip daddr { 10.77.0.0/24 } accept",
+            "forward iifname \"fnbx3\" jump egress",
+            "forward oifname \"fnbx3\" drop",
+        ] {
+            assert!(g.contains(want), "{want}: {g}");
+        }
+        assert!(g.find("10.77.0.0/24 } accept").unwrap() < g.find("198.18.0.0/15").unwrap(), "{g}");
     }
 }
