@@ -122,7 +122,7 @@ fn chain_exists(link: &str) -> bool {
 fn a_sandboxs_network_is_gone_when_it_ends_even_after_kill_9() {
     let scope = Scope::new("net-gone");
     let net = net();
-    let script = "import socket,sys,time\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.connect(('198.51.100.1',9))\nprint(u.getsockname()[0],flush=True)\ntime.sleep(float(sys.argv[1]))";
+    let script = "import socket,sys,time\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.connect(('192.88.99.1',9))\nprint(u.getsockname()[0],flush=True)\ntime.sleep(float(sys.argv[1]))";
     // Ends on its own: its link and its rules go with it.
     let mut cmd = scope.cmd("v2", &["--network", "egress"], &["python3", "-c", script, "0"]);
     let out = cmd.env("FNBOX_RESOLV_CONF", &net.resolv_conf).output().unwrap();
@@ -149,6 +149,11 @@ fn a_sandboxs_network_is_gone_when_it_ends_even_after_kill_9() {
         eventually(Duration::from_secs(10), || !Path::new("/sys/class/net").join(&link).exists()),
         "{link} outlived its killed launcher"
     );
+    // Its guard table went with the `nft` process its launcher held (the kernel removes it).
+    let guard = format!("table inet fnboxg{}\n", link.trim_start_matches("fnbx"));
+    let tables =
+        || String::from_utf8_lossy(&Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
+    assert!(eventually(Duration::from_secs(5), || !tables().contains(&guard)), "{guard} outlived its killed launcher");
     // The next sandbox's launcher reaps the dead one's cgroup, and its rules with it.
     ok(&scope.run("v1", &[], &["true"]));
     assert!(!chain_exists(&link), "the stale reaper left the rules of {link}");
@@ -300,4 +305,81 @@ fn a_binary_function_has_egress_too() {
             assert!(get(&t).starts_with("blocked"), "{kind}: {t} reached: {}", get(&t));
         }
     }
+}
+
+/// A stand-in host: a network namespace of this test's own (`nft flush ruleset` there flushes
+/// no one else's rules) with a public-looking address and a service on every address.
+struct StandIn {
+    ns: String,
+}
+
+impl StandIn {
+    fn new() -> Self {
+        let ns = format!("fnbxt-host-{}", std::process::id());
+        let sh = |s: &str| assert!(Command::new("sh").args(["-c", s]).status().unwrap().success(), "{s}");
+        sh(&format!("ip netns del {ns} 2>/dev/null; ip netns add {ns}"));
+        sh(&format!(
+            "ip -n {ns} link set lo up && ip -n {ns} link add h0 type veth peer name h1 && \
+             ip -n {ns} addr add 192.88.98.2/24 dev h0 && ip -n {ns} link set h0 up && ip -n {ns} link set h1 up"
+        ));
+        Self { ns }
+    }
+
+    /// `cmd` run in the stand-in's network namespace.
+    fn enter(&self, cmd: &Command) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.ns)).arg(cmd.get_program()).args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c
+    }
+
+    fn nft(&self, args: &str) -> String {
+        let out = Command::new("sh").args(["-c", &format!("ip netns exec {} nft {args}", self.ns)]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn a_firewall_reload_leaves_running_sandboxes_filtered() {
+    let scope = Scope::new("net-reload");
+    let host = StandIn::new();
+    let dir = std::env::temp_dir().join(format!("fnbox-net-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let go = dir.join("go");
+    // The host's service on every address, in the stand-in.
+    let srv = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',18431))\ns.listen(8)\nwhile True:\n  c,_=s.accept(); c.sendall(b'host'); c.close()";
+    let mut service = Command::new("ip").args(["netns", "exec", &host.ns, "python3", "-c", srv]).spawn().unwrap();
+    // The sandbox waits for the reload, then tries the host's address.
+    let probe = "import os,socket,time\nwhile not os.path.exists('/w/go'): time.sleep(0.05)\ntry:\n  s=socket.create_connection(('192.88.98.2',18431),timeout=2); print('open', s.recv(10))\nexcept OSError as e: print('blocked', e)";
+    for kind in ["v1", "v2"] {
+        let _ = std::fs::remove_file(&go);
+        let bind = format!("{}:/w", dir.display());
+        let cmd = scope.cmd(kind, &["--network", "egress", "--bind", &bind], &["python3", "-c", probe]);
+        let child = host.enter(&cmd).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || host.nft("list tables").contains("table inet fnbox")),
+            "no rules"
+        );
+        // What `systemctl reload nftables` does first.
+        host.nft("flush ruleset");
+        assert!(!host.nft("list tables").contains("table inet fnbox\n"), "the flush left the shared table");
+        std::fs::write(&go, "").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = stdout(&out);
+        assert!(said.starts_with("blocked"), "{kind}: the host's service after a firewall reload: {said}");
+    }
+    let _ = service.kill();
+    let _ = service.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    scope.assert_clean();
 }

@@ -1,10 +1,12 @@
 //! A small "internet" and a "private network" for the egress tests, each a network namespace
 //! routed from the host through a veth pair:
 //!
-//! * internet `198.51.100.1` (TEST-NET-2, public-looking): HTTP on 80 ("internet"), a banner
-//!   on 25 and 465 (mail ports egress must block).
+//! * internet `192.88.99.1`: HTTP on 80 ("internet"), a banner on 25 and 465 (mail ports
+//!   egress must block). A globally reachable range (RFC 6890; the 6to4 relay anycast prefix
+//!   RFC 7526 retired, so no real service is shadowed), routed behind a link net: egress denies
+//!   the documentation ranges and the host's directly connected networks.
 //! * private `10.77.0.1` (RFC 1918) and `169.254.169.254` (cloud metadata): HTTP on 80
-//!   ("private"), and a DNS resolver on 10.77.0.1:53 answering `*.test` with 198.51.100.1. It
+//!   ("private"), and a DNS resolver on 10.77.0.1:53 answering `*.test` with the internet. It
 //!   is the resolver sandboxes are given (`FNBOX_RESOLV_CONF`): a private address reachable
 //!   on port 53 only, like this machine's own.
 //!
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-pub const INTERNET: &str = "198.51.100.1";
+pub const INTERNET: &str = "192.88.99.1";
 pub const PRIVATE: &str = "10.77.0.1";
 pub const PRIVATE_NET: &str = "10.77.0.0/24";
 pub const METADATA: &str = "169.254.169.254";
@@ -170,10 +172,10 @@ pub fn net() -> &'static Net {
         }
         let inet = namespace(
             "inet",
-            "198.51.100.254/24",
-            "198.51.100.254",
-            &["198.51.100.1/24"],
-            &[],
+            "10.78.0.254/24",
+            "10.78.0.254",
+            &["10.78.0.1/24", "192.88.99.1/32"],
+            &["192.88.99.0/24"],
             &[
                 format!("http,{INTERNET},80,internet"),
                 format!("banner,{INTERNET},25"),
@@ -233,7 +235,7 @@ def probe(host, port):
 def me():
     try:
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.connect(("198.51.100.1", 9))
+        u.connect(("192.88.99.1", 9))
         return u.getsockname()[0]
     except OSError:
         return None

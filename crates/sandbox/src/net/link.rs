@@ -69,7 +69,9 @@ pub(super) fn forwarding_is_ours(record: &std::path::Path) -> bool {
 
 /// `fnbox cleanup` with no sandbox link left: forwarding goes back off if fnbox turned it on.
 pub(super) fn restore_forwarding(record: &std::path::Path) -> bool {
-    record.exists() && sys::write_file(std::path::Path::new(FORWARD), b"0").is_ok() && std::fs::remove_file(record).is_ok()
+    record.exists()
+        && sys::write_file(std::path::Path::new(FORWARD), b"0").is_ok()
+        && std::fs::remove_file(record).is_ok()
 }
 
 fn inet_socket() -> std::result::Result<OwnedFd, String> {

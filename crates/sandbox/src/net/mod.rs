@@ -152,9 +152,8 @@ pub fn denied(host: &HostView) -> Vec<Cidr> {
     let all: Vec<Cidr> = DENIED.iter().chain(&host.networks).copied().collect();
     let mut out: Vec<Cidr> = Vec::new();
     for (i, c) in all.iter().enumerate() {
-        let inside_another = all.iter().enumerate().any(|(j, o)| {
-            j != i && o.contains(c) && (o.prefix < c.prefix || j < i)
-        });
+        let inside_another =
+            all.iter().enumerate().any(|(j, o)| j != i && o.contains(c) && (o.prefix < c.prefix || j < i));
         if !inside_another {
             out.push(*c);
         }
@@ -190,7 +189,8 @@ impl HostView {
             // SAFETY: ifa_name is a NUL-terminated interface name.
             let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
             // SAFETY: ifa_addr points to a sockaddr whose family says its type.
-            if name.starts_with(rules::LINK_PREFIX) || i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+            if name.starts_with(rules::LINK_PREFIX) || i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET
+            {
                 continue;
             }
             // SAFETY: both are AF_INET addresses (an IPv4 address's netmask is one too).
@@ -350,8 +350,12 @@ fn lock(paths: &Paths, exclusive: bool) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// Where [`link::forwarding_is_ours`] records that forwarding was off: one per network
+/// namespace (by its inode), the setting being one per namespace.
 fn forwarding_record(paths: &Paths) -> Result<PathBuf> {
-    Ok(dir(paths)?.join("forwarding-was-off"))
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).unwrap_or(0);
+    Ok(dir(paths)?.join(format!("forwarding-was-off.{ns}")))
 }
 
 /// A sandbox's link being made: the rules (both layers) and the veth pair, by `nft` and `ip`
@@ -467,10 +471,22 @@ mod tests {
     fn every_non_global_range_and_the_hosts_networks_are_denied_once() {
         let host = HostView {
             addresses: vec![Ipv4Addr::new(192, 0, 2, 2)],
-            networks: vec![Cidr::parse_as("192.0.2.0/24", "t").unwrap(), Cidr::parse_as("81.2.69.0/24", "t").unwrap(), Cidr::parse_as("10.9.0.0/16", "t").unwrap()],
+            networks: vec![
+                Cidr::parse_as("192.0.2.0/24", "t").unwrap(),
+                Cidr::parse_as("81.2.69.0/24", "t").unwrap(),
+                Cidr::parse_as("10.9.0.0/16", "t").unwrap(),
+            ],
         };
         let d: Vec<String> = denied(&host).iter().map(Cidr::to_string).collect();
-        for want in ["198.18.0.0/15", "192.0.0.0/24", "240.0.0.0/4", "192.0.2.0/24", "81.2.69.0/24", "169.254.0.0/16", "100.64.0.0/10"] {
+        for want in [
+            "198.18.0.0/15",
+            "192.0.0.0/24",
+            "240.0.0.0/4",
+            "192.0.2.0/24",
+            "81.2.69.0/24",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+        ] {
             assert_eq!(d.iter().filter(|c| *c == want).count(), 1, "{want} in {d:?}");
         }
         assert!(!d.contains(&"10.9.0.0/16".to_string()), "inside 10.0.0.0/8: {d:?}");

@@ -105,7 +105,13 @@ fn sandbox(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> String {
 }
 
 /// Starts `nft` loading the table and the sandbox's chain, in one transaction.
-pub(super) fn load(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr], denied: &[Cidr], router_off: bool) -> Result<std::process::Child> {
+pub(super) fn load(
+    slot: u32,
+    allow: &[Cidr],
+    servers: &[Ipv4Addr],
+    denied: &[Cidr],
+    router_off: bool,
+) -> Result<std::process::Child> {
     nft(&format!("{}{}", base(denied, router_off), sandbox(slot, allow, servers)))
 }
 
