@@ -40,7 +40,8 @@ enum Cmd {
         format: String,
     },
     /// Remove what fnbox keeps on this host between sandboxes (spare disk layers: loop
-    /// devices) and what dead sandboxes left (cgroups). Running sandboxes are untouched.
+    /// devices) and what dead sandboxes left (cgroups, network links and rules; the nftables
+    /// table once no sandbox has a link). Running sandboxes are untouched.
     Cleanup {
         /// Parent cgroups to reap (those of `fnbox run` and `fnbox serve` by default).
         #[arg(long = "cgroup-parent", default_values = ["fnbox", "fnbox/serve"], hide = true)]

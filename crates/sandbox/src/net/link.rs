@@ -3,10 +3,8 @@
 use super::{addrs, link_name, Addrs};
 use crate::error::{Context, Error, Result};
 use crate::sys;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Command, Stdio};
 
 /// Starts `ip` making the pair, its sandbox end straight in the namespace of `pid`. The host
 /// end is left down: [`host_side`] brings it up once IPv6 is off on it.
@@ -19,17 +17,7 @@ pub(super) fn create(slot: u32, pid: libc::pid_t) -> Result<std::process::Child>
         script.push_str(&format!("link del {name}\n"));
     }
     script.push_str(&format!("link add {name} type veth peer name eth0 netns {pid}\naddr add {host}/31 dev {name}\n"));
-    let mut child = Command::new("ip")
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context(|| "cannot run ip (install the iproute2 package, or run with --network none)".into())?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).context(|| "cannot write to ip".into())?;
-    }
-    Ok(child)
+    super::run_script("ip", &["-batch", "-"], "iproute2", &script)
 }
 
 /// The host's end: no IPv6 (no link-local address a sandbox could talk to), ARP answered for

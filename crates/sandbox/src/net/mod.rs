@@ -414,6 +414,24 @@ impl Drop for Pending {
     }
 }
 
+/// Starts `program` reading `script` on its stdin (a few KiB: it fits the pipe, so this
+/// does not wait for the program); its stderr is kept for [`wait`].
+fn run_script(program: &str, args: &[&str], package: &str, script: &str) -> Result<std::process::Child> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context(|| format!("cannot run {program} (install the {package} package, or run with --network none)"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).context(|| format!("cannot write to {program}"))?;
+    }
+    Ok(child)
+}
+
 fn wait(child: std::process::Child, what: &str) -> Result<()> {
     let out = child.wait_with_output().context(|| format!("cannot wait for {what}"))?;
     if out.status.success() {

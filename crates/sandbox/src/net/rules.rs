@@ -3,10 +3,9 @@
 //! sandbox's root cannot change it. See docs/architecture.md, "Network".
 
 use super::Cidr;
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::idmap::IdRange;
 use crate::paths::Paths;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
@@ -144,18 +143,7 @@ pub(super) fn guard_table(slot: u32) -> String {
 }
 
 fn nft(script: &str) -> Result<std::process::Child> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context(|| "cannot run nft (install the nftables package, or run with --network none)".into())?;
-    // A few KiB: fits the pipe, so this does not wait for nft.
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).context(|| "cannot write to nft".into())?;
-    }
-    Ok(child)
+    super::run_script("nft", &["-f", "-"], "nftables", script)
 }
 
 fn run_quietly(script: &str) -> bool {
