@@ -40,7 +40,8 @@ enum Cmd {
         format: String,
     },
     /// Remove what fnbox keeps on this host between sandboxes (spare disk layers: loop
-    /// devices) and what dead sandboxes left (cgroups). Running sandboxes are untouched.
+    /// devices) and what dead sandboxes left (cgroups, network links and rules; the nftables
+    /// table once no sandbox has a link). Running sandboxes are untouched.
     Cleanup {
         /// Parent cgroups to reap (those of `fnbox run` and `fnbox serve` by default).
         #[arg(long = "cgroup-parent", default_values = ["fnbox", "fnbox/serve"], hide = true)]
@@ -106,6 +107,14 @@ struct RunArgs {
     /// named in $FNBOX_LISTEN_FD: the program listens on it (fnbox serve's instances).
     #[arg(long, hide = true)]
     listen_fd: Option<i32>,
+    /// Outbound network: `none` (loopback only, the default) or `egress` (the internet, but
+    /// not this host, private or link-local addresses, other sandboxes, nor ports 25/465).
+    #[arg(long, default_value = "none", value_name = "egress|none")]
+    network: String,
+    /// With --network egress: also reach this private range (CIDR, e.g. 10.1.0.0/16).
+    /// Repeatable.
+    #[arg(long = "allow-net", value_name = "CIDR")]
+    allow_net: Vec<String>,
     /// Parent cgroup of the sandbox (tests and the platform use their own).
     #[arg(long, default_value = "fnbox", hide = true)]
     cgroup_parent: String,
@@ -132,6 +141,8 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
         .and_then(|mb| mb.checked_mul(1 << 20))
         .ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))?;
     s.pids_max = a.pids;
+    s.network = a.network.parse()?;
+    s.allow_net = a.allow_net.iter().map(|c| spec::Cidr::parse(c)).collect::<Result<_, _>>()?;
     if a.cgroup_parent.is_empty() || a.cgroup_parent.contains("..") || a.cgroup_parent.starts_with('/') {
         return Err(fnbox_sandbox::Error::Invalid(format!(
             "cgroup parent '{}' is not valid: use a relative name",
@@ -234,11 +245,15 @@ fn cleanup(parents: &[String], json: bool) -> ExitCode {
         let c = launch::clean_host(&paths, &layout, parent);
         total.cgroups += c.cgroups;
         total.spares += c.spares;
+        total.network += c.network;
     }
     if json {
         println!("{}", serde_json::to_string(&total).unwrap_or_default());
     } else {
-        println!("removed {} spare disk layer(s) and {} cgroup(s) of dead sandboxes", total.spares, total.cgroups);
+        println!(
+            "removed {} spare disk layer(s), {} cgroup(s) and {} network link(s)/rule chain(s) of dead sandboxes",
+            total.spares, total.cgroups, total.network
+        );
     }
     ExitCode::SUCCESS
 }

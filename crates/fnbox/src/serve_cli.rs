@@ -183,6 +183,10 @@ pub struct ServeArgs {
     /// Serve /metrics without the admin token (it names every function, private ones too).
     #[arg(long)]
     metrics_public: bool,
+    /// A private range (CIDR, e.g. 10.1.0.0/16) functions with egress may reach although
+    /// private, shared and link-local ranges are denied. Repeatable.
+    #[arg(long = "allow-net", value_name = "CIDR")]
+    allow_net: Vec<String>,
     /// Parent cgroup of the instances' sandboxes (tests use their own).
     #[arg(long, default_value = "fnbox/serve", hide = true)]
     cgroup_parent: String,
@@ -294,6 +298,10 @@ pub struct DeployArgs {
     /// Callers need a token (fnbox token create NAME) in X-Auth-Token.
     #[arg(long)]
     private: bool,
+    /// Outbound network: egress (the internet; not the host, private ranges or other
+    /// functions) or none [default: egress].
+    #[arg(long, value_name = "egress|none")]
+    network: Option<String>,
     #[command(flatten)]
     c: ClientArgs,
 }
@@ -352,6 +360,7 @@ fn deploy_request(a: &DeployArgs) -> Result<DeployRequest, String> {
         env: pairs(&a.env, "--env")?,
         secrets: pairs(&a.secrets, "--secret")?,
         private: a.private,
+        network: a.network.clone(),
     })
 }
 
@@ -367,7 +376,12 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Err(e) => return fail(&e),
             };
             let clients = a.clients();
+            let allow_net = match a.allow_net.iter().map(|c| fnbox_sandbox::net::Cidr::parse(c)).collect() {
+                Ok(v) => v,
+                Err(e) => return fail(&e.to_string()),
+            };
             let opts = ServeOptions {
+                allow_net,
                 listen: a.listen,
                 data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
                 idle_timeout: Duration::from_secs(a.idle_timeout),

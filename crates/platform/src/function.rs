@@ -2,6 +2,7 @@
 //! that turn bad input into errors naming the fix.
 
 use crate::error::{Error, Result};
+use fnbox_sandbox::net::Network;
 use fnbox_sandbox::spec::Tier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -75,6 +76,16 @@ pub struct FunctionConfig {
     pub private: bool,
     /// Digest of the code in the code store.
     pub code: String,
+    /// Outbound network: egress (the default of a deploy, as on Scaleway) or none. A
+    /// function stored before networks existed has none: an upgrade widens nothing, and its
+    /// next deploy gets the default (README, "Network").
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// Deploys reach the internet unless made with `--network none`.
+fn default_network() -> Network {
+    Network::Egress
 }
 
 /// A deploy request: every field but the runtime and the code is optional; an unknown field
@@ -98,12 +109,19 @@ pub struct DeployRequest {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub private: bool,
+    /// `egress` (default) or `none`.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 impl DeployRequest {
     /// Applies the defaults and checks every limit.
     pub fn into_config(self) -> Result<FunctionConfig> {
         let runtime: Runtime = self.runtime.parse()?;
+        let network = match self.network.as_deref() {
+            Some(n) => n.parse().map_err(|e: fnbox_sandbox::Error| Error::Invalid(e.to_string()))?,
+            None => default_network(),
+        };
         let c = FunctionConfig {
             handler: self.handler.unwrap_or_else(|| runtime.default_handler().to_string()),
             runtime,
@@ -118,6 +136,7 @@ impl DeployRequest {
             secrets: self.secrets,
             private: self.private,
             code: self.code,
+            network,
         };
         c.validate()?;
         Ok(c)
@@ -304,6 +323,16 @@ mod tests {
         assert!(e.to_string().contains("above max-scale"), "{e}");
         let e = DeployRequest { runtime: "ruby".into(), ..req() }.into_config().unwrap_err().to_string();
         assert!(e.contains("python3, node or binary"), "{e}");
+    }
+
+    #[test]
+    fn deploys_default_to_egress_and_configs_stored_before_networks_to_none() {
+        let c = req().into_config().unwrap();
+        assert_eq!(c.network, Network::Egress);
+        let mut stored = serde_json::to_value(&c).unwrap();
+        stored.as_object_mut().unwrap().remove("network");
+        let old: FunctionConfig = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.network, Network::None, "an upgrade must not give a stored function egress");
     }
 
     #[test]

@@ -282,7 +282,13 @@ fn render_warm(out: &mut String, warm: Option<&WarmGauges>) {
         return;
     };
     let shelf = |k: &crate::instances::warm::WarmKey| {
-        format!("runtime=\"{}\",memory_mb=\"{}\"", k.runtime.as_str(), k.memory_mb)
+        // Shelves of functions without network are labelled; the default (egress) is not, so
+        // the series of earlier versions keep their names.
+        let net = match k.network {
+            fnbox_sandbox::net::Network::Egress => String::new(),
+            n => format!(",network=\"{n}\""),
+        };
+        format!("runtime=\"{}\",memory_mb=\"{}\"{net}", k.runtime.as_str(), k.memory_mb)
     };
     head(
         out,

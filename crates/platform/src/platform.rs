@@ -160,7 +160,7 @@ impl Platform {
             .iter()
             .map(|p| p.current().function.config.clone())
             .filter(|c| c.sandbox == "v2" && c.runtime != Runtime::Binary)
-            .map(|c| WarmKey { runtime: c.runtime, memory_mb: c.memory_mb })
+            .map(|c| WarmKey { runtime: c.runtime, memory_mb: c.memory_mb, network: c.network })
             .collect();
         warm.want(&keys);
     }

@@ -55,6 +55,8 @@ pub struct ServeOptions {
     pub secret_key_file: Option<PathBuf>,
     /// `/metrics` without the admin token.
     pub metrics_public: bool,
+    /// Private ranges functions with egress may reach.
+    pub allow_net: Vec<fnbox_sandbox::net::Cidr>,
 }
 
 /// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
@@ -143,6 +145,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         instances_dir: instances,
         cgroup_parent: opts.cgroup_parent.clone(),
         logs: logs.clone(),
+        allow_net: opts.allow_net.clone(),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()

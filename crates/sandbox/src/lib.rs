@@ -11,6 +11,7 @@ pub mod disk;
 pub mod error;
 pub mod idmap;
 pub mod launch;
+pub mod net;
 pub mod paths;
 pub mod rootfs;
 pub mod seccomp;

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::net::{Cidr, Network};
+
 mod container;
 pub use container::{
     CapSets, Container, ContainerRoot, IdMapping, Mount, MountKind, Namespace, ProcessSettings, Resources, Rlimit,
@@ -313,6 +315,12 @@ pub struct SandboxSpec {
     /// socket file anywhere (so nothing outside the sandbox ever opens a path inside it).
     #[serde(skip)]
     pub listen_fd: Option<std::os::fd::RawFd>,
+    /// Loopback only, or outbound network too (docs/architecture.md, "Network").
+    #[serde(default)]
+    pub network: Network,
+    /// Ranges egress may reach although they are private (`--allow-net`).
+    #[serde(default)]
+    pub allow_net: Vec<Cidr>,
 }
 
 /// The descriptor a program finds its listening socket on (see [`SandboxSpec::listen_fd`]).
@@ -357,6 +365,8 @@ impl SandboxSpec {
             cgroup_parent: "fnbox".to_string(),
             container: None,
             listen_fd: None,
+            network: Network::None,
+            allow_net: Vec::new(),
         }
     }
 
@@ -386,6 +396,11 @@ impl SandboxSpec {
             if !d.is_dir() {
                 return Err(Error::ImageMissing(d.clone()));
             }
+        }
+        if !self.allow_net.is_empty() && self.network != Network::Egress {
+            return Err(Error::Invalid(
+                "--allow-net opens ranges to a sandbox's outbound network: add --network egress".into(),
+            ));
         }
         for b in &self.binds {
             if !b.source.exists() {

@@ -48,6 +48,8 @@ pub struct Server {
     data_dir_flag: bool,
     /// The server's open-file limit (soft and hard), if not the test's.
     nofile: Option<u64>,
+    /// The address it listens on (clients use 127.0.0.1).
+    listen_host: &'static str,
 }
 
 fn free_port() -> u16 {
@@ -83,6 +85,7 @@ impl Server {
             env: Vec::new(),
             data_dir_flag: true,
             nofile,
+            listen_host: "127.0.0.1",
         };
         s.launch();
         s
@@ -102,6 +105,27 @@ impl Server {
             env: vec![("FNBOX_STATE_DIR".into(), state.into()), ("FNBOX_RUN_DIR".into(), run.into())],
             data_dir_flag: false,
             nofile: None,
+            listen_host: "127.0.0.1",
+        };
+        s.launch();
+        s
+    }
+
+    /// Listening on every address of the host (as a server reachable from a network is), with
+    /// more options and environment.
+    pub fn start_public(tag: &str, extra: &[&str], env: &[(&str, &Path)]) -> Self {
+        require_root();
+        let mut s = Self {
+            url: String::new(),
+            addr: String::new(),
+            data: std::env::temp_dir().join(crate::common::unique(&format!("serve-{tag}"))),
+            scope: Scope::new(tag),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_path_buf())).collect(),
+            data_dir_flag: true,
+            nofile: None,
+            listen_host: "0.0.0.0",
         };
         s.launch();
         s
@@ -124,7 +148,8 @@ impl Server {
                 })
             };
         }
-        cmd.args(["serve", "--listen", &self.addr, "--cgroup-parent", &self.scope.parent]);
+        let listen = format!("{}:{port}", self.listen_host);
+        cmd.args(["serve", "--listen", &listen, "--cgroup-parent", &self.scope.parent]);
         if self.data_dir_flag {
             cmd.arg("--data-dir").arg(&self.data);
         }

@@ -66,7 +66,7 @@ impl FnboxRun {
         let own = c.env.iter().chain(c.secrets.iter());
         if c.sandbox == "v2" && !own.into_iter().any(|(k, _)| runtimes::shapes_interpreter_start(k)) {
             if let Some(warm) = &self.warm {
-                let key = WarmKey { runtime: c.runtime, memory_mb: c.memory_mb };
+                let key = WarmKey { runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
                 while let Some(sb) = warm.take(key) {
                     sb.route.bind(&spec.function, &spec.id);
                     match sb.control.attach(&spec.code, "/code").await {
@@ -85,6 +85,7 @@ impl FnboxRun {
             memory_mb: c.memory_mb,
             code: Some(&spec.code),
             env: Some(env),
+            network: c.network,
         };
         Ok((zygote::launch(&self.launcher, at, route.clone(), None).await?, false))
     }
@@ -135,6 +136,7 @@ impl FnboxRun {
             memory_mb: c.memory_mb,
             code: Some(spec.code.clone()),
             env: function_env(&spec.id, &spec.function, spec.version, c),
+            network: c.network,
             program: runtimes::binary_program(&c.handler, false),
             zygote: false,
             timeout: None,
@@ -184,6 +186,7 @@ impl FnboxRun {
                 memory_mb: c.memory_mb,
                 code: Some(code.to_path_buf()),
                 env: Vec::new(),
+                network: c.network,
                 program: runtimes::binary_program(&c.handler, true),
                 zygote: false,
                 timeout: Some(CHECK_TIMEOUT),
@@ -203,6 +206,7 @@ impl FnboxRun {
             memory_mb: c.memory_mb,
             code: Some(code),
             env: Some(&env),
+            network: c.network,
         };
         let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;

@@ -23,6 +23,7 @@ use super::zygote::Zygote;
 use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
 use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
+use fnbox_sandbox::net::{Cidr, Network};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -51,6 +52,8 @@ pub struct Launcher {
     pub instances_dir: PathBuf,
     pub cgroup_parent: String,
     pub logs: Arc<LogStore>,
+    /// Private ranges egress sandboxes may reach (`fnbox serve --allow-net`).
+    pub allow_net: Vec<Cidr>,
 }
 
 /// One sandbox to launch.
@@ -62,6 +65,7 @@ pub struct LaunchSpec {
     /// later): writable, the writes in the sandbox's own layer.
     pub code: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    pub network: Network,
     pub program: Vec<String>,
     /// The program is a runtime zygote: its stdin is a socket to us.
     pub zygote: bool,
@@ -297,6 +301,12 @@ impl Launcher {
         cmd.arg("--bind").arg(format!("{}:{RUNTIME_DIR}:ro", self.runtime_dir.display()));
         cmd.args(["--workdir", if spec.code.is_some() { "/code" } else { "/" }]);
         cmd.args(["--cgroup-parent", &self.cgroup_parent]);
+        cmd.args(["--network", &spec.network.to_string()]);
+        if spec.network == Network::Egress {
+            for c in &self.allow_net {
+                cmd.arg("--allow-net").arg(c.to_string());
+            }
+        }
         cmd.arg("--status-fd").arg(inherited[0].to_string());
         cmd.arg("--control-fd").arg(inherited[1].to_string());
         cmd.arg("--env-file").arg(format!("/proc/self/fd/{}", inherited[2]));

@@ -46,6 +46,8 @@ pub struct WarmConfig {
 pub struct WarmKey {
     pub runtime: Runtime,
     pub memory_mb: u64,
+    /// A pre-warmed sandbox's link is made before it is claimed: its network is part of it.
+    pub network: fnbox_sandbox::net::Network,
 }
 
 /// Events per second, decaying exponentially between events.
@@ -268,7 +270,14 @@ impl WarmPool {
     }
 
     async fn start(self: Arc<Self>, key: WarmKey) {
-        let at = ZygoteAt { kind: "v2", runtime: key.runtime, memory_mb: key.memory_mb, code: None, env: None };
+        let at = ZygoteAt {
+            kind: "v2",
+            runtime: key.runtime,
+            memory_mb: key.memory_mb,
+            code: None,
+            env: None,
+            network: key.network,
+        };
         let route = LogRoute::unbound(self.launcher.logs.clone());
         let result = zygote::launch(&self.launcher, at, route, None).await;
         {

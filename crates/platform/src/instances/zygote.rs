@@ -125,6 +125,7 @@ pub struct ZygoteAt<'a> {
     /// The environment the interpreter starts with, when it is the function's (a sandbox
     /// launched for it); `None`: the runtime's own, the function's comes with the bind.
     pub env: Option<&'a [(String, String)]>,
+    pub network: fnbox_sandbox::net::Network,
 }
 
 /// Launches a sandbox running a runtime's zygote and returns once the zygote is ready.
@@ -145,6 +146,7 @@ pub async fn launch(
             Some(env) => env.to_vec(),
             None => runtimes::runtime_env(at.runtime).iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         },
+        network: at.network,
         program,
         zygote: true,
         timeout,

@@ -23,6 +23,8 @@ pub struct ChildConfig {
     pub loopback: bool,
     /// Create the network namespace (rather than get it from `clone3`): see `Sandbox::start`.
     pub new_net: bool,
+    /// Egress: the uid slot whose link (`eth0`) the launcher makes before `STAGE`.
+    pub egress_slot: Option<u32>,
     /// Hold the program before `execve` until the launcher sends `START`.
     pub hold: bool,
     /// The launcher's descriptor the program gets as `LISTEN_FD` (see `SandboxSpec::listen_fd`).
@@ -62,7 +64,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     }
     if cfg.loopback {
         // Now, while the launcher still prepares the mounts.
-        loopback_up()?;
+        crate::net::loopback_up()?;
     }
     // While the host's procfs is still visible (v2 sandboxes have none of their own).
     rename_init();
@@ -73,6 +75,10 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     process::set_ids(0, 0).map_err(|e| format!("cannot become root in the user namespace: {e}"))?;
     // SAFETY: setgroups with size 0 ignores the pointer.
     sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) }).map_err(|e| format!("setgroups: {e}"))?;
+    if let Some(slot) = cfg.egress_slot {
+        crate::net::configure_inside(slot)?;
+        crate::trace::mark("child: network configured");
+    }
     // The cgroup namespace is created now that the launcher has moved us into the sandbox's
     // cgroup, so that cgroup is the namespace's root.
     // SAFETY: unshare takes integer flags.
@@ -199,27 +205,4 @@ fn set_hostname(name: &str) -> Result<(), String> {
     sys::cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
         .map(drop)
         .map_err(|e| format!("cannot set the hostname: {e}"))
-}
-
-/// The new network namespace has only `lo`, and it is down.
-fn loopback_up() -> Result<(), String> {
-    // SAFETY: plain socket creation.
-    let s = sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
-        .map_err(|e| format!("socket: {e}"))?;
-    // SAFETY: socket returned a new descriptor.
-    let s = unsafe { sys::owned(s) };
-    // SAFETY: ifreq is plain data.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (i, b) in b"lo".iter().enumerate() {
-        ifr.ifr_name[i] = *b as libc::c_char;
-    }
-    // SAFETY: `ifr` is a valid ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS.
-    unsafe {
-        sys::cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr))
-            .map_err(|e| format!("SIOCGIFFLAGS lo: {e}"))?;
-        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        sys::cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr))
-            .map_err(|e| format!("cannot bring lo up: {e}"))?;
-    }
-    Ok(())
 }

@@ -38,6 +38,8 @@ pub fn reap_stale(paths: &Paths, layout: &Layout, parent: &str) -> usize {
         if cg.destroy().is_ok() {
             n += 1;
         }
+        // Its network rules, if it had egress (its link went with its network namespace).
+        crate::net::forget(slot);
     }
     n
 }
@@ -49,11 +51,18 @@ pub struct Cleaned {
     pub cgroups: usize,
     /// Spare writable layers (loop devices and their files).
     pub spares: usize,
+    /// Network links and rule chains of dead sandboxes, and the nftables table once no
+    /// sandbox has a link (see docs/architecture.md, "Network").
+    pub network: usize,
 }
 
 /// Removes what fnbox keeps on the host between sandboxes and what dead ones left: the
 /// cgroups of dead sandboxes under `parent` and every spare writable layer. Running
 /// sandboxes are untouched. `fnbox cleanup` calls it; so does uninstalling.
 pub fn clean_host(paths: &Paths, layout: &Layout, parent: &str) -> Cleaned {
-    Cleaned { cgroups: reap_stale(paths, layout, parent), spares: crate::disk::release_spares(paths) }
+    Cleaned {
+        cgroups: reap_stale(paths, layout, parent),
+        spares: crate::disk::release_spares(paths),
+        network: crate::net::clean(paths),
+    }
 }

@@ -26,7 +26,7 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
-use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
+use crate::spec::{self, Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 use std::ffi::CString;
@@ -67,6 +67,10 @@ pub struct Sandbox {
     sentry_feed: Option<OwnedFd>,
     /// Host pid of a held program (containers).
     program_pid: Option<libc::pid_t>,
+    /// Egress: the link being made (until `STAGE`), then made; dropping either removes its
+    /// rules, and the link goes with the sandbox's network namespace.
+    net_pending: Option<crate::net::Pending>,
+    net: Option<crate::net::Link>,
     reaped: bool,
     cleaned: bool,
 }
@@ -101,6 +105,18 @@ impl Sandbox {
             Image::Dir(d) => d.clone(),
         };
         let mut cfg = child_config(spec, &stage)?;
+        // Egress: the resolvers and the `resolv.conf` naming them, before anything is cloned.
+        let egress = spec.network == crate::net::Network::Egress && spec.container.is_none();
+        // The rules load (`nft`) meanwhile: they need none of the sandbox's namespaces.
+        let (mut net_pending, resolv) = match egress {
+            true => {
+                let servers = crate::net::resolvers();
+                let resolv = crate::net::resolv_conf(paths, &servers)?;
+                cfg.egress_slot = Some(ids.slot);
+                (Some(crate::net::begin(paths, ids.slot, &spec.allow_net, &servers)?), Some(resolv))
+            }
+            false => (None, None),
+        };
         let (parent_sock, child_sock) = fdpass::seqpacket_pair().context(|| "socketpair".into())?;
         // v2: program → Sentry (listener and root), Sentry → launcher (counters).
         let v2 = spec.kind == SandboxKind::V2;
@@ -119,8 +135,8 @@ impl Sandbox {
         // A network namespace is the slowest to create (its loopback device and sysctl tables,
         // ~0.7 ms): the child makes its own while the launcher sets up the cgroup and the ids.
         // Containers get theirs at clone time: their supervisor joins it as soon as `start`
-        // returns.
-        if spec.container.is_none() && ns_flags & libc::CLONE_NEWNET as u64 != 0 {
+        // returns; so do egress sandboxes, whose link is made in it right after the clone.
+        if spec.container.is_none() && !egress && ns_flags & libc::CLONE_NEWNET as u64 != 0 {
             ns_flags &= !(libc::CLONE_NEWNET as u64);
             cfg.new_net = true;
         }
@@ -165,6 +181,14 @@ impl Sandbox {
         };
         drop(child_sock);
         crate::trace::mark("cloned");
+        // The pair is made (by `ip`) while the launcher prepares the rest; it and the rules
+        // are waited for before `STAGE`, after which the child configures its end.
+        if let Some(Err(e)) = net_pending.as_mut().map(|p| p.link(pid)) {
+            let _ = process::pidfd_signal(&pidfd, libc::SIGKILL);
+            let _ = process::waitpid(pid, false);
+            let _ = early.as_ref().map(Cgroup::destroy);
+            return Err(e);
+        }
         // The disk helper keeps the sandbox's mount namespace, so that tearing it down is not
         // part of the init's exit.
         if let (Some(disk), Ok(ns)) =
@@ -236,9 +260,18 @@ impl Sandbox {
             channels: Channels::default(),
             sentry_feed,
             program_pid: None,
+            net_pending,
+            net: None,
             reaped: false,
             cleaned: false,
         };
+        if let Some(resolv) = resolv.filter(|_| resolv_conf_target(&spec.image)) {
+            sb.spec.binds.push(spec::Bind {
+                source: resolv,
+                target: PathBuf::from("/etc/resolv.conf"),
+                access: Access::ReadOnly,
+            });
+        }
         sb.provision(&lower_src, [&ids_uid, &ids_gid])?;
         Ok(sb)
     }
@@ -290,6 +323,10 @@ impl Sandbox {
             // The host path of a read-only directory bound in is not the sandbox's to know.
             let overlay = b.access == Access::ReadOnly && b.source.is_dir() && self.spec.container.is_none();
             send(&attach_msg(&b.target, b.source.is_dir(), b.access, overlay), Some(&fd))?;
+        }
+        if let Some(pending) = self.net_pending.take() {
+            self.net = Some(pending.finish()?);
+            crate::trace::mark("network ready");
         }
         send(&[protocol::STAGE], None)?;
         crate::trace::mark("mounts sent");
@@ -344,6 +381,8 @@ impl Sandbox {
             let _ = process::kill(spid, libc::SIGKILL);
             let _ = process::waitpid(spid, false);
         }
+        self.net_pending = None;
+        self.net = None;
         let cg = self.cgroup.destroy();
         crate::trace::mark("cgroup removed");
         self.cleaned = true;
@@ -354,6 +393,15 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.cleanup();
+    }
+}
+
+/// Whether the image has an `/etc/resolv.conf` file to bind the egress one over (the host
+/// image always does; an image directory only if it holds a plain file there).
+fn resolv_conf_target(image: &Image) -> bool {
+    match image {
+        Image::Host => true,
+        Image::Dir(d) => std::fs::symlink_metadata(d.join("etc/resolv.conf")).is_ok_and(|m| m.is_file()),
     }
 }
 
@@ -532,6 +580,7 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
         },
         loopback: own_ns(c.map(|c| &c.net)),
         new_net: false,
+        egress_slot: None,
         hold: c.is_some_and(|c| c.hold),
         listen: spec.listen_fd,
     })

@@ -89,6 +89,11 @@ impl Sentry {
                             r => r.map(Done),
                         }
                     }
+                    // A blocking connect waits for the peer's answer (over egress, up to the
+                    // kernel's SYN retries when a filter drops it): on its own thread too.
+                    Op::Connect if !nonblocking(&sock) => {
+                        Ok(Wait(Box::new(move || perform(&sock, &Op::Connect, &addr))))
+                    }
                     op => perform(&sock, &op, &addr).map(Done),
                 };
             }

@@ -1,0 +1,98 @@
+//! The second layer of a sandbox's filter: a table only the `nft -i` process holding it may
+//! change, which lives as long as the launcher keeps that process's input open. See
+//! docs/architecture.md, "Network".
+
+use crate::error::{Context, Result};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `nft` may take to load a guard table before the sandbox's start fails.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `nft -i` process owning a sandbox's guard table. Dropping this closes its input: `nft`
+/// exits, and the kernel removes the table with it (also when the launcher is killed).
+pub(super) struct Guard {
+    child: Child,
+    table: String,
+}
+
+impl Guard {
+    /// Starts `nft -i` on `script` (one line: one transaction), then asks it to list a chain
+    /// of `table`, whose answer says the table is in place.
+    pub(super) fn start(script: &str, table: &str) -> Result<Self> {
+        let mut child = Command::new("nft")
+            .arg("-i")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context(|| "cannot run nft (install the nftables package, or run with --network none)".into())?;
+        let line = format!("{script}\nlist chain inet {table} input\n");
+        // A few KiB: fits the pipe, so this does not wait for nft.
+        if let Some(stdin) = child.stdin.as_mut() {
+            stdin.write_all(line.as_bytes()).context(|| "cannot write to nft".into())?;
+        }
+        Ok(Self { child, table: table.to_string() })
+    }
+
+    /// Waits (bounded) until `nft` lists the table; its error otherwise.
+    pub(super) fn ready(mut self) -> std::result::Result<Self, String> {
+        let deadline = Instant::now() + LOAD_TIMEOUT;
+        let want = format!("table inet {} {{", self.table);
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let _ = self.child.kill();
+                return Err(format!("no answer in {} s", LOAD_TIMEOUT.as_secs()));
+            }
+            let (Some(o), Some(e)) = (self.child.stdout.as_mut(), self.child.stderr.as_mut()) else {
+                return Err("its output is gone".into());
+            };
+            let mut fds = [
+                libc::pollfd { fd: o.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: e.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfds for the call's duration.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().min(i32::MAX as u128) as i32) };
+            if n < 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            if fds[1].revents != 0 {
+                // nft reports an error on stderr and waits for more input: what it said is all.
+                let k = e.read(&mut buf).unwrap_or(0);
+                err.extend_from_slice(&buf[..k]);
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let text = String::from_utf8_lossy(&err).into_owned();
+                return Err(if text.trim().is_empty() { "nft exited".into() } else { text });
+            }
+            if fds[0].revents != 0 {
+                let k = o.read(&mut buf).unwrap_or(0);
+                if k == 0 {
+                    let _ = self.child.wait();
+                    return Err("nft exited".into());
+                }
+                out.extend_from_slice(&buf[..k.min(4096 - out.len().min(4096))]);
+                if String::from_utf8_lossy(&out).contains(&want) {
+                    // The rest of the listing is a few lines: it fits the pipe unread.
+                    return Ok(self);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Guard {
+    #[allow(clippy::zombie_processes)]
+    fn drop(&mut self) {
+        // Closing its input ends `nft`, and the table with it; the launcher is about to exit,
+        // which hands the process to init.
+        drop(self.child.stdin.take());
+    }
+}
