@@ -12,11 +12,14 @@ pub mod function;
 pub mod gateway;
 pub mod instances;
 pub mod logs;
+pub mod logstore;
 pub mod metrics;
 pub mod platform;
 pub mod registry;
+pub mod retention;
 pub mod runtimes;
 pub mod seal;
 pub mod server;
+pub mod urlenc;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@
 //! DATA_DIR/registry.db     functions and tokens (SQLite, WAL; 0600, secrets sealed)
 //! DATA_DIR/code/trees/     unpacked code, by digest (code/ is 0700)
 //! DATA_DIR/runtime/        the runtime wrappers, bound at /opt/fnbox/runtime
+//! DATA_DIR/logs/NAME/      a function's logs, in rotated segments (0700, files 0600)
 //! DATA_DIR/instances/      one directory per sandbox (the instance's socket), pre-warmed ones too
 //! DATA_DIR/serve.lock      held by the running server
 //! ```
@@ -55,6 +56,8 @@ pub struct ServeOptions {
     pub secret_key_file: Option<PathBuf>,
     /// `/metrics` without the admin token.
     pub metrics_public: bool,
+    /// How much of the logs, versions and history is kept.
+    pub retention: crate::retention::Retention,
 }
 
 /// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
@@ -136,7 +139,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     // Sandboxes reach their code through a bind mount, never through this path.
     private_dir(&dir.join("code"))?;
     let code = CodeStore::open(&dir.join("code"))?;
-    let logs = Arc::new(LogStore::default());
+    let logs = Arc::new(LogStore::on_disk(dir.join("logs"), opts.retention.logs));
     let launcher = Arc::new(Launcher {
         exe: opts.exe.clone(),
         runtime_dir,

@@ -8,7 +8,7 @@
 //! PUT    /api/v1/functions/NAME                {runtime, code, handler, ...} → function
 //! DELETE /api/v1/functions/NAME
 //! DELETE /api/v1/functions/NAME/instances      stop its instances: the next request is a cold start
-//! GET    /api/v1/functions/NAME/logs           ?tail=N&follow=1&format=json
+//! GET    /api/v1/functions/NAME/logs           ?tail=N&follow=1&format=json&since=1h&instance=ID&stream=S&grep=TEXT
 //! POST   /api/v1/functions/NAME/tokens         → {"id", "token"} (the only time it is shown)
 //! GET    /api/v1/functions/NAME/tokens         → [{"id", "created_at"}]
 //! DELETE /api/v1/functions/NAME/tokens/ID
@@ -55,17 +55,6 @@ async fn read_body(bodies: &BodyReader, req: Request<Incoming>, limit: usize, wh
     }
 }
 
-fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -> Response<Body> {
     if !admin_token(&req).is_some_and(|t| p.tokens.is_admin(t)) {
         return unauthorized("the admin API");
@@ -93,7 +82,9 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::DELETE, ["functions", name, "instances"]) => {
             p.recycle(name).await.map(|n| json(200, &serde_json::json!({ "stopped": n })))
         }
-        (&Method::GET, ["functions", name, "logs"]) => logs(p, name, &query(&req)),
+        (&Method::GET, ["functions", name, "logs"]) => {
+            logs(p, name, &crate::urlenc::pairs(req.uri().query().unwrap_or("")))
+        }
         (&Method::POST, ["functions", name, "tokens"]) => p.create_token(name).map(|v| json(201, &v)),
         (&Method::GET, ["functions", name, "tokens"]) => p.list_tokens(name).map(|v| json(200, &v)),
         (&Method::DELETE, ["functions", name, "tokens", id]) => {
@@ -126,7 +117,7 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Response<Body>, Error> {
+pub(crate) fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Response<Body>, Error> {
     // A disabled function's logs say why it is.
     if p.disabled(name).is_none() {
         p.view(name)?;
@@ -134,12 +125,13 @@ fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Re
     let tail = q.get("tail").and_then(|t| t.parse().ok()).unwrap_or(200usize);
     let as_json = q.get("format").is_some_and(|f| f == "json");
     let follow = q.get("follow").is_some_and(|f| f == "1" || f == "true");
+    let filter = crate::logstore::Filter::from_query(q)?;
     let render = move |l: &crate::logs::LogLine| -> Bytes {
         let mut s = if as_json { serde_json::to_string(l).unwrap_or_default() } else { l.to_text() };
         s.push('\n');
         Bytes::from(s)
     };
-    let (lines, mut rx) = p.logs.read(name, tail);
+    let (lines, mut rx) = p.logs.query(name, &filter, tail);
     let ctype = if as_json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
     let builder = Response::builder().header("content-type", ctype);
     if !follow {
@@ -155,6 +147,7 @@ fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Re
         }
         loop {
             match rx.recv().await {
+                Ok(l) if !filter.matches(&l) => {}
                 Ok(l) => {
                     if tx.send(render(&l)).await.is_err() {
                         return;
