@@ -43,6 +43,20 @@ pub enum PlatformCmd {
         #[command(flatten)]
         c: ClientArgs,
     },
+    /// List a function's kept versions (the last --keep-versions deploys), newest first.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Deploy a kept version again (default: the one before the serving version); requests
+    /// in flight finish on the old instances.
+    Rollback {
+        name: String,
+        version: Option<u64>,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
     /// Tokens that open a private function (sent in the X-Auth-Token header).
     #[command(subcommand)]
     Token(TokenCmd),
@@ -382,6 +396,10 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
         PlatformCmd::Rm { name, c } => client::run(client::rm(&c.target(), &name)),
         PlatformCmd::Logs { name, follow, tail, filter, c } => {
             client::run(client::logs(&c.target(), &name, follow, tail, &filter.pairs()))
+        }
+        PlatformCmd::Versions { name, c } => client::run(client::versions::versions(&c.target(), &name)),
+        PlatformCmd::Rollback { name, version, c } => {
+            client::run(client::versions::rollback(&c.target(), &name, version))
         }
         PlatformCmd::Token(TokenCmd::Create { name, c }) => client::run(client::token_create(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Ls { name, c }) => client::run(client::token_ls(&c.target(), &name)),

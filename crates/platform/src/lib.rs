@@ -7,9 +7,11 @@
 pub mod auth;
 pub mod client;
 pub mod codestore;
+pub mod console;
 pub mod error;
 pub mod function;
 pub mod gateway;
+pub mod history;
 pub mod instances;
 pub mod logs;
 pub mod logstore;
@@ -21,5 +23,6 @@ pub mod runtimes;
 pub mod seal;
 pub mod server;
 pub mod urlenc;
+pub mod versions;
 
 pub use error::{Error, Result};

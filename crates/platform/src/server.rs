@@ -135,6 +135,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let runtime_dir = dir.join("runtime");
     crate::runtimes::install(&runtime_dir)?;
     let registry = Registry::open(&dir.join("registry.db"), key)?;
+    registry.set_keep_versions(opts.retention.versions);
     let tokens = Tokens::new(admin, registry.token_hashes()?);
     // Sandboxes reach their code through a bind mount, never through this path.
     private_dir(&dir.join("code"))?;
@@ -166,6 +167,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             ))
         })?;
         let n = platform.load()?;
+        platform.metrics.history.resume(&platform.registry)?;
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
         eprintln!(
             "fnbox serve: listening on http://{addr} ({n} function(s), data in {}{})",
@@ -175,10 +177,22 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let maintenance = {
             let p = platform.clone();
             let idle = opts.idle_timeout;
+            let keep = opts.retention.history;
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(500));
-                loop {
+                for n in 0u64.. {
                     tick.tick().await;
+                    // Every 5 s: history (a registry write); every minute: the logs' age bound.
+                    if n % 10 == 0 {
+                        let p = p.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            p.record_history(keep);
+                            if n % 120 == 0 {
+                                p.logs.prune();
+                            }
+                        })
+                        .await;
+                    }
                     for pool in p.pools() {
                         pool.maintain(idle);
                     }
@@ -190,6 +204,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         };
         crate::gateway::serve(listener, platform.clone(), clients, shutdown_signal()).await;
         maintenance.abort();
+        platform.record_history(opts.retention.history);
         eprintln!("fnbox serve: stopping instances");
         if let Some(w) = &warm {
             w.shutdown().await;

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod pack;
+pub mod versions;
 
 use crate::error::{Error, Result};
 use crate::function::DeployRequest;

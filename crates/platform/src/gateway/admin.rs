@@ -12,6 +12,8 @@
 //! POST   /api/v1/functions/NAME/tokens         → {"id", "token"} (the only time it is shown)
 //! GET    /api/v1/functions/NAME/tokens         → [{"id", "created_at"}]
 //! DELETE /api/v1/functions/NAME/tokens/ID
+//! GET    /api/v1/functions/NAME/versions       → [version] (newest first; secret names only)
+//! POST   /api/v1/functions/NAME/rollback       {"version": N} or nothing (the one before) → function
 //! ```
 
 use super::body::{BodyError, BodyReader, Sender};
@@ -41,7 +43,12 @@ pub(super) fn admin_token(req: &Request<Incoming>) -> Option<&str> {
 
 /// Admin bodies are not counted in the body budget (a code zip may be larger than all of it)
 /// and get a longer deadline: the caller has shown the admin token.
-async fn read_body(bodies: &BodyReader, req: Request<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
+pub(crate) async fn read_body(
+    bodies: &BodyReader,
+    req: Request<Incoming>,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes, Error> {
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     match bodies.read(req.into_body(), limit, declared, Sender::Admin).await {
         Ok(b) => Ok(b.bytes),
@@ -85,6 +92,16 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::GET, ["functions", name, "logs"]) => {
             logs(p, name, &crate::urlenc::pairs(req.uri().query().unwrap_or("")))
         }
+        (&Method::GET, ["functions", name, "versions"]) => p.versions(name).map(|v| json(200, &v)),
+        (&Method::POST, ["functions", name, "rollback"]) => {
+            match read_body(bodies, req, 4096, "the rollback request").await {
+                Ok(b) => match rollback_version(&b) {
+                    Ok(v) => p.rollback(name, v).await.map(|f| json(200, &f)),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
         (&Method::POST, ["functions", name, "tokens"]) => p.create_token(name).map(|v| json(201, &v)),
         (&Method::GET, ["functions", name, "tokens"]) => p.list_tokens(name).map(|v| json(200, &v)),
         (&Method::DELETE, ["functions", name, "tokens", id]) => {
@@ -95,6 +112,22 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         }
     };
     result.unwrap_or_else(|e| error(&e))
+}
+
+/// The version a rollback request names: `{"version": N}`; an empty body or `{}`: the one
+/// before the serving version.
+fn rollback_version(body: &[u8]) -> Result<Option<u64>, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rollback {
+        version: Option<u64>,
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Rollback>(body).map(|r| r.version).map_err(|e| {
+        Error::Invalid(format!("the rollback request is not valid ({e}): send {{\"version\": N}} or nothing"))
+    })
 }
 
 /// 401 for what needs the admin token. Where the token is kept is the operator's business:
@@ -125,11 +158,16 @@ pub(crate) fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -
     let tail = q.get("tail").and_then(|t| t.parse().ok()).unwrap_or(200usize);
     let as_json = q.get("format").is_some_and(|f| f == "json");
     let follow = q.get("follow").is_some_and(|f| f == "1" || f == "true");
+    // For a page: control characters shown as `\xNN`, as on a terminal.
+    let escape = q.get("escape").is_some_and(|f| f == "1");
     let filter = crate::logstore::Filter::from_query(q)?;
     let render = move |l: &crate::logs::LogLine| -> Bytes {
         let mut s = if as_json { serde_json::to_string(l).unwrap_or_default() } else { l.to_text() };
         s.push('\n');
-        Bytes::from(s)
+        match escape {
+            true => Bytes::from(crate::client::for_terminal(s.as_bytes(), true).into_owned()),
+            false => Bytes::from(s),
+        }
     };
     let (lines, mut rx) = p.logs.query(name, &filter, tail);
     let ctype = if as_json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };

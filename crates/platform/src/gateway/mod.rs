@@ -1,6 +1,7 @@
 //! The HTTP front door, one port for everything:
 //! `/fn/NAME/...` invokes NAME (see [`invoke`]), `/api/v1/...` is the admin API (see
-//! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
+//! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up, `/`
+//! and `/console/` are the web console ([`crate::console`]).
 
 pub mod admin;
 pub mod answer;
@@ -136,6 +137,9 @@ async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, p
     if path == "/api/v1" || path.starts_with("/api/v1/") {
         return admin::handle(p, bodies, req).await;
     }
+    if path == "/" || path == "/console" || path.starts_with("/console/") {
+        return crate::console::handle(p, bodies, req).await;
+    }
     match path.as_str() {
         "/metrics" if !p.metrics_public && !admin::admin_token(&req).is_some_and(|t| p.tokens.is_admin(t)) => {
             admin::unauthorized("/metrics (it lists every function; `fnbox serve --metrics-public` opens it)")
@@ -145,7 +149,6 @@ async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, p
             .body(full(p.render_metrics()))
             .unwrap_or_else(|_| text(500, "metrics")),
         "/healthz" => text(200, "ok"),
-        "/" => text(200, "fnbox: functions are at /fn/NAME/, the admin API at /api/v1/, metrics at /metrics"),
         _ => text(
             StatusCode::NOT_FOUND.as_u16(),
             format!("no route for {path}: functions are at /fn/NAME/, the admin API at /api/v1/"),
