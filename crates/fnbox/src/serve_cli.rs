@@ -115,6 +115,11 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = server::DEFAULT_LISTEN)]
     listen: String,
+    /// Serve the web console on this address and port instead of on --listen. Its own origin
+    /// keeps functions' pages away from it (and it may listen where only operators reach);
+    /// without it, every function answer gets `Content-Security-Policy: sandbox ...`.
+    #[arg(long, value_name = "ADDR")]
+    console_listen: Option<String>,
     /// Where functions, code and the admin token are kept [env: FNBOX_DATA_DIR].
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -366,6 +371,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
             };
             let opts = ServeOptions {
                 listen: a.listen,
+                console_listen: a.console_listen,
                 data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
                 idle_timeout: Duration::from_secs(a.idle_timeout),
                 cgroup_parent: a.cgroup_parent,

@@ -147,19 +147,43 @@ impl LogStore {
     }
 
     /// The last `tail` lines that pass `filter` (from disk when the store is there), and a
-    /// receiver of every line that comes after them (the caller filters those).
+    /// receiver of every line that comes after them (the caller filters those). Reading the
+    /// disk blocks: async code calls this on a blocking thread. The store's lock is held only
+    /// to mark where the files end, so writers never wait for a reader.
     pub fn query(&self, function: &str, filter: &Filter, tail: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
-        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
-        let log = self.entry(&mut map, function);
-        // Read under the lock: no line is both in the answer and sent to the receiver.
-        let lines = match &log.files {
-            Some(files) => files.read(filter, tail),
-            None => {
-                let matching: Vec<&LogLine> = log.lines.iter().filter(|l| filter.matches(l)).collect();
-                matching[matching.len().saturating_sub(tail)..].iter().map(|l| (*l).clone()).collect()
+        let (snapshot, lines, rx) = {
+            let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+            let log = self.entry(&mut map, function);
+            // Taken together: no line is both in the answer and sent to the receiver.
+            let rx = log.tx.subscribe();
+            match &log.files {
+                Some(files) => (Some(files.snapshot()), Vec::new(), rx),
+                None => {
+                    let matching: Vec<&LogLine> = log.lines.iter().filter(|l| filter.matches(l)).collect();
+                    let lines = matching[matching.len().saturating_sub(tail)..].iter().map(|l| (*l).clone()).collect();
+                    (None, lines, rx)
+                }
             }
         };
-        (lines, log.tx.subscribe())
+        match snapshot {
+            Some(s) => (s.read(filter, tail), rx),
+            None => (lines, rx),
+        }
+    }
+
+    /// [`LogStore::query`] on a blocking thread.
+    pub async fn query_async(
+        self: &std::sync::Arc<Self>,
+        function: &str,
+        filter: &Filter,
+        tail: usize,
+    ) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+        let (store, name, f) = (self.clone(), function.to_string(), filter.clone());
+        match tokio::task::spawn_blocking(move || store.query(&name, &f, tail)).await {
+            Ok(r) => r,
+            // The reader panicked: no lines, and the followers from now (reads nothing).
+            Err(_) => self.query(function, &Filter::default(), 0),
+        }
     }
 
     /// Applies the age bound to every function's files (the quiet ones too).

@@ -95,6 +95,7 @@ fn line_time(l: &LogLine) -> Option<SystemTime> {
 /// The segment being written.
 struct Writer {
     file: File,
+    seq: u64,
     bytes: u64,
     opened: SystemTime,
 }
@@ -158,7 +159,7 @@ impl FunctionFiles {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(self.dir.join(segment_name(next)))?;
-        self.writer = Some(Writer { file, bytes: 0, opened: SystemTime::now() });
+        self.writer = Some(Writer { file, seq: next, bytes: 0, opened: SystemTime::now() });
         self.prune();
         Ok(())
     }
@@ -190,44 +191,20 @@ impl FunctionFiles {
         }
     }
 
+    /// What is on disk now, to be read without the store's lock: lines written after this
+    /// are not read (the caller gets them from the store's followers).
+    pub fn snapshot(&self) -> Snapshot {
+        let upto = match &self.writer {
+            Some(w) => (w.seq, Some(w.bytes)),
+            // Nothing written since the start: the next line opens a new segment.
+            None => (segments(&self.dir).last().map(|(s, _)| *s).unwrap_or(0), None),
+        };
+        Snapshot { dir: self.dir.clone(), limits: self.limits, upto }
+    }
+
     /// The last `tail` lines that pass `filter`, oldest first, none older than the age bound.
     pub fn read(&self, filter: &Filter, tail: usize) -> Vec<LogLine> {
-        let mut out = VecDeque::new();
-        let oldest = SystemTime::now().checked_sub(self.limits.max_age);
-        let filter = Filter { since: filter.since.max(oldest), ..filter.clone() };
-        // A segment is written up to its bound plus one record.
-        let cap = self.limits.segment_bytes() + RECORD_MAX;
-        for (_, path) in segments(&self.dir) {
-            let Ok(f) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) else {
-                continue;
-            };
-            let mut r = BufReader::new(f.take(cap));
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match (&mut r).take(RECORD_MAX).read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                // A record cut by a full disk, or longer than any fnbox writes: skipped.
-                if buf.last() != Some(&b'\n') {
-                    if buf.len() as u64 >= RECORD_MAX {
-                        let _ = r.skip_until(b'\n');
-                    }
-                    continue;
-                }
-                let Ok(l) = serde_json::from_slice::<LogLine>(&buf) else { continue };
-                if filter.matches(&l) {
-                    if out.len() == tail {
-                        out.pop_front();
-                    }
-                    if tail > 0 {
-                        out.push_back(l);
-                    }
-                }
-            }
-        }
-        out.into()
+        self.snapshot().read(filter, tail)
     }
 
     /// Removes every file (the function was removed).
@@ -235,6 +212,87 @@ impl FunctionFiles {
         self.writer = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A function's log files as they were at [`FunctionFiles::snapshot`]. Reading is blocking
+/// file work: async code runs it on a blocking thread.
+pub struct Snapshot {
+    dir: PathBuf,
+    limits: DiskLimits,
+    /// The newest segment to read, and how much of it (all of it: `None`).
+    upto: (u64, Option<u64>),
+}
+
+impl Snapshot {
+    /// The last `tail` lines that pass `filter`, oldest first, none older than the age bound.
+    /// Segments are read newest first, and reading stops once `tail` lines are found or a
+    /// segment was last written before `since`.
+    pub fn read(&self, filter: &Filter, tail: usize) -> Vec<LogLine> {
+        self.read_counted(filter, tail).0
+    }
+
+    /// [`Snapshot::read`], and how many segments it opened.
+    fn read_counted(&self, filter: &Filter, tail: usize) -> (Vec<LogLine>, usize) {
+        let mut found: Vec<VecDeque<LogLine>> = Vec::new();
+        let (mut have, mut opened) = (0, 0);
+        let oldest = SystemTime::now().checked_sub(self.limits.max_age);
+        let filter = Filter { since: filter.since.max(oldest), ..filter.clone() };
+        for (seq, path) in segments(&self.dir).into_iter().rev() {
+            if have >= tail {
+                break;
+            }
+            let cap = match self.upto {
+                (last, _) if seq > last => continue,
+                (last, Some(bytes)) if seq == last => bytes,
+                // A segment is written up to its bound plus one record.
+                _ => self.limits.segment_bytes() + RECORD_MAX,
+            };
+            let Ok(f) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) else {
+                continue;
+            };
+            opened += 1;
+            let modified = f.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+            if filter.since.is_some_and(|since| modified < since) {
+                // Every line in it and in the older ones is older than `since`.
+                break;
+            }
+            let lines = read_segment(f.take(cap), &filter, tail - have);
+            have += lines.len();
+            found.push(lines);
+        }
+        (found.into_iter().rev().flatten().collect(), opened)
+    }
+}
+
+/// The last `keep` lines of one segment that pass `filter`.
+fn read_segment(f: impl Read, filter: &Filter, keep: usize) -> VecDeque<LogLine> {
+    let mut out = VecDeque::new();
+    let mut r = BufReader::new(f);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match (&mut r).take(RECORD_MAX).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        // A record cut by a full disk, or longer than any fnbox writes: skipped.
+        if buf.last() != Some(&b'\n') {
+            if buf.len() as u64 >= RECORD_MAX {
+                let _ = r.skip_until(b'\n');
+            }
+            continue;
+        }
+        let Ok(l) = serde_json::from_slice::<LogLine>(&buf) else { continue };
+        if filter.matches(&l) {
+            if out.len() == keep {
+                out.pop_front();
+            }
+            if keep > 0 {
+                out.push_back(l);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -274,6 +332,22 @@ mod tests {
         assert!(last[0].line.starts_with("4999 "), "the newest line is kept");
         let all = f.read(&Filter::default(), usize::MAX);
         assert!(all.len() < 5000 && all.len() > 500, "{} lines kept", all.len());
+        // The newest lines are in the newest segment: the older ones are not even opened.
+        let (last, opened) = f.snapshot().read_counted(&Filter::default(), 3);
+        assert!(
+            last.len() == 3 && opened <= 2 && opened < segs.len(),
+            "tail=3 read {opened} of {} segments",
+            segs.len()
+        );
+        assert!(last[2].line.starts_with("4999 ") && last[0].line.starts_with("4997 "));
+        // Lines across segments come out in order.
+        let (many, opened) = f.snapshot().read_counted(&Filter::default(), 500);
+        assert!(opened >= 2 && many.len() == 500, "{opened} segments for {} lines", many.len());
+        assert!(many[499].line.starts_with("4999 ") && many[0].line.starts_with("4500 "));
+        // A line written after the snapshot is not read from it (followers get it).
+        let snap = f.snapshot();
+        f.append(&line("i1", Stream::Stdout, "after the snapshot")).unwrap();
+        assert!(snap.read(&Filter::default(), 1)[0].line.starts_with("4999 "));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -17,6 +17,7 @@ use crate::auth::{load_or_create_admin_token, Tokens};
 use crate::codestore::CodeStore;
 use crate::error::{Context, Error, Result};
 use crate::gateway::conn::{fit_to_open_file_limit, ClientLimits};
+use crate::gateway::Face;
 use crate::instances::backend::FnboxRun;
 use crate::instances::launcher::Launcher;
 use crate::instances::warm::{WarmConfig, WarmPool};
@@ -41,6 +42,9 @@ pub fn data_dir_from_env() -> PathBuf {
 
 pub struct ServeOptions {
     pub listen: String,
+    /// The console on its own address (another origin than the functions'); `None`: on
+    /// `listen`, with every function answer given an origin of its own.
+    pub console_listen: Option<String>,
     pub data_dir: PathBuf,
     /// Instances idle this long stop (down to min-scale).
     pub idle_timeout: Duration,
@@ -160,12 +164,16 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
         platform.metrics_public = opts.metrics_public;
         let platform = Arc::new(platform);
-        let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| {
-            Error::Invalid(format!(
-                "cannot listen on {} ({e}): is another server there? give another --listen",
-                opts.listen
-            ))
-        })?;
+        let bind = |addr: String, flag: &'static str| async move {
+            tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+                Error::Invalid(format!("cannot listen on {addr} ({e}): is another server there? give another {flag}"))
+            })
+        };
+        let listener = bind(opts.listen.clone(), "--listen").await?;
+        let console = match &opts.console_listen {
+            Some(a) => Some(bind(a.clone(), "--console-listen").await?),
+            None => None,
+        };
         let n = platform.load()?;
         platform.metrics.history.resume(&platform.registry)?;
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
@@ -174,6 +182,14 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             dir.display(),
             if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
         );
+        let listeners = match console {
+            Some(c) => {
+                let at = c.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                eprintln!("fnbox serve: the console is on http://{at}/console/");
+                vec![(listener, Face::Functions), (c, Face::Console)]
+            }
+            None => vec![(listener, Face::Shared)],
+        };
         let maintenance = {
             let p = platform.clone();
             let idle = opts.idle_timeout;
@@ -202,7 +218,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
                 }
             })
         };
-        crate::gateway::serve(listener, platform.clone(), clients, shutdown_signal()).await;
+        crate::gateway::serve(listeners, platform.clone(), clients, shutdown_signal()).await;
         maintenance.abort();
         platform.record_history(opts.retention.history);
         eprintln!("fnbox serve: stopping instances");

@@ -9,7 +9,7 @@ pub mod multipart;
 mod pages;
 pub mod session;
 
-use crate::gateway::body::BodyReader;
+use crate::gateway::body::{BodyReader, Sender};
 use crate::gateway::{full, Body};
 use crate::platform::Platform;
 use hyper::body::Incoming;
@@ -23,6 +23,8 @@ const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/logs.js");
 /// Largest form other than an upload.
 const FORM_MAX: usize = 64 << 10;
+/// Largest login form: a token is under 100 bytes. Read from anyone, in the shared budget.
+const LOGIN_MAX: usize = 4 << 10;
 
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -43,16 +45,32 @@ fn templates() -> &'static Environment<'static> {
 }
 
 /// Headers every console answer carries: no framing, no sniffing, no caching, no script or
-/// style from anywhere but the console itself.
-fn secured(b: hyper::http::response::Builder) -> hyper::http::response::Builder {
-    b.header(
+/// style from anywhere but the console itself. The referrer goes to the console only: under
+/// `no-referrer` a browser sends `Origin: null` with the console's own forms.
+const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
         "content-security-policy",
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    )
-    .header("x-frame-options", "DENY")
-    .header("x-content-type-options", "nosniff")
-    .header("referrer-policy", "no-referrer")
-    .header("cache-control", "no-store")
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("cache-control", "no-store"),
+];
+
+fn secured(mut b: hyper::http::response::Builder) -> hyper::http::response::Builder {
+    for (k, v) in SECURITY_HEADERS {
+        b = b.header(k, v);
+    }
+    b
+}
+
+/// The same headers on an answer made elsewhere (the logs route's).
+fn secure(mut r: Response<Body>) -> Response<Body> {
+    for (k, v) in SECURITY_HEADERS {
+        r.headers_mut().insert(k, hyper::header::HeaderValue::from_static(v));
+    }
+    r
 }
 
 fn respond(status: u16, ctype: &str, body: impl Into<bytes::Bytes>, cookie: Option<String>) -> Response<Body> {
@@ -86,18 +104,23 @@ pub(crate) fn error_page(status: u16, msg: &str, back: &str, csrf: Option<&str>)
     render(status, "error.html", minijinja::context! { error => msg, back => back, csrf => csrf })
 }
 
-/// A state-changing request from another site (a forged form) has an `Origin` (or
-/// `Sec-Fetch-Site`) that is not this server's.
-fn same_origin(req: &Request<Incoming>) -> bool {
-    let h = req.headers();
+/// A state-changing request from another site (a forged form) is refused. A browser that
+/// sends `Sec-Fetch-Site` is believed: `same-origin` (or `none`, typed by the user) passes,
+/// anything else fails. `Origin: null` (a browser hiding the origin: sandboxed frames, data:
+/// URLs, or a strict referrer policy) passes only with `Sec-Fetch-Site: same-origin`; another
+/// `Origin` must be this server's. A client that sends neither (curl) has no ambient cookie to
+/// abuse and still needs the CSRF token.
+fn same_origin(h: &hyper::HeaderMap) -> bool {
     let host = h.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let origin_ok = match h.get("origin").map(|v| v.to_str().unwrap_or("")) {
+    let site = h.get("sec-fetch-site").map(|v| v.to_str().unwrap_or("?"));
+    if site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    match h.get("origin").map(|v| v.to_str().unwrap_or("")) {
         None => true,
+        Some("null") => site == Some("same-origin"),
         Some(o) => !host.is_empty() && (o == format!("http://{host}") || o == format!("https://{host}")),
-    };
-    let site_ok =
-        h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_none_or(|s| s == "same-origin" || s == "none");
-    origin_ok && site_ok
+    }
 }
 
 /// A submitted form's fields: URL-encoded, or multipart (the upload).
@@ -106,9 +129,12 @@ pub(crate) struct Form {
     pub file: Option<bytes::Bytes>,
 }
 
-async fn read_form(bodies: &BodyReader, req: Request<Incoming>, limit: usize) -> Result<Form, String> {
+/// Reads a form: `sender` is [`Sender::Admin`] once a session is shown, [`Sender::Login`]
+/// before (counted in the shared budget, a short deadline).
+async fn read_form(bodies: &BodyReader, req: Request<Incoming>, limit: usize, sender: Sender) -> Result<Form, String> {
     let ctype = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = crate::gateway::admin::read_body(bodies, req, limit, "the form").await.map_err(|e| e.to_string())?;
+    let body =
+        crate::gateway::admin::read_body(bodies, req, limit, "the form", sender).await.map_err(|e| e.to_string())?;
     if let Some(boundary) = multipart::boundary(&ctype) {
         let parts = multipart::parse(&body, &boundary).ok_or("the upload is not a well-formed multipart form")?;
         let mut form = Form { fields: HashMap::new(), file: None };
@@ -156,12 +182,15 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
             ["static", "logs.js"] => respond(200, "text/javascript; charset=utf-8", JS, None),
             ["functions", name] => {
                 let q = crate::urlenc::pairs(req.uri().query().unwrap_or(""));
-                pages::function(p, name, &q, &s.csrf, None)
+                pages::function(p, name, &q, &s.csrf, None).await
             }
             ["functions", name, "logs"] => {
                 let q = crate::urlenc::pairs(req.uri().query().unwrap_or(""));
-                crate::gateway::admin::logs(p, name, &q)
-                    .unwrap_or_else(|e| error_page(e.status(), &e.to_string(), "/console/", Some(&s.csrf)))
+                // A live stream ends with the session that opened it.
+                match crate::gateway::admin::logs(p, name, &q, Some(Box::pin(s.ended()))).await {
+                    Ok(r) => secure(r),
+                    Err(e) => error_page(e.status(), &e.to_string(), "/console/", Some(&s.csrf)),
+                }
             }
             _ => error_page(404, &format!("the console has no page {path}"), "/console/", Some(&s.csrf)),
         };
@@ -169,12 +198,12 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
     if method != Method::POST {
         return error_page(405, &format!("{method} is not used by the console"), "/console/", Some(&s.csrf));
     }
-    if !same_origin(&req) {
+    if !same_origin(req.headers()) {
         return error_page(403, "this form was sent from another site: refused", "/console/", Some(&s.csrf));
     }
     let upload = matches!(parts.as_slice(), ["functions", _, "deploy"]);
     let limit = if upload { crate::codestore::ZIP_MAX as usize + FORM_MAX } else { FORM_MAX };
-    let form = match read_form(bodies, req, limit).await {
+    let form = match read_form(bodies, req, limit, Sender::Admin).await {
         Ok(f) => f,
         Err(e) => return error_page(400, &e, "/console/", Some(&s.csrf)),
     };
@@ -194,10 +223,10 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
 }
 
 async fn login(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -> Response<Body> {
-    if !same_origin(&req) {
+    if !same_origin(req.headers()) {
         return error_page(403, "this login was sent from another site: refused", "/console/login", None);
     }
-    let form = match read_form(bodies, req, FORM_MAX).await {
+    let form = match read_form(bodies, req, LOGIN_MAX, Sender::Login).await {
         Ok(f) => f,
         Err(e) => return error_page(400, &e, "/console/login", None),
     };
@@ -213,6 +242,28 @@ async fn login(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn forms_from_elsewhere_are_refused_the_consoles_own_pass() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = hyper::HeaderMap::new();
+            m.insert("host", "127.0.0.1:8080".parse().unwrap());
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            super::same_origin(&m)
+        };
+        // Chromium with a strict referrer policy: `Origin: null`, but same-origin by Fetch.
+        assert!(h(&[("origin", "null"), ("sec-fetch-site", "same-origin")]));
+        assert!(h(&[("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-origin")]));
+        assert!(h(&[]), "no browser headers: the CSRF token decides");
+        // A sandboxed frame or a data: URL: `Origin: null`, cross-site.
+        assert!(!h(&[("origin", "null")]));
+        assert!(!h(&[("origin", "null"), ("sec-fetch-site", "cross-site")]));
+        assert!(!h(&[("origin", "http://127.0.0.1:8081"), ("sec-fetch-site", "same-site")]));
+        assert!(!h(&[("origin", "http://evil.example")]));
+        assert!(!h(&[("origin", "http://evil.example"), ("sec-fetch-site", "same-origin")]));
+    }
+
     #[test]
     fn every_template_renders() {
         for name in ["login.html", "list.html", "error.html"] {

@@ -201,7 +201,7 @@ struct LineView {
     text: String,
 }
 
-pub(super) fn function(
+pub(super) async fn function(
     p: &Arc<Platform>,
     name: &str,
     q: &HashMap<String, String>,
@@ -224,7 +224,7 @@ pub(super) fn function(
         Ok(f) => f,
         Err(e) => return error_page(400, &e.to_string(), &format!("/console/functions/{name}"), Some(csrf)),
     };
-    let (lines, _) = p.logs.query(name, &filter, 200);
+    let (lines, _) = p.logs.query_async(name, &filter, 200).await;
     let logs: Vec<LineView> = lines
         .iter()
         .map(|l| LineView {
@@ -303,17 +303,22 @@ pub(super) async fn act(p: &Arc<Platform>, parts: &[&str], form: Form, csrf: &st
             Some(v) => p.rollback(name, Some(v)).await.map(|_| done("rollback")),
             None => Err(crate::Error::Invalid("the rollback form names no version".into())),
         },
+        // Checked before the code is unpacked and stored: nothing is kept for no function.
         [_, _, "deploy"] => match form.file {
+            Some(_) if p.pool(name).is_none() => Err(crate::Error::NoFunction(name.to_string())),
             Some(zip) if !zip.is_empty() => match p.upload(zip).await {
                 Ok(digest) => p.redeploy_code(name, digest).await.map(|_| done("deployed")),
                 Err(e) => Err(e),
             },
             _ => Err(crate::Error::Invalid("choose a .zip with the function's code to deploy".into())),
         },
-        [_, _, "tokens"] => p.create_token(name).map(|t| {
-            let token = t["token"].as_str().unwrap_or("").to_string();
-            function(p, name, &HashMap::new(), csrf, Some(token))
-        }),
+        [_, _, "tokens"] => match p.create_token(name) {
+            Ok(t) => {
+                let token = t["token"].as_str().unwrap_or("").to_string();
+                Ok(function(p, name, &HashMap::new(), csrf, Some(token)).await)
+            }
+            Err(e) => Err(e),
+        },
         [_, _, "tokens", id, "revoke"] => p.remove_token(name, id).map(|_| done("revoked")),
         _ => Err(crate::Error::NotFound("the console has no such form".into())),
     };

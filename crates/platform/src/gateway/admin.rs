@@ -41,22 +41,24 @@ pub(super) fn admin_token(req: &Request<Incoming>) -> Option<&str> {
         .or_else(|| h.get("x-auth-token").and_then(|v| v.to_str().ok()))
 }
 
-/// Admin bodies are not counted in the body budget (a code zip may be larger than all of it)
-/// and get a longer deadline: the caller has shown the admin token.
+/// Reads a body as `sender`: the admin's (once the caller has shown the admin token or a
+/// console session) are not counted in the body budget (a code zip may be larger than all of
+/// it) and get a longer deadline; a login form is counted and gets a short one.
 pub(crate) async fn read_body(
     bodies: &BodyReader,
     req: Request<Incoming>,
     limit: usize,
     what: &str,
+    sender: Sender,
 ) -> Result<Bytes, Error> {
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    match bodies.read(req.into_body(), limit, declared, Sender::Admin).await {
+    match bodies.read(req.into_body(), limit, declared, sender).await {
         Ok(b) => Ok(b.bytes),
+        Err(BodyError::TooLarge) if limit < 1 << 20 => {
+            Err(Error::TooLarge(format!("{what} is over the {} KiB limit", limit >> 10)))
+        }
         Err(BodyError::TooLarge) => Err(Error::TooLarge(format!("{what} is over the {} MiB limit", limit >> 20))),
-        Err(BodyError::TimedOut(d)) => Err(Error::Invalid(format!(
-            "{what} did not arrive within {} s (10 times fnbox serve --body-timeout)",
-            d.as_secs()
-        ))),
+        Err(BodyError::TimedOut(d)) => Err(Error::Invalid(format!("{what} did not arrive within {} s", d.as_secs()))),
         Err(BodyError::Read(e)) => Err(Error::Invalid(format!("{what} could not be read: {e}"))),
         Err(BodyError::Busy(n)) => Err(Error::Internal(format!("the server holds its {} MiB of bodies", n >> 20))),
     }
@@ -70,19 +72,23 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
     let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     let result = match (&method, parts.as_slice()) {
-        (&Method::POST, ["code"]) => match read_body(bodies, req, ZIP_MAX as usize, "the code zip").await {
-            Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
-            Err(e) => Err(e),
-        },
+        (&Method::POST, ["code"]) => {
+            match read_body(bodies, req, ZIP_MAX as usize, "the code zip", Sender::Admin).await {
+                Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
+                Err(e) => Err(e),
+            }
+        }
         (&Method::GET, ["functions"]) => Ok(json(200, &p.list())),
         (&Method::GET, ["functions", name]) => p.view(name).map(|v| json(200, &v)),
-        (&Method::PUT, ["functions", name]) => match read_body(bodies, req, 1 << 20, "the deploy request").await {
-            Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
-                Ok(d) => p.deploy(name, d).await.map(|(v, created)| json(if created { 201 } else { 200 }, &v)),
-                Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
-            },
-            Err(e) => Err(e),
-        },
+        (&Method::PUT, ["functions", name]) => {
+            match read_body(bodies, req, 1 << 20, "the deploy request", Sender::Admin).await {
+                Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
+                    Ok(d) => p.deploy(name, d).await.map(|(v, created)| json(if created { 201 } else { 200 }, &v)),
+                    Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
+                },
+                Err(e) => Err(e),
+            }
+        }
         (&Method::DELETE, ["functions", name]) => {
             p.remove(name).map(|_| json(200, &serde_json::json!({ "removed": name })))
         }
@@ -90,11 +96,11 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
             p.recycle(name).await.map(|n| json(200, &serde_json::json!({ "stopped": n })))
         }
         (&Method::GET, ["functions", name, "logs"]) => {
-            logs(p, name, &crate::urlenc::pairs(req.uri().query().unwrap_or("")))
+            logs(p, name, &crate::urlenc::pairs(req.uri().query().unwrap_or("")), None).await
         }
         (&Method::GET, ["functions", name, "versions"]) => p.versions(name).map(|v| json(200, &v)),
         (&Method::POST, ["functions", name, "rollback"]) => {
-            match read_body(bodies, req, 4096, "the rollback request").await {
+            match read_body(bodies, req, 4096, "the rollback request", Sender::Admin).await {
                 Ok(b) => match rollback_version(&b) {
                     Ok(v) => p.rollback(name, v).await.map(|f| json(200, &f)),
                     Err(e) => Err(e),
@@ -150,7 +156,17 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-pub(crate) fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Response<Body>, Error> {
+/// A future that ends a live stream (the console session that opened it ending).
+pub(crate) type StreamEnd = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A function's logs; with `follow`, a stream of the new lines that runs until the client
+/// goes or `ends` resolves.
+pub(crate) async fn logs(
+    p: &Arc<Platform>,
+    name: &str,
+    q: &HashMap<String, String>,
+    ends: Option<StreamEnd>,
+) -> Result<Response<Body>, Error> {
     // A disabled function's logs say why it is.
     if p.disabled(name).is_none() {
         p.view(name)?;
@@ -169,7 +185,7 @@ pub(crate) fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -
             false => Bytes::from(s),
         }
     };
-    let (lines, mut rx) = p.logs.query(name, &filter, tail);
+    let (lines, mut rx) = p.logs.query_async(name, &filter, tail).await;
     let ctype = if as_json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
     let builder = Response::builder().header("content-type", ctype);
     if !follow {
@@ -177,7 +193,7 @@ pub(crate) fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -
         return builder.body(full(body)).map_err(|e| Error::Internal(e.to_string()));
     }
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
-    tokio::spawn(async move {
+    let pump = async move {
         for l in &lines {
             if tx.send(render(l)).await.is_err() {
                 return;
@@ -197,6 +213,14 @@ pub(crate) fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -
                 }
                 Err(_) => return,
             }
+        }
+    };
+    let ends = ends.unwrap_or_else(|| Box::pin(std::future::pending()));
+    // The stream's sender is dropped with `pump`: the body ends.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = pump => {}
+            _ = ends => {}
         }
     });
     builder.body(ChannelBody(body_rx).boxed()).map_err(|e| Error::Internal(e.to_string()))

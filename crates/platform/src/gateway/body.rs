@@ -17,6 +17,8 @@ const BUDGET_WAIT: Duration = Duration::from_secs(2);
 /// The admin's bodies (a code zip, up to 100 MiB) get this many times the body timeout: a
 /// deploy over a slow link must not fail, and the caller has shown the admin token.
 const ADMIN_TIMEOUT_FACTOR: u32 = 10;
+/// The most a login form (a few hundred bytes, from anyone) may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who sends a body.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,6 +27,8 @@ pub enum Sender {
     Anyone,
     /// The admin (checked before the body is read): not counted, a longer deadline.
     Admin,
+    /// Anyone, with a small form (the console's login): counted, and a short deadline.
+    Login,
 }
 
 /// Reads request bodies: the deadline of one body and the budget shared by all.
@@ -98,9 +102,10 @@ impl BodyReader {
         let timeout = match sender {
             Sender::Anyone => self.timeout,
             Sender::Admin => self.timeout * ADMIN_TIMEOUT_FACTOR,
+            Sender::Login => self.timeout.min(LOGIN_TIMEOUT),
         };
         let deadline = Instant::now() + timeout;
-        let mut share = Share { reader: self, permit: None, held: 0, counted: sender == Sender::Anyone };
+        let mut share = Share { reader: self, permit: None, held: 0, counted: sender != Sender::Admin };
         // A declared size is taken at once: a request waits for room before any byte is read.
         share.grow(declared.unwrap_or(0), deadline).await?;
         let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));

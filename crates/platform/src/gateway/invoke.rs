@@ -37,6 +37,16 @@ fn head_size<B>(req: &Request<B>) -> usize {
     line + headers + 2
 }
 
+/// What a function's answer gets when the console shares its origin: an opaque origin of its
+/// own, so no script in it reaches the console (no same-origin fetch, no cookies, no storage,
+/// no service worker). Everything else a page may do stays allowed. See docs/architecture.md,
+/// "Console".
+pub const SANDBOX_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
+/// Headers a function may not send when the console shares its origin: they act on the whole
+/// origin (a service worker over `/console/`, wiping the console's cookies).
+const ORIGIN_WIDE: [&str; 2] = ["service-worker-allowed", "clear-site-data"];
+
 pub async fn invoke(
     p: &Arc<Platform>,
     bodies: &BodyReader,
@@ -44,6 +54,7 @@ pub async fn invoke(
     sub: &str,
     req: Request<Incoming>,
     peer: SocketAddr,
+    console_shares_origin: bool,
 ) -> Response<Body> {
     let t0 = Instant::now();
     let Some(pool) = p.pool(name) else {
@@ -60,6 +71,23 @@ pub async fn invoke(
     };
     let mut resp = call(p, bodies, &pool, name, sub, req, peer).await;
     default_cors(resp.headers_mut());
+    // A function never sets (or shadows) the console's session cookie.
+    let planted = |v: &HeaderValue| crate::console::session::sets_console_cookie(v.as_bytes());
+    if resp.headers().get_all("set-cookie").iter().any(planted) {
+        let kept: Vec<HeaderValue> =
+            resp.headers().get_all("set-cookie").iter().filter(|v| !planted(v)).cloned().collect();
+        resp.headers_mut().remove("set-cookie");
+        for v in kept {
+            resp.headers_mut().append("set-cookie", v);
+        }
+    }
+    if console_shares_origin {
+        for h in ORIGIN_WIDE {
+            resp.headers_mut().remove(h);
+        }
+        // Added to the function's own policy, if any: a browser enforces both.
+        resp.headers_mut().append("content-security-policy", HeaderValue::from_static(SANDBOX_CSP));
+    }
     p.metrics.invocation(name, resp.status().as_u16(), t0.elapsed());
     resp
 }
@@ -133,6 +161,13 @@ async fn call(
         }
         if k == "x-forwarded-for" {
             forwarded_for = v.to_str().ok().map(str::to_string);
+            continue;
+        }
+        // The console's session is never the function's to see.
+        if k == "cookie" {
+            if let Some(rest) = v.to_str().ok().and_then(crate::console::session::without_console_cookie) {
+                up = up.header(k, rest);
+            }
             continue;
         }
         up = up.header(k, v);
