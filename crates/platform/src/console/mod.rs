@@ -51,7 +51,8 @@ fn secured(b: hyper::http::response::Builder) -> hyper::http::response::Builder 
     )
     .header("x-frame-options", "DENY")
     .header("x-content-type-options", "nosniff")
-    .header("referrer-policy", "no-referrer")
+    // Not no-referrer: under it, a browser sends `Origin: null` with the console's own forms.
+    .header("referrer-policy", "same-origin")
     .header("cache-control", "no-store")
 }
 
@@ -143,6 +144,12 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::GET, ["login"]) => return render(200, "login.html", minijinja::context! {}),
         (&Method::POST, ["login"]) => return login(p, bodies, req).await,
         _ => {}
+    }
+    // A name that is not a function's never reaches a page, a redirect or the platform.
+    if let ["functions", name, ..] = parts.as_slice() {
+        if let Err(e) = crate::function::check_name(name) {
+            return respond(404, "text/plain; charset=utf-8", format!("{e}\n"), None);
+        }
     }
     let Some((sid, s)) = session else {
         if method == Method::GET || method == Method::HEAD {
