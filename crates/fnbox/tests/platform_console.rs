@@ -13,7 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 fn handler(word: &str) -> String {
-    format!("def handle(event, context):\n    print('served-{word}', flush=True)\n    return '{word}'\n")
+    format!(
+        "def handle(event, context):\n    print('served-{word}', flush=True)\n    print('<script>alert(1)</script>\\x1b[2J', flush=True)\n    return '{word}'\n"
+    )
 }
 
 /// A zip of one `handler.py` (made by Python's zipfile: the CI has python3).
@@ -111,6 +113,15 @@ fn console_needs_a_login_and_refuses_forged_forms() {
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(list.header("x-frame-options"), Some("DENY"));
     let csrf = b.csrf();
+
+    // What a function prints is shown as text: markup escaped, control characters as \xNN.
+    assert_eq!(s.get("/fn/hello/").text(), "one");
+    let page = b.get("/console/functions/hello").text();
+    assert!(page.contains("&lt;script&gt;alert(1)") && page.contains("\\x1b[2J"), "{page}");
+    assert!(!page.contains("<script>alert") && !page.contains('\x1b'), "{page}");
+    let live = b.get("/console/functions/hello/logs?escape=1&grep=alert").text();
+    assert!(live.contains("\\x1b[2J") && !live.contains('\x1b'), "{live}");
+    assert_eq!(b.get("/console/functions/..%2f..%2fetc/logs").status, 404);
 
     // Forms without the token, with another session's, or from another site: refused, and
     // nothing created.
@@ -224,7 +235,7 @@ impl Driver {
             .spawn()
             .unwrap();
         let addr = format!("127.0.0.1:{port}");
-        assert!(eventually(Duration::from_secs(20), || http_request(&addr, "GET", "/status", &[], b"").is_ok()));
+        assert!(eventually(Duration::from_secs(20), || driver_request(&addr, "GET", "/status", b"").is_ok()));
         let profile = TempDir::new("chromium-profile");
         let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": chromium,
@@ -239,8 +250,8 @@ impl Driver {
 
     fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
         let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
-        let r = http_request(&self.addr, method, path, &[("Content-Type", "application/json")], &body).unwrap();
-        r.json()
+        let r = driver_request(&self.addr, method, path, &body).unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
+        serde_json::from_slice(&r).unwrap_or_else(|e| panic!("WebDriver {path}: not JSON ({e})"))
     }
 
     fn cmd(&self, method: &str, what: &str, body: serde_json::Value) -> serde_json::Value {
@@ -283,10 +294,41 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = http_request(&self.addr, "DELETE", &format!("/session/{}", self.session), &[], b"");
+        let _ = driver_request(&self.addr, "DELETE", &format!("/session/{}", self.session), b"");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One request to chromedriver, which keeps the connection open after its answer: the body
+/// is read by its Content-Length.
+fn driver_request(addr: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut r = BufReader::new(s);
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut out = vec![0; len];
+    r.read_exact(&mut out)?;
+    Ok(out)
 }
 
 fn which(cmd: &str) -> Option<String> {
@@ -327,7 +369,8 @@ fn a_browser_logs_in_watches_live_logs_and_clicks_through() {
     d.click("button[type=submit]");
     assert!(
         eventually(Duration::from_secs(10), || d.source().contains("/console/functions/hello")),
-        "the list after login"
+        "the list after login: {}",
+        d.source()
     );
     d.screenshot("functions");
     assert!(

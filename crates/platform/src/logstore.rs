@@ -183,10 +183,8 @@ impl FunctionFiles {
             if Some(seq) == current {
                 break;
             }
-            if total > self.limits.max_bytes || modified < too_old {
-                if std::fs::remove_file(&path).is_ok() {
-                    total -= bytes;
-                }
+            if (total > self.limits.max_bytes || modified < too_old) && std::fs::remove_file(&path).is_ok() {
+                total -= bytes;
             }
         }
     }

@@ -152,6 +152,7 @@ impl Chart<'_> {
         let scale = (H - BOTTOM - TOP) / max;
         for s in series {
             let mut d = String::new();
+            let mut dots = String::new();
             let mut pen_down = false;
             for (i, v) in s.values.iter().enumerate() {
                 if !v.is_finite() {
@@ -160,6 +161,14 @@ impl Chart<'_> {
                 }
                 let (x, y) = (LEFT + bw * (i as f64 + 0.5), H - BOTTOM - v * scale);
                 let _ = write!(d, "{}{x:.1} {y:.1} ", if pen_down { "L" } else { "M" });
+                // A lone minute has no line: the dot shows it.
+                let _ = write!(
+                    dots,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{}"><title>{}: {}</title></circle>"#,
+                    s.color,
+                    s.name,
+                    fmt(*v)
+                );
                 pen_down = true;
             }
             let dash = if dashed.contains(&s.name) { r#" stroke-dasharray="6 3""# } else { "" };
@@ -168,6 +177,7 @@ impl Chart<'_> {
                 r#"<path d="{d}" fill="none" stroke="{}" stroke-width="2"{dash}><title>{}</title></path>"#,
                 s.color, s.name
             );
+            out.push_str(&dots);
         }
         out.push_str("</svg>");
         out

@@ -170,6 +170,12 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::POST, ["login"]) => return login(p, bodies, req).await,
         _ => {}
     }
+    // A name that is not a function's never reaches a page, a redirect or the platform.
+    if let ["functions", name, ..] = parts.as_slice() {
+        if let Err(e) = crate::function::check_name(name) {
+            return respond(404, "text/plain; charset=utf-8", format!("{e}\n"), None);
+        }
+    }
     let Some((sid, s)) = session else {
         if method == Method::GET || method == Method::HEAD {
             return redirect("/console/login", None);
