@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Subcommand)]
 pub enum PlatformCmd {
     /// Run the function platform: HTTP gateway, admin API and metrics on one port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Deploy (or redeploy) a function from a directory or a .zip.
     Deploy(Box<DeployArgs>),
     /// Call a function over HTTP and print its answer.
