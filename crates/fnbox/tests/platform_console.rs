@@ -61,6 +61,14 @@ impl Browser<'_> {
     }
 }
 
+/// The console's upload form as a browser sends it: the CSRF token and the zip; and its type.
+fn upload_form(csrf: &str, zip: &[u8]) -> (Vec<u8>, (&'static str, &'static str)) {
+    let mut body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"zip\"; filename=\"code.zip\"\r\nContent-Type: application/zip\r\n\r\n").into_bytes();
+    body.extend_from_slice(zip);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    (body, ("Content-Type", "multipart/form-data; boundary=XyZ"))
+}
+
 fn login<'a>(s: &'a Server) -> Browser<'a> {
     let form = format!("token={}", s.admin_token());
     let r =
@@ -164,10 +172,7 @@ fn versions_logs_and_history_last() {
     let b = login(&s);
     let csrf = b.csrf();
     let zip = zip_of(dir.path(), "two");
-    let mut body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"zip\"; filename=\"two.zip\"\r\nContent-Type: application/zip\r\n\r\n").into_bytes();
-    body.extend_from_slice(&zip);
-    body.extend_from_slice(b"\r\n--XyZ--\r\n");
-    let ct = ("Content-Type", "multipart/form-data; boundary=XyZ");
+    let (body, ct) = upload_form(&csrf, &zip);
     let r = s.request("POST", "/console/functions/hello/deploy", &[("Cookie", &b.cookie), ct], &body);
     assert_eq!((r.status, r.header("location")), (303, Some("/console/functions/hello?done=deployed")), "{}", r.text());
     assert_eq!(s.get("/fn/hello/").text(), "two");
@@ -485,10 +490,7 @@ fn functions_cannot_reach_the_console_it_shares_a_port_with() {
     let trees = || std::fs::read_dir(s.data.join("code/trees")).unwrap().count();
     let before = trees();
     let zip = zip_of(code.path(), "ghost");
-    let mut body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"zip\"; filename=\"g.zip\"\r\n\r\n").into_bytes();
-    body.extend_from_slice(&zip);
-    body.extend_from_slice(b"\r\n--XyZ--\r\n");
-    let ct = ("Content-Type", "multipart/form-data; boundary=XyZ");
+    let (body, ct) = upload_form(&csrf, &zip);
     let r = s.request("POST", "/console/functions/ghost/deploy", &[("Cookie", &b.cookie), ct], &body);
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(trees(), before, "code was stored for a function that does not exist");
