@@ -6,6 +6,8 @@ use fnbox_platform::client::{self, InvokeArgs, Target};
 use fnbox_platform::function::DeployRequest;
 use fnbox_platform::gateway::conn::{self, ClientLimits};
 use fnbox_platform::instances::warm::WarmConfig;
+use fnbox_platform::logstore::DiskLimits;
+use fnbox_platform::retention::Retention;
 use fnbox_platform::server::{self, ServeOptions};
 use fnbox_platform::triggers::CreateTrigger;
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::time::Duration;
 #[derive(Subcommand)]
 pub enum PlatformCmd {
     /// Run the function platform: HTTP gateway, admin API and metrics on one port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Deploy (or redeploy) a function from a directory or a .zip, or every function of a
     /// Scaleway serverless.yml project (-f).
     Deploy(Box<DeployArgs>),
@@ -38,6 +40,22 @@ pub enum PlatformCmd {
         /// How many of the last lines to print first.
         #[arg(long, default_value_t = 200)]
         tail: usize,
+        #[command(flatten)]
+        filter: LogFilterArgs,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// List a function's kept versions (the last --keep-versions deploys), newest first.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        c: ClientArgs,
+    },
+    /// Deploy a kept version again (default: the one before the serving version); requests
+    /// in flight finish on the old instances.
+    Rollback {
+        name: String,
+        version: Option<u64>,
         #[command(flatten)]
         c: ClientArgs,
     },
@@ -128,10 +146,40 @@ pub enum TokenCmd {
 }
 
 #[derive(Args)]
+pub struct LogFilterArgs {
+    /// Only lines from this long ago on: 90s, 15m, 1h, 2d.
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// Only lines of this instance (`-` for fnbox's events about the function).
+    #[arg(long, value_name = "ID")]
+    instance: Option<String>,
+    /// Only lines of this stream: stdout, stderr or fnbox.
+    #[arg(long)]
+    stream: Option<String>,
+    /// Only lines containing this text.
+    #[arg(long, value_name = "TEXT")]
+    grep: Option<String>,
+}
+
+impl LogFilterArgs {
+    fn pairs(self) -> Vec<(&'static str, String)> {
+        [("since", self.since), ("instance", self.instance), ("stream", self.stream), ("grep", self.grep)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect()
+    }
+}
+
+#[derive(Args)]
 pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = server::DEFAULT_LISTEN)]
     listen: String,
+    /// Serve the web console on this address and port instead of on --listen. Its own origin
+    /// keeps functions' pages away from it (and it may listen where only operators reach);
+    /// without it, every function answer gets `Content-Security-Policy: sandbox ...`.
+    #[arg(long, value_name = "ADDR")]
+    console_listen: Option<String>,
     /// Where functions, code and the admin token are kept [env: FNBOX_DATA_DIR].
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -187,6 +235,18 @@ pub struct ServeArgs {
     /// private, shared and link-local ranges are denied. Repeatable.
     #[arg(long = "allow-net", value_name = "CIDR")]
     allow_net: Vec<String>,
+    /// Most MiB of log files kept per function (the oldest go first), 1 to 1048576.
+    #[arg(long, default_value_t = fnbox_platform::logstore::DEFAULT_MAX_BYTES >> 20, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    log_max_mb: u64,
+    /// Log lines older than this are dropped: 12h, 7d, 30d.
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    log_max_age: String,
+    /// Deployed versions kept per function for rollback, 1 to 1000.
+    #[arg(long, default_value_t = fnbox_platform::retention::DEFAULT_VERSIONS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    keep_versions: u32,
+    /// Per-minute history (requests, latency, cold starts, memory) kept: 6h, 1d, 7d.
+    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    history: String,
     /// Parent cgroup of the instances' sandboxes (tests use their own).
     #[arg(long, default_value = "fnbox/serve", hide = true)]
     cgroup_parent: String,
@@ -206,6 +266,23 @@ impl ServeArgs {
             ));
         }
         Ok(Some(WarmConfig { min: self.warm_min, max: self.warm_max, memory_budget: self.warm_memory << 20 }))
+    }
+
+    fn retention(&self) -> Result<Retention, String> {
+        let duration = |flag: &str, v: &str| {
+            humantime::parse_duration(v)
+                .ok()
+                .filter(|d| d.as_secs() >= 60)
+                .ok_or_else(|| format!("{flag} '{v}' is not a duration of a minute or more: use 12h, 1d or 7d"))
+        };
+        Ok(Retention {
+            logs: DiskLimits {
+                max_bytes: self.log_max_mb << 20,
+                max_age: duration("--log-max-age", &self.log_max_age)?,
+            },
+            versions: self.keep_versions,
+            history: duration("--history", &self.history)?,
+        })
     }
 
     fn clients(&self) -> ClientLimits {
@@ -380,9 +457,14 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Ok(v) => v,
                 Err(e) => return fail(&e.to_string()),
             };
+            let retention = match a.retention() {
+                Ok(r) => r,
+                Err(e) => return fail(&e),
+            };
             let opts = ServeOptions {
                 allow_net,
                 listen: a.listen,
+                console_listen: a.console_listen,
                 data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),
                 idle_timeout: Duration::from_secs(a.idle_timeout),
                 cgroup_parent: a.cgroup_parent,
@@ -393,6 +475,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                     .secret_key_file
                     .or_else(|| std::env::var_os("FNBOX_SECRET_KEY_FILE").map(PathBuf::from)),
                 metrics_public: a.metrics_public,
+                retention,
             };
             match server::serve(opts) {
                 Ok(()) => 0,
@@ -412,7 +495,13 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
         }
         PlatformCmd::Ls(c) => client::run(client::ls(&c.target())),
         PlatformCmd::Rm { name, c } => client::run(client::rm(&c.target(), &name)),
-        PlatformCmd::Logs { name, follow, tail, c } => client::run(client::logs(&c.target(), &name, follow, tail)),
+        PlatformCmd::Logs { name, follow, tail, filter, c } => {
+            client::run(client::logs(&c.target(), &name, follow, tail, &filter.pairs()))
+        }
+        PlatformCmd::Versions { name, c } => client::run(client::versions::versions(&c.target(), &name)),
+        PlatformCmd::Rollback { name, version, c } => {
+            client::run(client::versions::rollback(&c.target(), &name, version))
+        }
         PlatformCmd::Token(TokenCmd::Create { name, c }) => client::run(client::token_create(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Ls { name, c }) => client::run(client::token_ls(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Rm { name, id, c }) => client::run(client::token_rm(&c.target(), &name, &id)),

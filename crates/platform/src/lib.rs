@@ -7,17 +7,23 @@
 pub mod auth;
 pub mod client;
 pub mod codestore;
+pub mod console;
 pub mod error;
 pub mod function;
 pub mod gateway;
+pub mod history;
 pub mod instances;
 pub mod logs;
+pub mod logstore;
 pub mod metrics;
 pub mod platform;
 pub mod registry;
+pub mod retention;
 pub mod runtimes;
 pub mod seal;
 pub mod server;
 pub mod triggers;
+pub mod urlenc;
+pub mod versions;
 
 pub use error::{Error, Result};

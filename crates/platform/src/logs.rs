@@ -1,9 +1,13 @@
 //! Logs: each instance's stdout and stderr, and the platform's own events about a function,
 //! timestamped and tagged with function and instance, kept in a bounded store per function
-//! (the oldest lines go first). Followers get new lines as they come.
+//! (the oldest lines go first). Followers get new lines as they come. With a directory
+//! ([`LogStore::on_disk`]), every line is also written to disk ([`crate::logstore`]) and
+//! readers get the lines kept there, across restarts.
 
-use serde::Serialize;
+use crate::logstore::{DiskLimits, Filter, FunctionFiles};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 use tokio::sync::broadcast;
@@ -16,7 +20,7 @@ pub const BYTES_PER_FUNCTION: usize = 4 << 20;
 /// Longest line kept; the rest is cut.
 pub const LINE_MAX: usize = 8192;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
@@ -25,7 +29,7 @@ pub enum Stream {
     Fnbox,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogLine {
     pub time: String,
     pub function: String,
@@ -37,12 +41,7 @@ pub struct LogLine {
 impl LogLine {
     /// `TIME FUNCTION/INSTANCE STREAM: LINE`
     pub fn to_text(&self) -> String {
-        let s = match self.stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-            Stream::Fnbox => "fnbox",
-        };
-        format!("{} {}/{} {s}: {}", self.time, self.function, self.instance, self.line)
+        format!("{} {}/{} {}: {}", self.time, self.function, self.instance, self.stream.as_str(), self.line)
     }
 }
 
@@ -51,20 +50,60 @@ struct FunctionLog {
     /// Bytes of text in `lines`.
     bytes: usize,
     tx: broadcast::Sender<LogLine>,
+    /// Its files, when the store is on disk.
+    files: Option<FunctionFiles>,
 }
 
 impl FunctionLog {
-    fn new() -> Self {
-        Self { lines: VecDeque::new(), bytes: 0, tx: broadcast::channel(1024).0 }
+    fn new(disk: &Option<(PathBuf, DiskLimits)>, function: &str) -> Self {
+        // Names come checked from the registry; a name that is not one never becomes a path.
+        let files = disk
+            .as_ref()
+            .filter(|_| crate::function::check_name(function).is_ok())
+            .map(|(root, limits)| FunctionFiles::new(root.join(function), *limits));
+        Self { lines: VecDeque::new(), bytes: 0, tx: broadcast::channel(1024).0, files }
     }
 }
 
 #[derive(Default)]
 pub struct LogStore {
     by_function: Mutex<HashMap<String, FunctionLog>>,
+    /// Where the functions' log directories are, and their bounds.
+    disk: Option<(PathBuf, DiskLimits)>,
+}
+
+impl Stream {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Fnbox => "fnbox",
+        }
+    }
+}
+
+impl std::str::FromStr for Stream {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "stdout" => Ok(Stream::Stdout),
+            "stderr" => Ok(Stream::Stderr),
+            "fnbox" => Ok(Stream::Fnbox),
+            _ => Err(crate::Error::Invalid(format!("stream '{s}' is not known: use stdout, stderr or fnbox"))),
+        }
+    }
 }
 
 impl LogStore {
+    /// A store that also keeps every function's lines under `root` (one directory each).
+    pub fn on_disk(root: PathBuf, limits: DiskLimits) -> Self {
+        Self { by_function: Mutex::default(), disk: Some((root, limits)) }
+    }
+
+    fn entry<'a>(&self, map: &'a mut HashMap<String, FunctionLog>, function: &str) -> &'a mut FunctionLog {
+        map.entry(function.to_string()).or_insert_with(|| FunctionLog::new(&self.disk, function))
+    }
+
     pub fn push(&self, function: &str, instance: &str, stream: Stream, mut line: String) {
         if line.len() > LINE_MAX {
             let mut cut = LINE_MAX;
@@ -82,7 +121,12 @@ impl LogStore {
             line,
         };
         let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
-        let log = map.entry(function.to_string()).or_insert_with(FunctionLog::new);
+        let log = self.entry(&mut map, function);
+        if let Some(files) = &mut log.files {
+            if let Err(e) = files.append(&entry) {
+                eprintln!("fnbox serve: cannot write the logs of function '{function}' to disk: {e}");
+            }
+        }
         log.bytes += entry.line.len();
         log.lines.push_back(entry.clone());
         while log.lines.len() > LINES_PER_FUNCTION || log.bytes > BYTES_PER_FUNCTION {
@@ -99,14 +143,60 @@ impl LogStore {
 
     /// The last `tail` lines, and a receiver of the lines that come after them.
     pub fn read(&self, function: &str, tail: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
-        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
-        let log = map.entry(function.to_string()).or_insert_with(FunctionLog::new);
-        let skip = log.lines.len().saturating_sub(tail);
-        (log.lines.iter().skip(skip).cloned().collect(), log.tx.subscribe())
+        self.query(function, &Filter::default(), tail)
     }
 
+    /// The last `tail` lines that pass `filter` (from disk when the store is there), and a
+    /// receiver of every line that comes after them (the caller filters those). Reading the
+    /// disk blocks: async code calls this on a blocking thread. The store's lock is held only
+    /// to mark where the files end, so writers never wait for a reader.
+    pub fn query(&self, function: &str, filter: &Filter, tail: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+        let (snapshot, lines, rx) = {
+            let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+            let log = self.entry(&mut map, function);
+            // Taken together: no line is both in the answer and sent to the receiver.
+            let rx = log.tx.subscribe();
+            match &log.files {
+                Some(files) => (Some(files.snapshot()), Vec::new(), rx),
+                None => {
+                    let matching: Vec<&LogLine> = log.lines.iter().filter(|l| filter.matches(l)).collect();
+                    let lines = matching[matching.len().saturating_sub(tail)..].iter().map(|l| (*l).clone()).collect();
+                    (None, lines, rx)
+                }
+            }
+        };
+        match snapshot {
+            Some(s) => (s.read(filter, tail), rx),
+            None => (lines, rx),
+        }
+    }
+
+    /// [`LogStore::query`] on a blocking thread.
+    pub async fn query_async(
+        self: &std::sync::Arc<Self>,
+        function: &str,
+        filter: &Filter,
+        tail: usize,
+    ) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+        let (store, name, f) = (self.clone(), function.to_string(), filter.clone());
+        match tokio::task::spawn_blocking(move || store.query(&name, &f, tail)).await {
+            Ok(r) => r,
+            // The reader panicked: no lines, and the followers from now (reads nothing).
+            Err(_) => self.query(function, &Filter::default(), 0),
+        }
+    }
+
+    /// Applies the age bound to every function's files (the quiet ones too).
+    pub fn prune(&self) {
+        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        map.values_mut().filter_map(|l| l.files.as_mut()).for_each(FunctionFiles::prune);
+    }
+
+    /// Drops a removed function's lines, from disk too.
     pub fn forget(&self, function: &str) {
-        self.by_function.lock().unwrap_or_else(|p| p.into_inner()).remove(function);
+        let mut map = self.by_function.lock().unwrap_or_else(|p| p.into_inner());
+        self.entry(&mut map, function).files.as_mut().map(FunctionFiles::remove);
+        map.remove(function);
     }
 }
 

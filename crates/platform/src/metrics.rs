@@ -87,6 +87,8 @@ pub struct Gauges {
 #[derive(Default)]
 pub struct Metrics {
     by_function: Mutex<BTreeMap<String, FunctionMetrics>>,
+    /// The same events, by minute, for the console's charts.
+    pub history: crate::history::History,
 }
 
 impl Metrics {
@@ -99,6 +101,7 @@ impl Metrics {
     }
 
     pub fn invocation(&self, function: &str, status: u16, took: Duration) {
+        self.history.invocation(function, status, took);
         self.with(function, |m| {
             *m.invocations.entry(status).or_default() += 1;
             m.duration.observe(took);
@@ -114,6 +117,7 @@ impl Metrics {
         total: Option<Duration>,
         phases: &[(&'static str, Option<Duration>)],
     ) {
+        self.history.cold_start(function, total, phases);
         self.with(function, |m| {
             if let Some(t) = total {
                 m.cold_start.entry(path).or_default().observe(t);
@@ -127,6 +131,7 @@ impl Metrics {
     }
 
     pub fn instance_ended(&self, function: &str, oom_kills: u64, crashed: bool) {
+        self.history.instance_ended(function, oom_kills, crashed);
         self.with(function, |m| {
             m.oom_kills += oom_kills;
             m.crashes += crashed as u64;
@@ -265,6 +270,7 @@ impl Metrics {
     }
 
     pub fn forget(&self, function: &str) {
+        self.history.forget(function);
         self.by_function.lock().unwrap_or_else(|p| p.into_inner()).remove(function);
     }
 }

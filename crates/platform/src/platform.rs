@@ -56,6 +56,8 @@ pub struct Platform {
     pub warm: Option<Arc<WarmPool>>,
     /// `/metrics` answers without the admin token (`fnbox serve --metrics-public`).
     pub metrics_public: bool,
+    /// The web console's sessions.
+    pub console: crate::console::Sessions,
     pools: RwLock<HashMap<String, Arc<Pool>>>,
     /// Functions whose registry row cannot be served, and why: listed, never started, until
     /// redeployed or removed.
@@ -96,6 +98,7 @@ impl Platform {
             checker,
             warm,
             metrics_public: false,
+            console: Default::default(),
             pools: RwLock::new(HashMap::new()),
             disabled: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
@@ -147,7 +150,7 @@ impl Platform {
             pool.maintain(Duration::MAX);
             self.pools.write().unwrap_or_else(|p| p.into_inner()).insert(name, pool);
         }
-        self.code.collect_garbage(&used, UPLOAD_GRACE);
+        self.collect_code_garbage(used);
         self.update_warm_shelves();
         Ok(n)
     }
@@ -176,7 +179,61 @@ impl Platform {
     /// anything changed (a configuration identical to the deployed one changes nothing).
     pub async fn deploy(&self, name: &str, req: DeployRequest) -> Result<(FunctionView, bool, bool)> {
         check_name(name)?;
-        let config = req.into_config()?;
+        self.deploy_config(name, req.into_config()?, None).await
+    }
+
+    /// Deploys a kept version again (`None`: the one before the serving version), as a new
+    /// version: the same path as a redeploy, so requests in flight finish on the old
+    /// instances.
+    pub async fn rollback(&self, name: &str, version: Option<u64>) -> Result<FunctionView> {
+        let serving = self.view(name)?.version;
+        let (to, config) = self.registry.version_config(name, version, serving)?;
+        let (view, _, _) = self.deploy_config(name, config, Some(to)).await?;
+        Ok(view)
+    }
+
+    /// Deploys new code with the serving configuration (the console's upload).
+    pub async fn redeploy_code(&self, name: &str, code: String) -> Result<FunctionView> {
+        let pool = self.pool(name).ok_or_else(|| Error::NoFunction(name.to_string()))?;
+        let config = crate::function::FunctionConfig { code, ..pool.current().function.config.clone() };
+        Ok(self.deploy_config(name, config, None).await?.0)
+    }
+
+    /// A function's kept versions, newest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<crate::versions::VersionView>> {
+        let serving = self.view(name)?.version;
+        self.registry.versions(name, serving)
+    }
+
+    /// Samples memory, writes the per-minute history and applies the logs' age bound:
+    /// called every few seconds.
+    pub fn record_history(&self, keep: Duration) {
+        for pool in self.pools() {
+            let limit = pool.current().function.config.memory_mb << 20;
+            self.metrics.history.sample_memory(&pool.name, &pool.instance_cgroups(), limit);
+        }
+        if let Err(e) = self.metrics.history.flush(&self.registry, Some(keep)) {
+            eprintln!("fnbox serve: cannot write the history to the registry: {e}");
+        }
+    }
+
+    /// Removes stored code no function serves (`used` adds to those) and no kept version
+    /// needs; when the versions cannot be read, nothing.
+    fn collect_code_garbage(&self, mut used: HashSet<String>) {
+        used.extend(self.pools().iter().map(|p| p.current().function.config.code.clone()));
+        match self.registry.version_codes() {
+            Ok(kept) => used.extend(kept),
+            Err(e) => return eprintln!("fnbox serve: stored code kept: the versions cannot be read ({e})"),
+        }
+        self.code.collect_garbage(&used, UPLOAD_GRACE);
+    }
+
+    async fn deploy_config(
+        &self,
+        name: &str,
+        config: crate::function::FunctionConfig,
+        rollback_of: Option<u64>,
+    ) -> Result<(FunctionView, bool, bool)> {
         if !self.code.has(&config.code) {
             return Err(Error::Invalid(format!(
                 "code {} is not in the code store: upload it first (POST /api/v1/code)",
@@ -199,7 +256,7 @@ impl Platform {
             ))
         })?;
         let _one = self.changes.lock().await;
-        let function = self.registry.put(name, &config)?;
+        let function = self.registry.put_version(name, &config, rollback_of)?;
         self.disabled.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         let version = function.version;
         let view = function.view(0);
@@ -213,7 +270,10 @@ impl Platform {
                 self.pools.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), pool);
             }
         }
-        self.logs.event(name, "-", format!("deployed version {version}"));
+        match rollback_of {
+            Some(old) => self.logs.event(name, "-", format!("deployed version {version}: a rollback to version {old}")),
+            None => self.logs.event(name, "-", format!("deployed version {version}")),
+        }
         self.update_warm_shelves();
         Ok((view, existing.is_none(), true))
     }
@@ -234,8 +294,7 @@ impl Platform {
         }
         self.logs.forget(name);
         self.metrics.forget(name);
-        let used = self.pools().iter().map(|p| p.current().function.config.code.clone()).collect();
-        self.code.collect_garbage(&used, UPLOAD_GRACE);
+        self.collect_code_garbage(HashSet::new());
         self.update_warm_shelves();
         Ok(())
     }

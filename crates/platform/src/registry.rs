@@ -17,6 +17,8 @@ use std::sync::Mutex;
 pub struct Registry {
     db: Mutex<Connection>,
     key: SecretKey,
+    /// Deployed versions kept per function ([`crate::versions`]).
+    pub(crate) keep_versions: std::sync::atomic::AtomicU32,
 }
 
 /// A registry row: the function, or why it cannot be served (the server starts anyway).
@@ -81,9 +83,13 @@ impl Registry {
             CREATE INDEX IF NOT EXISTS tokens_by_function ON tokens(function);",
         )?;
         crate::triggers::store::create_tables(&db)?;
+        crate::history::migrate(&db)?;
         owner_only(path)?;
-        let r = Self { db: Mutex::new(db), key };
+        let keep = std::sync::atomic::AtomicU32::new(crate::retention::DEFAULT_VERSIONS);
+        let r = Self { db: Mutex::new(db), key, keep_versions: keep };
         r.seal_plain_secrets()?;
+        // After sealing: the versions it seeds copy the functions' rows.
+        crate::versions::migrate(&r.db())?;
         Ok(r)
     }
 
@@ -144,7 +150,7 @@ impl Registry {
             .collect())
     }
 
-    fn decode(&self, name: &str, json: &str) -> Result<FunctionConfig> {
+    pub(crate) fn decode(&self, name: &str, json: &str) -> Result<FunctionConfig> {
         let mut config: FunctionConfig = serde_json::from_str(json)
             .map_err(|e| Error::Invalid(format!("its registry entry cannot be read ({e}): redeploy it")))?;
         for (k, v) in config.secrets.iter_mut() {
@@ -156,21 +162,33 @@ impl Registry {
 
     /// Creates or replaces a function; its version goes up by one.
     pub fn put(&self, name: &str, config: &FunctionConfig) -> Result<Function> {
+        self.put_version(name, config, None)
+    }
+
+    /// [`Registry::put`], recording the version as a rollback to `rollback_of` if given.
+    pub fn put_version(&self, name: &str, config: &FunctionConfig, rollback_of: Option<u64>) -> Result<Function> {
         let mut stored = config.clone();
         for (k, v) in stored.secrets.iter_mut() {
             *v = self.key.seal(name, k, v)?;
         }
         let json = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.to_string()))?;
         let now = now_s();
-        let db = self.db();
+        let mut db = self.db();
+        let tx = db.transaction()?;
         let old: Option<i64> =
-            db.query_row("SELECT version FROM functions WHERE name = ?1", [name], |r| r.get(0)).optional()?;
-        let version = old.unwrap_or(0) + 1;
-        db.execute(
+            tx.query_row("SELECT version FROM functions WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        // Never a number a kept version already has.
+        let kept: Option<i64> =
+            tx.query_row("SELECT MAX(version) FROM function_versions WHERE function = ?1", [name], |r| r.get(0))?;
+        let version = old.unwrap_or(0).max(kept.unwrap_or(0)) + 1;
+        tx.execute(
             "INSERT INTO functions (name, version, config, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(name) DO UPDATE SET version = ?2, config = ?3, updated_at = ?4",
             params![name, version, json, now as i64],
         )?;
+        let keep = self.keep_versions.load(std::sync::atomic::Ordering::Relaxed);
+        crate::versions::record(&tx, name, version, &json, &config.code, now, rollback_of, keep)?;
+        tx.commit()?;
         Ok(Function { name: name.to_string(), version: version as u64, config: config.clone(), updated_at: now })
     }
 
@@ -182,6 +200,8 @@ impl Registry {
         let n = tx.execute("DELETE FROM functions WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM tokens WHERE function = ?1", [name])?;
         crate::triggers::store::remove_function(&tx, name)?;
+        crate::versions::forget(&tx, name)?;
+        crate::history::forget(&tx, name)?;
         tx.commit()?;
         Ok(n > 0)
     }

@@ -8,6 +8,7 @@
 //! DATA_DIR/registry.db     functions and tokens (SQLite, WAL; 0600, secrets sealed)
 //! DATA_DIR/code/trees/     unpacked code, by digest (code/ is 0700)
 //! DATA_DIR/runtime/        the runtime wrappers, bound at /opt/fnbox/runtime
+//! DATA_DIR/logs/NAME/      a function's logs, in rotated segments (0700, files 0600)
 //! DATA_DIR/instances/      one directory per sandbox (the instance's socket), pre-warmed ones too
 //! DATA_DIR/serve.lock      held by the running server
 //! ```
@@ -16,6 +17,7 @@ use crate::auth::{load_or_create_admin_token, Tokens};
 use crate::codestore::CodeStore;
 use crate::error::{Context, Error, Result};
 use crate::gateway::conn::{fit_to_open_file_limit, ClientLimits};
+use crate::gateway::Face;
 use crate::instances::backend::FnboxRun;
 use crate::instances::launcher::Launcher;
 use crate::instances::warm::{WarmConfig, WarmPool};
@@ -40,6 +42,9 @@ pub fn data_dir_from_env() -> PathBuf {
 
 pub struct ServeOptions {
     pub listen: String,
+    /// The console on its own address (another origin than the functions'); `None`: on
+    /// `listen`, with every function answer given an origin of its own.
+    pub console_listen: Option<String>,
     pub data_dir: PathBuf,
     /// Instances idle this long stop (down to min-scale).
     pub idle_timeout: Duration,
@@ -57,6 +62,8 @@ pub struct ServeOptions {
     pub metrics_public: bool,
     /// Private ranges functions with egress may reach.
     pub allow_net: Vec<fnbox_sandbox::net::Cidr>,
+    /// How much of the logs, versions and history is kept.
+    pub retention: crate::retention::Retention,
 }
 
 /// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
@@ -134,11 +141,12 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     let runtime_dir = dir.join("runtime");
     crate::runtimes::install(&runtime_dir)?;
     let registry = Registry::open(&dir.join("registry.db"), key)?;
+    registry.set_keep_versions(opts.retention.versions);
     let tokens = Tokens::new(admin, registry.token_hashes()?);
     // Sandboxes reach their code through a bind mount, never through this path.
     private_dir(&dir.join("code"))?;
     let code = CodeStore::open(&dir.join("code"))?;
-    let logs = Arc::new(LogStore::default());
+    let logs = Arc::new(LogStore::on_disk(dir.join("logs"), opts.retention.logs));
     let launcher = Arc::new(Launcher {
         exe: opts.exe.clone(),
         runtime_dir,
@@ -159,27 +167,52 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
         platform.metrics_public = opts.metrics_public;
         let platform = Arc::new(platform);
-        let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| {
-            Error::Invalid(format!(
-                "cannot listen on {} ({e}): is another server there? give another --listen",
-                opts.listen
-            ))
-        })?;
+        let bind = |addr: String, flag: &'static str| async move {
+            tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+                Error::Invalid(format!("cannot listen on {addr} ({e}): is another server there? give another {flag}"))
+            })
+        };
+        let listener = bind(opts.listen.clone(), "--listen").await?;
+        let console = match &opts.console_listen {
+            Some(a) => Some(bind(a.clone(), "--console-listen").await?),
+            None => None,
+        };
         let n = platform.load()?;
         crate::triggers::start(&platform)?;
+        platform.metrics.history.resume(&platform.registry)?;
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
         eprintln!(
             "fnbox serve: listening on http://{addr} ({n} function(s), data in {}{})",
             dir.display(),
             if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
         );
+        let listeners = match console {
+            Some(c) => {
+                let at = c.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                eprintln!("fnbox serve: the console is on http://{at}/console/");
+                vec![(listener, Face::Functions), (c, Face::Console)]
+            }
+            None => vec![(listener, Face::Shared)],
+        };
         let maintenance = {
             let p = platform.clone();
             let idle = opts.idle_timeout;
+            let keep = opts.retention.history;
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(500));
-                loop {
+                for n in 0u64.. {
                     tick.tick().await;
+                    // Every 5 s: history (a registry write); every minute: the logs' age bound.
+                    if n % 10 == 0 {
+                        let p = p.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            p.record_history(keep);
+                            if n % 120 == 0 {
+                                p.logs.prune();
+                            }
+                        })
+                        .await;
+                    }
                     for pool in p.pools() {
                         pool.maintain(idle);
                     }
@@ -189,8 +222,9 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
                 }
             })
         };
-        crate::gateway::serve(listener, platform.clone(), clients, shutdown_signal()).await;
+        crate::gateway::serve(listeners, platform.clone(), clients, shutdown_signal()).await;
         maintenance.abort();
+        platform.record_history(opts.retention.history);
         eprintln!("fnbox serve: stopping instances");
         if let Some(w) = &warm {
             w.shutdown().await;

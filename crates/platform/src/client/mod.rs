@@ -5,6 +5,7 @@ pub mod http;
 pub mod pack;
 pub mod serverless;
 pub mod trigger;
+pub mod versions;
 
 use crate::error::{Error, Result};
 use crate::function::DeployRequest;
@@ -264,13 +265,18 @@ pub fn for_terminal(bytes: &[u8], terminal: bool) -> Vec<u8> {
     out
 }
 
-pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i32> {
+/// `filter`: (query key, value) pairs the server filters lines by: `since`, `instance`,
+/// `stream`, `grep` (see the admin API).
+pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize, filter: &[(&str, String)]) -> Result<i32> {
     use std::io::IsTerminal;
     // JSON escapes control characters itself.
     let terminal = !t.json && std::io::stdout().is_terminal();
     let c = t.admin()?;
     let format = if t.json { "&format=json" } else { "" };
-    let path = format!("/api/v1/functions/{name}/logs?tail={tail}&follow={}{format}", follow as u8);
+    let mut path = format!("/api/v1/functions/{name}/logs?tail={tail}&follow={}{format}", follow as u8);
+    for (k, v) in filter {
+        path.push_str(&format!("&{k}={}", crate::urlenc::encode(v)));
+    }
     if !follow {
         let r = c.call(Method::GET, &path, &[], Bytes::new()).await?;
         if r.status >= 400 {

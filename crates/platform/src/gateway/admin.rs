@@ -8,7 +8,7 @@
 //! PUT    /api/v1/functions/NAME                {runtime, code, handler, ...} → function
 //! DELETE /api/v1/functions/NAME
 //! DELETE /api/v1/functions/NAME/instances      stop its instances: the next request is a cold start
-//! GET    /api/v1/functions/NAME/logs           ?tail=N&follow=1&format=json
+//! GET    /api/v1/functions/NAME/logs           ?tail=N&follow=1&format=json&since=1h&instance=ID&stream=S&grep=TEXT
 //! POST   /api/v1/functions/NAME/tokens         → {"id", "token"} (the only time it is shown)
 //! GET    /api/v1/functions/NAME/tokens         → [{"id", "created_at"}]
 //! DELETE /api/v1/functions/NAME/tokens/ID
@@ -17,6 +17,8 @@
 //! GET    /api/v1/triggers                      → [trigger]
 //! DELETE /api/v1/triggers/ID
 //! GET    /api/v1/invocations/ID                an asynchronous call: its state and answer
+//! GET    /api/v1/functions/NAME/versions       → [version] (newest first; secret names only)
+//! POST   /api/v1/functions/NAME/rollback       {"version": N} or nothing (the one before) → function
 //! ```
 
 use super::body::{BodyError, BodyReader, Sender};
@@ -45,33 +47,30 @@ pub(super) fn admin_token(req: &Request<Incoming>) -> Option<&str> {
         .or_else(|| h.get("x-auth-token").and_then(|v| v.to_str().ok()))
 }
 
-/// Admin bodies are not counted in the body budget (a code zip may be larger than all of it)
-/// and get a longer deadline: the caller has shown the admin token.
-async fn read_body(bodies: &BodyReader, req: Request<Incoming>, limit: usize, what: &str) -> Result<Bytes, Error> {
+/// Reads a body as `sender`: the admin's (once the caller has shown the admin token or a
+/// console session) are not counted in the body budget (a code zip may be larger than all of
+/// it) and get a longer deadline; a login form is counted and gets a short one.
+pub(crate) async fn read_body(
+    bodies: &BodyReader,
+    req: Request<Incoming>,
+    limit: usize,
+    what: &str,
+    sender: Sender,
+) -> Result<Bytes, Error> {
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    match bodies.read(req.into_body(), limit, declared, Sender::Admin).await {
+    match bodies.read(req.into_body(), limit, declared, sender).await {
         Ok(b) => Ok(b.bytes),
+        Err(BodyError::TooLarge) if limit < 1 << 20 => {
+            Err(Error::TooLarge(format!("{what} is over the {} KiB limit", limit >> 10)))
+        }
         Err(BodyError::TooLarge) => Err(Error::TooLarge(format!("{what} is over the {} MiB limit", limit >> 20))),
-        Err(BodyError::TimedOut(d)) => Err(Error::Invalid(format!(
-            "{what} did not arrive within {} s (10 times fnbox serve --body-timeout)",
-            d.as_secs()
-        ))),
+        Err(BodyError::TimedOut(d)) => Err(Error::Invalid(format!("{what} did not arrive within {} s", d.as_secs()))),
         Err(BodyError::Read(e)) => Err(Error::Invalid(format!("{what} could not be read: {e}"))),
-        Err(e @ (BodyError::Busy(_) | BodyError::ClientBusy(_))) => {
-            Err(Error::Internal(format!("admin bodies are not counted, yet: {e:?}")))
+        // Only counted senders (a login form) meet a full budget.
+        Err(BodyError::Busy(_) | BodyError::ClientBusy(_)) => {
+            Err(Error::Disabled(format!("the server holds too many request bodies to read {what} now: retry later")))
         }
     }
-}
-
-fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -> Response<Body> {
@@ -82,39 +81,55 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
     let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     let result = match (&method, parts.as_slice()) {
-        (&Method::POST, ["code"]) => match read_body(bodies, req, ZIP_MAX as usize, "the code zip").await {
-            Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
-            Err(e) => Err(e),
-        },
+        (&Method::POST, ["code"]) => {
+            match read_body(bodies, req, ZIP_MAX as usize, "the code zip", Sender::Admin).await {
+                Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
+                Err(e) => Err(e),
+            }
+        }
         (&Method::GET, ["functions"]) => Ok(json(200, &p.list())),
         (&Method::GET, ["functions", name]) => p.view(name).map(|v| json(200, &v)),
-        (&Method::PUT, ["functions", name]) => match read_body(bodies, req, 1 << 20, "the deploy request").await {
-            Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
-                Ok(d) => p.deploy(name, d).await.map(|(v, created, changed)| {
-                    let mut v = serde_json::to_value(&v).unwrap_or_default();
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("changed".into(), changed.into());
-                    }
-                    json(if created { 201 } else { 200 }, &v)
-                }),
-                Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
-            },
-            Err(e) => Err(e),
-        },
+        (&Method::PUT, ["functions", name]) => {
+            match read_body(bodies, req, 1 << 20, "the deploy request", Sender::Admin).await {
+                Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
+                    Ok(d) => p.deploy(name, d).await.map(|(v, created, changed)| {
+                        let mut v = serde_json::to_value(&v).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("changed".into(), changed.into());
+                        }
+                        json(if created { 201 } else { 200 }, &v)
+                    }),
+                    Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
+                },
+                Err(e) => Err(e),
+            }
+        }
         (&Method::DELETE, ["functions", name]) => {
             p.remove(name).map(|_| json(200, &serde_json::json!({ "removed": name })))
         }
         (&Method::DELETE, ["functions", name, "instances"]) => {
             p.recycle(name).await.map(|n| json(200, &serde_json::json!({ "stopped": n })))
         }
-        (&Method::GET, ["functions", name, "logs"]) => logs(p, name, &query(&req)),
+        (&Method::GET, ["functions", name, "logs"]) => {
+            logs(p, name, &crate::urlenc::pairs(req.uri().query().unwrap_or("")), None).await
+        }
+        (&Method::GET, ["functions", name, "versions"]) => p.versions(name).map(|v| json(200, &v)),
+        (&Method::POST, ["functions", name, "rollback"]) => {
+            match read_body(bodies, req, 4096, "the rollback request", Sender::Admin).await {
+                Ok(b) => match rollback_version(&b) {
+                    Ok(v) => p.rollback(name, v).await.map(|f| json(200, &f)),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
         (&Method::POST, ["functions", name, "tokens"]) => p.create_token(name).map(|v| json(201, &v)),
         (&Method::GET, ["functions", name, "tokens"]) => p.list_tokens(name).map(|v| json(200, &v)),
         (&Method::DELETE, ["functions", name, "tokens", id]) => {
             p.remove_token(name, id).map(|_| json(200, &serde_json::json!({ "removed": id })))
         }
         (&Method::POST, ["functions", name, "triggers"]) => {
-            match read_body(bodies, req, 1 << 20, "the trigger request").await {
+            match read_body(bodies, req, 1 << 20, "the trigger request", Sender::Admin).await {
                 Ok(b) => match serde_json::from_slice::<CreateTrigger>(&b) {
                     Ok(t) => p.create_trigger(name, t).map(|v| json(201, &v)),
                     Err(e) => Err(Error::Invalid(format!("the trigger request is not valid: {e}"))),
@@ -131,6 +146,22 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         }
     };
     result.unwrap_or_else(|e| error(&e))
+}
+
+/// The version a rollback request names: `{"version": N}`; an empty body or `{}`: the one
+/// before the serving version.
+fn rollback_version(body: &[u8]) -> Result<Option<u64>, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rollback {
+        version: Option<u64>,
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Rollback>(body).map(|r| r.version).map_err(|e| {
+        Error::Invalid(format!("the rollback request is not valid ({e}): send {{\"version\": N}} or nothing"))
+    })
 }
 
 /// 401 for what needs the admin token. Where the token is kept is the operator's business:
@@ -153,7 +184,17 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Response<Body>, Error> {
+/// A future that ends a live stream (the console session that opened it ending).
+pub(crate) type StreamEnd = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A function's logs; with `follow`, a stream of the new lines that runs until the client
+/// goes or `ends` resolves.
+pub(crate) async fn logs(
+    p: &Arc<Platform>,
+    name: &str,
+    q: &HashMap<String, String>,
+    ends: Option<StreamEnd>,
+) -> Result<Response<Body>, Error> {
     // A disabled function's logs say why it is.
     if p.disabled(name).is_none() {
         p.view(name)?;
@@ -161,12 +202,18 @@ fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Re
     let tail = q.get("tail").and_then(|t| t.parse().ok()).unwrap_or(200usize);
     let as_json = q.get("format").is_some_and(|f| f == "json");
     let follow = q.get("follow").is_some_and(|f| f == "1" || f == "true");
+    // For a page: control characters shown as `\xNN`, as on a terminal.
+    let escape = q.get("escape").is_some_and(|f| f == "1");
+    let filter = crate::logstore::Filter::from_query(q)?;
     let render = move |l: &crate::logs::LogLine| -> Bytes {
         let mut s = if as_json { serde_json::to_string(l).unwrap_or_default() } else { l.to_text() };
         s.push('\n');
-        Bytes::from(s)
+        match escape {
+            true => Bytes::from(crate::client::for_terminal(s.as_bytes(), true)),
+            false => Bytes::from(s),
+        }
     };
-    let (lines, mut rx) = p.logs.read(name, tail);
+    let (lines, mut rx) = p.logs.query_async(name, &filter, tail).await;
     let ctype = if as_json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
     let builder = Response::builder().header("content-type", ctype);
     if !follow {
@@ -174,7 +221,7 @@ fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Re
         return builder.body(full(body)).map_err(|e| Error::Internal(e.to_string()));
     }
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
-    tokio::spawn(async move {
+    let pump = async move {
         for l in &lines {
             if tx.send(render(l)).await.is_err() {
                 return;
@@ -182,6 +229,7 @@ fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Re
         }
         loop {
             match rx.recv().await {
+                Ok(l) if !filter.matches(&l) => {}
                 Ok(l) => {
                     if tx.send(render(&l)).await.is_err() {
                         return;
@@ -193,6 +241,14 @@ fn logs(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Result<Re
                 }
                 Err(_) => return,
             }
+        }
+    };
+    let ends = ends.unwrap_or_else(|| Box::pin(std::future::pending()));
+    // The stream's sender is dropped with `pump`: the body ends.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = pump => {}
+            _ = ends => {}
         }
     });
     builder

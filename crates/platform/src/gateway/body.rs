@@ -22,6 +22,8 @@ const BUDGET_WAIT: Duration = Duration::from_secs(2);
 /// The admin's bodies (a code zip, up to 100 MiB) get this many times the body timeout: a
 /// deploy over a slow link must not fail, and the caller has shown the admin token.
 const ADMIN_TIMEOUT_FACTOR: u32 = 10;
+/// The most a login form (a few hundred bytes, from anyone) may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who sends a body.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,6 +33,8 @@ pub enum Sender {
     Anyone(IpAddr),
     /// The admin (checked before the body is read): not counted, a longer deadline.
     Admin,
+    /// Anyone, with a small form (the console's login): counted, and a short deadline.
+    Login,
 }
 
 /// The client a connection counts for in per-client limits: an IPv4 address, or the /64 of
@@ -142,10 +146,14 @@ impl BodyReader {
         let timeout = match sender {
             Sender::Anyone(_) => self.timeout,
             Sender::Admin => self.timeout * ADMIN_TIMEOUT_FACTOR,
+            Sender::Login => self.timeout.min(LOGIN_TIMEOUT),
         };
         let deadline = Instant::now() + timeout;
         let mut share = match sender {
             Sender::Anyone(ip) => Some(self.charge(ip)),
+            // Login forms are counted as one client of their own: however many arrive at once,
+            // they hold at most one client's share of the budget.
+            Sender::Login => Some(self.charge(IpAddr::from([0, 0, 0, 0]))),
             Sender::Admin => None,
         };
         // Memory is taken (and charged) as bytes arrive, never from what the client declares:

@@ -63,6 +63,16 @@ fn head_size<B>(req: &Request<B>) -> usize {
     line + headers + 2
 }
 
+/// What a function's answer gets when the console shares its origin: an opaque origin of its
+/// own, so no script in it reaches the console (no same-origin fetch, no cookies, no storage,
+/// no service worker). Everything else a page may do stays allowed. See docs/architecture.md,
+/// "Console".
+pub const SANDBOX_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
+/// Headers a function may not send when the console shares its origin: they act on the whole
+/// origin (a service worker over `/console/`, wiping the console's cookies).
+const ORIGIN_WIDE: [&str; 2] = ["service-worker-allowed", "clear-site-data"];
+
 pub async fn invoke(
     p: &Arc<Platform>,
     bodies: &BodyReader,
@@ -70,6 +80,7 @@ pub async fn invoke(
     sub: &str,
     req: Request<Incoming>,
     peer: SocketAddr,
+    console_shares_origin: bool,
 ) -> Response<Body> {
     let t0 = Instant::now();
     let pool = match find(p, name) {
@@ -81,7 +92,7 @@ pub async fn invoke(
         Ok((up, request_id, _held)) => dispatch(p, &pool, name, up, &request_id, bodies.timeout()).await,
         Err(resp) => resp,
     };
-    finish(p, name, resp, t0)
+    finish(p, name, resp, t0, console_shares_origin)
 }
 
 /// The function's pool, or the answer saying why there is none (404, or 503 when disabled).
@@ -101,9 +112,34 @@ pub fn find(p: &Platform, name: &str) -> Result<Arc<Pool>, Response<Body>> {
     Err(text(404, format!("function '{name}' does not exist: deploy it with `fnbox deploy {name} PATH --runtime ...`")))
 }
 
-/// Every answer's last step: Scaleway's CORS defaults, and the metrics.
-fn finish(p: &Platform, name: &str, mut resp: Response<Body>, t0: Instant) -> Response<Body> {
+/// Every answer's last step: Scaleway's CORS defaults, the console's cookie kept from
+/// functions, their pages given an origin of their own when the console shares theirs, and
+/// the metrics.
+fn finish(
+    p: &Platform,
+    name: &str,
+    mut resp: Response<Body>,
+    t0: Instant,
+    console_shares_origin: bool,
+) -> Response<Body> {
     default_cors(resp.headers_mut());
+    // A function never sets (or shadows) the console's session cookie.
+    let planted = |v: &HeaderValue| crate::console::session::sets_console_cookie(v.as_bytes());
+    if resp.headers().get_all("set-cookie").iter().any(planted) {
+        let kept: Vec<HeaderValue> =
+            resp.headers().get_all("set-cookie").iter().filter(|v| !planted(v)).cloned().collect();
+        resp.headers_mut().remove("set-cookie");
+        for v in kept {
+            resp.headers_mut().append("set-cookie", v);
+        }
+    }
+    if console_shares_origin {
+        for h in ORIGIN_WIDE {
+            resp.headers_mut().remove(h);
+        }
+        // Added to the function's own policy, if any: a browser enforces both.
+        resp.headers_mut().append("content-security-policy", HeaderValue::from_static(SANDBOX_CSP));
+    }
     p.metrics.invocation(name, resp.status().as_u16(), t0.elapsed());
     resp
 }
@@ -150,7 +186,8 @@ pub async fn deliver(p: &Arc<Platform>, name: &str, d: Delivery) -> Delivered {
             }
         }
     };
-    let (parts, body) = finish(p, name, resp, t0).into_parts();
+    // fnbox itself reads this answer, never a browser.
+    let (parts, body) = finish(p, name, resp, t0, false).into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     Delivered { status: parts.status.as_u16(), headers: parts.headers, body }
 }
@@ -225,6 +262,13 @@ pub async fn prepare(
             || k == "x-request-id"
             || (k == "authorization" && carries_fnbox_token(p, name, v))
         {
+            continue;
+        }
+        // The console's session is never the function's to see.
+        if k == "cookie" {
+            if let Some(rest) = v.to_str().ok().and_then(crate::console::session::without_console_cookie) {
+                up = up.header(k, rest);
+            }
             continue;
         }
         up = up.header(k, v);

@@ -1,7 +1,9 @@
 //! The HTTP front door, one port for everything:
 //! `/fn/NAME/...` invokes NAME (see [`invoke`]), `/async/fn/NAME/...` queues a call of it
-//! (see [`crate::triggers::calls`]), `/api/v1/...` is the admin API (see
-//! [`admin`]), `/metrics` is Prometheus' text format, `/healthz` says the server is up.
+//! (see [`crate::triggers::calls`]), `/api/v1/...` is the admin API (see [`admin`]),
+//! `/metrics` is Prometheus' text format, `/healthz` says the server is up, `/` and
+//! `/console/` are the web console ([`crate::console`]), unless it has a port of its own
+//! ([`Face`]).
 
 pub mod admin;
 pub mod answer;
@@ -65,27 +67,55 @@ pub fn error(e: &crate::error::Error) -> Response<Body> {
     )
 }
 
-/// Serves until `shutdown` resolves, within `limits`.
+/// What a listening port serves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Face {
+    /// Everything, the console too: functions' answers then get an origin of their own
+    /// ([`invoke::SANDBOX_CSP`]), since they share the console's.
+    Shared,
+    /// Functions, the admin API, metrics; the console is on another port.
+    Functions,
+    /// The console only (and `/healthz`).
+    Console,
+}
+
+/// Serves each listener as its face says until `shutdown` resolves, within `limits` (the
+/// connection cap and the body budget are shared by all).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Face)>,
     platform: Arc<Platform>,
     limits: ClientLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
     let bodies = BodyReader::new(limits.body_memory, limits.client_body_memory, limits.body_timeout);
     let per_client = conn::PerClient::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, face)| {
+            let (p, b, s, l) = (platform.clone(), bodies.clone(), slots.clone(), limits.clone());
+            tokio::spawn(accept(listener, face, p, b, s, per_client.clone(), l))
+        })
+        .collect();
+    shutdown.await;
+    for l in loops {
+        l.abort();
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    face: Face,
+    platform: Arc<Platform>,
+    bodies: BodyReader,
+    slots: Arc<tokio::sync::Semaphore>,
+    per_client: conn::PerClient,
+    limits: ClientLimits,
+) {
     let mut starved = 0u32;
     loop {
         // At the cap, connections wait in the listen backlog until one closes.
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => match s {
-                Ok(s) => s,
-                Err(_) => return,
-            },
-            _ = &mut shutdown => return,
-        };
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -99,7 +129,6 @@ pub async fn serve(
                 }
                 Err(_) => continue,
             },
-            _ = &mut shutdown => return,
         };
         starved = 0;
         let Some(client) = per_client.admit(peer.ip(), limits.max_connections_per_client) else {
@@ -115,7 +144,7 @@ pub async fn serve(
             let svc = hyper::service::service_fn(move |req| {
                 let platform = platform.clone();
                 let bodies = bodies.clone();
-                async move { Ok::<_, Infallible>(route(&platform, &bodies, req, peer).await) }
+                async move { Ok::<_, Infallible>(route(&platform, &bodies, req, peer, face).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -135,18 +164,40 @@ pub async fn serve(
     }
 }
 
-async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn route(
+    p: &Arc<Platform>,
+    bodies: &BodyReader,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    face: Face,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     // A tunnel is nothing a function serves, and Node ends an instance that receives one.
     if req.method() == hyper::Method::CONNECT {
         return text(405, "CONNECT is not served: call a function with GET, POST, ... on /fn/NAME/".to_string());
+    }
+    let console = path == "/" || path == "/console" || path.starts_with("/console/");
+    match face {
+        Face::Console if console => return crate::console::handle(p, bodies, req).await,
+        Face::Console if path == "/healthz" => return text(200, "ok"),
+        Face::Console => {
+            return text(404, format!("no route for {path}: this port serves the console only (at /console/)"))
+        }
+        Face::Functions if path == "/" => {
+            return text(200, "fnbox: functions are at /fn/NAME/, the admin API at /api/v1/, metrics at /metrics")
+        }
+        Face::Functions if console => {
+            return text(404, "the console is not on this port: it has its own (fnbox serve --console-listen)")
+        }
+        Face::Shared if console => return crate::console::handle(p, bodies, req).await,
+        Face::Functions | Face::Shared => {}
     }
     if let Some(rest) = path.strip_prefix("/fn/") {
         let (name, sub) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        return invoke::invoke(p, bodies, name, sub, req, peer).await;
+        return invoke::invoke(p, bodies, name, sub, req, peer, face == Face::Shared).await;
     }
     if let Some(rest) = path.strip_prefix("/async/fn/") {
         let (name, sub) = match rest.find('/') {
@@ -167,7 +218,6 @@ async fn route(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>, p
             .body(full(p.render_metrics()))
             .unwrap_or_else(|_| text(500, "metrics")),
         "/healthz" => text(200, "ok"),
-        "/" => text(200, "fnbox: functions are at /fn/NAME/, the admin API at /api/v1/, metrics at /metrics"),
         _ => text(
             StatusCode::NOT_FOUND.as_u16(),
             format!("no route for {path}: functions are at /fn/NAME/, the admin API at /api/v1/"),

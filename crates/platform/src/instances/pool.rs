@@ -450,6 +450,16 @@ impl Pool {
         (free + startable * c.concurrency) as i64 - waiting as i64
     }
 
+    /// Its instances' ids.
+    pub fn instance_ids(&self) -> Vec<String> {
+        self.lock().slots.iter().map(|s| s.inst.id.clone()).collect()
+    }
+
+    /// The cgroup directories of its instances, for memory samples.
+    pub fn instance_cgroups(&self) -> Vec<Vec<PathBuf>> {
+        self.lock().slots.iter().map(|s| s.inst.cgroup.clone()).collect()
+    }
+
     pub fn gauges(&self) -> Gauges {
         let st = self.lock();
         let busy = st.slots.iter().filter(|s| s.in_flight > 0).count();
