@@ -114,7 +114,9 @@ def handle(event, context):
     let h = e["headers"].as_object().unwrap();
     let header =
         |n: &str| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str().unwrap().to_string());
-    assert_eq!(header("x-forwarded-for").as_deref(), Some("10.1.2.3, 127.0.0.1"));
+    // The gateway is the edge: a client's own X-Forwarded-For is replaced by its real address
+    // (README, "Limits"), never trusted.
+    assert_eq!(header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
     assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(header("x-request-id").as_deref(), Some("req-42"));
     assert_eq!(e["requestContext"]["requestId"], "req-42");
