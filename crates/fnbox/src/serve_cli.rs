@@ -115,6 +115,11 @@ pub struct ServeArgs {
     /// eighth of it, at least 6].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
     client_body_memory: Option<u64>,
+    /// GiB of disk the writable layers of all sandboxes (instances, pre-warmed ones) may take
+    /// together, each counted at its full 1 GiB: past it no sandbox starts (the request gets
+    /// 502, the log says why) [default: 3/4 of the free space of fnbox's state, at most 64].
+    #[arg(long, value_name = "GIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    instance_disk: Option<u64>,
     /// The key that seals secrets in the registry: a file of 64 hex characters, readable by
     /// its owner only. Default: DATA_DIR/secret.key, made on first start. Keep a copy apart
     /// from backups of the registry [env: FNBOX_SECRET_KEY_FILE].
@@ -313,6 +318,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                     .secret_key_file
                     .or_else(|| std::env::var_os("FNBOX_SECRET_KEY_FILE").map(PathBuf::from)),
                 metrics_public: a.metrics_public,
+                instance_disk: a.instance_disk.map(|gib| gib << 30),
             };
             match server::serve(opts) {
                 Ok(()) => 0,

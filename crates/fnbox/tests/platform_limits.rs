@@ -257,3 +257,39 @@ fn a_body_that_does_not_arrive_in_time_gets_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive within 2 s"), "{answer}");
 }
+
+/// Takes four seconds to answer.
+const SLOW: &str = r#"import time
+def handle(event, context):
+    time.sleep(4)
+    return "slept"
+"#;
+
+#[test]
+fn sandboxes_past_the_disk_budget_do_not_start_and_the_log_says_why() {
+    // Two writable layers of 1 GiB at most, both taken by one function's instances.
+    let s = Server::start_with("disk", &["--instance-disk", "2", "--warm-pool", "off", "--idle-timeout", "3"]);
+    let code = TempDir::with("slow", &[("handler.py", SLOW)]);
+    s.deploy("slow", code.path(), &["--runtime", "python3", "--max-scale", "5"]);
+    s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = s.addr.clone();
+            std::thread::spawn(move || http_request(&addr, "GET", "/fn/slow/", &[], b"").unwrap())
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    // Another function finds no room: a clear answer and log line, and the server lives on.
+    let r = s.get("/fn/hello/");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("could not start an instance"), "{}", r.text());
+    let logs = s.logs("hello");
+    assert!(logs.contains("disk budget for writable layers is used up") && logs.contains("--instance-disk"), "{logs}");
+    // A third call of the same function waits for one of its instances instead.
+    assert_eq!(s.get("/fn/slow/").status, 200);
+    for c in calls {
+        assert_eq!(c.join().unwrap().status, 200);
+    }
+    // Once the idle instances stop, their room is given back.
+    assert!(eventually(Duration::from_secs(30), || s.get("/fn/hello/").status == 200), "the budget was not given back");
+}

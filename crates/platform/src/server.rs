@@ -17,7 +17,7 @@ use crate::codestore::CodeStore;
 use crate::error::{Context, Error, Result};
 use crate::gateway::conn::{fit_to_open_file_limit, ClientLimits};
 use crate::instances::backend::FnboxRun;
-use crate::instances::launcher::Launcher;
+use crate::instances::launcher::{DiskBudget, Launcher};
 use crate::instances::warm::{WarmConfig, WarmPool};
 use crate::logs::LogStore;
 use crate::platform::Platform;
@@ -55,6 +55,25 @@ pub struct ServeOptions {
     pub secret_key_file: Option<PathBuf>,
     /// `/metrics` without the admin token.
     pub metrics_public: bool,
+    /// Bytes of disk all sandboxes' writable layers may take; `None`: [`default_instance_disk`].
+    pub instance_disk: Option<u64>,
+}
+
+/// The disk budget when the operator gives none: three quarters of what is free on the
+/// filesystem of the sandboxes' state at start, at most 64 GiB, at least one layer.
+pub fn default_instance_disk() -> u64 {
+    let state = fnbox_sandbox::Paths::from_env();
+    let free = fs_free(&state.state).unwrap_or(u64::MAX);
+    (free / 4 * 3).min(64 << 30).max(crate::instances::launcher::LAYER_BYTES)
+}
+
+/// Bytes free to root on the filesystem holding `dir`.
+fn fs_free(dir: &std::path::Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs reads the C string and writes into the struct we own.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then(|| st.f_bfree as u64 * st.f_frsize as u64)
 }
 
 /// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
@@ -143,6 +162,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         instances_dir: instances,
         cgroup_parent: opts.cgroup_parent.clone(),
         logs: logs.clone(),
+        disk: DiskBudget::new(opts.instance_disk.unwrap_or_else(default_instance_disk)),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()

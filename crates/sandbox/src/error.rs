@@ -24,6 +24,8 @@ pub enum Error {
     BadEnv(String),
     #[error("bind source {0} is the host's /proc or /sys or lies under them: they show the host's processes and kernel, which a sandbox must not see (it has its own /proc); bind another path")]
     BindKernelView(PathBuf),
+    #[error("bind source {} holds {} (a {fs} mount), and binds take what is mounted below them: a sandbox must not see the host's processes and kernel; bind a directory with no such mount under it", .dir.display(), .at.display())]
+    BindHoldsKernelView { dir: PathBuf, at: PathBuf, fs: String },
     #[error("working directory '{0}' must be an absolute path")]
     BadWorkdir(String),
     #[error("no program given: add it after '--', for example: fnbox run -- /bin/echo hi")]

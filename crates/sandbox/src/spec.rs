@@ -138,6 +138,11 @@ impl Bind {
         if kernel_view(&source) || normalize_abs(Path::new(src)).is_some_and(|p| kernel_view(&p)) {
             return Err(Error::BindKernelView(source));
         }
+        // Binds are recursive: `/` would carry the host's /proc and /sys along.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if let Some((at, fs)) = kernel_view_within(&source, &mountinfo) {
+            return Err(Error::BindHoldsKernelView { dir: source, at, fs });
+        }
         let target = normalize_abs(Path::new(dst)).ok_or_else(|| Error::BadBind(s.to_string()))?;
         if target == Path::new("/") {
             return Err(Error::BadBind(s.to_string()));
@@ -154,6 +159,45 @@ impl Bind {
 /// Is `p` (absolute, normalised) the host's `/proc` or `/sys`, or under them?
 fn kernel_view(p: &Path) -> bool {
     p.starts_with("/proc") || p.starts_with("/sys")
+}
+
+/// Filesystems that show the host's processes or kernel.
+const KERNEL_FILESYSTEMS: &[&str] = &[
+    "proc", "sysfs", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "bpf", "configfs", "pstore",
+    "efivarfs", "binfmt_misc", "fusectl",
+];
+
+/// The first mount at or under `source` (in `mountinfo`, `/proc/self/mountinfo`'s text) of
+/// a filesystem that shows the host's processes or kernel, or that lies in its /proc or /sys:
+/// (where, its type).
+fn kernel_view_within(source: &Path, mountinfo: &str) -> Option<(PathBuf, String)> {
+    mountinfo.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        let at = PathBuf::from(unescape_mountinfo(mount.split(' ').nth(4)?));
+        let fs = fs.split(' ').next()?;
+        (at.starts_with(source) && (KERNEL_FILESYSTEMS.contains(&fs) || kernel_view(&at))).then(|| (at, fs.to_string()))
+    })
+}
+
+/// A path as mountinfo writes it: space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Lexically normalises an absolute path (`.`, `..`, repeated slashes); `None` if relative.
@@ -532,6 +576,22 @@ mod tests {
             assert!(matches!(Bind::parse(bad), Err(Error::BindKernelView(_))), "{bad}");
         }
         assert!(Bind::parse("/usr:/x:ro").is_ok());
+        // Binds are recursive: the root carries the host's /proc and /sys.
+        let e = Bind::parse("/:/h").unwrap_err();
+        assert!(matches!(&e, Error::BindHoldsKernelView { .. }), "{e}");
+        assert!(e.to_string().contains("bind source / holds"), "{e}");
+    }
+
+    #[test]
+    fn kernel_views_are_found_under_a_bind_source() {
+        let info = "22 1 0:21 / / rw - ext4 /dev/vda rw\n\
+                    23 22 0:22 / /mnt/a\\040b rw - proc proc rw\n\
+                    24 22 0:23 / /srv/data rw - ext4 /dev/vdb rw\n";
+        let found = |p: &str| kernel_view_within(Path::new(p), info);
+        assert_eq!(found("/mnt"), Some((PathBuf::from("/mnt/a b"), "proc".to_string())));
+        assert_eq!(found("/mnt/a b"), Some((PathBuf::from("/mnt/a b"), "proc".to_string())));
+        assert_eq!(found("/srv"), None);
+        assert_eq!(found("/mnt/a"), None);
     }
 
     #[test]

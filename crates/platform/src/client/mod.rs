@@ -183,22 +183,71 @@ pub async fn rm(t: &Target, name: &str) -> Result<i32> {
 }
 
 /// Functions write what they like, escape sequences too: on a terminal, control characters
-/// (but newlines and tabs) are shown escaped (`\x1b`), so a log cannot drive the terminal.
-/// Escaping byte by byte works across chunk boundaries.
-pub fn for_terminal(bytes: &[u8], terminal: bool) -> std::borrow::Cow<'_, [u8]> {
-    let control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
-    if !terminal || !bytes.iter().any(|&b| control(b)) {
-        return std::borrow::Cow::Borrowed(bytes);
+/// (C0 but newlines and tabs, DEL, C1 as `U+0080`..`U+009F`) and the Unicode marks that reorder
+/// text (bidi overrides, embeddings, isolates) are shown escaped (`\x1b`, `\u{202e}`), so a log
+/// can neither drive the terminal nor show a line other than it is. Bytes that are not UTF-8
+/// are escaped too. Text is taken as it streams: a character cut between two chunks waits for
+/// the next one.
+pub struct ForTerminal {
+    on: bool,
+    pending: Vec<u8>,
+}
+
+/// Characters a terminal would act on or reorder text by.
+fn hidden_meaning(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+impl ForTerminal {
+    /// Escapes when `terminal`, passes bytes through as they are otherwise.
+    pub fn new(terminal: bool) -> Self {
+        Self { on: terminal, pending: Vec::new() }
     }
-    let mut out = Vec::with_capacity(bytes.len() + 16);
-    for &b in bytes {
-        if control(b) {
-            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
-        } else {
-            out.push(b);
+
+    /// The next chunk, as the terminal gets it.
+    pub fn push<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        use std::fmt::Write;
+        if !self.on || (self.pending.is_empty() && bytes.is_ascii() && !bytes.iter().any(|&b| hidden_meaning(b as char))) {
+            return std::borrow::Cow::Borrowed(bytes);
         }
+        let mut data = std::mem::take(&mut self.pending);
+        data.extend_from_slice(bytes);
+        let mut out = String::with_capacity(data.len() + 16);
+        let mut chunks = data.utf8_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            for c in chunk.valid().chars() {
+                match (hidden_meaning(c), c as u32) {
+                    (false, _) => out.push(c),
+                    (true, n @ 0..=0xff) => {
+                        let _ = write!(out, "\\x{n:02x}");
+                    }
+                    (true, n) => {
+                        let _ = write!(out, "\\u{{{n:04x}}}");
+                    }
+                }
+            }
+            let bad = chunk.invalid();
+            // A character cut at the end of the chunk: kept for the next one.
+            if chunks.peek().is_none() && std::str::from_utf8(bad).is_err_and(|e| e.error_len().is_none()) {
+                self.pending = bad.to_vec();
+                break;
+            }
+            for b in bad {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+        std::borrow::Cow::Owned(out.into_bytes())
     }
-    std::borrow::Cow::Owned(out)
+}
+
+/// One whole text for a terminal (or not): see [`ForTerminal`].
+pub fn for_terminal(bytes: &[u8], terminal: bool) -> Vec<u8> {
+    let mut t = ForTerminal::new(terminal);
+    let mut out = t.push(bytes).into_owned();
+    let rest = std::mem::take(&mut t.pending);
+    out.extend(rest.iter().flat_map(|b| format!("\\x{b:02x}").into_bytes()));
+    out
 }
 
 pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i32> {
@@ -217,13 +266,14 @@ pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i
         return Ok(0);
     }
     let mut out = std::io::stdout();
+    let mut escape = ForTerminal::new(terminal);
     let mut first = Vec::new();
     let status = c
         .stream(&path, |chunk| {
             if first.len() < 4096 {
                 first.extend_from_slice(chunk);
             }
-            let _ = out.write_all(&for_terminal(chunk, terminal));
+            let _ = out.write_all(&escape.push(chunk));
             let _ = out.flush();
         })
         .await?;
@@ -284,5 +334,20 @@ mod tests {
         let line = b"title\x1b]0;pwned\x07 \x1b[2J\rok\tnext\n";
         assert_eq!(&*super::for_terminal(line, true), &b"title\\x1b]0;pwned\\x07 \\x1b[2J\\x0dok\tnext\n"[..]);
         assert_eq!(&*super::for_terminal(line, false), &line[..]);
+    }
+
+    #[test]
+    fn c1_controls_and_bidi_marks_are_escaped_even_split_across_chunks() {
+        // U+009B is a one-character CSI to terminals that take C1; U+202E turns a line around.
+        let line = "a\u{9b}2Jb \u{202e}txt.exe\u{2066}x\u{2069} é\n".as_bytes();
+        let want = &b"a\\x9b2Jb \\u{202e}txt.exe\\u{2066}x\\u{2069} \xc3\xa9\n"[..];
+        assert_eq!(super::for_terminal(line, true), want);
+        for cut in 0..line.len() {
+            let mut t = super::ForTerminal::new(true);
+            let mut out = t.push(&line[..cut]).into_owned();
+            out.extend_from_slice(&t.push(&line[cut..]));
+            assert_eq!(out, want, "cut at {cut}");
+        }
+        assert_eq!(super::for_terminal(b"x\xff\xc3", true), &b"x\\xff\\xc3"[..]);
     }
 }

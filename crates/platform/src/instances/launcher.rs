@@ -51,6 +51,58 @@ pub struct Launcher {
     pub instances_dir: PathBuf,
     pub cgroup_parent: String,
     pub logs: Arc<LogStore>,
+    /// The disk all the sandboxes' writable layers may take.
+    pub disk: Arc<DiskBudget>,
+}
+
+/// The size of a sandbox's writable layer (`fnbox run`'s default `--disk`), as the disk
+/// budget counts it: whole, whatever of it is written yet.
+pub const LAYER_BYTES: u64 = fnbox_sandbox::spec::DEFAULT_DISK_MB << 20;
+
+/// The disk that the writable layers of all sandboxes (instances and pre-warmed ones) may
+/// take together (docs/architecture.md, "Gateway limits"). Each layer is a sparse file that
+/// its sandbox may fill: counted whole, the budget is a bound that no function can pass.
+pub struct DiskBudget {
+    total: u64,
+    used: AtomicU64,
+}
+
+/// One layer's part of the budget, given back when its sandbox is dropped.
+pub struct DiskShare {
+    budget: Arc<DiskBudget>,
+    bytes: u64,
+}
+
+impl DiskBudget {
+    pub fn new(total: u64) -> Arc<Self> {
+        Arc::new(Self { total, used: AtomicU64::new(0) })
+    }
+
+    /// `bytes` of the budget, or the reason there is no room.
+    pub fn take(self: &Arc<Self>, bytes: u64) -> Result<DiskShare, String> {
+        let took = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+            u.checked_add(bytes).filter(|&after| after <= self.total)
+        });
+        match took {
+            Ok(_) => Ok(DiskShare { budget: self.clone(), bytes }),
+            Err(used) => Err(format!(
+                "no sandbox can start: the server's disk budget for writable layers is used up ({} sandboxes hold {} of its {} MiB, each layer counted whole; fnbox serve --instance-disk): wait for instances to stop, or raise it",
+                used / bytes.max(1),
+                used >> 20,
+                self.total >> 20
+            )),
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for DiskShare {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// One sandbox to launch.
@@ -273,6 +325,7 @@ impl Launcher {
     /// Starts `fnbox run` and returns once its sandbox exists (its program may still be
     /// starting), or how it failed.
     pub async fn launch(&self, spec: LaunchSpec) -> Result<Launched, Ended> {
+        let share = self.disk.take(LAYER_BYTES).map_err(start_failed)?;
         let dir = self.instances_dir.join(format!("{}-{}", spec.label, crate::auth::random_hex(4)));
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -282,7 +335,10 @@ impl Launcher {
         if launched.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        launched
+        launched.map(|mut l| {
+            l.control.disk = Some(share);
+            l
+        })
     }
 
     async fn spawn(&self, spec: &LaunchSpec, dir: &Path) -> Result<Launched, Ended> {

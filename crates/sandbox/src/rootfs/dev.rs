@@ -60,7 +60,9 @@ pub fn mount_dev(dev: &Path, size: Option<&str>) -> Result<()> {
         &pts,
         Some("devpts"),
         libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        // No `gid=`: mountinfo shows it as the host's id (the sandbox's range), which a
+        // sandbox must not learn; ptys get their opener's group.
+        Some("newinstance,ptmxmode=0666,mode=0620"),
     )
     .map_err(|e| err("cannot mount", &pts, e))?;
     let shm = dev.join("shm");
@@ -89,14 +91,20 @@ pub fn mount_proc(proc_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Hides a path: an empty read-only tmpfs over a directory, `/dev/null` over anything else.
+/// An empty, read-only directory over `p`: a ramfs, whose mountinfo line names no owner (a
+/// tmpfs mounted in the sandbox's user namespace shows its host uid and gid).
+fn empty_readonly_dir(p: &Path) -> std::io::Result<()> {
+    mount::mount(Some("ramfs"), p, Some("ramfs"), libc::MS_RDONLY, Some("mode=555"))
+}
+
+/// Hides a path: an empty read-only directory over a directory, `/dev/null` over anything else.
 /// A path that does not exist is left alone.
 pub fn mask(p: &Path) -> Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(p) else {
         return Ok(());
     };
     if meta.is_dir() {
-        mount::mount(Some("tmpfs"), p, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
+        empty_readonly_dir(p)
     } else {
         mount::bind(Path::new("/dev/null"), p, false)
     }
@@ -125,8 +133,7 @@ pub fn mount_sys(sys_dir: &Path) -> Result<()> {
     .map_err(|e| err("cannot mount", sys_dir, e))?;
     let fw = sys_dir.join("firmware");
     if fw.is_dir() {
-        mount::mount(Some("tmpfs"), &fw, Some("tmpfs"), libc::MS_RDONLY, Some("size=0,mode=555"))
-            .map_err(|e| err("cannot mask", &fw, e))?;
+        empty_readonly_dir(&fw).map_err(|e| err("cannot mask", &fw, e))?;
     }
     Ok(())
 }
