@@ -36,6 +36,11 @@ pub enum PlatformCmd {
         /// How many of the last lines to print first.
         #[arg(long, default_value_t = 200)]
         tail: usize,
+        /// Print what functions wrote byte for byte. By default control characters (C0 but
+        /// newline and tab, DEL, C1), bidi and zero-width marks are shown escaped (`\x1b`,
+        /// `\u{202e}`), on a terminal or not: a pipe into grep or less reaches one anyway.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         c: ClientArgs,
     },
@@ -115,6 +120,11 @@ pub struct ServeArgs {
     /// eighth of it, at least 6].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
     client_body_memory: Option<u64>,
+    /// MiB of functions' answers held in memory for clients at once: an answer is read whole
+    /// from its instance, which is freed at once, while this has room; past it answers are
+    /// streamed and a client holds an instance 10 s at most.
+    #[arg(long, default_value_t = fnbox_platform::gateway::relay::DEFAULT_ANSWER_MEMORY_MIB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    answer_memory: u64,
     /// GiB of disk the writable layers of all sandboxes (instances, pre-warmed ones) may take
     /// together, each counted at its full 1 GiB: past it no sandbox starts (the request gets
     /// 502, the log says why) [default: 3/4 of the free space of fnbox's state, at most 64].
@@ -160,6 +170,7 @@ impl ServeArgs {
                 Some(mib) => ((mib as usize) << 20).min((self.body_memory as usize) << 20),
                 None => conn::default_client_body_memory((self.body_memory as usize) << 20),
             },
+            answer_memory: (self.answer_memory as usize) << 20,
         }
     }
 }
@@ -336,7 +347,9 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
         }
         PlatformCmd::Ls(c) => client::run(client::ls(&c.target())),
         PlatformCmd::Rm { name, c } => client::run(client::rm(&c.target(), &name)),
-        PlatformCmd::Logs { name, follow, tail, c } => client::run(client::logs(&c.target(), &name, follow, tail)),
+        PlatformCmd::Logs { name, follow, tail, raw, c } => {
+            client::run(client::logs(&c.target(), &name, follow, tail, raw))
+        }
         PlatformCmd::Token(TokenCmd::Create { name, c }) => client::run(client::token_create(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Ls { name, c }) => client::run(client::token_ls(&c.target(), &name)),
         PlatformCmd::Token(TokenCmd::Rm { name, id, c }) => client::run(client::token_rm(&c.target(), &name, &id)),

@@ -182,9 +182,10 @@ pub async fn rm(t: &Target, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// Functions write what they like, escape sequences too: on a terminal, control characters
-/// (C0 but newlines and tabs, DEL, C1 as `U+0080`..`U+009F`) and the Unicode marks that reorder
-/// text (bidi overrides, embeddings, isolates) are shown escaped (`\x1b`, `\u{202e}`), so a log
+/// Functions write what they like, escape sequences too: for a terminal, control characters
+/// (C0 but newlines and tabs, DEL, C1 as `U+0080`..`U+009F`), the Unicode marks that reorder
+/// text (bidi overrides, embeddings, isolates) and the invisible ones (zero-width space and
+/// joiners, word joiner, byte order mark) are shown escaped (`\x1b`, `\u{202e}`), so a log
 /// can neither drive the terminal nor show a line other than it is. Bytes that are not UTF-8
 /// are escaped too. Text is taken as it streams: a character cut between two chunks waits for
 /// the next one.
@@ -196,7 +197,7 @@ pub struct ForTerminal {
 /// Characters a terminal would act on or reorder text by.
 fn hidden_meaning(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
 }
 
 impl ForTerminal {
@@ -208,7 +209,9 @@ impl ForTerminal {
     /// The next chunk, as the terminal gets it.
     pub fn push<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         use std::fmt::Write;
-        if !self.on || (self.pending.is_empty() && bytes.is_ascii() && !bytes.iter().any(|&b| hidden_meaning(b as char))) {
+        if !self.on
+            || (self.pending.is_empty() && bytes.is_ascii() && !bytes.iter().any(|&b| hidden_meaning(b as char)))
+        {
             return std::borrow::Cow::Borrowed(bytes);
         }
         let mut data = std::mem::take(&mut self.pending);
@@ -250,10 +253,11 @@ pub fn for_terminal(bytes: &[u8], terminal: bool) -> Vec<u8> {
     out
 }
 
-pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize) -> Result<i32> {
-    use std::io::IsTerminal;
+/// `raw`: the bytes as functions wrote them; otherwise escaped (see [`ForTerminal`]) wherever
+/// stdout goes, since a pipe (`| grep`, `| tail`) reaches a terminal too.
+pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize, raw: bool) -> Result<i32> {
     // JSON escapes control characters itself.
-    let terminal = !t.json && std::io::stdout().is_terminal();
+    let terminal = !t.json && !raw;
     let c = t.admin()?;
     let format = if t.json { "&format=json" } else { "" };
     let path = format!("/api/v1/functions/{name}/logs?tail={tail}&follow={}{format}", follow as u8);
@@ -349,5 +353,8 @@ mod tests {
             assert_eq!(out, want, "cut at {cut}");
         }
         assert_eq!(super::for_terminal(b"x\xff\xc3", true), &b"x\\xff\\xc3"[..]);
+        // Invisible characters could hide a difference between two names.
+        let zw = "a\u{200b}b\u{200d}c\u{feff}d\u{2060}".as_bytes();
+        assert_eq!(super::for_terminal(zw, true), &b"a\\u{200b}b\\u{200d}c\\u{feff}d\\u{2060}"[..]);
     }
 }

@@ -30,6 +30,15 @@ fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
             .any(|t| std::str::from_utf8(t).is_ok_and(|t| p.tokens.may_invoke(name, t)))
 }
 
+/// The query string without its parameters that carry the admin token in any form
+/// ([`crate::auth::Tokens::carries_admin`]); the others as they came.
+fn without_admin(p: &Platform, query: &str) -> String {
+    if !p.tokens.carries_admin(query.as_bytes()) {
+        return query.to_string();
+    }
+    query.split(['&', ';']).filter(|kv| !p.tokens.carries_admin(kv.as_bytes())).collect::<Vec<_>>().join("&")
+}
+
 /// Headers the client names in its `Connection` header: they are for the gateway's hop only.
 fn named_in_connection(headers: &hyper::HeaderMap) -> Vec<String> {
     let values = headers.get_all(hyper::header::CONNECTION).iter().filter_map(|v| v.to_str().ok());
@@ -41,7 +50,18 @@ fn named_in_connection(headers: &hyper::HeaderMap) -> Vec<String> {
 fn forwarding(name: &hyper::header::HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "forwarded" | "x-forwarded-for" | "x-real-ip" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port"
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-real-ip"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-original-forwarded-for"
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "x-client-ip"
+            | "client-ip"
+            | "x-cluster-client-ip"
     )
 }
 
@@ -141,9 +161,9 @@ async fn call(
         Err(e) => return e.response(PAYLOAD_MAX),
     };
     let body = held.bytes.clone();
-    let target = match parts.uri.query() {
-        Some(q) => format!("{sub}?{q}"),
-        None => sub.to_string(),
+    let target = match parts.uri.query().map(|q| without_admin(p, q)) {
+        Some(q) if !q.is_empty() => format!("{sub}?{q}"),
+        _ => sub.to_string(),
     };
     let mut up = Request::builder().method(parts.method).uri(target);
     let connection_named = named_in_connection(&parts.headers);
@@ -155,6 +175,7 @@ async fn call(
             || k == "content-length"
             || k == "x-request-id"
             || (k == "authorization" && carries_fnbox_token(p, name, v))
+            || p.tokens.carries_admin(v.as_bytes())
         {
             continue;
         }
@@ -273,8 +294,42 @@ async fn call(
         lease.finish(Outcome::Served);
         return Response::from_parts(parts, full(start.bytes));
     }
+    // Read on into memory (within the answer budget) so that the instance is free whether the
+    // client reads or not; the instance has its timeout again for the rest.
+    let mut rest = rest;
+    let gathered = match tokio::time::timeout(timeout, relay::gather(&bodies.answers, start, &mut rest, PAYLOAD_MAX))
+        .await
+    {
+        Ok(Ok(g)) => g,
+        Ok(Err(UpstreamError::TooLarge)) => {
+            lease.finish(Outcome::Served);
+            return text(502, format!("function '{name}' answered with a body over the 6 MiB limit"));
+        }
+        Ok(Err(UpstreamError::Connection(e))) => {
+            lease.finish(Outcome::InstanceFailed);
+            p.logs.event(name, &inst.id, format!("request {request_id} failed: its answer broke off ({e})"));
+            return text(
+                502,
+                format!("function '{name}' failed: its answer broke off; the next request gets a new instance"),
+            );
+        }
+        Err(_) => {
+            p.logs.event(name, &inst.id, format!("request {request_id} timed out while answering: instance killed"));
+            lease.finish(Outcome::TimedOut);
+            return text(
+                504,
+                format!("function '{name}' timed out while answering (its --timeout); its instance was stopped"),
+            );
+        }
+    };
+    if gathered.start.done {
+        inst.upstream.keep(connection);
+        lease.finish(Outcome::Served);
+        return Response::from_parts(parts, relay::Held::new(gathered.start.bytes, gathered.memory).boxed());
+    }
     let caller = relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id };
     let deadline = tokio::time::Instant::now() + timeout + bodies.timeout();
-    let relay = relay::Relay::new(start, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
+    let relay =
+        relay::Relay::new(gathered.start, rest, PAYLOAD_MAX, deadline, lease, connection, caller, gathered.memory);
     Response::from_parts(parts, relay.boxed())
 }

@@ -72,7 +72,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let bodies = BodyReader::new(limits.body_memory, limits.client_body_memory, limits.body_timeout);
+    let mut bodies = BodyReader::new(limits.body_memory, limits.client_body_memory, limits.body_timeout);
+    bodies.answers = relay::AnswerMemory::new(limits.answer_memory);
     let per_client = conn::PerClient::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut starved = 0u32;
@@ -107,6 +108,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        conn::modest_send_buffer(&stream);
         let platform = platform.clone();
         let bodies = bodies.clone();
         let limits = limits.clone();

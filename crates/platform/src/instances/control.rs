@@ -21,9 +21,6 @@ pub struct SandboxControl {
     read: tokio::sync::Mutex<BufReader<OwnedReadHalf>>,
     launcher_pid: i32,
     ended: watch::Receiver<Option<Ended>>,
-    /// The sandbox's writable layer's part of the server's disk budget, held while this
-    /// control is (as long as the instance it controls).
-    pub disk: Option<super::launcher::DiskShare>,
 }
 
 const KILL: &[u8] = b"{\"op\":\"kill\"}\n";
@@ -49,7 +46,7 @@ impl SandboxControl {
     ) -> std::io::Result<Self> {
         sock.set_nonblocking(true)?;
         let (read, write) = tokio::net::UnixStream::from_std(sock)?.into_split();
-        Ok(Self { write: Arc::new(write), read: tokio::sync::Mutex::new(BufReader::new(read)), launcher_pid, ended, disk: None })
+        Ok(Self { write: Arc::new(write), read: tokio::sync::Mutex::new(BufReader::new(read)), launcher_pid, ended })
     }
 
     /// Sends one request and waits for its reply: `Err` carries the launcher's reason.

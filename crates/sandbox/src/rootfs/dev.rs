@@ -103,12 +103,8 @@ pub fn mask(p: &Path) -> Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(p) else {
         return Ok(());
     };
-    if meta.is_dir() {
-        empty_readonly_dir(p)
-    } else {
-        mount::bind(Path::new("/dev/null"), p, false)
-    }
-    .map_err(|e| err("cannot mask", p, e))
+    if meta.is_dir() { empty_readonly_dir(p) } else { mount::bind(Path::new("/dev/null"), p, false) }
+        .map_err(|e| err("cannot mask", p, e))
 }
 
 /// Makes a path (and everything mounted below it) read-only; a missing path is left alone.
