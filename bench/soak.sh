@@ -33,7 +33,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$FNBOX" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA/serve" --cgroup-parent fnbox/soak 2>"$DATA/serve.log" &
+# Every client here is on 127.0.0.1 (about 600 connections): the per-client cap is raised so
+# that it measures the other limits.
+"$FNBOX" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA/serve" --cgroup-parent fnbox/soak \
+  --max-connections-per-client 2048 2>"$DATA/serve.log" &
 SERVER=$!
 PIDS+=("$SERVER")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

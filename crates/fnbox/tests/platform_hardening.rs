@@ -174,6 +174,32 @@ fn gateway_keeps_tokens_paths_and_metrics_to_itself() {
     };
     assert_eq!(seen(&[("Authorization", &admin)]), None, "the admin token was forwarded to the function");
     assert_eq!(seen(&[("Authorization", "Basic dXNlcjpwdw==")]).as_deref(), Some("Basic dXNlcjpwdw=="));
+    // The admin token in any other form is stripped too.
+    let token = s.admin_token();
+    for odd in [format!("bearer\t{token}"), format!("BEARER   {token}"), format!("Token {token}"), token.clone()] {
+        assert_eq!(seen(&[("Authorization", &odd)]), None, "forwarded: {odd:?}");
+    }
+    // Hop-by-hop headers named in Connection stay at the gateway; who the client is comes from
+    // the connection, not from what it claims.
+    let r = s.request(
+        "GET",
+        "/fn/echo/",
+        &[
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "secret"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Real-IP", "6.6.6.6"),
+            ("Forwarded", "for=6.6.6.6"),
+        ],
+        b"",
+    );
+    let h = r.json()["headers"].clone();
+    let get =
+        |k: &str| h.as_object().unwrap().iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.to_string());
+    assert_eq!(get("x-hop"), None, "a header named in Connection was forwarded");
+    assert_eq!(get("x-forwarded-for").as_deref(), Some("\"127.0.0.1\""), "{h}");
+    assert_eq!(get("x-real-ip").as_deref(), Some("\"127.0.0.1\""), "{h}");
+    assert_eq!(get("forwarded").as_deref(), Some("\"for=127.0.0.1;proto=http\""), "{h}");
 
     let data = s.data.to_str().unwrap().to_string();
     let r = s.get("/metrics");

@@ -536,11 +536,13 @@ mod tests {
 
     #[test]
     fn binds_parse() {
-        let b = Bind::parse("/tmp:/data:ro").unwrap();
+        // Not /tmp: a bind takes what is mounted below it, and other sandboxes' tests mount
+        // their /proc under /tmp (refused, rightly: see kernel_view_within).
+        let b = Bind::parse("/usr:/data:ro").unwrap();
         assert_eq!((b.target.as_path(), b.access), (Path::new("/data"), Access::ReadOnly));
-        let b = Bind::parse("/tmp").unwrap();
-        assert_eq!((b.target.as_path(), b.access), (Path::new("/tmp"), Access::ReadWrite));
-        let b = Bind::parse("/tmp:/code:cow").unwrap();
+        let b = Bind::parse("/usr").unwrap();
+        assert_eq!((b.target.as_path(), b.access), (Path::new("/usr"), Access::ReadWrite));
+        let b = Bind::parse("/usr:/code:cow").unwrap();
         assert_eq!((b.target.as_path(), b.access), (Path::new("/code"), Access::CopyOnWrite));
         assert!(Bind::parse("/etc/hostname:/x:cow").unwrap_err().to_string().contains("only a directory"));
         assert!(matches!(Bind::parse("/does/not/exist"), Err(Error::BindSourceMissing(_))));
