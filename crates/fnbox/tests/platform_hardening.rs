@@ -268,9 +268,14 @@ fn run_refuses_bad_numbers_kernel_views_and_unusable_workdirs() {
         refused(&["--timeout", "NaN"], "timeout NaN is not valid");
         refused(&["--pids", "18446744073709551615"], "out of range");
         refused(&["--disk", "99999999999999999M"], "is not valid");
-        refused(&["--bind", "/proc:/x"], "/proc or /sys");
-        refused(&["--bind", "/sys"], "/proc or /sys");
-        refused(&["--bind", "/proc/self/fd:/fds"], "/proc or /sys");
+        let views = "/proc, /sys, /dev or /run";
+        refused(&["--bind", "/proc:/x"], views);
+        refused(&["--bind", "/sys"], views);
+        refused(&["--bind", "/proc/self/fd:/fds"], views);
+        // The host's devices, ptys and /dev/shm; namespace handles and fnbox's run directory.
+        refused(&["--bind", "/dev:/h"], views);
+        refused(&["--bind", "/dev/shm:/h"], views);
+        refused(&["--bind", "/run:/h"], views);
         // As runc does with a container's cwd, a missing one is made (in the sandbox's layer,
         // never on the host); one that cannot be is an error.
         refused(&["--workdir", "/etc/passwd/sub"], "cannot use working directory /etc/passwd/sub");

@@ -322,14 +322,13 @@ async fn call(
             );
         }
     };
-    if gathered.start.done {
+    if gathered.done {
         inst.upstream.keep(connection);
         lease.finish(Outcome::Served);
-        return Response::from_parts(parts, relay::Held::new(gathered.start.bytes, gathered.memory).boxed());
+        return Response::from_parts(parts, relay::Held::new(gathered).boxed());
     }
     let caller = relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id };
     let deadline = tokio::time::Instant::now() + timeout + bodies.timeout();
-    let relay =
-        relay::Relay::new(gathered.start, rest, PAYLOAD_MAX, deadline, lease, connection, caller, gathered.memory);
+    let relay = relay::Relay::new(gathered, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
     Response::from_parts(parts, relay.boxed())
 }

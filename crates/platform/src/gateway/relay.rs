@@ -14,6 +14,7 @@ use crate::logs::LogStore;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -64,11 +65,13 @@ impl AnswerMemory {
     }
 }
 
-/// An answer read on from its start into memory: all of it (`start.done`) or, when the
-/// budget ran out, as much as was read, the rest to stream. `memory` is what it holds of the
-/// budget, to keep until the client has it.
+/// An answer read on from its start into memory, as the chunks the instance sent (no copy,
+/// no buffer grown by doubling: what it holds is what is charged): all of it (`done`) or,
+/// when the budget ran out, as much as was read, the rest to stream. `memory` is what it holds
+/// of the budget, to keep until the client has it.
 pub struct Gathered {
-    pub start: Start,
+    pub chunks: VecDeque<Bytes>,
+    pub done: bool,
     pub memory: Option<OwnedSemaphorePermit>,
 }
 
@@ -81,24 +84,27 @@ pub async fn gather(
     limit: usize,
 ) -> Result<Gathered, UpstreamError> {
     let mut memory = None;
-    if !budget.grow(&mut memory, start.bytes.len()) {
-        return Ok(Gathered { start, memory: None });
+    let mut len = start.bytes.len();
+    let room = budget.grow(&mut memory, len);
+    let mut chunks = VecDeque::from([start.bytes]);
+    if !room {
+        return Ok(Gathered { chunks, done: false, memory });
     }
-    let mut buf = BytesMut::from(&start.bytes[..]);
     loop {
         match body.frame().await {
-            None => return Ok(Gathered { start: Start { bytes: buf.freeze(), done: true }, memory }),
+            None => return Ok(Gathered { chunks, done: true, memory }),
             Some(Err(e)) => return Err(UpstreamError::Connection(e.to_string())),
             Some(Ok(f)) => {
                 let Ok(data) = f.into_data() else { continue };
-                if buf.len() + data.len() > limit {
+                len += data.len();
+                if len > limit {
                     return Err(UpstreamError::TooLarge);
                 }
                 // The chunk is in memory already: a full budget only stops reading more.
                 let room = budget.grow(&mut memory, data.len());
-                buf.extend_from_slice(&data);
+                chunks.push_back(data);
                 if !room {
-                    return Ok(Gathered { start: Start { bytes: buf.freeze(), done: false }, memory });
+                    return Ok(Gathered { chunks, done: false, memory });
                 }
             }
         }
@@ -107,13 +113,13 @@ pub async fn gather(
 
 /// A whole answer in memory, holding its part of the answer budget until it is sent.
 pub struct Held {
-    bytes: Option<Bytes>,
+    chunks: VecDeque<Bytes>,
     _memory: Option<OwnedSemaphorePermit>,
 }
 
 impl Held {
-    pub fn new(bytes: Bytes, memory: Option<OwnedSemaphorePermit>) -> Self {
-        Self { bytes: Some(bytes), _memory: memory }
+    pub fn new(g: Gathered) -> Self {
+        Self { chunks: g.chunks, _memory: g.memory }
     }
 }
 
@@ -122,15 +128,15 @@ impl hyper::body::Body for Held {
     type Error = BodyFailure;
 
     fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
-        Poll::Ready(self.bytes.take().map(|b| Ok(Frame::data(b))))
+        Poll::Ready(self.chunks.pop_front().map(|b| Ok(Frame::data(b))))
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+        SizeHint::with_exact(self.chunks.iter().map(|b| b.len() as u64).sum())
     }
 
     fn is_end_stream(&self) -> bool {
-        self.bytes.is_none()
+        self.chunks.is_empty()
     }
 }
 
@@ -175,7 +181,7 @@ pub struct Caller {
 /// is dropped (the client went away; the connection to the instance is closed), or when the
 /// client has held it for [`CLIENT_HOLD`] (the answer is cut).
 pub struct Relay {
-    first: Option<Bytes>,
+    first: VecDeque<Bytes>,
     body: Incoming,
     sent: usize,
     limit: usize,
@@ -215,14 +221,13 @@ impl Leased {
 
 impl Relay {
     pub fn new(
-        start: Start,
+        gathered: Gathered,
         body: Incoming,
         limit: usize,
         deadline: Instant,
         lease: Lease,
         c: Connection,
         caller: Caller,
-        memory: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let leased = Arc::new(Mutex::new(Leased { lease: Some(lease), connection: Some(c), cut: None }));
         let caller = Arc::new(caller);
@@ -238,14 +243,14 @@ impl Relay {
             }
         });
         Self {
-            sent: start.bytes.len(),
-            first: Some(start.bytes),
+            sent: gathered.chunks.iter().map(Bytes::len).sum(),
+            first: gathered.chunks,
             body,
             limit,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             leased,
             caller,
-            _memory: memory,
+            _memory: gathered.memory,
         }
     }
 
@@ -266,7 +271,7 @@ impl hyper::body::Body for Relay {
     type Error = BodyFailure;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
-        if let Some(first) = self.first.take() {
+        if let Some(first) = self.first.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
         {
@@ -320,7 +325,7 @@ impl hyper::body::Body for Relay {
 
     /// The instance's own length, if it gave one (then the client gets a `Content-Length`).
     fn size_hint(&self) -> SizeHint {
-        let first = self.first.as_ref().map_or(0, |b| b.len() as u64);
+        let first = self.first.iter().map(|b| b.len() as u64).sum();
         match (self.leased().lease.is_some(), self.body.size_hint().exact()) {
             (false, _) => SizeHint::with_exact(first),
             (true, Some(rest)) => SizeHint::with_exact(first + rest),
@@ -329,6 +334,6 @@ impl hyper::body::Body for Relay {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.leased().lease.is_none()
+        self.first.is_empty() && self.leased().lease.is_none()
     }
 }
