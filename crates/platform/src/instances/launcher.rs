@@ -133,32 +133,44 @@ impl DiskBudget {
     }
 }
 
+/// The owner the warm pool's spares are charged to: like a function, they hold at most half
+/// of the disk budget, so that spares never leave no room for deploy checks and instances.
+pub const WARM_POOL: &str = "(pre-warmed sandboxes)";
+
 impl DiskShare {
-    /// Charges this layer to `function` as well, within its share of the budget.
+    /// Charges this layer to `function` (moving it from the owner it had, the warm pool's for
+    /// a spare being handed over), within the function's share of the budget.
     pub fn assign(&self, function: &str, max_scale: u32) -> Result<(), String> {
         let mut mine = self.function.lock().unwrap_or_else(|p| p.into_inner());
-        if mine.is_some() {
+        if mine.as_deref() == Some(function) {
             return Ok(());
         }
         let mut all = self.budget.functions.lock().unwrap_or_else(|p| p.into_inner());
         let held = all.get(function).copied().unwrap_or(0);
         self.budget.function_fits(function, held, max_scale)?;
+        if let Some(before) = mine.take() {
+            release(&mut all, &before, self.bytes);
+        }
         all.insert(function.to_string(), held + self.bytes);
         *mine = Some(function.to_string());
         Ok(())
     }
 }
 
+/// Takes `bytes` off what `owner` holds.
+fn release(all: &mut HashMap<String, u64>, owner: &str, bytes: u64) {
+    if let Some(held) = all.get_mut(owner) {
+        *held = held.saturating_sub(bytes);
+        if *held == 0 {
+            all.remove(owner);
+        }
+    }
+}
+
 impl Drop for DiskShare {
     fn drop(&mut self) {
         if let Some(f) = self.function.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
-            let mut all = self.budget.functions.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(held) = all.get_mut(&f) {
-                *held = held.saturating_sub(self.bytes);
-                if *held == 0 {
-                    all.remove(&f);
-                }
-            }
+            release(&mut self.budget.functions.lock().unwrap_or_else(|p| p.into_inner()), &f, self.bytes);
         }
         self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
