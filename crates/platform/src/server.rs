@@ -64,7 +64,7 @@ pub struct ServeOptions {
 pub fn default_instance_disk() -> u64 {
     let state = fnbox_sandbox::Paths::from_env();
     let free = fs_free(&state.state).unwrap_or(u64::MAX);
-    (free / 4 * 3).min(64 << 30).max(crate::instances::launcher::LAYER_BYTES)
+    (free / 4 * 3).clamp(crate::instances::launcher::LAYER_BYTES, 64 << 30)
 }
 
 /// Bytes free to root on the filesystem holding `dir`.

@@ -210,6 +210,28 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 }
 
+/// The kernel memory one accepted connection may queue for its client (`SO_SNDBUF`; Linux
+/// doubles it for its bookkeeping). Without it, a client that does not read keeps up to
+/// `tcp_wmem`'s maximum (4 MiB) of unswappable kernel memory queued: a window of its answer,
+/// no more, holds only when the kernel's share is bounded too.
+pub const SEND_BUFFER: libc::c_int = 128 << 10;
+
+/// Sets [`SEND_BUFFER`] on an accepted socket.
+pub fn modest_send_buffer(stream: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size = SEND_BUFFER;
+    // SAFETY: setsockopt reads `size` (an int we own) for its length on a socket we hold open.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,27 +269,5 @@ mod tests {
         g.write_all(&[0; 64]).await.unwrap();
         let err = g.write_all(&[0; 64]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-    }
-}
-
-/// The kernel memory one accepted connection may queue for its client (`SO_SNDBUF`; Linux
-/// doubles it for its bookkeeping). Without it, a client that does not read keeps up to
-/// `tcp_wmem`'s maximum (4 MiB) of unswappable kernel memory queued: a window of its answer,
-/// no more, holds only when the kernel's share is bounded too.
-pub const SEND_BUFFER: libc::c_int = 128 << 10;
-
-/// Sets [`SEND_BUFFER`] on an accepted socket.
-pub fn modest_send_buffer(stream: &tokio::net::TcpStream) {
-    use std::os::fd::AsRawFd;
-    let size = SEND_BUFFER;
-    // SAFETY: setsockopt reads `size` (an int we own) for its length on a socket we hold open.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
     }
 }
