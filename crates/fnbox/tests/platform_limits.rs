@@ -290,15 +290,17 @@ fn sandboxes_past_the_disk_budget_do_not_start_and_the_log_says_why() {
     s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
     // The deploys' checks hold their layers until their sandboxes have exited.
     assert!(eventually(Duration::from_secs(10), || launchers_of(s.pid()) == 0), "the deploys' checks did not end");
-    let calls: Vec<_> = ["/fn/slow/", "/fn/slow/", "/fn/slow2/"]
-        .into_iter()
-        .map(|path| {
-            let addr = s.addr.clone();
-            std::thread::spawn(move || http_request(&addr, "GET", path, &[], b"").unwrap())
-        })
-        .collect();
-    // Both functions have their instance (each its half of the budget) before another asks.
+    let call = |path: &'static str| {
+        let addr = s.addr.clone();
+        std::thread::spawn(move || http_request(&addr, "GET", path, &[], b"").unwrap())
+    };
+    // slow2 first: two starts of `slow` at once may both launch before either is charged to
+    // it (the share is checked, then charged), and the loser holds a layer until it exits.
     let started = |f: &str| s.logs(f).contains("instance started");
+    let mut calls = vec![call("/fn/slow2/")];
+    assert!(eventually(Duration::from_secs(20), || started("slow2")), "{}", s.logs("slow2"));
+    calls.extend([call("/fn/slow/"), call("/fn/slow/")]);
+    // Both functions have their instance (each its half of the budget) before another asks.
     assert!(eventually(Duration::from_secs(20), || started("slow") && started("slow2")), "{}", s.logs("slow2"));
     // Another function finds no room: a clear answer and log line, and the server lives on.
     let r = s.get("/fn/hello/");
