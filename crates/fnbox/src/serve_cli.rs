@@ -40,6 +40,11 @@ pub enum PlatformCmd {
         /// How many of the last lines to print first.
         #[arg(long, default_value_t = 200)]
         tail: usize,
+        /// Print what functions wrote byte for byte. By default control characters (C0 but
+        /// newline and tab, DEL, C1), bidi and zero-width marks are shown escaped (`\x1b`,
+        /// `\u{202e}`), on a terminal or not: a pipe into grep or less reaches one anyway.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         filter: LogFilterArgs,
         #[command(flatten)]
@@ -223,6 +228,16 @@ pub struct ServeArgs {
     /// eighth of it, at least 6].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(6..=1 << 20))]
     client_body_memory: Option<u64>,
+    /// MiB of functions' answers held in memory for clients at once: an answer is read whole
+    /// from its instance, which is freed at once, while this has room; past it answers are
+    /// streamed and a client holds an instance 10 s at most.
+    #[arg(long, default_value_t = fnbox_platform::gateway::relay::DEFAULT_ANSWER_MEMORY_MIB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    answer_memory: u64,
+    /// GiB of disk the writable layers of all sandboxes (instances, pre-warmed ones) may take
+    /// together, each counted at its full 1 GiB: past it no sandbox starts (the request gets
+    /// 502, the log says why) [default: 3/4 of the free space of fnbox's state, at most 64].
+    #[arg(long, value_name = "GIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    instance_disk: Option<u64>,
     /// The key that seals secrets in the registry: a file of 64 hex characters, readable by
     /// its owner only. Default: DATA_DIR/secret.key, made on first start. Keep a copy apart
     /// from backups of the registry [env: FNBOX_SECRET_KEY_FILE].
@@ -296,6 +311,7 @@ impl ServeArgs {
                 Some(mib) => ((mib as usize) << 20).min((self.body_memory as usize) << 20),
                 None => conn::default_client_body_memory((self.body_memory as usize) << 20),
             },
+            answer_memory: (self.answer_memory as usize) << 20,
         }
     }
 }
@@ -476,6 +492,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                     .or_else(|| std::env::var_os("FNBOX_SECRET_KEY_FILE").map(PathBuf::from)),
                 metrics_public: a.metrics_public,
                 retention,
+                instance_disk: a.instance_disk.map(|gib| gib << 30),
             };
             match server::serve(opts) {
                 Ok(()) => 0,
@@ -495,8 +512,8 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
         }
         PlatformCmd::Ls(c) => client::run(client::ls(&c.target())),
         PlatformCmd::Rm { name, c } => client::run(client::rm(&c.target(), &name)),
-        PlatformCmd::Logs { name, follow, tail, filter, c } => {
-            client::run(client::logs(&c.target(), &name, follow, tail, &filter.pairs()))
+        PlatformCmd::Logs { name, follow, tail, filter, raw, c } => {
+            client::run(client::logs(&c.target(), &name, follow, tail, &filter.pairs(), raw))
         }
         PlatformCmd::Versions { name, c } => client::run(client::versions::versions(&c.target(), &name)),
         PlatformCmd::Rollback { name, version, c } => {

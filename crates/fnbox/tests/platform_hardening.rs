@@ -96,6 +96,69 @@ fn environments_are_passed_byte_exact_on_every_path() {
     assert!(r.text().contains("'TOKEN'") && r.text().contains("NUL") && !r.text().contains("s3cr3t"), "{}", r.text());
 }
 
+/// Standard base64, padded (as HTTP Basic credentials are sent).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// The whole event as the function got it.
+const EVENT: &str = r#"import json
+
+def handle(event, context):
+    return {"statusCode": 200, "body": json.dumps(event)}
+"#;
+
+#[test]
+fn the_admin_token_reaches_no_function_in_any_form_and_client_ip_headers_are_the_gateways() {
+    let s = Server::start("admin-forms");
+    let code = TempDir::with("code", &[("handler.py", EVENT)]);
+    s.deploy("event", code.path(), &["--runtime", "python3"]);
+    let t = s.admin_token();
+    let basic = format!("Basic {}", base64(format!("x:{t}").as_bytes()));
+    let cookie = format!("session=1; t={t}");
+    let forms: [(&str, &[(&str, &str)]); 6] = [
+        ("/fn/event/?token=T&keep=1", &[]),
+        ("/fn/event/?keep=1&token=T%", &[]),
+        ("/fn/event/?keep=1", &[("Cookie", &cookie)]),
+        ("/fn/event/?keep=1", &[("X-Api-Key", &t)]),
+        ("/fn/event/?keep=1", &[("Authorization", &basic)]),
+        ("/fn/event/?keep=1", &[("X-Whatever", &format!("prefix {t} suffix"))]),
+    ];
+    for (path, headers) in forms {
+        // `T%` in a path: the token percent-encoded, a byte at a time.
+        let encoded: String = t.bytes().map(|b| format!("%{b:02X}")).collect();
+        let path = path.replace("T%", &encoded).replace("=T", &format!("={t}"));
+        let r = s.request("GET", &path, headers, b"");
+        assert_eq!(r.status, 200, "{path} {headers:?}: {}", r.text());
+        let seen = r.text();
+        assert!(!seen.contains(&t) && !seen.contains(&encoded), "{path} {headers:?}: the function saw {seen}");
+        assert!(!seen.contains(basic.split(' ').nth(1).unwrap()), "{headers:?}: the function saw {seen}");
+        assert_eq!(r.json()["queryStringParameters"]["keep"], "1", "{path}: {seen}");
+    }
+    // Headers that name the client's address are the gateway's to say, as X-Forwarded-For is.
+    let spoofed = [
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "X-Client-IP",
+        "Client-IP",
+        "X-Cluster-Client-IP",
+        "X-Original-Forwarded-For",
+    ];
+    let headers: Vec<(&str, &str)> = spoofed.iter().map(|h| (*h, "6.6.6.6")).collect();
+    let r = s.request("GET", "/fn/event/", &headers, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("6.6.6.6"), "a client-sent address reached the function: {}", r.text());
+}
+
 #[test]
 fn gateway_keeps_tokens_paths_and_metrics_to_itself() {
     let s = Server::start("gateway");
@@ -205,9 +268,14 @@ fn run_refuses_bad_numbers_kernel_views_and_unusable_workdirs() {
         refused(&["--timeout", "NaN"], "timeout NaN is not valid");
         refused(&["--pids", "18446744073709551615"], "out of range");
         refused(&["--disk", "99999999999999999M"], "is not valid");
-        refused(&["--bind", "/proc:/x"], "/proc or /sys");
-        refused(&["--bind", "/sys"], "/proc or /sys");
-        refused(&["--bind", "/proc/self/fd:/fds"], "/proc or /sys");
+        let views = "/proc, /sys, /dev or /run";
+        refused(&["--bind", "/proc:/x"], views);
+        refused(&["--bind", "/sys"], views);
+        refused(&["--bind", "/proc/self/fd:/fds"], views);
+        // The host's devices, ptys and /dev/shm; namespace handles and fnbox's run directory.
+        refused(&["--bind", "/dev:/h"], views);
+        refused(&["--bind", "/dev/shm:/h"], views);
+        refused(&["--bind", "/run:/h"], views);
         // As runc does with a container's cwd, a missing one is made (in the sandbox's layer,
         // never on the host); one that cannot be is an error.
         refused(&["--workdir", "/etc/passwd/sub"], "cannot use working directory /etc/passwd/sub");

@@ -85,6 +85,27 @@ impl Tokens {
         !admin.is_empty() && value.windows(admin.len()).fold(false, |found, w| found | same(w, admin))
     }
 
+    /// Does `value` (a header's value or a query string) carry the admin token in any form a
+    /// client could send it in: as it is, percent-encoded (`%41`, `+`), or base64-encoded in any
+    /// of its words (HTTP Basic credentials `user:token`, standard or URL-safe alphabet,
+    /// padded or not)? The admin token opens the whole server: a function never sees it.
+    pub fn carries_admin(&self, value: &[u8]) -> bool {
+        use base64::Engine;
+        if self.mentions_admin(value) || self.mentions_admin(&percent_decoded(value)) {
+            return true;
+        }
+        let engines =
+            [&base64::engine::general_purpose::STANDARD_NO_PAD, &base64::engine::general_purpose::URL_SAFE_NO_PAD];
+        let words = value.split(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')));
+        words.filter(|w| w.len() >= 4).any(|w| {
+            // Padding is cut off with the word; a stray last character is dropped.
+            let w = &w[..w.len() / 4 * 4 + [0, 0, 2, 3][w.len() % 4]];
+            engines.iter().any(|e| {
+                e.decode(w).is_ok_and(|d| self.mentions_admin(&d) || self.mentions_admin(&percent_decoded(&d)))
+            })
+        })
+    }
+
     /// May `token` invoke `function`?
     pub fn may_invoke(&self, function: &str, token: &str) -> bool {
         if self.is_admin(token) {
@@ -123,6 +144,30 @@ impl Tokens {
     }
 }
 
+/// `%XX` decoded and `+` as a space (query strings and cookies); other bytes as they are.
+fn percent_decoded(v: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match (v[i], v.get(i + 1).copied().and_then(hex), v.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +182,29 @@ mod tests {
         }
         for v in ["Bearer fnbox-admin-012", "", "fnbox-admin-01234"[..10].as_ref()] {
             assert!(!t.mentions_admin(v.as_bytes()), "{v}");
+        }
+    }
+
+    #[test]
+    fn the_admin_token_is_found_encoded_too() {
+        use base64::Engine;
+        let t = Tokens::new("fnbox-admin-0123".into(), vec![]);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let url = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let forms = [
+            format!("Basic {}", b64("x:fnbox-admin-0123")),
+            format!("Basic {}", b64("fnbox-admin-0123:")),
+            format!("basic\t{}", b64("someone:fnbox-admin-0123")),
+            format!("t={}", url("u:fnbox-admin-0123")),
+            "session=1; t=fnbox-admin-0123; x=2".to_string(),
+            "token=fnbox%2Dadmin%2D0123&a=1".to_string(),
+            "token=%66nbox-admin-0123".to_string(),
+        ];
+        for v in &forms {
+            assert!(t.carries_admin(v.as_bytes()), "{v}");
+        }
+        for v in ["Basic eDp5", "a=1&b=2", "fnbox-admin-012", &b64("x:fnbox-admin-012")] {
+            assert!(!t.carries_admin(v.as_bytes()), "{v}");
         }
     }
 

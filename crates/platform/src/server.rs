@@ -19,7 +19,7 @@ use crate::error::{Context, Error, Result};
 use crate::gateway::conn::{fit_to_open_file_limit, ClientLimits};
 use crate::gateway::Face;
 use crate::instances::backend::FnboxRun;
-use crate::instances::launcher::Launcher;
+use crate::instances::launcher::{DiskBudget, Launcher};
 use crate::instances::warm::{WarmConfig, WarmPool};
 use crate::logs::LogStore;
 use crate::platform::Platform;
@@ -64,6 +64,25 @@ pub struct ServeOptions {
     pub allow_net: Vec<fnbox_sandbox::net::Cidr>,
     /// How much of the logs, versions and history is kept.
     pub retention: crate::retention::Retention,
+    /// Bytes of disk all sandboxes' writable layers may take; `None`: [`default_instance_disk`].
+    pub instance_disk: Option<u64>,
+}
+
+/// The disk budget when the operator gives none: three quarters of what is free on the
+/// filesystem of the sandboxes' state at start, at most 64 GiB, at least one layer.
+pub fn default_instance_disk() -> u64 {
+    let state = fnbox_sandbox::Paths::from_env();
+    let free = fs_free(&state.state).unwrap_or(u64::MAX);
+    (free / 4 * 3).clamp(crate::instances::launcher::LAYER_BYTES, 64 << 30)
+}
+
+/// Bytes free to root on the filesystem holding `dir`.
+fn fs_free(dir: &std::path::Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs reads the C string and writes into the struct we own.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then(|| st.f_bfree as u64 * st.f_frsize as u64)
 }
 
 /// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
@@ -154,6 +173,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         cgroup_parent: opts.cgroup_parent.clone(),
         logs: logs.clone(),
         allow_net: opts.allow_net.clone(),
+        disk: DiskBudget::new(opts.instance_disk.unwrap_or_else(default_instance_disk)),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -22,7 +22,7 @@ pub enum Error {
     /// secret).
     #[error("{0}")]
     BadEnv(String),
-    #[error("bind source {0} is the host's /proc or /sys or lies under them: they show the host's processes and kernel, which a sandbox must not see (it has its own /proc); bind another path")]
+    #[error("bind source {0} is the host's /proc, /sys, /dev or /run or lies under them: they show the host's processes, devices and kernel, which a sandbox must not see (it has its own /proc and /dev); bind another path")]
     BindKernelView(PathBuf),
     #[error("bind source {} holds {} (a {fs} mount), and binds take what is mounted below them: a sandbox must not see the host's processes and kernel; bind a directory with no such mount under it", .dir.display(), .at.display())]
     BindHoldsKernelView { dir: PathBuf, at: PathBuf, fs: String },

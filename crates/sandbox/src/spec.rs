@@ -160,12 +160,14 @@ impl Bind {
     }
 }
 
-/// Is `p` (absolute, normalised) the host's `/proc` or `/sys`, or under them?
+/// Is `p` (absolute, normalised) the host's `/proc`, `/sys`, `/dev` (device nodes, its ptys, the
+/// shared memory of every host process) or `/run` (namespace handles, fnbox's run directory
+/// with other sandboxes' sockets), or under them?
 fn kernel_view(p: &Path) -> bool {
-    p.starts_with("/proc") || p.starts_with("/sys")
+    ["/proc", "/sys", "/dev", "/run"].iter().any(|d| p.starts_with(d))
 }
 
-/// Filesystems that show the host's processes or kernel.
+/// Filesystems that show, or let a sandbox reach, the host's processes, devices or kernel.
 const KERNEL_FILESYSTEMS: &[&str] = &[
     "proc",
     "sysfs",
@@ -180,6 +182,14 @@ const KERNEL_FILESYSTEMS: &[&str] = &[
     "efivarfs",
     "binfmt_misc",
     "fusectl",
+    "devtmpfs",
+    "devpts",
+    "mqueue",
+    "nsfs",
+    "hugetlbfs",
+    "autofs",
+    "rpc_pipefs",
+    "fuse.lxcfs",
 ];
 
 /// The first mount at or under `source` (in `mountinfo`, `/proc/self/mountinfo`'s text) of
@@ -553,8 +563,8 @@ mod tests {
         assert_eq!((b.target.as_path(), b.access), (Path::new("/code"), Access::CopyOnWrite));
         assert!(Bind::parse("/etc/hostname:/x:cow").unwrap_err().to_string().contains("only a directory"));
         assert!(matches!(Bind::parse("/does/not/exist"), Err(Error::BindSourceMissing(_))));
-        assert!(matches!(Bind::parse("/tmp:relative"), Err(Error::BadBind(_))));
-        assert!(matches!(Bind::parse("/tmp:/"), Err(Error::BadBind(_))));
+        assert!(matches!(Bind::parse("/usr:relative"), Err(Error::BadBind(_))));
+        assert!(matches!(Bind::parse("/usr:/"), Err(Error::BadBind(_))));
     }
 
     #[test]
@@ -610,18 +620,38 @@ mod tests {
         let e = Bind::parse("/:/h").unwrap_err();
         assert!(matches!(&e, Error::BindHoldsKernelView { .. }), "{e}");
         assert!(e.to_string().contains("bind source / holds"), "{e}");
+        // Host devices, ptys and shared memory; namespace handles and other sandboxes' sockets.
+        for bad in ["/dev", "/dev/shm", "/dev/pts:/x", "/run", "/var/run:/x"] {
+            assert!(matches!(Bind::parse(bad), Err(Error::BindKernelView(_))), "{bad}");
+        }
     }
 
     #[test]
     fn kernel_views_are_found_under_a_bind_source() {
         let info = "22 1 0:21 / / rw - ext4 /dev/vda rw\n\
                     23 22 0:22 / /mnt/a\\040b rw - proc proc rw\n\
-                    24 22 0:23 / /srv/data rw - ext4 /dev/vdb rw\n";
+                    24 22 0:23 / /srv/data rw - ext4 /dev/vdb rw\n\
+                    25 22 0:24 / /srv/ns/net1 rw - nsfs nsfs rw\n\
+                    26 22 0:25 / /opt/d rw - devtmpfs udev rw\n\
+                    27 22 0:26 / /opt/q rw - mqueue mqueue rw\n\
+                    28 22 0:27 / /opt/h rw - hugetlbfs hugetlbfs rw\n\
+                    29 22 0:28 / /opt/a rw - autofs systemd-1 rw\n\
+                    30 22 0:29 / /opt/p rw - devpts devpts rw\n";
         let found = |p: &str| kernel_view_within(Path::new(p), info);
         assert_eq!(found("/mnt"), Some((PathBuf::from("/mnt/a b"), "proc".to_string())));
         assert_eq!(found("/mnt/a b"), Some((PathBuf::from("/mnt/a b"), "proc".to_string())));
-        assert_eq!(found("/srv"), None);
+        assert_eq!(found("/srv/data"), None);
         assert_eq!(found("/mnt/a"), None);
+        assert_eq!(found("/srv").map(|f| f.1), Some("nsfs".to_string()));
+        for (dir, fs) in [
+            ("/opt/d", "devtmpfs"),
+            ("/opt/q", "mqueue"),
+            ("/opt/h", "hugetlbfs"),
+            ("/opt/a", "autofs"),
+            ("/opt/p", "devpts"),
+        ] {
+            assert_eq!(found(dir).map(|f| f.1), Some(fs.to_string()), "{dir}");
+        }
     }
 
     #[test]

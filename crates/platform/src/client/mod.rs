@@ -195,9 +195,10 @@ pub async fn rm(t: &Target, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// Functions write what they like, escape sequences too: on a terminal, control characters
-/// (C0 but newlines and tabs, DEL, C1 as `U+0080`..`U+009F`) and the Unicode marks that reorder
-/// text (bidi overrides, embeddings, isolates) are shown escaped (`\x1b`, `\u{202e}`), so a log
+/// Functions write what they like, escape sequences too: for a terminal, control characters
+/// (C0 but newlines and tabs, DEL, C1 as `U+0080`..`U+009F`), the Unicode marks that reorder
+/// text (bidi overrides, embeddings, isolates) and the invisible ones (zero-width space and
+/// joiners, word joiner, byte order mark) are shown escaped (`\x1b`, `\u{202e}`), so a log
 /// can neither drive the terminal nor show a line other than it is. Bytes that are not UTF-8
 /// are escaped too. Text is taken as it streams: a character cut between two chunks waits for
 /// the next one.
@@ -209,7 +210,7 @@ pub struct ForTerminal {
 /// Characters a terminal would act on or reorder text by.
 fn hidden_meaning(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
 }
 
 impl ForTerminal {
@@ -266,11 +267,19 @@ pub fn for_terminal(bytes: &[u8], terminal: bool) -> Vec<u8> {
 }
 
 /// `filter`: (query key, value) pairs the server filters lines by: `since`, `instance`,
-/// `stream`, `grep` (see the admin API).
-pub async fn logs(t: &Target, name: &str, follow: bool, tail: usize, filter: &[(&str, String)]) -> Result<i32> {
-    use std::io::IsTerminal;
+/// `stream`, `grep` (see the admin API). `raw`: the bytes as functions wrote them; otherwise
+/// escaped (see [`ForTerminal`]) wherever stdout goes, since a pipe (`| grep`, `| tail`)
+/// reaches a terminal too.
+pub async fn logs(
+    t: &Target,
+    name: &str,
+    follow: bool,
+    tail: usize,
+    filter: &[(&str, String)],
+    raw: bool,
+) -> Result<i32> {
     // JSON escapes control characters itself.
-    let terminal = !t.json && std::io::stdout().is_terminal();
+    let terminal = !t.json && !raw;
     let c = t.admin()?;
     let format = if t.json { "&format=json" } else { "" };
     let mut path = format!("/api/v1/functions/{name}/logs?tail={tail}&follow={}{format}", follow as u8);
@@ -369,5 +378,8 @@ mod tests {
             assert_eq!(out, want, "cut at {cut}");
         }
         assert_eq!(super::for_terminal(b"x\xff\xc3", true), &b"x\\xff\\xc3"[..]);
+        // Invisible characters could hide a difference between two names.
+        let zw = "a\u{200b}b\u{200d}c\u{feff}d\u{2060}".as_bytes();
+        assert_eq!(super::for_terminal(zw, true), &b"a\\u{200b}b\\u{200d}c\\u{feff}d\\u{2060}"[..]);
     }
 }

@@ -59,6 +59,8 @@ pub struct BodyReader {
     /// The clients holding bytes now, each with the room left in its share.
     clients: Arc<Mutex<HashMap<IpAddr, Arc<Semaphore>>>>,
     timeout: Duration,
+    /// The budget of answers held for clients (`--answer-memory`): requests carry both.
+    pub answers: super::relay::AnswerMemory,
 }
 
 /// A body read, and its share of the budget, given back when this is dropped.
@@ -124,6 +126,7 @@ impl BodyReader {
             per_client: per_client.min(budget),
             clients: Arc::default(),
             timeout,
+            answers: super::relay::AnswerMemory::new(super::relay::DEFAULT_ANSWER_MEMORY_MIB << 20),
         }
     }
 

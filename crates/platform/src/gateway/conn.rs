@@ -30,6 +30,8 @@ pub struct ClientLimits {
     pub max_connections_per_client: usize,
     /// Bytes of function-call bodies one client may hold at once (a share of `body_memory`).
     pub client_body_memory: usize,
+    /// Bytes of answers held in memory for clients at once (see relay.rs).
+    pub answer_memory: usize,
 }
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -53,6 +55,7 @@ impl Default for ClientLimits {
             body_memory: DEFAULT_BODY_MEMORY_MIB << 20,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             client_body_memory: default_client_body_memory(DEFAULT_BODY_MEMORY_MIB << 20),
+            answer_memory: super::relay::DEFAULT_ANSWER_MEMORY_MIB << 20,
         }
     }
 }
@@ -204,6 +207,28 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, r)
+    }
+}
+
+/// The kernel memory one accepted connection may queue for its client (`SO_SNDBUF`; Linux
+/// doubles it for its bookkeeping). Without it, a client that does not read keeps up to
+/// `tcp_wmem`'s maximum (4 MiB) of unswappable kernel memory queued: a window of its answer,
+/// no more, holds only when the kernel's share is bounded too.
+pub const SEND_BUFFER: libc::c_int = 128 << 10;
+
+/// Sets [`SEND_BUFFER`] on an accepted socket.
+pub fn modest_send_buffer(stream: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size = SEND_BUFFER;
+    // SAFETY: setsockopt reads `size` (an int we own) for its length on a socket we hold open.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

@@ -31,6 +31,15 @@ fn carries_fnbox_token(p: &Platform, name: &str, v: &HeaderValue) -> bool {
             .any(|t| std::str::from_utf8(t).is_ok_and(|t| p.tokens.may_invoke(name, t)))
 }
 
+/// The query string without its parameters that carry the admin token in any form
+/// ([`crate::auth::Tokens::carries_admin`]); the others as they came.
+fn without_admin(p: &Platform, query: &str) -> String {
+    if !p.tokens.carries_admin(query.as_bytes()) {
+        return query.to_string();
+    }
+    query.split(['&', ';']).filter(|kv| !p.tokens.carries_admin(kv.as_bytes())).collect::<Vec<_>>().join("&")
+}
+
 /// Headers the client names in its `Connection` header: they are for the gateway's hop only.
 fn named_in_connection(headers: &hyper::HeaderMap) -> Vec<String> {
     let values = headers.get_all(hyper::header::CONNECTION).iter().filter_map(|v| v.to_str().ok());
@@ -42,7 +51,18 @@ fn named_in_connection(headers: &hyper::HeaderMap) -> Vec<String> {
 fn forwarding(name: &hyper::header::HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "forwarded" | "x-forwarded-for" | "x-real-ip" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port"
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-real-ip"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-original-forwarded-for"
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "x-client-ip"
+            | "client-ip"
+            | "x-cluster-client-ip"
     )
 }
 
@@ -89,7 +109,9 @@ pub async fn invoke(
     };
     let resp = match prepare(p, bodies, &pool, name, sub, req, peer).await {
         // `_held` keeps the body counted against the server's budget until the answer.
-        Ok((up, request_id, _held)) => dispatch(p, &pool, name, up, &request_id, bodies.timeout()).await,
+        Ok((up, request_id, _held)) => {
+            dispatch(p, &pool, name, up, &request_id, &bodies.answers, bodies.timeout()).await
+        }
         Err(resp) => resp,
     };
     finish(p, name, resp, t0, console_shares_origin)
@@ -164,6 +186,13 @@ pub struct Delivered {
 /// How long fnbox's own callers (triggers, asynchronous calls) may take to read an answer.
 const INTERNAL_READER_TIME: Duration = Duration::from_secs(30);
 
+/// The answer memory of fnbox's own callers, apart from the clients' (`--answer-memory`):
+/// they read at once, and at most a few per trigger are in flight.
+fn internal_answers() -> &'static relay::AnswerMemory {
+    static ANSWERS: std::sync::OnceLock<relay::AnswerMemory> = std::sync::OnceLock::new();
+    ANSWERS.get_or_init(|| relay::AnswerMemory::new(64 << 20))
+}
+
 /// Sends a delivery to function `name` through [`dispatch`], as the gateway would: the same
 /// scaling, queue, timeout, logs and metrics.
 pub async fn deliver(p: &Arc<Platform>, name: &str, d: Delivery) -> Delivered {
@@ -181,7 +210,7 @@ pub async fn deliver(p: &Arc<Platform>, name: &str, d: Delivery) -> Delivered {
             }
             match up.body(Full::new(d.body)) {
                 // fnbox reads the answer itself, at once: the client's share of the relay is short.
-                Ok(up) => dispatch(p, &pool, name, up, &d.request_id, INTERNAL_READER_TIME).await,
+                Ok(up) => dispatch(p, &pool, name, up, &d.request_id, internal_answers(), INTERNAL_READER_TIME).await,
                 Err(e) => text(400, format!("the call could not be built: {e}")),
             }
         }
@@ -247,9 +276,9 @@ pub async fn prepare(
         Err(e) => return Err(e.response(PAYLOAD_MAX)),
     };
     let body = held.bytes.clone();
-    let target = match parts.uri.query() {
-        Some(q) => format!("{sub}?{q}"),
-        None => sub.to_string(),
+    let target = match parts.uri.query().map(|q| without_admin(p, q)) {
+        Some(q) if !q.is_empty() => format!("{sub}?{q}"),
+        _ => sub.to_string(),
     };
     let mut up = Request::builder().method(parts.method).uri(target);
     let connection_named = named_in_connection(&parts.headers);
@@ -261,6 +290,7 @@ pub async fn prepare(
             || k == "content-length"
             || k == "x-request-id"
             || (k == "authorization" && carries_fnbox_token(p, name, v))
+            || p.tokens.carries_admin(v.as_bytes())
         {
             continue;
         }
@@ -300,6 +330,7 @@ pub async fn prepare(
 /// The one path every call takes to an instance, from the gateway and from inside fnbox
 /// (triggers, asynchronous calls): lease an instance (a free one, a new one, or wait in the
 /// function's queue), send the request under the function's timeout, check the answer.
+/// `answers`: the memory answers may be held in for their reader (the rest is streamed).
 /// `reader_time`: how long the caller may take, beyond the function's timeout, to read a long
 /// answer (see relay.rs).
 pub async fn dispatch(
@@ -308,6 +339,7 @@ pub async fn dispatch(
     name: &str,
     up: Request<Full<Bytes>>,
     request_id: &str,
+    answers: &relay::AnswerMemory,
     reader_time: Duration,
 ) -> Response<Body> {
     let cfg = pool.current().function.config.clone();
@@ -403,8 +435,39 @@ pub async fn dispatch(
         lease.finish(Outcome::Served);
         return Response::from_parts(parts, full(start.bytes));
     }
+    // Read on into memory (within the answer budget) so that the instance is free whether the
+    // client reads or not; the instance has its timeout again for the rest.
+    let mut rest = rest;
+    let gathered = match tokio::time::timeout(timeout, relay::gather(answers, start, &mut rest, PAYLOAD_MAX)).await {
+        Ok(Ok(g)) => g,
+        Ok(Err(UpstreamError::TooLarge)) => {
+            lease.finish(Outcome::Served);
+            return text(502, format!("function '{name}' answered with a body over the 6 MiB limit"));
+        }
+        Ok(Err(UpstreamError::Connection(e))) => {
+            lease.finish(Outcome::InstanceFailed);
+            p.logs.event(name, &inst.id, format!("request {request_id} failed: its answer broke off ({e})"));
+            return text(
+                502,
+                format!("function '{name}' failed: its answer broke off; the next request gets a new instance"),
+            );
+        }
+        Err(_) => {
+            p.logs.event(name, &inst.id, format!("request {request_id} timed out while answering: instance killed"));
+            lease.finish(Outcome::TimedOut);
+            return text(
+                504,
+                format!("function '{name}' timed out while answering (its --timeout); its instance was stopped"),
+            );
+        }
+    };
+    if gathered.done {
+        inst.upstream.keep(connection);
+        lease.finish(Outcome::Served);
+        return Response::from_parts(parts, relay::Held::new(gathered).boxed());
+    }
     let caller = relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id: request_id.to_string() };
     let deadline = tokio::time::Instant::now() + timeout + reader_time;
-    let relay = relay::Relay::new(start, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
+    let relay = relay::Relay::new(gathered, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
     Response::from_parts(parts, relay.boxed())
 }

@@ -87,7 +87,8 @@ pub async fn serve(
     limits: ClientLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let bodies = BodyReader::new(limits.body_memory, limits.client_body_memory, limits.body_timeout);
+    let mut bodies = BodyReader::new(limits.body_memory, limits.client_body_memory, limits.body_timeout);
+    bodies.answers = relay::AnswerMemory::new(limits.answer_memory);
     let per_client = conn::PerClient::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let loops: Vec<_> = listeners
@@ -137,6 +138,7 @@ async fn accept(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        conn::modest_send_buffer(&stream);
         let platform = platform.clone();
         let bodies = bodies.clone();
         let limits = limits.clone();

@@ -61,6 +61,7 @@ impl FnboxRun {
         route: &LogRoute,
     ) -> Result<(Launched, bool), Ended> {
         let c = &spec.config;
+        self.launcher.disk.function_room(&spec.function, c.max_scale).map_err(start_failed)?;
         // A pre-warmed interpreter has already started: a function whose environment changes
         // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it.
         let own = c.env.iter().chain(c.secrets.iter());
@@ -96,6 +97,7 @@ impl FnboxRun {
         let c = &spec.config;
         let env = function_env(&spec.id, &spec.function, spec.version, c);
         let (mut sb, pooled) = self.acquire(spec, &env, &route).await?;
+        sb.disk.assign(&spec.function, c.max_scale).map_err(start_failed)?;
         let acquired = t0.elapsed();
         let zygote = sb.zygote.take().ok_or_else(|| start_failed("the sandbox has no zygote socket".into()))?;
         // The handler's import runs inside the bind: a handler that hangs while loading must
@@ -143,7 +145,9 @@ impl FnboxRun {
             label: spec.function.clone(),
             route: LogRoute::to(self.launcher.logs.clone(), &spec.function, &spec.id),
         };
+        self.launcher.disk.function_room(&spec.function, c.max_scale).map_err(start_failed)?;
         let sb = self.launcher.launch(launch).await?;
+        sb.disk.assign(&spec.function, c.max_scale).map_err(start_failed)?;
         let acquired = t0.elapsed();
         let upstream = Upstream::new(sb.socket());
         let mut pause = Duration::from_micros(500);

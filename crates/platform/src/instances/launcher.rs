@@ -24,7 +24,7 @@ use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
 use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
 use fnbox_sandbox::net::{Cidr, Network};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
@@ -54,6 +54,129 @@ pub struct Launcher {
     pub logs: Arc<LogStore>,
     /// Private ranges egress sandboxes may reach (`fnbox serve --allow-net`).
     pub allow_net: Vec<Cidr>,
+    /// The disk all the sandboxes' writable layers may take.
+    pub disk: Arc<DiskBudget>,
+}
+
+/// The size of a sandbox's writable layer (`fnbox run`'s default `--disk`), as the disk
+/// budget counts it: whole, whatever of it is written yet.
+pub const LAYER_BYTES: u64 = fnbox_sandbox::spec::DEFAULT_DISK_MB << 20;
+
+/// The disk that the writable layers of all sandboxes (instances and pre-warmed ones) may
+/// take together (docs/architecture.md, "Disk budget"). Each layer is a sparse file that
+/// its sandbox may fill: counted whole, the budget is a bound that no function can pass.
+/// A layer's share is held until its sandbox's launcher has exited (the layer is gone), not
+/// until fnbox stops using the sandbox: a stopped sandbox still holds its layer until it ends.
+/// One function holds at most [`DiskBudget::function_cap`] of it.
+pub struct DiskBudget {
+    total: u64,
+    used: AtomicU64,
+    /// Bytes held by the sandboxes of each function (those handed to it).
+    functions: Mutex<HashMap<String, u64>>,
+}
+
+/// One layer's part of the budget, given back when its sandbox has ended and nothing holds
+/// its [`Launched`] any more (both keep an `Arc` of it).
+pub struct DiskShare {
+    budget: Arc<DiskBudget>,
+    bytes: u64,
+    function: Mutex<Option<String>>,
+}
+
+impl DiskBudget {
+    pub fn new(total: u64) -> Arc<Self> {
+        Arc::new(Self { total, used: AtomicU64::new(0), functions: Mutex::new(HashMap::new()) })
+    }
+
+    /// `bytes` of the budget, or the reason there is no room.
+    pub fn take(self: &Arc<Self>, bytes: u64) -> Result<DiskShare, String> {
+        let took = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+            u.checked_add(bytes).filter(|&after| after <= self.total)
+        });
+        match took {
+            Ok(_) => Ok(DiskShare { budget: self.clone(), bytes, function: Mutex::new(None) }),
+            Err(used) => Err(format!(
+                "no sandbox can start: the server's disk budget for writable layers is used up ({} sandboxes hold {} of its {} MiB, each layer counted whole; fnbox serve --instance-disk): wait for instances to stop, or raise it",
+                used / bytes.max(1),
+                used >> 20,
+                self.total >> 20
+            )),
+        }
+    }
+
+    /// The most one function's sandboxes may hold: its `max_scale` layers, and at most half
+    /// of the server's budget (one layer at least), so that one function's burst or
+    /// `--min-scale` leaves room for the others.
+    pub fn function_cap(&self, max_scale: u32) -> u64 {
+        let half = (self.total / 2).max(LAYER_BYTES) / LAYER_BYTES * LAYER_BYTES;
+        (u64::from(max_scale) * LAYER_BYTES).min(half)
+    }
+
+    /// Whether `function` may get one more layer now (checked before a launch; the charge
+    /// itself is [`DiskShare::assign`]).
+    pub fn function_room(&self, function: &str, max_scale: u32) -> Result<(), String> {
+        let held = self.functions.lock().unwrap_or_else(|p| p.into_inner()).get(function).copied().unwrap_or(0);
+        self.function_fits(function, held, max_scale)
+    }
+
+    fn function_fits(&self, function: &str, held: u64, max_scale: u32) -> Result<(), String> {
+        let cap = self.function_cap(max_scale);
+        match held + LAYER_BYTES <= cap {
+            true => Ok(()),
+            false => Err(format!(
+                "no sandbox can start for {function}: its instances hold {} MiB of disk, its share of the server's budget for writable layers (at most its max-scale layers and half of fnbox serve --instance-disk, {} MiB): wait for its instances to stop",
+                held >> 20,
+                cap >> 20
+            )),
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// The owner the warm pool's spares are charged to: like a function, they hold at most half
+/// of the disk budget, so that spares never leave no room for deploy checks and instances.
+pub const WARM_POOL: &str = "(pre-warmed sandboxes)";
+
+impl DiskShare {
+    /// Charges this layer to `function` (moving it from the owner it had, the warm pool's for
+    /// a spare being handed over), within the function's share of the budget.
+    pub fn assign(&self, function: &str, max_scale: u32) -> Result<(), String> {
+        let mut mine = self.function.lock().unwrap_or_else(|p| p.into_inner());
+        if mine.as_deref() == Some(function) {
+            return Ok(());
+        }
+        let mut all = self.budget.functions.lock().unwrap_or_else(|p| p.into_inner());
+        let held = all.get(function).copied().unwrap_or(0);
+        self.budget.function_fits(function, held, max_scale)?;
+        if let Some(before) = mine.take() {
+            release(&mut all, &before, self.bytes);
+        }
+        all.insert(function.to_string(), held + self.bytes);
+        *mine = Some(function.to_string());
+        Ok(())
+    }
+}
+
+/// Takes `bytes` off what `owner` holds.
+fn release(all: &mut HashMap<String, u64>, owner: &str, bytes: u64) {
+    if let Some(held) = all.get_mut(owner) {
+        *held = held.saturating_sub(bytes);
+        if *held == 0 {
+            all.remove(owner);
+        }
+    }
+}
+
+impl Drop for DiskShare {
+    fn drop(&mut self) {
+        if let Some(f) = self.function.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            release(&mut self.budget.functions.lock().unwrap_or_else(|p| p.into_inner()), &f, self.bytes);
+        }
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// One sandbox to launch.
@@ -152,6 +275,8 @@ pub struct Launched {
     pub zygote: Option<Zygote>,
     pub route: LogRoute,
     exec_ns: Arc<AtomicU64>,
+    /// Its layer's part of the disk budget.
+    pub disk: Arc<DiskShare>,
 }
 
 impl Launched {
@@ -268,19 +393,22 @@ impl Launcher {
     /// Starts `fnbox run` and returns once its sandbox exists (its program may still be
     /// starting), or how it failed.
     pub async fn launch(&self, spec: LaunchSpec) -> Result<Launched, Ended> {
+        let share = Arc::new(self.disk.take(LAYER_BYTES).map_err(start_failed)?);
         let dir = self.instances_dir.join(format!("{}-{}", spec.label, crate::auth::random_hex(4)));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .map_err(|e| start_failed(format!("cannot create {}: {e}", dir.display())))?;
-        let launched = self.spawn(&spec, &dir).await;
+        let launched = self.spawn(&spec, &dir, share).await;
         if launched.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         launched
     }
 
-    async fn spawn(&self, spec: &LaunchSpec, dir: &Path) -> Result<Launched, Ended> {
+    /// `share` is held by the task that waits for the launcher, until it has exited, and by
+    /// the [`Launched`].
+    async fn spawn(&self, spec: &LaunchSpec, dir: &Path, share: Arc<DiskShare>) -> Result<Launched, Ended> {
         let io = |what: &str, e: std::io::Error| start_failed(format!("cannot create {what}: {e}"));
         let (status_r, status_w) = pipe().map_err(|e| io("a pipe", e))?;
         let (control, control_theirs) = UnixStream::pair().map_err(|e| io("a socket pair", e))?;
@@ -345,6 +473,7 @@ impl Launcher {
         let exec_ns = Arc::new(AtomicU64::new(0));
         let status_task = tokio::spawn(read_status(status_r, started_tx, exec_ns.clone()));
         let cleanup = dir.to_path_buf();
+        let held = share.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
             let reported = status_task.await.ok().flatten();
@@ -357,6 +486,8 @@ impl Launcher {
                 oom_kills: 0,
             });
             let _ = std::fs::remove_dir_all(&cleanup);
+            // The launcher has exited: its layer is gone.
+            drop(held);
             let _ = ended_tx.send(Some(ended));
         });
         let control = SandboxControl::new(control, launcher_pid, ended_rx.clone())
@@ -373,6 +504,7 @@ impl Launcher {
             zygote,
             route: spec.route.clone(),
             exec_ns,
+            disk: share,
         };
         tokio::select! {
             s = started_rx => match s {

@@ -13,7 +13,7 @@
 //! hold more than the memory budget, counted from each sandbox's cgroup (and, for sandboxes
 //! still starting, from the last one measured).
 
-use super::launcher::{Launched, Launcher, LogRoute};
+use super::launcher::{start_failed, Launched, Launcher, LogRoute, WARM_POOL};
 use super::zygote::{self, ZygoteAt};
 use crate::function::Runtime;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -279,7 +279,14 @@ impl WarmPool {
             network: key.network,
         };
         let route = LogRoute::unbound(self.launcher.logs.clone());
-        let result = zygote::launch(&self.launcher, at, route, None).await;
+        // Spares hold half of the disk budget at most (launcher::WARM_POOL).
+        let disk = &self.launcher.disk;
+        let result = match disk.function_room(WARM_POOL, u32::MAX) {
+            Ok(()) => zygote::launch(&self.launcher, at, route, None)
+                .await
+                .and_then(|sb| sb.disk.assign(WARM_POOL, u32::MAX).map(|()| sb).map_err(start_failed)),
+            Err(e) => Err(start_failed(e)),
+        };
         {
             let mut st = self.lock();
             st.starting -= 1;
