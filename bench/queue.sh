@@ -16,23 +16,16 @@ FNBOX=${FNBOX:-target/release/fnbox}
 command -v wrk >/dev/null || { echo "bench/queue.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
 command -v nats-server >/dev/null || { echo "bench/queue.sh: nats-server is missing: apt-get install nats-server" >&2; exit 1; }
 [ -x "$FNBOX" ] || cargo build --release -q -p fnbox
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DATA=$(mktemp -d)
+. bench/lib.sh # (the script runs from the repository root)
+bench_scratch
 FN_PORT=$(free_port)
 NATS_PORT=$(free_port)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
 
 nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$DATA/js" >/dev/null 2>&1 &
 PIDS+=($!)
 "$FNBOX" serve --listen "127.0.0.1:$FN_PORT" --data-dir "$DATA/serve" --cgroup-parent fnbox/bench 2>"$DATA/serve.log" &
 PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$FN_PORT/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$FN_PORT"
 export FNBOX_SERVER="http://127.0.0.1:$FN_PORT" FNBOX_DATA_DIR="$DATA/serve"
 
 mkdir -p "$DATA/echo"

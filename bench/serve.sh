@@ -19,21 +19,14 @@ FNBOX=${FNBOX:-target/release/fnbox}
 [ "$(id -u)" = 0 ] || { echo "bench/serve.sh: run as root (sandboxes need namespaces and cgroups)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench/serve.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
 [ -x "$FNBOX" ] || cargo build --release -q
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DATA=$(mktemp -d)
+. bench/lib.sh # (the script runs from the repository root)
+bench_scratch
 FN_PORT=$(free_port)
 BARE_PORT=$(free_port)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
 
 "$FNBOX" serve --listen "127.0.0.1:$FN_PORT" --data-dir "$DATA" --cgroup-parent fnbox/bench 2>"$DATA/serve.log" &
 PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$FN_PORT/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$FN_PORT"
 export FNBOX_SERVER="http://127.0.0.1:$FN_PORT" FNBOX_DATA_DIR="$DATA"
 "$FNBOX" deploy hello examples/hello-python --runtime python3 --memory 2048 --max-scale 1 --concurrency 8 >/dev/null
 

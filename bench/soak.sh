@@ -22,16 +22,9 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v python3 >/dev/null || { echo "bench/soak.sh: python3 is missing (the slow clients)" >&2; exit 1; }
 [ -x "$FNBOX" ] || cargo build --release -q
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DATA=$(mktemp -d)
+. bench/lib.sh # (the script runs from the repository root)
+bench_scratch
 PORT=$(free_port)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
 
 # Every client here is on 127.0.0.1 (about 600 connections): the per-client cap is raised so
 # that it measures the other limits.
@@ -39,7 +32,7 @@ trap cleanup EXIT
   --max-connections-per-client 2048 2>"$DATA/serve.log" &
 SERVER=$!
 PIDS+=("$SERVER")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$PORT"
 export FNBOX_SERVER="http://127.0.0.1:$PORT" FNBOX_DATA_DIR="$DATA/serve"
 URL="http://127.0.0.1:$PORT"
 
