@@ -153,6 +153,30 @@ fn console_needs_a_login_and_refuses_forged_forms() {
     assert_eq!(gone.status, 303);
     assert!(stdout(&s.cli(&["token", "ls", "hello"])).is_empty());
 
+    // Triggers: a CRON trigger made and removed from the function's page, CSRF-checked like
+    // every form, with the CLI's checks (the error names the field).
+    let cron = |schedule: &str| format!("csrf={csrf}&schedule={schedule}&name=tick&data=%7B%22job%22%3A1%7D");
+    assert_eq!(b.post("/console/functions/hello/triggers", "schedule=*%20*%20*%20*%20*", &[]).status, 403);
+    let bad = b.post("/console/functions/hello/triggers", &cron("61%20*%20*%20*%20*"), &[]);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("minute"), "the error names the field: {}", bad.text());
+    let listed = || -> serde_json::Value {
+        serde_json::from_str(&stdout(&s.cli(&["trigger", "ls", "hello", "--json"]))).unwrap()
+    };
+    assert_eq!(listed().as_array().map(Vec::len), Some(0), "a refused form made a trigger");
+    let made = b.post("/console/functions/hello/triggers", &cron("*/5%20*%20*%20*%20*"), &[]);
+    assert_eq!(made.status, 303, "{}", made.text());
+    let t = listed();
+    assert_eq!((t[0]["schedule"].as_str(), t[0]["name"].as_str()), (Some("*/5 * * * *"), Some("tick")), "{t}");
+    assert_eq!(t[0]["data"], serde_json::json!({"job": 1}));
+    let id = t[0]["id"].as_str().unwrap().to_string();
+    let page = b.get("/console/functions/hello").text();
+    assert!(page.contains(&id) && page.contains("*/5 * * * *"), "the page lists the trigger: {page}");
+    assert_eq!(b.post("/console/functions/hello/triggers/nosuch/remove", &format!("csrf={csrf}"), &[]).status, 404);
+    let gone = b.post(&format!("/console/functions/hello/triggers/{id}/remove"), &format!("csrf={csrf}"), &[]);
+    assert_eq!(gone.status, 303);
+    assert_eq!(listed().as_array().map(Vec::len), Some(0));
+
     // Logging out ends the session on the server, not only in the browser.
     let out = b.post("/console/logout", &format!("csrf={csrf}"), &[]);
     assert_eq!(out.status, 303);

@@ -258,7 +258,10 @@ pub(super) async fn function(
         .into_iter()
         .map(|t| minijinja::context! { id => t.id, created => when(t.created_at) })
         .collect();
+    let triggers = p.list_triggers(Some(name)).unwrap_or_default();
     let message = match q.get("done").map(String::as_str) {
+        Some("trigger") => Some("The trigger is created."),
+        Some("untriggered") => Some("The trigger is removed."),
         Some("rollback") => Some("Rolled back: the new instances serve the old version."),
         Some("deployed") => Some("Deployed: the new instances serve the new code."),
         Some("revoked") => Some("The token is revoked."),
@@ -283,6 +286,7 @@ pub(super) async fn function(
             live_src => live_src,
             versions => versions,
             tokens => tokens,
+            triggers => Value::from(Serde(&triggers)),
             new_token => new_token,
             message => message,
             csrf => csrf,
@@ -320,7 +324,34 @@ pub(super) async fn act(p: &Arc<Platform>, parts: &[&str], form: Form, csrf: &st
             Err(e) => Err(e),
         },
         [_, _, "tokens", id, "revoke"] => p.remove_token(name, id).map(|_| done("revoked")),
+        // A CRON trigger from the form's schedule (and optional JSON data); the same checks as
+        // `fnbox trigger create --cron`, whose errors name the field.
+        [_, _, "triggers"] => cron_request(&form).and_then(|req| p.create_trigger(name, req)).map(|_| done("trigger")),
+        // Only a trigger of this function: the id comes from the page's own list.
+        [_, _, "triggers", id, "remove"] => match p.list_triggers(Some(name)) {
+            Ok(ts) if ts.iter().any(|t| t["id"] == *id) => p.remove_trigger(id).map(|_| done("untriggered")),
+            Ok(_) => Err(crate::Error::NotFound(format!("function '{name}' has no trigger '{id}'"))),
+            Err(e) => Err(e),
+        },
         _ => Err(crate::Error::NotFound("the console has no such form".into())),
     };
     result.unwrap_or_else(|e| error_page(e.status(), &p.without_host_paths(&e.to_string()), &back, Some(csrf)))
+}
+
+/// The console's trigger form: `schedule` (5 fields), optional `name` and `data` (JSON).
+fn cron_request(form: &Form) -> crate::Result<crate::triggers::CreateTrigger> {
+    let field = |k: &str| form.fields.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let schedule = field("schedule").ok_or_else(|| crate::Error::Invalid("schedule: give a CRON expression".into()))?;
+    let data = match field("data") {
+        Some(d) => {
+            Some(serde_json::from_str(d).map_err(|e| crate::Error::Invalid(format!("data: not valid JSON ({e})")))?)
+        }
+        None => None,
+    };
+    Ok(crate::triggers::CreateTrigger {
+        name: field("name").map(str::to_string),
+        cron: Some(schedule.to_string()),
+        data,
+        ..Default::default()
+    })
 }
