@@ -321,7 +321,7 @@ impl Sandbox {
         for b in &self.spec.binds {
             let fd = idmapped(&b.source, &userns, bind_attrs(b.access), true)?;
             // The host path of a read-only directory bound in is not the sandbox's to know.
-            let overlay = b.access == Access::ReadOnly && b.source.is_dir() && self.spec.container.is_none();
+            let overlay = b.access == Access::ReadOnly && self.spec.container.is_none();
             send(&attach_msg(&b.target, b.source.is_dir(), b.access, overlay), Some(&fd))?;
         }
         if let Some(pending) = self.net_pending.take() {
@@ -494,8 +494,8 @@ fn bind_attrs(access: Access) -> u64 {
 }
 
 /// `ATTACH`: [dir, flags, target...]; flags: the access ([`Access::to_byte`], under
-/// [`protocol::ATTACH_ACCESS`]) and [`protocol::ATTACH_OVERLAY`] for a read-only directory
-/// shown through an overlay of its own (see `rootfs::stage`).
+/// [`protocol::ATTACH_ACCESS`]) and [`protocol::ATTACH_OVERLAY`] for a read-only bind whose
+/// host path must not show (see `rootfs::stage`).
 fn attach_msg(target: &Path, dir: bool, access: Access, overlay: bool) -> Vec<u8> {
     let flags = access.to_byte() | if overlay { protocol::ATTACH_OVERLAY } else { 0 };
     let mut m = vec![protocol::ATTACH, dir as u8, flags];

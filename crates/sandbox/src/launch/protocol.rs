@@ -11,8 +11,8 @@ pub const DISK: u8 = b'D';
 pub const ATTACH: u8 = b'A';
 /// The bits of an `ATTACH` message's flags that hold the access.
 pub const ATTACH_ACCESS: u8 = 0x0f;
-/// A read-only directory shown through an overlay of its own, so the sandbox's mountinfo does
-/// not show its host path.
+/// A read-only bind whose host path the sandbox's mountinfo must not show: a directory is
+/// shown through an overlay of its own, a small file is copied (see `rootfs::stage`).
 pub const ATTACH_OVERLAY: u8 = 0x10;
 /// Launcher → sandbox: the image and attachments are sent; build what does not need the disk.
 pub const STAGE: u8 = b'P';

@@ -52,7 +52,8 @@ pub struct Attach {
     /// Whether the source is a directory (else a file: the target is created as a file).
     pub dir: bool,
     pub access: Access,
-    /// A read-only directory shown through an overlay of its own (a bind from the host).
+    /// A read-only bind from the host whose host path must not show in mountinfo: a directory
+    /// is shown through an overlay of its own, a small file copied (see [`stage`]).
     pub overlay: bool,
 }
 
@@ -98,7 +99,7 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     // Nothing we do may propagate back to the host.
     mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(|e| err("cannot make the mount namespace private at", Path::new("/"), e))?;
-    mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=64k"))
+    mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=256k"))
         .map_err(|e| match e.raw_os_error() {
             // This process is root of the sandbox's user namespace only: on the host it is an
             // unprivileged user, who must be able to reach the staging directory.
@@ -130,6 +131,7 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
         let empty = stage.join(EMPTY);
         sys::mkdirat(None, &empty, 0o555, false).map_err(|e| err("cannot create", &empty, e))?;
     }
+    let mut copied = 0;
     for (i, a) in attach.iter().enumerate() {
         let at = stage.join(format!("a{i}"));
         make_mountpoint(&at, a.dir)?;
@@ -137,6 +139,9 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
         if a.access.source_readonly() {
             mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
+        }
+        if a.overlay && !a.dir && a.access == Access::ReadOnly && layout.container.is_none() {
+            copy_small_file(stage, &at, i, &mut copied)?;
         }
         let entry = if a.access == Access::CopyOnWrite {
             Entry::CopyOnWrite
@@ -176,6 +181,40 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
 
 /// An empty directory in the staging area: the second layer of a read-only bind's overlay.
 const EMPTY: &str = "empty";
+
+/// The largest read-only file bind copied into the staging tmpfs, and the most copied in all
+/// (the tmpfs holds 256 KiB).
+const COPY_FILE_MAX: u64 = 32 << 10;
+const COPY_TOTAL_MAX: u64 = 128 << 10;
+
+/// A small read-only file bound from the host (the egress `resolv.conf`, a user's `--bind
+/// FILE:ro`) is copied onto the staging tmpfs and that copy bound at `at` instead: the
+/// kernel's mountinfo shows a bind's root as its path on the host's filesystem, and a file
+/// cannot be hidden under an overlay as a directory is. Larger files stay bound as they are
+/// (their host path shows; written in docs/architecture.md).
+fn copy_small_file(stage: &Path, at: &Path, i: usize, copied: &mut u64) -> Result<()> {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(at) else { return Ok(()) };
+    let len = file.metadata().map_err(|e| err("cannot stat", at, e))?.len();
+    if len > COPY_FILE_MAX || *copied + len > COPY_TOTAL_MAX {
+        return Ok(());
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    // The host may grow the file meanwhile: never read more than the cap.
+    file.take(COPY_FILE_MAX + 1).read_to_end(&mut data).map_err(|e| err("cannot read", at, e))?;
+    if data.len() as u64 > COPY_FILE_MAX {
+        return Ok(());
+    }
+    *copied += data.len() as u64;
+    let copy = stage.join(format!("c{i}"));
+    std::fs::write(&copy, &data).map_err(|e| err("cannot write", &copy, e))?;
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+        .map_err(|e| err("cannot chmod", &copy, e))?;
+    mount::umount2(at, libc::MNT_DETACH).map_err(|e| err("cannot unmount", at, e))?;
+    mount::bind(&copy, at, false).map_err(|e| err("cannot bind", at, e))?;
+    mount::set_attr(None, at, abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV, 0, false)
+        .map_err(|e| err("cannot make read-only", at, e))
+}
 
 /// The staging directory of layer `i` (short names keep overlayfs's option string short).
 fn lower_name(i: usize) -> String {
