@@ -200,7 +200,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         s => return Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
     }
     // The spec: a failing poststart hook is a warning; the container runs on.
-    if let Err(e) = crate::hooks::run("poststart", &r.hooks.poststart, &dir.read()?.oci_state()) {
+    if let Err(e) = crate::hooks::run("poststart", &r.hooks.poststart, &dir.read()?.oci_state_started()) {
         g.log.warn(&e);
     }
     Ok(())
@@ -232,7 +232,7 @@ pub fn run(
             let _ = dir.remove();
         })?;
         created_hooks(g, id, &dir, h)?;
-        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &dir.read()?.oci_state()) {
+        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &dir.read()?.oci_state_started()) {
             g.log.warn(&e);
         }
         if let Some(p) = pid_file {

@@ -95,7 +95,17 @@ impl Record {
 
     /// The OCI state document.
     pub fn oci_state(&self) -> serde_json::Value {
-        let status = self.status();
+        self.oci_state_as(self.status())
+    }
+
+    /// The state `poststart` hooks are given: `running`, with the program's pid, as `start`
+    /// left it. A short program may have ended before the hooks run; what they are told is
+    /// that the start happened, not a race with its end (runc's hooks see `running` too).
+    pub fn oci_state_started(&self) -> serde_json::Value {
+        self.oci_state_as(Status::Running)
+    }
+
+    fn oci_state_as(&self, status: Status) -> serde_json::Value {
         let pid = if status == Status::Stopped { 0 } else { self.pid };
         serde_json::json!({
             "ociVersion": crate::OCI_VERSION,
