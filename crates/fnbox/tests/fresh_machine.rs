@@ -78,7 +78,8 @@ fn assert_state_made(f: &Fresh) {
         (s.join("images"), 0o755),
         (s.join("disk-templates"), 0o700),
         (s.join("disk-spares"), 0o700),
-        (f.run().join("uids"), 0o700),
+        // Slot locks are host-wide, whatever the run directory (see docs/architecture.md).
+        (std::env::var_os("FNBOX_SLOTS_DIR").map_or("/run/fnbox-slots".into(), std::path::PathBuf::from), 0o700),
         (f.run().join("stage"), 0o700),
     ] {
         assert_eq!(mode(&dir), want, "mode of {}", dir.display());

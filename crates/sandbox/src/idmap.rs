@@ -37,7 +37,9 @@ impl IdRange {
         for i in 0..SLOTS {
             let slot = (start + i) % SLOTS;
             if let Some(lock) = try_lock(&dir.join(slot.to_string()))? {
-                return Ok(Self { slot, host_base: BASE + slot * SIZE, _lock: lock });
+                if !legacy_held(paths, slot) {
+                    return Ok(Self { slot, host_base: BASE + slot * SIZE, _lock: lock });
+                }
             }
         }
         Err(crate::Error::Setup(format!(
@@ -50,8 +52,16 @@ impl IdRange {
     /// Takes one given slot if it is free (used to clean up after dead launchers).
     pub fn try_take(paths: &Paths, slot: u32) -> Option<Self> {
         let lock = try_lock(&paths.uid_locks().join(slot.to_string())).ok().flatten()?;
-        Some(Self { slot, host_base: BASE + slot * SIZE, _lock: lock })
+        (!legacy_held(paths, slot)).then_some(Self { slot, host_base: BASE + slot * SIZE, _lock: lock })
     }
+}
+
+/// Whether a sandbox of an older fnbox (which locked slots in `run/uids`) holds `slot`: its
+/// uids and cgroup are in use until it ends, after an upgrade too.
+fn legacy_held(paths: &Paths, slot: u32) -> bool {
+    let p = paths.run.join("uids").join(slot.to_string());
+    let Ok(f) = File::open(&p) else { return false };
+    !matches!(crate::sys::flock(&f, true, true), Ok(true))
 }
 
 fn try_lock(p: &Path) -> Result<Option<File>> {
@@ -71,7 +81,7 @@ mod tests {
     #[test]
     fn concurrent_allocations_get_distinct_ranges() {
         let dir = std::env::temp_dir().join(format!("fnbox-idmap-test-{}", std::process::id()));
-        let paths = Paths { state: dir.clone(), run: dir.clone() };
+        let paths = Paths { state: dir.clone(), run: dir.clone(), slots: dir.join("slots") };
         // `Paths::prepare` makes it before any sandbox; it wants root, this test does not.
         std::fs::create_dir_all(paths.uid_locks()).unwrap();
         let a = IdRange::allocate(&paths).unwrap();

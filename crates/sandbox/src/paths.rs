@@ -19,17 +19,27 @@ const LAYOUT_FILE: &str = "layout";
 /// * `state` (default `/var/lib/fnbox`, env `FNBOX_STATE_DIR`): on disk. Per-sandbox
 ///   directories (their disk-backed writable layer lives here), the generated `host` image,
 ///   the disk templates and the spare layers.
-/// * `run` (default `/run/fnbox`, env `FNBOX_RUN_DIR`): locks for uid ranges.
+/// * `run` (default `/run/fnbox`, env `FNBOX_RUN_DIR`): the staging directory, egress files.
+/// * `slots` (default `/run/fnbox-slots`, env `FNBOX_SLOTS_DIR`): the locks of sandbox slots.
+///   A slot names host-wide things (a host uid range, a cgroup, a network link and rule
+///   table), so every fnbox on a host shares one slot directory, whatever its state and run
+///   directories: two with their own would give two sandboxes the same uids, and each one's
+///   clean-up would take the other's live sandboxes for dead ones.
 #[derive(Clone, Debug)]
 pub struct Paths {
     pub state: PathBuf,
     pub run: PathBuf,
+    pub slots: PathBuf,
 }
 
 impl Paths {
     pub fn from_env() -> Self {
         let get = |k: &str, d: &str| std::env::var_os(k).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(d));
-        Self { state: get("FNBOX_STATE_DIR", "/var/lib/fnbox"), run: get("FNBOX_RUN_DIR", "/run/fnbox") }
+        Self {
+            state: get("FNBOX_STATE_DIR", "/var/lib/fnbox"),
+            run: get("FNBOX_RUN_DIR", "/run/fnbox"),
+            slots: get("FNBOX_SLOTS_DIR", "/run/fnbox-slots"),
+        }
     }
 
     pub fn sandboxes(&self) -> PathBuf {
@@ -49,8 +59,9 @@ impl Paths {
         self.state.join("disk-spares")
     }
 
+    /// The slot locks (a slot's uid range, cgroup and network names; see [`Paths`]).
     pub fn uid_locks(&self) -> PathBuf {
-        self.run.join("uids")
+        self.slots.clone()
     }
 
     /// Where a launcher stages what it mounts before the sandbox's root exists.
@@ -215,7 +226,7 @@ mod tests {
     #[test]
     fn prepare_creates_every_directory_from_nothing() {
         let t = temp();
-        let paths = Paths { state: t.join("a/b/state"), run: t.join("run") };
+        let paths = Paths { state: t.join("a/b/state"), run: t.join("run"), slots: t.join("slots") };
         paths.prepare().unwrap();
         for (d, m) in paths.directories() {
             assert!(d.is_dir(), "{} missing", d.display());
@@ -237,7 +248,7 @@ mod tests {
             return; // ownership checks need root; the end-to-end tests run as root
         }
         let t = temp();
-        let paths = Paths { state: t.join("state"), run: t.join("run") };
+        let paths = Paths { state: t.join("state"), run: t.join("run"), slots: t.join("slots") };
         for d in [paths.images().join("host/usr"), paths.disk_templates(), paths.sandboxes().join("3-abcd")] {
             std::fs::create_dir_all(&d).unwrap();
         }
@@ -259,7 +270,7 @@ mod tests {
     fn a_run_dir_below_a_private_directory_is_refused_with_the_fix() {
         let t = temp();
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let paths = Paths { state: t.join("state"), run: t.join("run") };
+        let paths = Paths { state: t.join("state"), run: t.join("run"), slots: t.join("slots") };
         let e = paths.prepare().unwrap_err().to_string();
         assert!(e.contains("is not searchable by other users") && e.contains("chmod o+x"), "{e}");
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o755)).unwrap();
