@@ -317,10 +317,17 @@ fn mountinfo_and_the_socket_address_in_a_sandbox_name_no_host_path() {
         assert!(text.contains("socket: /proc/self/fd/"), "{name}: {text}");
         let leaked = host_paths_in(&text, &s.data);
         assert!(leaked.is_empty(), "{name}: {leaked:?} in:\n{text}");
-        // v1 shows the kernel's mountinfo, where tmpfs and devpts still name the sandbox's
-        // host uid range (`uid=`, `gid=`): known and left.
-        if sandbox == "v2" {
-            assert!(!text.contains("uid="), "{name}: the uid range shows:\n{text}");
+        // No mount names the sandbox's host ids (a tmpfs mounted in the sandbox's user
+        // namespace shows `uid=`/`gid=`), nor the host's devtmpfs (its size is the host's RAM):
+        // `/dev`, its nodes and the egress `resolv.conf` are made by the launcher.
+        for line in text.lines() {
+            let opts = line.split(" - ").nth(1).unwrap_or("");
+            assert!(
+                !opts.split([',', ' ']).any(|o| o.starts_with("uid=") || o.starts_with("gid=")),
+                "{name}: a host id shows: {line}\n{text}"
+            );
+            assert!(!line.contains("devtmpfs"), "{name}: the host's devtmpfs shows: {line}\n{text}");
         }
+        assert!(text.contains(" /dev ") && text.contains(" /dev/pts "), "{name}: {text}");
     }
 }

@@ -87,8 +87,9 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     if got.lowers.is_empty() {
         return Err("no image was sent".into());
     }
-    let staged = rootfs::stage(&cfg.layout, std::mem::take(&mut got.lowers), std::mem::take(&mut got.attach))
-        .map_err(|e| e.to_string())?;
+    let staged =
+        rootfs::stage(&cfg.layout, std::mem::take(&mut got.lowers), std::mem::take(&mut got.attach), got.dev.take())
+            .map_err(|e| e.to_string())?;
     crate::trace::mark("child: staged");
     let mut more = receive(sock, msg::GO)?;
     // A container whose root is a directory has no separate writable layer.
@@ -159,6 +160,7 @@ struct Received {
     /// The image's layers, topmost first.
     lowers: Vec<OwnedFd>,
     disk: Option<OwnedFd>,
+    dev: Option<OwnedFd>,
     attach: Vec<Attach>,
     /// A container's mounts prepared by the launcher, by mount index.
     attached: Vec<Option<OwnedFd>>,
@@ -187,6 +189,7 @@ fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
                 put(&mut got.attached, u16::from_le_bytes([buf[1], buf[2]]) as usize, fd);
             }
             msg::DISK => got.disk = fds.pop(),
+            msg::DEV => got.dev = fds.pop(),
             msg::ATTACH if n >= 3 => {
                 let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;

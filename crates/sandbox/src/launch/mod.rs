@@ -26,7 +26,7 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
-use crate::spec::{self, Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
+use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 use std::ffi::CString;
@@ -111,7 +111,7 @@ impl Sandbox {
         let (mut net_pending, resolv) = match egress {
             true => {
                 let servers = crate::net::resolvers();
-                let resolv = crate::net::resolv_conf(paths, &servers)?;
+                let resolv = crate::net::resolv_conf(&servers);
                 cfg.egress_slot = Some(ids.slot);
                 (Some(crate::net::begin(paths, ids.slot, &spec.allow_net, &servers)?), Some(resolv))
             }
@@ -265,19 +265,13 @@ impl Sandbox {
             reaped: false,
             cleaned: false,
         };
-        if let Some(resolv) = resolv.filter(|_| resolv_conf_target(&spec.image)) {
-            sb.spec.binds.push(spec::Bind {
-                source: resolv,
-                target: PathBuf::from("/etc/resolv.conf"),
-                access: Access::ReadOnly,
-            });
-        }
-        sb.provision(&lower_src, [&ids_uid, &ids_gid])?;
+        let resolv = resolv.filter(|_| resolv_conf_target(&spec.image));
+        sb.provision(&lower_src, [&ids_uid, &ids_gid], resolv.as_deref())?;
         Ok(sb)
     }
 
     /// Joins the cgroup (v1), maps ids, and sends the mounts; then lets the child go.
-    fn provision(&mut self, lower_src: &Path, maps: [&str; 2]) -> Result<()> {
+    fn provision(&mut self, lower_src: &Path, maps: [&str; 2], resolv: Option<&str>) -> Result<()> {
         if self.cgroup.unified_dir().is_none() {
             self.cgroup.add_pid(self.pid)?;
         }
@@ -315,14 +309,35 @@ impl Sandbox {
                 send(&attach_msg(&p, true, Access::ReadOnly, false), Some(&fd))?;
             }
         }
+        if self.spec.container.is_none() {
+            // v1's `/dev` is capped (v2's counts toward the function's memory, no cap of its own).
+            let size = (self.spec.kind == SandboxKind::V1).then_some(V1_DEV_SIZE);
+            let dev = rootfs::make_dev(size, &userns).context(|| "cannot make the sandbox's /dev".into())?;
+            send(&[protocol::DEV], Some(&dev))?;
+        }
         if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
             send(&attach_msg(Path::new("/proc"), true, Access::ReadOnly, false), Some(&proc_placeholder()?))?;
         }
         for b in &self.spec.binds {
-            let fd = idmapped(&b.source, &userns, bind_attrs(b.access), true)?;
-            // The host path of a read-only directory bound in is not the sandbox's to know.
-            let overlay = b.access == Access::ReadOnly && self.spec.container.is_none();
-            send(&attach_msg(&b.target, b.source.is_dir(), b.access, overlay), Some(&fd))?;
+            // The host path of a read-only directory bound in is not the sandbox's to know (it
+            // is shown through an overlay), nor a small read-only file's (it is copied).
+            let hide = b.access == Access::ReadOnly && self.spec.container.is_none();
+            let dir = b.source.is_dir();
+            let copy = match hide && !dir {
+                true => rootfs::copy_file(&b.source, &userns, bind_attrs(b.access))
+                    .context(|| format!("cannot copy {}", b.source.display()))?,
+                false => None,
+            };
+            let (fd, overlay) = match copy {
+                Some(fd) => (fd, false),
+                None => (idmapped(&b.source, &userns, bind_attrs(b.access), true)?, hide && dir),
+            };
+            send(&attach_msg(&b.target, dir, b.access, overlay), Some(&fd))?;
+        }
+        if let Some(text) = resolv {
+            let fd = rootfs::file_mount(text.as_bytes(), 0o444, &userns, bind_attrs(Access::ReadOnly))
+                .context(|| "cannot make the sandbox's /etc/resolv.conf".into())?;
+            send(&attach_msg(Path::new("/etc/resolv.conf"), false, Access::ReadOnly, false), Some(&fd))?;
         }
         if let Some(pending) = self.net_pending.take() {
             self.net = Some(pending.finish()?);
@@ -439,6 +454,9 @@ fn may_hold_fifos(root: &Path) -> bool {
 /// sandbox) with mode 000, so nothing in the sandbox, the Sentry included, may enter it. A
 /// path the kernel resolves into it fails with `EACCES`, which is how the Sentry learns that
 /// a path led (through a symlink or `..`) into its synthetic `/proc`.
+/// The cap of v1's `/dev` tmpfs (`/dev/shm` included), as the design says.
+const V1_DEV_SIZE: &str = "65536k";
+
 /// The source name of v2's `/proc` placeholder.
 pub(crate) const PROC_PLACEHOLDER: &str = "fnbox-proc";
 
@@ -494,8 +512,8 @@ fn bind_attrs(access: Access) -> u64 {
 }
 
 /// `ATTACH`: [dir, flags, target...]; flags: the access ([`Access::to_byte`], under
-/// [`protocol::ATTACH_ACCESS`]) and [`protocol::ATTACH_OVERLAY`] for a read-only bind whose
-/// host path must not show (see `rootfs::stage`).
+/// [`protocol::ATTACH_ACCESS`]) and [`protocol::ATTACH_OVERLAY`] for a read-only directory
+/// shown through an overlay of its own (see `rootfs::stage`).
 fn attach_msg(target: &Path, dir: bool, access: Access, overlay: bool) -> Vec<u8> {
     let flags = access.to_byte() | if overlay { protocol::ATTACH_OVERLAY } else { 0 };
     let mut m = vec![protocol::ATTACH, dir as u8, flags];
@@ -555,7 +573,6 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
     Ok(ChildConfig {
         layout: rootfs::Layout {
             stage: stage.to_path_buf(),
-            dev_size: (!v2).then(|| "65536k".to_string()),
             // A container's /tmp is what its mounts say (its root's directory otherwise).
             tmp_in_memory: v2 && c.is_none(),
             proc: if v2 { ProcMode::Placeholder } else { ProcMode::Kernel },

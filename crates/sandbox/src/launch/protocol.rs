@@ -5,14 +5,16 @@
 pub const LOWER: u8 = b'L';
 /// Launcher → sandbox: the disk-backed writable layer; one descriptor.
 pub const DISK: u8 = b'D';
+/// Launcher → sandbox: the sandbox's `/dev` (`rootfs::make_dev`); one descriptor.
+pub const DEV: u8 = b'V';
 /// Launcher → sandbox: a mount to attach: `[ATTACH, is_dir, flags, target...]` (flags: the
 /// access, [`crate::spec::Access::to_byte`], in [`ATTACH_ACCESS`], and [`ATTACH_OVERLAY`]);
 /// one descriptor.
 pub const ATTACH: u8 = b'A';
 /// The bits of an `ATTACH` message's flags that hold the access.
 pub const ATTACH_ACCESS: u8 = 0x0f;
-/// A read-only bind whose host path the sandbox's mountinfo must not show: a directory is
-/// shown through an overlay of its own, a small file is copied (see `rootfs::stage`).
+/// A read-only directory shown through an overlay of its own, so the sandbox's mountinfo does
+/// not show its host path.
 pub const ATTACH_OVERLAY: u8 = 0x10;
 /// Launcher → sandbox: the image and attachments are sent; build what does not need the disk.
 pub const STAGE: u8 = b'P';

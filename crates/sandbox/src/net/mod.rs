@@ -305,11 +305,9 @@ pub fn resolvers() -> Vec<Ipv4Addr> {
     }
 }
 
-/// Writes the `resolv.conf` egress sandboxes see (bound over their `/etc/resolv.conf`) and
-/// returns its path. Rewritten (by rename: a sandbox keeps the file it was given) only when
-/// the resolvers changed.
-pub fn resolv_conf(paths: &Paths, servers: &[Ipv4Addr]) -> Result<PathBuf> {
-    let dir = dir(paths)?;
+/// The `resolv.conf` egress sandboxes see over their `/etc/resolv.conf` (the launcher hands
+/// each sandbox its own copy: no file on the host, so none to swap under a starting sandbox).
+pub fn resolv_conf(servers: &[Ipv4Addr]) -> String {
     let mut text = String::from("# written by fnbox: the host's resolvers, reachable on port 53\n");
     if servers.is_empty() {
         text.push_str("# none: the host has no IPv4 resolver outside its loopback (set FNBOX_RESOLV_CONF)\n");
@@ -317,15 +315,7 @@ pub fn resolv_conf(paths: &Paths, servers: &[Ipv4Addr]) -> Result<PathBuf> {
     for s in servers {
         text.push_str(&format!("nameserver {s}\n"));
     }
-    let path = dir.join("resolv.conf");
-    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
-        return Ok(path);
-    }
-    let tmp = dir.join(format!(".resolv.conf.{}", std::process::id()));
-    std::fs::write(&tmp, &text)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    text
 }
 
 /// `run/net`: the sandboxes' `resolv.conf` and the lock that keeps `fnbox cleanup` from

@@ -46,7 +46,7 @@ pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<Owned
         write_sysctls(root, &layout.sysctl)?;
     }
     for p in &layout.masked {
-        dev::mask(&secure_join(root, p))?;
+        dev::mask(&secure_join(root, p), Path::new("/dev/null"))?;
     }
     for p in &layout.readonly {
         dev::make_readonly(&secure_join(root, p))?;

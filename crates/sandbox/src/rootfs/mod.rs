@@ -9,6 +9,7 @@
 
 pub mod container;
 mod dev;
+pub use dev::{copy_file, file_mount, make_dev};
 pub mod host;
 
 use crate::error::{Error, Result};
@@ -33,8 +34,6 @@ pub struct Layout {
     /// it in the sandbox's private mount namespace, invisible to the host and to other
     /// sandboxes (so every sandbox can use the same one).
     pub stage: PathBuf,
-    /// `size=` of the `/dev` tmpfs (`None`: no cap of its own).
-    pub dev_size: Option<String>,
     /// Mount an in-memory tmpfs on `/tmp` (v2) instead of keeping it in the disk layer (v1).
     pub tmp_in_memory: bool,
     pub proc: ProcMode,
@@ -52,8 +51,7 @@ pub struct Attach {
     /// Whether the source is a directory (else a file: the target is created as a file).
     pub dir: bool,
     pub access: Access,
-    /// A read-only bind from the host whose host path must not show in mountinfo: a directory
-    /// is shown through an overlay of its own, a small file copied (see [`stage`]).
+    /// A read-only directory shown through an overlay of its own (a bind from the host).
     pub overlay: bool,
 }
 
@@ -93,13 +91,14 @@ fn err(what: &str, p: &Path, e: std::io::Error) -> Error {
 
 /// First half: everything that does not need the writable layer. Runs in the sandbox's first
 /// process, as root of its user namespace, in a fresh mount namespace. `lowers` are the
-/// image's layers, topmost first.
-pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Result<Staged> {
+/// image's layers, topmost first; `dev` the launcher's `/dev` ([`make_dev`]; none for a
+/// container, whose mounts say what its `/dev` is).
+pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>, dev: Option<OwnedFd>) -> Result<Staged> {
     let stage = &layout.stage;
     // Nothing we do may propagate back to the host.
     mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(|e| err("cannot make the mount namespace private at", Path::new("/"), e))?;
-    mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=256k"))
+    mount::mount(Some("fnbox"), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=700,size=64k"))
         .map_err(|e| match e.raw_os_error() {
             // This process is root of the sandbox's user namespace only: on the host it is an
             // unprivileged user, who must be able to reach the staging directory.
@@ -131,7 +130,6 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
         let empty = stage.join(EMPTY);
         sys::mkdirat(None, &empty, 0o555, false).map_err(|e| err("cannot create", &empty, e))?;
     }
-    let mut copied = 0;
     for (i, a) in attach.iter().enumerate() {
         let at = stage.join(format!("a{i}"));
         make_mountpoint(&at, a.dir)?;
@@ -139,9 +137,6 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
         if a.access.source_readonly() {
             mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
-        }
-        if a.overlay && !a.dir && a.access == Access::ReadOnly && layout.container.is_none() {
-            copy_small_file(stage, &at, i, &mut copied)?;
         }
         let entry = if a.access == Access::CopyOnWrite {
             Entry::CopyOnWrite
@@ -162,13 +157,17 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
     if layout.container.is_some() {
         return Ok(staged(moves));
     }
-    let dev = stage.join("dev");
-    dev::mount_dev(&dev, layout.dev_size.as_deref())?;
-    moves.push(Move { from: dev, to: "/dev".into(), dir: true, entry: Entry::Move });
+    let dev_dir = stage.join("dev");
+    let dev = dev.ok_or_else(|| Error::Setup("no /dev was sent".into()))?;
+    make_mountpoint(&dev_dir, true)?;
+    mount::move_mount_to(&dev, &dev_dir).map_err(|e| err("cannot attach /dev at", &dev_dir, e))?;
+    dev::mount_pts(&dev_dir)?;
+    moves.push(Move { from: dev_dir.clone(), to: "/dev".into(), dir: true, entry: Entry::Move });
     // v2's /proc placeholder comes from the launcher, among the attachments.
     if layout.proc == ProcMode::Kernel {
         let proc_dir = stage.join("proc");
-        dev::mount_proc(&proc_dir)?;
+        // Masks are binds of the sandbox's own /dev/null: the host's would show its devtmpfs.
+        dev::mount_proc(&proc_dir, &dev_dir.join("null"))?;
         moves.push(Move { from: proc_dir, to: "/proc".into(), dir: true, entry: Entry::Move });
     }
     if layout.sys {
@@ -181,40 +180,6 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>) -> Resu
 
 /// An empty directory in the staging area: the second layer of a read-only bind's overlay.
 const EMPTY: &str = "empty";
-
-/// The largest read-only file bind copied into the staging tmpfs, and the most copied in all
-/// (the tmpfs holds 256 KiB).
-const COPY_FILE_MAX: u64 = 32 << 10;
-const COPY_TOTAL_MAX: u64 = 128 << 10;
-
-/// A small read-only file bound from the host (the egress `resolv.conf`, a user's `--bind
-/// FILE:ro`) is copied onto the staging tmpfs and that copy bound at `at` instead: the
-/// kernel's mountinfo shows a bind's root as its path on the host's filesystem, and a file
-/// cannot be hidden under an overlay as a directory is. Larger files stay bound as they are
-/// (their host path shows; written in docs/architecture.md).
-fn copy_small_file(stage: &Path, at: &Path, i: usize, copied: &mut u64) -> Result<()> {
-    use std::io::Read;
-    let Ok(file) = std::fs::File::open(at) else { return Ok(()) };
-    let len = file.metadata().map_err(|e| err("cannot stat", at, e))?.len();
-    if len > COPY_FILE_MAX || *copied + len > COPY_TOTAL_MAX {
-        return Ok(());
-    }
-    let mut data = Vec::with_capacity(len as usize);
-    // The host may grow the file meanwhile: never read more than the cap.
-    file.take(COPY_FILE_MAX + 1).read_to_end(&mut data).map_err(|e| err("cannot read", at, e))?;
-    if data.len() as u64 > COPY_FILE_MAX {
-        return Ok(());
-    }
-    *copied += data.len() as u64;
-    let copy = stage.join(format!("c{i}"));
-    std::fs::write(&copy, &data).map_err(|e| err("cannot write", &copy, e))?;
-    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o444))
-        .map_err(|e| err("cannot chmod", &copy, e))?;
-    mount::umount2(at, libc::MNT_DETACH).map_err(|e| err("cannot unmount", at, e))?;
-    mount::bind(&copy, at, false).map_err(|e| err("cannot bind", at, e))?;
-    mount::set_attr(None, at, abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV, 0, false)
-        .map_err(|e| err("cannot make read-only", at, e))
-}
 
 /// The staging directory of layer `i` (short names keep overlayfs's option string short).
 fn lower_name(i: usize) -> String {

@@ -84,6 +84,20 @@ pub fn mkdirat(dir: Option<RawFd>, path: &Path, mode: u32, exist_ok: bool) -> io
     }
 }
 
+/// `mknodat(2)`.
+pub fn mknodat(dir: Option<RawFd>, path: &Path, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    cvt(unsafe { libc::mknodat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), mode, dev) }).map(drop)
+}
+
+/// `fchmodat(2)`; a final symlink is followed (use it on names made by the caller).
+pub fn fchmodat(dir: Option<RawFd>, path: &Path, mode: u32) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    cvt(unsafe { libc::fchmodat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), mode, 0) }).map(drop)
+}
+
 /// `fchownat(2)` without following a final symlink.
 pub fn lchownat(dir: Option<RawFd>, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     let c = cpath(path)?;

@@ -159,13 +159,18 @@ pub fn move_mount_to(mount_fd: &OwnedFd, target: &Path) -> io::Result<()> {
 
 /// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount tree at `path`.
 pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    clone_tree_at(None, path, recursive)
+}
+
+/// [`clone_tree`] of `path` relative to `dir` (a descriptor of a directory or a mount).
+pub fn clone_tree_at(dir: Option<RawFd>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let c = cpath(path)?;
     let mut flags = abi::OPEN_TREE_CLONE | abi::OPEN_TREE_CLOEXEC;
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
     }
     // SAFETY: `c` is NUL-terminated.
-    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
+    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags) })?;
     // SAFETY: open_tree returned a new descriptor.
     Ok(unsafe { owned(fd as RawFd) })
 }
