@@ -92,6 +92,7 @@ pub(crate) async fn deploy_quiet(
     status: &progress::SharedStatus,
 ) -> Result<(serde_json::Value, Option<serde_json::Value>)> {
     crate::function::check_name(name)?;
+    status.lock().unwrap_or_else(|p| p.into_inner()).show("packing the code...", true);
     let zip = pack::pack(path)?;
     let c = t.admin()?;
     let shown = status.clone();
@@ -130,6 +131,10 @@ pub(crate) async fn deploy_quiet(
     Ok((r.json()?, built))
 }
 
+fn building(t0: std::time::Instant) -> String {
+    format!("building on the server... {} s", t0.elapsed().as_secs())
+}
+
 /// Longest event line taken from the server (an output line is at most 8 KiB, escaped).
 const EVENT_MAX: usize = 256 << 10;
 
@@ -146,35 +151,46 @@ async fn built_code(
     let mut pending: Vec<u8> = Vec::new();
     let mut last = None;
     let t0 = std::time::Instant::now();
-    c.each_chunk(up, |chunk| {
-        pending.extend_from_slice(chunk);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
-            let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
-            match event["event"].as_str().unwrap_or("") {
-                "waiting" => st.show("waiting for a place: other builds are running...", true),
-                "started" => st.line(&format!(
-                    "building on the server ({} in sandbox {}, {} MiB, at most {} s):",
-                    event["runtime"].as_str().unwrap_or(""),
-                    event["sandbox"].as_str().unwrap_or(""),
-                    event["memory_mb"],
-                    event["timeout_s"]
-                )),
-                "output" => {
-                    st.line(event["line"].as_str().unwrap_or(""));
-                    st.show(&format!("building... {} s", t0.elapsed().as_secs()), false);
+    // The status line counts the seconds while the build prints nothing.
+    let ticking = status.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            ticking.lock().unwrap_or_else(|p| p.into_inner()).show(&building(t0), true);
+        }
+    });
+    let events = c
+        .each_chunk(up, |chunk| {
+            pending.extend_from_slice(chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
+                let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
+                match event["event"].as_str().unwrap_or("") {
+                    "waiting" => st.line("waiting for a place: other builds are running on the server"),
+                    "started" => st.line(&format!(
+                        "building on the server ({} in sandbox {}, {} MiB, at most {} s):",
+                        event["runtime"].as_str().unwrap_or(""),
+                        event["sandbox"].as_str().unwrap_or(""),
+                        event["memory_mb"],
+                        event["timeout_s"]
+                    )),
+                    "output" => {
+                        st.line(event["line"].as_str().unwrap_or(""));
+                        st.show(&building(t0), false);
+                    }
+                    "done" | "failed" => last = Some(event),
+                    _ => {}
                 }
-                "done" | "failed" => last = Some(event),
-                _ => {}
             }
-        }
-        match pending.len() > EVENT_MAX {
-            true => Err(Error::Invalid(format!("the server sent a build event over {} KiB", EVENT_MAX >> 10))),
-            false => Ok(()),
-        }
-    })
-    .await?;
+            match pending.len() > EVENT_MAX {
+                true => Err(Error::Invalid(format!("the server sent a build event over {} KiB", EVENT_MAX >> 10))),
+                false => Ok(()),
+            }
+        })
+        .await;
+    ticker.abort();
+    events?;
     let last = last.ok_or_else(|| {
         Error::Invalid("the build's answer ended without its result: the server's log says why".into())
     })?;
