@@ -60,6 +60,7 @@ impl Default for Builds {
 }
 
 /// What to build, from the upload's query: `?build=python3|node&sandbox=v2|v1`.
+#[derive(Debug)]
 pub struct BuildRequest {
     pub runtime: Runtime,
     /// The sandbox the function will run in: the build runs in the same kind.
