@@ -164,6 +164,28 @@ fn node_dependencies_are_installed_with_npm_ci_and_a_lock_is_required() {
     assert!(stderr(&out).contains("$ npm ci"), "{}", stderr(&out));
     let r = s.get("/fn/nodebuilt/");
     assert_eq!((r.status, r.text().as_str()), (200, "007"));
+
+    // On a terminal: the status line (packing, upload bytes of total, the build, the handler
+    // check), redrawn in place and cleared before the result.
+    let cmdline = format!("{FNBOX} deploy nodebuilt {} --runtime node --build", dir.path().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("FNBOX_SERVER", &s.url)
+        .env("FNBOX_DATA_DIR", &s.data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs the CLI on a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(code(&out), 0, "{screen}");
+    for shown in [
+        "\r\x1b[Kuploading the code: ",
+        " of ",
+        "\r\x1b[Kchecking the handler",
+        "$ npm ci",
+        "\r\x1b[Kdeployed nodebuilt (version ",
+    ] {
+        assert!(screen.contains(shown), "{shown:?} not on the terminal:\n{screen:?}");
+    }
 }
 
 #[test]

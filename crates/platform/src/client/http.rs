@@ -184,3 +184,24 @@ impl hyper::body::Body for Counted {
         hyper::body::SizeHint::with_exact((self.data.len() - self.at) as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn an_upload_is_counted_frame_by_frame() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let data = Bytes::from(vec![7u8; UPLOAD_FRAME * 2 + 10]);
+        let body = Counted { data, at: 0, sent: Box::new(move |sent, total| log.lock().unwrap().push((sent, total))) };
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(UPLOAD_FRAME as u64 * 2 + 10));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let all = rt.block_on(body.collect()).unwrap().to_bytes();
+        assert_eq!(all.len(), UPLOAD_FRAME * 2 + 10);
+        let total = all.len() as u64;
+        let want = [(UPLOAD_FRAME as u64, total), (UPLOAD_FRAME as u64 * 2, total), (total, total)];
+        assert_eq!(*seen.lock().unwrap(), want);
+    }
+}
