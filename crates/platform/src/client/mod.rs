@@ -148,6 +148,13 @@ async fn built_code(
     if up.status().as_u16() >= 400 {
         return c.reply(up).await?.json();
     }
+    let events = up.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+    if !events {
+        return Err(Error::Invalid(format!(
+            "the server at {} does not build code (an fnbox older than this one?): upgrade it, or deploy without --build",
+            c.base()
+        )));
+    }
     let mut pending: Vec<u8> = Vec::new();
     let mut last = None;
     let t0 = std::time::Instant::now();
