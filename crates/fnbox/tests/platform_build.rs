@@ -2,8 +2,8 @@
 //! egress on the function's own runtime, from the real registries: a pure-Python package and
 //! one with a native wheel from PyPI, a package from npm through `npm ci`. A failed build is a
 //! clear error with its last output (escaped) and stores nothing; `--json` prints one JSON
-//! document on stdout; the time limit holds, and the build sandbox is filtered like any egress
-//! sandbox.
+//! document on stdout; the time, memory and disk limits hold, and the build sandbox is
+//! filtered like any egress sandbox.
 //!
 //! These tests need PyPI (`pypi.org`, `files.pythonhosted.org`) and npm (`registry.npmjs.org`)
 //! reachable from this machine, as the differential suite's set-up does
@@ -255,4 +255,41 @@ fn host_address() -> std::net::Ipv4Addr {
         std::net::IpAddr::V4(a) => a,
         other => panic!("the host's address is not IPv4: {other}"),
     }
+}
+
+/// A node project whose install step runs `script` in the build sandbox (no dependencies).
+fn node_script(tag: &str, script: &str) -> TempDir {
+    let package = serde_json::json!({"name": tag, "version": "1.0.0", "scripts": {"preinstall": script}}).to_string();
+    let lock = serde_json::json!({"name": tag, "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {"": {"name": tag, "version": "1.0.0"}}})
+    .to_string();
+    TempDir::with(
+        tag,
+        &[("handler.js", "exports.handle = () => 1;\n"), ("package.json", &package), ("package-lock.json", &lock)],
+    )
+}
+
+#[test]
+fn the_build_is_held_to_its_memory_and_disk() {
+    let s = server("build-held", &[]);
+    let before = stored_trees(&s);
+    // Past the 2048 MiB tier: the sandbox is killed, and the error says so.
+    let greedy = node_script("greedy", "node -e \"const a = []; for (;;) a.push(Buffer.alloc(64 << 20, 1))\"");
+    // Past the 1024 MiB writable layer: ENOSPC, nothing spills onto the host.
+    let filler = node_script(
+        "filler",
+        "node -e \"const fs = require('fs'); const b = Buffer.alloc(1 << 20, 1); const fd = fs.openSync('fill', 'w'); for (;;) fs.writeSync(fd, b)\"",
+    );
+    let (memory, disk) = std::thread::scope(|t| {
+        let m = t.spawn(|| build(&s, "greedy", greedy.path(), &["--runtime", "node"]));
+        let d = t.spawn(|| build(&s, "filler", filler.path(), &["--runtime", "node"]));
+        (m.join().unwrap(), d.join().unwrap())
+    });
+    assert_eq!(code(&memory), 1, "{}", stderr(&memory));
+    assert!(stderr(&memory).contains("the build failed: it ran out of memory (limit 2048 MiB)"), "{}", stderr(&memory));
+    assert_eq!(code(&disk), 1, "{}", stderr(&disk));
+    assert!(stderr(&disk).contains("ENOSPC"), "{}", stderr(&disk));
+    assert!(stderr(&disk).contains("the build failed: npm ci exited with code"), "{}", stderr(&disk));
+    assert_eq!(stored_trees(&s), before);
+    assert!(staging_is_empty(&s));
 }
