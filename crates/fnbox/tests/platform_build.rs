@@ -40,9 +40,10 @@ fn registry_allowances() -> Vec<String> {
             "{host} ({addrs:?}) cannot be reached on port 443 from this machine: the --build tests install packages \
              from PyPI and npm, so this machine needs to reach them"
         );
+        // A registry on loopback (a local proxy) no sandbox can reach, allowed or not.
         for a in addrs.iter().filter_map(|a| match a {
-            SocketAddr::V4(v4) => Some(*v4.ip()),
-            SocketAddr::V6(_) => None,
+            SocketAddr::V4(v4) if !v4.ip().is_loopback() => Some(*v4.ip()),
+            _ => None,
         }) {
             let cidr = format!("{a}/32");
             if !args.contains(&cidr) {
