@@ -250,6 +250,9 @@ pub struct ServeArgs {
     /// private, shared and link-local ranges are denied. Repeatable.
     #[arg(long = "allow-net", value_name = "CIDR")]
     allow_net: Vec<String>,
+    /// Seconds a `fnbox deploy --build` may run (its sandbox is then killed), 10 to 7200.
+    #[arg(long, default_value_t = fnbox_platform::build::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(10..=7200))]
+    build_timeout: u64,
     /// Most MiB of log files kept per function (the oldest go first), 1 to 1048576.
     #[arg(long, default_value_t = fnbox_platform::logstore::DEFAULT_MAX_BYTES >> 20, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     log_max_mb: u64,
@@ -395,6 +398,11 @@ pub struct DeployArgs {
     /// functions) or none [default: egress].
     #[arg(long, value_name = "egress|none")]
     network: Option<String>,
+    /// Install the dependencies on the server first, in a sandbox with egress on the
+    /// function's runtime: python3 `pip install -r requirements.txt --target package`, node
+    /// `npm ci` (needs package-lock.json). The built tree is what is stored.
+    #[arg(long, conflicts_with = "file")]
+    build: bool,
     #[command(flatten)]
     c: ClientArgs,
 }
@@ -493,6 +501,7 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 metrics_public: a.metrics_public,
                 retention,
                 instance_disk: a.instance_disk.map(|gib| gib << 30),
+                build_timeout: Duration::from_secs(a.build_timeout),
             };
             match server::serve(opts) {
                 Ok(()) => 0,
@@ -501,7 +510,9 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
         }
         PlatformCmd::Deploy(a) => match (&a.file, &a.name, &a.path, deploy_request(&a)) {
             (Some(file), ..) => client::run(client::serverless::deploy_file(&a.c.target(), file)),
-            (None, Some(name), Some(path), Ok(req)) => client::run(client::deploy(&a.c.target(), name, path, req)),
+            (None, Some(name), Some(path), Ok(req)) => {
+                client::run(client::deploy(&a.c.target(), name, path, req, a.build))
+            }
             (None, _, _, Err(e)) => return fail(&e),
             (None, ..) => return fail("deploy needs NAME PATH --runtime ..., or -f serverless.yml"),
         },

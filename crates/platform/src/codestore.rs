@@ -48,12 +48,7 @@ impl CodeStore {
 
     /// Checks and unpacks a zip; returns its digest. Storing the same zip twice is free.
     pub fn put_zip(&self, zip: &[u8]) -> Result<String> {
-        if zip.len() as u64 > ZIP_MAX {
-            return Err(Error::TooLarge(format!(
-                "the code zip is {} MiB, over the 100 MiB limit: leave out what the function does not need",
-                zip.len() >> 20
-            )));
-        }
+        check_zip_size(zip)?;
         let digest = crate::auth::sha256_hex(zip);
         if self.has(&digest) {
             return Ok(digest);
@@ -69,6 +64,17 @@ impl CodeStore {
         unpacked.map(|_| digest)
     }
 
+    /// Checks and unpacks a zip into a directory of its own under `staging/`, removed when the
+    /// [`Staged`] is dropped (or at the next start): the source of a build, never stored.
+    pub fn stage_zip(&self, zip: &[u8], label: &str) -> Result<Staged> {
+        check_zip_size(zip)?;
+        let dir = self.root.join("staging").join(format!("{label}-{}", crate::auth::random_hex(6)));
+        std::fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
+        let staged = Staged { dir };
+        unpack(zip, &staged.dir)?;
+        Ok(staged)
+    }
+
     /// Removes trees no function uses, unless they are younger than `grace` (an upload whose
     /// deploy is still being checked).
     pub fn collect_garbage(&self, used: &HashSet<String>, grace: std::time::Duration) {
@@ -82,6 +88,27 @@ impl CodeStore {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+    }
+}
+
+fn check_zip_size(zip: &[u8]) -> Result<()> {
+    if zip.len() as u64 > ZIP_MAX {
+        return Err(Error::TooLarge(format!(
+            "the code zip is {} MiB, over the 100 MiB limit: leave out what the function does not need",
+            zip.len() >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// An unpacked tree that is not stored: removed with this value.
+pub struct Staged {
+    pub dir: PathBuf,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

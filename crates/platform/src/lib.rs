@@ -5,6 +5,7 @@
 //! ([`runtimes`]) → the handler, and back.
 
 pub mod auth;
+pub mod build;
 pub mod client;
 pub mod codestore;
 pub mod console;

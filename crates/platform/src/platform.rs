@@ -68,6 +68,8 @@ pub struct Platform {
     pub triggers: crate::triggers::Runner,
     /// Wakes the asynchronous calls' worker.
     pub calls_waiting: tokio::sync::Notify,
+    /// `fnbox deploy --build`: the builds' time limit and places.
+    pub builds: crate::build::Builds,
 }
 
 /// Uploads younger than this are kept by the code store's garbage collection.
@@ -104,6 +106,7 @@ impl Platform {
             changes: tokio::sync::Mutex::new(()),
             triggers: crate::triggers::Runner::default(),
             calls_waiting: tokio::sync::Notify::new(),
+            builds: Default::default(),
         }
     }
 

@@ -66,6 +66,8 @@ pub struct ServeOptions {
     pub retention: crate::retention::Retention,
     /// Bytes of disk all sandboxes' writable layers may take; `None`: [`default_instance_disk`].
     pub instance_disk: Option<u64>,
+    /// How long a `fnbox deploy --build` may run.
+    pub build_timeout: Duration,
 }
 
 /// The disk budget when the operator gives none: three quarters of what is free on the
@@ -186,6 +188,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
         let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
         platform.metrics_public = opts.metrics_public;
+        platform.builds = crate::build::Builds::new(opts.build_timeout);
         let platform = Arc::new(platform);
         let bind = |addr: String, flag: &'static str| async move {
             tokio::net::TcpListener::bind(&addr).await.map_err(|e| {

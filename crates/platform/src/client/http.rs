@@ -55,13 +55,17 @@ impl Client {
         &self.base
     }
 
-    async fn send(
+    async fn send<B>(
         &self,
         method: Method,
         path: &str,
         headers: &[(String, String)],
-        body: Bytes,
-    ) -> Result<Response<Incoming>> {
+        body: B,
+    ) -> Result<Response<Incoming>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream = tokio::net::TcpStream::connect(&self.authority).await.map_err(|e| {
             Error::Invalid(format!(
                 "cannot reach the fnbox server at {} ({e}): start it with `fnbox serve`, or give --server / FNBOX_SERVER",
@@ -82,13 +86,32 @@ impl Client {
             req = req.header(k.as_str(), v.as_str());
         }
         let req = req
-            .body(Full::new(body))
+            .body(body)
             .map_err(|e| Error::Invalid(format!("the request cannot be built (bad path or header?): {e}")))?;
         sender.send_request(req).await.map_err(|e| Error::Invalid(format!("the request to {} failed: {e}", self.base)))
     }
 
     pub async fn call(&self, method: Method, path: &str, headers: &[(String, String)], body: Bytes) -> Result<Reply> {
-        let resp = self.send(method, path, headers, body).await?;
+        let resp = self.send(method, path, headers, Full::new(body)).await?;
+        self.reply(resp).await
+    }
+
+    /// POSTs `data` in frames of [`UPLOAD_FRAME`] bytes, telling `sent` (bytes sent so far,
+    /// total) as each is taken; the answer is read by [`Client::reply`] or [`Client::each_chunk`].
+    pub async fn upload(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+        data: Bytes,
+        sent: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<Response<Incoming>> {
+        let mut headers = headers.to_vec();
+        headers.push(("content-length".into(), data.len().to_string()));
+        self.send(Method::POST, path, &headers, Counted { data, at: 0, sent: Box::new(sent) }).await
+    }
+
+    /// An answer read whole.
+    pub async fn reply(&self, resp: Response<Incoming>) -> Result<Reply> {
         let (parts, body) = resp.into_parts();
         let body = body
             .collect()
@@ -98,17 +121,87 @@ impl Client {
         Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body })
     }
 
-    /// Calls `path` and hands each chunk of the answer to `each` as it comes.
-    pub async fn stream(&self, path: &str, mut each: impl FnMut(&[u8])) -> Result<u16> {
-        let resp = self.send(Method::GET, path, &[], Bytes::new()).await?;
-        let status = resp.status().as_u16();
+    /// Hands each chunk of an answer to `each` as it comes.
+    pub async fn each_chunk(&self, resp: Response<Incoming>, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Error::Invalid(format!("the stream from {} broke: {e}", self.base)))?;
             if let Some(d) = frame.data_ref() {
-                each(d);
+                each(d)?;
             }
         }
+        Ok(())
+    }
+
+    /// Calls `path` and hands each chunk of the answer to `each` as it comes.
+    pub async fn stream(&self, path: &str, mut each: impl FnMut(&[u8])) -> Result<u16> {
+        let resp = self.send(Method::GET, path, &[], Full::new(Bytes::new())).await?;
+        let status = resp.status().as_u16();
+        self.each_chunk(resp, |d| {
+            each(d);
+            Ok(())
+        })
+        .await?;
         Ok(status)
+    }
+}
+
+/// Bytes of an upload handed to the connection at once: the unit of its progress.
+pub const UPLOAD_FRAME: usize = 64 << 10;
+
+/// An upload's body: `data` in frames, each counted as the connection takes it (it takes the
+/// next only when it has written the last, so the count follows the socket).
+struct Counted {
+    data: Bytes,
+    at: usize,
+    sent: Box<dyn FnMut(u64, u64) + Send>,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.at >= this.data.len() {
+            return std::task::Poll::Ready(None);
+        }
+        let end = (this.at + UPLOAD_FRAME).min(this.data.len());
+        let frame = this.data.slice(this.at..end);
+        this.at = end;
+        (this.sent)(end as u64, this.data.len() as u64);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.at >= self.data.len()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact((self.data.len() - self.at) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn an_upload_is_counted_frame_by_frame() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let data = Bytes::from(vec![7u8; UPLOAD_FRAME * 2 + 10]);
+        let body = Counted { data, at: 0, sent: Box::new(move |sent, total| log.lock().unwrap().push((sent, total))) };
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(UPLOAD_FRAME as u64 * 2 + 10));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let all = rt.block_on(body.collect()).unwrap().to_bytes();
+        assert_eq!(all.len(), UPLOAD_FRAME * 2 + 10);
+        let total = all.len() as u64;
+        let want = [(UPLOAD_FRAME as u64, total), (UPLOAD_FRAME as u64 * 2, total), (total, total)];
+        assert_eq!(*seen.lock().unwrap(), want);
     }
 }

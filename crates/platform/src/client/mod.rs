@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod pack;
+pub mod progress;
 pub mod serverless;
 pub mod trigger;
 pub mod versions;
@@ -47,15 +48,24 @@ pub fn run(verb: impl std::future::Future<Output = Result<i32>>) -> i32 {
     match runtime().and_then(|rt| rt.block_on(verb)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fnbox: {e}");
+            // Errors may carry what a sandbox printed (a build's or a handler's last lines).
+            let msg = for_terminal(e.to_string().as_bytes(), true);
+            eprintln!("fnbox: {}", String::from_utf8_lossy(&msg));
             1
         }
     }
 }
 
-pub async fn deploy(t: &Target, name: &str, path: &Path, req: DeployRequest) -> Result<i32> {
-    let v = deploy_quiet(t, name, path, req).await?;
+pub async fn deploy(t: &Target, name: &str, path: &Path, req: DeployRequest, build: bool) -> Result<i32> {
+    use std::io::IsTerminal;
+    let status = progress::Status::new(std::io::stderr().is_terminal());
+    let deployed = deploy_quiet(t, name, path, req, build, &status).await;
+    status.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let (mut v, built) = deployed?;
     if t.json {
+        if let (Some(o), Some(b)) = (v.as_object_mut(), built) {
+            o.insert("build".into(), b);
+        }
         print_json(&v);
     } else {
         println!(
@@ -71,19 +81,44 @@ pub async fn deploy(t: &Target, name: &str, path: &Path, req: DeployRequest) -> 
     Ok(0)
 }
 
-/// Uploads the code and deploys; the server's answer.
+/// Uploads the code (built on the server first with `build`) and deploys; the server's
+/// answer, and the build's last event. `status` shows the progress (see [`progress`]).
 pub(crate) async fn deploy_quiet(
     t: &Target,
     name: &str,
     path: &Path,
     mut req: DeployRequest,
-) -> Result<serde_json::Value> {
+    build: bool,
+    status: &progress::SharedStatus,
+) -> Result<(serde_json::Value, Option<serde_json::Value>)> {
     crate::function::check_name(name)?;
+    status.lock().unwrap_or_else(|p| p.into_inner()).show("packing the code...", true);
     let zip = pack::pack(path)?;
     let c = t.admin()?;
-    let up =
-        c.call(Method::POST, "/api/v1/code", &[("content-type".into(), "application/zip".into())], zip.into()).await?;
-    req.code = up.json()?["digest"].as_str().unwrap_or_default().to_string();
+    let shown = status.clone();
+    let sent = move |sent, total| {
+        shown.lock().unwrap_or_else(|p| p.into_inner()).show(&progress::upload_line(sent, total), sent == total)
+    };
+    let headers = [("content-type".to_string(), "application/zip".to_string())];
+    let (digest, built) = match build {
+        false => {
+            let up = c.upload("/api/v1/code", &headers, zip.into(), sent).await?;
+            (c.reply(up).await?.json()?["digest"].as_str().unwrap_or_default().to_string(), None)
+        }
+        true => {
+            let sandbox = req.sandbox.as_deref().unwrap_or("v2");
+            let at = format!(
+                "/api/v1/code?build={}&sandbox={}",
+                crate::urlenc::encode(&req.runtime),
+                crate::urlenc::encode(sandbox)
+            );
+            let up = c.upload(&at, &headers, zip.into(), sent).await?;
+            let done = built_code(&c, up, status).await?;
+            (done["digest"].as_str().unwrap_or_default().to_string(), Some(done))
+        }
+    };
+    req.code = digest;
+    status.lock().unwrap_or_else(|p| p.into_inner()).show("checking the handler: loading it in a sandbox...", true);
     let body = serde_json::to_vec(&req).map_err(|e| Error::Internal(e.to_string()))?;
     let r = c
         .call(
@@ -93,7 +128,91 @@ pub(crate) async fn deploy_quiet(
             body.into(),
         )
         .await?;
-    r.json()
+    Ok((r.json()?, built))
+}
+
+fn building(t0: std::time::Instant) -> String {
+    format!("building on the server... {} s", t0.elapsed().as_secs())
+}
+
+/// Longest event line taken from the server (an output line is at most 8 KiB, escaped).
+const EVENT_MAX: usize = 256 << 10;
+
+/// Follows a build's events (see `crate::build::Event`): prints its output as it comes and
+/// returns its `done` event, or its error.
+async fn built_code(
+    c: &http::Client,
+    up: hyper::Response<hyper::body::Incoming>,
+    status: &progress::SharedStatus,
+) -> Result<serde_json::Value> {
+    if up.status().as_u16() >= 400 {
+        return c.reply(up).await?.json();
+    }
+    let events = up.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+    if !events {
+        return Err(Error::Invalid(format!(
+            "the server at {} does not build code (an fnbox older than this one?): upgrade it, or deploy without --build",
+            c.base()
+        )));
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut last = None;
+    let t0 = std::time::Instant::now();
+    // The status line counts the seconds while the build prints nothing.
+    let ticking = status.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            ticking.lock().unwrap_or_else(|p| p.into_inner()).show(&building(t0), true);
+        }
+    });
+    let events = c
+        .each_chunk(up, |chunk| {
+            pending.extend_from_slice(chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
+                let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
+                match event["event"].as_str().unwrap_or("") {
+                    "waiting" => st.line("waiting for a place: other builds are running on the server"),
+                    "started" => st.line(&format!(
+                        "building on the server ({} in sandbox {}, {} MiB, at most {} s):",
+                        event["runtime"].as_str().unwrap_or(""),
+                        event["sandbox"].as_str().unwrap_or(""),
+                        event["memory_mb"],
+                        event["timeout_s"]
+                    )),
+                    "output" => {
+                        st.line(event["line"].as_str().unwrap_or(""));
+                        st.show(&building(t0), false);
+                    }
+                    "done" | "failed" => last = Some(event),
+                    _ => {}
+                }
+            }
+            match pending.len() > EVENT_MAX {
+                true => Err(Error::Invalid(format!("the server sent a build event over {} KiB", EVENT_MAX >> 10))),
+                false => Ok(()),
+            }
+        })
+        .await;
+    ticker.abort();
+    events?;
+    let last = last.ok_or_else(|| {
+        Error::Invalid("the build's answer ended without its result: the server's log says why".into())
+    })?;
+    if let Some(e) = last["error"].as_str() {
+        return Err(Error::Invalid(e.to_string()));
+    }
+    let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
+    let hidden = last["lines_not_shown"].as_u64().unwrap_or(0);
+    st.line(&format!(
+        "built in {} s: {} of code{}",
+        last["seconds"],
+        progress::size(last["zip_bytes"].as_u64().unwrap_or(0)),
+        if hidden > 0 { format!(" ({hidden} lines of its output not shown)") } else { String::new() }
+    ));
+    Ok(last)
 }
 
 pub struct InvokeArgs {

@@ -338,7 +338,7 @@ pub async fn deploy_file(t: &Target, file: &Path) -> Result<i32> {
     }
     let mut report = Vec::new();
     for (name, req, triggers) in plan.functions {
-        let v = super::deploy_quiet(t, &name, dir, req).await?;
+        let (v, _) = super::deploy_quiet(t, &name, dir, req, false, &super::progress::Status::new(false)).await?;
         let changed = v["changed"].as_bool().unwrap_or(true);
         let kept = sync_schedules(t, &name, &triggers).await?;
         if !t.json {

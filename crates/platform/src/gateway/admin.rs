@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! POST   /api/v1/code                          zip body → {"digest"}
+//! POST   /api/v1/code?build=RUNTIME&sandbox=V  zip body → NDJSON build events, the last `done`
+//!                                              {"digest"} or `failed` (see crate::build)
 //! GET    /api/v1/functions                     → [function]
 //! GET    /api/v1/functions/NAME                → function
 //! PUT    /api/v1/functions/NAME                {runtime, code, handler, ...} → function
@@ -81,6 +83,9 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
     let parts: Vec<&str> = path.trim_start_matches("/api/v1").split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     let result = match (&method, parts.as_slice()) {
+        (&Method::POST, ["code"]) if req.uri().query().is_some_and(|q| q.contains("build=")) => {
+            build(p, bodies, req).await
+        }
         (&Method::POST, ["code"]) => {
             match read_body(bodies, req, ZIP_MAX as usize, "the code zip", Sender::Admin).await {
                 Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
@@ -146,6 +151,23 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         }
     };
     result.unwrap_or_else(|e| error(&e))
+}
+
+/// An upload to build (`fnbox deploy --build`): what can be checked before the build is
+/// answered as an error; then 200 and the build's events as they come.
+async fn build(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let what = crate::build::BuildRequest::from_query(&crate::urlenc::pairs(req.uri().query().unwrap_or("")))?;
+    let zip = read_body(bodies, req, ZIP_MAX as usize, "the code zip", Sender::Admin).await?;
+    let events = crate::build::start(p.clone(), what, zip).await?;
+    streamed("application/x-ndjson", events)
+}
+
+/// An answer whose body is the chunks `rx` gives, until its sender goes.
+fn streamed(content_type: &str, rx: tokio::sync::mpsc::Receiver<Bytes>) -> Result<Response<Body>, Error> {
+    Response::builder()
+        .header("content-type", content_type)
+        .body(ChannelBody(rx).map_err(|never: Infallible| match never {}).boxed())
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The version a rollback request names: `{"version": N}`; an empty body or `{}`: the one
@@ -215,10 +237,12 @@ pub(crate) async fn logs(
     };
     let (lines, mut rx) = p.logs.query_async(name, &filter, tail).await;
     let ctype = if as_json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
-    let builder = Response::builder().header("content-type", ctype);
     if !follow {
         let body: Vec<u8> = lines.iter().flat_map(|l| render(l).to_vec()).collect();
-        return builder.body(full(body)).map_err(|e| Error::Internal(e.to_string()));
+        return Response::builder()
+            .header("content-type", ctype)
+            .body(full(body))
+            .map_err(|e| Error::Internal(e.to_string()));
     }
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     let pump = async move {
@@ -251,7 +275,5 @@ pub(crate) async fn logs(
             _ = ends => {}
         }
     });
-    builder
-        .body(ChannelBody(body_rx).map_err(|never: Infallible| match never {}).boxed())
-        .map_err(|e| Error::Internal(e.to_string()))
+    streamed(ctype, body_rx)
 }

@@ -217,7 +217,12 @@ enum Dest {
     Function(String, String),
     /// Only the tail (a deploy-time check: its output explains a refusal).
     Nowhere,
+    /// Each line to a function of fnbox's (a build's output, streamed to its client).
+    Sink(LineSink),
 }
+
+/// Takes a sandbox's output lines (already cut and escaped: see `instances/output.rs`).
+pub type LineSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
 
 impl LogRoute {
     fn new(logs: Arc<LogStore>, to: Dest) -> Self {
@@ -232,6 +237,11 @@ impl LogRoute {
     /// Output is only kept to explain a failure.
     pub fn quiet(logs: Arc<LogStore>) -> Self {
         Self::new(logs, Dest::Nowhere)
+    }
+
+    /// Each line goes to `sink`.
+    pub fn to_sink(logs: Arc<LogStore>, sink: LineSink) -> Self {
+        Self::new(logs, Dest::Sink(sink))
     }
 
     pub fn to(logs: Arc<LogStore>, function: &str, instance: &str) -> Self {
@@ -255,6 +265,7 @@ impl LogRoute {
             Dest::Function(function, instance) => self.logs.push(function, instance, stream, line),
             Dest::Server => eprintln!("fnbox serve: pre-warmed sandbox: {line}"),
             Dest::Nowhere => {}
+            Dest::Sink(sink) => sink(stream, line),
         }
     }
 

@@ -21,6 +21,8 @@ const NODE_WRAPPER: &str = include_str!("wrapper.mjs");
 /// Handlers the zygotes load and call once before any function is bound.
 const PYTHON_WARMUP: &str = include_str!("warmup.py");
 const NODE_WARMUP: &str = include_str!("warmup.cjs");
+/// The build step of `fnbox deploy --build` (see `build.rs`).
+const BUILD: &str = include_str!("build.py");
 
 /// Writes the wrappers into `dir` (replacing those of an older fnbox).
 pub fn install(dir: &Path) -> Result<()> {
@@ -30,6 +32,7 @@ pub fn install(dir: &Path) -> Result<()> {
         ("wrapper.mjs", NODE_WRAPPER),
         ("warmup.py", PYTHON_WARMUP),
         ("warmup.cjs", NODE_WARMUP),
+        ("build.py", BUILD),
     ];
     for (name, text) in files {
         let tmp = dir.join(format!(".{name}.tmp"));
