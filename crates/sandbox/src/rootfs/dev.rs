@@ -42,7 +42,7 @@ const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
 /// devtmpfs in mountinfo) and its tmpfs is owned by no host id: a detached tmpfs (`size`
 /// caps it, `/dev/shm` included; `None`: no cap of its own) with the standard nodes, `pts`,
 /// `shm` and the usual symlinks, idmapped into the sandbox's user namespace so that its files
-/// are the sandbox root's. The sandbox mounts its own devpts on `pts` ([`mount_pts`]). Not
+/// are the sandbox root's. The sandbox mounts its own devpts on `pts`. Not
 /// `nodev`: the nodes must open; no process in the sandbox can make another (`mknod` of a
 /// device needs `CAP_MKNOD` in the host's user namespace). See docs/architecture.md.
 pub fn make_dev(size: Option<&str>, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
