@@ -8,33 +8,13 @@
 mod common;
 mod nats_support;
 mod platform_support;
+mod trigger_support;
 
 use common::*;
 use platform_support::*;
+use trigger_support::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const RECORDER: &str = r#"
-import time
-def handle(event, context):
-    h = event["headers"]
-    body = event["body"] or ""
-    print("CALL trigger=%s msg=%s attempt=%s body=%s" % (h.get("X-Fnbox-Trigger"), h.get("X-Fnbox-Message-Id"),
-          h.get("X-Fnbox-Delivery-Attempt"), body), flush=True)
-    if "fail" in body:
-        return {"statusCode": 500, "body": "failing as asked"}
-    if body.startswith("sleep"):
-        time.sleep(float(body.split()[1]))
-    return {"statusCode": 200, "body": "ok " + body}
-"#;
-
-fn recorder(s: &Server, name: &str, args: &[&str]) -> TempDir {
-    let code = TempDir::with(name, &[("handler.py", RECORDER)]);
-    let mut a = vec!["--runtime", "python3", "--timeout", "10"];
-    a.extend_from_slice(args);
-    s.deploy(name, code.path(), &a);
-    code
-}
 
 fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -51,10 +31,6 @@ fn rfc3339(t: u64) -> String {
 
 fn runs_for(logs: &str, what: &str) -> usize {
     logs.lines().filter(|l| l.contains(&format!("ran for {what} "))).count()
-}
-
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
 #[test]
@@ -255,16 +231,6 @@ fn async_calls_answer_202_and_survive_kill_9() {
             status(&s, id)
         );
     }
-}
-
-fn trigger_status(s: &Server, id: &str) -> String {
-    let v = json_of(&s.cli(&["trigger", "ls", "--json"]));
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .map(|t| t["status"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
 }
 
 /// Message sequence numbers the function answered < 300 for, from fnbox's log lines.
