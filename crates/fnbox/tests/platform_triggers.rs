@@ -12,9 +12,9 @@ mod trigger_support;
 
 use common::*;
 use platform_support::*;
-use trigger_support::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use trigger_support::*;
 
 fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()

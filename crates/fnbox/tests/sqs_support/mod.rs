@@ -22,7 +22,9 @@ fn binary() -> String {
 
 /// Starts moto on a free port; without it the test fails, saying how to install it.
 pub fn start() -> Moto {
-    start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+    // The probe's listener is closed before moto binds the port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    start_on(port)
 }
 
 pub fn start_on(port: u16) -> Moto {
@@ -64,7 +66,9 @@ impl Moto {
         let body = body.to_string();
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let auth =
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
         let head = format!(
             "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-amz-json-1.0\r\n\
              X-Amz-Target: AmazonSQS.{action}\r\nAuthorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -112,7 +116,9 @@ impl Moto {
                 .collect();
             let v = self.call("SendMessageBatch", serde_json::json!({ "QueueUrl": queue, "Entries": entries }));
             assert!(v["Failed"].as_array().is_none_or(|f| f.is_empty()), "{v}");
-            ids.extend(v["Successful"].as_array().unwrap().iter().map(|s| s["MessageId"].as_str().unwrap().to_string()));
+            ids.extend(
+                v["Successful"].as_array().unwrap().iter().map(|s| s["MessageId"].as_str().unwrap().to_string()),
+            );
         }
         ids
     }

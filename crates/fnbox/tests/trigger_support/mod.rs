@@ -41,4 +41,3 @@ pub fn trigger_status(s: &Server, id: &str) -> String {
         .map(|t| t["status"].as_str().unwrap_or("").to_string())
         .unwrap_or_default()
 }
-

@@ -98,8 +98,9 @@ pub fn credentials(spec: &str) -> Result<(String, String)> {
         };
     }
     let path = std::path::Path::new(spec);
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Invalid(format!("--credentials {spec}: cannot read it ({e}): give a credentials file, or env")))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Invalid(format!("--credentials {spec}: cannot read it ({e}): give a credentials file, or env"))
+    })?;
     if meta.len() > 64 << 10 {
         return Err(Error::Invalid(format!("--credentials {spec}: over 64 KiB: is it a credentials file?")));
     }

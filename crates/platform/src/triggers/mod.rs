@@ -142,7 +142,9 @@ impl CreateTrigger {
         let given = |fields: &[(&'static str, bool)]| fields.iter().find(|(_, g)| *g).map(|(f, _)| *f);
         if self.cron.is_some() {
             if let Some(field) = given(&nats_only).or(given(&sqs_only)).or(given(&queue_only)) {
-                return Err(Error::Invalid(format!("{field}: only for queue triggers (--nats, --sqs), not for --cron")));
+                return Err(Error::Invalid(format!(
+                    "{field}: only for queue triggers (--nats, --sqs), not for --cron"
+                )));
             }
         } else if self.data.is_some() {
             return Err(Error::Invalid("data: only for --cron triggers (a queue message is the body)".into()));

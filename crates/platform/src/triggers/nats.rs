@@ -153,12 +153,7 @@ async fn stream_of(conn: &Conn, src: &NatsSource, create: Option<&str>) -> std::
 }
 
 /// Runs the consumer until its connection fails; returns why.
-async fn consume(
-    p: &Arc<Platform>,
-    t: &Trigger,
-    src: &NatsSource,
-    session: &Session,
-) -> String {
+async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Session) -> String {
     let (tx, mut pulls) = mpsc::channel::<Msg>(src.max_in_flight as usize + 16);
     let conn = match Conn::connect(&src.server, tx).await {
         Ok(c) => c,

@@ -106,7 +106,11 @@ impl Flow {
     /// function is at max scale with every instance busy: the messages wait in the queue.
     pub fn room(&self, p: &Platform, function: &str) -> Option<usize> {
         let pool = p.pool(function)?;
-        Some(self.max.saturating_sub(self.in_flight.load(Ordering::SeqCst)).min((pool.room() + PREFETCH).max(0) as usize))
+        Some(
+            self.max
+                .saturating_sub(self.in_flight.load(Ordering::SeqCst))
+                .min((pool.room() + PREFETCH).max(0) as usize),
+        )
     }
 
     /// Waits until a call ends (or 200 ms).

@@ -122,7 +122,8 @@ mod tests {
             ("x-amz-content-sha256", empty.as_str()),
             ("x-amz-date", "20130524T000000Z"),
         ];
-        let a = authorization(&creds, &Scope { region: "us-east-1", service: "s3" }, "GET", "/test.txt", "", &headers, b"");
+        let a =
+            authorization(&creds, &Scope { region: "us-east-1", service: "s3" }, "GET", "/test.txt", "", &headers, b"");
         assert_eq!(
             a,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \

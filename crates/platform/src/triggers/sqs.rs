@@ -140,7 +140,11 @@ async fn consume(p: &Arc<Platform>, t: &Trigger, src: &SqsSource, session: &Sess
 
 async fn handle(p: &Arc<Platform>, t: &Trigger, src: &SqsSource, client: &Client, m: serde_json::Value) {
     let (Some(id), Some(receipt)) = (m["MessageId"].as_str(), m["ReceiptHandle"].as_str()) else {
-        p.logs.event(&t.function, "-", format!("sqs trigger {}: a message without MessageId or ReceiptHandle was skipped", t.id));
+        p.logs.event(
+            &t.function,
+            "-",
+            format!("sqs trigger {}: a message without MessageId or ReceiptHandle was skipped", t.id),
+        );
         return;
     };
     let attrs = &m["Attributes"];
@@ -188,7 +192,9 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &SqsSource, client: &Client
                             Ok(_) => format!("sent to dead-letter queue {dl}"),
                             Err(e) => format!("sent to dead-letter queue {dl}, but {e}: it may be delivered again"),
                         },
-                        Err(e) => format!("could not be sent to dead-letter queue {dl} ({e}): left in the queue, to be tried again"),
+                        Err(e) => format!(
+                            "could not be sent to dead-letter queue {dl} ({e}): left in the queue, to be tried again"
+                        ),
                     }
                 }
                 None => match client.call("DeleteMessage", delete, CALL_TIMEOUT).await {

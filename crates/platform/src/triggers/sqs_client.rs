@@ -101,8 +101,8 @@ impl Client {
                 .map_err(|e| format!("cannot connect to {}: {e}", q.authority))?;
             let _ = tcp.set_nodelay(true);
             if q.https {
-                let tls = tokio_native_tls::native_tls::TlsConnector::new()
-                    .map_err(|e| format!("cannot set up TLS: {e}"))?;
+                let tls =
+                    tokio_native_tls::native_tls::TlsConnector::new().map_err(|e| format!("cannot set up TLS: {e}"))?;
                 let tls = tokio_native_tls::TlsConnector::from(tls)
                     .connect(&q.host, tcp)
                     .await
@@ -112,13 +112,18 @@ impl Client {
                 handshake(hyper_util::rt::TokioIo::new(tcp)).await
             }
         };
-        tokio::time::timeout(CONNECT_TIMEOUT, go)
-            .await
-            .map_err(|_| format!("cannot connect to {}: no answer within {} s", q.authority, CONNECT_TIMEOUT.as_secs()))?
+        tokio::time::timeout(CONNECT_TIMEOUT, go).await.map_err(|_| {
+            format!("cannot connect to {}: no answer within {} s", q.authority, CONNECT_TIMEOUT.as_secs())
+        })?
     }
 
     /// Calls `action` with `body`; the whole call (connection included) within `timeout`.
-    pub async fn call(&self, action: &str, body: serde_json::Value, timeout: Duration) -> Result<serde_json::Value, String> {
+    pub async fn call(
+        &self,
+        action: &str,
+        body: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
         tokio::time::timeout(timeout, self.call_unbounded(action, body))
             .await
             .map_err(|_| format!("{action}: no answer from {} within {} s", self.queue.authority, timeout.as_secs()))?
@@ -150,7 +155,10 @@ impl Client {
             req = req.header(k, v);
         }
         let req = req.header("authorization", auth).body(Full::new(body)).map_err(|e| e.to_string())?;
-        sender.ready().await.map_err(|e| format!("{action}: the connection to {} failed: {e}", self.queue.authority))?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("{action}: the connection to {} failed: {e}", self.queue.authority))?;
         let resp = sender
             .send_request(req)
             .await
@@ -159,7 +167,13 @@ impl Client {
         let bytes = Limited::new(resp.into_body(), ANSWER_MAX)
             .collect()
             .await
-            .map_err(|e| format!("{action}: the answer of {} cannot be read (over {} MiB?): {e}", self.queue.authority, ANSWER_MAX >> 20))?
+            .map_err(|e| {
+                format!(
+                    "{action}: the answer of {} cannot be read (over {} MiB?): {e}",
+                    self.queue.authority,
+                    ANSWER_MAX >> 20
+                )
+            })?
             .to_bytes();
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,8 +219,14 @@ mod tests {
         assert_eq!(q.region().as_deref(), Some("eu-west-3"));
         let q = QueueUrl::parse("http://127.0.0.1:5000/123456789012/q", "sqs").unwrap();
         assert_eq!((q.https, q.port, q.authority.as_str(), q.region()), (false, 5000, "127.0.0.1:5000", None));
-        for bad in ["ftp://x/q", "https://host", "https://host/", "https://a:b@host/q", "https://host:99999/q", "https://ho st/q"]
-        {
+        for bad in [
+            "ftp://x/q",
+            "https://host",
+            "https://host/",
+            "https://a:b@host/q",
+            "https://host:99999/q",
+            "https://ho st/q",
+        ] {
             let e = QueueUrl::parse(bad, "sqs").unwrap_err();
             assert!(e.starts_with("sqs: ") && e.contains("is not an SQS queue URL"), "{bad}: {e}");
         }
