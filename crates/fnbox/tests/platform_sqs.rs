@@ -90,17 +90,9 @@ fn sqs_messages_are_delivered_retried_and_dead_lettered() {
     assert_eq!(attrs["fnbox-trigger"]["StringValue"], format!("sqs/{id}"), "{attrs}");
     assert_eq!(attrs["fnbox-message-id"]["StringValue"], bad.as_str(), "{attrs}");
     let logs = s.logs("rec");
-    for attempt in 1..=4 {
-        assert!(logs.contains(&format!("attempt={attempt} body=fail please")), "attempt {attempt}: {logs}");
-    }
     assert!(logs.contains(&format!("message {bad} failed 4 times: sent to dead-letter queue {dead}")), "{logs}");
     assert!(eventually(Duration::from_secs(10), || moto.depth(&queue) == (0, 0)), "{:?}", moto.depth(&queue));
-    let m = s.metrics();
-    let series = |name: &str| format!("{name}{{function=\"rec\",trigger=\"{id}\",kind=\"sqs\"}}");
-    assert_eq!(s.metric(&series("fnbox_trigger_runs_total")), 24.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_failures_total")), 4.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_retries_total")), 3.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_dead_lettered_total")), 1.0, "{m}");
+    assert_retried_then_given_up(&s, &id, "sqs", 24.0);
     // The secret key: never listed, sealed in the registry.
     let listing = ok(&s.cli(&["trigger", "ls", "rec"]));
     assert!(listing.contains(&queue) && listing.contains("consuming") && !listing.contains(SECRET), "{listing}");

@@ -290,16 +290,8 @@ fn nats_messages_are_delivered_retried_and_dead_lettered() {
     assert_eq!((subject.as_str(), body.as_slice()), ("dead.orders", &b"fail please"[..]));
     assert!(head.contains("X-Fnbox-Status: 500") && head.contains(&format!("X-Fnbox-Trigger: nats/{id}")), "{head}");
     let logs = s.logs("rec");
-    for attempt in 1..=4 {
-        assert!(logs.contains(&format!("attempt={attempt} body=fail please")), "attempt {attempt}: {logs}");
-    }
     assert!(logs.contains("failed 4 times: published to dead-letter subject dead.orders"), "{logs}");
-    let m = s.metrics();
-    let series = |name: &str| format!("{name}{{function=\"rec\",trigger=\"{id}\",kind=\"nats\"}}");
-    assert_eq!(s.metric(&series("fnbox_trigger_runs_total")), 24.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_failures_total")), 4.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_retries_total")), 3.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_dead_lettered_total")), 1.0, "{m}");
+    assert_retried_then_given_up(&s, &id, "nats", 24.0);
     // Removing the trigger removes its durable consumer.
     let stream = format!("fnbox-{id}");
     assert!(c.js(&format!("CONSUMER.INFO.{stream}.fnbox-{id}")).get("error").is_none());

@@ -41,3 +41,18 @@ pub fn trigger_status(s: &Server, id: &str) -> String {
         .map(|t| t["status"].as_str().unwrap_or("").to_string())
         .unwrap_or_default()
 }
+
+/// The failing message's story, the same for every queue kind: four attempts (1 + 3
+/// retries) in the log and in `/metrics` beside the other messages' runs.
+pub fn assert_retried_then_given_up(s: &Server, id: &str, kind: &str, runs: f64) {
+    let logs = s.logs("rec");
+    for attempt in 1..=4 {
+        assert!(logs.contains(&format!("attempt={attempt} body=fail please")), "attempt {attempt}: {logs}");
+    }
+    let m = s.metrics();
+    let series = |name: &str| format!("{name}{{function=\"rec\",trigger=\"{id}\",kind=\"{kind}\"}}");
+    assert_eq!(s.metric(&series("fnbox_trigger_runs_total")), runs, "{m}");
+    assert_eq!(s.metric(&series("fnbox_trigger_failures_total")), 4.0, "{m}");
+    assert_eq!(s.metric(&series("fnbox_trigger_retries_total")), 3.0, "{m}");
+    assert_eq!(s.metric(&series("fnbox_trigger_dead_lettered_total")), 1.0, "{m}");
+}
