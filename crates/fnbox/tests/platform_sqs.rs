@@ -215,3 +215,57 @@ fn sqs_trigger_input_errors_name_the_field() {
     assert_eq!((v["kind"].as_str(), v["region"].as_str()), (Some("sqs"), Some("fr-par")), "{v}");
     assert!(v.get("secret_key").is_none() && v["access_key"] == "SCWTESTACCESSKEY", "{v}");
 }
+
+/// Runs a shell command in `dir`, asserting success.
+fn sh(dir: &std::path::Path, cmd: &str) -> String {
+    let out = std::process::Command::new("sh").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sqs_over_https_checks_the_certificate() {
+    // A CA, and a certificate for 127.0.0.1 (not for "localhost") that it signed.
+    let dir = TempDir::new("sqs-tls");
+    let d = dir.path();
+    sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=fnbox test CA'");
+    sh(d, "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1'");
+    sh(d, "printf 'subjectAltName=IP:127.0.0.1\\n' > ext && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext");
+    let moto = sqs_support::start_tls(&d.join("srv.pem"), &d.join("srv.key"));
+    // OpenSSL's default verify paths honour SSL_CERT_FILE: the server trusts the test's CA
+    // as it trusts the system's store otherwise.
+    let s = Server::start_with_env("trg-sqs-tls", &[("SSL_CERT_FILE", &d.join("ca.pem"))]);
+    let _code = recorder(&s, "rec", &[]);
+    let creds = credentials();
+    let curl = |action: &str, body: &str| {
+        sh(
+            d,
+            &format!(
+                "curl -sf --cacert ca.pem -X POST {}/ -H 'content-type: application/x-amz-json-1.0' \
+                 -H 'x-amz-target: AmazonSQS.{action}' \
+                 -H 'authorization: AWS4-HMAC-SHA256 Credential=t/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0' \
+                 -d '{body}'",
+                moto.url
+            ),
+        )
+    };
+    let v: serde_json::Value = serde_json::from_str(&curl("CreateQueue", r#"{"QueueName": "tls"}"#)).unwrap();
+    let queue = v["QueueUrl"].as_str().unwrap().to_string();
+    assert!(queue.starts_with("https://127.0.0.1:"), "{queue}");
+    let id = create(&s, &creds, &["--sqs", &queue]);
+    assert!(
+        eventually(Duration::from_secs(20), || trigger_status(&s, &id).starts_with("consuming")),
+        "{}",
+        trigger_status(&s, &id)
+    );
+    curl("SendMessage", &format!(r#"{{"QueueUrl": "{queue}", "MessageBody": "over TLS"}}"#));
+    assert!(eventually(Duration::from_secs(30), || s.logs("rec").contains("body=over TLS")), "{}", s.logs("rec"));
+    // The same server by a name its certificate does not carry: refused, and said.
+    let other = queue.replace("https://127.0.0.1:", "https://localhost:");
+    let id2 = create(&s, &creds, &["--sqs", &other, "--name", "wrong-name"]);
+    assert!(
+        eventually(Duration::from_secs(20), || trigger_status(&s, &id2).contains("certificate verify failed")),
+        "{}",
+        trigger_status(&s, &id2)
+    );
+}

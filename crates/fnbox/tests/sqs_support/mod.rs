@@ -28,9 +28,22 @@ pub fn start() -> Moto {
 }
 
 pub fn start_on(port: u16) -> Moto {
+    start_with(port, &[])
+}
+
+/// Over HTTPS with this certificate and key (PEM files).
+pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut m = start_with(port, &["--ssl-cert", cert.to_str().unwrap(), "--ssl-key", key.to_str().unwrap()]);
+    m.url = format!("https://127.0.0.1:{port}");
+    m
+}
+
+fn start_with(port: u16, extra: &[&str]) -> Moto {
     let bin = binary();
     let child = Command::new(&bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -44,7 +57,12 @@ pub fn start_on(port: u16) -> Moto {
     // moto imports every AWS service it mocks: slow on a loaded machine.
     let end = Instant::now() + Duration::from_secs(60);
     while Instant::now() < end {
-        if m.try_call("ListQueues", &serde_json::json!({})).is_ok() {
+        let up = if extra.is_empty() {
+            m.try_call("ListQueues", &serde_json::json!({})).is_ok()
+        } else {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        };
+        if up {
             return m;
         }
         std::thread::sleep(Duration::from_millis(100));
