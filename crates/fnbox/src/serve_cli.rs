@@ -67,14 +67,14 @@ pub enum PlatformCmd {
     /// Tokens that open a private function (sent in the X-Auth-Token header).
     #[command(subcommand)]
     Token(TokenCmd),
-    /// What calls a function besides HTTP: CRON schedules and NATS JetStream subjects.
+    /// What calls a function besides HTTP: CRON schedules, NATS JetStream subjects, SQS queues.
     #[command(subcommand)]
     Trigger(TriggerCmd),
 }
 
 #[derive(Subcommand)]
 pub enum TriggerCmd {
-    /// Make a trigger for a function: --cron 'EXPR' or --nats SUBJECT.
+    /// Make a trigger for a function: --cron 'EXPR', --nats SUBJECT or --sqs QUEUE_URL.
     Create(Box<TriggerCreate>),
     /// List the triggers (of one function), with the next runs of CRON triggers and the
     /// state of queue consumers.
@@ -111,15 +111,24 @@ pub struct TriggerCreate {
     /// names the fnbox server, as for every verb.)
     #[arg(long, value_name = "URL")]
     nats_server: Option<String>,
-    /// NATS: where a message goes after its last failed attempt (1 + 3 retries).
-    #[arg(long, value_name = "SUBJECT")]
+    /// Queues: where a message goes after its last failed attempt (1 + 3 retries): a NATS
+    /// subject, or an SQS queue URL on the same endpoint.
+    #[arg(long, value_name = "SUBJECT|QUEUE_URL")]
     dead_letter: Option<String>,
-    /// NATS: calls in flight at most [default: 10].
+    /// Queues: calls in flight at most [default: 10].
     #[arg(long, value_name = "N")]
     max_in_flight: Option<u32>,
-    /// An SQS queue URL (not available yet: the server says so).
+    /// An SQS queue URL (Scaleway Queues, AWS): each message becomes a POST to the function.
     #[arg(long, value_name = "QUEUE_URL")]
     sqs: Option<String>,
+    /// SQS: the signing region [default: the one the URL names, else us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// SQS: the access key and secret key: a file with `aws_access_key_id = ...` and
+    /// `aws_secret_access_key = ...` lines (or `access_key`/`secret_key`), or `env` for
+    /// $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY. The server keeps the secret sealed.
+    #[arg(long, value_name = "FILE|env")]
+    credentials: Option<String>,
     /// A name for the trigger, unique per function [default: its id].
     #[arg(long)]
     name: Option<String>,
@@ -541,6 +550,11 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Some(Ok(v)) => Some(v),
                 None => None,
             };
+            let (access_key, secret_key) = match a.credentials.as_deref().map(client::trigger::credentials) {
+                Some(Err(e)) => return fail(&e.to_string()),
+                Some(Ok((k, s))) => (Some(k), Some(s)),
+                None => (None, None),
+            };
             let req = CreateTrigger {
                 name: a.name.clone(),
                 cron: a.cron.clone(),
@@ -551,6 +565,9 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 dead_letter: a.dead_letter.clone(),
                 max_in_flight: a.max_in_flight,
                 sqs: a.sqs.clone(),
+                region: a.region.clone(),
+                access_key,
+                secret_key,
             };
             client::run(client::trigger::create(&a.c.target(), &a.function, &req))
         }

@@ -8,33 +8,13 @@
 mod common;
 mod nats_support;
 mod platform_support;
+mod trigger_support;
 
 use common::*;
 use platform_support::*;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const RECORDER: &str = r#"
-import time
-def handle(event, context):
-    h = event["headers"]
-    body = event["body"] or ""
-    print("CALL trigger=%s msg=%s attempt=%s body=%s" % (h.get("X-Fnbox-Trigger"), h.get("X-Fnbox-Message-Id"),
-          h.get("X-Fnbox-Delivery-Attempt"), body), flush=True)
-    if "fail" in body:
-        return {"statusCode": 500, "body": "failing as asked"}
-    if body.startswith("sleep"):
-        time.sleep(float(body.split()[1]))
-    return {"statusCode": 200, "body": "ok " + body}
-"#;
-
-fn recorder(s: &Server, name: &str, args: &[&str]) -> TempDir {
-    let code = TempDir::with(name, &[("handler.py", RECORDER)]);
-    let mut a = vec!["--runtime", "python3", "--timeout", "10"];
-    a.extend_from_slice(args);
-    s.deploy(name, code.path(), &a);
-    code
-}
+use trigger_support::*;
 
 fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -51,10 +31,6 @@ fn rfc3339(t: u64) -> String {
 
 fn runs_for(logs: &str, what: &str) -> usize {
     logs.lines().filter(|l| l.contains(&format!("ran for {what} "))).count()
-}
-
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
 #[test]
@@ -257,16 +233,6 @@ fn async_calls_answer_202_and_survive_kill_9() {
     }
 }
 
-fn trigger_status(s: &Server, id: &str) -> String {
-    let v = json_of(&s.cli(&["trigger", "ls", "--json"]));
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .map(|t| t["status"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
 /// Message sequence numbers the function answered < 300 for, from fnbox's log lines.
 fn served_seqs(logs: &str) -> BTreeSet<u64> {
     logs.lines()
@@ -324,16 +290,8 @@ fn nats_messages_are_delivered_retried_and_dead_lettered() {
     assert_eq!((subject.as_str(), body.as_slice()), ("dead.orders", &b"fail please"[..]));
     assert!(head.contains("X-Fnbox-Status: 500") && head.contains(&format!("X-Fnbox-Trigger: nats/{id}")), "{head}");
     let logs = s.logs("rec");
-    for attempt in 1..=4 {
-        assert!(logs.contains(&format!("attempt={attempt} body=fail please")), "attempt {attempt}: {logs}");
-    }
     assert!(logs.contains("failed 4 times: published to dead-letter subject dead.orders"), "{logs}");
-    let m = s.metrics();
-    let series = |name: &str| format!("{name}{{function=\"rec\",trigger=\"{id}\",kind=\"nats\"}}");
-    assert_eq!(s.metric(&series("fnbox_trigger_runs_total")), 24.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_failures_total")), 4.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_retries_total")), 3.0, "{m}");
-    assert_eq!(s.metric(&series("fnbox_trigger_dead_lettered_total")), 1.0, "{m}");
+    assert_retried_then_given_up(&s, &id, "nats", 24.0);
     // Removing the trigger removes its durable consumer.
     let stream = format!("fnbox-{id}");
     assert!(c.js(&format!("CONSUMER.INFO.{stream}.fnbox-{id}")).get("error").is_none());

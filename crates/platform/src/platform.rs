@@ -376,7 +376,8 @@ impl Platform {
     /// Makes a trigger for a function (which must exist) and starts it.
     pub fn create_trigger(self: &Arc<Self>, function: &str, req: CreateTrigger) -> Result<serde_json::Value> {
         self.view(function)?;
-        let t = req.into_trigger(function)?;
+        let mut t = req.into_trigger(function)?;
+        self.registry.seal_trigger(&mut t)?;
         self.registry.add_trigger(&t)?;
         self.logs.event(function, "-", format!("{} trigger {} ({}) created", t.source.kind(), t.name, t.id));
         self.triggers.activate(self, t.clone(), t.created_at as i64);

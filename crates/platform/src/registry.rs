@@ -124,6 +124,11 @@ impl Registry {
         Ok(())
     }
 
+    /// The key secrets are sealed with (triggers' credentials too).
+    pub(crate) fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
     pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -114,6 +114,15 @@ impl Server {
     /// Listening on every address of the host (as a server reachable from a network is), with
     /// more options and environment.
     pub fn start_public(tag: &str, extra: &[&str], env: &[(&str, &Path)]) -> Self {
+        Self::start_env(tag, extra, env, "0.0.0.0")
+    }
+
+    /// On 127.0.0.1, with more environment (`SSL_CERT_FILE`, ...).
+    pub fn start_with_env(tag: &str, env: &[(&str, &Path)]) -> Self {
+        Self::start_env(tag, &[], env, "127.0.0.1")
+    }
+
+    fn start_env(tag: &str, extra: &[&str], env: &[(&str, &Path)], listen_host: &'static str) -> Self {
         require_root();
         let mut s = Self {
             url: String::new(),
@@ -125,7 +134,7 @@ impl Server {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_path_buf())).collect(),
             data_dir_flag: true,
             nofile: None,
-            listen_host: "0.0.0.0",
+            listen_host,
         };
         s.launch();
         s

@@ -1,5 +1,6 @@
 //! Triggers: what calls a function besides HTTP. CRON schedules ([`cron`]), NATS JetStream
-//! subjects ([`nats`]) and asynchronous calls ([`calls`]). Every trigger call goes through
+//! subjects ([`nats`]), SQS queues ([`sqs`]) and asynchronous calls ([`calls`]); the queue
+//! kinds share their consumer machinery ([`queue`]). Every trigger call goes through
 //! the gateway's own path ([`crate::gateway::invoke::deliver`]): the same scaling, queue,
 //! timeout, logs and metrics as an HTTP call. See docs/architecture.md, "Triggers".
 
@@ -7,6 +8,10 @@ pub mod calls;
 pub mod cron;
 pub mod nats;
 mod nats_client;
+pub mod queue;
+mod sigv4;
+pub mod sqs;
+mod sqs_client;
 pub mod store;
 
 use crate::error::{Error, Result};
@@ -20,9 +25,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The header naming the trigger a call comes from: `cron/ID`, `nats/ID`, `async/ID`.
+/// The header naming the trigger a call comes from: `cron/ID`, `nats/ID`, `sqs/ID`, `async/ID`.
 pub const TRIGGER_HEADER: &str = "x-fnbox-trigger";
-/// A queue message's id (JetStream: `STREAM/SEQUENCE`), or an asynchronous call's.
+/// A queue message's id (JetStream: `STREAM/SEQUENCE`, SQS: its `MessageId`), or an
+/// asynchronous call's.
 pub const MESSAGE_ID_HEADER: &str = "x-fnbox-message-id";
 /// 1 for the first delivery of a message, 2 for its first retry, ...
 pub const ATTEMPT_HEADER: &str = "x-fnbox-delivery-attempt";
@@ -47,6 +53,7 @@ pub enum Source {
         data: Option<serde_json::Value>,
     },
     Nats(nats::NatsSource),
+    Sqs(sqs::SqsSource),
     /// Asynchronous calls (`POST /async/fn/NAME`): never stored as a trigger.
     Async,
 }
@@ -56,6 +63,7 @@ impl Source {
         match self {
             Source::Cron { .. } => "cron",
             Source::Nats(_) => "nats",
+            Source::Sqs(_) => "sqs",
             Source::Async => "async",
         }
     }
@@ -71,7 +79,7 @@ pub struct Trigger {
     pub created_at: u64,
 }
 
-/// `POST /api/v1/functions/NAME/triggers`: one of `cron` and `nats`, with their options.
+/// `POST /api/v1/functions/NAME/triggers`: one of `cron`, `nats` and `sqs`, with their options.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTrigger {
@@ -93,6 +101,12 @@ pub struct CreateTrigger {
     pub max_in_flight: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
 }
 
 fn check_trigger_name(name: &str) -> Result<()> {
@@ -118,16 +132,34 @@ impl CreateTrigger {
                 "cron, nats, sqs: give exactly one of them (--cron 'EXPR', --nats SUBJECT, --sqs QUEUE_URL)".into(),
             ));
         }
-        let nats_only = [
-            ("stream", self.stream.is_some()),
-            ("server", self.server.is_some()),
-            ("dead_letter", self.dead_letter.is_some()),
-            ("max_in_flight", self.max_in_flight.is_some()),
+        let nats_only = [("stream", self.stream.is_some()), ("server", self.server.is_some())];
+        let sqs_only = [
+            ("region", self.region.is_some()),
+            ("access_key", self.access_key.is_some()),
+            ("secret_key", self.secret_key.is_some()),
         ];
-        let source = if let Some(expr) = self.cron {
-            if let Some((field, _)) = nats_only.iter().find(|(_, given)| *given) {
-                return Err(Error::Invalid(format!("{field}: only for queue triggers (--nats), not for --cron")));
+        let queue_only = [("dead_letter", self.dead_letter.is_some()), ("max_in_flight", self.max_in_flight.is_some())];
+        let given = |fields: &[(&'static str, bool)]| fields.iter().find(|(_, g)| *g).map(|(f, _)| *f);
+        if self.cron.is_some() {
+            if let Some(field) = given(&nats_only).or(given(&sqs_only)).or(given(&queue_only)) {
+                return Err(Error::Invalid(format!(
+                    "{field}: only for queue triggers (--nats, --sqs), not for --cron"
+                )));
             }
+        } else if self.data.is_some() {
+            return Err(Error::Invalid("data: only for --cron triggers (a queue message is the body)".into()));
+        }
+        if let (Some(field), true) = (given(&nats_only), self.sqs.is_some()) {
+            return Err(Error::Invalid(format!("{field}: only for --nats triggers, not for --sqs")));
+        }
+        if let (Some(field), true) = (given(&sqs_only), self.nats.is_some()) {
+            return Err(Error::Invalid(format!("{field}: only for --sqs triggers, not for --nats")));
+        }
+        let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_IN_FLIGHT);
+        if !(1..=IN_FLIGHT_LIMIT).contains(&max_in_flight) {
+            return Err(Error::Invalid(format!("max_in_flight: {max_in_flight} is not 1 to {IN_FLIGHT_LIMIT}")));
+        }
+        let source = if let Some(expr) = self.cron {
             Schedule::parse(&expr).map_err(|e| Error::Invalid(format!("cron: {e}")))?;
             if let Some(d) = &self.data {
                 if d.to_string().len() > DATA_MAX {
@@ -136,18 +168,11 @@ impl CreateTrigger {
             }
             Source::Cron { schedule: expr.trim().to_string(), data: self.data }
         } else if let Some(subject) = self.nats {
-            if self.data.is_some() {
-                return Err(Error::Invalid("data: only for --cron triggers (a queue message is the body)".into()));
-            }
-            let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_IN_FLIGHT);
-            if !(1..=IN_FLIGHT_LIMIT).contains(&max_in_flight) {
-                return Err(Error::Invalid(format!("max_in_flight: {max_in_flight} is not 1 to {IN_FLIGHT_LIMIT}")));
-            }
             Source::Nats(nats::NatsSource::new(subject, self.stream, self.server, self.dead_letter, max_in_flight)?)
         } else {
-            return Err(Error::Invalid(
-                "sqs: SQS queue triggers are not available in this fnbox yet: use --nats (JetStream) or --cron".into(),
-            ));
+            let url = self.sqs.unwrap_or_default();
+            let (region, access, secret) = (self.region, self.access_key, self.secret_key);
+            Source::Sqs(sqs::SqsSource::new(url, region, access, secret, self.dead_letter, max_in_flight)?)
         };
         Ok(Trigger { id, function: function.to_string(), name, source, created_at: now_s() as u64 })
     }
@@ -187,7 +212,7 @@ pub struct Runner {
     clock: Box<dyn Clock>,
     cron: Mutex<BTreeMap<String, CronEntry>>,
     /// Queue consumers, by trigger id: their task, and what `fnbox trigger ls` shows.
-    consumers: Mutex<HashMap<String, nats::Handle>>,
+    consumers: Mutex<HashMap<String, queue::Handle>>,
 }
 
 impl Default for Runner {
@@ -205,7 +230,7 @@ impl Runner {
         self.cron.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn consumers(&self) -> std::sync::MutexGuard<'_, HashMap<String, nats::Handle>> {
+    fn consumers(&self) -> std::sync::MutexGuard<'_, HashMap<String, queue::Handle>> {
         self.consumers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -220,6 +245,10 @@ impl Runner {
             },
             Source::Nats(src) => {
                 let handle = nats::spawn(p.clone(), t.clone(), src.clone());
+                self.consumers().insert(t.id.clone(), handle);
+            }
+            Source::Sqs(src) => {
+                let handle = sqs::spawn(p.clone(), t.clone(), src.clone());
                 self.consumers().insert(t.id.clone(), handle);
             }
             Source::Async => {}
@@ -293,7 +322,7 @@ impl Runner {
                 let last = self.cron().get(&t.id).map(|e| e.last).filter(|l| *l > t.created_at as i64);
                 serde_json::json!({ "status": "scheduled", "next_runs": next, "last_run": last.map(rfc3339) })
             }
-            Source::Nats(_) => {
+            Source::Nats(_) | Source::Sqs(_) => {
                 let status = self.consumers().get(&t.id).map(|h| h.status()).unwrap_or_else(|| "stopped".into());
                 serde_json::json!({ "status": status })
             }
@@ -302,11 +331,14 @@ impl Runner {
     }
 }
 
-/// A trigger as listed: its definition and its state.
+/// A trigger as listed: its definition (never a secret) and its state.
 pub fn view(runner: &Runner, t: &Trigger) -> serde_json::Value {
     let mut v = serde_json::to_value(t).unwrap_or_default();
-    if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), runner.status(t)) {
-        obj.extend(extra);
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("secret_key");
+        if let serde_json::Value::Object(extra) = runner.status(t) {
+            obj.extend(extra);
+        }
     }
     v
 }

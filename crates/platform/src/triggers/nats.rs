@@ -4,26 +4,23 @@
 //! acknowledged only once the function answered < 300, retried (redelivered) up to
 //! [`RETRIES`] times otherwise, then published to the dead-letter subject if one is set and
 //! terminated. Messages are pulled only while the trigger has fewer than `max_in_flight` in
-//! flight and the function has room (`Pool::room`, plus `PREFETCH` waiting in its queue):
-//! at max scale with every instance busy, messages wait in the stream, not in fnbox's memory. A message whose call was under way
+//! flight and the function has room ([`super::queue::Flow`]): at max scale with every
+//! instance busy, messages wait in the stream, not in fnbox's memory. A message whose call was under way
 //! when fnbox died is redelivered after the consumer's ack wait (at least once).
 
 use super::nats_client::{valid_subject, Conn, JsError, Msg};
-use super::{Run, Trigger, MESSAGE_ID_HEADER, RETRIES};
+use super::queue::{self, Flow, Handle, Session, Verdict};
+use super::{Trigger, RETRIES};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 /// How long one pull request stays open on the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
-const RETRY_MAX: Duration = Duration::from_secs(30);
-/// Messages a consumer may have waiting in its function's queue (see `consume`).
-const PREFETCH: i64 = 2;
 /// The subject of the message, for the function.
 const SUBJECT_HEADER: &str = "x-fnbox-subject";
 
@@ -100,51 +97,16 @@ fn subject_matches(pattern: &str, s: &str) -> bool {
     }
 }
 
-/// A running consumer.
-pub struct Handle {
-    pub function: String,
-    status: Arc<Mutex<String>>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Handle {
-    pub fn status(&self) -> String {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn stop(&self) {
-        self.task.abort();
-    }
-}
-
 fn durable(t: &Trigger) -> String {
     format!("fnbox-{}", t.id)
 }
 
 pub fn spawn(p: Arc<Platform>, t: Trigger, src: NatsSource) -> Handle {
-    let status = Arc::new(Mutex::new(format!("connecting to {}", src.server)));
-    let st = status.clone();
-    let function = t.function.clone();
-    let task = tokio::spawn(async move {
-        let set = |s: String| *st.lock().unwrap_or_else(|e| e.into_inner()) = s;
-        let mut delay = Duration::from_secs(1);
-        let mut last_error = String::new();
-        loop {
-            let err = consume(&p, &t, &src, &set, &mut delay).await;
-            set(format!("error: {err}; retrying in {} s", delay.as_secs()));
-            if err != last_error {
-                p.logs.event(
-                    &t.function,
-                    "-",
-                    format!("nats trigger {} ({}): {err}; retrying in the background", t.name, t.id),
-                );
-                last_error = err;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RETRY_MAX);
-        }
-    });
-    Handle { function, status, task: task.abort_handle() }
+    let first = format!("connecting to {}", src.server);
+    queue::spawn(p, t, first, move |p, t, session| {
+        let src = src.clone();
+        async move { consume(&p, &t, &src, &session).await }
+    })
 }
 
 /// Deletes the trigger's durable consumer on its server (in the background, best effort):
@@ -191,13 +153,7 @@ async fn stream_of(conn: &Conn, src: &NatsSource, create: Option<&str>) -> std::
 }
 
 /// Runs the consumer until its connection fails; returns why.
-async fn consume(
-    p: &Arc<Platform>,
-    t: &Trigger,
-    src: &NatsSource,
-    set: &(dyn Fn(String) + Send + Sync),
-    delay: &mut Duration,
-) -> String {
+async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Session) -> String {
     let (tx, mut pulls) = mpsc::channel::<Msg>(src.max_in_flight as usize + 16);
     let conn = match Conn::connect(&src.server, tx).await {
         Ok(c) => c,
@@ -226,25 +182,18 @@ async fn consume(
             return format!("cannot create the consumer {name} on stream {stream}: {e}");
         }
     }
-    set(format!("consuming {} from stream {stream} on {} (consumer {name})", src.subject, src.server));
-    *delay = Duration::from_secs(1);
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(Notify::new());
+    session.connected(format!("consuming {} from stream {stream} on {} (consumer {name})", src.subject, src.server));
+    let flow = Flow::new(src.max_in_flight);
     let next = format!("CONSUMER.MSG.NEXT.{stream}.{name}");
     let inbox = conn.pull_inbox();
     loop {
         if let Some(why) = conn.ended() {
             return format!("the connection to {} ended: {why}", src.server);
         }
-        let Some(pool) = p.pool(&t.function) else { return format!("function {} is gone", t.function) };
-        // A few messages may wait in the function's queue, so an instance that finishes finds
-        // the next one there rather than after a pull's round trip; never more than PREFETCH.
-        let room = (src.max_in_flight as usize)
-            .saturating_sub(in_flight.load(Ordering::SeqCst))
-            .min((pool.room() + PREFETCH).max(0) as usize);
+        let Some(room) = flow.room(p, &t.function) else { return format!("function {} is gone", t.function) };
         if room == 0 {
             // Back-pressure: nothing is pulled until a call ends.
-            let _ = tokio::time::timeout(Duration::from_millis(200), done.notified()).await;
+            flow.wait().await;
             continue;
         }
         let ask = serde_json::json!({ "batch": room, "expires": PULL_EXPIRES.as_nanos() as u64 });
@@ -265,14 +214,8 @@ async fn consume(
                 Ok(Some(m)) if m.status.is_some() => break,
                 Ok(Some(m)) => {
                     got += 1;
-                    in_flight.fetch_add(1, Ordering::SeqCst);
                     let (p, t, src, conn) = (p.clone(), t.clone(), src.clone(), conn.clone());
-                    let (in_flight, done) = (in_flight.clone(), done.clone());
-                    tokio::spawn(async move {
-                        handle(&p, &t, &src, &conn, m).await;
-                        in_flight.fetch_sub(1, Ordering::SeqCst);
-                        done.notify_one();
-                    });
+                    flow.start(async move { handle(&p, &t, &src, &conn, m).await });
                 }
             }
         }
@@ -307,53 +250,40 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m
     let Some(reply) = m.reply.as_deref() else { return };
     let Some(d) = parse_ack(reply) else { return };
     let id = format!("{}/{}", d.stream, d.stream_seq);
-    let last_attempt = d.delivered > RETRIES;
-    let mut headers =
-        vec![(MESSAGE_ID_HEADER.to_string(), id.clone()), (SUBJECT_HEADER.to_string(), m.subject.clone())];
+    let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
     if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
         headers.push(("content-type".into(), v.clone()));
     }
-    let run = Run {
-        trigger: t,
-        source_id: t.id.clone(),
-        method: hyper::Method::POST,
-        path: "/".into(),
+    let message = queue::Message {
+        id: id.clone(),
         what: format!("message {id} on {}", m.subject),
-        headers,
-        body: m.payload.clone(),
         attempt: d.delivered,
         published: super::calls::since_epoch(d.published_ns),
-        last_attempt,
+        headers,
+        body: m.payload.clone(),
     };
-    let answer: Vec<u8> = match run.call(p).await {
-        Ok(_) => b"+ACK".to_vec(),
-        // Redelivered after 1, 2, 4 s.
-        Err(_) if !last_attempt => {
-            let delay = Duration::from_secs(1 << d.delivered.saturating_sub(1).min(6));
-            format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes()
-        }
-        Err(got) => {
-            if let Some(dl) = &src.dead_letter {
-                let headers = vec![
-                    ("X-Fnbox-Trigger".to_string(), format!("nats/{}", t.id)),
-                    ("X-Fnbox-Function".to_string(), t.function.clone()),
-                    ("X-Fnbox-Message-Id".to_string(), id.clone()),
-                    ("X-Fnbox-Subject".to_string(), m.subject.clone()),
-                    ("X-Fnbox-Status".to_string(), got.status.to_string()),
-                    ("Nats-Msg-Id".to_string(), format!("fnbox-dl-{id}")),
-                ];
-                let said = match conn.publish(dl, None, &headers, &m.payload).await {
-                    Ok(()) => format!("published to dead-letter subject {dl}"),
-                    Err(e) => format!("could not be published to dead-letter subject {dl} ({e}); dropped"),
-                };
-                p.logs.event(&t.function, "-", format!("message {id} failed {} times: {said}", d.delivered));
-            } else {
-                p.logs.event(
-                    &t.function,
-                    "-",
-                    format!("message {id} failed {} times: dropped (no --dead-letter subject)", d.delivered),
-                );
-            }
+    let answer: Vec<u8> = match queue::call(p, t, message).await {
+        Verdict::Done => b"+ACK".to_vec(),
+        Verdict::Retry(delay) => format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes(),
+        Verdict::GiveUp(status) => {
+            let said = match &src.dead_letter {
+                Some(dl) => {
+                    let headers = vec![
+                        ("X-Fnbox-Trigger".to_string(), format!("nats/{}", t.id)),
+                        ("X-Fnbox-Function".to_string(), t.function.clone()),
+                        ("X-Fnbox-Message-Id".to_string(), id.clone()),
+                        ("X-Fnbox-Subject".to_string(), m.subject.clone()),
+                        ("X-Fnbox-Status".to_string(), status.to_string()),
+                        ("Nats-Msg-Id".to_string(), format!("fnbox-dl-{id}")),
+                    ];
+                    match conn.publish(dl, None, &headers, &m.payload).await {
+                        Ok(()) => format!("published to dead-letter subject {dl}"),
+                        Err(e) => format!("could not be published to dead-letter subject {dl} ({e}); dropped"),
+                    }
+                }
+                None => "dropped (no --dead-letter subject)".into(),
+            };
+            queue::gave_up(p, t, &id, d.delivered, &said);
             b"+TERM".to_vec()
         }
     };

@@ -76,7 +76,29 @@ fn call_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCall> {
     })
 }
 
+/// What a trigger's secret is sealed for: its function and id.
+fn secret_place(t: &Trigger) -> String {
+    format!("trigger {} secret_key", t.id)
+}
+
 impl Registry {
+    /// Seals a trigger's secret (an SQS secret key) before it is stored or held.
+    pub fn seal_trigger(&self, t: &mut Trigger) -> Result<()> {
+        let place = secret_place(t);
+        if let Source::Sqs(src) = &mut t.source {
+            src.secret_key = self.key().seal(&t.function, &place, &src.secret_key)?;
+        }
+        Ok(())
+    }
+
+    /// A trigger's secret, opened.
+    pub fn trigger_secret(&self, t: &Trigger) -> Result<String> {
+        match &t.source {
+            Source::Sqs(src) => self.key().open(&t.function, &secret_place(t), &src.secret_key),
+            _ => Err(Error::Invalid(format!("trigger {} has no secret", t.id))),
+        }
+    }
+
     pub fn add_trigger(&self, t: &Trigger) -> Result<()> {
         let source = serde_json::to_string(&t.source).map_err(|e| Error::Internal(e.to_string()))?;
         let db = self.db();
