@@ -104,6 +104,17 @@ uninstall_fnbox() {
   say "removed the binaries and the unit"
   if [ "$purge" = 1 ]; then
     rm -rf "$STATE" "$RUN"
+    # The slot locks: shared by every fnbox on the host, so only when none is held (no
+    # sandbox runs); flock -n fails on a held one.
+    SLOTS=${FNBOX_SLOTS_DIR:-/run/fnbox-slots}
+    if [ -d "$SLOTS" ] && ! [ -L "$SLOTS" ]; then
+      held=0
+      for f in "$SLOTS"/*; do
+        [ -f "$f" ] || continue
+        flock -n "$f" true || held=1
+      done
+      [ "$held" = 1 ] || rm -rf "$SLOTS"
+    fi
     # fnbox's parent cgroups, innermost first (rmdir only succeeds once no sandbox is left).
     for root in /sys/fs/cgroup /sys/fs/cgroup/*; do
       for d in "$root/fnbox/serve" "$root/fnbox"; do

@@ -41,15 +41,25 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// Where the build keeps its own files: on the sandbox's disk layer, outside `/code`.
 const WORK: &str = "/var/tmp/fnbox-build";
 
-/// The server's builds: their time limit and the places for those running at once.
+/// Builds that may wait for a place, on top of those running: each holds its unpacked upload
+/// (up to the code store's limit) on the server's disk while it waits.
+const WAITING_MAX: usize = 4;
+
+/// The server's builds: their time limit, the places for those running at once, and the
+/// admissions (running or waiting) taken before an upload is unpacked.
 pub struct Builds {
     pub timeout: Duration,
     places: tokio::sync::Semaphore,
+    admitted: Arc<tokio::sync::Semaphore>,
 }
 
 impl Builds {
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout, places: tokio::sync::Semaphore::new(AT_ONCE) }
+        Self {
+            timeout,
+            places: tokio::sync::Semaphore::new(AT_ONCE),
+            admitted: Arc::new(tokio::sync::Semaphore::new(AT_ONCE + WAITING_MAX)),
+        }
     }
 }
 
@@ -186,6 +196,12 @@ fn cut_chars(s: &str, max: usize) -> String {
 /// `done` (the built code is stored) or `failed` (nothing is). A client that goes away stops
 /// the build.
 pub async fn start(p: Arc<Platform>, req: BuildRequest, zip: Bytes) -> Result<mpsc::Receiver<Bytes>> {
+    // Before anything is unpacked: a waiting build holds its upload on disk.
+    let admission = p.builds.admitted.clone().try_acquire_owned().map_err(|_| {
+        Error::Busy(format!(
+            "the server is busy building: {AT_ONCE} builds run and {WAITING_MAX} wait already; retry in a minute"
+        ))
+    })?;
     let code = p.code.clone();
     let staged = tokio::task::spawn_blocking(move || code.stage_zip(&zip, "build"))
         .await
@@ -193,6 +209,7 @@ pub async fn start(p: Arc<Platform>, req: BuildRequest, zip: Bytes) -> Result<mp
     req.check_inputs(&staged.dir)?;
     let (tx, rx) = mpsc::channel(EVENTS_QUEUED);
     tokio::spawn(async move {
+        let _admission = admission;
         let t0 = Instant::now();
         let out = Arc::new(Output { tx: tx.clone(), state: Mutex::default() });
         let result = tokio::select! {
@@ -222,7 +239,16 @@ async fn run(p: &Platform, req: &BuildRequest, staged: &Staged, out: Arc<Output>
         Ok(place) => place,
         Err(_) => {
             let _ = out.tx.send(ndjson(&Event::Waiting { builds_running: AT_ONCE })).await;
-            builds.places.acquire().await.map_err(|e| Error::Internal(format!("the builds' places are gone: {e}")))?
+            // The wait counts in the build's time limit.
+            match tokio::time::timeout(builds.timeout, builds.places.acquire()).await {
+                Ok(place) => place.map_err(|e| Error::Internal(format!("the builds' places are gone: {e}")))?,
+                Err(_) => {
+                    return Err(Error::Busy(format!(
+                        "no build place became free within {} s (fnbox serve --build-timeout): retry later",
+                        builds.timeout.as_secs()
+                    )))
+                }
+            }
         }
     };
     let started = Event::Started {

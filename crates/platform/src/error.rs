@@ -22,6 +22,9 @@ pub enum Error {
     Disabled(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// The server has no room for this now (builds queued to their limit): retry later.
+    #[error("{0}")]
+    Busy(String),
     /// The handler could not be loaded in a sandbox at deploy time.
     #[error("{0}")]
     HandlerCheck(String),
@@ -49,7 +52,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::NoFunction(_) | Error::NotFound(_) => 404,
             Error::TooLarge(_) => 413,
-            Error::Disabled(_) => 503,
+            Error::Disabled(_) | Error::Busy(_) => 503,
             _ => 500,
         }
     }

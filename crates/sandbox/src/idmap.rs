@@ -19,6 +19,10 @@ pub struct IdRange {
     pub slot: u32,
     pub host_base: u32,
     _lock: File,
+    /// The same slot's lock where an older fnbox looks (`run/uids`), held too when that
+    /// directory exists: an older fnbox then neither hands out this range nor reaps this
+    /// sandbox as dead.
+    _legacy: Option<File>,
 }
 
 impl IdRange {
@@ -36,10 +40,8 @@ impl IdRange {
         let start = u32::from_le_bytes(seed) % SLOTS;
         for i in 0..SLOTS {
             let slot = (start + i) % SLOTS;
-            if let Some(lock) = try_lock(&dir.join(slot.to_string()))? {
-                if !legacy_held(paths, slot) {
-                    return Ok(Self { slot, host_base: BASE + slot * SIZE, _lock: lock });
-                }
+            if let Some(range) = claim(paths, &dir, slot)? {
+                return Ok(range);
             }
         }
         Err(crate::Error::Setup(format!(
@@ -51,24 +53,32 @@ impl IdRange {
 impl IdRange {
     /// Takes one given slot if it is free (used to clean up after dead launchers).
     pub fn try_take(paths: &Paths, slot: u32) -> Option<Self> {
-        let lock = try_lock(&paths.uid_locks().join(slot.to_string())).ok().flatten()?;
-        (!legacy_held(paths, slot)).then_some(Self { slot, host_base: BASE + slot * SIZE, _lock: lock })
+        claim(paths, &paths.uid_locks(), slot).ok().flatten()
     }
 }
 
-/// Whether a sandbox of an older fnbox (which locked slots in `run/uids`) holds `slot`: its
-/// uids and cgroup are in use until it ends, after an upgrade too.
-fn legacy_held(paths: &Paths, slot: u32) -> bool {
-    let p = paths.run.join("uids").join(slot.to_string());
-    let Ok(f) = File::open(&p) else { return false };
-    !matches!(crate::sys::flock(&f, true, true), Ok(true))
+/// Locks `slot` in `dir`, and in an older fnbox's `run/uids` if that exists (a sandbox of an
+/// older fnbox holds its slot there; see docs/architecture.md, "Host state").
+fn claim(paths: &Paths, dir: &Path, slot: u32) -> Result<Option<IdRange>> {
+    let Some(lock) = try_lock(&dir.join(slot.to_string()))? else { return Ok(None) };
+    let legacy_dir = paths.run.join("uids");
+    let legacy = match std::fs::symlink_metadata(&legacy_dir).is_ok_and(|m| m.is_dir()) {
+        true => match try_lock(&legacy_dir.join(slot.to_string()))? {
+            Some(f) => Some(f),
+            None => return Ok(None),
+        },
+        false => None,
+    };
+    Ok(Some(IdRange { slot, host_base: BASE + slot * SIZE, _lock: lock, _legacy: legacy }))
 }
 
 fn try_lock(p: &Path) -> Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(p)
         .context(|| format!("cannot open {}", p.display()))?;
     Ok(crate::sys::flock(&f, true, true).context(|| format!("cannot lock {}", p.display()))?.then_some(f))
@@ -87,6 +97,18 @@ mod tests {
         let a = IdRange::allocate(&paths).unwrap();
         let b = IdRange::allocate(&paths).unwrap();
         assert_ne!(a.slot, b.slot);
+        // An older fnbox's lock (in run/uids) holds its slot for us too, and ours for it.
+        std::fs::create_dir_all(dir.join("uids")).unwrap();
+        let c = IdRange::allocate(&paths).unwrap();
+        assert!(IdRange::try_take(&paths, c.slot).is_none());
+        let old = File::open(dir.join("uids").join(c.slot.to_string())).unwrap();
+        assert!(!crate::sys::flock(&old, true, true).unwrap(), "an older fnbox could take slot {}", c.slot);
+        drop(old);
+        // A slot an older fnbox holds is not ours to take, though our own lock is free.
+        let (slot, held) = (c.slot, File::create(dir.join("uids").join(c.slot.to_string())).unwrap());
+        drop(c);
+        assert!(crate::sys::flock(&held, true, true).unwrap());
+        assert!(IdRange::try_take(&paths, slot).is_none());
         assert!(a.host_base >= BASE && a.host_base.is_multiple_of(SIZE));
         assert_eq!(a.map_line(), format!("0 {} 65536\n", a.host_base));
         let _ = std::fs::remove_dir_all(dir);

@@ -72,7 +72,7 @@ impl Paths {
     /// Every directory this crate uses, with its mode. All belong to root: they hold locks,
     /// images and disk layers that decide what sandboxes see, so none may be writable by
     /// anyone else.
-    fn directories(&self) -> [(PathBuf, u32); 8] {
+    fn directories(&self) -> [(PathBuf, u32); 7] {
         [
             (self.state.clone(), 0o755),
             (self.sandboxes(), 0o700),
@@ -80,7 +80,6 @@ impl Paths {
             (self.disk_templates(), 0o700),
             (self.disk_spares(), 0o700),
             (self.run.clone(), 0o755),
-            (self.uid_locks(), 0o700),
             (self.stage(), 0o700),
         ]
     }
@@ -92,7 +91,10 @@ impl Paths {
     /// exists (it is on a tmpfs, gone at each reboot), this is two `stat`-sized calls.
     pub fn prepare(&self) -> Result<()> {
         let current = std::fs::read_to_string(self.state.join(LAYOUT_FILE)).is_ok_and(|v| v.trim() == LAYOUT);
-        if current && self.uid_locks().is_dir() && self.stage().is_dir() {
+        // The slot directory is shared by every fnbox on the host, so it is checked every
+        // time, not only when this state directory is new (a mkdir and a stat).
+        ensure_slots_dir(&self.slots)?;
+        if current && self.stage().is_dir() {
             return Ok(());
         }
         for (dir, mode) in self.directories() {
@@ -151,6 +153,18 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
             .context(|| format!("cannot set the mode of {} to {mode:o}", dir.display()))?;
     }
     Ok(())
+}
+
+/// The slot directory: as [`ensure_dir`] (root's, 0700), and never a symlink (whoever could
+/// point it elsewhere could make two sandboxes share a uid range).
+fn ensure_slots_dir(dir: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Setup(format!(
+            "{} is a symbolic link: fnbox's slot locks must be in a directory of root's; remove it",
+            dir.display()
+        )));
+    }
+    ensure_dir(dir, 0o700)
 }
 
 /// Every directory above `dir` must let others search it: a sandbox's first process mounts on
@@ -239,6 +253,28 @@ mod tests {
         std::fs::remove_dir_all(&paths.run).unwrap();
         paths.prepare().unwrap();
         assert!(paths.uid_locks().is_dir() && paths.stage().is_dir());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_or_foreign_slot_directory_is_refused_every_time() {
+        if !is_root() {
+            return; // ownership checks need root; the end-to-end tests run as root
+        }
+        let t = temp();
+        let paths = Paths { state: t.join("state"), run: t.join("run"), slots: t.join("slots") };
+        paths.prepare().unwrap();
+        // Once the state is current, the slot directory is still checked.
+        std::fs::remove_dir(&paths.slots).unwrap();
+        std::fs::create_dir(t.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(t.join("elsewhere"), &paths.slots).unwrap();
+        let e = paths.prepare().unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        std::fs::remove_file(&paths.slots).unwrap();
+        std::fs::create_dir(&paths.slots).unwrap();
+        std::os::unix::fs::chown(&paths.slots, Some(1234), None).unwrap();
+        let e = paths.prepare().unwrap_err().to_string();
+        assert!(e.contains("belongs to uid 1234"), "{e}");
         std::fs::remove_dir_all(&t).unwrap();
     }
 

@@ -335,7 +335,7 @@ impl Sandbox {
             send(&attach_msg(&b.target, dir, b.access, overlay), Some(&fd))?;
         }
         if let Some(text) = resolv {
-            let fd = rootfs::file_mount(text.as_bytes(), 0o444, &userns, bind_attrs(Access::ReadOnly))
+            let fd = rootfs::file_mount(text.as_bytes(), 0o444, None, &userns, bind_attrs(Access::ReadOnly))
                 .context(|| "cannot make the sandbox's /etc/resolv.conf".into())?;
             send(&attach_msg(Path::new("/etc/resolv.conf"), false, Access::ReadOnly, false), Some(&fd))?;
         }

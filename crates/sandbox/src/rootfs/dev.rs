@@ -4,7 +4,6 @@ use super::{err, make_mountpoint};
 use crate::error::Result;
 use crate::sys::{self, abi, mount};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// The device nodes of a sandbox's `/dev` (Docker's defaults): name, major, minor.
@@ -78,7 +77,9 @@ const COPY_FILE_MAX: u64 = 32 << 10;
 /// line shows its host path; see docs/architecture.md).
 pub fn copy_file(src: &Path, userns: &OwnedFd, attrs: u64) -> std::io::Result<Option<OwnedFd>> {
     use std::io::Read;
-    let file = std::fs::File::open(src)?;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // O_NONBLOCK: a FIFO's open would wait for a writer (it is bound as it is, below).
+    let file = std::fs::File::options().read(true).custom_flags(libc::O_NONBLOCK).open(src)?;
     let meta = file.metadata()?;
     if !meta.is_file() || meta.len() > COPY_FILE_MAX {
         return Ok(None);
@@ -89,13 +90,21 @@ pub fn copy_file(src: &Path, userns: &OwnedFd, attrs: u64) -> std::io::Result<Op
     if data.len() as u64 > COPY_FILE_MAX {
         return Ok(None);
     }
-    file_mount(&data, meta.permissions().mode() & 0o555, userns, attrs).map(Some)
+    // The copy has the file's owner and mode, so the sandbox may read it exactly when it
+    // could read the file bound as it is (seen through the same id mapping).
+    file_mount(&data, meta.mode() & 0o777, Some((meta.uid(), meta.gid())), userns, attrs).map(Some)
 }
 
 /// A detached, idmapped bind (with mount attributes `attrs`) of a file holding `data` with
-/// `mode`, alone on a tmpfs of its own made by the launcher: its mountinfo line shows `/file`
+/// `mode` and `owner` (host ids; root's if `None`), alone on a tmpfs of its own made by the launcher: its mountinfo line shows `/file`
 /// on a tmpfs, no host path and no host id.
-pub fn file_mount(data: &[u8], mode: u32, userns: &OwnedFd, attrs: u64) -> std::io::Result<OwnedFd> {
+pub fn file_mount(
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    userns: &OwnedFd,
+    attrs: u64,
+) -> std::io::Result<OwnedFd> {
     use std::io::Write;
     let fs = mount::FsContext::open("tmpfs")?;
     fs.set_string("source", "tmpfs")?;
@@ -106,7 +115,10 @@ pub fn file_mount(data: &[u8], mode: u32, userns: &OwnedFd, attrs: u64) -> std::
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     let mut copy = std::fs::File::from(sys::openat(Some(tmp.as_raw_fd()), name, flags, mode)?);
     copy.write_all(data)?;
-    // The umask applied at creation: set the mode explicitly.
+    if let Some((uid, gid)) = owner {
+        sys::lchownat(Some(tmp.as_raw_fd()), name, uid, gid)?;
+    }
+    // The umask applied at creation (and chown clears set-id bits): set the mode explicitly.
     sys::fchmodat(Some(tmp.as_raw_fd()), name, mode)?;
     let bind = mount::clone_tree_at(Some(tmp.as_raw_fd()), name, false)?;
     mount::idmap(&bind, userns, attrs, false)?;
