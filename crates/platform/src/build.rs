@@ -15,6 +15,7 @@ use crate::platform::Platform;
 use crate::runtimes::RUNTIME_DIR;
 use bytes::Bytes;
 use fnbox_sandbox::net::Network;
+use fnbox_sandbox::spec::SandboxKind;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -74,7 +75,7 @@ impl Default for Builds {
 pub struct BuildRequest {
     pub runtime: Runtime,
     /// The sandbox the function will run in: the build runs in the same kind.
-    pub sandbox: String,
+    pub sandbox: SandboxKind,
 }
 
 impl BuildRequest {
@@ -85,8 +86,10 @@ impl BuildRequest {
                 "--build installs the dependencies of python3 (requirements.txt) and node (package-lock.json) functions: build a binary function before deploying it".into(),
             ));
         }
-        let sandbox = q.get("sandbox").cloned().unwrap_or_else(|| "v2".into());
-        sandbox.parse::<fnbox_sandbox::spec::SandboxKind>().map_err(|e| Error::Invalid(e.to_string()))?;
+        let sandbox = match q.get("sandbox") {
+            Some(s) => s.parse().map_err(|e: fnbox_sandbox::Error| Error::Invalid(e.to_string()))?,
+            None => SandboxKind::V2,
+        };
         Ok(Self { runtime, sandbox })
     }
 
@@ -253,7 +256,7 @@ async fn run(p: &Platform, req: &BuildRequest, staged: &Staged, out: Arc<Output>
     };
     let started = Event::Started {
         runtime: req.runtime.as_str(),
-        sandbox: &req.sandbox,
+        sandbox: req.sandbox.as_str(),
         memory_mb: MEMORY_MB,
         timeout_s: builds.timeout.as_secs(),
     };
@@ -262,7 +265,7 @@ async fn run(p: &Platform, req: &BuildRequest, staged: &Staged, out: Arc<Output>
     let launcher = &p.checker.launcher;
     let sink = out.clone();
     let spec = LaunchSpec {
-        kind: req.sandbox.clone(),
+        kind: req.sandbox,
         memory_mb: MEMORY_MB,
         code: Some(staged.dir.clone()),
         env: build_env(),
@@ -370,7 +373,7 @@ mod tests {
         assert!(BuildRequest::from_query(&q(&[("build", "ruby")])).is_err());
         assert!(BuildRequest::from_query(&q(&[("build", "node"), ("sandbox", "v9")])).is_err());
         let r = BuildRequest::from_query(&q(&[("build", "python")])).unwrap();
-        assert_eq!((r.runtime, r.sandbox.as_str()), (Runtime::Python3, "v2"));
+        assert_eq!((r.runtime, r.sandbox), (Runtime::Python3, SandboxKind::V2));
 
         let dir = std::env::temp_dir().join(format!("fnbox-build-inputs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -379,7 +382,7 @@ mod tests {
         assert!(e.contains("no requirements.txt"), "{e}");
         std::fs::write(dir.join("requirements.txt"), "six\n").unwrap();
         assert!(r.check_inputs(&dir).is_ok());
-        let node = BuildRequest { runtime: Runtime::Node, sandbox: "v1".into() };
+        let node = BuildRequest { runtime: Runtime::Node, sandbox: SandboxKind::V1 };
         std::fs::write(dir.join("package.json"), "{}").unwrap();
         let e = node.check_inputs(&dir).unwrap_err().to_string();
         assert!(e.contains("npm install --package-lock-only"), "{e}");

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use fnbox_sandbox::net::Network;
-use fnbox_sandbox::spec::Tier;
+use fnbox_sandbox::spec::{SandboxKind, Tier};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -65,7 +65,7 @@ pub struct FunctionConfig {
     pub runtime: Runtime,
     pub handler: String,
     pub memory_mb: u64,
-    pub sandbox: String,
+    pub sandbox: SandboxKind,
     pub min_scale: u32,
     pub max_scale: u32,
     pub timeout_s: u64,
@@ -118,15 +118,21 @@ impl DeployRequest {
     /// Applies the defaults and checks every limit.
     pub fn into_config(self) -> Result<FunctionConfig> {
         let runtime: Runtime = self.runtime.parse()?;
+        // The sandbox crate's errors are the server's (500) by default; here they are the user's.
+        let invalid = |e: fnbox_sandbox::Error| Error::Invalid(e.to_string());
         let network = match self.network.as_deref() {
-            Some(n) => n.parse().map_err(|e: fnbox_sandbox::Error| Error::Invalid(e.to_string()))?,
+            Some(n) => n.parse().map_err(invalid)?,
             None => default_network(),
+        };
+        let sandbox = match self.sandbox.as_deref() {
+            Some(s) => s.parse().map_err(invalid)?,
+            None => SandboxKind::V2,
         };
         let c = FunctionConfig {
             handler: self.handler.unwrap_or_else(|| runtime.default_handler().to_string()),
             runtime,
             memory_mb: self.memory_mb.unwrap_or(256),
-            sandbox: self.sandbox.unwrap_or_else(|| "v2".to_string()),
+            sandbox,
             min_scale: self.min_scale.unwrap_or(0),
             max_scale: self.max_scale.unwrap_or(20),
             timeout_s: self.timeout_s.unwrap_or(300),
@@ -148,7 +154,6 @@ impl FunctionConfig {
         // The sandbox crate's errors are the server's (500) by default; here they are the user's.
         let invalid = |e: fnbox_sandbox::Error| Error::Invalid(e.to_string());
         Tier::for_mb(self.memory_mb).map_err(invalid)?;
-        self.sandbox.parse::<fnbox_sandbox::spec::SandboxKind>().map_err(invalid)?;
         if !(TIMEOUT_MIN_S..=TIMEOUT_MAX_S).contains(&self.timeout_s) {
             return Err(Error::Invalid(format!(
                 "timeout {} s is out of range: use {TIMEOUT_MIN_S} to {TIMEOUT_MAX_S} seconds",

@@ -165,7 +165,7 @@ impl Platform {
             .pools()
             .iter()
             .map(|p| p.current().function.config.clone())
-            .filter(|c| c.sandbox == "v2" && c.runtime != Runtime::Binary)
+            .filter(|c| c.sandbox == fnbox_sandbox::spec::SandboxKind::V2 && c.runtime != Runtime::Binary)
             .map(|c| WarmKey { runtime: c.runtime, memory_mb: c.memory_mb, network: c.network })
             .collect();
         warm.want(&keys);

@@ -73,7 +73,7 @@ pub struct VersionView {
     pub runtime: String,
     pub handler: String,
     pub memory_mb: u64,
-    pub sandbox: String,
+    pub sandbox: fnbox_sandbox::spec::SandboxKind,
     pub min_scale: u32,
     pub max_scale: u32,
     pub timeout_s: u64,

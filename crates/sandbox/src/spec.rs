@@ -12,8 +12,10 @@ pub use container::{
     CapSets, Container, ContainerRoot, IdMapping, Mount, MountKind, Namespace, ProcessSettings, Resources, Rlimit,
 };
 
-/// Which sandbox runs the program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which sandbox runs the program. Written `v1`/`v2` everywhere (command lines, the
+/// platform's registry and API); read with [`std::str::FromStr`], which also takes the old
+/// names `container`/`sentry` and whose error names the value and the choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxKind {
     /// Namespaces, cgroups and a seccomp denylist: the full Linux syscall interface.
@@ -34,12 +36,27 @@ impl std::str::FromStr for SandboxKind {
     }
 }
 
-impl std::fmt::Display for SandboxKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl SandboxKind {
+    /// The name it is written with: `v1` or `v2`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Self::V1 => "v1",
             Self::V2 => "v2",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Through [`std::str::FromStr`]: a stored or sent kind is read as a command line's is, and a
+/// bad one is refused with the same message.
+impl<'de> Deserialize<'de> for SandboxKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -531,6 +548,21 @@ fn parse_env_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the platform stores and sends: `"v1"`/`"v2"`, the old names read, a bad one
+    /// refused with the value and the choices.
+    #[test]
+    fn sandbox_kinds_keep_their_names() {
+        for (k, name) in [(SandboxKind::V1, "v1"), (SandboxKind::V2, "v2")] {
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<SandboxKind>(&format!("\"{name}\"")).unwrap(), k);
+            assert_eq!((k.to_string(), name.parse::<SandboxKind>().unwrap()), (name.to_string(), k));
+        }
+        assert_eq!(serde_json::from_str::<SandboxKind>("\"sentry\"").unwrap(), SandboxKind::V2);
+        assert_eq!("container".parse::<SandboxKind>().unwrap(), SandboxKind::V1);
+        let e = serde_json::from_str::<SandboxKind>("\"v3\"").unwrap_err().to_string();
+        assert!(e.contains("sandbox 'v3' does not exist: use v1 or v2"), "{e}");
+    }
 
     #[test]
     fn tiers_parse_in_every_spelling() {

@@ -106,7 +106,7 @@ pub(crate) async fn deploy_quiet(
             (c.reply(up).await?.json()?["digest"].as_str().unwrap_or_default().to_string(), None)
         }
         true => {
-            let sandbox = req.sandbox.as_deref().unwrap_or("v2");
+            let sandbox = req.sandbox.as_deref().unwrap_or(fnbox_sandbox::spec::SandboxKind::V2.as_str());
             let at = format!(
                 "/api/v1/code?build={}&sandbox={}",
                 crate::urlenc::encode(&req.runtime),

@@ -37,7 +37,7 @@ struct Row {
     name: String,
     disabled: Option<String>,
     runtime: &'static str,
-    sandbox: String,
+    sandbox: &'static str,
     memory_mb: u64,
     instances: usize,
     min_scale: u32,
@@ -69,7 +69,7 @@ pub(super) fn list(p: &Arc<Platform>, csrf: &str) -> Response<Body> {
                 name,
                 disabled: Some(why),
                 runtime: "",
-                sandbox: String::new(),
+                sandbox: "",
                 memory_mb: 0,
                 instances: 0,
                 min_scale: 0,
@@ -89,7 +89,7 @@ pub(super) fn list(p: &Arc<Platform>, csrf: &str) -> Response<Body> {
             name,
             disabled: None,
             runtime: f.config.runtime.as_str(),
-            sandbox: f.config.sandbox.clone(),
+            sandbox: f.config.sandbox.as_str(),
             memory_mb: f.config.memory_mb,
             instances: g.busy + g.idle,
             min_scale: f.config.min_scale,
@@ -249,7 +249,7 @@ pub(super) async fn function(
         .into_iter()
         .map(|v| {
             minijinja::context! { version => v.version, deployed => when(v.deployed_at), code => v.code.get(..12).unwrap_or(""),
-            runtime => v.runtime, memory_mb => v.memory_mb, sandbox => v.sandbox, serving => v.serving, rollback_of => v.rollback_of }
+            runtime => v.runtime, memory_mb => v.memory_mb, sandbox => v.sandbox.as_str(), serving => v.serving, rollback_of => v.rollback_of }
         })
         .collect();
     let tokens: Vec<_> = p
@@ -273,7 +273,7 @@ pub(super) async fn function(
         "function.html",
         minijinja::context! {
             f => minijinja::context! { name => f.name, version => f.version, runtime => c.runtime.as_str(), handler => &c.handler,
-                sandbox => &c.sandbox, memory_mb => c.memory_mb, min_scale => c.min_scale, max_scale => c.max_scale,
+                sandbox => c.sandbox.as_str(), memory_mb => c.memory_mb, min_scale => c.min_scale, max_scale => c.max_scale,
                 private => c.private, url => format!("/fn/{name}/"), deployed => when(f.updated_at) },
             g => minijinja::context! { instances => g.busy + g.idle, busy => g.busy, idle => g.idle, starting => g.starting, queued => g.queued },
             range => range,

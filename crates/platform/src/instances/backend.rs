@@ -13,6 +13,7 @@ use super::zygote::{self, BindError, BindRequest, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
 use crate::function::{FunctionConfig, Runtime};
 use crate::runtimes;
+use fnbox_sandbox::spec::SandboxKind;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ impl FnboxRun {
         // A pre-warmed interpreter has already started: a function whose environment changes
         // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it.
         let own = c.env.iter().chain(c.secrets.iter());
-        if c.sandbox == "v2" && !own.into_iter().any(|(k, _)| runtimes::shapes_interpreter_start(k)) {
+        if c.sandbox == SandboxKind::V2 && !own.into_iter().any(|(k, _)| runtimes::shapes_interpreter_start(k)) {
             if let Some(warm) = &self.warm {
                 let key = WarmKey { runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
                 while let Some(sb) = warm.take(key) {
@@ -81,7 +82,7 @@ impl FnboxRun {
             }
         }
         let at = ZygoteAt {
-            kind: &c.sandbox,
+            kind: c.sandbox,
             runtime: c.runtime,
             memory_mb: c.memory_mb,
             code: Some(&spec.code),
@@ -120,7 +121,7 @@ impl FnboxRun {
         let ready = t0.elapsed();
         let process = if pooled { bound.forked } else { sb.exec_at() };
         let cold = ColdStart {
-            path: StartPath { v2: c.sandbox == "v2", pooled, zygote: true },
+            path: StartPath { v2: c.sandbox == SandboxKind::V2, pooled, zygote: true },
             sandbox_acquired: acquired,
             process_started: since(m0, process),
             handler_imported: since(m0, bound.imported),
@@ -134,7 +135,7 @@ impl FnboxRun {
         let (t0, m0) = (Instant::now(), monotonic_s());
         let c = &spec.config;
         let launch = LaunchSpec {
-            kind: c.sandbox.clone(),
+            kind: c.sandbox,
             memory_mb: c.memory_mb,
             code: Some(spec.code.clone()),
             env: function_env(&spec.id, &spec.function, spec.version, c),
@@ -170,7 +171,7 @@ impl FnboxRun {
             pause = (pause * 2).min(Duration::from_millis(10));
         }
         let cold = ColdStart {
-            path: StartPath { v2: c.sandbox == "v2", pooled: false, zygote: false },
+            path: StartPath { v2: c.sandbox == SandboxKind::V2, pooled: false, zygote: false },
             sandbox_acquired: acquired,
             process_started: since(m0, sb.exec_at()),
             handler_imported: None,
@@ -186,7 +187,7 @@ impl FnboxRun {
         let route = LogRoute::quiet(self.launcher.logs.clone());
         if c.runtime == Runtime::Binary {
             let launch = LaunchSpec {
-                kind: c.sandbox.clone(),
+                kind: c.sandbox,
                 memory_mb: c.memory_mb,
                 code: Some(code.to_path_buf()),
                 env: Vec::new(),
@@ -205,7 +206,7 @@ impl FnboxRun {
         }
         let env = function_env(&id, name, 0, c);
         let at = ZygoteAt {
-            kind: &c.sandbox,
+            kind: c.sandbox,
             runtime: c.runtime,
             memory_mb: c.memory_mb,
             code: Some(code),

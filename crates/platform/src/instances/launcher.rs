@@ -24,6 +24,7 @@ use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
 use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
 use fnbox_sandbox::net::{Cidr, Network};
+use fnbox_sandbox::spec::SandboxKind;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -181,8 +182,7 @@ impl Drop for DiskShare {
 
 /// One sandbox to launch.
 pub struct LaunchSpec {
-    /// `v1` or `v2`.
-    pub kind: String,
+    pub kind: SandboxKind,
     pub memory_mb: u64,
     /// Bound copy-on-write at `/code` from the start (a pre-warmed sandbox gets it attached
     /// later): writable, the writes in the sandbox's own layer.
@@ -432,7 +432,7 @@ impl Launcher {
         let inherited = [status_w.as_raw_fd(), control_theirs.as_raw_fd(), env.as_raw_fd(), listen.as_raw_fd()];
 
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.args(["run", "--sandbox", &spec.kind, "--memory", &spec.memory_mb.to_string()]);
+        cmd.args(["run", "--sandbox", spec.kind.as_str(), "--memory", &spec.memory_mb.to_string()]);
         if let Some(code) = &spec.code {
             // Writable per instance, copy-on-write: the stored code is never written.
             cmd.arg("--bind").arg(format!("{}:/code:cow", code.display()));

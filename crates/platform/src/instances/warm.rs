@@ -16,6 +16,7 @@
 use super::launcher::{start_failed, Launched, Launcher, LogRoute, WARM_POOL};
 use super::zygote::{self, ZygoteAt};
 use crate::function::Runtime;
+use fnbox_sandbox::spec::SandboxKind;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -271,7 +272,7 @@ impl WarmPool {
 
     async fn start(self: Arc<Self>, key: WarmKey) {
         let at = ZygoteAt {
-            kind: "v2",
+            kind: SandboxKind::V2,
             runtime: key.runtime,
             memory_mb: key.memory_mb,
             code: None,

@@ -16,6 +16,7 @@ use super::launcher::{start_failed, LaunchSpec, Launched, Launcher, LogRoute, ST
 use super::Ended;
 use crate::function::Runtime;
 use crate::runtimes;
+use fnbox_sandbox::spec::SandboxKind;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -116,8 +117,7 @@ impl Zygote {
 
 /// Which zygote to launch, where.
 pub struct ZygoteAt<'a> {
-    /// `v1` or `v2`.
-    pub kind: &'a str,
+    pub kind: SandboxKind,
     pub runtime: Runtime,
     pub memory_mb: u64,
     /// Bound at `/code` from the start; `None`: attached when the sandbox is bound.
@@ -139,7 +139,7 @@ pub async fn launch(
     let program = runtimes::zygote_program(at.runtime, at.code.is_none())
         .ok_or_else(|| start_failed(format!("the {} runtime has no zygote", at.runtime.as_str())))?;
     let spec = LaunchSpec {
-        kind: at.kind.to_string(),
+        kind: at.kind,
         memory_mb: at.memory_mb,
         code: at.code.map(Path::to_path_buf),
         env: match at.env {
