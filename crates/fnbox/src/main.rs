@@ -34,10 +34,10 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// List the syscalls a sandbox supports, generated from fnbox's syscall table.
     Syscalls {
-        #[arg(long, default_value = "v2")]
-        sandbox: String,
-        #[arg(long, default_value = "table")]
-        format: String,
+        #[arg(long, value_enum, default_value = "v2")]
+        sandbox: SandboxKind,
+        #[arg(long, value_enum, default_value = "table")]
+        format: syscalls::Format,
     },
     /// Remove what fnbox keeps on this host between sandboxes (spare disk layers: loop
     /// devices) and what dead sandboxes left (cgroups, network links and rules; the nftables
@@ -214,15 +214,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Syscalls { sandbox, format } => {
-            let kind: SandboxKind = match sandbox.parse() {
-                Ok(k) => k,
-                Err(e) => return fail(&e.to_string(), 2),
-            };
-            let format: syscalls::Format = match format.parse() {
-                Ok(f) => f,
-                Err(e) => return fail(&e, 2),
-            };
-            print!("{}", syscalls::render(kind, format));
+            print!("{}", syscalls::render(sandbox, format));
             ExitCode::SUCCESS
         }
         Cmd::Cleanup { cgroup_parents, json } => cleanup(&cgroup_parents, json),

@@ -16,12 +16,15 @@ pub use container::{
 /// platform's registry and API); read with [`std::str::FromStr`], which also takes the old
 /// names `container`/`sentry` and whose error names the value and the choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxKind {
     /// Namespaces, cgroups and a seccomp denylist: the full Linux syscall interface.
+    #[cfg_attr(feature = "clap", value(alias = "container"))]
     V1,
     /// The same walls plus the Sentry, a user-space kernel that implements a documented
     /// selection of syscalls.
+    #[cfg_attr(feature = "clap", value(alias = "sentry"))]
     V2,
 }
 

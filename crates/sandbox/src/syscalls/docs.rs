@@ -4,23 +4,14 @@ use super::{class_counts, rule, Action, Class, Route, Syscall, TABLE};
 use crate::spec::SandboxKind;
 use std::fmt::Write as _;
 
+/// How `fnbox syscalls` prints the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
     Table,
     Json,
+    #[cfg_attr(feature = "clap", value(alias = "md"))]
     Markdown,
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "table" => Ok(Self::Table),
-            "json" => Ok(Self::Json),
-            "markdown" | "md" => Ok(Self::Markdown),
-            _ => Err(format!("format '{s}' is not known: use table, json or markdown")),
-        }
-    }
 }
 
 /// The class a syscall has in `kind`: v2's documented class, or v1's Docker verdict mapped to
