@@ -7,6 +7,20 @@ use fnbox_sandbox::spec::SandboxKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `--log-format`: how the runtime's own messages are written (runc's two).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `ps --format`: runc's two.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PsFormat {
+    Table,
+    Json,
+}
+
 #[derive(Parser)]
 #[command(name = "fnbox-runc", version, about = "fnbox's sandboxes as an OCI runtime (runc-compatible)")]
 struct Cli {
@@ -17,8 +31,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     log: Option<PathBuf>,
     /// json or text.
-    #[arg(long = "log-format", global = true, default_value = "text")]
-    log_format: String,
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Accepted: fnbox creates the cgroup systemd would use itself, without asking systemd.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
@@ -85,8 +99,8 @@ enum Verb {
     },
     /// List a container's processes.
     Ps {
-        #[arg(long, short = 'f', default_value = "table")]
-        format: String,
+        #[arg(long, short = 'f', value_enum, default_value = "table")]
+        format: PsFormat,
         id: String,
     },
     /// Freeze every process of a container.
@@ -129,7 +143,7 @@ pub fn main(kind: SandboxKind) -> ExitCode {
     let cli = Cli::parse();
     let g = Globals {
         root: cli.root,
-        log: Log { path: cli.log, json: cli.log_format == "json" },
+        log: Log { path: cli.log, json: cli.log_format == LogFormat::Json },
         systemd_cgroup: cli.systemd_cgroup,
         kind,
     };
@@ -191,7 +205,7 @@ fn dispatch(g: &Globals, verb: Verb) -> fnbox_oci::Result<i32> {
         }
         Verb::Ps { format, id } => {
             let pids = fnbox_oci::ps(g, &id)?;
-            if format == "json" {
+            if format == PsFormat::Json {
                 println!("{}", serde_json::to_string(&pids).unwrap_or_default());
             } else {
                 println!("PID");
