@@ -74,7 +74,7 @@ pub fn render(c: &Counts, argv: &[String], json: bool) -> String {
             .iter()
             .map(|(k, (nr, count))| serde_json::json!({"name": name(*nr), "what": k.split_once(':').map_or("", |x| x.1), "count": count}))
             .collect();
-        let doc = serde_json::json!({"program": argv, "sandbox": "v2", "refused": refused, "partial": notes, "verdict": verdict(c)});
+        let doc = serde_json::json!({"program": argv, "sandbox": crate::spec::SandboxKind::V2, "refused": refused, "partial": notes, "verdict": verdict(c)});
         return serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     }
     let mut s = String::new();
