@@ -7,7 +7,7 @@ use super::sigv4::{amz_date, authorization, Credentials, Scope};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +88,28 @@ pub struct Client {
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
+/// The TLS set-up of every SQS client: the host's CA certificates (as OpenSSL finds them,
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` included), read once.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(format!(
+                    "no CA certificate found on this host ({} error(s) reading them): install Debian's ca-certificates, or set SSL_CERT_FILE",
+                    found.errors.len()
+                ));
+            }
+            // ring, the one crypto provider built in (see Cargo.toml).
+            let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+}
+
 impl Client {
     pub fn new(queue: QueueUrl, creds: Credentials, region: String) -> Self {
         Self { queue, creds, region, idle: Mutex::new(Vec::new()) }
@@ -101,10 +123,10 @@ impl Client {
                 .map_err(|e| format!("cannot connect to {}: {e}", q.authority))?;
             let _ = tcp.set_nodelay(true);
             if q.https {
-                let tls =
-                    tokio_native_tls::native_tls::TlsConnector::new().map_err(|e| format!("cannot set up TLS: {e}"))?;
-                let tls = tokio_native_tls::TlsConnector::from(tls)
-                    .connect(&q.host, tcp)
+                let name = rustls::pki_types::ServerName::try_from(q.host.clone())
+                    .map_err(|e| format!("{} is no name TLS can check: {e}", q.host))?;
+                let tls = tokio_rustls::TlsConnector::from(tls_config()?)
+                    .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS with {} failed: {e}", q.authority))?;
                 handshake(hyper_util::rt::TokioIo::new(tls)).await
