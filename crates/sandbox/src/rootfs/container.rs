@@ -6,9 +6,9 @@
 use super::{dev, err, make_mountpoint};
 use crate::error::{Error, Result};
 use crate::spec::{ContainerRoot, Mount, MountKind};
-use crate::sys::{abi, mount};
-use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use crate::sys::{self, abi, mount};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// What the sandbox's first process applies for a container.
@@ -29,29 +29,123 @@ pub struct ContainerLayout {
 
 /// Applies the mounts in order, then masks and read-only paths. `attached[i]` is the
 /// launcher's detached mount for mount `i` (binds, and v2's `/proc`).
+///
+/// The bundle's tree is not fnbox's: its symlinks can point anywhere, and whatever else
+/// writes to it (another container on a shared volume) can swap a directory for a symlink at
+/// any moment. So every target is resolved by the kernel inside `root` into a descriptor
+/// ([`sys::open_in_root`]), mount points are made relative to such descriptors, and each
+/// mount is moved onto the descriptor: no path into the bundle is looked up twice. A
+/// filesystem is first mounted on `scratch`, a directory of fnbox's own beside the root.
+/// See docs/architecture.md, "OCI containers".
 pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<OwnedFd>]) -> Result<()> {
+    let root_fd =
+        sys::openat(None, root, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| err("cannot open", root, e))?;
+    let root_fd = root_fd.as_fd();
+    let scratch = root.with_file_name("scratch");
+    let scratch_file = root.with_file_name("scratch-file");
+    make_mountpoint(&scratch, true)?;
+    make_mountpoint(&scratch_file, false)?;
     for (i, m) in layout.mounts.iter().enumerate() {
-        let target = secure_join(root, &m.target);
         if let Some(fd) = attached.get_mut(i).and_then(Option::take) {
-            make_mountpoint(&target, is_dir(&fd))?;
-            mount::move_mount_to(&fd, &target).map_err(|e| err("cannot mount", &m.target, e))?;
+            let dir = is_dir(fd.as_fd());
+            let target = mountpoint_in_root(root_fd, &m.target, dir)?;
+            let copy = copy_now(fd, if dir { &scratch } else { &scratch_file })
+                .map_err(|e| err("cannot copy the prepared mount for", &m.target, e))?;
+            mount::move_mount_onto(&copy, target.as_fd()).map_err(|e| err("cannot mount", &m.target, e))?;
             continue;
         }
         let MountKind::Fs { fstype, source, flags, data } = &m.kind else {
             return Err(Error::Setup(format!("no mount was prepared for {}", m.target.display())));
         };
-        mount_fs(&target, &m.target, fstype, source, *flags, data, layout.v2)?;
+        if mount_fs(&scratch, &m.target, fstype, source, *flags, data, layout.v2)? {
+            let target = mountpoint_in_root(root_fd, &m.target, true)?;
+            mount::move_path_onto(&scratch, target.as_fd()).map_err(|e| err("cannot mount", &m.target, e))?;
+        }
     }
     if !layout.sysctl.is_empty() {
         write_sysctls(root, &layout.sysctl)?;
     }
     for p in &layout.masked {
-        dev::mask(&secure_join(root, p), Path::new("/dev/null"))?;
+        let Some(t) = existing_in_root(root_fd, p)? else { continue };
+        let masked = if is_dir(t.as_fd()) {
+            // An empty read-only directory (see dev::empty_readonly_dir), made on scratch.
+            dev::empty_readonly_dir(&scratch).and_then(|()| mount::move_path_onto(&scratch, t.as_fd()))
+        } else {
+            mount::clone_tree(Path::new("/dev/null"), false).and_then(|null| mount::move_mount_onto(&null, t.as_fd()))
+        };
+        masked.map_err(|e| err("cannot mask", p, e))?;
     }
     for p in &layout.readonly {
-        dev::make_readonly(&secure_join(root, p))?;
+        let Some(t) = existing_in_root(root_fd, p)? else { continue };
+        // A recursive copy of what is mounted there, made read-only, put over it.
+        let copy = mount::clone_tree_at(Some(t.as_raw_fd()), Path::new(""), true)
+            .map_err(|e| err("cannot copy the mount at", p, e))?;
+        mount::set_attr(Some(copy.as_raw_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, true)
+            .and_then(|()| mount::move_mount_onto(&copy, t.as_fd()))
+            .map_err(|e| err("cannot make read-only", p, e))?;
     }
     Ok(())
+}
+
+/// A copy of the launcher's detached mount `fd` made now, in the spec's order: mountinfo
+/// lists mounts by creation, the launcher made `fd` before the filesystems mounted here, and
+/// the OCI suite checks the order. The kernel copies only attached mounts: `fd` is attached on
+/// `scratch` for the moment (a place of fnbox's own), copied with what is below it (its
+/// idmapping too), and detached again.
+fn copy_now(fd: OwnedFd, scratch: &Path) -> std::io::Result<OwnedFd> {
+    mount::move_mount_to(&fd, scratch)?;
+    let copy = mount::clone_tree(scratch, true);
+    mount::umount2(scratch, libc::MNT_DETACH)?;
+    copy
+}
+
+/// [`sys::open_in_root`] `O_PATH`, or `None` when nothing is there (masked and read-only paths
+/// that do not exist are left alone, as runc does) or nothing can be reached there: below v2's
+/// `/proc` placeholder (mode 000; the Sentry answers for `/proc`), as before the change to
+/// descriptors.
+fn existing_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
+    match sys::open_in_root(root, path, libc::O_PATH) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES)) => Ok(None),
+        Err(e) => Err(err("cannot open", path, e)),
+    }
+}
+
+/// The mount point `path` inside `root`, opened `O_PATH`; made when missing (its directories,
+/// then a directory or an empty file), each step relative to a descriptor of its parent
+/// resolved inside `root`.
+fn mountpoint_in_root(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<OwnedFd> {
+    if let Ok(fd) = sys::open_in_root(root, path, libc::O_PATH) {
+        return Ok(fd);
+    }
+    let names: Vec<&OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            Component::ParentDir => Some(OsStr::new("..")),
+            _ => None,
+        })
+        .collect();
+    let mut at = PathBuf::from("/");
+    for (i, name) in names.iter().enumerate() {
+        let parent =
+            sys::open_in_root(root, &at, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| err("cannot open", &at, e))?;
+        let name = Path::new(name);
+        let made = if i + 1 == names.len() && !dir {
+            match sys::openat(Some(parent.as_raw_fd()), name, libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644)
+            {
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(e),
+                _ => Ok(()),
+            }
+        } else if name == Path::new("..") {
+            Ok(())
+        } else {
+            sys::mkdirat(Some(parent.as_raw_fd()), name, 0o755, true)
+        };
+        made.map_err(|e| err("cannot create the mount point", path, e))?;
+        at.push(name);
+    }
+    sys::open_in_root(root, path, libc::O_PATH).map_err(|e| err("cannot open the mount point", path, e))
 }
 
 /// Writes the sysctls through a procfs of the sandbox's own, mounted for the moment beside the
@@ -74,87 +168,39 @@ fn write_sysctls(root: &Path, sysctl: &[(String, String)]) -> Result<()> {
     r
 }
 
-fn is_dir(fd: &OwnedFd) -> bool {
+fn is_dir(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: `st` is a valid out-buffer for fstat on our own descriptor.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     unsafe { libc::fstat(fd.as_raw_fd(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR }
 }
 
-/// One filesystem mount of the spec. Kernel filesystems a user namespace may not mount in a
-/// shared namespace (sysfs in a joined network namespace, mqueue in a joined IPC namespace,
-/// cgroup v1) fall back the way runc's rootless mode does, or are left out.
-fn mount_fs(at: &Path, shown: &Path, fstype: &str, source: &str, flags: u64, data: &str, v2: bool) -> Result<()> {
+/// One filesystem mount of the spec, made on `at` (the caller's scratch directory; `shown`:
+/// the target as the container sees it). Kernel filesystems a user namespace may not mount in
+/// a shared namespace (sysfs in a joined network namespace, mqueue in a joined IPC namespace,
+/// cgroup v1) fall back the way runc's rootless mode does, or are left out: `false`.
+fn mount_fs(at: &Path, shown: &Path, fstype: &str, source: &str, flags: u64, data: &str, v2: bool) -> Result<bool> {
     let flags = flags as libc::c_ulong;
     let data = (!data.is_empty()).then_some(data);
     match fstype {
         "tmpfs" if shown == Path::new("/dev") => {
             let size = data.and_then(|d| d.split(',').find_map(|o| o.strip_prefix("size=")));
-            dev::mount_dev(at, if v2 { None } else { size })
+            dev::mount_dev(at, if v2 { None } else { size })?;
         }
         "sysfs" => {
-            make_mountpoint(at, true)?;
-            if mount::mount(Some(source), at, Some("sysfs"), flags, data).is_ok() {
-                return Ok(());
+            if mount::mount(Some(source), at, Some("sysfs"), flags, data).is_err() {
+                // The network namespace belongs to another user namespace: the host's sysfs,
+                // read-only.
+                mount::bind(Path::new("/sys"), at, true).map_err(|e| err("cannot mount sysfs on", shown, e))?;
+                let attrs = abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV;
+                mount::set_attr(None, at, attrs, 0, true).map_err(|e| err("cannot make read-only", shown, e))?;
             }
-            // The network namespace belongs to another user namespace: the host's sysfs,
-            // read-only.
-            mount::bind(Path::new("/sys"), at, true).map_err(|e| err("cannot mount sysfs on", shown, e))?;
-            mount::set_attr(None, at, abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV, 0, true)
-                .map_err(|e| err("cannot make read-only", shown, e))
         }
-        "cgroup" | "cgroup2" | "mqueue" => {
-            make_mountpoint(at, true)?;
-            let _ = mount::mount(Some(source), at, Some(fstype), flags, data);
-            Ok(())
-        }
-        _ => {
-            make_mountpoint(at, true)?;
-            mount::mount(Some(source), at, Some(fstype), flags, data)
-                .map_err(|e| err(&format!("cannot mount {fstype} on"), shown, e))
-        }
+        "cgroup" | "cgroup2" | "mqueue" => return Ok(mount::mount(Some(source), at, Some(fstype), flags, data).is_ok()),
+        _ => mount::mount(Some(source), at, Some(fstype), flags, data)
+            .map_err(|e| err(&format!("cannot mount {fstype} on"), shown, e))?,
     }
-}
-
-/// `root` joined with `path` the way the container will see it: symlinks met on the way are
-/// followed inside `root` (an absolute one restarts at `root`, `..` stops there), so a
-/// symlink in an image can never send a mount outside the container's tree.
-pub fn secure_join(root: &Path, path: &Path) -> PathBuf {
-    let mut todo: Vec<OsString> = rev_parts(path);
-    let mut done: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            done.pop();
-            continue;
-        }
-        let here: PathBuf = root.join(done.iter().collect::<PathBuf>()).join(&c);
-        match std::fs::read_link(&here) {
-            Ok(target) if links < 40 => {
-                links += 1;
-                if target.is_absolute() {
-                    done.clear();
-                }
-                todo.extend(rev_parts(&target));
-            }
-            _ => done.push(c),
-        }
-    }
-    root.join(done.iter().collect::<PathBuf>())
-}
-
-/// The normal and `..` components of `p`, last first.
-fn rev_parts(p: &Path) -> Vec<OsString> {
-    let mut v: Vec<OsString> = p
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    v.reverse();
-    v
+    Ok(true)
 }
 
 /// A container's root filesystem: an overlay mount's upper, work and lower directories
@@ -252,17 +298,34 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_stay_inside_the_root() {
-        let root = std::env::temp_dir().join(format!("fnbox-securejoin-{}", std::process::id()));
+    fn targets_are_resolved_and_made_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("fnbox-inroot-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("real/etc")).unwrap();
+        std::fs::write(root.join("real/etc/hosts"), "").unwrap();
         std::os::unix::fs::symlink("/real/etc", root.join("etc")).unwrap();
         std::os::unix::fs::symlink("../../../..", root.join("real/up")).unwrap();
         std::os::unix::fs::symlink("/", root.join("real/abs")).unwrap();
-        assert_eq!(secure_join(&root, Path::new("/etc/hosts")), root.join("real/etc/hosts"));
-        assert_eq!(secure_join(&root, Path::new("/real/up/x")), root.join("x"));
-        assert_eq!(secure_join(&root, Path::new("/real/abs/etc/../../y")), root.join("y"));
-        assert_eq!(secure_join(&root, Path::new("/../../z")), root.join("z"));
+        std::os::unix::fs::symlink("/proc/self/root/etc", root.join("magic")).unwrap();
+        let fd = sys::openat(None, &root, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        let fd = fd.as_fd();
+        let real = |f: OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
+        let at = |p: &str| real(sys::open_in_root(fd, Path::new(p), libc::O_PATH).unwrap());
+        assert_eq!(at("/etc/hosts"), root.join("real/etc/hosts"));
+        assert_eq!(at("/real/up"), root);
+        assert_eq!(at("/real/abs/etc/../.."), root);
+        assert_eq!(at("/../.."), root);
+        // A link through /proc's magic links would leave the root: it resolves inside it, to
+        // nothing.
+        assert!(sys::open_in_root(fd, Path::new("/magic/hosts"), libc::O_PATH).is_err());
+        assert!(existing_in_root(fd, Path::new("/nothing/here")).unwrap().is_none());
+        // Mount points are made inside the root, through links too.
+        let made = mountpoint_in_root(fd, Path::new("/real/up/new/dir"), true).unwrap();
+        assert_eq!(real(made), root.join("new/dir"));
+        let file = mountpoint_in_root(fd, Path::new("/real/abs/etc/f"), false).unwrap();
+        assert_eq!(real(file), root.join("real/etc/f"));
+        let up = mountpoint_in_root(fd, Path::new("/../../x/../y"), true).unwrap();
+        assert_eq!(real(up), root.join("y"));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -188,7 +188,7 @@ pub fn mount_proc(proc_dir: &Path, null: &Path) -> Result<()> {
 
 /// An empty, read-only directory over `p`: a ramfs, whose mountinfo line names no owner (a
 /// tmpfs mounted in the sandbox's user namespace shows its host uid and gid).
-fn empty_readonly_dir(p: &Path) -> std::io::Result<()> {
+pub(super) fn empty_readonly_dir(p: &Path) -> std::io::Result<()> {
     mount::mount(Some("ramfs"), p, Some("ramfs"), libc::MS_RDONLY, Some("mode=555"))
 }
 

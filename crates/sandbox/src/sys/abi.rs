@@ -51,6 +51,7 @@ pub const FSCONFIG_SET_STRING: u32 = 1;
 pub const FSCONFIG_CMD_CREATE: u32 = 6;
 pub const FSMOUNT_CLOEXEC: u32 = 0x1;
 pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 pub const OPEN_TREE_CLONE: u32 = 1;
 pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
 

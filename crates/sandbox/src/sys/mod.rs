@@ -12,7 +12,7 @@ pub mod signal;
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -72,6 +72,22 @@ pub fn openat2(dir: RawFd, path: &CString, how: &abi::open_how) -> io::Result<Ow
     })?;
     // SAFETY: the kernel just returned this descriptor to us.
     Ok(unsafe { owned(fd as RawFd) })
+}
+
+/// `path` (absolute as seen from `root`, or relative to it) opened inside `root` by the kernel,
+/// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: symlinks and `..` met on the way stay
+/// inside `root`, whatever they say, and nothing can swap a component between a check and the
+/// use of the descriptor. The one resolver for every path inside a root the caller does not
+/// control (see docs/architecture.md, "OCI containers").
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let how = abi::open_how {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS,
+    };
+    openat2(root.as_raw_fd(), &cpath(rel)?, &how)
 }
 
 /// `mkdirat(2)`; an existing directory is not an error when `exist_ok`.

@@ -4,7 +4,7 @@ use super::abi;
 use super::{cpath, cvt, cvt_long, owned};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// `mount(2)`.
@@ -157,6 +157,36 @@ pub fn move_mount_to(mount_fd: &OwnedFd, target: &Path) -> io::Result<()> {
     .map(drop)
 }
 
+/// Attaches a detached mount (from `fsmount` or `open_tree`) on what `target` refers to (a
+/// descriptor, `O_PATH` is enough): no path is looked up again, so nothing can be swapped in
+/// between the lookup that made `target` and the mount.
+pub fn move_mount_onto(mount_fd: &OwnedFd, target: BorrowedFd<'_>) -> io::Result<()> {
+    move_mount_raw(mount_fd.as_raw_fd(), "", target, abi::MOVE_MOUNT_F_EMPTY_PATH)
+}
+
+/// Moves the mount attached at `from` (a path of the caller's own, not the sandbox's) onto
+/// what `target` refers to, as [`move_mount_onto`] does.
+pub fn move_path_onto(from: &Path, target: BorrowedFd<'_>) -> io::Result<()> {
+    move_mount_raw(libc::AT_FDCWD, from, target, 0)
+}
+
+fn move_mount_raw(from_dir: RawFd, from: impl AsRef<Path>, target: BorrowedFd<'_>, flags: u32) -> io::Result<()> {
+    let f = cpath(from.as_ref())?;
+    let empty = cpath("")?;
+    // SAFETY: both strings are NUL-terminated; the descriptors are open for the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from_dir,
+            f.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            flags | abi::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
 /// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount tree at `path`.
 pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     clone_tree_at(None, path, recursive)
@@ -168,6 +198,9 @@ pub fn clone_tree_at(dir: Option<RawFd>, path: &Path, recursive: bool) -> io::Re
     let mut flags = abi::OPEN_TREE_CLONE | abi::OPEN_TREE_CLOEXEC;
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
+    }
+    if path.as_os_str().is_empty() && dir.is_some() {
+        flags |= libc::AT_EMPTY_PATH as u32;
     }
     // SAFETY: `c` is NUL-terminated.
     let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags) })?;
