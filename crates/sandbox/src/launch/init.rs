@@ -22,6 +22,8 @@ const INIT_ALLOWLIST: &[&str] = &[
     "read", "write", "close", "poll", "ppoll", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
     "rt_sigtimedwait", "signalfd4", "wait4", "waitid", "kill", "tgkill", "sendmsg", "recvmsg", "exit",
     "exit_group", "move_mount", "mount_setattr", "mkdirat", "mkdir", "openat", "newfstatat", "statx",
+    // Mount points of a running sandbox resolved inside its root (rootfs::running_mountpoint).
+    "openat2", "fchdir",
     "fstat", "getpid", "gettid", "brk", "mmap", "munmap", "mremap", "madvise", "futex", "fcntl",
     "sigaltstack", "getrandom", "clock_gettime", "dup3",
     // Copy-on-write binds attached later (rootfs::attach_cow): a scratch tmpfs and an overlay.
@@ -247,9 +249,13 @@ fn serve(
 }
 
 /// Attaches a detached mount (already read-only if it should be) at `target`.
+/// Attaches a bind to the running sandbox: the sandbox's programs may rewrite the tree at any
+/// moment, so the mount point is resolved once into a descriptor (see
+/// [`rootfs::running_mountpoint`]) and the mount moved onto it.
 fn attach(fd: &OwnedFd, target: &std::path::Path, dir: bool) -> Result<(), i32> {
-    rootfs::make_mountpoint(target, dir).map_err(|_| libc::EACCES)?;
-    mount::move_mount_to(fd, target).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let (.., at) = rootfs::running_mountpoint(target, dir).map_err(errno)?;
+    mount::move_mount_onto(fd, std::os::fd::AsFd::as_fd(&at)).map_err(errno)
 }
 
 fn report_setup(sock: RawFd, m: &str) -> ! {

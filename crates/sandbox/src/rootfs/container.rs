@@ -3,13 +3,12 @@
 //! containerd's snapshotter hands over), which the sandbox mounts again as an overlay of its own
 //! writing to the same upper directory.
 
-use super::{dev, err, make_mountpoint};
+use super::{dev, err, make_mountpoint, mountpoint_in_root};
 use crate::error::{Error, Result};
 use crate::spec::{ContainerRoot, Mount, MountKind};
 use crate::sys::{self, abi, mount};
-use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// What the sandbox's first process applies for a container.
 #[derive(Clone, Debug, Default)]
@@ -109,43 +108,6 @@ fn existing_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES)) => Ok(None),
         Err(e) => Err(err("cannot open", path, e)),
     }
-}
-
-/// The mount point `path` inside `root`, opened `O_PATH`; made when missing (its directories,
-/// then a directory or an empty file), each step relative to a descriptor of its parent
-/// resolved inside `root`.
-fn mountpoint_in_root(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<OwnedFd> {
-    if let Ok(fd) = sys::open_in_root(root, path, libc::O_PATH) {
-        return Ok(fd);
-    }
-    let names: Vec<&OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            Component::ParentDir => Some(OsStr::new("..")),
-            _ => None,
-        })
-        .collect();
-    let mut at = PathBuf::from("/");
-    for (i, name) in names.iter().enumerate() {
-        let parent =
-            sys::open_in_root(root, &at, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| err("cannot open", &at, e))?;
-        let name = Path::new(name);
-        let made = if i + 1 == names.len() && !dir {
-            match sys::openat(Some(parent.as_raw_fd()), name, libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644)
-            {
-                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(e),
-                _ => Ok(()),
-            }
-        } else if name == Path::new("..") {
-            Ok(())
-        } else {
-            sys::mkdirat(Some(parent.as_raw_fd()), name, 0o755, true)
-        };
-        made.map_err(|e| err("cannot create the mount point", path, e))?;
-        at.push(name);
-    }
-    sys::open_in_root(root, path, libc::O_PATH).map_err(|e| err("cannot open the mount point", path, e))
 }
 
 /// Writes the sysctls through a procfs of the sandbox's own, mounted for the moment beside the

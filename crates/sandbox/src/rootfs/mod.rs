@@ -15,8 +15,9 @@ pub mod host;
 use crate::error::{Error, Result};
 use crate::spec::Access;
 use crate::sys::{self, abi, mount};
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 
 /// How `/proc` appears in the sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,23 +298,65 @@ fn cow_overlay(lower: &Path, layer: &Path) -> std::io::Result<OwnedFd> {
 /// layers by path: both are mounted for the moment on a small tmpfs at `target`, which is
 /// gone once the overlay replaces it (the overlay holds its own references to its layers).
 pub fn attach_cow(lower: &OwnedFd, layer: OwnedFd, target: &Path) -> std::io::Result<()> {
-    make_mountpoint(target, true).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (root, parent, name, at) = running_mountpoint(target, true)?;
     let scratch = mount::FsContext::open("tmpfs")?;
     scratch.set_string("size", "4k")?;
     scratch.set_string("mode", "700")?;
     let scratch = scratch.mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)?;
-    mount::move_mount_to(&scratch, target)?;
+    mount::move_mount_onto(&scratch, at.as_fd())?;
+    // Built through the scratch tmpfs' own descriptor; overlayfs takes its layers by path,
+    // relative to the working directory, which is the scratch tmpfs for the moment.
     let built = (|| {
-        let (l, u) = (target.join("l"), target.join("u"));
-        std::fs::create_dir(&l)?;
-        std::fs::create_dir(&u)?;
-        mount::move_mount_to(lower, &l)?;
-        mount::move_mount_to(&layer, &u)?;
-        cow_overlay(&l, &u.join("cow/live"))
+        let layer_at = |name: &str, fd: &OwnedFd| {
+            sys::mkdirat(Some(scratch.as_raw_fd()), Path::new(name), 0o700, false)?;
+            let dir = sys::openat(Some(scratch.as_raw_fd()), Path::new(name), DIR_NOFOLLOW, 0)?;
+            mount::move_mount_onto(fd, dir.as_fd())
+        };
+        layer_at("l", lower)?;
+        layer_at("u", &layer)?;
+        sys::fchdir(scratch.as_fd())?;
+        cow_overlay(Path::new("l"), Path::new("u/cow/live"))
     })();
-    // Whatever happened, the scratch tmpfs (and the layers on it) leave `target`.
-    let _ = mount::umount2(target, libc::MNT_DETACH);
-    mount::move_mount_to(&built?, target)
+    // Whatever happened, the scratch tmpfs (and the layers on it) leave `target`: unmounted by
+    // its name in the parent resolved once, never by a path the sandbox could change.
+    sys::fchdir(parent.as_fd())?;
+    let _ = mount::umount2(Path::new(&name), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW);
+    sys::fchdir(root.as_fd())?;
+    mount::move_mount_onto(&built?, at.as_fd())
+}
+
+const DIR_NOFOLLOW: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+
+/// A mount point in a running sandbox (whose programs may rewrite the tree at any moment),
+/// from the sandbox's init: its root `/`, its parent resolved inside the root (see
+/// [`mountpoint_in_root`]), its name, and itself, made (a directory, or an empty file) and
+/// opened in that parent without following a symlink. Everything after uses these
+/// descriptors, never the path again.
+pub fn running_mountpoint(
+    target: &Path,
+    dir: bool,
+) -> std::io::Result<(OwnedFd, OwnedFd, std::ffi::OsString, OwnedFd)> {
+    let io = |e: Error| std::io::Error::other(e.to_string());
+    let root = sys::openat(None, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let (Some(name), Some(up)) = (target.file_name(), target.parent()) else {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let parent = mountpoint_in_root(root.as_fd(), up, true).map_err(io)?;
+    let name_path = Path::new(name);
+    let at = if dir {
+        sys::mkdirat(Some(parent.as_raw_fd()), name_path, 0o755, true)?;
+        sys::openat(Some(parent.as_raw_fd()), name_path, DIR_NOFOLLOW, 0)?
+    } else {
+        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW;
+        match sys::openat(Some(parent.as_raw_fd()), name_path, flags, 0o644) {
+            Err(e) if e.raw_os_error() != Some(libc::EISDIR) && e.raw_os_error() != Some(libc::EEXIST) => {
+                return Err(e)
+            }
+            _ => {}
+        }
+        sys::openat(Some(parent.as_raw_fd()), name_path, libc::O_PATH | libc::O_NOFOLLOW, 0)?
+    };
+    Ok((root, parent, name.to_os_string(), at))
 }
 
 /// `mount(MS_MOVE)`: moves a mount (with everything mounted under it).
@@ -337,6 +380,43 @@ fn pivot(root: &Path) -> Result<()> {
 /// `root` + an absolute in-sandbox path.
 pub fn inside(root: &Path, p: &Path) -> PathBuf {
     root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// The mount point `path` inside `root`, opened `O_PATH`; made when missing (its directories,
+/// then a directory or an empty file), each step relative to a descriptor of its parent
+/// resolved inside `root`.
+pub fn mountpoint_in_root(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<OwnedFd> {
+    if let Ok(fd) = sys::open_in_root(root, path, libc::O_PATH) {
+        return Ok(fd);
+    }
+    let names: Vec<&OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            Component::ParentDir => Some(OsStr::new("..")),
+            _ => None,
+        })
+        .collect();
+    let mut at = PathBuf::from("/");
+    for (i, name) in names.iter().enumerate() {
+        let parent =
+            sys::open_in_root(root, &at, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| err("cannot open", &at, e))?;
+        let name = Path::new(name);
+        let made = if i + 1 == names.len() && !dir {
+            match sys::openat(Some(parent.as_raw_fd()), name, libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644)
+            {
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(e),
+                _ => Ok(()),
+            }
+        } else if name == Path::new("..") {
+            Ok(())
+        } else {
+            sys::mkdirat(Some(parent.as_raw_fd()), name, 0o755, true)
+        };
+        made.map_err(|e| err("cannot create the mount point", path, e))?;
+        at.push(name);
+    }
+    sys::open_in_root(root, path, libc::O_PATH).map_err(|e| err("cannot open the mount point", path, e))
 }
 
 /// Creates a directory (or empty file) to mount on, with its parents.

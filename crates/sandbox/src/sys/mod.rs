@@ -90,6 +90,12 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io
     openat2(root.as_raw_fd(), &cpath(rel)?, &how)
 }
 
+/// `fchdir(2)`.
+pub fn fchdir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fchdir takes a descriptor, open for the call.
+    cvt(unsafe { libc::fchdir(dir.as_raw_fd()) }).map(drop)
+}
+
 /// `mkdirat(2)`; an existing directory is not an error when `exist_ok`.
 pub fn mkdirat(dir: Option<RawFd>, path: &Path, mode: u32, exist_ok: bool) -> io::Result<()> {
     let c = cpath(path)?;
