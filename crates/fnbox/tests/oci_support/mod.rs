@@ -111,6 +111,11 @@ fn blob(layout: &Path, path: &Path) -> (String, u64) {
 /// An OCI image archive (the tar `ctr image import` reads) of the directory `rootfs`, named
 /// `name`, built without a registry: one uncompressed layer, its config, manifest and index.
 pub fn image_tarball(rootfs: &Path, name: &str, work: &Path) -> PathBuf {
+    image_tarball_with(rootfs, name, work, serde_json::json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]}))
+}
+
+/// `image_tarball` with `config` as the image's run configuration (Env, Entrypoint, Cmd, ...).
+pub fn image_tarball_with(rootfs: &Path, name: &str, work: &Path, config: serde_json::Value) -> PathBuf {
     let layout = work.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let layer = work.join("layer.tar");
@@ -118,7 +123,7 @@ pub fn image_tarball(rootfs: &Path, name: &str, work: &Path) -> PathBuf {
     let (layer_digest, layer_size) = blob(&layout, &layer);
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     });
     let put = |file: &str, v: &serde_json::Value| {
