@@ -41,6 +41,15 @@ fn namespaces() -> NamespaceOption {
     }
 }
 
+/// A container's security context as kubelet sends it for `seccompProfile: RuntimeDefault`.
+fn runtime_default() -> LinuxContainerSecurityContext {
+    LinuxContainerSecurityContext {
+        namespace_options: Some(namespaces()),
+        seccomp: Some(SecurityProfile { profile_type: ProfileType::RuntimeDefault as i32, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
 /// One pod sandbox of one handler and the containers started in it. Dropped unfinished (a
 /// failed check), it is stopped and removed without checks.
 struct Pod<'a> {
@@ -53,6 +62,12 @@ struct Pod<'a> {
 
 impl<'a> Pod<'a> {
     fn run(cri: &'a CriContainerd, handler: &str, name: &str) -> Result<Self, String> {
+        Self::run_with(cri, handler, name, NamespaceMode::Container)
+    }
+
+    /// A pod whose containers get `pid` as their pid namespace mode (kubelet: `Pod` when
+    /// `shareProcessNamespace`, else `Container`).
+    fn run_with(cri: &'a CriContainerd, handler: &str, name: &str, pid: NamespaceMode) -> Result<Self, String> {
         let uid = format!("{name}-{handler}");
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
@@ -66,7 +81,7 @@ impl<'a> Pod<'a> {
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: format!("/{}/{uid}", cri.cgroup_root),
                 security_context: Some(LinuxSandboxSecurityContext {
-                    namespace_options: Some(namespaces()),
+                    namespace_options: Some(NamespaceOption { pid: pid as i32, ..namespaces() }),
                     seccomp: Some(SecurityProfile {
                         profile_type: ProfileType::RuntimeDefault as i32,
                         ..Default::default()
@@ -82,6 +97,17 @@ impl<'a> Pod<'a> {
     }
 
     fn container_config(&self, name: &str, script: &str, resources: LinuxContainerResources) -> ContainerConfig {
+        self.container_config_with(name, script, resources, runtime_default(), Vec::new())
+    }
+
+    fn container_config_with(
+        &self,
+        name: &str,
+        script: &str,
+        resources: LinuxContainerResources,
+        security: LinuxContainerSecurityContext,
+        mounts: Vec<Mount>,
+    ) -> ContainerConfig {
         ContainerConfig {
             metadata: Some(ContainerMetadata { name: name.to_string(), attempt: 0 }),
             image: Some(image_spec(IMAGE)),
@@ -90,17 +116,8 @@ impl<'a> Pod<'a> {
             envs: vec![KeyValue { key: "CONTAINER_NAME".into(), value: name.to_string() }],
             // kubelet's layout: <container name>/<restart count>.log under the pod's directory.
             log_path: format!("{name}/0.log"),
-            linux: Some(LinuxContainerConfig {
-                resources: Some(resources),
-                security_context: Some(LinuxContainerSecurityContext {
-                    namespace_options: Some(namespaces()),
-                    seccomp: Some(SecurityProfile {
-                        profile_type: ProfileType::RuntimeDefault as i32,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            }),
+            mounts,
+            linux: Some(LinuxContainerConfig { resources: Some(resources), security_context: Some(security) }),
             ..Default::default()
         }
     }
@@ -108,6 +125,11 @@ impl<'a> Pod<'a> {
     /// CreateContainer + StartContainer of `sh -c script`.
     fn start(&mut self, name: &str, script: &str, resources: LinuxContainerResources) -> Result<String, String> {
         let config = self.container_config(name, script, resources);
+        self.start_config(config)
+    }
+
+    /// CreateContainer + StartContainer of `config`.
+    fn start_config(&mut self, config: ContainerConfig) -> Result<String, String> {
         let id = self.cri.create_container(&self.id, config, &self.config)?;
         self.containers.push(id.clone());
         self.cri.start_container(&id)?;
@@ -398,9 +420,105 @@ fn pod_ip(cri: &CriContainerd, handler: &str) -> Result<(), String> {
     pod.finish()
 }
 
+/// A pod's restricted security context (Pod Security "restricted"): a non-root user, a
+/// read-only root, every capability dropped, no new privileges.
+fn security_context(cri: &CriContainerd, handler: &str) -> Result<(), String> {
+    let mut pod = Pod::run(cri, handler, "restricted")?;
+    let security = LinuxContainerSecurityContext {
+        run_as_user: Some(Int64Value { value: 1000 }),
+        run_as_group: Some(Int64Value { value: 1000 }),
+        readonly_rootfs: true,
+        no_new_privs: true,
+        capabilities: Some(Capability { drop_capabilities: vec!["ALL".into()], ..Default::default() }),
+        ..runtime_default()
+    };
+    let script = "trap 'exit 0' TERM; while :; do sleep 0.1; done";
+    let config = pod.container_config_with("app", script, LinuxContainerResources::default(), security, Vec::new());
+    let id = pod.start_config(config)?;
+    cri.wait_container(&id, ContainerState::ContainerRunning, Duration::from_secs(30))?;
+    let probe = "id -u; id -g; touch /written 2>/dev/null && echo writable || echo read-only; \
+                 grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status";
+    let r = cri.exec_sync(&id, &["sh", "-c", probe], 30)?;
+    let want = "1000\n1000\nread-only\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n";
+    ensure(text(&r.stdout) == want, || {
+        format!("uid, gid, root, capabilities: {:?} (want {want:?}); stderr {:?}", text(&r.stdout), text(&r.stderr))
+    })?;
+    pod.finish()
+}
+
+/// Volumes as kubelet passes them: a writable host directory (an emptyDir) shared by two
+/// containers, each writing to what the other wrote, and a read-only one (a ConfigMap).
+fn volumes(cri: &CriContainerd, handler: &str) -> Result<(), String> {
+    let mut pod = Pod::run(cri, handler, "volumes")?;
+    let shared = cri.dir().join(format!("volumes/{handler}/empty-dir"));
+    let config_map = cri.dir().join(format!("volumes/{handler}/config-map"));
+    for d in [&shared, &config_map] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(config_map.join("setting"), "from the host\n").map_err(|e| e.to_string())?;
+    let mounts = || {
+        let mount = |to: &str, from: &std::path::Path, readonly| Mount {
+            container_path: to.into(),
+            host_path: from.to_string_lossy().into(),
+            readonly,
+            ..Default::default()
+        };
+        vec![mount("/data", &shared, false), mount("/config", &config_map, true)]
+    };
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        let config =
+            pod.container_config_with(name, SERVE, LinuxContainerResources::default(), runtime_default(), mounts());
+        let id = pod.start_config(config)?;
+        cri.wait_container(&id, ContainerState::ContainerRunning, Duration::from_secs(30))?;
+        ids.push(id);
+    }
+    let steps = [
+        (0, "echo a > /data/file && mkdir /data/dir-of-a && cat /config/setting", "from the host\n"),
+        (1, "echo b >> /data/file && touch /data/dir-of-a/b && cat /data/file", "a\nb\n"),
+        (1, "echo x > /config/setting 2>/dev/null && echo written || echo read-only", "read-only\n"),
+        (0, "cat /data/file; ls /data/dir-of-a", "a\nb\nb\n"),
+    ];
+    for (c, script, want) in steps {
+        let r = cri.exec_sync(&ids[c], &["sh", "-c", script], 30)?;
+        ensure(r.exit_code == 0 && text(&r.stdout) == want, || {
+            let (out, err) = (text(&r.stdout), text(&r.stderr));
+            format!("{script:?} in container {c}: exit {} stdout {out:?} (want {want:?}) stderr {err:?}", r.exit_code)
+        })?;
+    }
+    let on_host = std::fs::read_to_string(shared.join("file")).unwrap_or_default();
+    ensure(on_host == "a\nb\n", || format!("the host sees {on_host:?} in the emptyDir"))?;
+    pod.finish()
+}
+
+/// `shareProcessNamespace: true` (pid: POD): with runc the containers join the pause
+/// container's pid namespace and see `/pause` as pid 1. fnbox gives every container a pid
+/// namespace of its own (docs/kubernetes.md), so it must refuse such a container at create,
+/// naming the namespace, rather than run it with a different view.
+fn shared_pid_namespace(cri: &CriContainerd, handler: &str) -> Result<(), String> {
+    let mut pod = Pod::run_with(cri, handler, "sharepid", NamespaceMode::Pod)?;
+    let security = LinuxContainerSecurityContext {
+        namespace_options: Some(NamespaceOption { pid: NamespaceMode::Pod as i32, ..namespaces() }),
+        ..runtime_default()
+    };
+    let config = pod.container_config_with("app", SERVE, LinuxContainerResources::default(), security, Vec::new());
+    let started = pod.start_config(config);
+    if handler == "runc" {
+        let id = started?;
+        cri.wait_container(&id, ContainerState::ContainerRunning, Duration::from_secs(30))?;
+        let r = cri.exec_sync(&id, &["cat", "/proc/1/cmdline"], 30)?;
+        ensure(text(&r.stdout).trim_end_matches('\0') == "/pause", || format!("pid 1 is {:?}", text(&r.stdout)))?;
+    } else {
+        ensure(started.as_ref().is_err_and(|e| e.contains("pid namespace")), || {
+            format!("a container joining the pod's pid namespace was not refused by name: {started:?}")
+        })?;
+    }
+    pod.finish()
+}
+
 type Check = fn(&CriContainerd, &str) -> Result<(), String>;
 
-const CHECKS: [(&str, Check); 8] = [
+const CHECKS: [(&str, Check); 11] = [
     ("RunPodSandbox/Stop/Remove, pod IP", pod_sandbox),
     ("container create/start/status/stop/remove", container_lifecycle),
     ("ExecSync: exit code, stdout, stderr, timeout", exec_sync),
@@ -409,6 +527,9 @@ const CHECKS: [(&str, Check); 8] = [
     ("memory limit enforced: 137 OOMKilled", memory_limit_enforced),
     ("two containers share network + UTS", shared_network),
     ("eth0 has the pod IP", pod_ip),
+    ("restricted: runAsUser, RO root, drop ALL, NNP", security_context),
+    ("volumes: shared emptyDir, read-only ConfigMap", volumes),
+    ("shareProcessNamespace (fnbox: refused)", shared_pid_namespace),
 ];
 
 #[test]
@@ -442,6 +563,7 @@ fn the_cri_path_works_in_runc_fnbox_v1_and_fnbox_v2() {
         }
         table.push('\n');
     }
+    assert!(table.lines().count() > 1, "FNBOX_CRI_CHECK={only:?} names no check");
     println!("{table}");
     for f in &failures {
         println!("{f}");
