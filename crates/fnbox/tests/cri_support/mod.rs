@@ -6,7 +6,10 @@
 
 #![allow(dead_code)]
 
-use crate::oci_support::{busybox_rootfs, image_tarball_with, run_ok, runtimes, text, TempDir};
+use crate::oci_support::{
+    busybox_rootfs, containerd_config, image_tarball_with, run_ok, runtimes, spawn_containerd, text, unmount_below,
+    TempDir,
+};
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -113,23 +116,7 @@ impl CriContainerd {
             )
         };
         let config = format!(
-            r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-[plugins."io.containerd.grpc.v1.cri"]
+            r#"{head}[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -144,23 +131,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   default_runtime_name = "runc"
   snapshotter = "overlayfs"
 {runc}{v1}{v2}"#,
+            head = containerd_config(&d, &socket, &[]),
             d = d.display(),
-            sock = socket.display(),
             runc = handler("runc", &runc),
             v1 = handler("fnbox-v1", &v1),
             v2 = handler("fnbox-v2", &v2),
             restrict_oom = !has_cap_sys_resource(),
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let mut daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start containerd");
+        let mut daemon = spawn_containerd(&d);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let until = Instant::now() + Duration::from_secs(30);
         let channel = loop {
@@ -395,16 +374,7 @@ impl Drop for CriContainerd {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
-        let root = self.dir.path().to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = crate::oci_support::mounts_mentioning(&root)
-            .iter()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.reverse();
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).output();
-        }
+        unmount_below(self.dir.path());
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
         let mut cgroups = crate::oci_support::cgroups_at(&self.cgroup_root);
         for c in &cgroups.clone() {

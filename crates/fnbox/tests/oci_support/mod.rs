@@ -167,3 +167,52 @@ pub fn mounts_mentioning(needle: &str) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     info.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
 }
+
+/// The start of a private containerd's `config.toml`: root, state and sockets under `dir`
+/// (`socket` the gRPC one), no debug or metrics listener, and the plugins this machine cannot
+/// or need not run (other snapshotters, tracing) off, with `disabled` besides.
+pub fn containerd_config(dir: &Path, socket: &Path, disabled: &[&str]) -> String {
+    let mut off = vec![
+        "io.containerd.snapshotter.v1.btrfs",
+        "io.containerd.snapshotter.v1.zfs",
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.snapshotter.v1.aufs",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.internal.v1.tracing",
+    ];
+    off.extend_from_slice(disabled);
+    format!(
+        "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = {off:?}\n\
+         [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{s}.ttrpc\"\n[debug]\n  address = \"\"\n\
+         [metrics]\n  address = \"\"\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
+        d = dir.display(),
+        s = socket.display(),
+    )
+}
+
+/// Starts containerd on `dir/config.toml`, its output in `dir/containerd.log`.
+pub fn spawn_containerd(dir: &Path) -> std::process::Child {
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("cannot start containerd")
+}
+
+/// Unmounts, lazily and deepest first, what is mounted below `root` (containerd's snapshots).
+pub fn unmount_below(root: &Path) {
+    let root = root.to_string_lossy().into_owned();
+    let mut mounts: Vec<String> = mounts_mentioning(&root)
+        .iter()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    mounts.reverse();
+    for m in mounts {
+        let _ = Command::new("umount").args(["-l", &m]).output();
+    }
+}
