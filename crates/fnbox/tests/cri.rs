@@ -530,6 +530,37 @@ fn pod_files(cri: &CriContainerd, handler: &str) -> Result<(), String> {
     pod.finish()
 }
 
+/// A container that fails (exit 2, reason Error) and its restart as kubelet does it: a new
+/// container of the same name, the next attempt, logging to `<name>/1.log`; then the failed
+/// one is removed while the new one runs.
+fn restart(cri: &CriContainerd, handler: &str) -> Result<(), String> {
+    let mut pod = Pod::run(cri, handler, "restart")?;
+    let first = pod.start("app", "echo attempt 0; exit 2", LinuxContainerResources::default())?;
+    let status = cri.wait_container(&first, ContainerState::ContainerExited, Duration::from_secs(30))?;
+    ensure(status.exit_code == 2 && status.reason == "Error", || {
+        format!("first attempt: exit {} reason {:?}", status.exit_code, status.reason)
+    })?;
+    let mut config = pod.container_config("app", "echo attempt 1; exec sleep 1000", LinuxContainerResources::default());
+    config.metadata = Some(ContainerMetadata { name: "app".into(), attempt: 1 });
+    config.log_path = "app/1.log".into();
+    let second = pod.start_config(config)?;
+    cri.wait_container(&second, ContainerState::ContainerRunning, Duration::from_secs(30))?;
+    cri.remove_container(&first)?;
+    pod.containers.retain(|c| c != &first);
+    let (status, _) = cri.container_status(&second)?;
+    ensure(status.state == ContainerState::ContainerRunning as i32, || {
+        format!("second attempt is {:?}", status.state())
+    })?;
+    let logs = PathBuf::from(&pod.config.log_directory).join("app");
+    for (n, want) in [(0, "attempt 0"), (1, "attempt 1")] {
+        let ok = common::eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(logs.join(format!("{n}.log"))).is_ok_and(|l| l.trim_end().ends_with(want))
+        });
+        ensure(ok, || format!("app/{n}.log does not end with {want:?}"))?;
+    }
+    pod.finish()
+}
+
 /// `shareProcessNamespace: true` (pid: POD): with runc the containers join the pause
 /// container's pid namespace and see `/pause` as pid 1. fnbox gives every container a pid
 /// namespace of its own (docs/kubernetes.md), so it must refuse such a container at create,
@@ -559,7 +590,7 @@ type Check = fn(&CriContainerd, &str) -> Result<(), String>;
 
 /// (row, check, whether fnbox refuses what the check asks, deliberately: the check then
 /// verifies the refusal and the table says REFUSED).
-const CHECKS: [(&str, Check, bool); 12] = [
+const CHECKS: [(&str, Check, bool); 13] = [
     ("RunPodSandbox/Stop/Remove, pod IP", pod_sandbox, false),
     ("container create/start/status/stop/remove", container_lifecycle, false),
     ("ExecSync: exit code, stdout, stderr, timeout", exec_sync, false),
@@ -571,6 +602,7 @@ const CHECKS: [(&str, Check, bool); 12] = [
     ("restricted: runAsUser, RO root, drop ALL, NNP", security_context, false),
     ("volumes: shared emptyDir, read-only ConfigMap", volumes, false),
     ("resolv.conf, hostname, termination log", pod_files, false),
+    ("failed container restarted (attempt 1)", restart, false),
     ("shareProcessNamespace", shared_pid_namespace, true),
 ];
 
