@@ -66,9 +66,29 @@ impl<'a> Pod<'a> {
         Self::run_with(cri, handler, name, NamespaceMode::Container)
     }
 
+    /// A pod with `annotations` (`metadata.annotations` of the Pod object).
+    fn run_annotated(
+        cri: &'a CriContainerd,
+        handler: &str,
+        name: &str,
+        annotations: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        Self::run_full(cri, handler, name, NamespaceMode::Container, annotations)
+    }
+
     /// A pod whose containers get `pid` as their pid namespace mode (kubelet: `Pod` when
     /// `shareProcessNamespace`, else `Container`).
     fn run_with(cri: &'a CriContainerd, handler: &str, name: &str, pid: NamespaceMode) -> Result<Self, String> {
+        Self::run_full(cri, handler, name, pid, &[])
+    }
+
+    fn run_full(
+        cri: &'a CriContainerd,
+        handler: &str,
+        name: &str,
+        pid: NamespaceMode,
+        annotations: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let uid = format!("{name}-{handler}");
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
@@ -78,6 +98,7 @@ impl<'a> Pod<'a> {
                 attempt: 0,
             }),
             hostname: name.to_string(),
+            annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             dns_config: Some(DnsConfig {
                 servers: vec!["192.0.2.53".into()],
                 searches: vec!["fnbox.test".into()],
@@ -561,6 +582,32 @@ fn restart(cri: &CriContainerd, handler: &str) -> Result<(), String> {
     pod.finish()
 }
 
+/// The pod annotation `dev.fnbox.sandbox` (passed by fnbox's handlers, `pod_annotations`)
+/// picks the other sandbox: v2 under the `fnbox-v1` handler, v1 under `fnbox-v2`. Seen from
+/// inside by the seccomp mode of an `Unconfined` container: none in v1, the Sentry's filter
+/// in v2. runc ignores the annotation (no filter).
+fn sandbox_annotation(cri: &CriContainerd, handler: &str) -> Result<(), String> {
+    let (asked, want) = match handler {
+        "fnbox-v1" => ("v2", "Seccomp:\t2\n"),
+        "fnbox-v2" => ("v1", "Seccomp:\t0\n"),
+        _ => ("v2", "Seccomp:\t0\n"),
+    };
+    let mut pod = Pod::run_annotated(cri, handler, "annotated", &[("dev.fnbox.sandbox", asked)])?;
+    let unconfined = LinuxContainerSecurityContext {
+        namespace_options: Some(namespaces()),
+        seccomp: Some(SecurityProfile { profile_type: ProfileType::Unconfined as i32, ..Default::default() }),
+        ..Default::default()
+    };
+    let config = pod.container_config_with("app", SERVE, LinuxContainerResources::default(), unconfined, Vec::new());
+    let id = pod.start_config(config)?;
+    cri.wait_container(&id, ContainerState::ContainerRunning, Duration::from_secs(30))?;
+    let r = cri.exec_sync(&id, &["grep", "^Seccomp:", "/proc/self/status"], 30)?;
+    ensure(text(&r.stdout) == want, || {
+        format!("dev.fnbox.sandbox={asked}: {:?}, want {want:?} (stderr {:?})", text(&r.stdout), text(&r.stderr))
+    })?;
+    pod.finish()
+}
+
 /// `shareProcessNamespace: true` (pid: POD): with runc the containers join the pause
 /// container's pid namespace and see `/pause` as pid 1. fnbox gives every container a pid
 /// namespace of its own (docs/kubernetes.md), so it must refuse such a container at create,
@@ -590,7 +637,7 @@ type Check = fn(&CriContainerd, &str) -> Result<(), String>;
 
 /// (row, check, whether fnbox refuses what the check asks, deliberately: the check then
 /// verifies the refusal and the table says REFUSED).
-const CHECKS: [(&str, Check, bool); 13] = [
+const CHECKS: [(&str, Check, bool); 14] = [
     ("RunPodSandbox/Stop/Remove, pod IP", pod_sandbox, false),
     ("container create/start/status/stop/remove", container_lifecycle, false),
     ("ExecSync: exit code, stdout, stderr, timeout", exec_sync, false),
@@ -603,6 +650,7 @@ const CHECKS: [(&str, Check, bool); 13] = [
     ("volumes: shared emptyDir, read-only ConfigMap", volumes, false),
     ("resolv.conf, hostname, termination log", pod_files, false),
     ("failed container restarted (attempt 1)", restart, false),
+    ("pod annotation dev.fnbox.sandbox", sandbox_annotation, false),
     ("shareProcessNamespace", shared_pid_namespace, true),
 ];
 

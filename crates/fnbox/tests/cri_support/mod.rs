@@ -107,9 +107,12 @@ impl CriContainerd {
         std::fs::write(d.join("net.d/10-fnbox.conflist"), cni.to_string()).unwrap();
         let [v1, v2] = runtimes(&d);
         let runc = PathBuf::from(text(&run_ok(Command::new("sh").args(["-c", "command -v runc"])).stdout).trim());
+        // fnbox's handlers pass the pod annotation that picks the sandbox (docs/kubernetes.md).
         let handler = |name: &str, binary: &Path| {
+            let annotations = if name.starts_with("fnbox") { "[\"dev.fnbox.sandbox\"]" } else { "[]" };
             format!(
                 "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}]\n  runtime_type = \"io.containerd.runc.v2\"\n  \
+                 pod_annotations = {annotations}\n  \
                  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}.options]\n    BinaryName = \"{}\"\n    Root = \"{}\"\n",
                 binary.display(),
                 d.join("runtime").join(name).display()
