@@ -37,37 +37,9 @@ impl Containerd {
         let dir = TempDir::new(name);
         let d = dir.path().to_path_buf();
         let socket = d.join("containerd.sock");
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-"#,
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = socket.display(),
-        );
+        let config = containerd_config(&d, &socket, &["io.containerd.grpc.v1.cri"]);
         std::fs::write(d.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start containerd");
+        let daemon = spawn_containerd(&d);
         let runtimes = runtimes(&d);
         let mut c = Self { runc_root: d.join("runc"), dir, daemon, socket, runtimes };
         let until = Instant::now() + Duration::from_secs(20);
@@ -184,16 +156,7 @@ impl Drop for Containerd {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
         // Snapshots containerd mounted under its root.
-        let root = self.dir.path().to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = mounts_mentioning(&root)
-            .iter()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.reverse();
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).output();
-        }
+        unmount_below(self.dir.path());
         // ctr's cgroup parent for the namespace (empty unless another test still runs).
         for d in cgroups_at(NAMESPACE) {
             let _ = std::fs::remove_dir(d);

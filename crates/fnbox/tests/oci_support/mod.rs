@@ -111,6 +111,11 @@ fn blob(layout: &Path, path: &Path) -> (String, u64) {
 /// An OCI image archive (the tar `ctr image import` reads) of the directory `rootfs`, named
 /// `name`, built without a registry: one uncompressed layer, its config, manifest and index.
 pub fn image_tarball(rootfs: &Path, name: &str, work: &Path) -> PathBuf {
+    image_tarball_with(rootfs, name, work, serde_json::json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]}))
+}
+
+/// `image_tarball` with `config` as the image's run configuration (Env, Entrypoint, Cmd, ...).
+pub fn image_tarball_with(rootfs: &Path, name: &str, work: &Path, config: serde_json::Value) -> PathBuf {
     let layout = work.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let layer = work.join("layer.tar");
@@ -118,7 +123,7 @@ pub fn image_tarball(rootfs: &Path, name: &str, work: &Path) -> PathBuf {
     let (layer_digest, layer_size) = blob(&layout, &layer);
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     });
     let put = |file: &str, v: &serde_json::Value| {
@@ -161,4 +166,53 @@ pub fn cgroups_at(rel: &str) -> Vec<PathBuf> {
 pub fn mounts_mentioning(needle: &str) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     info.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+}
+
+/// The start of a private containerd's `config.toml`: root, state and sockets under `dir`
+/// (`socket` the gRPC one), no debug or metrics listener, and the plugins this machine cannot
+/// or need not run (other snapshotters, tracing) off, with `disabled` besides.
+pub fn containerd_config(dir: &Path, socket: &Path, disabled: &[&str]) -> String {
+    let mut off = vec![
+        "io.containerd.snapshotter.v1.btrfs",
+        "io.containerd.snapshotter.v1.zfs",
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.snapshotter.v1.aufs",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.internal.v1.tracing",
+    ];
+    off.extend_from_slice(disabled);
+    format!(
+        "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = {off:?}\n\
+         [grpc]\n  address = \"{s}\"\n[ttrpc]\n  address = \"{s}.ttrpc\"\n[debug]\n  address = \"\"\n\
+         [metrics]\n  address = \"\"\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n",
+        d = dir.display(),
+        s = socket.display(),
+    )
+}
+
+/// Starts containerd on `dir/config.toml`, its output in `dir/containerd.log`.
+pub fn spawn_containerd(dir: &Path) -> std::process::Child {
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("cannot start containerd")
+}
+
+/// Unmounts, lazily and deepest first, what is mounted below `root` (containerd's snapshots).
+pub fn unmount_below(root: &Path) {
+    let root = root.to_string_lossy().into_owned();
+    let mut mounts: Vec<String> = mounts_mentioning(&root)
+        .iter()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    mounts.reverse();
+    for m in mounts {
+        let _ = Command::new("umount").args(["-l", &m]).output();
+    }
 }
