@@ -402,7 +402,11 @@ impl Driver {
                 [serde_json::json!({"type": "keyDown", "value": k}), serde_json::json!({"type": "keyUp", "value": k})]
             })
             .collect();
-        self.cmd("POST", "actions", serde_json::json!({"actions": [{"type": "key", "id": "keyboard", "actions": acts}]}));
+        self.cmd(
+            "POST",
+            "actions",
+            serde_json::json!({"actions": [{"type": "key", "id": "keyboard", "actions": acts}]}),
+        );
     }
 
     /// What has the focus: its id, or its tag and text; and whether a focus ring shows.
@@ -446,7 +450,8 @@ impl Driver {
     /// The page body does not scroll sideways, and each of `controls` is shown whole within
     /// the viewport's width.
     fn fits(&self, controls: &[&str]) {
-        let v = self.exec("return [document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth];");
+        let v =
+            self.exec("return [document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth];");
         let (doc, body, inner) = (v[0].as_f64().unwrap(), v[1].as_f64().unwrap(), v[2].as_f64().unwrap());
         assert!(doc <= inner && body <= inner, "the page scrolls sideways: {doc} / {body} px in {inner} px");
         for css in controls {
@@ -455,8 +460,16 @@ impl Driver {
                 "var e = document.querySelector({sel}); if (!e) return null; var r = e.getBoundingClientRect();\
                  return [r.left, r.right, r.width, r.height];"
             ));
-            let r: Vec<f64> = r.as_array().unwrap_or_else(|| panic!("no {css} on the page")).iter().map(|x| x.as_f64().unwrap()).collect();
-            assert!(r[2] > 0.0 && r[3] > 0.0 && r[0] >= 0.0 && r[1] <= inner, "{css} is not whole on screen: {r:?} in {inner} px");
+            let r: Vec<f64> = r
+                .as_array()
+                .unwrap_or_else(|| panic!("no {css} on the page"))
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert!(
+                r[2] > 0.0 && r[3] > 0.0 && r[0] >= 0.0 && r[1] <= inner,
+                "{css} is not whole on screen: {r:?} in {inner} px"
+            );
         }
     }
 
@@ -510,7 +523,8 @@ fn a_browser_logs_in_watches_live_logs_and_clicks_through() {
         d.text("#live")
     );
     assert!(
-        eventually(Duration::from_secs(30), || d.ok_bars() == 1 && d.text("#activity .totals").starts_with("1 requests")),
+        eventually(Duration::from_secs(30), || d.ok_bars() == 1
+            && d.text("#activity .totals").starts_with("1 requests")),
         "the chart shows the request: {} bars, {}",
         d.ok_bars(),
         d.text("#activity .totals")
@@ -551,6 +565,32 @@ fn a_browser_logs_in_watches_live_logs_and_clicks_through() {
     d.click("form[action$='/revoke'] button");
     assert!(eventually(Duration::from_secs(10), || d.source().contains("The token is revoked")));
     assert!(stdout(&s.cli(&["token", "ls", "hello"])).is_empty());
+
+    // A function that fills its in-memory /tmp, then is killed for memory: the memory chart
+    // shows the files apart from the processes, and the OOM kill is marked on the timeline.
+    let hog = TempDir::with("console-hog", &[("handler.py", HOG)]);
+    s.deploy("hog", hog.path(), &["--runtime", "python3", "--memory", "128", "--timeout", "30"]);
+    assert_eq!(s.get("/fn/hog/?files=1").text(), "filled");
+    assert_eq!(s.get("/fn/hog/?oom=1").status, 502);
+    let hog_page = format!("{}/console/functions/hog", s.url);
+    let files_peak = |summary: &str| -> f64 {
+        let at = summary.find("in-memory /tmp, /dev peak ").map(|i| i + 26).unwrap_or(summary.len());
+        summary[at..].split(|c: char| c != '.' && !c.is_ascii_digit()).next().unwrap_or("").parse().unwrap_or(0.0)
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            d.open(&hog_page);
+            d.text("#chart-requests figcaption").contains("1 OOM kill")
+                && files_peak(&d.text("#chart-memory figcaption")) >= 30.0
+        }),
+        "the OOM kill and the files: {} / {}",
+        d.text("#chart-requests figcaption"),
+        d.text("#chart-memory figcaption")
+    );
+    let orange = d.exec("return document.querySelectorAll('#chart-memory svg.chart rect[fill=\"#E69F00\"]').length");
+    assert!(orange.as_u64().unwrap_or(0) >= 1, "no bar of in-memory files");
+    d.exec("document.getElementById('h-charts').scrollIntoView(); return 0;");
+    d.screenshot("function-oom");
 
     // A forged form on another site (a local file: a null, cross-site origin) is refused.
     let forged = dir.path().join("forged.html");
@@ -598,10 +638,16 @@ fn a_browser_logs_in_watches_live_logs_and_clicks_through() {
         "header button",
         ".tabs a",
         "#chart-requests svg.chart",
-        ".filters button", "#zip", "form[action$='/deploy'] button", "form[action$='/tokens'] button"];
+        ".filters button",
+        "#zip",
+        "form[action$='/deploy'] button",
+        "form[action$='/tokens'] button",
+    ];
     d.open(&page);
     d.fits(&controls);
     d.screenshot("function-phone");
+    d.exec("document.getElementById('activity').scrollIntoView(); return 0;");
+    d.screenshot("function-phone-charts");
     d.open(&format!("{}/console/", s.url));
     d.fits(&["header button", "a[href='/console/functions/hello']"]);
     d.resize(1280, 1400);
@@ -627,6 +673,23 @@ fn a_browser_logs_in_watches_live_logs_and_clicks_through() {
     assert!(eventually(Duration::from_secs(10), || title().starts_with("done")), "the page's script ran: {}", title());
     assert_eq!(title(), "done blocked", "a function's page read the console");
 }
+
+/// Fills 40 MiB of its in-memory /tmp and stays long enough to be sampled (every 5 s), or
+/// allocates past its 128 MiB.
+const HOG: &str = r#"
+import time
+def handle(event, context):
+    q = event["queryStringParameters"]
+    if "files" in q:
+        with open("/tmp/fill", "wb") as f:
+            f.write(b"x" * (40 << 20))
+        time.sleep(7)
+        return "filled"
+    if "oom" in q:
+        hog = bytearray(400 << 20)
+        return str(len(hog))
+    return "fine"
+"#;
 
 /// A page that reads the console with the browser's session, as a hostile function would.
 const EVIL: &str = r#"

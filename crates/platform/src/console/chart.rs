@@ -49,6 +49,17 @@ pub struct Chart<'a> {
     pub ceiling: Option<f64>,
 }
 
+/// What a stacked chart's summary says of each series.
+#[derive(Clone, Copy)]
+pub enum Say {
+    /// The sum over the range (counts).
+    Total,
+    /// The largest bucket (memory).
+    Peak,
+    /// The last bucket with a value (averages).
+    Last,
+}
+
 /// A legend entry.
 #[derive(Serialize)]
 pub struct Key {
@@ -78,7 +89,7 @@ fn nice_max(v: f64) -> f64 {
         return 1.0;
     }
     let mag = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|m| *m >= v).unwrap_or(v)
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0].iter().map(|m| m * mag).find(|m| *m >= v).unwrap_or(v)
 }
 
 pub fn fmt(v: f64) -> String {
@@ -143,7 +154,14 @@ impl Chart<'_> {
             svg.clear();
         }
         // The SVG scales with its box; it is labelled by the figure's caption.
-        let svg = svg.replacen("<svg ", &format!("<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-{0}-t\" aria-describedby=\"chart-{0}-s\" ", self.id), 1);
+        let svg = svg.replacen(
+            "<svg ",
+            &format!(
+                "<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-{0}-t\" aria-describedby=\"chart-{0}-s\" ",
+                self.id
+            ),
+            1,
+        );
         let mut summary = summary;
         for (i, what) in &self.marks {
             summary.push_str(&format!("; at {}: {what}", self.times.get(*i).map(String::as_str).unwrap_or("?")));
@@ -162,14 +180,25 @@ impl Chart<'_> {
         series.iter().map(|s| Key { name: s.name, color: hex(s.color), dashed: dashed.contains(&s.name) }).collect()
     }
 
-    /// Bars, the series stacked in each bucket. The summary gives each series' total.
-    pub fn stacked(&self, series: &[Series]) -> Drawn {
+    /// Bars, the series stacked in each bucket. The summary says `say` of each series.
+    pub fn stacked(&self, series: &[Series], say: Say) -> Drawn {
         let buckets = self.buckets();
         let totals: Vec<f64> = (0..buckets).map(|i| series.iter().filter_map(|s| s.values.get(i)).sum()).collect();
-        let max = nice_max(totals.iter().cloned().fold(self.ceiling.unwrap_or(0.0), f64::max));
+        // Room above a limit, so its line is not the frame's edge.
+        let max = nice_max(totals.iter().cloned().fold(self.ceiling.map_or(0.0, |c| c * 1.1), f64::max));
         let summary = series
             .iter()
-            .map(|s| format!("{} {}", s.name, fmt(s.values.iter().filter(|v| v.is_finite()).sum())))
+            .map(|s| {
+                let v = s.values.iter().copied().filter(|v| v.is_finite());
+                match say {
+                    Say::Total => format!("{} {}", s.name, fmt(v.sum())),
+                    Say::Peak => format!("{} peak {}", s.name, fmt(v.fold(0.0, f64::max))),
+                    Say::Last => match s.values.iter().rev().find(|v| v.is_finite() && **v > 0.0) {
+                        Some(v) => format!("{} last {}", s.name, fmt(*v)),
+                        None => format!("{} none", s.name),
+                    },
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let mut keys = Self::keys(series, &[]);
@@ -208,12 +237,8 @@ impl Chart<'_> {
             .join(", ");
         self.draw(nice_max(top), Self::keys(series, dashed), summary, &|chart| {
             for s in series {
-                let points: Vec<Option<(f64, f64)>> = s
-                    .values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| v.is_finite().then_some((i as f64 + 0.5, *v)))
-                    .collect();
+                let points: Vec<Option<(f64, f64)>> =
+                    s.values.iter().enumerate().map(|(i, v)| v.is_finite().then_some((i as f64 + 0.5, *v))).collect();
                 for run in points.split(|p| p.is_none()).filter(|r| r.len() > 1) {
                     let run = run.iter().flatten().copied();
                     if dashed.contains(&s.name) {
@@ -248,10 +273,13 @@ mod tests {
             marks: vec![(1, "1 OOM kill".into())],
             ceiling: Some(8.0),
         };
-        let d = c.stacked(&[
-            Series { name: "2xx", color: GREEN, values: vec![1.0, 3.0] },
-            Series { name: "5xx", color: RED, values: vec![0.0, 1.0] },
-        ]);
+        let d = c.stacked(
+            &[
+                Series { name: "2xx", color: GREEN, values: vec![1.0, 3.0] },
+                Series { name: "5xx", color: RED, values: vec![0.0, 1.0] },
+            ],
+            Say::Total,
+        );
         assert!(d.svg.starts_with("<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-req-t\""), "{}", d.svg);
         assert_eq!(d.svg.matches("fill=\"#009E73\"").count(), 2, "a bar per non-empty 2xx minute: {}", d.svg);
         assert_eq!(d.svg.matches("fill=\"#D55E00\"").count(), 1, "the empty 5xx minute has no bar");
@@ -272,7 +300,12 @@ mod tests {
         let l = c.lines(&[Series { name: "p50", color: BLUE, values: vec![1.0, 2.0, 2.0] }], &[]);
         assert_eq!(l.svg.matches(blue_line).count(), 1, "{}", l.svg);
         assert!(l.svg.contains(">\nnow\n</text>"), "the axis ends now: {}", l.svg);
-        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(7.0), 8.0);
+        assert_eq!(nice_max(563.2), 600.0);
+        let m = c.stacked(&[Series { name: "rss", color: BLUE, values: vec![3.0, 2.0, 0.0] }], Say::Peak);
+        assert_eq!(m.summary, "rss peak 3");
+        let m = c.stacked(&[Series { name: "ms", color: BLUE, values: vec![3.0, 2.0, 0.0] }], Say::Last);
+        assert_eq!(m.summary, "ms last 2");
         assert_eq!(nice_max(0.0), 1.0);
     }
 }

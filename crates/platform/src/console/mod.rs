@@ -301,8 +301,11 @@ mod tests {
                 }
             }
         }
-        let vars: HashMap<String, String> =
-            rules.iter().filter(|(s, k, _)| s == ":root" && k.starts_with("--")).map(|(_, k, v)| (k.clone(), v.clone())).collect();
+        let vars: HashMap<String, String> = rules
+            .iter()
+            .filter(|(s, k, _)| s == ":root" && k.starts_with("--"))
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
         for r in rules.iter_mut() {
             if let Some(name) = r.2.strip_prefix("var(").and_then(|v| v.strip_suffix(')')) {
                 r.2 = vars.get(name).cloned().unwrap_or_else(|| panic!("{} uses an undefined {name}", r.0));
@@ -414,4 +417,3 @@ mod tests {
         }
     }
 }
-

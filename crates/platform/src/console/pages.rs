@@ -1,7 +1,6 @@
 //! The console's pages and actions: what each shows, gathered from the platform.
 
-use super::chart::{Chart, Drawn, Series, BLUE, GREEN, ORANGE, PURPLE, RED, SKY, YELLOW};
-use plotters::style::RGBColor;
+use super::chart::{Chart, Drawn, Say, Series, BLUE, GREEN, ORANGE, PURPLE, RED, SKY, YELLOW};
 use super::{error_page, redirect, render, Form};
 use crate::gateway::Body;
 use crate::history::{minute_now, Minute};
@@ -9,6 +8,7 @@ use crate::logstore::Filter;
 use crate::platform::{Listed, Platform};
 use hyper::Response;
 use minijinja::value::{Serde, Value};
+use plotters::style::RGBColor;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,27 +131,24 @@ fn charts(h: &[Minute], first: u64, per: u64, limit_mb: u64) -> Vec<Drawn> {
         .filter(|(_, m)| m.oom_kills + m.crashes > 0)
         .map(|(i, m)| (i, format!("{} OOM kill(s), {} crash(es)", m.oom_kills, m.crashes)))
         .collect();
-    let chart = |id, title, unit, marks: Vec<(usize, String)>| Chart {
-        id,
-        title,
-        unit,
-        times: &times,
-        marks,
-        ceiling: None,
-    };
+    let chart =
+        |id, title, unit, marks: Vec<(usize, String)>| Chart { id, title, unit, times: &times, marks, ceiling: None };
     let count = |f: &dyn Fn(&Minute) -> u64| h.iter().map(|m| f(m) as f64).collect::<Vec<_>>();
     let per_label = if per == 1 { "per minute" } else { "per 10 minutes" };
-    let requests = chart("requests", "Requests by status", per_label, marks.clone()).stacked(&[
-        Series { name: "2xx", color: GREEN, values: count(&|m| m.status.range(200..300).map(|(_, n)| n).sum()) },
-        Series {
-            name: "other",
-            color: ORANGE,
-            values: count(&|m| {
-                m.status.iter().filter(|(s, _)| !(200..300).contains(*s) && **s < 500).map(|(_, n)| n).sum()
-            }),
-        },
-        Series { name: "5xx", color: RED, values: count(&|m| m.errors()) },
-    ]);
+    let requests = chart("requests", "Requests by status", per_label, marks.clone()).stacked(
+        &[
+            Series { name: "2xx", color: GREEN, values: count(&|m| m.status.range(200..300).map(|(_, n)| n).sum()) },
+            Series {
+                name: "other",
+                color: ORANGE,
+                values: count(&|m| {
+                    m.status.iter().filter(|(s, _)| !(200..300).contains(*s) && **s < 500).map(|(_, n)| n).sum()
+                }),
+            },
+            Series { name: "5xx", color: RED, values: count(&|m| m.errors()) },
+        ],
+        Say::Total,
+    );
     let q = |q: f64| h.iter().map(|m| m.latency_ms(q).unwrap_or(f64::NAN)).collect::<Vec<_>>();
     let latency = chart("latency", "Latency", "ms", Vec::new()).lines(
         &[Series { name: "p50", color: BLUE, values: q(0.5) }, Series { name: "p99", color: PURPLE, values: q(0.99) }],
@@ -174,17 +171,25 @@ fn charts(h: &[Minute], first: u64, per: u64, limit_mb: u64) -> Vec<Drawn> {
                 .collect(),
         })
         .collect();
-    let cold = chart("cold", "Cold starts, average phases", "ms", Vec::new()).stacked(&phases);
+    let cold = chart("cold", "Cold starts, average phases", "ms", Vec::new()).stacked(&phases, Say::Last);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let memory = Chart { ceiling: Some(limit_mb as f64), ..chart("memory", "Memory of the largest instance", "MiB", marks) };
-    let memory = memory.stacked(&[
-        Series {
-            name: "processes",
-            color: BLUE,
-            values: h.iter().map(|m| mib(m.memory.saturating_sub(m.memory_files))).collect(),
-        },
-        Series { name: "in-memory /tmp, /dev", color: ORANGE, values: h.iter().map(|m| mib(m.memory_files)).collect() },
-    ]);
+    let memory =
+        Chart { ceiling: Some(limit_mb as f64), ..chart("memory", "Memory of the largest instance", "MiB", marks) };
+    let memory = memory.stacked(
+        &[
+            Series {
+                name: "processes",
+                color: BLUE,
+                values: h.iter().map(|m| mib(m.memory.saturating_sub(m.memory_files))).collect(),
+            },
+            Series {
+                name: "in-memory /tmp, /dev",
+                color: ORANGE,
+                values: h.iter().map(|m| mib(m.memory_files)).collect(),
+            },
+        ],
+        Say::Peak,
+    );
     vec![requests, latency, cold, memory]
 }
 
