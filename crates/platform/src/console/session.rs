@@ -224,16 +224,18 @@ mod tests {
         (Registry::open(&path, crate::seal::test_key("k")).unwrap(), path)
     }
 
-    fn id_of(cookie: &str) -> String {
-        cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+    /// A registry, a server's sessions, and one logged in: its `Set-Cookie` and id.
+    fn logged_in(tag: &str) -> (Registry, std::path::PathBuf, Sessions, String, String) {
+        let (r, path) = registry(tag);
+        let s = Sessions::default();
+        let cookie = s.create(&r).unwrap();
+        let id = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+        (r, path, s, cookie, id)
     }
 
     #[test]
     fn cookie_finds_its_session_only() {
-        let (r, _) = registry("find");
-        let s = Sessions::default();
-        let cookie = s.create(&r).unwrap();
-        let id = id_of(&cookie);
+        let (r, _, s, cookie, id) = logged_in("find");
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         let found = s.find(&r, Some(&format!("a=b; {COOKIE}={id}"))).unwrap();
         assert_eq!(found.hash, sha256_hex(id.as_bytes()));
@@ -250,10 +252,7 @@ mod tests {
 
     #[test]
     fn sessions_outlive_a_restart_as_hashes_and_expire() {
-        let (r, path) = registry("restart");
-        let s = Sessions::default();
-        let cookie = s.create(&r).unwrap();
-        let id = id_of(&cookie);
+        let (r, path, s, cookie, id) = logged_in("restart");
         let csrf = s.find(&r, Some(&cookie)).unwrap().csrf;
         drop((s, r));
         // The registry holds neither the id nor the CSRF token.
@@ -283,10 +282,7 @@ mod tests {
 
     #[test]
     fn cookie_is_the_consoles_only_and_cannot_be_shadowed() {
-        let (r, _) = registry("shadow");
-        let s = Sessions::default();
-        let cookie = s.create(&r).unwrap();
-        let id = id_of(&cookie);
+        let (r, _, s, cookie, id) = logged_in("shadow");
         assert!(cookie.split(';').any(|a| a.trim() == "Path=/console"), "{cookie}");
         // A planted cookie with a more specific path is sent first: the real one still counts.
         let both = format!("{COOKIE}=bogus; other=1; {COOKIE}={id}");
@@ -299,9 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_ending_is_heard() {
-        let (r, _) = registry("ended");
-        let s = Sessions::default();
-        let cookie = s.create(&r).unwrap();
+        let (r, _, s, cookie, _) = logged_in("ended");
         let session = s.find(&r, Some(&cookie)).unwrap();
         let ended = session.ended();
         s.end(&r, &session.hash);
