@@ -84,6 +84,7 @@ impl Registry {
         )?;
         crate::triggers::store::create_tables(&db)?;
         crate::history::migrate(&db)?;
+        crate::console::session::migrate(&db)?;
         owner_only(path)?;
         let keep = std::sync::atomic::AtomicU32::new(crate::retention::DEFAULT_VERSIONS);
         let r = Self { db: Mutex::new(db), key, keep_versions: keep };

@@ -1,46 +1,98 @@
-//! Charts as server-side SVG: stacked bars and lines over time buckets, drawn by hand (a
-//! chart library would cost more compile time than these ~150 lines). Nothing a function
-//! controls reaches the markup: only numbers and fixed names.
+//! Charts as server-side SVG, drawn by the `plotters` crate (its SVG backend only: no fonts,
+//! no bitmaps). Stacked bars and lines over time buckets, a limit as a dashed line, events
+//! (OOM kills, crashes) as dashed red lines across the timeline. The title, unit and legend
+//! are HTML around the SVG (real text, read by screen readers and not drawn over the data).
+//! Nothing a function controls reaches the markup: only numbers and fixed names.
 
-use std::fmt::Write;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use serde::Serialize;
 
-const W: f64 = 720.0;
-const H: f64 = 180.0;
-const LEFT: f64 = 52.0;
-const RIGHT: f64 = 8.0;
-const TOP: f64 = 22.0;
-const BOTTOM: f64 = 20.0;
+/// Small enough that the labels stay readable when a phone shrinks the chart to its width.
+const SIZE: (u32, u32) = (480, 220);
 
-/// One series: a name for the legend, a colour (Okabe-Ito, readable by colour-blind eyes),
-/// a value per bucket.
+/// Okabe-Ito colours: told apart by colour-blind eyes too.
+pub const GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+pub const ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
+pub const RED: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
+pub const BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
+pub const SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
+pub const PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
+pub const YELLOW: RGBColor = RGBColor(0xF0, 0xE4, 0x42);
+/// The axis labels' colour: the stylesheet's `--muted`, on white (checked for contrast in
+/// the console's tests).
+pub const LABEL: RGBColor = RGBColor(0x55, 0x55, 0x55);
+const GRID: RGBColor = RGBColor(0xD0, 0xD0, 0xD0);
+
+pub fn hex(c: RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+}
+
+/// One series: a name for the legend, a colour, a value per bucket.
 pub struct Series {
     pub name: &'static str,
-    pub color: &'static str,
+    pub color: RGBColor,
     pub values: Vec<f64>,
 }
 
 /// What a chart shows.
 pub struct Chart<'a> {
+    /// The figure's element id (`chart-ID`).
+    pub id: &'a str,
     pub title: &'a str,
     pub unit: &'a str,
-    /// Labels under the first and last bucket.
-    pub from: String,
-    pub to: String,
-    /// Bucket indexes marked with a red line (OOM kills, crashes), and what happened there.
+    /// A label per bucket (its start, "HH:MM").
+    pub times: &'a [String],
+    /// Bucket indexes marked with a red dashed line (OOM kills, crashes), and what happened.
     pub marks: Vec<(usize, String)>,
-    /// A limit drawn as a dashed line (stacked charts).
+    /// A limit drawn as a dashed line.
     pub ceiling: Option<f64>,
 }
 
+/// What a stacked chart's summary says of each series.
+#[derive(Clone, Copy)]
+pub enum Say {
+    /// The sum over the range (counts).
+    Total,
+    /// The largest bucket (memory).
+    Peak,
+    /// The last bucket with a value (averages).
+    Last,
+}
+
+/// A legend entry.
+#[derive(Serialize)]
+pub struct Key {
+    pub name: &'static str,
+    pub color: String,
+    pub dashed: bool,
+}
+
+/// A drawn chart, as the page shows it.
+#[derive(Serialize)]
+pub struct Drawn {
+    pub id: String,
+    pub title: String,
+    pub unit: String,
+    pub keys: Vec<Key>,
+    /// What the chart says in words: totals or last values, and the marked events.
+    pub summary: String,
+    pub svg: String,
+}
+
+type Ctx<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Drawing = Result<(), Box<dyn std::error::Error>>;
+
+/// The top of the value axis: a round number at or above `v`.
 fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
+    if v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let mag = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|m| *m >= v).unwrap_or(v)
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0].iter().map(|m| m * mag).find(|m| *m >= v).unwrap_or(v)
 }
 
-fn fmt(v: f64) -> String {
+pub fn fmt(v: f64) -> String {
     if v >= 100.0 || v == v.trunc() {
         format!("{v:.0}")
     } else {
@@ -49,138 +101,156 @@ fn fmt(v: f64) -> String {
 }
 
 impl Chart<'_> {
-    fn frame(&self, out: &mut String, series: &[Series], max: f64, buckets: usize) {
-        let _ = write!(
-            out,
-            r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" xmlns="http://www.w3.org/2000/svg"><title>{t}</title>"#,
-            t = self.title
-        );
-        let _ = write!(out, r##"<text x="{LEFT}" y="14" class="ct">{} ({})</text>"##, self.title, self.unit);
-        let mut x = LEFT + 260.0;
-        for s in series {
-            let _ = write!(
-                out,
-                r#"<rect x="{x}" y="6" width="10" height="10" fill="{}"/><text x="{}" y="15" class="cl">{}</text>"#,
-                s.color,
-                x + 14.0,
-                s.name
-            );
-            x += 24.0 + 7.0 * s.name.len() as f64;
+    fn buckets(&self) -> usize {
+        self.times.len().max(1)
+    }
+
+    /// Axes, grid, marks and limit; `body` draws the data.
+    fn draw(&self, max: f64, keys: Vec<Key>, summary: String, body: &dyn Fn(&mut Ctx<'_, '_>) -> Drawing) -> Drawn {
+        let mut svg = String::new();
+        let n = self.buckets() as f64;
+        let drawn: Drawing = (|| {
+            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(8)
+                .margin_right(16)
+                .x_label_area_size(22)
+                .y_label_area_size(46)
+                .build_cartesian_2d(0f64..n, 0f64..max)?;
+            // Ticks fall on bucket starts; the end of the last bucket is now.
+            let x_label = |x: &f64| match (x.fract() == 0.0, *x as usize) {
+                (true, i) if i == self.times.len() => "now".to_string(),
+                (true, i) => self.times.get(i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            };
+            let y_label = |y: &f64| fmt(*y);
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(5)
+                .y_labels(5)
+                .max_light_lines(0)
+                .x_label_formatter(&x_label)
+                .y_label_formatter(&y_label)
+                .label_style(("sans-serif", 16).into_font().color(&LABEL))
+                .bold_line_style(GRID.stroke_width(1))
+                .axis_style(LABEL.stroke_width(1))
+                .draw()?;
+            body(&mut chart)?;
+            if let Some(c) = self.ceiling {
+                chart.draw_series(DashedLineSeries::new([(0.0, c), (n, c)], 8, 4, RED.stroke_width(2)))?;
+            }
+            for (i, _) in &self.marks {
+                let x = *i as f64 + 0.5;
+                chart.draw_series(DashedLineSeries::new([(x, 0.0), (x, max)], 4, 3, RED.stroke_width(2)))?;
+            }
+            root.present()?;
+            Ok(())
+        })();
+        if let Err(e) = drawn {
+            // Drawing into a string fails only on a bug: say so where the chart would be.
+            eprintln!("fnbox serve: chart {}: {e}", self.title);
+            svg.clear();
         }
-        let y0 = H - BOTTOM;
-        for i in 0..=2 {
-            let v = max * i as f64 / 2.0;
-            let y = y0 - (y0 - TOP) * i as f64 / 2.0;
-            let _ = write!(
-                out,
-                r##"<line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="#ccc" stroke-width="0.5"/><text x="{}" y="{}" class="ca" text-anchor="end">{}</text>"##,
-                W - RIGHT,
-                LEFT - 4.0,
-                y + 4.0,
-                fmt(v)
-            );
-        }
-        let _ = write!(
-            out,
-            r#"<text x="{LEFT}" y="{}" class="ca">{}</text><text x="{}" y="{}" class="ca" text-anchor="end">{}</text>"#,
-            H - 4.0,
-            self.from,
-            W - RIGHT,
-            H - 4.0,
-            self.to
+        // The SVG scales with its box; it is labelled by the figure's caption.
+        let svg = svg.replacen(
+            "<svg ",
+            &format!(
+                "<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-{0}-t\" aria-describedby=\"chart-{0}-s\" ",
+                self.id
+            ),
+            1,
         );
-        let bw = (W - LEFT - RIGHT) / buckets.max(1) as f64;
+        let mut summary = summary;
         for (i, what) in &self.marks {
-            let x = LEFT + bw * (*i as f64 + 0.5);
-            let _ = write!(
-                out,
-                r##"<line x1="{x}" y1="{TOP}" x2="{x}" y2="{y0}" stroke="#D55E00" stroke-width="2" stroke-dasharray="3 2"><title>{what}</title></line>"##
-            );
+            summary.push_str(&format!("; at {}: {what}", self.times.get(*i).map(String::as_str).unwrap_or("?")));
+        }
+        Drawn {
+            id: format!("chart-{}", self.id),
+            title: self.title.to_string(),
+            unit: self.unit.to_string(),
+            keys,
+            summary,
+            svg,
         }
     }
 
-    /// Bars, the series stacked in each bucket.
-    pub fn stacked(&self, series: &[Series]) -> String {
-        let buckets = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
+    fn keys(series: &[Series], dashed: &[&str]) -> Vec<Key> {
+        series.iter().map(|s| Key { name: s.name, color: hex(s.color), dashed: dashed.contains(&s.name) }).collect()
+    }
+
+    /// Bars, the series stacked in each bucket. The summary says `say` of each series.
+    pub fn stacked(&self, series: &[Series], say: Say) -> Drawn {
+        let buckets = self.buckets();
         let totals: Vec<f64> = (0..buckets).map(|i| series.iter().filter_map(|s| s.values.get(i)).sum()).collect();
-        let max = nice_max(totals.iter().cloned().fold(self.ceiling.unwrap_or(0.0), f64::max));
-        let mut out = String::new();
-        self.frame(&mut out, series, max, buckets);
-        let bw = (W - LEFT - RIGHT) / buckets.max(1) as f64;
-        let scale = (H - BOTTOM - TOP) / max;
-        if let Some(c) = self.ceiling {
-            let y = H - BOTTOM - c * scale;
-            let _ = write!(
-                out,
-                r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#D55E00" stroke-width="1.5" stroke-dasharray="6 3"><title>limit: {}</title></line>"##,
-                W - RIGHT,
-                fmt(c)
-            );
-        }
-        for i in 0..buckets {
-            let mut y = H - BOTTOM;
-            for s in series {
-                let v = s.values.get(i).copied().unwrap_or(0.0);
-                if v <= 0.0 {
-                    continue;
+        // Room above a limit, so its line is not the frame's edge.
+        let max = nice_max(totals.iter().cloned().fold(self.ceiling.map_or(0.0, |c| c * 1.1), f64::max));
+        let summary = series
+            .iter()
+            .map(|s| {
+                let v = s.values.iter().copied().filter(|v| v.is_finite());
+                match say {
+                    Say::Total => format!("{} {}", s.name, fmt(v.sum())),
+                    Say::Peak => format!("{} peak {}", s.name, fmt(v.fold(0.0, f64::max))),
+                    Say::Last => match s.values.iter().rev().find(|v| v.is_finite() && **v > 0.0) {
+                        Some(v) => format!("{} last {}", s.name, fmt(*v)),
+                        None => format!("{} none", s.name),
+                    },
                 }
-                let h = v * scale;
-                y -= h;
-                let _ = write!(
-                    out,
-                    r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"#,
-                    LEFT + bw * i as f64 + bw * 0.1,
-                    (bw * 0.8).max(0.5),
-                    s.color,
-                    s.name,
-                    fmt(v)
-                );
-            }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut keys = Self::keys(series, &[]);
+        if self.ceiling.is_some() {
+            keys.push(Key { name: "limit", color: hex(RED), dashed: true });
         }
-        out.push_str("</svg>");
-        out
+        self.draw(max, keys, summary, &|chart| {
+            let mut bars = Vec::new();
+            for i in 0..buckets {
+                let mut y = 0.0;
+                for s in series {
+                    let v = s.values.get(i).copied().filter(|v| v.is_finite() && *v > 0.0).unwrap_or(0.0);
+                    if v > 0.0 {
+                        let x = i as f64;
+                        bars.push(Rectangle::new([(x + 0.1, y), (x + 0.9, y + v)], s.color.filled()));
+                        y += v;
+                    }
+                }
+            }
+            chart.draw_series(bars)?;
+            Ok(())
+        })
     }
 
-    /// Lines; a bucket without a value (NaN) breaks the line.
-    pub fn lines(&self, series: &[Series], dashed: &[&str]) -> String {
-        let buckets = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
+    /// Lines; a bucket without a value (NaN) breaks the line, and every value has a dot (a
+    /// lone minute has no line). The summary gives each series' last value.
+    pub fn lines(&self, series: &[Series], dashed: &[&str]) -> Drawn {
         let top = series.iter().flat_map(|s| s.values.iter()).filter(|v| v.is_finite()).cloned().fold(0.0, f64::max);
-        let max = nice_max(top);
-        let mut out = String::new();
-        self.frame(&mut out, series, max, buckets);
-        let bw = (W - LEFT - RIGHT) / buckets.max(1) as f64;
-        let scale = (H - BOTTOM - TOP) / max;
-        for s in series {
-            let mut d = String::new();
-            let mut dots = String::new();
-            let mut pen_down = false;
-            for (i, v) in s.values.iter().enumerate() {
-                if !v.is_finite() {
-                    pen_down = false;
-                    continue;
+        let summary = series
+            .iter()
+            .map(|s| match s.values.iter().rev().find(|v| v.is_finite()) {
+                Some(v) => format!("{} last {}", s.name, fmt(*v)),
+                None => format!("{} none", s.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.draw(nice_max(top), Self::keys(series, dashed), summary, &|chart| {
+            for s in series {
+                let points: Vec<Option<(f64, f64)>> =
+                    s.values.iter().enumerate().map(|(i, v)| v.is_finite().then_some((i as f64 + 0.5, *v))).collect();
+                for run in points.split(|p| p.is_none()).filter(|r| r.len() > 1) {
+                    let run = run.iter().flatten().copied();
+                    if dashed.contains(&s.name) {
+                        chart.draw_series(DashedLineSeries::new(run, 6, 3, s.color.stroke_width(2)))?;
+                    } else {
+                        chart.draw_series(LineSeries::new(run, s.color.stroke_width(2)))?;
+                    }
                 }
-                let (x, y) = (LEFT + bw * (i as f64 + 0.5), H - BOTTOM - v * scale);
-                let _ = write!(d, "{}{x:.1} {y:.1} ", if pen_down { "L" } else { "M" });
-                // A lone minute has no line: the dot shows it.
-                let _ = write!(
-                    dots,
-                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{}"><title>{}: {}</title></circle>"#,
-                    s.color,
-                    s.name,
-                    fmt(*v)
-                );
-                pen_down = true;
+                chart.draw_series(points.iter().flatten().map(|p| Circle::new(*p, 2, s.color.filled())))?;
             }
-            let dash = if dashed.contains(&s.name) { r#" stroke-dasharray="6 3""# } else { "" };
-            let _ = write!(
-                out,
-                r#"<path d="{d}" fill="none" stroke="{}" stroke-width="2"{dash}><title>{}</title></path>"#,
-                s.color, s.name
-            );
-            out.push_str(&dots);
-        }
-        out.push_str("</svg>");
-        out
+            Ok(())
+        })
     }
 }
 
@@ -188,26 +258,54 @@ impl Chart<'_> {
 mod tests {
     use super::*;
 
+    fn times(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("12:{i:02}")).collect()
+    }
+
     #[test]
-    fn draws_bars_lines_and_marks() {
+    fn draws_bars_lines_limits_and_marks() {
+        let t = times(2);
         let c = Chart {
+            id: "req",
             title: "Requests",
             unit: "per minute",
-            from: "a".into(),
-            to: "b".into(),
-            marks: vec![(1, "OOM kill".into())],
+            times: &t,
+            marks: vec![(1, "1 OOM kill".into())],
             ceiling: Some(8.0),
         };
-        let s = c.stacked(&[
-            Series { name: "2xx", color: "#009E73", values: vec![1.0, 3.0] },
-            Series { name: "5xx", color: "#D55E00", values: vec![0.0, 1.0] },
-        ]);
-        assert_eq!(s.matches("<rect x=\"").count(), 2 + 3, "legend and non-empty bars: {s}");
-        assert!(s.contains("<title>OOM kill</title>") && s.contains("limit: 8") && s.ends_with("</svg>"));
-        let c = Chart { marks: Vec::new(), ..c };
-        let l = c.lines(&[Series { name: "p50", color: "#0072B2", values: vec![1.0, f64::NAN, 2.0] }], &[]);
-        assert_eq!(l.matches('M').count(), 2, "a gap breaks the line: {l}");
-        assert_eq!(nice_max(7.0), 10.0);
+        let d = c.stacked(
+            &[
+                Series { name: "2xx", color: GREEN, values: vec![1.0, 3.0] },
+                Series { name: "5xx", color: RED, values: vec![0.0, 1.0] },
+            ],
+            Say::Total,
+        );
+        assert!(d.svg.starts_with("<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-req-t\""), "{}", d.svg);
+        assert_eq!(d.svg.matches("fill=\"#009E73\"").count(), 2, "a bar per non-empty 2xx minute: {}", d.svg);
+        assert_eq!(d.svg.matches("fill=\"#D55E00\"").count(), 1, "the empty 5xx minute has no bar");
+        // The limit and the mark: dashed red lines (segments of a polyline each).
+        assert!(d.svg.matches("stroke=\"#D55E00\"").count() >= 4, "{}", d.svg);
+        assert!(d.svg.ends_with("</svg>\n") || d.svg.ends_with("</svg>"), "{}", d.svg);
+        assert!(!d.svg.contains("style="), "inline styles are refused by the console's CSP");
+        assert_eq!(d.summary, "2xx 4, 5xx 1; at 12:01: 1 OOM kill");
+        assert_eq!(d.keys.iter().map(|k| k.name).collect::<Vec<_>>(), ["2xx", "5xx", "limit"]);
+
+        let t = times(3);
+        let c = Chart { marks: Vec::new(), ceiling: None, times: &t, ..c };
+        let l = c.lines(&[Series { name: "p50", color: BLUE, values: vec![1.0, f64::NAN, 2.0] }], &[]);
+        let blue_line = "<polyline fill=\"none\" opacity=\"1\" stroke=\"#0072B2\"";
+        assert_eq!(l.svg.matches(blue_line).count(), 0, "a gap leaves two lone points: no line");
+        assert_eq!(l.svg.matches("<circle").count(), 2, "{}", l.svg);
+        assert_eq!(l.summary, "p50 last 2");
+        let l = c.lines(&[Series { name: "p50", color: BLUE, values: vec![1.0, 2.0, 2.0] }], &[]);
+        assert_eq!(l.svg.matches(blue_line).count(), 1, "{}", l.svg);
+        assert!(l.svg.contains(">\nnow\n</text>"), "the axis ends now: {}", l.svg);
+        assert_eq!(nice_max(7.0), 8.0);
+        assert_eq!(nice_max(563.2), 600.0);
+        let m = c.stacked(&[Series { name: "rss", color: BLUE, values: vec![3.0, 2.0, 0.0] }], Say::Peak);
+        assert_eq!(m.summary, "rss peak 3");
+        let m = c.stacked(&[Series { name: "ms", color: BLUE, values: vec![3.0, 2.0, 0.0] }], Say::Last);
+        assert_eq!(m.summary, "ms last 2");
         assert_eq!(nice_max(0.0), 1.0);
     }
 }

@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/logs.js");
+const ACTIVITY_JS: &str = include_str!("assets/activity.js");
 /// Largest form other than an upload.
 const FORM_MAX: usize = 64 << 10;
 /// Largest login form: a token is under 100 bytes. Read from anyone, in the shared budget.
@@ -36,6 +37,7 @@ fn templates() -> &'static Environment<'static> {
             ("list.html", include_str!("templates/list.html")),
             ("function.html", include_str!("templates/function.html")),
             ("error.html", include_str!("templates/error.html")),
+            ("activity.html", include_str!("templates/activity.html")),
         ] {
             // The templates are part of the binary; a test renders each of them.
             env.add_template(name, text).expect("a console template does not parse");
@@ -161,7 +163,7 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         path.trim_start_matches("/console").split('/').filter(|s| !s.is_empty()).map(|s| s.to_string()).collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let cookies = req.headers().get("cookie").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let session = p.console.find(cookies.as_deref());
+    let session = p.console.find(&p.registry, cookies.as_deref());
     match (&method, parts.as_slice()) {
         // The stylesheet of the login page: the same for every server, nothing of its state.
         (&Method::GET, ["static", "console.css"]) => return respond(200, "text/css; charset=utf-8", CSS, None),
@@ -176,7 +178,7 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
             return respond(404, "text/plain; charset=utf-8", format!("{e}\n"), None);
         }
     }
-    let Some((sid, s)) = session else {
+    let Some(s) = session else {
         if method == Method::GET || method == Method::HEAD {
             return redirect("/console/login", None);
         }
@@ -186,6 +188,10 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         return match parts.as_slice() {
             [] => pages::list(p, &s.csrf),
             ["static", "logs.js"] => respond(200, "text/javascript; charset=utf-8", JS, None),
+            ["static", "activity.js"] => respond(200, "text/javascript; charset=utf-8", ACTIVITY_JS, None),
+            ["functions", name, "activity"] => {
+                pages::activity_part(p, name, &crate::urlenc::pairs(req.uri().query().unwrap_or("")))
+            }
             ["functions", name] => {
                 let q = crate::urlenc::pairs(req.uri().query().unwrap_or(""));
                 pages::function(p, name, &q, &s.csrf, None).await
@@ -222,7 +228,7 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         );
     }
     if parts.as_slice() == ["logout"] {
-        p.console.end(&sid);
+        p.console.end(&p.registry, &s.hash);
         return redirect("/console/login", Some(session::expired_cookie()));
     }
     pages::act(p, &parts, form, &s.csrf).await
@@ -242,8 +248,10 @@ async fn login(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incoming>) -
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         return render(401, "login.html", minijinja::context! { error => "this is not the admin token" });
     }
-    let (_, cookie) = p.console.create();
-    redirect("/console/", Some(cookie))
+    match p.console.create(&p.registry) {
+        Ok(cookie) => redirect("/console/", Some(cookie)),
+        Err(e) => error_page(500, &format!("cannot keep the session in the registry: {e}"), "/console/login", None),
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +284,136 @@ mod tests {
             let t = super::templates().get_template(name).unwrap();
             let html = t.render(minijinja::context! { error => "<b>x</b>", csrf => "c" }).unwrap();
             assert!(html.contains("&lt;b&gt;x") && !html.contains("<b>"), "{name} escapes what it shows: {html}");
+        }
+    }
+
+    /// The stylesheet's rules: (selectors, property, value), `var(--x)` resolved from `:root`.
+    fn css_rules() -> Vec<(String, String, String)> {
+        let mut rules = Vec::new();
+        for block in super::CSS.split('}') {
+            let Some((sel, decls)) = block.split_once('{') else { continue };
+            // Comments and @media wrappers are not selectors.
+            let sel = sel.rsplit("*/").next().unwrap_or("").rsplit('{').next().unwrap_or("").trim();
+            let sel = sel.trim_start_matches(|c| c != ':' && c != '.' && !char::is_alphabetic(c)).to_string();
+            for d in decls.split(';') {
+                if let Some((k, v)) = d.split_once(':') {
+                    rules.push((sel.clone(), k.trim().to_string(), v.trim().to_string()));
+                }
+            }
+        }
+        let vars: HashMap<String, String> = rules
+            .iter()
+            .filter(|(s, k, _)| s == ":root" && k.starts_with("--"))
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
+        for r in rules.iter_mut() {
+            if let Some(name) = r.2.strip_prefix("var(").and_then(|v| v.strip_suffix(')')) {
+                r.2 = vars.get(name).cloned().unwrap_or_else(|| panic!("{} uses an undefined {name}", r.0));
+            }
+        }
+        rules
+    }
+
+    fn css(rules: &[(String, String, String)], sel: &str, prop: &str) -> String {
+        rules
+            .iter()
+            .rev()
+            .find(|(s, k, _)| s == sel && k == prop)
+            .map(|r| r.2.clone())
+            .unwrap_or_else(|| panic!("the stylesheet has no `{sel} {{ {prop} }}`"))
+    }
+
+    /// WCAG 2's relative luminance of `#rgb` or `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let h = hex.trim_start_matches('#');
+        let h: String = if h.len() == 3 { h.chars().flat_map(|c| [c, c]).collect() } else { h.to_string() };
+        assert_eq!(h.len(), 6, "not a colour: {hex}");
+        let c = |i: usize| {
+            let v = u8::from_str_radix(&h[i..i + 2], 16).unwrap() as f64 / 255.0;
+            if v <= 0.04045 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * c(0) + 0.7152 * c(2) + 0.0722 * c(4)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    use std::collections::HashMap;
+
+    #[test]
+    fn contrast_is_computed_as_wcag_says() {
+        assert!((contrast("#000", "#fff") - 21.0).abs() < 1e-9);
+        assert!((contrast("#777", "#fff") - 4.48).abs() < 0.01, "{}", contrast("#777", "#fff"));
+    }
+
+    #[test]
+    fn text_colours_meet_wcag_aa() {
+        let r = css_rules();
+        let page = css(&r, "body", "background");
+        let at = |sel: &str, prop: &str| css(&r, sel, prop);
+        let label = super::chart::hex(super::chart::LABEL);
+        // (what, text colour, its background)
+        let text = [
+            ("body text", at("body", "color"), page.clone()),
+            ("muted text", at(":root", "--muted"), page.clone()),
+            ("hints", at(".hint", "color"), page.clone()),
+            ("placeholders", at("::placeholder", "color"), page.clone()),
+            ("links", at("a", "color"), page.clone()),
+            ("errors in tables", at(".bad", "color"), page.clone()),
+            ("the current tab", at(".tabs a[aria-current]", "color"), page.clone()),
+            ("buttons", at("button", "color"), at("button", "background")),
+            ("messages", at(".message", "color"), at(".message", "background")),
+            ("error messages", at(".error", "color"), at(".error", "background")),
+            ("chart summaries", at("figcaption .summary", "color"), page.clone()),
+            ("chart axis labels", label.clone(), "#fff".into()),
+            ("log lines", at("pre.logs", "color"), at("pre.logs", "background")),
+            ("stderr lines", at("pre.logs .stderr", "color"), at("pre.logs", "background")),
+            ("fnbox lines", at("pre.logs .fnbox", "color"), at("pre.logs", "background")),
+        ];
+        for (what, fg, bg) in &text {
+            let c = contrast(fg, bg);
+            assert!(c >= 4.5, "{what}: {fg} on {bg} has a contrast of {c:.2}, under WCAG AA's 4.5");
+        }
+        // The focus ring is not text: 3:1 against the page (WCAG 2.2, 1.4.11).
+        let ring = at(":focus-visible", "outline");
+        let ring = ring.split_whitespace().last().unwrap().to_string();
+        let ring = if let Some(v) = ring.strip_prefix("var(") { at(":root", v.trim_end_matches(')')) } else { ring };
+        assert!(contrast(&ring, &page) >= 3.0, "focus ring {ring}: {:.2}", contrast(&ring, &page));
+        // Every colour the stylesheet defines is one checked above or a line (borders).
+        let checked: Vec<String> = text.iter().flat_map(|(_, a, b)| [a.clone(), b.clone()]).chain([ring]).collect();
+        let lines = [at(":root", "--line"), at(":root", "--ok")];
+        for (sel, k, v) in r.iter().filter(|(_, _, v)| v.starts_with('#')) {
+            assert!(
+                checked.contains(v) || lines.contains(v) || *v == "#fff",
+                "{sel} {{ {k}: {v} }} is a colour no contrast check covers: add it to this test"
+            );
+        }
+    }
+
+    /// The console's CSP allows no inline script or style: no template may rely on them.
+    #[test]
+    fn templates_need_no_inline_script_or_style() {
+        let mut all = String::new();
+        for name in ["base.html", "login.html", "list.html", "function.html", "error.html", "activity.html"] {
+            all.push_str(&super::templates().get_template(name).unwrap().source().to_lowercase());
+        }
+        let csp = super::SECURITY_HEADERS[0].1;
+        assert!(!csp.contains("unsafe-inline") && csp.contains("script-src 'self'"), "{csp}");
+        for bad in [" style=", "javascript:", "<style"] {
+            assert!(!all.contains(bad), "a template uses {bad}, which the CSP refuses");
+        }
+        for (i, _) in all.match_indices(" on") {
+            let attr: String = all[i + 1..].chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+            assert!(!all[i + 1 + attr.len()..].starts_with('='), "an inline event handler: {attr}");
+        }
+        for (i, _) in all.match_indices("<script") {
+            assert!(all[i..].starts_with("<script src=\"/console/static/"), "an inline script: {}", &all[i..i + 40]);
         }
     }
 }

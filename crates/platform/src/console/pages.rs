@@ -1,6 +1,6 @@
 //! The console's pages and actions: what each shows, gathered from the platform.
 
-use super::chart::{Chart, Series};
+use super::chart::{Chart, Drawn, Say, Series, BLUE, GREEN, ORANGE, PURPLE, RED, SKY, YELLOW};
 use super::{error_page, redirect, render, Form};
 use crate::gateway::Body;
 use crate::history::{minute_now, Minute};
@@ -8,18 +8,10 @@ use crate::logstore::Filter;
 use crate::platform::{Listed, Platform};
 use hyper::Response;
 use minijinja::value::{Serde, Value};
+use plotters::style::RGBColor;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Okabe-Ito colours: told apart by colour-blind eyes too.
-const GREEN: &str = "#009E73";
-const ORANGE: &str = "#E69F00";
-const RED: &str = "#D55E00";
-const BLUE: &str = "#0072B2";
-const SKY: &str = "#56B4E9";
-const PURPLE: &str = "#CC79A7";
-const YELLOW: &str = "#F0E442";
 
 fn when(secs: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
@@ -122,7 +114,7 @@ fn buckets(p: &Platform, name: &str, range: &str) -> (Vec<Minute>, u64) {
 
 /// The cold-start phases, as the time each took (the platform records the time from the
 /// start to each).
-const PHASES: [(&str, &str, &str); 5] = [
+const PHASES: [(&str, &str, RGBColor); 5] = [
     ("sandbox", "sandbox_acquired", BLUE),
     ("process", "process_started", SKY),
     ("import", "handler_imported", GREEN),
@@ -130,39 +122,37 @@ const PHASES: [(&str, &str, &str); 5] = [
     ("1st response", "first_response", PURPLE),
 ];
 
-fn charts(h: &[Minute], first: u64, per_label: &str, limit_mb: u64) -> Vec<String> {
-    let clock = |minute: u64| when(minute * 60)[11..16].to_string();
-    let (from, to) = (clock(first), "now".to_string());
+/// The charts of a function's page: `h` has a bucket of `per` minutes from minute `first`.
+fn charts(h: &[Minute], first: u64, per: u64, limit_mb: u64) -> Vec<Drawn> {
+    let times: Vec<String> = (0..h.len() as u64).map(|i| when((first + i * per) * 60)[11..16].to_string()).collect();
     let marks: Vec<(usize, String)> = h
         .iter()
         .enumerate()
         .filter(|(_, m)| m.oom_kills + m.crashes > 0)
         .map(|(i, m)| (i, format!("{} OOM kill(s), {} crash(es)", m.oom_kills, m.crashes)))
         .collect();
-    let chart = |title, unit, marks: Vec<(usize, String)>| Chart {
-        title,
-        unit,
-        from: from.clone(),
-        to: to.clone(),
-        marks,
-        ceiling: None,
-    };
+    let chart =
+        |id, title, unit, marks: Vec<(usize, String)>| Chart { id, title, unit, times: &times, marks, ceiling: None };
     let count = |f: &dyn Fn(&Minute) -> u64| h.iter().map(|m| f(m) as f64).collect::<Vec<_>>();
-    let requests = chart("Requests", per_label, marks.clone()).stacked(&[
-        Series { name: "2xx", color: GREEN, values: count(&|m| m.status.range(200..300).map(|(_, n)| n).sum()) },
-        Series {
-            name: "other",
-            color: ORANGE,
-            values: count(&|m| {
-                m.status.iter().filter(|(s, _)| !(200..300).contains(*s) && **s < 500).map(|(_, n)| n).sum()
-            }),
-        },
-        Series { name: "5xx", color: RED, values: count(&|m| m.errors()) },
-    ]);
+    let per_label = if per == 1 { "per minute" } else { "per 10 minutes" };
+    let requests = chart("requests", "Requests by status", per_label, marks.clone()).stacked(
+        &[
+            Series { name: "2xx", color: GREEN, values: count(&|m| m.status.range(200..300).map(|(_, n)| n).sum()) },
+            Series {
+                name: "other",
+                color: ORANGE,
+                values: count(&|m| {
+                    m.status.iter().filter(|(s, _)| !(200..300).contains(*s) && **s < 500).map(|(_, n)| n).sum()
+                }),
+            },
+            Series { name: "5xx", color: RED, values: count(&|m| m.errors()) },
+        ],
+        Say::Total,
+    );
     let q = |q: f64| h.iter().map(|m| m.latency_ms(q).unwrap_or(f64::NAN)).collect::<Vec<_>>();
-    let latency = chart("Latency", "ms", Vec::new()).lines(
+    let latency = chart("latency", "Latency", "ms", Vec::new()).lines(
         &[Series { name: "p50", color: BLUE, values: q(0.5) }, Series { name: "p99", color: PURPLE, values: q(0.99) }],
-        &[],
+        &["p99"],
     );
     // Each phase's share: its time from the start less the previous phase's.
     let phases: Vec<Series> = PHASES
@@ -170,7 +160,7 @@ fn charts(h: &[Minute], first: u64, per_label: &str, limit_mb: u64) -> Vec<Strin
         .enumerate()
         .map(|(i, (label, key, color))| Series {
             name: label,
-            color,
+            color: *color,
             values: h
                 .iter()
                 .map(|m| {
@@ -181,18 +171,60 @@ fn charts(h: &[Minute], first: u64, per_label: &str, limit_mb: u64) -> Vec<Strin
                 .collect(),
         })
         .collect();
-    let cold = chart("Cold starts, average phases", "ms", Vec::new()).stacked(&phases);
+    let cold = chart("cold", "Cold starts, average phases", "ms", Vec::new()).stacked(&phases, Say::Last);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let memory = Chart { ceiling: Some(limit_mb as f64), ..chart("Memory of the largest instance", "MiB", marks) };
-    let memory = memory.stacked(&[
-        Series {
-            name: "processes",
-            color: BLUE,
-            values: h.iter().map(|m| mib(m.memory.saturating_sub(m.memory_files))).collect(),
-        },
-        Series { name: "in-memory /tmp, /dev", color: ORANGE, values: h.iter().map(|m| mib(m.memory_files)).collect() },
-    ]);
+    let memory =
+        Chart { ceiling: Some(limit_mb as f64), ..chart("memory", "Memory of the largest instance", "MiB", marks) };
+    let memory = memory.stacked(
+        &[
+            Series {
+                name: "processes",
+                color: BLUE,
+                values: h.iter().map(|m| mib(m.memory.saturating_sub(m.memory_files))).collect(),
+            },
+            Series {
+                name: "in-memory /tmp, /dev",
+                color: ORANGE,
+                values: h.iter().map(|m| mib(m.memory_files)).collect(),
+            },
+        ],
+        Say::Peak,
+    );
     vec![requests, latency, cold, memory]
+}
+
+fn range_of(q: &HashMap<String, String>) -> &'static str {
+    if q.get("range").is_some_and(|r| r == "day") {
+        "day"
+    } else {
+        "hour"
+    }
+}
+
+/// What the page's activity part shows (and refreshes on its own): totals and charts over
+/// the range, from the registry's history with the open minutes written first.
+fn activity(p: &Platform, name: &str, memory_mb: u64, range: &str) -> Value {
+    flush(p);
+    let (h, first) = buckets(p, name, range);
+    let mut totals = Minute::default();
+    h.iter().for_each(|m| totals.merge(m));
+    let charts = charts(&h, first, if range == "day" { 10 } else { 1 }, memory_mb);
+    minijinja::context! {
+        name => name,
+        range => range,
+        totals => minijinja::context! { requests => totals.requests(), errors => totals.errors(), cold_starts => totals.cold_starts,
+            oom_kills => totals.oom_kills, crashes => totals.crashes },
+        charts => Value::from(Serde(&charts)),
+    }
+}
+
+/// The activity part alone: what the page's script fetches to refresh it.
+pub(super) fn activity_part(p: &Arc<Platform>, name: &str, q: &HashMap<String, String>) -> Response<Body> {
+    let Some(pool) = p.pool(name) else {
+        return error_page(404, &format!("there is no function '{name}'"), "/console/", None);
+    };
+    let memory_mb = pool.current().function.config.memory_mb;
+    render(200, "activity.html", minijinja::context! { a => activity(p, name, memory_mb, range_of(q)) })
 }
 
 #[derive(Serialize)]
@@ -212,14 +244,10 @@ pub(super) async fn function(
         let why = p.disabled(name).unwrap_or_else(|| format!("there is no function '{name}'"));
         return error_page(404, &why, "/console/", Some(csrf));
     };
-    flush(p);
     let f = pool.current().function.clone();
     let g = pool.gauges();
-    let range = if q.get("range").is_some_and(|r| r == "day") { "day" } else { "hour" };
-    let (h, first) = buckets(p, name, range);
-    let mut totals = Minute::default();
-    h.iter().for_each(|m| totals.merge(m));
-    let charts = charts(&h, first, if range == "day" { "per 10 minutes" } else { "per minute" }, f.config.memory_mb);
+    let range = range_of(q);
+    let activity = activity(p, name, f.config.memory_mb, range);
     let filter = match Filter::from_query(q) {
         Ok(f) => f,
         Err(e) => return error_page(400, &e.to_string(), &format!("/console/functions/{name}"), Some(csrf)),
@@ -277,9 +305,7 @@ pub(super) async fn function(
                 private => c.private, url => format!("/fn/{name}/"), deployed => when(f.updated_at) },
             g => minijinja::context! { instances => g.busy + g.idle, busy => g.busy, idle => g.idle, starting => g.starting, queued => g.queued },
             range => range,
-            totals => minijinja::context! { requests => totals.requests(), errors => totals.errors(), cold_starts => totals.cold_starts,
-                oom_kills => totals.oom_kills, crashes => totals.crashes },
-            charts => charts,
+            a => activity,
             logs => Value::from(Serde(&logs)),
             instances => instances,
             filter => minijinja::context! { instance => filter.instance, stream => filter.stream.map(|s| s.as_str()), grep => filter.grep },
