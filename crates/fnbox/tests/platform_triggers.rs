@@ -139,38 +139,6 @@ fn cron_fires_on_time_once_across_kill_9() {
     assert_eq!(v[0]["last_run"], rfc3339(missed));
 }
 
-/// A one-connection HTTP server on a free port: returns its address and the request it got.
-fn callback_sink() -> (String, std::sync::mpsc::Receiver<String>) {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = c.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf);
-            if let Some(i) = text.find("\r\n\r\n") {
-                let len = text[..i].lines().find_map(|l| {
-                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-                });
-                if buf.len() >= i + 4 + len.unwrap_or(0) {
-                    break;
-                }
-            }
-        }
-        let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-    });
-    (addr, rx)
-}
-
 #[test]
 fn async_calls_answer_202_and_survive_kill_9() {
     let mut s = Server::start("trg-async");

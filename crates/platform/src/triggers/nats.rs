@@ -250,19 +250,26 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m
     let Some(reply) = m.reply.as_deref() else { return };
     let Some(d) = parse_ack(reply) else { return };
     let id = format!("{}/{}", d.stream, d.stream_seq);
-    let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
-    if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-        headers.push(("content-type".into(), v.clone()));
-    }
-    let message = queue::Message {
-        id: id.clone(),
-        what: format!("message {id} on {}", m.subject),
-        attempt: d.delivered,
-        published: super::calls::since_epoch(d.published_ns),
-        headers,
-        body: m.payload.clone(),
+    let verdict = match t.source {
+        // An asynchronous call: its request is in the message's headers and payload.
+        super::Source::Async => super::calls_js::call(p, t, &m, d.delivered).await,
+        _ => {
+            let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
+            if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                headers.push(("content-type".into(), v.clone()));
+            }
+            let message = queue::Message {
+                id: id.clone(),
+                what: format!("message {id} on {}", m.subject),
+                attempt: d.delivered,
+                published: super::calls::since_epoch(d.published_ns),
+                headers,
+                body: m.payload.clone(),
+            };
+            queue::call(p, t, message).await
+        }
     };
-    let answer: Vec<u8> = match queue::call(p, t, message).await {
+    let answer: Vec<u8> = match verdict {
         Verdict::Done => b"+ACK".to_vec(),
         Verdict::Retry(delay) => format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes(),
         Verdict::GiveUp(status) => {
