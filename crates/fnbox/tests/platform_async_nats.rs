@@ -24,8 +24,8 @@ fn call_lines(logs: &str, id: &str) -> usize {
 fn async_calls_in_jetstream_run_once_across_kill_9() {
     let mut nats = nats_support::start("async-js");
     let mut s = Server::start_with("async-js", &["--async-nats", &nats.url]);
-    // Timeout 3 s: a delivery fnbox took before dying comes back after 2 x 3 + 5 s.
-    let _code = recorder(&s, "rec", &["--max-scale", "1", "--timeout", "3"]);
+    // Timeout 10 s: a delivery fnbox took before dying comes back after 2 x 10 + 5 s.
+    let _code = recorder(&s, "rec", &["--max-scale", "1"]);
     let auth = format!("Bearer {}", s.admin_token());
     let status = |s: &Server, id: &str| {
         s.request("GET", &format!("/api/v1/invocations/{id}"), &[("Authorization", &auth)], b"").json()
@@ -78,18 +78,20 @@ fn async_calls_in_jetstream_run_once_across_kill_9() {
     let id = post(&s, b"back up");
     assert!(eventually(Duration::from_secs(40), || status(&s, &id)["status"] == "succeeded"), "{}", status(&s, &id));
 
-    // kill -9 with calls accepted and not run: one instance, six calls of 2 s; at most three
+    // kill -9 with calls accepted and not run: one instance, six calls of 4 s; at most three
     // are in fnbox's hands (one running, two waiting for the instance), the rest in the stream.
-    let ids: Vec<String> = (0..6).map(|i| post(&s, format!("sleep 2 #{i}").as_bytes())).collect();
+    let ids: Vec<String> = (0..6).map(|i| post(&s, format!("sleep 4 #{i}").as_bytes())).collect();
     assert!(eventually(Duration::from_secs(20), || call_lines(&s.logs("rec"), &ids[0]) == 1));
     let pending = c.js(&format!("CONSUMER.INFO.{STREAM}.fnbox-async-rec"))["num_pending"].as_u64().unwrap_or(0);
     assert!(pending >= 2, "the calls should wait in the stream, not in fnbox: {pending} pending");
-    s.kill9();
+    // Half a second into the first call (the next starts 4 s after it): what ran, then kill -9.
+    std::thread::sleep(Duration::from_millis(500));
     let before = s.logs("rec");
+    s.kill9();
     s.launch();
     for id in &ids {
         assert!(
-            eventually(Duration::from_secs(60), || status(&s, id)["status"] == "succeeded"),
+            eventually(Duration::from_secs(90), || status(&s, id)["status"] == "succeeded"),
             "{id}: {}",
             status(&s, id)
         );

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 /// How long one pull request stays open on the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
+/// Messages a pull asks for at least while calls are in flight (see `consume`).
+const PULL_MIN: usize = 2;
 /// The subject of the message, for the function.
 const SUBJECT_HEADER: &str = "x-fnbox-subject";
 
@@ -191,8 +193,9 @@ async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Ses
             return format!("the connection to {} ended: {why}", src.server);
         }
         let Some(room) = flow.room(p, &t.function) else { return format!("function {} is gone", t.function) };
-        if room == 0 {
-            // Back-pressure: nothing is pulled until a call ends.
+        if room == 0 || (room < PULL_MIN && flow.in_flight() > 0) {
+            // Back-pressure: nothing is pulled until a call ends. While calls run, a pull
+            // waits for room for two: half the pull requests the broker handles per message.
             flow.wait().await;
             continue;
         }

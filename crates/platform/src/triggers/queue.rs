@@ -115,6 +115,11 @@ impl Flow {
         )
     }
 
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Waits until a call ends (or 200 ms).
     pub async fn wait(&self) {
         let _ = tokio::time::timeout(Duration::from_millis(200), self.done.notified()).await;
