@@ -26,10 +26,6 @@ fn async_calls_in_jetstream_run_once_across_kill_9() {
     let mut s = Server::start_with("async-js", &["--async-nats", &nats.url]);
     // Timeout 10 s: a delivery fnbox took before dying comes back after 2 x 10 + 5 s.
     let _code = recorder(&s, "rec", &["--max-scale", "1"]);
-    let auth = format!("Bearer {}", s.admin_token());
-    let status = |s: &Server, id: &str| {
-        s.request("GET", &format!("/api/v1/invocations/{id}"), &[("Authorization", &auth)], b"").json()
-    };
     let post = |s: &Server, body: &[u8]| {
         let r = s.request("POST", "/async/fn/rec/", &[], body);
         assert_eq!(r.status, 202, "{}", r.text());
@@ -38,18 +34,8 @@ fn async_calls_in_jetstream_run_once_across_kill_9() {
     let mut c = nats_support::Client::connect(nats.port).unwrap();
 
     // 202, run from the stream, the answer kept and POSTed to the callback.
-    let (sink, got) = callback_sink();
-    let url = format!("http://{sink}/done");
-    let r =
-        s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &s.admin_token())], b"hello");
-    assert_eq!(r.status, 202, "{}", r.text());
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(20), || status(&s, &id)["status"] == "succeeded"), "{}", status(&s, &id));
-    let v = status(&s, &id);
+    let (id, v, _) = async_call_with_callback(&s);
     assert_eq!(v["queue"], "jetstream", "{v}");
-    assert_eq!((v["response"]["statusCode"].as_u64(), v["response"]["body"].as_str()), (Some(200), Some("ok hello")));
-    let cb = got.recv_timeout(Duration::from_secs(15)).expect("the callback");
-    assert!(cb.starts_with("POST /done HTTP/1.1") && cb.contains(&format!("\"id\":\"{id}\"")), "{cb}");
     assert!(s.logs("rec").contains(&format!("CALL trigger=async/{id} msg={id} attempt=1 body=hello")));
     // The stream is fnbox's work queue: the message went once acknowledged.
     let info = c.js(&format!("STREAM.INFO.{STREAM}"));
@@ -59,8 +45,12 @@ fn async_calls_in_jetstream_run_once_across_kill_9() {
 
     // Retried (redelivered after 1, 2, 4 s), then failed with its answer.
     let id = post(&s, b"fail");
-    assert!(eventually(Duration::from_secs(30), || status(&s, &id)["status"] == "failed"), "{}", status(&s, &id));
-    assert_eq!(status(&s, &id)["attempts"], 4);
+    assert!(
+        eventually(Duration::from_secs(30), || invocation(&s, &id)["status"] == "failed"),
+        "{}",
+        invocation(&s, &id)
+    );
+    assert_eq!(invocation(&s, &id)["attempts"], 4);
     assert_eq!(call_lines(&s.logs("rec"), &id), 4);
 
     // Over the broker's max_payload (1 MiB by default): refused, nothing kept.
@@ -76,7 +66,11 @@ fn async_calls_in_jetstream_run_once_across_kill_9() {
     nats.launch();
     let mut c = nats_support::Client::connect(nats.port).unwrap();
     let id = post(&s, b"back up");
-    assert!(eventually(Duration::from_secs(40), || status(&s, &id)["status"] == "succeeded"), "{}", status(&s, &id));
+    assert!(
+        eventually(Duration::from_secs(40), || invocation(&s, &id)["status"] == "succeeded"),
+        "{}",
+        invocation(&s, &id)
+    );
 
     // kill -9 with calls accepted and not run: one instance, six calls of 4 s; at most three
     // are in fnbox's hands (one running, two waiting for the instance), the rest in the stream.
@@ -91,9 +85,9 @@ fn async_calls_in_jetstream_run_once_across_kill_9() {
     s.launch();
     for id in &ids {
         assert!(
-            eventually(Duration::from_secs(90), || status(&s, id)["status"] == "succeeded"),
+            eventually(Duration::from_secs(90), || invocation(&s, id)["status"] == "succeeded"),
             "{id}: {}",
-            status(&s, id)
+            invocation(&s, id)
         );
     }
     std::thread::sleep(Duration::from_secs(2));

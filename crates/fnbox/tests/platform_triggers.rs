@@ -144,35 +144,20 @@ fn async_calls_answer_202_and_survive_kill_9() {
     let mut s = Server::start("trg-async");
     let _code = recorder(&s, "rec", &["--max-scale", "1"]);
     let auth = format!("Bearer {}", s.admin_token());
-    let status = |s: &Server, id: &str| {
-        s.request("GET", &format!("/api/v1/invocations/{id}"), &[("Authorization", &auth)], b"").json()
-    };
     // Answered at once; the answer is kept, and POSTed to the callback.
-    let (sink, got) = callback_sink();
-    let url = format!("http://{sink}/done");
-    let r =
-        s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &s.admin_token())], b"hello");
-    assert_eq!(r.status, 202, "{}", r.text());
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(20), || status(&s, &id)["status"] == "succeeded"), "{}", status(&s, &id));
-    let v = status(&s, &id);
-    assert_eq!(
-        (v["response"]["statusCode"].as_u64(), v["response"]["body"].as_str()),
-        (Some(200), Some("ok hello")),
-        "{v}"
-    );
-    let cb = got.recv_timeout(Duration::from_secs(15)).expect("the callback");
-    assert!(
-        cb.starts_with("POST /done HTTP/1.1") && cb.contains(&format!("\"id\":\"{id}\"")) && cb.contains("ok hello"),
-        "{cb}"
-    );
+    let (id, _, cb) = async_call_with_callback(&s);
+    assert!(cb.contains("ok hello"), "{cb}");
     assert!(s.logs("rec").contains(&format!("CALL trigger=async/{id} msg={id} attempt=1 body=hello")));
     // A failing call: retried three times, then failed with its answer.
     let id = s.request("POST", "/async/fn/rec/", &[], b"fail").json()["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(30), || status(&s, &id)["status"] == "failed"), "{}", status(&s, &id));
-    assert_eq!(status(&s, &id)["attempts"], 4);
+    assert!(
+        eventually(Duration::from_secs(30), || invocation(&s, &id)["status"] == "failed"),
+        "{}",
+        invocation(&s, &id)
+    );
+    assert_eq!(invocation(&s, &id)["attempts"], 4);
     // Bad input.
-    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url)], b"x");
+    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", "http://127.0.0.1:9/done")], b"x");
     assert_eq!(r.status, 403, "a callback without a token: {}", r.text());
     let r =
         s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", "ftp://x"), ("X-Auth-Token", &s.admin_token())], b"x");
@@ -189,14 +174,14 @@ fn async_calls_answer_202_and_survive_kill_9() {
                 .to_string()
         })
         .collect();
-    assert!(eventually(Duration::from_secs(20), || status(&s, &ids[0])["status"] == "running"));
+    assert!(eventually(Duration::from_secs(20), || invocation(&s, &ids[0])["status"] == "running"));
     s.kill9();
     s.launch();
     for id in &ids {
         assert!(
-            eventually(Duration::from_secs(40), || status(&s, id)["status"] == "succeeded"),
+            eventually(Duration::from_secs(40), || invocation(&s, id)["status"] == "succeeded"),
             "{id}: {}",
-            status(&s, id)
+            invocation(&s, id)
         );
     }
 }
@@ -231,17 +216,17 @@ fn nats_messages_are_delivered_retried_and_dead_lettered() {
     ]));
     let id = v["id"].as_str().unwrap().to_string();
     assert!(
-        eventually(Duration::from_secs(10), || trigger_status(&s, &id).contains("cannot connect to")),
+        eventually(Duration::from_secs(10), || trigger_invocation(&s, &id).contains("cannot connect to")),
         "{}",
-        trigger_status(&s, &id)
+        trigger_invocation(&s, &id)
     );
-    assert!(trigger_status(&s, &id).contains("retrying in"), "{}", trigger_status(&s, &id));
+    assert!(trigger_invocation(&s, &id).contains("retrying in"), "{}", trigger_invocation(&s, &id));
     assert!(s.logs("rec").contains("retrying in the background"));
     let _nats = nats_support::start_on("trg-nats", port);
     assert!(
-        eventually(Duration::from_secs(40), || trigger_status(&s, &id).starts_with("consuming")),
+        eventually(Duration::from_secs(40), || trigger_invocation(&s, &id).starts_with("consuming")),
         "{}",
-        trigger_status(&s, &id)
+        trigger_invocation(&s, &id)
     );
     let mut c = nats_support::Client::connect(port).unwrap();
     c.subscribe("dead.orders", 7);
@@ -278,9 +263,9 @@ fn nats_back_pressure_and_at_least_once_across_kill_9() {
     let v = json_of(&s.cli(&["trigger", "create", "rec", "--nats", "work", "--nats-server", &nats.url, "--json"]));
     let id = v["id"].as_str().unwrap().to_string();
     assert!(
-        eventually(Duration::from_secs(20), || trigger_status(&s, &id).starts_with("consuming")),
+        eventually(Duration::from_secs(20), || trigger_invocation(&s, &id).starts_with("consuming")),
         "{}",
-        trigger_status(&s, &id)
+        trigger_invocation(&s, &id)
     );
     let mut c = nats_support::Client::connect(nats.port).unwrap();
     // Warm the instance, so memory is measured with it up.
@@ -322,7 +307,7 @@ fn nats_back_pressure_and_at_least_once_across_kill_9() {
         "--json",
     ]));
     let id2 = v["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(20), || trigger_status(&s, &id2).starts_with("consuming")));
+    assert!(eventually(Duration::from_secs(20), || trigger_invocation(&s, &id2).starts_with("consuming")));
     let first = c.js(&format!("STREAM.INFO.fnbox-{id}"))["state"]["last_seq"].as_u64().unwrap() + 1;
     for i in 0..5 {
         c.publish("work", format!("sleep 1 #{i}").as_bytes());

@@ -89,3 +89,28 @@ pub fn callback_sink() -> (String, std::sync::mpsc::Receiver<String>) {
     });
     (addr, rx)
 }
+
+/// An asynchronous call's state and answer (`GET /api/v1/invocations/ID`).
+pub fn invocation(s: &Server, id: &str) -> serde_json::Value {
+    let auth = format!("Bearer {}", s.admin_token());
+    s.request("GET", &format!("/api/v1/invocations/{id}"), &[("Authorization", &auth)], b"").json()
+}
+
+/// `POST /async/fn/rec/` "hello" with a callback, until it succeeded: its id, its state and
+/// the request the callback got.
+pub fn async_call_with_callback(s: &Server) -> (String, serde_json::Value, String) {
+    let (sink, got) = callback_sink();
+    let url = format!("http://{sink}/done");
+    let r =
+        s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &s.admin_token())], b"hello");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let done = || invocation(s, &id)["status"] == "succeeded";
+    assert!(eventually(Duration::from_secs(20), done), "{}", invocation(s, &id));
+    let v = invocation(s, &id);
+    let answer = (v["response"]["statusCode"].as_u64(), v["response"]["body"].as_str());
+    assert_eq!(answer, (Some(200), Some("ok hello")), "{v}");
+    let cb = got.recv_timeout(Duration::from_secs(15)).expect("the callback");
+    assert!(cb.starts_with("POST /done HTTP/1.1") && cb.contains(&format!("\"id\":\"{id}\"")), "{cb}");
+    (id, v, cb)
+}
