@@ -216,17 +216,17 @@ fn nats_messages_are_delivered_retried_and_dead_lettered() {
     ]));
     let id = v["id"].as_str().unwrap().to_string();
     assert!(
-        eventually(Duration::from_secs(10), || trigger_invocation(&s, &id).contains("cannot connect to")),
+        eventually(Duration::from_secs(10), || trigger_status(&s, &id).contains("cannot connect to")),
         "{}",
-        trigger_invocation(&s, &id)
+        trigger_status(&s, &id)
     );
-    assert!(trigger_invocation(&s, &id).contains("retrying in"), "{}", trigger_invocation(&s, &id));
+    assert!(trigger_status(&s, &id).contains("retrying in"), "{}", trigger_status(&s, &id));
     assert!(s.logs("rec").contains("retrying in the background"));
     let _nats = nats_support::start_on("trg-nats", port);
     assert!(
-        eventually(Duration::from_secs(40), || trigger_invocation(&s, &id).starts_with("consuming")),
+        eventually(Duration::from_secs(40), || trigger_status(&s, &id).starts_with("consuming")),
         "{}",
-        trigger_invocation(&s, &id)
+        trigger_status(&s, &id)
     );
     let mut c = nats_support::Client::connect(port).unwrap();
     c.subscribe("dead.orders", 7);
@@ -263,9 +263,9 @@ fn nats_back_pressure_and_at_least_once_across_kill_9() {
     let v = json_of(&s.cli(&["trigger", "create", "rec", "--nats", "work", "--nats-server", &nats.url, "--json"]));
     let id = v["id"].as_str().unwrap().to_string();
     assert!(
-        eventually(Duration::from_secs(20), || trigger_invocation(&s, &id).starts_with("consuming")),
+        eventually(Duration::from_secs(20), || trigger_status(&s, &id).starts_with("consuming")),
         "{}",
-        trigger_invocation(&s, &id)
+        trigger_status(&s, &id)
     );
     let mut c = nats_support::Client::connect(nats.port).unwrap();
     // Warm the instance, so memory is measured with it up.
@@ -307,7 +307,7 @@ fn nats_back_pressure_and_at_least_once_across_kill_9() {
         "--json",
     ]));
     let id2 = v["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(20), || trigger_invocation(&s, &id2).starts_with("consuming")));
+    assert!(eventually(Duration::from_secs(20), || trigger_status(&s, &id2).starts_with("consuming")));
     let first = c.js(&format!("STREAM.INFO.fnbox-{id}"))["state"]["last_seq"].as_u64().unwrap() + 1;
     for i in 0..5 {
         c.publish("work", format!("sleep 1 #{i}").as_bytes());
