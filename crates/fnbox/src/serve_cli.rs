@@ -9,6 +9,7 @@ use fnbox_platform::instances::warm::WarmConfig;
 use fnbox_platform::logstore::DiskLimits;
 use fnbox_platform::retention::Retention;
 use fnbox_platform::server::{self, ServeOptions};
+use fnbox_platform::triggers::calls_js::AsyncNats;
 use fnbox_platform::triggers::CreateTrigger;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -274,6 +275,14 @@ pub struct ServeArgs {
     /// Per-minute history (requests, latency, cold starts, memory) kept: 6h, 1d, 7d.
     #[arg(long, default_value = "1d", value_name = "DURATION")]
     history: String,
+    /// Keep asynchronous calls (/async/fn/NAME) in NATS JetStream, nats://HOST:PORT, instead
+    /// of the registry: a call is answered 202 once the broker has stored it, and runs through
+    /// the queue triggers' consumer.
+    #[arg(long, value_name = "URL")]
+    async_nats: Option<String>,
+    /// The JetStream stream of asynchronous calls (made, as a work queue on disk, if missing).
+    #[arg(long, value_name = "NAME", requires = "async_nats")]
+    async_stream: Option<String>,
     /// Parent cgroup of the instances' sandboxes (tests use their own).
     #[arg(long, default_value = "fnbox/serve", hide = true)]
     cgroup_parent: String,
@@ -494,7 +503,15 @@ pub fn run(cmd: PlatformCmd) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(&e),
             };
+            let async_nats = match &a.async_nats {
+                Some(url) => match AsyncNats::new(url, a.async_stream.clone()) {
+                    Ok(q) => Some(q),
+                    Err(e) => return fail(&e.to_string()),
+                },
+                None => None,
+            };
             let opts = ServeOptions {
+                async_nats,
                 allow_net,
                 listen: a.listen,
                 console_listen: a.console_listen,

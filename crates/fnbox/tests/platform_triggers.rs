@@ -139,72 +139,25 @@ fn cron_fires_on_time_once_across_kill_9() {
     assert_eq!(v[0]["last_run"], rfc3339(missed));
 }
 
-/// A one-connection HTTP server on a free port: returns its address and the request it got.
-fn callback_sink() -> (String, std::sync::mpsc::Receiver<String>) {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = c.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf);
-            if let Some(i) = text.find("\r\n\r\n") {
-                let len = text[..i].lines().find_map(|l| {
-                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-                });
-                if buf.len() >= i + 4 + len.unwrap_or(0) {
-                    break;
-                }
-            }
-        }
-        let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-    });
-    (addr, rx)
-}
-
 #[test]
 fn async_calls_answer_202_and_survive_kill_9() {
     let mut s = Server::start("trg-async");
     let _code = recorder(&s, "rec", &["--max-scale", "1"]);
     let auth = format!("Bearer {}", s.admin_token());
-    let status = |s: &Server, id: &str| {
-        s.request("GET", &format!("/api/v1/invocations/{id}"), &[("Authorization", &auth)], b"").json()
-    };
     // Answered at once; the answer is kept, and POSTed to the callback.
-    let (sink, got) = callback_sink();
-    let url = format!("http://{sink}/done");
-    let r =
-        s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &s.admin_token())], b"hello");
-    assert_eq!(r.status, 202, "{}", r.text());
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(20), || status(&s, &id)["status"] == "succeeded"), "{}", status(&s, &id));
-    let v = status(&s, &id);
-    assert_eq!(
-        (v["response"]["statusCode"].as_u64(), v["response"]["body"].as_str()),
-        (Some(200), Some("ok hello")),
-        "{v}"
-    );
-    let cb = got.recv_timeout(Duration::from_secs(15)).expect("the callback");
-    assert!(
-        cb.starts_with("POST /done HTTP/1.1") && cb.contains(&format!("\"id\":\"{id}\"")) && cb.contains("ok hello"),
-        "{cb}"
-    );
+    let (id, _, cb) = async_call_with_callback(&s);
+    assert!(cb.contains("ok hello"), "{cb}");
     assert!(s.logs("rec").contains(&format!("CALL trigger=async/{id} msg={id} attempt=1 body=hello")));
     // A failing call: retried three times, then failed with its answer.
     let id = s.request("POST", "/async/fn/rec/", &[], b"fail").json()["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(30), || status(&s, &id)["status"] == "failed"), "{}", status(&s, &id));
-    assert_eq!(status(&s, &id)["attempts"], 4);
+    assert!(
+        eventually(Duration::from_secs(30), || invocation(&s, &id)["status"] == "failed"),
+        "{}",
+        invocation(&s, &id)
+    );
+    assert_eq!(invocation(&s, &id)["attempts"], 4);
     // Bad input.
-    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url)], b"x");
+    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", "http://127.0.0.1:9/done")], b"x");
     assert_eq!(r.status, 403, "a callback without a token: {}", r.text());
     let r =
         s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", "ftp://x"), ("X-Auth-Token", &s.admin_token())], b"x");
@@ -221,14 +174,14 @@ fn async_calls_answer_202_and_survive_kill_9() {
                 .to_string()
         })
         .collect();
-    assert!(eventually(Duration::from_secs(20), || status(&s, &ids[0])["status"] == "running"));
+    assert!(eventually(Duration::from_secs(20), || invocation(&s, &ids[0])["status"] == "running"));
     s.kill9();
     s.launch();
     for id in &ids {
         assert!(
-            eventually(Duration::from_secs(40), || status(&s, id)["status"] == "succeeded"),
+            eventually(Duration::from_secs(40), || invocation(&s, id)["status"] == "succeeded"),
             "{id}: {}",
-            status(&s, id)
+            invocation(&s, id)
         );
     }
 }

@@ -68,6 +68,8 @@ pub struct Platform {
     pub triggers: crate::triggers::Runner,
     /// Wakes the asynchronous calls' worker.
     pub calls_waiting: tokio::sync::Notify,
+    /// Asynchronous calls kept in JetStream (`fnbox serve --async-nats`); `None`: in the registry.
+    pub async_queue: Option<crate::triggers::calls_js::JetQueue>,
     /// `fnbox deploy --build`: the builds' time limit and places.
     pub builds: crate::build::Builds,
 }
@@ -106,6 +108,7 @@ impl Platform {
             changes: tokio::sync::Mutex::new(()),
             triggers: crate::triggers::Runner::default(),
             calls_waiting: tokio::sync::Notify::new(),
+            async_queue: None,
             builds: Default::default(),
         }
     }
@@ -289,6 +292,7 @@ impl Platform {
         for (t, _) in &triggers {
             crate::triggers::nats::forget(t);
         }
+        crate::triggers::calls_js::forget(self, name);
         self.disabled.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         self.triggers.deactivate_function(name);
         self.tokens.forget(name, None);

@@ -68,6 +68,8 @@ pub struct ServeOptions {
     pub instance_disk: Option<u64>,
     /// How long a `fnbox deploy --build` may run.
     pub build_timeout: Duration,
+    /// Keep asynchronous calls in this JetStream stream instead of the registry.
+    pub async_nats: Option<crate::triggers::calls_js::AsyncNats>,
 }
 
 /// The disk budget when the operator gives none: three quarters of what is free on the
@@ -189,6 +191,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
         platform.metrics_public = opts.metrics_public;
         platform.builds = crate::build::Builds::new(opts.build_timeout);
+        platform.async_queue = opts.async_nats.clone().map(crate::triggers::calls_js::JetQueue::new);
         let platform = Arc::new(platform);
         let bind = |addr: String, flag: &'static str| async move {
             tokio::net::TcpListener::bind(&addr).await.map_err(|e| {

@@ -53,6 +53,16 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// Stops the server (its store stays, for `launch` again).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

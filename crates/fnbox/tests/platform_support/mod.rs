@@ -223,8 +223,14 @@ impl Server {
 
     /// The CLI, pointed at this server.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[])
+    }
+
+    /// The CLI with more environment variables (what a user's shell has set).
+    pub fn cli_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(FNBOX);
         cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v))).env("FNBOX_SERVER", &self.url);
+        cmd.envs(vars.iter().copied());
         if self.data_dir_flag {
             cmd.env("FNBOX_DATA_DIR", &self.data);
         }

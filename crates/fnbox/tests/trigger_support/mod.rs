@@ -5,6 +5,7 @@
 
 use crate::common::*;
 use crate::platform_support::*;
+use std::time::Duration;
 
 pub const RECORDER: &str = r#"
 import time
@@ -55,4 +56,61 @@ pub fn assert_retried_then_given_up(s: &Server, id: &str, kind: &str, runs: f64)
     assert_eq!(s.metric(&series("fnbox_trigger_failures_total")), 4.0, "{m}");
     assert_eq!(s.metric(&series("fnbox_trigger_retries_total")), 3.0, "{m}");
     assert_eq!(s.metric(&series("fnbox_trigger_dead_lettered_total")), 1.0, "{m}");
+}
+
+/// A one-connection HTTP server on a free port: returns its address and the request it got.
+pub fn callback_sink() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = c.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if let Some(i) = text.find("\r\n\r\n") {
+                let len = text[..i].lines().find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
+                });
+                if buf.len() >= i + 4 + len.unwrap_or(0) {
+                    break;
+                }
+            }
+        }
+        let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    (addr, rx)
+}
+
+/// An asynchronous call's state and answer (`GET /api/v1/invocations/ID`).
+pub fn invocation(s: &Server, id: &str) -> serde_json::Value {
+    let auth = format!("Bearer {}", s.admin_token());
+    s.request("GET", &format!("/api/v1/invocations/{id}"), &[("Authorization", &auth)], b"").json()
+}
+
+/// `POST /async/fn/rec/` "hello" with a callback, until it succeeded: its id, its state and
+/// the request the callback got.
+pub fn async_call_with_callback(s: &Server) -> (String, serde_json::Value, String) {
+    let (sink, got) = callback_sink();
+    let url = format!("http://{sink}/done");
+    let r =
+        s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &s.admin_token())], b"hello");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let done = || invocation(s, &id)["status"] == "succeeded";
+    assert!(eventually(Duration::from_secs(20), done), "{}", invocation(s, &id));
+    let v = invocation(s, &id);
+    let answer = (v["response"]["statusCode"].as_u64(), v["response"]["body"].as_str());
+    assert_eq!(answer, (Some(200), Some("ok hello")), "{v}");
+    let cb = got.recv_timeout(Duration::from_secs(15)).expect("the callback");
+    assert!(cb.starts_with("POST /done HTTP/1.1") && cb.contains(&format!("\"id\":\"{id}\"")), "{cb}");
+    (id, v, cb)
 }

@@ -21,7 +21,10 @@ use std::path::Path;
 pub enum Yaml {
     Map(Vec<(String, Yaml)>),
     List(Vec<Yaml>),
+    /// A quoted scalar.
     Str(String),
+    /// A plain (unquoted) scalar: a number or a boolean in JSON (a schedule's `input`).
+    Plain(String),
     Null,
 }
 
@@ -35,7 +38,7 @@ impl Yaml {
 
     fn str(&self) -> Option<&str> {
         match self {
-            Yaml::Str(s) => Some(s),
+            Yaml::Str(s) | Yaml::Plain(s) => Some(s),
             _ => None,
         }
     }
@@ -74,7 +77,7 @@ fn scalar(s: &str) -> Yaml {
     if s.len() >= 2 && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\''))) {
         return Yaml::Str(s[1..s.len() - 1].replace("\\\"", "\"").replace("''", "'"));
     }
-    Yaml::Str(s.to_string())
+    Yaml::Plain(s.to_string())
 }
 
 /// `key: value` (the key may be quoted), or `None` for a line that is not a mapping entry.
@@ -186,19 +189,59 @@ fn runtime_of(r: &str) -> Result<String> {
     }
 }
 
-fn string_map(v: Option<&Yaml>, field: &str) -> Result<std::collections::BTreeMap<String, String>> {
+/// `env` or `secret` entries. `${env:NAME}` (the Serverless Framework's variable) is the
+/// deployer's environment variable NAME, which must be set; a secret that is only `${NAME}`
+/// (serverless-scaleway-functions' own form) is NAME too, and left out with a warning when
+/// NAME is not set, as the plugin does.
+fn string_map(
+    v: Option<&Yaml>,
+    field: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<std::collections::BTreeMap<String, String>> {
     let mut out = std::collections::BTreeMap::new();
     for (k, v) in v.map(Yaml::entries).unwrap_or_default() {
         let v = v.str().ok_or_else(|| Error::Invalid(format!("{field}.{k}: give a string value")))?;
-        out.insert(k.clone(), v.to_string());
+        let plugin_ref = field.ends_with("secret").then(|| v.strip_prefix("${")?.strip_suffix('}')).flatten();
+        let value = match plugin_ref.filter(|n| !n.contains(':')) {
+            Some(name) => match env(name) {
+                Some(value) => value,
+                None => {
+                    warnings.push(format!(
+                        "{field}.{k}: ${{{name}}} is not set in your environment: this secret is not created"
+                    ));
+                    continue;
+                }
+            },
+            None => substitute(v, env).map_err(|e| Error::Invalid(format!("{field}.{k}: {e}")))?,
+        };
+        out.insert(k.clone(), value);
     }
+    Ok(out)
+}
+
+/// Replaces each `${env:NAME}` in `v`; other `${...}` variables are refused, naming them.
+fn substitute(v: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').ok_or_else(|| format!("'{v}': a '${{' is not closed"))? + i;
+        let var = &rest[i + 2..end];
+        let name = var.strip_prefix("env:").map(str::trim).ok_or_else(|| {
+            format!("'${{{var}}}': only ${{env:NAME}} variables are read by fnbox (no self:, opt:, file(), ...)")
+        })?;
+        out.push_str(&env(name).ok_or_else(|| format!("${{env:{name}}}: {name} is not set in your environment"))?);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
     Ok(out)
 }
 
 fn number(v: Option<&Yaml>, field: &str) -> Result<Option<u64>> {
     match v {
         None | Some(Yaml::Null) => Ok(None),
-        Some(Yaml::Str(s)) => s
+        Some(Yaml::Str(s) | Yaml::Plain(s)) => s
             .trim_end_matches('s')
             .parse()
             .map(Some)
@@ -207,8 +250,13 @@ fn number(v: Option<&Yaml>, field: &str) -> Result<Option<u64>> {
     }
 }
 
-/// Reads a project's `serverless.yml` into what to deploy.
+/// Reads a project's `serverless.yml` into what to deploy, variables from the process's environment.
 pub fn plan(doc: &Yaml) -> Result<Plan> {
+    plan_with_env(doc, &|name| std::env::var(name).ok())
+}
+
+/// [`plan`] with `env` giving the variables `${env:NAME}` and `${NAME}` name.
+pub fn plan_with_env(doc: &Yaml, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan> {
     let mut ignored = Vec::new();
     let why_top = |k: &str| match k {
         "service" => Some("the project's name: fnbox has no namespaces, functions keep their own names"),
@@ -244,8 +292,9 @@ pub fn plan(doc: &Yaml) -> Result<Plan> {
             )));
         }
     }
-    let env = string_map(provider.get("env"), "provider.env")?;
-    let secrets = string_map(provider.get("secret"), "provider.secret")?;
+    let vars = env;
+    let env = string_map(provider.get("env"), "provider.env", vars, &mut ignored)?;
+    let secrets = string_map(provider.get("secret"), "provider.secret", vars, &mut ignored)?;
     let default_runtime = provider.get("runtime").and_then(Yaml::str);
     let functions = doc.get("functions").ok_or_else(|| {
         Error::Invalid("functions: missing (a project of containers only is not deployed by fnbox)".into())
@@ -266,9 +315,9 @@ pub fn plan(doc: &Yaml) -> Result<Plan> {
         req.max_scale = number(f.get("maxScale"), &field("maxScale"))?.map(|v| v as u32);
         req.timeout_s = number(f.get("timeout"), &field("timeout"))?;
         req.env = env.clone();
-        req.env.extend(string_map(f.get("env"), &field("env"))?);
+        req.env.extend(string_map(f.get("env"), &field("env"), vars, &mut ignored)?);
         req.secrets = secrets.clone();
-        req.secrets.extend(string_map(f.get("secret"), &field("secret"))?);
+        req.secrets.extend(string_map(f.get("secret"), &field("secret"), vars, &mut ignored)?);
         req.private = match f.get("privacy").and_then(Yaml::str) {
             None | Some("public") => false,
             Some("private") => true,
@@ -324,6 +373,15 @@ fn to_json(v: &Yaml) -> serde_json::Value {
         Yaml::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
         Yaml::List(l) => serde_json::Value::Array(l.iter().map(to_json).collect()),
         Yaml::Str(s) => serde_json::Value::String(s.clone()),
+        Yaml::Plain(s) => match s.as_str() {
+            "true" => serde_json::Value::Bool(true),
+            "false" => serde_json::Value::Bool(false),
+            _ => s
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .or_else(|_| s.parse::<f64>().map(serde_json::Value::from))
+                .unwrap_or_else(|_| serde_json::Value::String(s.clone())),
+        },
         Yaml::Null => serde_json::Value::Null,
     }
 }
@@ -484,6 +542,24 @@ functions:
             plan(&parse("provider:\n  name: scaleway\n  runtime: go121\nfunctions:\n  f:\n    handler: x\n").unwrap())
                 .unwrap_err();
         assert!(e.to_string().starts_with("runtime: 'go121' is not served"), "{e}");
+    }
+
+    #[test]
+    fn variables_and_typed_inputs_are_read_as_the_framework_does() {
+        let text = "provider:\n  name: scaleway\n  runtime: python310\n  secret:\n    A: ${SET}\n    B: ${UNSET}\n    C: 'x-${env:SET}-y'\nfunctions:\n  f:\n    handler: h.handle\n    events:\n      - schedule:\n          rate: '1 * * * *'\n          input:\n            n: 1\n            s: '1'\n            b: true\n";
+        let env = |n: &str| (n == "SET").then(|| "v".to_string());
+        let p = plan_with_env(&parse(text).unwrap(), &env).unwrap();
+        let (_, req, triggers) = &p.functions[0];
+        assert_eq!((req.secrets["A"].as_str(), req.secrets["C"].as_str()), ("v", "x-v-y"));
+        assert!(!req.secrets.contains_key("B"));
+        assert!(p.ignored.iter().any(|i| i.starts_with("provider.secret.B: ${UNSET} is not set")), "{:?}", p.ignored);
+        assert_eq!(triggers[0].data, Some(serde_json::json!({"n": 1, "s": "1", "b": true})));
+        let bad = text.replace("${env:SET}", "${env:NOPE}");
+        let e = plan_with_env(&parse(&bad).unwrap(), &env).unwrap_err().to_string();
+        assert!(e.starts_with("provider.secret.C: ${env:NOPE}: NOPE is not set"), "{e}");
+        let bad = text.replace("${env:SET}", "${self:custom.x}");
+        let e = plan_with_env(&parse(&bad).unwrap(), &env).unwrap_err().to_string();
+        assert!(e.contains("only ${env:NAME} variables"), "{e}");
     }
 
     /// The public examples that ship a serverless.yml, when fetched (FNBOX_SLS_EXAMPLES=DIR).

@@ -2,9 +2,11 @@
 //! is stored in the registry (durable across restarts, `kill -9` included: a call that was
 //! running runs again, at least once) and run through the gateway's path by a worker that
 //! takes calls only while the function has room (back-pressure, as the queue triggers), at
-//! most [`IN_FLIGHT`] per function. Retried as queue messages are (3 times on a status of
-//! 300 or more). `GET /api/v1/invocations/ID` gives its state and answer; `X-Callback-Url`
-//! gets the answer POSTed to it.
+//! most [`IN_FLIGHT`] per function. With `fnbox serve --async-nats URL` the request is kept in
+//! a JetStream stream instead and run by the NATS queue consumer ([`super::calls_js`]); the
+//! registry keeps only its state and answer. Retried as queue messages are (3 times on a
+//! status of 300 or more). `GET /api/v1/invocations/ID` gives its state and answer;
+//! `X-Callback-Url` gets the answer POSTed to it.
 
 use super::{Run, Source, Trigger, RETRIES};
 use crate::error::{Error, Result};
@@ -13,6 +15,7 @@ use crate::gateway::invoke::{find, prepare};
 use crate::gateway::{json, text, Body};
 use crate::platform::Platform;
 use crate::registry::now_s;
+use crate::triggers::store::StoredCall;
 use base64::Engine;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -32,15 +35,27 @@ pub const KEEP_S: u64 = 24 * 3600;
 const CALLBACK_HEADER: &str = "x-callback-url";
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A stored request.
+/// A request's line and headers, as the registry stores them and a JetStream message carries
+/// them (its `Fnbox-Request` header).
+#[derive(Serialize, Deserialize)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A request stored in the registry.
 #[derive(Serialize, Deserialize)]
 struct StoredRequest {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
+    #[serde(flatten)]
+    head: RequestHead,
     /// Base64.
     body: String,
 }
+
+/// Where asynchronous calls wait: the registry's column `queue`.
+pub const REGISTRY_QUEUE: &str = "registry";
+pub const JETSTREAM_QUEUE: &str = "jetstream";
 
 /// An answer as `GET /api/v1/invocations/ID` and the callback show it.
 #[derive(Serialize, Deserialize)]
@@ -128,23 +143,49 @@ pub async fn accept(
         .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let stored = StoredRequest { method: parts.method.to_string(), path, headers, body: b64().encode(&held.bytes) };
+    let head = RequestHead { method: parts.method.to_string(), path, headers };
     let id = format!("inv-{request_id}");
     let id = if id.len() > 100 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         format!("inv-{}", crate::auth::random_hex(16))
     } else {
         id
     };
-    let request = serde_json::to_string(&stored).unwrap_or_default();
-    if let Err(e) = p.registry.add_call(&id, name, &request, callback.as_deref()) {
-        // An id the caller chose (X-Request-ID) that is taken: a fresh one.
-        let id2 = format!("inv-{}", crate::auth::random_hex(16));
-        if p.registry.add_call(&id2, name, &request, callback.as_deref()).is_err() {
-            return crate::gateway::error(&e);
+    // In JetStream, the registry keeps only the call's state: the request is the message.
+    let (request, queue) = match &p.async_queue {
+        Some(_) => (String::new(), JETSTREAM_QUEUE),
+        None => {
+            let stored = StoredRequest { head, body: b64().encode(&held.bytes) };
+            let request = serde_json::to_string(&stored).unwrap_or_default();
+            return match add_call(p, &id, name, &request, callback.as_deref(), REGISTRY_QUEUE) {
+                Ok(id) => queued(p, &id),
+                Err(e) => crate::gateway::error(&e),
+            };
         }
-        return queued(p, &id2);
+    };
+    let id = match add_call(p, &id, name, &request, callback.as_deref(), queue) {
+        Ok(id) => id,
+        Err(e) => return crate::gateway::error(&e),
+    };
+    if let Some(q) = &p.async_queue {
+        if let Err(refused) = q.publish(name, &id, &head, &held.bytes).await {
+            let _ = p.registry.drop_call(&id);
+            return refused.answer();
+        }
+        super::calls_js::ensure_consumer(p, name);
     }
     queued(p, &id)
+}
+
+/// Stores a call under `id`, or under a fresh id if `id` (the caller's X-Request-ID) is taken.
+fn add_call(p: &Platform, id: &str, name: &str, request: &str, callback: Option<&str>, queue: &str) -> Result<String> {
+    if let Err(e) = p.registry.add_call(id, name, request, callback, queue) {
+        let id2 = format!("inv-{}", crate::auth::random_hex(16));
+        return match p.registry.add_call(&id2, name, request, callback, queue) {
+            Ok(()) => Ok(id2),
+            Err(_) => Err(e),
+        };
+    }
+    Ok(id.to_string())
 }
 
 fn queued(p: &Platform, id: &str) -> Response<Body> {
@@ -172,6 +213,7 @@ pub fn status(p: &Platform, id: &str) -> Result<serde_json::Value> {
         "id": c.id,
         "function": c.function,
         "status": c.state,
+        "queue": c.queue,
         "attempts": c.attempts,
         "created_at": c.created_at,
         "finished_at": c.finished_at,
@@ -185,6 +227,14 @@ pub fn start(p: Arc<Platform>) -> Result<()> {
     let again = p.registry.requeue_running_calls()?;
     if again > 0 {
         eprintln!("fnbox serve: {again} asynchronous call(s) the previous run was making will run again");
+    }
+    if p.async_queue.is_some() {
+        // Their messages wait in JetStream: each function's consumer takes them up.
+        for f in p.registry.functions_with_calls_in(JETSTREAM_QUEUE)? {
+            if p.pool(&f).is_some() {
+                super::calls_js::ensure_consumer(&p, &f);
+            }
+        }
     }
     let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     tokio::spawn(async move {
@@ -228,11 +278,21 @@ pub fn start(p: Arc<Platform>) -> Result<()> {
     Ok(())
 }
 
-async fn run(p: &Arc<Platform>, c: crate::triggers::store::StoredCall) {
+async fn run(p: &Arc<Platform>, c: StoredCall) {
     let Ok(req) = serde_json::from_str::<StoredRequest>(&c.request) else {
         let _ = p.registry.finish_call(&c.id, "failed", "{}");
         return;
     };
+    let body = Bytes::from(b64().decode(&req.body).unwrap_or_default());
+    if let Some(delay) = attempt(p, &c, req.head, body).await {
+        let _ = p.registry.requeue_call(&c.id, now_s() + delay.as_secs());
+    }
+}
+
+/// Makes attempt `c.attempts` of a call. When it succeeded or was the last, records the
+/// answer and POSTs it to the callback; otherwise returns the delay before the next attempt
+/// (1, 2, 4 s), for the queue holding the call to schedule it.
+pub(crate) async fn attempt(p: &Arc<Platform>, c: &StoredCall, head: RequestHead, body: Bytes) -> Option<Duration> {
     let trigger = Trigger {
         id: "async".into(),
         function: c.function.clone(),
@@ -245,10 +305,10 @@ async fn run(p: &Arc<Platform>, c: crate::triggers::store::StoredCall) {
         trigger: &trigger,
         source_id: c.id.clone(),
         what: format!("call {}", c.id),
-        method: req.method.parse().unwrap_or(hyper::Method::POST),
-        path: req.path,
-        headers: [req.headers, vec![(super::MESSAGE_ID_HEADER.to_string(), c.id.clone())]].concat(),
-        body: Bytes::from(b64().decode(req.body).unwrap_or_default()),
+        method: head.method.parse().unwrap_or(hyper::Method::POST),
+        path: head.path,
+        headers: [head.headers, vec![(super::MESSAGE_ID_HEADER.to_string(), c.id.clone())]].concat(),
+        body,
         attempt: c.attempts,
         published: UNIX_EPOCH + Duration::from_secs(c.created_at),
         last_attempt,
@@ -258,9 +318,7 @@ async fn run(p: &Arc<Platform>, c: crate::triggers::store::StoredCall) {
         Err(d) => (false, d),
     };
     if !ok && !last_attempt {
-        // 1, 2, 4 s between attempts.
-        let _ = p.registry.requeue_call(&c.id, now_s() + (1u64 << (c.attempts - 1).min(6)));
-        return;
+        return Some(Duration::from_secs(1u64 << c.attempts.saturating_sub(1).min(6)));
     }
     let headers =
         got.headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
@@ -274,14 +332,15 @@ async fn run(p: &Arc<Platform>, c: crate::triggers::store::StoredCall) {
     if let Err(e) = p.registry.finish_call(&c.id, state, &resp_json) {
         eprintln!("fnbox serve: asynchronous call {} cannot be recorded: {e}", c.id);
     }
-    if let Some(url) = c.callback {
+    if let Some(url) = &c.callback {
         let payload = serde_json::json!({ "id": c.id, "function": c.function, "status": state, "response": resp });
-        let said = match callback(&url, &c.id, state, payload.to_string()).await {
+        let said = match callback(url, &c.id, state, payload.to_string()).await {
             Ok(status) => format!("HTTP {status}"),
             Err(e) => format!("failed: {e}"),
         };
         p.logs.event(&c.function, "-", format!("asynchronous call {}: callback to {url}: {said}", c.id));
     }
+    None
 }
 
 /// POSTs the result to the callback, once, within [`CALLBACK_TIMEOUT`].

@@ -5,6 +5,7 @@
 //! timeout, logs and metrics as an HTTP call. See docs/architecture.md, "Triggers".
 
 pub mod calls;
+pub mod calls_js;
 pub mod cron;
 pub mod nats;
 mod nats_client;
@@ -252,6 +253,14 @@ impl Runner {
                 self.consumers().insert(t.id.clone(), handle);
             }
             Source::Async => {}
+        }
+    }
+
+    /// Starts the consumer `id` (made by `make`) unless it runs.
+    pub(crate) fn start_once(&self, id: &str, make: impl FnOnce() -> queue::Handle) {
+        let mut consumers = self.consumers();
+        if !consumers.contains_key(id) {
+            consumers.insert(id.to_string(), make());
         }
     }
 

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 /// How long one pull request stays open on the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
+/// Messages a pull asks for at least while calls are in flight (see `consume`).
+const PULL_MIN: usize = 2;
 /// The subject of the message, for the function.
 const SUBJECT_HEADER: &str = "x-fnbox-subject";
 
@@ -191,8 +193,9 @@ async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Ses
             return format!("the connection to {} ended: {why}", src.server);
         }
         let Some(room) = flow.room(p, &t.function) else { return format!("function {} is gone", t.function) };
-        if room == 0 {
-            // Back-pressure: nothing is pulled until a call ends.
+        if room == 0 || (room < PULL_MIN && flow.in_flight() > 0) {
+            // Back-pressure: nothing is pulled until a call ends. While calls run, a pull
+            // waits for room for two: half the pull requests the broker handles per message.
             flow.wait().await;
             continue;
         }
@@ -250,19 +253,26 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m
     let Some(reply) = m.reply.as_deref() else { return };
     let Some(d) = parse_ack(reply) else { return };
     let id = format!("{}/{}", d.stream, d.stream_seq);
-    let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
-    if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-        headers.push(("content-type".into(), v.clone()));
-    }
-    let message = queue::Message {
-        id: id.clone(),
-        what: format!("message {id} on {}", m.subject),
-        attempt: d.delivered,
-        published: super::calls::since_epoch(d.published_ns),
-        headers,
-        body: m.payload.clone(),
+    let verdict = match t.source {
+        // An asynchronous call: its request is in the message's headers and payload.
+        super::Source::Async => super::calls_js::call(p, t, &m, d.delivered).await,
+        _ => {
+            let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
+            if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                headers.push(("content-type".into(), v.clone()));
+            }
+            let message = queue::Message {
+                id: id.clone(),
+                what: format!("message {id} on {}", m.subject),
+                attempt: d.delivered,
+                published: super::calls::since_epoch(d.published_ns),
+                headers,
+                body: m.payload.clone(),
+            };
+            queue::call(p, t, message).await
+        }
     };
-    let answer: Vec<u8> = match queue::call(p, t, message).await {
+    let answer: Vec<u8> = match verdict {
         Verdict::Done => b"+ACK".to_vec(),
         Verdict::Retry(delay) => format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes(),
         Verdict::GiveUp(status) => {

@@ -34,7 +34,9 @@ pub struct Msg {
 }
 
 struct Shared {
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// To the writer task, which writes what is queued at once in one `write` (acks of many
+    /// calls that end together go out in one system call, see docs/architecture.md "Triggers").
+    out: mpsc::Sender<Vec<u8>>,
     pending: Mutex<HashMap<String, oneshot::Sender<Msg>>>,
     /// Why the connection ended, once it has.
     ended: Mutex<Option<String>>,
@@ -45,7 +47,15 @@ pub struct Conn {
     shared: Arc<Shared>,
     inbox: String,
     next: AtomicU64,
+    /// The largest message the server takes (its `INFO`'s `max_payload`).
+    max_payload: usize,
 }
+
+/// Protocol writes queued for the writer task at most (each an ack, a pull request or a
+/// publication); past it, writers wait.
+const WRITES_QUEUED: usize = 256;
+/// Bytes the writer task gathers into one `write` at most.
+const WRITE_BATCH: usize = 256 << 10;
 
 /// A subject: tokens of printable characters without spaces, separated by dots.
 pub fn valid_subject(s: &str, wildcards: bool) -> bool {
@@ -100,6 +110,7 @@ impl Conn {
             if info["jetstream"] != serde_json::Value::Bool(true) {
                 return Err(format!("{server} does not have JetStream enabled: start nats-server with -js"));
             }
+            let max_payload = info["max_payload"].as_u64().unwrap_or(1 << 20).min(PAYLOAD_MAX as u64) as usize;
             let connect = serde_json::json!({
                 "verbose": false, "pedantic": false, "headers": true, "no_responders": true,
                 "lang": "rust", "name": "fnbox", "version": env!("CARGO_PKG_VERSION"), "protocol": 1,
@@ -108,13 +119,13 @@ impl Conn {
             loop {
                 let line = read_line(&mut r).await?;
                 match line.as_str() {
-                    "PONG" => return Ok(()),
+                    "PONG" => return Ok(max_payload),
                     l if l.starts_with("-ERR") => return Err(format!("{server} refused the connection: {l}")),
                     _ => {}
                 }
             }
         };
-        tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+        let max_payload = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
             .await
             .map_err(|_| format!("{server} did not finish the handshake within {} s", CONNECT_TIMEOUT.as_secs()))??;
         let inbox = format!("_INBOX.fnbox{}", crate::auth::random_hex(8));
@@ -122,15 +133,15 @@ impl Conn {
         w.write_all(format!("SUB {inbox}.* 1\r\nSUB {inbox}.pull.* 2\r\n").as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        let shared = Arc::new(Shared {
-            writer: tokio::sync::Mutex::new(w),
-            pending: Mutex::new(HashMap::new()),
-            ended: Mutex::new(None),
-        });
-        let conn = Arc::new(Self { shared: shared.clone(), inbox: inbox.clone(), next: AtomicU64::new(0) });
+        let (out, writes) = mpsc::channel(WRITES_QUEUED);
+        let shared = Arc::new(Shared { out, pending: Mutex::new(HashMap::new()), ended: Mutex::new(None) });
+        let conn =
+            Arc::new(Self { shared: shared.clone(), inbox: inbox.clone(), next: AtomicU64::new(0), max_payload });
+        let writer = tokio::spawn(write_loop(w, writes));
         tokio::spawn(async move {
             let why = read_loop(&mut r, &shared, &inbox, &pulls).await;
             *shared.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            writer.abort();
             // Requests waiting for a reply get an error (their sender is dropped).
             shared.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
             drop(pulls);
@@ -148,9 +159,16 @@ impl Conn {
         format!("{}.pull.1", self.inbox)
     }
 
-    async fn write(&self, bytes: &[u8]) -> Result<(), String> {
-        let mut w = self.shared.writer.lock().await;
-        w.write_all(bytes).await.map_err(|e| format!("the connection to the NATS server broke: {e}"))
+    /// The largest message (headers and payload) the server takes.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    async fn write(&self, bytes: Vec<u8>) -> Result<(), String> {
+        self.shared.out.send(bytes).await.map_err(|_| {
+            let why = self.ended().unwrap_or_else(|| "closed".into());
+            format!("the connection to the NATS server broke: {why}")
+        })
     }
 
     /// Publishes `payload` on `subject`, with `headers` if any.
@@ -182,16 +200,26 @@ impl Conn {
         }
         out.extend_from_slice(payload);
         out.extend_from_slice(b"\r\n");
-        self.write(&out).await
+        self.write(out).await
     }
 
     /// Publishes and waits for one reply.
     pub async fn request(&self, subject: &str, payload: &[u8]) -> Result<Msg, String> {
+        self.request_with(subject, &[], payload).await
+    }
+
+    /// Publishes with headers and waits for one reply.
+    pub async fn request_with(
+        &self,
+        subject: &str,
+        headers: &[(String, String)],
+        payload: &[u8],
+    ) -> Result<Msg, String> {
         let token = self.next.fetch_add(1, Ordering::Relaxed).to_string();
         let (tx, rx) = oneshot::channel();
         self.shared.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), tx);
         let reply = format!("{}.{token}", self.inbox);
-        let sent = self.publish(subject, Some(&reply), &[], payload).await;
+        let sent = self.publish(subject, Some(&reply), headers, payload).await;
         let got = match sent {
             Ok(()) => Some(tokio::time::timeout(REQUEST_TIMEOUT, rx).await),
             Err(_) => None,
@@ -240,6 +268,30 @@ impl std::fmt::Display for JsError {
     }
 }
 
+/// Writes what is queued, gathering what waits into one write, until the connection ends.
+async fn write_loop(mut w: OwnedWriteHalf, mut writes: mpsc::Receiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(64 << 10);
+    while let Some(first) = writes.recv().await {
+        if first.len() >= WRITE_BATCH {
+            if w.write_all(&first).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH {
+            match writes.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if w.write_all(&batch).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Reads messages until the connection ends, and says why it did.
 async fn read_loop(
     r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -262,8 +314,7 @@ async fn read_loop(
             ("HMSG", [s, sid, h, n]) => (*s, *sid, None, h.parse().unwrap_or(usize::MAX), n.parse().ok()),
             ("HMSG", [s, sid, rp, h, n]) => (*s, *sid, Some(*rp), h.parse().unwrap_or(usize::MAX), n.parse().ok()),
             ("PING", _) => {
-                let mut w = shared.writer.lock().await;
-                if w.write_all(b"PONG\r\n").await.is_err() {
+                if shared.out.send(b"PONG\r\n".to_vec()).await.is_err() {
                     return "the connection broke".into();
                 }
                 continue;

@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Messages a consumer may have waiting in its function's queue, so that an instance that
-/// finishes finds the next one there rather than after a fetch's round trip.
+/// finishes finds the next one there rather than after a fetch's round trip: one per
+/// instance, at least this many.
 const PREFETCH: i64 = 2;
 
 /// A running consumer.
@@ -106,11 +107,17 @@ impl Flow {
     /// function is at max scale with every instance busy: the messages wait in the queue.
     pub fn room(&self, p: &Platform, function: &str) -> Option<usize> {
         let pool = p.pool(function)?;
+        let prefetch = PREFETCH.max(pool.instance_count() as i64);
         Some(
             self.max
                 .saturating_sub(self.in_flight.load(Ordering::SeqCst))
-                .min((pool.room() + PREFETCH).max(0) as usize),
+                .min((pool.room() + prefetch).max(0) as usize),
         )
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Waits until a call ends (or 200 ms).

@@ -31,7 +31,17 @@ pub(crate) fn create_tables(db: &Connection) -> rusqlite::Result<()> {
             response TEXT
         );
         CREATE INDEX IF NOT EXISTS invocations_by_state ON invocations(state, function, not_before);",
-    )
+    )?;
+    // Where the call's request waits: `registry` (the row's `request`), or `jetstream` (a
+    // message of `fnbox serve --async-nats`'s stream). Registries made before it get it.
+    let has_queue: bool =
+        db.query_row("SELECT COUNT(*) FROM pragma_table_info('invocations') WHERE name = 'queue'", [], |r| {
+            r.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has_queue {
+        db.execute_batch("ALTER TABLE invocations ADD COLUMN queue TEXT NOT NULL DEFAULT 'registry'")?;
+    }
+    Ok(())
 }
 
 pub(crate) fn remove_function(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
@@ -54,13 +64,15 @@ pub struct StoredCall {
     pub finished_at: Option<u64>,
     /// The answer as JSON, once finished.
     pub response: Option<String>,
+    /// Where its request waits: `registry` or `jetstream`.
+    pub queue: String,
 }
 
 fn decode_source(json: &str) -> Result<Source> {
     serde_json::from_str(json).map_err(|e| Error::Invalid(format!("a trigger's registry entry cannot be read: {e}")))
 }
 
-const CALL_COLUMNS: &str = "id, function, state, request, callback, attempts, created_at, finished_at, response";
+const CALL_COLUMNS: &str = "id, function, state, request, callback, attempts, created_at, finished_at, response, queue";
 
 fn call_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCall> {
     Ok(StoredCall {
@@ -73,6 +85,7 @@ fn call_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCall> {
         created_at: r.get::<_, i64>(6)? as u64,
         finished_at: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
         response: r.get(8)?,
+        queue: r.get(9)?,
     })
 }
 
@@ -163,14 +176,33 @@ impl Registry {
         Ok(self.db().execute("UPDATE triggers SET last_slot = ?2 WHERE id = ?1", params![id, slot])? > 0)
     }
 
-    pub fn add_call(&self, id: &str, function: &str, request: &str, callback: Option<&str>) -> Result<()> {
+    pub fn add_call(&self, id: &str, function: &str, request: &str, callback: Option<&str>, queue: &str) -> Result<()> {
         let now = now_s() as i64;
         self.db().execute(
-            "INSERT INTO invocations (id, function, state, request, callback, attempts, not_before, created_at)
-             VALUES (?1, ?2, 'queued', ?3, ?4, 0, 0, ?5)",
-            params![id, function, request, callback, now],
+            "INSERT INTO invocations (id, function, state, request, callback, attempts, not_before, created_at, queue)
+             VALUES (?1, ?2, 'queued', ?3, ?4, 0, 0, ?5, ?6)",
+            params![id, function, request, callback, now, queue],
         )?;
         Ok(())
+    }
+
+    /// Forgets a call that could not be queued.
+    pub fn drop_call(&self, id: &str) -> Result<()> {
+        self.db().execute("DELETE FROM invocations WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Marks a call running for its attempt `attempt` (a JetStream delivery) and returns it;
+    /// `None` when it has finished (a redelivery after a crash: never run twice) or is gone.
+    pub fn start_call(&self, id: &str, attempt: u32) -> Result<Option<StoredCall>> {
+        let changed = self.db().execute(
+            "UPDATE invocations SET state = 'running', attempts = ?2 WHERE id = ?1 AND state IN ('queued', 'running')",
+            params![id, attempt as i64],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.call(id)
     }
 
     pub fn call(&self, id: &str) -> Result<Option<StoredCall>> {
@@ -187,7 +219,7 @@ impl Registry {
         let calls: Vec<StoredCall> = {
             let q = format!(
                 "SELECT {CALL_COLUMNS} FROM invocations WHERE state = 'queued' AND function = ?1 AND not_before <= ?2
-                 ORDER BY created_at, rowid LIMIT ?3"
+                 AND queue = 'registry' ORDER BY created_at, rowid LIMIT ?3"
             );
             let mut st = tx.prepare(&q)?;
             let rows = st.query_map(params![function, now_s() as i64, limit as i64], call_row)?;
@@ -200,11 +232,21 @@ impl Registry {
         Ok(calls.into_iter().map(|c| StoredCall { state: "running".into(), attempts: c.attempts + 1, ..c }).collect())
     }
 
-    /// Functions that have calls waiting.
+    /// Functions that have calls waiting in the registry.
     pub fn functions_with_calls(&self) -> Result<Vec<String>> {
         let db = self.db();
-        let mut st = db.prepare("SELECT DISTINCT function FROM invocations WHERE state = 'queued'")?;
+        let mut st =
+            db.prepare("SELECT DISTINCT function FROM invocations WHERE state = 'queued' AND queue = 'registry'")?;
         let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Functions with calls not finished whose requests wait in `queue`.
+    pub fn functions_with_calls_in(&self, queue: &str) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT DISTINCT function FROM invocations WHERE state IN ('queued', 'running') AND queue = ?1")?;
+        let rows = st.query_map([queue], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
