@@ -583,16 +583,24 @@ fn restart(cri: &CriContainerd, handler: &str) -> Result<(), String> {
 }
 
 /// The pod annotation `dev.fnbox.sandbox` (passed by fnbox's handlers, `pod_annotations`)
-/// picks the other sandbox: v2 under the `fnbox-v1` handler, v1 under `fnbox-v2`. Seen from
+/// raises the sandbox and never lowers it: v2 under the `fnbox-v1` handler runs in the
+/// Sentry; v1 under `fnbox-v2` is refused at create (the RuntimeClass is the floor). Seen from
 /// inside by the seccomp mode of an `Unconfined` container: none in v1, the Sentry's filter
 /// in v2. runc ignores the annotation (no filter).
 fn sandbox_annotation(cri: &CriContainerd, handler: &str) -> Result<(), String> {
     let (asked, want) = match handler {
         "fnbox-v1" => ("v2", "Seccomp:\t2\n"),
-        "fnbox-v2" => ("v1", "Seccomp:\t0\n"),
+        "fnbox-v2" => ("v1", ""),
         _ => ("v2", "Seccomp:\t0\n"),
     };
-    let mut pod = Pod::run_annotated(cri, handler, "annotated", &[("dev.fnbox.sandbox", asked)])?;
+    let pod = Pod::run_annotated(cri, handler, "annotated", &[("dev.fnbox.sandbox", asked)]);
+    if want.is_empty() {
+        // The pod's annotations reach its pause container too: the pod itself is refused.
+        return ensure(pod.as_ref().is_err_and(|e| e.contains("weaker sandbox")), || {
+            format!("dev.fnbox.sandbox=v1 under {handler} was not refused: {:?}", pod.as_ref().err())
+        });
+    }
+    let mut pod = pod?;
     let unconfined = LinuxContainerSecurityContext {
         namespace_options: Some(namespaces()),
         seccomp: Some(SecurityProfile { profile_type: ProfileType::Unconfined as i32, ..Default::default() }),

@@ -235,7 +235,8 @@ fn a_container_whose_supervisor_was_killed_is_stopped_and_deletable() {
 #[test]
 fn the_sandbox_annotation_overrides_the_binary_name() {
     // v2's program runs under the Sentry's seccomp filter; a v1 container whose spec has no
-    // linux.seccomp (as `spec` writes it) runs under none, as the OCI spec says.
+    // linux.seccomp (as `spec` writes it) runs under none, as the OCI spec says. The
+    // annotation raises v1 to v2 and cannot lower v2 to v1.
     let probe = "grep -q 'Seccomp:.0' /proc/self/status && echo v1 || echo v2";
     for (v, annotation) in [(0, "v2"), (1, "v1")] {
         let rt = Runtime::new("annotation", v);
@@ -245,7 +246,13 @@ fn the_sandbox_annotation_overrides_the_binary_name() {
         assert_eq!(text(&out.stdout).trim(), kind(v), "{}", text(&out.stderr));
         edit_config(&b, |c| c["annotations"] = serde_json::json!({"dev.fnbox.sandbox": annotation}));
         let out = rt.out(&["run", "--bundle", b.to_str().unwrap(), &id]);
-        assert_eq!(text(&out.stdout).trim(), annotation, "{}", text(&out.stderr));
+        if annotation == "v2" {
+            assert_eq!(text(&out.stdout).trim(), annotation, "{}", text(&out.stderr));
+        } else {
+            // Only ever stronger: v1 under fnbox-runc-v2 is refused, nothing runs.
+            assert!(text(&out.stderr).contains("weaker sandbox"), "{}", text(&out.stderr));
+            assert!(text(&out.stdout).is_empty() && !out.status.success());
+        }
         edit_config(&b, |c| c["annotations"] = serde_json::json!({"dev.fnbox.sandbox": "v3"}));
         let out = rt.out(&["run", "--bundle", b.to_str().unwrap(), &id]);
         assert!(text(&out.stderr).contains("dev.fnbox.sandbox=v3") && text(&out.stderr).contains("use v1 or v2"));

@@ -24,14 +24,22 @@ pub fn load(bundle: &Path) -> Result<config::Spec> {
     serde_json::from_str(&text).map_err(|e| Error::Bundle(format!("{} is not a valid OCI config: {e}", path.display())))
 }
 
-/// The sandbox: the annotation if present, else the binary's own.
-pub fn kind(spec: &config::Spec, default: SandboxKind) -> Result<SandboxKind> {
-    match spec.annotations.get(SANDBOX_ANNOTATION) {
-        Some(v) => v.parse().map_err(|_| {
-            Error::Bundle(format!("annotation {SANDBOX_ANNOTATION}={v} in config.json is not a sandbox: use v1 or v2"))
-        }),
-        None => Ok(default),
+/// The sandbox: the binary's own, or v2 when the annotation asks for it. The annotation only
+/// makes the sandbox stronger: whoever writes a pod writes its annotations (containerd passes
+/// them with `pod_annotations`), and the RuntimeClass an operator polices must stay a floor,
+/// so v1 asked under `fnbox-runc-v2` is refused, never run outside the Sentry.
+pub fn kind(spec: &config::Spec, binary: SandboxKind) -> Result<SandboxKind> {
+    let Some(v) = spec.annotations.get(SANDBOX_ANNOTATION) else { return Ok(binary) };
+    let asked: SandboxKind = v.parse().map_err(|_| {
+        Error::Bundle(format!("annotation {SANDBOX_ANNOTATION}={v} in config.json is not a sandbox: use v1 or v2"))
+    })?;
+    if binary == SandboxKind::V2 && asked == SandboxKind::V1 {
+        return Err(Error::Bundle(format!(
+            "annotation {SANDBOX_ANNOTATION}={v} asks for a weaker sandbox than fnbox-runc-v2 gives: the annotation \
+             can only raise v1 to v2; to run v1, use the fnbox-runc-v1 runtime (RuntimeClass fnbox-v1)"
+        )));
     }
+    Ok(asked)
 }
 
 fn bad(m: impl Into<String>) -> Error {
@@ -247,6 +255,23 @@ fn namespaces(c: &mut Container, linux: &config::Linux) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sandbox_annotation_only_raises_the_sandbox() {
+        let with = |v: Option<&str>| {
+            let mut s: config::Spec = serde_json::from_str("{}").unwrap();
+            if let Some(v) = v {
+                s.annotations.insert(SANDBOX_ANNOTATION.into(), v.into());
+            }
+            s
+        };
+        assert_eq!(kind(&with(None), SandboxKind::V2).unwrap(), SandboxKind::V2);
+        assert_eq!(kind(&with(Some("v2")), SandboxKind::V1).unwrap(), SandboxKind::V2);
+        assert_eq!(kind(&with(Some("v1")), SandboxKind::V1).unwrap(), SandboxKind::V1);
+        let e = kind(&with(Some("v1")), SandboxKind::V2).unwrap_err().to_string();
+        assert!(e.contains("weaker sandbox") && e.contains("fnbox-runc-v1"), "{e}");
+        assert!(kind(&with(Some("v3")), SandboxKind::V1).unwrap_err().to_string().contains("use v1 or v2"));
+    }
 
     #[test]
     fn systemd_paths_expand_like_systemd() {

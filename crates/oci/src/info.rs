@@ -31,9 +31,9 @@ pub fn features() -> serde_json::Value {
             "selinux": {"enabled": false}
         },
         "annotations": {
-            "dev.fnbox.sandbox": "v1 or v2: the sandbox, overriding the binary's name",
+            "dev.fnbox.sandbox": "v2: the Sentry sandbox even under fnbox-runc-v1 (v1 under fnbox-runc-v2 is refused)",
             "dev.fnbox.joinable-namespaces": "network, ipc, uts (pid, mount, user and cgroup are always the container's own)",
-            "dev.fnbox.seccomp": "v1 honours config.json's profile; v2 always uses the Sentry's syscall table"
+            "dev.fnbox.seccomp": "v1 honours config.json's profile; v2 applies it in addition to the Sentry's syscall table"
         }
     })
 }

@@ -396,6 +396,25 @@ mod tests {
         }
     }
 
+    /// Chart series are graphical objects: 3:1 against the chart's white (WCAG 2.2, 1.4.11).
+    /// Okabe-Ito's hues, the light ones darkened (its yellow was 1.3:1).
+    #[test]
+    fn chart_series_colours_stand_out_from_the_background() {
+        use super::chart::*;
+        for (name, c) in [
+            ("green", GREEN),
+            ("orange", ORANGE),
+            ("red", RED),
+            ("blue", BLUE),
+            ("sky", SKY),
+            ("purple", PURPLE),
+            ("yellow", YELLOW),
+        ] {
+            let c = hex(c);
+            assert!(contrast(&c, "#fff") >= 3.0, "{name} {c} on white: {:.2}", contrast(&c, "#fff"));
+        }
+    }
+
     /// The console's CSP allows no inline script or style: no template may rely on them.
     #[test]
     fn templates_need_no_inline_script_or_style() {
