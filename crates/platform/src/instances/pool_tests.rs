@@ -286,7 +286,8 @@ async fn a_queued_request_gives_up_after_the_function_timeout() {
 #[tokio::test]
 async fn a_failed_start_gives_its_place_back_and_tells_the_waiters() {
     let fake = Fake::new();
-    let p = pool(&fake, &Scale { max: 1, ..SCALE });
+    // A short queue timeout: a start that never gives its place back fails the test in 5 s.
+    let p = pool(&fake, &Scale { max: 1, timeout_s: 5, ..SCALE });
     fake.fail_next("its handler failed to load: SyntaxError");
     match p.acquire().await {
         Err(AcquireError::StartFailed(e)) => assert!(e.message.contains("SyntaxError"), "{}", e.message),
