@@ -19,6 +19,8 @@ pub mod sentry;
 pub mod spec;
 pub mod sys;
 pub mod syscalls;
+#[cfg(test)]
+mod testutil;
 pub mod trace;
 
 pub use error::{Error, Result};

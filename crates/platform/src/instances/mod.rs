@@ -11,6 +11,8 @@ pub mod control;
 pub mod launcher;
 pub mod output;
 pub mod pool;
+#[cfg(test)]
+mod pool_tests;
 pub mod upstream;
 pub mod warm;
 pub mod zygote;

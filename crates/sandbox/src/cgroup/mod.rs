@@ -2,11 +2,15 @@
 //!
 //! Both hierarchies are supported. cgroup v1 (one tree per controller) is what this project's
 //! machines run; cgroup v2 (one unified tree) is what most production hosts run. The logic
-//! talks to the filesystem through [`CgroupFs`], so the v2 path is unit-tested against a fake
-//! tree without root (see the tests in `v2.rs`).
+//! talks to the filesystem through [`CgroupFs`], so both are unit-tested against a fake
+//! tree without root (see `fake.rs`, and the tests in `v2.rs` and `v1_tests.rs`).
 
+#[cfg(test)]
+mod fake;
 mod fs;
 mod v1;
+#[cfg(test)]
+mod v1_tests;
 mod v2;
 
 pub use fs::{CgroupFs, HostCgroupFs};

@@ -334,6 +334,9 @@ fn collect(dir: &Path, prefix: &str) -> usize {
 }
 
 #[cfg(test)]
+mod recovery_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -24,6 +24,8 @@ pub mod process;
 mod procfs;
 pub mod report;
 mod resolve;
+#[cfg(test)]
+mod resolve_tests;
 mod signal;
 mod tree;
 
