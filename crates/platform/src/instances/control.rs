@@ -72,6 +72,11 @@ impl SandboxControl {
         self.request(serde_json::json!({"op": "attach", "source": source, "target": target, "mode": "cow"})).await
     }
 
+    /// Ends the sandbox's start-up CPU boost: its tier's quota applies once this returns `Ok`.
+    pub async fn throttle(&self) -> Result<(), String> {
+        self.request(serde_json::json!({"op": "throttle"})).await
+    }
+
     fn signal(&self, sig: i32) {
         signal_launcher(self.launcher_pid, &self.ended, sig);
     }

@@ -56,12 +56,7 @@ impl CgroupV2 {
         if fs.exists(&self.dir.join("memory.oom.group")) {
             self.set(fs, "memory.oom.group", "1")?;
         }
-        self.set(fs, "cpu.max", &format!("{} {}", v2_value(limits.cpu_quota_us), limits.cpu_period_us))?;
-        if let Some(shares) = limits.cpu_shares {
-            // The conversion runc and the kubelet use from v1 shares to a v2 weight.
-            let weight = 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142;
-            self.set(fs, "cpu.weight", &weight.to_string())?;
-        }
+        self.set_cpu(fs, limits)?;
         self.set(fs, "pids.max", &v2_value(limits.pids_max))?;
         if let Some(r) = limits.memory_reservation {
             self.set(fs, "memory.low", &r.to_string())?;
@@ -83,6 +78,26 @@ impl CgroupV2 {
             }
         }
         Ok(())
+    }
+
+    /// `cpu.max` and `cpu.weight` only (the kernel's default weight when `cpu_shares` is
+    /// `None`).
+    pub fn set_cpu(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
+        self.set(fs, "cpu.max", &format!("{} {}", v2_value(limits.cpu_quota_us), limits.cpu_period_us))?;
+        let weight = match limits.cpu_shares {
+            // The conversion runc and the kubelet use from v1 shares to a v2 weight.
+            Some(shares) => 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142,
+            None => 100,
+        };
+        self.set(fs, "cpu.weight", &weight.to_string())
+    }
+
+    pub fn cpu_quota_us(&self, fs: &dyn CgroupFs) -> Option<u64> {
+        let v = fs.read(&self.dir.join("cpu.max")).ok()?;
+        match v.split_whitespace().next()? {
+            "max" => Some(Limits::UNLIMITED),
+            n => n.parse().ok(),
+        }
     }
 
     fn set(&self, fs: &dyn CgroupFs, file: &str, value: &str) -> Result<()> {
@@ -154,101 +169,9 @@ fn read_u64(fs: &dyn CgroupFs, p: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake::FakeTree;
     use super::super::{Cgroup, Layout};
     use super::*;
-    use std::collections::BTreeMap;
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
-    /// An in-memory cgroup v2 tree that behaves like the kernel's where fnbox relies on it:
-    /// `mkdir` creates the interface files, `subtree_control` accepts `+ctrl` lists, `rmdir`
-    /// refuses populated groups.
-    #[derive(Default)]
-    struct FakeTree {
-        files: Mutex<BTreeMap<PathBuf, String>>,
-        dirs: Mutex<Vec<PathBuf>>,
-    }
-
-    impl FakeTree {
-        fn new(root: &str, controllers: &str) -> Arc<Self> {
-            let t = Arc::new(Self::default());
-            t.dirs.lock().unwrap().push(root.into());
-            let mut f = t.files.lock().unwrap();
-            f.insert(Path::new(root).join("cgroup.controllers"), controllers.into());
-            f.insert(Path::new(root).join("cgroup.subtree_control"), String::new());
-            drop(f);
-            t
-        }
-        fn get(&self, p: &str) -> Option<String> {
-            self.files.lock().unwrap().get(Path::new(p)).cloned()
-        }
-    }
-
-    impl CgroupFs for FakeTree {
-        fn read(&self, path: &Path) -> io::Result<String> {
-            self.files.lock().unwrap().get(path).cloned().ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
-        }
-        fn write(&self, path: &Path, value: &str) -> io::Result<()> {
-            let mut f = self.files.lock().unwrap();
-            if !self.dirs.lock().unwrap().iter().any(|d| Some(d.as_path()) == path.parent()) {
-                return Err(io::Error::from_raw_os_error(libc::ENOENT));
-            }
-            if path.ends_with("cgroup.subtree_control") {
-                let mut cur: Vec<String> =
-                    f.get(path).map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
-                for tok in value.split_whitespace() {
-                    let name = tok.trim_start_matches('+').to_string();
-                    if !cur.contains(&name) {
-                        cur.push(name);
-                    }
-                }
-                f.insert(path.to_path_buf(), cur.join(" "));
-            } else if path.ends_with("cgroup.procs") {
-                let entry = f.entry(path.to_path_buf()).or_default();
-                entry.push_str(value);
-                entry.push('\n');
-            } else {
-                f.insert(path.to_path_buf(), value.to_string());
-            }
-            Ok(())
-        }
-        fn mkdir(&self, path: &Path) -> io::Result<()> {
-            let mut d = self.dirs.lock().unwrap();
-            if !d.iter().any(|x| x == path) {
-                d.push(path.to_path_buf());
-                let mut f = self.files.lock().unwrap();
-                for (file, v) in [
-                    ("memory.max", "max"),
-                    ("memory.swap.max", "max"),
-                    ("memory.oom.group", "0"),
-                    ("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"),
-                    ("memory.current", "0"),
-                    ("memory.peak", "0"),
-                    ("memory.stat", "anon 0\nshmem 0\n"),
-                    ("cpu.max", "max 100000"),
-                    ("pids.max", "max"),
-                    ("cgroup.procs", ""),
-                    ("cgroup.subtree_control", ""),
-                    ("cgroup.kill", ""),
-                ] {
-                    f.insert(path.join(file), v.into());
-                }
-            }
-            Ok(())
-        }
-        fn rmdir(&self, path: &Path) -> io::Result<()> {
-            let mut f = self.files.lock().unwrap();
-            if f.get(&path.join("cgroup.procs")).is_some_and(|s| !s.trim().is_empty()) {
-                return Err(io::Error::from_raw_os_error(libc::EBUSY));
-            }
-            f.retain(|k, _| k.parent() != Some(path));
-            self.dirs.lock().unwrap().retain(|d| d != path);
-            Ok(())
-        }
-        fn exists(&self, path: &Path) -> bool {
-            self.files.lock().unwrap().contains_key(path) || self.dirs.lock().unwrap().iter().any(|d| d == path)
-        }
-    }
 
     fn layout() -> Layout {
         Layout::V2 { root: "/cg".into() }
