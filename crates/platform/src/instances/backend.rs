@@ -81,7 +81,7 @@ impl FnboxRun {
         if let (false, Some(warm)) = (shapes_start, &self.warm) {
             let key = WarmKey { kind: c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
             loop {
-                let sb = match warm.take(key, (&spec.function, spec.version)) {
+                let mut sb = match warm.take(key, (&spec.function, spec.version)) {
                     Take::Ready(sb) => sb,
                     Take::Pending(rx) => match tokio::time::timeout(PENDING_WAIT, rx).await {
                         Ok(Ok(sb)) => sb,
@@ -91,7 +91,7 @@ impl FnboxRun {
                     Take::Miss => break,
                 };
                 sb.route.bind(&spec.function, &spec.id);
-                match sb.control.attach(&spec.code, "/code").await {
+                match sb.attach_code(&spec.code).await {
                     Ok(()) => return Ok((sb, true)),
                     // It ended meanwhile: try the next one.
                     Err(e) => spec.logs.event(&spec.function, &spec.id, format!("a pre-warmed sandbox failed: {e}")),

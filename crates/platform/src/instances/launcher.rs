@@ -326,6 +326,14 @@ impl Launched {
         self.ended.borrow().is_some()
     }
 
+    /// Attaches the function's code at `/code` (copy-on-write) in a pre-warmed sandbox, and
+    /// ends its CPU boost in the same exchange (see [`Self::end_boost`]).
+    pub async fn attach_code(&mut self, code: &Path) -> Result<(), String> {
+        self.control.attach(code, "/code", self.boosted).await?;
+        self.boosted = false;
+        Ok(())
+    }
+
     /// Ends the start-up CPU boost: once this returns, the sandbox runs under its tier's CPU
     /// quota. Called before the function's code is handed to it; a sandbox whose quota
     /// cannot be applied must not get it (the error).

@@ -109,8 +109,8 @@ mod tests {
             assert_eq!(boost.deadline(), Some(now + Duration::from_secs(10)));
             // Memory is never boosted.
             assert!(cg.dirs().iter().any(|d| fs
-                .read(&d.join("memory.max"))
-                .or_else(|_| fs.read(&d.join("memory.limit_in_bytes")))
+                .read(&d.join("memory.limit_in_bytes"))
+                .or_else(|_| fs.read(&d.join("memory.max")))
                 .is_ok_and(|v| v == (128u64 << 20).to_string())));
             boost.end(&cg).unwrap();
             assert_eq!(cg.cpu_quota_us(), Some(7000), "{layout:?}");
