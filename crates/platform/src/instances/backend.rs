@@ -82,7 +82,7 @@ impl FnboxRun {
             let key = WarmKey { kind: c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
             loop {
                 let mut sb = match warm.take(key, (&spec.function, spec.version)) {
-                    Take::Ready(sb) => sb,
+                    Take::Ready(sb) => *sb,
                     Take::Pending(rx) => match tokio::time::timeout(PENDING_WAIT, rx).await {
                         Ok(Ok(sb)) => sb,
                         // Its start failed or is stuck: start one of its own.

@@ -129,7 +129,7 @@ impl Peak {
 /// What a cold start gets from a shelf.
 pub enum Take {
     /// A ready sandbox.
-    Ready(Launched),
+    Ready(Box<Launched>),
     /// The shelf's next sandbox to finish starting, promised to this cold start; the sender
     /// is dropped if that start fails.
     Pending(oneshot::Receiver<Launched>),
@@ -292,7 +292,7 @@ impl WarmPool {
                 if sb.has_ended() {
                     dead.push(sb);
                 } else {
-                    got = Take::Ready(sb);
+                    got = Take::Ready(Box::new(sb));
                     break;
                 }
             }
