@@ -91,38 +91,42 @@ impl Rate {
     }
 }
 
-/// The most events within one second over the last [`PEAK_WINDOW`].
+/// The most events within any one second (a sliding window) over the last [`PEAK_WINDOW`].
 #[derive(Clone, Debug, Default)]
 struct Peak {
-    /// (second since `origin`, events in it), oldest first.
-    seconds: VecDeque<(u64, u32)>,
-    origin: Option<Instant>,
+    /// When the events of the window happened, oldest first; at most [`PEAK_EVENTS`].
+    at: VecDeque<Instant>,
 }
 
+/// Events a shelf's peak remembers: more than any shelf holds (`--warm-max` is at most 256).
+const PEAK_EVENTS: usize = 1024;
+
 impl Peak {
-    fn second(&mut self, now: Instant) -> u64 {
-        now.saturating_duration_since(*self.origin.get_or_insert(now)).as_secs()
-    }
-
     fn record(&mut self, now: Instant) {
-        let s = self.second(now);
-        match self.seconds.back_mut() {
-            Some((t, n)) if *t == s => *n += 1,
-            _ => self.seconds.push_back((s, 1)),
+        self.forget(now);
+        if self.at.len() == PEAK_EVENTS {
+            self.at.pop_front();
         }
-        self.forget(s);
+        self.at.push_back(now);
     }
 
-    fn forget(&mut self, s: u64) {
-        while self.seconds.front().is_some_and(|(t, _)| t + PEAK_WINDOW.as_secs() <= s) {
-            self.seconds.pop_front();
+    fn forget(&mut self, now: Instant) {
+        while self.at.front().is_some_and(|t| now.saturating_duration_since(*t) >= PEAK_WINDOW) {
+            self.at.pop_front();
         }
     }
 
     fn at(&mut self, now: Instant) -> u32 {
-        let s = self.second(now);
-        self.forget(s);
-        self.seconds.iter().map(|(_, n)| *n).max().unwrap_or(0)
+        self.forget(now);
+        // For each event, the events in the second that ends with it.
+        let (mut most, mut first) = (0, 0);
+        for (i, t) in self.at.iter().enumerate() {
+            while t.saturating_duration_since(self.at[first]) >= Duration::from_secs(1) {
+                first += 1;
+            }
+            most = most.max(i + 1 - first);
+        }
+        most as u32
     }
 }
 
@@ -557,6 +561,12 @@ mod tests {
             p.record(t0 + Duration::from_millis(i * 300)); // ~3.3 a second
         }
         assert_eq!(p.at(t0 + Duration::from_secs(3)), 4);
+        // A burst across a second's boundary counts whole.
+        let mut p = Peak::default();
+        for i in 0..20 {
+            p.record(t0 + Duration::from_millis(700 + i * 30));
+        }
+        assert_eq!(p.at(t0 + Duration::from_secs(2)), 20);
     }
 
     #[test]
