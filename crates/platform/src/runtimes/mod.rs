@@ -86,11 +86,18 @@ pub fn runtime_env(runtime: Runtime) -> &'static [(&'static str, &'static str)] 
     }
 }
 
-/// Whether a variable changes how an interpreter starts (module search paths, options, the
-/// dynamic loader, locale and time zone), so that setting it in a running interpreter is too
-/// late: such a function's instances start their own interpreter with it.
+/// Whether a variable changes how an interpreter starts, so that setting it in a running
+/// interpreter is too late: such a function's instances start their own interpreter with it,
+/// and without the start-up CPU boost, since that start may run the function's own code.
+/// Module search paths and options (`PYTHON*`, `NODE_*`, `UV_*`), which program `python3` or
+/// `node` is (`PATH`), Python's user site-packages and Node's `~/.node_modules` (`HOME`), the
+/// dynamic loader and the C library's loadable pieces (`LD_*`, `GCONV_PATH`, `LOCPATH`,
+/// `NLSPATH`, `GLIBC_TUNABLES`, `MALLOC_*`), OpenSSL's configuration and providers, which
+/// Node loads at start (`OPENSSL_*`, `SSL_*`), locale and time zone.
 pub fn shapes_interpreter_start(key: &str) -> bool {
-    ["PYTHON", "NODE_", "UV_", "LD_", "LC_"].iter().any(|p| key.starts_with(p)) || matches!(key, "LANG" | "TZ")
+    const PREFIXES: [&str; 8] = ["PYTHON", "NODE_", "UV_", "LD_", "LC_", "MALLOC_", "OPENSSL_", "SSL_"];
+    const NAMES: [&str; 8] = ["LANG", "TZ", "PATH", "HOME", "GCONV_PATH", "LOCPATH", "NLSPATH", "GLIBC_TUNABLES"];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || NAMES.contains(&key)
 }
 
 #[cfg(test)]
@@ -103,6 +110,21 @@ mod tests {
         assert_eq!(zygote_program(Runtime::Node, true).unwrap()[2..], ["--zygote", "--warm-up"]);
         assert!(zygote_program(Runtime::Binary, true).is_none());
         assert_eq!(binary_program("bin/s", false), vec!["/code/bin/s"]);
+    }
+
+    /// A function whose env could run its own code as the interpreter starts (an attack
+    /// review ran a `python3` of its own through `PATH`, and a usercustomize.py through
+    /// `HOME`, with no CPU quota) gets neither the zygote nor the start-up boost.
+    #[test]
+    fn variables_that_can_run_code_at_interpreter_start_are_caught() {
+        for k in
+            ["PATH", "HOME", "PYTHONPATH", "NODE_OPTIONS", "LD_PRELOAD", "OPENSSL_CONF", "GCONV_PATH", "SSL_CERT_FILE"]
+        {
+            assert!(shapes_interpreter_start(k), "{k}");
+        }
+        for k in ["DATABASE_URL", "API_KEY", "PATHS", "HOMEPAGE", "MY_PATH"] {
+            assert!(!shapes_interpreter_start(k), "{k}");
+        }
     }
 
     #[test]

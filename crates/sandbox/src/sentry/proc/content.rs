@@ -283,6 +283,8 @@ pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
         // The kernel's build options (test suites check for features with it); as public as
         // `uname`.
         b"config.gz" => host::read("config.gz"),
+        // There and inert: a container's read-only kernel views (see proc::GLOBAL).
+        b"sysrq-trigger" => Ok(Vec::new()),
         _ => Err(libc::ENOENT),
     }
 }

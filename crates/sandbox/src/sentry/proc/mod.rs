@@ -106,7 +106,16 @@ const GLOBAL: &[(&str, Kind)] = &[
     ("mounts", Kind::Link),
     ("sys", Kind::Dir),
     ("sysvipc", Kind::Dir),
+    // Present and empty, as a container's read-only kernel views are (OCI's default
+    // readonlyPaths; runtime-tools checks them as an unprivileged user).
+    ("bus", Kind::Dir),
+    ("fs", Kind::Dir),
+    ("irq", Kind::Dir),
+    ("sysrq-trigger", Kind::File),
 ];
+
+/// The empty directories of [`GLOBAL`].
+const EMPTY_DIRS: [&[u8]; 3] = [b"bus", b"fs", b"irq"];
 
 /// Per-process files that are the kernel's own (see [`Entry::Task`]). `maps` and `pagemap`
 /// describe the task's own memory (its `PROCMAP_QUERY` ioctl needs the kernel's file; page
@@ -203,6 +212,9 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
         }
         if first == b"sysvipc" {
             return content::sysvipc(&comps[1..]).map(Found::Entry);
+        }
+        if EMPTY_DIRS.contains(&first.as_slice()) {
+            return if last { Ok(Found::Entry(Entry::Dir(Vec::new()))) } else { Err(libc::ENOENT) };
         }
         if !last {
             return Err(libc::ENOTDIR);
