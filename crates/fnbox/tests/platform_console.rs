@@ -587,7 +587,7 @@ fn a_browser_logs_in_watches_live_logs_and_clicks_through() {
         d.text("#chart-requests figcaption"),
         d.text("#chart-memory figcaption")
     );
-    let orange = d.exec("return document.querySelectorAll('#chart-memory svg.chart rect[fill=\"#E69F00\"]').length");
+    let orange = d.exec("return document.querySelectorAll('#chart-memory svg.chart rect[fill=\"#B87A00\"]').length");
     assert!(orange.as_u64().unwrap_or(0) >= 1, "no bar of in-memory files");
     d.exec("document.getElementById('h-charts').scrollIntoView(); return 0;");
     d.screenshot("function-oom");
