@@ -78,7 +78,8 @@ except OSError as e:
         let s = Scope::new("ids");
         let marker = unique("uid");
         let mut a = s.cmd(kind, &[], &["sh", "-c", &format!("id -u; cat /proc/self/uid_map; sleep 30 # {marker}")]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-        let mut b = s.cmd(kind, &[], &["sh", "-c", &format!("sleep 30 # {marker}")]).spawn().unwrap();
+        // `; :` keeps b's shell (dash would exec a lone `sleep` in its place).
+        let mut b = s.cmd(kind, &[], &["sh", "-c", &format!("sleep 30; : # {marker}")]).spawn().unwrap();
         // The programs (`sh`, whose command line carries the marker) as host uids.
         let sh_uids = || -> Vec<u32> {
             pids_with(&marker)
@@ -88,10 +89,16 @@ except OSError as e:
                 .filter_map(|st| st.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|u| u.parse().ok()))
                 .collect()
         };
-        assert!(eventually(Duration::from_secs(10), || sh_uids().len() >= 2), "sandboxes did not start");
-        let mut uids = sh_uids();
-        uids.sort();
-        uids.dedup();
+        // Distinct uids: a's shell forks for `id` and `cat`, and a fork still named `sh` is
+        // the same sandbox's uid.
+        let distinct = || {
+            let mut u = sh_uids();
+            u.sort();
+            u.dedup();
+            u
+        };
+        assert!(eventually(Duration::from_secs(10), || distinct().len() >= 2), "sandboxes did not start (or share a uid): {:?}", sh_uids());
+        let uids = distinct();
         a.kill().unwrap();
         b.kill().unwrap();
         let _ = a.wait();
