@@ -212,6 +212,11 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             dir.display(),
             if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
         );
+        for (prog, package) in fnbox_sandbox::net::missing_programs() {
+            eprintln!(
+                "fnbox serve: warning: `{prog}` is not installed: functions with egress (the default network) cannot start; apt-get install {package}, or deploy with --network none"
+            );
+        }
         let listeners = match console {
             Some(c) => {
                 let at = c.local_addr().map(|a| a.to_string()).unwrap_or_default();

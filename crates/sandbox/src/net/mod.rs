@@ -359,6 +359,17 @@ pub struct Pending {
     _lock: std::fs::File,
 }
 
+/// The host programs egress runs (`nft`, `ip`) that are not on `PATH`, with their Debian
+/// packages: `fnbox serve` says so when it starts, since a deployed function has egress by
+/// default and its start would fail.
+pub fn missing_programs() -> Vec<(&'static str, &'static str)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    [("nft", "nftables"), ("ip", "iproute2")]
+        .into_iter()
+        .filter(|(prog, _)| !std::env::split_paths(&path).any(|d| d.join(prog).is_file()))
+        .collect()
+}
+
 /// Starts loading the rules of the sandbox in slot `slot` (before its namespaces exist: they
 /// need none of them).
 pub fn begin(paths: &Paths, slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> Result<Pending> {
