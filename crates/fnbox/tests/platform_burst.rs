@@ -8,7 +8,7 @@ mod platform_support;
 use common::*;
 use platform_support::*;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The file holding a cgroup's CPU quota, for a cgroup path as `/proc/PID/cgroup` names it.
 fn quota_file(path: &str) -> PathBuf {
@@ -19,15 +19,66 @@ fn quota_file(path: &str) -> PathBuf {
     }
 }
 
-/// The CPU quota (µs per 100 ms, `None` for no quota) of the cgroup of host process `pid`.
-fn quota_of_pid(pid: u32) -> Option<Option<u64>> {
+/// What the host saw of one process running a function's module.
+#[derive(Debug, Clone)]
+struct Seen {
+    pid: u32,
+    /// Its CPU cgroup, as `/proc/PID/cgroup` names it.
+    cgroup: String,
+    /// That cgroup's quota: `Some(None)` for none.
+    quota: Option<Option<u64>>,
+    /// It was exiting (or gone) by the time its cgroup was read. On cgroup v1 the kernel
+    /// names an exiting task's cgroup `/` (the root, which has no quota) whatever cgroup it
+    /// ran in: such a read says nothing about where the function's code ran.
+    exiting: bool,
+    /// While the deploy ran (the deploy-time check's instance), else during the call.
+    during_deploy: bool,
+}
+
+/// The kernel's PF_EXITING task flag, field 9 of `/proc/PID/stat`.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether host process `pid` is exiting or gone.
+fn exiting(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    // After the command name (which may hold spaces), the fields from 3 on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let flags = rest.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok());
+    let state = rest.split_whitespace().next();
+    flags.is_none_or(|f| f & PF_EXITING != 0) || matches!(state, Some("Z" | "X"))
+}
+
+/// One look at host process `pid`: its CPU cgroup and quota, read before whether it was
+/// exiting (a flag the kernel never clears, so a process not exiting after the read was not
+/// exiting during it).
+fn look(pid: u32, during_deploy: bool) -> Option<Seen> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = text.lines().find_map(|l| {
+    let cgroup = text.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
         let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
         (ctl.split(',').any(|c| c == "cpu") || ctl.is_empty()).then(|| path.to_string())
     })?;
-    read_quota(&quota_file(&path))
+    let quota = read_quota(&quota_file(&cgroup));
+    Some(Seen { pid, cgroup, quota, exiting: exiting(pid), during_deploy })
+}
+
+/// Watches the host for processes named `name` (a probe module's) until `stop`, from
+/// before the deploy (which loads the module in its check) to the end of the call.
+fn watch(
+    name: String,
+    deploying: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Seen>> {
+    use std::sync::atomic::Ordering::SeqCst;
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !stop.load(SeqCst) {
+            let during_deploy = deploying.load(SeqCst);
+            seen.extend(pids_named(&name).into_iter().filter_map(|p| look(p, during_deploy)));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    })
 }
 
 /// `Some(None)`: no quota; `Some(Some(q))`: q µs per period; `None`: unreadable.
@@ -69,11 +120,14 @@ fn pids_named(name: &str) -> Vec<u32> {
 
 /// A handler whose module's top level names its process `NAME` and keeps a CPU busy for 1.5 s
 /// (so that the test sees it from the host while the module loads), measuring the share of a
-/// CPU it got.
+/// CPU it got. It holds 48 MiB it wrote: a process that exits (the deploy check's, once it has
+/// answered) takes a while to give them back under its quota, a window in which the host sees
+/// it exiting, the case the first version of this test misread.
 fn probe(name: &str) -> String {
     format!(
         r#"import ctypes, time
 ctypes.CDLL(None).prctl(15, b"{name}", 0, 0, 0)
+BALLAST = b"\x01" * (48 << 20)
 t0, c0 = time.monotonic(), time.process_time()
 while time.monotonic() - t0 < 1.5:
     pass
@@ -101,9 +155,15 @@ fn the_start_up_runs_without_the_cpu_quota_and_the_functions_own_code_under_it()
     for kind in ["v1", "v2"] {
         let name = format!("probe-{kind}");
         let code = TempDir::with(&name, &[("handler.py", &probe(&name))]);
+        let flag = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (deploying, stop) = (flag(), flag());
+        stop.store(false, std::sync::atomic::Ordering::SeqCst);
+        let watcher = watch(name.clone(), deploying.clone(), stop.clone());
+        // The deploy loads the module once, in its check's sandbox (under the quota too).
+        s.deploy(&name, code.path(), &["--runtime", "python3", "--sandbox", kind, "--memory", "128"]);
+        deploying.store(false, std::sync::atomic::Ordering::SeqCst);
         // Before any call, the pre-warmed sandbox of the shelf starts (and waits) with no
         // quota: its start is the platform's own work.
-        s.deploy(&name, code.path(), &["--runtime", "python3", "--sandbox", kind, "--memory", "128"]);
         let mut boosted = false;
         assert!(
             eventually(Duration::from_secs(60), || {
@@ -114,22 +174,35 @@ fn the_start_up_runs_without_the_cpu_quota_and_the_functions_own_code_under_it()
             s.metrics()
         );
         // The function's module runs under its tier's quota (128 MiB: 7 ms per 100 ms), from
-        // its first line: seen from the host while it loads.
-        let call = {
-            let url = format!("/fn/{name}/");
-            let addr = s.addr.clone();
-            std::thread::spawn(move || http_request(&addr, "GET", &url, &[], b"").unwrap())
-        };
-        let mut seen = Vec::new();
-        let end = Instant::now() + Duration::from_secs(30);
-        while seen.is_empty() && Instant::now() < end && !call.is_finished() {
-            seen = pids_named(&name).into_iter().filter_map(quota_of_pid).collect();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let r = call.join().unwrap();
+        // its first line: seen from the host while it loads, in the check and in the instance.
+        let r = http_request(&s.addr, "GET", &format!("/fn/{name}/"), &[], b"").unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let seen = watcher.join().unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
-        assert!(!seen.is_empty(), "{kind}: the handler's module was never seen loading");
-        assert!(seen.iter().all(|q| *q == Some(7000)), "{kind}: the module ran with quota {seen:?}, not 7000");
+        let live: Vec<&Seen> = seen.iter().filter(|x| !x.exiting).collect();
+        for during_deploy in [true, false] {
+            assert!(
+                live.iter().any(|x| x.during_deploy == during_deploy),
+                "{kind}: the handler's module was never seen loading {}: {seen:?}",
+                if during_deploy { "in the deploy's check" } else { "in the instance" }
+            );
+        }
+        // Every live look: in one of the server's sandbox cgroups, under the tier's quota.
+        let parent = format!("{}/", s.scope.parent.trim_matches('/'));
+        let wrong: Vec<&&Seen> = live
+            .iter()
+            .filter(|x| !x.cgroup.trim_start_matches('/').starts_with(&parent) || x.quota != Some(Some(7000)))
+            .collect();
+        assert!(wrong.is_empty(), "{kind}: the module ran outside its sandbox's quota of 7000: {wrong:?}");
+        // What an exiting process (the check's, once it answered) reads as on cgroup v1: the
+        // root, no quota. The first version of this test took those for the module's.
+        let gone = seen.iter().filter(|x| x.exiting).count();
+        let root = seen.iter().filter(|x| x.exiting && x.cgroup == "/").count();
+        let pids: std::collections::BTreeSet<u32> = seen.iter().map(|x| x.pid).collect();
+        eprintln!(
+            "{kind}: {} looks at processes {pids:?}; {gone} at exiting ones, {root} of which read as the root cgroup (no quota)",
+            seen.len()
+        );
         let share = r.json()["import_share"].as_f64().unwrap();
         assert!(share < 0.3, "{kind}: the module got {share:.2} of a CPU while it loaded (its tier: 0.07)");
         let from = format!(

@@ -11,7 +11,7 @@
 //! instances and cold starts do not want; its weight returns to the default with the quota.
 
 use super::{Cgroup, Limits};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::time::{Duration, Instant};
 
 /// The longest boost window `fnbox run --cpu-boost` accepts.
@@ -46,12 +46,23 @@ impl CpuBoost {
         self.on
     }
 
-    /// Applies the quota now; later calls do nothing.
+    /// Applies the quota now, and reads it back: `Ok` means the kernel holds the sandbox to
+    /// it. Later calls do nothing. On an error the boost stays on (its caller ends the
+    /// sandbox: a sandbox that could not be throttled never runs a function's code).
     pub fn end(&mut self, cg: &Cgroup) -> Result<()> {
         if !self.on {
             return Ok(());
         }
         cg.set_cpu(&self.limits)?;
+        let want = self.limits.cpu_quota_us;
+        match cg.cpu_quota_us() {
+            Some(q) if q == want => {}
+            got => {
+                return Err(Error::Cgroup(format!(
+                    "the CPU quota read back after the start-up boost is {got:?}, not {want} µs: the sandbox must not run unthrottled, stop it"
+                )))
+            }
+        }
         self.on = false;
         Ok(())
     }
@@ -88,7 +99,7 @@ mod tests {
     }
 
     /// Both hierarchies, each with the file that holds the quota and how "none" reads there.
-    fn hosts() -> Vec<(Arc<dyn CgroupFs>, Layout, &'static str, &'static str)> {
+    fn hosts() -> Vec<(Arc<FakeTree>, Layout, &'static str, &'static str)> {
         let v2 = FakeTree::new("/cg", "cpu memory pids");
         let (v1, v1_layout) = FakeTree::v1_each("/cg1", &["memory", "cpu", "pids"]);
         vec![
@@ -148,6 +159,46 @@ mod tests {
         boost.end(&cg).unwrap();
         assert_eq!(cg.cpu_quota_us(), Some(56_000));
         assert_eq!(boost.retarget(&tier(128)).cpu_quota_us, 7000);
+    }
+
+    /// A host whose quota files take writes and keep the old value (an unthrottled sandbox
+    /// if nobody checked).
+    struct DeafQuota(Arc<FakeTree>);
+
+    impl CgroupFs for DeafQuota {
+        fn read(&self, path: &std::path::Path) -> std::io::Result<String> {
+            self.0.read(path)
+        }
+        fn write(&self, path: &std::path::Path, value: &str) -> std::io::Result<()> {
+            match path.file_name().and_then(|n| n.to_str()) {
+                Some("cpu.cfs_quota_us" | "cpu.max") if self.0.read(path).is_ok() => Ok(()),
+                _ => self.0.write(path, value),
+            }
+        }
+        fn mkdir(&self, path: &std::path::Path) -> std::io::Result<()> {
+            self.0.mkdir(path)
+        }
+        fn rmdir(&self, path: &std::path::Path) -> std::io::Result<()> {
+            self.0.rmdir(path)
+        }
+        fn exists(&self, path: &std::path::Path) -> bool {
+            self.0.exists(path)
+        }
+    }
+
+    #[test]
+    fn a_quota_that_does_not_hold_is_an_error_and_the_boost_stays_on() {
+        for (fs, layout, _, _) in hosts() {
+            let mut boost = CpuBoost::new(&tier(128), Duration::from_secs(5), false, Instant::now());
+            let cg = Cgroup::create(&layout, fs.clone(), "fnbox", "sb", &boost.initial()).unwrap();
+            let deaf = Cgroup::create(&layout, Arc::new(DeafQuota(fs.clone())), "fnbox", "deaf", &boost.initial());
+            let e = boost.end(&deaf.unwrap()).unwrap_err().to_string();
+            assert!(e.contains("not 7000") && e.contains("stop it"), "{layout:?}: {e}");
+            assert!(boost.active(), "{layout:?}");
+            // Where the quota holds, it ends.
+            boost.end(&cg).unwrap();
+            assert!(!boost.active());
+        }
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! * `{"op":"limits","memory_mb":256,"pids":1024}`: moves the sandbox to another memory tier
 //!   (and its CPU share) and pids limit.
 //! * `{"op":"throttle"}`: ends the start-up CPU boost (`--cpu-boost`): the CPU quota applies
-//!   from the reply on. The supervisor sends it before the function's own code runs; an error
-//!   reply means the quota could not be written and the sandbox must not be used.
+//!   from the reply on (it is read back before the reply). The supervisor sends it before the
+//!   function's own code runs; on an error reply the quota could not be applied and the
+//!   sandbox ends.
 //! * `{"op":"kill"}`: ends the sandbox now (reported as `"ending":"stopped"`).
 //!
 //! End of file on the control descriptor also ends the sandbox: a supervisor that dies takes
@@ -127,12 +128,15 @@ impl Sandbox {
             }
             Ok(Request::Throttle) => ("throttle", self.end_boost().map_err(|e| e.to_string())),
         };
+        // A sandbox whose CPU quota could not be applied ends here, whatever its supervisor
+        // does with the error: it never gets to run a function's code unthrottled.
+        let end = op == "throttle" && r.is_err();
         let reply = match r {
             Ok(()) => serde_json::json!({"reply": op, "ok": true}),
             Err(e) => serde_json::json!({"reply": op, "error": e}),
         };
         self.channels.reply(reply);
-        false
+        end
     }
 
     /// Makes a bind (`SRC:DST:MODE`, as `--bind`) visible inside the running sandbox.
