@@ -213,6 +213,11 @@ pub struct ServeArgs {
     /// and not called yet), within --warm-memory.
     #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     warm_max: u32,
+    /// One function's fair share of a shelf: its cold starts counted toward the shelf's size
+    /// within 10 s, and, on a shelf other functions use, taking from it (the others start
+    /// their own sandbox).
+    #[arg(long, default_value_t = fnbox_platform::instances::warm::DEFAULT_PER_FUNCTION, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    warm_per_function: u32,
     /// Pre-warmed sandboxes starting at once [default: twice the CPUs, 2 to 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     warm_parallel: Option<u32>,
@@ -310,6 +315,7 @@ impl ServeArgs {
             max: self.warm_max,
             memory_budget: self.warm_memory << 20,
             parallel: self.warm_parallel.unwrap_or_else(fnbox_platform::instances::warm::default_parallel),
+            per_function: self.warm_per_function,
         }))
     }
 

@@ -290,3 +290,51 @@ fn a_cold_start_takes_the_sandbox_being_pre_warmed_rather_than_start_its_own() {
         assert_eq!(s.metric(&from), 1.0, "{}", s.metrics());
     }
 }
+
+#[test]
+fn one_functions_burst_takes_and_grows_the_pool_by_its_fair_share_only() {
+    let s = Server::start_with("fair", &["--warm-memory", "1024", "--warm-per-function", "2"]);
+    let slow = TempDir::with(
+        "slow",
+        &[("handler.py", "import time\ndef handle(event, context):\n    time.sleep(2)\n    return 'ok'\n")],
+    );
+    s.deploy("greedy", slow.path(), &["--runtime", "python3", "--max-scale", "10"]);
+    s.deploy("other", &examples().join("hello-python"), &["--runtime", "python3"]);
+    // Two functions not called yet: two ready.
+    assert!(
+        eventually(Duration::from_secs(90), || warm(&s, "v2", 256, "ready") >= 2.0),
+        "the shelf did not grow to the 2 new functions:\n{}",
+        s.metrics()
+    );
+    // A burst of one function: 8 calls at once, each its own instance.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = s.addr.clone();
+            std::thread::spawn(move || http_request(&addr, "GET", "/fn/greedy/", &[], b"").unwrap())
+        })
+        .collect();
+    for c in calls {
+        let r = c.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let cold = |from: &str| {
+        s.metric(&format!(
+            "fnbox_cold_starts_total{{function=\"greedy\",sandbox=\"v2\",from=\"{from}\",process=\"zygote\"}}"
+        ))
+    };
+    let (pooled, own) = (cold("pool"), cold("new"));
+    assert!(pooled + own >= 4.0, "the burst made only {} cold starts:\n{}", pooled + own, s.metrics());
+    // It took its share (2) of the shelf; its other cold starts started their own sandbox.
+    assert_eq!(pooled, 2.0, "{}", s.metrics());
+    assert_eq!(takes(&s, "v2", 256, "capped"), own, "{}", s.metrics());
+    assert_eq!(takes(&s, "v2", 256, "hit") + takes(&s, "v2", 256, "pending"), 2.0, "{}", s.metrics());
+    // Nor did it size the shelf for its burst: the peak counts its share only.
+    let peak = "fnbox_warm_cold_start_peak{runtime=\"python3\",memory_mb=\"256\"}";
+    assert_eq!(s.metric(peak), 2.0, "{}", s.metrics());
+    let target = "fnbox_warm_target{runtime=\"python3\",memory_mb=\"256\"}";
+    assert!(s.metric(target) <= 2.0, "{}", s.metrics());
+    // The other function still finds its sandbox in the pool.
+    assert_eq!(s.get("/fn/other/").status, 200);
+    let other = "fnbox_cold_starts_total{function=\"other\",sandbox=\"v2\",from=\"pool\",process=\"zygote\"}";
+    assert_eq!(s.metric(other), 1.0, "{}", s.metrics());
+}

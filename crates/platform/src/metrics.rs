@@ -319,11 +319,12 @@ fn render_warm(out: &mut String, warm: Option<&WarmGauges>) {
     for s in &w.shelves {
         let _ = writeln!(out, "fnbox_warm_cold_start_rate{{{}}} {:.4}", shelf(&s.key), s.rate);
     }
-    head(out, "fnbox_warm_takes_total", "counter", "Cold starts that found a pre-warmed sandbox ready (hit), took the next one to finish starting (pending), or started their own (miss).");
+    head(out, "fnbox_warm_takes_total", "counter", "Cold starts that found a pre-warmed sandbox ready (hit), took the next one to finish starting (pending), or started their own (miss; capped: the function was over its fair share).");
     for s in &w.shelves {
         let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"hit\"}} {}", shelf(&s.key), s.hits);
         let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"miss\"}} {}", shelf(&s.key), s.misses);
         let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"pending\"}} {}", shelf(&s.key), s.pending);
+        let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"capped\"}} {}", shelf(&s.key), s.capped);
     }
     head(out, "fnbox_warm_cold_start_peak", "gauge", "Most cold starts within one second over the last minute.");
     for s in &w.shelves {

@@ -23,9 +23,11 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a binary may take to listen on its socket.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest a cold start waits for a pre-warmed sandbox still starting before it starts
-/// its own: such a start takes well under a second, even boosted ones in a burst; past this it
-/// is stuck.
-const PENDING_WAIT: Duration = Duration::from_secs(5);
+/// its own: as long as any start may take (one that fails tells its waiter at once). Such a
+/// start takes well under a second on a quiet machine, but it runs at the lowest CPU weight
+/// until its boost window ends: on a loaded one it can take seconds, and starting another
+/// sandbox then would only add to the load (and make a cold start's path depend on timing).
+const PENDING_WAIT: Duration = START_TIMEOUT;
 /// Lines of a handler's traceback kept in a failed check's message.
 const DETAIL_LINES: usize = 8;
 

@@ -16,7 +16,10 @@
 //! * the functions deployed on it that have not had their first cold start yet (a deploy of
 //!   many functions is followed by their first calls),
 //!
-//! at least `min` while a deployed function uses the shelf, at most `max`. All shelves together
+//! at least `min` while a deployed function uses the shelf, at most `max`. Each function has a
+//! fair share (`per_function`): within [`FAIR_WINDOW`] only that many of its cold starts count
+//! toward the shelf's size, and, on a shelf other functions use, only those take from it, so
+//! one function's burst cannot empty the pool nor fill the memory budget the others need. All shelves together
 //! never hold more than the memory budget, counted from each sandbox's cgroup (and, for
 //! sandboxes still starting, from the last one measured). At most `parallel` sandboxes start at
 //! once. A cold start that finds the shelf empty while one of its sandboxes is starting, not yet
@@ -24,6 +27,7 @@
 //! further along.
 
 use super::launcher::{start_failed, Boost, Launched, Launcher, LogRoute, WARM_POOL};
+use super::warm_sizing::{sized, FairShare, Peak, Rate};
 use super::zygote::{self, ZygoteAt};
 use crate::function::Runtime;
 use fnbox_sandbox::spec::SandboxKind;
@@ -32,12 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Time constant of the cold-start rate estimate.
-pub const RATE_TAU: Duration = Duration::from_secs(60);
-/// A shelf holds the cold starts expected within this long.
-pub const HORIZON: Duration = Duration::from_secs(10);
-/// The window of a shelf's peak of cold starts per second.
-pub const PEAK_WINDOW: Duration = Duration::from_secs(60);
+pub use super::warm_sizing::{FAIR_WINDOW, HORIZON, PEAK_WINDOW, RATE_TAU};
 /// Sandboxes warming up at once, by default: each start costs a core for tens of
 /// milliseconds, and part of it is waiting (clone, mounts, the Sentry's set-up).
 pub fn default_parallel() -> u32 {
@@ -58,7 +57,15 @@ pub struct WarmConfig {
     pub memory_budget: u64,
     /// Most sandboxes starting at once.
     pub parallel: u32,
+    /// Most pre-warmed sandboxes of a shelf one function takes within [`FAIR_WINDOW`], and
+    /// most its cold starts grow the shelf by: its fair share (its other cold starts start a
+    /// sandbox of their own).
+    pub per_function: u32,
 }
+
+/// `--warm-per-function`'s default: a burst of one function is served by a few pre-warmed
+/// sandboxes; a burst of many functions by one each.
+pub const DEFAULT_PER_FUNCTION: u32 = 4;
 
 /// A shelf: the runtime and memory tier its sandboxes were started with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,66 +75,6 @@ pub struct WarmKey {
     pub memory_mb: u64,
     /// A pre-warmed sandbox's link is made before it is claimed: its network is part of it.
     pub network: fnbox_sandbox::net::Network,
-}
-
-/// Events per second, decaying exponentially between events.
-#[derive(Clone, Copy, Debug, Default)]
-struct Rate {
-    per_s: f64,
-    at: Option<Instant>,
-}
-
-impl Rate {
-    fn at(&self, now: Instant) -> f64 {
-        match self.at {
-            Some(t) => self.per_s * (-now.saturating_duration_since(t).as_secs_f64() / RATE_TAU.as_secs_f64()).exp(),
-            None => 0.0,
-        }
-    }
-
-    fn record(&mut self, now: Instant) {
-        self.per_s = self.at(now) + 1.0 / RATE_TAU.as_secs_f64();
-        self.at = Some(now);
-    }
-}
-
-/// The most events within any one second (a sliding window) over the last [`PEAK_WINDOW`].
-#[derive(Clone, Debug, Default)]
-struct Peak {
-    /// When the events of the window happened, oldest first; at most [`PEAK_EVENTS`].
-    at: VecDeque<Instant>,
-}
-
-/// Events a shelf's peak remembers: more than any shelf holds (`--warm-max` is at most 256).
-const PEAK_EVENTS: usize = 1024;
-
-impl Peak {
-    fn record(&mut self, now: Instant) {
-        self.forget(now);
-        if self.at.len() == PEAK_EVENTS {
-            self.at.pop_front();
-        }
-        self.at.push_back(now);
-    }
-
-    fn forget(&mut self, now: Instant) {
-        while self.at.front().is_some_and(|t| now.saturating_duration_since(*t) >= PEAK_WINDOW) {
-            self.at.pop_front();
-        }
-    }
-
-    fn at(&mut self, now: Instant) -> u32 {
-        self.forget(now);
-        // For each event, the events in the second that ends with it.
-        let (mut most, mut first) = (0, 0);
-        for (i, t) in self.at.iter().enumerate() {
-            while t.saturating_duration_since(self.at[first]) >= Duration::from_secs(1) {
-                first += 1;
-            }
-            most = most.max(i + 1 - first);
-        }
-        most as u32
-    }
 }
 
 /// What a cold start gets from a shelf.
@@ -149,6 +96,8 @@ struct Shelf {
     waiters: VecDeque<oneshot::Sender<Launched>>,
     rate: Rate,
     peak: Peak,
+    /// Each function's cold starts counted within its fair share.
+    fair: FairShare,
     /// Deployed function versions using this shelf, and whether each had its first cold start.
     functions: HashMap<(String, u64), bool>,
     /// A deployed v2 function uses this shelf.
@@ -162,6 +111,8 @@ struct Shelf {
     misses: u64,
     /// Cold starts that waited for a sandbox still starting.
     pending: u64,
+    /// Cold starts of a function over its fair share, which started their own.
+    capped: u64,
 }
 
 impl Shelf {
@@ -214,6 +165,7 @@ pub struct ShelfGauges {
     pub hits: u64,
     pub misses: u64,
     pub pending: u64,
+    pub capped: u64,
     pub peak: u32,
 }
 
@@ -222,14 +174,6 @@ pub struct WarmGauges {
     pub memory_budget: u64,
     pub started: u64,
     pub failed: u64,
-}
-
-/// What a shelf in use holds at `rate` cold starts per second, a recent peak of `peak` within
-/// a second and `fresh` functions still to have their first cold start: the largest of the
-/// three, between `min` and `max`.
-fn sized(rate: f64, peak: u32, fresh: u32, c: &WarmConfig) -> u32 {
-    let expected = (rate * HORIZON.as_secs_f64()).ceil() as u32;
-    expected.max(peak).max(fresh).max(c.min).min(c.max)
 }
 
 /// Delay before retrying a shelf whose sandboxes failed to start `failures` times in a row.
@@ -285,10 +229,18 @@ impl WarmPool {
             let mut st = self.lock();
             let shelf = st.shelves.entry(key).or_default();
             let now = Instant::now();
-            shelf.rate.record(now);
-            shelf.peak.record(now);
             if let Some(called) = shelf.functions.get_mut(&(function.0.to_string(), function.1)) {
                 *called = true;
+            }
+            // Over its share, a function's cold start does not grow the shelf, and takes
+            // nothing from it while other functions use it: one function's burst cannot
+            // starve the others (alone on its shelf, it starves nobody).
+            if shelf.fair.admit(function.0, self.config.per_function, now) {
+                shelf.rate.record(now);
+                shelf.peak.record(now);
+            } else if shelf.functions.keys().any(|(name, _)| name != function.0) {
+                shelf.capped += 1;
+                return Take::Miss;
             }
             let mut dead = Vec::new();
             let mut got = Take::Miss;
@@ -493,6 +445,7 @@ impl WarmPool {
                 hits: s.hits,
                 misses: s.misses,
                 pending: s.pending,
+                capped: s.capped,
                 peak: s.peak.at(now),
             })
             .collect();
@@ -503,71 +456,6 @@ impl WarmPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_rate_grows_with_events_and_decays_without() {
-        let t0 = Instant::now();
-        let mut r = Rate::default();
-        assert_eq!(r.at(t0), 0.0);
-        for i in 0..60 {
-            r.record(t0 + Duration::from_secs(i));
-        }
-        // One a second for a minute: most of the way to 1/s.
-        let now = t0 + Duration::from_secs(60);
-        assert!((0.55..0.7).contains(&r.at(now)), "{}", r.at(now));
-        let later = now + RATE_TAU * 3;
-        assert!(r.at(later) < 0.05 * r.at(now));
-    }
-
-    #[test]
-    fn a_shelf_holds_the_cold_starts_expected_within_its_bounds() {
-        let c = WarmConfig { min: 1, max: 8, memory_budget: 0, parallel: 2 };
-        assert_eq!(sized(0.0, 0, 0, &c), 1, "kept at min with no cold starts");
-        assert_eq!(sized(0.15, 0, 0, &c), 2, "1.5 expected within 10 s");
-        assert_eq!(sized(0.5, 0, 0, &c), 5);
-        assert_eq!(sized(30.0, 0, 0, &c), 8, "capped at max");
-        assert_eq!(sized(0.5, 0, 0, &WarmConfig { min: 0, max: 0, memory_budget: 0, parallel: 2 }), 0);
-    }
-
-    #[test]
-    fn a_burst_sizes_the_shelf_by_its_peak_and_new_functions_by_their_count() {
-        let c = WarmConfig { min: 1, max: 32, memory_budget: 0, parallel: 2 };
-        // 20 cold starts in one second: a rate of 0.33/s asks for 4, the peak for 20.
-        let t0 = Instant::now();
-        let (mut rate, mut peak) = (Rate::default(), Peak::default());
-        for i in 0..20 {
-            let t = t0 + Duration::from_millis(i * 40);
-            rate.record(t);
-            peak.record(t);
-        }
-        let now = t0 + Duration::from_secs(2);
-        assert_eq!(sized(rate.at(now), 0, 0, &c), 4);
-        assert_eq!(peak.at(now), 20);
-        assert_eq!(sized(rate.at(now), peak.at(now), 0, &c), 20);
-        // The peak is forgotten after its window; the average decays more slowly.
-        let later = t0 + PEAK_WINDOW + Duration::from_secs(1);
-        assert_eq!(peak.at(later), 0);
-        assert_eq!(sized(rate.at(later), peak.at(later), 0, &c), 2);
-        // 12 functions deployed and not called yet: 12.
-        assert_eq!(sized(0.0, 0, 12, &c), 12);
-        assert_eq!(sized(0.0, 0, 50, &c), 32, "capped at max");
-    }
-
-    #[test]
-    fn the_peak_counts_within_one_second() {
-        let t0 = Instant::now();
-        let mut p = Peak::default();
-        for i in 0..10 {
-            p.record(t0 + Duration::from_millis(i * 300)); // ~3.3 a second
-        }
-        assert_eq!(p.at(t0 + Duration::from_secs(3)), 4);
-        // A burst across a second's boundary counts whole.
-        let mut p = Peak::default();
-        for i in 0..20 {
-            p.record(t0 + Duration::from_millis(700 + i * 30));
-        }
-        assert_eq!(p.at(t0 + Duration::from_secs(2)), 20);
-    }
 
     #[test]
     fn backoff_grows_and_caps() {
