@@ -49,27 +49,43 @@ impl SandboxControl {
         Ok(Self { write: Arc::new(write), read: tokio::sync::Mutex::new(BufReader::new(read)), launcher_pid, ended })
     }
 
-    /// Sends one request and waits for its reply: `Err` carries the launcher's reason.
-    async fn request(&self, req: serde_json::Value) -> Result<(), String> {
+    /// Sends requests in one write and waits for their replies: `Err` carries the first
+    /// reason the launcher gave.
+    async fn request(&self, reqs: &[serde_json::Value]) -> Result<(), String> {
         let mut read = self.read.lock().await;
         let gone = |e: std::io::Error| format!("its launcher does not answer ({e})");
-        write_all(&self.write, format!("{req}\n").as_bytes()).await.map_err(gone)?;
-        let mut reply = String::new();
-        if read.read_line(&mut reply).await.map_err(gone)? == 0 {
-            return Err("its launcher has ended".into());
+        let lines: String = reqs.iter().map(|r| format!("{r}\n")).collect();
+        write_all(&self.write, lines.as_bytes()).await.map_err(gone)?;
+        let mut first = Ok(());
+        for _ in reqs {
+            let mut reply = String::new();
+            if read.read_line(&mut reply).await.map_err(gone)? == 0 {
+                return Err("its launcher has ended".into());
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(&reply).map_err(|e| format!("a bad reply ({e}): {reply}"))?;
+            if let (Some(e), Ok(())) = (v["error"].as_str(), &first) {
+                first = Err(e.to_string());
+            }
         }
-        let v: serde_json::Value = serde_json::from_str(&reply).map_err(|e| format!("a bad reply ({e}): {reply}"))?;
-        match v["error"].as_str() {
-            Some(e) => Err(e.to_string()),
-            None => Ok(()),
-        }
+        first
     }
 
     /// Makes `source` (a host directory) visible at `target` in the sandbox, writable
     /// copy-on-write: writes go to the sandbox's own layer, never into `source`.
-    pub async fn attach(&self, source: &Path, target: &str) -> Result<(), String> {
+    /// With `throttle`, the start-up CPU boost ends in the same exchange ([`Self::throttle`]).
+    pub async fn attach(&self, source: &Path, target: &str, throttle: bool) -> Result<(), String> {
         let source = source.to_str().ok_or_else(|| format!("{} is not UTF-8", source.display()))?;
-        self.request(serde_json::json!({"op": "attach", "source": source, "target": target, "mode": "cow"})).await
+        let attach = serde_json::json!({"op": "attach", "source": source, "target": target, "mode": "cow"});
+        match throttle {
+            true => self.request(&[attach, serde_json::json!({"op": "throttle"})]).await,
+            false => self.request(&[attach]).await,
+        }
+    }
+
+    /// Ends the sandbox's start-up CPU boost: its tier's quota applies once this returns `Ok`.
+    pub async fn throttle(&self) -> Result<(), String> {
+        self.request(&[serde_json::json!({"op": "throttle"})]).await
     }
 
     fn signal(&self, sig: i32) {

@@ -10,6 +10,10 @@
 //!   pre-warmed sandbox. `{"reply":"attach","ok":true}` or `..."error":"..."}`.
 //! * `{"op":"limits","memory_mb":256,"pids":1024}`: moves the sandbox to another memory tier
 //!   (and its CPU share) and pids limit.
+//! * `{"op":"throttle"}`: ends the start-up CPU boost (`--cpu-boost`): the CPU quota applies
+//!   from the reply on (it is read back before the reply). The supervisor sends it before the
+//!   function's own code runs; on an error reply the quota could not be applied and the
+//!   sandbox ends.
 //! * `{"op":"kill"}`: ends the sandbox now (reported as `"ending":"stopped"`).
 //!
 //! End of file on the control descriptor also ends the sandbox: a supervisor that dies takes
@@ -57,6 +61,7 @@ pub enum Request {
     Kill,
     Attach { source: String, target: String, mode: String },
     Limits { memory_mb: Option<u64>, pids: Option<u64> },
+    Throttle,
 }
 
 impl Channels {
@@ -89,6 +94,7 @@ fn parse(line: &[u8]) -> std::result::Result<Request, String> {
     let s = |k: &str| v[k].as_str().map(String::from);
     match v["op"].as_str() {
         Some("kill") => Ok(Request::Kill),
+        Some("throttle") => Ok(Request::Throttle),
         Some("attach") => Ok(Request::Attach {
             source: s("source").ok_or("attach needs \"source\"")?,
             target: s("target").ok_or("attach needs \"target\"")?,
@@ -100,7 +106,7 @@ fn parse(line: &[u8]) -> std::result::Result<Request, String> {
             },
         }),
         Some("limits") => Ok(Request::Limits { memory_mb: v["memory_mb"].as_u64(), pids: v["pids"].as_u64() }),
-        other => Err(format!("unknown op {other:?}: use attach, limits or kill")),
+        other => Err(format!("unknown op {other:?}: use attach, limits, throttle or kill")),
     }
 }
 
@@ -120,13 +126,17 @@ impl Sandbox {
             Ok(Request::Limits { memory_mb, pids }) => {
                 ("limits", self.set_limits(memory_mb, pids).map_err(|e| e.to_string()))
             }
+            Ok(Request::Throttle) => ("throttle", self.end_boost().map_err(|e| e.to_string())),
         };
+        // A sandbox whose CPU quota could not be applied ends here, whatever its supervisor
+        // does with the error: it never gets to run a function's code unthrottled.
+        let end = op == "throttle" && r.is_err();
         let reply = match r {
             Ok(()) => serde_json::json!({"reply": op, "ok": true}),
             Err(e) => serde_json::json!({"reply": op, "error": e}),
         };
         self.channels.reply(reply);
-        false
+        end
     }
 
     /// Makes a bind (`SRC:DST:MODE`, as `--bind`) visible inside the running sandbox.
@@ -165,7 +175,12 @@ impl Sandbox {
             None => self.spec.tier,
         };
         let pids = pids.unwrap_or(self.spec.pids_max);
-        self.cgroup.update(&Limits::for_tier(tier, pids))?;
+        let limits = Limits::for_tier(tier, pids);
+        let now = match &mut self.boost {
+            Some(b) => b.retarget(&limits),
+            None => limits,
+        };
+        self.cgroup.update(&now)?;
         self.spec.tier = tier;
         self.spec.pids_max = pids;
         Ok(())
