@@ -4,7 +4,7 @@ use super::chart::{Chart, Drawn, Say, Series, BLUE, GREEN, ORANGE, PURPLE, RED, 
 use super::{error_page, redirect, render, Form};
 use crate::gateway::Body;
 use crate::history::{minute_now, Minute};
-use crate::logstore::Filter;
+use crate::logs::disk::Filter;
 use crate::platform::{Listed, Platform};
 use hyper::Response;
 use minijinja::value::{Serde, Value};

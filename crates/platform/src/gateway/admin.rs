@@ -226,7 +226,7 @@ pub(crate) async fn logs(
     let follow = q.get("follow").is_some_and(|f| f == "1" || f == "true");
     // For a page: control characters shown as `\xNN`, as on a terminal.
     let escape = q.get("escape").is_some_and(|f| f == "1");
-    let filter = crate::logstore::Filter::from_query(q)?;
+    let filter = crate::logs::disk::Filter::from_query(q)?;
     let render = move |l: &crate::logs::LogLine| -> Bytes {
         let mut s = if as_json { serde_json::to_string(l).unwrap_or_default() } else { l.to_text() };
         s.push('\n');
