@@ -16,10 +16,6 @@ const KNOWN: &[(&str, &[&str])] = &[
     (
         "platform",
         &[
-            "build",
-            "console",
-            "gateway",
-            "gateway::admin",
             "gateway::invoke",
             "platform",
             "triggers",

@@ -57,7 +57,7 @@ pub struct Platform {
     /// `/metrics` answers without the admin token (`fnbox serve --metrics-public`).
     pub metrics_public: bool,
     /// The web console's sessions.
-    pub console: crate::console::Sessions,
+    pub console: crate::console::session::Sessions,
     pools: RwLock<HashMap<String, Arc<Pool>>>,
     /// Functions whose registry row cannot be served, and why: listed, never started, until
     /// redeployed or removed.
@@ -71,7 +71,7 @@ pub struct Platform {
     /// Asynchronous calls kept in JetStream (`fnbox serve --async-nats`); `None`: in the registry.
     pub async_queue: Option<crate::triggers::calls_js::JetQueue>,
     /// `fnbox deploy --build`: the builds' time limit and places.
-    pub builds: crate::build::Builds,
+    pub builds: crate::build::places::Builds,
 }
 
 /// Uploads younger than this are kept by the code store's garbage collection.

@@ -2,7 +2,7 @@
 
 use super::chart::{Chart, Drawn, Say, Series, BLUE, GREEN, ORANGE, PURPLE, RED, SKY, YELLOW};
 use super::{error_page, redirect, render, Form};
-use crate::gateway::Body;
+use crate::gateway::reply::Body;
 use crate::history::{minute_now, Minute};
 use crate::logs::disk::Filter;
 use crate::platform::{Listed, Platform};

@@ -16,7 +16,7 @@ use super::nats_client::{Conn, JsError, Msg};
 use super::queue::Verdict;
 use super::{Source, Trigger};
 use crate::error::{Error, Result};
-use crate::gateway::{text, Body};
+use crate::gateway::reply::{text, Body};
 use crate::platform::Platform;
 use hyper::Response;
 use std::sync::Arc;
