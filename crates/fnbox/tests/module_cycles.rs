@@ -13,18 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Cycles still to take apart: crate, then the modules of one strongly connected component.
 const KNOWN: &[(&str, &[&str])] = &[
-    (
-        "platform",
-        &[
-            "gateway::invoke",
-            "platform",
-            "triggers",
-            "triggers::calls",
-            "triggers::calls_js",
-            "triggers::nats",
-            "triggers::queue",
-        ],
-    ),
+    ("platform", &["triggers::calls", "triggers::calls_js", "triggers::nats"]),
     ("platform", &["instances::launcher", "instances::zygote"]),
     ("sandbox", &["launch::child", "launch::init", "launch::program"]),
     ("sandbox", &["launch::container", "launch::control", "launch::supervise"]),
