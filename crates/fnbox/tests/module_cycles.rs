@@ -161,9 +161,9 @@ fn resolve(names: &BTreeSet<Module>, from: &Module, path: &[String]) -> Option<M
         _ => return None,
     }
     (0..=rest.len())
+        .rev()
         .map(|n| base.iter().chain(&rest[..n]).cloned().collect::<Module>())
-        .filter(|m| names.contains(m))
-        .last()
+        .find(|m| names.contains(m))
 }
 
 /// Edges `from → to` with the paths that make them.

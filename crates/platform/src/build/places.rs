@@ -1,6 +1,6 @@
-//! The server's builds' limits: how long one may run, how many run at once and how many
-//! may wait. Held by the platform's state; a leaf, so that state needs nothing of the builds'
-//! code ([`super`]), which takes the platform (see docs/architecture.md).
+//! The server's builds' limits: how long one may run, how many run at once and how many may wait.
+//! Held by the platform's state; a leaf, so that state needs nothing of the builds' code
+//! ([`super`]), which takes the platform (see docs/architecture.md, "Crates and modules").
 
 use std::sync::Arc;
 use std::time::Duration;

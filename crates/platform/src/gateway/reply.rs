@@ -1,6 +1,6 @@
-//! The gateway's answers as the rest of the platform builds them: the body type, plain text,
-//! JSON and errors. A leaf, so the console and the asynchronous calls answer the same way
-//! without depending on the gateway that routes to them (see docs/architecture.md).
+//! The gateway's answers as the rest of the platform builds them: the body type, plain text, JSON
+//! and errors. A leaf, so the console and the asynchronous calls answer the same way without
+//! depending on the gateway that routes to them (see docs/architecture.md, "Crates and modules").
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};

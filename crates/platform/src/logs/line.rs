@@ -1,6 +1,6 @@
-//! One log line: the text, when it was written, by which function and instance, on which
-//! stream. Shared by the in-memory store ([`super`]) and its files on disk ([`super::disk`]),
-//! which depend on it and not on each other's types.
+//! One log line: the text, when it was written, by which function and instance, on which stream.
+//! Shared by the in-memory store ([`super`]) and its files on disk ([`super::disk`]), which depend
+//! on it and not on each other's types.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,10 +1,10 @@
-//! The registry's tables, all in one list: the functions and tokens ([`super`]), the kept
-//! versions ([`crate::versions`]), triggers and asynchronous calls
-//! ([`crate::triggers::store`]), the per-minute history ([`crate::history`]) and the
-//! console's sessions ([`crate::console::session`]). Those modules query their tables through
-//! the [`super::Registry`] they are given; the registry itself needs none of them: it creates
-//! the tables from here and, when a function goes, deletes its rows from here (see
-//! docs/architecture.md, "Platform modules").
+//! The registry's tables, all in one list: the functions and tokens ([`super`]), the kept versions
+//! ([`crate::versions`]), triggers and asynchronous calls ([`crate::triggers::store`]), the
+//! per-minute history ([`crate::history`]) and the console's sessions
+//! ([`crate::console::session`]). Those modules query their tables through the [`super::Registry`]
+//! they are given; the registry itself needs none of them: it creates the tables from here and,
+//! when a function goes, deletes its rows from here (see docs/architecture.md, "Crates and
+//! modules").
 
 use crate::error::Result;
 use rusqlite::{Connection, Transaction};

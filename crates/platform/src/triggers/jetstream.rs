@@ -1,8 +1,8 @@
-//! The asynchronous calls' JetStream stream (`fnbox serve --async-nats`), as the platform's
-//! state holds it: where it is ([`AsyncNats`]), the publishing connection ([`JetQueue`]), the
-//! stream made when missing, and what a removed function leaves there. A leaf, so that state
-//! needs none of the code that runs the calls ([`super::calls_js`]), which takes the platform
-//! (see docs/architecture.md, "Asynchronous calls in JetStream").
+//! The asynchronous calls' JetStream stream (`fnbox serve --async-nats`), as the platform's state
+//! holds it: where it is ([`AsyncNats`]), the publishing connection ([`JetQueue`]), the stream made
+//! when missing, and what a removed function leaves there. A leaf, so that state needs none of the
+//! code that runs the calls ([`super::calls_js`]), which takes the platform (see
+//! docs/architecture.md, "Asynchronous calls in JetStream").
 
 use super::nats_client::{Conn, JsError};
 use super::nats_source::NatsSource;

@@ -1,6 +1,6 @@
-//! A NATS trigger's source as the registry keeps it: subject, stream, server, dead-letter
-//! subject and calls in flight, checked when made. A leaf shared by the queue triggers
-//! ([`super::nats`]) and the asynchronous calls' stream ([`super::jetstream`]).
+//! A NATS trigger's source as the registry keeps it: subject, stream, server, dead-letter subject
+//! and calls in flight, checked when made. A leaf shared by the queue triggers ([`super::nats`])
+//! and the asynchronous calls' stream ([`super::jetstream`]).
 
 use super::nats_client::valid_subject;
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! The triggers running in this server, as state: CRON schedules and their last slots, queue
-//! consumers' handles and what `fnbox trigger ls` shows of them. Held by the platform's state
-//! and started by [`super::activate`]; a leaf, so that state needs none of the code that runs
-//! the triggers, which takes the platform (see docs/architecture.md).
+//! consumers' handles and what `fnbox trigger ls` shows of them. Held by the platform's state and
+//! started by [`super::activate`]; a leaf, so that state needs none of the code that runs the
+//! triggers, which takes the platform (see docs/architecture.md, "Crates and modules").
 
 use super::cron::Schedule;
 use super::{Source, Trigger};
