@@ -6,7 +6,7 @@ use fnbox_platform::client::{self, InvokeArgs, Target};
 use fnbox_platform::function::DeployRequest;
 use fnbox_platform::gateway::conn::{self, ClientLimits};
 use fnbox_platform::instances::warm::WarmConfig;
-use fnbox_platform::logstore::DiskLimits;
+use fnbox_platform::logs::disk::DiskLimits;
 use fnbox_platform::retention::Retention;
 use fnbox_platform::server::{self, ServeOptions};
 use fnbox_platform::triggers::calls_js::AsyncNats;
@@ -273,7 +273,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = fnbox_platform::build::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(10..=7200))]
     build_timeout: u64,
     /// Most MiB of log files kept per function (the oldest go first), 1 to 1048576.
-    #[arg(long, default_value_t = fnbox_platform::logstore::DEFAULT_MAX_BYTES >> 20, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    #[arg(long, default_value_t = fnbox_platform::logs::disk::DEFAULT_MAX_BYTES >> 20, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     log_max_mb: u64,
     /// Log lines older than this are dropped: 12h, 7d, 30d.
     #[arg(long, default_value = "7d", value_name = "DURATION")]

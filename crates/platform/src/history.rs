@@ -8,7 +8,7 @@
 
 use crate::error::Result;
 use crate::registry::Registry;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,23 +21,6 @@ const BUCKET_BASE_MS: f64 = 0.1;
 const GROWTH: f64 = 1.2;
 /// 0.1 ms × 1.2^99 is past an hour: every timeout fits.
 const BUCKETS: u8 = 100;
-
-pub(crate) fn migrate(db: &Connection) -> Result<()> {
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS history (
-            function TEXT NOT NULL,
-            minute INTEGER NOT NULL,
-            data TEXT NOT NULL,
-            PRIMARY KEY (function, minute)
-        );",
-    )?;
-    Ok(())
-}
-
-pub(crate) fn forget(db: &Connection, function: &str) -> Result<()> {
-    db.execute("DELETE FROM history WHERE function = ?1", [function])?;
-    Ok(())
-}
 
 /// One function's minute.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,6 @@ pub mod gateway;
 pub mod history;
 pub mod instances;
 pub mod logs;
-pub mod logstore;
 pub mod metrics;
 pub mod platform;
 pub mod registry;

@@ -13,7 +13,6 @@ use crate::instances::InstanceBackend;
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, TokenInfo};
-use crate::triggers::CreateTrigger;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,7 +56,7 @@ pub struct Platform {
     /// `/metrics` answers without the admin token (`fnbox serve --metrics-public`).
     pub metrics_public: bool,
     /// The web console's sessions.
-    pub console: crate::console::Sessions,
+    pub console: crate::console::session::Sessions,
     pools: RwLock<HashMap<String, Arc<Pool>>>,
     /// Functions whose registry row cannot be served, and why: listed, never started, until
     /// redeployed or removed.
@@ -65,13 +64,13 @@ pub struct Platform {
     /// One deploy or removal at a time.
     changes: tokio::sync::Mutex<()>,
     /// CRON schedules and queue consumers.
-    pub triggers: crate::triggers::Runner,
+    pub triggers: crate::triggers::runner::Runner,
     /// Wakes the asynchronous calls' worker.
     pub calls_waiting: tokio::sync::Notify,
     /// Asynchronous calls kept in JetStream (`fnbox serve --async-nats`); `None`: in the registry.
-    pub async_queue: Option<crate::triggers::calls_js::JetQueue>,
+    pub async_queue: Option<crate::triggers::jetstream::JetQueue>,
     /// `fnbox deploy --build`: the builds' time limit and places.
-    pub builds: crate::build::Builds,
+    pub builds: crate::build::places::Builds,
 }
 
 /// Uploads younger than this are kept by the code store's garbage collection.
@@ -106,7 +105,7 @@ impl Platform {
             pools: RwLock::new(HashMap::new()),
             disabled: RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
-            triggers: crate::triggers::Runner::default(),
+            triggers: Default::default(),
             calls_waiting: tokio::sync::Notify::new(),
             async_queue: None,
             builds: Default::default(),
@@ -288,15 +287,13 @@ impl Platform {
         Ok((view, existing.is_none(), true))
     }
 
+    /// Removes a function: its registry rows, its instances, its triggers' schedules and
+    /// consumers here. What its triggers hold on a broker goes in
+    /// [`crate::triggers::remove_function`], the removal the admin API makes.
     pub fn remove(&self, name: &str) -> Result<()> {
-        let triggers = self.registry.triggers(Some(name)).unwrap_or_default();
         if !self.registry.remove(name)? {
             return Err(Error::NoFunction(name.to_string()));
         }
-        for (t, _) in &triggers {
-            crate::triggers::nats::forget(t);
-        }
-        crate::triggers::calls_js::forget(self, name);
         self.disabled.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         self.triggers.deactivate_function(name);
         self.tokens.forget(name, None);
@@ -379,36 +376,6 @@ impl Platform {
         }
         self.tokens.forget(name, Some(id));
         Ok(())
-    }
-
-    /// Makes a trigger for a function (which must exist) and starts it.
-    pub fn create_trigger(self: &Arc<Self>, function: &str, req: CreateTrigger) -> Result<serde_json::Value> {
-        self.view(function)?;
-        let mut t = req.into_trigger(function)?;
-        self.registry.seal_trigger(&mut t)?;
-        self.registry.add_trigger(&t)?;
-        self.logs.event(function, "-", format!("{} trigger {} ({}) created", t.source.kind(), t.name, t.id));
-        self.triggers.activate(self, t.clone(), t.created_at as i64);
-        Ok(crate::triggers::view(&self.triggers, &t))
-    }
-
-    /// Every trigger, or a function's (which must exist), with its state.
-    pub fn list_triggers(&self, function: Option<&str>) -> Result<Vec<serde_json::Value>> {
-        if let Some(f) = function {
-            self.view(f)?;
-        }
-        Ok(self.registry.triggers(function)?.iter().map(|(t, _)| crate::triggers::view(&self.triggers, t)).collect())
-    }
-
-    pub fn remove_trigger(&self, id: &str) -> Result<serde_json::Value> {
-        let t = self
-            .registry
-            .remove_trigger(id)?
-            .ok_or_else(|| Error::NotFound(format!("there is no trigger '{id}': list them with `fnbox trigger ls`")))?;
-        self.triggers.deactivate(id);
-        crate::triggers::nats::forget(&t);
-        self.logs.event(&t.function, "-", format!("{} trigger {} ({id}) removed", t.source.kind(), t.name));
-        Ok(serde_json::json!({ "removed": id, "function": t.function }))
     }
 
     pub fn render_metrics(&self) -> String {

@@ -1,7 +1,7 @@
 //! How much `fnbox serve` keeps of what happened: log files, versions, per-minute history
 //! (`fnbox serve --log-max-mb --log-max-age --keep-versions --history`).
 
-use crate::logstore::DiskLimits;
+use crate::logs::disk::DiskLimits;
 use std::time::Duration;
 
 /// Versions kept per function by default.

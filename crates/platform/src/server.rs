@@ -183,7 +183,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
         let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
         platform.metrics_public = opts.metrics_public;
-        platform.builds = crate::build::Builds::new(opts.build_timeout);
+        platform.builds = crate::build::places::Builds::new(opts.build_timeout);
         platform.async_queue = opts.async_nats.clone().map(crate::triggers::calls_js::JetQueue::new);
         let platform = Arc::new(platform);
         let bind = |addr: String, flag: &'static str| async move {

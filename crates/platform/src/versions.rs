@@ -8,58 +8,8 @@
 use crate::error::{Error, Result};
 use crate::function::FunctionConfig;
 use crate::registry::Registry;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
-
-/// Creates the table on a registry of any age, and records the serving version of functions
-/// deployed before versions were kept.
-pub(crate) fn migrate(db: &Connection) -> Result<()> {
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS function_versions (
-            function TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            config TEXT NOT NULL,
-            code TEXT NOT NULL,
-            deployed_at INTEGER NOT NULL,
-            rollback_of INTEGER,
-            PRIMARY KEY (function, version)
-        );
-        INSERT OR IGNORE INTO function_versions (function, version, config, code, deployed_at)
-            SELECT name, version, config, COALESCE(json_extract(config, '$.code'), ''), updated_at FROM functions;",
-    )?;
-    Ok(())
-}
-
-/// Records a deployed version (`config`: the stored JSON, secrets sealed) and drops the
-/// oldest past `keep`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn record(
-    db: &Connection,
-    function: &str,
-    version: i64,
-    config: &str,
-    code: &str,
-    now: u64,
-    rollback_of: Option<u64>,
-    keep: u32,
-) -> Result<()> {
-    db.execute(
-        "INSERT OR REPLACE INTO function_versions (function, version, config, code, deployed_at, rollback_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![function, version, config, code, now as i64, rollback_of.map(|v| v as i64)],
-    )?;
-    db.execute(
-        "DELETE FROM function_versions WHERE function = ?1 AND version NOT IN
-            (SELECT version FROM function_versions WHERE function = ?1 ORDER BY version DESC LIMIT ?2)",
-        params![function, keep.max(1)],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn forget(db: &Connection, function: &str) -> Result<()> {
-    db.execute("DELETE FROM function_versions WHERE function = ?1", [function])?;
-    Ok(())
-}
 
 /// A kept version as listed: its configuration without secret values (their names only).
 #[derive(Clone, Debug, Serialize)]
@@ -178,7 +128,7 @@ mod tests {
         let path = dir.join("registry.db");
         // A registry from before versions were kept: one function at version 4.
         {
-            let db = Connection::open(&path).unwrap();
+            let db = rusqlite::Connection::open(&path).unwrap();
             db.execute_batch("CREATE TABLE functions (name TEXT PRIMARY KEY, version INTEGER NOT NULL, config TEXT NOT NULL, updated_at INTEGER NOT NULL);").unwrap();
             let json = serde_json::to_string(&config('a', "s0")).unwrap();
             db.execute("INSERT INTO functions VALUES ('f', 4, ?1, 7)", [json]).unwrap();

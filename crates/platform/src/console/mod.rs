@@ -10,7 +10,7 @@ mod pages;
 pub mod session;
 
 use crate::gateway::body::{BodyReader, Sender};
-use crate::gateway::{full, Body};
+use crate::gateway::reply::{full, Body};
 use crate::platform::Platform;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};

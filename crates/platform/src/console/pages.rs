@@ -2,9 +2,9 @@
 
 use super::chart::{Chart, Drawn, Say, Series, BLUE, GREEN, ORANGE, PURPLE, RED, SKY, YELLOW};
 use super::{error_page, redirect, render, Form};
-use crate::gateway::Body;
+use crate::gateway::reply::Body;
 use crate::history::{minute_now, Minute};
-use crate::logstore::Filter;
+use crate::logs::disk::Filter;
 use crate::platform::{Listed, Platform};
 use hyper::Response;
 use minijinja::value::{Serde, Value};
@@ -286,7 +286,7 @@ pub(super) async fn function(
         .into_iter()
         .map(|t| minijinja::context! { id => t.id, created => when(t.created_at) })
         .collect();
-    let triggers = p.list_triggers(Some(name)).unwrap_or_default();
+    let triggers = crate::triggers::list(p, Some(name)).unwrap_or_default();
     let message = match q.get("done").map(String::as_str) {
         Some("trigger") => Some("The trigger is created."),
         Some("untriggered") => Some("The trigger is removed."),
@@ -352,10 +352,12 @@ pub(super) async fn act(p: &Arc<Platform>, parts: &[&str], form: Form, csrf: &st
         [_, _, "tokens", id, "revoke"] => p.remove_token(name, id).map(|_| done("revoked")),
         // A CRON trigger from the form's schedule (and optional JSON data); the same checks as
         // `fnbox trigger create --cron`, whose errors name the field.
-        [_, _, "triggers"] => cron_request(&form).and_then(|req| p.create_trigger(name, req)).map(|_| done("trigger")),
+        [_, _, "triggers"] => {
+            cron_request(&form).and_then(|req| crate::triggers::create(p, name, req)).map(|_| done("trigger"))
+        }
         // Only a trigger of this function: the id comes from the page's own list.
-        [_, _, "triggers", id, "remove"] => match p.list_triggers(Some(name)) {
-            Ok(ts) if ts.iter().any(|t| t["id"] == *id) => p.remove_trigger(id).map(|_| done("untriggered")),
+        [_, _, "triggers", id, "remove"] => match crate::triggers::list(p, Some(name)) {
+            Ok(ts) if ts.iter().any(|t| t["id"] == *id) => crate::triggers::remove(p, id).map(|_| done("untriggered")),
             Ok(_) => Err(crate::Error::NotFound(format!("function '{name}' has no trigger '{id}'"))),
             Err(e) => Err(e),
         },

@@ -12,7 +12,7 @@
 use crate::auth::{random_hex, sha256_hex};
 use crate::error::Result;
 use crate::registry::{now_s, Registry};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,16 +25,6 @@ const MAX_SESSIONS: usize = 256;
 
 /// Where the browser sends the cookie: the console's pages only, never `/fn/`.
 pub const COOKIE_PATH: &str = "/console";
-
-pub(crate) fn migrate(db: &Connection) -> Result<()> {
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS console_sessions (
-            hash TEXT PRIMARY KEY,
-            created_at INTEGER NOT NULL
-        );",
-    )?;
-    Ok(())
-}
 
 impl Registry {
     fn put_session(&self, hash: &str, created_at: u64) -> Result<()> {

@@ -110,7 +110,7 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
             }
         }
         (&Method::DELETE, ["functions", name]) => {
-            p.remove(name).map(|_| json(200, &serde_json::json!({ "removed": name })))
+            crate::triggers::remove_function(p, name).map(|_| json(200, &serde_json::json!({ "removed": name })))
         }
         (&Method::DELETE, ["functions", name, "instances"]) => {
             p.recycle(name).await.map(|n| json(200, &serde_json::json!({ "stopped": n })))
@@ -136,15 +136,15 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::POST, ["functions", name, "triggers"]) => {
             match read_body(bodies, req, 1 << 20, "the trigger request", Sender::Admin).await {
                 Ok(b) => match serde_json::from_slice::<CreateTrigger>(&b) {
-                    Ok(t) => p.create_trigger(name, t).map(|v| json(201, &v)),
+                    Ok(t) => crate::triggers::create(p, name, t).map(|v| json(201, &v)),
                     Err(e) => Err(Error::Invalid(format!("the trigger request is not valid: {e}"))),
                 },
                 Err(e) => Err(e),
             }
         }
-        (&Method::GET, ["functions", name, "triggers"]) => p.list_triggers(Some(name)).map(|v| json(200, &v)),
-        (&Method::GET, ["triggers"]) => p.list_triggers(None).map(|v| json(200, &v)),
-        (&Method::DELETE, ["triggers", id]) => p.remove_trigger(id).map(|v| json(200, &v)),
+        (&Method::GET, ["functions", name, "triggers"]) => crate::triggers::list(p, Some(name)).map(|v| json(200, &v)),
+        (&Method::GET, ["triggers"]) => crate::triggers::list(p, None).map(|v| json(200, &v)),
+        (&Method::DELETE, ["triggers", id]) => crate::triggers::remove(p, id).map(|v| json(200, &v)),
         (&Method::GET, ["invocations", id]) => crate::triggers::calls::status(p, id).map(|v| json(200, &v)),
         _ => {
             Err(Error::NotFound(format!("no admin route {method} {path}: see `fnbox --help` for what the API offers")))
@@ -226,7 +226,7 @@ pub(crate) async fn logs(
     let follow = q.get("follow").is_some_and(|f| f == "1" || f == "true");
     // For a page: control characters shown as `\xNN`, as on a terminal.
     let escape = q.get("escape").is_some_and(|f| f == "1");
-    let filter = crate::logstore::Filter::from_query(q)?;
+    let filter = crate::logs::disk::Filter::from_query(q)?;
     let render = move |l: &crate::logs::LogLine| -> Bytes {
         let mut s = if as_json { serde_json::to_string(l).unwrap_or_default() } else { l.to_text() };
         s.push('\n');

@@ -12,7 +12,7 @@ use super::{Run, Source, Trigger, RETRIES};
 use crate::error::{Error, Result};
 use crate::gateway::body::BodyReader;
 use crate::gateway::invoke::{find, prepare};
-use crate::gateway::{json, text, Body};
+use crate::gateway::reply::{json, text, Body};
 use crate::platform::Platform;
 use crate::registry::now_s;
 use crate::triggers::store::StoredCall;
@@ -132,7 +132,7 @@ pub async fn accept(
         Ok(n) if n >= QUEUE_MAX => {
             return text(503, format!("function '{name}' has {n} asynchronous calls waiting: retry later"))
         }
-        Err(e) => return crate::gateway::error(&e),
+        Err(e) => return crate::gateway::reply::error(&e),
         Ok(_) => {}
     }
     let (parts, _) = up.into_parts();
@@ -158,13 +158,13 @@ pub async fn accept(
             let request = serde_json::to_string(&stored).unwrap_or_default();
             return match add_call(p, &id, name, &request, callback.as_deref(), REGISTRY_QUEUE) {
                 Ok(id) => queued(p, &id),
-                Err(e) => crate::gateway::error(&e),
+                Err(e) => crate::gateway::reply::error(&e),
             };
         }
     };
     let id = match add_call(p, &id, name, &request, callback.as_deref(), queue) {
         Ok(id) => id,
-        Err(e) => return crate::gateway::error(&e),
+        Err(e) => return crate::gateway::reply::error(&e),
     };
     if let Some(q) = &p.async_queue {
         if let Err(refused) = q.publish(name, &id, &head, &held.bytes).await {

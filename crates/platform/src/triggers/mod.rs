@@ -7,9 +7,12 @@
 pub mod calls;
 pub mod calls_js;
 pub mod cron;
+pub mod jetstream;
 pub mod nats;
 mod nats_client;
+pub mod nats_source;
 pub mod queue;
+pub mod runner;
 mod sigv4;
 pub mod sqs;
 mod sqs_client;
@@ -19,11 +22,11 @@ use crate::error::{Error, Result};
 use crate::gateway::invoke::{deliver, Delivered, Delivery};
 use crate::metrics::TriggerRun;
 use crate::platform::Platform;
-use crate::registry::Registry;
 use cron::Schedule;
+use runner::{now_s, rfc3339};
+pub use runner::{view, Clock, Runner, SystemClock};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The header naming the trigger a call comes from: `cron/ID`, `nats/ID`, `sqs/ID`, `async/ID`.
@@ -179,184 +182,77 @@ impl CreateTrigger {
     }
 }
 
-fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn rfc3339(t: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)).to_string()
-}
-
-/// The time, for the CRON scheduler: the system's, or a test's.
-pub trait Clock: Send + Sync {
-    /// Unix seconds.
-    fn now(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        now_s()
-    }
-}
-
-struct CronEntry {
-    trigger: Trigger,
-    schedule: Schedule,
-    /// The last slot fired (or, never fired, when the trigger was made).
-    last: i64,
-}
-
-/// The triggers running in this server: CRON schedules, queue consumers and their states.
-pub struct Runner {
-    clock: Box<dyn Clock>,
-    cron: Mutex<BTreeMap<String, CronEntry>>,
-    /// Queue consumers, by trigger id: their task, and what `fnbox trigger ls` shows.
-    consumers: Mutex<HashMap<String, queue::Handle>>,
-}
-
-impl Default for Runner {
-    fn default() -> Self {
-        Self::with_clock(Box::new(SystemClock))
-    }
-}
-
-impl Runner {
-    pub fn with_clock(clock: Box<dyn Clock>) -> Self {
-        Self { clock, cron: Mutex::new(BTreeMap::new()), consumers: Mutex::new(HashMap::new()) }
-    }
-
-    fn cron(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CronEntry>> {
-        self.cron.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn consumers(&self) -> std::sync::MutexGuard<'_, HashMap<String, queue::Handle>> {
-        self.consumers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Starts a trigger: a CRON schedule from its last slot, a consumer for a queue.
-    pub fn activate(&self, p: &Arc<Platform>, t: Trigger, last_slot: i64) {
-        match &t.source {
-            Source::Cron { schedule, .. } => match Schedule::parse(schedule) {
-                Ok(schedule) => {
-                    self.cron().insert(t.id.clone(), CronEntry { trigger: t, schedule, last: last_slot });
-                }
-                Err(e) => p.logs.event(&t.function, "-", format!("trigger {} cannot run: {e}", t.id)),
-            },
-            Source::Nats(src) => {
-                let handle = nats::spawn(p.clone(), t.clone(), src.clone());
-                self.consumers().insert(t.id.clone(), handle);
+/// Starts a trigger: a CRON schedule from its last slot, a consumer for a queue.
+pub fn activate(p: &Arc<Platform>, t: Trigger, last_slot: i64) {
+    match &t.source {
+        Source::Cron { schedule, .. } => match Schedule::parse(schedule) {
+            Ok(schedule) => {
+                p.triggers.schedule(t, schedule, last_slot);
             }
-            Source::Sqs(src) => {
-                let handle = sqs::spawn(p.clone(), t.clone(), src.clone());
-                self.consumers().insert(t.id.clone(), handle);
-            }
-            Source::Async => {}
+            Err(e) => p.logs.event(&t.function, "-", format!("trigger {} cannot run: {e}", t.id)),
+        },
+        Source::Nats(src) => {
+            let handle = nats::spawn(p.clone(), t.clone(), src.clone());
+            p.triggers.consume(&t.id, handle);
         }
-    }
-
-    /// Starts the consumer `id` (made by `make`) unless it runs.
-    pub(crate) fn start_once(&self, id: &str, make: impl FnOnce() -> queue::Handle) {
-        let mut consumers = self.consumers();
-        if !consumers.contains_key(id) {
-            consumers.insert(id.to_string(), make());
+        Source::Sqs(src) => {
+            let handle = sqs::spawn(p.clone(), t.clone(), src.clone());
+            p.triggers.consume(&t.id, handle);
         }
-    }
-
-    pub fn deactivate(&self, id: &str) {
-        self.cron().remove(id);
-        if let Some(h) = self.consumers().remove(id) {
-            h.stop();
-        }
-    }
-
-    pub fn deactivate_function(&self, function: &str) {
-        self.cron().retain(|_, e| e.trigger.function != function);
-        let mut consumers = self.consumers();
-        let ids: Vec<String> =
-            consumers.iter().filter(|(_, h)| h.function == function).map(|(k, _)| k.clone()).collect();
-        for id in ids {
-            if let Some(h) = consumers.remove(&id) {
-                h.stop();
-            }
-        }
-    }
-
-    /// The CRON slots due at the clock's now, each recorded as fired in the registry before
-    /// it is returned: a slot is fired once, whatever happens next (a crash included). After
-    /// a pause, only the newest missed slot is due.
-    pub fn due(&self, registry: &Registry) -> Vec<(Trigger, i64)> {
-        let now = self.clock.now();
-        let mut out = Vec::new();
-        let mut gone = Vec::new();
-        for (id, e) in self.cron().iter_mut() {
-            if e.last > now + 60 {
-                // The clock was set back by more than a slot (or was far ahead when the last
-                // slot fired): start again from now rather than wait for the old time.
-                eprintln!("fnbox serve: trigger {id}: the clock went back before its last slot: scheduling from now");
-                e.last = now;
-            }
-            let Some(slot) = e.schedule.last_between(e.last, now) else { continue };
-            match registry.set_last_slot(id, slot) {
-                Ok(true) => {
-                    e.last = slot;
-                    out.push((e.trigger.clone(), slot));
-                }
-                Ok(false) => gone.push(id.clone()),
-                // Not recorded, not fired: the next tick tries again.
-                Err(err) => eprintln!("fnbox serve: trigger {id}: cannot record its slot: {err}"),
-            }
-        }
-        let mut cron = self.cron();
-        for id in gone {
-            cron.remove(&id);
-        }
-        out
-    }
-
-    /// What `fnbox trigger ls` shows of a trigger besides its definition.
-    pub fn status(&self, t: &Trigger) -> serde_json::Value {
-        match &t.source {
-            Source::Cron { schedule, .. } => {
-                let Ok(s) = Schedule::parse(schedule) else {
-                    return serde_json::json!({ "status": "not valid" });
-                };
-                let mut next = Vec::new();
-                let mut at = self.clock.now();
-                while let Some(n) = s.next_after(at).filter(|_| next.len() < 3) {
-                    next.push(rfc3339(n));
-                    at = n;
-                }
-                let last = self.cron().get(&t.id).map(|e| e.last).filter(|l| *l > t.created_at as i64);
-                serde_json::json!({ "status": "scheduled", "next_runs": next, "last_run": last.map(rfc3339) })
-            }
-            Source::Nats(_) | Source::Sqs(_) => {
-                let status = self.consumers().get(&t.id).map(|h| h.status()).unwrap_or_else(|| "stopped".into());
-                serde_json::json!({ "status": status })
-            }
-            Source::Async => serde_json::json!({}),
-        }
+        Source::Async => {}
     }
 }
 
-/// A trigger as listed: its definition (never a secret) and its state.
-pub fn view(runner: &Runner, t: &Trigger) -> serde_json::Value {
-    let mut v = serde_json::to_value(t).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        obj.remove("secret_key");
-        if let serde_json::Value::Object(extra) = runner.status(t) {
-            obj.extend(extra);
-        }
+/// Makes a trigger for a function (which must exist) and starts it.
+pub fn create(p: &Arc<Platform>, function: &str, req: CreateTrigger) -> Result<serde_json::Value> {
+    p.view(function)?;
+    let mut t = req.into_trigger(function)?;
+    p.registry.seal_trigger(&mut t)?;
+    p.registry.add_trigger(&t)?;
+    p.logs.event(function, "-", format!("{} trigger {} ({}) created", t.source.kind(), t.name, t.id));
+    activate(p, t.clone(), t.created_at as i64);
+    Ok(view(&p.triggers, &t))
+}
+
+/// Every trigger, or a function's (which must exist), with its state.
+pub fn list(p: &Platform, function: Option<&str>) -> Result<Vec<serde_json::Value>> {
+    if let Some(f) = function {
+        p.view(f)?;
     }
-    v
+    Ok(p.registry.triggers(function)?.iter().map(|(t, _)| view(&p.triggers, t)).collect())
+}
+
+pub fn remove(p: &Platform, id: &str) -> Result<serde_json::Value> {
+    let t = p
+        .registry
+        .remove_trigger(id)?
+        .ok_or_else(|| Error::NotFound(format!("there is no trigger '{id}': list them with `fnbox trigger ls`")))?;
+    p.triggers.deactivate(id);
+    nats::forget(&t);
+    p.logs.event(&t.function, "-", format!("{} trigger {} ({id}) removed", t.source.kind(), t.name));
+    Ok(serde_json::json!({ "removed": id, "function": t.function }))
+}
+
+/// Removes a function ([`Platform::remove`]) and what its triggers and asynchronous calls
+/// hold on their brokers: NATS triggers' durable consumers, the calls waiting in JetStream
+/// (best effort, in the background).
+pub fn remove_function(p: &Platform, name: &str) -> Result<()> {
+    let triggers = p.registry.triggers(Some(name)).unwrap_or_default();
+    p.remove(name)?;
+    for (t, _) in &triggers {
+        nats::forget(t);
+    }
+    if let Some(q) = &p.async_queue {
+        q.forget(name);
+    }
+    Ok(())
 }
 
 /// Starts the CRON scheduler and the asynchronous calls' worker, and every stored trigger.
 pub fn start(p: &Arc<Platform>) -> Result<()> {
     for (t, last) in p.registry.triggers(None)? {
         if p.pool(&t.function).is_some() {
-            p.triggers.activate(p, t, last);
+            activate(p, t, last);
         }
     }
     let p2 = p.clone();
@@ -466,6 +362,7 @@ async fn fire_cron(p: Arc<Platform>, t: Trigger, slot: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Registry;
     use std::sync::atomic::{AtomicI64, Ordering};
 
     struct FakeClock(Arc<AtomicI64>);
@@ -490,7 +387,7 @@ mod tests {
         for (t, last) in reg.triggers(None).unwrap() {
             let Source::Cron { schedule, .. } = &t.source else { panic!() };
             let schedule = Schedule::parse(schedule).unwrap();
-            r.cron().insert(t.id.clone(), CronEntry { trigger: t, schedule, last });
+            r.schedule(t, schedule, last);
         }
         r
     }

@@ -8,96 +8,22 @@
 //! instance busy, messages wait in the stream, not in fnbox's memory. A message whose call was under way
 //! when fnbox died is redelivered after the consumer's ack wait (at least once).
 
-use super::nats_client::{valid_subject, Conn, JsError, Msg};
-use super::queue::{self, Flow, Handle, Session, Verdict};
+use super::nats_client::{Conn, JsError, Msg};
+pub use super::nats_source::{NatsSource, DEFAULT_SERVER};
+use super::queue::{self, Flow, Session, Verdict};
+use super::runner::Handle;
 use super::{Trigger, RETRIES};
-use crate::error::{Error, Result};
 use crate::platform::Platform;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
 /// How long one pull request stays open on the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
 /// Messages a pull asks for at least while calls are in flight (see `consume`).
 const PULL_MIN: usize = 2;
 /// The subject of the message, for the function.
 const SUBJECT_HEADER: &str = "x-fnbox-subject";
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NatsSource {
-    pub subject: String,
-    /// The stream holding the subject; `None`: found by subject, or made by fnbox.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-    pub server: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dead_letter: Option<String>,
-    pub max_in_flight: u32,
-}
-
-impl NatsSource {
-    pub fn new(
-        subject: String,
-        stream: Option<String>,
-        server: Option<String>,
-        dead_letter: Option<String>,
-        max_in_flight: u32,
-    ) -> Result<Self> {
-        if !valid_subject(&subject, true) {
-            return Err(Error::Invalid(format!(
-                "nats: subject '{subject}' is not valid: use dot-separated tokens without spaces (orders.new, orders.*)"
-            )));
-        }
-        if let Some(s) = &stream {
-            let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-            if !ok {
-                return Err(Error::Invalid(format!(
-                    "stream: '{s}' is not a stream name: use 1 to 64 letters, digits, '-' and '_'"
-                )));
-            }
-        }
-        if let Some(d) = &dead_letter {
-            if !valid_subject(d, false) {
-                return Err(Error::Invalid(format!(
-                    "dead_letter: '{d}' is not a subject to publish to: dot-separated tokens, no spaces nor wildcards"
-                )));
-            }
-            if subject_matches(&subject, d) {
-                return Err(Error::Invalid(format!(
-                    "dead_letter: '{d}' is one of the trigger's own subjects ({subject}): dead letters would come back"
-                )));
-            }
-        }
-        let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_string());
-        let hostport = server.strip_prefix("nats://").unwrap_or(&server);
-        let ok = hostport.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-            && !hostport.contains('/')
-            && !hostport.contains('@');
-        if !ok {
-            return Err(Error::Invalid(format!(
-                "server: '{server}' is not a NATS server address: use nats://HOST:PORT (credentials are not supported)"
-            )));
-        }
-        Ok(Self { subject, stream, server: format!("nats://{hostport}"), dead_letter, max_in_flight })
-    }
-}
-
-/// Does subject `s` match `pattern` (with `*` and `>`)?
-fn subject_matches(pattern: &str, s: &str) -> bool {
-    let (mut p, mut t) = (pattern.split('.'), s.split('.'));
-    loop {
-        match (p.next(), t.next()) {
-            (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
 
 fn durable(t: &Trigger) -> String {
     format!("fnbox-{}", t.id)
@@ -302,6 +228,7 @@ async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m
 
 #[cfg(test)]
 mod tests {
+    use super::super::nats_source::subject_matches;
     use super::*;
 
     #[test]

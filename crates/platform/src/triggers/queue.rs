@@ -4,6 +4,7 @@
 //! only its protocol: how messages are fetched, acknowledged, retried and dead-lettered.
 //! See docs/architecture.md, "Triggers".
 
+use super::runner::Handle;
 use super::{Run, Trigger, MESSAGE_ID_HEADER, RETRIES};
 use crate::platform::Platform;
 use std::future::Future;
@@ -17,23 +18,6 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// finishes finds the next one there rather than after a fetch's round trip: one per
 /// instance, at least this many.
 const PREFETCH: i64 = 2;
-
-/// A running consumer.
-pub struct Handle {
-    pub function: String,
-    status: Arc<Mutex<String>>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Handle {
-    pub fn status(&self) -> String {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn stop(&self) {
-        self.task.abort();
-    }
-}
 
 /// What a consumer's session tells the task running it.
 #[derive(Clone)]
@@ -86,7 +70,7 @@ where
             delay = (delay * 2).min(RETRY_MAX);
         }
     });
-    Handle { function, status, task: task.abort_handle() }
+    Handle::new(function, status, task.abort_handle())
 }
 
 /// A consumer's calls in flight: what back-pressure counts.

@@ -7,7 +7,8 @@
 //! when fnbox died comes back after its visibility timeout (at least once). See
 //! docs/architecture.md, "SQS".
 
-use super::queue::{self, Flow, Handle, Session, Verdict};
+use super::queue::{self, Flow, Session, Verdict};
+use super::runner::Handle;
 use super::sigv4::Credentials;
 use super::sqs_client::{Client, QueueUrl};
 use super::Trigger;

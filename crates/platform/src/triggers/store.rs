@@ -5,50 +5,7 @@
 use super::{Source, Trigger};
 use crate::error::{Error, Result};
 use crate::registry::{now_s, Registry};
-use rusqlite::{params, Connection, OptionalExtension};
-
-pub(crate) fn create_tables(db: &Connection) -> rusqlite::Result<()> {
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS triggers (
-            id TEXT PRIMARY KEY,
-            function TEXT NOT NULL,
-            name TEXT NOT NULL,
-            source TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            last_slot INTEGER NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS triggers_by_function ON triggers(function);
-        CREATE TABLE IF NOT EXISTS invocations (
-            id TEXT PRIMARY KEY,
-            function TEXT NOT NULL,
-            state TEXT NOT NULL,
-            request TEXT NOT NULL,
-            callback TEXT,
-            attempts INTEGER NOT NULL,
-            not_before INTEGER NOT NULL,
-            created_at INTEGER NOT NULL,
-            finished_at INTEGER,
-            response TEXT
-        );
-        CREATE INDEX IF NOT EXISTS invocations_by_state ON invocations(state, function, not_before);",
-    )?;
-    // Where the call's request waits: `registry` (the row's `request`), or `jetstream` (a
-    // message of `fnbox serve --async-nats`'s stream). Registries made before it get it.
-    let has_queue: bool =
-        db.query_row("SELECT COUNT(*) FROM pragma_table_info('invocations') WHERE name = 'queue'", [], |r| {
-            r.get::<_, i64>(0).map(|n| n > 0)
-        })?;
-    if !has_queue {
-        db.execute_batch("ALTER TABLE invocations ADD COLUMN queue TEXT NOT NULL DEFAULT 'registry'")?;
-    }
-    Ok(())
-}
-
-pub(crate) fn remove_function(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM triggers WHERE function = ?1", [name])?;
-    tx.execute("DELETE FROM invocations WHERE function = ?1", [name])?;
-    Ok(())
-}
+use rusqlite::{params, OptionalExtension};
 
 /// A stored asynchronous call.
 #[derive(Clone, Debug)]

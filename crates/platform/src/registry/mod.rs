@@ -14,6 +14,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 
+mod schema;
+
 pub struct Registry {
     db: Mutex<Connection>,
     key: SecretKey,
@@ -57,6 +59,32 @@ pub fn now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Records a deployed version (`config`: the stored JSON, secrets sealed) and drops the
+/// oldest past `keep`.
+#[allow(clippy::too_many_arguments)]
+fn record_version(
+    db: &Connection,
+    function: &str,
+    version: i64,
+    config: &str,
+    code: &str,
+    now: u64,
+    rollback_of: Option<u64>,
+    keep: u32,
+) -> Result<()> {
+    db.execute(
+        "INSERT OR REPLACE INTO function_versions (function, version, config, code, deployed_at, rollback_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![function, version, config, code, now as i64, rollback_of.map(|v| v as i64)],
+    )?;
+    db.execute(
+        "DELETE FROM function_versions WHERE function = ?1 AND version NOT IN
+            (SELECT version FROM function_versions WHERE function = ?1 ORDER BY version DESC LIMIT ?2)",
+        params![function, keep.max(1)],
+    )?;
+    Ok(())
+}
+
 impl Registry {
     pub fn open(path: &Path, key: SecretKey) -> Result<Self> {
         owner_only(path)?;
@@ -67,30 +95,13 @@ impl Registry {
         db.pragma_update(None, "journal_mode", "wal")?;
         db.pragma_update(None, "synchronous", "normal")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS functions (
-                name TEXT PRIMARY KEY,
-                version INTEGER NOT NULL,
-                config TEXT NOT NULL,
-                updated_at INTEGER NOT NULL
-            );
-            CREATE TABLE IF NOT EXISTS tokens (
-                id TEXT PRIMARY KEY,
-                function TEXT NOT NULL,
-                hash TEXT NOT NULL,
-                created_at INTEGER NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS tokens_by_function ON tokens(function);",
-        )?;
-        crate::triggers::store::create_tables(&db)?;
-        crate::history::migrate(&db)?;
-        crate::console::session::migrate(&db)?;
+        schema::create(&db)?;
         owner_only(path)?;
         let keep = std::sync::atomic::AtomicU32::new(crate::retention::DEFAULT_VERSIONS);
         let r = Self { db: Mutex::new(db), key, keep_versions: keep };
         r.seal_plain_secrets()?;
         // After sealing: the versions it seeds copy the functions' rows.
-        crate::versions::migrate(&r.db())?;
+        schema::seed_versions(&r.db())?;
         Ok(r)
     }
 
@@ -193,21 +204,19 @@ impl Registry {
             params![name, version, json, now as i64],
         )?;
         let keep = self.keep_versions.load(std::sync::atomic::Ordering::Relaxed);
-        crate::versions::record(&tx, name, version, &json, &config.code, now, rollback_of, keep)?;
+        record_version(&tx, name, version, &json, &config.code, now, rollback_of, keep)?;
         tx.commit()?;
         Ok(Function { name: name.to_string(), version: version as u64, config: config.clone(), updated_at: now })
     }
 
-    /// Removes a function, its tokens, its triggers and its asynchronous calls. Returns false
-    /// if there was none.
+    /// Removes a function and everything that belongs to it: tokens, triggers, asynchronous
+    /// calls, kept versions and history ([`schema::forget_function`]). Returns false if there
+    /// was none.
     pub fn remove(&self, name: &str) -> Result<bool> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let n = tx.execute("DELETE FROM functions WHERE name = ?1", [name])?;
-        tx.execute("DELETE FROM tokens WHERE function = ?1", [name])?;
-        crate::triggers::store::remove_function(&tx, name)?;
-        crate::versions::forget(&tx, name)?;
-        crate::history::forget(&tx, name)?;
+        schema::forget_function(&tx, name)?;
         tx.commit()?;
         Ok(n > 0)
     }

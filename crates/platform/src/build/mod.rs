@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-/// How long a build may run (`fnbox serve --build-timeout`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+pub mod places;
+
+pub use places::{Builds, DEFAULT_TIMEOUT};
+use places::{AT_ONCE, WAITING_MAX};
+
 /// The build sandbox's memory tier (with its CPU share, 1.12 vCPU): compilers and package
 /// managers need more than most functions' tiers.
 pub const MEMORY_MB: u64 = 2048;
-/// Builds running at once; more wait (told so) for a place.
-const AT_ONCE: usize = 2;
 /// Output lines sent to the client; past it they are counted only (the tail is kept).
 const STREAMED_LINES_MAX: usize = 10_000;
 /// Last lines kept for the error of a failed build, each cut to [`TAIL_LINE_CHARS`].
@@ -41,34 +42,6 @@ const EVENTS_QUEUED: usize = 256;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// Where the build keeps its own files: on the sandbox's disk layer, outside `/code`.
 const WORK: &str = "/var/tmp/fnbox-build";
-
-/// Builds that may wait for a place, on top of those running: each holds its unpacked upload
-/// (up to the code store's limit) on the server's disk while it waits.
-const WAITING_MAX: usize = 4;
-
-/// The server's builds: their time limit, the places for those running at once, and the
-/// admissions (running or waiting) taken before an upload is unpacked.
-pub struct Builds {
-    pub timeout: Duration,
-    places: tokio::sync::Semaphore,
-    admitted: Arc<tokio::sync::Semaphore>,
-}
-
-impl Builds {
-    pub fn new(timeout: Duration) -> Self {
-        Self {
-            timeout,
-            places: tokio::sync::Semaphore::new(AT_ONCE),
-            admitted: Arc::new(tokio::sync::Semaphore::new(AT_ONCE + WAITING_MAX)),
-        }
-    }
-}
-
-impl Default for Builds {
-    fn default() -> Self {
-        Self::new(DEFAULT_TIMEOUT)
-    }
-}
 
 /// What to build, from the upload's query: `?build=python3|node&sandbox=v2|v1`.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! written, and a line cut by a full disk is skipped when read. A server start opens a new
 //! segment, so nothing is ever appended to a cut line.
 
-use crate::logs::{LogLine, Stream};
+use super::line::{LogLine, Stream};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const SEGMENTS: u64 = 8;
 /// Smallest segment, whatever the bound.
 const SEGMENT_MIN: u64 = 64 << 10;
-/// Longest record read back: [`crate::logs::LINE_MAX`] of text, escaped as JSON, and the tags.
+/// Longest record read back: [`super::LINE_MAX`] of text, escaped as JSON, and the tags.
 const RECORD_MAX: u64 = 64 << 10;
 
 /// How much of a function's logs is kept.

@@ -1,11 +1,15 @@
 //! Logs: each instance's stdout and stderr, and the platform's own events about a function,
 //! timestamped and tagged with function and instance, kept in a bounded store per function
 //! (the oldest lines go first). Followers get new lines as they come. With a directory
-//! ([`LogStore::on_disk`]), every line is also written to disk ([`crate::logstore`]) and
+//! ([`LogStore::on_disk`]), every line is also written to disk ([`disk`]) and
 //! readers get the lines kept there, across restarts.
 
-use crate::logstore::{DiskLimits, Filter, FunctionFiles};
-use serde::{Deserialize, Serialize};
+pub mod disk;
+mod line;
+
+pub use line::{LogLine, Stream, LINE_MAX};
+
+use disk::{DiskLimits, Filter, FunctionFiles};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -17,33 +21,6 @@ pub const LINES_PER_FUNCTION: usize = 5000;
 /// Bytes of line text kept per function: long lines are cut at [`LINE_MAX`], but 5000 of
 /// them would still be 40 MiB a function.
 pub const BYTES_PER_FUNCTION: usize = 4 << 20;
-/// Longest line kept; the rest is cut.
-pub const LINE_MAX: usize = 8192;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    /// fnbox's own events: instance started, ended, request failed.
-    Fnbox,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LogLine {
-    pub time: String,
-    pub function: String,
-    pub instance: String,
-    pub stream: Stream,
-    pub line: String,
-}
-
-impl LogLine {
-    /// `TIME FUNCTION/INSTANCE STREAM: LINE`
-    pub fn to_text(&self) -> String {
-        format!("{} {}/{} {}: {}", self.time, self.function, self.instance, self.stream.as_str(), self.line)
-    }
-}
 
 struct FunctionLog {
     lines: VecDeque<LogLine>,
@@ -70,28 +47,6 @@ pub struct LogStore {
     by_function: Mutex<HashMap<String, FunctionLog>>,
     /// Where the functions' log directories are, and their bounds.
     disk: Option<(PathBuf, DiskLimits)>,
-}
-
-impl Stream {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-            Stream::Fnbox => "fnbox",
-        }
-    }
-}
-
-impl std::str::FromStr for Stream {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        match s {
-            "stdout" => Ok(Stream::Stdout),
-            "stderr" => Ok(Stream::Stderr),
-            "fnbox" => Ok(Stream::Fnbox),
-            _ => Err(crate::Error::Invalid(format!("stream '{s}' is not known: use stdout, stderr or fnbox"))),
-        }
-    }
 }
 
 impl LogStore {
