@@ -60,9 +60,12 @@ fn shapes_start(c: &FunctionConfig) -> bool {
     c.env.iter().chain(c.secrets.iter()).any(|(k, _)| runtimes::shapes_interpreter_start(k))
 }
 
-/// Seconds on the monotonic clock since `m0`, as a phase of a cold start.
+/// Seconds on the monotonic clock since `m0`, as a phase of a cold start. The times come
+/// from the sandbox (hostile input): one that is not a number, or after the phase's hour, is
+/// no phase at all (`from_secs_f64` would panic on it).
 fn since(m0: f64, t: Option<f64>) -> Option<Duration> {
-    t.map(|t| Duration::from_secs_f64((t - m0).max(0.0)))
+    let d = Duration::try_from_secs_f64((t? - m0).max(0.0)).ok()?;
+    (d <= Duration::from_secs(3600)).then_some(d)
 }
 
 impl FnboxRun {
@@ -263,5 +266,22 @@ impl InstanceBackend for FnboxRun {
                 Runtime::Python3 | Runtime::Node => self.start_from_zygote(spec).await,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phase_time_from_the_sandbox_that_is_not_a_time_is_no_phase() {
+        assert_eq!(since(10.0, Some(10.5)), Some(Duration::from_millis(500)));
+        assert_eq!(since(10.0, Some(9.0)), Some(Duration::ZERO));
+        assert_eq!(since(10.0, None), None);
+        // A forged bind answer ({"imported": 1e300}) once panicked the server's start task.
+        for t in [1e300, f64::INFINITY, f64::MAX, 10.0 + 3601.0] {
+            assert_eq!(since(10.0, Some(t)), None, "{t}");
+        }
+        assert_eq!(since(10.0, Some(f64::NAN)), Some(Duration::ZERO));
     }
 }

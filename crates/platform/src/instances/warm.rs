@@ -47,25 +47,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// Memory assumed for a sandbox before one of its shelf was measured.
 const FIRST_ESTIMATE: u64 = 48 << 20;
 
-#[derive(Clone, Copy, Debug)]
-pub struct WarmConfig {
-    /// Kept per shelf in use, even with no cold starts.
-    pub min: u32,
-    /// Most kept per shelf.
-    pub max: u32,
-    /// Most memory all pre-warmed sandboxes may use together, in bytes.
-    pub memory_budget: u64,
-    /// Most sandboxes starting at once.
-    pub parallel: u32,
-    /// Most pre-warmed sandboxes of a shelf one function takes within [`FAIR_WINDOW`], and
-    /// most its cold starts grow the shelf by: its fair share (its other cold starts start a
-    /// sandbox of their own).
-    pub per_function: u32,
-}
-
-/// `--warm-per-function`'s default: a burst of one function is served by a few pre-warmed
-/// sandboxes; a burst of many functions by one each.
-pub const DEFAULT_PER_FUNCTION: u32 = 4;
+pub use super::warm_sizing::{WarmConfig, DEFAULT_PER_FUNCTION};
 
 /// A shelf: the runtime and memory tier its sandboxes were started with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

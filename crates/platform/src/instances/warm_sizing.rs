@@ -2,9 +2,28 @@
 //! rate of its cold starts, their recent peak within a second, and each function's fair share
 //! of them. See `warm.rs` for the pool itself.
 
-use super::warm::WarmConfig;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct WarmConfig {
+    /// Kept per shelf in use, even with no cold starts.
+    pub min: u32,
+    /// Most kept per shelf.
+    pub max: u32,
+    /// Most memory all pre-warmed sandboxes may use together, in bytes.
+    pub memory_budget: u64,
+    /// Most sandboxes starting at once.
+    pub parallel: u32,
+    /// Most pre-warmed sandboxes of a shelf one function takes within [`FAIR_WINDOW`], and
+    /// most its cold starts grow the shelf by: its fair share (its other cold starts start a
+    /// sandbox of their own).
+    pub per_function: u32,
+}
+
+/// `--warm-per-function`'s default: a burst of one function is served by a few pre-warmed
+/// sandboxes; a burst of many functions by one each.
+pub const DEFAULT_PER_FUNCTION: u32 = 4;
 
 /// Time constant of the cold-start rate estimate.
 pub const RATE_TAU: Duration = Duration::from_secs(60);
