@@ -8,7 +8,10 @@
 # Then each runtime call alone, as the shim makes them (create, start, state, kill, delete),
 # on one busybox bundle, runc / fnbox-runc-v1 / fnbox-runc-v2 interleaved, p50 and p99 per verb
 # and the sum of the p50s with its ratio to runc's (target: fnbox-runc-v2 at most 0.5x). OCI_BENCH=verbs
-# runs only that part (no containerd needed), OCI_BENCH=ctr only the first.
+# runs only that part (no containerd needed), OCI_BENCH=ctr only the first. OCI_BENCH_CPU=1 times
+# the verbs in CPU time (perf stat's task-clock of the verb and the children it reaps, not the
+# supervisor or runc's init left behind) instead of wall time: on a loaded machine the wall
+# time of a short verb is mostly its wait for a CPU, whatever the runtime.
 #
 # Starts its own containerd (own root, state and socket; CRI off) and imports a busybox image it
 # builds itself (no registry). Needs: containerd, runc, hyperfine, busybox (apt-get install
@@ -60,9 +63,10 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["sleep", "1000"]
 json.dump(c, open(sys.argv[1], "w"))
 PY
-  python3 - "$RUNS" "$B" "$D" "$(command -v runc)" "$D/fnbox-runc-v1" "$D/fnbox-runc-v2" <<'PY'
+  [ -z "${OCI_BENCH_CPU:-}" ] || command -v perf >/dev/null || { echo "bench/oci.sh: OCI_BENCH_CPU needs perf: apt-get install linux-perf" >&2; exit 1; }
+  python3 - "$RUNS" "$B" "$D" "$(command -v runc)" "$D/fnbox-runc-v1" "$D/fnbox-runc-v2" "${OCI_BENCH_CPU:-}" <<'PY'
 import subprocess, sys, time
-runs, bundle, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+runs, bundle, d, cpu = int(sys.argv[1]), sys.argv[2], sys.argv[3], bool(sys.argv[7])
 names = ["runc", "fnbox-runc-v1", "fnbox-runc-v2"]
 bins = dict(zip(names, sys.argv[4:7]))
 verbs = ["create", "start", "state", "kill", "delete"]
@@ -70,12 +74,15 @@ times = {n: {v: [] for v in verbs} for n in names}
 def call(n, *args):
     t = time.perf_counter()
     # Streams to files, not pipes: the container's program inherits them and lives on.
+    perf = ["perf", "stat", "-x,", "-e", "task-clock"] if cpu else []
     with open(f"{d}/verb.err", "w+") as err:
-        r = subprocess.run([bins[n], "--root", f"{d}/root-{n}", *args], stdout=subprocess.DEVNULL, stderr=err)
+        r = subprocess.run([*perf, bins[n], "--root", f"{d}/root-{n}", *args], stdout=subprocess.DEVNULL, stderr=err)
         t = time.perf_counter() - t
+        err.seek(0)
         if r.returncode != 0:
-            err.seek(0)
             sys.exit(f"bench/oci.sh: {n} {' '.join(args)} failed: {err.read()}")
+        if cpu:  # perf's last line: "MSEC,msec,task-clock,..."
+            t = float([l for l in err.read().splitlines() if "task-clock" in l][-1].split(",")[0]) / 1e3
     return t
 for i in range(runs + 2):
     for n in names:
@@ -92,7 +99,8 @@ for i in range(runs + 2):
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
-print(f"each runtime call alone (sleep 1000 in a busybox bundle), {runs} runs each, ms p50 / p99")
+what = "CPU time (task-clock)" if cpu else "wall time"
+print(f"each runtime call alone (sleep 1000 in a busybox bundle), {what}, {runs} runs each, ms p50 / p99")
 print(f"{'':14}" + "".join(f"{v:>16}" for v in verbs) + f"{'sum p50':>10}{'vs runc':>9}")
 base = sum(pct(times["runc"][v], 0.5) for v in verbs)
 for n in names:

@@ -186,13 +186,7 @@ fn dispatch(g: &Globals, verb: Verb) -> fnbox_oci::Result<i32> {
                 None if command.is_empty() => {
                     return Err(fnbox_oci::Error::Usage("exec needs --process FILE or a command".into()))
                 }
-                None => fnbox_oci::ProcessFrom::Given(Box::new(fnbox_oci::config::Process {
-                    args: command,
-                    terminal: tty,
-                    cwd: "/".into(),
-                    env: vec![format!("PATH={}", fnbox_sandbox::spec::DEFAULT_PATH)],
-                    ..Default::default()
-                })),
+                None => fnbox_oci::ProcessFrom::Command { args: command, tty },
             };
             let args = fnbox_oci::ExecArgs {
                 id: &id,

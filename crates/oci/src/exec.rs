@@ -1,34 +1,53 @@
 //! `exec`: a new process in a running container, described by an OCI process JSON.
 
 use crate::error::{Error, IoContext, Result};
-use crate::state::{StateDir, Status};
+use crate::state::{Record, StateDir, Status};
 use crate::{config, control, Globals};
 use fnbox_sandbox::launch::enter::{self, ExecSpec, Target};
+use fnbox_sandbox::spec::ProcessSettings;
 use fnbox_sandbox::sys::{self, process, signal};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// The process to start: an OCI process JSON file (`-` for standard input), or one given on
-/// the command line.
+/// The process to start: an OCI process JSON file (`-` for standard input), or a command
+/// given on the line, which runs as the container's own process does (its user, groups,
+/// capabilities, limits, environment and working directory), as with runc.
 pub enum ProcessFrom<'a> {
     File(&'a Path),
-    Given(Box<config::Process>),
+    Command { args: Vec<String>, tty: bool },
 }
 
-impl ProcessFrom<'_> {
-    fn load(&self) -> Result<config::Process> {
-        let path = match self {
-            Self::Given(p) => return Ok((**p).clone()),
-            Self::File(path) => path,
-        };
-        let text = if *path == Path::new("-") {
-            std::io::read_to_string(std::io::stdin()).what(|| "cannot read the process from standard input".into())?
-        } else {
-            std::fs::read_to_string(path).what(|| format!("cannot read the process file {}", path.display()))?
-        };
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{} is not a valid OCI process: {e}", path.display())))
-    }
+/// The file's process, read and checked.
+fn load(path: &Path) -> Result<ExecSpec> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).what(|| "cannot read the process from standard input".into())?
+    } else {
+        std::fs::read_to_string(path).what(|| format!("cannot read the process file {}", path.display()))?
+    };
+    let p: config::Process = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{} is not a valid OCI process: {e}", path.display())))?;
+    Ok(ExecSpec {
+        settings: crate::convert::process_settings(&p)?,
+        cwd: PathBuf::from(if p.cwd.is_empty() { "/" } else { &p.cwd }),
+        argv: p.args,
+        env: p.env,
+        console_socket: None,
+    })
+}
+
+/// `args` as the container's own process: what `create` recorded of config.json's `process`.
+fn like_container(r: &Record, args: &[String], tty: bool) -> Result<ExecSpec> {
+    let c =
+        r.spec.container.as_deref().ok_or_else(|| {
+            Error::Bundle(format!("the state of {} records no container: delete it with --force", r.id))
+        })?;
+    Ok(ExecSpec {
+        argv: args.to_vec(),
+        env: r.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd: r.spec.workdir.clone(),
+        settings: ProcessSettings { terminal: tty, ..c.process.clone() },
+        console_socket: None,
+    })
 }
 
 pub struct ExecArgs<'a> {
@@ -48,12 +67,15 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     if status != Status::Running {
         return Err(Error::NotRunning { id: a.id.into(), status: status.as_str().into() });
     }
-    let p = a.process.load()?;
-    if p.args.is_empty() {
+    let mut spec = match &a.process {
+        ProcessFrom::File(path) => load(path)?,
+        ProcessFrom::Command { args, tty } => like_container(&r, args, *tty)?,
+    };
+    if spec.argv.is_empty() {
         return Err(Error::Usage("the process has no args: give the program to run".into()));
     }
-    let settings = crate::convert::process_settings(&p)?;
-    if settings.terminal && a.console_socket.is_none() {
+    spec.console_socket = a.console_socket.map(Path::to_path_buf);
+    if spec.settings.terminal && a.console_socket.is_none() {
         return Err(Error::Usage("the process asks for a terminal: pass --console-socket".into()));
     }
     let container = r.spec.container.as_deref();
@@ -62,13 +84,6 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         cgroup_dirs: r.cgroup_dirs.clone(),
         kind: r.kind,
         seccomp: container.and_then(|c| c.seccomp.clone()),
-    };
-    let spec = ExecSpec {
-        argv: p.args.clone(),
-        env: p.env.clone(),
-        cwd: PathBuf::from(if p.cwd.is_empty() { "/" } else { &p.cwd }),
-        settings,
-        console_socket: a.console_socket.map(Path::to_path_buf),
     };
     if !a.detach {
         // The new process is adopted by this one once its starter exits.

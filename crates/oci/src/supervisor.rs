@@ -41,7 +41,14 @@ impl Watcher for Control<'_> {
             "kill" => {
                 let sig = req["signal"].as_i64().unwrap_or(15) as i32;
                 if sig == libc::SIGKILL {
+                    // The verb returns once the signal is sent, as runc's does: the init's end
+                    // takes every process of its pid namespace with it. The rest of the cgroup
+                    // (v2's Sentry) is then killed, and waited for, after the answer.
+                    sb.signal(libc::SIGKILL);
+                    control::reply(&conn, Ok(()));
                     leave_cgroup(sb, self.log);
+                    sb.kill();
+                    return false;
                 }
                 signal(sb, sig, req["all"].as_bool().unwrap_or(false))
             }
@@ -63,13 +70,9 @@ impl Watcher for Control<'_> {
     }
 }
 
-/// `kill`: SIGKILL ends the whole sandbox; other signals go to the program, or with `all` to
-/// every process of the container (never to the Sentry serving them).
+/// `kill` of any signal but SIGKILL (which ends the whole sandbox): to the program, or with
+/// `all` to every process of the container (never to the Sentry serving them).
 fn signal(sb: &Sandbox, sig: i32, all: bool) -> Result<(), String> {
-    if sig == libc::SIGKILL {
-        sb.kill();
-        return Ok(());
-    }
     if all {
         let me = std::process::id() as i32;
         for pid in sb.cgroup().pids() {

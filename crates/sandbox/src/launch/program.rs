@@ -84,11 +84,13 @@ fn prepare(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>) -> Result<
         if keep_privs {
             // The filter first; identity then goes through the Sentry, which sees it change.
             hand_to_sentry(cfg, sentry, true)?;
-            return apply_settings(s);
+            apply_settings(s)?;
+        } else {
+            // v2: identity first (its calls would otherwise wait on the Sentry), then the filter.
+            apply_settings(s)?;
+            hand_to_sentry(cfg, sentry, false)?;
         }
-        // v2: identity first (its calls would otherwise wait on the Sentry), then the filter.
-        apply_settings(s)?;
-        return hand_to_sentry(cfg, sentry, false);
+        return let_sentry_read();
     }
     if keep_privs {
         install(cfg, true)?;
@@ -175,10 +177,8 @@ fn exec_failed(sock: RawFd, errno: i32) -> ! {
 /// sandbox root to the Sentry. From here on every emulated call waits for the Sentry.
 fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) -> Result<(), String> {
     let sentry = sentry.ok_or("no Sentry socket")?;
-    // The init made itself non-dumpable, and this process still runs the init's image (whose
-    // memory belongs to the host's user namespace): the Sentry could not read our execve
-    // arguments. execve, next, resets the flag for the program's own image.
-    sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(|e| format!("prctl: {e}"))?;
+    // Every call the Sentry sees from here on may need our memory read.
+    let_sentry_read()?;
     let root = sys::openat(None, std::path::Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| format!("open /: {e}"))?;
     let listener =
@@ -188,6 +188,16 @@ fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) 
     fdpass::send(sentry, &[msg::SENTRY_FDS], &[listener.as_raw_fd(), root.as_raw_fd()])
         .map_err(|e| format!("cannot reach the Sentry: {e}"))?;
     Ok(())
+}
+
+/// v2: lets the Sentry read this process's memory (paths, `execve`'s arguments). The init
+/// made itself non-dumpable, and this process still runs the init's image (whose memory
+/// belongs to the host's user namespace), so the Sentry, root of the sandbox's user namespace
+/// only, could not read it. Changing the effective uid (a `process.user` that is not root)
+/// clears the flag again, so it is set once more after the identity, right before `execve`,
+/// which then sets it for the program's own image.
+fn let_sentry_read() -> Result<(), String> {
+    sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map(drop).map_err(|e| format!("prctl: {e}"))
 }
 
 /// `execve`; returns the errno if it fails.
