@@ -13,8 +13,8 @@
 //!   estimate, time constant [`RATE_TAU`]),
 //! * its peak of cold starts within one second over the last [`PEAK_WINDOW`] (a burst like the
 //!   last one is served from the shelf),
-//! * the functions deployed on it that have not had their first cold start yet (a deploy of
-//!   many functions is followed by their first calls),
+//! * the functions deployed on it within [`FRESH_FOR`] that have not had their first cold
+//!   start yet (a deploy of many functions is followed by their first calls),
 //!
 //! at least `min` while a deployed function uses the shelf, at most `max`. Each function has a
 //! fair share (`per_function`): within [`FAIR_WINDOW`] only that many of its cold starts count
@@ -44,6 +44,8 @@ pub fn default_parallel() -> u32 {
 }
 /// How long shutdown waits for sandboxes still starting.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+/// How long a deployed function not yet called keeps a sandbox ready for its first call.
+const FRESH_FOR: Duration = Duration::from_secs(600);
 /// Memory assumed for a sandbox before one of its shelf was measured.
 const FIRST_ESTIMATE: u64 = 48 << 20;
 
@@ -81,7 +83,9 @@ struct Shelf {
     /// Each function's cold starts counted within its fair share.
     fair: FairShare,
     /// Deployed function versions using this shelf, and whether each had its first cold start.
-    functions: HashMap<(String, u64), bool>,
+    /// Each function version using the shelf, with when it was first seen while it had not
+    /// had its first cold start (`None` once it has).
+    functions: HashMap<(String, u64), Option<Instant>>,
     /// A deployed v2 function uses this shelf.
     wanted: bool,
     /// Memory of this shelf's last sandbox measured when ready.
@@ -108,9 +112,11 @@ impl Shelf {
         self.starting.saturating_sub(self.waiters.len() as u32)
     }
 
-    /// Deployed function versions still to have their first cold start.
-    fn fresh(&self) -> u32 {
-        self.functions.values().filter(|called| !**called).count() as u32
+    /// Deployed function versions still to have their first cold start, deployed within
+    /// [`FRESH_FOR`]: a function never called stops holding a sandbox ready then (the shelf
+    /// would otherwise grow with every idle function, until the budget is theirs).
+    fn fresh(&self, now: Instant) -> u32 {
+        self.functions.values().filter(|since| since.is_some_and(|t| now.duration_since(t) < FRESH_FOR)).count() as u32
     }
 
     /// What one more sandbox of this shelf will use: the last one measured, with an eighth
@@ -174,7 +180,7 @@ impl WarmPool {
 
     fn target(&self, shelf: &mut Shelf, now: Instant) -> u32 {
         match shelf.wanted {
-            true => sized(shelf.rate.at(now), shelf.peak.at(now), shelf.fresh(), &self.config),
+            true => sized(shelf.rate.at(now), shelf.peak.at(now), shelf.fresh(now), &self.config),
             false => 0,
         }
     }
@@ -192,8 +198,12 @@ impl WarmPool {
                 let using = keys.get(k);
                 shelf.wanted = using.is_some();
                 let old = std::mem::take(&mut shelf.functions);
-                shelf.functions =
-                    using.into_iter().flatten().map(|f| (f.clone(), old.get(f).copied().unwrap_or(false))).collect();
+                let now = Instant::now();
+                shelf.functions = using
+                    .into_iter()
+                    .flatten()
+                    .map(|f| (f.clone(), old.get(f).copied().unwrap_or(Some(now))))
+                    .collect();
             }
         }
         self.fill();
@@ -211,8 +221,8 @@ impl WarmPool {
             let mut st = self.lock();
             let shelf = st.shelves.entry(key).or_default();
             let now = Instant::now();
-            if let Some(called) = shelf.functions.get_mut(&(function.0.to_string(), function.1)) {
-                *called = true;
+            if let Some(since) = shelf.functions.get_mut(&(function.0.to_string(), function.1)) {
+                *since = None;
             }
             // Over its share, a function's cold start does not grow the shelf, and takes
             // nothing from it while other functions use it: one function's burst cannot
@@ -443,5 +453,15 @@ mod tests {
     fn backoff_grows_and_caps() {
         assert_eq!(backoff(1), Duration::from_millis(500));
         assert_eq!(backoff(40), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_function_never_called_stops_holding_a_sandbox_ready_after_a_while() {
+        let now = Instant::now();
+        let mut shelf = Shelf::default();
+        shelf.functions.insert(("new".into(), 1), Some(now));
+        shelf.functions.insert(("called".into(), 1), None);
+        assert_eq!(shelf.fresh(now), 1);
+        assert_eq!(shelf.fresh(now + FRESH_FOR), 0, "an idle function kept its sandbox forever");
     }
 }
