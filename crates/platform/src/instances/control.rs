@@ -1,8 +1,9 @@
-//! The control channel of a running sandbox (`fnbox run --control-fd`): JSON requests, one
-//! reply line each. Attaching the function's code into a pre-warmed sandbox goes through it,
+//! The control channel of a running sandbox (`fnbox run --control-fd`): the requests and
+//! replies of [`fnbox_sandbox::supervision`], one reply line each. Attaching the function's code into a pre-warmed sandbox goes through it,
 //! and so does a kill. Closing it stops the sandbox: whoever holds it owns the sandbox.
 
 use super::{Ended, InstanceControl};
+use fnbox_sandbox::supervision::{self as wire, AttachMode, Reply, Request};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,10 @@ pub struct SandboxControl {
     ended: watch::Receiver<Option<Ended>>,
 }
 
-const KILL: &[u8] = b"{\"op\":\"kill\"}\n";
+/// The kill request's line.
+fn kill_line() -> String {
+    wire::REQUEST.encode_line(&Request::Kill {})
+}
 
 /// Writes all of `line` on the socket (small lines: a write or two).
 async fn write_all(w: &OwnedWriteHalf, mut line: &[u8]) -> std::io::Result<()> {
@@ -50,26 +54,26 @@ impl SandboxControl {
     }
 
     /// Sends one request and waits for its reply: `Err` carries the launcher's reason.
-    async fn request(&self, req: serde_json::Value) -> Result<(), String> {
+    async fn request(&self, req: &Request) -> Result<(), String> {
         let mut read = self.read.lock().await;
         let gone = |e: std::io::Error| format!("its launcher does not answer ({e})");
-        write_all(&self.write, format!("{req}\n").as_bytes()).await.map_err(gone)?;
+        write_all(&self.write, wire::REQUEST.encode_line(req).as_bytes()).await.map_err(gone)?;
         let mut reply = String::new();
         if read.read_line(&mut reply).await.map_err(gone)? == 0 {
             return Err("its launcher has ended".into());
         }
-        let v: serde_json::Value = serde_json::from_str(&reply).map_err(|e| format!("a bad reply ({e}): {reply}"))?;
-        match v["error"].as_str() {
-            Some(e) => Err(e.to_string()),
-            None => Ok(()),
+        let reply: Reply = wire::REPLY.decode(reply.as_bytes()).map_err(|e| e.to_string())?;
+        if reply.reply != req.op() {
+            return Err(format!("its launcher answered {:?} to a {:?} request", reply.reply, req.op()));
         }
+        reply.into_result()
     }
 
     /// Makes `source` (a host directory) visible at `target` in the sandbox, writable
     /// copy-on-write: writes go to the sandbox's own layer, never into `source`.
     pub async fn attach(&self, source: &Path, target: &str) -> Result<(), String> {
         let source = source.to_str().ok_or_else(|| format!("{} is not UTF-8", source.display()))?;
-        self.request(serde_json::json!({"op": "attach", "source": source, "target": target, "mode": "cow"})).await
+        self.request(&Request::Attach { source: source.into(), target: target.into(), mode: AttachMode::Cow }).await
     }
 
     fn signal(&self, sig: i32) {
@@ -84,7 +88,7 @@ impl SandboxControl {
             if tokio::time::timeout(after, rx.wait_for(|e| e.is_some())).await.is_ok() {
                 return;
             }
-            let _ = write.try_write(KILL);
+            let _ = write.try_write(kill_line().as_bytes());
             if tokio::time::timeout(KILL_GRACE, rx.wait_for(|e| e.is_some())).await.is_err() {
                 signal_launcher(pid, &ended, libc::SIGKILL);
             }
@@ -104,7 +108,7 @@ fn signal_launcher(pid: i32, ended: &watch::Receiver<Option<Ended>>, sig: i32) {
 impl InstanceControl for SandboxControl {
     fn kill(&self) {
         // The launcher kills the sandbox, removes its cgroup and reports "stopped".
-        if self.write.try_write(KILL).is_err() {
+        if self.write.try_write(kill_line().as_bytes()).is_err() {
             self.signal(libc::SIGKILL);
         }
         self.kill_later(KILL_GRACE);

@@ -28,6 +28,7 @@ use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
 use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
+use crate::supervision::{self, Status};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 pub(crate) use mounts::PROC_PLACEHOLDER;
@@ -522,22 +523,29 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
 /// control channel, the caller can attach mounts, change limits and stop it (`control.rs`).
 /// This is the interface the platform supervises instances through.
 pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions, mut channels: Channels) -> Result<Outcome> {
+    let began = std::time::Instant::now();
     let mut sb = match Sandbox::start(spec, paths) {
         Ok(sb) => sb,
         Err(e) => {
-            channels.event(
-                serde_json::json!({"event": "ended", "ending": "setup_failed", "code": 125, "message": e.to_string()}),
-            );
+            channels.event(&Status::Ended(supervision::Ended {
+                ending: supervision::Ending::SetupFailed,
+                code: 125,
+                signal: None,
+                message: Some(e.to_string()),
+                oom_kills: 0,
+                memory_limit: 0,
+                peak: Default::default(),
+                duration_ms: began.elapsed().as_secs_f64() * 1000.0,
+            }));
             return Err(e);
         }
     };
-    channels.event(serde_json::json!({"event": "started", "id": sb.id, "pid": sb.pid, "cgroup": sb.cgroup.dirs()}));
+    channels.event(&Status::Started { id: sb.id.clone(), pid: sb.pid, cgroup: sb.cgroup.dirs() });
     sb.channels = channels;
     let outcome = sb.wait(opts);
     let cleaned = sb.cleanup();
     if let Ok(o) = &outcome {
-        let line = o.to_json(&spec.argv[0]);
-        sb.channels.event(line);
+        sb.channels.event(&Status::Ended(o.report(&spec.argv[0])));
     }
     cleaned?;
     outcome

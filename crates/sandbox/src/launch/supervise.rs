@@ -4,6 +4,7 @@
 use super::{protocol as msg, Sandbox};
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
+use crate::supervision as wire;
 use crate::sys::{fdpass, process, signal};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -64,31 +65,30 @@ impl Outcome {
 
 impl Outcome {
     /// The `ended` status line (see [`super::run`]).
-    pub fn to_json(&self, argv0: &str) -> serde_json::Value {
+    pub fn report(&self, argv0: &str) -> wire::Ended {
         let ending = match &self.ending {
-            Ending::Exited(_) => "exited",
-            Ending::Signaled(_) => "signaled",
-            Ending::OutOfMemory => "oom",
-            Ending::TimedOut(_) => "timeout",
-            Ending::Stopped => "stopped",
-            Ending::ExecFailed(_) => "exec_failed",
-            Ending::SetupFailed(_) => "setup_failed",
+            Ending::Exited(_) => wire::Ending::Exited,
+            Ending::Signaled(_) => wire::Ending::Signaled,
+            Ending::OutOfMemory => wire::Ending::Oom,
+            Ending::TimedOut(_) => wire::Ending::Timeout,
+            Ending::Stopped => wire::Ending::Stopped,
+            Ending::ExecFailed(_) => wire::Ending::ExecFailed,
+            Ending::SetupFailed(_) => wire::Ending::SetupFailed,
         };
         let signal = match self.ending {
             Ending::Signaled(s) => Some(s),
             _ => None,
         };
-        serde_json::json!({
-            "event": "ended",
-            "ending": ending,
-            "code": self.code,
-            "signal": signal,
-            "message": self.message(argv0),
-            "oom_kills": self.oom_kills,
-            "memory_limit": self.memory_limit,
-            "peak": {"total": self.peak.total, "anon": self.peak.anon, "in_memory_files": self.peak.in_memory_files},
-            "duration_ms": self.duration.as_secs_f64() * 1000.0,
-        })
+        wire::Ended {
+            ending,
+            code: self.code,
+            signal,
+            message: self.message(argv0),
+            oom_kills: self.oom_kills,
+            memory_limit: self.memory_limit,
+            peak: self.peak,
+            duration_ms: self.duration.as_secs_f64() * 1000.0,
+        }
     }
 }
 
@@ -354,7 +354,7 @@ impl Collected {
                 msg::CONSOLE => self.console = fds.pop(),
                 msg::EXEC => {
                     let ns = u64::from_le_bytes(buf.get(1..9).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
-                    channels.event(super::control::exec_event(ns));
+                    channels.event(&crate::supervision::Status::Exec { mono_ns: ns });
                 }
                 _ => {}
             }
