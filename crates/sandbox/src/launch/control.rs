@@ -106,7 +106,7 @@ impl Sandbox {
             .context(|| "cannot open the sandbox's user namespace".into())?;
         let fd = super::idmapped(&bind.source, &userns, super::bind_attrs(bind.access), true)?;
         let m = super::attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
-        fdpass::send(self.sock.as_raw_fd(), &m, &[fd.as_raw_fd()])
+        fdpass::send(self.sock.as_raw_fd(), &m.encode().map_err(crate::Error::Invalid)?, &[fd.as_raw_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -13,7 +13,7 @@ mod gc;
 mod init;
 mod mounts;
 mod program;
-mod protocol;
+pub(crate) mod protocol;
 mod supervise;
 mod terminal;
 
@@ -33,6 +33,7 @@ use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 pub(crate) use mounts::PROC_PLACEHOLDER;
 use mounts::{attach_msg, bind_attrs, idmapped, may_hold_fifos, proc_placeholder, resolv_conf_target, V1_DEV_SIZE};
+use protocol::ToSandbox;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -287,16 +288,17 @@ impl Sandbox {
             .context(|| "cannot open the sandbox's user namespace".into())?;
         crate::trace::mark("ids mapped");
         let sock = self.sock.as_raw_fd();
-        let send = |data: &[u8], fd: Option<&OwnedFd>| {
+        let send = |m: &ToSandbox, fd: Option<&OwnedFd>| {
             let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
-            fdpass::send(sock, data, &fds).context(|| "cannot send a mount to the sandbox".into())
+            fdpass::send(sock, &m.encode().map_err(Error::Invalid)?, &fds)
+                .context(|| "cannot send a mount to the sandbox".into())
         };
 
         if let Some(c) = self.spec.container.clone() {
             self.send_container_mounts(&c, &userns)?;
         } else {
             let lower = idmapped(lower_src, &userns, 0, false)?;
-            send(&[protocol::LOWER], Some(&lower))?;
+            send(&ToSandbox::Lower, Some(&lower))?;
         }
         if self.spec.image == Image::Host {
             for d in host::SYSTEM_DIRS {
@@ -317,7 +319,7 @@ impl Sandbox {
             // v1's `/dev` is capped (v2's counts toward the function's memory, no cap of its own).
             let size = (self.spec.kind == SandboxKind::V1).then_some(V1_DEV_SIZE);
             let dev = rootfs::make_dev(size, &userns).context(|| "cannot make the sandbox's /dev".into())?;
-            send(&[protocol::DEV], Some(&dev))?;
+            send(&ToSandbox::Dev, Some(&dev))?;
         }
         if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
             send(&attach_msg(Path::new("/proc"), true, Access::ReadOnly, false), Some(&proc_placeholder()?))?;
@@ -347,7 +349,7 @@ impl Sandbox {
             self.net = Some(pending.finish()?);
             crate::trace::mark("network ready");
         }
-        send(&[protocol::STAGE], None)?;
+        send(&ToSandbox::Stage, None)?;
         crate::trace::mark("mounts sent");
         let disk = match (&self.disk, self.spec.container.as_ref().map(|c| &c.root)) {
             (_, Some(ContainerRoot::Overlay { upper, .. })) => {
@@ -364,10 +366,10 @@ impl Sandbox {
             (None, None) => return Err(Error::Setup("no disk job".into())),
         };
         if let Some(disk) = disk {
-            send(&[protocol::DISK], Some(&disk))?;
+            send(&ToSandbox::Disk, Some(&disk))?;
             crate::trace::mark("disk sent");
         }
-        send(&[protocol::GO], None)
+        send(&ToSandbox::Go, None)
     }
 
     pub fn cgroup(&self) -> &Cgroup {

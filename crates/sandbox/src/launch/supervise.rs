@@ -1,7 +1,8 @@
 //! Waiting for a sandbox: signals are passed on, the timeout enforced, memory sampled, and the
 //! way the sandbox ended reported the way a user needs to read it.
 
-use super::{protocol as msg, Sandbox};
+use super::protocol::{self as msg, FromSandbox};
+use super::Sandbox;
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
 use crate::supervision as wire;
@@ -339,24 +340,23 @@ pub(super) struct Collected {
 
 impl Collected {
     pub(super) fn drain(&mut self, sock: &std::os::fd::OwnedFd, channels: &mut super::Channels) {
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; msg::BUF];
         while let Ok((n, mut fds)) = fdpass::recv(sock, &mut buf) {
             if n == 0 {
                 break;
             }
-            let word = || i32::from_le_bytes(buf.get(1..5).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
-            match buf[0] {
-                msg::SETUP_ERROR => self.setup_error = Some(String::from_utf8_lossy(&buf[1..n]).into_owned()),
-                msg::EXEC_ERROR => self.exec_error = Some(word()),
-                msg::EXITED => self.exited = process::WaitStatus::from_raw(word()),
-                msg::ATTACHED => self.attached = Some(word()),
-                msg::READY => self.ready = true,
-                msg::CONSOLE => self.console = fds.pop(),
-                msg::EXEC => {
-                    let ns = u64::from_le_bytes(buf.get(1..9).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
-                    channels.event(&crate::supervision::Status::Exec { mono_ns: ns });
+            match FromSandbox::decode(&buf[..n]) {
+                Ok(FromSandbox::SetupError(m)) => self.setup_error = Some(m),
+                Ok(FromSandbox::ExecError(e)) => self.exec_error = Some(e),
+                Ok(FromSandbox::Exited(s)) => self.exited = process::WaitStatus::from_raw(s),
+                Ok(FromSandbox::Attached(e)) => self.attached = Some(e),
+                Ok(FromSandbox::Ready) => self.ready = true,
+                Ok(FromSandbox::Console) => self.console = fds.pop(),
+                Ok(FromSandbox::Exec(ns)) => channels.event(&crate::supervision::Status::Exec { mono_ns: ns }),
+                Ok(m @ (FromSandbox::SentryFds | FromSandbox::Pid(_))) => {
+                    eprintln!("fnbox: the sandbox's init sent a message meant for another process: {m:?}")
                 }
-                _ => {}
+                Err(e) => eprintln!("fnbox: {e}"),
             }
         }
     }
