@@ -66,7 +66,9 @@ install_fnbox() {
     exe="${CARGO_TARGET_DIR:-target}/release/fnbox"
   fi
   [ -x "$exe" ] || die "$exe is not an executable fnbox"
-  command -v mkfs.ext4 >/dev/null || { say "installing e2fsprogs (mkfs.ext4)"; apt-get update -qq && apt-get install -y -qq e2fsprogs; }
+  # What fnbox runs on the host (mkfs.ext4, nft, ip): installed when missing.
+  . ./host-commands.sh
+  fnbox_install_host_commands || die "install the packages above, then run install.sh again"
   mkdir -p "$BIN" "$SYSTEMD_DIR"
   # Copy then rename: a running fnbox keeps its old binary, the next start gets the new one.
   install -m 0755 "$exe" "$BIN/.fnbox.new"

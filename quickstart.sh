@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "quickstart.sh: fnbox creates namespaces and cgroups: run as root (sudo ./quickstart.sh)" >&2; exit 1; }
-command -v mkfs.ext4 >/dev/null || { apt-get update -qq && apt-get install -y -qq e2fsprogs; }
+# What fnbox runs on the host (mkfs.ext4, nft, ip): installed when missing.
+. ./host-commands.sh
+fnbox_install_host_commands
 cargo build --release -q
 F=${CARGO_TARGET_DIR:-target}/release/fnbox
 set -x

@@ -81,6 +81,13 @@ struct RunArgs {
     /// Kill the sandbox after this many seconds.
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
+    /// Start without the CPU quota (the start-up boost) for at most SECS seconds (up to 60);
+    /// the supervisor ends it earlier with `{"v":1,"op":"throttle"}` on --control-fd.
+    #[arg(long, value_name = "SECS")]
+    cpu_boost: Option<f64>,
+    /// With --cpu-boost: the boost runs at the lowest CPU weight (work nothing waits for yet).
+    #[arg(long, requires = "cpu_boost")]
+    cpu_boost_background: bool,
     /// Cap of the disk-backed writable layer.
     #[arg(long, default_value = "1024M")]
     disk: String,
@@ -137,6 +144,10 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
     if let Some(t) = a.timeout {
         s.timeout = Some(spec::timeout_from_secs(t)?);
     }
+    if let Some(t) = a.cpu_boost {
+        s.cpu_boost = Some(spec::cpu_boost_from_secs(t)?);
+    }
+    s.cpu_boost_background = a.cpu_boost_background;
     s.disk_bytes = spec::parse_size_mb(&a.disk)
         .and_then(|mb| mb.checked_mul(1 << 20))
         .ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))?;

@@ -201,17 +201,26 @@ pub struct ServeArgs {
     /// Stop instances idle this many seconds (down to each function's min-scale), 1 to 604800.
     #[arg(long, default_value_t = 900, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=604_800))]
     idle_timeout: u64,
-    /// Keep pre-warmed v2 sandboxes (a Python or Node runtime already started) for the cold
-    /// starts of python3 and node functions: on or off.
+    /// Keep pre-warmed sandboxes (v1 and v2, a Python or Node runtime already started) for
+    /// the cold starts of python3 and node functions: on or off.
     #[arg(long, default_value = "on", value_name = "on|off")]
     warm_pool: String,
     /// Pre-warmed sandboxes kept per runtime and memory tier in use, even with no cold starts.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64))]
     warm_min: u32,
-    /// Most pre-warmed sandboxes per runtime and memory tier (the pool grows with the rate of
-    /// cold starts up to this).
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Most pre-warmed sandboxes per sandbox kind, runtime and memory tier (the pool grows up
+    /// to this with the rate and the recent peak of cold starts, and the functions deployed
+    /// and not called yet), within --warm-memory.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     warm_max: u32,
+    /// One function's fair share of a shelf: its cold starts counted toward the shelf's size
+    /// within 10 s, and, on a shelf other functions use, taking from it (the others start
+    /// their own sandbox).
+    #[arg(long, default_value_t = fnbox_platform::instances::warm::DEFAULT_PER_FUNCTION, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    warm_per_function: u32,
+    /// Pre-warmed sandboxes starting at once [default: twice the CPUs, 2 to 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    warm_parallel: Option<u32>,
     /// Most memory all pre-warmed sandboxes may use together, in MiB (counted from their
     /// cgroups), up to 1048576 (1 TiB).
     #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
@@ -301,7 +310,13 @@ impl ServeArgs {
                 self.warm_min, self.warm_max
             ));
         }
-        Ok(Some(WarmConfig { min: self.warm_min, max: self.warm_max, memory_budget: self.warm_memory << 20 }))
+        Ok(Some(WarmConfig {
+            min: self.warm_min,
+            max: self.warm_max,
+            memory_budget: self.warm_memory << 20,
+            parallel: self.warm_parallel.unwrap_or_else(fnbox_platform::instances::warm::default_parallel),
+            per_function: self.warm_per_function,
+        }))
     }
 
     fn retention(&self) -> Result<Retention, String> {

@@ -122,3 +122,60 @@ fn first_serve_builds_its_state_and_data_dir_from_nothing() {
     drop(s);
     assert_eq!(f.cleanup(&parent), Vec::<String>::new(), "fnbox cleanup left loop devices");
 }
+
+/// Every program fnbox's code runs on the host by name (`Command::new("...")`) is in
+/// `host-commands.sh`, the table `quickstart.sh` and `install.sh` install from, and both call
+/// it: on a fresh machine the README's first command once failed at its first deploy because
+/// `nft` (egress, the default network) was not installed, while CI's own package list hid it.
+#[test]
+fn every_host_command_fnbox_runs_is_installed_by_the_set_up() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let table = std::fs::read_to_string(root.join("host-commands.sh")).unwrap();
+    let listed: Vec<&str> = table
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('"'))
+        .filter_map(|l| l.trim_matches('"').split_whitespace().next())
+        .collect();
+    assert!(listed.contains(&"mkfs.ext4"), "host-commands.sh lists no commands: {listed:?}");
+    let mut run = Vec::new();
+    let mut stack = vec![root.join("crates")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("tests") && !p.ends_with("target") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && p.to_string_lossy().contains("/src/")
+                && !p.to_string_lossy().ends_with("tests.rs")
+            {
+                let text = std::fs::read_to_string(&p).unwrap();
+                // Code after a `#[cfg(test)]` is the file's unit tests, which may run anything.
+                let code = text.split("#[cfg(test)]").next().unwrap_or("");
+                for call in ["Command::new(\"", "run_script(\""] {
+                    for piece in code.split(call).skip(1) {
+                        let name = piece.split('"').next().unwrap_or("");
+                        run.push((name.to_string(), p.clone()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!run.is_empty(), "found no Command::new in the sources: the scan is wrong");
+    for (name, file) in &run {
+        assert!(
+            listed.contains(&name.as_str()),
+            "{} runs `{name}` on the host, but host-commands.sh does not list it: add it with its Debian package",
+            file.display()
+        );
+    }
+    for script in ["quickstart.sh", "install.sh"] {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        assert!(
+            text.contains(". ./host-commands.sh") && text.contains("fnbox_install_host_commands"),
+            "{script} must source host-commands.sh and call fnbox_install_host_commands"
+        );
+    }
+}

@@ -427,6 +427,72 @@ fn a_running_sandbox_takes_mounts_limits_and_stop_requests() {
     }
 }
 
+/// The CPU quotas (µs per 100 ms, `None` for none) of the sandbox cgroups under `parent`.
+fn quotas_under(parent: &str) -> Vec<Option<u64>> {
+    let (dir, file) = match std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+        true => (format!("/sys/fs/cgroup/cpu/{parent}"), "cpu.cfs_quota_us"),
+        false => (format!("/sys/fs/cgroup/{parent}"), "cpu.max"),
+    };
+    let read = |d: std::path::PathBuf| {
+        let v = std::fs::read_to_string(d.join(file)).ok()?;
+        Some(v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| read(e.path()))
+        .collect()
+}
+
+/// `fnbox run --cpu-boost`: the sandbox starts without its CPU quota, which applies at
+/// `{"v":1,"op":"throttle"}` (read back before the answer) or when the window ends.
+#[test]
+fn a_boosted_sandbox_gets_its_quota_at_throttle_or_at_the_end_of_its_window() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    for kind in ["v1", "v2"] {
+        let s = Scope::new("boost");
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        // SAFETY: clearing FD_CLOEXEC so the launcher inherits its end.
+        unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
+        let fd = theirs.as_raw_fd().to_string();
+        let mut child = s
+            .cmd(kind, &["--memory", "128", "--cpu-boost", "30", "--control-fd", &fd], &["sleep", "60"])
+            .spawn()
+            .unwrap();
+        drop(theirs);
+        assert!(
+            eventually(Duration::from_secs(20), || quotas_under(&s.parent) == [None]),
+            "{kind}: {:?}",
+            quotas_under(&s.parent)
+        );
+        ours.write_all(b"{\"v\":1,\"op\":\"throttle\"}\n").unwrap();
+        let mut buf = [0u8; 256];
+        let n = ours.read(&mut buf).unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.contains("\"reply\":\"throttle\"") && reply.contains("\"ok\":true"), "{kind}: {reply}");
+        // Answered: the quota is in force.
+        assert_eq!(quotas_under(&s.parent), [Some(7000)], "{kind}");
+        drop(ours);
+        assert_eq!(child.wait().unwrap().code(), Some(137), "{kind}");
+
+        // Nobody says throttle: the window (1 s) ends it.
+        let mut child = s.cmd(kind, &["--memory", "128", "--cpu-boost", "1"], &["sleep", "60"]).spawn().unwrap();
+        assert!(
+            eventually(Duration::from_secs(20), || quotas_under(&s.parent) == [Some(7000)]),
+            "{kind}: {:?}",
+            quotas_under(&s.parent)
+        );
+        // SAFETY: a signal to the launcher we spawned (it passes it on to the program).
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+        s.assert_clean();
+    }
+}
+
 #[test]
 fn env_files_keep_values_off_the_command_line() {
     let s = Scope::new("envfile");

@@ -8,7 +8,7 @@
 use crate::codestore::{Staged, ZIP_MAX};
 use crate::error::{Error, Result};
 use crate::function::Runtime;
-use crate::instances::launcher::{LaunchSpec, Launched, LogRoute};
+use crate::instances::launcher::{Boost, LaunchSpec, Launched, LogRoute};
 use crate::instances::{EndCause, Ended};
 use crate::logs::Stream;
 use crate::platform::Platform;
@@ -276,6 +276,7 @@ async fn run(p: &Platform, req: &BuildRequest, staged: &Staged, out: Arc<Output>
         program: vec!["python3".into(), format!("{RUNTIME_DIR}/build.py"), req.runtime.as_str().into()],
         zygote: false,
         timeout: Some(builds.timeout),
+        cpu_boost: Boost::Off,
         label: "build".into(),
         route: LogRoute::to_sink(launcher.logs.clone(), Arc::new(move |stream, line| sink.push(stream, line))),
     };

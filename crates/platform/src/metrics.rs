@@ -282,7 +282,7 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// The warm pool's gauges and counters (`fnbox_warm_*`).
 fn render_warm(out: &mut String, warm: Option<&WarmGauges>) {
-    head(out, "fnbox_warm_pool_enabled", "gauge", "1 when pre-warmed v2 sandboxes are kept for cold starts.");
+    head(out, "fnbox_warm_pool_enabled", "gauge", "1 when pre-warmed sandboxes are kept for cold starts.");
     let _ = writeln!(out, "fnbox_warm_pool_enabled {}", warm.is_some() as u8);
     let Some(w) = warm else {
         return;
@@ -294,7 +294,12 @@ fn render_warm(out: &mut String, warm: Option<&WarmGauges>) {
             fnbox_sandbox::net::Network::Egress => String::new(),
             n => format!(",network=\"{n}\""),
         };
-        format!("runtime=\"{}\",memory_mb=\"{}\"{net}", k.runtime.as_str(), k.memory_mb)
+        // v1 shelves are labelled; v2's (the only ones before) keep their series names.
+        let kind = match k.kind {
+            fnbox_sandbox::spec::SandboxKind::V2 => String::new(),
+            v1 => format!(",sandbox=\"{}\"", v1.as_str()),
+        };
+        format!("runtime=\"{}\",memory_mb=\"{}\"{net}{kind}", k.runtime.as_str(), k.memory_mb)
     };
     head(
         out,
@@ -314,10 +319,16 @@ fn render_warm(out: &mut String, warm: Option<&WarmGauges>) {
     for s in &w.shelves {
         let _ = writeln!(out, "fnbox_warm_cold_start_rate{{{}}} {:.4}", shelf(&s.key), s.rate);
     }
-    head(out, "fnbox_warm_takes_total", "counter", "Cold starts that found a pre-warmed sandbox (hit) or not (miss).");
+    head(out, "fnbox_warm_takes_total", "counter", "Cold starts that found a pre-warmed sandbox ready (hit), took the next one to finish starting (pending), or started their own (miss; capped: the function was over its fair share).");
     for s in &w.shelves {
         let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"hit\"}} {}", shelf(&s.key), s.hits);
         let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"miss\"}} {}", shelf(&s.key), s.misses);
+        let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"pending\"}} {}", shelf(&s.key), s.pending);
+        let _ = writeln!(out, "fnbox_warm_takes_total{{{},result=\"capped\"}} {}", shelf(&s.key), s.capped);
+    }
+    head(out, "fnbox_warm_cold_start_peak", "gauge", "Most cold starts within one second over the last minute.");
+    for s in &w.shelves {
+        let _ = writeln!(out, "fnbox_warm_cold_start_peak{{{}}} {}", shelf(&s.key), s.peak);
     }
     head(out, "fnbox_warm_memory_bytes", "gauge", "Memory the ready pre-warmed sandboxes use, from their cgroups.");
     let _ = writeln!(out, "fnbox_warm_memory_bytes {}", w.shelves.iter().map(|s| s.memory_bytes).sum::<u64>());

@@ -161,16 +161,20 @@ impl Platform {
         Ok(n)
     }
 
-    /// Tells the warm pool which runtimes and tiers the deployed v2 functions use.
+    /// Tells the warm pool which sandbox kinds, runtimes and tiers the deployed functions use,
+    /// and which function versions use each.
     fn update_warm_shelves(&self) {
         let Some(warm) = &self.warm else { return };
-        let keys = self
-            .pools()
-            .iter()
-            .map(|p| p.current().function.config.clone())
-            .filter(|c| c.sandbox == fnbox_sandbox::spec::SandboxKind::V2 && c.runtime != Runtime::Binary)
-            .map(|c| WarmKey { runtime: c.runtime, memory_mb: c.memory_mb, network: c.network })
-            .collect();
+        let mut keys: std::collections::HashMap<WarmKey, Vec<(String, u64)>> = Default::default();
+        for p in self.pools() {
+            let current = p.current();
+            let c = &current.function.config;
+            if c.runtime == Runtime::Binary {
+                continue;
+            }
+            let key = WarmKey { kind: c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
+            keys.entry(key).or_default().push((current.function.name.clone(), current.function.version));
+        }
         warm.want(&keys);
     }
 

@@ -25,7 +25,6 @@ use crate::logs::LogStore;
 use crate::platform::Platform;
 use crate::registry::Registry;
 use crate::seal::SecretKey;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,11 +81,7 @@ pub fn default_instance_disk() -> u64 {
 
 /// Bytes free to root on the filesystem holding `dir`.
 fn fs_free(dir: &std::path::Path) -> Option<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs reads the C string and writes into the struct we own.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then(|| st.f_bfree as u64 * st.f_frsize as u64)
+    fnbox_sandbox::sys::fs_free(dir).ok()
 }
 
 /// Creates `dir` if needed and makes it the owner's only, whatever mode it had.
@@ -111,8 +106,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    if !fnbox_sandbox::sys::flock(&f, true, true).context(|| format!("cannot lock {}", path.display()))? {
         return Err(Error::Invalid(format!(
             "another fnbox serve already uses the data directory {}: stop it, or give another --data-dir",
             dir.display()
@@ -136,8 +130,7 @@ fn clean_leftovers(opts: &ServeOptions, instances: &std::path::Path) -> Result<u
 }
 
 pub fn serve(opts: ServeOptions) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !fnbox_sandbox::sys::is_root() {
         return Err(Error::Sandbox(fnbox_sandbox::Error::NotRoot));
     }
     // The sandboxes' host state first: a fresh machine has none, and its errors name the fix.
@@ -212,6 +205,11 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
             dir.display(),
             if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
         );
+        for (prog, package) in fnbox_sandbox::net::missing_programs() {
+            eprintln!(
+                "fnbox serve: warning: `{prog}` is not installed: functions with egress (the default network) cannot start; apt-get install {package}, or deploy with --network none"
+            );
+        }
         let listeners = match console {
             Some(c) => {
                 let at = c.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -15,7 +15,7 @@ pub use container::{
 /// Which sandbox runs the program. Written `v1`/`v2` everywhere (command lines, the
 /// platform's registry and API); read with [`std::str::FromStr`], which also takes the old
 /// names `container`/`sentry` and whose error names the value and the choices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxKind {
@@ -331,6 +331,13 @@ pub struct SandboxSpec {
     pub disk_bytes: u64,
     pub pids_max: u64,
     pub timeout: Option<Duration>,
+    /// Start without the CPU quota for at most this long, until the supervisor sends
+    /// `throttle` (docs/architecture.md, "Start-up CPU boost"). Not for containers.
+    #[serde(default)]
+    pub cpu_boost: Option<Duration>,
+    /// During the boost, the lowest CPU weight: work no one waits for (a pre-warmed sandbox).
+    #[serde(default)]
+    pub cpu_boost_background: bool,
     pub binds: Vec<Bind>,
     pub hostname: String,
     /// Where v2 writes its compatibility report, if asked.
@@ -365,6 +372,17 @@ pub const PIDS_LIMIT: u64 = 4 << 20;
 /// A year: longer timeouts are typos (and `1e30` seconds is no `Duration`).
 pub const TIMEOUT_MAX_S: f64 = 365.0 * 86400.0;
 
+/// A `--cpu-boost` in seconds, range-checked.
+pub fn cpu_boost_from_secs(t: f64) -> Result<Duration> {
+    let max = crate::cgroup::boost::MAX_WINDOW.as_secs_f64();
+    if !(t.is_finite() && t > 0.0 && t <= max) {
+        return Err(Error::Invalid(format!(
+            "cpu boost {t} is not valid: give a number of seconds above 0 and at most {max}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(t))
+}
+
 /// A `--timeout` in seconds, range-checked.
 pub fn timeout_from_secs(t: f64) -> Result<Duration> {
     if !(t.is_finite() && t > 0.0 && t <= TIMEOUT_MAX_S) {
@@ -389,6 +407,8 @@ impl SandboxSpec {
             disk_bytes: DEFAULT_DISK_MB << 20,
             pids_max: DEFAULT_PIDS_MAX,
             timeout: None,
+            cpu_boost: None,
+            cpu_boost_background: false,
             binds: Vec::new(),
             hostname: "fnbox".to_string(),
             report: None,

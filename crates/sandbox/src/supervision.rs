@@ -80,6 +80,8 @@ pub enum Request {
     },
     /// Moves the sandbox to another memory tier (and its CPU share) and/or pids limit.
     Limits { memory_mb: Option<u64>, pids: Option<u64> },
+    /// Ends the start-up CPU boost (`--cpu-boost`); an error reply ends the sandbox.
+    Throttle {},
     /// Ends the sandbox now (reported as `stopped`).
     Kill {},
 }
@@ -90,6 +92,7 @@ impl Request {
         match self {
             Self::Attach { .. } => "attach",
             Self::Limits { .. } => "limits",
+            Self::Throttle {} => "throttle",
             Self::Kill {} => "kill",
         }
     }
@@ -184,6 +187,7 @@ mod tests {
             Request::Attach { source: "/h".into(), target: "/code".into(), mode: AttachMode::Cow },
             Request::Attach { source: "/h".into(), target: "/code".into(), mode: AttachMode::Rw },
             Request::Limits { memory_mb: Some(256), pids: None },
+            Request::Throttle {},
             Request::Kill {},
         ];
         round_trips(&REQUEST, &reqs);

@@ -65,20 +65,8 @@ impl Default for ClientLimits {
 /// (their pipes and sockets), the registry and the code store. Returns a warning to print
 /// when the cap was lowered.
 pub fn fit_to_open_file_limit(limits: &mut ClientLimits) -> Option<String> {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
-        return None;
-    }
-    if rl.rlim_cur < rl.rlim_max {
-        let raised = libc::rlimit { rlim_cur: rl.rlim_max, rlim_max: rl.rlim_max };
-        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard one
-        // needs no privilege.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            rl = raised;
-        }
-    }
-    let room = usize::try_from(rl.rlim_cur / 2).unwrap_or(usize::MAX);
+    let soft = fnbox_sandbox::sys::raise_open_file_limit();
+    let room = usize::try_from(soft / 2).unwrap_or(usize::MAX);
     if limits.max_connections <= room {
         return None;
     }
@@ -86,7 +74,7 @@ pub fn fit_to_open_file_limit(limits: &mut ClientLimits) -> Option<String> {
     limits.max_connections = room.max(1);
     Some(format!(
         "--max-connections {asked} lowered to {}: the open-file limit is {} (raise it: ulimit -n, or LimitNOFILE= in a systemd unit)",
-        limits.max_connections, rl.rlim_cur
+        limits.max_connections, soft
     ))
 }
 
@@ -218,18 +206,7 @@ pub const SEND_BUFFER: libc::c_int = 128 << 10;
 
 /// Sets [`SEND_BUFFER`] on an accepted socket.
 pub fn modest_send_buffer(stream: &tokio::net::TcpStream) {
-    use std::os::fd::AsRawFd;
-    let size = SEND_BUFFER;
-    // SAFETY: setsockopt reads `size` (an int we own) for its length on a socket we hold open.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let _ = fnbox_sandbox::sys::set_send_buffer(stream, SEND_BUFFER as usize);
 }
 
 #[cfg(test)]

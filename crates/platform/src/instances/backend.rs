@@ -7,8 +7,8 @@
 //! handler and the environment; nothing else is created. A `binary` function's program is
 //! executed directly, its environment read by the launcher from a memory file.
 
-use super::launcher::{monotonic_s, start_failed, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
-use super::warm::{WarmKey, WarmPool};
+use super::launcher::{monotonic_s, start_failed, Boost, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
+use super::warm::{Take, WarmKey, WarmPool};
 use super::zygote::{self, BindError, BindRequest, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
 use crate::function::{FunctionConfig, Runtime};
@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a binary may take to listen on its socket.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a cold start waits for a pre-warmed sandbox still starting before it starts
+/// its own: as long as any start may take (one that fails tells its waiter at once). Such a
+/// start takes well under a second on a quiet machine, but it runs at the lowest CPU weight
+/// until its boost window ends: on a loaded one it can take seconds, and starting another
+/// sandbox then would only add to the load (and make a cold start's path depend on timing).
+const PENDING_WAIT: Duration = START_TIMEOUT;
 /// Lines of a handler's traceback kept in a failed check's message.
 const DETAIL_LINES: usize = 8;
 
@@ -48,13 +54,20 @@ fn function_env(id: &str, name: &str, version: u64, c: &FunctionConfig) -> Vec<(
     env
 }
 
+/// Whether the function's own environment changes how its interpreter starts (see
+/// [`runtimes::shapes_interpreter_start`]): then that start may run its code.
+fn shapes_start(c: &FunctionConfig) -> bool {
+    c.env.iter().chain(c.secrets.iter()).any(|(k, _)| runtimes::shapes_interpreter_start(k))
+}
+
 /// Seconds on the monotonic clock since `m0`, as a phase of a cold start.
 fn since(m0: f64, t: Option<f64>) -> Option<Duration> {
     t.map(|t| Duration::from_secs_f64((t - m0).max(0.0)))
 }
 
 impl FnboxRun {
-    /// A sandbox with the function's runtime zygote ready: from the pool, or launched now.
+    /// A sandbox with the function's runtime zygote ready: from the pool (ready, or the next
+    /// one to finish starting), or launched now. Its CPU boost is still on.
     async fn acquire(
         &self,
         spec: &InstanceSpec,
@@ -64,20 +77,26 @@ impl FnboxRun {
         let c = &spec.config;
         self.launcher.disk.function_room(&spec.function, c.max_scale).map_err(start_failed)?;
         // A pre-warmed interpreter has already started: a function whose environment changes
-        // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it.
-        let own = c.env.iter().chain(c.secrets.iter());
-        if c.sandbox == SandboxKind::V2 && !own.into_iter().any(|(k, _)| runtimes::shapes_interpreter_start(k)) {
-            if let Some(warm) = &self.warm {
-                let key = WarmKey { runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
-                while let Some(sb) = warm.take(key) {
-                    sb.route.bind(&spec.function, &spec.id);
-                    match sb.control.attach(&spec.code, "/code").await {
-                        Ok(()) => return Ok((sb, true)),
-                        // It ended meanwhile: try the next one.
-                        Err(e) => {
-                            spec.logs.event(&spec.function, &spec.id, format!("a pre-warmed sandbox failed: {e}"))
-                        }
-                    }
+        // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it,
+        // and no CPU boost (that start may run its code: a sitecustomize, a --require).
+        let shapes_start = shapes_start(c);
+        if let (false, Some(warm)) = (shapes_start, &self.warm) {
+            let key = WarmKey { kind: c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
+            loop {
+                let mut sb = match warm.take(key, (&spec.function, spec.version)) {
+                    Take::Ready(sb) => *sb,
+                    Take::Pending(rx) => match tokio::time::timeout(PENDING_WAIT, rx).await {
+                        Ok(Ok(sb)) => sb,
+                        // Its start failed or is stuck: start one of its own.
+                        _ => break,
+                    },
+                    Take::Miss => break,
+                };
+                sb.route.bind(&spec.function, &spec.id);
+                match sb.attach_code(&spec.code).await {
+                    Ok(()) => return Ok((sb, true)),
+                    // It ended meanwhile: try the next one.
+                    Err(e) => spec.logs.event(&spec.function, &spec.id, format!("a pre-warmed sandbox failed: {e}")),
                 }
             }
         }
@@ -88,6 +107,7 @@ impl FnboxRun {
             code: Some(&spec.code),
             env: Some(env),
             network: c.network,
+            cpu_boost: if shapes_start { Boost::Off } else { Boost::Foreground },
         };
         Ok((zygote::launch(&self.launcher, at, route.clone(), None).await?, false))
     }
@@ -101,6 +121,9 @@ impl FnboxRun {
         sb.disk.assign(&spec.function, c.max_scale).map_err(start_failed)?;
         let acquired = t0.elapsed();
         let zygote = sb.zygote.take().ok_or_else(|| start_failed("the sandbox has no zygote socket".into()))?;
+        // The function's own code (its module's top level first) runs from the bind on: under
+        // its CPU quota.
+        sb.end_boost().await?;
         // The handler's import runs inside the bind: a handler that hangs while loading must
         // not hold the instance slot forever (dropping `sb` stops its sandbox).
         let request = BindRequest { handler: &c.handler, env: &env, check: false };
@@ -143,6 +166,8 @@ impl FnboxRun {
             program: runtimes::binary_program(&c.handler, false),
             zygote: false,
             timeout: None,
+            // The program is the function's own code from its first instruction.
+            cpu_boost: Boost::Off,
             label: spec.function.clone(),
             route: LogRoute::to(self.launcher.logs.clone(), &spec.function, &spec.id),
         };
@@ -195,6 +220,7 @@ impl FnboxRun {
                 program: runtimes::binary_program(&c.handler, true),
                 zygote: false,
                 timeout: Some(CHECK_TIMEOUT),
+                cpu_boost: Boost::Off,
                 label: "check".into(),
                 route,
             };
@@ -212,9 +238,11 @@ impl FnboxRun {
             code: Some(code),
             env: Some(&env),
             network: c.network,
+            cpu_boost: if shapes_start(c) { Boost::Off } else { Boost::Foreground },
         };
         let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;
+        sb.end_boost().await.map_err(|e| e.message)?;
         match zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: true }).await {
             Ok(_) => Ok(()),
             Err(BindError::Handler { reason, detail }) => {

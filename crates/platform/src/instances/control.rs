@@ -53,27 +53,45 @@ impl SandboxControl {
         Ok(Self { write: Arc::new(write), read: tokio::sync::Mutex::new(BufReader::new(read)), launcher_pid, ended })
     }
 
-    /// Sends one request and waits for its reply: `Err` carries the launcher's reason.
-    async fn request(&self, req: &Request) -> Result<(), String> {
+    /// Sends requests in one write and waits for their replies: `Err` carries the first
+    /// reason the launcher gave.
+    async fn request(&self, reqs: &[Request]) -> Result<(), String> {
         let mut read = self.read.lock().await;
         let gone = |e: std::io::Error| format!("its launcher does not answer ({e})");
-        write_all(&self.write, wire::REQUEST.encode_line(req).as_bytes()).await.map_err(gone)?;
-        let mut reply = String::new();
-        if read.read_line(&mut reply).await.map_err(gone)? == 0 {
-            return Err("its launcher has ended".into());
+        let lines: String = reqs.iter().map(|r| wire::REQUEST.encode_line(r)).collect();
+        write_all(&self.write, lines.as_bytes()).await.map_err(gone)?;
+        let mut first = Ok(());
+        for req in reqs {
+            let mut reply = String::new();
+            if read.read_line(&mut reply).await.map_err(gone)? == 0 {
+                return Err("its launcher has ended".into());
+            }
+            let reply: Reply = wire::REPLY.decode(reply.as_bytes()).map_err(|e| e.to_string())?;
+            if reply.reply != req.op() {
+                return Err(format!("its launcher answered {:?} to a {:?} request", reply.reply, req.op()));
+            }
+            if let (Err(e), Ok(())) = (reply.into_result(), &first) {
+                first = Err(e);
+            }
         }
-        let reply: Reply = wire::REPLY.decode(reply.as_bytes()).map_err(|e| e.to_string())?;
-        if reply.reply != req.op() {
-            return Err(format!("its launcher answered {:?} to a {:?} request", reply.reply, req.op()));
-        }
-        reply.into_result()
+        first
     }
 
     /// Makes `source` (a host directory) visible at `target` in the sandbox, writable
     /// copy-on-write: writes go to the sandbox's own layer, never into `source`.
-    pub async fn attach(&self, source: &Path, target: &str) -> Result<(), String> {
+    /// With `throttle`, the start-up CPU boost ends in the same exchange ([`Self::throttle`]).
+    pub async fn attach(&self, source: &Path, target: &str, throttle: bool) -> Result<(), String> {
         let source = source.to_str().ok_or_else(|| format!("{} is not UTF-8", source.display()))?;
-        self.request(&Request::Attach { source: source.into(), target: target.into(), mode: AttachMode::Cow }).await
+        let attach = Request::Attach { source: source.into(), target: target.into(), mode: AttachMode::Cow };
+        match throttle {
+            true => self.request(&[attach, Request::Throttle {}]).await,
+            false => self.request(&[attach]).await,
+        }
+    }
+
+    /// Ends the sandbox's start-up CPU boost: its tier's quota applies once this returns `Ok`.
+    pub async fn throttle(&self) -> Result<(), String> {
+        self.request(&[Request::Throttle {}]).await
     }
 
     fn signal(&self, sig: i32) {

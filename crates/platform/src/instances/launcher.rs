@@ -38,6 +38,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
+/// The longest a sandbox runs without its CPU quota: a pre-warmed sandbox that is not claimed
+/// (or a program that never says it is ready) gets its quota then anyway.
+pub const CPU_BOOST_WINDOW: Duration = Duration::from_secs(10);
 /// How long a sandbox may take to report that it started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of stderr kept to explain a sandbox that failed to start.
@@ -195,9 +198,24 @@ pub struct LaunchSpec {
     pub zygote: bool,
     /// Killed after this long (deploy-time checks).
     pub timeout: Option<Duration>,
+    /// Start without the CPU quota (the start-up boost), until [`Launched::end_boost`] or
+    /// [`CPU_BOOST_WINDOW`]: only for programs that run none of the function's code before
+    /// they are handed it (docs/architecture.md, "Start-up CPU boost").
+    pub cpu_boost: Boost,
     /// Names the sandbox's directory (`LABEL-RANDOM`).
     pub label: String,
     pub route: LogRoute,
+}
+
+/// A sandbox's start-up CPU boost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boost {
+    /// Its tier's CPU quota from the start.
+    Off,
+    /// No quota until the function's code runs: a start a request waits for.
+    Foreground,
+    /// The same at the lowest CPU weight: a pre-warmed sandbox, which nothing waits for yet.
+    Background,
 }
 
 /// Where a sandbox's output goes: the function's logs once it is bound to one. The last lines
@@ -289,6 +307,8 @@ pub struct Launched {
     exec_ns: Arc<AtomicU64>,
     /// Its layer's part of the disk budget.
     pub disk: Arc<DiskShare>,
+    /// Started with the CPU boost, not yet ended by us.
+    boosted: bool,
 }
 
 impl Launched {
@@ -305,6 +325,30 @@ impl Launched {
 
     pub fn has_ended(&self) -> bool {
         self.ended.borrow().is_some()
+    }
+
+    /// Attaches the function's code at `/code` (copy-on-write) in a pre-warmed sandbox, and
+    /// ends its CPU boost in the same exchange (see [`Self::end_boost`]).
+    pub async fn attach_code(&mut self, code: &Path) -> Result<(), String> {
+        self.control.attach(code, "/code", self.boosted).await?;
+        self.boosted = false;
+        Ok(())
+    }
+
+    /// Ends the start-up CPU boost: once this returns, the sandbox runs under its tier's CPU
+    /// quota. Called before the function's code is handed to it; a sandbox whose quota
+    /// cannot be applied must not get it (the error).
+    pub async fn end_boost(&mut self) -> Result<(), Ended> {
+        if !self.boosted {
+            return Ok(());
+        }
+        match self.control.throttle().await {
+            Ok(()) => {
+                self.boosted = false;
+                Ok(())
+            }
+            Err(e) => Err(start_failed(format!("its CPU quota could not be applied: {e}"))),
+        }
     }
 
     /// Memory charged to the sandbox's cgroup now, in bytes.
@@ -451,6 +495,12 @@ impl Launcher {
         if let Some(t) = spec.timeout {
             cmd.arg("--timeout").arg(t.as_secs().to_string());
         }
+        if spec.cpu_boost != Boost::Off {
+            cmd.arg("--cpu-boost").arg(CPU_BOOST_WINDOW.as_secs().to_string());
+        }
+        if spec.cpu_boost == Boost::Background {
+            cmd.arg("--cpu-boost-background");
+        }
         cmd.arg("--").args(&spec.program);
         match zygote_theirs {
             Some(s) => cmd.stdin(Stdio::from(OwnedFd::from(s))),
@@ -514,6 +564,7 @@ impl Launcher {
             route: spec.route.clone(),
             exec_ns,
             disk: share,
+            boosted: spec.cpu_boost != Boost::Off,
         };
         tokio::select! {
             s = started_rx => match s {

@@ -15,6 +15,7 @@ pub mod pool;
 mod pool_tests;
 pub mod upstream;
 pub mod warm;
+mod warm_sizing;
 pub mod zygote;
 
 use crate::function::FunctionConfig;

@@ -1,32 +1,47 @@
-//! The warm pool: sandboxes v2 started ahead of need, each already running a runtime's zygote
+//! The warm pool: sandboxes started ahead of need, each already running a runtime's zygote
 //! (the interpreter up, the wrapper imported), with its socket directory bound, and not yet
 //! bound to any function. A cold start takes one and binds it (see `backend.rs`); the pool
 //! refills in the background. Sandboxes are single-use: one function, one instance, then gone.
+//! Both sandbox kinds have shelves (docs/architecture.md, "Cold starts in bursts").
 //!
-//! Shelves are per runtime and memory tier: the Sentry reports the memory limit the sandbox
-//! started with in `/proc/meminfo` and `sysinfo`, so a sandbox serves the tier it was started
-//! at (a tier change on a running v2 sandbox would leave `/proc/meminfo` wrong).
+//! Shelves are per sandbox kind, runtime and memory tier: the Sentry reports the memory limit
+//! the sandbox started with in `/proc/meminfo` and `sysinfo`, so a sandbox serves the tier it
+//! was started at (a tier change on a running v2 sandbox would leave `/proc/meminfo` wrong).
 //!
-//! Sizing: each shelf keeps an exponentially decaying estimate of its cold starts per second
-//! (time constant [`RATE_TAU`]) and holds the cold starts expected over [`HORIZON`], at least
-//! `min` while a deployed v2 function uses the shelf, at most `max`. All shelves together never
-//! hold more than the memory budget, counted from each sandbox's cgroup (and, for sandboxes
-//! still starting, from the last one measured).
+//! Sizing: each shelf holds the largest of
+//! * the cold starts expected over [`HORIZON`] at its average rate (an exponentially decaying
+//!   estimate, time constant [`RATE_TAU`]),
+//! * its peak of cold starts within one second over the last [`PEAK_WINDOW`] (a burst like the
+//!   last one is served from the shelf),
+//! * the functions deployed on it that have not had their first cold start yet (a deploy of
+//!   many functions is followed by their first calls),
+//!
+//! at least `min` while a deployed function uses the shelf, at most `max`. Each function has a
+//! fair share (`per_function`): within [`FAIR_WINDOW`] only that many of its cold starts count
+//! toward the shelf's size, and, on a shelf other functions use, only those take from it, so
+//! one function's burst cannot empty the pool nor fill the memory budget the others need. All shelves together
+//! never hold more than the memory budget, counted from each sandbox's cgroup (and, for
+//! sandboxes still starting, from the last one measured). At most `parallel` sandboxes start at
+//! once. A cold start that finds the shelf empty while one of its sandboxes is starting, not yet
+//! promised to another, waits for that one ([`Take::Pending`]) rather than start its own: it is
+//! further along.
 
-use super::launcher::{start_failed, Launched, Launcher, LogRoute, WARM_POOL};
+use super::launcher::{start_failed, Boost, Launched, Launcher, LogRoute, WARM_POOL};
+use super::warm_sizing::{sized, FairShare, Peak, Rate};
 use super::zygote::{self, ZygoteAt};
 use crate::function::Runtime;
 use fnbox_sandbox::spec::SandboxKind;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
-/// Time constant of the cold-start rate estimate.
-pub const RATE_TAU: Duration = Duration::from_secs(60);
-/// A shelf holds the cold starts expected within this long.
-pub const HORIZON: Duration = Duration::from_secs(10);
-/// Sandboxes warming up at once: each start costs a core for tens of milliseconds.
-const MAX_STARTING: u32 = 2;
+pub use super::warm_sizing::{FAIR_WINDOW, HORIZON, PEAK_WINDOW, RATE_TAU};
+/// Sandboxes warming up at once, by default: each start costs a core for tens of
+/// milliseconds, and part of it is waiting (clone, mounts, the Sentry's set-up).
+pub fn default_parallel() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u32 * 2).clamp(2, 16)
+}
 /// How long shutdown waits for sandboxes still starting.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// Memory assumed for a sandbox before one of its shelf was measured.
@@ -40,43 +55,51 @@ pub struct WarmConfig {
     pub max: u32,
     /// Most memory all pre-warmed sandboxes may use together, in bytes.
     pub memory_budget: u64,
+    /// Most sandboxes starting at once.
+    pub parallel: u32,
+    /// Most pre-warmed sandboxes of a shelf one function takes within [`FAIR_WINDOW`], and
+    /// most its cold starts grow the shelf by: its fair share (its other cold starts start a
+    /// sandbox of their own).
+    pub per_function: u32,
 }
+
+/// `--warm-per-function`'s default: a burst of one function is served by a few pre-warmed
+/// sandboxes; a burst of many functions by one each.
+pub const DEFAULT_PER_FUNCTION: u32 = 4;
 
 /// A shelf: the runtime and memory tier its sandboxes were started with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WarmKey {
+    pub kind: SandboxKind,
     pub runtime: Runtime,
     pub memory_mb: u64,
     /// A pre-warmed sandbox's link is made before it is claimed: its network is part of it.
     pub network: fnbox_sandbox::net::Network,
 }
 
-/// Events per second, decaying exponentially between events.
-#[derive(Clone, Copy, Debug, Default)]
-struct Rate {
-    per_s: f64,
-    at: Option<Instant>,
-}
-
-impl Rate {
-    fn at(&self, now: Instant) -> f64 {
-        match self.at {
-            Some(t) => self.per_s * (-now.saturating_duration_since(t).as_secs_f64() / RATE_TAU.as_secs_f64()).exp(),
-            None => 0.0,
-        }
-    }
-
-    fn record(&mut self, now: Instant) {
-        self.per_s = self.at(now) + 1.0 / RATE_TAU.as_secs_f64();
-        self.at = Some(now);
-    }
+/// What a cold start gets from a shelf.
+pub enum Take {
+    /// A ready sandbox.
+    Ready(Box<Launched>),
+    /// The shelf's next sandbox to finish starting, promised to this cold start; the sender
+    /// is dropped if that start fails.
+    Pending(oneshot::Receiver<Launched>),
+    /// Nothing ready or starting for it: start one of its own.
+    Miss,
 }
 
 #[derive(Default)]
 struct Shelf {
     ready: VecDeque<Launched>,
     starting: u32,
+    /// Cold starts promised the next sandboxes to finish starting, oldest first.
+    waiters: VecDeque<oneshot::Sender<Launched>>,
     rate: Rate,
+    peak: Peak,
+    /// Each function's cold starts counted within its fair share.
+    fair: FairShare,
+    /// Deployed function versions using this shelf, and whether each had its first cold start.
+    functions: HashMap<(String, u64), bool>,
     /// A deployed v2 function uses this shelf.
     wanted: bool,
     /// Memory of this shelf's last sandbox measured when ready.
@@ -86,9 +109,28 @@ struct Shelf {
     retry_at: Option<Instant>,
     hits: u64,
     misses: u64,
+    /// Cold starts that waited for a sandbox still starting.
+    pending: u64,
+    /// Cold starts of a function over its fair share, which started their own.
+    capped: u64,
 }
 
 impl Shelf {
+    /// Forgets cold starts that stopped waiting.
+    fn prune_waiters(&mut self) {
+        self.waiters.retain(|w| !w.is_closed());
+    }
+
+    /// Starting sandboxes no cold start waits for.
+    fn unpromised(&self) -> u32 {
+        self.starting.saturating_sub(self.waiters.len() as u32)
+    }
+
+    /// Deployed function versions still to have their first cold start.
+    fn fresh(&self) -> u32 {
+        self.functions.values().filter(|called| !**called).count() as u32
+    }
+
     /// What one more sandbox of this shelf will use: the last one measured, with an eighth
     /// more for what an idle sandbox still grows (kernel objects, a late page): the budget
     /// holds against the measured figures, not only against the estimates.
@@ -122,6 +164,9 @@ pub struct ShelfGauges {
     pub memory_bytes: u64,
     pub hits: u64,
     pub misses: u64,
+    pub pending: u64,
+    pub capped: u64,
+    pub peak: u32,
 }
 
 pub struct WarmGauges {
@@ -129,13 +174,6 @@ pub struct WarmGauges {
     pub memory_budget: u64,
     pub started: u64,
     pub failed: u64,
-}
-
-/// What a shelf in use holds at `rate` cold starts per second: those expected within
-/// [`HORIZON`], between `min` and `max`.
-fn sized(rate: f64, c: &WarmConfig) -> u32 {
-    let expected = (rate * HORIZON.as_secs_f64()).ceil() as u32;
-    expected.max(c.min).min(c.max)
 }
 
 /// Delay before retrying a shelf whose sandboxes failed to start `failures` times in a row.
@@ -152,55 +190,87 @@ impl WarmPool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn target(&self, shelf: &Shelf, now: Instant) -> u32 {
+    fn target(&self, shelf: &mut Shelf, now: Instant) -> u32 {
         match shelf.wanted {
-            true => sized(shelf.rate.at(now), &self.config),
+            true => sized(shelf.rate.at(now), shelf.peak.at(now), shelf.fresh(), &self.config),
             false => 0,
         }
     }
 
-    /// The shelves deployed v2 functions use: they are kept at least at `min`; the others
-    /// are emptied.
-    pub fn want(self: &Arc<Self>, keys: &HashSet<WarmKey>) {
+    /// The shelves deployed functions use, with the function versions on each: they are kept
+    /// at least at `min` (and a version not yet cold-started keeps a sandbox ready for its
+    /// first call); the other shelves are emptied.
+    pub fn want(self: &Arc<Self>, keys: &HashMap<WarmKey, Vec<(String, u64)>>) {
         {
             let mut st = self.lock();
-            for k in keys {
+            for k in keys.keys() {
                 st.shelves.entry(*k).or_default();
             }
             for (k, shelf) in st.shelves.iter_mut() {
-                shelf.wanted = keys.contains(k);
+                let using = keys.get(k);
+                shelf.wanted = using.is_some();
+                let old = std::mem::take(&mut shelf.functions);
+                shelf.functions =
+                    using.into_iter().flatten().map(|f| (f.clone(), old.get(f).copied().unwrap_or(false))).collect();
             }
         }
         self.fill();
     }
 
-    /// A ready sandbox for a cold start of `key`, if the shelf has one. Counts the cold start
-    /// either way. It does not refill: a sandbox starting now would take the CPU the cold start
-    /// needs (on two cores, a Node start under the Sentry delays it by tens of milliseconds).
-    /// The refill comes when the instance has answered its first request ([`Self::fill`] from
-    /// the gateway), or at the next maintenance tick.
-    pub fn take(self: &Arc<Self>, key: WarmKey) -> Option<Launched> {
+    /// A sandbox for a cold start of `key` by `function` (name, version): a ready one, else
+    /// the next of the shelf's to finish starting if one is not promised yet. Counts the cold
+    /// start either way. A hit does not refill: a sandbox starting now would take the CPU the
+    /// cold start needs (on two cores, a Node start under the Sentry delays it by tens of
+    /// milliseconds); the refill comes when the instance has answered its first request
+    /// ([`Self::fill`] from the gateway), or at the next maintenance tick. A cold start that
+    /// did not find one ready refills at once: the shelf is behind.
+    pub fn take(self: &Arc<Self>, key: WarmKey, function: (&str, u64)) -> Take {
         let (got, dead) = {
             let mut st = self.lock();
             let shelf = st.shelves.entry(key).or_default();
-            shelf.rate.record(Instant::now());
+            let now = Instant::now();
+            if let Some(called) = shelf.functions.get_mut(&(function.0.to_string(), function.1)) {
+                *called = true;
+            }
+            // Over its share, a function's cold start does not grow the shelf, and takes
+            // nothing from it while other functions use it: one function's burst cannot
+            // starve the others (alone on its shelf, it starves nobody).
+            if shelf.fair.admit(function.0, self.config.per_function, now) {
+                shelf.rate.record(now);
+                shelf.peak.record(now);
+            } else if shelf.functions.keys().any(|(name, _)| name != function.0) {
+                shelf.capped += 1;
+                return Take::Miss;
+            }
             let mut dead = Vec::new();
-            let mut got = None;
+            let mut got = Take::Miss;
             while let Some(sb) = shelf.ready.pop_front() {
                 if sb.has_ended() {
                     dead.push(sb);
                 } else {
-                    got = Some(sb);
+                    got = Take::Ready(Box::new(sb));
                     break;
                 }
             }
+            if matches!(got, Take::Miss) {
+                shelf.prune_waiters();
+                if shelf.unpromised() > 0 {
+                    let (tx, rx) = oneshot::channel();
+                    shelf.waiters.push_back(tx);
+                    got = Take::Pending(rx);
+                }
+            }
             match got {
-                Some(_) => shelf.hits += 1,
-                None => shelf.misses += 1,
+                Take::Ready(_) => shelf.hits += 1,
+                Take::Pending(_) => shelf.pending += 1,
+                Take::Miss => shelf.misses += 1,
             }
             (got, dead)
         };
         drop(dead);
+        if !matches!(got, Take::Ready(_)) {
+            self.fill();
+        }
         got
     }
 
@@ -223,6 +293,7 @@ impl WarmPool {
                 let (gone, live): (Vec<Launched>, Vec<Launched>) = shelf.ready.drain(..).partition(|s| s.has_ended());
                 stopped.extend(gone);
                 shelf.ready = live.into();
+                shelf.prune_waiters();
                 let target = self.target(shelf, now);
                 while shelf.ready.len() as u32 > target {
                     stopped.extend(shelf.ready.pop_back());
@@ -243,14 +314,16 @@ impl WarmPool {
             }
             // Start what is missing, one shelf at a time so every shelf gets its turn.
             let mut more = true;
-            while more && st.starting < MAX_STARTING {
+            let parallel = self.config.parallel.max(1);
+            while more && st.starting < parallel {
                 more = false;
                 for (k, target) in &plan {
-                    if st.starting >= MAX_STARTING {
+                    if st.starting >= parallel {
                         break;
                     }
                     let shelf = st.shelves.get_mut(k).expect("planned shelves exist");
-                    let have = shelf.ready.len() as u32 + shelf.starting;
+                    // Sandboxes promised to waiting cold starts are not the shelf's.
+                    let have = shelf.ready.len() as u32 + shelf.unpromised();
                     let waiting = shelf.retry_at.is_some_and(|t| now < t);
                     if have >= *target || waiting || used + shelf.estimate() > self.config.memory_budget {
                         continue;
@@ -272,12 +345,15 @@ impl WarmPool {
 
     async fn start(self: Arc<Self>, key: WarmKey) {
         let at = ZygoteAt {
-            kind: SandboxKind::V2,
+            kind: key.kind,
             runtime: key.runtime,
             memory_mb: key.memory_mb,
             code: None,
             env: None,
             network: key.network,
+            // Nothing of a function's runs before it is bound: the whole start is boosted, at
+            // the lowest weight (no request waits for it yet).
+            cpu_boost: Boost::Background,
         };
         let route = LogRoute::unbound(self.launcher.logs.clone());
         // Spares hold half of the disk budget at most (launcher::WARM_POOL).
@@ -302,10 +378,21 @@ impl WarmPool {
                     shelf.failures = 0;
                     shelf.retry_at = None;
                     shelf.size = Some(sb.memory_bytes());
-                    // Even when closed: shutdown stops it with the others.
-                    shelf.ready.push_back(sb);
+                    // The oldest cold start still waiting gets it; else the shelf (even when
+                    // closed: shutdown stops it with the others).
+                    let mut sb = Some(sb);
+                    while let Some(s) = sb.take() {
+                        match shelf.waiters.pop_front() {
+                            Some(w) => sb = w.send(s).err(),
+                            None => shelf.ready.push_back(s),
+                        }
+                    }
                 }
                 Err(e) => {
+                    // A waiting cold start starts its own instead (dropping its sender).
+                    if shelf.waiters.len() as u32 > shelf.starting {
+                        shelf.waiters.pop_front();
+                    }
                     shelf.failures += 1;
                     let wait = backoff(shelf.failures);
                     shelf.retry_at = Some(Instant::now() + wait);
@@ -344,10 +431,10 @@ impl WarmPool {
 
     pub fn gauges(&self) -> WarmGauges {
         let now = Instant::now();
-        let st = self.lock();
+        let mut st = self.lock();
         let shelves = st
             .shelves
-            .iter()
+            .iter_mut()
             .map(|(k, s)| ShelfGauges {
                 key: *k,
                 ready: s.ready.len(),
@@ -357,6 +444,9 @@ impl WarmPool {
                 memory_bytes: s.ready.iter().map(Launched::memory_bytes).sum(),
                 hits: s.hits,
                 misses: s.misses,
+                pending: s.pending,
+                capped: s.capped,
+                peak: s.peak.at(now),
             })
             .collect();
         WarmGauges { shelves, memory_budget: self.config.memory_budget, started: st.started, failed: st.failed }
@@ -366,31 +456,6 @@ impl WarmPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_rate_grows_with_events_and_decays_without() {
-        let t0 = Instant::now();
-        let mut r = Rate::default();
-        assert_eq!(r.at(t0), 0.0);
-        for i in 0..60 {
-            r.record(t0 + Duration::from_secs(i));
-        }
-        // One a second for a minute: most of the way to 1/s.
-        let now = t0 + Duration::from_secs(60);
-        assert!((0.55..0.7).contains(&r.at(now)), "{}", r.at(now));
-        let later = now + RATE_TAU * 3;
-        assert!(r.at(later) < 0.05 * r.at(now));
-    }
-
-    #[test]
-    fn a_shelf_holds_the_cold_starts_expected_within_its_bounds() {
-        let c = WarmConfig { min: 1, max: 8, memory_budget: 0 };
-        assert_eq!(sized(0.0, &c), 1, "kept at min with no cold starts");
-        assert_eq!(sized(0.15, &c), 2, "1.5 expected within 10 s");
-        assert_eq!(sized(0.5, &c), 5);
-        assert_eq!(sized(30.0, &c), 8, "capped at max");
-        assert_eq!(sized(0.5, &WarmConfig { min: 0, max: 0, memory_budget: 0 }), 0);
-    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -12,7 +12,7 @@
 //!
 //! Times are CLOCK_MONOTONIC seconds. The environment, secrets included, travels only here.
 
-use super::launcher::{start_failed, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
+use super::launcher::{start_failed, Boost, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
 use super::Ended;
 use crate::function::Runtime;
 use crate::runtimes;
@@ -126,6 +126,10 @@ pub struct ZygoteAt<'a> {
     /// launched for it); `None`: the runtime's own, the function's comes with the bind.
     pub env: Option<&'a [(String, String)]>,
     pub network: fnbox_sandbox::net::Network,
+    /// Start without the CPU quota until the function is handed over ([`Launched::end_boost`]):
+    /// only when the interpreter's start runs none of the function's code (its environment
+    /// does not shape that start).
+    pub cpu_boost: Boost,
 }
 
 /// Launches a sandbox running a runtime's zygote and returns once the zygote is ready.
@@ -150,6 +154,7 @@ pub async fn launch(
         program,
         zygote: true,
         timeout,
+        cpu_boost: at.cpu_boost,
         label: match at.code {
             Some(_) => at.runtime.as_str().to_string(),
             None => format!("warm-{}", at.runtime.as_str()),

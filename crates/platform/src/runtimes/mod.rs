@@ -87,7 +87,8 @@ pub fn runtime_env(runtime: Runtime) -> &'static [(&'static str, &'static str)] 
 }
 
 /// Whether a variable changes how an interpreter starts, so that setting it in a running
-/// interpreter is too late: such a function's instances start their own interpreter with it.
+/// interpreter is too late: such a function's instances start their own interpreter with it,
+/// and without the start-up CPU boost, since that start may run the function's own code.
 /// Module search paths and options (`PYTHON*`, `NODE_*`, `UV_*`), which program `python3` or
 /// `node` is (`PATH`), Python's user site-packages and Node's `~/.node_modules` (`HOME`), the
 /// dynamic loader and the C library's loadable pieces (`LD_*`, `GCONV_PATH`, `LOCPATH`,
@@ -111,8 +112,9 @@ mod tests {
         assert_eq!(binary_program("bin/s", false), vec!["/code/bin/s"]);
     }
 
-    /// A function whose env changes what runs as the interpreter starts (a `python3` of its
-    /// own through `PATH`, a usercustomize.py through `HOME`) gets an interpreter of its own.
+    /// A function whose env could run its own code as the interpreter starts (an attack
+    /// review ran a `python3` of its own through `PATH`, and a usercustomize.py through
+    /// `HOME`, with no CPU quota) gets neither the zygote nor the start-up boost.
     #[test]
     fn variables_that_can_run_code_at_interpreter_start_are_caught() {
         for k in

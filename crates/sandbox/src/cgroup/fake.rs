@@ -18,7 +18,7 @@ use super::CgroupFs;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What v1 shows for "no limit" in `memory.limit_in_bytes` (the page counter's maximum).
 pub const V1_NO_LIMIT: &str = "9223372036854771712";
@@ -67,7 +67,7 @@ fn v1_files(controller: &str, memsw: bool) -> Vec<(&'static str, &'static str)> 
     }
 }
 
-const V2_FILES: [(&str, &str); 12] = [
+const V2_FILES: [(&str, &str); 13] = [
     ("memory.max", "max"),
     ("memory.swap.max", "max"),
     ("memory.oom.group", "0"),
@@ -76,6 +76,7 @@ const V2_FILES: [(&str, &str); 12] = [
     ("memory.peak", "0"),
     ("memory.stat", "anon 0\nshmem 0\n"),
     ("cpu.max", "max 100000"),
+    ("cpu.weight", "100"),
     ("pids.max", "max"),
     ("cgroup.procs", ""),
     ("cgroup.subtree_control", ""),
@@ -108,6 +109,21 @@ impl FakeTree {
             }
         }
         t
+    }
+
+    /// [`FakeTree::v2`], shared.
+    pub fn new(root: &str, controllers: &str) -> Arc<Self> {
+        Arc::new(Self::v2(root, controllers))
+    }
+
+    /// A v1 host with one hierarchy per controller, each mounted at `root/<controller>`, and
+    /// its layout.
+    pub fn v1_each(root: &str, controllers: &[&str]) -> (Arc<Self>, super::Layout) {
+        let mounts: Vec<(String, &str)> = controllers.iter().map(|c| (format!("{root}/{c}"), *c)).collect();
+        let list: Vec<(&str, &str)> = mounts.iter().map(|(m, c)| (m.as_str(), *c)).collect();
+        let t = Self::v1(&list, false);
+        let layout = t.v1_layout();
+        (Arc::new(t), layout)
     }
 
     /// The `Layout` of a v1 tree, as `Layout::from_mountinfo` lists it: one entry per

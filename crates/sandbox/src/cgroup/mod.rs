@@ -5,6 +5,7 @@
 //! talks to the filesystem through [`CgroupFs`], so both are unit-tested against a fake
 //! tree without root (see `fake.rs`, and the tests in `v2.rs` and `v1_tests.rs`).
 
+pub mod boost;
 #[cfg(test)]
 mod fake;
 mod fs;
@@ -13,6 +14,7 @@ mod v1;
 mod v1_tests;
 mod v2;
 
+pub use boost::CpuBoost;
 pub use fs::{CgroupFs, HostCgroupFs};
 
 use crate::error::{Error, Result};
@@ -42,6 +44,11 @@ pub struct Limits {
 
 impl Limits {
     pub const CPU_PERIOD_US: u64 = 100_000;
+    /// cgroup v1's default `cpu.shares` (v2's default `cpu.weight`, 100, is what
+    /// [`Limits::cpu_shares`] `None` writes there).
+    pub const DEFAULT_SHARES: u64 = 1024;
+    /// The lowest `cpu.shares` (v2 weight 1): CPU nothing else wants.
+    pub const IDLE_SHARES: u64 = 2;
     pub const UNLIMITED: u64 = u64::MAX;
 
     /// The tier's memory, its CPU share as a CFS quota, and the pids limit.
@@ -61,6 +68,14 @@ impl Limits {
 }
 
 impl Limits {
+    /// The same limits with no CPU quota: the start-up boost (docs/architecture.md, "Start-up
+    /// CPU boost"), at the lowest weight for `background` work. Memory and pids stay as they
+    /// are.
+    pub fn boosted(&self, background: bool) -> Self {
+        let cpu_shares = if background { Some(Self::IDLE_SHARES) } else { self.cpu_shares };
+        Self { cpu_quota_us: Self::UNLIMITED, cpu_shares, ..self.clone() }
+    }
+
     /// An OCI container's own limits (unlimited where it sets none).
     pub fn for_container(r: &crate::spec::Resources) -> Self {
         Self {
@@ -235,6 +250,25 @@ impl Cgroup {
         match &self.imp {
             Imp::V1(c) => c.update(&*self.fs, limits),
             Imp::V2(c) => c.update(&*self.fs, limits),
+        }
+    }
+
+    /// Writes only the CPU quota, period and weight of `limits` (`cpu.cfs_quota_us`,
+    /// `cpu.cfs_period_us` and `cpu.shares` on v1, `cpu.max` and `cpu.weight` on v2): how a
+    /// boosted sandbox gets its quota.
+    pub fn set_cpu(&self, limits: &Limits) -> Result<()> {
+        match &self.imp {
+            Imp::V1(c) => c.set_cpu(&*self.fs, limits),
+            Imp::V2(c) => c.set_cpu(&*self.fs, limits),
+        }
+    }
+
+    /// The CPU quota in force, in microseconds per `cpu_period_us` ([`Limits::UNLIMITED`]
+    /// for none), as the kernel reports it.
+    pub fn cpu_quota_us(&self) -> Option<u64> {
+        match &self.imp {
+            Imp::V1(c) => c.cpu_quota_us(&*self.fs),
+            Imp::V2(c) => c.cpu_quota_us(&*self.fs),
         }
     }
 

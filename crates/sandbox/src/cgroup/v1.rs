@@ -110,15 +110,26 @@ impl CgroupV1 {
                 (None, _) => {}
             }
         }
-        let cpu = self.dir("cpu");
-        set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
-        set(fs, &cpu, "cpu.cfs_quota_us", &v1_value(limits.cpu_quota_us))?;
-        if let Some(shares) = limits.cpu_shares {
-            set(fs, &cpu, "cpu.shares", &shares.to_string())?;
-        }
+        self.set_cpu(fs, limits)?;
         let pids = if limits.pids_max == Limits::UNLIMITED { "max".to_string() } else { limits.pids_max.to_string() };
         set(fs, &self.dir("pids"), "pids.max", &pids)?;
         Ok(())
+    }
+
+    /// The CPU quota, period and shares only (the kernel's default shares when `None`).
+    pub fn set_cpu(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
+        let cpu = self.dir("cpu");
+        set(fs, &cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
+        set(fs, &cpu, "cpu.cfs_quota_us", &v1_value(limits.cpu_quota_us))?;
+        set(fs, &cpu, "cpu.shares", &limits.cpu_shares.unwrap_or(Limits::DEFAULT_SHARES).to_string())
+    }
+
+    pub fn cpu_quota_us(&self, fs: &dyn CgroupFs) -> Option<u64> {
+        let v = fs.read(&self.dir("cpu").join("cpu.cfs_quota_us")).ok()?;
+        match v.trim() {
+            "-1" => Some(Limits::UNLIMITED),
+            n => n.parse().ok(),
+        }
     }
 
     fn dir(&self, controller: &str) -> PathBuf {

@@ -56,12 +56,7 @@ impl CgroupV2 {
         if fs.exists(&self.dir.join("memory.oom.group")) {
             self.set(fs, "memory.oom.group", "1")?;
         }
-        self.set(fs, "cpu.max", &format!("{} {}", v2_value(limits.cpu_quota_us), limits.cpu_period_us))?;
-        if let Some(shares) = limits.cpu_shares {
-            // The conversion runc and the kubelet use from v1 shares to a v2 weight.
-            let weight = 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142;
-            self.set(fs, "cpu.weight", &weight.to_string())?;
-        }
+        self.set_cpu(fs, limits)?;
         self.set(fs, "pids.max", &v2_value(limits.pids_max))?;
         if let Some(r) = limits.memory_reservation {
             self.set(fs, "memory.low", &r.to_string())?;
@@ -83,6 +78,26 @@ impl CgroupV2 {
             }
         }
         Ok(())
+    }
+
+    /// `cpu.max` and `cpu.weight` only (the kernel's default weight when `cpu_shares` is
+    /// `None`).
+    pub fn set_cpu(&self, fs: &dyn CgroupFs, limits: &Limits) -> Result<()> {
+        self.set(fs, "cpu.max", &format!("{} {}", v2_value(limits.cpu_quota_us), limits.cpu_period_us))?;
+        let weight = match limits.cpu_shares {
+            // The conversion runc and the kubelet use from v1 shares to a v2 weight.
+            Some(shares) => 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142,
+            None => 100,
+        };
+        self.set(fs, "cpu.weight", &weight.to_string())
+    }
+
+    pub fn cpu_quota_us(&self, fs: &dyn CgroupFs) -> Option<u64> {
+        let v = fs.read(&self.dir.join("cpu.max")).ok()?;
+        match v.split_whitespace().next()? {
+            "max" => Some(Limits::UNLIMITED),
+            n => n.parse().ok(),
+        }
     }
 
     fn set(&self, fs: &dyn CgroupFs, file: &str, value: &str) -> Result<()> {
@@ -157,13 +172,6 @@ mod tests {
     use super::super::fake::FakeTree;
     use super::super::{Cgroup, Layout};
     use super::*;
-    use std::sync::Arc;
-
-    impl FakeTree {
-        fn new(root: &str, controllers: &str) -> Arc<Self> {
-            Arc::new(Self::v2(root, controllers))
-        }
-    }
 
     fn layout() -> Layout {
         Layout::V2 { root: "/cg".into() }

@@ -11,7 +11,7 @@ use crate::paths::Paths;
 use crate::sys::{self, abi, mount::FsContext};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -207,9 +207,7 @@ fn attach_loop(backing: &OwnedFd, autoclear: bool) -> Result<(u32, String, Owned
         "cannot open /dev/loop-control (the writable layer needs loop devices; load the 'loop' module)".into()
     })?;
     for _ in 0..64 {
-        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
-        let n = sys::cvt(unsafe { libc::ioctl(ctl.as_raw_fd(), abi::LOOP_CTL_GET_FREE) })
-            .context(|| "cannot find a free loop device".into())?;
+        let n = sys::loopdev::get_free(ctl.as_fd()).context(|| "cannot find a free loop device".into())?;
         let dev = format!("/dev/loop{n}");
         let dfd = match sys::openat(None, Path::new(&dev), libc::O_RDWR, 0) {
             Ok(fd) => fd,
@@ -217,13 +215,8 @@ fn attach_loop(backing: &OwnedFd, autoclear: bool) -> Result<(u32, String, Owned
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(e).context(|| format!("cannot open {dev}")),
         };
-        // SAFETY: loop_config is plain data; zero is valid for every field.
-        let mut cfg: abi::loop_config = unsafe { std::mem::zeroed() };
-        cfg.fd = backing.as_raw_fd() as u32;
-        cfg.info.lo_flags = if autoclear { abi::LO_FLAGS_AUTOCLEAR } else { 0 };
-        // SAFETY: `cfg` is a valid loop_config that outlives the call.
-        match sys::cvt(unsafe { libc::ioctl(dfd.as_raw_fd(), abi::LOOP_CONFIGURE, &cfg as *const abi::loop_config) }) {
-            Ok(_) => return Ok((n as u32, dev, dfd)),
+        match sys::loopdev::configure(dfd.as_fd(), backing.as_fd(), autoclear) {
+            Ok(()) => return Ok((n, dev, dfd)),
             // Another sandbox took this device between GET_FREE and CONFIGURE: try the next.
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => continue,
             Err(e) => return Err(e).context(|| format!("cannot attach {dev}")),
@@ -293,26 +286,6 @@ fn template(paths: &Paths, size_bytes: u64) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The data extents (start, end) of a sparse file.
-fn data_extents(f: &File) -> std::io::Result<Vec<(u64, u64)>> {
-    let len = f.metadata()?.len() as i64;
-    let fd = f.as_raw_fd();
-    let mut extents = Vec::new();
-    let mut off: i64 = 0;
-    loop {
-        // SAFETY: lseek on an open descriptor; SEEK_DATA/SEEK_HOLE return offsets or -1.
-        let data = unsafe { libc::lseek(fd, off, libc::SEEK_DATA) };
-        if data < 0 {
-            return Ok(extents); // ENXIO: no more data
-        }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-        let end = if hole < 0 { len } else { hole };
-        extents.push((data as u64, end as u64));
-        off = end;
-    }
-}
-
 /// Copies only the data extents of a sparse file (the template is 1 GiB of which a few
 /// hundred KiB are written).
 fn copy_sparse(src: &Path, dst: &OwnedFd) -> std::io::Result<()> {
@@ -320,7 +293,7 @@ fn copy_sparse(src: &Path, dst: &OwnedFd) -> std::io::Result<()> {
     let d = File::from(dst.try_clone()?);
     d.set_len(s.metadata()?.len())?;
     let mut buf = vec![0u8; 256 << 10];
-    for (start, end) in data_extents(&s)? {
+    for (start, end) in sys::loopdev::data_extents(&s)? {
         let mut pos = start;
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());
@@ -350,7 +323,7 @@ fn warm(device: &OwnedFd, template: &Path) {
         return;
     };
     let mut buf = vec![0u8; 64 << 10];
-    for (start, end) in data_extents(&t).unwrap_or_default().into_iter().filter(|(s, _)| *s < 64 << 20) {
+    for (start, end) in sys::loopdev::data_extents(&t).unwrap_or_default().into_iter().filter(|(s, _)| *s < 64 << 20) {
         let mut pos = start;
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());

@@ -24,7 +24,7 @@ use crate::error::{Context, Result};
 use crate::paths::Paths;
 use crate::sys::{self, abi};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -148,18 +148,13 @@ fn binding(file: &Path, n: u32) -> Binding {
 }
 
 fn status(fd: &OwnedFd) -> std::io::Result<abi::loop_info64> {
-    // SAFETY: loop_info64 is plain data; zero is valid for every field.
-    let mut info: abi::loop_info64 = unsafe { std::mem::zeroed() };
-    // SAFETY: LOOP_GET_STATUS64 fills the loop_info64 `info` points to.
-    sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_GET_STATUS64, &mut info as *mut abi::loop_info64) })?;
-    Ok(info)
+    sys::loopdev::status(fd.as_fd())
 }
 
 /// Detaches the device at its last close (at once if `fd` is its only holder). Whether the
 /// kernel took the request.
 fn clear(fd: &OwnedFd) -> bool {
-    // SAFETY: LOOP_CLR_FD takes no argument.
-    unsafe { libc::ioctl(fd.as_raw_fd(), abi::LOOP_CLR_FD) == 0 }
+    sys::loopdev::clear(fd.as_fd()).is_ok()
 }
 
 /// Takes the published spare `file` (loop `n`) out of use and releases it. Claimed like any

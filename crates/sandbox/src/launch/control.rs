@@ -9,6 +9,10 @@
 //!   `mode` is `ro` (the default), `rw` or `cow`, as `--bind`'s suffix): how a function's code
 //!   is bound to a pre-warmed sandbox.
 //! * `limits`: moves the sandbox to another memory tier (and its CPU share) and pids limit.
+//! * `throttle`: ends the start-up CPU boost (`--cpu-boost`): the CPU quota applies from the
+//!   reply on (it is read back before the reply). The supervisor sends it before the
+//!   function's own code runs; on an error reply the quota could not be applied and the
+//!   sandbox ends.
 //! * `kill`: ends the sandbox now (reported as `"ending":"stopped"`).
 //!
 //! A request that cannot be read gets a reply saying why (`"reply":"?"`), and changes nothing.
@@ -93,9 +97,13 @@ impl Sandbox {
                 self.attach_live(&format!("{source}:{target}:{}", mode.as_str()), state).map_err(|e| e.to_string())
             }
             Ok(Request::Limits { memory_mb, pids }) => self.set_limits(memory_mb, pids).map_err(|e| e.to_string()),
+            Ok(Request::Throttle {}) => self.end_boost().map_err(|e| e.to_string()),
         };
+        // A sandbox whose CPU quota could not be applied ends here, whatever its supervisor
+        // does with the error: it never gets to run a function's code unthrottled.
+        let end = op == "throttle" && r.is_err();
         self.channels.reply(&Reply::new(op, r));
-        false
+        end
     }
 
     /// Makes a bind (`SRC:DST:MODE`, as `--bind`) visible inside the running sandbox.
@@ -134,7 +142,12 @@ impl Sandbox {
             None => self.spec.tier,
         };
         let pids = pids.unwrap_or(self.spec.pids_max);
-        self.cgroup.update(&Limits::for_tier(tier, pids))?;
+        let limits = Limits::for_tier(tier, pids);
+        let now = match &mut self.boost {
+            Some(b) => b.retarget(&limits),
+            None => limits,
+        };
+        self.cgroup.update(&now)?;
         self.spec.tier = tier;
         self.spec.pids_max = pids;
         Ok(())

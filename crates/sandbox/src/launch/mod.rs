@@ -21,7 +21,7 @@ pub use control::Channels;
 pub use gc::{clean_host, reap_stale, Cleaned};
 pub use supervise::{Ending, Outcome, WaitOptions, Watcher};
 
-use crate::cgroup::{self, Cgroup, HostCgroupFs};
+use crate::cgroup::{self, Cgroup, CpuBoost, HostCgroupFs};
 use crate::disk::DiskJob;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
@@ -38,6 +38,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The namespaces every sandbox gets at clone time (the cgroup namespace comes later, once
 /// the process is in its cgroup).
@@ -76,6 +77,8 @@ pub struct Sandbox {
     /// rules, and the link goes with the sandbox's network namespace.
     net_pending: Option<crate::net::Pending>,
     net: Option<crate::net::Link>,
+    /// While boosted: when and what CPU quota applies (`cgroup/boost.rs`).
+    boost: Option<CpuBoost>,
     reaped: bool,
     cleaned: bool,
 }
@@ -104,6 +107,13 @@ impl Sandbox {
         };
         let id = format!("{}-{}", ids.slot, sys::random_hex(4));
         let limits = container::limits(spec);
+        // The boost starts here: everything below (and the program's start) runs without
+        // the CPU quota until the supervisor's `throttle` or the window's end.
+        let boost = spec
+            .cpu_boost
+            .filter(|_| spec.container.is_none())
+            .map(|w| CpuBoost::new(&limits, w, spec.cpu_boost_background, Instant::now()));
+        let cg_limits = boost.as_ref().map_or_else(|| limits.clone(), CpuBoost::initial);
         let (cg_parent, cg_name) = container::cgroup_path(spec, &id);
         let lower_src = match &spec.image {
             Image::Host => host::skeleton(paths)?,
@@ -154,7 +164,7 @@ impl Sandbox {
         // cgroup v2: the child is cloned straight into its cgroup, which must exist first. v1:
         // the launcher creates it after the clone, beside the child's own work, and moves the
         // child in before letting it go (`provision`).
-        let create_cgroup = || Cgroup::create(&cg_layout, fs.clone(), cg_parent, cg_name, &limits);
+        let create_cgroup = || Cgroup::create(&cg_layout, fs.clone(), cg_parent, cg_name, &cg_limits);
         let early = match layout {
             cgroup::Layout::V2 { .. } => Some(create_cgroup()?),
             cgroup::Layout::V1 { .. } => None,
@@ -267,6 +277,7 @@ impl Sandbox {
             program_pid: None,
             net_pending,
             net: None,
+            boost,
             reaped: false,
             cleaned: false,
         };
@@ -374,6 +385,15 @@ impl Sandbox {
 
     pub fn cgroup(&self) -> &Cgroup {
         &self.cgroup
+    }
+
+    /// Ends the start-up boost: the CPU quota applies from now on (nothing when there is none
+    /// or it has ended).
+    pub fn end_boost(&mut self) -> Result<()> {
+        match &mut self.boost {
+            Some(b) => b.end(&self.cgroup),
+            None => Ok(()),
+        }
     }
 
     /// Sends `sig` to the sandbox's init, which passes it on to the program.

@@ -169,7 +169,11 @@ impl Sandbox {
                 fds.push(libc::pollfd { fd: w.fd(), events: libc::POLLIN, revents: 0 });
             }
             let now = Instant::now();
-            let mut wait = deadline.map(|d| d.saturating_duration_since(now));
+            let wake = match self.boost.as_ref().and_then(|b| b.deadline()) {
+                Some(b) => Some(deadline.map_or(b, |d| d.min(b))),
+                None => deadline,
+            };
+            let mut wait = wake.map(|d| d.saturating_duration_since(now));
             if opts.sample_memory {
                 wait = Some(wait.map_or(SAMPLE_EVERY, |w| w.min(SAMPLE_EVERY)));
             }
@@ -222,6 +226,7 @@ impl Sandbox {
             if let Some(w) = watcher.as_deref_mut() {
                 if fds[watch_at].revents != 0 && !stopped && w.ready(self) {
                     stopped = true;
+                    self.boost = None;
                     self.kill();
                 }
             }
@@ -234,6 +239,16 @@ impl Sandbox {
             }
             if fds[0].revents != 0 {
                 break;
+            }
+            // The boost window is over: the quota applies, whatever the sandbox said. A quota
+            // that cannot be written ends the sandbox rather than leave it unthrottled.
+            if let Some(b) = &mut self.boost {
+                if let Err(e) = b.expire(&self.cgroup, Instant::now()) {
+                    eprintln!("fnbox: cannot apply the CPU quota after the start-up boost, stopping the sandbox: {e}");
+                    stopped = true;
+                    self.boost = None;
+                    self.kill();
+                }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
                 timed_out = true;

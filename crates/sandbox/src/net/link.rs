@@ -4,7 +4,7 @@ use super::{addrs, link_name, Addrs};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Starts `ip` making the pair, its sandbox end straight in the namespace of `pid`. The host
 /// end is left down: [`host_side`] brings it up once IPv6 is off on it.
@@ -62,46 +62,9 @@ pub(super) fn restore_forwarding(record: &std::path::Path) -> bool {
         && std::fs::remove_file(record).is_ok()
 }
 
-fn inet_socket() -> std::result::Result<OwnedFd, String> {
-    // SAFETY: plain socket creation.
-    let s = sys::cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
-        .map_err(|e| format!("socket: {e}"))?;
-    // SAFETY: socket returned a new descriptor.
-    Ok(unsafe { sys::owned(s) })
-}
-
-fn ifreq(name: &str) -> libc::ifreq {
-    // SAFETY: ifreq is plain data.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (i, b) in name.bytes().take(libc::IFNAMSIZ - 1).enumerate() {
-        ifr.ifr_name[i] = b as libc::c_char;
-    }
-    ifr
-}
-
-fn sockaddr(a: Ipv4Addr) -> libc::sockaddr {
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from(a).to_be() },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: sockaddr_in and sockaddr have the same size; the kernel reads it by family.
-    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
-}
-
 /// Brings interface `name` of the caller's network namespace up.
 pub fn bring_up(s: &OwnedFd, name: &str) -> std::result::Result<(), String> {
-    let mut ifr = ifreq(name);
-    // SAFETY: `ifr` is a valid ifreq for SIOCGIFFLAGS/SIOCSIFFLAGS.
-    unsafe {
-        sys::cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr))
-            .map_err(|e| format!("SIOCGIFFLAGS {name}: {e}"))?;
-        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        sys::cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr))
-            .map_err(|e| format!("cannot bring {name} up: {e}"))?;
-    }
-    Ok(())
+    sys::net::link_up(s.as_fd(), name).map_err(|e| format!("cannot bring {name} up: {e}"))
 }
 
 /// `lo` up, in the caller's (new) network namespace.
@@ -114,24 +77,12 @@ pub fn loopback_up() -> std::result::Result<(), String> {
 pub fn configure_inside(slot: u32) -> std::result::Result<(), String> {
     let Addrs { host, sandbox } = addrs(slot);
     let s = inet_socket()?;
-    let mut ifr = ifreq("eth0");
-    ifr.ifr_ifru.ifru_addr = sockaddr(sandbox);
-    // SAFETY: `ifr` is a valid ifreq holding an AF_INET address.
-    sys::cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFADDR, &ifr) })
+    sys::net::set_ipv4(s.as_fd(), "eth0", sandbox, Ipv4Addr::new(255, 255, 255, 254))
         .map_err(|e| format!("cannot give eth0 its address: {e}"))?;
-    ifr.ifr_ifru.ifru_netmask = sockaddr(Ipv4Addr::new(255, 255, 255, 254));
-    // SAFETY: as above, with the netmask.
-    sys::cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFNETMASK, &ifr) })
-        .map_err(|e| format!("cannot set eth0's netmask: {e}"))?;
     bring_up(&s, "eth0")?;
-    // SAFETY: rtentry is plain data.
-    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
-    rt.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
-    rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
-    rt.rt_gateway = sockaddr(host);
-    rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
-    // SAFETY: `rt` is a valid rtentry (no device name: the kernel finds eth0 by the gateway).
-    sys::cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT, &rt) })
-        .map_err(|e| format!("cannot add the default route: {e}"))?;
-    Ok(())
+    sys::net::add_default_route(s.as_fd(), host).map_err(|e| format!("cannot add the default route: {e}"))
+}
+
+fn inet_socket() -> std::result::Result<OwnedFd, String> {
+    sys::net::inet_socket().map_err(|e| format!("socket: {e}"))
 }

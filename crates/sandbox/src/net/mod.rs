@@ -170,43 +170,19 @@ pub struct HostView {
 }
 
 impl HostView {
-    /// The host's interfaces now (`getifaddrs`).
+    /// The host's interfaces now (`getifaddrs`); none when it fails.
     pub fn now() -> Self {
         let mut view = Self::default();
-        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs fills `list` with a list we free below.
-        if unsafe { libc::getifaddrs(&mut list) } != 0 {
-            return view;
-        }
-        let mut p = list;
-        while !p.is_null() {
-            // SAFETY: `p` is a node of the list getifaddrs returned, not yet freed.
-            let ifa = unsafe { &*p };
-            p = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() || ifa.ifa_name.is_null() {
+        for i in crate::sys::net::ipv4_interfaces().unwrap_or_default() {
+            if i.name.starts_with(rules::LINK_PREFIX) {
                 continue;
             }
-            // SAFETY: ifa_name is a NUL-terminated interface name.
-            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
-            // SAFETY: ifa_addr points to a sockaddr whose family says its type.
-            if name.starts_with(rules::LINK_PREFIX) || i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET
-            {
-                continue;
-            }
-            // SAFETY: both are AF_INET addresses (an IPv4 address's netmask is one too).
-            let (addr, mask) = unsafe {
-                let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                (Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u32::from_be(m.sin_addr.s_addr))
-            };
-            view.addresses.push(addr);
-            let prefix = mask.leading_ones() as u8;
-            if prefix < 32 && !addr.is_loopback() {
-                view.networks.push(Cidr { addr: Ipv4Addr::from(u32::from(addr) & mask), prefix });
+            view.addresses.push(i.addr);
+            let prefix = i.mask.leading_ones() as u8;
+            if prefix < 32 && !i.addr.is_loopback() {
+                view.networks.push(Cidr { addr: Ipv4Addr::from(u32::from(i.addr) & i.mask), prefix });
             }
         }
-        // SAFETY: `list` came from getifaddrs and is freed once.
-        unsafe { libc::freeifaddrs(list) };
         view
     }
 }
@@ -357,6 +333,17 @@ pub struct Pending {
     ip: Option<std::process::Child>,
     done: bool,
     _lock: std::fs::File,
+}
+
+/// The host programs egress runs (`nft`, `ip`) that are not on `PATH`, with their Debian
+/// packages: `fnbox serve` says so when it starts, since a deployed function has egress by
+/// default and its start would fail.
+pub fn missing_programs() -> Vec<(&'static str, &'static str)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    [("nft", "nftables"), ("ip", "iproute2")]
+        .into_iter()
+        .filter(|(prog, _)| !std::env::split_paths(&path).any(|d| d.join(prog).is_file()))
+        .collect()
 }
 
 /// Starts loading the rules of the sandbox in slot `slot` (before its namespaces exist: they

@@ -96,11 +96,32 @@ pub struct loop_info64 {
 }
 
 #[repr(C)]
+#[derive(Default)]
 pub struct loop_config {
     pub fd: u32,
     pub block_size: u32,
     pub info: loop_info64,
     pub reserved: [u64; 8],
+}
+
+impl Default for loop_info64 {
+    fn default() -> Self {
+        Self {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_sizelimit: 0,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: 0,
+            lo_file_name: [0; 64],
+            lo_crypt_name: [0; 64],
+            lo_encrypt_key: [0; 32],
+            lo_init: [0; 2],
+        }
+    }
 }
 
 // ---- seccomp ---------------------------------------------------------------------------------

@@ -6,13 +6,15 @@
 
 pub mod abi;
 pub mod fdpass;
+pub mod loopdev;
 pub mod mount;
+pub mod net;
 pub mod process;
 pub mod signal;
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -92,8 +94,7 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io
 
 /// `fchdir(2)`.
 pub fn fchdir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: fchdir takes a descriptor, open for the call.
-    cvt(unsafe { libc::fchdir(dir.as_raw_fd()) }).map(drop)
+    Ok(rustix::process::fchdir(dir)?)
 }
 
 /// `mkdirat(2)`; an existing directory is not an error when `exist_ok`.
@@ -178,16 +179,11 @@ pub fn prctl(option: libc::c_int, a2: libc::c_ulong, a3: libc::c_ulong) -> io::R
 pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        done += n as usize;
     }
     Ok(())
 }
@@ -204,20 +200,52 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// `flock(2)` on an open descriptor. Returns `Ok(false)` when `nonblocking` and the lock is
 /// held elsewhere.
-pub fn flock(fd: &impl AsRawFd, exclusive: bool, nonblocking: bool) -> io::Result<bool> {
-    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
-    if nonblocking {
-        op |= libc::LOCK_NB;
-    }
+pub fn flock(fd: &impl AsFd, exclusive: bool, nonblocking: bool) -> io::Result<bool> {
+    use rustix::fs::FlockOperation as Op;
+    let op = match (exclusive, nonblocking) {
+        (true, false) => Op::LockExclusive,
+        (true, true) => Op::NonBlockingLockExclusive,
+        (false, false) => Op::LockShared,
+        (false, true) => Op::NonBlockingLockShared,
+    };
     loop {
-        // SAFETY: flock takes a descriptor and integer flags.
-        match cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
-            Ok(_) => return Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        match rustix::fs::flock(fd, op) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Whether the caller runs as root (its effective uid is 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The bytes free on the filesystem holding `path` (`statvfs(2)`'s free blocks).
+pub fn fs_free(path: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bfree.saturating_mul(st.f_frsize))
+}
+
+/// Raises the soft limit of open descriptors to the hard one (no privilege needed) and
+/// returns the soft limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut rl = getrlimit(Resource::Nofile);
+    if rl.current < rl.maximum
+        && setrlimit(Resource::Nofile, rustix::process::Rlimit { current: rl.maximum, ..rl }).is_ok()
+    {
+        rl.current = rl.maximum;
+    }
+    rl.current.unwrap_or(u64::MAX)
+}
+
+/// `SO_SNDBUF` of a socket: the kernel memory it may queue for its peer (Linux doubles it
+/// for its bookkeeping).
+pub fn set_send_buffer(socket: &impl AsFd, bytes: usize) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_socket_send_buffer_size(socket, bytes)?)
 }
 
 /// Writes all of `data` to a raw descriptor, retrying on EINTR. Used where no `File` exists

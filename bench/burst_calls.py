@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""bench/burst.sh's calls and report (not run on its own).
+
+  burst_calls.py PORT TOKEN LABEL KIND MB COUNT   one case: prints TSV rows (label, kind, mb,
+                                                  shape, seconds) and a takes row
+  burst_calls.py --report FILE                    the table of p50/p99 and the ratios
+"""
+import http.client
+import json
+import sys
+import threading
+import time
+
+
+def request(port, method, path, token=None, timeout=120):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def metrics(port, token):
+    out = {}
+    for line in request(port, "GET", "/metrics", token)[1].decode().splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
+
+
+def at_rest(port, token):
+    """Waits (at most 30 s) until no pre-warmed sandbox is starting."""
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        m = metrics(port, token)
+        starting = sum(v for k, v in m.items() if k.startswith("fnbox_warm_sandboxes{") and 'state="starting"' in k)
+        if starting == 0:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+
+
+def takes(port, token, kind, mb):
+    m = metrics(port, token)
+    label = "" if kind == "v2" else f',sandbox="{kind}"'
+    return {
+        r: m.get(f'fnbox_warm_takes_total{{runtime="python3",memory_mb="{mb}"{label},result="{r}"}}', 0)
+        for r in ("hit", "pending", "miss")
+    }
+
+
+def call(port, name, out, i):
+    t = time.perf_counter()
+    status, body = request(port, "GET", f"/fn/{name}/")
+    out[i] = time.perf_counter() - t
+    if status != 200:
+        raise SystemExit(f"burst_calls.py: {name} answered {status}: {body[:300]!r}")
+
+
+def case(port, token, label, kind, mb, count):
+    names = [f"b-{kind}-{mb}-{i}" for i in range(1, count + 1)]
+    rows = []
+    before = takes(port, token, kind, mb)
+    at_rest(port, token)
+    times = [0.0] * count
+    for i, n in enumerate(names):
+        call(port, n, times, i)
+    rows += [(label, kind, mb, "back-to-back", t) for t in times]
+    mid = takes(port, token, kind, mb)
+    for n in names:
+        status, body = request(port, "DELETE", f"/api/v1/functions/{n}/instances", token)
+        assert status == 200, body
+    at_rest(port, token)
+    times = [0.0] * count
+    threads = [threading.Thread(target=call, args=(port, n, times, i)) for i, n in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows += [(label, kind, mb, "at-once", t) for t in times]
+    after = takes(port, token, kind, mb)
+    for r in rows:
+        print("\t".join(map(str, r)))
+    for shape, a, b in (("back-to-back", before, mid), ("at-once", mid, after)):
+        d = {k: int(b[k] - a[k]) for k in a}
+        print(f"takes\t{label}\t{kind}\t{mb}\t{shape}\t{json.dumps(d)}")
+    sys.stdout.flush()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
+
+
+def report(path):
+    data, tk = {}, {}
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if f[0] == "takes":
+            tk[tuple(f[1:5])] = json.loads(f[5])
+        elif len(f) == 5:
+            data.setdefault(tuple(f[:4]), []).append(float(f[4]))
+    labels = sorted({k[0] for k in data}, key=lambda l: l != "before")
+    cases = sorted({k[1:] for k in data}, key=lambda c: (c[0], int(c[1]), c[2] != "back-to-back"))
+    head = f"{'kind':4} {'MiB':>5} {'shape':13}"
+    for lab in labels:
+        head += f" {lab + ' p50':>11} {lab + ' p99':>11} {'takes h/p/m':>12}"
+    if len(labels) == 2:
+        head += f" {'p50 ratio':>9} {'p99 ratio':>9}"
+    print("\ncall latency, ms (client side); takes: warm pool hit / pending / miss")
+    print(head)
+    for kind, mb, shape in cases:
+        row = f"{kind:4} {mb:>5} {shape:13}"
+        stats = []
+        for lab in labels:
+            xs = data.get((lab, kind, mb, shape), [])
+            if not xs:
+                row += f" {'-':>11} {'-':>11} {'-':>12}"
+                stats.append(None)
+                continue
+            p50, p99 = pct(xs, 50) * 1e3, pct(xs, 99) * 1e3
+            t = tk.get((lab, kind, mb, shape), {})
+            row += f" {p50:11.1f} {p99:11.1f} {t.get('hit', 0):>4}/{t.get('pending', 0)}/{t.get('miss', 0):<3}"
+            stats.append((p50, p99))
+        if len(labels) == 2 and all(stats):
+            row += f" {stats[1][0] / stats[0][0]:9.3f} {stats[1][1] / stats[0][1]:9.3f}"
+        print(row)
+    print("\ntargets (issue 15): v2 p50 <= 10 ms and p99 <= 100 ms at every tier; v1 p50 <= 100 ms at 256 MiB")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--report":
+        report(sys.argv[2])
+    else:
+        port, token, label, kind, mb, count = sys.argv[1:7]
+        case(int(port), token, label, kind, mb, int(count))

@@ -1,0 +1,128 @@
+//! The network calls of a sandbox's set-up: interface flags, an IPv4 address and a default
+//! route by `ioctl` on an `AF_INET` socket (in the caller's network namespace), and the
+//! host's IPv4 interfaces (`getifaddrs`). See docs/architecture.md, "Network".
+
+use super::cvt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+/// An `AF_INET` datagram socket, the handle the interface ioctls go through.
+pub fn inet_socket() -> io::Result<OwnedFd> {
+    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+    Ok(socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?)
+}
+
+fn ifreq(name: &str) -> libc::ifreq {
+    // SAFETY: ifreq is plain data (integers, arrays and unions of them): all zeroes is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in name.bytes().take(libc::IFNAMSIZ - 1).enumerate() {
+        ifr.ifr_name[i] = b as libc::c_char;
+    }
+    ifr
+}
+
+fn sockaddr(a: Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(a).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size; the kernel reads it by family.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+/// Sets `IFF_UP` on interface `name`.
+pub fn link_up(s: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let mut ifr = ifreq(name);
+    // SAFETY: `ifr` is a valid ifreq the kernel fills (SIOCGIFFLAGS) then reads (SIOCSIFFLAGS),
+    // and `ifru_flags` is the union member both calls use.
+    unsafe {
+        cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr))?;
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        cvt(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr))?;
+    }
+    Ok(())
+}
+
+/// Gives interface `name` the address `addr` and the netmask `mask`.
+pub fn set_ipv4(s: BorrowedFd<'_>, name: &str, addr: Ipv4Addr, mask: Ipv4Addr) -> io::Result<()> {
+    let mut ifr = ifreq(name);
+    ifr.ifr_ifru.ifru_addr = sockaddr(addr);
+    // SAFETY: `ifr` is a valid ifreq holding an AF_INET address.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFADDR, &ifr) })?;
+    ifr.ifr_ifru.ifru_netmask = sockaddr(mask);
+    // SAFETY: as above, with the netmask.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFNETMASK, &ifr) }).map(drop)
+}
+
+/// Adds the default route through `gateway` (the kernel finds the device by the gateway).
+pub fn add_default_route(s: BorrowedFd<'_>, gateway: Ipv4Addr) -> io::Result<()> {
+    // SAFETY: rtentry is plain data (integers, pointers, sockaddrs): all zeroes is valid, and
+    // a null rt_dev means "no device name".
+    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    rt.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
+    rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
+    rt.rt_gateway = sockaddr(gateway);
+    rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    // SAFETY: `rt` is a valid rtentry that outlives the call.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT, &rt) }).map(drop)
+}
+
+/// An IPv4 address of one of the host's interfaces, with its netmask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4Interface {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub mask: u32,
+}
+
+/// The IPv4 addresses of the caller's network namespace, by interface (`getifaddrs`).
+pub fn ipv4_interfaces() -> io::Result<Vec<Ipv4Interface>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a list freed below, once.
+    cvt(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut out = Vec::new();
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*p };
+        p = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr, whose family says its type.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated interface name; both addresses are AF_INET
+        // (an IPv4 address's netmask is one too), so they are sockaddr_in.
+        let (name, addr, mask) = unsafe {
+            let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+            let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+            (
+                std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned(),
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u32::from_be(m.sin_addr.s_addr),
+            )
+        };
+        out.push(Ipv4Interface { name, addr, mask });
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once, after its last use.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loopback_interface_is_listed_with_its_mask() {
+        let all = ipv4_interfaces().expect("getifaddrs");
+        let lo = all.iter().find(|i| i.name == "lo").expect("no lo among the interfaces");
+        assert_eq!(lo.addr, Ipv4Addr::LOCALHOST);
+        assert_eq!(lo.mask, 0xff00_0000);
+    }
+}
