@@ -82,7 +82,7 @@ struct RunArgs {
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
     /// Start without the CPU quota (the start-up boost) for at most SECS seconds (up to 60);
-    /// the supervisor ends it earlier with `{"op":"throttle"}` on --control-fd.
+    /// the supervisor ends it earlier with `{"v":1,"op":"throttle"}` on --control-fd.
     #[arg(long, value_name = "SECS")]
     cpu_boost: Option<f64>,
     /// With --cpu-boost: the boost runs at the lowest CPU weight (work nothing waits for yet).

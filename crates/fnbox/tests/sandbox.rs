@@ -403,11 +403,14 @@ fn a_running_sandbox_takes_mounts_limits_and_stop_requests() {
             let n = ours.read(&mut buf).unwrap();
             String::from_utf8_lossy(&buf[..n]).into_owned()
         };
-        assert!(ask(&format!(r#"{{"op":"attach","source":"{}","target":"/code"}}"#, code.display()))
+        assert!(ask(&format!(r#"{{"v":1,"op":"attach","source":"{}","target":"/code"}}"#, code.display()))
             .contains("\"ok\":true"));
-        assert!(ask(r#"{"op":"limits","memory_mb":128}"#).contains("\"ok\":true"));
-        assert!(ask(r#"{"op":"limits","memory_mb":100}"#).contains("not a tier"));
-        assert!(ask(r#"{"op":"frobnicate"}"#).contains("unknown op"));
+        assert!(ask(r#"{"v":1,"op":"limits","memory_mb":128}"#).contains("\"ok\":true"));
+        assert!(ask(r#"{"v":1,"op":"limits","memory_mb":100}"#).contains("not a tier"));
+        assert!(ask(r#"{"v":1,"op":"frobnicate"}"#).contains("unknown variant `frobnicate`"));
+        // A request from another version of the protocol is refused, naming both versions.
+        let old = ask(r#"{"v":0,"op":"kill"}"#);
+        assert!(old.contains("version 0") && old.contains("version 1") && old.contains("\"reply\":\"?\""), "{old}");
         let mut out = child.stdout.take().unwrap();
         let mut first = [0u8; 10];
         out.read_exact(&mut first).unwrap();
@@ -444,7 +447,7 @@ fn quotas_under(parent: &str) -> Vec<Option<u64>> {
 }
 
 /// `fnbox run --cpu-boost`: the sandbox starts without its CPU quota, which applies at
-/// `{"op":"throttle"}` (read back before the answer) or when the window ends.
+/// `{"v":1,"op":"throttle"}` (read back before the answer) or when the window ends.
 #[test]
 fn a_boosted_sandbox_gets_its_quota_at_throttle_or_at_the_end_of_its_window() {
     use std::io::{Read, Write};
@@ -466,7 +469,7 @@ fn a_boosted_sandbox_gets_its_quota_at_throttle_or_at_the_end_of_its_window() {
             "{kind}: {:?}",
             quotas_under(&s.parent)
         );
-        ours.write_all(b"{\"op\":\"throttle\"}\n").unwrap();
+        ours.write_all(b"{\"v\":1,\"op\":\"throttle\"}\n").unwrap();
         let mut buf = [0u8; 256];
         let n = ours.read(&mut buf).unwrap();
         let reply = String::from_utf8_lossy(&buf[..n]);

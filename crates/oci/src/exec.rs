@@ -91,7 +91,7 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     }
     let socket = dir.socket();
     let relay = |fd: &std::os::fd::OwnedFd| {
-        control::request(&socket, serde_json::json!({"op": "listener"}), Some(fd.as_raw_fd()))
+        control::request(&socket, &control::Request::Listener {}, Some(fd.as_raw_fd()))
             .map_err(|e| fnbox_sandbox::Error::Setup(e.to_string()))
     };
     let pid = enter::spawn(&target, &spec, &relay)?;

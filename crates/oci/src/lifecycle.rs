@@ -196,7 +196,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     let dir = StateDir::open(&g.root, id)?;
     let r = dir.read()?;
     match r.status() {
-        Status::Created => control::request(&dir.socket(), serde_json::json!({"op": "start"}), None)?,
+        Status::Created => control::request(&dir.socket(), &control::Request::Start {}, None)?,
         s => return Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
     }
     // The spec: a failing poststart hook is a warning; the container runs on.
@@ -270,7 +270,7 @@ pub fn kill(g: &Globals, id: &str, signal: i32, all: bool) -> Result<()> {
     let r = dir.read()?;
     match r.status() {
         Status::Created | Status::Running => {
-            control::request(&dir.socket(), serde_json::json!({"op": "kill", "signal": signal, "all": all}), None)
+            control::request(&dir.socket(), &control::Request::Kill { signal, all }, None)
         }
         // The supervisor is frozen with the container: signal directly (the signals are
         // delivered on resume). SIGKILL thaws the container, so it ends now and the supervisor
@@ -314,7 +314,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         }
         // A supervisor still building the container has no control socket yet: no point
         // waiting for it to stop on request.
-        if control::request(&dir.socket(), serde_json::json!({"op": "stop"}), None).is_ok() {
+        if control::request(&dir.socket(), &control::Request::Stop {}, None).is_ok() {
             wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(10));
         }
         if state::alive(r.supervisor, r.supervisor_start) {

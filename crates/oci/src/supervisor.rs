@@ -4,7 +4,7 @@
 //! program, records the end in the state directory, removes the sandbox's cgroup and exits
 //! with the program's status.
 
-use crate::control;
+use crate::control::{self, Request};
 use crate::log::Log;
 use crate::state::{Recorded, StateDir};
 use fnbox_sandbox::launch::{Sandbox, WaitOptions, Watcher};
@@ -29,17 +29,17 @@ impl Watcher for Control<'_> {
 
     fn ready(&mut self, sb: &mut Sandbox) -> bool {
         let Some((conn, req, fds)) = control::accept(self.listener.as_raw_fd()) else { return false };
-        let op = req["op"].as_str().unwrap_or("");
-        let r = match op {
-            "start" if self.started => Err("the container was already started".into()),
-            "start" => {
+        let op = req.as_ref().map_or("?", Request::op);
+        let r = match req {
+            Err(e) => Err(e),
+            Ok(Request::Start {}) if self.started => Err("the container was already started".into()),
+            Ok(Request::Start {}) => {
                 self.started = true;
                 sb.release().map_err(|e| e.to_string()).and_then(|()| {
                     self.dir.update(|r| r.status = Recorded::Running).map(drop).map_err(|e| e.to_string())
                 })
             }
-            "kill" => {
-                let sig = req["signal"].as_i64().unwrap_or(15) as i32;
+            Ok(Request::Kill { signal: sig, all }) => {
                 if sig == libc::SIGKILL {
                     // The verb returns once the signal is sent, as runc's does: the init's end
                     // takes every process of its pid namespace with it. The rest of the cgroup
@@ -50,17 +50,16 @@ impl Watcher for Control<'_> {
                     sb.kill();
                     return false;
                 }
-                signal(sb, sig, req["all"].as_bool().unwrap_or(false))
+                signal(sb, sig, all)
             }
-            "listener" => match fds.first() {
+            Ok(Request::Listener {}) => match fds.first() {
                 Some(fd) => sb.add_listener(fd).map_err(|e| e.to_string()),
                 None => Err("no listener was sent".into()),
             },
-            "stop" => {
+            Ok(Request::Stop {}) => {
                 control::reply(&conn, Ok(()));
                 return true;
             }
-            other => Err(format!("unknown request {other:?}")),
         };
         if let Err(e) = &r {
             self.log.warn(&format!("{op}: {e}"));

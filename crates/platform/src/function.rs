@@ -254,7 +254,7 @@ fn check_handler(runtime: Runtime, handler: &str) -> Result<()> {
 pub const REDACTED: &str = "********";
 
 /// A function as the API shows it: secret values redacted.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FunctionView {
     pub name: String,
     pub version: u64,

@@ -4,6 +4,7 @@
 //! [`instances::InstanceBackend`] (a sandbox, through `fnbox run`) → the runtime wrapper
 //! ([`runtimes`]) → the handler, and back.
 
+pub mod api;
 pub mod auth;
 pub mod build;
 pub mod client;

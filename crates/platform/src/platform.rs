@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// A function as `fnbox ls` shows it.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 #[serde(untagged)]
 pub enum Listed {
     Serving(FunctionView),
@@ -356,11 +356,11 @@ impl Platform {
         Ok(v)
     }
 
-    pub fn create_token(&self, name: &str) -> Result<serde_json::Value> {
+    pub fn create_token(&self, name: &str) -> Result<crate::api::NewToken> {
         self.view(name)?;
         let (id, token, hash) = self.tokens.mint(name);
         let info = self.registry.add_token(&id, name, &hash)?;
-        Ok(serde_json::json!({ "id": info.id, "function": name, "token": token, "created_at": info.created_at }))
+        Ok(crate::api::NewToken { id: info.id, function: name.into(), token, created_at: info.created_at })
     }
 
     pub fn list_tokens(&self, name: &str) -> Result<Vec<TokenInfo>> {

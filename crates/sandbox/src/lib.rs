@@ -17,11 +17,13 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod sentry;
 pub mod spec;
+pub mod supervision;
 pub mod sys;
 pub mod syscalls;
 #[cfg(test)]
 mod testutil;
 pub mod trace;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use launch::{Ending, Outcome, Sandbox};

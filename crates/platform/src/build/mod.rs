@@ -16,6 +16,7 @@ use crate::runtimes::RUNTIME_DIR;
 use bytes::Bytes;
 use fnbox_sandbox::net::Network;
 use fnbox_sandbox::spec::SandboxKind;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -84,8 +85,8 @@ impl BuildRequest {
     }
 }
 
-/// One line of a build's answer.
-#[derive(serde::Serialize)]
+/// One line of a build's answer (read back by the client: [`crate::api`]).
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event<'a> {
     /// Other builds hold every place: this one waits.
@@ -93,26 +94,26 @@ pub enum Event<'a> {
         builds_running: usize,
     },
     Started {
-        runtime: &'a str,
-        sandbox: &'a str,
+        runtime: Cow<'a, str>,
+        sandbox: Cow<'a, str>,
         memory_mb: u64,
         timeout_s: u64,
     },
     /// A line the build printed (cut at 8 KiB, bytes that are not UTF-8 escaped as `\xNN`).
     Output {
         stream: Stream,
-        line: &'a str,
+        line: Cow<'a, str>,
     },
     /// The built code is stored under `digest`; `lines_not_shown` lines were only counted.
     Done {
-        digest: &'a str,
+        digest: Cow<'a, str>,
         seconds: f64,
         zip_bytes: usize,
         lines_not_shown: usize,
     },
     /// Nothing was stored; `error` ends with the build's last lines.
     Failed {
-        error: &'a str,
+        error: Cow<'a, str>,
     },
 }
 
@@ -143,7 +144,9 @@ impl Output {
             s.tail.pop_front();
         }
         s.tail.push_back(cut_chars(&line, TAIL_LINE_CHARS));
-        if s.sent < STREAMED_LINES_MAX && self.tx.try_send(ndjson(&Event::Output { stream, line: &line })).is_ok() {
+        if s.sent < STREAMED_LINES_MAX
+            && self.tx.try_send(ndjson(&Event::Output { stream, line: Cow::Borrowed(&line) })).is_ok()
+        {
             s.sent += 1;
         } else {
             s.not_sent += 1;
@@ -196,12 +199,12 @@ pub async fn start(p: Arc<Platform>, req: BuildRequest, zip: Bytes) -> Result<mp
         drop(staged);
         let last = match &result {
             Ok((digest, zip_bytes)) => ndjson(&Event::Done {
-                digest,
+                digest: Cow::Borrowed(digest.as_str()),
                 seconds: (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
                 zip_bytes: *zip_bytes,
                 lines_not_shown: out.not_sent(),
             }),
-            Err(e) => ndjson(&Event::Failed { error: &p.without_host_paths(&e.to_string()) }),
+            Err(e) => ndjson(&Event::Failed { error: p.without_host_paths(&e.to_string()).into() }),
         };
         let _ = tx.send(last).await;
     });
@@ -228,8 +231,8 @@ async fn run(p: &Platform, req: &BuildRequest, staged: &Staged, out: Arc<Output>
         }
     };
     let started = Event::Started {
-        runtime: req.runtime.as_str(),
-        sandbox: req.sandbox.as_str(),
+        runtime: req.runtime.as_str().into(),
+        sandbox: req.sandbox.as_str().into(),
         memory_mb: MEMORY_MB,
         timeout_s: builds.timeout.as_secs(),
     };

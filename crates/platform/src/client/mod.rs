@@ -8,6 +8,7 @@ pub mod serverless;
 pub mod trigger;
 pub mod versions;
 
+use crate::api;
 use crate::error::{Error, Result};
 use crate::function::DeployRequest;
 use bytes::Bytes;
@@ -62,6 +63,7 @@ pub async fn deploy(t: &Target, name: &str, path: &Path, req: DeployRequest, bui
     let deployed = deploy_quiet(t, name, path, req, build, &status).await;
     status.lock().unwrap_or_else(|p| p.into_inner()).clear();
     let (mut v, built) = deployed?;
+    let d: api::Deployed = api::read(&v, &format!("PUT /api/v1/functions/{name}"))?;
     if t.json {
         if let (Some(o), Some(b)) = (v.as_object_mut(), built) {
             o.insert("build".into(), b);
@@ -70,11 +72,11 @@ pub async fn deploy(t: &Target, name: &str, path: &Path, req: DeployRequest, bui
     } else {
         println!(
             "deployed {name} (version {}, {}, {} MiB, sandbox {}{}): {}/fn/{name}/",
-            v["version"],
-            v["runtime"].as_str().unwrap_or(""),
-            v["memory_mb"],
-            v["sandbox"].as_str().unwrap_or(""),
-            if v["private"].as_bool() == Some(true) { ", private" } else { "" },
+            d.function.version,
+            d.function.config.runtime.as_str(),
+            d.function.config.memory_mb,
+            d.function.config.sandbox.as_str(),
+            if d.function.config.private { ", private" } else { "" },
             t.server.trim_end_matches('/')
         );
     }
@@ -103,7 +105,7 @@ pub(crate) async fn deploy_quiet(
     let (digest, built) = match build {
         false => {
             let up = c.upload("/api/v1/code", &headers, zip.into(), sent).await?;
-            (c.reply(up).await?.json()?["digest"].as_str().unwrap_or_default().to_string(), None)
+            (api::read::<api::Uploaded>(&c.reply(up).await?.json()?, "POST /api/v1/code")?.digest, None)
         }
         true => {
             let sandbox = req.sandbox.as_deref().unwrap_or(fnbox_sandbox::spec::SandboxKind::V2.as_str());
@@ -113,8 +115,8 @@ pub(crate) async fn deploy_quiet(
                 crate::urlenc::encode(sandbox)
             );
             let up = c.upload(&at, &headers, zip.into(), sent).await?;
-            let done = built_code(&c, up, status).await?;
-            (done["digest"].as_str().unwrap_or_default().to_string(), Some(done))
+            let (digest, done) = built_code(&c, up, status).await?;
+            (digest, Some(done))
         }
     };
     req.code = digest;
@@ -138,15 +140,17 @@ fn building(t0: std::time::Instant) -> String {
 /// Longest event line taken from the server (an output line is at most 8 KiB, escaped).
 const EVENT_MAX: usize = 256 << 10;
 
-/// Follows a build's events (see `crate::build::Event`): prints its output as it comes and
-/// returns its `done` event, or its error.
+/// Follows a build's events ([`api::BuildEvent`]): prints its output as it comes and returns
+/// the stored code's digest and its `done` event as sent, or its error.
 async fn built_code(
     c: &http::Client,
     up: hyper::Response<hyper::body::Incoming>,
     status: &progress::SharedStatus,
-) -> Result<serde_json::Value> {
+) -> Result<(String, serde_json::Value)> {
     if up.status().as_u16() >= 400 {
-        return c.reply(up).await?.json();
+        let code = up.status().as_u16();
+        c.reply(up).await?.json()?;
+        return Err(Error::Invalid(format!("the server refused the build (status {code})")));
     }
     let events = up.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
     if !events {
@@ -171,23 +175,29 @@ async fn built_code(
             pending.extend_from_slice(chunk);
             while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
+                let bad = |e: String| {
+                    Error::Invalid(format!(
+                        "the server sent a build event this fnbox cannot read ({e}): is the server another fnbox version?"
+                    ))
+                };
+                let raw: serde_json::Value = serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
+                let event: api::BuildEvent = api::read(&raw, "the build").map_err(|e| bad(e.to_string()))?;
                 let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
-                match event["event"].as_str().unwrap_or("") {
-                    "waiting" => st.line("waiting for a place: other builds are running on the server"),
-                    "started" => st.line(&format!(
-                        "building on the server ({} in sandbox {}, {} MiB, at most {} s):",
-                        event["runtime"].as_str().unwrap_or(""),
-                        event["sandbox"].as_str().unwrap_or(""),
-                        event["memory_mb"],
-                        event["timeout_s"]
+                match event {
+                    api::BuildEvent::Waiting { .. } => {
+                        st.line("waiting for a place: other builds are running on the server")
+                    }
+                    api::BuildEvent::Started { runtime, sandbox, memory_mb, timeout_s } => st.line(&format!(
+                        "building on the server ({runtime} in sandbox {sandbox}, {memory_mb} MiB, at most {timeout_s} s):"
                     )),
-                    "output" => {
-                        st.line(event["line"].as_str().unwrap_or(""));
+                    api::BuildEvent::Output { line, .. } => {
+                        st.line(&line);
                         st.show(&building(t0), false);
                     }
-                    "done" | "failed" => last = Some(event),
-                    _ => {}
+                    api::BuildEvent::Done { digest, seconds, zip_bytes, lines_not_shown } => {
+                        last = Some((Ok((digest.into_owned(), seconds, zip_bytes, lines_not_shown)), raw))
+                    }
+                    api::BuildEvent::Failed { error } => last = Some((Err(error.into_owned()), raw)),
                 }
             }
             match pending.len() > EVENT_MAX {
@@ -201,18 +211,14 @@ async fn built_code(
     let last = last.ok_or_else(|| {
         Error::Invalid("the build's answer ended without its result: the server's log says why".into())
     })?;
-    if let Some(e) = last["error"].as_str() {
-        return Err(Error::Invalid(e.to_string()));
-    }
+    let (digest, seconds, zip_bytes, hidden) = last.0.map_err(Error::Invalid)?;
     let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
-    let hidden = last["lines_not_shown"].as_u64().unwrap_or(0);
     st.line(&format!(
-        "built in {} s: {} of code{}",
-        last["seconds"],
-        progress::size(last["zip_bytes"].as_u64().unwrap_or(0)),
+        "built in {seconds} s: {} of code{}",
+        progress::size(zip_bytes as u64),
         if hidden > 0 { format!(" ({hidden} lines of its output not shown)") } else { String::new() }
     ));
-    Ok(last)
+    Ok((digest, last.1))
 }
 
 pub struct InvokeArgs {
@@ -275,7 +281,7 @@ pub async fn ls(t: &Target) -> Result<i32> {
         print_json(&v);
         return Ok(0);
     }
-    let rows = v.as_array().cloned().unwrap_or_default();
+    let rows: Vec<api::Listed> = api::read(&v, "GET /api/v1/functions")?;
     if rows.is_empty() {
         println!("no functions: deploy one with `fnbox deploy NAME PATH --runtime python3`");
         return Ok(0);
@@ -285,20 +291,24 @@ pub async fn ls(t: &Target) -> Result<i32> {
         "NAME", "RUNTIME", "MEMORY", "SANDBOX", "SCALE", "INSTANCES", "ACCESS", "VERSION"
     );
     for f in rows {
-        if let Some(why) = f["disabled"].as_str() {
-            println!("{:<34} DISABLED: {why}", f["name"].as_str().unwrap_or(""));
-            continue;
-        }
+        let f = match f {
+            api::Listed::Disabled { name, disabled } => {
+                println!("{name:<34} DISABLED: {disabled}");
+                continue;
+            }
+            api::Listed::Serving(f) => f,
+        };
+        let c = &f.config;
         println!(
             "{:<34} {:<8} {:>7} {:<7} {:>5} {:>9} {:<7} {:>7}",
-            f["name"].as_str().unwrap_or(""),
-            f["runtime"].as_str().unwrap_or(""),
-            format!("{}M", f["memory_mb"]),
-            f["sandbox"].as_str().unwrap_or(""),
-            format!("{}-{}", f["min_scale"], f["max_scale"]),
-            f["instances"],
-            if f["private"].as_bool() == Some(true) { "private" } else { "public" },
-            f["version"],
+            f.name,
+            c.runtime.as_str(),
+            format!("{}M", c.memory_mb),
+            c.sandbox.as_str(),
+            format!("{}-{}", c.min_scale, c.max_scale),
+            f.instances,
+            if c.private { "private" } else { "public" },
+            f.version,
         );
     }
     Ok(0)
@@ -437,11 +447,9 @@ pub async fn token_create(t: &Target, name: &str) -> Result<i32> {
     if t.json {
         print_json(&v);
     } else {
-        println!("{}", v["token"].as_str().unwrap_or(""));
-        eprintln!(
-            "fnbox: token {} for {name}: send it in the X-Auth-Token header; it is shown only now",
-            v["id"].as_str().unwrap_or("")
-        );
+        let tok: api::NewToken = api::read(&v, &format!("POST /api/v1/functions/{name}/tokens"))?;
+        println!("{}", tok.token);
+        eprintln!("fnbox: token {} for {name}: send it in the X-Auth-Token header; it is shown only now", tok.id);
     }
     Ok(0)
 }
@@ -452,10 +460,10 @@ pub async fn token_ls(t: &Target, name: &str) -> Result<i32> {
     if t.json {
         print_json(&v);
     } else {
-        for tok in v.as_array().cloned().unwrap_or_default() {
-            let created =
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(tok["created_at"].as_u64().unwrap_or(0));
-            println!("{}  created {}", tok["id"].as_str().unwrap_or(""), humantime::format_rfc3339_seconds(created));
+        let tokens: Vec<api::TokenInfo> = api::read(&v, &format!("GET /api/v1/functions/{name}/tokens"))?;
+        for tok in tokens {
+            let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(tok.created_at);
+            println!("{}  created {}", tok.id, humantime::format_rfc3339_seconds(created));
         }
     }
     Ok(0)

@@ -397,18 +397,19 @@ pub async fn deploy_file(t: &Target, file: &Path) -> Result<i32> {
     let mut report = Vec::new();
     for (name, req, triggers) in plan.functions {
         let (v, _) = super::deploy_quiet(t, &name, dir, req, false, &super::progress::Status::new(false)).await?;
-        let changed = v["changed"].as_bool().unwrap_or(true);
+        let d: crate::api::Deployed = crate::api::read(&v, &format!("PUT /api/v1/functions/{name}"))?;
+        let (changed, version) = (d.changed, d.function.version);
         let kept = sync_schedules(t, &name, &triggers).await?;
         if !t.json {
             println!(
                 "{name}: {} (version {}), {} schedule(s){}",
                 if changed { "deployed" } else { "unchanged" },
-                v["version"],
+                version,
                 triggers.len(),
                 if kept.1 > 0 { format!(", {} changed", kept.1) } else { String::new() }
             );
         }
-        report.push(serde_json::json!({ "function": name, "changed": changed, "version": v["version"], "schedules_changed": kept.1 }));
+        report.push(serde_json::json!({ "function": name, "changed": changed, "version": version, "schedules_changed": kept.1 }));
     }
     if t.json {
         print_json(&serde_json::json!({ "functions": report, "ignored": plan.ignored }));

@@ -343,10 +343,7 @@ pub(super) async fn act(p: &Arc<Platform>, parts: &[&str], form: Form, csrf: &st
             _ => Err(crate::Error::Invalid("choose a .zip with the function's code to deploy".into())),
         },
         [_, _, "tokens"] => match p.create_token(name) {
-            Ok(t) => {
-                let token = t["token"].as_str().unwrap_or("").to_string();
-                Ok(function(p, name, &HashMap::new(), csrf, Some(token)).await)
-            }
+            Ok(t) => Ok(function(p, name, &HashMap::new(), csrf, Some(t.token)).await),
             Err(e) => Err(e),
         },
         [_, _, "tokens", id, "revoke"] => p.remove_token(name, id).map(|_| done("revoked")),

@@ -88,7 +88,7 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         }
         (&Method::POST, ["code"]) => {
             match read_body(bodies, req, ZIP_MAX as usize, "the code zip", Sender::Admin).await {
-                Ok(zip) => p.upload(zip).await.map(|d| json(200, &serde_json::json!({ "digest": d }))),
+                Ok(zip) => p.upload(zip).await.map(|digest| json(200, &crate::api::Uploaded { digest })),
                 Err(e) => Err(e),
             }
         }
@@ -97,12 +97,8 @@ pub async fn handle(p: &Arc<Platform>, bodies: &BodyReader, req: Request<Incomin
         (&Method::PUT, ["functions", name]) => {
             match read_body(bodies, req, 1 << 20, "the deploy request", Sender::Admin).await {
                 Ok(b) => match serde_json::from_slice::<DeployRequest>(&b) {
-                    Ok(d) => p.deploy(name, d).await.map(|(v, created, changed)| {
-                        let mut v = serde_json::to_value(&v).unwrap_or_default();
-                        if let Some(o) = v.as_object_mut() {
-                            o.insert("changed".into(), changed.into());
-                        }
-                        json(if created { 201 } else { 200 }, &v)
+                    Ok(d) => p.deploy(name, d).await.map(|(function, created, changed)| {
+                        json(if created { 201 } else { 200 }, &crate::api::Deployed { function, changed })
                     }),
                     Err(e) => Err(Error::Invalid(format!("the deploy request is not valid: {e}"))),
                 },

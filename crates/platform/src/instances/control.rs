@@ -1,8 +1,9 @@
-//! The control channel of a running sandbox (`fnbox run --control-fd`): JSON requests, one
-//! reply line each. Attaching the function's code into a pre-warmed sandbox goes through it,
+//! The control channel of a running sandbox (`fnbox run --control-fd`): the requests and
+//! replies of [`fnbox_sandbox::supervision`], one reply line each. Attaching the function's code into a pre-warmed sandbox goes through it,
 //! and so does a kill. Closing it stops the sandbox: whoever holds it owns the sandbox.
 
 use super::{Ended, InstanceControl};
+use fnbox_sandbox::supervision::{self as wire, AttachMode, Reply, Request};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,10 @@ pub struct SandboxControl {
     ended: watch::Receiver<Option<Ended>>,
 }
 
-const KILL: &[u8] = b"{\"op\":\"kill\"}\n";
+/// The kill request's line.
+fn kill_line() -> String {
+    wire::REQUEST.encode_line(&Request::Kill {})
+}
 
 /// Writes all of `line` on the socket (small lines: a write or two).
 async fn write_all(w: &OwnedWriteHalf, mut line: &[u8]) -> std::io::Result<()> {
@@ -51,21 +55,23 @@ impl SandboxControl {
 
     /// Sends requests in one write and waits for their replies: `Err` carries the first
     /// reason the launcher gave.
-    async fn request(&self, reqs: &[serde_json::Value]) -> Result<(), String> {
+    async fn request(&self, reqs: &[Request]) -> Result<(), String> {
         let mut read = self.read.lock().await;
         let gone = |e: std::io::Error| format!("its launcher does not answer ({e})");
-        let lines: String = reqs.iter().map(|r| format!("{r}\n")).collect();
+        let lines: String = reqs.iter().map(|r| wire::REQUEST.encode_line(r)).collect();
         write_all(&self.write, lines.as_bytes()).await.map_err(gone)?;
         let mut first = Ok(());
-        for _ in reqs {
+        for req in reqs {
             let mut reply = String::new();
             if read.read_line(&mut reply).await.map_err(gone)? == 0 {
                 return Err("its launcher has ended".into());
             }
-            let v: serde_json::Value =
-                serde_json::from_str(&reply).map_err(|e| format!("a bad reply ({e}): {reply}"))?;
-            if let (Some(e), Ok(())) = (v["error"].as_str(), &first) {
-                first = Err(e.to_string());
+            let reply: Reply = wire::REPLY.decode(reply.as_bytes()).map_err(|e| e.to_string())?;
+            if reply.reply != req.op() {
+                return Err(format!("its launcher answered {:?} to a {:?} request", reply.reply, req.op()));
+            }
+            if let (Err(e), Ok(())) = (reply.into_result(), &first) {
+                first = Err(e);
             }
         }
         first
@@ -76,16 +82,16 @@ impl SandboxControl {
     /// With `throttle`, the start-up CPU boost ends in the same exchange ([`Self::throttle`]).
     pub async fn attach(&self, source: &Path, target: &str, throttle: bool) -> Result<(), String> {
         let source = source.to_str().ok_or_else(|| format!("{} is not UTF-8", source.display()))?;
-        let attach = serde_json::json!({"op": "attach", "source": source, "target": target, "mode": "cow"});
+        let attach = Request::Attach { source: source.into(), target: target.into(), mode: AttachMode::Cow };
         match throttle {
-            true => self.request(&[attach, serde_json::json!({"op": "throttle"})]).await,
+            true => self.request(&[attach, Request::Throttle {}]).await,
             false => self.request(&[attach]).await,
         }
     }
 
     /// Ends the sandbox's start-up CPU boost: its tier's quota applies once this returns `Ok`.
     pub async fn throttle(&self) -> Result<(), String> {
-        self.request(&[serde_json::json!({"op": "throttle"})]).await
+        self.request(&[Request::Throttle {}]).await
     }
 
     fn signal(&self, sig: i32) {
@@ -100,7 +106,7 @@ impl SandboxControl {
             if tokio::time::timeout(after, rx.wait_for(|e| e.is_some())).await.is_ok() {
                 return;
             }
-            let _ = write.try_write(KILL);
+            let _ = write.try_write(kill_line().as_bytes());
             if tokio::time::timeout(KILL_GRACE, rx.wait_for(|e| e.is_some())).await.is_err() {
                 signal_launcher(pid, &ended, libc::SIGKILL);
             }
@@ -120,7 +126,7 @@ fn signal_launcher(pid: i32, ended: &watch::Receiver<Option<Ended>>, sig: i32) {
 impl InstanceControl for SandboxControl {
     fn kill(&self) {
         // The launcher kills the sandbox, removes its cgroup and reports "stopped".
-        if self.write.try_write(KILL).is_err() {
+        if self.write.try_write(kill_line().as_bytes()).is_err() {
             self.signal(libc::SIGKILL);
         }
         self.kill_later(KILL_GRACE);

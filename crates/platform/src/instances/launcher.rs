@@ -25,6 +25,7 @@ use crate::logs::{LogStore, Stream};
 use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
 use fnbox_sandbox::net::{Cidr, Network};
 use fnbox_sandbox::spec::SandboxKind;
+use fnbox_sandbox::supervision::{self as status, Status};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -423,25 +424,22 @@ fn signal_name(s: i32) -> String {
 }
 
 /// Reads the launcher's `ended` line.
-fn ended_from_status(v: &serde_json::Value) -> Ended {
-    let n = |k: &str| v[k].as_i64().unwrap_or(0);
-    let oom_kills = v["oom_kills"].as_u64().unwrap_or(0);
-    let limit = v["memory_limit"].as_u64().unwrap_or(0) >> 20;
-    let oom = || format!("out of memory (limit {limit} MiB)");
-    let message = v["message"].as_str().unwrap_or("").trim_start_matches("fnbox: ").to_string();
-    let (cause, message) = match v["ending"].as_str().unwrap_or("") {
-        "oom" => (EndCause::OutOfMemory, oom()),
-        _ if oom_kills > 0 => (EndCause::OutOfMemory, oom()),
-        "exited" => (EndCause::Exited(n("code") as i32), format!("exited with code {}", n("code"))),
-        "signaled" => {
-            let s = n("signal") as i32;
+fn ended_from_status(e: &status::Ended) -> Ended {
+    let oom = || format!("out of memory (limit {} MiB)", e.memory_limit >> 20);
+    let message = e.message.as_deref().unwrap_or("").trim_start_matches("fnbox: ").to_string();
+    let (cause, message) = match e.ending {
+        status::Ending::Oom => (EndCause::OutOfMemory, oom()),
+        _ if e.oom_kills > 0 => (EndCause::OutOfMemory, oom()),
+        status::Ending::Exited => (EndCause::Exited(e.code), format!("exited with code {}", e.code)),
+        status::Ending::Signaled => {
+            let s = e.signal.unwrap_or(e.code - 128);
             (EndCause::Signaled, format!("killed by signal {s}{}", signal_name(s)))
         }
-        "timeout" => (EndCause::Signaled, "killed by its launcher's timeout".to_string()),
-        "stopped" => (EndCause::Signaled, "stopped by fnbox".to_string()),
-        _ => (EndCause::StartFailed, message),
+        status::Ending::Timeout => (EndCause::Signaled, "killed by its launcher's timeout".to_string()),
+        status::Ending::Stopped => (EndCause::Signaled, "stopped by fnbox".to_string()),
+        status::Ending::ExecFailed | status::Ending::SetupFailed => (EndCause::StartFailed, message),
     };
-    Ended { cause, message, oom_kills }
+    Ended { cause, message, oom_kills: e.oom_kills }
 }
 
 impl Launcher {
@@ -637,32 +635,31 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Reads the launcher's status lines: sends `started` on, records `exec`, returns `ended`.
+/// Reads the launcher's status lines: sends `started` on, records `exec`, returns `ended`. A
+/// line that cannot be read is reported on the server's stderr and, if no `ended` line
+/// follows, is how the sandbox is said to have ended.
 async fn read_status(fd: OwnedFd, started: oneshot::Sender<Vec<PathBuf>>, exec_ns: Arc<AtomicU64>) -> Option<Ended> {
     let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()?;
     let mut lines = BufReader::new(rx).lines();
     let mut started = Some(started);
     let mut ended = None;
+    let mut unreadable = None;
     while let Ok(Some(line)) = lines.next_line().await {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        match v["event"].as_str() {
-            Some("started") => {
-                let dirs = v["cgroup"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|d| d.as_str().map(PathBuf::from)).collect())
-                    .unwrap_or_default();
+        match status::STATUS.decode::<Status>(line.as_bytes()) {
+            Ok(Status::Started { cgroup, .. }) => {
                 if let Some(tx) = started.take() {
-                    let _ = tx.send(dirs);
+                    let _ = tx.send(cgroup);
                 }
             }
-            Some("exec") => exec_ns.store(v["mono_ns"].as_u64().unwrap_or(0), Ordering::Relaxed),
-            Some("ended") => ended = Some(ended_from_status(&v)),
-            _ => {}
+            Ok(Status::Exec { mono_ns }) => exec_ns.store(mono_ns, Ordering::Relaxed),
+            Ok(Status::Ended(e)) => ended = Some(ended_from_status(&e)),
+            Err(e) => {
+                eprintln!("fnbox serve: {e}");
+                unreadable.get_or_insert_with(|| start_failed(e.to_string()));
+            }
         }
     }
-    ended
+    ended.or(unreadable)
 }
 
 /// Copies an output stream of the sandbox to where its route says, line by line (see

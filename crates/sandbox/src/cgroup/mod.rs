@@ -93,7 +93,8 @@ impl Limits {
 }
 
 /// Memory use of a cgroup, split the way a user needs to see why a sandbox was killed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MemoryUse {
     /// All memory charged to the cgroup.
     pub total: u64,

@@ -5,9 +5,8 @@
 //! allocate; it never returns (it ends in `_exit`).
 
 use super::program::ProgramConfig;
-use super::protocol as msg;
+use super::protocol::{self as msg, FromSandbox, ToSandbox};
 use crate::rootfs::{self, Attach};
-use crate::spec::Access;
 use crate::sys::{self, fdpass, process};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -38,9 +37,7 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
     match setup(cfg, &sock) {
         Ok(layer) => super::init::run(cfg, sock, sentry, layer),
         Err(e) => {
-            let mut m = vec![msg::SETUP_ERROR];
-            m.extend_from_slice(e.as_bytes());
-            let _ = fdpass::send(fd, &m, &[]);
+            let _ = fdpass::send(fd, &FromSandbox::SetupError(e).encode(), &[]);
             exit(125)
         }
     }
@@ -68,7 +65,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     }
     // While the host's procfs is still visible (v2 sandboxes have none of their own).
     rename_init();
-    let mut got = receive(sock, msg::STAGE)?;
+    let mut got = receive(sock, ToSandbox::Stage)?;
     crate::trace::mark("child: image received");
     // Become root of the user namespace (the launcher has written the id maps by now) with no
     // supplementary groups from the host.
@@ -91,7 +88,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
         rootfs::stage(&cfg.layout, std::mem::take(&mut got.lowers), std::mem::take(&mut got.attach), got.dev.take())
             .map_err(|e| e.to_string())?;
     crate::trace::mark("child: staged");
-    let mut more = receive(sock, msg::GO)?;
+    let mut more = receive(sock, ToSandbox::Go)?;
     // A container whose root is a directory has no separate writable layer.
     let disk = more.disk.take().or(got.disk.take());
     if disk.is_none() && cfg.layout.container.as_ref().is_none_or(|c| c.overlay.is_some()) {
@@ -174,31 +171,28 @@ fn put(v: &mut Vec<Option<OwnedFd>>, i: usize, fd: OwnedFd) {
 }
 
 /// Receives messages from the launcher until `until`.
-fn receive(sock: &OwnedFd, until: u8) -> Result<Received, String> {
+fn receive(sock: &OwnedFd, until: ToSandbox) -> Result<Received, String> {
     let mut got = Received::default();
-    let mut buf = vec![0u8; 8192];
+    let mut buf = vec![0u8; msg::BUF];
     loop {
         let (n, mut fds) = fdpass::recv(sock, &mut buf).map_err(|e| format!("receiving mounts: {e}"))?;
         if n == 0 {
             exit(125); // the launcher is gone
         }
-        match buf[0] {
-            msg::LOWER => got.lowers.extend(fds.pop()),
-            msg::BIND if n >= 3 => {
+        match ToSandbox::decode(&buf[..n])? {
+            ToSandbox::Lower => got.lowers.extend(fds.pop()),
+            ToSandbox::Bind(i) => {
                 let fd = fds.pop().ok_or("mount message without a descriptor")?;
-                put(&mut got.attached, u16::from_le_bytes([buf[1], buf[2]]) as usize, fd);
+                put(&mut got.attached, usize::from(i), fd);
             }
-            msg::DISK => got.disk = fds.pop(),
-            msg::DEV => got.dev = fds.pop(),
-            msg::ATTACH if n >= 3 => {
-                let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
+            ToSandbox::Disk => got.disk = fds.pop(),
+            ToSandbox::Dev => got.dev = fds.pop(),
+            ToSandbox::Attach(a) => {
                 let fd = fds.pop().ok_or("attach message without a descriptor")?;
-                let (access, overlay) =
-                    (Access::from_byte(buf[2] & msg::ATTACH_ACCESS), buf[2] & msg::ATTACH_OVERLAY != 0);
-                got.attach.push(Attach { fd, target, dir: buf[1] == 1, access, overlay });
+                got.attach.push(Attach { fd, target: a.target, dir: a.dir, access: a.access, overlay: a.overlay });
             }
             m if m == until => return Ok(got),
-            m => return Err(format!("unexpected message {m} from the launcher")),
+            m => return Err(format!("unexpected message {m:?} from the launcher (waiting for {until:?})")),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! shared, raw cgroup limits, the spec's id mappings and mounts, and the create/start split
 //! (the program is held just before `execve` until `start`).
 
+use super::protocol::{FromSandbox, ToSandbox};
 use super::supervise::Collected;
-use super::{idmapped, protocol, Sandbox, NAMESPACES};
+use super::{idmapped, Sandbox, NAMESPACES};
 use crate::cgroup::Limits;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
@@ -112,15 +113,16 @@ impl Sandbox {
     /// like the image; v2's `/proc` placeholder in place of the spec's procfs).
     pub(super) fn send_container_mounts(&self, c: &Container, userns: &OwnedFd) -> Result<()> {
         let sock = self.sock.as_raw_fd();
-        let send = |data: &[u8], fd: &OwnedFd| {
-            fdpass::send(sock, data, &[fd.as_raw_fd()]).context(|| "cannot send a mount to the sandbox".into())
+        let send = |m: &ToSandbox, fd: &OwnedFd| {
+            fdpass::send(sock, &m.encode().map_err(Error::Invalid)?, &[fd.as_raw_fd()])
+                .context(|| "cannot send a mount to the sandbox".into())
         };
         let lowers = match &c.root {
             ContainerRoot::Dir(d) => std::slice::from_ref(d),
             ContainerRoot::Overlay { lowers, .. } => lowers.as_slice(),
         };
         for layer in lowers {
-            send(&[protocol::LOWER], &idmapped(layer, userns, 0, false)?)?;
+            send(&ToSandbox::Lower, &idmapped(layer, userns, 0, false)?)?;
         }
         for (i, m) in c.mounts.iter().enumerate() {
             let fd = match &m.kind {
@@ -140,9 +142,9 @@ impl Sandbox {
                 }
                 MountKind::Fs { .. } => continue,
             };
-            let mut m = vec![protocol::BIND];
-            m.extend_from_slice(&(i as u16).to_le_bytes());
-            send(&m, &fd)?;
+            let i =
+                u16::try_from(i).map_err(|_| Error::Invalid("a container may have at most 65,536 mounts".into()))?;
+            send(&ToSandbox::Bind(i), &fd)?;
         }
         Ok(())
     }
@@ -200,7 +202,7 @@ impl Sandbox {
 
     /// `start`: lets the held program `execve`.
     pub fn release(&self) -> Result<()> {
-        fdpass::send(self.sock.as_raw_fd(), &[protocol::START], &[])
+        fdpass::send(self.sock.as_raw_fd(), &ToSandbox::Start.encode().map_err(Error::Invalid)?, &[])
             .context(|| "cannot reach the sandbox's init to start its program".into())
     }
 
@@ -218,7 +220,7 @@ impl Sandbox {
     /// to the Sentry, which serves it like the program's.
     pub fn add_listener(&self, listener: &impl AsRawFd) -> Result<()> {
         let feed = self.sentry_feed.as_ref().ok_or_else(|| Error::Invalid("this sandbox has no Sentry".into()))?;
-        fdpass::send(feed.as_raw_fd(), &[protocol::SENTRY_FDS], &[listener.as_raw_fd()])
+        fdpass::send(feed.as_raw_fd(), &FromSandbox::SentryFds.encode(), &[listener.as_raw_fd()])
             .context(|| "cannot reach the Sentry".into())
     }
 }

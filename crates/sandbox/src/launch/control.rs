@@ -2,20 +2,20 @@
 //! and the status lines (`--status-fd`), the interface the platform supervises instances and
 //! pre-warmed sandboxes through.
 //!
-//! Requests are JSON lines on the control descriptor; each gets one reply line there:
+//! The messages of both channels are the types of [`crate::supervision`] (JSON lines, with
+//! a protocol version); each request gets one reply line on the control descriptor:
 //!
-//! * `{"op":"attach","source":"/host/dir","target":"/code","mode":"cow"}`: makes a host
-//!   path visible inside the running sandbox (idmapped, like `--bind`; `mode` is `ro` (the
-//!   default), `rw` or `cow`, as `--bind`'s suffix): how a function's code is bound to a
-//!   pre-warmed sandbox. `{"reply":"attach","ok":true}` or `..."error":"..."}`.
-//! * `{"op":"limits","memory_mb":256,"pids":1024}`: moves the sandbox to another memory tier
-//!   (and its CPU share) and pids limit.
-//! * `{"op":"throttle"}`: ends the start-up CPU boost (`--cpu-boost`): the CPU quota applies
-//!   from the reply on (it is read back before the reply). The supervisor sends it before the
+//! * `attach`: makes a host path visible inside the running sandbox (idmapped, like `--bind`;
+//!   `mode` is `ro` (the default), `rw` or `cow`, as `--bind`'s suffix): how a function's code
+//!   is bound to a pre-warmed sandbox.
+//! * `limits`: moves the sandbox to another memory tier (and its CPU share) and pids limit.
+//! * `throttle`: ends the start-up CPU boost (`--cpu-boost`): the CPU quota applies from the
+//!   reply on (it is read back before the reply). The supervisor sends it before the
 //!   function's own code runs; on an error reply the quota could not be applied and the
 //!   sandbox ends.
-//! * `{"op":"kill"}`: ends the sandbox now (reported as `"ending":"stopped"`).
+//! * `kill`: ends the sandbox now (reported as `"ending":"stopped"`).
 //!
+//! A request that cannot be read gets a reply saying why (`"reply":"?"`), and changes nothing.
 //! End of file on the control descriptor also ends the sandbox: a supervisor that dies takes
 //! its sandboxes with it.
 
@@ -23,6 +23,7 @@ use super::Sandbox;
 use crate::cgroup::Limits;
 use crate::error::{Context, Result};
 use crate::spec::Tier;
+use crate::supervision::{self as wire, Reply, Request, Status};
 use crate::sys::{self, fdpass};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -43,25 +44,17 @@ impl Channels {
     }
 
     /// Writes one status line.
-    pub fn event(&mut self, v: serde_json::Value) {
+    pub fn event(&mut self, e: &Status) {
         if let Some(f) = self.status.as_mut() {
-            let _ = writeln!(f, "{v}");
+            let _ = f.write_all(wire::STATUS.encode_line(e).as_bytes());
         }
     }
 
-    fn reply(&self, v: serde_json::Value) {
+    fn reply(&self, r: &Reply) {
         if let Some(c) = &self.control {
-            let _ = sys::write_all_fd(c.as_raw_fd(), format!("{v}\n").as_bytes());
+            let _ = sys::write_all_fd(c.as_raw_fd(), wire::REPLY.encode_line(r).as_bytes());
         }
     }
-}
-
-/// What the supervisor asked for.
-pub enum Request {
-    Kill,
-    Attach { source: String, target: String, mode: String },
-    Limits { memory_mb: Option<u64>, pids: Option<u64> },
-    Throttle,
 }
 
 impl Channels {
@@ -83,30 +76,9 @@ impl Channels {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            out.push(parse(&line));
+            out.push(wire::REQUEST.decode(&line).map_err(|e| e.to_string()));
         }
         Some(out)
-    }
-}
-
-fn parse(line: &[u8]) -> std::result::Result<Request, String> {
-    let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
-    let s = |k: &str| v[k].as_str().map(String::from);
-    match v["op"].as_str() {
-        Some("kill") => Ok(Request::Kill),
-        Some("throttle") => Ok(Request::Throttle),
-        Some("attach") => Ok(Request::Attach {
-            source: s("source").ok_or("attach needs \"source\"")?,
-            target: s("target").ok_or("attach needs \"target\"")?,
-            mode: match (v["mode"].as_str(), v["readonly"].as_bool()) {
-                (Some(m @ ("ro" | "rw" | "cow")), _) => m.to_string(),
-                (Some(m), _) => return Err(format!("attach mode {m:?} is not valid: use ro, rw or cow")),
-                (None, Some(false)) => "rw".to_string(),
-                (None, _) => "ro".to_string(),
-            },
-        }),
-        Some("limits") => Ok(Request::Limits { memory_mb: v["memory_mb"].as_u64(), pids: v["pids"].as_u64() }),
-        other => Err(format!("unknown op {other:?}: use attach, limits, throttle or kill")),
     }
 }
 
@@ -117,25 +89,20 @@ impl Sandbox {
         req: std::result::Result<Request, String>,
         state: &mut super::supervise::Collected,
     ) -> bool {
-        let (op, r) = match req {
-            Err(e) => ("?", Err(e)),
-            Ok(Request::Kill) => return true,
+        let op = req.as_ref().map_or("?", Request::op);
+        let r = match req {
+            Err(e) => Err(e),
+            Ok(Request::Kill {}) => return true,
             Ok(Request::Attach { source, target, mode }) => {
-                ("attach", self.attach_live(&format!("{source}:{target}:{mode}"), state).map_err(|e| e.to_string()))
+                self.attach_live(&format!("{source}:{target}:{}", mode.as_str()), state).map_err(|e| e.to_string())
             }
-            Ok(Request::Limits { memory_mb, pids }) => {
-                ("limits", self.set_limits(memory_mb, pids).map_err(|e| e.to_string()))
-            }
-            Ok(Request::Throttle) => ("throttle", self.end_boost().map_err(|e| e.to_string())),
+            Ok(Request::Limits { memory_mb, pids }) => self.set_limits(memory_mb, pids).map_err(|e| e.to_string()),
+            Ok(Request::Throttle {}) => self.end_boost().map_err(|e| e.to_string()),
         };
         // A sandbox whose CPU quota could not be applied ends here, whatever its supervisor
         // does with the error: it never gets to run a function's code unthrottled.
         let end = op == "throttle" && r.is_err();
-        let reply = match r {
-            Ok(()) => serde_json::json!({"reply": op, "ok": true}),
-            Err(e) => serde_json::json!({"reply": op, "error": e}),
-        };
-        self.channels.reply(reply);
+        self.channels.reply(&Reply::new(op, r));
         end
     }
 
@@ -147,7 +114,7 @@ impl Sandbox {
             .context(|| "cannot open the sandbox's user namespace".into())?;
         let fd = super::idmapped(&bind.source, &userns, super::bind_attrs(bind.access), true)?;
         let m = super::attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
-        fdpass::send(self.sock.as_raw_fd(), &m, &[fd.as_raw_fd()])
+        fdpass::send(self.sock.as_raw_fd(), &m.encode().map_err(crate::Error::Invalid)?, &[fd.as_raw_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -185,9 +152,4 @@ impl Sandbox {
         self.spec.pids_max = pids;
         Ok(())
     }
-}
-
-/// The `exec` status line: the program is about to start.
-pub(super) fn exec_event(ns: u64) -> serde_json::Value {
-    serde_json::json!({"event": "exec", "mono_ns": ns})
 }

@@ -10,7 +10,7 @@
 //! subreaper: containerd's shim, or the caller if it made itself one.
 
 use super::program::{self, ProgramConfig};
-use super::protocol as msg;
+use super::protocol::{self as msg, FromSandbox};
 use crate::error::{Context, Error, Result};
 use crate::seccomp::profile::Profile;
 use crate::spec::{ProcessSettings, SandboxKind};
@@ -50,9 +50,6 @@ const JOINED: [(&str, libc::c_int); 6] = [
     ("pid", libc::CLONE_NEWPID),
     ("mnt", libc::CLONE_NEWNS),
 ];
-
-/// A message from the helper: the new process's host pid.
-const PID: u8 = b'P';
 
 /// Starts `spec` in `target`; returns the new process's host pid once it has called `execve`.
 /// `relay` (v2) passes the new process's seccomp listener to the Sentry. Must be called from
@@ -107,32 +104,33 @@ pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Resul
 /// `execve` (its end of the socket closes) or failed.
 fn collect(sock: &OwnedFd, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Result<()>) -> Result<libc::pid_t> {
     let mut pid = None;
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; msg::BUF];
     loop {
         let (n, mut fds) = fdpass::recv(sock, &mut buf).context(|| "cannot hear from the exec'd process".into())?;
         if n == 0 {
             return pid.ok_or_else(|| Error::Setup("the exec'd process ended before it started".into()));
         }
-        let word = || i32::from_le_bytes(buf.get(1..5).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
-        match buf[0] {
-            PID => pid = Some(word()),
-            msg::SENTRY_FDS => relay(fds.first().ok_or_else(|| Error::Setup("no listener was sent".into()))?)?,
-            msg::CONSOLE => {
+        match FromSandbox::decode(&buf[..n]).map_err(Error::Setup)? {
+            FromSandbox::Pid(p) => pid = Some(p),
+            FromSandbox::SentryFds => relay(fds.first().ok_or_else(|| Error::Setup("no listener was sent".into()))?)?,
+            FromSandbox::Console => {
                 let master = fds.pop().ok_or_else(|| Error::Setup("no terminal was sent".into()))?;
                 let socket = spec.console_socket.as_deref().ok_or_else(|| {
                     Error::Invalid("the process asks for a terminal but no --console-socket was given".into())
                 })?;
                 super::terminal::send_to_console_socket(socket, &master)?;
             }
-            msg::SETUP_ERROR => return Err(Error::Setup(String::from_utf8_lossy(&buf[1..n]).into_owned())),
-            msg::EXEC_ERROR => {
+            FromSandbox::SetupError(m) => return Err(Error::Setup(m)),
+            FromSandbox::ExecError(e) => {
                 return Err(Error::Invalid(format!(
                     "cannot run '{}' in the container: {}",
                     spec.argv.first().map_or("", String::as_str),
-                    sys::strerror(word())
+                    sys::strerror(e)
                 )))
             }
-            _ => {}
+            // The program's start time: the `exec` verb has no status channel to report it on.
+            FromSandbox::Exec(_) => {}
+            m => return Err(Error::Setup(format!("the exec'd process sent an unexpected message {m:?}"))),
         }
     }
 }
@@ -175,9 +173,7 @@ fn helper_run(
             fail(format!("cannot join the container's cgroup: {e}"));
         }
     }
-    let mut m = vec![PID];
-    m.extend_from_slice(&pid.to_le_bytes());
-    let _ = fdpass::send(sock.as_raw_fd(), &m, &[]);
+    let _ = fdpass::send(sock.as_raw_fd(), &FromSandbox::Pid(pid).encode(), &[]);
     // SAFETY: one byte from a static buffer to the new process.
     unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
     super::child::exit(0)

@@ -7,14 +7,13 @@
 //! capabilities and gets its sandbox's filter before `execve`.
 
 use super::child::{exit, ChildConfig};
-use super::protocol as msg;
+use super::protocol::{self as msg, FromSandbox, ToSandbox};
 use crate::rootfs;
 use crate::seccomp::{self, Policy};
 use crate::spec::Access;
 use crate::sys::{self, fdpass, mount, process, signal};
 use crate::syscalls::Action;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 /// What the init itself may do once the program runs.
 #[rustfmt::skip]
@@ -191,11 +190,15 @@ fn serve(
             continue;
         }
         if fds[1].revents != 0 {
-            let mut buf = vec![0u8; 4096];
-            match fdpass::recv(&*sock_owned, &mut buf) {
-                Ok((n, mut fds)) if n >= 3 && buf[0] == msg::ATTACH => {
-                    let target = PathBuf::from(String::from_utf8_lossy(&buf[3..n]).into_owned());
-                    let r = match (fds.pop(), Access::from_byte(buf[2])) {
+            let mut buf = vec![0u8; msg::BUF];
+            let got = match fdpass::recv(&*sock_owned, &mut buf) {
+                Ok((0, _)) | Err(_) => None,
+                Ok((n, fds)) => Some((ToSandbox::decode(&buf[..n]), fds)),
+            };
+            match got {
+                Some((Ok(ToSandbox::Attach(a)), mut fds)) => {
+                    let target = a.target;
+                    let r = match (fds.pop(), a.access) {
                         (Some(fd), Access::CopyOnWrite) => match layer.take() {
                             Some(l) => {
                                 rootfs::attach_cow(&fd, l, &target).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
@@ -203,14 +206,12 @@ fn serve(
                             // One copy-on-write bind per sandbox: the layer's copy is used up.
                             None => Err(libc::EBUSY),
                         },
-                        (Some(fd), _) => attach(&fd, &target, buf[1] == 1),
+                        (Some(fd), _) => attach(&fd, &target, a.dir),
                         (None, _) => Err(libc::EBADF),
                     };
-                    let mut reply = vec![msg::ATTACHED];
-                    reply.extend_from_slice(&r.err().unwrap_or(0).to_le_bytes());
-                    let _ = fdpass::send(sock, &reply, &[]);
+                    let _ = fdpass::send(sock, &FromSandbox::Attached(r.err().unwrap_or(0)).encode(), &[]);
                 }
-                Ok((n, _)) if n >= 1 && buf[0] == msg::START => {
+                Some((Ok(ToSandbox::Start), _)) => {
                     if let Some(w) = hold.take() {
                         // SAFETY: one byte from a local buffer, then closing our own end.
                         unsafe {
@@ -219,8 +220,11 @@ fn serve(
                         }
                     }
                 }
-                Ok((0, _)) | Err(_) => listening = false,
-                Ok(_) => {}
+                None => listening = false,
+                // Nothing else is sent to a running sandbox, and the launcher, the only sender,
+                // encodes with the same module: another message can only be a bug, with no
+                // one to tell but the launcher, which is not waiting for an answer.
+                Some(_) => {}
             }
         }
         if fds[0].revents == 0 {
@@ -234,9 +238,7 @@ fn serve(
                             process::WaitStatus::Exited(c) => c << 8,
                             process::WaitStatus::Signaled(s) => s,
                         };
-                        let mut m = vec![msg::EXITED];
-                        m.extend_from_slice(&raw.to_le_bytes());
-                        let _ = fdpass::send(sock, &m, &[]);
+                        let _ = fdpass::send(sock, &FromSandbox::Exited(raw).encode(), &[]);
                         crate::trace::mark("init: program ended");
                         exit(status.code());
                     }

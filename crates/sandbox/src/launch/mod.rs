@@ -13,7 +13,7 @@ mod gc;
 mod init;
 mod mounts;
 mod program;
-mod protocol;
+pub(crate) mod protocol;
 mod supervise;
 mod terminal;
 
@@ -28,10 +28,12 @@ use crate::idmap::IdRange;
 use crate::paths::Paths;
 use crate::rootfs::{self, host, ProcMode};
 use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
+use crate::supervision::{self, Status};
 use crate::sys::{self, abi, fdpass, mount, process};
 use child::ChildConfig;
 pub(crate) use mounts::PROC_PLACEHOLDER;
 use mounts::{attach_msg, bind_attrs, idmapped, may_hold_fifos, proc_placeholder, resolv_conf_target, V1_DEV_SIZE};
+use protocol::ToSandbox;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -297,16 +299,17 @@ impl Sandbox {
             .context(|| "cannot open the sandbox's user namespace".into())?;
         crate::trace::mark("ids mapped");
         let sock = self.sock.as_raw_fd();
-        let send = |data: &[u8], fd: Option<&OwnedFd>| {
+        let send = |m: &ToSandbox, fd: Option<&OwnedFd>| {
             let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
-            fdpass::send(sock, data, &fds).context(|| "cannot send a mount to the sandbox".into())
+            fdpass::send(sock, &m.encode().map_err(Error::Invalid)?, &fds)
+                .context(|| "cannot send a mount to the sandbox".into())
         };
 
         if let Some(c) = self.spec.container.clone() {
             self.send_container_mounts(&c, &userns)?;
         } else {
             let lower = idmapped(lower_src, &userns, 0, false)?;
-            send(&[protocol::LOWER], Some(&lower))?;
+            send(&ToSandbox::Lower, Some(&lower))?;
         }
         if self.spec.image == Image::Host {
             for d in host::SYSTEM_DIRS {
@@ -327,7 +330,7 @@ impl Sandbox {
             // v1's `/dev` is capped (v2's counts toward the function's memory, no cap of its own).
             let size = (self.spec.kind == SandboxKind::V1).then_some(V1_DEV_SIZE);
             let dev = rootfs::make_dev(size, &userns).context(|| "cannot make the sandbox's /dev".into())?;
-            send(&[protocol::DEV], Some(&dev))?;
+            send(&ToSandbox::Dev, Some(&dev))?;
         }
         if self.spec.kind == SandboxKind::V2 && self.spec.container.is_none() {
             send(&attach_msg(Path::new("/proc"), true, Access::ReadOnly, false), Some(&proc_placeholder()?))?;
@@ -357,7 +360,7 @@ impl Sandbox {
             self.net = Some(pending.finish()?);
             crate::trace::mark("network ready");
         }
-        send(&[protocol::STAGE], None)?;
+        send(&ToSandbox::Stage, None)?;
         crate::trace::mark("mounts sent");
         let disk = match (&self.disk, self.spec.container.as_ref().map(|c| &c.root)) {
             (_, Some(ContainerRoot::Overlay { upper, .. })) => {
@@ -374,10 +377,10 @@ impl Sandbox {
             (None, None) => return Err(Error::Setup("no disk job".into())),
         };
         if let Some(disk) = disk {
-            send(&[protocol::DISK], Some(&disk))?;
+            send(&ToSandbox::Disk, Some(&disk))?;
             crate::trace::mark("disk sent");
         }
-        send(&[protocol::GO], None)
+        send(&ToSandbox::Go, None)
     }
 
     pub fn cgroup(&self) -> &Cgroup {
@@ -542,22 +545,29 @@ fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConfig> {
 /// control channel, the caller can attach mounts, change limits and stop it (`control.rs`).
 /// This is the interface the platform supervises instances through.
 pub fn run(spec: &SandboxSpec, paths: &Paths, opts: WaitOptions, mut channels: Channels) -> Result<Outcome> {
+    let began = std::time::Instant::now();
     let mut sb = match Sandbox::start(spec, paths) {
         Ok(sb) => sb,
         Err(e) => {
-            channels.event(
-                serde_json::json!({"event": "ended", "ending": "setup_failed", "code": 125, "message": e.to_string()}),
-            );
+            channels.event(&Status::Ended(supervision::Ended {
+                ending: supervision::Ending::SetupFailed,
+                code: 125,
+                signal: None,
+                message: Some(e.to_string()),
+                oom_kills: 0,
+                memory_limit: 0,
+                peak: Default::default(),
+                duration_ms: began.elapsed().as_secs_f64() * 1000.0,
+            }));
             return Err(e);
         }
     };
-    channels.event(serde_json::json!({"event": "started", "id": sb.id, "pid": sb.pid, "cgroup": sb.cgroup.dirs()}));
+    channels.event(&Status::Started { id: sb.id.clone(), pid: sb.pid, cgroup: sb.cgroup.dirs() });
     sb.channels = channels;
     let outcome = sb.wait(opts);
     let cleaned = sb.cleanup();
     if let Ok(o) = &outcome {
-        let line = o.to_json(&spec.argv[0]);
-        sb.channels.event(line);
+        sb.channels.event(&Status::Ended(o.report(&spec.argv[0])));
     }
     cleaned?;
     outcome

@@ -2,7 +2,7 @@
 //! host directories, v2's `/proc` placeholder, the `ATTACH` messages, and the checks on an
 //! image that decide them (see docs/architecture.md, "The two sandboxes").
 
-use super::protocol;
+use super::protocol::{Attach, ToSandbox};
 use crate::error::{Context, Result};
 use crate::spec::{Access, Image};
 use crate::sys::{abi, mount};
@@ -75,14 +75,9 @@ pub(super) fn bind_attrs(access: Access) -> u64 {
     abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOSUID | if access.source_readonly() { abi::MOUNT_ATTR_RDONLY } else { 0 }
 }
 
-/// `ATTACH`: [dir, flags, target...]; flags: the access ([`Access::to_byte`], under
-/// [`protocol::ATTACH_ACCESS`]) and [`protocol::ATTACH_OVERLAY`] for a read-only directory
-/// shown through an overlay of its own (see `rootfs::stage`).
-pub(super) fn attach_msg(target: &Path, dir: bool, access: Access, overlay: bool) -> Vec<u8> {
-    let flags = access.to_byte() | if overlay { protocol::ATTACH_OVERLAY } else { 0 };
-    let mut m = vec![protocol::ATTACH, dir as u8, flags];
-    m.extend_from_slice(target.as_os_str().as_encoded_bytes());
-    m
+/// The message that attaches a mount at `target` (see [`super::protocol::Attach`]).
+pub(super) fn attach_msg(target: &Path, dir: bool, access: Access, overlay: bool) -> ToSandbox {
+    ToSandbox::Attach(Attach { target: target.to_path_buf(), dir, access, overlay })
 }
 
 /// A detached copy of `src` whose files appear through the sandbox's id mapping. Falls back

@@ -7,7 +7,7 @@
 //! `_exit`.
 
 use super::child::exit;
-use super::protocol as msg;
+use super::protocol::FromSandbox;
 use crate::seccomp;
 use crate::spec::ProcessSettings;
 use crate::sys::{self, fdpass, process, signal};
@@ -54,7 +54,7 @@ pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Opti
         setup_failed(report, &e);
     }
     if let Some(h) = hold {
-        let _ = fdpass::send(report, &[msg::READY], &[]);
+        let _ = fdpass::send(report, &FromSandbox::Ready.encode(), &[]);
         let mut b = [0u8; 1];
         // SAFETY: reading one byte into a local buffer.
         if unsafe { libc::read(h, b.as_mut_ptr().cast(), 1) } != 1 {
@@ -154,22 +154,16 @@ fn announce_exec(sock: RawFd) {
     // SAFETY: `t` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
     let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
-    let mut m = vec![msg::EXEC];
-    m.extend_from_slice(&ns.to_le_bytes());
-    let _ = fdpass::send(sock, &m, &[]);
+    let _ = fdpass::send(sock, &FromSandbox::Exec(ns).encode(), &[]);
 }
 
 pub(super) fn setup_failed(sock: RawFd, m: &str) -> ! {
-    let mut b = vec![msg::SETUP_ERROR];
-    b.extend_from_slice(m.as_bytes());
-    let _ = fdpass::send(sock, &b, &[]);
+    let _ = fdpass::send(sock, &FromSandbox::SetupError(m.to_string()).encode(), &[]);
     exit(125)
 }
 
 fn exec_failed(sock: RawFd, errno: i32) -> ! {
-    let mut m = vec![msg::EXEC_ERROR];
-    m.extend_from_slice(&errno.to_le_bytes());
-    let _ = fdpass::send(sock, &m, &[]);
+    let _ = fdpass::send(sock, &FromSandbox::ExecError(errno).encode(), &[]);
     exit(if errno == libc::ENOENT { 127 } else { 126 })
 }
 
@@ -185,7 +179,7 @@ fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) 
         seccomp::install(&cfg.filter, seccomp::InstallFlags { listener: true, keep_privs, ..Default::default() })
             .map_err(|e| format!("cannot install the seccomp filter: {e}"))?
             .ok_or("no listener")?;
-    fdpass::send(sentry, &[msg::SENTRY_FDS], &[listener.as_raw_fd(), root.as_raw_fd()])
+    fdpass::send(sentry, &FromSandbox::SentryFds.encode(), &[listener.as_raw_fd(), root.as_raw_fd()])
         .map_err(|e| format!("cannot reach the Sentry: {e}"))?;
     Ok(())
 }

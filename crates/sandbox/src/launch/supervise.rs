@@ -1,9 +1,11 @@
 //! Waiting for a sandbox: signals are passed on, the timeout enforced, memory sampled, and the
 //! way the sandbox ended reported the way a user needs to read it.
 
-use super::{protocol as msg, Sandbox};
+use super::protocol::{self as msg, FromSandbox};
+use super::Sandbox;
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
+use crate::supervision as wire;
 use crate::sys::{fdpass, process, signal};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -64,31 +66,30 @@ impl Outcome {
 
 impl Outcome {
     /// The `ended` status line (see [`super::run`]).
-    pub fn to_json(&self, argv0: &str) -> serde_json::Value {
+    pub fn report(&self, argv0: &str) -> wire::Ended {
         let ending = match &self.ending {
-            Ending::Exited(_) => "exited",
-            Ending::Signaled(_) => "signaled",
-            Ending::OutOfMemory => "oom",
-            Ending::TimedOut(_) => "timeout",
-            Ending::Stopped => "stopped",
-            Ending::ExecFailed(_) => "exec_failed",
-            Ending::SetupFailed(_) => "setup_failed",
+            Ending::Exited(_) => wire::Ending::Exited,
+            Ending::Signaled(_) => wire::Ending::Signaled,
+            Ending::OutOfMemory => wire::Ending::Oom,
+            Ending::TimedOut(_) => wire::Ending::Timeout,
+            Ending::Stopped => wire::Ending::Stopped,
+            Ending::ExecFailed(_) => wire::Ending::ExecFailed,
+            Ending::SetupFailed(_) => wire::Ending::SetupFailed,
         };
         let signal = match self.ending {
             Ending::Signaled(s) => Some(s),
             _ => None,
         };
-        serde_json::json!({
-            "event": "ended",
-            "ending": ending,
-            "code": self.code,
-            "signal": signal,
-            "message": self.message(argv0),
-            "oom_kills": self.oom_kills,
-            "memory_limit": self.memory_limit,
-            "peak": {"total": self.peak.total, "anon": self.peak.anon, "in_memory_files": self.peak.in_memory_files},
-            "duration_ms": self.duration.as_secs_f64() * 1000.0,
-        })
+        wire::Ended {
+            ending,
+            code: self.code,
+            signal,
+            message: self.message(argv0),
+            oom_kills: self.oom_kills,
+            memory_limit: self.memory_limit,
+            peak: self.peak,
+            duration_ms: self.duration.as_secs_f64() * 1000.0,
+        }
     }
 }
 
@@ -354,24 +355,23 @@ pub(super) struct Collected {
 
 impl Collected {
     pub(super) fn drain(&mut self, sock: &std::os::fd::OwnedFd, channels: &mut super::Channels) {
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; msg::BUF];
         while let Ok((n, mut fds)) = fdpass::recv(sock, &mut buf) {
             if n == 0 {
                 break;
             }
-            let word = || i32::from_le_bytes(buf.get(1..5).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
-            match buf[0] {
-                msg::SETUP_ERROR => self.setup_error = Some(String::from_utf8_lossy(&buf[1..n]).into_owned()),
-                msg::EXEC_ERROR => self.exec_error = Some(word()),
-                msg::EXITED => self.exited = process::WaitStatus::from_raw(word()),
-                msg::ATTACHED => self.attached = Some(word()),
-                msg::READY => self.ready = true,
-                msg::CONSOLE => self.console = fds.pop(),
-                msg::EXEC => {
-                    let ns = u64::from_le_bytes(buf.get(1..9).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
-                    channels.event(super::control::exec_event(ns));
+            match FromSandbox::decode(&buf[..n]) {
+                Ok(FromSandbox::SetupError(m)) => self.setup_error = Some(m),
+                Ok(FromSandbox::ExecError(e)) => self.exec_error = Some(e),
+                Ok(FromSandbox::Exited(s)) => self.exited = process::WaitStatus::from_raw(s),
+                Ok(FromSandbox::Attached(e)) => self.attached = Some(e),
+                Ok(FromSandbox::Ready) => self.ready = true,
+                Ok(FromSandbox::Console) => self.console = fds.pop(),
+                Ok(FromSandbox::Exec(ns)) => channels.event(&crate::supervision::Status::Exec { mono_ns: ns }),
+                Ok(m @ (FromSandbox::SentryFds | FromSandbox::Pid(_))) => {
+                    eprintln!("fnbox: the sandbox's init sent a message meant for another process: {m:?}")
                 }
-                _ => {}
+                Err(e) => eprintln!("fnbox: {e}"),
             }
         }
     }

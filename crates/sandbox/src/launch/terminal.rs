@@ -2,7 +2,7 @@
 //! sandbox's own devpts instance becomes the program's controlling terminal and standard
 //! streams; its master side goes back to the launcher, which hands it to the console socket.
 
-use super::protocol as msg;
+use super::protocol::FromSandbox;
 use crate::sys::{self, fdpass};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
@@ -33,7 +33,8 @@ pub fn attach(report: RawFd, uid: u32, gid: u32) -> Result<(), String> {
             libc::close(slave);
         }
     }
-    fdpass::send(report, &[msg::CONSOLE], &[master.as_raw_fd()]).map_err(|e| format!("cannot send the terminal: {e}"))
+    fdpass::send(report, &FromSandbox::Console.encode(), &[master.as_raw_fd()])
+        .map_err(|e| format!("cannot send the terminal: {e}"))
 }
 
 /// Launcher side: sends a terminal's master to an OCI console socket, as runc does (one

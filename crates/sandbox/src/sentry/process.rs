@@ -4,6 +4,7 @@
 
 use super::notify::Listener;
 use super::{area, proc, report, resolve, Sentry};
+use crate::launch::protocol::FromSandbox;
 use crate::seccomp::{self, Policy};
 use crate::sys::{self, abi, fdpass, mount::FsContext, process};
 use crate::syscalls::Action;
@@ -90,6 +91,10 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         // The sandbox ended before its program started (set-up failed): nothing to serve.
         return Ok(());
     }
+    match FromSandbox::decode(&buf[..n])? {
+        FromSandbox::SentryFds => {}
+        m => return Err(format!("the program sent {m:?} where its seccomp listener was expected")),
+    }
     if fds.len() != 2 {
         return Err("the program sent no seccomp listener".into());
     }
@@ -160,6 +165,17 @@ fn accept_more(sentry: &Arc<Sentry>, from_launcher: OwnedFd) {
         while let Ok((n, mut fds)) = fdpass::recv(&from_launcher, &mut buf) {
             if n == 0 {
                 return;
+            }
+            match FromSandbox::decode(&buf[..n]) {
+                Ok(FromSandbox::SentryFds) => {}
+                Ok(m) => {
+                    eprintln!("fnbox: sentry: the launcher sent {m:?} where a listener was expected");
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("fnbox: sentry: {e}");
+                    continue;
+                }
             }
             // The listener comes first (a root may follow: the Sentry already has it).
             if !fds.is_empty() {
