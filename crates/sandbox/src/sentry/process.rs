@@ -5,7 +5,7 @@
 use super::notify::Listener;
 use super::{area, proc, report, resolve, Sentry};
 use crate::seccomp::{self, Policy};
-use crate::sys::{self, abi, fdpass, mount::FsContext, process};
+use crate::sys::{self, abi, fdpass, mount, mount::FsContext, process};
 use crate::syscalls::Action;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -77,6 +77,10 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     let area_mount = area_fs
         .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)
         .map_err(|e| format!("tmpfs: {e}"))?;
+    // What programs get of the area: a read-only clone (see `area.rs`).
+    let area_view = mount::clone_tree_at(Some(area_mount.as_raw_fd()), Path::new(""), false)
+        .and_then(|v| mount::set_attr(Some(v.as_raw_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, false).map(|()| v))
+        .map_err(|e| format!("read-only clone of the area: {e}"))?;
     let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| format!("/proc: {e}"))?;
     let cgroup =
@@ -127,7 +131,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     }
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
 
-    let area = area::Area::new(area_mount).map_err(|e| format!("area: errno {e}"))?;
+    let area = area::Area::new(area_mount, area_view).map_err(|e| format!("area: errno {e}"))?;
     let resolver = resolve::Resolver { root, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
     let sentry = Arc::new(Sentry {
         listener: Arc::new(listener),
