@@ -287,7 +287,15 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[3] as i32, call.args[2]),
         };
         let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
-        let r = call.path(pi).and_then(|path| self.statx_of(call, dirfd, &path, flags, mask)).and_then(|x| {
+        let path = match call.path(pi) {
+            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the kernel stats the
+            // caller's own descriptor. Only a path that was truly empty goes on; whatever
+            // another thread writes there meanwhile is resolved by the kernel in the
+            // sandbox's mount namespace (docs/architecture.md, "Continued calls").
+            Ok(p) if p.is_empty() && flags & libc::AT_EMPTY_PATH != 0 => return Reply::Continue,
+            r => r,
+        };
+        let r = path.and_then(|path| self.statx_of(call, dirfd, &path, flags, mask)).and_then(|x| {
             if call.nr == libc::SYS_statx {
                 call.write_struct(buf, &x)
             } else {
@@ -308,19 +316,8 @@ impl Sentry {
             return Err(libc::EINVAL);
         }
         if path.is_empty() {
-            if flags & libc::AT_EMPTY_PATH == 0 {
-                return Err(libc::ENOENT);
-            }
-            // fstat of one of the caller's descriptors (how glibc implements fstat).
-            let link =
-                if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
-            return statx_at(host::proc_fd(), &c(link.as_bytes()), sync, mask).map_err(|e| {
-                if e == libc::ENOENT {
-                    libc::EBADF
-                } else {
-                    e
-                }
-            });
+            // (With AT_EMPTY_PATH the kernel answered: see `stat`.)
+            return Err(libc::ENOENT);
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
         let f = sync | (flags & libc::AT_SYMLINK_NOFOLLOW);
