@@ -187,6 +187,15 @@ impl Sentry {
                 None,
             );
         }
+        // open, openat and creat take everything but the path in registers, which no thread
+        // can change: where the path stays out of /proc, the kernel opens it for the caller
+        // (no descriptor to install; FIFOs wait in the caller, as native).
+        if let Ok(p) = &path {
+            if call.nr != libc::SYS_openat2 && self.resolver.outside_proc(call, dirfd, p, flags & libc::O_NOFOLLOW == 0)
+            {
+                return Reply::Continue;
+            }
+        }
         match path.and_then(|path| self.open_path(call, dirfd, &path, flags, mode, resolve)) {
             Ok(Opened::Fd(fd)) => Reply::Fd { fd, cloexec },
             Ok(Opened::Fifo(path, how)) => self.defer(call, move |s| {

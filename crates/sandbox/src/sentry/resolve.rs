@@ -161,6 +161,44 @@ impl Resolver {
         Ok(Located::Path(full))
     }
 
+    /// Whether the kernel, resolving `path` for the caller now, stays out of the synthetic
+    /// `/proc` and the Sentry's area: then the call may go to the kernel as the program made
+    /// it (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Not a security decision: whatever the kernel
+    /// resolves later (after a rename, or another thread rewriting the path) is in the
+    /// sandbox's own mount namespace (see docs/architecture.md, "Continued calls"). A
+    /// failure other than `EACCES` (which the `/proc` placeholder gives) is one the kernel
+    /// gives again; `false` means "emulate".
+    pub fn outside_proc(&self, call: &Call, dirfd: RawFd, path: &[u8], follow: bool) -> bool {
+        if path.is_empty() {
+            return false;
+        }
+        let Ok(base) = self.base(call, dirfd, path) else { return true };
+        // A starting directory of the area maps to /proc; `..` may lexically reach it.
+        if is_proc(&lexical(&base.logical, path)) {
+            return false;
+        }
+        let mut full = join(&base.logical);
+        if path.first() != Some(&b'/') {
+            full.push(b'/');
+        }
+        full.extend_from_slice(path);
+        let c = super::notify::cstring(&full);
+        let flags = libc::O_PATH as u64 | if follow { 0 } else { libc::O_NOFOLLOW as u64 };
+        let res = abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS;
+        // Without symlinks the text is the walk, and the text is not /proc.
+        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res | abi::RESOLVE_NO_SYMLINKS)) {
+            Ok(_) => return true,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+            Err(e) => return e.raw_os_error() != Some(libc::EACCES),
+        }
+        // Through symlinks: into /proc fails at the placeholder, or ends on it.
+        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res)) {
+            Ok(fd) => fd_statx(&fd, libc::STATX_TYPE | libc::STATX_MODE)
+                .is_ok_and(|x| x.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR || x.stx_mode & 0o7777 != 0),
+            Err(e) => e.raw_os_error() != Some(libc::EACCES),
+        }
+    }
+
     /// The walk: where `path` really goes, as a canonical path (no symlink, no `..`) or a
     /// `/proc` entry. With `follow`, a final symlink is followed; a missing last component
     /// (for calls that create it) gives its parent's canonical path plus the name.
