@@ -4,19 +4,25 @@
 #   2. `python3 -c pass` and a Python program importing 45 stdlib modules;
 #   3. `git status` on a generated tree of 20,000 tracked files.
 # 2 and 3 are timed inside one sandbox per kind (the mean of repeated runs), so sandbox
-# creation does not hide the syscall costs. Targets: emulated stat <= 8 us, open+close <= 15 us,
-# v2 <= 1.3x native for both Python figures, v2 <= 4x native for git status.
+# creation does not hide the syscall costs. Each figure is the best of ROUNDS (3) rounds.
+# Targets: emulated stat <= 8 us, open+close <= 15 us, v2 <= 1.3x native for both Python
+# figures, v2 <= 4x native for git status.
 #
-#   sudo bench/paths.sh [RUNS]            (FNBOX=path/to/fnbox to measure another build)
+#   sudo bench/paths.sh [RUNS]     (FNBOX=path/to/fnbox: another build; FILES=, ROUNDS=)
+#   BEFORE=path/to/other/fnbox adds its v2 as a fourth kind, "v2-before", taking turns with
+#   the others: a before/after comparison that load on the machine cannot skew.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 RUNS=${1:-10}
 FNBOX=${FNBOX:-target/release/fnbox}
 FILES=${FILES:-20000}
+BEFORE=${BEFORE:-}
+KINDS="native v1 v2${BEFORE:+ v2-before}"
 [ "$(id -u)" = 0 ] || { echo "bench/paths.sh: run as root" >&2; exit 1; }
 for t in gcc git; do command -v $t >/dev/null || { echo "bench/paths.sh: apt-get install $t" >&2; exit 1; }; done
 [ -x "$FNBOX" ] || { echo "bench/paths.sh: no $FNBOX (cargo build --release)" >&2; exit 1; }
+[ -z "$BEFORE" ] || [ -x "$BEFORE" ] || { echo "bench/paths.sh: no $BEFORE" >&2; exit 1; }
 PY=/usr/bin/python3   # the host image's interpreter (not a pyenv shim)
 bench_scratch
 W=$DATA
@@ -86,38 +92,56 @@ echo $(( (t1 - t0) / n / 1000 ))
 SH
 chmod +x "$W/times.sh"
 
-# inside KIND CMD...: CMD run as KIND (native, v1 or v2) with the scratch directory at /w.
+# inside KIND CMD...: CMD run as KIND (native, v1, v2 or v2-before) with the scratch directory
+# at /w.
 inside() {
   local kind=$1; shift
   if [ "$kind" = native ]; then
     # The environment a sandbox gets, not this shell's (PYTHON*, a pyenv's...).
     (if [ -n "$NATIVE_CG" ]; then echo $BASHPID > "$NATIVE_CG/cgroup.procs"; fi
      cd "$W" && env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "${@//\/w\//$W/}")
+  elif [ "$kind" = v2-before ]; then
+    "$BEFORE" run --memory 4G --sandbox v2 --bind "$W:/w" --workdir /w -- "$@"
   else
     "$FNBOX" run --memory 4G --sandbox "$kind" --bind "$W:/w" --workdir /w -- "$@"
   fi
 }
 
-echo "fnbox: $FNBOX, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "fnbox: $FNBOX${BEFORE:+, v2-before: $BEFORE}, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "1. Per-call cost (us), 50000 calls each"
-printf "   %-7s %9s %14s %11s %8s\n" "" "stat" "lstat relative" "open+close" "fstat"
-for kind in native v1 v2; do
-  set -- $(inside $kind /w/loop 50000)
-  printf "   %-7s %9s %14s %11s %8s\n" $kind "$1" "$2" "$3" "$4"
+# The machine may be shared: every figure is the best of ROUNDS rounds, the kinds taking turns
+# within a round, so a burst of load elsewhere does not land on one kind only.
+ROUNDS=${ROUNDS:-3}
+best() { tr ' ' '\n' | grep . | sort -g | head -1; }
+
+echo "1. Per-call cost (us), 50000 calls each, best of $ROUNDS rounds"
+declare -A CALLS
+for _ in $(seq "$ROUNDS"); do
+  for kind in $KINDS; do CALLS[$kind]+="$(inside $kind /w/loop 50000);"; done
+done
+printf "   %-9s %9s %14s %11s %8s\n" "" "stat" "lstat relative" "open+close" "fstat"
+for kind in $KINDS; do
+  col() { echo "${CALLS[$kind]}" | tr ';' '\n' | grep . | cut -d' ' -f"$1" | tr '\n' ' ' | best; }
+  printf "   %-9s %9s %14s %11s %8s\n" $kind "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)"
 done
 echo "   (targets, v2: stat <= 8 us, open+close <= 15 us)"
 
 echo
-echo "2, 3. Programs (ms, mean of $RUNS runs inside one sandbox)"
-printf "   %-22s %9s %9s %9s %10s\n" "" native v1 v2 v2/native
+echo "2, 3. Programs (ms, mean of $RUNS runs inside one sandbox, best of $ROUNDS rounds)"
+printf "   %-22s %9s %9s %9s %10s%s\n" "" native v1 v2 v2/native "${BEFORE:+  v2-before  before/native}"
 row() {
   local name=$1 target=$2; shift 2
-  local n v1 v2
-  n=$(inside native /w/times.sh "$RUNS" "$@")
-  v1=$(inside v1 /w/times.sh "$RUNS" "$@")
-  v2=$(inside v2 /w/times.sh "$RUNS" "$@")
-  python3 -c "n, a, b = $n / 1e3, $v1 / 1e3, $v2 / 1e3; print(f'   {\"$name\":<22} {n:9.1f} {a:9.1f} {b:9.1f} {b / n:9.2f}x  (target <= $target)')"
+  local -A t
+  for _ in $(seq "$ROUNDS"); do
+    for kind in $KINDS; do t[$kind]+="$(inside $kind /w/times.sh "$RUNS" "$@") "; done
+  done
+  local n v1 v2 b=0
+  n=$(echo ${t[native]} | best); v1=$(echo ${t[v1]} | best); v2=$(echo ${t[v2]} | best)
+  [ -z "$BEFORE" ] || b=$(echo ${t[v2-before]} | best)
+  python3 -c "
+n, a, v, b = $n / 1e3, $v1 / 1e3, $v2 / 1e3, $b / 1e3
+extra = f'{b:11.1f} {b / n:13.2f}x' if b else ''
+print(f'   {\"$name\":<22} {n:9.1f} {a:9.1f} {v:9.1f} {v / n:9.2f}x{extra}  (target <= $target)')"
 }
 row "python3 -c pass" 1.3x "$PY" /w/pass.py
 row "import 45 modules" 1.3x "$PY" /w/imports.py
