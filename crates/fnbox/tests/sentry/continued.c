@@ -83,6 +83,19 @@ int main(void) {
     expect(open("hostname", O_RDONLY) >= 0, "a path relative to the cwd");
     expect(open("../proc/self/status", O_RDONLY) >= 0, "../proc from the cwd is the synthetic /proc");
 
+    // Relative paths after the working directory changed (the Sentry caches it per thread):
+    // chdir, fchdir, and a rename of the directory itself.
+    mkdir("/tmp/d1", 0755);
+    mkdir("/tmp/d2", 0755);
+    close(open("/tmp/d1/f1", O_CREAT | O_WRONLY, 0644));
+    close(open("/tmp/d2/f2", O_CREAT | O_WRONLY, 0644));
+    int d1 = open("/tmp/d1", O_RDONLY | O_DIRECTORY);
+    expect(chdir("/tmp/d1") == 0 && stat("f1", &st) == 0, "stat relative to a new cwd");
+    expect(chdir("/tmp/d2") == 0 && stat("f2", &st) == 0 && stat("f1", &st) != 0, "stat after chdir");
+    expect(fchdir(d1) == 0 && stat("f1", &st) == 0 && stat("f2", &st) != 0, "stat after fchdir");
+    expect(rename("/tmp/d1", "/tmp/d3") == 0 && stat("f1", &st) == 0, "stat after the cwd was renamed");
+    expect(access("f1", F_OK) == 0 && open("f1", O_RDONLY) >= 0, "access and open after the rename");
+
     // Rewritten paths. From a materialised /proc directory as the cwd, a path flipping between
     // a file of the tree and a name to create must never create anything there.
     int self = open("/proc/self", O_RDONLY | O_DIRECTORY);

@@ -475,6 +475,10 @@ impl Sentry {
     }
 
     pub(super) fn chdir(&self, call: &Call) -> Reply {
+        self.resolver.cwd_moves(call.tid);
+        if call.nr == libc::SYS_fchdir {
+            return Reply::Continue; // a descriptor: nothing to check
+        }
         self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(true))
     }
 }

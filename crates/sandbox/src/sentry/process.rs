@@ -132,7 +132,13 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
 
     let area = area::Area::new(area_mount, area_view).map_err(|e| format!("area: errno {e}"))?;
-    let resolver = resolve::Resolver { root, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
+    let resolver = resolve::Resolver {
+        root,
+        area_prefix: area.prefix(),
+        area_dirs: Mutex::new(Default::default()),
+        cwds: Default::default(),
+        moving: Default::default(),
+    };
     let sentry = Arc::new(Sentry {
         listener: Arc::new(listener),
         resolver,
@@ -142,7 +148,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         counts: Mutex::new(report::Counts::default()),
         profile: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
-        creds: Mutex::new(Default::default()),
+        creds: Default::default(),
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
