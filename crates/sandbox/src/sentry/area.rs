@@ -28,7 +28,9 @@ pub struct Area {
     /// The Sentry's own, writable mount.
     root: OwnedFd,
     /// A read-only clone of `root`: every descriptor handed to a program is opened through it.
-    view: OwnedFd,
+    /// `None` where the kernel cannot clone a detached mount (before Linux 6.15): then
+    /// programs get the writable mount, and no open is continued (`Sentry::open`).
+    view: Option<OwnedFd>,
     token: String,
     counter: Mutex<(u64, VecDeque<String>)>,
 }
@@ -36,10 +38,15 @@ pub struct Area {
 impl Area {
     /// `mount` is the detached tmpfs and `view` its read-only clone (both made while still
     /// privileged).
-    pub fn new(mount: OwnedFd, view: OwnedFd) -> SysResult<Self> {
+    pub fn new(mount: OwnedFd, view: Option<OwnedFd>) -> SysResult<Self> {
         let token = format!(".fnbox-{}", sys::random_hex(8));
         sys::mkdirat(Some(mount.as_raw_fd()), Path::new(&token), 0o755, false).map_err(errno)?;
         Ok(Self { root: mount, view, token, counter: Mutex::new((0, VecDeque::new())) })
+    }
+
+    /// Whether programs see the area read-only.
+    pub fn read_only(&self) -> bool {
+        self.view.is_some()
     }
 
     /// The prefix the kernel prints for files of the area (`/<token>/`).
@@ -82,7 +89,8 @@ impl Area {
             };
             r.map_err(errno)?;
         }
-        let fd = sys::openat(Some(self.view.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
+        let through = self.view.as_ref().unwrap_or(&self.root);
+        let fd = sys::openat(Some(through.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
         Ok((fd, name.into_bytes()))
     }
 }

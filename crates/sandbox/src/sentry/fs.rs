@@ -189,9 +189,12 @@ impl Sentry {
         }
         // open, openat and creat take everything but the path in registers, which no thread
         // can change: where the path stays out of /proc, the kernel opens it for the caller
-        // (no descriptor to install; FIFOs wait in the caller, as native).
+        // (no descriptor to install; FIFOs wait in the caller, as native). Only where programs
+        // see the area read-only (docs/architecture.md, "Continued calls").
         if let Ok(p) = &path {
-            if call.nr != libc::SYS_openat2 && self.resolver.outside_proc(call, dirfd, p, flags & libc::O_NOFOLLOW == 0)
+            if call.nr != libc::SYS_openat2
+                && self.area.read_only()
+                && self.resolver.outside_proc(call, dirfd, p, flags & libc::O_NOFOLLOW == 0)
             {
                 return Reply::Continue;
             }
