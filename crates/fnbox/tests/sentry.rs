@@ -197,6 +197,21 @@ PY
     assert!(out.contains("through-dir hel\n"), "{out}");
 }
 
+/// Continued calls (the kernel runs them for the program) answer as the emulation did, a
+/// non-empty path with `AT_EMPTY_PATH` still reaches the synthetic /proc, and a path rewritten
+/// under a continued open creates nothing in a /proc directory used as the working directory
+/// (see docs/architecture.md, "Continued calls").
+#[test]
+fn continued_calls_answer_as_emulated_ones() {
+    let s = Scope::new("continued");
+    let bin = build("continued");
+    let bind = format!("{}:/t:ro", bin.display());
+    let o = s.run("v2", &["--bind", &bind], &["/t/continued"]);
+    let out = stdout(&o);
+    assert!(out.ends_with("done 0 failures\n"), "{out}\n{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{out}");
+}
+
 /// A file the Sentry opened for the program is the program's alone when the call returns: its
 /// close is the last one (inotify's IN_CLOSE_WRITE at once, no ETXTBSY when it runs a file it
 /// just wrote).

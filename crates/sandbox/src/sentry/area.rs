@@ -5,6 +5,11 @@
 //! memory cgroup like everything the Sentry allocates. Its entries live under a random token
 //! directory, so the Sentry can recognise its own directories when a program later uses one
 //! as a `dirfd`.
+//!
+//! The Sentry writes the area through its own mount and hands programs descriptors opened
+//! through a read-only clone of it (`view`): a program holding one, or whose working
+//! directory is one, reaches nothing but read-only listings of its own sandbox's `/proc`,
+//! whatever path the kernel resolves from there (see docs/architecture.md, "Continued calls").
 
 use super::notify::{errno, SysResult};
 use super::proc::Kind;
@@ -20,17 +25,28 @@ use std::sync::Mutex;
 const KEEP: usize = 256;
 
 pub struct Area {
+    /// The Sentry's own, writable mount.
     root: OwnedFd,
+    /// A read-only clone of `root`: every descriptor handed to a program is opened through it.
+    /// `None` where the kernel cannot clone a detached mount (before Linux 6.15): then
+    /// programs get the writable mount, and no open is continued (`Sentry::open`).
+    view: Option<OwnedFd>,
     token: String,
     counter: Mutex<(u64, VecDeque<String>)>,
 }
 
 impl Area {
-    /// `mount` is the detached tmpfs (created by the launcher side while still privileged).
-    pub fn new(mount: OwnedFd) -> SysResult<Self> {
+    /// `mount` is the detached tmpfs and `view` its read-only clone (both made while still
+    /// privileged).
+    pub fn new(mount: OwnedFd, view: Option<OwnedFd>) -> SysResult<Self> {
         let token = format!(".fnbox-{}", sys::random_hex(8));
         sys::mkdirat(Some(mount.as_raw_fd()), Path::new(&token), 0o755, false).map_err(errno)?;
-        Ok(Self { root: mount, token, counter: Mutex::new((0, VecDeque::new())) })
+        Ok(Self { root: mount, view, token, counter: Mutex::new((0, VecDeque::new())) })
+    }
+
+    /// Whether programs see the area read-only.
+    pub fn read_only(&self) -> bool {
+        self.view.is_some()
     }
 
     /// The prefix the kernel prints for files of the area (`/<token>/`).
@@ -73,7 +89,8 @@ impl Area {
             };
             r.map_err(errno)?;
         }
-        let fd = sys::openat(Some(self.root.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
+        let through = self.view.as_ref().unwrap_or(&self.root);
+        let fd = sys::openat(Some(through.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
         Ok((fd, name.into_bytes()))
     }
 }

@@ -7,13 +7,12 @@
 //! Credentials are per thread in Linux, and the raw syscalls used here change only the
 //! calling thread (glibc's wrappers would change every thread).
 //!
-//! The ids are read from the host's `/proc/<tid>/status` once per thread and cached; the cache
-//! is dropped whenever a program changes ids, groups or its umask (those calls pass through
-//! the Sentry for that reason).
+//! The ids are read from the host's `/proc/<tid>/status` and cached per thread (`cache.rs`); the
+//! cache is dropped whenever a program changes ids, groups or its umask (those calls pass
+//! through the Sentry for that reason).
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
-use std::collections::HashMap;
 
 /// What the Sentry needs to know of a caller.
 #[derive(Clone, Debug, Default)]
@@ -69,10 +68,6 @@ impl Creds {
     }
 }
 
-/// Per-thread cache.
-#[derive(Default)]
-pub struct Cache(HashMap<i32, Creds>);
-
 fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) {
     // SAFETY: the id-setting syscalls take integer arguments; raw syscalls act on this thread
     // only.
@@ -87,16 +82,12 @@ fn set_groups(groups: &[u32]) {
 impl Sentry {
     /// The caller's credentials (cached per thread).
     pub(super) fn creds_of(&self, call: &Call) -> Creds {
-        if let Some(c) = self.creds.lock().unwrap_or_else(|e| e.into_inner()).0.get(&call.tid) {
-            return c.clone();
+        if let Some(c) = self.creds.get(call.tid) {
+            return c;
         }
         let c =
             host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::parse(&s)).unwrap_or_default();
-        let mut cache = self.creds.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0.len() > 4096 {
-            cache.0.clear();
-        }
-        cache.0.insert(call.tid, c.clone());
+        self.creds.put(call.tid, c.clone());
         c
     }
 
@@ -107,7 +98,7 @@ impl Sentry {
     /// The program changed its ids, groups, capabilities or umask: forget what was cached,
     /// then let the kernel run the call.
     pub(super) fn creds_changed(&self) -> Reply {
-        self.creds.lock().unwrap_or_else(|e| e.into_inner()).0.clear();
+        self.creds.clear();
         Reply::Continue
     }
 

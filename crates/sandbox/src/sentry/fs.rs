@@ -187,6 +187,18 @@ impl Sentry {
                 None,
             );
         }
+        // open, openat and creat take everything but the path in registers, which no thread
+        // can change: where the path stays out of /proc, the kernel opens it for the caller
+        // (no descriptor to install; FIFOs wait in the caller, as native). Only where programs
+        // see the area read-only (docs/architecture.md, "Continued calls").
+        if let Ok(p) = &path {
+            if call.nr != libc::SYS_openat2
+                && self.area.read_only()
+                && self.resolver.outside_proc(call, dirfd, p, flags & libc::O_NOFOLLOW == 0)
+            {
+                return Reply::Continue;
+            }
+        }
         match path.and_then(|path| self.open_path(call, dirfd, &path, flags, mode, resolve)) {
             Ok(Opened::Fd(fd)) => Reply::Fd { fd, cloexec },
             Ok(Opened::Fifo(path, how)) => self.defer(call, move |s| {
@@ -287,7 +299,15 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[3] as i32, call.args[2]),
         };
         let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
-        let r = call.path(pi).and_then(|path| self.statx_of(call, dirfd, &path, flags, mask)).and_then(|x| {
+        let path = match call.path(pi) {
+            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the kernel stats the
+            // caller's own descriptor. Only a path that was truly empty goes on; whatever
+            // another thread writes there meanwhile is resolved by the kernel in the
+            // sandbox's mount namespace (docs/architecture.md, "Continued calls").
+            Ok(p) if p.is_empty() && flags & libc::AT_EMPTY_PATH != 0 => return Reply::Continue,
+            r => r,
+        };
+        let r = path.and_then(|path| self.statx_of(call, dirfd, &path, flags, mask)).and_then(|x| {
             if call.nr == libc::SYS_statx {
                 call.write_struct(buf, &x)
             } else {
@@ -308,19 +328,8 @@ impl Sentry {
             return Err(libc::EINVAL);
         }
         if path.is_empty() {
-            if flags & libc::AT_EMPTY_PATH == 0 {
-                return Err(libc::ENOENT);
-            }
-            // fstat of one of the caller's descriptors (how glibc implements fstat).
-            let link =
-                if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
-            return statx_at(host::proc_fd(), &c(link.as_bytes()), sync, mask).map_err(|e| {
-                if e == libc::ENOENT {
-                    libc::EBADF
-                } else {
-                    e
-                }
-            });
+            // (With AT_EMPTY_PATH the kernel answered: see `stat`.)
+            return Err(libc::ENOENT);
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
         let f = sync | (flags & libc::AT_SYMLINK_NOFOLLOW);
@@ -469,6 +478,10 @@ impl Sentry {
     }
 
     pub(super) fn chdir(&self, call: &Call) -> Reply {
+        self.resolver.cwd_moves(call.tid);
+        if call.nr == libc::SYS_fchdir {
+            return Reply::Continue; // a descriptor: nothing to check
+        }
         self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(true))
     }
 }

@@ -13,6 +13,7 @@
 //! (`Reply::Deferred`).
 
 mod area;
+mod cache;
 mod creds;
 mod fs;
 mod host;
@@ -53,7 +54,7 @@ pub struct Sentry {
     fifos: std::sync::atomic::AtomicBool,
     me: OnceLock<Weak<Sentry>>,
     /// Cached credentials per thread (see `creds.rs`).
-    creds: Mutex<creds::Cache>,
+    creds: cache::PerThread<creds::Creds>,
 }
 
 impl Sentry {
@@ -138,6 +139,7 @@ impl Sentry {
     }
 
     fn handle(&self, call: &Call) -> Reply {
+        self.resolver.settled(call.tid);
         let nr = call.nr as u32;
         match self.policy.decide(nr, &call.args) {
             Action::Errno(e) => {
@@ -148,6 +150,13 @@ impl Sentry {
             Action::Kill => Reply::Error(libc::ENOSYS),
             Action::Notify => self.emulate(call),
         }
+    }
+
+    /// Runs `op`, then drops every cached working directory (see `cache.rs`).
+    fn forgetting_cwds(&self, op: impl FnOnce() -> Reply) -> Reply {
+        let r = op();
+        self.resolver.cwds.clear();
+        r
     }
 
     /// Records partial behaviour met by a program, for the compatibility report.
@@ -163,8 +172,9 @@ impl Sentry {
             libc::SYS_readlink | libc::SYS_readlinkat => self.readlink(call),
             libc::SYS_mkdir | libc::SYS_mkdirat => self.mkdir(call),
             libc::SYS_mknod | libc::SYS_mknodat => self.mknod(call),
-            libc::SYS_rmdir | libc::SYS_unlink | libc::SYS_unlinkat => self.unlink(call),
-            libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => self.rename(call),
+            // A working directory's path may change with these: the cache goes after them.
+            libc::SYS_rmdir | libc::SYS_unlink | libc::SYS_unlinkat => self.forgetting_cwds(|| self.unlink(call)),
+            libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => self.forgetting_cwds(|| self.rename(call)),
             libc::SYS_link | libc::SYS_linkat => self.link(call),
             libc::SYS_symlink | libc::SYS_symlinkat => self.symlink(call),
             libc::SYS_chmod | libc::SYS_fchmodat | libc::SYS_fchmodat2 => self.chmod(call),
@@ -172,7 +182,7 @@ impl Sentry {
             libc::SYS_utime | libc::SYS_utimes | libc::SYS_futimesat | libc::SYS_utimensat => self.utimes(call),
             libc::SYS_truncate => self.truncate(call),
             libc::SYS_statfs => self.statfs(call),
-            libc::SYS_chdir => self.chdir(call),
+            libc::SYS_chdir | libc::SYS_fchdir => self.chdir(call),
             libc::SYS_execve | libc::SYS_execveat => self.exec(call),
             libc::SYS_setxattr
             | libc::SYS_lsetxattr

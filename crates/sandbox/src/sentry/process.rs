@@ -6,7 +6,7 @@ use super::notify::Listener;
 use super::{area, proc, report, resolve, Sentry};
 use crate::launch::protocol::FromSandbox;
 use crate::seccomp::{self, Policy};
-use crate::sys::{self, abi, fdpass, mount::FsContext, process};
+use crate::sys::{self, abi, fdpass, mount, mount::FsContext, process};
 use crate::syscalls::Action;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -78,6 +78,10 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     let area_mount = area_fs
         .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)
         .map_err(|e| format!("tmpfs: {e}"))?;
+    // What programs get of the area: a read-only clone (see `area.rs`; none before Linux 6.15).
+    let area_view = mount::clone_tree_at(Some(area_mount.as_raw_fd()), Path::new(""), false)
+        .and_then(|v| mount::set_attr(Some(v.as_raw_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, false).map(|()| v))
+        .ok();
     let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| format!("/proc: {e}"))?;
     let cgroup =
@@ -132,8 +136,14 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     }
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
 
-    let area = area::Area::new(area_mount).map_err(|e| format!("area: errno {e}"))?;
-    let resolver = resolve::Resolver { root, area_prefix: area.prefix(), area_dirs: Mutex::new(Default::default()) };
+    let area = area::Area::new(area_mount, area_view).map_err(|e| format!("area: errno {e}"))?;
+    let resolver = resolve::Resolver {
+        root,
+        area_prefix: area.prefix(),
+        area_dirs: Mutex::new(Default::default()),
+        cwds: Default::default(),
+        moving: Default::default(),
+    };
     let sentry = Arc::new(Sentry {
         listener: Arc::new(listener),
         resolver,
@@ -143,7 +153,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         counts: Mutex::new(report::Counts::default()),
         profile: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
-        creds: Mutex::new(Default::default()),
+        creds: Default::default(),
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();

@@ -62,6 +62,13 @@ pub struct Resolver {
     pub area_prefix: Vec<u8>,
     /// Maps a synthetic directory's name to the `/proc` components it stands for.
     pub area_dirs: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>>>,
+    /// Each thread's working directory, as `base` found it (see `cache.rs`): dropped by
+    /// `chdir`, `fchdir`, and whatever renames or removes a directory.
+    pub cwds: super::cache::PerThread<Vec<Vec<u8>>>,
+    /// Threads whose `chdir`/`fchdir` went to the kernel and may not have run yet: while there
+    /// is one, working directories are neither cached nor taken from the cache. A thread's
+    /// next call shows its last one has finished (`settled`).
+    pub moving: std::sync::Mutex<std::collections::HashSet<i32>>,
 }
 
 fn how(flags: u64, resolve: u64) -> abi::open_how {
@@ -108,6 +115,12 @@ impl Resolver {
         if rel.first() == Some(&b'/') {
             return Ok(Base { logical: Vec::new() });
         }
+        let cache = dirfd == libc::AT_FDCWD && self.moving.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        if cache {
+            if let Some(logical) = self.cwds.get(call.tid) {
+                return Ok(Base { logical });
+            }
+        }
         let link =
             if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
         let target = readlinkat(super::host::proc_fd(), link.as_bytes()).map_err(|e| match e {
@@ -132,8 +145,24 @@ impl Resolver {
             if st.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR {
                 return Err(libc::ENOTDIR);
             }
+        } else if cache && !target.ends_with(b" (deleted)") {
+            self.cwds.put(call.tid, components(&target));
         }
         Ok(Base { logical: components(&target) })
+    }
+
+    /// Thread `tid` changes its working directory (the kernel will run the call).
+    pub fn cwd_moves(&self, tid: i32) {
+        self.moving.lock().unwrap_or_else(|e| e.into_inner()).insert(tid);
+        self.cwds.clear();
+    }
+
+    /// Thread `tid` made a new call: any `chdir` or `fchdir` of its own has finished.
+    pub fn settled(&self, tid: i32) {
+        let mut moving = self.moving.lock().unwrap_or_else(|e| e.into_inner());
+        if !moving.is_empty() {
+            moving.remove(&tid);
+        }
     }
 
     /// First look at a path: `/proc` entries are recognised from the text when no `..` can
@@ -159,6 +188,44 @@ impl Resolver {
         }
         full.extend_from_slice(path);
         Ok(Located::Path(full))
+    }
+
+    /// Whether the kernel, resolving `path` for the caller now, stays out of the synthetic
+    /// `/proc` and the Sentry's area: then the call may go to the kernel as the program made
+    /// it (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). Not a security decision: whatever the kernel
+    /// resolves later (after a rename, or another thread rewriting the path) is in the
+    /// sandbox's own mount namespace (see docs/architecture.md, "Continued calls"). A
+    /// failure other than `EACCES` (which the `/proc` placeholder gives) is one the kernel
+    /// gives again; `false` means "emulate".
+    pub fn outside_proc(&self, call: &Call, dirfd: RawFd, path: &[u8], follow: bool) -> bool {
+        if path.is_empty() {
+            return false;
+        }
+        let Ok(base) = self.base(call, dirfd, path) else { return true };
+        // A starting directory of the area maps to /proc; `..` may lexically reach it.
+        if is_proc(&lexical(&base.logical, path)) {
+            return false;
+        }
+        let mut full = join(&base.logical);
+        if path.first() != Some(&b'/') {
+            full.push(b'/');
+        }
+        full.extend_from_slice(path);
+        let c = super::notify::cstring(&full);
+        let flags = libc::O_PATH as u64 | if follow { 0 } else { libc::O_NOFOLLOW as u64 };
+        let res = abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS;
+        // Without symlinks the text is the walk, and the text is not /proc.
+        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res | abi::RESOLVE_NO_SYMLINKS)) {
+            Ok(_) => return true,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+            Err(e) => return e.raw_os_error() != Some(libc::EACCES),
+        }
+        // Through symlinks: into /proc fails at the placeholder, or ends on it.
+        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res)) {
+            Ok(fd) => fd_statx(&fd, libc::STATX_TYPE | libc::STATX_MODE)
+                .is_ok_and(|x| x.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR || x.stx_mode & 0o7777 != 0),
+            Err(e) => e.raw_os_error() != Some(libc::EACCES),
+        }
     }
 
     /// The walk: where `path` really goes, as a canonical path (no symlink, no `..`) or a

@@ -64,6 +64,8 @@ impl Tree {
             root: root_fd,
             area_prefix: b"/nonexistent-sentry-area/".to_vec(),
             area_dirs: Default::default(),
+            cwds: Default::default(),
+            moving: Default::default(),
         };
         Self { tmp, resolver }
     }

@@ -1,0 +1,67 @@
+//! What the Sentry keeps per calling thread (its credentials, its working directory), so that
+//! a call does not read the host's `/proc/<tid>/...` each time.
+//!
+//! An entry is dropped by the calls that change what it holds (they pass through the Sentry
+//! for that reason), and is never used once older than [`FRESH`]: a thread id is reused once
+//! the kernel's pid counter wraps (32,768 ids by default), and no machine forks its way around
+//! that many ids in so short a time, so an entry can never be read for another thread (see
+//! docs/architecture.md, "Per-thread caches").
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long an entry may be used.
+pub const FRESH: Duration = Duration::from_millis(50);
+
+/// Entries kept at most (a sandbox has up to a few thousand threads).
+const MAX: usize = 4096;
+
+pub struct PerThread<T>(Mutex<HashMap<i32, (Instant, T)>>);
+
+impl<T> Default for PerThread<T> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T: Clone> PerThread<T> {
+    /// The entry of thread `tid`, if one is fresh.
+    pub fn get(&self, tid: i32) -> Option<T> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&tid).filter(|(at, _)| at.elapsed() < FRESH).map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, tid: i32, value: T) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX {
+            map.retain(|_, (at, _)| at.elapsed() < FRESH);
+            if map.len() >= MAX {
+                map.clear();
+            }
+        }
+        map.insert(tid, (Instant::now(), value));
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_clear() {
+        let c = PerThread::default();
+        c.put(7, 1u32);
+        assert_eq!(c.get(7), Some(1));
+        assert_eq!(c.get(8), None);
+        c.clear();
+        assert_eq!(c.get(7), None);
+        c.put(7, 2);
+        std::thread::sleep(FRESH + Duration::from_millis(5));
+        assert_eq!(c.get(7), None, "an old entry may belong to a thread that has gone");
+    }
+}
