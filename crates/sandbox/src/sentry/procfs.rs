@@ -32,8 +32,11 @@ impl Sentry {
             Found::Entry(e) => e,
             Found::Through(_, _) if no_magic => return Err(libc::ELOOP),
             Found::Through(m, rest) => {
-                return match self.through(call, m, &rest, follow)? {
-                    Node::Fs(fd) => reopen(&fd, flags),
+                // Walked and opened with the caller's ids, as the kernel would: the Sentry's
+                // own would let any user of the sandbox read and write root's files through
+                // /proc/self/root/... or /proc/self/cwd/...
+                return match self.as_caller(call, || self.through(call, m, &rest, follow))? {
+                    Node::Fs(fd) => self.as_caller(call, || reopen(&fd, flags)),
                     Node::Proc(c) => self.proc_open(call, &c, flags, no_magic),
                 };
             }
@@ -59,7 +62,10 @@ impl Sentry {
                 Ok(fd)
             }
             Entry::Link(_) => Err(libc::ELOOP),
-            Entry::Magic(m) => self.open_host(&self.magic_path(m), flags & !libc::O_CREAT),
+            // With the caller's ids, as above: reopening /proc/self/fd/N checks the file's
+            // permissions against the opener, and another process's descriptors need the
+            // kernel's leave to look at that process.
+            Entry::Magic(m) => self.as_caller(call, || self.open_host(&self.magic_path(m), flags & !libc::O_CREAT)),
             Entry::Task { tid, name } => {
                 self.open_host(&format!("{tid}/{name}"), flags & !(libc::O_CREAT | libc::O_NOFOLLOW))
             }
