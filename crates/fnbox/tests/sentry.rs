@@ -292,17 +292,26 @@ fn the_sentry_is_confined_too() {
     };
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let adj: i32 = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap().trim().parse().unwrap();
-    let program = pids_with(&marker)
-        .into_iter()
-        // dash may exec the sleep in place of itself: the program is either.
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/status"))
-                .is_ok_and(|s| s.contains("Name:\tsh") || s.contains("Name:\tsleep"))
-        });
-    let program_adj: i32 = program
-        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    // The program's score is raised once it runs: under load that can come after the Sentry
+    // is found, so it is read until it is there (or the wait ends).
+    let program_adj = || -> i32 {
+        pids_with(&marker)
+            .into_iter()
+            // dash may exec the sleep in place of itself: the program is either.
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/status"))
+                    .is_ok_and(|s| s.contains("Name:\tsh") || s.contains("Name:\tsleep"))
+            })
+            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut program_adj_seen = program_adj();
+    let _ = eventually(std::time::Duration::from_secs(10), || {
+        program_adj_seen = program_adj();
+        adj == -1000 || program_adj_seen > adj
+    });
+    let program_adj = program_adj_seen;
     let rss_kb: u64 = field("VmRSS:").split_whitespace().next().unwrap().parse().unwrap();
     child.kill().unwrap();
     let _ = child.wait();

@@ -1,6 +1,9 @@
 /* A user of the sandbox other than root opens root's files through /proc's magic links
- * (/proc/self/root/..., /proc/self/cwd/..., /proc/self/fd/N, another process's fd/N): every
- * open must be refused, as Linux refuses it. Prints each bypass and "done N bypasses". */
+ * (/proc/self/root/..., /proc/self/cwd/..., /proc/self/fd/N, another process's fd/N), stats
+ * through them, and reads a root process's environment and maps: every one must be refused,
+ * as Linux refuses it. Its own pipe, made after the drop (which leaves it not dumpable) and
+ * reopened through /proc/self/fd/N, must open, as on Linux. Prints each difference and "done N
+ * bypasses". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +11,7 @@
 #include <string.h>
 #include <grp.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +46,7 @@ int main(void) {
     int file = open("/tmp/d/secret", O_PATH); /* 3 */
     int dir = open("/tmp/priv", O_PATH | O_DIRECTORY);
     int held = open("/tmp/d/secret", O_RDONLY);
+
     if (file < 0 || dir < 0 || held < 0) {
         perror("open as root");
         return 2;
@@ -68,6 +73,9 @@ int main(void) {
         perror("drop to uid 1000");
         return 2;
     }
+    /* A pipe of its own, made after the drop. */
+    int own[2];
+    if (pipe(own) < 0 || write(own[1], "p", 1) != 1) return 2;
     /* The direct paths, for reference: Linux refuses them. */
     must_fail("/tmp/d/secret", O_RDONLY);
     must_fail("/tmp/d/rofile", O_WRONLY);
@@ -88,6 +96,21 @@ int main(void) {
     must_fail(p, O_RDONLY);
     snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)child, held);
     must_fail(p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/%d/environ", (int)child);
+    must_fail(p, O_RDONLY);
+    snprintf(p, sizeof p, "/proc/%d/maps", (int)child);
+    must_fail(p, O_RDONLY);
+    struct stat st;
+    if (stat("/proc/self/root/tmp/priv/inner", &st) == 0) {
+        printf("BYPASS stat(/proc/self/root/tmp/priv/inner)\n");
+        bypasses++;
+    }
+    snprintf(p, sizeof p, "/proc/self/fd/%d", own[0]);
+    int again = open(p, O_RDONLY);
+    if (again < 0) {
+        printf("REFUSED own pipe %s: %s\n", p, strerror(errno));
+        bypasses++;
+    }
     close(done[1]);
     waitpid(child, NULL, 0);
     printf("done %d bypasses\n", bypasses);

@@ -13,7 +13,7 @@
 //!   estimate, time constant [`RATE_TAU`]),
 //! * its peak of cold starts within one second over the last [`PEAK_WINDOW`] (a burst like the
 //!   last one is served from the shelf),
-//! * the functions deployed on it within [`FRESH_FOR`] that have not had their first cold
+//! * the functions deployed on it within `FRESH_FOR` (10 minutes) that have not had their first cold
 //!   start yet (a deploy of many functions is followed by their first calls),
 //!
 //! at least `min` while a deployed function uses the shelf, at most `max`. Each function has a

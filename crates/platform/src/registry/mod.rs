@@ -210,7 +210,7 @@ impl Registry {
     }
 
     /// Removes a function and everything that belongs to it: tokens, triggers, asynchronous
-    /// calls, kept versions and history ([`schema::forget_function`]). Returns false if there
+    /// calls, kept versions and history (`schema::forget_function`). Returns false if there
     /// was none.
     pub fn remove(&self, name: &str) -> Result<bool> {
         let mut db = self.db();

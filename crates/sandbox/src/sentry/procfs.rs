@@ -22,7 +22,10 @@ impl Sentry {
             path.push(b'/');
             path.extend_from_slice(r);
         }
-        self.resolver.resolve(call, libc::AT_FDCWD, &path, follow, false)
+        // Walked with the caller's ids, as the kernel walks it: search permission on every
+        // directory is the caller's (the Sentry's own would let any user of the sandbox into
+        // root's directories through /proc/self/root/... or /proc/self/cwd/...).
+        self.as_caller(call, || self.resolver.resolve(call, libc::AT_FDCWD, &path, follow, false))
     }
 
     pub(super) fn proc_open(&self, call: &Call, comps: &[Vec<u8>], flags: i32, no_magic: bool) -> SysResult<OwnedFd> {
@@ -32,10 +35,10 @@ impl Sentry {
             Found::Entry(e) => e,
             Found::Through(_, _) if no_magic => return Err(libc::ELOOP),
             Found::Through(m, rest) => {
-                // Walked and opened with the caller's ids, as the kernel would: the Sentry's
-                // own would let any user of the sandbox read and write root's files through
-                // /proc/self/root/... or /proc/self/cwd/...
-                return match self.as_caller(call, || self.through(call, m, &rest, follow))? {
+                // Opened with the caller's ids, as the kernel would (`through` walks with
+                // them too): the Sentry's own would let any user of the sandbox read and write
+                // root's files through /proc/self/root/... or /proc/self/cwd/...
+                return match self.through(call, m, &rest, follow)? {
                     Node::Fs(fd) => self.as_caller(call, || reopen(&fd, flags)),
                     Node::Proc(c) => self.proc_open(call, &c, flags, no_magic),
                 };
@@ -62,14 +65,37 @@ impl Sentry {
                 Ok(fd)
             }
             Entry::Link(_) => Err(libc::ELOOP),
-            // With the caller's ids, as above: reopening /proc/self/fd/N checks the file's
-            // permissions against the opener, and another process's descriptors need the
-            // kernel's leave to look at that process.
-            Entry::Magic(m) => self.as_caller(call, || self.open_host(&self.magic_path(m), flags & !libc::O_CREAT)),
+            Entry::Magic(m) => self.open_magic(call, m, flags & !libc::O_CREAT),
             Entry::Task { tid, name } => {
-                self.open_host(&format!("{tid}/{name}"), flags & !(libc::O_CREAT | libc::O_NOFOLLOW))
+                let (path, flags) = (format!("{tid}/{name}"), flags & !(libc::O_CREAT | libc::O_NOFOLLOW));
+                // Another process's (its oom_score_adj, say) with the caller's ids: the file's
+                // owner is that process's user, whom the caller may not be.
+                if same_process(call.tid, tid) {
+                    self.open_host(&path, flags)
+                } else {
+                    self.as_caller(call, || self.open_host(&path, flags))
+                }
             }
         }
+    }
+
+    /// Opens a magic link's target with the caller's ids, as the kernel would: reopening
+    /// `/proc/self/fd/N` checks the file's mode against the opener, and another process's
+    /// descriptors need the kernel's leave to look at that process. The caller's own process
+    /// may always reach its own descriptors, even when it is not dumpable (its
+    /// `/proc/<pid>/fd` is then root's, mode 0500, which only the task itself may search): the
+    /// Sentry takes those as itself, then reopens them with the caller's ids.
+    fn open_magic(&self, call: &Call, m: Magic, flags: i32) -> SysResult<OwnedFd> {
+        let path = self.magic_path(m);
+        let own = match m {
+            Magic::Fd { tid, .. } | Magic::Exe { tid } | Magic::Cwd { tid } => same_process(call.tid, tid),
+            _ => false,
+        };
+        if own {
+            let target = self.open_host(&path, libc::O_PATH)?;
+            return self.as_caller(call, || reopen(&target, flags));
+        }
+        self.as_caller(call, || self.open_host(&path, flags))
     }
 
     /// Opens `/proc/<rel>` of the host: a magic link's target, or a file the kernel keeps for
@@ -208,4 +234,15 @@ fn synthetic_statx(comps: &[Vec<u8>], kind: Kind, perm: u32) -> libc::statx {
     x.stx_mtime = ts;
     x.stx_ctime = ts;
     x
+}
+
+/// Whether host threads `a` and `b` are of one process (their thread group ids match).
+fn same_process(a: libc::pid_t, b: libc::pid_t) -> bool {
+    let tgid = |t: libc::pid_t| {
+        super::host::read_string(&format!("{t}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse::<libc::pid_t>().ok()))
+    };
+    a == b || matches!((tgid(a), tgid(b)), (Some(x), Some(y)) if x == y)
 }

@@ -9,6 +9,7 @@ mod content;
 pub mod pids;
 
 use super::notify::SysResult;
+use crate::sentry::host;
 use std::time::Instant;
 
 /// Facts about the sandbox the synthetic files report.
@@ -227,6 +228,62 @@ fn caller_host_tgid(caller: i32) -> i32 {
     pids::ns_ids(caller).map_or(0, |(_, _, t)| t)
 }
 
+/// Entries of `/proc/<pid>` that Linux shows only to whoever may inspect the process
+/// (`ptrace_may_access` in read mode): its links, descriptors, environment, memory maps.
+const INSPECTING: &[&[u8]] = &[
+    b"exe",
+    b"cwd",
+    b"root",
+    b"fd",
+    b"fdinfo",
+    b"environ",
+    b"auxv",
+    b"maps",
+    b"smaps",
+    b"smaps_rollup",
+    b"pagemap",
+    b"mem",
+    b"io",
+];
+
+/// Linux's rule for inspecting host thread `target` from host thread `caller` (ptrace's read
+/// mode with filesystem ids): its own process always; else the caller's fsuid must be the
+/// target's real, effective and saved uid, and its fsgid the target's gids, unless the caller
+/// holds CAP_SYS_PTRACE. (Linux also refuses a target that is not dumpable; the Sentry cannot
+/// read that flag, and the uid rule is the wall between users.)
+fn may_inspect(caller: i32, target: i32) -> bool {
+    let own = caller_host_tgid(caller);
+    if caller == target || (own != 0 && own == caller_host_tgid(target)) {
+        return true;
+    }
+    let (Some(c), Some(t)) = (ids_of(caller), ids_of(target)) else { return false };
+    const CAP_SYS_PTRACE: u32 = 19;
+    if c.cap_eff & (1 << CAP_SYS_PTRACE) != 0 {
+        return true;
+    }
+    t.uids[..3].iter().all(|u| *u == c.uids[3]) && t.gids[..3].iter().all(|g| *g == c.gids[3])
+}
+
+/// A task's ids (real, effective, saved, filesystem) and effective capabilities, from the
+/// host's `/proc/<tid>/status`.
+struct Ids {
+    uids: [u32; 4],
+    gids: [u32; 4],
+    cap_eff: u64,
+}
+
+fn ids_of(tid: i32) -> Option<Ids> {
+    let s = host::read_string(&format!("{tid}/status")).ok()?;
+    let four = |key: &str| -> Option<[u32; 4]> {
+        let v: Vec<u32> =
+            s.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        v.try_into().ok()
+    };
+    let cap_eff =
+        s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+    Some(Ids { uids: four("Uid:")?, gids: four("Gid:")?, cap_eff })
+}
+
 /// Entries of `/proc/<pid>` (or `/proc/<pid>/task/<tid>`).
 fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResult<Found> {
     let Some(name) = rest.first() else {
@@ -237,6 +294,9 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
         return Ok(Found::Entry(Entry::Dir(list)));
     };
     let last = rest.len() == 1;
+    if INSPECTING.contains(&name.as_slice()) && !may_inspect(caller, who.host) {
+        return Err(libc::EACCES);
+    }
     let magic = match name.as_slice() {
         b"exe" => Some(Magic::Exe { tid: who.host }),
         b"cwd" => Some(Magic::Cwd { tid: who.host }),
