@@ -16,7 +16,7 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("platform", &["triggers::calls", "triggers::calls_js", "triggers::nats"]),
     ("platform", &["instances::launcher", "instances::zygote"]),
     ("sandbox", &["launch::child", "launch::init", "launch::program"]),
-    ("sandbox", &["launch::container", "launch::control", "launch::supervise"]),
+    ("sandbox", &["launch::container", "launch::supervise"]),
     ("sandbox", &["sentry::host", "sentry::resolve"]),
 ];
 

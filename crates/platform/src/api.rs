@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::build::Event as BuildEvent;
 pub use crate::function::FunctionView;
 pub use crate::platform::Listed;
-pub use crate::registry::TokenInfo;
+pub use crate::registry::{NewToken, TokenInfo};
 
 /// `POST /api/v1/code`: where the code was stored.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -25,15 +25,6 @@ pub struct Deployed {
     #[serde(flatten)]
     pub function: FunctionView,
     pub changed: bool,
-}
-
-/// `POST /api/v1/functions/NAME/tokens`: the new token, shown only in this answer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct NewToken {
-    pub id: String,
-    pub function: String,
-    pub token: String,
-    pub created_at: u64,
 }
 
 /// Reads the server's answer to `request` as `T`.

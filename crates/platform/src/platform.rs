@@ -356,11 +356,11 @@ impl Platform {
         Ok(v)
     }
 
-    pub fn create_token(&self, name: &str) -> Result<crate::api::NewToken> {
+    pub fn create_token(&self, name: &str) -> Result<crate::registry::NewToken> {
         self.view(name)?;
         let (id, token, hash) = self.tokens.mint(name);
         let info = self.registry.add_token(&id, name, &hash)?;
-        Ok(crate::api::NewToken { id: info.id, function: name.into(), token, created_at: info.created_at })
+        Ok(crate::registry::NewToken { id: info.id, function: name.into(), token, created_at: info.created_at })
     }
 
     pub fn list_tokens(&self, name: &str) -> Result<Vec<TokenInfo>> {

@@ -47,6 +47,16 @@ fn owner_only(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `POST /api/v1/functions/NAME/tokens`: the new token, shown only in this answer (the
+/// client reads it as `api::NewToken`).
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct NewToken {
+    pub id: String,
+    pub function: String,
+    pub token: String,
+    pub created_at: u64,
+}
+
 /// A token as listed: never its value, which is shown once at creation.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TokenInfo {
