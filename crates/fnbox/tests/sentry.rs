@@ -227,6 +227,21 @@ fn a_non_root_user_cannot_open_roots_files_through_proc_magic_links() {
     }
 }
 
+/// Root that dropped the capabilities overriding file permissions (an OCI container's
+/// `capabilities: []`) cannot read, chmod or chown another user's file through the Sentry:
+/// it acts with the caller's capabilities, not its own (it once acted with all of them: 6
+/// bypasses). v1, the kernel's own answer, is the reference.
+#[test]
+fn root_without_its_file_capabilities_is_refused_as_on_linux() {
+    let s = Scope::new("caps-dac");
+    let bin = build("caps_dac");
+    let bind = format!("{}:/t:ro", bin.display());
+    for kind in ["v1", "v2"] {
+        let out = ok(&s.run(kind, &["--bind", &bind], &["/t/caps_dac"]));
+        assert_eq!(out, "done 0 bypasses\n", "{kind}");
+    }
+}
+
 /// A file the Sentry opened for the program is the program's alone when the call returns: its
 /// close is the last one (inotify's IN_CLOSE_WRITE at once, no ETXTBSY when it runs a file it
 /// just wrote).

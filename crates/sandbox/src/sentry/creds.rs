@@ -23,6 +23,8 @@ pub struct Creds {
     pub fsgid: u32,
     pub groups: Vec<u32>,
     pub umask: u32,
+    /// Its effective capabilities (`CapEff`): a root that dropped some holds only those.
+    pub cap_eff: u64,
 }
 
 impl Creds {
@@ -44,6 +46,12 @@ impl Creds {
             fsgid: *gid.get(3)?,
             groups: ids("Groups:"),
             umask: umask.unwrap_or(0o022),
+            // Unreadable: no capability (fails closed).
+            cap_eff: status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0),
         })
     }
 
@@ -51,11 +59,14 @@ impl Creds {
         self.fsuid == 0 && self.fsgid == 0 && self.ruid == 0 && self.rgid == 0
     }
 
-    /// Runs `op` on this thread with these filesystem ids and groups (nothing to switch for
-    /// root), then takes the Sentry's back.
+    /// Runs `op` on this thread with these filesystem ids and groups, then takes the
+    /// Sentry's back. For root, the ids are the Sentry's own, and its capabilities are lowered
+    /// to the caller's: a root that dropped CAP_CHOWN, CAP_FOWNER or CAP_DAC_OVERRIDE (an OCI
+    /// container's `capabilities: []`) must not chown, chmod or read others' files through the
+    /// Sentry. (For other ids, the kernel drops the filesystem capabilities itself.)
     pub fn act<T>(&self, op: impl FnOnce() -> T) -> T {
         if self.is_root() {
-            return op();
+            return crate::sys::process::with_effective_caps(self.cap_eff, op);
         }
         set_groups(&self.groups);
         raw(libc::SYS_setfsgid, self.fsgid as libc::c_long, 0, 0);
@@ -135,5 +146,9 @@ mod tests {
         assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid, c.umask), (1000, 0, 100, 5, 0o027));
         assert_eq!(c.groups, vec![5, 6]);
         assert!(!c.is_root());
+        assert_eq!(c.cap_eff, 0, "no CapEff line: no capability");
+        let root = Creds::parse("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t00000000a80425fb\n").unwrap();
+        assert!(root.is_root());
+        assert_eq!(root.cap_eff, 0xa80425fb);
     }
 }

@@ -46,7 +46,7 @@ const SENTRY_ALLOWLIST: &[&str] = &[
     "lremovexattr", "inotify_add_watch", "memfd_create", "sysinfo", "uname", "bind", "connect", "sendto",
     "sendmsg", "recvmsg", "unshare", "fchdir", "umask",
     // acting with a caller's credentials (this thread only; within the sandbox's namespace)
-    "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups",
+    "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups", "capget", "capset",
     // threads and the Rust runtime
     "clone3", "clone", "futex", "mmap", "munmap", "mprotect", "madvise", "brk", "mremap", "rt_sigprocmask",
     "rt_sigaction", "rt_sigreturn", "sigaltstack", "sched_yield", "sched_getaffinity", "set_robust_list",
