@@ -1,7 +1,7 @@
 //! Waiting for a sandbox: signals are passed on, the timeout enforced, memory sampled, and the
 //! way the sandbox ended reported the way a user needs to read it.
 
-use super::protocol::{self as msg, FromSandbox};
+use super::inbox::Collected;
 use super::Sandbox;
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
@@ -336,43 +336,5 @@ fn max_use(a: MemoryUse, b: MemoryUse) -> MemoryUse {
         total: a.total.max(b.total),
         in_memory_files: a.in_memory_files.max(b.in_memory_files),
         anon: a.anon.max(b.anon),
-    }
-}
-
-/// What the sandbox reported over the socket.
-#[derive(Default)]
-pub(super) struct Collected {
-    pub(super) setup_error: Option<String>,
-    pub(super) exec_error: Option<i32>,
-    /// A held program is ready to `execve`.
-    pub(super) ready: bool,
-    /// The program's terminal (master side), for the console socket.
-    pub(super) console: Option<std::os::fd::OwnedFd>,
-    pub(super) exited: Option<process::WaitStatus>,
-    /// The answer to an attach request (errno, 0 for done).
-    pub(super) attached: Option<i32>,
-}
-
-impl Collected {
-    pub(super) fn drain(&mut self, sock: &std::os::fd::OwnedFd, channels: &mut super::Channels) {
-        let mut buf = vec![0u8; msg::BUF];
-        while let Ok((n, mut fds)) = fdpass::recv(sock, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            match FromSandbox::decode(&buf[..n]) {
-                Ok(FromSandbox::SetupError(m)) => self.setup_error = Some(m),
-                Ok(FromSandbox::ExecError(e)) => self.exec_error = Some(e),
-                Ok(FromSandbox::Exited(s)) => self.exited = process::WaitStatus::from_raw(s),
-                Ok(FromSandbox::Attached(e)) => self.attached = Some(e),
-                Ok(FromSandbox::Ready) => self.ready = true,
-                Ok(FromSandbox::Console) => self.console = fds.pop(),
-                Ok(FromSandbox::Exec(ns)) => channels.event(&crate::supervision::Status::Exec { mono_ns: ns }),
-                Ok(m @ (FromSandbox::SentryFds | FromSandbox::Pid(_))) => {
-                    eprintln!("fnbox: the sandbox's init sent a message meant for another process: {m:?}")
-                }
-                Err(e) => eprintln!("fnbox: {e}"),
-            }
-        }
     }
 }
