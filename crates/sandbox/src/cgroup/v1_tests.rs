@@ -200,6 +200,38 @@ fn v1_add_pid_joins_every_hierarchy_and_destroy_removes_them_all() {
     again.destroy().expect("destroying what is already gone is fine");
 }
 
+// Catches: a function's sandbox, which skips the controllers only containers use
+// (`Layout::without`, as `Sandbox::start` asks), losing the CPU limit with them when cpu is
+// co-mounted with the skipped cpuacct, or still making freezer and cpuset directories; and
+// the stale reaper, which re-opens a cgroup with the host's full layout, failing on the
+// directories that were never made.
+#[test]
+fn v1_a_functions_cgroup_skips_the_container_controllers_but_not_its_cpu_limit() {
+    let tree = host(false);
+    let full = tree.v1_layout();
+    let layout = full.without(&["freezer", "cpuacct", "cpuset"]);
+    let cg = Cgroup::create(&layout, tree.clone(), "fnbox/serve", "5-fn", &tier(256, 64)).unwrap();
+    let mut dirs = cg.dirs();
+    dirs.sort();
+    let want: Vec<PathBuf> =
+        ["cpu,cpuacct", "memory", "pids"].iter().map(|h| format!("/cg/{h}/fnbox/serve/5-fn").into()).collect();
+    assert_eq!(dirs, want);
+    assert_eq!(tree.get(&at("cpu,cpuacct", "5-fn", "cpu.cfs_quota_us")).unwrap(), "14000");
+    assert_eq!(cg.cpu_quota_us(), Some(14_000));
+    for h in ["freezer", "cpuset"] {
+        assert!(!tree.is_dir(&format!("/cg/{h}/fnbox/serve/5-fn")), "{h} made for a function");
+    }
+    cg.add_pid(77).unwrap();
+    assert_eq!(cg.pids(), vec![77]);
+    for h in ["cpu,cpuacct", "memory", "pids"] {
+        tree.set(&at(h, "5-fn", "cgroup.procs"), "");
+    }
+    Cgroup::open(&full, tree.clone(), "fnbox/serve", "5-fn").destroy().expect("reaped with the full layout");
+    for h in HIERARCHIES {
+        assert!(!tree.is_dir(&format!("/cg/{h}/fnbox/serve/5-fn")), "{h} left behind");
+    }
+}
+
 // Catches: pause/resume writing the wrong state or not reading it back, and a host without
 // the freezer failing with an error that does not say what to mount.
 #[test]

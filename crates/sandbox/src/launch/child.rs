@@ -4,48 +4,21 @@
 //! This code runs in a child created by `clone3` from the single-threaded launcher, so it may
 //! allocate; it never returns (it ends in `_exit`).
 
-use super::program::ProgramConfig;
-use super::protocol::{self as msg, FromSandbox, ToSandbox};
+use super::config::ChildConfig;
+use super::fail::{exit, setup_failed};
+use super::init;
+use super::protocol::{self as msg, ToSandbox};
 use crate::rootfs::{self, Attach};
 use crate::sys::{self, fdpass, process};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
-
-/// Everything the child needs, prepared by the launcher before `clone3`.
-pub struct ChildConfig {
-    pub layout: rootfs::Layout,
-    pub program: ProgramConfig,
-    pub workdir: PathBuf,
-    /// `None`: the UTS namespace is not the sandbox's own; its name stays.
-    pub hostname: Option<String>,
-    /// Bring `lo` up (the network namespace is the sandbox's own).
-    pub loopback: bool,
-    /// Create the network namespace (rather than get it from `clone3`): see `Sandbox::start`.
-    pub new_net: bool,
-    /// Egress: the uid slot whose link (`eth0`) the launcher makes before `STAGE`.
-    pub egress_slot: Option<u32>,
-    /// Hold the program before `execve` until the launcher sends `START`.
-    pub hold: bool,
-    /// The launcher's descriptor the program gets as `LISTEN_FD` (see `SandboxSpec::listen_fd`).
-    pub listen: Option<std::os::fd::RawFd>,
-}
 
 /// Runs the child; never returns. `sentry` (v2) is the socket the program sends its seccomp
 /// listener and root on.
 pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
-    let fd = sock.as_raw_fd();
     match setup(cfg, &sock) {
-        Ok(layer) => super::init::run(cfg, sock, sentry, layer),
-        Err(e) => {
-            let _ = fdpass::send(fd, &FromSandbox::SetupError(e).encode(), &[]);
-            exit(125)
-        }
+        Ok(layer) => init::run(cfg, sock, sentry, layer),
+        Err(e) => setup_failed(sock.as_raw_fd(), &e),
     }
-}
-
-pub(super) fn exit(code: i32) -> ! {
-    // SAFETY: _exit never returns and is async-signal-safe.
-    unsafe { libc::_exit(code) }
 }
 
 /// Builds the sandbox; returns the writable layer's detached mount (see [`rootfs::finish`]).

@@ -2,9 +2,10 @@
 //! shared, raw cgroup limits, the spec's id mappings and mounts, and the create/start split
 //! (the program is held just before `execve` until `start`).
 
+use super::inbox::Collected;
+use super::mounts::{idmapped, proc_placeholder};
 use super::protocol::{FromSandbox, ToSandbox};
-use super::supervise::Collected;
-use super::{idmapped, Sandbox, NAMESPACES};
+use super::{Sandbox, NAMESPACES};
 use crate::cgroup::Limits;
 use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
@@ -112,17 +113,12 @@ impl Sandbox {
     /// layer's directory goes as the disk) and the mounts the launcher prepares (binds, idmapped
     /// like the image; v2's `/proc` placeholder in place of the spec's procfs).
     pub(super) fn send_container_mounts(&self, c: &Container, userns: &OwnedFd) -> Result<()> {
-        let sock = self.sock.as_raw_fd();
-        let send = |m: &ToSandbox, fd: &OwnedFd| {
-            fdpass::send(sock, &m.encode().map_err(Error::Invalid)?, &[fd.as_raw_fd()])
-                .context(|| "cannot send a mount to the sandbox".into())
-        };
         let lowers = match &c.root {
             ContainerRoot::Dir(d) => std::slice::from_ref(d),
             ContainerRoot::Overlay { lowers, .. } => lowers.as_slice(),
         };
         for layer in lowers {
-            send(&ToSandbox::Lower, &idmapped(layer, userns, 0, false)?)?;
+            self.send_mount(&ToSandbox::Lower, Some(&idmapped(layer, userns, 0, false)?))?;
         }
         for (i, m) in c.mounts.iter().enumerate() {
             let fd = match &m.kind {
@@ -138,13 +134,13 @@ impl Sandbox {
                     idmapped(source, userns, attrs | ro, *recursive)?
                 }
                 MountKind::Fs { fstype, .. } if fstype == "proc" && self.spec.kind == SandboxKind::V2 => {
-                    super::proc_placeholder()?
+                    proc_placeholder()?
                 }
                 MountKind::Fs { .. } => continue,
             };
             let i =
                 u16::try_from(i).map_err(|_| Error::Invalid("a container may have at most 65,536 mounts".into()))?;
-            send(&ToSandbox::Bind(i), &fd)?;
+            self.send_mount(&ToSandbox::Bind(i), Some(&fd))?;
         }
         Ok(())
     }
@@ -209,11 +205,6 @@ impl Sandbox {
     /// Host pid of the program (known once [`Sandbox::wait_ready`] returned).
     pub fn program_pid(&self) -> Option<libc::pid_t> {
         self.program_pid
-    }
-
-    /// Host pid of the Sentry (v2).
-    pub fn sentry_pid(&self) -> Option<libc::pid_t> {
-        self.sentry.as_ref().map(|(p, _)| *p)
     }
 
     /// v2: hands the seccomp listener of a process started in the running sandbox (`exec`)

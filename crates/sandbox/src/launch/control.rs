@@ -19,76 +19,20 @@
 //! End of file on the control descriptor also ends the sandbox: a supervisor that dies takes
 //! its sandboxes with it.
 
+use super::inbox::Collected;
+use super::mounts::{attach_msg, bind_attrs, idmapped};
 use super::Sandbox;
 use crate::cgroup::Limits;
 use crate::error::{Context, Result};
 use crate::spec::Tier;
-use crate::supervision::{self as wire, Reply, Request, Status};
+use crate::supervision::{Reply, Request};
 use crate::sys::{self, fdpass};
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
-
-/// The channels of a supervised sandbox.
-#[derive(Default)]
-pub struct Channels {
-    pub status: Option<std::fs::File>,
-    pub control: Option<OwnedFd>,
-    /// Bytes received on the control channel, not yet a full line.
-    pending: Vec<u8>,
-}
-
-impl Channels {
-    pub fn new(status: Option<std::fs::File>, control: Option<OwnedFd>) -> Self {
-        Self { status, control, pending: Vec::new() }
-    }
-
-    /// Writes one status line.
-    pub fn event(&mut self, e: &Status) {
-        if let Some(f) = self.status.as_mut() {
-            let _ = f.write_all(wire::STATUS.encode_line(e).as_bytes());
-        }
-    }
-
-    fn reply(&self, r: &Reply) {
-        if let Some(c) = &self.control {
-            let _ = sys::write_all_fd(c.as_raw_fd(), wire::REPLY.encode_line(r).as_bytes());
-        }
-    }
-}
-
-impl Channels {
-    /// Reads what is available; returns the complete requests, or `None` at end of file.
-    pub fn read_requests(&mut self) -> Option<Vec<std::result::Result<Request, String>>> {
-        let fd = self.control.as_ref()?.as_raw_fd();
-        let mut buf = [0u8; 4096];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 {
-            return None;
-        }
-        if n > 0 {
-            self.pending.extend_from_slice(&buf[..n as usize]);
-        }
-        let mut out = Vec::new();
-        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=i).collect();
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            out.push(wire::REQUEST.decode(&line).map_err(|e| e.to_string()));
-        }
-        Some(out)
-    }
-}
 
 impl Sandbox {
     /// Serves one request; returns true when the sandbox must end.
-    pub(super) fn serve_request(
-        &mut self,
-        req: std::result::Result<Request, String>,
-        state: &mut super::supervise::Collected,
-    ) -> bool {
+    pub(super) fn serve_request(&mut self, req: std::result::Result<Request, String>, state: &mut Collected) -> bool {
         let op = req.as_ref().map_or("?", Request::op);
         let r = match req {
             Err(e) => Err(e),
@@ -107,13 +51,13 @@ impl Sandbox {
     }
 
     /// Makes a bind (`SRC:DST:MODE`, as `--bind`) visible inside the running sandbox.
-    pub(super) fn attach_live(&mut self, spec: &str, state: &mut super::supervise::Collected) -> Result<()> {
+    pub(super) fn attach_live(&mut self, spec: &str, state: &mut Collected) -> Result<()> {
         let bind = crate::spec::Bind::parse(spec)?;
         let (source, target) = (&bind.source, &bind.target);
         let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
             .context(|| "cannot open the sandbox's user namespace".into())?;
-        let fd = super::idmapped(&bind.source, &userns, super::bind_attrs(bind.access), true)?;
-        let m = super::attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
+        let fd = idmapped(&bind.source, &userns, bind_attrs(bind.access), true)?;
+        let m = attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
         fdpass::send(self.sock.as_raw_fd(), &m.encode().map_err(crate::Error::Invalid)?, &[fd.as_raw_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;

@@ -9,6 +9,8 @@
 //! and becomes the program. With the helper gone, the new process is adopted by the nearest
 //! subreaper: containerd's shim, or the caller if it made itself one.
 
+use super::config::{cstrings, filters};
+use super::fail::{exit, setup_failed};
 use super::program::{self, ProgramConfig};
 use super::protocol::{self as msg, FromSandbox};
 use crate::error::{Context, Error, Result};
@@ -56,11 +58,11 @@ const JOINED: [(&str, libc::c_int); 6] = [
 /// a single-threaded process.
 pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Result<()>) -> Result<libc::pid_t> {
     let v2 = target.kind == SandboxKind::V2;
-    let (filter, extra_filter) = super::filters(v2, true, target.seccomp.as_ref(), false);
+    let (filter, extra_filter) = filters(v2, true, target.seccomp.as_ref(), false);
     let search_path = spec.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(crate::spec::DEFAULT_PATH);
     let cfg = ProgramConfig {
-        argv: super::cstrings(spec.argv.iter().cloned())?,
-        env: super::cstrings(spec.env.iter().cloned())?,
+        argv: cstrings(spec.argv.iter().cloned())?,
+        env: cstrings(spec.env.iter().cloned())?,
         search_path: search_path.to_string(),
         filter,
         extra_filter,
@@ -145,7 +147,7 @@ fn helper_run(
     cfg: &ProgramConfig,
     spec: &ExecSpec,
 ) -> ! {
-    let fail = |m: String| -> ! { program::setup_failed(sock.as_raw_fd(), &m) };
+    let fail = |m: String| -> ! { setup_failed(sock.as_raw_fd(), &m) };
     for (fd, flag) in joined {
         // SAFETY: setns with a namespace descriptor in a single-threaded process.
         if let Err(e) = sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *flag) }) {
@@ -176,17 +178,17 @@ fn helper_run(
     let _ = fdpass::send(sock.as_raw_fd(), &FromSandbox::Pid(pid).encode(), &[]);
     // SAFETY: one byte from a static buffer to the new process.
     unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
-    super::child::exit(0)
+    exit(0)
 }
 
 /// The new process: waits until it is in the cgroup, joins the user namespace as its root,
 /// enters the working directory and becomes the program.
 fn become_program(go: RawFd, userns: &OwnedFd, sock: RawFd, cfg: &ProgramConfig, spec: &ExecSpec) -> ! {
-    let fail = |m: String| -> ! { program::setup_failed(sock, &m) };
+    let fail = |m: String| -> ! { setup_failed(sock, &m) };
     let mut b = [0u8; 1];
     // SAFETY: reading one byte into a local buffer.
     if unsafe { libc::read(go, b.as_mut_ptr().cast(), 1) } != 1 {
-        super::child::exit(125);
+        exit(125);
     }
     // SAFETY: setns with a user-namespace descriptor; this process is single-threaded.
     if let Err(e) = sys::cvt(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) }) {

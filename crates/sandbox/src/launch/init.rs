@@ -6,7 +6,9 @@
 //! mount) under a strict seccomp allowlist of its own; the program drops to Docker's default
 //! capabilities and gets its sandbox's filter before `execve`.
 
-use super::child::{exit, ChildConfig};
+use super::config::ChildConfig;
+use super::fail::{exit, setup_failed};
+use super::program;
 use super::protocol::{self as msg, FromSandbox, ToSandbox};
 use crate::rootfs;
 use crate::seccomp::{self, Policy};
@@ -57,7 +59,7 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
         let mut p = [0; 2];
         // SAFETY: `p` has room for the two descriptors.
         if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            report_setup(sock_fd, &format!("pipe: {}", std::io::Error::last_os_error()));
+            setup_failed(sock_fd, &format!("pipe: {}", std::io::Error::last_os_error()));
         }
         Some((p[0], p[1]))
     } else {
@@ -74,14 +76,14 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
         unsafe { libc::fork() }
     };
     if pid < 0 {
-        report_setup(sock_fd, &format!("fork: {}", std::io::Error::last_os_error()));
+        setup_failed(sock_fd, &format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
         if let Some((_, w)) = hold {
             // SAFETY: the program keeps only the read end.
             unsafe { libc::close(w) };
         }
-        super::program::run(&cfg.program, sock_fd, sentry_fd, hold.map(|(r, _)| r));
+        program::run(&cfg.program, sock_fd, sentry_fd, hold.map(|(r, _)| r));
     }
     if let Some((r, _)) = hold {
         // SAFETY: the init keeps only the write end.
@@ -97,7 +99,7 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
     }
     let own = Policy::allowlist(INIT_ALLOWLIST, Action::Errno(libc::EPERM)).compile();
     if let Err(e) = seccomp::install(&own, seccomp::InstallFlags::default()) {
-        report_setup(sock_fd, &format!("cannot install the init's seccomp filter: {e}"));
+        setup_failed(sock_fd, &format!("cannot install the init's seccomp filter: {e}"));
     }
     // SAFETY: keep_only made this descriptor ours alone; the init owns it from here.
     let layer = layer_fd.map(|fd| unsafe { sys::owned(fd) });
@@ -124,8 +126,8 @@ fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
         // suspended (CLONE_VFORK) until this process has called execve or exited.
         let a = unsafe { &*(arg as *const Args) };
         // A panic must not unwind out of this frame (into the init's memory, or out of C).
-        let _ = std::panic::catch_unwind(|| super::program::run(&a.cfg.program, a.sock, None, None));
-        super::child::exit(125)
+        let _ = std::panic::catch_unwind(|| program::run(&a.cfg.program, a.sock, None, None));
+        exit(125)
     }
     // SAFETY: a fresh private anonymous mapping, for the child's stack.
     let stack = unsafe {
@@ -175,7 +177,7 @@ fn serve(
 ) -> ! {
     let sigfd = match signal::signalfd(all) {
         Ok(fd) => fd,
-        Err(e) => report_setup(sock, &format!("signalfd: {e}")),
+        Err(e) => setup_failed(sock, &format!("signalfd: {e}")),
     };
     // SAFETY: fd 3 stays open for the init's whole life; this borrow never closes it.
     let sock_owned = std::mem::ManuallyDrop::new(unsafe { sys::owned(sock) });
@@ -258,8 +260,4 @@ fn attach(fd: &OwnedFd, target: &std::path::Path, dir: bool) -> Result<(), i32> 
     let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
     let (.., at) = rootfs::running_mountpoint(target, dir).map_err(errno)?;
     mount::move_mount_onto(fd, std::os::fd::AsFd::as_fd(&at)).map_err(errno)
-}
-
-fn report_setup(sock: RawFd, m: &str) -> ! {
-    super::program::setup_failed(sock, m)
 }

@@ -6,7 +6,7 @@
 //! Runs in a freshly forked single-threaded child: it may allocate; it ends in `execve` or
 //! `_exit`.
 
-use super::child::exit;
+use super::fail::{exit, setup_failed};
 use super::protocol::FromSandbox;
 use crate::seccomp;
 use crate::spec::ProcessSettings;
@@ -155,11 +155,6 @@ fn announce_exec(sock: RawFd) {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
     let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
     let _ = fdpass::send(sock, &FromSandbox::Exec(ns).encode(), &[]);
-}
-
-pub(super) fn setup_failed(sock: RawFd, m: &str) -> ! {
-    let _ = fdpass::send(sock, &FromSandbox::SetupError(m.to_string()).encode(), &[]);
-    exit(125)
 }
 
 fn exec_failed(sock: RawFd, errno: i32) -> ! {

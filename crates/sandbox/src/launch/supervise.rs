@@ -1,13 +1,13 @@
 //! Waiting for a sandbox: signals are passed on, the timeout enforced, memory sampled, and the
 //! way the sandbox ended reported the way a user needs to read it.
 
-use super::protocol::{self as msg, FromSandbox};
+use super::inbox::Collected;
 use super::Sandbox;
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
 use crate::supervision as wire;
 use crate::sys::{fdpass, process, signal};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// How the sandbox ended.
@@ -112,6 +112,96 @@ pub trait Watcher {
     fn ready(&mut self, sb: &mut Sandbox) -> bool;
 }
 
+/// The wait's state: what it watches besides the sandbox, and what it has seen so far.
+#[derive(Default)]
+struct Waiting {
+    opts: WaitOptions,
+    /// When the timeout kills the sandbox.
+    deadline: Option<Instant>,
+    /// With `forward_signals`.
+    signals: Option<Forwarding>,
+    /// See [`crate::cgroup::Cgroup::oom_watch`].
+    oom_watch: Option<(OwnedFd, i16)>,
+    state: Collected,
+    peak: MemoryUse,
+    /// The sandbox's end of the socket is closed: it stays readable (HUP), so it is no longer
+    /// polled.
+    sock_closed: bool,
+    timed_out: bool,
+    /// The OOM killer acted, and the sandbox was ended for it.
+    oom_stop: bool,
+    /// The supervisor or the watcher ended the sandbox (or its CPU quota could not be applied).
+    stopped: bool,
+}
+
+/// The signals the launcher passes on while it waits: blocked and read from a signalfd, and
+/// unblocked again when this is dropped, however the wait ends.
+struct Forwarding(OwnedFd);
+
+impl Forwarding {
+    fn start() -> Result<Self> {
+        let set = signal::SigSet::of(signal::FORWARDED);
+        signal::set_mask(libc::SIG_BLOCK, &set).context(|| "cannot block signals".into())?;
+        match signal::signalfd(&set) {
+            Ok(fd) => Ok(Self(fd)),
+            Err(e) => {
+                let _ = signal::set_mask(libc::SIG_UNBLOCK, &set);
+                Err(e).context(|| "signalfd".into())
+            }
+        }
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        let _ = signal::set_mask(libc::SIG_UNBLOCK, &signal::SigSet::of(signal::FORWARDED));
+    }
+}
+
+/// The descriptors one round of the wait polls: the init's pidfd and the sandbox socket first
+/// ([`Round::INIT`], [`Round::SOCK`]), then those of the optional watches, wherever they are.
+#[derive(Default)]
+struct Round {
+    fds: Vec<libc::pollfd>,
+    signals: Option<usize>,
+    oom: Option<usize>,
+    control: Option<usize>,
+    watcher: Option<usize>,
+}
+
+impl Round {
+    const INIT: Option<usize> = Some(0);
+    const SOCK: Option<usize> = Some(1);
+
+    fn add(&mut self, fd: RawFd, events: i16) -> usize {
+        self.fds.push(libc::pollfd { fd, events, revents: 0 });
+        self.fds.len() - 1
+    }
+
+    /// What the descriptor at `at` (if it was polled) has.
+    fn revents(&self, at: Option<usize>) -> i16 {
+        at.map_or(0, |i| self.fds[i].revents)
+    }
+
+    fn ready(&self, at: Option<usize>) -> bool {
+        self.revents(at) != 0
+    }
+
+    /// Polls for at most `ms` milliseconds (-1: no limit). False when a signal interrupted it.
+    fn poll(&mut self, ms: i32) -> Result<bool> {
+        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+        let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(e).context(|| "poll".into());
+        }
+        Ok(true)
+    }
+}
+
 impl Sandbox {
     /// Waits until the sandbox ends; then its processes are gone (its cgroup and state are
     /// removed by `cleanup`/`Drop`).
@@ -122,189 +212,203 @@ impl Sandbox {
     /// [`Sandbox::wait`], serving `watcher` meanwhile.
     pub fn wait_with(&mut self, opts: WaitOptions, mut watcher: Option<&mut dyn Watcher>) -> Result<Outcome> {
         let started = Instant::now();
-        let deadline = self.spec.timeout.map(|t| started + t);
-        let mut sigfd = if opts.forward_signals {
-            let set = signal::SigSet::of(signal::FORWARDED);
-            signal::set_mask(libc::SIG_BLOCK, &set).context(|| "cannot block signals".into())?;
-            Some(signal::signalfd(&set).context(|| "signalfd".into())?)
-        } else {
-            None
+        let mut w = Waiting {
+            opts,
+            deadline: self.spec.timeout.map(|t| started + t),
+            signals: if opts.forward_signals { Some(Forwarding::start()?) } else { None },
+            ..Default::default()
         };
         // SAFETY: fcntl on our own socket.
         unsafe { libc::fcntl(self.sock.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-        let mut state = Collected::default();
-        let mut timed_out = false;
-        let mut peak = MemoryUse::default();
-        let mut sock_open = true;
         // An OOM kill ends the whole sandbox (as memory.oom.group does on cgroup v2): v2's
         // /tmp and /dev live in memory, and killing one process would not free them.
-        let oom_watch = self.cgroup.oom_watch();
-        let mut oom_stop = false;
-        let mut stopped = false;
+        w.oom_watch = self.cgroup.oom_watch();
         loop {
-            let mut fds = vec![
-                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                // Once the sandbox's end of the socket is closed it stays readable (HUP); stop
-                // watching it then.
-                libc::pollfd {
-                    fd: if sock_open { self.sock.as_raw_fd() } else { -1 },
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            let sig_at = fds.len();
-            if let Some(s) = &sigfd {
-                fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-            }
-            let oom_at = fds.len();
-            if let Some((fd, events)) = &oom_watch {
-                fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 });
-            }
-            let control_at = fds.len();
-            if let Some(c) = &self.channels.control {
-                fds.push(libc::pollfd { fd: c.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-            }
-            let watch_at = fds.len();
-            if let Some(w) = &watcher {
-                fds.push(libc::pollfd { fd: w.fd(), events: libc::POLLIN, revents: 0 });
-            }
-            let now = Instant::now();
-            let wake = match self.boost.as_ref().and_then(|b| b.deadline()) {
-                Some(b) => Some(deadline.map_or(b, |d| d.min(b))),
-                None => deadline,
-            };
-            let mut wait = wake.map(|d| d.saturating_duration_since(now));
-            if opts.sample_memory {
-                wait = Some(wait.map_or(SAMPLE_EVERY, |w| w.min(SAMPLE_EVERY)));
-            }
-            let ms = wait
-                .map_or(-1, |w| w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 != 0));
-            // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e).context(|| "poll".into());
+            let mut round = self.round(&w, watcher.as_deref());
+            if !round.poll(self.poll_ms(&w))? {
+                continue;
             }
             if opts.sample_memory {
-                peak = max_use(peak, self.cgroup.memory_now());
+                w.peak = max_use(w.peak, self.cgroup.memory_now());
             }
-            if fds[1].revents != 0 {
-                crate::trace::mark("message from the sandbox");
-                state.drain(&self.sock, &mut self.channels);
-                if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-                    sock_open = false;
-                }
-            }
-            if let Some((fd, _)) = &oom_watch {
-                if fds[oom_at].revents != 0 {
-                    let mut b = [0u8; 8];
-                    // SAFETY: draining an eventfd (or a cgroup file) into a local buffer.
-                    unsafe { libc::pread(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
-                    if self.cgroup.oom_kills() > 0 && !oom_stop {
-                        oom_stop = true;
-                        self.kill();
-                    }
-                }
-            }
-            if self.channels.control.is_some() && fds[control_at].revents != 0 && !stopped {
-                match self.channels.read_requests() {
-                    // The supervisor is gone: so is its sandbox.
-                    None => stopped = true,
-                    Some(reqs) => {
-                        for r in reqs {
-                            stopped |= self.serve_request(r, &mut state);
-                        }
-                    }
-                }
-                if stopped {
-                    self.kill();
-                }
-            }
-            if let Some(w) = watcher.as_deref_mut() {
-                if fds[watch_at].revents != 0 && !stopped && w.ready(self) {
-                    stopped = true;
-                    self.boost = None;
-                    self.kill();
-                }
-            }
-            if let Some(s) = &sigfd {
-                if fds[sig_at].revents != 0 {
-                    while let Ok(Some(sig)) = signal::read_signalfd(s) {
-                        self.signal(sig);
-                    }
-                }
-            }
-            if fds[0].revents != 0 {
+            self.serve(&round, &mut w, watcher.as_deref_mut());
+            if round.ready(Round::INIT) {
                 break;
             }
-            // The boost window is over: the quota applies, whatever the sandbox said. A quota
-            // that cannot be written ends the sandbox rather than leave it unthrottled.
-            if let Some(b) = &mut self.boost {
-                if let Err(e) = b.expire(&self.cgroup, Instant::now()) {
-                    eprintln!("fnbox: cannot apply the CPU quota after the start-up boost, stopping the sandbox: {e}");
-                    stopped = true;
-                    self.boost = None;
-                    self.kill();
-                }
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
-                timed_out = true;
-                self.kill();
-            }
+            self.keep_time(&mut w);
         }
         crate::trace::mark("sandbox ended");
         let init_status = process::waitpid(self.pid, false).ok().flatten().map(|(_, s)| s);
         self.reaped = true;
-        state.drain(&self.sock, &mut self.channels);
-        if sigfd.take().is_some() {
-            let _ = signal::set_mask(libc::SIG_UNBLOCK, &signal::SigSet::of(signal::FORWARDED));
-        }
+        w.state.drain(&self.sock, &mut self.channels);
+        w.signals = None;
         self.collect_sentry_report();
+        Ok(self.outcome(w, init_status, started))
+    }
+
+    /// What the next round polls.
+    fn round(&self, w: &Waiting, watcher: Option<&dyn Watcher>) -> Round {
+        let mut r = Round::default();
+        r.add(self.pidfd.as_raw_fd(), libc::POLLIN);
+        r.add(if w.sock_closed { -1 } else { self.sock.as_raw_fd() }, libc::POLLIN);
+        r.signals = w.signals.as_ref().map(|s| r.add(s.0.as_raw_fd(), libc::POLLIN));
+        r.oom = w.oom_watch.as_ref().map(|(fd, events)| r.add(fd.as_raw_fd(), *events));
+        r.control = self.channels.control.as_ref().map(|c| r.add(c.as_raw_fd(), libc::POLLIN));
+        r.watcher = watcher.map(|x| r.add(x.fd(), libc::POLLIN));
+        r
+    }
+
+    /// How long a round may wait: until the timeout or the boost window's end, and at most
+    /// [`SAMPLE_EVERY`] while memory is sampled; -1 for no limit.
+    fn poll_ms(&self, w: &Waiting) -> i32 {
+        let wake = match self.boost.as_ref().and_then(|b| b.deadline()) {
+            Some(b) => Some(w.deadline.map_or(b, |d| d.min(b))),
+            None => w.deadline,
+        };
+        let mut wait = wake.map(|d| d.saturating_duration_since(Instant::now()));
+        if w.opts.sample_memory {
+            wait = Some(wait.map_or(SAMPLE_EVERY, |w| w.min(SAMPLE_EVERY)));
+        }
+        wait.map_or(-1, |w| w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 != 0))
+    }
+
+    /// Acts on what a round found, in this order: the sandbox's messages, an OOM kill, the
+    /// supervisor's requests, the watcher, forwarded signals.
+    fn serve(&mut self, round: &Round, w: &mut Waiting, watcher: Option<&mut (dyn Watcher + '_)>) {
+        let sock = round.revents(Round::SOCK);
+        if sock != 0 {
+            crate::trace::mark("message from the sandbox");
+            w.state.drain(&self.sock, &mut self.channels);
+            if sock & (libc::POLLHUP | libc::POLLERR) != 0 {
+                w.sock_closed = true;
+            }
+        }
+        if round.ready(round.oom) {
+            self.on_oom(w);
+        }
+        if round.ready(round.control) && !w.stopped {
+            self.on_requests(w);
+        }
+        if let Some(x) = watcher {
+            if round.ready(round.watcher) && !w.stopped && x.ready(self) {
+                w.stopped = true;
+                self.boost = None;
+                self.kill();
+            }
+        }
+        if let Some(s) = w.signals.as_ref().filter(|_| round.ready(round.signals)) {
+            while let Ok(Some(sig)) = signal::read_signalfd(&s.0) {
+                self.signal(sig);
+            }
+        }
+    }
+
+    /// The OOM watch fired: drains it, and ends the sandbox if the OOM killer acted.
+    fn on_oom(&mut self, w: &mut Waiting) {
+        if let Some((fd, _)) = &w.oom_watch {
+            let mut b = [0u8; 8];
+            // SAFETY: draining an eventfd (or a cgroup file) into a local buffer.
+            unsafe { libc::pread(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
+        }
+        if self.cgroup.oom_kills() > 0 && !w.oom_stop {
+            w.oom_stop = true;
+            self.kill();
+        }
+    }
+
+    /// Serves the supervisor's requests (`control.rs`).
+    fn on_requests(&mut self, w: &mut Waiting) {
+        match self.channels.read_requests() {
+            // The supervisor is gone: so is its sandbox.
+            None => w.stopped = true,
+            Some(reqs) => {
+                for r in reqs {
+                    w.stopped |= self.serve_request(r, &mut w.state);
+                }
+            }
+        }
+        if w.stopped {
+            self.kill();
+        }
+    }
+
+    /// The clock's part: the end of the boost window, then the timeout.
+    fn keep_time(&mut self, w: &mut Waiting) {
+        // The boost window is over: the quota applies, whatever the sandbox said. A quota
+        // that cannot be written ends the sandbox rather than leave it unthrottled.
+        if let Some(b) = &mut self.boost {
+            if let Err(e) = b.expire(&self.cgroup, Instant::now()) {
+                eprintln!("fnbox: cannot apply the CPU quota after the start-up boost, stopping the sandbox: {e}");
+                w.stopped = true;
+                self.boost = None;
+                self.kill();
+            }
+        }
+        if w.deadline.is_some_and(|d| Instant::now() >= d) && !w.timed_out {
+            w.timed_out = true;
+            self.kill();
+        }
+    }
+
+    /// What the wait reports once the init is reaped: the ending, memory peaks and OOM kills.
+    fn outcome(&mut self, w: Waiting, init_status: Option<process::WaitStatus>, started: Instant) -> Outcome {
         let oom_kills = self.cgroup.oom_kills();
+        let mut peak = w.peak;
         // The peak is reported on the status channel and by `--stats`; nobody else reads it.
-        if opts.sample_memory || self.channels.status.is_some() {
+        if w.opts.sample_memory || self.channels.status.is_some() {
             peak = max_use(peak, self.cgroup.memory_now());
             if let Some(p) = self.cgroup.memory_peak() {
                 peak.total = peak.total.max(p);
             }
         }
-        let status = state.exited.or(init_status);
-        let ending = if let Some(m) = state.setup_error {
-            Ending::SetupFailed(m)
-        } else if let Some(e) = state.exec_error {
-            Ending::ExecFailed(e)
-        } else if timed_out {
-            Ending::TimedOut(self.spec.timeout.unwrap_or_default())
-        } else if stopped && !oom_stop {
-            Ending::Stopped
-        } else {
-            match status {
-                _ if oom_stop => Ending::OutOfMemory,
-                Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => Ending::OutOfMemory,
-                Some(process::WaitStatus::Signaled(s)) => Ending::Signaled(s),
-                Some(process::WaitStatus::Exited(c)) => Ending::Exited(c),
-                None => Ending::SetupFailed("the sandbox vanished without a status".into()),
-            }
-        };
-        let code = match &ending {
+        let ending = ending(w, init_status, oom_kills, self.spec.timeout.unwrap_or_default());
+        Outcome {
+            code: ending.exit_code(),
+            ending,
+            oom_kills,
+            memory_limit: super::container::limits(&self.spec).memory_bytes,
+            peak,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// How the sandbox ended: a set-up or `execve` error its processes reported first, then the
+/// launcher's reasons (the timeout, a stop that was not for an OOM kill), then the program's
+/// status (the one its init reported, else the init's own).
+fn ending(w: Waiting, init_status: Option<process::WaitStatus>, oom_kills: u64, timeout: Duration) -> Ending {
+    if let Some(m) = w.state.setup_error {
+        return Ending::SetupFailed(m);
+    }
+    if let Some(e) = w.state.exec_error {
+        return Ending::ExecFailed(e);
+    }
+    if w.timed_out {
+        return Ending::TimedOut(timeout);
+    }
+    if w.stopped && !w.oom_stop {
+        return Ending::Stopped;
+    }
+    match w.state.exited.or(init_status) {
+        _ if w.oom_stop => Ending::OutOfMemory,
+        Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => Ending::OutOfMemory,
+        Some(process::WaitStatus::Signaled(s)) => Ending::Signaled(s),
+        Some(process::WaitStatus::Exited(c)) => Ending::Exited(c),
+        None => Ending::SetupFailed("the sandbox vanished without a status".into()),
+    }
+}
+
+impl Ending {
+    /// `fnbox run`'s exit status for it (see [`Outcome::code`]).
+    fn exit_code(&self) -> i32 {
+        match self {
             Ending::Exited(c) => *c,
             Ending::Signaled(s) => 128 + s,
             Ending::OutOfMemory | Ending::TimedOut(_) | Ending::Stopped => 128 + libc::SIGKILL,
             Ending::ExecFailed(e) if *e == libc::ENOENT => 127,
             Ending::ExecFailed(_) => 126,
             Ending::SetupFailed(_) => 125,
-        };
-        Ok(Outcome {
-            ending,
-            code,
-            oom_kills,
-            memory_limit: super::container::limits(&self.spec).memory_bytes,
-            peak,
-            duration: started.elapsed(),
-        })
+        }
     }
 }
 
@@ -339,40 +443,68 @@ fn max_use(a: MemoryUse, b: MemoryUse) -> MemoryUse {
     }
 }
 
-/// What the sandbox reported over the socket.
-#[derive(Default)]
-pub(super) struct Collected {
-    pub(super) setup_error: Option<String>,
-    pub(super) exec_error: Option<i32>,
-    /// A held program is ready to `execve`.
-    pub(super) ready: bool,
-    /// The program's terminal (master side), for the console socket.
-    pub(super) console: Option<std::os::fd::OwnedFd>,
-    pub(super) exited: Option<process::WaitStatus>,
-    /// The answer to an attach request (errno, 0 for done).
-    pub(super) attached: Option<i32>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Collected {
-    pub(super) fn drain(&mut self, sock: &std::os::fd::OwnedFd, channels: &mut super::Channels) {
-        let mut buf = vec![0u8; msg::BUF];
-        while let Ok((n, mut fds)) = fdpass::recv(sock, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            match FromSandbox::decode(&buf[..n]) {
-                Ok(FromSandbox::SetupError(m)) => self.setup_error = Some(m),
-                Ok(FromSandbox::ExecError(e)) => self.exec_error = Some(e),
-                Ok(FromSandbox::Exited(s)) => self.exited = process::WaitStatus::from_raw(s),
-                Ok(FromSandbox::Attached(e)) => self.attached = Some(e),
-                Ok(FromSandbox::Ready) => self.ready = true,
-                Ok(FromSandbox::Console) => self.console = fds.pop(),
-                Ok(FromSandbox::Exec(ns)) => channels.event(&crate::supervision::Status::Exec { mono_ns: ns }),
-                Ok(m @ (FromSandbox::SentryFds | FromSandbox::Pid(_))) => {
-                    eprintln!("fnbox: the sandbox's init sent a message meant for another process: {m:?}")
-                }
-                Err(e) => eprintln!("fnbox: {e}"),
-            }
+    fn seen(f: impl FnOnce(&mut Waiting)) -> Waiting {
+        let mut w = Waiting::default();
+        f(&mut w);
+        w
+    }
+
+    const T: Duration = Duration::from_secs(3);
+
+    #[test]
+    fn what_the_sandbox_reported_comes_before_the_launchers_reasons() {
+        let exited = Some(process::WaitStatus::Exited(0));
+        let w = seen(|w| {
+            w.state.setup_error = Some("no image".into());
+            w.timed_out = true;
+        });
+        assert_eq!(ending(w, exited, 0, T), Ending::SetupFailed("no image".into()));
+        let w = seen(|w| {
+            w.state.exec_error = Some(libc::ENOENT);
+            w.stopped = true;
+        });
+        assert_eq!(ending(w, exited, 0, T), Ending::ExecFailed(libc::ENOENT));
+        assert_eq!(ending(seen(|w| w.timed_out = true), exited, 0, T), Ending::TimedOut(T));
+        assert_eq!(ending(seen(|w| w.stopped = true), exited, 0, T), Ending::Stopped);
+    }
+
+    #[test]
+    fn an_oom_kill_is_told_from_a_stop_and_from_a_plain_sigkill() {
+        let killed = Some(process::WaitStatus::Signaled(libc::SIGKILL));
+        let w = seen(|w| {
+            w.stopped = true;
+            w.oom_stop = true;
+        });
+        assert_eq!(ending(w, killed, 1, T), Ending::OutOfMemory);
+        assert_eq!(ending(seen(|_| {}), killed, 1, T), Ending::OutOfMemory);
+        assert_eq!(ending(seen(|_| {}), killed, 0, T), Ending::Signaled(libc::SIGKILL));
+    }
+
+    #[test]
+    fn the_status_the_init_reported_wins_over_the_inits_own() {
+        let w = seen(|w| w.state.exited = Some(process::WaitStatus::Exited(3)));
+        assert_eq!(ending(w, Some(process::WaitStatus::Exited(0)), 0, T), Ending::Exited(3));
+        assert_eq!(ending(seen(|_| {}), Some(process::WaitStatus::Exited(0)), 0, T), Ending::Exited(0));
+        assert!(matches!(ending(seen(|_| {}), None, 0, T), Ending::SetupFailed(_)));
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shells() {
+        for (e, code) in [
+            (Ending::Exited(7), 7),
+            (Ending::Signaled(libc::SIGTERM), 143),
+            (Ending::OutOfMemory, 137),
+            (Ending::TimedOut(T), 137),
+            (Ending::Stopped, 137),
+            (Ending::ExecFailed(libc::ENOENT), 127),
+            (Ending::ExecFailed(libc::EACCES), 126),
+            (Ending::SetupFailed(String::new()), 125),
+        ] {
+            assert_eq!(e.exit_code(), code, "{e:?}");
         }
     }
 }
