@@ -17,7 +17,6 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("platform", &["instances::launcher", "instances::zygote"]),
     ("sandbox", &["launch::child", "launch::init", "launch::program"]),
     ("sandbox", &["launch::container", "launch::supervise"]),
-    ("sandbox", &["sentry::host", "sentry::resolve"]),
 ];
 
 type Module = Vec<String>;

@@ -16,6 +16,7 @@ mod area;
 mod cache;
 mod creds;
 mod fs;
+mod fsops;
 mod host;
 mod misc;
 mod net;

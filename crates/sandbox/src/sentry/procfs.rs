@@ -138,12 +138,9 @@ impl Sentry {
             Found::Entry(e) => e,
             Found::Through(m, rest) => {
                 return match self.through(call, m, &rest, follow)? {
-                    Node::Fs(fd) => super::resolve::sys_statx_mask(
-                        fd.as_raw_fd(),
-                        b"",
-                        libc::AT_EMPTY_PATH,
-                        libc::STATX_BASIC_STATS,
-                    ),
+                    Node::Fs(fd) => {
+                        super::fsops::sys_statx_mask(fd.as_raw_fd(), b"", libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS)
+                    }
                     Node::Proc(c) => self.proc_statx(call, &c, follow),
                 };
             }
@@ -160,14 +157,14 @@ impl Sentry {
     }
 
     fn host_statx(&self, rel: &str) -> SysResult<libc::statx> {
-        super::resolve::sys_statx_mask(super::host::proc_fd(), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
+        super::fsops::sys_statx_mask(super::host::proc_fd(), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
     }
 
     pub(super) fn proc_readlink(&self, call: &Call, comps: &[Vec<u8>]) -> SysResult<Vec<u8>> {
         match self.proc_lookup(call, comps, false)? {
             Found::Entry(e) => proc::link_text(&e),
             Found::Through(m, rest) => match self.through(call, m, &rest, false)? {
-                Node::Fs(fd) => super::resolve::readlinkat(fd.as_raw_fd(), b""),
+                Node::Fs(fd) => super::fsops::readlinkat(fd.as_raw_fd(), b""),
                 Node::Proc(c) => self.proc_readlink(call, &c),
             },
         }
