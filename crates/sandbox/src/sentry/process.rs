@@ -161,8 +161,8 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         .map_err(|e| format!("seccomp: {e}"))?;
     accept_more(&sentry, b.from_program);
     let counts = sentry.serve();
-    let json = serde_json::to_vec(&counts).unwrap_or_default();
-    sys::write_all_fd(b.to_launcher.as_raw_fd(), &json).map_err(|e| format!("report: {e}"))?;
+    let json = report::END.encode(&counts);
+    sys::write_all_fd(b.to_launcher.as_raw_fd(), json.as_bytes()).map_err(|e| format!("end report: {e}"))?;
     Ok(())
 }
 
