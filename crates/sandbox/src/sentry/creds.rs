@@ -17,6 +17,8 @@ use super::{host, Sentry};
 /// What the Sentry needs to know of a caller.
 #[derive(Clone, Debug, Default)]
 pub struct Creds {
+    /// Its process (host tgid; 0 when unreadable, which is no process).
+    pub tgid: i32,
     pub ruid: u32,
     pub rgid: u32,
     pub fsuid: u32,
@@ -40,6 +42,7 @@ impl Creds {
         let umask =
             status.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok());
         Some(Self {
+            tgid: super::proc::pids::tgid_field(status).unwrap_or(0),
             ruid: *uid.first()?,
             rgid: *gid.first()?,
             fsuid: *uid.get(3)?,
@@ -141,10 +144,11 @@ mod tests {
 
     #[test]
     fn parses_status() {
-        let s = "Name:\tsh\nUmask:\t0027\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
+        let s = "Name:\tsh\nUmask:\t0027\nTgid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
         let c = Creds::parse(s).unwrap();
         assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid, c.umask), (1000, 0, 100, 5, 0o027));
         assert_eq!(c.groups, vec![5, 6]);
+        assert_eq!(c.tgid, 42);
         assert!(!c.is_root());
         assert_eq!(c.cap_eff, 0, "no CapEff line: no capability");
         let root = Creds::parse("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t00000000a80425fb\n").unwrap();
