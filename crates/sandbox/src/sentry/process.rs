@@ -135,6 +135,9 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         sys::cvt(libc::chroot(c".".as_ptr())).map_err(|e| format!("chroot: {e}"))?;
     }
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
+    // Every capability of the sandbox's user namespace: what a worker thread takes back after
+    // holding a caller's (threads started later may inherit a caller's).
+    sys::thread_caps::remember_own();
 
     let area = area::Area::new(area_mount, area_view).map_err(|e| format!("area: errno {e}"))?;
     let resolver = resolve::Resolver {
