@@ -81,11 +81,16 @@ impl Creds {
     /// Sentry's back. For root, the ids are the Sentry's own, and its capabilities are lowered
     /// to the caller's: a root that dropped CAP_CHOWN, CAP_FOWNER or CAP_DAC_OVERRIDE (an OCI
     /// container's `capabilities: []`) must not chown, chmod or read others' files through the
-    /// Sentry; the thread keeps them lowered after `op` (`sys::thread_caps`). For other ids, the
-    /// kernel drops the filesystem capabilities itself, from the Sentry's own set.
+    /// Sentry; the thread keeps them after `op` when it holds them for the whole call
+    /// (`sys::thread_caps`). For other ids, the kernel drops the filesystem capabilities
+    /// itself, from the Sentry's own set.
     pub fn act<T>(&self, op: impl FnOnce() -> T) -> T {
-        if self.is_root() {
+        if self.held_for_the_call() {
+            // Held since the call began (no syscall): and kept after.
             return thread_caps::with_effective_caps(self.cap_eff, op);
+        }
+        if self.is_root() {
+            return thread_caps::with_effective_caps_once(self.cap_eff, op);
         }
         // The Sentry's own set, CAP_SETUID among them: without it (a root caller's set may
         // lack it) setfsuid would fail, and the operation run with root's ids.
@@ -93,7 +98,12 @@ impl Creds {
         set_groups(&self.groups);
         raw(libc::SYS_setfsgid, self.fsgid as libc::c_long, 0, 0);
         raw(libc::SYS_setfsuid, self.fsuid as libc::c_long, 0, 0);
+        // The kernel dropped the filesystem capabilities: what the thread holds is read back,
+        // and held again after `op` if `op` changed it (CAP_SETGID restores the groups).
+        thread_caps::resync();
+        let held = thread_caps::held();
         let r = thread_caps::acting(op);
+        thread_caps::hold(held);
         raw(libc::SYS_setfsuid, 0, 0, 0);
         raw(libc::SYS_setfsgid, 0, 0, 0);
         set_groups(&[]);

@@ -54,6 +54,11 @@ pub fn hold_own() {
     hold(u64::MAX);
 }
 
+/// What this thread holds, as a bit mask for [`hold`] (the process's own set when unknown).
+pub fn held() -> u64 {
+    HELD.with(Cell::get).map_or(u64::MAX, |s| s.bits())
+}
+
 /// Reads back what this thread holds after a change the kernel makes to it (setting the
 /// filesystem uid back to 0 raises the filesystem capabilities from the permitted set).
 pub fn resync() {
@@ -78,6 +83,15 @@ pub fn acting<T>(op: impl FnOnce() -> T) -> T {
 pub fn with_effective_caps<T>(allowed: u64, op: impl FnOnce() -> T) -> T {
     hold(allowed);
     acting(op)
+}
+
+/// [`with_effective_caps`] for one operation only: the thread holds what it held before again
+/// afterwards (the process's own set when that was unknown).
+pub fn with_effective_caps_once<T>(allowed: u64, op: impl FnOnce() -> T) -> T {
+    let before = held();
+    let r = with_effective_caps(allowed, op);
+    hold(before);
+    r
 }
 
 /// For an operation the thread makes for itself (reading a caller's memory, say) that the
@@ -140,6 +154,18 @@ mod tests {
             assert_eq!(HELD.with(Cell::get), Some(effective()));
             hold(0);
             assert!(effective().is_empty(), "a stale record would have skipped this capset");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn once_gives_back_what_the_thread_held() {
+        std::thread::spawn(|| {
+            let setuid = CapabilitySet::SETUID.bits();
+            hold(setuid);
+            with_effective_caps_once(0, || assert!(effective().is_empty()));
+            assert_eq!(effective().bits(), setuid);
         })
         .join()
         .unwrap();
