@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 const KNOWN: &[(&str, &[&str])] = &[
     ("platform", &["triggers::calls", "triggers::calls_js", "triggers::nats"]),
     ("platform", &["instances::launcher", "instances::zygote"]),
-    ("sandbox", &["sentry::host", "sentry::resolve"]),
 ];
 
 type Module = Vec<String>;

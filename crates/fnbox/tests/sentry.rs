@@ -224,7 +224,8 @@ fn a_non_root_user_cannot_open_roots_files_through_proc_magic_links() {
 /// Root that dropped the capabilities overriding file permissions (an OCI container's
 /// `capabilities: []`) cannot read, chmod or chown another user's file through the Sentry:
 /// it acts with the caller's capabilities, not its own (it once acted with all of them: 6
-/// bypasses). v1, the kernel's own answer, is the reference.
+/// bypasses), and not those it kept from a sibling that holds them all and calls meanwhile.
+/// v1, the kernel's own answer, is the reference.
 #[test]
 fn root_without_its_file_capabilities_is_refused_as_on_linux() {
     no_bypass_in_v1_or_v2("caps_dac");

@@ -413,17 +413,28 @@ impl Ending {
 }
 
 impl Sandbox {
-    /// v2: waits (briefly) for the Sentry's counters and writes the compatibility report if
-    /// one was asked for.
+    /// v2: waits (briefly) for the Sentry's end report and writes the compatibility report if
+    /// one was asked for. A report that cannot be read is said so, never read as empty.
     fn collect_sentry_report(&mut self) {
+        use crate::sentry::report;
         let Some((_, sock)) = &self.sentry else { return };
         let mut p = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut p, 1, 2000) };
         let mut buf = vec![0u8; 1 << 20];
-        let counts: crate::sentry::report::Counts = match fdpass::recv(sock, &mut buf) {
-            Ok((n, _)) if n > 0 => serde_json::from_slice(&buf[..n]).unwrap_or_default(),
-            _ => Default::default(),
+        let counts = match fdpass::recv(sock, &mut buf) {
+            Ok((n, _)) if n > 0 => report::END.decode::<report::Counts>(&buf[..n]).map_err(|e| e.to_string()),
+            Ok(_) => Err("the Sentry ended without its end report (killed, or failed: see its message above)".into()),
+            Err(e) => Err(format!("the Sentry's end report could not be received: {e}")),
+        };
+        let counts = match counts {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(path) = &self.spec.report {
+                    eprintln!("fnbox: no compatibility report written to {}: {e}", path.display());
+                }
+                return;
+            }
         };
         if let Some(path) = &self.spec.report {
             let json = path.extension().is_some_and(|e| e == "json");

@@ -13,10 +13,13 @@
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
+use crate::sys::thread_caps;
 
 /// What the Sentry needs to know of a caller.
 #[derive(Clone, Debug, Default)]
 pub struct Creds {
+    /// Its process (host tgid; 0 when unreadable, which is no process).
+    pub tgid: i32,
     pub ruid: u32,
     pub rgid: u32,
     pub fsuid: u32,
@@ -25,6 +28,8 @@ pub struct Creds {
     pub umask: u32,
     /// Its effective capabilities (`CapEff`): a root that dropped some holds only those.
     pub cap_eff: u64,
+    /// Its permitted capabilities (`CapPrm`).
+    pub cap_prm: u64,
 }
 
 impl Creds {
@@ -36,10 +41,18 @@ impl Creds {
                 .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
                 .unwrap_or_default()
         };
+        let caps = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
         let (uid, gid) = (ids("Uid:"), ids("Gid:"));
         let umask =
             status.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok());
         Some(Self {
+            tgid: super::proc::pids::tgid_field(status).unwrap_or(0),
             ruid: *uid.first()?,
             rgid: *gid.first()?,
             fsuid: *uid.get(3)?,
@@ -47,11 +60,8 @@ impl Creds {
             groups: ids("Groups:"),
             umask: umask.unwrap_or(0o022),
             // Unreadable: no capability (fails closed).
-            cap_eff: status
-                .lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                .unwrap_or(0),
+            cap_eff: caps("CapEff:"),
+            cap_prm: caps("CapPrm:"),
         })
     }
 
@@ -59,22 +69,47 @@ impl Creds {
         self.fsuid == 0 && self.fsgid == 0 && self.ruid == 0 && self.rgid == 0
     }
 
+    /// Whether the Sentry's worker holds this caller's effective capabilities for its whole
+    /// call (see [`Sentry::hold_caps_for`]): a root caller's that are not below its permitted
+    /// ones. (The kernel lets a process look at another, as the Sentry looks at its caller,
+    /// only with effective capabilities that cover the other's permitted ones.)
+    fn held_for_the_call(&self) -> bool {
+        self.is_root() && self.cap_eff & self.cap_prm == self.cap_prm
+    }
+
     /// Runs `op` on this thread with these filesystem ids and groups, then takes the
     /// Sentry's back. For root, the ids are the Sentry's own, and its capabilities are lowered
     /// to the caller's: a root that dropped CAP_CHOWN, CAP_FOWNER or CAP_DAC_OVERRIDE (an OCI
     /// container's `capabilities: []`) must not chown, chmod or read others' files through the
-    /// Sentry. (For other ids, the kernel drops the filesystem capabilities itself.)
+    /// Sentry; the thread keeps them after `op` when it holds them for the whole call
+    /// (`sys::thread_caps`). For other ids, the kernel drops the filesystem capabilities
+    /// itself, from the Sentry's own set.
     pub fn act<T>(&self, op: impl FnOnce() -> T) -> T {
-        if self.is_root() {
-            return crate::sys::process::with_effective_caps(self.cap_eff, op);
+        if self.held_for_the_call() {
+            // Held since the call began (no syscall): and kept after.
+            return thread_caps::with_effective_caps(self.cap_eff, op);
         }
+        if self.is_root() {
+            return thread_caps::with_effective_caps_once(self.cap_eff, op);
+        }
+        // The Sentry's own set, CAP_SETUID among them: without it (a root caller's set may
+        // lack it) setfsuid would fail, and the operation run with root's ids.
+        thread_caps::hold_own();
         set_groups(&self.groups);
         raw(libc::SYS_setfsgid, self.fsgid as libc::c_long, 0, 0);
         raw(libc::SYS_setfsuid, self.fsuid as libc::c_long, 0, 0);
-        let r = op();
+        // The kernel dropped the filesystem capabilities: what the thread holds is read back,
+        // and held again after `op` if `op` changed it (CAP_SETGID restores the groups).
+        thread_caps::resync();
+        let held = thread_caps::held();
+        let r = thread_caps::acting(op);
+        thread_caps::hold(held);
         raw(libc::SYS_setfsuid, 0, 0, 0);
         raw(libc::SYS_setfsgid, 0, 0, 0);
         set_groups(&[]);
+        // The filesystem uid back at 0 raised the filesystem capabilities: what the thread
+        // holds is read back, never assumed.
+        thread_caps::resync();
         r
     }
 }
@@ -113,6 +148,22 @@ impl Sentry {
         Reply::Continue
     }
 
+    /// Makes this worker thread hold, for the whole call, the capabilities it acts with:
+    /// a root caller's own effective ones (so a run of calls from the sandbox's root costs no
+    /// `capset`, and whatever the Sentry does for the call it does with no more than the
+    /// caller holds); the Sentry's own for another caller, whose ids `act` takes only around
+    /// the operation. What the thread does for itself and the kernel refuses it with the
+    /// caller's set (reading the memory of a caller that is not dumpable) is tried again with
+    /// the Sentry's own (`notify.rs`).
+    pub(super) fn hold_caps_for(&self, call: &Call) {
+        let c = self.creds_of(call);
+        if c.held_for_the_call() {
+            thread_caps::hold(c.cap_eff);
+        } else {
+            thread_caps::hold_own();
+        }
+    }
+
     /// Runs `op` with the caller's filesystem ids and groups (nothing to switch for root).
     pub(super) fn as_caller<T>(&self, call: &Call, op: impl FnOnce() -> T) -> T {
         self.creds_of(call).act(op)
@@ -124,13 +175,15 @@ impl Sentry {
         if c.ruid == 0 && c.rgid == 0 {
             return op();
         }
+        thread_caps::hold_own(); // CAP_SETUID, as in `act`
         set_groups(&c.groups);
         raw(libc::SYS_setresgid, c.rgid as libc::c_long, -1, -1);
         raw(libc::SYS_setresuid, c.ruid as libc::c_long, -1, -1);
-        let r = op();
+        let r = thread_caps::acting(op);
         raw(libc::SYS_setresuid, 0, -1, -1);
         raw(libc::SYS_setresgid, 0, -1, -1);
         set_groups(&[]);
+        thread_caps::resync();
         r
     }
 }
@@ -141,14 +194,21 @@ mod tests {
 
     #[test]
     fn parses_status() {
-        let s = "Name:\tsh\nUmask:\t0027\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
+        let s = "Name:\tsh\nUmask:\t0027\nTgid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
         let c = Creds::parse(s).unwrap();
         assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid, c.umask), (1000, 0, 100, 5, 0o027));
         assert_eq!(c.groups, vec![5, 6]);
+        assert_eq!(c.tgid, 42);
         assert!(!c.is_root());
         assert_eq!(c.cap_eff, 0, "no CapEff line: no capability");
         let root = Creds::parse("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t00000000a80425fb\n").unwrap();
         assert!(root.is_root());
         assert_eq!(root.cap_eff, 0xa80425fb);
+        assert!(root.held_for_the_call());
+        let lowered =
+            Creds::parse("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0000000000000001\nCapPrm:\t00000000a80425fb\n");
+        assert!(!lowered.unwrap().held_for_the_call(), "effective below permitted: held only around the operation");
+        let user = Creds::parse("Uid:\t1000\t1000\t1000\t1000\nGid:\t0\t0\t0\t0\nCapEff:\t0\nCapPrm:\t0\n");
+        assert!(!user.unwrap().held_for_the_call(), "another user: the Sentry's own set");
     }
 }

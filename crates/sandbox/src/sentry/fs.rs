@@ -406,14 +406,14 @@ impl Sentry {
                     return Err(libc::ENOENT);
                 }
                 let fd = call.fetch_fd(dirfd)?;
-                super::resolve::readlinkat(fd.as_raw_fd(), b"")?
+                super::fsops::readlinkat(fd.as_raw_fd(), b"")?
             } else {
                 self.on_path(
                     call,
                     dirfd,
                     &path,
                     false,
-                    |p| super::resolve::readlinkat(libc::AT_FDCWD, p.to_bytes()),
+                    |p| super::fsops::readlinkat(libc::AT_FDCWD, p.to_bytes()),
                     |comps| self.proc_readlink(call, &comps),
                 )?
             };

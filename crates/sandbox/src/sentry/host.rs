@@ -56,7 +56,7 @@ pub fn read_string(rel: &str) -> SysResult<String> {
 
 /// `readlink` of `/proc/<rel>` of the host.
 pub fn read_link(rel: &str) -> SysResult<Vec<u8>> {
-    super::resolve::readlinkat(proc_fd(), rel.as_bytes())
+    super::fsops::readlinkat(proc_fd(), rel.as_bytes())
 }
 
 pub fn exists(rel: &str) -> bool {

@@ -16,6 +16,7 @@ mod area;
 mod cache;
 mod creds;
 mod fs;
+mod fsops;
 mod host;
 mod misc;
 mod net;
@@ -165,6 +166,7 @@ impl Sentry {
     }
 
     fn emulate(&self, call: &Call) -> Reply {
+        self.hold_caps_for(call);
         match call.nr {
             libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => self.open(call),
             libc::SYS_stat | libc::SYS_lstat | libc::SYS_newfstatat | libc::SYS_statx => self.stat(call),

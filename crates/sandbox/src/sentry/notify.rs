@@ -1,7 +1,7 @@
 //! One intercepted syscall: reading its arguments out of the calling thread, and answering
 //! it (a value, an error, an installed descriptor, or "run it").
 
-use crate::sys::{self, abi, cvt, process};
+use crate::sys::{self, abi, cvt, process, thread_caps};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -13,6 +13,17 @@ pub type SysResult<T> = Result<T, Errno>;
 /// `io::Error` → errno, for `?` in handlers.
 pub fn errno(e: io::Error) -> Errno {
     e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Runs an operation the Sentry makes on its caller for itself (reading or writing its memory,
+/// copying one of its descriptors), once more with the Sentry's own capabilities when the
+/// kernel refused it while the thread held the caller's (a root caller that is not dumpable:
+/// see `Sentry::hold_caps_for`).
+fn as_self<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    match op() {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) && thread_caps::raise_for_self() => op(),
+        r => r,
+    }
 }
 
 /// How a handler answers.
@@ -74,7 +85,7 @@ impl Call {
             // while the string ends before it.
             let to_page = 4096 - (at as usize % 4096);
             let want = chunk.len().min(to_page).min(max + 1 - out.len());
-            let n = process::read_mem(self.tid, at, &mut chunk[..want]).map_err(errno)?;
+            let n = as_self(|| process::read_mem(self.tid, at, &mut chunk[..want])).map_err(errno)?;
             if n == 0 {
                 return Err(libc::EFAULT);
             }
@@ -96,7 +107,7 @@ impl Call {
     /// Reads `len` bytes from the caller.
     pub fn read_bytes(&self, addr: u64, len: usize) -> SysResult<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        let n = process::read_mem(self.tid, addr, &mut buf).map_err(errno)?;
+        let n = as_self(|| process::read_mem(self.tid, addr, &mut buf)).map_err(errno)?;
         if n != len {
             return Err(libc::EFAULT);
         }
@@ -108,7 +119,7 @@ impl Call {
         if data.is_empty() {
             return Ok(());
         }
-        process::write_mem(self.tid, addr, data).map_err(errno)
+        as_self(|| process::write_mem(self.tid, addr, data)).map_err(errno)
     }
 
     /// Writes a plain-data value into the caller's memory.
@@ -138,7 +149,7 @@ impl Call {
             sys::cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, self.tid, PIDFD_THREAD) }).map_err(errno)?;
         // SAFETY: pidfd_open returned a new descriptor.
         let pidfd = unsafe { sys::owned(pidfd as RawFd) };
-        process::pidfd_getfd(pidfd.as_raw_fd(), fd).map_err(|e| match errno(e) {
+        as_self(|| process::pidfd_getfd(pidfd.as_raw_fd(), fd)).map_err(|e| match errno(e) {
             libc::EBADF => libc::EBADF,
             e => e,
         })

@@ -135,6 +135,9 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         sys::cvt(libc::chroot(c".".as_ptr())).map_err(|e| format!("chroot: {e}"))?;
     }
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
+    // Every capability of the sandbox's user namespace: what a worker thread takes back after
+    // holding a caller's (threads started later may inherit a caller's).
+    sys::thread_caps::remember_own();
 
     let area = area::Area::new(area_mount, area_view).map_err(|e| format!("area: errno {e}"))?;
     let resolver = resolve::Resolver {
@@ -161,8 +164,8 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         .map_err(|e| format!("seccomp: {e}"))?;
     accept_more(&sentry, b.from_program);
     let counts = sentry.serve();
-    let json = serde_json::to_vec(&counts).unwrap_or_default();
-    sys::write_all_fd(b.to_launcher.as_raw_fd(), &json).map_err(|e| format!("report: {e}"))?;
+    let json = report::END.encode(&counts);
+    sys::write_all_fd(b.to_launcher.as_raw_fd(), json.as_bytes()).map_err(|e| format!("end report: {e}"))?;
     Ok(())
 }
 

@@ -9,7 +9,15 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 impl Sentry {
     pub(super) fn proc_lookup(&self, call: &Call, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
-        proc::lookup(&self.info, call.tid, comps, follow)
+        let c = self.creds_of(call);
+        const CAP_SYS_PTRACE: u32 = 19;
+        let caller = proc::Caller {
+            tid: call.tid,
+            fsuid: c.fsuid,
+            fsgid: c.fsgid,
+            may_ptrace: c.cap_eff & (1 << CAP_SYS_PTRACE) != 0,
+        };
+        proc::lookup(&self.info, &caller, comps, follow)
     }
 
     /// A magic link used as a directory in the middle of a path: continue in the real tree.
@@ -70,7 +78,7 @@ impl Sentry {
                 let (path, flags) = (format!("{tid}/{name}"), flags & !(libc::O_CREAT | libc::O_NOFOLLOW));
                 // Another process's (its oom_score_adj, say) with the caller's ids: the file's
                 // owner is that process's user, whom the caller may not be.
-                if same_process(call.tid, tid) {
+                if self.of_caller(call, tid) {
                     self.open_host(&path, flags)
                 } else {
                     self.as_caller(call, || self.open_host(&path, flags))
@@ -88,7 +96,7 @@ impl Sentry {
     fn open_magic(&self, call: &Call, m: Magic, flags: i32) -> SysResult<OwnedFd> {
         let path = self.magic_path(m);
         let own = match m {
-            Magic::Fd { tid, .. } | Magic::Exe { tid } | Magic::Cwd { tid } => same_process(call.tid, tid),
+            Magic::Fd { tid, .. } | Magic::Exe { tid } | Magic::Cwd { tid } => self.of_caller(call, tid),
             _ => false,
         };
         if own {
@@ -100,6 +108,12 @@ impl Sentry {
 
     /// Opens `/proc/<rel>` of the host: a magic link's target, or a file the kernel keeps for
     /// one of the sandbox's own tasks.
+    /// Whether host thread `tid` is of the caller's process (at most one read: the caller's
+    /// tgid is cached with its credentials).
+    fn of_caller(&self, call: &Call, tid: i32) -> bool {
+        tid == call.tid || proc::pids::in_process(tid, self.creds_of(call).tgid)
+    }
+
     fn open_host(&self, rel: &str, flags: i32) -> SysResult<OwnedFd> {
         sys::openat(Some(super::host::proc_fd()), std::path::Path::new(rel), flags | libc::O_CLOEXEC, 0).map_err(errno)
     }
@@ -138,12 +152,9 @@ impl Sentry {
             Found::Entry(e) => e,
             Found::Through(m, rest) => {
                 return match self.through(call, m, &rest, follow)? {
-                    Node::Fs(fd) => super::resolve::sys_statx_mask(
-                        fd.as_raw_fd(),
-                        b"",
-                        libc::AT_EMPTY_PATH,
-                        libc::STATX_BASIC_STATS,
-                    ),
+                    Node::Fs(fd) => {
+                        super::fsops::sys_statx_mask(fd.as_raw_fd(), b"", libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS)
+                    }
                     Node::Proc(c) => self.proc_statx(call, &c, follow),
                 };
             }
@@ -160,14 +171,14 @@ impl Sentry {
     }
 
     fn host_statx(&self, rel: &str) -> SysResult<libc::statx> {
-        super::resolve::sys_statx_mask(super::host::proc_fd(), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
+        super::fsops::sys_statx_mask(super::host::proc_fd(), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
     }
 
     pub(super) fn proc_readlink(&self, call: &Call, comps: &[Vec<u8>]) -> SysResult<Vec<u8>> {
         match self.proc_lookup(call, comps, false)? {
             Found::Entry(e) => proc::link_text(&e),
             Found::Through(m, rest) => match self.through(call, m, &rest, false)? {
-                Node::Fs(fd) => super::resolve::readlinkat(fd.as_raw_fd(), b""),
+                Node::Fs(fd) => super::fsops::readlinkat(fd.as_raw_fd(), b""),
                 Node::Proc(c) => self.proc_readlink(call, &c),
             },
         }
@@ -234,15 +245,4 @@ fn synthetic_statx(comps: &[Vec<u8>], kind: Kind, perm: u32) -> libc::statx {
     x.stx_mtime = ts;
     x.stx_ctime = ts;
     x
-}
-
-/// Whether host threads `a` and `b` are of one process (their thread group ids match).
-fn same_process(a: libc::pid_t, b: libc::pid_t) -> bool {
-    let tgid = |t: libc::pid_t| {
-        super::host::read_string(&format!("{t}/status"))
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse::<libc::pid_t>().ok()))
-    };
-    a == b || matches!((tgid(a), tgid(b)), (Some(x), Some(y)) if x == y)
 }

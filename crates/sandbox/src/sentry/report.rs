@@ -2,11 +2,21 @@
 //! and what that means for choosing between v1 and v2.
 
 use crate::syscalls::{self, Class};
+use crate::wire::Protocol;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// Counters kept by the Sentry.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+/// The version of the Sentry's end report; both ends refuse any other.
+pub const VERSION: u32 = 1;
+
+/// The end report: what the Sentry sends its launcher, once, when the sandbox's last task is
+/// gone (a [`Counts`], one JSON message on their socket pair; see "Processes and their
+/// messages" in docs/architecture.md). Written by `sentry/process.rs`, read by the launcher.
+pub const END: Protocol = Protocol { peer: "the Sentry", what: "an end report", version: VERSION };
+
+/// Counters kept by the Sentry: the end report's fields.
+#[derive(Default, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Counts {
     /// Refused calls: syscall number → (count, errno answered).
     pub refused: BTreeMap<u32, (u64, i32)>,
@@ -122,5 +132,18 @@ mod tests {
         let j: serde_json::Value = serde_json::from_str(&render(&c, &["x".into()], true)).unwrap();
         assert_eq!(j["refused"][0]["count"], 2);
         assert_eq!(j["refused"][0]["answer"], "ENOSYS");
+    }
+
+    #[test]
+    fn the_end_report_round_trips_and_a_bad_one_is_an_error() {
+        let mut c = Counts::default();
+        c.refuse(425, libc::ENOSYS);
+        c.note(2, "O_TMPFILE");
+        crate::wire::tests::round_trips(&END, &[Counts::default(), c]);
+        let err = |s: &str| END.decode::<Counts>(s.as_bytes()).unwrap_err().0;
+        let e = err(r#"{"refused":{},"notes":{}}"#);
+        assert!(e.contains("the Sentry") && e.contains("no protocol version"), "{e}");
+        assert!(err(r#"{"v":1,"refused":{},"notes":{},"extra":1}"#).contains("unknown field `extra`"));
+        assert!(err(r#"{"v":1,"refused":{"x":[1,2]},"notes":{}}"#).contains("expected an end report"));
     }
 }

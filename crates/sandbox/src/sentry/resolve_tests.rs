@@ -4,8 +4,9 @@
 //! the test process; `AT_EMPTY_PATH` uses the test thread's own descriptors. Each test says
 //! which bug it catches.
 
+use super::fsops::fd_statx;
 use super::notify::{Call, Listener, SysResult};
-use super::resolve::{fd_statx, Located, Node, Parent, Resolver};
+use super::resolve::{Located, Node, Parent, Resolver};
 use crate::testutil::TempDir;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{symlink, MetadataExt};

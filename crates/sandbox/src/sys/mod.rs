@@ -11,6 +11,7 @@ pub mod mount;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod thread_caps;
 
 use std::ffi::{CString, OsStr};
 use std::io;

@@ -173,21 +173,3 @@ pub fn thread_count() -> usize {
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(1))))
         .unwrap_or(1)
 }
-
-/// Runs `op` with this thread's effective capabilities lowered to those of `allowed` (a
-/// `CapEff` bit mask), then raises them back: the permitted set is kept, so nothing is lost.
-/// Acts on the calling thread only (capset's raw call). A thread that cannot lower them
-/// panics: going on with more than `allowed` would grant what the caller does not hold.
-pub fn with_effective_caps<T>(allowed: u64, op: impl FnOnce() -> T) -> T {
-    use rustix::thread::{capabilities, set_capabilities, CapabilitySet, CapabilitySets};
-    let saved = capabilities(None).expect("capget on this thread");
-    let lowered = saved.effective & CapabilitySet::from_bits_retain(allowed);
-    if lowered == saved.effective {
-        return op();
-    }
-    let sets = |effective| CapabilitySets { effective, permitted: saved.permitted, inheritable: saved.inheritable };
-    set_capabilities(None, sets(lowered)).expect("lower this thread's capabilities");
-    let r = op();
-    set_capabilities(None, sets(saved.effective)).expect("raise this thread's capabilities back");
-    r
-}

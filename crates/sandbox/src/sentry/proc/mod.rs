@@ -9,7 +9,6 @@ mod content;
 pub mod pids;
 
 use super::notify::SysResult;
-use crate::sentry::host;
 use std::time::Instant;
 
 /// Facts about the sandbox the synthetic files report.
@@ -80,6 +79,23 @@ pub enum Found {
     /// The path went through a magic link to a directory of the real tree: continue from
     /// there with the remaining components.
     Through(Magic, Vec<Vec<u8>>),
+}
+
+/// Who makes a call that reaches `/proc`: what deciding whether it may inspect another
+/// process takes (from its credentials, `creds.rs`).
+pub struct Caller {
+    /// Its host thread id.
+    pub tid: i32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    /// It holds CAP_SYS_PTRACE.
+    pub may_ptrace: bool,
+}
+
+/// The caller, with its host tgid (read once per lookup).
+struct Me<'a> {
+    caller: &'a Caller,
+    host_tgid: i32,
 }
 
 /// Whose directory a `/proc/<pid>` or `/proc/<pid>/task/<tid>` path is.
@@ -168,11 +184,12 @@ fn parse_num(c: &[u8]) -> Option<i32> {
     std::str::from_utf8(c).ok()?.parse().ok()
 }
 
-/// Resolves the components after `/proc` for a call made by host thread `caller`.
+/// Resolves the components after `/proc` for a call made by `caller`.
 /// `follow`: follow a final symlink or magic link (as `open`/`stat` do; not `lstat`,
 /// `readlink`).
-pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
-    let (caller_tgid, caller_tid, caller_host_tgid) = pids::ns_ids(caller).ok_or(libc::ESRCH)?;
+pub fn lookup(info: &Info, caller: &Caller, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
+    let (caller_tgid, caller_tid, caller_host_tgid) = pids::ns_ids(caller.tid).ok_or(libc::ESRCH)?;
+    let me = Me { caller, host_tgid: caller_host_tgid };
     let mut comps: Vec<Vec<u8>> = comps.to_vec();
     let mut hops = 0;
     loop {
@@ -206,7 +223,7 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
         }
         if let Some(ns) = parse_num(&first) {
             let host = if ns == caller_tgid { caller_host_tgid } else { pids::host_of(ns).ok_or(libc::ENOENT)? };
-            return process(info, caller, Subject { host, ns, thread: false }, &comps[1..], follow);
+            return process(info, &me, Subject { host, ns, thread: false }, &comps[1..], follow);
         }
         if first == b"sys" {
             return content::sys(info, &comps[1..]).map(Found::Entry);
@@ -222,10 +239,6 @@ pub fn lookup(info: &Info, caller: i32, comps: &[Vec<u8>], follow: bool) -> SysR
         }
         return content::global(info, &first).map(|c| Found::Entry(Entry::File(c)));
     }
-}
-
-fn caller_host_tgid(caller: i32) -> i32 {
-    pids::ns_ids(caller).map_or(0, |(_, _, t)| t)
 }
 
 /// Entries of `/proc/<pid>` that Linux shows only to whoever may inspect the process
@@ -246,46 +259,25 @@ const INSPECTING: &[&[u8]] = &[
     b"io",
 ];
 
-/// Linux's rule for inspecting host thread `target` from host thread `caller` (ptrace's read
-/// mode with filesystem ids): its own process always; else the caller's fsuid must be the
-/// target's real, effective and saved uid, and its fsgid the target's gids, unless the caller
-/// holds CAP_SYS_PTRACE. (Linux also refuses a target that is not dumpable; the Sentry cannot
-/// read that flag, and the uid rule is the wall between users.)
-fn may_inspect(caller: i32, target: i32) -> bool {
-    let own = caller_host_tgid(caller);
-    if caller == target || (own != 0 && own == caller_host_tgid(target)) {
+/// Linux's rule for inspecting host thread `target` (ptrace's read mode with filesystem
+/// ids): its own process always; another's if the caller holds CAP_SYS_PTRACE, or if its
+/// fsuid is the target's real, effective and saved uid and its fsgid the target's gids. One
+/// read of the target's `status`, none for the caller's own main thread. (Linux also refuses
+/// a target that is not dumpable; the Sentry cannot read that flag, and the uid rule is the
+/// wall between users.)
+fn may_inspect(me: &Me, target: i32) -> bool {
+    if target == me.host_tgid || target == me.caller.tid {
         return true;
     }
-    let (Some(c), Some(t)) = (ids_of(caller), ids_of(target)) else { return false };
-    const CAP_SYS_PTRACE: u32 = 19;
-    if c.cap_eff & (1 << CAP_SYS_PTRACE) != 0 {
-        return true;
-    }
-    t.uids[..3].iter().all(|u| *u == c.uids[3]) && t.gids[..3].iter().all(|g| *g == c.gids[3])
-}
-
-/// A task's ids (real, effective, saved, filesystem) and effective capabilities, from the
-/// host's `/proc/<tid>/status`.
-struct Ids {
-    uids: [u32; 4],
-    gids: [u32; 4],
-    cap_eff: u64,
-}
-
-fn ids_of(tid: i32) -> Option<Ids> {
-    let s = host::read_string(&format!("{tid}/status")).ok()?;
-    let four = |key: &str| -> Option<[u32; 4]> {
-        let v: Vec<u32> =
-            s.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        v.try_into().ok()
-    };
-    let cap_eff =
-        s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
-    Some(Ids { uids: four("Uid:")?, gids: four("Gid:")?, cap_eff })
+    let Some(t) = pids::owner(target) else { return false };
+    let c = me.caller;
+    t.tgid == me.host_tgid
+        || c.may_ptrace
+        || (t.uids.iter().all(|u| *u == c.fsuid) && t.gids.iter().all(|g| *g == c.fsgid))
 }
 
 /// Entries of `/proc/<pid>` (or `/proc/<pid>/task/<tid>`).
-fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResult<Found> {
+fn process(info: &Info, me: &Me, who: Subject, rest: &[Vec<u8>], follow: bool) -> SysResult<Found> {
     let Some(name) = rest.first() else {
         let mut list = entries(PER_PROCESS);
         if who.thread {
@@ -294,7 +286,7 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
         return Ok(Found::Entry(Entry::Dir(list)));
     };
     let last = rest.len() == 1;
-    if INSPECTING.contains(&name.as_slice()) && !may_inspect(caller, who.host) {
+    if INSPECTING.contains(&name.as_slice()) && !may_inspect(me, who.host) {
         return Err(libc::EACCES);
     }
     let magic = match name.as_slice() {
@@ -315,7 +307,7 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
             let Some(n) = rest.get(1) else {
                 let kind = if dir { Kind::Link } else { Kind::File };
                 let mut fds = content::fd_list(who.host);
-                if who.host == caller_host_tgid(caller) {
+                if who.host == me.host_tgid {
                     // The descriptor this very open is about to get, as Linux would list it.
                     let next = (0..).find(|i: &i32| !fds.contains(&i.to_string().into_bytes())).unwrap_or(0);
                     fds.push(next.to_string().into_bytes());
@@ -362,7 +354,7 @@ fn process(info: &Info, caller: i32, who: Subject, rest: &[Vec<u8>], follow: boo
             };
             let ns = parse_num(t).ok_or(libc::ENOENT)?;
             let th = threads.into_iter().find(|x| x.ns == ns).ok_or(libc::ENOENT)?;
-            process(info, caller, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
+            process(info, me, Subject { host: th.host, ns, thread: true }, &rest[2..], follow)
         }
         _ if !last => Err(libc::ENOTDIR),
         other => match TASK_FILES.iter().find(|t| t.as_bytes() == other) {

@@ -20,12 +20,50 @@ fn ns_field(status: &str, key: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// The host tgid in a host `status` file.
+pub fn tgid_field(status: &str) -> Option<i32> {
+    status.lines().find_map(|l| l.strip_prefix("Tgid:"))?.trim().parse().ok()
+}
+
 /// (tgid, tid) inside the sandbox's pid namespace and the host tgid, for host thread
 /// `host_tid`.
 pub fn ns_ids(host_tid: i32) -> Option<(i32, i32, i32)> {
     let s = host::read_string(&format!("{host_tid}/status")).ok()?;
-    let host_tgid = s.lines().find(|l| l.starts_with("Tgid:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some((*ns_field(&s, "NStgid:").last()?, *ns_field(&s, "NSpid:").last()?, host_tgid))
+    Some((*ns_field(&s, "NStgid:").last()?, *ns_field(&s, "NSpid:").last()?, tgid_field(&s)?))
+}
+
+/// Who a host thread is, from its host `status` file: what deciding whether another may
+/// inspect it takes.
+pub struct Owner {
+    /// Its process (host tgid).
+    pub tgid: i32,
+    /// Its real, effective and saved uids.
+    pub uids: [u32; 3],
+    /// Its real, effective and saved gids.
+    pub gids: [u32; 3],
+}
+
+/// [`Owner`] of host thread `host_tid` (one read of its `status`).
+pub fn owner(host_tid: i32) -> Option<Owner> {
+    let s = host::read_string(&format!("{host_tid}/status")).ok()?;
+    let three = |key: &str| -> Option<[u32; 3]> {
+        let v: Vec<u32> = s
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .take(3)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        v.try_into().ok()
+    };
+    Some(Owner { tgid: tgid_field(&s)?, uids: three("Uid:")?, gids: three("Gid:")? })
+}
+
+/// Whether host thread `tid` is of process `tgid` (host ids; no read when `tid` is its
+/// main thread; never for tgid 0, no process).
+pub fn in_process(tid: i32, tgid: i32) -> bool {
+    tgid > 0
+        && (tid == tgid || host::read_string(&format!("{tid}/status")).ok().and_then(|s| tgid_field(&s)) == Some(tgid))
 }
 
 /// Sandbox pid of host pid `host` (0 when it is outside the sandbox, like init's parent).
