@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+import prom
+
 
 def request(port, method, path, token=None, timeout=120):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -22,15 +24,7 @@ def request(port, method, path, token=None, timeout=120):
 
 
 def metrics(port, token):
-    out = {}
-    for line in request(port, "GET", "/metrics", token)[1].decode().splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-    return out
+    return prom.scrape(port, token)
 
 
 def at_rest(port, token):

@@ -60,8 +60,9 @@ done
 hyperfine -N -w 3 -r 20 --export-json "$DATA/bare.json" \
   --command-name python3 "/usr/bin/python3 -c print(1)" --command-name node "/usr/bin/node -e 1" >/dev/null 2>&1
 
-python3 - "$PORT" "$(cat "$DATA/admin.token")" "$CALLS" "$DATA/bare.json" "$MEMORY" <<'PY'
+PYTHONPATH=bench python3 - "$PORT" "$(cat "$DATA/admin.token")" "$CALLS" "$DATA/bare.json" "$MEMORY" <<'PY'
 import http.client, json, sys, time
+import prom
 
 port, token, calls, bare, memory = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 FUNCS = [("py-v1", "python3"), ("py-v2", "python3"), ("node-v1", "node"), ("node-v2", "node")]
@@ -77,12 +78,7 @@ def request(method, path, admin=False):
 
 
 def metrics():
-    out = {}
-    for line in request("GET", "/metrics")[1].decode().splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            out[k] = float(v)
-    return out
+    return prom.scrape(port, token)
 
 
 def settled(m):

@@ -152,8 +152,9 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && 
 export FNBOX_SERVER="http://127.0.0.1:$PORT" FNBOX_DATA_DIR="$DATA"
 "$FNBOX" deploy py-egress examples/hello-python --runtime python3 --network egress >/dev/null
 "$FNBOX" deploy py-none examples/hello-python --runtime python3 --network none >/dev/null
-python3 - "$PORT" "$(cat "$DATA/admin.token")" "$CALLS" <<'PY'
+PYTHONPATH=bench python3 - "$PORT" "$(cat "$DATA/admin.token")" "$CALLS" <<'PY'
 import http.client, sys, time
+import prom
 port, token, calls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 def request(method, path, admin=False):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -161,15 +162,7 @@ def request(method, path, admin=False):
     r = c.getresponse(); body = r.read(); c.close()
     return r.status, body
 def metrics():
-    out = {}
-    for line in request("GET", "/metrics", admin=True)[1].decode().splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-    return out
+    return prom.scrape(port, token)
 def settle():
     end = time.monotonic() + 20
     while time.monotonic() < end:

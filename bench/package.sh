@@ -44,8 +44,9 @@ for f in site package; do
   "$FNBOX" deploy "$f" "$DATA/$f" --runtime python3 >/dev/null
 done
 
-python3 - "$PORT" "$(cat "$DATA/serve/admin.token")" "$CALLS" <<'PY'
+PYTHONPATH=bench python3 - "$PORT" "$(cat "$DATA/serve/admin.token")" "$CALLS" <<'PY'
 import http.client, sys, time
+import prom
 
 port, token, calls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 
@@ -60,8 +61,7 @@ def request(method, path, admin=False):
 
 
 def metric(prefix):
-    lines = request("GET", "/metrics")[1].decode().splitlines()
-    return sum(float(l.rpartition(" ")[2]) for l in lines if l.startswith(prefix))
+    return sum(v for k, v in prom.scrape(port, token).items() if k.startswith(prefix))
 
 
 def settle():

@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::build::Event as BuildEvent;
 pub use crate::function::FunctionView;
+pub use crate::gateway::reply::Refusal;
 pub use crate::platform::Listed;
 pub use crate::registry::{NewToken, TokenInfo};
+pub use crate::triggers::calls::{InvocationView, Queued};
+pub use crate::triggers::{TriggerRemoved, TriggerState, TriggerView};
+pub use crate::versions::VersionView;
 
 /// `POST /api/v1/code`: where the code was stored.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -70,6 +74,40 @@ mod tests {
         ] {
             assert_eq!(read::<BuildEvent>(&serde_json::to_value(&e).unwrap(), "a build").unwrap(), e);
         }
+    }
+
+    /// A trigger's view is read back whole, its state too; an SQS trigger's secret is never in
+    /// it, and a misspelt field is an error.
+    #[test]
+    fn trigger_views_round_trip_without_secrets() {
+        let runner = crate::triggers::Runner::default();
+        let req = |r: crate::triggers::CreateTrigger| r.into_trigger("f").unwrap();
+        let cron = req(crate::triggers::CreateTrigger { cron: Some("*/5 * * * *".into()), ..Default::default() });
+        let sqs = req(crate::triggers::CreateTrigger {
+            sqs: Some("https://sqs.fr-par.scw.cloud/1234/q".into()),
+            access_key: Some("AK".into()),
+            secret_key: Some("SECRET".into()),
+            ..Default::default()
+        });
+        let nats = req(crate::triggers::CreateTrigger { nats: Some("orders.new".into()), ..Default::default() });
+        let views = [&cron, &sqs, &nats].map(|t| crate::triggers::view(&runner, t));
+        let wire = serde_json::to_value(&views).unwrap();
+        assert!(!wire.to_string().contains("SECRET") && wire[1].get("secret_key").is_none(), "{wire}");
+        let back: Vec<TriggerView> = read(&wire, "GET /api/v1/triggers").unwrap();
+        assert_eq!((back[0].trigger.id.as_str(), back[0].trigger.source.kind()), (cron.id.as_str(), "cron"));
+        assert!(matches!(&back[0].state, TriggerState::Scheduled { next_runs, .. } if next_runs.len() == 3));
+        assert_eq!(back[1].state, TriggerState::Status { status: "stopped".into() });
+        assert!(matches!(&back[2].trigger.source, crate::triggers::Source::Nats(s) if s.subject == "orders.new"));
+        assert_eq!(back[2].state, TriggerState::Status { status: "stopped".into() });
+        let mut typo = wire[0].clone();
+        let fields = typo.as_object_mut().unwrap();
+        let id = fields.remove("id").unwrap();
+        fields.insert("idd".into(), id);
+        let e = read::<TriggerView>(&typo, "GET /api/v1/triggers").unwrap_err().to_string();
+        assert!(e.contains("GET /api/v1/triggers") && e.contains("id"), "{e}");
+        let gone = TriggerRemoved { function: "f".into(), removed: "trg-1".into() };
+        assert_eq!(read::<TriggerRemoved>(&serde_json::to_value(&gone).unwrap(), "DELETE").unwrap(), gone);
+        assert!(read::<TriggerRemoved>(&serde_json::json!({ "removed": "trg-1" }), "DELETE").is_err());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 use crate::function::FunctionConfig;
 use crate::registry::Registry;
 use rusqlite::params;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A kept version as listed: its configuration without secret values (their names only).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VersionView {
     pub version: u64,
     pub code: String,

@@ -22,12 +22,16 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The server's JSON, or its error as an `Error`.
+    /// The server's JSON, or its error ([`crate::api::Refusal`]) as an `Error`.
     pub fn json(&self) -> Result<serde_json::Value> {
-        let v: serde_json::Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| serde_json::json!({ "error": String::from_utf8_lossy(&self.body).trim().to_string() }));
+        let v: Option<serde_json::Value> = serde_json::from_slice(&self.body).ok();
         if self.status >= 400 {
-            let msg = v["error"].as_str().unwrap_or("the server refused the request").to_string();
+            let msg = match (&v, v.as_ref().map(|v| crate::api::read::<crate::api::Refusal>(v, "any"))) {
+                (_, Some(Ok(refusal))) => refusal.error,
+                // Not an answer of fnbox's (a proxy's page, a plain-text error): its text.
+                (None, _) => String::from_utf8_lossy(&self.body).trim().to_string(),
+                (Some(_), _) => "the server refused the request".to_string(),
+            };
             return Err(match self.status {
                 401 => Error::Unauthorized(msg),
                 404 => Error::NotFound(msg),
@@ -35,7 +39,8 @@ impl Reply {
                 _ => Error::Invalid(msg),
             });
         }
-        Ok(v)
+        // A success that is not JSON: its text, as an error answer's would be.
+        Ok(v.unwrap_or_else(|| serde_json::json!({ "error": String::from_utf8_lossy(&self.body).trim().to_string() })))
     }
 }
 

@@ -229,6 +229,17 @@ pub struct InvokeArgs {
     pub token: Option<String>,
 }
 
+/// `fnbox invoke --json`: what the function answered. Its fields in name order, as the
+/// output has always had them.
+#[derive(serde::Serialize)]
+struct Answered {
+    body: String,
+    headers: BTreeMap<String, String>,
+    #[serde(rename = "isBase64Encoded")]
+    is_base64_encoded: bool,
+    status: u16,
+}
+
 pub async fn invoke(t: &Target, name: &str, a: InvokeArgs) -> Result<i32> {
     // The admin token opens private functions too; an explicit token wins.
     let token = match a.token {
@@ -251,21 +262,19 @@ pub async fn invoke(t: &Target, name: &str, a: InvokeArgs) -> Result<i32> {
     let path = format!("/fn/{name}/{}", a.path.trim_start_matches('/'));
     let r = c.call(method, &path, &headers, Bytes::from(a.data.unwrap_or_default())).await?;
     if t.json {
-        let hs: BTreeMap<String, String> = r
+        let headers = r
             .headers
             .iter()
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let body = match std::str::from_utf8(&r.body) {
-            Ok(s) => serde_json::json!({ "body": s, "isBase64Encoded": false }),
+        let (body, is_base64_encoded) = match std::str::from_utf8(&r.body) {
+            Ok(s) => (s.to_string(), false),
             Err(_) => {
                 use base64::Engine;
-                serde_json::json!({ "body": base64::engine::general_purpose::STANDARD.encode(&r.body), "isBase64Encoded": true })
+                (base64::engine::general_purpose::STANDARD.encode(&r.body), true)
             }
         };
-        print_json(
-            &serde_json::json!({ "status": r.status, "headers": hs, "body": body["body"], "isBase64Encoded": body["isBase64Encoded"] }),
-        );
+        print_json(&Answered { body, headers, is_base64_encoded, status: r.status });
     } else {
         let _ = std::io::stdout().write_all(&r.body);
         if r.status >= 400 {

@@ -12,7 +12,7 @@
 use super::{print_json, Target};
 use crate::error::{Error, Result};
 use crate::function::DeployRequest;
-use crate::triggers::CreateTrigger;
+use crate::triggers::{CreateTrigger, Source, TriggerView};
 use bytes::Bytes;
 use hyper::Method;
 use std::path::Path;
@@ -420,45 +420,44 @@ pub async fn deploy_file(t: &Target, file: &Path) -> Result<i32> {
 /// Makes the function's `sls-schedule-*` triggers those of the file: (kept, changed).
 async fn sync_schedules(t: &Target, function: &str, want: &[CreateTrigger]) -> Result<(usize, usize)> {
     let c = t.admin()?;
-    let have =
-        c.call(Method::GET, &format!("/api/v1/functions/{function}/triggers"), &[], Bytes::new()).await?.json()?;
-    let have = have.as_array().cloned().unwrap_or_default();
+    let path = format!("/api/v1/functions/{function}/triggers");
+    let have = c.call(Method::GET, &path, &[], Bytes::new()).await?.json()?;
+    let have: Vec<TriggerView> = crate::api::read(&have, &format!("GET {path}"))?;
     let (mut kept, mut changed) = (0, 0);
     for h in &have {
-        let name = h["name"].as_str().unwrap_or("");
-        if !name.starts_with("sls-schedule-") {
+        if !h.trigger.name.starts_with("sls-schedule-") {
             continue;
         }
-        let same = want.iter().any(|w| {
-            w.name.as_deref() == Some(name)
-                && w.cron.as_deref() == h["schedule"].as_str()
-                && w.data.as_ref().unwrap_or(&serde_json::Value::Null)
-                    == h.get("data").unwrap_or(&serde_json::Value::Null)
-        });
-        if same {
+        if want.iter().any(|w| same_schedule(h, w)) {
             kept += 1;
             continue;
         }
-        let id = h["id"].as_str().unwrap_or("");
-        c.call(Method::DELETE, &format!("/api/v1/triggers/{id}"), &[], Bytes::new()).await?.json()?;
+        c.call(Method::DELETE, &format!("/api/v1/triggers/{}", h.trigger.id), &[], Bytes::new()).await?.json()?;
         changed += 1;
     }
     for w in want {
-        let exists = have.iter().any(|h| {
-            h["name"].as_str() == w.name.as_deref()
-                && h["schedule"].as_str() == w.cron.as_deref()
-                && h.get("data").unwrap_or(&serde_json::Value::Null)
-                    == w.data.as_ref().unwrap_or(&serde_json::Value::Null)
-        });
-        if exists {
+        if have.iter().any(|h| same_schedule(h, w)) {
             continue;
         }
         let body = serde_json::to_vec(w).map_err(|e| Error::Internal(e.to_string()))?;
         let headers = [("content-type".to_string(), "application/json".to_string())];
-        c.call(Method::POST, &format!("/api/v1/functions/{function}/triggers"), &headers, body.into()).await?.json()?;
+        c.call(Method::POST, &path, &headers, body.into()).await?.json()?;
         changed += 1;
     }
     Ok((kept, changed))
+}
+
+/// Is the server's trigger `h` the file's schedule `w`: the same name, CRON expression and
+/// data (none and `null` alike)?
+fn same_schedule(h: &TriggerView, w: &CreateTrigger) -> bool {
+    let (schedule, data) = match &h.trigger.source {
+        Source::Cron { schedule, data } => (Some(schedule.as_str()), data.as_ref()),
+        _ => (None, None),
+    };
+    let null = serde_json::Value::Null;
+    w.name.as_deref() == Some(h.trigger.name.as_str())
+        && w.cron.as_deref() == schedule
+        && w.data.as_ref().unwrap_or(&null) == data.unwrap_or(&null)
 }
 
 #[cfg(test)]

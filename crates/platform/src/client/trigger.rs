@@ -1,8 +1,9 @@
 //! `fnbox trigger create|ls|rm`: CRON and queue triggers of functions.
 
 use super::{print_json, Target};
+use crate::api;
 use crate::error::{Error, Result};
-use crate::triggers::CreateTrigger;
+use crate::triggers::{CreateTrigger, Source, TriggerRemoved, TriggerState, TriggerView};
 use bytes::Bytes;
 use hyper::Method;
 
@@ -12,29 +13,24 @@ pub async fn create(t: &Target, function: &str, req: &CreateTrigger) -> Result<i
     let headers = [("content-type".to_string(), "application/json".to_string())];
     let path = format!("/api/v1/functions/{function}/triggers");
     let v = t.admin()?.call(Method::POST, &path, &headers, body.into()).await?.json()?;
+    let made: TriggerView = api::read(&v, &format!("POST {path}"))?;
     if t.json {
         print_json(&v);
     } else {
-        println!(
-            "created {} trigger {} ({}) for {function}: {}",
-            v["kind"].as_str().unwrap_or(""),
-            v["name"].as_str().unwrap_or(""),
-            v["id"].as_str().unwrap_or(""),
-            state(&v)
-        );
+        let tr = &made.trigger;
+        println!("created {} trigger {} ({}) for {function}: {}", tr.source.kind(), tr.name, tr.id, state(&made.state));
     }
     Ok(0)
 }
 
 /// What a trigger listing says of its state: the next runs of a CRON trigger, a consumer's
 /// state.
-fn state(v: &serde_json::Value) -> String {
-    match v["next_runs"].as_array() {
-        Some(next) if !next.is_empty() => {
-            format!("next {}", next.iter().filter_map(|n| n.as_str()).collect::<Vec<_>>().join(", "))
-        }
-        Some(_) => "never runs (no date matches)".into(),
-        None => v["status"].as_str().unwrap_or("").to_string(),
+fn state(s: &TriggerState) -> String {
+    match s {
+        TriggerState::Scheduled { next_runs, .. } if !next_runs.is_empty() => format!("next {}", next_runs.join(", ")),
+        TriggerState::Scheduled { .. } => "never runs (no date matches)".into(),
+        TriggerState::Status { status } => status.clone(),
+        TriggerState::Nothing {} => String::new(),
     }
 }
 
@@ -44,41 +40,45 @@ pub async fn ls(t: &Target, function: Option<&str>) -> Result<i32> {
         None => "/api/v1/triggers".to_string(),
     };
     let v = t.admin()?.call(Method::GET, &path, &[], Bytes::new()).await?.json()?;
+    let rows: Vec<TriggerView> = api::read(&v, &format!("GET {path}"))?;
     if t.json {
         print_json(&v);
         return Ok(0);
     }
-    let rows = v.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
         println!("no triggers: make one with `fnbox trigger create FUNCTION --cron '*/5 * * * *'`");
         return Ok(0);
     }
     println!("{:<16} {:<20} {:<20} {:<5} {:<24} STATE", "ID", "NAME", "FUNCTION", "KIND", "SOURCE");
     for r in rows {
-        let source = match r["kind"].as_str() {
-            Some("cron") => r["schedule"].as_str().unwrap_or("").to_string(),
-            Some("sqs") => r["queue_url"].as_str().unwrap_or("").to_string(),
-            _ => r["subject"].as_str().unwrap_or("").to_string(),
+        let tr = &r.trigger;
+        let source = match &tr.source {
+            Source::Cron { schedule, .. } => schedule.as_str(),
+            Source::Sqs(s) => s.queue_url.as_str(),
+            Source::Nats(s) => s.subject.as_str(),
+            Source::Async => "",
         };
         println!(
             "{:<16} {:<20} {:<20} {:<5} {:<24} {}",
-            r["id"].as_str().unwrap_or(""),
-            r["name"].as_str().unwrap_or(""),
-            r["function"].as_str().unwrap_or(""),
-            r["kind"].as_str().unwrap_or(""),
+            tr.id,
+            tr.name,
+            tr.function,
+            tr.source.kind(),
             source,
-            state(&r)
+            state(&r.state)
         );
     }
     Ok(0)
 }
 
 pub async fn rm(t: &Target, id: &str) -> Result<i32> {
-    let v = t.admin()?.call(Method::DELETE, &format!("/api/v1/triggers/{id}"), &[], Bytes::new()).await?.json()?;
+    let path = format!("/api/v1/triggers/{id}");
+    let v = t.admin()?.call(Method::DELETE, &path, &[], Bytes::new()).await?.json()?;
+    let removed: TriggerRemoved = api::read(&v, &format!("DELETE {path}"))?;
     if t.json {
         print_json(&v);
     } else {
-        println!("removed trigger {id} of {}", v["function"].as_str().unwrap_or(""));
+        println!("removed trigger {id} of {}", removed.function);
     }
     Ok(0)
 }

@@ -354,7 +354,9 @@ pub(super) async fn act(p: &Arc<Platform>, parts: &[&str], form: Form, csrf: &st
         }
         // Only a trigger of this function: the id comes from the page's own list.
         [_, _, "triggers", id, "remove"] => match crate::triggers::list(p, Some(name)) {
-            Ok(ts) if ts.iter().any(|t| t["id"] == *id) => crate::triggers::remove(p, id).map(|_| done("untriggered")),
+            Ok(ts) if ts.iter().any(|t| t.trigger.id == *id) => {
+                crate::triggers::remove(p, id).map(|_| done("untriggered"))
+            }
             Ok(_) => Err(crate::Error::NotFound(format!("function '{name}' has no trigger '{id}'"))),
             Err(e) => Err(e),
         },

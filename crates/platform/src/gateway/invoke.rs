@@ -6,9 +6,9 @@ use super::answer::{handler_answer, hop_by_hop};
 use super::body::{BodyError, BodyReader, HeldBody, Sender};
 use super::{full, relay, text, Body};
 use crate::function::{HEADER_MAX, PAYLOAD_MAX};
-use crate::instances::pool::{AcquireError, Outcome, Pool};
-use crate::instances::upstream::UpstreamError;
-use crate::instances::EndCause;
+use crate::instances::pool::{AcquireError, Lease, Outcome, Pool};
+use crate::instances::upstream::{Connection, UpstreamError};
+use crate::instances::{EndCause, Instance};
 use crate::platform::Platform;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -332,7 +332,8 @@ pub async fn prepare(
 /// function's queue), send the request under the function's timeout, check the answer.
 /// `answers`: the memory answers may be held in for their reader (the rest is streamed).
 /// `reader_time`: how long the caller may take, beyond the function's timeout, to read a long
-/// answer (see relay.rs).
+/// answer (see relay.rs). Every way out frees the lease: finished with the outcome here, or
+/// handed to the relay that streams the answer.
 pub async fn dispatch(
     p: &Arc<Platform>,
     pool: &Arc<Pool>,
@@ -342,132 +343,206 @@ pub async fn dispatch(
     answers: &relay::AnswerMemory,
     reader_time: Duration,
 ) -> Response<Body> {
-    let cfg = pool.current().function.config.clone();
-    let lease = match pool.acquire().await {
+    let timeout = Duration::from_secs(pool.current().function.config.timeout_s);
+    let lease = match acquire(pool, name).await {
         Ok(l) => l,
-        Err(AcquireError::QueueFull { max_queue, max_scale }) => {
-            return text(
-                503,
-                format!(
-                    "function '{name}' is busy: its {max_scale} instance(s) are busy and {max_queue} request(s) already wait; retry later, or raise --max-scale or --max-queue"
-                ),
-            )
-        }
-        Err(AcquireError::QueueTimeout(d)) => {
-            return text(503, format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()))
-        }
-        Err(AcquireError::StartFailed(e)) => {
-            // What the instance printed may say anything (a binary function's stderr could
-            // forge a reason): the details go to the function's log only (the pool logs them).
-            let _ = e;
-            return text(
-                502,
-                format!("function '{name}' could not start an instance: its operator finds why in `fnbox logs {name}`"),
-            );
-        }
-        Err(AcquireError::Removed) => return text(404, format!("function '{name}' was removed")),
+        Err(resp) => return resp,
     };
-    let timeout = Duration::from_secs(cfg.timeout_s);
-    let inst = lease.instance.clone();
-    // The function's timeout covers its answer's head and first window; a longer answer has
-    // as long again, plus the client's time, to be relayed (see relay.rs).
-    let sent = tokio::time::timeout(timeout, async {
-        let (resp, connection) = inst.upstream.send(up).await?;
-        let (parts, mut body) = resp.into_parts();
-        let start = relay::read_start(&mut body, PAYLOAD_MAX).await?;
-        Ok((parts, body, start, connection))
-    })
-    .await;
-    let (mut parts, rest, start, connection) = match sent {
-        Err(_) => {
-            p.logs.event(
-                name,
-                &inst.id,
-                format!("request {request_id} timed out after {} s: instance killed", timeout.as_secs()),
-            );
-            lease.finish(Outcome::TimedOut);
-            return text(
-                504,
-                format!(
-                    "function '{name}' timed out after {} s (its --timeout); its instance was stopped",
-                    timeout.as_secs()
-                ),
-            );
-        }
-        Ok(Err(UpstreamError::TooLarge)) => {
+    let call = Call { p, name, request_id, timeout };
+    match call.answer(&lease, up, answers).await {
+        Ok(Answer::Whole(parts, body, connection)) => {
+            lease.instance.upstream.keep(connection);
             lease.finish(Outcome::Served);
-            return text(502, format!("function '{name}' answered with a body over the 6 MiB limit"));
+            Response::from_parts(parts, body)
         }
-        Ok(Err(UpstreamError::Connection(e))) => {
-            let ended = inst.ended_within(Duration::from_secs(3)).await;
-            lease.finish(Outcome::InstanceFailed);
-            let why = match ended {
-                Some(end) if end.cause == EndCause::OutOfMemory => {
-                    format!("its instance ran {}", end.message)
-                }
-                Some(end) => format!("its instance crashed: {}", end.message),
-                None => format!("the connection to its instance failed ({e})"),
-            };
-            p.logs.event(name, &inst.id, format!("request {request_id} failed: {why}"));
-            let why = p.without_host_paths(&why);
-            return text(502, format!("function '{name}' failed: {why}; the next request gets a new instance"));
+        Ok(Answer::Streamed { parts, gathered, rest, connection }) => {
+            let caller =
+                relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id: request_id.to_string() };
+            let deadline = tokio::time::Instant::now() + timeout + reader_time;
+            let relay = relay::Relay::new(gathered, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
+            Response::from_parts(parts, relay.boxed())
         }
-        Ok(Ok(answer)) => answer,
-    };
-    if let Some((started, path)) = lease.cold_start {
-        p.metrics.cold_start(name, path, None, &[("first_response", Some(started.elapsed()))]);
-        // The cold start is over: now the warm pool may spend CPU on replacing its sandbox,
-        // after this response (its accounting reads cgroup files).
-        if let (true, Some(w)) = (path.pooled, &p.warm) {
+        Err(f) => {
+            if let Some(log) = f.log {
+                p.logs.event(name, &lease.instance.id, log);
+            }
+            lease.finish(f.outcome);
+            text(f.status, f.answer)
+        }
+    }
+}
+
+/// An instance of the function for one request, or the answer saying why there is none.
+#[allow(clippy::result_large_err)]
+async fn acquire(pool: &Arc<Pool>, name: &str) -> Result<Lease, Response<Body>> {
+    match pool.acquire().await {
+        Ok(l) => Ok(l),
+        Err(AcquireError::QueueFull { max_queue, max_scale }) => Err(text(
+            503,
+            format!(
+                "function '{name}' is busy: its {max_scale} instance(s) are busy and {max_queue} request(s) already wait; retry later, or raise --max-scale or --max-queue"
+            ),
+        )),
+        Err(AcquireError::QueueTimeout(d)) => Err(text(
+            503,
+            format!("function '{name}' is busy: no instance became free within {} s; retry later", d.as_secs()),
+        )),
+        // What the instance printed may say anything (a binary function's stderr could forge
+        // a reason): the details go to the function's log only (the pool logs them).
+        Err(AcquireError::StartFailed(_)) => Err(text(
+            502,
+            format!("function '{name}' could not start an instance: its operator finds why in `fnbox logs {name}`"),
+        )),
+        Err(AcquireError::Removed) => Err(text(404, format!("function '{name}' was removed"))),
+    }
+}
+
+/// One request on its leased instance.
+struct Call<'a> {
+    p: &'a Arc<Platform>,
+    name: &'a str,
+    request_id: &'a str,
+    /// The function's timeout: for the answer's head and first window, and again for the rest.
+    timeout: Duration,
+}
+
+/// An answer checked and read far enough for the lease to be settled.
+enum Answer {
+    /// All of it, in memory: the instance is free, its connection kept.
+    Whole(hyper::http::response::Parts, Body, Connection),
+    /// Over the answer memory: the rest is relayed as the client reads it.
+    Streamed { parts: hyper::http::response::Parts, gathered: relay::Gathered, rest: Incoming, connection: Connection },
+}
+
+/// Why a leased request failed: what becomes of its instance, what the function's log says,
+/// and the caller's answer. [`dispatch`] settles the lease with it.
+struct Failure {
+    outcome: Outcome,
+    log: Option<String>,
+    status: u16,
+    answer: String,
+}
+
+impl Call<'_> {
+    async fn answer(
+        &self,
+        lease: &Lease,
+        up: Request<Full<Bytes>>,
+        answers: &relay::AnswerMemory,
+    ) -> Result<Answer, Failure> {
+        let (mut parts, mut rest, start, connection) = self.first_window(&lease.instance, up).await?;
+        self.cold_start_over(lease);
+        if let Err(why) = handler_answer(&mut parts) {
+            return Err(Failure {
+                outcome: Outcome::Served,
+                log: Some(format!("request {}: the handler's answer is not valid HTTP: {why}", self.request_id)),
+                status: 500,
+                answer: format!("function '{}' returned an answer that is not valid HTTP: {why}", self.name),
+            });
+        }
+        if let Ok(v) = HeaderValue::from_str(self.request_id) {
+            parts.headers.insert("x-request-id", v);
+        }
+        if start.done {
+            return Ok(Answer::Whole(parts, full(start.bytes), connection));
+        }
+        // Read on into memory (within the answer budget) so that the instance is free whether
+        // the client reads or not; the instance has its timeout again for the rest.
+        let gathered = self.read_on(answers, start, &mut rest).await?;
+        if gathered.done {
+            return Ok(Answer::Whole(parts, relay::Held::new(gathered).boxed(), connection));
+        }
+        Ok(Answer::Streamed { parts, gathered, rest, connection })
+    }
+
+    /// Sends the request and reads the answer's head and first window, within the timeout
+    /// (a longer answer has as long again, plus the client's time, to be relayed: relay.rs).
+    async fn first_window(
+        &self,
+        inst: &Arc<Instance>,
+        up: Request<Full<Bytes>>,
+    ) -> Result<(hyper::http::response::Parts, Incoming, relay::Start, Connection), Failure> {
+        let sent = tokio::time::timeout(self.timeout, async {
+            let (resp, connection) = inst.upstream.send(up).await?;
+            let (parts, mut body) = resp.into_parts();
+            let start = relay::read_start(&mut body, PAYLOAD_MAX).await?;
+            Ok((parts, body, start, connection))
+        })
+        .await;
+        let (name, secs) = (self.name, self.timeout.as_secs());
+        match sent {
+            Err(_) => Err(Failure {
+                outcome: Outcome::TimedOut,
+                log: Some(format!("request {} timed out after {secs} s: instance killed", self.request_id)),
+                status: 504,
+                answer: format!("function '{name}' timed out after {secs} s (its --timeout); its instance was stopped"),
+            }),
+            Ok(Err(UpstreamError::TooLarge)) => Err(self.too_large()),
+            Ok(Err(UpstreamError::Connection(e))) => {
+                let why = match inst.ended_within(Duration::from_secs(3)).await {
+                    Some(end) if end.cause == EndCause::OutOfMemory => format!("its instance ran {}", end.message),
+                    Some(end) => format!("its instance crashed: {}", end.message),
+                    None => format!("the connection to its instance failed ({e})"),
+                };
+                Err(Failure {
+                    outcome: Outcome::InstanceFailed,
+                    log: Some(format!("request {} failed: {why}", self.request_id)),
+                    status: 502,
+                    answer: format!(
+                        "function '{name}' failed: {}; the next request gets a new instance",
+                        self.p.without_host_paths(&why)
+                    ),
+                })
+            }
+            Ok(Ok(answer)) => Ok(answer),
+        }
+    }
+
+    /// Reads the answer on after its first window, within the timeout again.
+    async fn read_on(
+        &self,
+        answers: &relay::AnswerMemory,
+        start: relay::Start,
+        rest: &mut Incoming,
+    ) -> Result<relay::Gathered, Failure> {
+        let name = self.name;
+        match tokio::time::timeout(self.timeout, relay::gather(answers, start, rest, PAYLOAD_MAX)).await {
+            Ok(Ok(g)) => Ok(g),
+            Ok(Err(UpstreamError::TooLarge)) => Err(self.too_large()),
+            Ok(Err(UpstreamError::Connection(e))) => Err(Failure {
+                outcome: Outcome::InstanceFailed,
+                log: Some(format!("request {} failed: its answer broke off ({e})", self.request_id)),
+                status: 502,
+                answer: format!("function '{name}' failed: its answer broke off; the next request gets a new instance"),
+            }),
+            Err(_) => Err(Failure {
+                outcome: Outcome::TimedOut,
+                log: Some(format!("request {} timed out while answering: instance killed", self.request_id)),
+                status: 504,
+                answer: format!(
+                    "function '{name}' timed out while answering (its --timeout); its instance was stopped"
+                ),
+            }),
+        }
+    }
+
+    fn too_large(&self) -> Failure {
+        Failure {
+            outcome: Outcome::Served,
+            log: None,
+            status: 502,
+            answer: format!("function '{}' answered with a body over the 6 MiB limit", self.name),
+        }
+    }
+
+    /// The instance's first answer ends its cold start: counted, and the warm pool may now
+    /// spend CPU on replacing the sandbox it gave (its accounting reads cgroup files).
+    fn cold_start_over(&self, lease: &Lease) {
+        let Some((started, path)) = lease.cold_start else { return };
+        self.p.metrics.cold_start(self.name, path, None, &[("first_response", Some(started.elapsed()))]);
+        if let (true, Some(w)) = (path.pooled, &self.p.warm) {
             let w = w.clone();
             tokio::spawn(async move { w.fill() });
         }
     }
-    if let Err(why) = handler_answer(&mut parts) {
-        p.logs.event(name, &inst.id, format!("request {request_id}: the handler's answer is not valid HTTP: {why}"));
-        return text(500, format!("function '{name}' returned an answer that is not valid HTTP: {why}"));
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert("x-request-id", v);
-    }
-    if start.done {
-        inst.upstream.keep(connection);
-        lease.finish(Outcome::Served);
-        return Response::from_parts(parts, full(start.bytes));
-    }
-    // Read on into memory (within the answer budget) so that the instance is free whether the
-    // client reads or not; the instance has its timeout again for the rest.
-    let mut rest = rest;
-    let gathered = match tokio::time::timeout(timeout, relay::gather(answers, start, &mut rest, PAYLOAD_MAX)).await {
-        Ok(Ok(g)) => g,
-        Ok(Err(UpstreamError::TooLarge)) => {
-            lease.finish(Outcome::Served);
-            return text(502, format!("function '{name}' answered with a body over the 6 MiB limit"));
-        }
-        Ok(Err(UpstreamError::Connection(e))) => {
-            lease.finish(Outcome::InstanceFailed);
-            p.logs.event(name, &inst.id, format!("request {request_id} failed: its answer broke off ({e})"));
-            return text(
-                502,
-                format!("function '{name}' failed: its answer broke off; the next request gets a new instance"),
-            );
-        }
-        Err(_) => {
-            p.logs.event(name, &inst.id, format!("request {request_id} timed out while answering: instance killed"));
-            lease.finish(Outcome::TimedOut);
-            return text(
-                504,
-                format!("function '{name}' timed out while answering (its --timeout); its instance was stopped"),
-            );
-        }
-    };
-    if gathered.done {
-        inst.upstream.keep(connection);
-        lease.finish(Outcome::Served);
-        return Response::from_parts(parts, relay::Held::new(gathered).boxed());
-    }
-    let caller = relay::Caller { logs: p.logs.clone(), function: name.to_string(), request_id: request_id.to_string() };
-    let deadline = tokio::time::Instant::now() + timeout + reader_time;
-    let relay = relay::Relay::new(gathered, rest, PAYLOAD_MAX, deadline, lease, connection, caller);
-    Response::from_parts(parts, relay.boxed())
 }

@@ -34,17 +34,23 @@ pub fn json(status: u16, v: &impl serde::Serialize) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("bad status\n")))
 }
 
+/// The body of an error answer (`{"error": "..."}`), as the server writes it and the CLI
+/// client reads it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    /// What happened and what to do, for a person.
+    pub error: String,
+}
+
 /// An error as JSON. The server's own failures (500) may name host paths: they go to the
 /// server's log, the client gets a reference to it.
 pub fn error(e: &crate::error::Error) -> Response<Body> {
     let status = e.status();
     if status != 500 {
-        return json(status, &serde_json::json!({ "error": e.to_string() }));
+        return json(status, &Refusal { error: e.to_string() });
     }
     let reference = crate::auth::random_hex(6);
     eprintln!("fnbox serve: error {reference}: {e}");
-    json(
-        status,
-        &serde_json::json!({ "error": format!("fnbox serve failed to do this (error {reference} in its log): retry, or ask its operator") }),
-    )
+    let error = format!("fnbox serve failed to do this (error {reference} in its log): retry, or ask its operator");
+    json(status, &Refusal { error })
 }

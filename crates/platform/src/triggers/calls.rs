@@ -4,11 +4,13 @@
 //! takes calls only while the function has room (back-pressure, as the queue triggers), at
 //! most [`IN_FLIGHT`] per function. With `fnbox serve --async-nats URL` the request is kept in
 //! a JetStream stream instead and run by the NATS queue consumer ([`super::calls_js`]); the
-//! registry keeps only its state and answer. Retried as queue messages are (3 times on a
-//! status of 300 or more). `GET /api/v1/invocations/ID` gives its state and answer;
-//! `X-Callback-Url` gets the answer POSTed to it.
+//! registry keeps only its state and answer. Both run a call's attempts with
+//! [`super::async_call`]: retried as queue messages are (3 times on a status of 300 or
+//! more). `GET /api/v1/invocations/ID` gives its state and answer; `X-Callback-Url` gets the
+//! answer POSTed to it.
 
-use super::{Run, Source, Trigger, RETRIES};
+use super::async_call::{attempt, b64, check_callback};
+pub use super::async_call::{RequestHead, IN_FLIGHT};
 use crate::error::{Error, Result};
 use crate::gateway::body::BodyReader;
 use crate::gateway::invoke::{find, prepare};
@@ -24,25 +26,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Calls of one function running at once.
-pub const IN_FLIGHT: usize = 10;
 /// Calls of one function waiting at most; past it, 503.
 pub const QUEUE_MAX: u64 = 10_000;
 /// Finished calls are kept this long for `GET /api/v1/invocations/ID`.
 pub const KEEP_S: u64 = 24 * 3600;
 const CALLBACK_HEADER: &str = "x-callback-url";
-const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A request's line and headers, as the registry stores them and a JetStream message carries
-/// them (its `Fnbox-Request` header).
-#[derive(Serialize, Deserialize)]
-pub struct RequestHead {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-}
 
 /// A request stored in the registry.
 #[derive(Serialize, Deserialize)]
@@ -56,40 +46,6 @@ struct StoredRequest {
 /// Where asynchronous calls wait: the registry's column `queue`.
 pub const REGISTRY_QUEUE: &str = "registry";
 pub const JETSTREAM_QUEUE: &str = "jetstream";
-
-/// An answer as `GET /api/v1/invocations/ID` and the callback show it.
-#[derive(Serialize, Deserialize)]
-struct StoredResponse {
-    #[serde(rename = "statusCode")]
-    status_code: u16,
-    headers: std::collections::BTreeMap<String, String>,
-    body: String,
-    #[serde(rename = "isBase64Encoded")]
-    is_base64_encoded: bool,
-}
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-/// `http://HOST[:PORT]/PATH`: the callback address, checked. HTTPS is not spoken by fnbox's
-/// client.
-fn check_callback(url: &str) -> std::result::Result<(String, String), String> {
-    let rest = url.strip_prefix("http://").ok_or("use an http:// URL (fnbox's client does not speak https)")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') || url.len() > 2048 {
-        return Err("the host is missing, has credentials, or the URL is over 2048 bytes".into());
-    }
-    let authority = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((authority, path.to_string()))
-}
 
 /// `POST /async/fn/NAME/...`.
 pub async fn accept(
@@ -188,38 +144,63 @@ fn add_call(p: &Platform, id: &str, name: &str, request: &str, callback: Option<
     Ok(id.to_string())
 }
 
+/// `POST /async/fn/NAME/...`'s 202: where to ask for the call's state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub id: String,
+    pub status: String,
+    pub status_url: String,
+}
+
 fn queued(p: &Platform, id: &str) -> Response<Body> {
     p.calls_waiting.notify_one();
-    let mut resp = json(
-        202,
-        &serde_json::json!({ "id": id, "status": "queued", "status_url": format!("/api/v1/invocations/{id}") }),
-    );
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("/api/v1/invocations/{id}")) {
+    let status_url = format!("/api/v1/invocations/{id}");
+    let location = hyper::header::HeaderValue::from_str(&status_url);
+    let mut resp = json(202, &Queued { id: id.to_string(), status: "queued".into(), status_url });
+    if let Ok(v) = location {
         resp.headers_mut().insert("location", v);
     }
     resp
 }
 
+/// `GET /api/v1/invocations/ID`: a call's state, and its answer once it has one (the fields
+/// in name order, as the answer has always had them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InvocationView {
+    pub attempts: u32,
+    pub callback: Option<String>,
+    pub created_at: u64,
+    pub finished_at: Option<u64>,
+    pub function: String,
+    pub id: String,
+    /// Where its request waits: `registry` or `jetstream`.
+    pub queue: String,
+    /// The answer as the callback got it: `statusCode`, `headers`, `body`, `isBase64Encoded`.
+    pub response: Option<serde_json::Value>,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+}
+
 /// `GET /api/v1/invocations/ID`.
-pub fn status(p: &Platform, id: &str) -> Result<serde_json::Value> {
+pub fn status(p: &Platform, id: &str) -> Result<InvocationView> {
     let c = p.registry.call(id)?.ok_or_else(|| {
         Error::NotFound(format!(
             "no asynchronous call '{id}' (finished calls are kept {} h): check the id the 202 answer gave",
             KEEP_S / 3600
         ))
     })?;
-    let response: Option<serde_json::Value> = c.response.as_deref().and_then(|r| serde_json::from_str(r).ok());
-    Ok(serde_json::json!({
-        "id": c.id,
-        "function": c.function,
-        "status": c.state,
-        "queue": c.queue,
-        "attempts": c.attempts,
-        "created_at": c.created_at,
-        "finished_at": c.finished_at,
-        "callback": c.callback,
-        "response": response,
-    }))
+    let response = c.response.as_deref().and_then(|r| serde_json::from_str(r).ok());
+    Ok(InvocationView {
+        attempts: c.attempts,
+        callback: c.callback,
+        created_at: c.created_at,
+        finished_at: c.finished_at,
+        function: c.function,
+        id: c.id,
+        queue: c.queue,
+        response,
+        status: c.state,
+    })
 }
 
 /// Starts the worker: it runs the calls a previous server left (those it was running, again).
@@ -236,7 +217,7 @@ pub fn start(p: Arc<Platform>) -> Result<()> {
             }
         }
     }
-    let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let running = Running::default();
     tokio::spawn(async move {
         let mut sweep = 0u32;
         loop {
@@ -249,8 +230,7 @@ pub fn start(p: Arc<Platform>) -> Result<()> {
             let functions = p.registry.functions_with_calls().unwrap_or_default();
             for f in functions {
                 let Some(pool) = p.pool(&f) else { continue };
-                let busy = running.lock().unwrap_or_else(|e| e.into_inner()).get(&f).copied().unwrap_or(0);
-                let room = IN_FLIGHT.saturating_sub(busy).min(pool.spare());
+                let room = IN_FLIGHT.saturating_sub(running.of(&f)).min(pool.spare());
                 if room == 0 {
                     continue;
                 }
@@ -262,13 +242,11 @@ pub fn start(p: Arc<Platform>) -> Result<()> {
                     }
                 };
                 for c in calls {
-                    *running.lock().unwrap_or_else(|e| e.into_inner()).entry(f.clone()).or_default() += 1;
-                    let (p, running, f) = (p.clone(), running.clone(), f.clone());
+                    let counted = running.count(&f);
+                    let p = p.clone();
                     tokio::spawn(async move {
                         run(&p, c).await;
-                        if let Some(n) = running.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&f) {
-                            *n = n.saturating_sub(1);
-                        }
+                        drop(counted);
                         p.calls_waiting.notify_one();
                     });
                 }
@@ -276,6 +254,43 @@ pub fn start(p: Arc<Platform>) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// The registry worker's calls running, per function.
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One call counted as running for its function until dropped, however the call ends.
+struct Counted {
+    running: Running,
+    function: String,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn of(&self, function: &str) -> usize {
+        self.lock().get(function).copied().unwrap_or(0)
+    }
+
+    fn count(&self, function: &str) -> Counted {
+        *self.lock().entry(function.to_string()).or_default() += 1;
+        Counted { running: self.clone(), function: function.to_string() }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut running = self.running.lock();
+        if let Some(n) = running.get_mut(&self.function) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.function);
+            }
+        }
+    }
 }
 
 async fn run(p: &Arc<Platform>, c: StoredCall) {
@@ -289,84 +304,22 @@ async fn run(p: &Arc<Platform>, c: StoredCall) {
     }
 }
 
-/// Makes attempt `c.attempts` of a call. When it succeeded or was the last, records the
-/// answer and POSTs it to the callback; otherwise returns the delay before the next attempt
-/// (1, 2, 4 s), for the queue holding the call to schedule it.
-pub(crate) async fn attempt(p: &Arc<Platform>, c: &StoredCall, head: RequestHead, body: Bytes) -> Option<Duration> {
-    let trigger = Trigger {
-        id: "async".into(),
-        function: c.function.clone(),
-        name: "async".into(),
-        source: Source::Async,
-        created_at: c.created_at,
-    };
-    let last_attempt = c.attempts > RETRIES;
-    let run = Run {
-        trigger: &trigger,
-        source_id: c.id.clone(),
-        what: format!("call {}", c.id),
-        method: head.method.parse().unwrap_or(hyper::Method::POST),
-        path: head.path,
-        headers: [head.headers, vec![(super::MESSAGE_ID_HEADER.to_string(), c.id.clone())]].concat(),
-        body,
-        attempt: c.attempts,
-        published: UNIX_EPOCH + Duration::from_secs(c.created_at),
-        last_attempt,
-    };
-    let (ok, got) = match run.call(p).await {
-        Ok(d) => (true, d),
-        Err(d) => (false, d),
-    };
-    if !ok && !last_attempt {
-        return Some(Duration::from_secs(1u64 << c.attempts.saturating_sub(1).min(6)));
-    }
-    let headers =
-        got.headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-    let (body, is_base64_encoded) = match std::str::from_utf8(&got.body) {
-        Ok(s) => (s.to_string(), false),
-        Err(_) => (b64().encode(&got.body), true),
-    };
-    let resp = StoredResponse { status_code: got.status, headers, body, is_base64_encoded };
-    let state = if ok { "succeeded" } else { "failed" };
-    let resp_json = serde_json::to_string(&resp).unwrap_or_default();
-    if let Err(e) = p.registry.finish_call(&c.id, state, &resp_json) {
-        eprintln!("fnbox serve: asynchronous call {} cannot be recorded: {e}", c.id);
-    }
-    if let Some(url) = &c.callback {
-        let payload = serde_json::json!({ "id": c.id, "function": c.function, "status": state, "response": resp });
-        let said = match callback(url, &c.id, state, payload.to_string()).await {
-            Ok(status) => format!("HTTP {status}"),
-            Err(e) => format!("failed: {e}"),
-        };
-        p.logs.event(&c.function, "-", format!("asynchronous call {}: callback to {url}: {said}", c.id));
-    }
-    None
-}
+#[cfg(test)]
+mod tests {
+    use super::Running;
 
-/// POSTs the result to the callback, once, within [`CALLBACK_TIMEOUT`].
-async fn callback(url: &str, id: &str, state: &str, body: String) -> std::result::Result<u16, String> {
-    use http_body_util::Full;
-    let (authority, path) = check_callback(url)?;
-    let go = async {
-        let stream = tokio::net::TcpStream::connect(&authority).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = Request::post(path)
-            .header("host", &authority)
-            .header("content-type", "application/json")
-            .header("x-fnbox-invocation-id", id)
-            .header("x-fnbox-invocation-status", state)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        Ok::<u16, String>(resp.status().as_u16())
-    };
-    tokio::time::timeout(CALLBACK_TIMEOUT, go).await.map_err(|_| "no answer within 10 s".to_string())?
-}
-
-/// When a message was published, as the lag's origin.
-pub(crate) fn since_epoch(ns: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(ns)
+    /// The worker's count per function follows the calls' guards, and a function with none
+    /// running leaves no entry behind.
+    #[test]
+    fn running_calls_are_counted_until_their_guard_drops() {
+        let running = Running::default();
+        let (a, b) = (running.count("f"), running.count("f"));
+        let g = running.count("g");
+        assert_eq!((running.of("f"), running.of("g"), running.of("h")), (2, 1, 0));
+        drop(a);
+        assert_eq!(running.of("f"), 1);
+        drop((b, g));
+        assert_eq!((running.of("f"), running.of("g")), (0, 0));
+        assert!(running.lock().is_empty());
+    }
 }

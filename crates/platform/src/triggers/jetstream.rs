@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 pub const DEFAULT_STREAM: &str = "FNBOX_ASYNC";
 /// Subjects of the calls: `fnbox.async.FUNCTION`.
 pub(super) const SUBJECTS: &str = "fnbox.async";
-/// The request line and headers of a call, as JSON (`calls::RequestHead`).
+/// The request line and headers of a call, as JSON (`async_call::RequestHead`).
 pub(super) const REQUEST_HEADER: &str = "Fnbox-Request";
 /// JetStream's de-duplication id: the call id (a publication retried by the client is kept once).
 pub(super) const MSG_ID_HEADER: &str = "Nats-Msg-Id";

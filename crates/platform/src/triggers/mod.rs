@@ -4,6 +4,7 @@
 //! the gateway's own path ([`crate::gateway::invoke::deliver`]): the same scaling, queue,
 //! timeout, logs and metrics as an HTTP call. See docs/architecture.md, "Triggers".
 
+pub mod async_call;
 pub mod calls;
 pub mod calls_js;
 pub mod cron;
@@ -24,7 +25,7 @@ use crate::metrics::TriggerRun;
 use crate::platform::Platform;
 use cron::Schedule;
 use runner::{now_s, rfc3339};
-pub use runner::{view, Clock, Runner, SystemClock};
+pub use runner::{view, Clock, Runner, SystemClock, TriggerState, TriggerView};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -204,7 +205,7 @@ pub fn activate(p: &Arc<Platform>, t: Trigger, last_slot: i64) {
 }
 
 /// Makes a trigger for a function (which must exist) and starts it.
-pub fn create(p: &Arc<Platform>, function: &str, req: CreateTrigger) -> Result<serde_json::Value> {
+pub fn create(p: &Arc<Platform>, function: &str, req: CreateTrigger) -> Result<TriggerView> {
     p.view(function)?;
     let mut t = req.into_trigger(function)?;
     p.registry.seal_trigger(&mut t)?;
@@ -215,14 +216,14 @@ pub fn create(p: &Arc<Platform>, function: &str, req: CreateTrigger) -> Result<s
 }
 
 /// Every trigger, or a function's (which must exist), with its state.
-pub fn list(p: &Platform, function: Option<&str>) -> Result<Vec<serde_json::Value>> {
+pub fn list(p: &Platform, function: Option<&str>) -> Result<Vec<TriggerView>> {
     if let Some(f) = function {
         p.view(f)?;
     }
     Ok(p.registry.triggers(function)?.iter().map(|(t, _)| view(&p.triggers, t)).collect())
 }
 
-pub fn remove(p: &Platform, id: &str) -> Result<serde_json::Value> {
+pub fn remove(p: &Platform, id: &str) -> Result<TriggerRemoved> {
     let t = p
         .registry
         .remove_trigger(id)?
@@ -230,7 +231,14 @@ pub fn remove(p: &Platform, id: &str) -> Result<serde_json::Value> {
     p.triggers.deactivate(id);
     nats::forget(&t);
     p.logs.event(&t.function, "-", format!("{} trigger {} ({id}) removed", t.source.kind(), t.name));
-    Ok(serde_json::json!({ "removed": id, "function": t.function }))
+    Ok(TriggerRemoved { function: t.function, removed: id.to_string() })
+}
+
+/// `DELETE /api/v1/triggers/ID`: the trigger removed and its function.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRemoved {
+    pub function: String,
+    pub removed: String,
 }
 
 /// Removes a function ([`Platform::remove`]) and what its triggers and asynchronous calls

@@ -13,9 +13,10 @@ pub use super::nats_source::{NatsSource, DEFAULT_SERVER};
 use super::queue::{self, Flow, Session, Verdict};
 use super::runner::Handle;
 use super::{Trigger, RETRIES};
+use crate::instances::BoxFuture;
 use crate::platform::Platform;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// How long one pull request stays open on the server.
@@ -29,11 +30,21 @@ fn durable(t: &Trigger) -> String {
     format!("fnbox-{}", t.id)
 }
 
+/// What a consumer does with each message it pulls, and what JetStream is then told:
+/// `trigger_message` for a queue trigger's; the asynchronous calls' consumer has its own.
+pub(crate) type OnMessage = for<'a> fn(&'a Arc<Platform>, &'a Trigger, &'a Msg, &'a Delivery) -> BoxFuture<'a, Verdict>;
+
+/// Starts a queue trigger's consumer.
 pub fn spawn(p: Arc<Platform>, t: Trigger, src: NatsSource) -> Handle {
+    spawn_with(p, t, src, trigger_message)
+}
+
+/// Starts a consumer that hands each message to `on_message`.
+pub(crate) fn spawn_with(p: Arc<Platform>, t: Trigger, src: NatsSource, on_message: OnMessage) -> Handle {
     let first = format!("connecting to {}", src.server);
     queue::spawn(p, t, first, move |p, t, session| {
         let src = src.clone();
-        async move { consume(&p, &t, &src, &session).await }
+        async move { consume(&p, &t, &src, &session, on_message).await }
     })
 }
 
@@ -81,7 +92,7 @@ async fn stream_of(conn: &Conn, src: &NatsSource, create: Option<&str>) -> std::
 }
 
 /// Runs the consumer until its connection fails; returns why.
-async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Session) -> String {
+async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Session, on_message: OnMessage) -> String {
     let (tx, mut pulls) = mpsc::channel::<Msg>(src.max_in_flight as usize + 16);
     let conn = match Conn::connect(&src.server, tx).await {
         Ok(c) => c,
@@ -144,7 +155,7 @@ async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Ses
                 Ok(Some(m)) => {
                     got += 1;
                     let (p, t, src, conn) = (p.clone(), t.clone(), src.clone(), conn.clone());
-                    flow.start(async move { handle(&p, &t, &src, &conn, m).await });
+                    flow.start(async move { handle(&p, &t, &src, &conn, m, on_message).await });
                 }
             }
         }
@@ -153,11 +164,19 @@ async fn consume(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, session: &Ses
 
 /// What JetStream's ack subject tells of a message:
 /// `$JS.ACK.[DOMAIN.ACCOUNT_HASH.]STREAM.CONSUMER.DELIVERED.STREAM_SEQ.CONSUMER_SEQ.TIMESTAMP.PENDING[.TOKEN]`.
-struct Delivery {
+pub(crate) struct Delivery {
     stream: String,
-    delivered: u32,
+    /// 1 for the first delivery of the message.
+    pub delivered: u32,
     stream_seq: u64,
     published_ns: u64,
+}
+
+impl Delivery {
+    /// The message's id: `STREAM/SEQUENCE`.
+    fn id(&self) -> String {
+        format!("{}/{}", self.stream, self.stream_seq)
+    }
 }
 
 fn parse_ack(reply: &str) -> Option<Delivery> {
@@ -175,29 +194,29 @@ fn parse_ack(reply: &str) -> Option<Delivery> {
     })
 }
 
-async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m: Msg) {
+/// A queue trigger's message: a `POST` of its payload to the function.
+fn trigger_message<'a>(p: &'a Arc<Platform>, t: &'a Trigger, m: &'a Msg, d: &'a Delivery) -> BoxFuture<'a, Verdict> {
+    let id = d.id();
+    let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
+    if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        headers.push(("content-type".into(), v.clone()));
+    }
+    let message = queue::Message {
+        what: format!("message {id} on {}", m.subject),
+        id,
+        attempt: d.delivered,
+        published: UNIX_EPOCH + Duration::from_nanos(d.published_ns),
+        headers,
+        body: m.payload.clone(),
+    };
+    Box::pin(queue::call(p, t, message))
+}
+
+async fn handle(p: &Arc<Platform>, t: &Trigger, src: &NatsSource, conn: &Conn, m: Msg, on_message: OnMessage) {
     let Some(reply) = m.reply.as_deref() else { return };
     let Some(d) = parse_ack(reply) else { return };
-    let id = format!("{}/{}", d.stream, d.stream_seq);
-    let verdict = match t.source {
-        // An asynchronous call: its request is in the message's headers and payload.
-        super::Source::Async => super::calls_js::call(p, t, &m, d.delivered).await,
-        _ => {
-            let mut headers = vec![(SUBJECT_HEADER.to_string(), m.subject.clone())];
-            if let Some((_, v)) = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-                headers.push(("content-type".into(), v.clone()));
-            }
-            let message = queue::Message {
-                id: id.clone(),
-                what: format!("message {id} on {}", m.subject),
-                attempt: d.delivered,
-                published: super::calls::since_epoch(d.published_ns),
-                headers,
-                body: m.payload.clone(),
-            };
-            queue::call(p, t, message).await
-        }
-    };
+    let id = d.id();
+    let verdict = on_message(p, t, &m, &d).await;
     let answer: Vec<u8> = match verdict {
         Verdict::Done => b"+ACK".to_vec(),
         Verdict::Retry(delay) => format!("-NAK {{\"delay\": {}}}", delay.as_nanos()).into_bytes(),

@@ -109,15 +109,24 @@ impl Flow {
         let _ = tokio::time::timeout(Duration::from_millis(200), self.done.notified()).await;
     }
 
-    /// Runs a message's call, counted in flight until it ends.
+    /// Runs a message's call, counted in flight until it ends, however it ends.
     pub fn start<Fut: Future<Output = ()> + Send + 'static>(&self, call: Fut) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (in_flight, done) = (self.in_flight.clone(), self.done.clone());
+        let counted = InFlight(self.clone());
         tokio::spawn(async move {
             call.await;
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-            done.notify_one();
+            drop(counted);
         });
+    }
+}
+
+/// One call of a [`Flow`] in flight: uncounted, and the consumer woken, when dropped.
+struct InFlight(Flow);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.done.notify_one();
     }
 }
 
@@ -170,4 +179,38 @@ pub async fn call(p: &Arc<Platform>, t: &Trigger, m: Message) -> Verdict {
 /// Logs the end of a message whose attempts all failed: `said` is where it went.
 pub fn gave_up(p: &Platform, t: &Trigger, id: &str, attempts: u32, said: &str) {
     p.logs.event(&t.function, "-", format!("message {id} failed {attempts} times: {said}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flow;
+    use std::time::Duration;
+
+    /// A call counts in flight while it runs, and stops counting however it ends: a call that
+    /// panics frees its place too (back-pressure would otherwise stall the consumer).
+    #[tokio::test]
+    async fn a_call_leaves_the_flow_however_it_ends() {
+        let flow = Flow::new(2);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        flow.start(async move {
+            let _ = rx.await;
+        });
+        flow.start(async { panic!("a call that panics (expected in this test)") });
+        for _ in 0..200 {
+            if flow.in_flight() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(flow.in_flight(), 1, "the panicked call is still counted");
+        let _ = tx.send(());
+        flow.wait().await;
+        for _ in 0..200 {
+            if flow.in_flight() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(flow.in_flight(), 0);
+    }
 }

@@ -6,6 +6,7 @@
 use super::cron::Schedule;
 use super::{Source, Trigger};
 use crate::registry::Registry;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -157,11 +158,11 @@ impl Runner {
     }
 
     /// What `fnbox trigger ls` shows of a trigger besides its definition.
-    pub fn status(&self, t: &Trigger) -> serde_json::Value {
+    pub fn status(&self, t: &Trigger) -> TriggerState {
         match &t.source {
             Source::Cron { schedule, .. } => {
                 let Ok(s) = Schedule::parse(schedule) else {
-                    return serde_json::json!({ "status": "not valid" });
+                    return TriggerState::Status { status: "not valid".into() };
                 };
                 let mut next = Vec::new();
                 let mut at = self.clock.now();
@@ -170,25 +171,46 @@ impl Runner {
                     at = n;
                 }
                 let last = self.cron().get(&t.id).map(|e| e.last).filter(|l| *l > t.created_at as i64);
-                serde_json::json!({ "status": "scheduled", "next_runs": next, "last_run": last.map(rfc3339) })
+                TriggerState::Scheduled { status: "scheduled".into(), next_runs: next, last_run: last.map(rfc3339) }
             }
             Source::Nats(_) | Source::Sqs(_) => {
                 let status = self.consumers().get(&t.id).map(|h| h.status()).unwrap_or_else(|| "stopped".into());
-                serde_json::json!({ "status": status })
+                TriggerState::Status { status }
             }
-            Source::Async => serde_json::json!({}),
+            Source::Async => TriggerState::Nothing {},
         }
     }
 }
 
+/// A trigger as the API and `fnbox trigger ls` show it (served and read back as this type):
+/// its definition, never a secret (an SQS trigger's secret key is left out), and its state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TriggerView {
+    #[serde(flatten)]
+    pub trigger: Trigger,
+    #[serde(flatten)]
+    pub state: TriggerState,
+}
+
+/// What a trigger is doing, as listed next to its definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TriggerState {
+    /// A CRON trigger: its next three runs (RFC 3339; none when no date matches) and its last
+    /// one since it was made.
+    Scheduled { status: String, next_runs: Vec<String>, last_run: Option<String> },
+    /// A queue consumer's state (`stopped`, `consuming ...`, `error: ...`), or a CRON
+    /// trigger's schedule that is `not valid`.
+    Status { status: String },
+    /// Asynchronous calls' trigger, never listed.
+    Nothing {},
+}
+
 /// A trigger as listed: its definition (never a secret) and its state.
-pub fn view(runner: &Runner, t: &Trigger) -> serde_json::Value {
-    let mut v = serde_json::to_value(t).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        obj.remove("secret_key");
-        if let serde_json::Value::Object(extra) = runner.status(t) {
-            obj.extend(extra);
-        }
+pub fn view(runner: &Runner, t: &Trigger) -> TriggerView {
+    let mut trigger = t.clone();
+    if let Source::Sqs(src) = &mut trigger.source {
+        src.secret_key.clear();
     }
-    v
+    TriggerView { state: runner.status(t), trigger }
 }

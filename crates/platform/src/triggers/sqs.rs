@@ -33,7 +33,9 @@ pub struct SqsSource {
     pub queue_url: String,
     pub region: String,
     pub access_key: String,
-    /// Sealed in the registry (`crate::seal`), never shown: `fnbox trigger ls` drops it.
+    /// Sealed in the registry (`crate::seal`), never shown: empty in a trigger's view
+    /// ([`super::runner::view`]), which leaves it out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<String>,
