@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 /// Cycles still to take apart: crate, then the modules of one strongly connected component.
 const KNOWN: &[(&str, &[&str])] = &[
     ("platform", &["triggers::calls", "triggers::calls_js", "triggers::nats"]),
-    ("platform", &["instances::launcher", "instances::zygote"]),
     ("sandbox", &["launch::child", "launch::init", "launch::program"]),
     ("sandbox", &["launch::container", "launch::supervise"]),
     ("sandbox", &["sentry::host", "sentry::resolve"]),

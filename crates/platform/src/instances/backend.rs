@@ -7,9 +7,11 @@
 //! handler and the environment; nothing else is created. A `binary` function's program is
 //! executed directly, its environment read by the launcher from a memory file.
 
-use super::launcher::{monotonic_s, start_failed, Boost, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
+use super::launcher::{monotonic_s, start_failed, Boost, LaunchSpec, Launched, Launcher, START_TIMEOUT};
+use super::log_route::LogRoute;
 use super::warm::{Take, WarmKey, WarmPool};
-use super::zygote::{self, BindError, BindRequest, ZygoteAt};
+use super::zygote::channel::BindError;
+use super::zygote::{self, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
 use crate::function::{FunctionConfig, Runtime};
 use crate::runtimes;
@@ -129,8 +131,7 @@ impl FnboxRun {
         sb.end_boost().await?;
         // The handler's import runs inside the bind: a handler that hangs while loading must
         // not hold the instance slot forever (dropping `sb` stops its sandbox).
-        let request = BindRequest { handler: &c.handler, env: &env, check: false };
-        let bind = zygote.bind(&request);
+        let bind = zygote.serve(&c.handler, &env);
         let Ok(bound) = tokio::time::timeout(START_TIMEOUT, bind).await else {
             return Err(start_failed(format!(
                 "its handler did not load within {} s: check what its module does at import time",
@@ -145,12 +146,12 @@ impl FnboxRun {
             Err(BindError::Failed(e)) => return Err(sb.failure(e).await),
         };
         let ready = t0.elapsed();
-        let process = if pooled { bound.forked } else { sb.exec_at() };
+        let process = if pooled { Some(bound.forked) } else { sb.exec_at() };
         let cold = ColdStart {
             path: StartPath { v2: c.sandbox == SandboxKind::V2, pooled, zygote: true },
             sandbox_acquired: acquired,
             process_started: since(m0, process),
-            handler_imported: since(m0, bound.imported),
+            handler_imported: since(m0, Some(bound.imported)),
             ready,
         };
         let upstream = Upstream::new(sb.socket());
@@ -246,7 +247,7 @@ impl FnboxRun {
         let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;
         sb.end_boost().await.map_err(|e| e.message)?;
-        match zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: true }).await {
+        match zygote.check(&c.handler, &env).await {
             Ok(_) => Ok(()),
             Err(BindError::Handler { reason, detail }) => {
                 let lines: Vec<&str> = detail.lines().filter(|l| !l.trim().is_empty()).collect();

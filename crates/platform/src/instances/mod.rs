@@ -8,7 +8,9 @@
 
 pub mod backend;
 pub mod control;
+pub mod disk_budget;
 pub mod launcher;
+pub mod log_route;
 pub mod output;
 pub mod pool;
 #[cfg(test)]

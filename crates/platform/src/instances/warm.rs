@@ -26,7 +26,9 @@
 //! promised to another, waits for that one ([`Take::Pending`]) rather than start its own: it is
 //! further along.
 
-use super::launcher::{start_failed, Boost, Launched, Launcher, LogRoute, WARM_POOL};
+use super::disk_budget::WARM_POOL;
+use super::launcher::{start_failed, Boost, Launched, Launcher};
+use super::log_route::LogRoute;
 use super::warm_sizing::{sized, FairShare, Peak, Rate};
 use super::zygote::{self, ZygoteAt};
 use crate::function::Runtime;
@@ -348,7 +350,7 @@ impl WarmPool {
             cpu_boost: Boost::Background,
         };
         let route = LogRoute::unbound(self.launcher.logs.clone());
-        // Spares hold half of the disk budget at most (launcher::WARM_POOL).
+        // Spares hold half of the disk budget at most (disk_budget::WARM_POOL).
         let disk = &self.launcher.disk;
         let result = match disk.function_room(WARM_POOL, u32::MAX) {
             Ok(()) => zygote::launch(&self.launcher, at, route, None)
