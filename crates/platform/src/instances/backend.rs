@@ -72,7 +72,7 @@ fn since(m0: f64, t: Option<f64>) -> Option<Duration> {
 
 impl FnboxRun {
     /// A sandbox with the function's runtime zygote ready: from the pool (ready, or the next
-    /// one to finish starting), or launched now. Its CPU boost is still on.
+    /// one to finish starting), or launched now. Its CPU boost, if it has one, is still on.
     async fn acquire(
         &self,
         spec: &InstanceSpec,
@@ -83,9 +83,11 @@ impl FnboxRun {
         self.launcher.disk.function_room(&spec.function, c.max_scale).map_err(start_failed)?;
         // A pre-warmed interpreter has already started: a function whose environment changes
         // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it,
-        // and no CPU boost (that start may run its code: a sitecustomize, a --require).
-        let shapes_start = shapes_start(c);
-        if let (false, Some(warm)) = (shapes_start, &self.warm) {
+        // and no CPU boost (that start may run its code: a sitecustomize, a --require). Nor
+        // does a function past its budget of boosted starts (a pre-warmed sandbox's start,
+        // and its refill, are boosted).
+        let boost = spec.boost && !shapes_start(c);
+        if let (true, Some(warm)) = (boost, &self.warm) {
             let key = WarmKey { kind: c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
             loop {
                 let mut sb = match warm.take(key, (&spec.function, spec.version)) {
@@ -112,7 +114,7 @@ impl FnboxRun {
             code: Some(&spec.code),
             env: Some(env),
             network: c.network,
-            cpu_boost: if shapes_start { Boost::Off } else { Boost::Foreground },
+            cpu_boost: if boost { Boost::Foreground } else { Boost::Off },
         };
         Ok((zygote::launch(&self.launcher, at, route.clone(), None).await?, false))
     }

@@ -166,11 +166,6 @@ pub struct WarmGauges {
     pub failed: u64,
 }
 
-/// Delay before retrying a shelf whose sandboxes failed to start `failures` times in a row.
-fn backoff(failures: u32) -> Duration {
-    super::retry_backoff(failures)
-}
-
 impl WarmPool {
     pub fn new(launcher: Arc<Launcher>, config: WarmConfig) -> Arc<Self> {
         Arc::new(Self { launcher, config, state: Mutex::new(State::default()) })
@@ -388,7 +383,9 @@ impl WarmPool {
                         shelf.waiters.pop_front();
                     }
                     shelf.failures += 1;
-                    let wait = backoff(shelf.failures);
+                    // Later than an instance's restart (no request waits for a spare): 0.5 s
+                    // after its first failure, doubling.
+                    let wait = super::restart_delay(shelf.failures.saturating_add(2));
                     shelf.retry_at = Some(Instant::now() + wait);
                     eprintln!(
                         "fnbox serve: a pre-warmed {} sandbox ({} MiB) failed to start, retrying in {} ms: {}",
@@ -450,12 +447,6 @@ impl WarmPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(1), Duration::from_millis(500));
-        assert_eq!(backoff(40), Duration::from_secs(30));
-    }
 
     #[test]
     fn a_function_never_called_stops_holding_a_sandbox_ready_after_a_while() {
