@@ -249,8 +249,12 @@ impl FnboxRun {
         let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;
         sb.end_boost().await.map_err(|e| e.message)?;
-        match zygote.check(&c.handler, &env).await {
-            Ok(_) => Ok(()),
+        // The sandbox's own timeout (CHECK_TIMEOUT from its launch) ends a hung check first;
+        // this bounds the wait on the zygote's answer even if that end never comes.
+        let answer = tokio::time::timeout(CHECK_TIMEOUT, zygote.check(&c.handler, &env)).await;
+        let late = || format!("its handler did not load within {} s", CHECK_TIMEOUT.as_secs());
+        match answer.unwrap_or_else(|_| Err(BindError::Failed(late()))) {
+            Ok(()) => Ok(()),
             Err(BindError::Handler { reason, detail }) => {
                 let lines: Vec<&str> = detail.lines().filter(|l| !l.trim().is_empty()).collect();
                 let tail = lines[lines.len().saturating_sub(DETAIL_LINES)..].join("\n");
