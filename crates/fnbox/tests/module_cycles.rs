@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 /// Cycles still to take apart: crate, then the modules of one strongly connected component.
 const KNOWN: &[(&str, &[&str])] = &[
-    ("platform", &["instances::launcher", "instances::zygote"]),
 ];
 
 type Module = Vec<String>;

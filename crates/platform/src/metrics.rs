@@ -49,6 +49,8 @@ struct FunctionMetrics {
     phases: BTreeMap<(StartPath, &'static str), Histogram>,
     oom_kills: u64,
     crashes: u64,
+    /// Instance starts past the function's budget of boosted starts (`instances::start_budget`).
+    unboosted_starts: u64,
     /// By (trigger id, kind).
     triggers: BTreeMap<(String, &'static str), TriggerCounters>,
 }
@@ -136,6 +138,11 @@ impl Metrics {
             m.oom_kills += oom_kills;
             m.crashes += crashed as u64;
         });
+    }
+
+    /// An instance start without the start-up CPU boost: its function used up its budget.
+    pub fn start_unboosted(&self, function: &str) {
+        self.with(function, |m| m.unboosted_starts += 1);
     }
 
     pub fn trigger_run(&self, function: &str, trigger: &str, kind: &'static str, run: TriggerRun) {
@@ -249,6 +256,15 @@ impl Metrics {
         head(&mut out, "fnbox_instance_crashes_total", "counter", "Instances that ended without being told to.");
         for (f, fm) in m.iter() {
             let _ = writeln!(out, "fnbox_instance_crashes_total{{function=\"{f}\"}} {}", fm.crashes);
+        }
+        head(
+            &mut out,
+            "fnbox_unboosted_starts_total",
+            "counter",
+            "Instance starts under the CPU quota from the first instruction: the function used up its boosted starts.",
+        );
+        for (f, fm) in m.iter() {
+            let _ = writeln!(out, "fnbox_unboosted_starts_total{{function=\"{f}\"}} {}", fm.unboosted_starts);
         }
         head(&mut out, "fnbox_instances", "gauge", "Instances by state.");
         for g in gauges {

@@ -19,7 +19,8 @@ use crate::error::{Context, Error, Result};
 use crate::gateway::conn::{fit_to_open_file_limit, ClientLimits};
 use crate::gateway::Face;
 use crate::instances::backend::FnboxRun;
-use crate::instances::launcher::{DiskBudget, Launcher};
+use crate::instances::disk_budget::{DiskBudget, LAYER_BYTES};
+use crate::instances::launcher::Launcher;
 use crate::instances::warm::{WarmConfig, WarmPool};
 use crate::logs::LogStore;
 use crate::platform::Platform;
@@ -76,7 +77,7 @@ pub struct ServeOptions {
 pub fn default_instance_disk() -> u64 {
     let state = fnbox_sandbox::Paths::from_env();
     let free = fs_free(&state.state).unwrap_or(u64::MAX);
-    (free / 4 * 3).clamp(crate::instances::launcher::LAYER_BYTES, 64 << 30)
+    (free / 4 * 3).clamp(LAYER_BYTES, 64 << 30)
 }
 
 /// Bytes free to root on the filesystem holding `dir`.

@@ -8,7 +8,8 @@
 use crate::codestore::{Staged, ZIP_MAX};
 use crate::error::{Error, Result};
 use crate::function::Runtime;
-use crate::instances::launcher::{Boost, LaunchSpec, Launched, LogRoute};
+use crate::instances::launcher::{Boost, LaunchSpec, Launched};
+use crate::instances::log_route::LogRoute;
 use crate::instances::{EndCause, Ended};
 use crate::logs::Stream;
 use crate::platform::Platform;

@@ -7,9 +7,11 @@
 //! handler and the environment; nothing else is created. A `binary` function's program is
 //! executed directly, its environment read by the launcher from a memory file.
 
-use super::launcher::{monotonic_s, start_failed, Boost, LaunchSpec, Launched, Launcher, LogRoute, START_TIMEOUT};
+use super::launcher::{monotonic_s, start_failed, Boost, LaunchSpec, Launched, Launcher, START_TIMEOUT};
+use super::log_route::LogRoute;
 use super::warm::{Take, WarmKey, WarmPool};
-use super::zygote::{self, BindError, BindRequest, ZygoteAt};
+use super::zygote::channel::BindError;
+use super::zygote::{self, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
 use crate::function::{FunctionConfig, Runtime};
 use crate::runtimes;
@@ -70,7 +72,7 @@ fn since(m0: f64, t: Option<f64>) -> Option<Duration> {
 
 impl FnboxRun {
     /// A sandbox with the function's runtime zygote ready: from the pool (ready, or the next
-    /// one to finish starting), or launched now. Its CPU boost is still on.
+    /// one to finish starting), or launched now. Its CPU boost, if it has one, is still on.
     async fn acquire(
         &self,
         spec: &InstanceSpec,
@@ -81,9 +83,11 @@ impl FnboxRun {
         self.launcher.disk.function_room(&spec.function, c.max_scale).map_err(start_failed)?;
         // A pre-warmed interpreter has already started: a function whose environment changes
         // how the interpreter starts (PYTHONPATH, NODE_OPTIONS, ...) gets one started for it,
-        // and no CPU boost (that start may run its code: a sitecustomize, a --require).
-        let shapes_start = shapes_start(c);
-        if let (false, Some(warm)) = (shapes_start, &self.warm) {
+        // and no CPU boost (that start may run its code: a sitecustomize, a --require). Nor
+        // does a function past its budget of boosted starts (a pre-warmed sandbox's start,
+        // and its refill, are boosted).
+        let boost = spec.boost && !shapes_start(c);
+        if let (true, Some(warm)) = (boost, &self.warm) {
             let key = WarmKey { kind: c.sandbox, runtime: c.runtime, memory_mb: c.memory_mb, network: c.network };
             loop {
                 let mut sb = match warm.take(key, (&spec.function, spec.version)) {
@@ -110,7 +114,7 @@ impl FnboxRun {
             code: Some(&spec.code),
             env: Some(env),
             network: c.network,
-            cpu_boost: if shapes_start { Boost::Off } else { Boost::Foreground },
+            cpu_boost: if boost { Boost::Foreground } else { Boost::Off },
         };
         Ok((zygote::launch(&self.launcher, at, route.clone(), None).await?, false))
     }
@@ -129,8 +133,7 @@ impl FnboxRun {
         sb.end_boost().await?;
         // The handler's import runs inside the bind: a handler that hangs while loading must
         // not hold the instance slot forever (dropping `sb` stops its sandbox).
-        let request = BindRequest { handler: &c.handler, env: &env, check: false };
-        let bind = zygote.bind(&request);
+        let bind = zygote.serve(&c.handler, &env);
         let Ok(bound) = tokio::time::timeout(START_TIMEOUT, bind).await else {
             return Err(start_failed(format!(
                 "its handler did not load within {} s: check what its module does at import time",
@@ -145,12 +148,12 @@ impl FnboxRun {
             Err(BindError::Failed(e)) => return Err(sb.failure(e).await),
         };
         let ready = t0.elapsed();
-        let process = if pooled { bound.forked } else { sb.exec_at() };
+        let process = if pooled { Some(bound.forked) } else { sb.exec_at() };
         let cold = ColdStart {
             path: StartPath { v2: c.sandbox == SandboxKind::V2, pooled, zygote: true },
             sandbox_acquired: acquired,
             process_started: since(m0, process),
-            handler_imported: since(m0, bound.imported),
+            handler_imported: since(m0, Some(bound.imported)),
             ready,
         };
         let upstream = Upstream::new(sb.socket());
@@ -246,8 +249,12 @@ impl FnboxRun {
         let mut sb = zygote::launch(&self.launcher, at, route, Some(CHECK_TIMEOUT)).await.map_err(|e| e.message)?;
         let zygote = sb.zygote.take().ok_or("the sandbox has no zygote socket")?;
         sb.end_boost().await.map_err(|e| e.message)?;
-        match zygote.bind(&BindRequest { handler: &c.handler, env: &env, check: true }).await {
-            Ok(_) => Ok(()),
+        // The sandbox's own timeout (CHECK_TIMEOUT from its launch) ends a hung check first;
+        // this bounds the wait on the zygote's answer even if that end never comes.
+        let answer = tokio::time::timeout(CHECK_TIMEOUT, zygote.check(&c.handler, &env)).await;
+        let late = || format!("its handler did not load within {} s", CHECK_TIMEOUT.as_secs());
+        match answer.unwrap_or_else(|_| Err(BindError::Failed(late()))) {
+            Ok(()) => Ok(()),
             Err(BindError::Handler { reason, detail }) => {
                 let lines: Vec<&str> = detail.lines().filter(|l| !l.trim().is_empty()).collect();
                 let tail = lines[lines.len().saturating_sub(DETAIL_LINES)..].join("\n");

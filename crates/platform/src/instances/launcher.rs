@@ -12,28 +12,29 @@
 //!   and the gateway connects to a path only fnbox can change.
 //!
 //! The environment (secrets included) reaches `fnbox run` as `--env-file` (NUL-separated
-//! records) on a memory file it inherits: never on a command line, never on disk. The program's stdout and stderr go to
-//! the function's logs once the sandbox is bound to one ([`LogRoute`]), to the server's stderr
-//! before. Every launcher gets `PR_SET_PDEATHSIG`, so a `kill -9` of the server takes its
-//! sandboxes down; the next server start reaps their cgroups.
+//! records) on a memory file it inherits: never on a command line, never on disk. The
+//! program's stdout and stderr go to the function's logs once the sandbox is bound to one
+//! ([`LogRoute`]), to the server's stderr before. Each sandbox takes its writable layer's
+//! share of the [`DiskBudget`] before it starts. Every launcher gets `PR_SET_PDEATHSIG`, so a
+//! `kill -9` of the server takes its sandboxes down; the next server start reaps their cgroups.
 
 use super::control::SandboxControl;
-use super::output::{pump, OutputPace};
-use super::zygote::Zygote;
+use super::disk_budget::{DiskBudget, DiskShare, LAYER_BYTES};
+use super::log_route::LogRoute;
+use super::zygote::channel::Zygote;
 use super::{EndCause, Ended};
 use crate::logs::{LogStore, Stream};
 use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
 use fnbox_sandbox::net::{Cidr, Network};
 use fnbox_sandbox::spec::SandboxKind;
 use fnbox_sandbox::supervision::{self as status, Status};
-use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
@@ -43,8 +44,6 @@ use tokio::sync::{oneshot, watch};
 pub const CPU_BOOST_WINDOW: Duration = Duration::from_secs(10);
 /// How long a sandbox may take to report that it started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Lines of stderr kept to explain a sandbox that failed to start.
-const TAIL_LINES: usize = 8;
 
 /// How sandboxes are launched: the same for every instance and pre-warmed sandbox.
 pub struct Launcher {
@@ -63,127 +62,6 @@ pub struct Launcher {
     pub disk: Arc<DiskBudget>,
 }
 
-/// The size of a sandbox's writable layer (`fnbox run`'s default `--disk`), as the disk
-/// budget counts it: whole, whatever of it is written yet.
-pub const LAYER_BYTES: u64 = fnbox_sandbox::spec::DEFAULT_DISK_MB << 20;
-
-/// The disk that the writable layers of all sandboxes (instances and pre-warmed ones) may
-/// take together (docs/architecture.md, "Disk budget"). Each layer is a sparse file that
-/// its sandbox may fill: counted whole, the budget is a bound that no function can pass.
-/// A layer's share is held until its sandbox's launcher has exited (the layer is gone), not
-/// until fnbox stops using the sandbox: a stopped sandbox still holds its layer until it ends.
-/// One function holds at most [`DiskBudget::function_cap`] of it.
-pub struct DiskBudget {
-    total: u64,
-    used: AtomicU64,
-    /// Bytes held by the sandboxes of each function (those handed to it).
-    functions: Mutex<HashMap<String, u64>>,
-}
-
-/// One layer's part of the budget, given back when its sandbox has ended and nothing holds
-/// its [`Launched`] any more (both keep an `Arc` of it).
-pub struct DiskShare {
-    budget: Arc<DiskBudget>,
-    bytes: u64,
-    function: Mutex<Option<String>>,
-}
-
-impl DiskBudget {
-    pub fn new(total: u64) -> Arc<Self> {
-        Arc::new(Self { total, used: AtomicU64::new(0), functions: Mutex::new(HashMap::new()) })
-    }
-
-    /// `bytes` of the budget, or the reason there is no room.
-    pub fn take(self: &Arc<Self>, bytes: u64) -> Result<DiskShare, String> {
-        let took = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-            u.checked_add(bytes).filter(|&after| after <= self.total)
-        });
-        match took {
-            Ok(_) => Ok(DiskShare { budget: self.clone(), bytes, function: Mutex::new(None) }),
-            Err(used) => Err(format!(
-                "no sandbox can start: the server's disk budget for writable layers is used up ({} sandboxes hold {} of its {} MiB, each layer counted whole; fnbox serve --instance-disk): wait for instances to stop, or raise it",
-                used / bytes.max(1),
-                used >> 20,
-                self.total >> 20
-            )),
-        }
-    }
-
-    /// The most one function's sandboxes may hold: its `max_scale` layers, and at most half
-    /// of the server's budget (one layer at least), so that one function's burst or
-    /// `--min-scale` leaves room for the others.
-    pub fn function_cap(&self, max_scale: u32) -> u64 {
-        let half = (self.total / 2).max(LAYER_BYTES) / LAYER_BYTES * LAYER_BYTES;
-        (u64::from(max_scale) * LAYER_BYTES).min(half)
-    }
-
-    /// Whether `function` may get one more layer now (checked before a launch; the charge
-    /// itself is [`DiskShare::assign`]).
-    pub fn function_room(&self, function: &str, max_scale: u32) -> Result<(), String> {
-        let held = self.functions.lock().unwrap_or_else(|p| p.into_inner()).get(function).copied().unwrap_or(0);
-        self.function_fits(function, held, max_scale)
-    }
-
-    fn function_fits(&self, function: &str, held: u64, max_scale: u32) -> Result<(), String> {
-        let cap = self.function_cap(max_scale);
-        match held + LAYER_BYTES <= cap {
-            true => Ok(()),
-            false => Err(format!(
-                "no sandbox can start for {function}: its instances hold {} MiB of disk, its share of the server's budget for writable layers (at most its max-scale layers and half of fnbox serve --instance-disk, {} MiB): wait for its instances to stop",
-                held >> 20,
-                cap >> 20
-            )),
-        }
-    }
-
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
-/// The owner the warm pool's spares are charged to: like a function, they hold at most half
-/// of the disk budget, so that spares never leave no room for deploy checks and instances.
-pub const WARM_POOL: &str = "(pre-warmed sandboxes)";
-
-impl DiskShare {
-    /// Charges this layer to `function` (moving it from the owner it had, the warm pool's for
-    /// a spare being handed over), within the function's share of the budget.
-    pub fn assign(&self, function: &str, max_scale: u32) -> Result<(), String> {
-        let mut mine = self.function.lock().unwrap_or_else(|p| p.into_inner());
-        if mine.as_deref() == Some(function) {
-            return Ok(());
-        }
-        let mut all = self.budget.functions.lock().unwrap_or_else(|p| p.into_inner());
-        let held = all.get(function).copied().unwrap_or(0);
-        self.budget.function_fits(function, held, max_scale)?;
-        if let Some(before) = mine.take() {
-            release(&mut all, &before, self.bytes);
-        }
-        all.insert(function.to_string(), held + self.bytes);
-        *mine = Some(function.to_string());
-        Ok(())
-    }
-}
-
-/// Takes `bytes` off what `owner` holds.
-fn release(all: &mut HashMap<String, u64>, owner: &str, bytes: u64) {
-    if let Some(held) = all.get_mut(owner) {
-        *held = held.saturating_sub(bytes);
-        if *held == 0 {
-            all.remove(owner);
-        }
-    }
-}
-
-impl Drop for DiskShare {
-    fn drop(&mut self) {
-        if let Some(f) = self.function.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
-            release(&mut self.budget.functions.lock().unwrap_or_else(|p| p.into_inner()), &f, self.bytes);
-        }
-        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
-
 /// One sandbox to launch.
 pub struct LaunchSpec {
     pub kind: SandboxKind,
@@ -200,7 +78,7 @@ pub struct LaunchSpec {
     pub timeout: Option<Duration>,
     /// Start without the CPU quota (the start-up boost), until [`Launched::end_boost`] or
     /// [`CPU_BOOST_WINDOW`]: only for programs that run none of the function's code before
-    /// they are handed it (docs/architecture.md, "Start-up CPU boost").
+    /// they are handed it (docs/architecture.md, "Cold starts in bursts").
     pub cpu_boost: Boost,
     /// Names the sandbox's directory (`LABEL-RANDOM`).
     pub label: String,
@@ -216,81 +94,6 @@ pub enum Boost {
     Foreground,
     /// The same at the lowest CPU weight: a pre-warmed sandbox, which nothing waits for yet.
     Background,
-}
-
-/// Where a sandbox's output goes: the function's logs once it is bound to one. The last lines
-/// of stderr are kept wherever they go, to explain a failed start.
-#[derive(Clone)]
-pub struct LogRoute {
-    logs: Arc<LogStore>,
-    to: Arc<Mutex<Dest>>,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    /// Shared by the sandbox's stdout and stderr.
-    pace: OutputPace,
-}
-
-enum Dest {
-    /// The server's stderr (a pre-warmed sandbox, not yet bound).
-    Server,
-    /// A function's logs: (function, instance).
-    Function(String, String),
-    /// Only the tail (a deploy-time check: its output explains a refusal).
-    Nowhere,
-    /// Each line to a function of fnbox's (a build's output, streamed to its client).
-    Sink(LineSink),
-}
-
-/// Takes a sandbox's output lines (already cut and escaped: see `instances/output.rs`).
-pub type LineSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
-
-impl LogRoute {
-    fn new(logs: Arc<LogStore>, to: Dest) -> Self {
-        Self { logs, to: Arc::new(Mutex::new(to)), tail: Arc::default(), pace: OutputPace::default() }
-    }
-
-    /// Output of a sandbox not yet bound to a function goes to the server's stderr.
-    pub fn unbound(logs: Arc<LogStore>) -> Self {
-        Self::new(logs, Dest::Server)
-    }
-
-    /// Output is only kept to explain a failure.
-    pub fn quiet(logs: Arc<LogStore>) -> Self {
-        Self::new(logs, Dest::Nowhere)
-    }
-
-    /// Each line goes to `sink`.
-    pub fn to_sink(logs: Arc<LogStore>, sink: LineSink) -> Self {
-        Self::new(logs, Dest::Sink(sink))
-    }
-
-    pub fn to(logs: Arc<LogStore>, function: &str, instance: &str) -> Self {
-        Self::new(logs, Dest::Function(function.to_string(), instance.to_string()))
-    }
-
-    /// From now on, lines go to `function`'s logs, tagged with `instance`.
-    pub fn bind(&self, function: &str, instance: &str) {
-        *self.to.lock().unwrap_or_else(|p| p.into_inner()) = Dest::Function(function.to_string(), instance.to_string());
-    }
-
-    fn push(&self, stream: Stream, line: String, keep: bool) {
-        if keep {
-            let mut t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-            if t.len() == TAIL_LINES {
-                t.pop_front();
-            }
-            t.push_back(line.clone());
-        }
-        match &*self.to.lock().unwrap_or_else(|p| p.into_inner()) {
-            Dest::Function(function, instance) => self.logs.push(function, instance, stream, line),
-            Dest::Server => eprintln!("fnbox serve: pre-warmed sandbox: {line}"),
-            Dest::Nowhere => {}
-            Dest::Sink(sink) => sink(stream, line),
-        }
-    }
-
-    fn tail(&self) -> Vec<String> {
-        self.tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
-    }
 }
 
 /// A running sandbox and its channels.
@@ -524,8 +327,8 @@ impl Launcher {
         let mut child = cmd.spawn().map_err(|e| start_failed(format!("cannot start {}: {e}", self.exe.display())))?;
         drop((status_w, control_theirs, env, listen));
         let launcher_pid = child.id().unwrap_or(0) as i32;
-        pipe_lines(child.stdout.take(), &spec.route, Stream::Stdout);
-        pipe_lines(child.stderr.take(), &spec.route, Stream::Stderr);
+        spec.route.copy_from(child.stdout.take(), Stream::Stdout);
+        spec.route.copy_from(child.stderr.take(), Stream::Stderr);
 
         let (started_tx, started_rx) = oneshot::channel::<Vec<PathBuf>>();
         let (ended_tx, ended_rx) = watch::channel::<Option<Ended>>(None);
@@ -660,17 +463,4 @@ async fn read_status(fd: OwnedFd, started: oneshot::Sender<Vec<PathBuf>>, exec_n
         }
     }
     ended.or(unreadable)
-}
-
-/// Copies an output stream of the sandbox to where its route says, line by line (see
-/// [`output`](super::output): bounded, paced, never closed early).
-fn pipe_lines(out: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>, route: &LogRoute, stream: Stream) {
-    let Some(out) = out else {
-        return;
-    };
-    let route = route.clone();
-    tokio::spawn(async move {
-        let pace = route.pace.clone();
-        pump(out, stream, pace, |stream, line| route.push(stream, line, stream == Stream::Stderr)).await;
-    });
 }

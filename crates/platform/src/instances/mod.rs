@@ -8,11 +8,14 @@
 
 pub mod backend;
 pub mod control;
+pub mod disk_budget;
 pub mod launcher;
+pub mod log_route;
 pub mod output;
 pub mod pool;
 #[cfg(test)]
 mod pool_tests;
+pub mod start_budget;
 pub mod upstream;
 pub mod warm;
 mod warm_sizing;
@@ -29,10 +32,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 pub use upstream::Upstream;
 
-/// The wait before the `retry`-th retry (0-based) of something that keeps failing to start:
-/// 0.25 s doubling up to 30 s. One curve for instances and for pre-warmed sandboxes.
-pub fn retry_backoff(retry: u32) -> Duration {
-    Duration::from_millis(250u64 << retry.min(7)).min(Duration::from_secs(30))
+/// The wait before the next start after `failures` failures in a row (failed starts, or
+/// instances that ended on their own too soon): none after the first (a lone failure is
+/// retried at once), then 0.25 s doubling up to 30 s. The one curve for instances and for
+/// pre-warmed sandboxes.
+pub fn restart_delay(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(250u64 << (n - 2).min(7)).min(Duration::from_secs(30)),
+    }
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -47,6 +55,9 @@ pub struct InstanceSpec {
     /// The unpacked code, bound copy-on-write at `/code` (never written).
     pub code: PathBuf,
     pub logs: Arc<LogStore>,
+    /// The start may use the start-up CPU boost, and a pre-warmed sandbox (whose start was
+    /// boosted): the function's budget of boosted starts allows it ([`start_budget`]).
+    pub boost: bool,
 }
 
 /// Starts instances. The gateway and the pool only see this trait.
@@ -184,5 +195,18 @@ impl Instance {
     /// Memory charged to the instance's cgroup now, in bytes.
     pub fn memory_bytes(&self) -> u64 {
         launcher::cgroup_memory(&self.cgroup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_delay_grows_and_caps() {
+        let ms = |f| restart_delay(f).as_millis();
+        assert_eq!([ms(0), ms(1), ms(2), ms(3), ms(4)], [0, 0, 250, 500, 1000]);
+        assert_eq!(restart_delay(40), Duration::from_secs(30));
+        assert_eq!(restart_delay(u32::MAX), Duration::from_secs(30));
     }
 }

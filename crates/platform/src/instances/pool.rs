@@ -1,8 +1,11 @@
 //! A function's instances: picks a free one for each request, starts more on demand (up to
 //! max-scale), queues requests when all are busy (503 when the queue is full), keeps min-scale
-//! warm, stops idle ones, replaces crashed ones (backing off when they keep crashing) and rolls
-//! over to a new version without dropping requests in flight.
+//! warm, stops idle ones, replaces crashed ones (backing off when they keep crashing or keep
+//! ending soon after they start, [`STEADY`]), keeps the function's starts within its budget of
+//! boosted starts ([`BoostBudget`]) and rolls over to a new version without dropping requests
+//! in flight.
 
+use super::start_budget::BoostBudget;
 use super::{Ended, Instance, InstanceBackend, InstanceSpec, StartPath};
 use crate::function::Function;
 use crate::logs::LogStore;
@@ -51,7 +54,9 @@ struct Slot {
     idle_since: Instant,
     /// Served nothing yet: its first request completes its cold start.
     fresh: bool,
+    /// When its start began, and when it was ready.
     started_at: Instant,
+    ready_at: Instant,
     /// Stop it once its requests are done (its function's instances were recycled).
     retiring: bool,
 }
@@ -63,10 +68,21 @@ struct State {
     slots: Vec<Slot>,
     starting: u32,
     waiters: VecDeque<Waiter>,
-    /// Crashes and failed starts since the last served request: drives the back-off.
+    /// Crashes and failed starts since an instance last served after [`STEADY`]: drives the
+    /// back-off ([`super::restart_delay`]).
     failures: u32,
+    /// Which starts may run with the start-up CPU boost.
+    boosts: BoostBudget,
+    /// The last start was refused the boost (its budget is used up): said once in the logs.
+    unboosted: bool,
     removed: bool,
 }
+
+/// An instance that has served a request after being up this long is healthy: its response ends
+/// a run of failures. One that ends sooner on its own, even right after answering, counts as a
+/// failure however many requests it served, so that a function whose instances exit after each
+/// response is restarted with the growing back-off of a crash loop, not at once each time.
+pub const STEADY: Duration = Duration::from_secs(10);
 
 pub struct Pool {
     pub name: String,
@@ -102,15 +118,6 @@ impl Drop for Lease {
     }
 }
 
-/// Delay before starting an instance after `failures` crashes in a row: none for the first,
-/// then 0.25 s doubling up to 30 s.
-fn backoff(failures: u32) -> Duration {
-    if failures <= 1 {
-        return Duration::ZERO;
-    }
-    super::retry_backoff(failures - 2)
-}
-
 impl Pool {
     pub fn new(
         deployed: Deployed,
@@ -129,6 +136,8 @@ impl Pool {
                 starting: 0,
                 waiters: VecDeque::new(),
                 failures: 0,
+                boosts: BoostBudget::default(),
+                unboosted: false,
                 removed: false,
             }),
             seq: AtomicU64::new(0),
@@ -212,10 +221,28 @@ impl Pool {
     fn spawn_start(self: &Arc<Self>, st: &mut State) {
         st.starting += 1;
         let deployed = st.current.clone();
-        let delay = backoff(st.failures);
+        let delay = super::restart_delay(st.failures);
+        let boost = st.boosts.take(Instant::now());
+        // Said when the budget runs out, not at every start past it.
+        let newly_unboosted = !boost && !st.unboosted;
+        st.unboosted = !boost;
         let pool = self.clone();
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            if !boost {
+                pool.metrics.start_unboosted(&pool.name);
+            }
+            if newly_unboosted {
+                pool.logs.event(
+                    &pool.name,
+                    "-",
+                    format!(
+                        "its {} boosted starts are used up (one more every {} s): instances start under the CPU quota, without a pre-warmed sandbox",
+                        super::start_budget::BOOSTED_BURST,
+                        super::start_budget::BOOST_REFILL.as_secs()
+                    ),
+                );
+            }
             if !delay.is_zero() {
                 pool.logs.event(&pool.name, "-", format!("backing off {} ms before the next start", delay.as_millis()));
                 tokio::time::sleep(delay).await;
@@ -228,6 +255,7 @@ impl Pool {
                 config: f.config.clone(),
                 code: deployed.code.clone(),
                 logs: pool.logs.clone(),
+                boost,
             };
             let started_at = Instant::now();
             let result = pool.backend.start(&spec).await;
@@ -275,6 +303,7 @@ impl Pool {
                         idle_since: Instant::now(),
                         fresh: true,
                         started_at,
+                        ready_at: Instant::now(),
                         retiring: false,
                     });
                     self.pump(&mut st);
@@ -315,6 +344,7 @@ impl Pool {
     fn release(self: &Arc<Self>, inst: &Arc<Instance>, outcome: Outcome) {
         let mut st = self.lock();
         let mut retire = None;
+        let mut steady = false;
         if let Some(i) = st.slots.iter().position(|s| Arc::ptr_eq(&s.inst, inst)) {
             let current = st.current.function.version;
             let removed = st.removed;
@@ -323,12 +353,13 @@ impl Pool {
             if s.in_flight == 0 {
                 s.idle_since = Instant::now();
             }
+            steady = s.ready_at.elapsed() >= STEADY;
             let stale = (removed || s.retiring || s.version != current) && s.in_flight == 0;
             if outcome != Outcome::Served || stale {
                 retire = Some(st.slots.remove(i).inst);
             }
         }
-        if outcome == Outcome::Served {
+        if outcome == Outcome::Served && steady {
             st.failures = 0;
         }
         self.pump(&mut st);
@@ -503,18 +534,4 @@ fn extract(slots: &mut Vec<Slot>, pick: impl Fn(&Slot) -> bool) -> Vec<Arc<Insta
         }
     });
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::ZERO);
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_millis(250));
-        assert_eq!(backoff(3), Duration::from_millis(500));
-        assert_eq!(backoff(40), Duration::from_secs(30));
-    }
 }

@@ -22,6 +22,8 @@ use tokio::sync::{watch, Semaphore};
 struct Handle {
     id: String,
     version: u64,
+    /// Started with the start-up CPU boost.
+    boost: bool,
     ended: watch::Sender<Option<Ended>>,
     stops: AtomicU32,
     kills: AtomicU32,
@@ -117,6 +119,7 @@ impl InstanceBackend for Fake {
             let h = Arc::new(Handle {
                 id: spec.id.clone(),
                 version: spec.version,
+                boost: spec.boost,
                 ended: tx,
                 stops: AtomicU32::new(0),
                 kills: AtomicU32::new(0),
@@ -159,7 +162,18 @@ fn deployed(version: u64, s: &Scale) -> Deployed {
 }
 
 fn pool(fake: &Arc<Fake>, s: &Scale) -> Arc<Pool> {
-    Pool::new(deployed(1, s), fake.clone(), Arc::new(LogStore::default()), Arc::new(Metrics::default()))
+    observed(fake, s).0
+}
+
+/// A pool, with the logs and metrics it writes to.
+fn observed(fake: &Arc<Fake>, s: &Scale) -> (Arc<Pool>, Arc<LogStore>, Arc<Metrics>) {
+    let (logs, metrics) = (Arc::new(LogStore::default()), Arc::new(Metrics::default()));
+    (Pool::new(deployed(1, s), fake.clone(), logs.clone(), metrics.clone()), logs, metrics)
+}
+
+/// The pool's events in the function's logs that contain `text`.
+fn events(logs: &LogStore, text: &str) -> usize {
+    logs.read("f", 10_000).0.iter().filter(|l| l.line.contains(text)).count()
 }
 
 /// Waits (at most 5 s) for `f` to hold; whether it did.
@@ -357,4 +371,57 @@ async fn a_new_version_takes_over_without_dropping_requests_in_flight() {
     p.remove();
     assert!(matches!(p.acquire().await, Err(AcquireError::Removed)));
     assert!(fake.started().iter().all(|h| h.stopped()));
+}
+
+// Catches: a start-up CPU boost without bound (every start of a function whose instances keep
+// ending boosted, the platform's CPU spent past the function's quota), and a budget that is
+// not the function's own (a burst of one function taking the others' boost).
+#[tokio::test]
+async fn a_function_past_its_boosted_starts_starts_under_its_quota() {
+    use super::start_budget::BOOSTED_BURST;
+    let fake = Fake::new();
+    let many = Scale { max: BOOSTED_BURST + 5, ..SCALE };
+    let (p, logs, metrics) = observed(&fake, &many);
+    let mut held = Vec::new();
+    for _ in 0..BOOSTED_BURST + 2 {
+        held.push(p.acquire().await.unwrap());
+    }
+    let boosted: Vec<bool> = fake.started().iter().map(|h| h.boost).collect();
+    assert_eq!(boosted.len() as u32, BOOSTED_BURST + 2, "each request held its own instance");
+    assert_eq!(boosted.iter().filter(|b| **b).count() as u32, BOOSTED_BURST, "{boosted:?}");
+    assert!(!boosted[boosted.len() - 1] && !boosted[boosted.len() - 2], "the last starts are past the budget");
+    assert!(
+        until(|| events(&logs, "boosted starts are used up") == 1).await,
+        "the logs say it once, not at every start: {}",
+        events(&logs, "boosted starts are used up")
+    );
+    let counted = || metrics.render(&[], None).contains("fnbox_unboosted_starts_total{function=\"f\"} 2");
+    assert!(until(counted).await, "{}", metrics.render(&[], None));
+    // Another function's pool has its own budget.
+    let other = Fake::new();
+    let q = pool(&other, &SCALE);
+    drop(q.acquire().await.unwrap());
+    assert!(other.started()[0].boost);
+    drop(held);
+}
+
+// Catches: a function whose instances exit after each response restarted at once each time
+// (each served response used to end the run of failures), which with the boost turned its
+// requests into the platform's CPU; and a steady instance's response not ending the run.
+#[tokio::test]
+async fn instances_that_keep_ending_right_after_answering_are_restarted_with_a_back_off() {
+    let fake = Fake::new();
+    let (p, logs, _) = observed(&fake, &SCALE);
+    for round in 0..3 {
+        let l = p.acquire().await.unwrap();
+        let id = l.instance.id.clone();
+        drop(l); // served
+        fake.handle(&id).crash(); // and ended right after
+        assert!(until(|| p.instance_count() == 0).await, "round {round}");
+    }
+    // Two quick ends in a row: the third restart waited.
+    assert!(until(|| events(&logs, "backing off") >= 1).await, "no back-off after instances kept ending");
+    let l = p.acquire().await.unwrap();
+    assert!(events(&logs, "backing off 500 ms") == 1, "the delay grows with each quick end");
+    drop(l);
 }

@@ -26,7 +26,9 @@
 //! promised to another, waits for that one ([`Take::Pending`]) rather than start its own: it is
 //! further along.
 
-use super::launcher::{start_failed, Boost, Launched, Launcher, LogRoute, WARM_POOL};
+use super::disk_budget::WARM_POOL;
+use super::launcher::{start_failed, Boost, Launched, Launcher};
+use super::log_route::LogRoute;
 use super::warm_sizing::{sized, FairShare, Peak, Rate};
 use super::zygote::{self, ZygoteAt};
 use crate::function::Runtime;
@@ -162,11 +164,6 @@ pub struct WarmGauges {
     pub memory_budget: u64,
     pub started: u64,
     pub failed: u64,
-}
-
-/// Delay before retrying a shelf whose sandboxes failed to start `failures` times in a row.
-fn backoff(failures: u32) -> Duration {
-    super::retry_backoff(failures)
 }
 
 impl WarmPool {
@@ -348,7 +345,7 @@ impl WarmPool {
             cpu_boost: Boost::Background,
         };
         let route = LogRoute::unbound(self.launcher.logs.clone());
-        // Spares hold half of the disk budget at most (launcher::WARM_POOL).
+        // Spares hold half of the disk budget at most (disk_budget::WARM_POOL).
         let disk = &self.launcher.disk;
         let result = match disk.function_room(WARM_POOL, u32::MAX) {
             Ok(()) => zygote::launch(&self.launcher, at, route, None)
@@ -386,7 +383,9 @@ impl WarmPool {
                         shelf.waiters.pop_front();
                     }
                     shelf.failures += 1;
-                    let wait = backoff(shelf.failures);
+                    // Later than an instance's restart (no request waits for a spare): 0.5 s
+                    // after its first failure, doubling.
+                    let wait = super::restart_delay(shelf.failures.saturating_add(2));
                     shelf.retry_at = Some(Instant::now() + wait);
                     eprintln!(
                         "fnbox serve: a pre-warmed {} sandbox ({} MiB) failed to start, retrying in {} ms: {}",
@@ -448,12 +447,6 @@ impl WarmPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(1), Duration::from_millis(500));
-        assert_eq!(backoff(40), Duration::from_secs(30));
-    }
 
     #[test]
     fn a_function_never_called_stops_holding_a_sandbox_ready_after_a_while() {

@@ -2,7 +2,7 @@
 //!
 //! The Python and Node wrappers are compiled into the binary and written to the data directory
 //! at start; sandboxes bind them read-only at [`RUNTIME_DIR`]. Both start as zygotes (see
-//! `instances/zygote.rs`): the interpreter runs and the wrapper is imported before the function
+//! `instances/zygote/`): the interpreter runs and the wrapper is imported before the function
 //! is known. A `binary` function is its own server: it listens on the socket it inherits as
 //! descriptor `$FNBOX_LISTEN_FD`.
 

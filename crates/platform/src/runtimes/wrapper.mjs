@@ -33,6 +33,13 @@ const MAX_BODY = 6 << 20;
 const MAX_HEAD = 64 << 10;
 // Where the warm-up request goes: an abstract name, private to the sandbox's network namespace.
 const WARM_SOCK = "\0fnbox-warm-up";
+// The zygote protocol's version (crates/platform/src/instances/zygote/protocol.rs, where the
+// messages are declared): fnbox serve refuses an answer of another, and this a request.
+const PROTOCOL = 1;
+// The most of a failed load's reason and stack an answer carries: fnbox serve reads at most
+// 64 KiB of a line, and shows the stack's last lines (all of it is printed to stderr).
+const REASON_MAX = 2048;
+const DETAIL_MAX = 4096;
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
 /** The handler is not where the spec says: no stack trace needed. */
@@ -254,7 +261,29 @@ function readLine(sock) {
   });
 }
 
-const sendLine = (sock, msg) => new Promise((resolve) => sock.write(JSON.stringify(msg) + "\n", resolve));
+/** A string without lone UTF-16 surrogates (a cut pair, or one in an error's message), each
+ * replaced by U+FFFD: JSON.stringify escapes a lone one as \udXXX, which is not Unicode and
+ * which fnbox serve refuses, failing the whole answer. */
+const wellFormed = (s) =>
+  s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+
+/** One line of the zygote protocol to fnbox serve. */
+const answer = (sock, event, fields = {}) =>
+  new Promise((resolve) => sock.write(JSON.stringify({ v: PROTOCOL, event, ...fields }) + "\n", resolve));
+
+/** The bind request, in this wrapper's version of the protocol (or the zygote ends, saying why:
+ * fnbox serve reads its "fnbox: " line as the reason). */
+function bindRequest(line) {
+  const req = JSON.parse(line);
+  if (req.v !== PROTOCOL || req.op !== "bind") {
+    // Not the line itself: it holds the function's secrets.
+    const said = (x) => JSON.stringify(String(x).slice(0, 20));
+    console.error(`fnbox: the Node runtime speaks version ${PROTOCOL} of the zygote protocol and was sent a ` +
+      `${said(req.op)} request of version ${said(req.v)}: fnbox serve and its runtime wrappers must come from one fnbox installation`);
+    process.exit(1);
+  }
+  return req;
+}
 
 /** Runs the paths a cold start takes once, before any function is bound: a handler import
  * (the CommonJS loader behind import()) and a request through the server (the HTTP parser,
@@ -294,30 +323,32 @@ async function zygote(warm) {
   const server = makeServer(instance);
   await listen(server);
   if (warm) await warmUp(instance);
-  await sendLine(ctl, { ready: true, started: T0 });
+  await answer(ctl, "ready", { started: T0 });
   const line = await readLine(ctl);
   if (line === null) process.exit(0); // fnbox serve let this sandbox go unused
   const bound = now();
-  const req = JSON.parse(line);
+  const req = bindRequest(line);
   let loaded;
   try {
     Object.assign(process.env, req.env);
-    process.chdir(req.workdir || "/code");
+    process.chdir(req.workdir);
     loaded = await loadOrExplain(req.handler);
   } catch (e) {
     loaded = { reason: describe(e), detail: String(e && e.stack) };
   }
   if (!loaded.handler) {
-    await sendLine(ctl, { error: loaded.reason, detail: loaded.detail });
+    const reason = wellFormed(String(loaded.reason).slice(0, REASON_MAX));
+    await answer(ctl, "error", { reason, detail: wellFormed(String(loaded.detail).slice(-DETAIL_MAX)) });
     process.exit(1);
   }
   if (req.check) {
-    await sendLine(ctl, { checked: true });
+    await answer(ctl, "checked");
     process.exit(0);
   }
   instance.handler = loaded.handler;
   instance.context = contextFromEnv();
-  await sendLine(ctl, { bound: true, forked: bound, imported: now() });
+  // Node cannot fork: the instance's process is the zygote, from the request's receipt on.
+  await answer(ctl, "bound", { received: bound, forked: bound, imported: now() });
   // The control socket stays open (so descriptor 0 is not reused) but unread: fnbox serve
   // closes its end, and the handler reads end of file on stdin, as from /dev/null.
   ctl.pause();

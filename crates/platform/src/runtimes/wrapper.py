@@ -45,6 +45,12 @@ MAX_BODY = 6 << 20
 # The gateway's limit on a request's header block (request line to blank line, as sent here):
 # it answers 431 above it and never forwards such a request. Keep the two equal.
 MAX_HEAD = 64 << 10
+# The zygote protocol's version (crates/platform/src/instances/zygote/protocol.rs, where the
+# messages are declared): fnbox serve refuses an answer of another, and this a request.
+PROTOCOL = 1
+# The most of a failed load's reason and traceback an answer carries: fnbox serve reads at most
+# 64 KiB of a line, and shows the traceback's last lines (all of it is printed to stderr).
+REASON_MAX, DETAIL_MAX = 2048, 4096
 
 
 def load_handler(spec):
@@ -337,8 +343,23 @@ def load_or_explain(spec):
         return None, (f"{type(e).__name__}: {e}", detail)
 
 
-def send_line(sock, msg):
-    sock.sendall(json.dumps(msg).encode() + b"\n")
+def answer(sock, event, **fields):
+    """One line of the zygote protocol to fnbox serve."""
+    line = json.dumps({"v": PROTOCOL, "event": event, **fields}, ensure_ascii=False)
+    sock.sendall(line.encode("utf-8", "replace") + b"\n")
+
+
+def bind_request(line):
+    """The bind request, in this wrapper's version of the protocol (or the zygote ends, saying
+    why: fnbox serve reads its "fnbox: " line as the reason)."""
+    req = json.loads(line)
+    if req.get("v") != PROTOCOL or req.get("op") != "bind":
+        # Not the line itself: it holds the function's secrets.
+        sys.stderr.write(f"fnbox: the Python runtime speaks version {PROTOCOL} of the zygote protocol and was sent a "
+                         f"{str(req.get('op'))[:20]!r} request of version {str(req.get('v'))[:20]}: fnbox serve and its "
+                         "runtime wrappers must come from one fnbox installation\n")
+        sys.exit(1)
+    return req
 
 
 def read_line(sock):
@@ -420,12 +441,12 @@ def zygote(warm):
     srv, tune = listen()
     if warm:
         warm_up()
-    send_line(ctl, {"ready": True, "started": T0})
+    answer(ctl, "ready", started=T0)
     line = read_line(ctl)
     if not line:
         sys.exit(0)  # fnbox serve let this sandbox go unused
     received = time.monotonic()
-    req = json.loads(line)
+    req = bind_request(line)
     # Objects made so far stay in the oldest generation: the collector does not touch (and
     # copy) their pages in the child.
     gc.freeze()
@@ -437,17 +458,17 @@ def zygote(warm):
     forked = time.monotonic()
     try:
         os.environ.update(req["env"])
-        os.chdir(req.get("workdir", "/code"))
+        os.chdir(req["workdir"])
         handler, failed = load_or_explain(req["handler"])
     except BaseException as e:
         handler, failed = None, (f"{type(e).__name__}: {e}", traceback.format_exc())
     if failed:
-        send_line(ctl, {"error": failed[0], "detail": failed[1]})
+        answer(ctl, "error", reason=failed[0][:REASON_MAX], detail=failed[1][-DETAIL_MAX:])
         os._exit(1)
-    if req.get("check"):
-        send_line(ctl, {"checked": True})
+    if req["check"]:
+        answer(ctl, "checked")
         os._exit(0)
-    send_line(ctl, {"bound": True, "received": received, "forked": forked, "imported": time.monotonic()})
+    answer(ctl, "bound", received=received, forked=forked, imported=time.monotonic())
     # The control socket is done with: the handler's stdin is /dev/null, as in any instance.
     ctl.detach()
     null = os.open(os.devnull, os.O_RDWR)
