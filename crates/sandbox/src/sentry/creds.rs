@@ -68,26 +68,16 @@ impl Creds {
         if self.is_root() {
             return crate::sys::process::with_effective_caps(self.cap_eff, op);
         }
-        set_groups(&self.groups);
-        raw(libc::SYS_setfsgid, self.fsgid as libc::c_long, 0, 0);
-        raw(libc::SYS_setfsuid, self.fsuid as libc::c_long, 0, 0);
+        use crate::sys::task::{set_thread_fsgid, set_thread_fsuid, set_thread_groups};
+        let _ = set_thread_groups(&self.groups);
+        set_thread_fsgid(self.fsgid);
+        set_thread_fsuid(self.fsuid);
         let r = op();
-        raw(libc::SYS_setfsuid, 0, 0, 0);
-        raw(libc::SYS_setfsgid, 0, 0, 0);
-        set_groups(&[]);
+        set_thread_fsuid(0);
+        set_thread_fsgid(0);
+        let _ = set_thread_groups(&[]);
         r
     }
-}
-
-fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) {
-    // SAFETY: the id-setting syscalls take integer arguments; raw syscalls act on this thread
-    // only.
-    unsafe { libc::syscall(nr, a, b, c) };
-}
-
-fn set_groups(groups: &[u32]) {
-    // SAFETY: pointer and length describe `groups` (or zero entries).
-    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
 }
 
 impl Sentry {
@@ -124,13 +114,14 @@ impl Sentry {
         if c.ruid == 0 && c.rgid == 0 {
             return op();
         }
-        set_groups(&c.groups);
-        raw(libc::SYS_setresgid, c.rgid as libc::c_long, -1, -1);
-        raw(libc::SYS_setresuid, c.ruid as libc::c_long, -1, -1);
+        use crate::sys::task::{set_thread_groups, set_thread_rgid, set_thread_ruid};
+        let _ = set_thread_groups(&c.groups);
+        set_thread_rgid(c.rgid);
+        set_thread_ruid(c.ruid);
         let r = op();
-        raw(libc::SYS_setresuid, 0, -1, -1);
-        raw(libc::SYS_setresgid, 0, -1, -1);
-        set_groups(&[]);
+        set_thread_ruid(0);
+        set_thread_rgid(0);
+        let _ = set_thread_groups(&[]);
         r
     }
 }

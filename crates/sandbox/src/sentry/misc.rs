@@ -124,10 +124,8 @@ impl Sentry {
 
     /// `sysinfo`: the sandbox's memory limit and processes, not the host's.
     pub(super) fn sysinfo(&self, call: &Call) -> Reply {
-        // SAFETY: sysinfo is plain data.
-        let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
-        // SAFETY: `si` is writable; only the uptime is kept from the host.
-        unsafe { libc::sysinfo(&mut si) };
+        // Only the uptime is kept from the host.
+        let mut si = crate::sys::sysinfo();
         let used = host::cgroup_read("memory.usage_in_bytes")
             .or_else(|| host::cgroup_read("memory.current"))
             .and_then(|s| s.trim().parse::<u64>().ok())
@@ -144,6 +142,6 @@ impl Sentry {
         si.procs = super::proc::pids::list().len() as u16;
         si.loads = [0; 3];
         si.mem_unit = 1;
-        Reply::from(call.write_struct(call.args[0], &si).map(|()| 0))
+        Reply::from(call.write_struct(call.args[0], &crate::sys::abi::sysinfo::from(&si)).map(|()| 0))
     }
 }

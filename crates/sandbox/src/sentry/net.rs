@@ -13,7 +13,7 @@
 use super::notify::{errno, Call, Reply, SysResult};
 use super::Sentry;
 use crate::sys;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 enum Op {
     Bind,
@@ -111,14 +111,10 @@ impl Sentry {
             // acts with the caller's filesystem ids: the socket file is the caller's, and the
             // search and write permissions checked are the caller's.
             Ok(Wait(Box::new(move || {
-                // SAFETY: unshare(CLONE_FS) gives this thread its own cwd and umask (its root
-                // stays the sandbox's); fchdir/umask then change only this thread's.
-                unsafe {
-                    if libc::unshare(libc::CLONE_FS) != 0 || libc::fchdir(cwd.as_raw_fd()) != 0 {
-                        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-                    }
-                    libc::umask(umask);
-                }
+                // Its own cwd and umask (its root stays the sandbox's): fchdir and umask then
+                // change only this thread's.
+                sys::task::unshare_fs().and_then(|()| sys::fchdir(cwd.as_fd())).map_err(errno)?;
+                sys::task::set_umask(umask);
                 creds.act(|| perform(&sock, &op, &addr))
             })))
         })();
@@ -160,6 +156,6 @@ enum Outcome {
 }
 
 fn nonblocking(sock: &OwnedFd) -> bool {
-    // SAFETY: F_GETFL on our own descriptor.
-    unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+    // An error (-1 from fcntl) counts as non-blocking, as it always has.
+    crate::sys::fd::status_flags(sock).map_or(true, |f| f & libc::O_NONBLOCK != 0)
 }

@@ -5,6 +5,7 @@ use super::fs::ret;
 use super::notify::{Call, Reply, SysResult};
 use super::resolve::{c, Located};
 use super::{host, Sentry};
+use crate::sys::abi;
 use std::ffi::CStr;
 use std::os::fd::AsRawFd;
 
@@ -196,7 +197,7 @@ impl Sentry {
             libc::SYS_utimes => read_timevals(call, call.args[1]),
             libc::SYS_futimesat => read_timevals(call, call.args[2]),
             _ if call.args[2] == 0 => Ok(None),
-            _ => call.read_struct::<[libc::timespec; 2]>(call.args[2]).map(Some),
+            _ => call.read_struct::<[abi::kernel_timespec; 2]>(call.args[2]).map(|t| Some(t.map(libc::timespec::from))),
         };
         let times = match times {
             Ok(t) => t,
@@ -287,8 +288,8 @@ fn read_timevals(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]
     if addr == 0 {
         return Ok(None);
     }
-    let tv: [libc::timeval; 2] = call.read_struct(addr)?;
-    let ts = |t: libc::timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
+    let tv: [abi::kernel_old_timeval; 2] = call.read_struct(addr)?;
+    let ts = |t: abi::kernel_old_timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
     Ok(Some([ts(tv[0]), ts(tv[1])]))
 }
 

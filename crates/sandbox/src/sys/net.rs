@@ -1,11 +1,47 @@
 //! The network calls of a sandbox's set-up: interface flags, an IPv4 address and a default
 //! route by `ioctl` on an `AF_INET` socket (in the caller's network namespace), and the
-//! host's IPv4 interfaces (`getifaddrs`). See docs/architecture.md, "Network".
+//! host's IPv4 interfaces (`getifaddrs`). See docs/architecture.md, "Network". Also the Unix
+//! sockets fnbox's own processes talk over (on rustix).
 
 use super::cvt;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// A close-on-exec Unix socket of type `kind` (`libc::SOCK_STREAM`, `libc::SOCK_SEQPACKET`).
+pub fn unix_socket(kind: libc::c_int) -> io::Result<OwnedFd> {
+    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+    Ok(socket_with(AddressFamily::UNIX, SocketType::from_raw(kind as u32), SocketFlags::CLOEXEC, None)?)
+}
+
+/// `bind(2)` to the filesystem path `path` (`ENAMETOOLONG` past the 108 bytes of `sun_path`).
+pub fn bind_unix(sock: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    Ok(rustix::net::bind(sock, &rustix::net::SocketAddrUnix::new(path)?)?)
+}
+
+/// `connect(2)` to the filesystem path `path`.
+pub fn connect_unix(sock: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    Ok(rustix::net::connect(sock, &rustix::net::SocketAddrUnix::new(path)?)?)
+}
+
+/// `listen(2)`.
+pub fn listen(sock: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    Ok(rustix::net::listen(sock, backlog)?)
+}
+
+/// `accept4(2)`: the next connection, close-on-exec.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC)?)
+}
+
+/// `SO_RCVTIMEO` and `SO_SNDTIMEO`: a receive or send waits at most `limit`.
+pub fn set_timeouts(sock: BorrowedFd<'_>, limit: Duration) -> io::Result<()> {
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    set_socket_timeout(sock, Timeout::Recv, Some(limit))?;
+    Ok(set_socket_timeout(sock, Timeout::Send, Some(limit))?)
+}
 
 /// An `AF_INET` datagram socket, the handle the interface ioctls go through.
 pub fn inet_socket() -> io::Result<OwnedFd> {
