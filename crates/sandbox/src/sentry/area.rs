@@ -102,10 +102,10 @@ fn remove_tree(dir: &OwnedFd, name: &[u8]) {
     if let Ok(d) = sys::fs::openat(Some(dir.as_fd()), name, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
         for entry in super::host::list_fd(&d).unwrap_or_default() {
             let e = Path::new(std::ffi::OsStr::from_bytes(&entry));
-            if sys::fs::unlinkat(d.as_fd(), e, false).is_err() {
-                let _ = sys::fs::unlinkat(d.as_fd(), e, true);
+            if sys::fs::unlinkat(Some(d.as_fd()), e, 0).is_err() {
+                let _ = sys::fs::unlinkat(Some(d.as_fd()), e, libc::AT_REMOVEDIR);
             }
         }
     }
-    let _ = sys::fs::unlinkat(dir.as_fd(), name, true);
+    let _ = sys::fs::unlinkat(Some(dir.as_fd()), name, libc::AT_REMOVEDIR);
 }

@@ -13,7 +13,7 @@
 use super::notify::{errno, Call, Reply, SysResult};
 use super::Sentry;
 use crate::sys;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 enum Op {
     Bind,
@@ -21,28 +21,14 @@ enum Op {
     SendTo { data: Vec<u8>, flags: i32 },
 }
 
-fn ret(r: isize) -> SysResult<i64> {
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-    } else {
-        Ok(r as i64)
-    }
-}
-
 fn perform(sock: &OwnedFd, op: &Op, addr: &[u8]) -> SysResult<i64> {
-    let (a, l) = (addr.as_ptr().cast::<libc::sockaddr>(), addr.len() as libc::socklen_t);
-    // SAFETY: `addr` holds `l` bytes of a sockaddr copied from the caller; the kernel checks
-    // its family and length.
-    let r = unsafe {
-        match op {
-            Op::Bind => libc::bind(sock.as_raw_fd(), a, l) as isize,
-            Op::Connect => libc::connect(sock.as_raw_fd(), a, l) as isize,
-            Op::SendTo { data, flags } => {
-                libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), *flags, a, l)
-            }
-        }
-    };
-    ret(r)
+    let s = sock.as_fd();
+    match op {
+        Op::Bind => sys::net::bind_bytes(s, addr).map(|()| 0),
+        Op::Connect => sys::net::connect_bytes(s, addr).map(|()| 0),
+        Op::SendTo { data, flags } => sys::net::sendto_bytes(s, data, *flags, addr).map(|n| n as i64),
+    }
+    .map_err(errno)
 }
 
 impl Sentry {

@@ -3,7 +3,7 @@
 //! otherwise. See docs/architecture.md, "Crates and modules".
 
 use super::{abi, cpath, cvt_long, owned};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -65,10 +65,14 @@ pub fn mkdirat(dir: Option<BorrowedFd<'_>>, path: &Path, mode: u32, exist_ok: bo
     }
 }
 
-/// `mknodat(2)`; `mode` holds the file type (`S_IFCHR`...) and the permission bits.
+/// `mknodat(2)`; `mode` holds the file type (`S_IFCHR`...; none is a regular file, as for the
+/// kernel) and the permission bits.
 pub fn mknodat(dir: Option<BorrowedFd<'_>>, path: &Path, mode: u32, dev: libc::dev_t) -> io::Result<()> {
     use rustix::fs::{FileType, Mode};
-    let (kind, perm) = (FileType::from_raw_mode(mode), Mode::from_raw_mode(mode));
+    // rustix maps an unknown type to all of S_IFMT's bits: the kernel then refuses it (EINVAL),
+    // as it would the unknown type itself; only 0 needs saying.
+    let kind = if mode & libc::S_IFMT == 0 { FileType::RegularFile } else { FileType::from_raw_mode(mode) };
+    let perm = Mode::from_raw_mode(mode);
     Ok(rustix::fs::mknodat(at(dir), cpath(path)?.as_c_str(), kind, perm, dev)?)
 }
 
@@ -85,12 +89,44 @@ pub fn lchownat(dir: Option<BorrowedFd<'_>>, path: &Path, uid: u32, gid: u32) ->
     Ok(rustix::fs::chownat(at(dir), cpath(path)?.as_c_str(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
-/// `unlinkat(2)`: removes the name `path` in `dir`; with `remove_dir`, an empty directory
-/// (`AT_REMOVEDIR`) instead of a file.
-pub fn unlinkat(dir: BorrowedFd<'_>, path: &Path, remove_dir: bool) -> io::Result<()> {
-    use rustix::fs::AtFlags;
-    let flags = if remove_dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
-    Ok(rustix::fs::unlinkat(dir, cpath(path)?.as_c_str(), flags)?)
+/// `unlinkat(2)`: removes the name `path` in `dir` (or the cwd); with `AT_REMOVEDIR` in
+/// `flags`, an empty directory instead of a file. Unknown flags go to the kernel, which
+/// refuses them.
+pub fn unlinkat(dir: Option<BorrowedFd<'_>>, path: &Path, flags: libc::c_int) -> io::Result<()> {
+    let flags = rustix::fs::AtFlags::from_bits_retain(flags as u32);
+    Ok(rustix::fs::unlinkat(at(dir), cpath(path)?.as_c_str(), flags)?)
+}
+
+/// `renameat2(2)`: `old` (in `old_dir`, or the cwd) becomes `new` (in `new_dir`); `flags`
+/// (`RENAME_NOREPLACE`...) go to the kernel as they are.
+pub fn renameat2(
+    old_dir: Option<BorrowedFd<'_>>,
+    old: &Path,
+    new_dir: Option<BorrowedFd<'_>>,
+    new: &Path,
+    flags: u32,
+) -> io::Result<()> {
+    let flags = rustix::fs::RenameFlags::from_bits_retain(flags);
+    Ok(rustix::fs::renameat_with(at(old_dir), cpath(old)?.as_c_str(), at(new_dir), cpath(new)?.as_c_str(), flags)?)
+}
+
+/// `linkat(2)`: a new name `new` (in `new_dir`, or the cwd) for `old` (in `old_dir`); `flags`
+/// (`AT_SYMLINK_FOLLOW`, `AT_EMPTY_PATH`) go to the kernel as they are.
+pub fn linkat(
+    old_dir: Option<BorrowedFd<'_>>,
+    old: &Path,
+    new_dir: Option<BorrowedFd<'_>>,
+    new: &Path,
+    flags: libc::c_int,
+) -> io::Result<()> {
+    let flags = rustix::fs::AtFlags::from_bits_retain(flags as u32);
+    Ok(rustix::fs::linkat(at(old_dir), cpath(old)?.as_c_str(), at(new_dir), cpath(new)?.as_c_str(), flags)?)
+}
+
+/// `ftruncate(2)`: cuts (or extends) the open file `fd` to `len` bytes; a negative `len` is
+/// refused by the kernel (EINVAL), as for the caller.
+pub fn ftruncate(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
+    Ok(rustix::fs::ftruncate(fd, len as u64)?)
 }
 
 /// `symlinkat(2)`.
@@ -122,4 +158,57 @@ pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     let fd = openat(None, path, libc::O_WRONLY, 0)?;
     rustix::io::write(&fd, data)?;
     Ok(())
+}
+
+// ---- extended attributes: the `l` forms when `!follow` (a final symlink's own) -----------
+
+/// `getxattr(2)` of `name` on `path` into `buf`; an empty `buf` asks for the size only. The
+/// byte count.
+pub fn getxattr(path: &Path, follow: bool, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::fs::{getxattr, getxattr_query, lgetxattr, lgetxattr_query};
+    let n = match (follow, buf.is_empty()) {
+        (true, true) => getxattr_query(path, name),
+        (false, true) => lgetxattr_query(path, name),
+        (true, false) => getxattr(path, name, buf),
+        (false, false) => lgetxattr(path, name, buf),
+    };
+    Ok(n?)
+}
+
+/// `listxattr(2)` of `path` into `buf` (NUL-terminated names); an empty `buf` asks for the
+/// size only. The byte count.
+pub fn listxattr(path: &Path, follow: bool, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::fs::{listxattr, listxattr_query, llistxattr, llistxattr_query};
+    let n = match (follow, buf.is_empty()) {
+        (true, true) => listxattr_query(path),
+        (false, true) => llistxattr_query(path),
+        (true, false) => listxattr(path, buf),
+        (false, false) => llistxattr(path, buf),
+    };
+    Ok(n?)
+}
+
+/// `setxattr(2)` of `name` on `path` to `value`; `flags` (`XATTR_CREATE`...) go to the kernel
+/// as they are.
+pub fn setxattr(path: &Path, follow: bool, name: &CStr, value: &[u8], flags: libc::c_int) -> io::Result<()> {
+    let flags = rustix::fs::XattrFlags::from_bits_retain(flags as u32);
+    let r = if follow {
+        rustix::fs::setxattr(path, name, value, flags)
+    } else {
+        rustix::fs::lsetxattr(path, name, value, flags)
+    };
+    Ok(r?)
+}
+
+/// `removexattr(2)` of `name` on `path`.
+pub fn removexattr(path: &Path, follow: bool, name: &CStr) -> io::Result<()> {
+    let r = if follow { rustix::fs::removexattr(path, name) } else { rustix::fs::lremovexattr(path, name) };
+    Ok(r?)
+}
+
+/// `inotify_add_watch(2)`: a watch on `path` for the `mask` events (`IN_DONT_FOLLOW`... go to
+/// the kernel as they are); the watch descriptor.
+pub fn inotify_add_watch(inotify: BorrowedFd<'_>, path: &Path, mask: u32) -> io::Result<i32> {
+    let mask = rustix::fs::inotify::WatchFlags::from_bits_retain(mask);
+    Ok(rustix::fs::inotify::add_watch(inotify, path, mask)?)
 }

@@ -43,6 +43,38 @@ pub fn set_timeouts(sock: BorrowedFd<'_>, limit: Duration) -> io::Result<()> {
     Ok(set_socket_timeout(sock, Timeout::Send, Some(limit))?)
 }
 
+/// A `sockaddr` held as the bytes a sandbox wrote, for [`bind_bytes`], [`connect_bytes`] and
+/// [`sendto_bytes`]: the kernel checks its family and length, as for the sandbox's own call.
+fn sockaddr_bytes(addr: &[u8]) -> (*const libc::sockaddr, libc::socklen_t) {
+    (addr.as_ptr().cast(), addr.len() as libc::socklen_t)
+}
+
+/// `bind(2)` to an address given as raw bytes (see `sockaddr_bytes`).
+pub fn bind_bytes(sock: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    let (a, l) = sockaddr_bytes(addr);
+    // SAFETY: `a` points to `l` readable bytes (`addr`), which outlive the call.
+    cvt(unsafe { libc::bind(sock.as_raw_fd(), a, l) }).map(drop)
+}
+
+/// `connect(2)` to an address given as raw bytes (see `sockaddr_bytes`).
+pub fn connect_bytes(sock: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    let (a, l) = sockaddr_bytes(addr);
+    // SAFETY: as in `bind_bytes`.
+    cvt(unsafe { libc::connect(sock.as_raw_fd(), a, l) }).map(drop)
+}
+
+/// `sendto(2)` of `data` with `flags` to an address given as raw bytes (see `sockaddr_bytes`); the
+/// byte count sent.
+pub fn sendto_bytes(sock: BorrowedFd<'_>, data: &[u8], flags: libc::c_int, addr: &[u8]) -> io::Result<usize> {
+    let (a, l) = sockaddr_bytes(addr);
+    // SAFETY: as in `bind_bytes`; `data` is readable for its length.
+    let n = unsafe { libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), flags, a, l) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// An `AF_INET` datagram socket, the handle the interface ioctls go through.
 pub fn inet_socket() -> io::Result<OwnedFd> {
     use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
