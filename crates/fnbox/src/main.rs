@@ -234,8 +234,7 @@ fn main() -> ExitCode {
 }
 
 fn cleanup(parents: &[String], json: bool) -> ExitCode {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !fnbox_sandbox::sys::is_root() {
         return fail(&fnbox_sandbox::Error::NotRoot.to_string(), 1);
     }
     let layout = match fnbox_sandbox::cgroup::Layout::detect() {

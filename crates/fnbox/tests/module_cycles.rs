@@ -12,8 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Cycles still to take apart: crate, then the modules of one strongly connected component.
-const KNOWN: &[(&str, &[&str])] = &[
-];
+const KNOWN: &[(&str, &[&str])] = &[];
 
 type Module = Vec<String>;
 

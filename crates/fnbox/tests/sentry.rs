@@ -197,6 +197,36 @@ PY
     assert!(out.contains("through-dir hel\n"), "{out}");
 }
 
+/// The calls that change the tree and extended attributes, answered by the Sentry, do what
+/// Linux does: mknod with no file type makes a regular file, hard and symbolic links, rename,
+/// user xattrs set, read, listed and removed, and the errors (unlink of a directory, a
+/// removed attribute) are Linux's.
+#[test]
+fn tree_and_xattr_calls_answer_as_linux_does() {
+    let s = Scope::new("tree-calls");
+    let script = r#"import os, stat, errno
+os.chdir("/tmp"); os.mkdir("d", 0o755)
+os.mkfifo("d/fifo"); os.mknod("d/reg", 0o600)
+print("kinds", stat.S_ISFIFO(os.stat("d/fifo").st_mode), stat.S_ISREG(os.stat("d/reg").st_mode))
+os.symlink("reg", "d/link"); os.link("d/reg", "d/hard"); os.rename("d/hard", "d/moved")
+print("links", os.readlink("d/link"), os.stat("d/reg").st_nlink, os.path.exists("d/hard"))
+os.setxattr("d/reg", "user.k", b"v1")
+print("xattr", os.getxattr("d/reg", "user.k"), "user.k" in os.listxattr("d/reg"))
+os.removexattr("d/reg", "user.k")
+try: os.getxattr("d/reg", "user.k")
+except OSError as e: print("removed", errno.errorcode[e.errno])
+try: os.unlink("d")
+except OSError as e: print("unlink-dir", errno.errorcode[e.errno])
+for n in os.listdir("d"): os.unlink("d/" + n)
+os.rmdir("d"); print("gone", os.path.exists("d"))
+"#;
+    let out = ok(&s.run("v2", &[], &["python3", "-c", script]));
+    assert_eq!(
+        out,
+        "kinds True True\nlinks reg 2 False\nxattr b'v1' True\nremoved ENODATA\nunlink-dir EISDIR\ngone False\n"
+    );
+}
+
 /// Continued calls (the kernel runs them for the program) answer as the emulation did, a
 /// non-empty path with `AT_EMPTY_PATH` still reaches the synthetic /proc, and a path rewritten
 /// under a continued open creates nothing in a /proc directory used as the working directory

@@ -19,7 +19,7 @@ use crate::error::{Error, IoContext, Result};
 use fnbox_sandbox::sys::{self, fdpass};
 use fnbox_sandbox::wire::Protocol;
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 /// The version of this protocol; both ends refuse any other.
@@ -59,44 +59,29 @@ pub struct Reply {
 }
 
 fn socket() -> Result<OwnedFd> {
-    // SAFETY: plain socket creation.
-    let fd = sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })
-        .what(|| "cannot create a socket".into())?;
-    // SAFETY: socket returned a new descriptor.
-    Ok(unsafe { sys::owned(fd) })
+    sys::net::unix_socket(libc::SOCK_SEQPACKET).what(|| "cannot create a socket".into())
 }
 
-/// Runs `f` with the address of `path`, reached through its directory's descriptor.
-fn with_addr<T>(path: &Path, f: impl FnOnce(&libc::sockaddr_un, libc::socklen_t) -> Result<T>) -> Result<T> {
+/// Runs `f` with a short path to `path`, reached through its directory's descriptor.
+fn with_addr<T>(path: &Path, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let dirfd = sys::openat(None, dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
         .what(|| format!("cannot open {}", dir.display()))?;
     let short = format!("/proc/self/fd/{}/{name}", dirfd.as_raw_fd());
-    // SAFETY: sockaddr_un is plain data.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if short.len() >= addr.sun_path.len() {
+    // sun_path's 108 bytes, with the terminating NUL.
+    if short.len() >= 108 {
         return Err(Error::Usage(format!("socket path {} is too long", path.display())));
     }
-    for (i, b) in short.bytes().enumerate() {
-        addr.sun_path[i] = b as libc::c_char;
-    }
-    let len = (std::mem::size_of::<libc::sa_family_t>() + short.len() + 1) as libc::socklen_t;
-    f(&addr, len)
+    f(Path::new(&short))
 }
 
 /// The supervisor's listening socket.
 pub fn listen(path: &Path) -> Result<OwnedFd> {
     let s = socket()?;
     let _ = std::fs::remove_file(path);
-    with_addr(path, |addr, len| {
-        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-        sys::cvt(unsafe { libc::bind(s.as_raw_fd(), (addr as *const libc::sockaddr_un).cast(), len) })
-            .what(|| format!("cannot bind {}", path.display()))
-    })?;
-    // SAFETY: listen on our own socket.
-    sys::cvt(unsafe { libc::listen(s.as_raw_fd(), 16) }).what(|| format!("cannot listen on {}", path.display()))?;
+    with_addr(path, |addr| sys::net::bind_unix(s.as_fd(), addr).what(|| format!("cannot bind {}", path.display())))?;
+    sys::net::listen(s.as_fd(), 16).what(|| format!("cannot listen on {}", path.display()))?;
     Ok(s)
 }
 
@@ -105,14 +90,8 @@ pub type Received = std::result::Result<Request, String>;
 
 /// Accepts one connection (with a short receive timeout, so a stuck client cannot stall
 /// the supervisor) and reads its request.
-pub fn accept(listener: RawFd) -> Option<(OwnedFd, Received, Vec<OwnedFd>)> {
-    // SAFETY: accept4 on our listening socket; null address arguments are allowed.
-    let fd = unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: accept4 returned a new descriptor.
-    let conn = unsafe { sys::owned(fd) };
+pub fn accept(listener: BorrowedFd<'_>) -> Option<(OwnedFd, Received, Vec<OwnedFd>)> {
+    let conn = sys::net::accept(listener).ok()?;
     set_timeout(&conn, 2);
     let mut buf = vec![0u8; 8192];
     let (n, fds) = fdpass::recv(&conn, &mut buf).ok()?;
@@ -125,37 +104,23 @@ pub fn reply(conn: &OwnedFd, r: std::result::Result<(), String>) {
         Ok(()) => Reply { ok: true, error: None },
         Err(e) => Reply { ok: false, error: Some(e) },
     };
-    let _ = fdpass::send(conn.as_raw_fd(), REPLY.encode(&reply).as_bytes(), &[]);
+    let _ = fdpass::sendmsg(conn.as_fd(), REPLY.encode(&reply).as_bytes(), &[]);
 }
 
-fn set_timeout(s: &OwnedFd, secs: i64) {
-    let tv = libc::timeval { tv_sec: secs, tv_usec: 0 };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: `tv` is a valid timeval for the option.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-    }
+fn set_timeout(s: &OwnedFd, secs: u64) {
+    let _ = sys::net::set_timeouts(s.as_fd(), std::time::Duration::from_secs(secs));
 }
 
 /// Sends one request to the supervisor at `path` and waits for its answer.
-pub fn request(path: &Path, req: &Request, fd: Option<RawFd>) -> Result<()> {
+pub fn request(path: &Path, req: &Request, fd: Option<BorrowedFd<'_>>) -> Result<()> {
     let s = socket()?;
-    with_addr(path, |addr, len| {
-        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-        sys::cvt(unsafe { libc::connect(s.as_raw_fd(), (addr as *const libc::sockaddr_un).cast(), len) })
+    with_addr(path, |addr| {
+        sys::net::connect_unix(s.as_fd(), addr)
             .what(|| format!("cannot reach the container's supervisor at {}", path.display()))
     })?;
     set_timeout(&s, 30);
-    let fds: Vec<RawFd> = fd.into_iter().collect();
-    fdpass::send(s.as_raw_fd(), REQUEST.encode(req).as_bytes(), &fds)
-        .what(|| "cannot talk to the supervisor".into())?;
+    let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+    fdpass::sendmsg(s.as_fd(), REQUEST.encode(req).as_bytes(), &fds).what(|| "cannot talk to the supervisor".into())?;
     let mut buf = vec![0u8; 8192];
     let (n, _) = fdpass::recv(&s, &mut buf).what(|| "the supervisor did not answer".into())?;
     if n == 0 {

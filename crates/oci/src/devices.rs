@@ -59,10 +59,7 @@ pub fn make(devices: &[config::Device], dir: &Path) -> Result<(), String> {
         let p = node(dir, i);
         let mode = d.file_mode.unwrap_or(0o666) & 0o7777;
         let dev = libc::makedev(d.major as u32, d.minor as u32);
-        let c = fnbox_sandbox::sys::cpath(&p).map_err(|e| e.to_string())?;
-        // SAFETY: a NUL-terminated path; mknod takes no other pointer.
-        if unsafe { libc::mknod(c.as_ptr(), file_type(d)? | mode, dev) } != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = fnbox_sandbox::sys::mknodat(None, &p, file_type(d)? | mode, dev) {
             return Err(format!("linux.devices: cannot make {} ({}): {e}", d.path, p.display()));
         }
         // The umask took bits off: set the mode exactly.

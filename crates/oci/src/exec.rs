@@ -6,7 +6,7 @@ use crate::{config, control, Globals};
 use fnbox_sandbox::launch::enter::{self, ExecSpec, Target};
 use fnbox_sandbox::spec::ProcessSettings;
 use fnbox_sandbox::sys::{self, process, signal};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 /// The process to start: an OCI process JSON file (`-` for standard input), or a command
@@ -91,7 +91,7 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     }
     let socket = dir.socket();
     let relay = |fd: &std::os::fd::OwnedFd| {
-        control::request(&socket, &control::Request::Listener {}, Some(fd.as_raw_fd()))
+        control::request(&socket, &control::Request::Listener {}, Some(fd.as_fd()))
             .map_err(|e| fnbox_sandbox::Error::Setup(e.to_string()))
     };
     let pid = enter::spawn(&target, &spec, &relay)?;
@@ -115,8 +115,7 @@ fn wait_forwarding(pid: i32) -> Result<i32> {
             libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
-        // SAFETY: two valid pollfds.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        let _ = fnbox_sandbox::sys::fd::poll(&mut fds, -1);
         while let Ok(Some(sig)) = signal::read_signalfd(&sigfd) {
             let _ = process::kill(pid, sig);
         }

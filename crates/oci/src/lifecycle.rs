@@ -6,7 +6,7 @@ use crate::supervisor::{self, Report};
 use crate::{control, convert, Globals};
 use fnbox_sandbox::spec::SandboxSpec;
 use fnbox_sandbox::sys::{self, process};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -124,11 +124,7 @@ fn created_hooks(g: &Globals, id: &str, dir: &StateDir, hooks: &crate::config::H
 
 /// Forks the supervisor and waits for its word; returns its pid.
 fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: bool) -> Result<i32> {
-    let mut p = [0; 2];
-    // SAFETY: `p` has room for two descriptors.
-    sys::cvt(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }).what(|| "pipe".into())?;
-    // SAFETY: pipe2 returned two new descriptors.
-    let (r, w) = unsafe { (sys::owned(p[0]), sys::owned(p[1])) };
+    let (r, w) = sys::fd::pipe().what(|| "pipe".into())?;
     // SAFETY: this verb process is single-threaded; the child runs the supervisor and exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -142,11 +138,8 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
             supervisor::detach_stdio();
         }
         // Its own session: signals meant for the caller's process group stay there.
-        // SAFETY: setsid and chdir take no pointers but a static C string.
-        unsafe {
-            libc::setsid();
-            libc::chdir(c"/".as_ptr());
-        }
+        let _ = sys::task::setsid();
+        let _ = std::env::set_current_dir("/");
         let code = match supervisor::run(dir, spec, Report::Pipe(w), start_now, &g.log) {
             Ok(c) => c,
             Err(e) => {
@@ -180,13 +173,10 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
 fn read_message(fd: &OwnedFd) -> String {
     let mut buf = [0u8; libc::PIPE_BUF];
     loop {
-        // SAFETY: reading into a local buffer of its own size.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return String::from_utf8_lossy(&buf[..n as usize]).into_owned();
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return String::new();
+        match sys::fd::read(fd, &mut buf) {
+            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return String::new(),
         }
     }
 }

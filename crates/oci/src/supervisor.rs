@@ -10,7 +10,7 @@ use crate::state::{Recorded, StateDir};
 use fnbox_sandbox::launch::{Sandbox, WaitOptions, Watcher};
 use fnbox_sandbox::spec::SandboxSpec;
 use fnbox_sandbox::sys::process;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 struct Control<'a> {
@@ -28,7 +28,7 @@ impl Watcher for Control<'_> {
     }
 
     fn ready(&mut self, sb: &mut Sandbox) -> bool {
-        let Some((conn, req, fds)) = control::accept(self.listener.as_raw_fd()) else { return false };
+        let Some((conn, req, fds)) = control::accept(self.listener.as_fd()) else { return false };
         let op = req.as_ref().map_or("?", Request::op);
         let r = match req {
             Err(e) => Err(e),
@@ -108,7 +108,7 @@ impl Report {
                 }
                 m.truncate(end);
             }
-            let _ = fnbox_sandbox::sys::write_all_fd(fd.as_raw_fd(), m.as_bytes());
+            let _ = fnbox_sandbox::sys::fs::write_all(fd.as_fd(), m.as_bytes());
         }
     }
 }
@@ -226,8 +226,7 @@ fn enter_namespaces(init: i32) -> Result<(), String> {
         let path = format!("/proc/{init}/ns/{name}");
         let fd = fnbox_sandbox::sys::openat(None, Path::new(&path), libc::O_RDONLY | libc::O_CLOEXEC, 0)
             .map_err(|e| format!("cannot open {path}: {e}"))?;
-        // SAFETY: setns with a namespace descriptor we own.
-        fnbox_sandbox::sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), flag) })
+        fnbox_sandbox::sys::task::setns(fd.as_fd(), flag)
             .map_err(|e| format!("cannot enter the container's {name} namespace: {e}"))?;
     }
     Ok(())
@@ -236,9 +235,6 @@ fn enter_namespaces(init: i32) -> Result<(), String> {
 /// Points this process's standard streams at `/dev/null`.
 pub fn detach_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        for fd in 0..3 {
-            // SAFETY: dup2 of a descriptor we own onto a standard stream.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
+        fnbox_sandbox::sys::fd::redirect_std_streams(null.as_fd(), &[0, 1, 2]);
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Context, Error, Result};
 use fnbox_sandbox::sys::{self, abi};
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -259,7 +259,7 @@ fn open_beneath(root: &std::fs::File, rel: &Path, flags: libc::c_int, resolve: u
         mode: 0,
         resolve: resolve | abi::RESOLVE_BENEATH | abi::RESOLVE_NO_MAGICLINKS,
     };
-    sys::openat2(root.as_raw_fd(), &sys::cpath(rel)?, &how)
+    sys::fs::openat2(root.as_fd(), &sys::cpath(rel)?, &how)
 }
 
 /// Creates the symlink `rel` → `target` in its directory, reached without crossing a symlink:
@@ -276,7 +276,7 @@ fn make_symlink(root: &std::fs::File, rel: &Path, target: &str) -> Result<()> {
             "symlink '{name}' lies under another symlink ({e}): put links only in real directories of the code"
         ))
     })?;
-    sys::symlinkat(Path::new(target), Some(dir.as_raw_fd()), Path::new(file)).map_err(|e| {
+    sys::symlinkat(Path::new(target), Some(dir.as_fd()), Path::new(file)).map_err(|e| {
         rejected(format!(
             "symlink '{name}' cannot be created ({e}): is its path in the zip twice, or also a directory?"
         ))

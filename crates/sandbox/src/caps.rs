@@ -2,7 +2,7 @@
 //! nothing else; the bounding set is cut so no `execve` can regain the rest.
 
 use crate::spec::CapSets;
-use crate::sys::{abi, cvt_long, prctl};
+use crate::sys::{abi, prctl};
 use std::io;
 
 /// Docker's default capabilities: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID,
@@ -10,21 +10,6 @@ use std::io;
 pub const DOCKER_DEFAULT: [u32; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
 
 const LAST_CAP_GUESS: u32 = 63;
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
 
 /// Bit mask of a capability list.
 pub fn mask(caps: &[u32]) -> u64 {
@@ -57,15 +42,7 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
 /// must be permitted and inheritable).
 pub fn set(sets: &CapSets) -> io::Result<()> {
     prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_CLEAR_ALL, 0)?;
-    let hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
-    let word = |m: u64, hi: bool| if hi { (m >> 32) as u32 } else { m as u32 };
-    let data = [false, true].map(|hi| CapData {
-        effective: word(sets.effective, hi),
-        permitted: word(sets.permitted, hi),
-        inheritable: word(sets.inheritable, hi),
-    });
-    // SAFETY: header and the two data structs have the layout capset(2) expects for v3.
-    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })?;
+    crate::sys::task::set_capabilities(sets.effective, sets.permitted, sets.inheritable)?;
     for cap in 0..=LAST_CAP_GUESS {
         if sets.ambient & (1 << cap) != 0 {
             prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_RAISE, cap as libc::c_ulong)?;

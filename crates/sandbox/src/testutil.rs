@@ -37,8 +37,7 @@ impl Drop for TempDir {
 /// Whether this test may do what needs root (loop devices, real cgroups, chroot). When not,
 /// says loudly that the test `name` was skipped: a skip must never pass unnoticed.
 pub fn root_or_skip(name: &str) -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::sys::is_root();
     if !root {
         eprintln!("SKIPPED {name}: needs root (run the unit tests as root to cover it)");
     }

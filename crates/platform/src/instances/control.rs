@@ -118,8 +118,7 @@ fn signal_launcher(pid: i32, ended: &watch::Receiver<Option<Ended>>, sig: i32) {
     // The launcher is our child and not yet reaped while `ended` is empty, so its pid cannot
     // have been reused.
     if pid > 0 && ended.borrow().is_none() {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, sig) };
+        let _ = fnbox_sandbox::sys::process::kill(pid, sig);
     }
 }
 

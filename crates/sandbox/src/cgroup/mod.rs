@@ -335,13 +335,7 @@ impl Cgroup {
             Imp::V1(c) => {
                 let dir = c.dirs.iter().find(|(n, _)| n == "memory")?.1.clone();
                 let ctl = crate::sys::openat(None, &dir.join("memory.oom_control"), libc::O_RDONLY, 0).ok()?;
-                // SAFETY: eventfd takes integer arguments.
-                let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-                if efd < 0 {
-                    return None;
-                }
-                // SAFETY: eventfd returned a new descriptor.
-                let efd = unsafe { crate::sys::owned(efd) };
+                let efd = crate::sys::fd::eventfd_nonblocking().ok()?;
                 let line = format!("{} {}", efd.as_raw_fd(), ctl.as_raw_fd());
                 self.fs.write(&dir.join("cgroup.event_control"), &line).ok()?;
                 Some((efd, libc::POLLIN))

@@ -11,7 +11,7 @@ use crate::paths::Paths;
 use crate::sys::{self, abi, mount::FsContext};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -113,7 +113,7 @@ impl DiskJob {
             let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
             let code = match Disk::create(paths, size_bytes) {
                 Ok(d) => {
-                    let sent = sys::fdpass::send(theirs.as_raw_fd(), b"ok", &[d.mount.as_raw_fd()]);
+                    let sent = sys::fdpass::sendmsg(theirs.as_fd(), b"ok", &[d.mount.as_fd()]);
                     // From here the helper outlives the launcher on purpose (below); the end of
                     // the socket tells it the launcher is gone.
                     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
@@ -141,7 +141,7 @@ impl DiskJob {
                     sent.is_err() as i32
                 }
                 Err(e) => {
-                    let _ = sys::fdpass::send(theirs.as_raw_fd(), format!("E{e}").as_bytes(), &[]);
+                    let _ = sys::fdpass::sendmsg(theirs.as_fd(), format!("E{e}").as_bytes(), &[]);
                     1
                 }
             };
@@ -170,8 +170,8 @@ impl DiskJob {
     /// grace periods) then happens in the helper, after the launcher has exited, rather than
     /// in the sandbox's exit, which the launcher waits for.
     pub fn hold(&self, fds: &[OwnedFd]) {
-        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let _ = sys::fdpass::send(self.sock.as_raw_fd(), b"h", &raw);
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        let _ = sys::fdpass::sendmsg(self.sock.as_fd(), b"h", &borrowed);
     }
 }
 
@@ -190,10 +190,7 @@ fn keep_only(sock: OwnedFd) -> OwnedFd {
     let fd = sys::keep_only(vec![sock])[0];
     if let Ok(null) = sys::openat(None, Path::new("/dev/null"), libc::O_RDWR, 0) {
         let streams: &[i32] = if crate::trace::enabled() { &[0, 1] } else { &[0, 1, 2] };
-        for &s in streams {
-            // SAFETY: dup2 of a descriptor we own onto a standard stream.
-            unsafe { libc::dup2(null.as_raw_fd(), s) };
-        }
+        sys::fd::redirect_std_streams(null.as_fd(), streams);
     }
     // SAFETY: `fd` is the socket's only copy, renumbered above, and nothing else owns it.
     unsafe { sys::owned(fd) }

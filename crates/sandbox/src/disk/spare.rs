@@ -295,9 +295,8 @@ fn collect(dir: &Path, prefix: &str) -> usize {
                 None => (rest.split('-').next().unwrap_or_default(), None),
             };
             let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
-            // SAFETY: kill with signal 0 only checks that the process exists.
-            let dead = unsafe { libc::kill(pid, 0) } != 0
-                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            // Signal 0 only checks that the process exists.
+            let dead = matches!(sys::process::kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH));
             if !dead {
                 continue;
             }

@@ -56,9 +56,7 @@ impl Guard {
                 libc::pollfd { fd: o.as_raw_fd(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: e.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             ];
-            // SAFETY: `fds` is a valid array of two pollfds for the call's duration.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().min(i32::MAX as u128) as i32) };
-            if n < 0 {
+            if crate::sys::fd::poll(&mut fds, left.as_millis().min(i32::MAX as u128) as i32).is_err() {
                 continue;
             }
             let mut buf = [0u8; 4096];

@@ -7,7 +7,7 @@ use super::{dev, err, make_mountpoint, mountpoint_in_root};
 use crate::error::{Error, Result};
 use crate::spec::{ContainerRoot, Mount, MountKind};
 use crate::sys::{self, abi, mount};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// What the sandbox's first process applies for a container.
@@ -77,9 +77,9 @@ pub fn apply(root: &Path, layout: &ContainerLayout, attached: &mut [Option<Owned
     for p in &layout.readonly {
         let Some(t) = existing_in_root(root_fd, p)? else { continue };
         // A recursive copy of what is mounted there, made read-only, put over it.
-        let copy = mount::clone_tree_at(Some(t.as_raw_fd()), Path::new(""), true)
+        let copy = mount::open_tree_clone(Some(t.as_fd()), Path::new(""), true)
             .map_err(|e| err("cannot copy the mount at", p, e))?;
-        mount::set_attr(Some(copy.as_raw_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, true)
+        mount::mount_setattr(Some(copy.as_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, true)
             .and_then(|()| mount::move_mount_onto(&copy, t.as_fd()))
             .map_err(|e| err("cannot make read-only", p, e))?;
     }
@@ -131,10 +131,7 @@ fn write_sysctls(root: &Path, sysctl: &[(String, String)]) -> Result<()> {
 }
 
 fn is_dir(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: `st` is a valid out-buffer for fstat on our own descriptor.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::fstat(fd.as_raw_fd(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR }
+    sys::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
 }
 
 /// One filesystem mount of the spec, made on `at` (the caller's scratch directory; `shown`:
@@ -271,7 +268,8 @@ mod tests {
         std::os::unix::fs::symlink("/proc/self/root/etc", root.join("magic")).unwrap();
         let fd = sys::openat(None, &root, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
         let fd = fd.as_fd();
-        let real = |f: OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
+        let real =
+            |f: OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f))).unwrap();
         let at = |p: &str| real(sys::open_in_root(fd, Path::new(p), libc::O_PATH).unwrap());
         assert_eq!(at("/etc/hosts"), root.join("real/etc/hosts"));
         assert_eq!(at("/real/up"), root);

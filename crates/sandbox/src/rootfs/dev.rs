@@ -3,7 +3,7 @@
 use super::{err, make_mountpoint};
 use crate::error::Result;
 use crate::sys::{self, abi, mount};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// The device nodes of a sandbox's `/dev` (Docker's defaults): name, major, minor.
@@ -50,7 +50,7 @@ pub fn make_dev(size: Option<&str>, userns: &OwnedFd) -> std::io::Result<OwnedFd
     fs.set_string("mode", "755")?;
     fs.set_string("size", size.unwrap_or("0"))?;
     let dev = fs.mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NOEXEC)?;
-    let dir = Some(dev.as_raw_fd());
+    let dir = Some(dev.as_fd());
     for (name, major, minor) in DEVICES {
         sys::mknodat(dir, Path::new(name), libc::S_IFCHR | 0o666, libc::makedev(major, minor))?;
     }
@@ -113,14 +113,14 @@ pub fn file_mount(
     let tmp = fs.mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV)?;
     let name = Path::new("file");
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    let mut copy = std::fs::File::from(sys::openat(Some(tmp.as_raw_fd()), name, flags, mode)?);
+    let mut copy = std::fs::File::from(sys::fs::openat(Some(tmp.as_fd()), name, flags, mode)?);
     copy.write_all(data)?;
     if let Some((uid, gid)) = owner {
-        sys::lchownat(Some(tmp.as_raw_fd()), name, uid, gid)?;
+        sys::lchownat(Some(tmp.as_fd()), name, uid, gid)?;
     }
     // The umask applied at creation (and chown clears set-id bits): set the mode explicitly.
-    sys::fchmodat(Some(tmp.as_raw_fd()), name, mode)?;
-    let bind = mount::clone_tree_at(Some(tmp.as_raw_fd()), name, false)?;
+    sys::fchmodat(Some(tmp.as_fd()), name, mode)?;
+    let bind = mount::open_tree_clone(Some(tmp.as_fd()), name, false)?;
     mount::idmap(&bind, userns, attrs, false)?;
     Ok(bind)
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::spec::Access;
 use crate::sys::{self, abi, mount};
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 /// How `/proc` appears in the sandbox.
@@ -308,8 +308,8 @@ pub fn attach_cow(lower: &OwnedFd, layer: OwnedFd, target: &Path) -> std::io::Re
     // relative to the working directory, which is the scratch tmpfs for the moment.
     let built = (|| {
         let layer_at = |name: &str, fd: &OwnedFd| {
-            sys::mkdirat(Some(scratch.as_raw_fd()), Path::new(name), 0o700, false)?;
-            let dir = sys::openat(Some(scratch.as_raw_fd()), Path::new(name), DIR_NOFOLLOW, 0)?;
+            sys::mkdirat(Some(scratch.as_fd()), Path::new(name), 0o700, false)?;
+            let dir = sys::fs::openat(Some(scratch.as_fd()), Path::new(name), DIR_NOFOLLOW, 0)?;
             mount::move_mount_onto(fd, dir.as_fd())
         };
         layer_at("l", lower)?;
@@ -344,28 +344,24 @@ pub fn running_mountpoint(
     let parent = mountpoint_in_root(root.as_fd(), up, true).map_err(io)?;
     let name_path = Path::new(name);
     let at = if dir {
-        sys::mkdirat(Some(parent.as_raw_fd()), name_path, 0o755, true)?;
-        sys::openat(Some(parent.as_raw_fd()), name_path, DIR_NOFOLLOW, 0)?
+        sys::mkdirat(Some(parent.as_fd()), name_path, 0o755, true)?;
+        sys::fs::openat(Some(parent.as_fd()), name_path, DIR_NOFOLLOW, 0)?
     } else {
         let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW;
-        match sys::openat(Some(parent.as_raw_fd()), name_path, flags, 0o644) {
+        match sys::fs::openat(Some(parent.as_fd()), name_path, flags, 0o644) {
             Err(e) if e.raw_os_error() != Some(libc::EISDIR) && e.raw_os_error() != Some(libc::EEXIST) => {
                 return Err(e)
             }
             _ => {}
         }
-        sys::openat(Some(parent.as_raw_fd()), name_path, libc::O_PATH | libc::O_NOFOLLOW, 0)?
+        sys::fs::openat(Some(parent.as_fd()), name_path, libc::O_PATH | libc::O_NOFOLLOW, 0)?
     };
     Ok((root, parent, name.to_os_string(), at))
 }
 
 /// `mount(MS_MOVE)`: moves a mount (with everything mounted under it).
 fn move_to(from: &Path, to: &Path) -> std::io::Result<()> {
-    let f = sys::cpath(from)?;
-    let t = sys::cpath(to)?;
-    // SAFETY: both paths are NUL-terminated; MS_MOVE ignores the type and data arguments.
-    sys::cvt(unsafe { libc::mount(f.as_ptr(), t.as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()) })
-        .map(drop)
+    mount::move_path(from, to)
 }
 
 /// `pivot_root` into `root` and drop the old root (and with it the staging area).
@@ -403,7 +399,7 @@ pub fn mountpoint_in_root(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Resul
             sys::open_in_root(root, &at, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| err("cannot open", &at, e))?;
         let name = Path::new(name);
         let made = if i + 1 == names.len() && !dir {
-            match sys::openat(Some(parent.as_raw_fd()), name, libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644)
+            match sys::fs::openat(Some(parent.as_fd()), name, libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644)
             {
                 Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(e),
                 _ => Ok(()),
@@ -411,7 +407,7 @@ pub fn mountpoint_in_root(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Resul
         } else if name == Path::new("..") {
             Ok(())
         } else {
-            sys::mkdirat(Some(parent.as_raw_fd()), name, 0o755, true)
+            sys::mkdirat(Some(parent.as_fd()), name, 0o755, true)
         };
         made.map_err(|e| err("cannot create the mount point", path, e))?;
         at.push(name);

@@ -3,11 +3,11 @@
 pub mod bpf;
 pub mod profile;
 
-use crate::sys::{abi, cvt_long, owned};
+use crate::sys::abi;
 use crate::syscalls::{self, Action, Route, TABLE};
 use bpf::{Leaf, Segment};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 /// A complete seccomp policy: an action (or rule) per syscall number and a default.
 pub struct Policy {
@@ -135,7 +135,6 @@ pub fn install(prog: &[bpf::Insn], flags: InstallFlags) -> io::Result<Option<Own
     if !flags.keep_privs {
         crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)?;
     }
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     let mut f = 0;
     if flags.listener {
         // Once the Sentry has received a notification, only a fatal signal may interrupt the
@@ -146,16 +145,7 @@ pub fn install(prog: &[bpf::Insn], flags: InstallFlags) -> io::Result<Option<Own
     if flags.all_threads {
         f |= abi::SECCOMP_FILTER_FLAG_TSYNC;
     }
-    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies it.
-    let r = cvt_long(unsafe {
-        libc::syscall(libc::SYS_seccomp, abi::SECCOMP_SET_MODE_FILTER, f, &fprog as *const libc::sock_fprog)
-    })?;
-    if flags.listener {
-        // SAFETY: with NEW_LISTENER the kernel returns a new descriptor.
-        Ok(Some(unsafe { owned(r as RawFd) }))
-    } else {
-        Ok(None)
-    }
+    crate::sys::seccomp::set_filter(prog, f)
 }
 
 #[cfg(test)]

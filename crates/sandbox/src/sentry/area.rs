@@ -15,7 +15,7 @@ use super::notify::{errno, SysResult};
 use super::proc::Kind;
 use crate::sys;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -40,7 +40,7 @@ impl Area {
     /// privileged).
     pub fn new(mount: OwnedFd, view: Option<OwnedFd>) -> SysResult<Self> {
         let token = format!(".fnbox-{}", sys::random_hex(8));
-        sys::mkdirat(Some(mount.as_raw_fd()), Path::new(&token), 0o755, false).map_err(errno)?;
+        sys::mkdirat(Some(mount.as_fd()), Path::new(&token), 0o755, false).map_err(errno)?;
         Ok(Self { root: mount, view, token, counter: Mutex::new((0, VecDeque::new())) })
     }
 
@@ -64,8 +64,8 @@ impl Area {
             c.1.push_back(name.clone());
             if c.1.len() > KEEP {
                 if let Some(old) = c.1.pop_front() {
-                    if let Ok(tok) = sys::openat(
-                        Some(self.root.as_raw_fd()),
+                    if let Ok(tok) = sys::fs::openat(
+                        Some(self.root.as_fd()),
                         Path::new(&self.token),
                         libc::O_PATH | libc::O_DIRECTORY,
                         0,
@@ -78,19 +78,19 @@ impl Area {
         };
         let rel = format!("{}/{name}", self.token);
         let dir = Path::new(&rel);
-        sys::mkdirat(Some(self.root.as_raw_fd()), dir, 0o555 | 0o200, false).map_err(errno)?;
-        let dfd = sys::openat(Some(self.root.as_raw_fd()), dir, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(errno)?;
+        sys::mkdirat(Some(self.root.as_fd()), dir, 0o555 | 0o200, false).map_err(errno)?;
+        let dfd = sys::fs::openat(Some(self.root.as_fd()), dir, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(errno)?;
         for (n, kind) in entries {
             let p = Path::new(std::ffi::OsStr::from_bytes(n));
             let r = match kind {
-                Kind::Dir => sys::mkdirat(Some(dfd.as_raw_fd()), p, 0o555, false),
-                Kind::File => sys::openat(Some(dfd.as_raw_fd()), p, libc::O_CREAT | libc::O_WRONLY, 0o444).map(drop),
-                Kind::Link => sys::symlinkat(Path::new("."), Some(dfd.as_raw_fd()), p),
+                Kind::Dir => sys::mkdirat(Some(dfd.as_fd()), p, 0o555, false),
+                Kind::File => sys::fs::openat(Some(dfd.as_fd()), p, libc::O_CREAT | libc::O_WRONLY, 0o444).map(drop),
+                Kind::Link => sys::symlinkat(Path::new("."), Some(dfd.as_fd()), p),
             };
             r.map_err(errno)?;
         }
         let through = self.view.as_ref().unwrap_or(&self.root);
-        let fd = sys::openat(Some(through.as_raw_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
+        let fd = sys::fs::openat(Some(through.as_fd()), dir, flags | libc::O_DIRECTORY, 0).map_err(errno)?;
         Ok((fd, name.into_bytes()))
     }
 }
@@ -98,23 +98,14 @@ impl Area {
 /// Removes directory `name` under `dir` and its entries (one level deep, as materialised
 /// directories are).
 fn remove_tree(dir: &OwnedFd, name: &[u8]) {
-    let c = super::resolve::c(name);
-    if let Ok(d) = sys::openat(
-        Some(dir.as_raw_fd()),
-        Path::new(std::ffi::OsStr::from_bytes(name)),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-    ) {
+    let name = Path::new(std::ffi::OsStr::from_bytes(name));
+    if let Ok(d) = sys::fs::openat(Some(dir.as_fd()), name, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
         for entry in super::host::list_fd(&d).unwrap_or_default() {
-            let e = super::resolve::c(&entry);
-            // SAFETY: NUL-terminated names relative to an open directory.
-            unsafe {
-                if libc::unlinkat(d.as_raw_fd(), e.as_ptr(), 0) != 0 {
-                    libc::unlinkat(d.as_raw_fd(), e.as_ptr(), libc::AT_REMOVEDIR);
-                }
+            let e = Path::new(std::ffi::OsStr::from_bytes(&entry));
+            if sys::fs::unlinkat(Some(d.as_fd()), e, 0).is_err() {
+                let _ = sys::fs::unlinkat(Some(d.as_fd()), e, libc::AT_REMOVEDIR);
             }
         }
     }
-    // SAFETY: NUL-terminated name relative to an open directory.
-    unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
+    let _ = sys::fs::unlinkat(Some(dir.as_fd()), name, libc::AT_REMOVEDIR);
 }

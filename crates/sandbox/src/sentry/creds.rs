@@ -13,6 +13,7 @@
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
+use crate::sys::task::{set_thread_fsgid, set_thread_fsuid, set_thread_groups, set_thread_rgid, set_thread_ruid};
 use crate::sys::thread_caps;
 
 /// What the Sentry needs to know of a caller.
@@ -95,34 +96,23 @@ impl Creds {
         // The Sentry's own set, CAP_SETUID among them: without it (a root caller's set may
         // lack it) setfsuid would fail, and the operation run with root's ids.
         thread_caps::hold_own();
-        set_groups(&self.groups);
-        raw(libc::SYS_setfsgid, self.fsgid as libc::c_long, 0, 0);
-        raw(libc::SYS_setfsuid, self.fsuid as libc::c_long, 0, 0);
+        let _ = set_thread_groups(&self.groups);
+        set_thread_fsgid(self.fsgid);
+        set_thread_fsuid(self.fsuid);
         // The kernel dropped the filesystem capabilities: what the thread holds is read back,
         // and held again after `op` if `op` changed it (CAP_SETGID restores the groups).
         thread_caps::resync();
         let held = thread_caps::held();
         let r = thread_caps::acting(op);
         thread_caps::hold(held);
-        raw(libc::SYS_setfsuid, 0, 0, 0);
-        raw(libc::SYS_setfsgid, 0, 0, 0);
-        set_groups(&[]);
+        set_thread_fsuid(0);
+        set_thread_fsgid(0);
+        let _ = set_thread_groups(&[]);
         // The filesystem uid back at 0 raised the filesystem capabilities: what the thread
         // holds is read back, never assumed.
         thread_caps::resync();
         r
     }
-}
-
-fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) {
-    // SAFETY: the id-setting syscalls take integer arguments; raw syscalls act on this thread
-    // only.
-    unsafe { libc::syscall(nr, a, b, c) };
-}
-
-fn set_groups(groups: &[u32]) {
-    // SAFETY: pointer and length describe `groups` (or zero entries).
-    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
 }
 
 impl Sentry {
@@ -176,13 +166,13 @@ impl Sentry {
             return op();
         }
         thread_caps::hold_own(); // CAP_SETUID, as in `act`
-        set_groups(&c.groups);
-        raw(libc::SYS_setresgid, c.rgid as libc::c_long, -1, -1);
-        raw(libc::SYS_setresuid, c.ruid as libc::c_long, -1, -1);
+        let _ = set_thread_groups(&c.groups);
+        set_thread_rgid(c.rgid);
+        set_thread_ruid(c.ruid);
         let r = thread_caps::acting(op);
-        raw(libc::SYS_setresuid, 0, -1, -1);
-        raw(libc::SYS_setresgid, 0, -1, -1);
-        set_groups(&[]);
+        set_thread_ruid(0);
+        set_thread_rgid(0);
+        let _ = set_thread_groups(&[]);
         thread_caps::resync();
         r
     }

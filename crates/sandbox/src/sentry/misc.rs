@@ -1,10 +1,11 @@
 //! Extended attributes, inotify watches and `sysinfo`.
 
-use super::fs::ret;
 use super::notify::{Call, Reply, SysResult};
+use super::tree::{done, path as as_path};
 use super::{host, Sentry};
+use crate::sys;
 use std::ffi::CStr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 const XATTR_NAME_MAX: usize = 255;
 const XATTR_SIZE_MAX: usize = 65536;
@@ -27,7 +28,6 @@ impl Sentry {
             } else {
                 Some(super::resolve::c(&call.read_cstr(call.args[1], XATTR_NAME_MAX)?))
             };
-            let n = name.as_deref().map_or(std::ptr::null(), CStr::as_ptr);
             match call.nr {
                 libc::SYS_setxattr | libc::SYS_lsetxattr => {
                     let size = call.args[3] as usize;
@@ -35,31 +35,25 @@ impl Sentry {
                         return Err(libc::E2BIG);
                     }
                     let value = if size == 0 { Vec::new() } else { call.read_bytes(call.args[2], size)? };
-                    let f = if follow { libc::setxattr } else { libc::lsetxattr };
-                    let flags = call.args[4] as i32;
+                    let (name, flags) = (name.as_deref().unwrap_or_default(), call.args[4] as i32);
                     self.on_path_lookup(call, &path, follow, |p| {
-                        // SAFETY: NUL-terminated strings; `value` holds `size` bytes.
-                        ret(unsafe { f(p.as_ptr(), n, value.as_ptr().cast(), size, flags) } as libc::c_long)
+                        done(sys::fs::setxattr(as_path(p), follow, name, &value, flags))
                     })
                 }
                 libc::SYS_getxattr | libc::SYS_lgetxattr => {
-                    let f = if follow { libc::getxattr } else { libc::lgetxattr };
-                    // SAFETY: NUL-terminated strings; `buf` is writable for `size` bytes.
-                    self.read_into(call, &path, follow, call.args[2], call.args[3], |p, buf, size| unsafe {
-                        f(p, n, buf, size)
+                    let name = name.as_deref().unwrap_or_default();
+                    self.read_into(call, &path, follow, call.args[2], call.args[3], |p, buf| {
+                        sys::fs::getxattr(p, follow, name, buf)
                     })
                 }
                 libc::SYS_listxattr | libc::SYS_llistxattr => {
-                    let f = if follow { libc::listxattr } else { libc::llistxattr };
-                    // SAFETY: as above.
-                    self.read_into(call, &path, follow, call.args[1], call.args[2], |p, buf, size| unsafe {
-                        f(p, buf.cast(), size)
+                    self.read_into(call, &path, follow, call.args[1], call.args[2], |p, buf| {
+                        sys::fs::listxattr(p, follow, buf)
                     })
                 }
                 _ => {
-                    let f = if follow { libc::removexattr } else { libc::lremovexattr };
-                    // SAFETY: NUL-terminated strings.
-                    self.on_path_lookup(call, &path, follow, |p| ret(unsafe { f(p.as_ptr(), n) } as libc::c_long))
+                    let name = name.as_deref().unwrap_or_default();
+                    self.on_path_lookup(call, &path, follow, |p| done(sys::fs::removexattr(as_path(p), follow, name)))
                 }
             }
         })();
@@ -75,7 +69,7 @@ impl Sentry {
         follow: bool,
         dest: u64,
         size: u64,
-        f: impl Fn(*const libc::c_char, *mut libc::c_void, usize) -> isize,
+        f: impl Fn(&std::path::Path, &mut [u8]) -> std::io::Result<usize>,
     ) -> SysResult<i64> {
         let size = (size as usize).min(XATTR_SIZE_MAX);
         let (n, buf) = self.on_path(
@@ -85,9 +79,9 @@ impl Sentry {
             follow,
             |p| {
                 let mut buf = vec![0u8; size];
-                let n = ret(f(p.as_ptr(), buf.as_mut_ptr().cast(), size) as libc::c_long)?;
-                buf.truncate(if size > 0 { n as usize } else { 0 });
-                Ok((n, buf))
+                let n = f(as_path(p), &mut buf).map_err(super::notify::errno)?;
+                buf.truncate(if size > 0 { n } else { 0 });
+                Ok((n as i64, buf))
             },
             |_| Err(libc::ENOTSUP),
         )?;
@@ -115,8 +109,9 @@ impl Sentry {
             let path = call.path(1)?;
             let follow = mask & libc::IN_DONT_FOLLOW == 0;
             self.on_path_lookup(call, &path, follow, |p| {
-                // SAFETY: NUL-terminated path; integer descriptor and mask.
-                ret(unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), p.as_ptr(), mask) } as libc::c_long)
+                sys::fs::inotify_add_watch(inotify.as_fd(), as_path(p), mask)
+                    .map(i64::from)
+                    .map_err(super::notify::errno)
             })
         })();
         Reply::from(r)
@@ -124,10 +119,8 @@ impl Sentry {
 
     /// `sysinfo`: the sandbox's memory limit and processes, not the host's.
     pub(super) fn sysinfo(&self, call: &Call) -> Reply {
-        // SAFETY: sysinfo is plain data.
-        let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
-        // SAFETY: `si` is writable; only the uptime is kept from the host.
-        unsafe { libc::sysinfo(&mut si) };
+        // Only the uptime is kept from the host.
+        let mut si = crate::sys::sysinfo();
         let used = host::cgroup_read("memory.usage_in_bytes")
             .or_else(|| host::cgroup_read("memory.current"))
             .and_then(|s| s.trim().parse::<u64>().ok())
@@ -144,6 +137,6 @@ impl Sentry {
         si.procs = super::proc::pids::list().len() as u16;
         si.loads = [0; 3];
         si.mem_unit = 1;
-        Reply::from(call.write_struct(call.args[0], &si).map(|()| 0))
+        Reply::from(call.write_struct(call.args[0], &crate::sys::abi::sysinfo::from(&si)).map(|()| 0))
     }
 }

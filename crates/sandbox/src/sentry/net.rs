@@ -13,7 +13,7 @@
 use super::notify::{errno, Call, Reply, SysResult};
 use super::Sentry;
 use crate::sys;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 enum Op {
     Bind,
@@ -21,28 +21,14 @@ enum Op {
     SendTo { data: Vec<u8>, flags: i32 },
 }
 
-fn ret(r: isize) -> SysResult<i64> {
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-    } else {
-        Ok(r as i64)
-    }
-}
-
 fn perform(sock: &OwnedFd, op: &Op, addr: &[u8]) -> SysResult<i64> {
-    let (a, l) = (addr.as_ptr().cast::<libc::sockaddr>(), addr.len() as libc::socklen_t);
-    // SAFETY: `addr` holds `l` bytes of a sockaddr copied from the caller; the kernel checks
-    // its family and length.
-    let r = unsafe {
-        match op {
-            Op::Bind => libc::bind(sock.as_raw_fd(), a, l) as isize,
-            Op::Connect => libc::connect(sock.as_raw_fd(), a, l) as isize,
-            Op::SendTo { data, flags } => {
-                libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), *flags, a, l)
-            }
-        }
-    };
-    ret(r)
+    let s = sock.as_fd();
+    match op {
+        Op::Bind => sys::net::bind_bytes(s, addr).map(|()| 0),
+        Op::Connect => sys::net::connect_bytes(s, addr).map(|()| 0),
+        Op::SendTo { data, flags } => sys::net::sendto_bytes(s, data, *flags, addr).map(|n| n as i64),
+    }
+    .map_err(errno)
 }
 
 impl Sentry {
@@ -111,14 +97,10 @@ impl Sentry {
             // acts with the caller's filesystem ids: the socket file is the caller's, and the
             // search and write permissions checked are the caller's.
             Ok(Wait(Box::new(move || {
-                // SAFETY: unshare(CLONE_FS) gives this thread its own cwd and umask (its root
-                // stays the sandbox's); fchdir/umask then change only this thread's.
-                unsafe {
-                    if libc::unshare(libc::CLONE_FS) != 0 || libc::fchdir(cwd.as_raw_fd()) != 0 {
-                        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-                    }
-                    libc::umask(umask);
-                }
+                // Its own cwd and umask (its root stays the sandbox's): fchdir and umask then
+                // change only this thread's.
+                sys::task::unshare_fs().and_then(|()| sys::fchdir(cwd.as_fd())).map_err(errno)?;
+                sys::task::set_umask(umask);
                 creds.act(|| perform(&sock, &op, &addr))
             })))
         })();
@@ -160,6 +142,6 @@ enum Outcome {
 }
 
 fn nonblocking(sock: &OwnedFd) -> bool {
-    // SAFETY: F_GETFL on our own descriptor.
-    unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+    // An error (-1 from fcntl) counts as non-blocking, as it always has.
+    crate::sys::fd::status_flags(sock).map_or(true, |f| f & libc::O_NONBLOCK != 0)
 }

@@ -1,10 +1,10 @@
 //! One intercepted syscall: reading its arguments out of the calling thread, and answering
 //! it (a value, an error, an installed descriptor, or "run it").
 
-use crate::sys::{self, abi, cvt, process, thread_caps};
+use crate::sys::{self, abi, process, thread_caps};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// An errno to answer with.
 pub type Errno = i32;
@@ -122,20 +122,17 @@ impl Call {
         as_self(|| process::write_mem(self.tid, addr, data)).map_err(errno)
     }
 
-    /// Writes a plain-data value into the caller's memory.
-    pub fn write_struct<T: Copy>(&self, addr: u64, v: &T) -> SysResult<()> {
-        // SAFETY: `T: Copy` plain data viewed as bytes for the duration of the call.
-        let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) };
-        self.write_bytes(addr, bytes)
+    /// Writes a kernel structure into the caller's memory (one without padding bytes, see
+    /// [`abi::KernelOut`]).
+    pub fn write_struct<T: abi::KernelOut>(&self, addr: u64, v: &T) -> SysResult<()> {
+        self.write_bytes(addr, v.out_bytes())
     }
 
-    /// Reads a plain-data value from the caller's memory.
-    pub fn read_struct<T: Copy + Default>(&self, addr: u64) -> SysResult<T> {
+    /// Reads a kernel structure from the caller's memory: only a type that any bytes make a
+    /// valid value of (`zerocopy::FromBytes`, checked at compile time).
+    pub fn read_struct<T: zerocopy::FromBytes>(&self, addr: u64) -> SysResult<T> {
         let b = self.read_bytes(addr, std::mem::size_of::<T>())?;
-        let mut v = T::default();
-        // SAFETY: `b` has exactly size_of::<T>() bytes and T is plain data (Copy).
-        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), (&mut v as *mut T).cast::<u8>(), b.len()) };
-        Ok(v)
+        T::read_from_bytes(&b).map_err(|_| libc::EFAULT)
     }
 
     /// A duplicate of the caller's descriptor `fd` (same open file description).
@@ -143,12 +140,7 @@ impl Call {
         if fd < 0 {
             return Err(libc::EBADF);
         }
-        const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
-        // SAFETY: integer arguments only.
-        let pidfd =
-            sys::cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, self.tid, PIDFD_THREAD) }).map_err(errno)?;
-        // SAFETY: pidfd_open returned a new descriptor.
-        let pidfd = unsafe { sys::owned(pidfd as RawFd) };
+        let pidfd = sys::task::pidfd_open_thread(self.tid).map_err(errno)?;
         as_self(|| process::pidfd_getfd(pidfd.as_raw_fd(), fd)).map_err(|e| match errno(e) {
             libc::EBADF => libc::EBADF,
             e => e,
@@ -163,29 +155,24 @@ impl Listener {
     /// Asks the kernel to wake the Sentry on the caller's CPU and switch straight back: a
     /// 10x shorter round trip on our machines (docs/architecture.md, "The two sandboxes").
     pub fn set_sync_wakeup(&self) -> io::Result<()> {
-        // SAFETY: SET_FLAGS takes an integer flag.
-        cvt(unsafe {
-            libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_SET_FLAGS, abi::SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
-        })
-        .map(drop)
+        sys::seccomp::notif_set_flags(self.0.as_fd(), abi::SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
     }
 
     /// Waits for the next call. `Ok(None)` when every thread using the filter is gone.
     pub fn recv(self: &std::sync::Arc<Self>) -> io::Result<Option<Call>> {
         loop {
-            let mut n = abi::seccomp_notif::default();
-            // SAFETY: `n` is a zeroed seccomp_notif as the kernel requires.
-            let r = unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_RECV, &mut n) };
-            if r == 0 {
-                return Ok(Some(Call {
-                    listener: std::sync::Arc::clone(self),
-                    id: n.id,
-                    tid: n.pid as i32,
-                    nr: n.data.nr as i64,
-                    args: n.data.args,
-                }));
-            }
-            let e = io::Error::last_os_error();
+            let e = match sys::seccomp::notif_recv(self.0.as_fd()) {
+                Ok(n) => {
+                    return Ok(Some(Call {
+                        listener: std::sync::Arc::clone(self),
+                        id: n.id,
+                        tid: n.pid as i32,
+                        nr: n.data.nr as i64,
+                        args: n.data.args,
+                    }))
+                }
+                Err(e) => e,
+            };
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 // The caller went away between the wakeup and our receive.
@@ -203,8 +190,7 @@ impl Listener {
     /// True when no task uses the filter any more.
     pub fn hung_up(&self) -> bool {
         let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: a single valid pollfd, no waiting.
-        unsafe { libc::poll(&mut p, 1, 0) };
+        let _ = sys::fd::poll(std::slice::from_mut(&mut p), 0);
         p.revents & libc::POLLHUP != 0
     }
 
@@ -212,8 +198,7 @@ impl Listener {
     /// reading the caller's memory, so a reused thread id can never make the Sentry act on
     /// another process's data.
     pub fn valid(&self, id: u64) -> bool {
-        // SAFETY: ID_VALID reads a u64 id.
-        unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+        sys::seccomp::notif_id_valid(self.0.as_fd(), id)
     }
 
     /// Sends the answer. Errors (the caller died meanwhile) are ignored: there is nobody to
@@ -234,14 +219,15 @@ impl Listener {
                     newfd: 0,
                     newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
                 };
-                // SAFETY: `add` is a valid seccomp_notif_addfd.
-                let r = unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_ADDFD, &add) };
+                let r = sys::seccomp::notif_addfd(self.0.as_fd(), &add);
                 drop(fd);
-                if r >= 0 {
-                    self.respond(id, Reply::Value(r as i64));
-                    return;
-                }
-                let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                let e = match r {
+                    Ok(n) => {
+                        self.respond(id, Reply::Value(n as i64));
+                        return;
+                    }
+                    Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+                };
                 if e != libc::ENOENT {
                     // Installing failed (EMFILE, say): the call must still be answered.
                     self.respond(id, Reply::Error(e));
@@ -256,8 +242,7 @@ impl Listener {
                     Reply::Continue => resp.flags = abi::SECCOMP_USER_NOTIF_FLAG_CONTINUE,
                     Reply::Fd { .. } | Reply::Deferred => unreachable!("handled above"),
                 }
-                // SAFETY: `resp` is a valid seccomp_notif_resp.
-                unsafe { libc::ioctl(self.0.as_raw_fd(), abi::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+                let _ = sys::seccomp::notif_send(self.0.as_fd(), &resp);
             }
         }
     }

@@ -56,9 +56,7 @@ impl Sentry {
         let info = if info_ptr == 0 {
             None
         } else {
-            let bytes = call.read_bytes(info_ptr, std::mem::size_of::<libc::siginfo_t>())?;
-            // SAFETY: siginfo_t is plain data and `bytes` holds exactly one.
-            let info: libc::siginfo_t = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let info: crate::sys::abi::siginfo = call.read_struct(info_ptr)?;
             if info.si_signo != sig {
                 return Err(libc::EINVAL);
             }
@@ -75,16 +73,10 @@ impl Sentry {
         if caps & (1 << CAP_KILL) == 0 && ![caller[0], caller[1]].iter().any(|u| *u == t_real || *u == t_saved) {
             return Err(libc::EPERM);
         }
-        // SAFETY: pidfd_open takes a pid and flags.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, host_pid, 0) };
-        if pidfd < 0 {
-            return Err(libc::ESRCH);
-        }
-        // SAFETY: pidfd_open returned a new descriptor.
-        let pidfd = unsafe { crate::sys::owned(pidfd as i32) };
-        let ip = info.as_ref().map_or(std::ptr::null(), |i| i as *const libc::siginfo_t);
-        use std::os::fd::AsRawFd;
-        // SAFETY: a pidfd of ours, a signal number, null or a siginfo_t, the caller's flags.
-        super::fs::ret(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, ip, flags) })
+        let pidfd = crate::sys::process::pidfd_open(host_pid).map_err(|_| libc::ESRCH)?;
+        use std::os::fd::AsFd;
+        crate::sys::task::pidfd_send_signal(pidfd.as_fd(), sig, info.as_ref(), flags as libc::c_uint)
+            .map(|()| 0)
+            .map_err(super::notify::errno)
     }
 }

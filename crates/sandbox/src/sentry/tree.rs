@@ -5,8 +5,12 @@ use super::fs::ret;
 use super::notify::{Call, Reply, SysResult};
 use super::resolve::{c, Located};
 use super::{host, Sentry};
-use std::ffi::CStr;
-use std::os::fd::AsRawFd;
+use crate::sys;
+use crate::sys::abi;
+use std::ffi::{CStr, OsStr};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 impl Sentry {
     // ---- creating, removing, renaming -----------------------------------------------------
@@ -59,10 +63,7 @@ impl Sentry {
             _ => (call.arg_fd(0), 1, call.args[2] as u32),
         };
         let mode = mode & 0o7777 & !self.umask_of(call);
-        self.change(call, dirfd, pi, false, |p| {
-            // SAFETY: NUL-terminated path.
-            ret(unsafe { libc::mkdirat(libc::AT_FDCWD, p.as_ptr(), mode) } as libc::c_long)
-        })
+        self.change(call, dirfd, pi, false, |p| done(sys::mkdirat(None, path(p), mode, false)))
     }
 
     pub(super) fn mknod(&self, call: &Call) -> Reply {
@@ -82,10 +83,7 @@ impl Sentry {
         if kind == libc::S_IFIFO {
             self.fifos.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        self.change(call, dirfd, pi, false, |p| {
-            // SAFETY: NUL-terminated path.
-            ret(unsafe { libc::mknodat(libc::AT_FDCWD, p.as_ptr(), mode, dev as libc::dev_t) } as libc::c_long)
-        })
+        self.change(call, dirfd, pi, false, |p| done(sys::mknodat(None, path(p), mode, dev as libc::dev_t)))
     }
 
     pub(super) fn unlink(&self, call: &Call) -> Reply {
@@ -94,10 +92,7 @@ impl Sentry {
             libc::SYS_rmdir => (libc::AT_FDCWD, 0, libc::AT_REMOVEDIR),
             _ => (call.arg_fd(0), 1, call.args[2] as i32),
         };
-        self.change(call, dirfd, pi, false, |p| {
-            // SAFETY: NUL-terminated path.
-            ret(unsafe { libc::unlinkat(libc::AT_FDCWD, p.as_ptr(), flags) } as libc::c_long)
-        })
+        self.change(call, dirfd, pi, false, |p| done(sys::fs::unlinkat(None, path(p), flags)))
     }
 
     pub(super) fn symlink(&self, call: &Call) -> Reply {
@@ -106,10 +101,7 @@ impl Sentry {
             Ok(t) => c(&t),
             Err(e) => return Reply::Error(e),
         };
-        self.change(call, dirfd, pi, false, |p| {
-            // SAFETY: NUL-terminated strings.
-            ret(unsafe { libc::symlinkat(target.as_ptr(), libc::AT_FDCWD, p.as_ptr()) } as libc::c_long)
-        })
+        self.change(call, dirfd, pi, false, |p| done(sys::symlinkat(path(&target), None, path(p))))
     }
 
     pub(super) fn rename(&self, call: &Call) -> Reply {
@@ -121,10 +113,7 @@ impl Sentry {
         let r = self.path_arg(call, op).and_then(|a| {
             let b = self.path_arg(call, np)?;
             self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
-                // SAFETY: NUL-terminated paths.
-                ret(unsafe {
-                    libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), flags)
-                })
+                done(sys::fs::renameat2(None, path(x), None, path(y), flags))
             })
         });
         Reply::from(r)
@@ -156,10 +145,7 @@ impl Sentry {
                 };
             }
             let f = flags;
-            self.on_two_paths(call, (od, &a), (nd, &b), |x, y| {
-                // SAFETY: NUL-terminated paths.
-                ret(unsafe { libc::linkat(libc::AT_FDCWD, x.as_ptr(), libc::AT_FDCWD, y.as_ptr(), f) } as libc::c_long)
-            })
+            self.on_two_paths(call, (od, &a), (nd, &b), |x, y| done(sys::fs::linkat(None, path(x), None, path(y), f)))
         });
         Reply::from(r)
     }
@@ -196,7 +182,7 @@ impl Sentry {
             libc::SYS_utimes => read_timevals(call, call.args[1]),
             libc::SYS_futimesat => read_timevals(call, call.args[2]),
             _ if call.args[2] == 0 => Ok(None),
-            _ => call.read_struct::<[libc::timespec; 2]>(call.args[2]).map(Some),
+            _ => call.read_struct::<[abi::kernel_timespec; 2]>(call.args[2]).map(|t| Some(t.map(libc::timespec::from))),
         };
         let times = match times {
             Ok(t) => t,
@@ -234,8 +220,7 @@ impl Sentry {
                     // permission check `truncate` makes), then cut it.
                     let fd = self.proc_target(call, &comps, true)?.ok_or(libc::EACCES)?;
                     let w = self.as_caller(call, || super::procfs::reopen(&fd, libc::O_WRONLY | libc::O_NONBLOCK))?;
-                    // SAFETY: our own descriptor, integer length.
-                    ret(unsafe { libc::ftruncate(w.as_raw_fd(), len) } as libc::c_long)
+                    done(sys::fs::ftruncate(w.as_fd(), len))
                 },
             )
         });
@@ -287,8 +272,8 @@ fn read_timevals(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]
     if addr == 0 {
         return Ok(None);
     }
-    let tv: [libc::timeval; 2] = call.read_struct(addr)?;
-    let ts = |t: libc::timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
+    let tv: [abi::kernel_old_timeval; 2] = call.read_struct(addr)?;
+    let ts = |t: abi::kernel_old_timeval| libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_usec * 1000 };
     Ok(Some([ts(tv[0]), ts(tv[1])]))
 }
 
@@ -298,4 +283,14 @@ fn read_utimbuf(call: &Call, addr: u64) -> SysResult<Option<[libc::timespec; 2]>
     }
     let b: [i64; 2] = call.read_struct(addr)?;
     Ok(Some([libc::timespec { tv_sec: b[0], tv_nsec: 0 }, libc::timespec { tv_sec: b[1], tv_nsec: 0 }]))
+}
+
+/// A resolved path as the `sys` wrappers take it (no copy).
+pub(super) fn path(p: &CStr) -> &Path {
+    Path::new(OsStr::from_bytes(p.to_bytes()))
+}
+
+/// A wrapper's result as the reply of a call that returns 0.
+pub(super) fn done(r: std::io::Result<()>) -> SysResult<i64> {
+    r.map(|()| 0).map_err(super::notify::errno)
 }

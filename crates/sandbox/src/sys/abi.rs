@@ -2,8 +2,14 @@
 //! targets): the seccomp user-notification structures, `open_how`, `clone_args`, the loop
 //! device configuration and the new mount API constants. Values are from the kernel's uapi
 //! headers for x86-64; fnbox supports x86-64 Linux only.
+//!
+//! The structures a sandbox hands the Sentry (read from its memory) derive `zerocopy::FromBytes`,
+//! which compiles only for types every bit pattern is a valid value of; the ones the Sentry
+//! writes back implement [`KernelOut`], only for types without padding bytes.
 
 #![allow(non_camel_case_types, dead_code)]
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 // ---- clone3 ----------------------------------------------------------------------------------
 
@@ -29,7 +35,7 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 // ---- openat2 ---------------------------------------------------------------------------------
 
 #[repr(C)]
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct open_how {
     pub flags: u64,
     pub mode: u64,
@@ -198,6 +204,114 @@ pub const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
 pub const SECCOMP_IOCTL_NOTIF_ADDFD: libc::c_ulong = 0x4018_2103;
 pub const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
 
+// ---- time and system information ------------------------------------------------------------
+
+/// `struct __kernel_timespec` (`utimensat`'s times, as the caller passes them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct kernel_timespec {
+    pub tv_sec: i64,
+    pub tv_nsec: i64,
+}
+
+impl From<kernel_timespec> for libc::timespec {
+    fn from(t: kernel_timespec) -> Self {
+        libc::timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_nsec }
+    }
+}
+
+/// `struct __kernel_old_timeval` (`utimes`' and `futimesat`'s times).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct kernel_old_timeval {
+    pub tv_sec: i64,
+    pub tv_usec: i64,
+}
+
+/// `struct sysinfo` with its padding spelt out: libc's leaves 4 bytes after `pad` to the
+/// compiler, which must not be copied to a sandbox (they are not initialised).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, IntoBytes, Immutable)]
+pub struct sysinfo {
+    pub uptime: i64,
+    pub loads: [u64; 3],
+    pub totalram: u64,
+    pub freeram: u64,
+    pub sharedram: u64,
+    pub bufferram: u64,
+    pub totalswap: u64,
+    pub freeswap: u64,
+    pub procs: u16,
+    pub pad: u16,
+    pub pad2: u32,
+    pub totalhigh: u64,
+    pub freehigh: u64,
+    pub mem_unit: u32,
+    pub pad3: u32,
+}
+
+impl From<&libc::sysinfo> for sysinfo {
+    fn from(s: &libc::sysinfo) -> Self {
+        sysinfo {
+            uptime: s.uptime,
+            loads: s.loads,
+            totalram: s.totalram,
+            freeram: s.freeram,
+            sharedram: s.sharedram,
+            bufferram: s.bufferram,
+            totalswap: s.totalswap,
+            freeswap: s.freeswap,
+            procs: s.procs,
+            pad: 0,
+            pad2: 0,
+            totalhigh: s.totalhigh,
+            freehigh: s.freehigh,
+            mem_unit: s.mem_unit,
+            pad3: 0,
+        }
+    }
+}
+
+/// `siginfo_t` as a program hands it to `pidfd_send_signal`: the three fields the Sentry
+/// checks, then the union the kernel interprets by `si_code`, 128 bytes in all.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct siginfo {
+    pub si_signo: i32,
+    pub si_errno: i32,
+    pub si_code: i32,
+    pub rest: [i32; 29],
+}
+
+/// A kernel structure the Sentry may copy byte for byte into a sandbox's memory.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` types with no padding bytes, so that every byte of a value
+/// is initialised (a padding byte would be undefined behaviour to read, and could carry the
+/// Sentry's own data into the sandbox).
+pub unsafe trait KernelOut: Copy {
+    /// The value's bytes, as the kernel lays them out.
+    fn out_bytes(&self) -> &[u8] {
+        // SAFETY: `Self` has no padding (the trait's contract), so all size_of::<Self>()
+        // bytes behind `self` are initialised; the slice borrows `self`.
+        unsafe { std::slice::from_raw_parts((self as *const Self).cast::<u8>(), std::mem::size_of::<Self>()) }
+    }
+}
+
+// The three libc structs below have no gap the compiler fills: their fields sit at the uapi
+// offsets (tested below) and libc names every other byte as a private padding field. Those
+// fields are `MaybeUninit` in libc's types, so the guarantee is the crate's: every value of
+// them the Sentry writes starts from `mem::zeroed()` and is filled by the kernel or field by
+// field, and copies keep a `MaybeUninit`'s bytes.
+// SAFETY: as above.
+unsafe impl KernelOut for libc::stat {}
+// SAFETY: as above.
+unsafe impl KernelOut for libc::statx {}
+// SAFETY: as above.
+unsafe impl KernelOut for libc::statfs {}
+// SAFETY: it derives `IntoBytes`, which compiles only for a type without padding.
+unsafe impl KernelOut for sysinfo {}
+
 // ---- misc ------------------------------------------------------------------------------------
 
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -218,5 +332,40 @@ mod tests {
         assert_eq!(std::mem::size_of::<clone_args>(), 88);
         assert_eq!(std::mem::size_of::<open_how>(), 24);
         assert_eq!(std::mem::size_of::<loop_config>(), 304);
+        assert_eq!(std::mem::size_of::<kernel_timespec>(), 16);
+        assert_eq!(std::mem::size_of::<siginfo>(), std::mem::size_of::<libc::siginfo_t>());
+        assert_eq!(std::mem::size_of::<kernel_old_timeval>(), 16);
+        assert_eq!(std::mem::size_of::<sysinfo>(), std::mem::size_of::<libc::sysinfo>());
+    }
+
+    /// The libc structs the Sentry writes out lie exactly where the kernel's uapi headers put
+    /// them: each public field at its offset, the named (private) padding filling the rest,
+    /// so no byte is left to the compiler.
+    #[test]
+    fn kernel_out_structs_have_the_kernels_layout() {
+        use std::mem::{offset_of, size_of};
+        macro_rules! at {
+            ($t:ty, $($f:ident = $o:expr),* ; $size:expr) => {
+                $(assert_eq!(offset_of!($t, $f), $o, concat!(stringify!($t), ".", stringify!($f)));)*
+                assert_eq!(size_of::<$t>(), $size, stringify!($t));
+            };
+        }
+        // __pad0 at 36, __unused at 120.
+        at!(libc::stat, st_dev = 0, st_ino = 8, st_nlink = 16, st_mode = 24, st_uid = 28, st_gid = 32,
+            st_rdev = 40, st_size = 48, st_blksize = 56, st_blocks = 64, st_atime = 72, st_atime_nsec = 80,
+            st_mtime = 88, st_mtime_nsec = 96, st_ctime = 104, st_ctime_nsec = 112; 144);
+        // f_flags and f_spare (private) from 80.
+        at!(libc::statfs, f_type = 0, f_bsize = 8, f_blocks = 16, f_bfree = 24, f_bavail = 32, f_files = 40,
+            f_ffree = 48, f_fsid = 56, f_namelen = 64, f_frsize = 72; 120);
+        // __statx_pad1 at 30; the timestamps' pad at 12 of 16; the spare tail from 188.
+        at!(libc::statx_timestamp, tv_sec = 0, tv_nsec = 8; 16);
+        at!(libc::statx, stx_mask = 0, stx_blksize = 4, stx_attributes = 8, stx_nlink = 16, stx_uid = 20,
+            stx_gid = 24, stx_mode = 28, stx_ino = 32, stx_size = 40, stx_blocks = 48, stx_attributes_mask = 56,
+            stx_atime = 64, stx_btime = 80, stx_ctime = 96, stx_mtime = 112, stx_rdev_major = 128,
+            stx_rdev_minor = 132, stx_dev_major = 136, stx_dev_minor = 140, stx_mnt_id = 144,
+            stx_dio_mem_align = 152, stx_dio_offset_align = 156, stx_subvol = 160,
+            stx_atomic_write_unit_min = 168, stx_atomic_write_unit_max = 172,
+            stx_atomic_write_segments_max = 176, stx_dio_read_offset_align = 180,
+            stx_atomic_write_unit_max_opt = 184; 256);
     }
 }

@@ -2,11 +2,24 @@
 
 use super::owned;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 const MAX_FDS: usize = 8;
 
 /// Sends `data` (at least one byte) and `fds` in one message.
+pub fn sendmsg(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    assert!(fds.len() <= MAX_FDS);
+    // A fixed array, not a Vec: the sender may be a child sharing its parent's heap.
+    let mut numbers = [-1 as RawFd; MAX_FDS];
+    for (n, fd) in numbers.iter_mut().zip(fds) {
+        *n = fd.as_raw_fd();
+    }
+    send(sock.as_raw_fd(), data, &numbers[..fds.len()])
+}
+
+/// [`sendmsg`] with the socket and descriptors held as bare numbers: the form `launch/*` still
+/// uses (issue 19, point 6; its in-sandbox program holds its sockets as the numbers
+/// `keep_only` gave the init). A wrong number fails with `EBADF`; it cannot touch memory.
 pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     assert!(fds.len() <= MAX_FDS && !data.is_empty());
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
@@ -47,7 +60,7 @@ pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
 
 /// Receives one message into `buf`; returns the byte count and the descriptors that came with
 /// it (already owned, close-on-exec). A zero byte count means the peer closed the socket.
-pub fn recv(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub fn recv(sock: &impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut cbuf = [0u64; 16];
     // SAFETY: msghdr is plain data; zero is a valid initial value.
@@ -58,7 +71,7 @@ pub fn recv(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Owned
     msg.msg_controllen = std::mem::size_of_val(&cbuf);
     let n = loop {
         // SAFETY: `msg` describes valid buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        let n = unsafe { libc::recvmsg(sock.as_fd().as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
         if n >= 0 {
             break n as usize;
         }

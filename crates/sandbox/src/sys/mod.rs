@@ -5,12 +5,16 @@
 //! `unsafe` block state, next to the call, why the arguments are valid.
 
 pub mod abi;
+pub mod fd;
 pub mod fdpass;
+pub mod fs;
 pub mod loopdev;
 pub mod mount;
 pub mod net;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
+pub mod task;
 pub mod thread_caps;
 
 use std::ffi::{CString, OsStr};
@@ -52,90 +56,44 @@ pub unsafe fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// `openat(2)` relative to `dir` (or the cwd when `None`).
-pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    let c = cpath(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let fd = cvt(unsafe { libc::openat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { owned(fd) })
-}
+pub use fs::{fchdir, fchmodat, fstat, lchownat, mkdirat, mknodat, open_in_root, symlinkat, write_file};
 
-/// `openat2(2)` with an explicit `open_how`.
-pub fn openat2(dir: RawFd, path: &CString, how: &abi::open_how) -> io::Result<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated, `how` points to a properly sized open_how.
-    let fd = cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            path.as_ptr(),
-            how as *const abi::open_how,
-            std::mem::size_of::<abi::open_how>(),
-        )
-    })?;
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { owned(fd as RawFd) })
-}
+// ---- RawFd forms kept for callers not yet converted -----------------------------------------
+// `launch/*`, `sentry/{fs,host,mod,process,procfs,resolve}.rs` and `sys/process.rs` still pass
+// bare numbers (issue 19, point 6): convert them to the `BorrowedFd` forms named below, then
+// delete these three and `borrow_number`.
 
-/// `path` (absolute as seen from `root`, or relative to it) opened inside `root` by the kernel,
-/// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: symlinks and `..` met on the way stay
-/// inside `root`, whatever they say, and nothing can swap a component between a check and the
-/// use of the descriptor. The one resolver for every path inside a root the caller does not
-/// control (see docs/architecture.md, "OCI containers").
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-    let how = abi::open_how {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS,
-    };
-    openat2(root.as_raw_fd(), &cpath(rel)?, &how)
-}
-
-/// `fchdir(2)`.
-pub fn fchdir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rustix::process::fchdir(dir)?)
-}
-
-/// `mkdirat(2)`; an existing directory is not an error when `exist_ok`.
-pub fn mkdirat(dir: Option<RawFd>, path: &Path, mode: u32, exist_ok: bool) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    match cvt(unsafe { libc::mkdirat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), mode) }) {
-        Err(e) if exist_ok && e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r.map(drop),
+/// A bare descriptor number as a `BorrowedFd`, for the RawFd forms below: -1 (never a
+/// descriptor) is `EBADF`, as the kernel would answer it.
+///
+/// # Safety
+/// `fd` must stay open while the result is used (one call, in the forms below).
+unsafe fn borrow_number<'a>(fd: RawFd) -> io::Result<BorrowedFd<'a>> {
+    if fd == -1 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
+    // SAFETY: not -1 (checked above); open for the result's use (the caller's contract).
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
-/// `mknodat(2)`.
-pub fn mknodat(dir: Option<RawFd>, path: &Path, mode: u32, dev: libc::dev_t) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    cvt(unsafe { libc::mknodat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), mode, dev) }).map(drop)
+/// [`fs::openat`] for a directory held as a bare number (to convert, see above).
+pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: the caller's number is open for the call (a wrong one fails like the kernel's
+    // EBADF; no memory is touched through it).
+    let dir = dir.map(|d| unsafe { borrow_number(d) }).transpose()?;
+    fs::openat(dir, path, flags, mode)
 }
 
-/// `fchmodat(2)`; a final symlink is followed (use it on names made by the caller).
-pub fn fchmodat(dir: Option<RawFd>, path: &Path, mode: u32) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    cvt(unsafe { libc::fchmodat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), mode, 0) }).map(drop)
+/// [`fs::openat2`] for a directory held as a bare number (to convert, see above).
+pub fn openat2(dir: RawFd, path: &CString, how: &abi::open_how) -> io::Result<OwnedFd> {
+    // SAFETY: as in `openat` above.
+    fs::openat2(unsafe { borrow_number(dir) }?, path, how)
 }
 
-/// `fchownat(2)` without following a final symlink.
-pub fn lchownat(dir: Option<RawFd>, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    cvt(unsafe { libc::fchownat(dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
-        .map(drop)
-}
-
-/// `symlinkat(2)`.
-pub fn symlinkat(target: &Path, dir: Option<RawFd>, link: &Path) -> io::Result<()> {
-    let t = cpath(target)?;
-    let l = cpath(link)?;
-    // SAFETY: both strings are valid and NUL-terminated.
-    cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.unwrap_or(libc::AT_FDCWD), l.as_ptr()) }).map(drop)
+/// [`fs::write_all`] to a descriptor held as a bare number (to convert, see above).
+pub fn write_all_fd(fd: RawFd, data: &[u8]) -> io::Result<()> {
+    // SAFETY: as in `openat` above.
+    fs::write_all(unsafe { borrow_number(fd) }?, data)
 }
 
 /// `close_range(first, ~0, flags)`: closes (or marks close-on-exec) every descriptor from
@@ -219,6 +177,22 @@ pub fn flock(fd: &impl AsFd, exclusive: bool, nonblocking: bool) -> io::Result<b
     }
 }
 
+/// `sysinfo(2)`: the machine's memory, swap and load figures.
+pub fn sysinfo() -> libc::sysinfo {
+    // SAFETY: sysinfo is plain data (integers and arrays of them): all zeroes is a valid value.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `si` is a valid out-pointer, which is sysinfo's only way to fail.
+    unsafe { libc::sysinfo(&mut si) };
+    si
+}
+
+/// The running kernel's release and version, as `uname -r` and `uname -v` print them.
+pub fn kernel_release() -> (String, String) {
+    let u = rustix::system::uname();
+    let s = |c: &std::ffi::CStr| c.to_bytes().iter().map(|&b| b as char).collect::<String>();
+    (s(u.release()), s(u.version()))
+}
+
 /// Whether the caller runs as root (its effective uid is 0).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -249,44 +223,10 @@ pub fn set_send_buffer(socket: &impl AsFd, bytes: usize) -> io::Result<()> {
     Ok(rustix::net::sockopt::set_socket_send_buffer_size(socket, bytes)?)
 }
 
-/// Writes all of `data` to a raw descriptor, retrying on EINTR. Used where no `File` exists
-/// (in a freshly cloned child, for instance).
-pub fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        // SAFETY: pointer and length describe `data`.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        data = &data[n as usize..];
-    }
-    Ok(())
-}
-
-/// Writes a small value into a file such as `/proc/PID/uid_map` or a cgroup knob, in a single
-/// `write(2)` as those files require.
-pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    let fd = openat(None, path, libc::O_WRONLY, 0)?;
-    // SAFETY: pointer and length describe `data`; `fd` is open.
-    let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// [`inherited_file`], for a descriptor that must be a socket (`--listen-fd`).
 pub fn inherited_socket(fd: RawFd) -> io::Result<OwnedFd> {
     let f = OwnedFd::from(inherited_file(fd)?);
-    // SAFETY: `st` is a valid out-buffer for fstat on an open descriptor.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    cvt(unsafe { libc::fstat(f.as_raw_fd(), &mut st) })?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+    if fstat(&f)?.st_mode & libc::S_IFMT != libc::S_IFSOCK {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("descriptor {fd} is not a socket")));
     }
     Ok(f)
@@ -302,7 +242,8 @@ pub fn strerror(errno: i32) -> String {
 }
 
 /// Takes ownership of a descriptor inherited from the parent process (`--status-fd`), after
-/// checking it is open, and marks it close-on-exec so no sandbox inherits it.
+/// checking it is open, and marks it close-on-exec so no sandbox inherits it. A bare number:
+/// it comes from the command line, and nothing in this process owns it before this call.
 pub fn inherited_file(fd: RawFd) -> io::Result<std::fs::File> {
     // SAFETY: F_GETFD only queries the descriptor.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {

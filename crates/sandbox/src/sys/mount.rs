@@ -4,7 +4,7 @@ use super::abi;
 use super::{cpath, cvt, cvt_long, owned};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// `mount(2)`.
@@ -36,6 +36,14 @@ pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     cvt(unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), std::ptr::null(), flags, std::ptr::null()) }).map(drop)
 }
 
+/// `mount(MS_MOVE)`: moves the mount at `from` (with everything mounted under it) to `to`.
+pub fn move_path(from: &Path, to: &Path) -> io::Result<()> {
+    let f = cpath(from)?;
+    let t = cpath(to)?;
+    // SAFETY: both paths are NUL-terminated; MS_MOVE ignores the type and data arguments.
+    cvt(unsafe { libc::mount(f.as_ptr(), t.as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()) }).map(drop)
+}
+
 /// `umount2(2)`.
 pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
     let t = cpath(target)?;
@@ -54,7 +62,13 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
 /// `mount_setattr(2)` on a path: sets (and clears) mount attributes without touching the
 /// ones the caller did not name, which is what makes it safe on mounts whose other flags are
 /// locked by a user namespace.
-pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+pub fn mount_setattr(
+    dir: Option<BorrowedFd<'_>>,
+    path: &Path,
+    set: u64,
+    clear: u64,
+    recursive: bool,
+) -> io::Result<()> {
     let c = cpath(path)?;
     let attr = abi::mount_attr { attr_set: set, attr_clr: clear, ..Default::default() };
     let mut flags = 0;
@@ -68,7 +82,7 @@ pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive
     cvt_long(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            dir.unwrap_or(libc::AT_FDCWD),
+            dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd()),
             c.as_ptr(),
             flags,
             &attr as *const abi::mount_attr,
@@ -76,6 +90,14 @@ pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive
         )
     })
     .map(drop)
+}
+
+/// [`mount_setattr`] relative to a directory held as a bare number: the form
+/// `sentry/process.rs` and `launch/mounts.rs` still use (issue 19, point 6; to convert).
+pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    // SAFETY: the caller's number is open for the call (a wrong one fails with EBADF).
+    let dir = dir.map(|d| unsafe { super::borrow_number(d) }).transpose()?;
+    mount_setattr(dir, path, set, clear, recursive)
 }
 
 /// A filesystem context from `fsopen(2)`, configured then turned into a detached mount.
@@ -161,23 +183,29 @@ pub fn move_mount_to(mount_fd: &OwnedFd, target: &Path) -> io::Result<()> {
 /// descriptor, `O_PATH` is enough): no path is looked up again, so nothing can be swapped in
 /// between the lookup that made `target` and the mount.
 pub fn move_mount_onto(mount_fd: &OwnedFd, target: BorrowedFd<'_>) -> io::Result<()> {
-    move_mount_raw(mount_fd.as_raw_fd(), "", target, abi::MOVE_MOUNT_F_EMPTY_PATH)
+    move_mount_fd(Some(mount_fd.as_fd()), "", target, abi::MOVE_MOUNT_F_EMPTY_PATH)
 }
 
 /// Moves the mount attached at `from` (a path of the caller's own, not the sandbox's) onto
 /// what `target` refers to, as [`move_mount_onto`] does.
 pub fn move_path_onto(from: &Path, target: BorrowedFd<'_>) -> io::Result<()> {
-    move_mount_raw(libc::AT_FDCWD, from, target, 0)
+    move_mount_fd(None, from, target, 0)
 }
 
-fn move_mount_raw(from_dir: RawFd, from: impl AsRef<Path>, target: BorrowedFd<'_>, flags: u32) -> io::Result<()> {
+/// `move_mount(2)` of `from` (relative to `from_dir`, or the cwd) onto what `target` refers to.
+fn move_mount_fd(
+    from_dir: Option<BorrowedFd<'_>>,
+    from: impl AsRef<Path>,
+    target: BorrowedFd<'_>,
+    flags: u32,
+) -> io::Result<()> {
     let f = cpath(from.as_ref())?;
     let empty = cpath("")?;
     // SAFETY: both strings are NUL-terminated; the descriptors are open for the call.
     cvt_long(unsafe {
         libc::syscall(
             libc::SYS_move_mount,
-            from_dir,
+            from_dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd()),
             f.as_ptr(),
             target.as_raw_fd(),
             empty.as_ptr(),
@@ -189,11 +217,11 @@ fn move_mount_raw(from_dir: RawFd, from: impl AsRef<Path>, target: BorrowedFd<'_
 
 /// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount tree at `path`.
 pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
-    clone_tree_at(None, path, recursive)
+    open_tree_clone(None, path, recursive)
 }
 
 /// [`clone_tree`] of `path` relative to `dir` (a descriptor of a directory or a mount).
-pub fn clone_tree_at(dir: Option<RawFd>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+pub fn open_tree_clone(dir: Option<BorrowedFd<'_>>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let c = cpath(path)?;
     let mut flags = abi::OPEN_TREE_CLONE | abi::OPEN_TREE_CLOEXEC;
     if recursive {
@@ -203,9 +231,19 @@ pub fn clone_tree_at(dir: Option<RawFd>, path: &Path, recursive: bool) -> io::Re
         flags |= libc::AT_EMPTY_PATH as u32;
     }
     // SAFETY: `c` is NUL-terminated.
-    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_open_tree, dir.unwrap_or(libc::AT_FDCWD), c.as_ptr(), flags) })?;
+    let fd = cvt_long(unsafe {
+        libc::syscall(libc::SYS_open_tree, dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd()), c.as_ptr(), flags)
+    })?;
     // SAFETY: open_tree returned a new descriptor.
     Ok(unsafe { owned(fd as RawFd) })
+}
+
+/// [`open_tree_clone`] relative to a directory held as a bare number: the form
+/// `sentry/process.rs` still uses (issue 19, point 6; to convert).
+pub fn clone_tree_at(dir: Option<RawFd>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    // SAFETY: the caller's number is open for the call (a wrong one fails with EBADF).
+    let dir = dir.map(|d| unsafe { super::borrow_number(d) }).transpose()?;
+    open_tree_clone(dir, path, recursive)
 }
 
 /// Makes a detached mount show its files through the id mapping of `userns` (an idmapped

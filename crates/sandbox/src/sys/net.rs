@@ -1,11 +1,79 @@
 //! The network calls of a sandbox's set-up: interface flags, an IPv4 address and a default
 //! route by `ioctl` on an `AF_INET` socket (in the caller's network namespace), and the
-//! host's IPv4 interfaces (`getifaddrs`). See docs/architecture.md, "Network".
+//! host's IPv4 interfaces (`getifaddrs`). See docs/architecture.md, "Network". Also the Unix
+//! sockets fnbox's own processes talk over (on rustix).
 
 use super::cvt;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// A close-on-exec Unix socket of type `kind` (`libc::SOCK_STREAM`, `libc::SOCK_SEQPACKET`).
+pub fn unix_socket(kind: libc::c_int) -> io::Result<OwnedFd> {
+    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+    Ok(socket_with(AddressFamily::UNIX, SocketType::from_raw(kind as u32), SocketFlags::CLOEXEC, None)?)
+}
+
+/// `bind(2)` to the filesystem path `path` (`ENAMETOOLONG` past the 108 bytes of `sun_path`).
+pub fn bind_unix(sock: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    Ok(rustix::net::bind(sock, &rustix::net::SocketAddrUnix::new(path)?)?)
+}
+
+/// `connect(2)` to the filesystem path `path`.
+pub fn connect_unix(sock: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    Ok(rustix::net::connect(sock, &rustix::net::SocketAddrUnix::new(path)?)?)
+}
+
+/// `listen(2)`.
+pub fn listen(sock: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    Ok(rustix::net::listen(sock, backlog)?)
+}
+
+/// `accept4(2)`: the next connection, close-on-exec.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC)?)
+}
+
+/// `SO_RCVTIMEO` and `SO_SNDTIMEO`: a receive or send waits at most `limit`.
+pub fn set_timeouts(sock: BorrowedFd<'_>, limit: Duration) -> io::Result<()> {
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    set_socket_timeout(sock, Timeout::Recv, Some(limit))?;
+    Ok(set_socket_timeout(sock, Timeout::Send, Some(limit))?)
+}
+
+/// A `sockaddr` held as the bytes a sandbox wrote, for [`bind_bytes`], [`connect_bytes`] and
+/// [`sendto_bytes`]: the kernel checks its family and length, as for the sandbox's own call.
+fn sockaddr_bytes(addr: &[u8]) -> (*const libc::sockaddr, libc::socklen_t) {
+    (addr.as_ptr().cast(), addr.len() as libc::socklen_t)
+}
+
+/// `bind(2)` to an address given as raw bytes (see `sockaddr_bytes`).
+pub fn bind_bytes(sock: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    let (a, l) = sockaddr_bytes(addr);
+    // SAFETY: `a` points to `l` readable bytes (`addr`), which outlive the call.
+    cvt(unsafe { libc::bind(sock.as_raw_fd(), a, l) }).map(drop)
+}
+
+/// `connect(2)` to an address given as raw bytes (see `sockaddr_bytes`).
+pub fn connect_bytes(sock: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    let (a, l) = sockaddr_bytes(addr);
+    // SAFETY: as in `bind_bytes`.
+    cvt(unsafe { libc::connect(sock.as_raw_fd(), a, l) }).map(drop)
+}
+
+/// `sendto(2)` of `data` with `flags` to an address given as raw bytes (see `sockaddr_bytes`); the
+/// byte count sent.
+pub fn sendto_bytes(sock: BorrowedFd<'_>, data: &[u8], flags: libc::c_int, addr: &[u8]) -> io::Result<usize> {
+    let (a, l) = sockaddr_bytes(addr);
+    // SAFETY: as in `bind_bytes`; `data` is readable for its length.
+    let n = unsafe { libc::sendto(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), flags, a, l) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
 
 /// An `AF_INET` datagram socket, the handle the interface ioctls go through.
 pub fn inet_socket() -> io::Result<OwnedFd> {

@@ -257,12 +257,7 @@ fn proc_stat(info: &Info) -> Vec<u8> {
 }
 
 fn release() -> (String, String) {
-    // SAFETY: utsname is plain data and uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid out-pointer.
-    unsafe { libc::uname(&mut u) };
-    let s = |a: &[libc::c_char]| a.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect::<String>();
-    (s(&u.release), s(&u.version))
+    crate::sys::kernel_release()
 }
 
 pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
