@@ -235,6 +235,7 @@ impl Sandbox {
                     millicpu,
                     hostname: spec.hostname.clone(),
                     started: std::time::Instant::now(),
+                    bind_roots: spec.container.is_some(),
                 };
                 let boot = crate::sentry::process::Bootstrap {
                     from_program,
