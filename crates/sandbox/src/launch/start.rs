@@ -168,6 +168,7 @@ impl Sandbox {
             millicpu,
             hostname: self.spec.hostname.clone(),
             started: std::time::Instant::now(),
+            bind_roots: self.spec.container.is_some(),
         };
         let boot = crate::sentry::process::Bootstrap {
             from_program: socks.from_program,

@@ -96,17 +96,18 @@ fn stat(host: i32, ns: i32) -> SysResult<Vec<u8>> {
 use crate::launch::PROC_PLACEHOLDER;
 
 /// The sandbox's mounts, with nothing of the host in them (see [`sanitize_mounts`]).
-fn mounts(host: i32, info: bool) -> SysResult<Vec<u8>> {
+fn mounts(host: i32, info: bool, bind_roots: bool) -> SysResult<Vec<u8>> {
     let raw = String::from_utf8_lossy(&host_file(host, if info { "mountinfo" } else { "mounts" })?).into_owned();
-    Ok(sanitize_mounts(&raw, info).into_bytes())
+    Ok(sanitize_mounts(&raw, info, bind_roots).into_bytes())
 }
 
 /// The kernel's `mounts` or `mountinfo` (`info`) text without what it says about the host: a
 /// bind mount's root is its path in the host's filesystem (the data directory), a device
 /// source names the host's disk, and filesystem options carry host paths (overlayfs' layers)
 /// and the sandbox's host uid range (`uid=`, `gid=` of tmpfs and devpts). What stays: mount
-/// points, filesystem types, and whether each is read-only.
-fn sanitize_mounts(raw: &str, info: bool) -> String {
+/// points, filesystem types, and whether each is read-only; with `bind_roots` (an OCI
+/// container, see [`Info::bind_roots`]), also each mount's root.
+fn sanitize_mounts(raw: &str, info: bool, bind_roots: bool) -> String {
     let neutral =
         |source: &str, fstype: &str| if source.starts_with('/') { fstype.to_string() } else { source.to_string() };
     let only_rw = |opts: &str| if opts.split(',').any(|o| o == "ro") { "ro" } else { "rw" };
@@ -119,7 +120,9 @@ fn sanitize_mounts(raw: &str, info: bool) -> String {
             if dash < 6 || f.len() < dash + 4 {
                 continue;
             }
-            f[3] = "/".into();
+            if !bind_roots {
+                f[3] = "/".into();
+            }
             if f[dash + 2] == PROC_PLACEHOLDER {
                 // The placeholder under the Sentry's /proc: shown as what the program sees.
                 f[5] = "rw,nosuid,nodev,noexec,relatime".into();
@@ -150,12 +153,12 @@ fn sanitize_mounts(raw: &str, info: bool) -> String {
     out
 }
 
-pub fn per_process(_info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<Vec<u8>> {
+pub fn per_process(info: &Info, host: i32, ns: i32, name: &[u8]) -> SysResult<Vec<u8>> {
     match name {
         b"status" => status(host),
         b"stat" => stat(host, ns),
-        b"mounts" => mounts(host, false),
-        b"mountinfo" => mounts(host, true),
+        b"mounts" => mounts(host, false, info.bind_roots),
+        b"mountinfo" => mounts(host, true, info.bind_roots),
         b"cgroup" => Ok(b"0::/\n".to_vec()),
         b"loginuid" | b"sessionid" => Ok(b"4294967295".to_vec()),
         b"statm" | b"cmdline" | b"environ" | b"limits" | b"smaps" | b"smaps_rollup" | b"auxv" | b"oom_score"
@@ -386,7 +389,7 @@ mod tests {
 
     #[test]
     fn mountinfo_keeps_mount_points_and_types_and_loses_the_host() {
-        let out = sanitize_mounts(INFO, true);
+        let out = sanitize_mounts(INFO, true, false);
         for host in ["/var/lib", "/run/fnbox", "/dev/vda", "1364525056", "resuid", "lowerdir"] {
             assert!(!out.contains(host), "{host} in:\n{out}");
         }
@@ -398,8 +401,21 @@ mod tests {
     }
 
     #[test]
+    fn a_containers_mountinfo_keeps_each_bind_roots_as_runc_shows_it() {
+        let out = sanitize_mounts(INFO, true, true);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "69 85 254:0 /usr /usr ro,nosuid,nodev,relatime,idmapped - ext4 ext4 rw");
+        assert_eq!(lines[3], "85 45 0:46 / / rw,relatime - overlay fnbox-root rw");
+        // Still shown as what the program sees, and still without the host's disk and options.
+        assert_eq!(lines[4], "86 85 0:47 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw");
+        for host in ["/dev/vda", "1364525056", "lowerdir"] {
+            assert!(!out.contains(host), "{host} in:\n{out}");
+        }
+    }
+
+    #[test]
     fn mounts_lose_the_host_too() {
         let raw = "/dev/vda /code ext4 ro,nosuid,relatime,idmapped 0 0\ntmpfs /tmp tmpfs rw,uid=1364525056 0 0\n";
-        assert_eq!(sanitize_mounts(raw, false), "ext4 /code ext4 ro 0 0\ntmpfs /tmp tmpfs rw 0 0\n");
+        assert_eq!(sanitize_mounts(raw, false, false), "ext4 /code ext4 ro 0 0\ntmpfs /tmp tmpfs rw 0 0\n");
     }
 }

@@ -17,6 +17,10 @@ pub struct Info {
     pub millicpu: u64,
     pub hostname: String,
     pub started: Instant,
+    /// Whether `mountinfo` shows a bind mount's root (its path in the filesystem it comes
+    /// from). On for OCI containers, whose mounts are the bundle owner's own paths (runc shows
+    /// them too); off for functions, whose binds come from fnbox's data directory.
+    pub bind_roots: bool,
 }
 
 /// The kind of a directory entry.
