@@ -4,6 +4,7 @@
 
 mod guard;
 mod link;
+pub mod reach;
 mod rules;
 
 pub use link::{configure_inside, loopback_up};
@@ -62,16 +63,31 @@ impl Cidr {
     /// metadata) along with other addresses (`0.0.0.0/0`): metadata is opened only by naming
     /// a range inside 169.254.0.0/16.
     pub fn parse(s: &str) -> Result<Self> {
-        let c = Self::parse_as(s, "--allow-net")?;
-        let bad = |why: &str| Error::Invalid(format!("--allow-net '{s}' is refused: {why}"));
+        Self::parse_opened(s, "--allow-net", false)
+    }
+
+    /// Parses a `--callback-net` value (ranges fnbox's callbacks may reach, see
+    /// [`reach::refused`]): as `--allow-net`, but loopback may be named, on its own: a
+    /// callback receiver on this host is the operator's choice to make.
+    pub fn parse_callback(s: &str) -> Result<Self> {
+        Self::parse_opened(s, "--callback-net", true)
+    }
+
+    fn parse_opened(s: &str, flag: &str, loopback: bool) -> Result<Self> {
+        let c = Self::parse_as(s, flag)?;
+        let bad = |why: &str| Error::Invalid(format!("{flag} '{s}' is refused: {why}"));
         if c.overlaps(&LINK_LOCAL) && !LINK_LOCAL.contains(&c) {
             return Err(bad(
                 "it covers link-local 169.254.0.0/16 (cloud metadata at 169.254.169.254) with other ranges; \
                  give narrower ranges that leave it out, and name a range inside 169.254.0.0/16 on its own to open it",
             ));
         }
-        if c.overlaps(&LOOPBACK) {
-            return Err(bad("it covers loopback (127.0.0.0/8), which no sandbox reaches; leave it out"));
+        if c.overlaps(&LOOPBACK) && !(loopback && LOOPBACK.contains(&c)) {
+            return Err(bad(if loopback {
+                "it covers loopback (127.0.0.0/8) with other ranges; name a range inside 127.0.0.0/8 on its own"
+            } else {
+                "it covers loopback (127.0.0.0/8), which no sandbox reaches; leave it out"
+            }));
         }
         Ok(c)
     }
