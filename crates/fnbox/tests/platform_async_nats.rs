@@ -23,7 +23,7 @@ fn call_lines(logs: &str, id: &str) -> usize {
 #[test]
 fn async_calls_in_jetstream_run_once_across_kill_9() {
     let mut nats = nats_support::start("async-js");
-    let mut s = Server::start_with("async-js", &["--async-nats", &nats.url]);
+    let mut s = Server::start_with("async-js", &["--async-nats", &nats.url, "--callback-net", "127.0.0.1"]);
     // Timeout 10 s: a delivery fnbox took before dying comes back after 2 x 10 + 5 s.
     let _code = recorder(&s, "rec", &["--max-scale", "1"]);
     let post = |s: &Server, body: &[u8]| {

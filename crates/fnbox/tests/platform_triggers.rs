@@ -141,7 +141,8 @@ fn cron_fires_on_time_once_across_kill_9() {
 
 #[test]
 fn async_calls_answer_202_and_survive_kill_9() {
-    let mut s = Server::start("trg-async");
+    // The callback receiver is on this host: opened to callbacks, as an operator would.
+    let mut s = Server::start_with("trg-async", &["--callback-net", "127.0.0.1"]);
     let _code = recorder(&s, "rec", &["--max-scale", "1"]);
     let auth = format!("Bearer {}", s.admin_token());
     // Answered at once; the answer is kept, and POSTed to the callback.
@@ -184,6 +185,45 @@ fn async_calls_answer_202_and_survive_kill_9() {
             invocation(&s, id)
         );
     }
+}
+
+/// A callback makes fnbox, as root on the host, connect where a token holder says: never to
+/// the host itself, link-local (cloud metadata) or private ranges (docs/architecture.md,
+/// "Network") unless the operator opened them with `--callback-net`. An address is refused at
+/// once; a name that resolves to one is refused when the callback is made.
+#[test]
+fn callbacks_never_reach_the_host_or_metadata_unless_opened() {
+    let s = Server::start("trg-cb");
+    let _code = recorder(&s, "rec", &["--max-scale", "1"]);
+    let admin = s.admin_token();
+    let (sink, got) = callback_sink();
+    let port = sink.rsplit(':').next().unwrap().to_string();
+    for url in [
+        format!("http://{sink}/done"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.1.2.3:8080/x".to_string(),
+        format!("http://[::1]:{port}/done"),
+        format!("http://LOCALHOST:{port}/done"),
+    ] {
+        let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &admin)], b"x");
+        assert_eq!(r.status, 400, "{url}: {}", r.text());
+        assert!(r.text().contains("does not connect to") && r.text().contains("--callback-net"), "{}", r.text());
+    }
+    // A host that resolves to loopback only through the resolver (inet_aton's short form, as
+    // names are): accepted, since names are resolved when the callback is made; the call runs,
+    // and the callback is refused then, and logged.
+    let url = format!("http://127.1:{port}/done");
+    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &admin)], b"hello");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(20), || invocation(&s, &id)["status"] == "succeeded"));
+    let logged = || {
+        s.logs("rec").contains(&format!(
+            "asynchronous call {id}: callback to {url}: failed: fnbox does not connect to 127.0.0.1"
+        ))
+    };
+    assert!(eventually(Duration::from_secs(15), logged), "{}", s.logs("rec"));
+    assert!(got.recv_timeout(Duration::from_secs(2)).is_err(), "the callback reached the host");
 }
 
 /// Message sequence numbers the function answered < 300 for, from fnbox's log lines.

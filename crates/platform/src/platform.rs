@@ -55,6 +55,9 @@ pub struct Platform {
     pub warm: Option<Arc<WarmPool>>,
     /// `/metrics` answers without the admin token (`fnbox serve --metrics-public`).
     pub metrics_public: bool,
+    /// Ranges an asynchronous call's callback may reach although [`fnbox_sandbox::net::reach`]
+    /// refuses them (`fnbox serve --callback-net` and `--allow-net`).
+    pub callback_net: Vec<fnbox_sandbox::net::Cidr>,
     /// The web console's sessions.
     pub console: crate::console::session::Sessions,
     pools: RwLock<HashMap<String, Arc<Pool>>>,
@@ -101,6 +104,7 @@ impl Platform {
             checker,
             warm,
             metrics_public: false,
+            callback_net: Vec::new(),
             console: Default::default(),
             pools: RwLock::new(HashMap::new()),
             disabled: RwLock::new(BTreeMap::new()),

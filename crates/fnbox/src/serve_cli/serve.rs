@@ -114,6 +114,11 @@ pub struct ServeArgs {
     /// private, shared and link-local ranges are denied. Repeatable.
     #[arg(long = "allow-net", value_name = "CIDR")]
     allow_net: Vec<String>,
+    /// A range (CIDR) asynchronous calls' callbacks (X-Callback-Url) may reach although it is
+    /// private, shared, link-local or this host (loopback may be named, on its own); the
+    /// --allow-net ranges are open to them too. Repeatable.
+    #[arg(long = "callback-net", value_name = "CIDR")]
+    callback_net: Vec<String>,
     /// Seconds a `fnbox deploy --build` may run (its sandbox is then killed), 10 to 7200.
     #[arg(long, default_value_t = fnbox_platform::build::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(10..=7200))]
     build_timeout: u64,
@@ -210,6 +215,10 @@ pub fn serve(a: ServeArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return super::fail(&e.to_string()),
     };
+    let callback_net = match a.callback_net.iter().map(|c| fnbox_sandbox::net::Cidr::parse_callback(c)).collect() {
+        Ok(v) => v,
+        Err(e) => return super::fail(&e.to_string()),
+    };
     let retention = match a.retention() {
         Ok(r) => r,
         Err(e) => return super::fail(&e),
@@ -224,6 +233,7 @@ pub fn serve(a: ServeArgs) -> ExitCode {
     let opts = ServeOptions {
         async_nats,
         allow_net,
+        callback_net,
         listen: a.listen,
         console_listen: a.console_listen,
         data_dir: a.data_dir.unwrap_or_else(server::data_dir_from_env),

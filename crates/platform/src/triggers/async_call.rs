@@ -9,8 +9,10 @@ use crate::platform::Platform;
 use crate::triggers::store::StoredCall;
 use base64::Engine;
 use bytes::Bytes;
+use fnbox_sandbox::net::{reach, Cidr, HostView};
 use hyper::Request;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -106,7 +108,7 @@ pub(crate) async fn attempt(p: &Arc<Platform>, c: &StoredCall, head: RequestHead
     }
     if let Some(url) = &c.callback {
         let payload = serde_json::json!({ "id": c.id, "function": c.function, "status": state, "response": resp });
-        let said = match callback(url, &c.id, state, payload.to_string()).await {
+        let said = match callback(url, &p.callback_net, &c.id, state, payload.to_string()).await {
             Ok(status) => format!("HTTP {status}"),
             Err(e) => format!("failed: {e}"),
         };
@@ -115,12 +117,52 @@ pub(crate) async fn attempt(p: &Arc<Platform>, c: &StoredCall, head: RequestHead
     None
 }
 
-/// POSTs the result to the callback, once, within [`CALLBACK_TIMEOUT`].
-async fn callback(url: &str, id: &str, state: &str, body: String) -> std::result::Result<u16, String> {
+/// Why fnbox will not connect to `ip` for a callback (docs/architecture.md, "Network"), as
+/// the caller reads it; `None` when it may. `opened`: [`Platform::callback_net`].
+fn refused(ip: IpAddr, opened: &[Cidr]) -> Option<String> {
+    reach::refused(ip, &HostView::now(), opened).map(|why| {
+        format!(
+            "fnbox does not connect to {ip} on a caller's behalf: {why} \
+             (an operator opens a range with `fnbox serve --callback-net CIDR`)"
+        )
+    })
+}
+
+/// The callback's host when it is an address (or `localhost`), refused as [`refused`] says:
+/// told to the caller at once. A name is resolved, and its addresses checked, only when the
+/// callback is made.
+pub(super) fn refused_at_once(authority: &str, opened: &[Cidr]) -> Option<String> {
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return refused(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), opened);
+    }
+    host.parse::<IpAddr>().ok().and_then(|ip| refused(ip, opened))
+}
+
+/// POSTs the result to the callback, once, within [`CALLBACK_TIMEOUT`], to the first address
+/// its host resolves to that [`refused`] allows: the address checked is the one connected to,
+/// so a name that resolves elsewhere later (DNS rebinding) reaches nothing more.
+async fn callback(url: &str, opened: &[Cidr], id: &str, state: &str, body: String) -> std::result::Result<u16, String> {
     use http_body_util::Full;
     let (authority, path) = check_callback(url)?;
     let go = async {
-        let stream = tokio::net::TcpStream::connect(&authority).await.map_err(|e| e.to_string())?;
+        let mut why = String::from("its host resolves to no address");
+        let mut to = None;
+        for addr in tokio::net::lookup_host(&authority).await.map_err(|e| format!("cannot resolve its host: {e}"))? {
+            match refused(addr.ip(), opened) {
+                Some(w) => why = w,
+                None => {
+                    to = Some(addr);
+                    break;
+                }
+            }
+        }
+        let to = to.ok_or(why)?;
+        let stream = tokio::net::TcpStream::connect(to).await.map_err(|e| e.to_string())?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@
 //! more). `GET /api/v1/invocations/ID` gives its state and answer; `X-Callback-Url` gets the
 //! answer POSTed to it.
 
-use super::async_call::{attempt, b64, check_callback};
+use super::async_call::{attempt, b64, check_callback, refused_at_once};
 pub use super::async_call::{RequestHead, IN_FLIGHT};
 use crate::error::{Error, Result};
 use crate::gateway::body::BodyReader;
@@ -76,7 +76,12 @@ pub async fn accept(
                 format!("X-Callback-Url: only callers with a token of function '{name}' (X-Auth-Token) or the admin token may ask for a callback"),
             );
         }
-        if let Err(why) = check_callback(url) {
+        let checked =
+            check_callback(url).and_then(|(authority, _)| match refused_at_once(&authority, &p.callback_net) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            });
+        if let Err(why) = checked {
             return text(400, format!("X-Callback-Url: '{url}' is not valid: {why}"));
         }
     }
