@@ -1,6 +1,6 @@
 //! The socket to a runtime's zygote (the sandbox program's stdin): its answers read as the
 //! typed messages of [`super::protocol`], one bounded line at a time, and the bind request
-//! written. A leaf: the launcher makes the socket ([`Zygote::new`]) and knows nothing else of
+//! written. A leaf: the launcher makes the socket (`Zygote::new`) and knows nothing else of
 //! zygotes.
 //!
 //! Everything read here is hostile. Before the bind request only fnbox's wrapper runs in the
