@@ -411,19 +411,29 @@ fn the_root_devices_sysctl_oom_score_and_hooks_of_config_json_are_honoured() {
 /// A `process.user` that is not root, with ambient capabilities and new privileges allowed
 /// (runtime-tools' process_user): the program, and a command `exec` runs, have that user, its
 /// groups, umask and capabilities, as under runc. (v2 once failed at `execve` with EPERM: the
-/// change of uid made the process's memory unreadable to the Sentry.)
+/// change of uid made the process's memory unreadable to the Sentry.) Its capabilities act:
+/// with CAP_DAC_OVERRIDE it makes and removes a file in root's `/` (v2 once ran the removal
+/// without them, as runtime-tools' runtimetest found: EACCES).
 #[test]
 fn a_user_that_is_not_root_with_ambient_capabilities_runs_and_execs_as_under_runc() {
-    let show = "id; grep -E '^(Cap(Inh|Prm|Eff|Amb)|NoNewPrivs)' /proc/self/status";
-    let caps: String = ["Inh", "Prm", "Eff", "Amb"].iter().map(|s| format!("Cap{s}:\t00000000200004a0\n")).collect();
-    let shown = format!("uid=10 gid=10 groups=5\n{caps}NoNewPrivs:\t0\n");
+    let show = "id; grep -E '^(Cap(Inh|Prm|Eff|Amb)|NoNewPrivs)' /proc/self/status; \
+                touch /by-10 && mkdir /dir-by-10 && rm /by-10 && rmdir /dir-by-10 && echo made-and-removed";
+    let caps: String = ["Inh", "Prm", "Eff", "Amb"].iter().map(|s| format!("Cap{s}:\t00000000200004a2\n")).collect();
+    let shown = format!("uid=10 gid=10 groups=5\n{caps}NoNewPrivs:\t0\nmade-and-removed\n");
     for v in [2, 0, 1] {
         let rt = if v == 2 { Runtime::runc("user") } else { Runtime::new("user", v) };
         let b = rt.bundle(&["sh", "-c", &format!("{show}; umask; exec sleep 1000")]);
         edit_config(&b, |c| {
             c["process"]["user"] = serde_json::json!({"uid": 10, "gid": 10, "additionalGids": [5], "umask": 2});
             c["process"]["noNewPrivileges"] = false.into();
-            let caps = serde_json::json!(["CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]);
+            c["root"]["readonly"] = false.into();
+            let caps = serde_json::json!([
+                "CAP_DAC_OVERRIDE",
+                "CAP_KILL",
+                "CAP_SETUID",
+                "CAP_NET_BIND_SERVICE",
+                "CAP_AUDIT_WRITE"
+            ]);
             c["process"]["capabilities"] = serde_json::json!({"bounding": caps, "effective": caps,
                 "permitted": caps, "inheritable": caps, "ambient": caps});
         });

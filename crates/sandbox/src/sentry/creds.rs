@@ -83,8 +83,10 @@ impl Creds {
     /// to the caller's: a root that dropped CAP_CHOWN, CAP_FOWNER or CAP_DAC_OVERRIDE (an OCI
     /// container's `capabilities: []`) must not chown, chmod or read others' files through the
     /// Sentry; the thread keeps them after `op` when it holds them for the whole call
-    /// (`sys::thread_caps`). For other ids, the kernel drops the filesystem capabilities
-    /// itself, from the Sentry's own set.
+    /// (`sys::thread_caps`). For other ids, `op` runs with the caller's ids and exactly the
+    /// caller's effective capabilities too: a user that is not root may hold some
+    /// (CAP_DAC_OVERRIDE among an OCI process's ambient ones) and act with them, as under Linux;
+    /// one that holds none acts with none.
     pub fn act<T>(&self, op: impl FnOnce() -> T) -> T {
         if self.held_for_the_call() {
             // Held since the call began (no syscall): and kept after.
@@ -100,10 +102,10 @@ impl Creds {
         set_thread_fsgid(self.fsgid);
         set_thread_fsuid(self.fsuid);
         // The kernel dropped the filesystem capabilities: what the thread holds is read back,
-        // and held again after `op` if `op` changed it (CAP_SETGID restores the groups).
+        // and held again after `op` (CAP_SETUID and CAP_SETGID restore the ids and groups).
         thread_caps::resync();
         let held = thread_caps::held();
-        let r = thread_caps::acting(op);
+        let r = thread_caps::with_effective_caps(self.cap_eff, op);
         thread_caps::hold(held);
         set_thread_fsuid(0);
         set_thread_fsgid(0);
