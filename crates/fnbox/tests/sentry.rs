@@ -261,6 +261,15 @@ fn root_without_its_file_capabilities_is_refused_as_on_linux() {
     no_bypass_in_v1_or_v2("caps_dac");
 }
 
+/// A user other than root cannot get root's file by opening a FIFO of its own while another
+/// of its threads swaps the name with a symlink to that file: the Sentry's FIFO open, finished
+/// on a thread of its own, resolves the name again and must do so with the caller's ids and
+/// capabilities, not the Sentry's (attack20: it opened root's 0600 file read-write).
+#[test]
+fn a_fifo_swapped_for_roots_file_is_not_opened_as_root() {
+    no_bypass_in_v1_or_v2("fifo_race");
+}
+
 /// Runs permission probe `program` (tests/sentry/PROGRAM.c) in v1, the kernel's own answer,
 /// and in v2: each must report no bypass.
 fn no_bypass_in_v1_or_v2(program: &str) {
