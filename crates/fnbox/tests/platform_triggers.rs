@@ -226,6 +226,46 @@ fn callbacks_never_reach_the_host_or_metadata_unless_opened() {
     assert!(got.recv_timeout(Duration::from_secs(2)).is_err(), "the callback reached the host");
 }
 
+/// A global IPv6 address of the host itself is the host: a callback to it must be refused as
+/// 127.0.0.1 is, or it reaches every service listening on `[::]` (attack20: `reach::refused`
+/// knows only the host's IPv4 addresses, so it judged the host's own global IPv6 address as
+/// any public one). The address sits on a veth pair of the test's own, removed after.
+#[test]
+fn callbacks_never_reach_the_hosts_own_ipv6_address() {
+    struct Link(&'static str);
+    impl Drop for Link {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip").args(["link", "del", self.0]).status();
+        }
+    }
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip").args(args).status().expect("ip (iproute2) is needed");
+        assert!(st.success(), "ip {args:?} failed");
+    };
+    let (name, addr) = ("atk20cb6", "2a02:ffff:fb20::1");
+    let _ = std::process::Command::new("ip").args(["link", "del", name]).status();
+    ip(&["link", "add", name, "type", "veth", "peer", "name", "atk20cb6p"]);
+    let _link = Link(name);
+    ip(&["-6", "addr", "add", &format!("{addr}/128"), "dev", name, "nodad"]);
+    ip(&["link", "set", name, "up"]);
+    let s = Server::start("trg-cb6");
+    let _code = recorder(&s, "rec", &["--max-scale", "1"]);
+    let admin = s.admin_token();
+    let (sink, got) = callback_sink_at("[::]:0");
+    let port = sink.rsplit(':').next().unwrap().to_string();
+    let url = format!("http://[{addr}]:{port}/done");
+    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &admin)], b"x");
+    if r.status == 202 {
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        assert!(eventually(Duration::from_secs(20), || invocation(&s, &id)["status"] == "succeeded"));
+        let reached = got.recv_timeout(Duration::from_secs(15));
+        assert!(reached.is_err(), "the callback reached the host through its own IPv6 address: {:?}", reached);
+    } else {
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("does not connect to"), "{}", r.text());
+    }
+}
+
 /// Message sequence numbers the function answered < 300 for, from fnbox's log lines.
 fn served_seqs(logs: &str) -> BTreeSet<u64> {
     logs.lines()

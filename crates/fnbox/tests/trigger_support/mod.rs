@@ -60,8 +60,13 @@ pub fn assert_retried_then_given_up(s: &Server, id: &str, kind: &str, runs: f64)
 
 /// A one-connection HTTP server on a free port: returns its address and the request it got.
 pub fn callback_sink() -> (String, std::sync::mpsc::Receiver<String>) {
+    callback_sink_at("127.0.0.1:0")
+}
+
+/// [`callback_sink`] listening on `bind` (`[::]:0`: every address of the host, IPv6 too).
+pub fn callback_sink_at(bind: &str) -> (String, std::sync::mpsc::Receiver<String>) {
     use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = std::net::TcpListener::bind(bind).unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
