@@ -259,7 +259,7 @@ fn callbacks_never_reach_the_hosts_own_ipv6_address() {
         let id = r.json()["id"].as_str().unwrap().to_string();
         assert!(eventually(Duration::from_secs(20), || invocation(&s, &id)["status"] == "succeeded"));
         let reached = got.recv_timeout(Duration::from_secs(15));
-        assert!(reached.is_err(), "the callback reached the host through its own IPv6 address: {:?}", reached);
+        assert!(reached.is_err(), "the callback reached the host through its own IPv6 address: {reached:?}");
     } else {
         assert_eq!(r.status, 400, "{}", r.text());
         assert!(r.text().contains("does not connect to"), "{}", r.text());
