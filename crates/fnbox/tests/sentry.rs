@@ -270,6 +270,15 @@ fn a_fifo_swapped_for_roots_file_is_not_opened_as_root() {
     no_bypass_in_v1_or_v2("fifo_race");
 }
 
+/// Root that drops the file capabilities from its bounding set and execs a program (`capsh
+/// --drop`, `setpriv --bounding-set`): the program's first calls are refused as on Linux, not
+/// made with the set root held before the exec (attack20: the Sentry's exec check read the
+/// caller's credentials again before the kernel's exec changed them, and kept them 50 ms).
+#[test]
+fn a_program_started_without_the_file_capabilities_acts_without_them_at_once() {
+    no_bypass_in_v1_or_v2("caps_exec");
+}
+
 /// Runs permission probe `program` (tests/sentry/PROGRAM.c) in v1, the kernel's own answer,
 /// and in v2: each must report no bypass.
 fn no_bypass_in_v1_or_v2(program: &str) {
