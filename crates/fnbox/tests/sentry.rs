@@ -279,6 +279,15 @@ fn a_program_started_without_the_file_capabilities_acts_without_them_at_once() {
     no_bypass_in_v1_or_v2("caps_exec");
 }
 
+/// A user other than root cannot set file capabilities (security.capability needs
+/// CAP_SETFCAP) nor other security.* attributes through the Sentry, which sets extended
+/// attributes for it: the kernel drops only the filesystem capabilities with the filesystem
+/// uid, so the Sentry must not lend the caller the others it holds.
+#[test]
+fn a_non_root_user_cannot_set_file_capabilities_through_the_sentry() {
+    no_bypass_in_v1_or_v2("setfcap");
+}
+
 /// Runs permission probe `program` (tests/sentry/PROGRAM.c) in v1, the kernel's own answer,
 /// and in v2: each must report no bypass.
 fn no_bypass_in_v1_or_v2(program: &str) {
