@@ -266,6 +266,41 @@ fn callbacks_never_reach_the_hosts_own_ipv6_address() {
     }
 }
 
+/// `--allow-net` opens a range to sandboxes, which still never reach the host itself (its
+/// input from their links is dropped): a callback must not reach the host's own address
+/// through it either (attack20: `reach::refused` let an opened range win over the host's own
+/// addresses, so `--allow-net` of the host's LAN let callbacks reach every service on it).
+#[test]
+fn allow_net_does_not_open_the_host_itself_to_callbacks() {
+    let out = std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "scope", "global"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (addr, prefix) = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split_once('/'))
+        .expect("this host has a global IPv4 address");
+    let ip: std::net::Ipv4Addr = addr.parse().unwrap();
+    let prefix: u32 = prefix.parse().unwrap();
+    let net = std::net::Ipv4Addr::from(u32::from(ip) & (u32::MAX << (32 - prefix)));
+    let lan = format!("{net}/{prefix}");
+    let s = Server::start_with("trg-cb-an", &["--allow-net", &lan]);
+    let _code = recorder(&s, "rec", &["--max-scale", "1"]);
+    let admin = s.admin_token();
+    let (sink, got) = callback_sink_at("0.0.0.0:0");
+    let port = sink.rsplit(':').next().unwrap().to_string();
+    let url = format!("http://{ip}:{port}/done");
+    let r = s.request("POST", "/async/fn/rec/", &[("X-Callback-Url", &url), ("X-Auth-Token", &admin)], b"x");
+    if r.status == 202 {
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        assert!(eventually(Duration::from_secs(20), || invocation(&s, &id)["status"] == "succeeded"));
+        let reached = got.recv_timeout(Duration::from_secs(15));
+        assert!(reached.is_err(), "--allow-net {lan} let a callback reach the host at {ip}: {reached:?}");
+    } else {
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
+}
+
 /// Message sequence numbers the function answered < 300 for, from fnbox's log lines.
 fn served_seqs(logs: &str) -> BTreeSet<u64> {
     logs.lines()
