@@ -56,7 +56,7 @@ pub struct Platform {
     /// `/metrics` answers without the admin token (`fnbox serve --metrics-public`).
     pub metrics_public: bool,
     /// Ranges an asynchronous call's callback may reach although [`fnbox_sandbox::net::reach`]
-    /// refuses them (`fnbox serve --callback-net` and `--allow-net`).
+    /// refuses them (`fnbox serve --callback-net`).
     pub callback_net: Vec<fnbox_sandbox::net::Cidr>,
     /// The web console's sessions.
     pub console: crate::console::session::Sessions,

@@ -62,7 +62,8 @@ pub struct ServeOptions {
     pub metrics_public: bool,
     /// Private ranges functions with egress may reach.
     pub allow_net: Vec<fnbox_sandbox::net::Cidr>,
-    /// Ranges callbacks may reach besides `allow_net` (`--callback-net`; may hold loopback).
+    /// Ranges callbacks may reach (`--callback-net`; may hold loopback). `allow_net` does not
+    /// open them: it is for sandboxes, which never reach the host.
     pub callback_net: Vec<fnbox_sandbox::net::Cidr>,
     /// How much of the logs, versions and history is kept.
     pub retention: crate::retention::Retention,
@@ -186,7 +187,7 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
         let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
         let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
         platform.metrics_public = opts.metrics_public;
-        platform.callback_net = opts.callback_net.iter().chain(&opts.allow_net).copied().collect();
+        platform.callback_net = opts.callback_net.clone();
         platform.builds = crate::build::places::Builds::new(opts.build_timeout);
         platform.async_queue = opts.async_nats.clone().map(crate::triggers::calls_js::JetQueue::new);
         let platform = Arc::new(platform);

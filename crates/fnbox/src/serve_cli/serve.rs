@@ -115,8 +115,8 @@ pub struct ServeArgs {
     #[arg(long = "allow-net", value_name = "CIDR")]
     allow_net: Vec<String>,
     /// A range (CIDR) asynchronous calls' callbacks (X-Callback-Url) may reach although it is
-    /// private, shared, link-local or this host (loopback may be named, on its own); the
-    /// --allow-net ranges are open to them too. Repeatable.
+    /// private, shared, link-local or this host (loopback may be named, on its own);
+    /// --allow-net does not open ranges to callbacks. Repeatable.
     #[arg(long = "callback-net", value_name = "CIDR")]
     callback_net: Vec<String>,
     /// Seconds a `fnbox deploy --build` may run (its sandbox is then killed), 10 to 7200.

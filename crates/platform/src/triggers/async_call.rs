@@ -120,7 +120,11 @@ pub(crate) async fn attempt(p: &Arc<Platform>, c: &StoredCall, head: RequestHead
 /// Why fnbox will not connect to `ip` for a callback (docs/architecture.md, "Network"), as
 /// the caller reads it; `None` when it may. `opened`: [`Platform::callback_net`].
 fn refused(ip: IpAddr, opened: &[Cidr]) -> Option<String> {
-    reach::refused(ip, &HostView::now(), opened).map(|why| {
+    let host = match HostView::read() {
+        Ok(h) => h,
+        Err(e) => return Some(format!("fnbox cannot list this host's addresses to check {ip} against them: {e}")),
+    };
+    reach::refused(ip, &host, opened).map(|why| {
         format!(
             "fnbox does not connect to {ip} on a caller's behalf: {why} \
              (an operator opens a range with `fnbox serve --callback-net CIDR`)"

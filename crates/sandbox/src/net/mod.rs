@@ -188,8 +188,14 @@ pub struct HostView {
 impl HostView {
     /// The host's interfaces now (`getifaddrs`); none when it fails.
     pub fn now() -> Self {
+        Self::read().unwrap_or_default()
+    }
+
+    /// The host's interfaces now, or why they cannot be listed (for a check that must fail
+    /// closed: [`reach::refused`]'s callers).
+    pub fn read() -> std::io::Result<Self> {
         let mut view = Self::default();
-        for i in crate::sys::net::ipv4_interfaces().unwrap_or_default() {
+        for i in crate::sys::net::ipv4_interfaces()? {
             if i.name.starts_with(rules::LINK_PREFIX) {
                 continue;
             }
@@ -199,7 +205,7 @@ impl HostView {
                 view.networks.push(Cidr { addr: Ipv4Addr::from(u32::from(i.addr) & i.mask), prefix });
             }
         }
-        view
+        Ok(view)
     }
 }
 

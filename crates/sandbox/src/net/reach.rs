@@ -3,11 +3,16 @@
 //! applied to the address fnbox is about to connect to. Never the host itself (loopback, its
 //! own addresses: fnbox's admin API and every local service), link-local (cloud metadata),
 //! private and shared ranges, nor any other range [`DENIED`] lists, unless the operator opened
-//! a range that holds the address. Checked on the resolved address that is then connected to,
-//! so a name that resolves elsewhere later (DNS rebinding) gains nothing.
+//! a range that holds the address (`--callback-net` only: `--allow-net` opens ranges to
+//! sandboxes, which never reach the host). IPv4 only, as sandboxes' egress: the host's IPv6
+//! addresses and prefixes are not known here, so an IPv6 address is refused (an IPv4-mapped
+//! one is judged as IPv4). Checked on the resolved address that is then connected to, so a
+//! name that resolves elsewhere later (DNS rebinding) gains nothing.
 
 use super::{denied, Cidr, HostView, DENIED};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[cfg(test)]
+use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Why fnbox will not connect to `ip` on a caller's behalf, or `None` when it may. `opened`:
 /// the ranges the operator opened for this (which, unlike `--allow-net`, may hold loopback).
@@ -32,21 +37,13 @@ pub fn refused(ip: IpAddr, host: &HostView, opened: &[Cidr]) -> Option<&'static 
     None
 }
 
-/// IPv6 has no operator ranges: only globally routed unicast is reached.
+/// IPv6 is not reached (see the module's text): the host's own global addresses, NAT64 and
+/// 6to4 forms of refused IPv4 addresses would all need judging.
 fn refused_v6(a: Ipv6Addr) -> Option<&'static str> {
-    let seg = a.segments();
     if a.is_loopback() || a.is_unspecified() {
         Some("it is this host itself")
-    } else if a.is_multicast()
-        || (seg[0] & 0xfe00) == 0xfc00 // unique local
-        || (seg[0] & 0xffc0) == 0xfe80 // link-local
-        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        || a.to_ipv4().is_some_and(|v4| v4 != Ipv4Addr::UNSPECIFIED && seg[5] == 0)
-    // IPv4-compatible (deprecated)
-    {
-        Some("it is not a globally routed IPv6 address")
     } else {
-        None
+        Some("callbacks, as sandboxes, reach IPv4 addresses only; give an IPv4 address or a name with one")
     }
 }
 
@@ -95,9 +92,10 @@ mod tests {
 
     #[test]
     fn public_addresses_are_reached() {
-        for a in ["1.1.1.1", "81.2.70.1", "2a00:1450::1", "::ffff:8.8.8.8"] {
+        for a in ["1.1.1.1", "81.2.70.1", "::ffff:8.8.8.8"] {
             assert_eq!(refused(ip(a), &host(), &[]), None, "{a}");
         }
+        assert!(refused(ip("2a00:1450::1"), &host(), &[]).unwrap().contains("IPv4 addresses only"));
     }
 
     #[test]

@@ -17,23 +17,49 @@ pub const FRESH: Duration = Duration::from_millis(50);
 /// Entries kept at most (a sandbox has up to a few thousand threads).
 const MAX: usize = 4096;
 
-pub struct PerThread<T>(Mutex<HashMap<i32, (Instant, T)>>);
+pub struct PerThread<T>(Mutex<Entries<T>>);
+
+struct Entries<T> {
+    map: HashMap<i32, (Instant, T)>,
+    /// Bumped by every [`PerThread::clear`]: a value read from the host before a clear is
+    /// not put back after it ([`PerThread::put_since`]).
+    generation: u64,
+}
 
 impl<T> Default for PerThread<T> {
     fn default() -> Self {
-        Self(Mutex::new(HashMap::new()))
+        Self(Mutex::new(Entries { map: HashMap::new(), generation: 0 }))
     }
 }
 
 impl<T: Clone> PerThread<T> {
     /// The entry of thread `tid`, if one is fresh.
     pub fn get(&self, tid: i32) -> Option<T> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&tid).filter(|(at, _)| at.elapsed() < FRESH).map(|(_, v)| v.clone())
+        let e = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        e.map.get(&tid).filter(|(at, _)| at.elapsed() < FRESH).map(|(_, v)| v.clone())
+    }
+
+    /// What [`PerThread::put_since`] takes: read before the value is read from the host.
+    pub fn ticket(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).generation
+    }
+
+    /// [`PerThread::put`], unless the cache was cleared since `ticket` was taken: the value
+    /// may then be from before the change that cleared it (credentials read just before an
+    /// `execve` or a `setuid` took effect).
+    pub fn put_since(&self, tid: i32, value: T, ticket: u64) {
+        let mut e = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if e.generation == ticket {
+            Self::insert(&mut e.map, tid, value);
+        }
     }
 
     pub fn put(&self, tid: i32, value: T) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut e = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Self::insert(&mut e.map, tid, value);
+    }
+
+    fn insert(map: &mut HashMap<i32, (Instant, T)>, tid: i32, value: T) {
         if map.len() >= MAX {
             map.retain(|_, (at, _)| at.elapsed() < FRESH);
             if map.len() >= MAX {
@@ -44,7 +70,9 @@ impl<T: Clone> PerThread<T> {
     }
 
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut e = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        e.map.clear();
+        e.generation += 1;
     }
 }
 

@@ -123,9 +123,10 @@ impl Sentry {
         if let Some(c) = self.creds.get(call.tid) {
             return c;
         }
+        let ticket = self.creds.ticket();
         let c =
             host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::parse(&s)).unwrap_or_default();
-        self.creds.put(call.tid, c.clone());
+        self.creds.put_since(call.tid, c.clone(), ticket);
         c
     }
 

@@ -201,13 +201,19 @@ impl Sentry {
         }
         match path.and_then(|path| self.open_path(call, dirfd, &path, flags, mode, resolve)) {
             Ok(Opened::Fd(fd)) => Reply::Fd { fd, cloexec },
-            Ok(Opened::Fifo(path, how)) => self.defer(call, move |s| {
-                // Waits for the FIFO's other end, as the program's own open would.
-                match sys::openat2(s.resolver.root.as_raw_fd(), &c(&path), &how) {
-                    Ok(fd) => Reply::Fd { fd, cloexec },
-                    Err(e) => Reply::Error(errno(e)),
-                }
-            }),
+            Ok(Opened::Fifo(path, how)) => {
+                // The name is opened again, so what it names may have been swapped since the
+                // walk (a symlink to another user's file): the open is the caller's, with its
+                // ids and capabilities, never the Sentry's.
+                let creds = self.creds_of(call);
+                self.defer(call, move |s| {
+                    // Waits for the FIFO's other end, as the program's own open would.
+                    match creds.act(|| sys::openat2(s.resolver.root.as_raw_fd(), &c(&path), &how)) {
+                        Ok(fd) => Reply::Fd { fd, cloexec },
+                        Err(e) => Reply::Error(errno(e)),
+                    }
+                })
+            }
             Err(e) => Reply::Error(e),
         }
     }
@@ -468,13 +474,17 @@ impl Sentry {
     }
 
     pub(super) fn exec(&self, call: &Call) -> Reply {
-        // A set-user-ID program (a container may allow them) changes its ids at execve.
+        // A set-user-ID program (a container may allow them), or one whose bounding set was
+        // lowered, has other credentials after execve: none read before it (this check's
+        // own among them) may serve a call made after it.
         let _ = self.creds_changed();
-        if call.nr == libc::SYS_execveat {
+        let reply = if call.nr == libc::SYS_execveat {
             self.check_then_continue(call, call.arg_fd(0), 1, call.args[4] as i32, Some(false))
         } else {
             self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(false))
-        }
+        };
+        let _ = self.creds_changed();
+        reply
     }
 
     pub(super) fn chdir(&self, call: &Call) -> Reply {
