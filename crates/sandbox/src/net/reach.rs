@@ -2,16 +2,14 @@
 //! `X-Callback-Url`): the rule a sandbox's egress follows (docs/architecture.md, "Network"),
 //! applied to the address fnbox is about to connect to. Never the host itself (loopback, its
 //! own addresses: fnbox's admin API and every local service), link-local (cloud metadata),
-//! private and shared ranges, nor any other range [`DENIED`] lists, unless the operator opened
+//! private and shared ranges, nor any other range [`DENIED`](super::DENIED) lists, unless the operator opened
 //! a range that holds the address (`--callback-net` only: `--allow-net` opens ranges to
 //! sandboxes, which never reach the host). IPv4 only, as sandboxes' egress: the host's IPv6
 //! addresses and prefixes are not known here, so an IPv6 address is refused (an IPv4-mapped
 //! one is judged as IPv4). Checked on the resolved address that is then connected to, so a
 //! name that resolves elsewhere later (DNS rebinding) gains nothing.
 
-use super::{denied, Cidr, HostView, DENIED};
-#[cfg(test)]
-use std::net::Ipv4Addr;
+use super::{denied, Cidr, HostView};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Why fnbox will not connect to `ip` on a caller's behalf, or `None` when it may. `opened`:
@@ -31,7 +29,7 @@ pub fn refused(ip: IpAddr, host: &HostView, opened: &[Cidr]) -> Option<&'static 
     if host.addresses.contains(&v4) || v4.is_loopback() {
         return Some("it is this host itself");
     }
-    if denied(host).iter().chain(&DENIED).any(|c| c.contains(&one)) {
+    if denied(host).iter().any(|c| c.contains(&one)) {
         return Some("it is in a private, link-local, shared or reserved range, or on the host's own network");
     }
     None
@@ -50,6 +48,7 @@ fn refused_v6(a: Ipv6Addr) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn host() -> HostView {
         HostView {
