@@ -306,10 +306,10 @@ impl Sentry {
         };
         let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
         let path = match call.path(pi) {
-            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the kernel stats the
-            // caller's own descriptor. Only a path that was truly empty goes on; whatever
-            // another thread writes there meanwhile is resolved by the kernel in the
-            // sandbox's mount namespace (docs/architecture.md, "Continued calls").
+            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the filter lets every
+            // call with AT_EMPTY_PATH run natively (rules `newfstatat-fd`, `statx-fd`), so
+            // this is reached only under a filter that notifies them anyway; the kernel
+            // stats the caller's own descriptor (docs/architecture.md, "Continued calls").
             Ok(p) if p.is_empty() && flags & libc::AT_EMPTY_PATH != 0 => return Reply::Continue,
             r => r,
         };
