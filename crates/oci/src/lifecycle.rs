@@ -138,7 +138,7 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
             supervisor::detach_stdio();
         }
         // Its own session: signals meant for the caller's process group stay there.
-        let _ = sys::task::setsid();
+        let _ = sys::process::setsid();
         let _ = std::env::set_current_dir("/");
         let code = match supervisor::run(dir, spec, Report::Pipe(w), start_now, &g.log) {
             Ok(c) => c,

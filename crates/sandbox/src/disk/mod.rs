@@ -102,11 +102,8 @@ impl DiskJob {
     pub fn spawn(paths: &Paths, size_bytes: u64) -> Result<Self> {
         let (ours, theirs) = sys::fdpass::seqpacket_pair().context(|| "socketpair".into())?;
         // SAFETY: the launcher is single-threaded here; the child keeps none of its
-        // descriptors, prepares the disk, then lives on its own and ends in _exit.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error()).context(|| "cannot fork the disk helper".into());
-        }
+        // descriptors, prepares the disk, then lives on its own and ends in `exit_now`.
+        let pid = unsafe { sys::process::fork() }.context(|| "cannot fork the disk helper".into())?;
         if pid == 0 {
             drop(ours);
             let theirs = keep_only(theirs);
@@ -145,8 +142,8 @@ impl DiskJob {
                     1
                 }
             };
-            // SAFETY: _exit ends the helper without running the launcher's destructors.
-            unsafe { libc::_exit(code) };
+            // Without running the launcher's destructors.
+            sys::process::exit_now(code);
         }
         Ok(Self { pid, sock: ours })
     }

@@ -14,7 +14,6 @@ pub mod net;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
-pub mod task;
 pub mod thread_caps;
 
 use std::ffi::{CString, OsStr};
@@ -56,12 +55,13 @@ pub unsafe fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-pub use fs::{fchdir, fchmodat, fstat, lchownat, mkdirat, mknodat, open_in_root, symlinkat, write_file};
+pub use fs::{
+    fchdir, fchmodat, fstat, lchownat, mkdirat, mknodat, open_in_root, openat, openat2, symlinkat, write_file,
+};
 
 // ---- RawFd forms kept for callers not yet converted -----------------------------------------
-// `launch/*`, `sentry/{fs,host,mod,process,procfs,resolve}.rs` and `sys/process.rs` still pass
-// bare numbers (issue 19, point 6): convert them to the `BorrowedFd` forms named below, then
-// delete these three and `borrow_number`.
+// `launch/*` still passes bare numbers (issue 19, point 6): convert it to the `BorrowedFd`
+// forms named below, then delete these and `borrow_number`.
 
 /// A bare descriptor number as a `BorrowedFd`, for the RawFd forms below: -1 (never a
 /// descriptor) is `EBADF`, as the kernel would answer it.
@@ -76,23 +76,10 @@ unsafe fn borrow_number<'a>(fd: RawFd) -> io::Result<BorrowedFd<'a>> {
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
-/// [`fs::openat`] for a directory held as a bare number (to convert, see above).
-pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: the caller's number is open for the call (a wrong one fails like the kernel's
-    // EBADF; no memory is touched through it).
-    let dir = dir.map(|d| unsafe { borrow_number(d) }).transpose()?;
-    fs::openat(dir, path, flags, mode)
-}
-
-/// [`fs::openat2`] for a directory held as a bare number (to convert, see above).
-pub fn openat2(dir: RawFd, path: &CString, how: &abi::open_how) -> io::Result<OwnedFd> {
-    // SAFETY: as in `openat` above.
-    fs::openat2(unsafe { borrow_number(dir) }?, path, how)
-}
-
 /// [`fs::write_all`] to a descriptor held as a bare number (to convert, see above).
 pub fn write_all_fd(fd: RawFd, data: &[u8]) -> io::Result<()> {
-    // SAFETY: as in `openat` above.
+    // SAFETY: the caller's number is open for the call (a wrong one fails like the kernel's
+    // EBADF; no memory is touched through it).
     fs::write_all(unsafe { borrow_number(fd) }?, data)
 }
 
@@ -175,6 +162,16 @@ pub fn flock(fd: &impl AsFd, exclusive: bool, nonblocking: bool) -> io::Result<b
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)`: the clock the launcher's status lines and the programs'
+/// wrappers report in (`time.monotonic()`, `process.hrtime()`).
+pub fn monotonic() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a writable timespec; CLOCK_MONOTONIC always exists, so the call cannot
+    // fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// `sysinfo(2)`: the machine's memory, swap and load figures.
