@@ -129,6 +129,17 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len as u64)?)
 }
 
+/// `pread(2)` at `offset`, once: the byte count.
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    Ok(rustix::io::pread(fd, buf, offset)?)
+}
+
+/// `fchown(2)` of an open file.
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    use rustix::fs::{Gid, Uid};
+    Ok(rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?)
+}
+
 /// `symlinkat(2)`.
 pub fn symlinkat(target: &Path, dir: Option<BorrowedFd<'_>>, link: &Path) -> io::Result<()> {
     Ok(rustix::fs::symlinkat(cpath(target)?.as_c_str(), at(dir), cpath(link)?.as_c_str())?)

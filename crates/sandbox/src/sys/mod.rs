@@ -15,6 +15,7 @@ pub mod process;
 pub mod seccomp;
 pub mod signal;
 pub mod thread_caps;
+pub mod tty;
 
 use std::ffi::{CString, OsStr};
 use std::io;

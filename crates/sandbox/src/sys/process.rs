@@ -234,6 +234,37 @@ pub fn unshare_fs() -> io::Result<()> {
     cvt(unsafe { libc::unshare(libc::CLONE_FS) }).map(drop)
 }
 
+/// `unshare(2)` of namespaces only (`CLONE_NEWNET`, `CLONE_NEWCGROUP`...): the caller moves
+/// into new ones of those kinds.
+pub fn unshare_namespaces(flags: libc::c_int) -> io::Result<()> {
+    const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWTIME;
+    assert_eq!(flags & !NAMESPACES, 0, "unshare_namespaces takes CLONE_NEW* flags only");
+    // SAFETY: integer flags, namespaces only (checked above): no memory or descriptor table
+    // is parted from another task's, only the caller's namespaces change.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// `setrlimit(2)` of the caller (`prlimit` on itself): `resource` (`RLIMIT_NOFILE`...) as
+/// the kernel numbers it.
+pub fn set_rlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `lim` is a valid rlimit for the call; a null old-limit pointer is allowed; pid 0
+    // is the caller.
+    cvt(unsafe { libc::prlimit(0, resource as _, &lim, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `sethostname(2)` in the caller's UTS namespace.
+pub fn sethostname(name: &str) -> io::Result<()> {
+    Ok(rustix::system::sethostname(name.as_bytes())?)
+}
+
 /// `umask(2)`: sets the file-mode creation mask (the calling thread's after [`unshare_fs`]);
 /// returns the previous one.
 pub fn set_umask(mask: u32) -> u32 {
