@@ -184,13 +184,12 @@ impl Drop for DiskJob {
 /// standard streams, a status pipe someone waits to see closed, a secret's memfd), only its
 /// socket (returned, as fd 3) and, for tracing, stderr.
 fn keep_only(sock: OwnedFd) -> OwnedFd {
-    let fd = sys::keep_only(vec![sock])[0];
+    let sock = sys::keep_only(vec![sock]).pop().expect("keep_only returns what it is given");
     if let Ok(null) = sys::openat(None, Path::new("/dev/null"), libc::O_RDWR, 0) {
         let streams: &[i32] = if crate::trace::enabled() { &[0, 1] } else { &[0, 1, 2] };
         sys::fd::redirect_std_streams(null.as_fd(), streams);
     }
-    // SAFETY: `fd` is the socket's only copy, renumbered above, and nothing else owns it.
-    unsafe { sys::owned(fd) }
+    sock
 }
 
 /// Finds a free loop device and binds it to `backing`; with `autoclear`, the device detaches

@@ -19,7 +19,7 @@ pub mod tty;
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -60,30 +60,6 @@ pub use fs::{
     fchdir, fchmodat, fstat, lchownat, mkdirat, mknodat, open_in_root, openat, openat2, symlinkat, write_file,
 };
 
-// ---- RawFd forms kept for callers not yet converted -----------------------------------------
-// `launch/*` still passes bare numbers (issue 19, point 6): convert it to the `BorrowedFd`
-// forms named below, then delete these and `borrow_number`.
-
-/// A bare descriptor number as a `BorrowedFd`, for the RawFd forms below: -1 (never a
-/// descriptor) is `EBADF`, as the kernel would answer it.
-///
-/// # Safety
-/// `fd` must stay open while the result is used (one call, in the forms below).
-unsafe fn borrow_number<'a>(fd: RawFd) -> io::Result<BorrowedFd<'a>> {
-    if fd == -1 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: not -1 (checked above); open for the result's use (the caller's contract).
-    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
-}
-
-/// [`fs::write_all`] to a descriptor held as a bare number (to convert, see above).
-pub fn write_all_fd(fd: RawFd, data: &[u8]) -> io::Result<()> {
-    // SAFETY: the caller's number is open for the call (a wrong one fails like the kernel's
-    // EBADF; no memory is touched through it).
-    fs::write_all(unsafe { borrow_number(fd) }?, data)
-}
-
 /// `close_range(first, ~0, flags)`: closes (or marks close-on-exec) every descriptor from
 /// `first` up.
 pub fn close_from(first: u32, cloexec_only: bool) -> io::Result<()> {
@@ -94,9 +70,9 @@ pub fn close_from(first: u32, cloexec_only: bool) -> io::Result<()> {
 }
 
 /// Renumbers `fds` as 3, 4, ... (close-on-exec) and closes every other descriptor above 2:
-/// what a process that must not keep its parent's descriptors calls first. Returns the new
-/// numbers, in order.
-pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<RawFd> {
+/// what a process that must not keep its parent's descriptors calls first. Returns them under
+/// their new numbers, in order.
+pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<OwnedFd> {
     // Move all out of the way first so that the dup3s below cannot clobber one of them.
     let high: Vec<RawFd> = fds
         .iter()
@@ -104,12 +80,17 @@ pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<RawFd> {
         .map(|f| unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) })
         .collect();
     drop(fds);
-    let kept: Vec<RawFd> = (3..)
+    let kept: Vec<OwnedFd> = (3..)
         .zip(&high)
         .map(|(to, &from)| {
             // SAFETY: dup3 onto a low number (close-on-exec); everything above is closed next.
-            unsafe { libc::dup3(from, to, libc::O_CLOEXEC) };
-            to
+            let r = unsafe { libc::dup3(from, to, libc::O_CLOEXEC) };
+            // Both calls fail only without descriptors to spare below 100 (or in a race with
+            // another thread, which the callers do not have): a broken process, said loudly.
+            assert_eq!(r, to, "cannot renumber descriptor {from} as {to}: {}", io::Error::last_os_error());
+            // SAFETY: `to` is now a copy of `from` that nothing else owns (what it numbered
+            // before was replaced: one of the descriptors this function discards).
+            unsafe { OwnedFd::from_raw_fd(to) }
         })
         .collect();
     let _ = close_from(3 + kept.len() as u32, false);

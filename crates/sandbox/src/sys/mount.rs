@@ -92,14 +92,6 @@ pub fn mount_setattr(
     .map(drop)
 }
 
-/// [`mount_setattr`] relative to a directory held as a bare number: the form
-/// `launch/mounts.rs` still uses (issue 19, point 6; to convert).
-pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
-    // SAFETY: the caller's number is open for the call (a wrong one fails with EBADF).
-    let dir = dir.map(|d| unsafe { super::borrow_number(d) }).transpose()?;
-    mount_setattr(dir, path, set, clear, recursive)
-}
-
 /// A filesystem context from `fsopen(2)`, configured then turned into a detached mount.
 pub struct FsContext(OwnedFd);
 

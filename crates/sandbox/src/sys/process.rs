@@ -22,7 +22,7 @@ pub enum Forked {
 /// Same rules as `fork(2)`: the caller must be single-threaded, or the child must restrict
 /// itself to async-signal-safe operations until it calls `execve` or `_exit`. The child must
 /// never return into code that assumes it is the parent (it should end with `_exit`).
-pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     let mut args = abi::clone_args {
         flags: ns_flags | abi::CLONE_PIDFD,
@@ -32,7 +32,7 @@ pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result
     };
     if let Some(fd) = cgroup_fd {
         args.flags |= abi::CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
+        args.cgroup = fd.as_raw_fd() as u64;
     }
     // SAFETY: `args` is a valid clone_args whose pidfd pointer outlives the call; with a zero
     // stack the child continues on a copy of this stack, like fork. The caller upholds the
