@@ -226,7 +226,7 @@ fn enter_namespaces(init: i32) -> Result<(), String> {
         let path = format!("/proc/{init}/ns/{name}");
         let fd = fnbox_sandbox::sys::openat(None, Path::new(&path), libc::O_RDONLY | libc::O_CLOEXEC, 0)
             .map_err(|e| format!("cannot open {path}: {e}"))?;
-        fnbox_sandbox::sys::task::setns(fd.as_fd(), flag)
+        fnbox_sandbox::sys::process::setns(fd.as_fd(), flag)
             .map_err(|e| format!("cannot enter the container's {name} namespace: {e}"))?;
     }
     Ok(())
