@@ -228,7 +228,9 @@ os.rmdir("d"); print("gone", os.path.exists("d"))
 }
 
 /// Continued calls (the kernel runs them for the program) answer as the emulation did, a
-/// non-empty path with `AT_EMPTY_PATH` still reaches the synthetic /proc, and a path rewritten
+/// non-empty path with `AT_EMPTY_PATH` from the working directory still reaches the synthetic
+/// /proc (attack21: the native fstat had made it EACCES), a stat without the flag stays the
+/// Sentry's whatever the upper half of the flags register holds, and a path rewritten
 /// under a continued open creates nothing in a /proc directory used as the working directory
 /// (see docs/architecture.md, "Continued calls").
 #[test]
