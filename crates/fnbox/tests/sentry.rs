@@ -228,7 +228,9 @@ os.rmdir("d"); print("gone", os.path.exists("d"))
 }
 
 /// Continued calls (the kernel runs them for the program) answer as the emulation did, a
-/// non-empty path with `AT_EMPTY_PATH` still reaches the synthetic /proc, and a path rewritten
+/// non-empty path with `AT_EMPTY_PATH` from the working directory still reaches the synthetic
+/// /proc (attack21: the native fstat had made it EACCES), a stat without the flag stays the
+/// Sentry's whatever the upper half of the flags register holds, and a path rewritten
 /// under a continued open creates nothing in a /proc directory used as the working directory
 /// (see docs/architecture.md, "Continued calls").
 #[test]
@@ -286,6 +288,16 @@ fn a_program_started_without_the_file_capabilities_acts_without_them_at_once() {
 #[test]
 fn a_non_root_user_cannot_set_file_capabilities_through_the_sentry() {
     no_bypass_in_v1_or_v2("setfcap");
+}
+
+/// fstat runs natively in v2 and the kernel follows a non-empty path given with
+/// `AT_EMPTY_PATH`: from the root, /proc's materialised directories or /proc/self/cwd, `..`
+/// reaches nothing but the root or the descriptor's own filesystem, and a user other than root
+/// cannot probe through the area's `..` a root process's /proc/<pid>/fd listing (attack21: it
+/// saw whether root held descriptor 77, which Linux keeps to the process's owner).
+#[test]
+fn native_fstat_reaches_nothing_through_dot_dot() {
+    no_bypass_in_v1_or_v2("fstat_native");
 }
 
 /// Runs permission probe `program` (tests/sentry/PROGRAM.c) in v1, the kernel's own answer,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int failures;
@@ -60,6 +61,20 @@ int main(void) {
            "fstatat(/proc/self/status, AT_EMPTY_PATH)");
     expect(statx(AT_FDCWD, "/proc/self", AT_EMPTY_PATH, STATX_TYPE, &sx) == 0 && S_ISDIR(sx.stx_mode),
            "statx(/proc/self, AT_EMPTY_PATH)");
+    // The filter runs only fstat natively: a path without the flag, or with it in the upper
+    // half of the register (which the kernel does not read), is still the Sentry's.
+    expect(fstatat(AT_FDCWD, "/proc/self/status", &st, 0) == 0 && S_ISREG(st.st_mode), "stat(/proc/self/status)");
+    expect(statx(AT_FDCWD, "/proc/self", 0, STATX_TYPE, &sx) == 0 && S_ISDIR(sx.stx_mode), "statx(/proc/self)");
+    int root = open("/", O_RDONLY | O_DIRECTORY);
+    expect(fstatat(root, "proc/self/status", &st, 0) == 0, "stat(proc/self/status) from a descriptor");
+    expect(syscall(SYS_newfstatat, AT_FDCWD, "/proc/self/status", &st, (long)AT_EMPTY_PATH << 32) == 0,
+           "AT_EMPTY_PATH in the upper half is no flag");
+    // A NULL path with the flag: what this kernel says of a descriptor (Linux 6.11 and later
+    // stat it, older ones fault), it says of the working directory.
+    struct statx nx;
+    long by_fd = syscall(SYS_statx, fd, NULL, AT_EMPTY_PATH, STATX_TYPE, &nx);
+    long by_cwd = syscall(SYS_statx, AT_FDCWD, NULL, AT_EMPTY_PATH, STATX_TYPE, &nx);
+    expect(by_fd == by_cwd, "statx(AT_FDCWD, NULL, AT_EMPTY_PATH) answers as for a descriptor");
     int pfd = open("/proc/self/status", O_RDONLY);
     expect(pfd >= 0 && fstat(pfd, &st) == 0 && S_ISREG(st.st_mode), "fstat of a synthetic /proc file");
 

@@ -187,6 +187,14 @@ mod tests {
                 v.push(y);
             }
         }
+        // fstat's rules: a descriptor or AT_FDCWD (either width), AT_EMPTY_PATH in either half
+        // of the flags (newfstatat's fourth argument, statx's third).
+        for dirfd in [3u64, 0xffff_ff9c, 0xffff_ffff_ffff_ff9c, 0x1_0000_0003] {
+            for flags in [0x1000u64, 0x1100, 0x1000_0000_0000, 0xffff_ffff_0000_1000, 0x100] {
+                v.push([dirfd, 0, 0, flags, 0, 0]);
+                v.push([dirfd, 0, flags, 0, 0, 0]);
+            }
+        }
         v
     }
 
@@ -233,6 +241,22 @@ mod tests {
         assert_eq!(p.filter_action(nr("openat"), &[0; 6]), Action::Notify);
         assert_eq!(p.filter_action(nr("io_uring_setup"), &[0; 6]), Action::Errno(libc::ENOSYS));
         assert_eq!(p.filter_action(999, &[0; 6]), Action::Errno(libc::ENOSYS));
+        // fstat (AT_EMPTY_PATH on a descriptor) is native; from the working directory or
+        // without the flag in the half the kernel reads, the path is the Sentry's.
+        let fdcwd = libc::AT_FDCWD as u64;
+        for (nr, flags) in [(nr("newfstatat"), 3), (nr("statx"), 2)] {
+            let with = |dirfd: u64, f: u64| {
+                let mut a = [dirfd, 0, 0, 0, 0, 0];
+                a[flags] = f;
+                p.filter_action(nr, &a)
+            };
+            assert_eq!(with(3, 0x1000), Action::Allow);
+            assert_eq!(with(3, 0xffff_ffff_0000_1100), Action::Allow);
+            assert_eq!(with(3, 0), Action::Notify);
+            assert_eq!(with(3, 0x1000 << 32), Action::Notify);
+            assert_eq!(with(fdcwd, 0x1000), Action::Notify);
+            assert_eq!(with(fdcwd & 0xffff_ffff, 0x1000), Action::Notify);
+        }
         let r = policy_v2(true);
         assert_eq!(r.filter_action(nr("io_uring_setup"), &[0; 6]), Action::Notify);
         assert_eq!(r.decide(nr("io_uring_setup"), &[0; 6]), Action::Errno(libc::ENOSYS));

@@ -40,7 +40,11 @@ impl Area {
     /// privileged).
     pub fn new(mount: OwnedFd, view: Option<OwnedFd>) -> SysResult<Self> {
         let token = format!(".fnbox-{}", sys::random_hex(8));
-        sys::mkdirat(Some(mount.as_fd()), Path::new(&token), 0o755, false).map_err(errno)?;
+        // Root's alone: a program reaches the token directory as `..` of a directory it holds
+        // (fstat runs natively, and follows a path given with it), and must not look from
+        // there into another's listings (a root process's `fd/`, which Linux lets no other
+        // user see). Its own directory it holds open, so needs no search permission here.
+        sys::mkdirat(Some(mount.as_fd()), Path::new(&token), 0o700, false).map_err(errno)?;
         Ok(Self { root: mount, view, token, counter: Mutex::new((0, VecDeque::new())) })
     }
 

@@ -292,11 +292,13 @@ impl Sentry {
         };
         let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
         let path = match call.path(pi) {
-            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the filter lets every
-            // call with AT_EMPTY_PATH run natively (rules `newfstatat-fd`, `statx-fd`), so
-            // this is reached only under a filter that notifies them anyway; the kernel
-            // stats the caller's own descriptor (docs/architecture.md, "Continued calls").
+            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the filter lets it run
+            // natively on a descriptor (rules `newfstatat-fd`, `statx-fd`), so this is the
+            // working directory's (`AT_FDCWD`), or a filter that notifies every call; the
+            // kernel stats the caller's own (docs/architecture.md, "Continued calls"). A NULL
+            // path with the flag is empty to Linux 6.11 and later, and an error to older ones.
             Ok(p) if p.is_empty() && flags & libc::AT_EMPTY_PATH != 0 => return Reply::Continue,
+            Err(_) if call.args[pi] == 0 && flags & libc::AT_EMPTY_PATH != 0 => return Reply::Continue,
             r => r,
         };
         let r = path.and_then(|path| self.statx_of(call, dirfd, &path, flags, mask)).and_then(|x| {

@@ -71,6 +71,9 @@ const fn c(arg: u8, op: Op) -> Cond {
 const fn allow(conds: &'static [Cond]) -> Branch {
     Branch { conds, action: Action::Allow }
 }
+const fn notify(conds: &'static [Cond]) -> Branch {
+    Branch { conds, action: Action::Notify }
+}
 const fn errno(conds: &'static [Cond], e: i32) -> Branch {
     Branch { conds, action: Action::Errno(e) }
 }
@@ -95,6 +98,8 @@ const PACKET: Op = Op::MaskedEq { mask: TYPE_MASK, value: 10 };
 /// A flags argument with `AT_EMPTY_PATH` set (whatever its other bits, and the upper half the
 /// kernel ignores for an `int`).
 const EMPTY_PATH: Op = Op::MaskedEq { mask: libc::AT_EMPTY_PATH as u64, value: libc::AT_EMPTY_PATH as u64 };
+/// A `dirfd` argument that is `AT_FDCWD` (an `int`: the kernel ignores the upper half).
+const FDCWD: Op = Op::Eq32(libc::AT_FDCWD as u32);
 
 pub static RULES: &[Rule] = &[
     Rule {
@@ -172,12 +177,18 @@ pub static RULES: &[Rule] = &[
     Rule { name: "sendto-path", branches: &[allow(&[c(4, Op::Eq(0))])], default: Action::Notify },
     Rule { name: "utimensat-path", branches: &[allow(&[c(1, Op::Eq(0))])], default: Action::Notify },
     // fstat, as glibc, musl, Rust's std and libuv make it: `newfstatat(fd, "", AT_EMPTY_PATH)`
-    // or `statx(fd, "", AT_EMPTY_PATH, ...)`. With the flag the kernel runs the call: the
-    // Sentry has no better answer for a descriptor, and a non-empty path is resolved in the
-    // sandbox's mount namespace with the caller's credentials, as a continued call is
-    // (docs/architecture.md, "Continued calls"). Without it the path is the Sentry's.
-    Rule { name: "newfstatat-fd", branches: &[allow(&[c(3, EMPTY_PATH)])], default: Action::Notify },
-    Rule { name: "statx-fd", branches: &[allow(&[c(2, EMPTY_PATH)])], default: Action::Notify },
+    // or `statx(fd, "", AT_EMPTY_PATH, ...)`. With the flag and a descriptor the kernel runs
+    // the call: the Sentry has no better answer for a descriptor, and a non-empty path is
+    // resolved in the sandbox's mount namespace with the caller's credentials, as a continued
+    // call is (docs/architecture.md, "Continued calls"). From the working directory
+    // (`AT_FDCWD`, where a path with the flag is mostly an absolute /proc one) or without the
+    // flag the path is the Sentry's.
+    Rule {
+        name: "newfstatat-fd",
+        branches: &[notify(&[c(0, FDCWD)]), allow(&[c(3, EMPTY_PATH)])],
+        default: Action::Notify,
+    },
+    Rule { name: "statx-fd", branches: &[notify(&[c(0, FDCWD)]), allow(&[c(2, EMPTY_PATH)])], default: Action::Notify },
 ];
 
 pub fn rule(name: &str) -> Option<&'static Rule> {
