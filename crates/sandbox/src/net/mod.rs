@@ -351,17 +351,16 @@ fn forwarding_record(paths: &Paths) -> Result<PathBuf> {
 pub struct Pending {
     slot: u32,
     guard: Option<guard::Guard>,
-    ip: Option<std::process::Child>,
     done: bool,
     _lock: std::fs::File,
 }
 
-/// The host programs egress runs (`nft`, `ip`) that are not on `PATH`, with their Debian
+/// The host program egress runs (`nft`) when it is not on `PATH`, with its Debian
 /// packages: `fnbox serve` says so when it starts, since a deployed function has egress by
 /// default and its start would fail.
 pub fn missing_programs() -> Vec<(&'static str, &'static str)> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    [("nft", "nftables"), ("ip", "iproute2")]
+    [("nft", "nftables")]
         .into_iter()
         .filter(|(prog, _)| !std::env::split_paths(&path).any(|d| d.join(prog).is_file()))
         .collect()
@@ -376,24 +375,19 @@ pub fn begin(paths: &Paths, slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> 
     let router_off = link::forwarding_is_ours(&forwarding_record(paths)?);
     let lines = [rules::load(slot, allow, servers, &denied, router_off), rules::guard(slot, allow, servers, &denied)];
     let guard = guard::Guard::start(&lines, &rules::guard_table(slot))?;
-    Ok(Pending { slot, guard: Some(guard), ip: None, done: false, _lock: lock })
+    Ok(Pending { slot, guard: Some(guard), done: false, _lock: lock })
 }
 
 impl Pending {
-    /// Starts making the pair, once the sandbox's init `pid` (and its network namespace)
-    /// exists.
+    /// Makes the pair, once the sandbox's init `pid` (and its network namespace) exists.
     pub fn link(&mut self, pid: libc::pid_t) -> Result<()> {
-        self.ip = Some(link::create(self.slot, pid)?);
-        Ok(())
+        link::create(self.slot, pid)
     }
 
-    /// Waits for the rules and the link; the host's end is up when this returns.
+    /// Waits for the rules; the host's end is up when this returns.
     pub fn finish(mut self) -> Result<Link> {
-        let ip = self.ip.take().map(|c| wait(c, "ip"));
         let guard = self.guard.take().ok_or_else(|| Error::Setup("the sandbox's nft process is missing".into()))?;
-        let guard = guard.ready().map_err(|e| setup_error("nft -i (the sandbox's rules)", &e));
-        ip.transpose()?;
-        let guard = guard?;
+        let guard = guard.ready().map_err(|e| setup_error("nft -i (the sandbox's rules)", &e))?;
         link::host_side(self.slot)?;
         self.done = true;
         Ok(Link { slot: self.slot, guard: Some(guard) })
@@ -402,9 +396,6 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(c) = self.ip.take() {
-            let _ = wait(c, "");
-        }
         if !self.done {
             // The chain goes after whatever the guard's process loaded, and before the slot
             // (whose lock this holds) can be taken again.
@@ -434,18 +425,10 @@ fn run_script(program: &str, args: &[&str], package: &str, script: &str) -> Resu
     Ok(child)
 }
 
-fn wait(child: std::process::Child, what: &str) -> Result<()> {
-    let out = child.wait_with_output().context(|| format!("cannot wait for {what}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(setup_error(what, &format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr))))
-}
-
-fn setup_error(what: &str, err: &str) -> Error {
+pub(super) fn setup_error(what: &str, err: &str) -> Error {
     let err: String = err.trim().chars().take(600).collect();
     Error::Setup(format!(
-        "cannot set up the sandbox's network: {what} failed ({err}); is the nftables/iproute2 package installed and the kernel's nf_tables available? Or run with --network none"
+        "cannot set up the sandbox's network: {what} failed ({err}); is the nftables package installed and the kernel's nf_tables available? Or run with --network none"
     ))
 }
 

@@ -205,11 +205,7 @@ pub fn clean(paths: &Paths) -> usize {
     for slot in links() {
         match IdRange::try_take(paths, slot) {
             Some(_held) => {
-                let gone = Command::new("ip")
-                    .args(["link", "del", &super::link_name(slot)])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
+                let gone = crate::sys::rtnetlink::delete_link(&super::link_name(slot)).is_ok();
                 n += gone as usize;
                 links_left += !gone as usize;
             }

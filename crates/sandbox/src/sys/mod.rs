@@ -12,6 +12,7 @@ pub mod loopdev;
 pub mod mount;
 pub mod net;
 pub mod process;
+pub mod rtnetlink;
 pub mod seccomp;
 pub mod signal;
 pub mod thread_caps;
