@@ -5,6 +5,7 @@ mod serve_cli;
 
 use clap::{Args, Parser, Subcommand};
 use fnbox_sandbox::launch::{self, WaitOptions};
+use fnbox_sandbox::net::Network;
 use fnbox_sandbox::spec::{self, Bind, Image, SandboxKind, SandboxSpec, Tier};
 use fnbox_sandbox::syscalls;
 use std::path::PathBuf;
@@ -34,9 +35,9 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// List the syscalls a sandbox supports, generated from fnbox's syscall table.
     Syscalls {
-        #[arg(long, value_enum, default_value = "v2")]
+        #[arg(long, value_enum, default_value_t = SandboxKind::V2)]
         sandbox: SandboxKind,
-        #[arg(long, value_enum, default_value = "table")]
+        #[arg(long, value_enum, default_value_t = syscalls::Format::Table)]
         format: syscalls::Format,
     },
     /// Remove what fnbox keeps on this host between sandboxes (spare disk layers: loop
@@ -57,8 +58,8 @@ enum Cmd {
 #[derive(Args)]
 struct RunArgs {
     /// v2 (the Sentry, the default) or v1 (container: the full Linux syscall interface).
-    #[arg(long, default_value = "v2")]
-    sandbox: String,
+    #[arg(long, value_enum, default_value_t = SandboxKind::V2)]
+    sandbox: SandboxKind,
     /// Memory limit, one of the tiers: 128M, 256M, 512M, 1G, 2G, 3G, 4G. Brings a CPU share.
     #[arg(long, default_value = "1024M")]
     memory: String,
@@ -116,8 +117,8 @@ struct RunArgs {
     listen_fd: Option<i32>,
     /// Outbound network: `none` (loopback only, the default) or `egress` (the internet, but
     /// not this host, private or link-local addresses, other sandboxes, nor ports 25/465).
-    #[arg(long, default_value = "none", value_name = "egress|none")]
-    network: String,
+    #[arg(long, value_enum, default_value_t = Network::None)]
+    network: Network,
     /// With --network egress: also reach this private range (CIDR, e.g. 10.1.0.0/16).
     /// Repeatable.
     #[arg(long = "allow-net", value_name = "CIDR")]
@@ -131,7 +132,7 @@ struct RunArgs {
 }
 
 fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
-    let kind: SandboxKind = a.sandbox.parse()?;
+    let kind = a.sandbox;
     let mut s = SandboxSpec::new(kind, a.argv);
     s.tier = Tier::parse(&a.memory)?;
     s.image = Image::parse(&a.image)?;
@@ -152,7 +153,7 @@ fn build_spec(a: RunArgs) -> Result<SandboxSpec, fnbox_sandbox::Error> {
         .and_then(|mb| mb.checked_mul(1 << 20))
         .ok_or_else(|| fnbox_sandbox::Error::BadDisk(a.disk.clone()))?;
     s.pids_max = a.pids;
-    s.network = a.network.parse()?;
+    s.network = a.network;
     s.allow_net = a.allow_net.iter().map(|c| spec::Cidr::parse(c)).collect::<Result<_, _>>()?;
     if a.cgroup_parent.is_empty() || a.cgroup_parent.contains("..") || a.cgroup_parent.starts_with('/') {
         return Err(fnbox_sandbox::Error::Invalid(format!(

@@ -141,8 +141,8 @@ fn the_pool_keeps_within_its_memory_budget_and_can_be_turned_off() {
 
     // Bad flags say what to do.
     let out = std::process::Command::new(FNBOX).args(["serve", "--warm-pool", "maybe"]).output().unwrap();
-    assert_ne!(code(&out), 0);
-    assert!(stderr(&out).contains("use on or off"), "{}", stderr(&out));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("[possible values: on, off]"), "{}", stderr(&out));
 }
 
 /// A handler that answers with what its instance can see: its environment, its code, another

@@ -14,10 +14,22 @@ const HELLO: &str = "def handle(event, context):\n    return 'hello'\n";
 
 /// Deploys and expects a refusal whose message contains `want`.
 fn refused(s: &Server, name: &str, path: &Path, args: &[&str], want: &str) {
+    refused_with(1, s, name, path, args, want)
+}
+
+/// Deploys and expects a refusal with status `status` (2: a usage error, from clap) whose
+/// message contains `want`.
+fn refused_with(status: i32, s: &Server, name: &str, path: &Path, args: &[&str], want: &str) {
     let mut a = vec!["deploy", name, path.to_str().unwrap()];
     a.extend_from_slice(args);
     let out = s.cli(&a);
-    assert_eq!(code(&out), 1, "deploy {name} {args:?} must fail\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+    assert_eq!(
+        code(&out),
+        status,
+        "deploy {name} {args:?} must fail\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
     let err = stderr(&out);
     assert!(err.contains(want), "deploy {name} {args:?}: expected '{want}' in:\n{err}");
 }
@@ -63,14 +75,16 @@ fn bad_deploy_inputs_are_refused_with_the_fix() {
     for bad in ["Hello", "a_b", "x.y", &"a".repeat(35)] {
         refused(&s, bad, g, &py, "use 1 to 34 characters among a-z, 0-9 and '-'");
     }
-    refused(&s, "f", g, &["--runtime", "ruby"], "use python3, node or binary");
+    // Closed sets are clap's to refuse, listing the choices.
+    refused_with(2, &s, "f", g, &["--runtime", "ruby"], "[possible values: python3, node, binary]");
+    refused_with(2, &s, "f", g, &["--runtime", "python3", "--sandbox", "v9"], "[possible values: v1, v2]");
+    refused_with(2, &s, "f", g, &["--runtime", "python3", "--network", "all"], "[possible values: none, egress]");
     refused(&s, "f", g, &["--runtime", "python3", "--memory", "100"], "memory 100 MiB is not a tier: use 128, 256");
     refused(&s, "f", g, &["--runtime", "python3", "--memory", "lots"], "is not a size");
     refused(&s, "f", g, &["--runtime", "python3", "--timeout", "5"], "timeout 5 s is out of range: use 10 to 3600");
     refused(&s, "f", g, &["--runtime", "python3", "--timeout", "3601"], "use 10 to 3600 seconds");
     refused(&s, "f", g, &["--runtime", "python3", "--max-scale", "51"], "max-scale 51 is out of range: use 1 to 50");
     refused(&s, "f", g, &["--runtime", "python3", "--min-scale", "3", "--max-scale", "2"], "above max-scale");
-    refused(&s, "f", g, &["--runtime", "python3", "--sandbox", "v9"], "v9");
     refused(&s, "f", g, &["--runtime", "python3", "--env", "FNBOX_X=1"], "reserved");
     refused(&s, "f", g, &["--runtime", "python3", "--handler", "../up.handle"], "use MODULE.FUNCTION");
 

@@ -333,7 +333,8 @@ print("ids", grp.getgrnam("daemon").gr_gid, grp.getgrnam("users").gr_gid, pwd.ge
     }
 }
 
-/// Bad input gets one clear line and a non-zero status, never a panic.
+/// Bad input gets one clear line and a non-zero status, never a panic; a value outside a
+/// closed set (`--sandbox`, `--network`) is a usage error (status 2) listing the choices.
 #[test]
 fn bad_input_is_one_clear_line() {
     let s = Scope::new("badinput");
@@ -343,7 +344,6 @@ fn bad_input_is_one_clear_line() {
         (&["--memory", "12Q"], &["true"], 125, "memory '12Q' is not a size"),
         (&["--memory", "100M"], &["true"], 125, "not a tier: use 128, 256"),
         (&["--bind", "/does/not/exist:/x"], &["true"], 125, "bind source /does/not/exist does not exist"),
-        (&["--sandbox", "v9"], &["true"], 125, "sandbox 'v9' does not exist"),
         (&["--timeout=0"], &["true"], 125, "timeout 0 is not valid"),
     ];
     for (args, argv, want_code, want_msg) in cases {
@@ -355,6 +355,14 @@ fn bad_input_is_one_clear_line() {
         assert!(err.contains(want_msg), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line expected: {err}");
         assert!(!err.contains("panicked"), "{err}");
+    }
+    for (flag, bad, choices) in
+        [("--sandbox", "v9", "[possible values: v1, v2]"), ("--network", "all", "[possible values: none, egress]")]
+    {
+        let o = std::process::Command::new(FNBOX).args(["run", flag, bad, "--", "true"]).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{flag} {bad}: {err}");
+        assert!(err.contains(&format!("invalid value '{bad}' for '{flag}")) && err.contains(choices), "{err}");
     }
     s.assert_clean();
 }

@@ -46,7 +46,7 @@ mod tests {
     use crate::function::{DeployRequest, Function};
 
     fn view() -> FunctionView {
-        let req = DeployRequest { runtime: "python3".into(), code: "a".repeat(64), ..Default::default() };
+        let req = DeployRequest::new(crate::function::Runtime::Python3, "a".repeat(64));
         let config = req.into_config().unwrap();
         Function { name: "f".into(), version: 3, config, updated_at: 9 }.view(2)
     }
@@ -67,7 +67,12 @@ mod tests {
         assert_eq!(read::<Uploaded>(&serde_json::to_value(&u).unwrap(), "POST").unwrap(), u);
         for e in [
             BuildEvent::Waiting { builds_running: 2 },
-            BuildEvent::Started { runtime: "node".into(), sandbox: "v2".into(), memory_mb: 1024, timeout_s: 600 },
+            BuildEvent::Started {
+                runtime: crate::function::Runtime::Node,
+                sandbox: fnbox_sandbox::spec::SandboxKind::V2,
+                memory_mb: 1024,
+                timeout_s: 600,
+            },
             BuildEvent::Output { stream: crate::logs::Stream::Stderr, line: "npm ci".into() },
             BuildEvent::Done { digest: "d".into(), seconds: 1.5, zip_bytes: 10, lines_not_shown: 0 },
             BuildEvent::Failed { error: "no".into() },

@@ -21,10 +21,16 @@ pub const PAYLOAD_MAX: usize = 6 << 20;
 /// them drop a connection.
 pub const HEADER_MAX: usize = 64 << 10;
 
+/// A function's runtime. Written `python3`/`node`/`binary` everywhere (command lines, the
+/// registry, the API); read with [`std::str::FromStr`], which also takes `python`/`nodejs`
+/// and whose error names the value and the choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Runtime {
+    #[cfg_attr(feature = "clap", value(alias = "python"))]
     Python3,
+    #[cfg_attr(feature = "clap", value(alias = "nodejs"))]
     Node,
     Binary,
 }
@@ -38,6 +44,15 @@ impl std::str::FromStr for Runtime {
             "binary" => Ok(Runtime::Binary),
             _ => Err(Error::Invalid(format!("runtime '{s}' is not known: use python3, node or binary"))),
         }
+    }
+}
+
+/// Through [`std::str::FromStr`]: a runtime sent or stored is read as a command line's is, and
+/// a bad one is refused with the same message.
+impl TryFrom<String> for Runtime {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
     }
 }
 
@@ -89,15 +104,17 @@ fn default_network() -> Network {
 }
 
 /// A deploy request: every field but the runtime and the code is optional; an unknown field
-/// (a typo such as `max_sacle`) is refused, not ignored.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// (a typo such as `max_sacle`) is refused, not ignored, and so is a value outside a closed
+/// set (runtime, sandbox, network), with the message its type's `FromStr` gives.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
-    pub runtime: String,
+    pub runtime: Runtime,
     pub code: String,
     pub handler: Option<String>,
     pub memory_mb: Option<u64>,
-    pub sandbox: Option<String>,
+    /// `v2` (default) or `v1`.
+    pub sandbox: Option<SandboxKind>,
     pub min_scale: Option<u32>,
     pub max_scale: Option<u32>,
     pub timeout_s: Option<u64>,
@@ -111,23 +128,35 @@ pub struct DeployRequest {
     pub private: bool,
     /// `egress` (default) or `none`.
     #[serde(default)]
-    pub network: Option<String>,
+    pub network: Option<Network>,
 }
 
 impl DeployRequest {
+    /// A request for `runtime` and the code with this digest, every other field unset.
+    pub fn new(runtime: Runtime, code: String) -> Self {
+        Self {
+            runtime,
+            code,
+            handler: None,
+            memory_mb: None,
+            sandbox: None,
+            min_scale: None,
+            max_scale: None,
+            timeout_s: None,
+            concurrency: None,
+            max_queue: None,
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            private: false,
+            network: None,
+        }
+    }
+
     /// Applies the defaults and checks every limit.
     pub fn into_config(self) -> Result<FunctionConfig> {
-        let runtime: Runtime = self.runtime.parse()?;
-        // The sandbox crate's errors are the server's (500) by default; here they are the user's.
-        let invalid = |e: fnbox_sandbox::Error| Error::Invalid(e.to_string());
-        let network = match self.network.as_deref() {
-            Some(n) => n.parse().map_err(invalid)?,
-            None => default_network(),
-        };
-        let sandbox = match self.sandbox.as_deref() {
-            Some(s) => s.parse().map_err(invalid)?,
-            None => SandboxKind::V2,
-        };
+        let runtime = self.runtime;
+        let network = self.network.unwrap_or_else(default_network);
+        let sandbox = self.sandbox.unwrap_or(SandboxKind::V2);
         let c = FunctionConfig {
             handler: self.handler.unwrap_or_else(|| runtime.default_handler().to_string()),
             runtime,
@@ -295,7 +324,7 @@ mod tests {
     use super::*;
 
     fn req() -> DeployRequest {
-        DeployRequest { runtime: "python3".into(), code: "a".repeat(64), ..Default::default() }
+        DeployRequest::new(Runtime::Python3, "a".repeat(64))
     }
 
     #[test]
@@ -314,8 +343,6 @@ mod tests {
         assert_eq!((c.handler.as_str(), c.memory_mb, c.min_scale, c.concurrency), ("handler.handle", 256, 0, 1));
         let e = DeployRequest { memory_mb: Some(100), ..req() }.into_config().unwrap_err();
         assert!(e.status() == 400 && e.to_string().contains("not a tier"), "{e}");
-        let e = DeployRequest { sandbox: Some("v3".into()), ..req() }.into_config().unwrap_err();
-        assert!(e.status() == 400 && e.to_string().contains("v3"), "{e}");
         let e = serde_json::from_str::<DeployRequest>(r#"{"runtime": "node", "code": "", "max_sacle": 3}"#);
         assert!(e.unwrap_err().to_string().contains("unknown field `max_sacle`"));
         for t in [9, 3601] {
@@ -326,8 +353,22 @@ mod tests {
         assert!(e.contains("1 to 50"), "{e}");
         let e = DeployRequest { min_scale: Some(3), max_scale: Some(2), ..req() }.into_config().unwrap_err();
         assert!(e.to_string().contains("above max-scale"), "{e}");
-        let e = DeployRequest { runtime: "ruby".into(), ..req() }.into_config().unwrap_err().to_string();
-        assert!(e.contains("python3, node or binary"), "{e}");
+    }
+
+    /// The API reads the closed sets as their types, with their own messages (naming the value
+    /// and the choices), and takes the old and the long names a command line takes.
+    #[test]
+    fn deploy_requests_read_closed_sets_as_their_types() {
+        let read = |fields: &str| serde_json::from_str::<DeployRequest>(&format!(r#"{{"code": "", {fields}}}"#));
+        let e = |fields: &str| read(fields).unwrap_err().to_string();
+        assert!(e(r#""runtime": "ruby""#).contains("runtime 'ruby' is not known: use python3, node or binary"));
+        assert!(e(r#""runtime": "node", "sandbox": "v3""#).contains("sandbox 'v3' does not exist: use v1 or v2"));
+        let net = e(r#""runtime": "node", "network": "all""#);
+        assert!(net.contains("network 'all' does not exist: use egress or none"), "{net}");
+        let r = read(r#""runtime": "python", "sandbox": "container", "network": "none""#).unwrap();
+        assert_eq!((r.runtime, r.sandbox, r.network), (Runtime::Python3, Some(SandboxKind::V1), Some(Network::None)));
+        let sent = serde_json::to_value(DeployRequest::new(Runtime::Node, String::new())).unwrap();
+        assert_eq!((sent["runtime"].as_str(), sent["sandbox"].as_str()), (Some("node"), None));
     }
 
     #[test]

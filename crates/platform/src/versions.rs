@@ -20,7 +20,7 @@ pub struct VersionView {
     /// The version it rolled back to, if it is a rollback.
     pub rollback_of: Option<u64>,
     pub serving: bool,
-    pub runtime: String,
+    pub runtime: crate::function::Runtime,
     pub handler: String,
     pub memory_mb: u64,
     pub sandbox: fnbox_sandbox::spec::SandboxKind,
@@ -59,7 +59,7 @@ impl Registry {
                     deployed_at: deployed_at as u64,
                     rollback_of: rollback_of.map(|v| v as u64),
                     serving: version as u64 == serving,
-                    runtime: c.runtime.as_str().to_string(),
+                    runtime: c.runtime,
                     handler: c.handler,
                     memory_mb: c.memory_mb,
                     sandbox: c.sandbox,
@@ -115,7 +115,7 @@ mod tests {
     use crate::seal::test_key;
 
     fn config(code: char, secret: &str) -> FunctionConfig {
-        let mut req = DeployRequest { runtime: "node".into(), code: code.to_string().repeat(64), ..Default::default() };
+        let mut req = DeployRequest::new(crate::function::Runtime::Node, code.to_string().repeat(64));
         req.secrets.insert("KEY".into(), secret.into());
         req.into_config().unwrap()
     }

@@ -1,5 +1,5 @@
-//! `fnbox deploy`: its options, turned into a deploy request (the closed sets read as their
-//! types, so that a wrong value is refused before the code is packed and sent).
+//! `fnbox deploy`: its options, turned into a deploy request (the closed sets are the
+//! libraries' enums, so that clap refuses a wrong value before the code is packed and sent).
 
 use super::ClientArgs;
 use clap::Args;
@@ -22,8 +22,8 @@ pub struct DeployArgs {
     #[arg(short = 'f', long = "file", value_name = "serverless.yml", conflicts_with_all = ["name", "path", "runtime"])]
     pub file: Option<PathBuf>,
     /// python3, node or binary.
-    #[arg(long, required_unless_present = "file")]
-    runtime: Option<String>,
+    #[arg(long, value_enum, required_unless_present = "file")]
+    runtime: Option<Runtime>,
     /// MODULE.FUNCTION (python3, node; default handler.handle) or an executable's path (binary; default main).
     #[arg(long)]
     handler: Option<String>,
@@ -31,8 +31,8 @@ pub struct DeployArgs {
     #[arg(long)]
     memory: Option<String>,
     /// v2 (the Sentry: pre-warmed sandboxes, the fastest cold starts) or v1 (container) [default: v2].
-    #[arg(long)]
-    sandbox: Option<String>,
+    #[arg(long, value_enum)]
+    sandbox: Option<SandboxKind>,
     /// Instances kept running even with no requests [default: 0].
     #[arg(long)]
     min_scale: Option<u32>,
@@ -59,8 +59,8 @@ pub struct DeployArgs {
     private: bool,
     /// Outbound network: egress (the internet; not the host, private ranges or other
     /// functions) or none [default: egress].
-    #[arg(long, value_name = "egress|none")]
-    network: Option<String>,
+    #[arg(long, value_enum)]
+    network: Option<Network>,
     /// Install the dependencies on the server first, in a sandbox with egress on the
     /// function's runtime: python3 `pip install -r requirements.txt --target package`, node
     /// `npm ci` (needs package-lock.json). The built tree is what is stored.
@@ -89,16 +89,13 @@ pub fn deploy_request(a: &DeployArgs) -> Result<DeployRequest, String> {
         ),
         None => None,
     };
-    // Read as the server reads them (the same types, the same messages), then sent by name.
-    let runtime = a.runtime.as_deref().map(str::parse::<Runtime>).transpose().map_err(|e| e.to_string())?;
-    let sandbox = a.sandbox.as_deref().map(str::parse::<SandboxKind>).transpose().map_err(|e| e.to_string())?;
-    let network = a.network.as_deref().map(str::parse::<Network>).transpose().map_err(|e| e.to_string())?;
+    let runtime: Runtime = a.runtime.ok_or("deploy needs --runtime python3, node or binary")?;
     Ok(DeployRequest {
-        runtime: runtime.map(|r| r.as_str().to_string()).unwrap_or_default(),
+        runtime,
         code: String::new(),
         handler: a.handler.clone(),
         memory_mb,
-        sandbox: sandbox.map(|s| s.as_str().to_string()),
+        sandbox: a.sandbox,
         min_scale: a.min_scale,
         max_scale: a.max_scale,
         timeout_s: a.timeout,
@@ -107,6 +104,6 @@ pub fn deploy_request(a: &DeployArgs) -> Result<DeployRequest, String> {
         env: pairs(&a.env, "--env")?,
         secrets: pairs(&a.secrets, "--secret")?,
         private: a.private,
-        network: network.map(|n| n.to_string()),
+        network: a.network,
     })
 }

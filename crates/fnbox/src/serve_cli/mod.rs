@@ -106,7 +106,7 @@ pub struct LogFilterArgs {
     #[arg(long, value_name = "ID")]
     instance: Option<String>,
     /// Only lines of this stream: stdout, stderr or fnbox.
-    #[arg(long, value_name = "stdout|stderr|fnbox")]
+    #[arg(long, value_enum)]
     stream: Option<Stream>,
     /// Only lines containing this text.
     #[arg(long, value_name = "TEXT")]

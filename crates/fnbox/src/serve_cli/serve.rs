@@ -12,21 +12,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// A feature turned `on` or `off`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Switch {
     On,
     Off,
-}
-
-impl std::str::FromStr for Switch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "on" => Ok(Self::On),
-            "off" => Ok(Self::Off),
-            _ => Err(format!("'{s}' is not valid: use on or off")),
-        }
-    }
 }
 
 /// `fnbox serve`'s options.
@@ -48,7 +37,7 @@ pub struct ServeArgs {
     idle_timeout: u64,
     /// Keep pre-warmed sandboxes (v1 and v2, a Python or Node runtime already started) for
     /// the cold starts of python3 and node functions: on or off.
-    #[arg(long, default_value = "on", value_name = "on|off")]
+    #[arg(long, value_enum, default_value_t = Switch::On)]
     warm_pool: Switch,
     /// Pre-warmed sandboxes kept per runtime and memory tier in use, even with no cold starts.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64))]

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod pod;
+
 use crate::oci_support::{
     busybox_rootfs, containerd_config, image_tarball_with, run_ok, runtimes, spawn_containerd, text, unmount_below,
     TempDir,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod console;
+
 use crate::common::{require_root, Scope, FNBOX};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -95,8 +95,8 @@ pub enum Event<'a> {
         builds_running: usize,
     },
     Started {
-        runtime: Cow<'a, str>,
-        sandbox: Cow<'a, str>,
+        runtime: Runtime,
+        sandbox: SandboxKind,
         memory_mb: u64,
         timeout_s: u64,
     },
@@ -232,8 +232,8 @@ async fn run(p: &Platform, req: &BuildRequest, staged: &Staged, out: Arc<Output>
         }
     };
     let started = Event::Started {
-        runtime: req.runtime.as_str().into(),
-        sandbox: req.sandbox.as_str().into(),
+        runtime: req.runtime,
+        sandbox: req.sandbox,
         memory_mb: MEMORY_MB,
         timeout_s: builds.timeout.as_secs(),
     };

@@ -108,12 +108,8 @@ pub(crate) async fn deploy_quiet(
             (api::read::<api::Uploaded>(&c.reply(up).await?.json()?, "POST /api/v1/code")?.digest, None)
         }
         true => {
-            let sandbox = req.sandbox.as_deref().unwrap_or(fnbox_sandbox::spec::SandboxKind::V2.as_str());
-            let at = format!(
-                "/api/v1/code?build={}&sandbox={}",
-                crate::urlenc::encode(&req.runtime),
-                crate::urlenc::encode(sandbox)
-            );
+            let sandbox = req.sandbox.unwrap_or(fnbox_sandbox::spec::SandboxKind::V2);
+            let at = format!("/api/v1/code?build={}&sandbox={}", req.runtime.as_str(), sandbox.as_str());
             let up = c.upload(&at, &headers, zip.into(), sent).await?;
             let (digest, done) = built_code(&c, up, status).await?;
             (digest, Some(done))
@@ -188,7 +184,8 @@ async fn built_code(
                         st.line("waiting for a place: other builds are running on the server")
                     }
                     api::BuildEvent::Started { runtime, sandbox, memory_mb, timeout_s } => st.line(&format!(
-                        "building on the server ({runtime} in sandbox {sandbox}, {memory_mb} MiB, at most {timeout_s} s):"
+                        "building on the server ({} in sandbox {sandbox}, {memory_mb} MiB, at most {timeout_s} s):",
+                        runtime.as_str()
                     )),
                     api::BuildEvent::Output { line, .. } => {
                         st.line(&line);

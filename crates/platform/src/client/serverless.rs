@@ -11,7 +11,7 @@
 
 use super::{print_json, Target};
 use crate::error::{Error, Result};
-use crate::function::DeployRequest;
+use crate::function::{DeployRequest, Runtime};
 use crate::triggers::{CreateTrigger, Source, TriggerView};
 use bytes::Bytes;
 use hyper::Method;
@@ -177,11 +177,11 @@ pub struct Plan {
     pub ignored: Vec<String>,
 }
 
-fn runtime_of(r: &str) -> Result<String> {
+fn runtime_of(r: &str) -> Result<Runtime> {
     if r.starts_with("python3") {
-        Ok("python3".into())
+        Ok(Runtime::Python3)
     } else if r.starts_with("node") {
-        Ok("node".into())
+        Ok(Runtime::Node)
     } else {
         Err(Error::Invalid(format!(
             "runtime: '{r}' is not served by fnbox: python3* and node* runtimes are (Go, PHP, Rust: build a binary and deploy it with --runtime binary)"
@@ -308,7 +308,7 @@ pub fn plan_with_env(doc: &Yaml, env: &dyn Fn(&str) -> Option<String>) -> Result
             .and_then(Yaml::str)
             .or(default_runtime)
             .ok_or_else(|| Error::Invalid(format!("{}: missing, and provider.runtime too", field("runtime"))))?;
-        let mut req = DeployRequest { runtime: runtime_of(runtime)?, ..Default::default() };
+        let mut req = DeployRequest::new(runtime_of(runtime)?, String::new());
         req.handler = f.get("handler").and_then(Yaml::str).map(str::to_string);
         req.memory_mb = number(f.get("memoryLimit"), &field("memoryLimit"))?;
         req.min_scale = number(f.get("minScale"), &field("minScale"))?.map(|v| v as u32);
@@ -513,7 +513,7 @@ functions:
         assert_eq!(p.functions.len(), 2);
         let (name, req, triggers) = &p.functions[0];
         assert_eq!(name, "orders");
-        assert_eq!(req.runtime, "python3");
+        assert_eq!(req.runtime, Runtime::Python3);
         assert_eq!(req.handler.as_deref(), Some("handlers/orders.handle"));
         assert_eq!(
             (req.memory_mb, req.min_scale, req.max_scale, req.timeout_s),
@@ -527,7 +527,7 @@ functions:
         assert_eq!(triggers[0].data, Some(serde_json::json!({"job": "sweep", "dry": "yes"})));
         assert_eq!(triggers[1].name.as_deref(), Some("sls-schedule-1"));
         let (name, req, _) = &p.functions[1];
-        assert_eq!((name.as_str(), req.runtime.as_str(), req.env["LEVEL"].as_str()), ("front", "node", "info"));
+        assert_eq!((name.as_str(), req.runtime, req.env["LEVEL"].as_str()), ("front", Runtime::Node, "info"));
         for key in [
             "service:",
             "configValidationMode:",

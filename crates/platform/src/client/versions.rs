@@ -33,7 +33,7 @@ pub async fn versions(t: &Target, name: &str) -> Result<i32> {
             r.version,
             humantime::format_rfc3339_seconds(at).to_string(),
             r.code.get(..12).unwrap_or(""),
-            r.runtime,
+            r.runtime.as_str(),
             format!("{}M", r.memory_mb),
             r.sandbox.as_str(),
             note.join(", ")

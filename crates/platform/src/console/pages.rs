@@ -277,7 +277,7 @@ pub(super) async fn function(
         .into_iter()
         .map(|v| {
             minijinja::context! { version => v.version, deployed => when(v.deployed_at), code => v.code.get(..12).unwrap_or(""),
-            runtime => v.runtime, memory_mb => v.memory_mb, sandbox => v.sandbox.as_str(), serving => v.serving, rollback_of => v.rollback_of }
+            runtime => v.runtime.as_str(), memory_mb => v.memory_mb, sandbox => v.sandbox.as_str(), serving => v.serving, rollback_of => v.rollback_of }
         })
         .collect();
     let tokens: Vec<_> = p

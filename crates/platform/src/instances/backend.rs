@@ -15,7 +15,6 @@ use super::zygote::{self, ZygoteAt};
 use super::{BoxFuture, ColdStart, EndCause, Ended, Instance, InstanceBackend, InstanceSpec, StartPath, Upstream};
 use crate::function::{FunctionConfig, Runtime};
 use crate::runtimes;
-use fnbox_sandbox::spec::SandboxKind;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,7 +149,7 @@ impl FnboxRun {
         let ready = t0.elapsed();
         let process = if pooled { Some(bound.forked) } else { sb.exec_at() };
         let cold = ColdStart {
-            path: StartPath { v2: c.sandbox == SandboxKind::V2, pooled, zygote: true },
+            path: StartPath { sandbox: c.sandbox, pooled, zygote: true },
             sandbox_acquired: acquired,
             process_started: since(m0, process),
             handler_imported: since(m0, Some(bound.imported)),
@@ -202,7 +201,7 @@ impl FnboxRun {
             pause = (pause * 2).min(Duration::from_millis(10));
         }
         let cold = ColdStart {
-            path: StartPath { v2: c.sandbox == SandboxKind::V2, pooled: false, zygote: false },
+            path: StartPath { sandbox: c.sandbox, pooled: false, zygote: false },
             sandbox_acquired: acquired,
             process_started: since(m0, sb.exec_at()),
             handler_imported: None,

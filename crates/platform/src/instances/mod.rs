@@ -23,6 +23,7 @@ pub mod zygote;
 
 use crate::function::FunctionConfig;
 use crate::logs::LogStore;
+use fnbox_sandbox::spec::SandboxKind;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -97,8 +98,8 @@ pub enum EndCause {
 /// How an instance came to be: the labels of its cold-start metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StartPath {
-    /// Sandbox v2 (else v1).
-    pub v2: bool,
+    /// Its sandbox's kind.
+    pub sandbox: SandboxKind,
     /// Its sandbox came from the warm pool (else it was launched for it).
     pub pooled: bool,
     /// Its process came from a runtime zygote (else it was executed: `binary`).
@@ -110,7 +111,7 @@ impl StartPath {
     pub fn labels(&self) -> String {
         format!(
             "sandbox=\"{}\",from=\"{}\",process=\"{}\"",
-            if self.v2 { "v2" } else { "v1" },
+            self.sandbox.as_str(),
             if self.pooled { "pool" } else { "new" },
             if self.zygote { "zygote" } else { "exec" }
         )

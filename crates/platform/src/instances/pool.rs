@@ -12,7 +12,7 @@ use crate::logs::LogStore;
 use crate::metrics::{Gauges, Metrics};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -54,9 +54,12 @@ struct Slot {
     idle_since: Instant,
     /// Served nothing yet: its first request completes its cold start.
     fresh: bool,
-    /// When its start began, and when it was ready.
+    /// When its start began, and when it was ready (tokio's clock, which tests can advance).
     started_at: Instant,
-    ready_at: Instant,
+    ready_at: tokio::time::Instant,
+    /// Failures in a row of the restart chain it continues (see [`State::restarts`]); set to
+    /// 0 once it serves after [`STEADY`]. Shared with the task that watches for its end.
+    chain: Arc<AtomicU32>,
     /// Stop it once its requests are done (its function's instances were recycled).
     retiring: bool,
 }
@@ -68,9 +71,13 @@ struct State {
     slots: Vec<Slot>,
     starting: u32,
     waiters: VecDeque<Waiter>,
-    /// Crashes and failed starts since an instance last served after [`STEADY`]: drives the
-    /// back-off ([`super::restart_delay`]).
-    failures: u32,
+    /// Restart chains waiting for their next start: for each instance that crashed or failed
+    /// to start and is not replaced yet, the failures in a row of its chain (its own start's,
+    /// plus one). The next start continues the longest chain and waits
+    /// [`super::restart_delay`] of it; a start with no chain waiting begins a new one. Per
+    /// chain, so that a steady instance's responses do not cut the back-off of another
+    /// instance that keeps crashing. At most max-scale chains are kept (the longest).
+    restarts: Vec<u32>,
     /// Which starts may run with the start-up CPU boost.
     boosts: BoostBudget,
     /// The last start was refused the boost (its budget is used up): said once in the logs.
@@ -135,7 +142,7 @@ impl Pool {
                 slots: Vec::new(),
                 starting: 0,
                 waiters: VecDeque::new(),
-                failures: 0,
+                restarts: Vec::new(),
                 boosts: BoostBudget::default(),
                 unboosted: false,
                 removed: false,
@@ -221,7 +228,8 @@ impl Pool {
     fn spawn_start(self: &Arc<Self>, st: &mut State) {
         st.starting += 1;
         let deployed = st.current.clone();
-        let delay = super::restart_delay(st.failures);
+        let chain = take_longest(&mut st.restarts);
+        let delay = super::restart_delay(chain);
         let boost = st.boosts.take(Instant::now());
         // Said when the budget runs out, not at every start past it.
         let newly_unboosted = !boost && !st.unboosted;
@@ -259,11 +267,19 @@ impl Pool {
             };
             let started_at = Instant::now();
             let result = pool.backend.start(&spec).await;
-            pool.started(deployed.function.version, started_at, &spec.id, result);
+            pool.started(deployed.function.version, started_at, chain, &spec.id, result);
         });
     }
 
-    fn started(self: &Arc<Self>, version: u64, started_at: Instant, id: &str, result: Result<Instance, Ended>) {
+    /// A start of `version` that continued a restart chain of `chain` failures has ended.
+    fn started(
+        self: &Arc<Self>,
+        version: u64,
+        started_at: Instant,
+        chain: u32,
+        id: &str,
+        result: Result<Instance, Ended>,
+    ) {
         match result {
             Ok(inst) => {
                 let c = inst.cold_start;
@@ -290,6 +306,7 @@ impl Pool {
                     ],
                 );
                 let inst = Arc::new(inst);
+                let chain = Arc::new(AtomicU32::new(chain));
                 let mut st = self.lock();
                 st.starting -= 1;
                 if st.removed || version != st.current.function.version {
@@ -303,20 +320,21 @@ impl Pool {
                         idle_since: Instant::now(),
                         fresh: true,
                         started_at,
-                        ready_at: Instant::now(),
+                        ready_at: tokio::time::Instant::now(),
+                        chain: chain.clone(),
                         retiring: false,
                     });
                     self.pump(&mut st);
                 }
                 let pool = self.clone();
-                tokio::spawn(async move { pool.watch(inst).await });
+                tokio::spawn(async move { pool.watch(inst, chain).await });
             }
             Err(ended) => {
                 self.logs.event(&self.name, id, format!("instance failed to start: {}", ended.message));
                 self.metrics.instance_ended(&self.name, ended.oom_kills, true);
                 let mut st = self.lock();
                 st.starting -= 1;
-                st.failures += 1;
+                failed(&mut st, chain);
                 if st.starting == 0 && st.slots.iter().all(|s| s.version != st.current.function.version) {
                     for w in st.waiters.drain(..) {
                         let _ = w.send(Err(AcquireError::StartFailed(ended.clone())));
@@ -326,8 +344,9 @@ impl Pool {
         }
     }
 
-    /// Waits for an instance's end, drops it from the pool and says why in the logs.
-    async fn watch(self: Arc<Self>, inst: Arc<Instance>) {
+    /// Waits for an instance's end, drops it from the pool and says why in the logs; a crash
+    /// leaves its restart chain, one failure longer, for the next start.
+    async fn watch(self: Arc<Self>, inst: Arc<Instance>, chain: Arc<AtomicU32>) {
         let ended = inst.wait_ended().await;
         let crashed = !inst.retired();
         self.metrics.instance_ended(&self.name, ended.oom_kills, crashed);
@@ -336,7 +355,7 @@ impl Pool {
         let mut st = self.lock();
         st.slots.retain(|s| !Arc::ptr_eq(&s.inst, &inst));
         if crashed {
-            st.failures += 1;
+            failed(&mut st, chain.load(Ordering::SeqCst));
         }
         self.pump(&mut st);
     }
@@ -344,7 +363,6 @@ impl Pool {
     fn release(self: &Arc<Self>, inst: &Arc<Instance>, outcome: Outcome) {
         let mut st = self.lock();
         let mut retire = None;
-        let mut steady = false;
         if let Some(i) = st.slots.iter().position(|s| Arc::ptr_eq(&s.inst, inst)) {
             let current = st.current.function.version;
             let removed = st.removed;
@@ -353,14 +371,14 @@ impl Pool {
             if s.in_flight == 0 {
                 s.idle_since = Instant::now();
             }
-            steady = s.ready_at.elapsed() >= STEADY;
+            if outcome == Outcome::Served && s.ready_at.elapsed() >= STEADY {
+                // Its chain is healthy again; other instances' chains are theirs.
+                s.chain.store(0, Ordering::SeqCst);
+            }
             let stale = (removed || s.retiring || s.version != current) && s.in_flight == 0;
             if outcome != Outcome::Served || stale {
                 retire = Some(st.slots.remove(i).inst);
             }
-        }
-        if outcome == Outcome::Served && steady {
-            st.failures = 0;
         }
         self.pump(&mut st);
         drop(st);
@@ -377,7 +395,7 @@ impl Pool {
     pub fn update(self: &Arc<Self>, deployed: Deployed) {
         let mut st = self.lock();
         st.current = Arc::new(deployed);
-        st.failures = 0;
+        st.restarts.clear();
         let v = st.current.function.version;
         let old: Vec<Arc<Instance>> = extract(&mut st.slots, |s| s.version != v && s.in_flight == 0);
         self.keep_min_scale(&mut st);
@@ -521,6 +539,22 @@ fn free_slot(st: &State) -> Option<usize> {
         .filter(|(_, s)| s.version == v && !s.retiring && s.in_flight < conc)
         .min_by_key(|(_, s)| s.in_flight)
         .map(|(i, _)| i)
+}
+
+/// A restart chain of `chain` failures in a row failed once more: kept for the next start.
+fn failed(st: &mut State, chain: u32) {
+    st.restarts.push(chain.saturating_add(1));
+    let most = st.current.function.config.max_scale.max(1) as usize;
+    if st.restarts.len() > most {
+        st.restarts.sort_unstable_by(|a, b| b.cmp(a));
+        st.restarts.truncate(most);
+    }
+}
+
+/// The longest restart chain waiting, taken out; 0 (a new chain) when none waits.
+fn take_longest(restarts: &mut Vec<u32>) -> u32 {
+    let longest = restarts.iter().enumerate().max_by_key(|(_, n)| **n).map(|(i, _)| i);
+    longest.map_or(0, |i| restarts.swap_remove(i))
 }
 
 fn extract(slots: &mut Vec<Slot>, pick: impl Fn(&Slot) -> bool) -> Vec<Arc<Instance>> {

@@ -425,3 +425,31 @@ async fn instances_that_keep_ending_right_after_answering_are_restarted_with_a_b
     assert!(events(&logs, "backing off 500 ms") == 1, "the delay grows with each quick end");
     drop(l);
 }
+
+// Catches: one instance that stays up resetting the back-off of the whole function, so that
+// another instance of it that keeps crashing was restarted at once, forever (the run of
+// failures was the function's, not the crashing instance's restart chain's).
+#[tokio::test(start_paused = true)]
+async fn a_steady_instance_does_not_cut_the_back_off_of_another_that_keeps_crashing() {
+    let fake = Fake::new();
+    let (p, logs, _) = observed(&fake, &SCALE);
+    let mut steady = p.acquire().await.unwrap();
+    let steady_id = steady.instance.id.clone();
+    tokio::time::advance(super::pool::STEADY + Duration::from_secs(1)).await;
+    for round in 0..3 {
+        // The steady instance is busy: a second one starts, answers, and crashes at once.
+        let l = p.acquire().await.unwrap();
+        let id = l.instance.id.clone();
+        assert_ne!(id, steady_id, "round {round}");
+        drop(l);
+        fake.handle(&id).crash();
+        assert!(until(|| p.instance_count() == 1).await, "round {round}");
+        // The steady instance answers (after STEADY): its own chain is healthy.
+        drop(steady);
+        steady = p.acquire().await.unwrap();
+        assert_eq!(steady.instance.id, steady_id, "round {round}");
+    }
+    // The crashing chain's third start (two failures in a row) waited.
+    assert_eq!(events(&logs, "backing off 250 ms"), 1, "the crashing instance was restarted at once");
+    drop(steady);
+}

@@ -41,12 +41,15 @@ impl BoostBudget {
         (self.left + refilled).min(f64::from(BOOSTED_BURST))
     }
 
-    /// Whether a start at `now` may be boosted; if so, it is taken from the budget.
+    /// Whether a start at `now` may be boosted; if so, it is taken from the budget. The
+    /// refill is counted up to the latest `now` seen: a clock read out of order (another
+    /// thread's earlier `now`) neither takes anything back nor moves the mark back, which
+    /// would count the time since then a second time at the next start.
     pub fn take(&mut self, now: Instant) -> bool {
         let left = self.left(now);
         let boosted = left >= 1.0;
         self.left = if boosted { left - 1.0 } else { left };
-        self.at = Some(now);
+        self.at = Some(self.at.map_or(now, |at| at.max(now)));
         boosted
     }
 }
@@ -74,5 +77,24 @@ mod tests {
         assert_eq!((0..BOOSTED_BURST * 2).filter(|_| b.take(later)).count() as u32, BOOSTED_BURST);
         // A clock read out of order (another thread's earlier `now`) takes nothing back.
         assert!(!b.take(t0));
+    }
+
+    // Catches: a refill counted twice. A start whose `now` was read before the last start's
+    // moved the budget's mark back, so the time between the two was refilled again at the
+    // next start: starts interleaved that way were all boosted past the budget.
+    #[test]
+    fn a_clock_read_out_of_order_refills_nothing_twice() {
+        let t0 = Instant::now();
+        let mut b = BoostBudget::default();
+        assert_eq!((0..BOOSTED_BURST).filter(|_| b.take(t0)).count() as u32, BOOSTED_BURST);
+        let t1 = t0 + BOOST_REFILL;
+        assert!(b.take(t1), "one period refilled one start");
+        assert!(!b.take(t0), "an earlier clock read refills nothing");
+        assert!(!b.take(t1), "the period up to t1 was counted already");
+        assert!(b.left(t1) < 1.0 && b.left(t1 + BOOST_REFILL) >= 1.0);
+        // Idle time refills up to the burst, never past it, whatever the order of the reads.
+        let later = t1 + BOOST_REFILL * 100;
+        assert!(b.take(later) && b.take(t1), "a full budget, out of order or not");
+        assert_eq!(b.left(later), f64::from(BOOSTED_BURST) - 2.0, "the idle time was refilled again");
     }
 }

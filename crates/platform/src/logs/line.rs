@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Longest line kept; the rest is cut.
 pub const LINE_MAX: usize = 8192;
 
+/// Which stream a line came on; `fnbox logs --stream` chooses one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,

@@ -277,7 +277,7 @@ mod tests {
     }
 
     fn config_with_secret() -> FunctionConfig {
-        let mut req = DeployRequest { runtime: "node".into(), code: "b".repeat(64), ..Default::default() };
+        let mut req = DeployRequest::new(crate::function::Runtime::Node, "b".repeat(64));
         req.secrets.insert("KEY".into(), "s3cr3t-value".into());
         req.into_config().unwrap()
     }

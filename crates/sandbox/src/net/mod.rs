@@ -16,9 +16,12 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-/// A sandbox's network.
+/// A sandbox's network. Written `none`/`egress` everywhere (command lines, the platform's
+/// registry and API); read with [`std::str::FromStr`], whose error names the value and the
+/// choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Network {
     /// Loopback only.
     #[default]
@@ -36,6 +39,15 @@ impl std::str::FromStr for Network {
             "egress" => Ok(Self::Egress),
             _ => Err(Error::Invalid(format!("network '{s}' does not exist: use egress or none"))),
         }
+    }
+}
+
+/// Through [`std::str::FromStr`]: a network sent or stored is read as a command line's is, and
+/// a bad one is refused with the same message.
+impl TryFrom<String> for Network {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
     }
 }
 

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Which sandbox runs the program. Written `v1`/`v2` everywhere (command lines, the
 /// platform's registry and API); read with [`std::str::FromStr`], which also takes the old
-/// names `container`/`sentry` and whose error names the value and the choices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// names `container`/`sentry` and whose error names the value and the choices. v2 is the
+/// default of every command line and of a deploy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxKind {
@@ -17,6 +18,7 @@ pub enum SandboxKind {
     /// The same walls plus the Sentry, a user-space kernel that implements a documented
     /// selection of syscalls.
     #[cfg_attr(feature = "clap", value(alias = "sentry"))]
+    #[default]
     V2,
 }
 
