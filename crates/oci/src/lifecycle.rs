@@ -1,7 +1,7 @@
 //! `create`, `start`, `run`, `state`, `kill` and `delete`.
 
 use crate::error::{Error, IoContext, Result};
-use crate::state::{self, Record, Recorded, StateDir, Status};
+use crate::state::{self, write_pid_file, Record, Recorded, StateDir, Status};
 use crate::supervisor::{self, Report};
 use crate::{control, convert, Globals};
 use fnbox_sandbox::spec::SandboxSpec;
@@ -83,13 +83,6 @@ fn make_state(g: &Globals, id: &str, record: &Record, devices: &[crate::config::
         return Err(e);
     }
     Ok(dir)
-}
-
-/// Written whole or not at all: the shim reads it as soon as the verb returns.
-pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
 }
 
 /// `create`: forks the supervisor, which builds the sandbox and holds its program before

@@ -230,6 +230,13 @@ impl StateDir {
     }
 }
 
+/// `--pid-file`, written whole or not at all: the shim reads it as soon as the verb returns.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
+}
+
 /// Now, as RFC 3339 in UTC with nanoseconds (what runc writes in `created`).
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()

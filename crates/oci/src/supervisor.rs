@@ -122,7 +122,7 @@ pub fn run(dir: &StateDir, spec: &SandboxSpec, report: Report, start_now: bool, 
         Report::Pipe(_) => None,
     };
     let written = |sb: &Sandbox| match pid_file {
-        Some(p) => crate::lifecycle::write_pid_file(p, sb.pid).map_err(|e| e.to_string()),
+        Some(p) => crate::state::write_pid_file(p, sb.pid).map_err(|e| e.to_string()),
         None => Ok(()),
     };
     let (mut sb, listener) = match built.and_then(|(sb, l)| written(&sb).map(|()| (sb, l))) {
