@@ -8,7 +8,9 @@
 # at 128, 256 and 1024 MiB, in v1 and v2, against two fnbox binaries: BEFORE (default main's,
 # /work/main/target/release/fnbox) and AFTER (default this tree's), case by case in turn. Prints p50 and p99
 # of the call latency (client side, HTTP over loopback) per case and binary, the AFTER/BEFORE
-# ratios, and the warm pool's takes (hit, pending, miss) per case.
+# ratios, the warm pool's takes (hit, pending, miss) per case, and the CPU time a call cost (the
+# whole machine's busy time during the shape, divided by the calls: run it on a quiet machine).
+# That cost bounds the at-once shape from below: its p50 cannot beat ~10 x cpu/call / cores.
 #
 #   sudo bench/burst.sh                     (both binaries, every case)
 #   sudo BEFORE=/path/to/fnbox AFTER=target/release/fnbox TIERS="256" KINDS="v2" bench/burst.sh

@@ -127,10 +127,7 @@ fn created_hooks(g: &Globals, id: &str, dir: &StateDir, hooks: &crate::config::H
 fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: bool) -> Result<i32> {
     let (r, w) = sys::fd::pipe().what(|| "pipe".into())?;
     // SAFETY: this verb process is single-threaded; the child runs the supervisor and exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error()).what(|| "cannot fork the container's supervisor".into());
-    }
+    let pid = unsafe { sys::process::fork() }.what(|| "cannot fork the container's supervisor".into())?;
     if pid == 0 {
         drop(r);
         // With a terminal the program's streams are the terminal: nothing of the caller's
@@ -139,7 +136,7 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
             supervisor::detach_stdio();
         }
         // Its own session: signals meant for the caller's process group stay there.
-        let _ = sys::task::setsid();
+        let _ = sys::process::setsid();
         let _ = std::env::set_current_dir("/");
         let mut spec = spec.clone();
         if let Some(c) = spec.container.as_mut() {
@@ -152,8 +149,8 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
                 125
             }
         };
-        // SAFETY: the supervisor ends here without running the verb's destructors.
-        unsafe { libc::_exit(code) };
+        // The supervisor ends here without running the verb's destructors.
+        sys::process::exit_now(code);
     }
     drop(w);
     if let Some(start) = state::start_time(pid) {

@@ -42,7 +42,7 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
 /// must be permitted and inheritable).
 pub fn set(sets: &CapSets) -> io::Result<()> {
     prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_CLEAR_ALL, 0)?;
-    crate::sys::task::set_capabilities(sets.effective, sets.permitted, sets.inheritable)?;
+    crate::sys::process::set_capabilities(sets.effective, sets.permitted, sets.inheritable)?;
     for cap in 0..=LAST_CAP_GUESS {
         if sets.ambient & (1 << cap) != 0 {
             prctl(abi::PR_CAP_AMBIENT, abi::PR_CAP_AMBIENT_RAISE, cap as libc::c_ulong)?;

@@ -28,7 +28,8 @@ use crate::runtimes::{RUNTIME_DIR, SOCKET_NAME};
 use fnbox_sandbox::net::{Cidr, Network};
 use fnbox_sandbox::spec::SandboxKind;
 use fnbox_sandbox::supervision::{self as status, Status};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use fnbox_sandbox::sys;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -196,10 +197,7 @@ pub fn cgroup_memory(dirs: &[PathBuf]) -> u64 {
 
 /// The clock the wrappers and the launcher report in (`time.monotonic()`, `process.hrtime()`).
 pub fn monotonic_s() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    fnbox_sandbox::sys::monotonic().as_secs_f64()
 }
 
 pub fn start_failed(message: String) -> Ended {
@@ -266,7 +264,7 @@ impl Launcher {
     /// the [`Launched`].
     async fn spawn(&self, spec: &LaunchSpec, dir: &Path, share: Arc<DiskShare>) -> Result<Launched, Ended> {
         let io = |what: &str, e: std::io::Error| start_failed(format!("cannot create {what}: {e}"));
-        let (status_r, status_w) = pipe().map_err(|e| io("a pipe", e))?;
+        let (status_r, status_w) = sys::fd::pipe().map_err(|e| io("a pipe", e))?;
         let (control, control_theirs) = UnixStream::pair().map_err(|e| io("a socket pair", e))?;
         let (zygote, zygote_theirs) = match spec.zygote {
             true => UnixStream::pair().map(|(a, b)| (Some(a), Some(b))).map_err(|e| io("a socket pair", e))?,
@@ -386,13 +384,7 @@ impl Launcher {
 /// of env files ([`fnbox_sandbox::spec::encode_env_file`]: no value can start a variable).
 fn env_memfd(env: &[(String, String)]) -> std::io::Result<OwnedFd> {
     let bytes = fnbox_sandbox::spec::encode_env_file(env).map_err(std::io::Error::other)?;
-    // SAFETY: memfd_create with a NUL-terminated name; the descriptor is checked below.
-    let fd = unsafe { libc::memfd_create(c"fnbox-env".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the descriptor was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = sys::fs::memfd(c"fnbox-env")?;
     std::io::Write::write_all(&mut std::fs::File::from(fd.try_clone()?), &bytes)?;
     Ok(fd)
 }
@@ -403,39 +395,10 @@ fn env_memfd(env: &[(String, String)]) -> std::io::Result<OwnedFd> {
 /// and `getsockname` in the sandbox shows that, not where the data directory is.
 fn bound_socket(dir: &Path) -> std::io::Result<OwnedFd> {
     let dirfd = std::fs::File::open(dir)?;
-    // SAFETY: socket with constant arguments; the descriptor is checked below.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the descriptor was just created and is owned by nobody else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let sock = sys::net::unix_socket(libc::SOCK_STREAM)?;
     let path = format!("/proc/self/fd/{}/{SOCKET_NAME}", dirfd.as_raw_fd());
-    // SAFETY: sockaddr_un is plain data; zeroed is its empty value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if path.len() >= addr.sun_path.len() {
-        return Err(std::io::Error::other("socket path too long"));
-    }
-    for (d, s) in addr.sun_path.iter_mut().zip(path.bytes()) {
-        *d = s as libc::c_char;
-    }
-    let len = (std::mem::size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes (NUL-terminated path).
-    if unsafe { libc::bind(sock.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    sys::net::bind_unix(sock.as_fd(), Path::new(&path))?;
     Ok(sock)
-}
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Reads the launcher's status lines: sends `started` on, records `exec`, returns `ended`. A

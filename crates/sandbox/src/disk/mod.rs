@@ -102,11 +102,8 @@ impl DiskJob {
     pub fn spawn(paths: &Paths, size_bytes: u64) -> Result<Self> {
         let (ours, theirs) = sys::fdpass::seqpacket_pair().context(|| "socketpair".into())?;
         // SAFETY: the launcher is single-threaded here; the child keeps none of its
-        // descriptors, prepares the disk, then lives on its own and ends in _exit.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error()).context(|| "cannot fork the disk helper".into());
-        }
+        // descriptors, prepares the disk, then lives on its own and ends in `exit_now`.
+        let pid = unsafe { sys::process::fork() }.context(|| "cannot fork the disk helper".into())?;
         if pid == 0 {
             drop(ours);
             let theirs = keep_only(theirs);
@@ -145,8 +142,8 @@ impl DiskJob {
                     1
                 }
             };
-            // SAFETY: _exit ends the helper without running the launcher's destructors.
-            unsafe { libc::_exit(code) };
+            // Without running the launcher's destructors.
+            sys::process::exit_now(code);
         }
         Ok(Self { pid, sock: ours })
     }
@@ -187,13 +184,12 @@ impl Drop for DiskJob {
 /// standard streams, a status pipe someone waits to see closed, a secret's memfd), only its
 /// socket (returned, as fd 3) and, for tracing, stderr.
 fn keep_only(sock: OwnedFd) -> OwnedFd {
-    let fd = sys::keep_only(vec![sock])[0];
+    let sock = sys::keep_only(vec![sock]).pop().expect("keep_only returns what it is given");
     if let Ok(null) = sys::openat(None, Path::new("/dev/null"), libc::O_RDWR, 0) {
         let streams: &[i32] = if crate::trace::enabled() { &[0, 1] } else { &[0, 1, 2] };
         sys::fd::redirect_std_streams(null.as_fd(), streams);
     }
-    // SAFETY: `fd` is the socket's only copy, renumbered above, and nothing else owns it.
-    unsafe { sys::owned(fd) }
+    sock
 }
 
 /// Finds a free loop device and binds it to `backing`; with `autoclear`, the device detaches

@@ -5,7 +5,7 @@
 use crate::supervision::{self as wire, Reply, Request, Status};
 use crate::sys;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// The channels of a supervised sandbox.
 #[derive(Default)]
@@ -30,21 +30,18 @@ impl Channels {
 
     pub(super) fn reply(&self, r: &Reply) {
         if let Some(c) = &self.control {
-            let _ = sys::write_all_fd(c.as_raw_fd(), wire::REPLY.encode_line(r).as_bytes());
+            let _ = sys::fs::write_all(c.as_fd(), wire::REPLY.encode_line(r).as_bytes());
         }
     }
 
     /// Reads what is available; returns the complete requests, or `None` at end of file.
     pub fn read_requests(&mut self) -> Option<Vec<std::result::Result<Request, String>>> {
-        let fd = self.control.as_ref()?.as_raw_fd();
+        let fd = self.control.as_ref()?;
         let mut buf = [0u8; 4096];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 {
-            return None;
-        }
-        if n > 0 {
-            self.pending.extend_from_slice(&buf[..n as usize]);
+        match sys::fd::read(fd, &mut buf) {
+            Ok(0) => return None,
+            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Err(_) => {}
         }
         let mut out = Vec::new();
         while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {

@@ -27,8 +27,7 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     die_with_parent(cfg)?;
     if cfg.new_net {
         // Owned by the sandbox's user namespace, as one made by clone3 would be.
-        // SAFETY: unshare takes integer flags.
-        sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) })
+        process::unshare_namespaces(libc::CLONE_NEWNET)
             .map_err(|e| format!("cannot create the network namespace: {e}"))?;
         crate::trace::mark("child: network namespace");
     }
@@ -43,16 +42,14 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     // Become root of the user namespace (the launcher has written the id maps by now) with no
     // supplementary groups from the host.
     process::set_ids(0, 0).map_err(|e| format!("cannot become root in the user namespace: {e}"))?;
-    // SAFETY: setgroups with size 0 ignores the pointer.
-    sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) }).map_err(|e| format!("setgroups: {e}"))?;
+    process::set_thread_groups(&[]).map_err(|e| format!("setgroups: {e}"))?;
     if let Some(slot) = cfg.egress_slot {
         crate::net::configure_inside(slot)?;
         crate::trace::mark("child: network configured");
     }
     // The cgroup namespace is created now that the launcher has moved us into the sandbox's
     // cgroup, so that cgroup is the namespace's root.
-    // SAFETY: unshare takes integer flags.
-    sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
+    process::unshare_namespaces(libc::CLONE_NEWCGROUP)
         .map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
     if got.lowers.is_empty() {
         return Err("no image was sent".into());
@@ -181,8 +178,5 @@ fn receive(sock: &OwnedFd, until: ToSandbox) -> Result<Received, String> {
 }
 
 fn set_hostname(name: &str) -> Result<(), String> {
-    // SAFETY: pointer and length describe `name`.
-    sys::cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
-        .map(drop)
-        .map_err(|e| format!("cannot set the hostname: {e}"))
+    process::sethostname(name).map_err(|e| format!("cannot set the hostname: {e}"))
 }

@@ -12,7 +12,7 @@ use crate::idmap::IdRange;
 use crate::rootfs::container::ContainerLayout;
 use crate::spec::{Container, ContainerRoot, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The namespaces to create at clone time. Namespaces to join are joined here, by the
 /// launcher, before the clone: a process already in the sandbox's new user namespace could
@@ -31,8 +31,8 @@ pub(super) fn clone_flags(spec: &SandboxSpec) -> Result<u64> {
             Namespace::Join(p) => {
                 let fd = sys::openat(None, p, libc::O_RDONLY | libc::O_CLOEXEC, 0)
                     .context(|| format!("cannot open the {name} namespace {}", p.display()))?;
-                // SAFETY: setns with a namespace descriptor; the launcher is single-threaded.
-                sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), flag) })
+                // (The launcher is single-threaded, as joining a user namespace takes.)
+                sys::process::setns(fd.as_fd(), flag)
                     .context(|| format!("cannot join the {name} namespace {}", p.display()))?;
                 flags &= !(flag as u64);
             }
@@ -50,11 +50,8 @@ pub(super) fn limits(spec: &SandboxSpec) -> Limits {
 /// The memory limit and CPU share the Sentry reports (`/proc/meminfo`, `cpuinfo`), bounded by
 /// the machine's where the limits leave them open.
 pub(super) fn reported(limits: &Limits) -> (u64, u64) {
-    // SAFETY: sysinfo fills the struct it is given.
-    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::sysinfo(&mut si) };
-    let host_mem = si.totalram as u64 * si.mem_unit as u64;
+    let si = sys::sysinfo();
+    let host_mem = si.totalram * si.mem_unit as u64;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let millicpu = if limits.cpu_quota_us == Limits::UNLIMITED || limits.cpu_period_us == 0 {
         cpus * 1000
@@ -148,16 +145,14 @@ impl Sandbox {
     /// `create`: waits until the held program has done everything but `execve` (its
     /// terminal, if any, is handed to the console socket on the way); returns its host pid.
     pub fn wait_ready(&mut self) -> Result<libc::pid_t> {
-        // SAFETY: fcntl on our own socket.
-        unsafe { libc::fcntl(self.sock.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let _ = sys::fd::set_status_flags(&self.sock, libc::O_NONBLOCK);
         let mut state = Collected::default();
         loop {
             let mut fds = [
                 libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             ];
-            // SAFETY: two valid pollfds.
-            unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let _ = sys::fd::poll(&mut fds, -1);
             state.drain(&self.sock, &mut self.channels);
             if let Some(master) = state.console.take() {
                 let socket = self.spec.container.as_ref().and_then(|c| c.console_socket.clone());
@@ -198,7 +193,7 @@ impl Sandbox {
 
     /// `start`: lets the held program `execve`.
     pub fn release(&self) -> Result<()> {
-        fdpass::send(self.sock.as_raw_fd(), &ToSandbox::Start.encode().map_err(Error::Invalid)?, &[])
+        fdpass::sendmsg(self.sock.as_fd(), &ToSandbox::Start.encode().map_err(Error::Invalid)?, &[])
             .context(|| "cannot reach the sandbox's init to start its program".into())
     }
 
@@ -214,9 +209,9 @@ impl Sandbox {
 
     /// v2: hands the seccomp listener of a process started in the running sandbox (`exec`)
     /// to the Sentry, which serves it like the program's.
-    pub fn add_listener(&self, listener: &impl AsRawFd) -> Result<()> {
+    pub fn add_listener(&self, listener: &impl AsFd) -> Result<()> {
         let feed = self.sentry_feed.as_ref().ok_or_else(|| Error::Invalid("this sandbox has no Sentry".into()))?;
-        fdpass::send(feed.as_raw_fd(), &FromSandbox::SentryFds.encode(), &[listener.as_raw_fd()])
+        fdpass::sendmsg(feed.as_fd(), &FromSandbox::SentryFds.encode(), &[listener.as_fd()])
             .context(|| "cannot reach the Sentry".into())
     }
 }

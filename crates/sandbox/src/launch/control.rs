@@ -27,7 +27,7 @@ use crate::error::{Context, Result};
 use crate::spec::Tier;
 use crate::supervision::{Reply, Request};
 use crate::sys::{self, fdpass};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 impl Sandbox {
@@ -58,14 +58,13 @@ impl Sandbox {
             .context(|| "cannot open the sandbox's user namespace".into())?;
         let fd = idmapped(&bind.source, &userns, bind_attrs(bind.access), true)?;
         let m = attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
-        fdpass::send(self.sock.as_raw_fd(), &m.encode().map_err(crate::Error::Invalid)?, &[fd.as_raw_fd()])
+        fdpass::sendmsg(self.sock.as_fd(), &m.encode().map_err(crate::Error::Invalid)?, &[fd.as_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
         state.attached = None;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while state.attached.is_none() && std::time::Instant::now() < deadline {
             let mut p = libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, 50) };
+            let _ = sys::fd::poll(std::slice::from_mut(&mut p), 50);
             state.drain(&self.sock, &mut self.channels);
             if state.exited.is_some() || p.revents & libc::POLLHUP != 0 {
                 break;

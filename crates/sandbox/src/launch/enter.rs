@@ -17,7 +17,7 @@ use crate::error::{Context, Error, Result};
 use crate::seccomp::profile::Profile;
 use crate::spec::{ProcessSettings, SandboxKind};
 use crate::sys::{self, fdpass, process};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// A running sandbox, as a later process finds it.
@@ -89,10 +89,7 @@ pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Resul
         .collect::<Result<_>>()?;
     let (ours, theirs) = fdpass::seqpacket_pair().context(|| "socketpair".into())?;
     // SAFETY: the caller is single-threaded; the helper only makes syscalls and ends in _exit.
-    let helper = unsafe { libc::fork() };
-    if helper < 0 {
-        return Err(std::io::Error::last_os_error()).context(|| "cannot fork".into());
-    }
+    let helper = unsafe { process::fork() }.context(|| "cannot fork".into())?;
     if helper == 0 {
         drop(ours);
         helper_run(&joined, &procs, &userns, &theirs, &cfg, spec);
@@ -149,49 +146,46 @@ fn helper_run(
 ) -> ! {
     let fail = |m: String| -> ! { setup_failed(sock.as_raw_fd(), &m) };
     for (fd, flag) in joined {
-        // SAFETY: setns with a namespace descriptor in a single-threaded process.
-        if let Err(e) = sys::cvt(unsafe { libc::setns(fd.as_raw_fd(), *flag) }) {
+        // (This process is single-threaded, as joining a user namespace takes.)
+        if let Err(e) = process::setns(fd.as_fd(), *flag) {
             fail(format!("cannot join the container's namespaces: {e}"));
         }
     }
-    let mut go = [0; 2];
-    // SAFETY: `go` has room for two descriptors.
-    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        fail(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
+    let (go_r, go_w) = match sys::fd::pipe() {
+        Ok(p) => p,
+        Err(e) => fail(format!("pipe: {e}")),
+    };
     // SAFETY: single-threaded; the child ends in execve or _exit.
-    let pid = unsafe { libc::fork() };
+    let pid = match unsafe { process::fork() } {
+        Ok(pid) => pid,
+        Err(e) => fail(format!("fork: {e}")),
+    };
     if pid == 0 {
-        // SAFETY: the new process keeps the read end only.
-        unsafe { libc::close(go[1]) };
-        become_program(go[0], userns, sock.as_raw_fd(), cfg, spec);
-    }
-    if pid < 0 {
-        fail(format!("fork: {}", std::io::Error::last_os_error()));
+        // The new process keeps the read end only.
+        drop(go_w);
+        become_program(go_r.as_fd(), userns, sock.as_raw_fd(), cfg, spec);
     }
     for f in procs {
-        if let Err(e) = sys::write_all_fd(f.as_raw_fd(), pid.to_string().as_bytes()) {
+        if let Err(e) = sys::fs::write_all(f.as_fd(), pid.to_string().as_bytes()) {
             let _ = process::kill(pid, libc::SIGKILL);
             fail(format!("cannot join the container's cgroup: {e}"));
         }
     }
-    let _ = fdpass::send(sock.as_raw_fd(), &FromSandbox::Pid(pid).encode(), &[]);
-    // SAFETY: one byte from a static buffer to the new process.
-    unsafe { libc::write(go[1], b"g".as_ptr().cast(), 1) };
+    let _ = fdpass::sendmsg(sock.as_fd(), &FromSandbox::Pid(pid).encode(), &[]);
+    let _ = sys::fs::write_all(go_w.as_fd(), b"g");
     exit(0)
 }
 
 /// The new process: waits until it is in the cgroup, joins the user namespace as its root,
 /// enters the working directory and becomes the program.
-fn become_program(go: RawFd, userns: &OwnedFd, sock: RawFd, cfg: &ProgramConfig, spec: &ExecSpec) -> ! {
+fn become_program(go: BorrowedFd<'_>, userns: &OwnedFd, sock: RawFd, cfg: &ProgramConfig, spec: &ExecSpec) -> ! {
     let fail = |m: String| -> ! { setup_failed(sock, &m) };
     let mut b = [0u8; 1];
-    // SAFETY: reading one byte into a local buffer.
-    if unsafe { libc::read(go, b.as_mut_ptr().cast(), 1) } != 1 {
+    if !matches!(sys::fd::read(go, &mut b), Ok(1)) {
         exit(125);
     }
-    // SAFETY: setns with a user-namespace descriptor; this process is single-threaded.
-    if let Err(e) = sys::cvt(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) }) {
+    // (This process is single-threaded, as joining a user namespace takes.)
+    if let Err(e) = process::setns(userns.as_fd(), libc::CLONE_NEWUSER) {
         fail(format!("cannot join the container's user namespace: {e}"));
     }
     if let Err(e) = process::set_ids(0, 0) {

@@ -10,8 +10,7 @@ use std::os::fd::RawFd;
 /// Ends this process now, without unwinding or running destructors (it is a forked copy of
 /// the launcher: nothing it holds is its own to clean up).
 pub(super) fn exit(code: i32) -> ! {
-    // SAFETY: _exit never returns and is async-signal-safe.
-    unsafe { libc::_exit(code) }
+    crate::sys::process::exit_now(code)
 }
 
 /// Sends `SETUP_ERROR` with `m` on `sock` and exits with 125 (the sandbox could not be built).

@@ -15,7 +15,7 @@ use crate::seccomp::{self, Policy};
 use crate::spec::Access;
 use crate::sys::{self, fdpass, mount, process, signal};
 use crate::syscalls::Action;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 /// What the init itself may do once the program runs.
 #[rustfmt::skip]
@@ -41,7 +41,11 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
     let listen = cfg.listen.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let first = usize::from(listen.is_some());
     let has_sentry = sentry.is_some();
-    let kept = sys::keep_only(listen.into_iter().chain(std::iter::once(sock)).chain(sentry).chain(layer).collect());
+    let kept: Vec<RawFd> =
+        sys::keep_only(listen.into_iter().chain(std::iter::once(sock)).chain(sentry).chain(layer).collect())
+            .into_iter()
+            .map(IntoRawFd::into_raw_fd)
+            .collect();
     let sock_fd = kept[first];
     let sentry_fd = if has_sentry { kept.get(first + 1).copied() } else { None };
     let layer_fd = kept.get(first + 1 + has_sentry as usize).copied();

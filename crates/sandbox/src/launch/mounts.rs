@@ -6,7 +6,7 @@ use super::protocol::{Attach, ToSandbox};
 use crate::error::{Context, Result};
 use crate::spec::{Access, Image};
 use crate::sys::{abi, mount};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// Whether the image has an `/etc/resolv.conf` file to bind the egress one over (the host
@@ -88,7 +88,7 @@ pub(super) fn idmapped(src: &Path, userns: &OwnedFd, extra: u64, recursive: bool
         let fd =
             mount::clone_tree(src, recursive).context(|| format!("cannot clone the mount of {}", src.display()))?;
         if extra != 0 {
-            mount::set_attr(Some(fd.as_raw_fd()), Path::new(""), extra, 0, recursive)
+            mount::mount_setattr(Some(fd.as_fd()), Path::new(""), extra, 0, recursive)
                 .context(|| format!("cannot set mount attributes on {}", src.display()))?;
         }
         return Ok(fd);

@@ -38,8 +38,7 @@ pub struct ProgramConfig {
 /// `EXEC` to whoever started the sandbox; `sentry` (v2) receives the listener; with `hold`,
 /// the process waits for a byte (or end of file) on it before `execve`.
 pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Option<RawFd>) -> ! {
-    // SAFETY: setsid has no arguments.
-    unsafe { libc::setsid() };
+    let _ = process::setsid();
     if cfg.listen {
         // SAFETY: F_SETFD on the descriptor the init kept open for this process.
         unsafe { libc::fcntl(crate::spec::LISTEN_FD, libc::F_SETFD, 0) };
@@ -118,14 +117,11 @@ fn apply_settings(s: Option<&ProcessSettings>) -> Result<(), String> {
             .map_err(|e| format!("cannot drop capabilities: {e}"));
     };
     for r in &s.rlimits {
-        let lim = libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard };
-        // SAFETY: `lim` is a valid rlimit; pid 0 is this process.
-        sys::cvt(unsafe { libc::prlimit(0, r.resource as _, &lim, std::ptr::null_mut()) })
+        process::set_rlimit(r.resource as libc::c_int, r.soft, r.hard)
             .map_err(|e| format!("cannot set rlimit {}: {e}", r.resource))?;
     }
     if let Some(m) = s.umask {
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(m as libc::mode_t) };
+        process::set_umask(m);
     }
     let caps = s.caps.unwrap_or_else(|| {
         let m = crate::caps::mask(&crate::caps::DOCKER_DEFAULT);
@@ -133,9 +129,7 @@ fn apply_settings(s: Option<&ProcessSettings>) -> Result<(), String> {
     });
     crate::caps::drop_bounding(caps.bounding).map_err(|e| format!("cannot limit capabilities: {e}"))?;
     let groups: Vec<libc::gid_t> = s.additional_gids.clone();
-    // SAFETY: `groups` holds `len` gids.
-    sys::cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
-        .map_err(|e| format!("cannot set supplementary groups {groups:?}: {e}"))?;
+    process::set_thread_groups(&groups).map_err(|e| format!("cannot set supplementary groups {groups:?}: {e}"))?;
     // Keep the permitted set across the change of uid; the sets are written right after.
     sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(|e| format!("prctl: {e}"))?;
     process::set_ids(s.uid, s.gid).map_err(|e| format!("cannot run as uid {} gid {}: {e}", s.uid, s.gid))?;
@@ -149,11 +143,7 @@ fn apply_settings(s: Option<&ProcessSettings>) -> Result<(), String> {
 /// Tells the launcher the program is about to start (CLOCK_MONOTONIC, ns), for cold-start
 /// phase timing.
 fn announce_exec(sock: RawFd) {
-    // SAFETY: timespec is plain data and clock_gettime fills it.
-    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: `t` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+    let ns = sys::monotonic().as_nanos() as u64;
     let _ = fdpass::send(sock, &FromSandbox::Exec(ns).encode(), &[]);
 }
 
@@ -226,19 +216,10 @@ fn find_program(argv0: &CString, path: &str) -> Result<CString, i32> {
 
 /// Whether `path` is a regular file this process may execute; else the errno `execve` gives.
 fn executable(path: &CStr) -> Result<(), i32> {
-    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOENT);
-    // SAFETY: `st` is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `st` a valid out-buffer.
-    if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
-        return Err(errno());
-    }
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::ENOENT);
+    let st = sys::fs::statx(None, path, 0, libc::STATX_TYPE).map_err(errno)?;
+    if st.stx_mode as u32 & libc::S_IFMT != libc::S_IFREG {
         return Err(libc::EACCES);
     }
-    // SAFETY: `path` is NUL-terminated.
-    if unsafe { libc::access(path.as_ptr(), libc::X_OK) } != 0 {
-        return Err(errno());
-    }
-    Ok(())
+    sys::fs::faccessat2(None, path, libc::X_OK, 0).map_err(errno)
 }

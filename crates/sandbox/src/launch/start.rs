@@ -21,7 +21,7 @@ use crate::paths::Paths;
 use crate::rootfs::{self, host};
 use crate::spec::{Access, ContainerRoot, Image, SandboxKind, SandboxSpec};
 use crate::sys::{self, abi, fdpass, mount, process};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,7 +88,7 @@ impl Sandbox {
         };
         // SAFETY: the launcher is single-threaded (checked above); the child runs
         // `child::run`, which ends in _exit.
-        let forked = unsafe { process::clone3_fork(ns_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) }
+        let forked = unsafe { process::clone3_fork(ns_flags, cgroup_fd.as_ref().map(|f| f.as_fd())) }
             .context(|| "cannot create the sandbox's namespaces (clone3)".into())?;
         let pid = match forked {
             process::Forked::Child => {
@@ -231,8 +231,8 @@ impl Sandbox {
 
     /// Sends one message to the first process, with the mount (or other descriptor) it is about.
     pub(super) fn send_mount(&self, m: &ToSandbox, fd: Option<&OwnedFd>) -> Result<()> {
-        let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
-        fdpass::send(self.sock.as_raw_fd(), &m.encode().map_err(Error::Invalid)?, &fds)
+        let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
+        fdpass::sendmsg(self.sock.as_fd(), &m.encode().map_err(Error::Invalid)?, &fds)
             .context(|| "cannot send a mount to the sandbox".into())
     }
 
@@ -323,30 +323,18 @@ impl Sandbox {
 fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&OwnedFd>) -> Result<libc::pid_t> {
     // SAFETY: the launcher is still single-threaded here; the child only runs the Sentry,
     // which ends in _exit.
-    match unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_raw_fd())) }
+    match unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_fd())) }
         .context(|| "cannot start the Sentry".into())?
     {
         process::Forked::Child => {
             // Keep only the Sentry's two sockets (as fds 3 and 4).
             let mut boot = boot;
-            // SAFETY: F_DUPFD_CLOEXEC returns new descriptors numbered 100 or more.
-            let (a, b) = unsafe {
-                (
-                    libc::fcntl(boot.from_program.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
-                    libc::fcntl(boot.to_launcher.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100),
-                )
+            let mut kept = sys::keep_only(vec![boot.from_program, boot.to_launcher]).into_iter();
+            let (Some(from_program), Some(to_launcher)) = (kept.next(), kept.next()) else {
+                unreachable!("keep_only returns what it is given")
             };
-            // SAFETY: dup3 onto 3 and 4; everything above is closed next.
-            unsafe {
-                libc::dup3(a, 3, libc::O_CLOEXEC);
-                libc::dup3(b, 4, libc::O_CLOEXEC);
-            }
-            let _ = sys::close_from(5, false);
-            // The old numbers are closed already: forget them rather than close them twice.
-            // SAFETY: 3 and 4 are the duplicates made above, owned by nothing else now.
-            std::mem::forget(std::mem::replace(&mut boot.from_program, unsafe { sys::owned(3) }));
-            // SAFETY: as above.
-            std::mem::forget(std::mem::replace(&mut boot.to_launcher, unsafe { sys::owned(4) }));
+            boot.from_program = from_program;
+            boot.to_launcher = to_launcher;
             crate::sentry::process::run(boot)
         }
         process::Forked::Parent { pid, .. } => Ok(pid),
@@ -357,8 +345,7 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
 /// left under the spec's cgroup parent; returns the host's cgroup layout.
 fn prepare_host(spec: &SandboxSpec, paths: &Paths) -> Result<cgroup::Layout> {
     spec.validate()?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::is_root() {
         return Err(Error::NotRoot);
     }
     let mounts = cgroup::mountinfo()?;

@@ -136,7 +136,7 @@ fn in_launcher(case: impl FnOnce() -> Result<(), String>) -> Result<(), String> 
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(case))
             .unwrap_or_else(|_| Err("the case panicked".into()));
         let msg = found.err().unwrap_or_default();
-        let _ = crate::sys::write_all_fd(write.as_raw_fd(), msg.as_bytes());
+        let _ = crate::sys::fs::write_all(std::os::fd::AsFd::as_fd(&write), msg.as_bytes());
         // SAFETY: ends the forked copy at once, as a launcher's child would.
         unsafe { libc::_exit(i32::from(!msg.is_empty())) };
     }

@@ -6,8 +6,8 @@ use super::Sandbox;
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
 use crate::supervision as wire;
-use crate::sys::{fdpass, process, signal};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use crate::sys::{self, fdpass, process, signal};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// How the sandbox ended.
@@ -189,16 +189,11 @@ impl Round {
 
     /// Polls for at most `ms` milliseconds (-1: no limit). False when a signal interrupted it.
     fn poll(&mut self, ms: i32) -> Result<bool> {
-        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
-        let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(e).context(|| "poll".into());
+        match sys::fd::poll(&mut self.fds, ms) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(e).context(|| "poll".into()),
         }
-        Ok(true)
     }
 }
 
@@ -218,8 +213,7 @@ impl Sandbox {
             signals: if opts.forward_signals { Some(Forwarding::start()?) } else { None },
             ..Default::default()
         };
-        // SAFETY: fcntl on our own socket.
-        unsafe { libc::fcntl(self.sock.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let _ = sys::fd::set_status_flags(&self.sock, libc::O_NONBLOCK);
         // An OOM kill ends the whole sandbox (as memory.oom.group does on cgroup v2): v2's
         // /tmp and /dev live in memory, and killing one process would not free them.
         w.oom_watch = self.cgroup.oom_watch();
@@ -309,8 +303,8 @@ impl Sandbox {
     fn on_oom(&mut self, w: &mut Waiting) {
         if let Some((fd, _)) = &w.oom_watch {
             let mut b = [0u8; 8];
-            // SAFETY: draining an eventfd (or a cgroup file) into a local buffer.
-            unsafe { libc::pread(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
+            // Draining an eventfd (or a cgroup file).
+            let _ = sys::fs::pread(fd.as_fd(), &mut b, 0);
         }
         if self.cgroup.oom_kills() > 0 && !w.oom_stop {
             w.oom_stop = true;
@@ -421,8 +415,7 @@ impl Sandbox {
         use crate::sentry::report;
         let Some((_, sock)) = &self.sentry else { return };
         let mut p = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 2000) };
+        let _ = sys::fd::poll(std::slice::from_mut(&mut p), 2000);
         let mut buf = vec![0u8; 1 << 20];
         let counts = match fdpass::recv(sock, &mut buf) {
             Ok((n, _)) if n > 0 => report::END.decode::<report::Counts>(&buf[..n]).map_err(|e| e.to_string()),

@@ -4,34 +4,22 @@
 
 use super::protocol::FromSandbox;
 use crate::sys::{self, fdpass};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
 use std::path::Path;
-
-/// `TIOCGPTPEER`: opens the peer (slave) of a master without a path lookup (Linux 4.13).
-const TIOCGPTPEER: libc::c_ulong = 0x5441;
 
 /// Runs in the program's process after `setsid`.
 pub fn attach(report: RawFd, uid: u32, gid: u32) -> Result<(), String> {
     let master = sys::openat(None, Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC, 0)
         .map_err(|e| format!("cannot open /dev/ptmx for the terminal: {e}"))?;
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads an int; TIOCGPTPEER takes open flags and returns a descriptor.
-    let slave = unsafe {
-        sys::cvt(libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock)).map_err(|e| format!("unlockpt: {e}"))?;
-        sys::cvt(libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY))
-            .map_err(|e| format!("cannot open the terminal's slave side: {e}"))?
-    };
-    // SAFETY: fchown, ioctl and dup2 on descriptors this process owns.
-    unsafe {
-        let _ = libc::fchown(slave, uid, gid);
-        sys::cvt(libc::ioctl(slave, libc::TIOCSCTTY, 0))
-            .map_err(|e| format!("cannot set the controlling terminal: {e}"))?;
-        for fd in 0..3 {
-            libc::dup2(slave, fd);
-        }
-        if slave > 2 {
-            libc::close(slave);
-        }
+    sys::tty::unlock(master.as_fd()).map_err(|e| format!("unlockpt: {e}"))?;
+    let slave = sys::tty::open_peer(master.as_fd(), libc::O_RDWR | libc::O_NOCTTY)
+        .map_err(|e| format!("cannot open the terminal's slave side: {e}"))?;
+    let _ = sys::fs::fchown(slave.as_fd(), uid, gid);
+    sys::tty::set_controlling(slave.as_fd()).map_err(|e| format!("cannot set the controlling terminal: {e}"))?;
+    sys::fd::redirect_std_streams(slave.as_fd(), &[0, 1, 2]);
+    if slave.as_raw_fd() <= 2 {
+        // It is one of the standard streams now: kept open, no longer ours to close.
+        let _ = slave.into_raw_fd();
     }
     fdpass::send(report, &FromSandbox::Console.encode(), &[master.as_raw_fd()])
         .map_err(|e| format!("cannot send the terminal: {e}"))
@@ -39,10 +27,10 @@ pub fn attach(report: RawFd, uid: u32, gid: u32) -> Result<(), String> {
 
 /// Launcher side: sends a terminal's master to an OCI console socket, as runc does (one
 /// message, `SCM_RIGHTS`, the name as data).
-pub fn send_to_console_socket(socket: &Path, master: &impl AsRawFd) -> crate::Result<()> {
+pub fn send_to_console_socket(socket: &Path, master: &impl AsFd) -> crate::Result<()> {
     use std::os::unix::net::UnixStream;
     let s = UnixStream::connect(socket)
         .map_err(|e| crate::Error::Setup(format!("cannot connect to the console socket {}: {e}", socket.display())))?;
-    fdpass::send(s.as_raw_fd(), b"/dev/ptmx", &[master.as_raw_fd()])
+    fdpass::sendmsg(s.as_fd(), b"/dev/ptmx", &[master.as_fd()])
         .map_err(|e| crate::Error::Setup(format!("cannot send the terminal to {}: {e}", socket.display())))
 }

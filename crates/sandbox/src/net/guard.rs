@@ -1,6 +1,9 @@
-//! The second layer of a sandbox's filter: a table only the `nft -i` process holding it may
-//! change, which lives as long as the launcher keeps that process's input open. See
-//! docs/architecture.md, "Network".
+//! The one `nft` process of a sandbox (`nft -i`, a line per transaction): it loads the shared
+//! table and the sandbox's chain, then the second layer of the sandbox's filter, a table only
+//! it may change, which lives as long as the launcher keeps its input open; its last line
+//! removes the sandbox's chain. One process instead of one per step: each `nft` costs a few
+//! milliseconds of CPU to start, paid on every sandbox's start. See docs/architecture.md,
+//! "Network".
 
 use crate::error::{Context, Result};
 use std::io::{Read, Write};
@@ -19,9 +22,9 @@ pub(super) struct Guard {
 }
 
 impl Guard {
-    /// Starts `nft -i` on `script` (one line: one transaction), then asks it to list a chain
-    /// of `table`, whose answer says the table is in place.
-    pub(super) fn start(script: &str, table: &str) -> Result<Self> {
+    /// Starts `nft -i` on `lines` (each one transaction, run in turn), then asks it to list a
+    /// chain of `table`, whose answer says every line before it was run.
+    pub(super) fn start(lines: &[String], table: &str) -> Result<Self> {
         let mut child = Command::new("nft")
             .arg("-i")
             .stdin(Stdio::piped())
@@ -29,7 +32,7 @@ impl Guard {
             .stderr(Stdio::piped())
             .spawn()
             .context(|| "cannot run nft (install the nftables package, or run with --network none)".into())?;
-        let line = format!("{script}\nlist chain inet {table} input\n");
+        let line = format!("{}\nlist chain inet {table} input\n", lines.join("\n"));
         // A few KiB: fits the pipe, so this does not wait for nft.
         if let Some(stdin) = child.stdin.as_mut() {
             stdin.write_all(line.as_bytes()).context(|| "cannot write to nft".into())?;
@@ -83,6 +86,27 @@ impl Guard {
                 }
             }
         }
+    }
+}
+
+impl Guard {
+    /// Runs `line` last, then ends `nft` (and the table with it). With `wait`, returns once
+    /// `nft` has exited (at most [`LOAD_TIMEOUT`], then it is killed), so that the line is done;
+    /// false when it could not be given to `nft`.
+    pub(super) fn end_with(mut self, line: &str, wait: bool) -> bool {
+        let given = self.child.stdin.take().is_some_and(|mut i| i.write_all(format!("{line}\n").as_bytes()).is_ok());
+        if wait {
+            let deadline = Instant::now() + LOAD_TIMEOUT;
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if Instant::now() >= deadline {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        given
     }
 }
 

@@ -350,7 +350,6 @@ fn forwarding_record(paths: &Paths) -> Result<PathBuf> {
 /// running while the launcher prepares the rest. [`Pending::finish`] waits for them.
 pub struct Pending {
     slot: u32,
-    nft: Option<std::process::Child>,
     guard: Option<guard::Guard>,
     ip: Option<std::process::Child>,
     done: bool,
@@ -375,9 +374,9 @@ pub fn begin(paths: &Paths, slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> 
     let lock = lock(paths, false)?;
     let denied = denied(&HostView::now());
     let router_off = link::forwarding_is_ours(&forwarding_record(paths)?);
-    let nft = rules::load(slot, allow, servers, &denied, router_off)?;
-    let guard = guard::Guard::start(&rules::guard(slot, allow, servers, &denied), &rules::guard_table(slot))?;
-    Ok(Pending { slot, nft: Some(nft), guard: Some(guard), ip: None, done: false, _lock: lock })
+    let lines = [rules::load(slot, allow, servers, &denied, router_off), rules::guard(slot, allow, servers, &denied)];
+    let guard = guard::Guard::start(&lines, &rules::guard_table(slot))?;
+    Ok(Pending { slot, guard: Some(guard), ip: None, done: false, _lock: lock })
 }
 
 impl Pending {
@@ -390,25 +389,29 @@ impl Pending {
 
     /// Waits for the rules and the link; the host's end is up when this returns.
     pub fn finish(mut self) -> Result<Link> {
-        let nft = self.nft.take().map(|c| wait(c, "nft"));
         let ip = self.ip.take().map(|c| wait(c, "ip"));
-        nft.transpose()?;
+        let guard = self.guard.take().ok_or_else(|| Error::Setup("the sandbox's nft process is missing".into()))?;
+        let guard = guard.ready().map_err(|e| setup_error("nft -i (the sandbox's rules)", &e));
         ip.transpose()?;
-        let guard = self.guard.take().ok_or_else(|| Error::Setup("the sandbox's guard table is missing".into()))?;
-        let guard = guard.ready().map_err(|e| setup_error("nft -i (the guard table)", &e))?;
+        let guard = guard?;
         link::host_side(self.slot)?;
         self.done = true;
-        Ok(Link { slot: self.slot, _guard: guard })
+        Ok(Link { slot: self.slot, guard: Some(guard) })
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        for c in [self.nft.take(), self.ip.take()].into_iter().flatten() {
+        if let Some(c) = self.ip.take() {
             let _ = wait(c, "");
         }
         if !self.done {
-            forget(self.slot);
+            // The chain goes after whatever the guard's process loaded, and before the slot
+            // (whose lock this holds) can be taken again.
+            let forgotten = self.guard.take().is_some_and(|g| g.end_with(&rules::forget_line(self.slot), true));
+            if !forgotten {
+                forget(self.slot);
+            }
         }
     }
 }
@@ -450,14 +453,16 @@ fn setup_error(what: &str, err: &str) -> Error {
 /// this removes its rules (the guard table goes when its `nft` sees its input end).
 pub struct Link {
     slot: u32,
-    _guard: guard::Guard,
+    guard: Option<guard::Guard>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // Not waited for: the launcher is about to exit, and the next sandbox of this slot
-        // flushes the chain anyway.
-        rules::forget_later(self.slot);
+        // The guard's process removes the chain, then exits. Not waited for: the launcher is
+        // about to exit, and the next sandbox of this slot flushes the chain anyway.
+        if !self.guard.take().is_some_and(|g| g.end_with(&rules::forget_line(self.slot), false)) {
+            rules::forget_later(self.slot);
+        }
     }
 }
 

@@ -103,15 +103,16 @@ fn sandbox(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> String {
     s
 }
 
-/// Starts `nft` loading the table and the sandbox's chain, in one transaction.
-pub(super) fn load(
-    slot: u32,
-    allow: &[Cidr],
-    servers: &[Ipv4Addr],
-    denied: &[Cidr],
-    router_off: bool,
-) -> Result<std::process::Child> {
-    nft(&format!("{}{}", base(denied, router_off), sandbox(slot, allow, servers)))
+/// The table and the sandbox's chain, as one line: one transaction for `nft -i`, which the
+/// sandbox's guard process runs before its own table (see [`super::guard`]).
+pub(super) fn load(slot: u32, allow: &[Cidr], servers: &[Ipv4Addr], denied: &[Cidr], router_off: bool) -> String {
+    one_line(&format!("{}{}", base(denied, router_off), sandbox(slot, allow, servers)))
+}
+
+/// A script's commands joined on one line (`nft -i` runs a line as one transaction). No
+/// command of ours spans lines or holds a comment.
+fn one_line(script: &str) -> String {
+    script.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ")
 }
 
 /// The second layer: one sandbox's whole filter in a table of its own, `inet fnboxg<slot>`,
@@ -164,6 +165,11 @@ pub(super) fn forget_later(slot: u32) {
         // Closing our end of its stderr is all: it exits on its own.
         drop(child.stderr.take());
     }
+}
+
+/// [`forget`]'s commands as one line, for the guard process to run before it exits.
+pub(super) fn forget_line(slot: u32) -> String {
+    one_line(&forget_script(slot))
 }
 
 fn forget_script(slot: u32) -> String {
@@ -257,6 +263,17 @@ mod tests {
         assert!(!s.contains("add rule inet fnbox forward drop"), "{s}");
         let router_off = base(&denied, true);
         assert!(router_off.ends_with("add rule inet fnbox forward drop\nadd chain inet fnbox postrouting { type nat hook postrouting priority srcnat; policy accept; }\nflush chain inet fnbox postrouting\nadd rule inet fnbox postrouting iifname \"fnbx*\" masquerade\n"), "{router_off}");
+    }
+
+    #[test]
+    fn the_shared_table_and_forgetting_a_slot_are_one_line_each() {
+        let denied = super::super::denied(&Default::default());
+        let l = load(4, &[], &[Ipv4Addr::new(10, 255, 255, 53)], &denied, true);
+        assert!(!l.contains('\n') && !l.contains("; ;") && !l.ends_with("; "), "{l}");
+        assert!(l.starts_with("add table inet fnbox; add map inet fnbox sandboxes"), "{l}");
+        assert!(l.ends_with("add element inet fnbox sandboxes { \"fnbx4\" : jump slot4 }"), "{l}");
+        let f = forget_line(4);
+        assert_eq!(f, "add chain inet fnbox slot4; add element inet fnbox sandboxes { \"fnbx4\" : jump slot4 }; delete element inet fnbox sandboxes { \"fnbx4\" }; delete chain inet fnbox slot4");
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn mount_fs(at: &Path, shown: &Path, fstype: &str, source: &str, flags: u64, dat
                 // read-only.
                 mount::bind(Path::new("/sys"), at, true).map_err(|e| err("cannot mount sysfs on", shown, e))?;
                 let attrs = abi::MOUNT_ATTR_RDONLY | abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV;
-                mount::set_attr(None, at, attrs, 0, true).map_err(|e| err("cannot make read-only", shown, e))?;
+                mount::mount_setattr(None, at, attrs, 0, true).map_err(|e| err("cannot make read-only", shown, e))?;
             }
         }
         "cgroup" | "cgroup2" | "mqueue" => return Ok(mount::mount(Some(source), at, Some(fstype), flags, data).is_ok()),

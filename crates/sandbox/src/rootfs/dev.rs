@@ -208,7 +208,7 @@ pub fn make_readonly(p: &Path) -> Result<()> {
         return Ok(());
     }
     mount::bind(p, p, true).map_err(|e| err("cannot bind", p, e))?;
-    mount::set_attr(None, p, abi::MOUNT_ATTR_RDONLY, 0, true).map_err(|e| err("cannot make read-only", p, e))
+    mount::mount_setattr(None, p, abi::MOUNT_ATTR_RDONLY, 0, true).map_err(|e| err("cannot make read-only", p, e))
 }
 
 /// sysfs, read-only, with `/sys/firmware` masked (as Docker does).

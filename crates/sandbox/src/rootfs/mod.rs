@@ -136,7 +136,7 @@ pub fn stage(layout: &Layout, lowers: Vec<OwnedFd>, attach: Vec<Attach>, dev: Op
         make_mountpoint(&at, a.dir)?;
         mount::move_mount_to(&a.fd, &at).map_err(|e| err("cannot attach", &a.target, e))?;
         if a.access.source_readonly() {
-            mount::set_attr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
+            mount::mount_setattr(None, &at, abi::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| err("cannot make read-only", &a.target, e))?;
         }
         let entry = if a.access == Access::CopyOnWrite {
@@ -266,7 +266,7 @@ pub fn finish(staged: Staged, disk: Option<OwnedFd>, attached: &mut [Option<Owne
     };
     pivot(&root)?;
     if staged.container.as_ref().is_some_and(|c| c.readonly_root) {
-        mount::set_attr(None, Path::new("/"), abi::MOUNT_ATTR_RDONLY, 0, false)
+        mount::mount_setattr(None, Path::new("/"), abi::MOUNT_ATTR_RDONLY, 0, false)
             .map_err(|e| err("cannot make read-only", Path::new("/"), e))?;
     }
     Ok(layer)

@@ -168,7 +168,7 @@ fn branch(conds: &[Cond], ret: u32) -> Vec<Insn> {
 #[cfg(test)]
 pub fn interpret(prog: &[Insn], data: &seccomp_data) -> u32 {
     let word = |off: u32| -> u32 {
-        let bytes: [u8; 64] = unsafe_free_bytes(data);
+        let bytes: [u8; 64] = data_bytes(data);
         u32::from_le_bytes(bytes[off as usize..off as usize + 4].try_into().unwrap())
     };
     let mut acc: u32 = 0;
@@ -189,7 +189,7 @@ pub fn interpret(prog: &[Insn], data: &seccomp_data) -> u32 {
 }
 
 #[cfg(test)]
-fn unsafe_free_bytes(d: &seccomp_data) -> [u8; 64] {
+fn data_bytes(d: &seccomp_data) -> [u8; 64] {
     let mut b = [0u8; 64];
     b[0..4].copy_from_slice(&d.nr.to_le_bytes());
     b[4..8].copy_from_slice(&d.arch.to_le_bytes());

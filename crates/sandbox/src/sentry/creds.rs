@@ -13,7 +13,7 @@
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
-use crate::sys::task::{set_thread_fsgid, set_thread_fsuid, set_thread_groups, set_thread_rgid, set_thread_ruid};
+use crate::sys::process::{set_thread_fsgid, set_thread_fsuid, set_thread_groups, set_thread_rgid, set_thread_ruid};
 use crate::sys::thread_caps;
 
 /// What the Sentry needs to know of a caller.

@@ -7,25 +7,16 @@
 //! the `/proc` placeholder (`EACCES`) is walked (`Resolver::canonical`) and answered from the
 //! synthetic `/proc`.
 
-use super::notify::{errno, Call, Reply, SysResult};
+use super::notify::{errno, Call, ProgramFd, Reply, SysResult};
 use super::resolve::{c, Located};
 use super::{host, Sentry};
 use crate::sys::{self, abi};
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, OwnedFd};
-
-pub(super) fn ret(r: libc::c_long) -> SysResult<i64> {
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-    } else {
-        Ok(r)
-    }
-}
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Converts `statx` to the `struct stat` of `stat`/`newfstatat`.
 pub fn to_stat(x: &libc::statx) -> libc::stat {
-    // SAFETY: stat is plain data.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let mut st = abi::zeroed::<libc::stat>();
     st.st_dev = libc::makedev(x.stx_dev_major, x.stx_dev_minor);
     st.st_ino = x.stx_ino;
     st.st_nlink = x.stx_nlink as u64;
@@ -52,12 +43,8 @@ enum Opened {
     Fifo(Vec<u8>, abi::open_how),
 }
 
-fn statx_at(dir: i32, path: &CStr, flags: i32, mask: u32) -> SysResult<libc::statx> {
-    // SAFETY: statx is plain data.
-    let mut x: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: NUL-terminated path, writable statx.
-    ret(unsafe { libc::statx(dir, path.as_ptr(), flags, mask, &mut x) } as libc::c_long)?;
-    Ok(x)
+fn statx_at(dir: Option<BorrowedFd<'_>>, path: &CStr, flags: i32, mask: u32) -> SysResult<libc::statx> {
+    sys::fs::statx(dir, path, flags, mask).map_err(errno)
 }
 
 /// `openat2`'s `struct open_how` as Linux takes it (`copy_struct_from_user`): smaller than the
@@ -99,7 +86,7 @@ impl Sentry {
     pub(super) fn on_path<T>(
         &self,
         call: &Call,
-        dirfd: i32,
+        dirfd: ProgramFd,
         path: &[u8],
         follow: bool,
         op: impl Fn(&CStr) -> SysResult<T>,
@@ -125,8 +112,8 @@ impl Sentry {
     pub(super) fn on_two_paths(
         &self,
         call: &Call,
-        (d1, p1): (i32, &[u8]),
-        (d2, p2): (i32, &[u8]),
+        (d1, p1): (ProgramFd, &[u8]),
+        (d2, p2): (ProgramFd, &[u8]),
         op: impl Fn(&CStr, &CStr) -> SysResult<i64>,
     ) -> SysResult<i64> {
         let located = |d, p| -> SysResult<Vec<u8>> {
@@ -155,9 +142,9 @@ impl Sentry {
 
     pub(super) fn open(&self, call: &Call) -> Reply {
         let (dirfd, pi, flags, mode, resolve) = match call.nr {
-            libc::SYS_open => (libc::AT_FDCWD, 0, call.args[1] as i32, call.args[2] as u32, 0u64),
+            libc::SYS_open => (ProgramFd::CWD, 0, call.args[1] as i32, call.args[2] as u32, 0u64),
             libc::SYS_creat => {
-                (libc::AT_FDCWD, 0, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, call.args[1] as u32, 0)
+                (ProgramFd::CWD, 0, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, call.args[1] as u32, 0)
             }
             libc::SYS_openat2 => {
                 let how = match read_open_how(call) {
@@ -208,7 +195,7 @@ impl Sentry {
                 let creds = self.creds_of(call);
                 self.defer(call, move |s| {
                     // Waits for the FIFO's other end, as the program's own open would.
-                    match creds.act(|| sys::openat2(s.resolver.root.as_raw_fd(), &c(&path), &how)) {
+                    match creds.act(|| sys::openat2(s.resolver.root.as_fd(), &c(&path), &how)) {
                         Ok(fd) => Reply::Fd { fd, cloexec },
                         Err(e) => Reply::Error(errno(e)),
                     }
@@ -221,7 +208,7 @@ impl Sentry {
     fn open_path(
         &self,
         call: &Call,
-        dirfd: i32,
+        dirfd: ProgramFd,
         path: &[u8],
         flags: i32,
         mode: u32,
@@ -239,17 +226,17 @@ impl Sentry {
         };
         // openat2 with RESOLVE_BENEATH/IN_ROOT is relative to the caller's own directory.
         if resolve & (abi::RESOLVE_BENEATH | abi::RESOLVE_IN_ROOT) != 0 {
-            let base = if dirfd == libc::AT_FDCWD {
-                sys::openat(Some(host::proc_fd()), std::path::Path::new(&format!("{}/cwd", call.tid)), libc::O_PATH, 0)
+            let base = if dirfd == ProgramFd::CWD {
+                sys::openat(Some(host::proc_fd()?), std::path::Path::new(&format!("{}/cwd", call.tid)), libc::O_PATH, 0)
                     .map_err(errno)?
             } else {
                 call.fetch_fd(dirfd)?
             };
             let how = abi::open_how { resolve: resolve | abi::RESOLVE_NO_MAGICLINKS, ..how };
-            return sys::openat2(base.as_raw_fd(), &c(path), &how).map(Opened::Fd).map_err(errno);
+            return sys::openat2(base.as_fd(), &c(path), &how).map(Opened::Fd).map_err(errno);
         }
         let how = abi::open_how { resolve: how.resolve | resolve, ..how };
-        let root = self.resolver.root.as_raw_fd();
+        let root = self.resolver.root.as_fd();
         // Where FIFOs may exist, open without waiting first: a FIFO's blocking open is then
         // finished by its own thread (the worker never waits for the program).
         let probe =
@@ -268,14 +255,13 @@ impl Sentry {
                     Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(Opened::Fifo(p.to_bytes().to_vec(), how)),
                     Err(e) => Err(errno(e)),
                     Ok(fd) => {
-                        let x = statx_at(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH, libc::STATX_TYPE)?;
+                        let x = statx_at(Some(fd.as_fd()), c"", libc::AT_EMPTY_PATH, libc::STATX_TYPE)?;
                         if x.stx_mode as u32 & libc::S_IFMT == libc::S_IFIFO {
                             return Ok(Opened::Fifo(p.to_bytes().to_vec(), how));
                         }
                         // Back to the status flags the program asked for (F_SETFL keeps the
                         // access mode and ignores creation flags).
-                        // SAFETY: F_SETFL on our own descriptor.
-                        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+                        let _ = sys::fd::set_status_flags(&fd, flags & !libc::O_NONBLOCK);
                         Ok(Opened::Fd(fd))
                     }
                 }
@@ -299,17 +285,17 @@ impl Sentry {
 
     pub(super) fn stat(&self, call: &Call) -> Reply {
         let (dirfd, pi, flags, buf) = match call.nr {
-            libc::SYS_stat => (libc::AT_FDCWD, 0, 0, call.args[1]),
-            libc::SYS_lstat => (libc::AT_FDCWD, 0, libc::AT_SYMLINK_NOFOLLOW, call.args[1]),
+            libc::SYS_stat => (ProgramFd::CWD, 0, 0, call.args[1]),
+            libc::SYS_lstat => (ProgramFd::CWD, 0, libc::AT_SYMLINK_NOFOLLOW, call.args[1]),
             libc::SYS_statx => (call.arg_fd(0), 1, call.args[2] as i32, call.args[4]),
             _ => (call.arg_fd(0), 1, call.args[3] as i32, call.args[2]),
         };
         let mask = if call.nr == libc::SYS_statx { call.args[3] as u32 } else { libc::STATX_BASIC_STATS };
         let path = match call.path(pi) {
-            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the kernel stats the
-            // caller's own descriptor. Only a path that was truly empty goes on; whatever
-            // another thread writes there meanwhile is resolved by the kernel in the
-            // sandbox's mount namespace (docs/architecture.md, "Continued calls").
+            // fstat (glibc's is `newfstatat(fd, "", AT_EMPTY_PATH)`): the filter lets every
+            // call with AT_EMPTY_PATH run natively (rules `newfstatat-fd`, `statx-fd`), so
+            // this is reached only under a filter that notifies them anyway; the kernel
+            // stats the caller's own descriptor (docs/architecture.md, "Continued calls").
             Ok(p) if p.is_empty() && flags & libc::AT_EMPTY_PATH != 0 => return Reply::Continue,
             r => r,
         };
@@ -323,7 +309,7 @@ impl Sentry {
         Reply::from(r.map(|()| 0))
     }
 
-    fn statx_of(&self, call: &Call, dirfd: i32, path: &[u8], flags: i32, mask: u32) -> SysResult<libc::statx> {
+    fn statx_of(&self, call: &Call, dirfd: ProgramFd, path: &[u8], flags: i32, mask: u32) -> SysResult<libc::statx> {
         let sync = flags & libc::AT_STATX_SYNC_TYPE;
         let known = if call.nr == libc::SYS_statx {
             libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_TYPE
@@ -344,7 +330,7 @@ impl Sentry {
             dirfd,
             path,
             follow,
-            |p| statx_at(libc::AT_FDCWD, p, f, mask),
+            |p| statx_at(None, p, f, mask),
             |comps| self.proc_statx(call, &comps, follow),
         )
     }
@@ -353,7 +339,7 @@ impl Sentry {
 
     pub(super) fn access(&self, call: &Call) -> Reply {
         let (dirfd, pi, mode, flags) = match call.nr {
-            libc::SYS_access => (libc::AT_FDCWD, 0, call.args[1] as i32, 0),
+            libc::SYS_access => (ProgramFd::CWD, 0, call.args[1] as i32, 0),
             libc::SYS_faccessat => (call.arg_fd(0), 1, call.args[2] as i32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as i32, call.args[3] as i32),
         };
@@ -361,9 +347,8 @@ impl Sentry {
             return Reply::Error(libc::EINVAL);
         }
         // Without AT_EACCESS, access checks the caller's real ids (Linux's rule).
-        let check = |dir: i32, p: &CStr, f: i32| {
-            // SAFETY: NUL-terminated path.
-            let run = || ret(unsafe { libc::syscall(libc::SYS_faccessat2, dir, p.as_ptr(), mode, f) });
+        let check = |dir: Option<BorrowedFd<'_>>, p: &CStr, f: i32| {
+            let run = || sys::fs::faccessat2(dir, p, mode, f).map(|()| 0).map_err(errno);
             if flags & libc::AT_EACCESS == 0 {
                 self.as_caller_real(call, run)
             } else {
@@ -373,19 +358,19 @@ impl Sentry {
         let r = call.path(pi).and_then(|path| {
             if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
                 let fd = call.fetch_fd(dirfd)?;
-                return self.as_caller(call, || check(fd.as_raw_fd(), c"", flags));
+                return self.as_caller(call, || check(Some(fd.as_fd()), c"", flags));
             }
             self.on_path(
                 call,
                 dirfd,
                 &path,
                 flags & libc::AT_SYMLINK_NOFOLLOW == 0,
-                |p| check(libc::AT_FDCWD, p, flags),
+                |p| check(None, p, flags),
                 |comps| {
                     let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
                     if let Some(fd) = self.proc_target(call, &comps, follow)? {
                         // A magic link's target (or a file the kernel keeps for the task).
-                        return check(fd.as_raw_fd(), c"", flags & !libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH);
+                        return check(Some(fd.as_fd()), c"", flags & !libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH);
                     }
                     if mode & libc::W_OK != 0 {
                         Err(libc::EACCES)
@@ -400,7 +385,7 @@ impl Sentry {
 
     pub(super) fn readlink(&self, call: &Call) -> Reply {
         let (dirfd, pi, buf, size) = match call.nr {
-            libc::SYS_readlink => (libc::AT_FDCWD, 0, call.args[1], call.args[2] as i64),
+            libc::SYS_readlink => (ProgramFd::CWD, 0, call.args[1], call.args[2] as i64),
             _ => (call.arg_fd(0), 1, call.args[2], call.args[3] as i64),
         };
         if size <= 0 {
@@ -408,18 +393,18 @@ impl Sentry {
         }
         let r = call.path(pi).and_then(|path| {
             let text = if path.is_empty() {
-                if dirfd == libc::AT_FDCWD {
+                if dirfd == ProgramFd::CWD {
                     return Err(libc::ENOENT);
                 }
                 let fd = call.fetch_fd(dirfd)?;
-                super::fsops::readlinkat(fd.as_raw_fd(), b"")?
+                super::fsops::readlinkat(Some(fd.as_fd()), b"")?
             } else {
                 self.on_path(
                     call,
                     dirfd,
                     &path,
                     false,
-                    |p| super::fsops::readlinkat(libc::AT_FDCWD, p.to_bytes()),
+                    |p| super::fsops::readlinkat(None, p.to_bytes()),
                     |comps| self.proc_readlink(call, &comps),
                 )?
             };
@@ -436,7 +421,14 @@ impl Sentry {
     /// kernel run the call as made: the sandbox's mount namespace holds the same read-only
     /// tree, so the kernel finds the very file the Sentry checked. A process's working
     /// directory and image cannot be set from outside, hence "continue" for these two.
-    fn check_then_continue(&self, call: &Call, dirfd: i32, pi: usize, flags: i32, want_dir: Option<bool>) -> Reply {
+    fn check_then_continue(
+        &self,
+        call: &Call,
+        dirfd: ProgramFd,
+        pi: usize,
+        flags: i32,
+        want_dir: Option<bool>,
+    ) -> Reply {
         let r = call.path(pi).and_then(|path| {
             if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
                 return Ok(());
@@ -447,7 +439,7 @@ impl Sentry {
                 dirfd,
                 &path,
                 f == 0,
-                |p| statx_at(libc::AT_FDCWD, p, f, libc::STATX_TYPE),
+                |p| statx_at(None, p, f, libc::STATX_TYPE),
                 |_| {
                     self.note(
                         call,
@@ -481,7 +473,7 @@ impl Sentry {
         let reply = if call.nr == libc::SYS_execveat {
             self.check_then_continue(call, call.arg_fd(0), 1, call.args[4] as i32, Some(false))
         } else {
-            self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(false))
+            self.check_then_continue(call, ProgramFd::CWD, 0, 0, Some(false))
         };
         let _ = self.creds_changed();
         reply
@@ -492,6 +484,6 @@ impl Sentry {
         if call.nr == libc::SYS_fchdir {
             return Reply::Continue; // a descriptor: nothing to check
         }
-        self.check_then_continue(call, libc::AT_FDCWD, 0, 0, Some(true))
+        self.check_then_continue(call, ProgramFd::CWD, 0, 0, Some(true))
     }
 }

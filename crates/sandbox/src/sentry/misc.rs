@@ -1,6 +1,6 @@
 //! Extended attributes, inotify watches and `sysinfo`.
 
-use super::notify::{Call, Reply, SysResult};
+use super::notify::{Call, ProgramFd, Reply, SysResult};
 use super::tree::{done, path as as_path};
 use super::{host, Sentry};
 use crate::sys;
@@ -74,7 +74,7 @@ impl Sentry {
         let size = (size as usize).min(XATTR_SIZE_MAX);
         let (n, buf) = self.on_path(
             call,
-            libc::AT_FDCWD,
+            ProgramFd::CWD,
             path,
             follow,
             |p| {
@@ -97,7 +97,7 @@ impl Sentry {
         follow: bool,
         op: impl Fn(&CStr) -> SysResult<i64>,
     ) -> SysResult<i64> {
-        self.on_path(call, libc::AT_FDCWD, path, follow, op, |_| Err(libc::ENOTSUP))
+        self.on_path(call, ProgramFd::CWD, path, follow, op, |_| Err(libc::ENOTSUP))
     }
 
     /// The watch is added to the caller's own inotify instance (a duplicate of its

@@ -73,8 +73,7 @@ impl Sentry {
         // Block until the listener hangs up.
         loop {
             let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&self.listener.0), events: 0, revents: 0 };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut p, 1, -1) };
+            let r = crate::sys::fd::poll(std::slice::from_mut(&mut p), -1).unwrap_or(0);
             if r > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                 break;
             }

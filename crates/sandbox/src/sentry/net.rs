@@ -84,7 +84,7 @@ impl Sentry {
                 };
             }
             let cwd = sys::openat(
-                Some(super::host::proc_fd()),
+                Some(super::host::proc_fd()?),
                 std::path::Path::new(&format!("{}/cwd", call.tid)),
                 libc::O_PATH,
                 0,
@@ -99,8 +99,8 @@ impl Sentry {
             Ok(Wait(Box::new(move || {
                 // Its own cwd and umask (its root stays the sandbox's): fchdir and umask then
                 // change only this thread's.
-                sys::task::unshare_fs().and_then(|()| sys::fchdir(cwd.as_fd())).map_err(errno)?;
-                sys::task::set_umask(umask);
+                sys::process::unshare_fs().and_then(|()| sys::fchdir(cwd.as_fd())).map_err(errno)?;
+                sys::process::set_umask(umask);
                 creds.act(|| perform(&sock, &op, &addr))
             })))
         })();

@@ -4,7 +4,7 @@
 use crate::sys::{self, abi, process, thread_caps};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// An errno to answer with.
 pub type Errno = i32;
@@ -23,6 +23,23 @@ fn as_self<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     match op() {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) && thread_caps::raise_for_self() => op(),
         r => r,
+    }
+}
+
+/// A descriptor number of the sandboxed program, as its call names it (a `dirfd`, an `fd`
+/// argument): an index into the program's table, read from its registers, never a descriptor
+/// of the Sentry's. [`Call::fetch_fd`] turns it into one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramFd(pub i32);
+
+impl ProgramFd {
+    /// `AT_FDCWD`: the program's working directory.
+    pub const CWD: ProgramFd = ProgramFd(libc::AT_FDCWD);
+}
+
+impl std::fmt::Display for ProgramFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -66,8 +83,8 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn arg_fd(&self, i: usize) -> RawFd {
-        self.args[i] as i32
+    pub fn arg_fd(&self, i: usize) -> ProgramFd {
+        ProgramFd(self.args[i] as i32)
     }
 
     /// Reads a NUL-terminated string (a path) from the caller's memory. Copied once: the
@@ -136,12 +153,12 @@ impl Call {
     }
 
     /// A duplicate of the caller's descriptor `fd` (same open file description).
-    pub fn fetch_fd(&self, fd: RawFd) -> SysResult<OwnedFd> {
-        if fd < 0 {
+    pub fn fetch_fd(&self, fd: ProgramFd) -> SysResult<OwnedFd> {
+        if fd.0 < 0 {
             return Err(libc::EBADF);
         }
-        let pidfd = sys::task::pidfd_open_thread(self.tid).map_err(errno)?;
-        as_self(|| process::pidfd_getfd(pidfd.as_raw_fd(), fd)).map_err(|e| match errno(e) {
+        let pidfd = process::pidfd_open_thread(self.tid).map_err(errno)?;
+        as_self(|| process::pidfd_getfd(pidfd.as_fd(), fd.0)).map_err(|e| match errno(e) {
             libc::EBADF => libc::EBADF,
             e => e,
         })

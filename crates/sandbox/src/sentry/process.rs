@@ -8,7 +8,7 @@ use crate::launch::protocol::FromSandbox;
 use crate::seccomp::{self, Policy};
 use crate::sys::{self, abi, fdpass, mount, mount::FsContext, process};
 use crate::syscalls::Action;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -63,8 +63,8 @@ pub fn run(b: Bootstrap) -> ! {
             1
         }
     };
-    // SAFETY: _exit ends the process without running the launcher's destructors.
-    unsafe { libc::_exit(code) }
+    // Without running the launcher's destructors.
+    process::exit_now(code)
 }
 
 fn serve(b: Bootstrap) -> Result<(), String> {
@@ -79,8 +79,10 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         .mount(abi::MOUNT_ATTR_NOSUID | abi::MOUNT_ATTR_NODEV | abi::MOUNT_ATTR_NOEXEC)
         .map_err(|e| format!("tmpfs: {e}"))?;
     // What programs get of the area: a read-only clone (see `area.rs`; none before Linux 6.15).
-    let area_view = mount::clone_tree_at(Some(area_mount.as_raw_fd()), Path::new(""), false)
-        .and_then(|v| mount::set_attr(Some(v.as_raw_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, false).map(|()| v))
+    let area_view = mount::open_tree_clone(Some(area_mount.as_fd()), Path::new(""), false)
+        .and_then(|v| {
+            mount::mount_setattr(Some(v.as_fd()), Path::new(""), abi::MOUNT_ATTR_RDONLY, 0, false).map(|()| v)
+        })
         .ok();
     let host_proc = sys::openat(None, Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| format!("/proc: {e}"))?;
@@ -110,30 +112,25 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     // limits (/proc/sysvipc, /proc/sys/kernel/shm*), which it passes on, and no one else's.
     let ipcns = sys::openat(None, Path::new(&format!("/proc/{}/ns/ipc", b.init_pid)), libc::O_RDONLY, 0)
         .map_err(|e| format!("IPC namespace: {e}"))?;
-    // SAFETY: setns with an IPC-namespace descriptor.
-    sys::cvt(unsafe { libc::setns(ipcns.as_raw_fd(), libc::CLONE_NEWIPC) }).map_err(|e| format!("setns IPC: {e}"))?;
+    process::setns(ipcns.as_fd(), libc::CLONE_NEWIPC).map_err(|e| format!("setns IPC: {e}"))?;
     // Become the sandbox's root, in its user namespace: the Sentry acts on the sandbox's files
     // with exactly the sandbox root's rights, and none on the host.
     let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", b.init_pid)), libc::O_RDONLY, 0)
         .map_err(|e| format!("user namespace: {e}"))?;
-    // SAFETY: setns with a user-namespace descriptor; this process is single-threaded.
-    sys::cvt(unsafe { libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) }).map_err(|e| format!("setns: {e}"))?;
+    // (Joining a user namespace takes a single-threaded process: this one still is.)
+    process::setns(userns.as_fd(), libc::CLONE_NEWUSER).map_err(|e| format!("setns: {e}"))?;
     process::set_ids(0, 0).map_err(|e| format!("setresuid: {e}"))?;
-    // SAFETY: size 0 ignores the pointer.
-    sys::cvt(unsafe { libc::setgroups(0, std::ptr::null()) }).map_err(|e| format!("setgroups: {e}"))?;
+    // (The one thread's call is the whole process's: it is single-threaded.)
+    process::set_thread_groups(&[]).map_err(|e| format!("setgroups: {e}"))?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
     // Modes are applied exactly as the program's umask says, by the handlers.
-    // SAFETY: umask has no failure mode.
-    unsafe { libc::umask(0) };
+    process::set_umask(0);
     // Live in the sandbox's tree: every path the Sentry resolves for the program is then
     // resolved by the kernel inside the root (`..` stops there, absolute symlinks start
     // there), and the tree holds no procfs, hence no magic link out. The host's /proc is
     // reached only through the descriptor opened above.
-    // SAFETY: fchdir/chroot with our own descriptor and a NUL-terminated ".".
-    unsafe {
-        sys::cvt(libc::fchdir(root.as_raw_fd())).map_err(|e| format!("fchdir: {e}"))?;
-        sys::cvt(libc::chroot(c".".as_ptr())).map_err(|e| format!("chroot: {e}"))?;
-    }
+    sys::fchdir(root.as_fd()).map_err(|e| format!("fchdir: {e}"))?;
+    sys::fs::chroot(c".").map_err(|e| format!("chroot: {e}"))?;
     listener.set_sync_wakeup().map_err(|e| format!("SYNC_WAKE_UP: {e}"))?;
     // Every capability of the sandbox's user namespace: what a worker thread takes back after
     // holding a caller's (threads started later may inherit a caller's).
@@ -165,7 +162,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
     accept_more(&sentry, b.from_program);
     let counts = sentry.serve();
     let json = report::END.encode(&counts);
-    sys::write_all_fd(b.to_launcher.as_raw_fd(), json.as_bytes()).map_err(|e| format!("end report: {e}"))?;
+    sys::fs::write_all(b.to_launcher.as_fd(), json.as_bytes()).map_err(|e| format!("end report: {e}"))?;
     Ok(())
 }
 

@@ -1,11 +1,11 @@
 //! Opening, stating and reading links of synthetic `/proc` entries.
 
-use super::notify::{errno, Call, SysResult};
+use super::notify::{errno, Call, ProgramFd, SysResult};
 use super::proc::{self, Entry, Found, Kind, Magic};
-use super::resolve::{c, Node};
+use super::resolve::Node;
 use super::Sentry;
 use crate::sys;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 impl Sentry {
     pub(super) fn proc_lookup(&self, call: &Call, comps: &[Vec<u8>], follow: bool) -> SysResult<Found> {
@@ -33,7 +33,7 @@ impl Sentry {
         // Walked with the caller's ids, as the kernel walks it: search permission on every
         // directory is the caller's (the Sentry's own would let any user of the sandbox into
         // root's directories through /proc/self/root/... or /proc/self/cwd/...).
-        self.as_caller(call, || self.resolver.resolve(call, libc::AT_FDCWD, &path, follow, false))
+        self.as_caller(call, || self.resolver.resolve(call, ProgramFd::CWD, &path, follow, false))
     }
 
     pub(super) fn proc_open(&self, call: &Call, comps: &[Vec<u8>], flags: i32, no_magic: bool) -> SysResult<OwnedFd> {
@@ -115,7 +115,7 @@ impl Sentry {
     }
 
     fn open_host(&self, rel: &str, flags: i32) -> SysResult<OwnedFd> {
-        sys::openat(Some(super::host::proc_fd()), std::path::Path::new(rel), flags | libc::O_CLOEXEC, 0).map_err(errno)
+        sys::openat(Some(super::host::proc_fd()?), std::path::Path::new(rel), flags | libc::O_CLOEXEC, 0).map_err(errno)
     }
 
     /// Where a magic link points, relative to the host's `/proc` (the root: the sandbox's).
@@ -152,9 +152,12 @@ impl Sentry {
             Found::Entry(e) => e,
             Found::Through(m, rest) => {
                 return match self.through(call, m, &rest, follow)? {
-                    Node::Fs(fd) => {
-                        super::fsops::sys_statx_mask(fd.as_raw_fd(), b"", libc::AT_EMPTY_PATH, libc::STATX_BASIC_STATS)
-                    }
+                    Node::Fs(fd) => super::fsops::sys_statx_mask(
+                        Some(fd.as_fd()),
+                        b"",
+                        libc::AT_EMPTY_PATH,
+                        libc::STATX_BASIC_STATS,
+                    ),
                     Node::Proc(c) => self.proc_statx(call, &c, follow),
                 };
             }
@@ -171,14 +174,14 @@ impl Sentry {
     }
 
     fn host_statx(&self, rel: &str) -> SysResult<libc::statx> {
-        super::fsops::sys_statx_mask(super::host::proc_fd(), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
+        super::fsops::sys_statx_mask(Some(super::host::proc_fd()?), rel.as_bytes(), 0, libc::STATX_BASIC_STATS)
     }
 
     pub(super) fn proc_readlink(&self, call: &Call, comps: &[Vec<u8>]) -> SysResult<Vec<u8>> {
         match self.proc_lookup(call, comps, false)? {
             Found::Entry(e) => proc::link_text(&e),
             Found::Through(m, rest) => match self.through(call, m, &rest, false)? {
-                Node::Fs(fd) => super::fsops::readlinkat(fd.as_raw_fd(), b""),
+                Node::Fs(fd) => super::fsops::readlinkat(Some(fd.as_fd()), b""),
                 Node::Proc(c) => self.proc_readlink(call, &c),
             },
         }
@@ -187,39 +190,24 @@ impl Sentry {
 
 /// Reopens a resolved file with the caller's flags.
 pub(super) fn reopen(fd: &OwnedFd, flags: i32) -> SysResult<OwnedFd> {
-    let p = c(super::host::self_fd(fd).as_bytes());
-    // SAFETY: NUL-terminated path relative to the host's /proc.
-    let r = unsafe {
-        libc::openat(super::host::proc_fd(), p.as_ptr(), flags & !(libc::O_CREAT | libc::O_NOFOLLOW) | libc::O_CLOEXEC)
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-    }
-    // SAFETY: open returned a new descriptor.
-    Ok(unsafe { sys::owned(r) })
+    let p = super::host::self_fd(fd);
+    let flags = flags & !(libc::O_CREAT | libc::O_NOFOLLOW);
+    sys::openat(Some(super::host::proc_fd()?), std::path::Path::new(&p), flags, 0).map_err(errno)
 }
 
 /// An in-memory file holding `content`, opened read-only (or read-write for the few
 /// writable entries).
 fn memfd_with(content: &[u8], flags: i32) -> SysResult<OwnedFd> {
-    // SAFETY: NUL-terminated name, integer flags.
-    let fd = unsafe { libc::memfd_create(c"fnbox-proc".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM));
-    }
-    // SAFETY: memfd_create returned a new descriptor.
-    let m = unsafe { sys::owned(fd) };
-    sys::write_all_fd(m.as_raw_fd(), content).map_err(errno)?;
+    let m = sys::fs::memfd(c"fnbox-proc").map_err(errno)?;
+    sys::fs::write_all(m.as_fd(), content).map_err(errno)?;
     let access = flags & libc::O_ACCMODE;
     reopen(&m, access | (flags & libc::O_NONBLOCK))
 }
 
 fn synthetic_statx(comps: &[Vec<u8>], kind: Kind, perm: u32) -> libc::statx {
-    // SAFETY: statx is plain data.
-    let mut x: libc::statx = unsafe { std::mem::zeroed() };
+    let mut x = sys::abi::zeroed::<libc::statx>();
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    // SAFETY: statx_timestamp is plain data.
-    let mut ts: libc::statx_timestamp = unsafe { std::mem::zeroed() };
+    let mut ts = x.stx_atime; // zeroes
     ts.tv_sec = t.as_secs() as i64;
     ts.tv_nsec = t.subsec_nanos();
     x.stx_mask = libc::STATX_BASIC_STATS;

@@ -12,10 +12,10 @@
 //! itself (40 at most, as Linux) and notices when it enters `/proc`.
 
 use super::fsops::{fd_statx, readlinkat, sys_statx_mask};
-use super::notify::{errno, Call, SysResult};
+use super::notify::{errno, Call, ProgramFd, SysResult};
 use crate::sys::{self, abi};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 const MAX_LINKS: u32 = 40;
 
@@ -112,20 +112,20 @@ fn is_proc(comps: &[Vec<u8>]) -> bool {
 
 impl Resolver {
     /// The canonical path of the caller's starting directory for `dirfd`.
-    fn base(&self, call: &Call, dirfd: RawFd, rel: &[u8]) -> SysResult<Base> {
+    fn base(&self, call: &Call, dirfd: ProgramFd, rel: &[u8]) -> SysResult<Base> {
         if rel.first() == Some(&b'/') {
             return Ok(Base { logical: Vec::new() });
         }
-        let cache = dirfd == libc::AT_FDCWD && self.moving.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        let cache = dirfd == ProgramFd::CWD && self.moving.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
         if cache {
             if let Some(logical) = self.cwds.get(call.tid) {
                 return Ok(Base { logical });
             }
         }
         let link =
-            if dirfd == libc::AT_FDCWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
-        let target = readlinkat(super::host::proc_fd(), link.as_bytes()).map_err(|e| match e {
-            libc::ENOENT if dirfd != libc::AT_FDCWD => libc::EBADF,
+            if dirfd == ProgramFd::CWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
+        let target = readlinkat(Some(super::host::proc_fd()?), link.as_bytes()).map_err(|e| match e {
+            libc::ENOENT if dirfd != ProgramFd::CWD => libc::EBADF,
             e => e,
         })?;
         if target.first() != Some(&b'/') {
@@ -140,9 +140,9 @@ impl Resolver {
                 return Ok(Base { logical });
             }
         }
-        if dirfd != libc::AT_FDCWD {
+        if dirfd != ProgramFd::CWD {
             // The descriptor must be a directory.
-            let st = sys_statx_mask(super::host::proc_fd(), link.as_bytes(), 0, libc::STATX_TYPE)?;
+            let st = sys_statx_mask(Some(super::host::proc_fd()?), link.as_bytes(), 0, libc::STATX_TYPE)?;
             if st.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR {
                 return Err(libc::ENOTDIR);
             }
@@ -171,7 +171,7 @@ impl Resolver {
     /// kernel answers `EACCES`, the path met the `/proc` placeholder (a directory nobody in
     /// the sandbox may enter) through a symlink or `..`: then [`Resolver::canonical`] walks
     /// it to find out where it really goes.
-    pub fn locate(&self, call: &Call, dirfd: RawFd, path: &[u8]) -> SysResult<Located> {
+    pub fn locate(&self, call: &Call, dirfd: ProgramFd, path: &[u8]) -> SysResult<Located> {
         if path.is_empty() {
             return Err(libc::ENOENT);
         }
@@ -198,7 +198,7 @@ impl Resolver {
     /// sandbox's own mount namespace (see docs/architecture.md, "Continued calls"). A
     /// failure other than `EACCES` (which the `/proc` placeholder gives) is one the kernel
     /// gives again; `false` means "emulate".
-    pub fn outside_proc(&self, call: &Call, dirfd: RawFd, path: &[u8], follow: bool) -> bool {
+    pub fn outside_proc(&self, call: &Call, dirfd: ProgramFd, path: &[u8], follow: bool) -> bool {
         if path.is_empty() {
             return false;
         }
@@ -216,13 +216,13 @@ impl Resolver {
         let flags = libc::O_PATH as u64 | if follow { 0 } else { libc::O_NOFOLLOW as u64 };
         let res = abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS;
         // Without symlinks the text is the walk, and the text is not /proc.
-        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res | abi::RESOLVE_NO_SYMLINKS)) {
+        match sys::openat2(self.root.as_fd(), &c, &how(flags, res | abi::RESOLVE_NO_SYMLINKS)) {
             Ok(_) => return true,
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
             Err(e) => return e.raw_os_error() != Some(libc::EACCES),
         }
         // Through symlinks: into /proc fails at the placeholder, or ends on it.
-        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res)) {
+        match sys::openat2(self.root.as_fd(), &c, &how(flags, res)) {
             Ok(fd) => fd_statx(&fd, libc::STATX_TYPE | libc::STATX_MODE)
                 .is_ok_and(|x| x.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR || x.stx_mode & 0o7777 != 0),
             Err(e) => e.raw_os_error() != Some(libc::EACCES),
@@ -232,7 +232,7 @@ impl Resolver {
     /// The walk: where `path` really goes, as a canonical path (no symlink, no `..`) or a
     /// `/proc` entry. With `follow`, a final symlink is followed; a missing last component
     /// (for calls that create it) gives its parent's canonical path plus the name.
-    pub fn canonical(&self, call: &Call, dirfd: RawFd, path: &[u8], follow: bool) -> SysResult<Located> {
+    pub fn canonical(&self, call: &Call, dirfd: ProgramFd, path: &[u8], follow: bool) -> SysResult<Located> {
         let named = |fd: &OwnedFd, name: Option<&[u8]>| -> SysResult<Located> {
             let mut p = super::host::read_link(&super::host::self_fd(fd))?;
             if let Some(n) = name {
@@ -259,7 +259,7 @@ impl Resolver {
 
     /// Resolves `path` (relative to `dirfd`) to a node. `follow`: follow a final symlink.
     /// `empty`: an empty path means `dirfd` itself (`AT_EMPTY_PATH`).
-    pub fn resolve(&self, call: &Call, dirfd: RawFd, path: &[u8], follow: bool, empty: bool) -> SysResult<Node> {
+    pub fn resolve(&self, call: &Call, dirfd: ProgramFd, path: &[u8], follow: bool, empty: bool) -> SysResult<Node> {
         // A trailing slash makes the last component a directory: symlinks to one are followed.
         let follow = follow || path.ends_with(b"/");
         if path.is_empty() {
@@ -286,7 +286,7 @@ impl Resolver {
             flags |= libc::O_NOFOLLOW as u64;
         }
         let res = abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS | abi::RESOLVE_NO_SYMLINKS;
-        match sys::openat2(self.root.as_raw_fd(), &c, &how(flags, res)) {
+        match sys::openat2(self.root.as_fd(), &c, &how(flags, res)) {
             Ok(fd) => {
                 if is_proc(&lex) {
                     return Ok(Node::Proc(lex[1..].to_vec()));
@@ -301,10 +301,10 @@ impl Resolver {
     }
 
     /// `AT_EMPTY_PATH`: the descriptor itself (or the cwd).
-    fn resolve_empty(&self, call: &Call, dirfd: RawFd) -> SysResult<Node> {
-        if dirfd == libc::AT_FDCWD {
+    fn resolve_empty(&self, call: &Call, dirfd: ProgramFd) -> SysResult<Node> {
+        if dirfd == ProgramFd::CWD {
             let cwd = format!("{}/cwd", call.tid);
-            let fd = sys::openat(Some(super::host::proc_fd()), std::path::Path::new(&cwd), libc::O_PATH, 0)
+            let fd = sys::openat(Some(super::host::proc_fd()?), std::path::Path::new(&cwd), libc::O_PATH, 0)
                 .map_err(errno)?;
             return Ok(Node::Fs(fd));
         }
@@ -312,7 +312,7 @@ impl Resolver {
     }
 
     /// Resolves all but the last component. Trailing slashes are ignored (`mkdir a/`).
-    pub fn resolve_parent(&self, call: &Call, dirfd: RawFd, path: &[u8]) -> SysResult<Parent> {
+    pub fn resolve_parent(&self, call: &Call, dirfd: ProgramFd, path: &[u8]) -> SysResult<Parent> {
         if path.is_empty() {
             return Err(libc::ENOENT);
         }
@@ -337,7 +337,7 @@ impl Resolver {
         parent.extend(comps[..comps.len() - 1].iter().cloned());
         let c = super::notify::cstring(&join(&parent));
         let res = abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS | abi::RESOLVE_NO_SYMLINKS;
-        match sys::openat2(self.root.as_raw_fd(), &c, &how((libc::O_PATH | libc::O_DIRECTORY) as u64, res)) {
+        match sys::openat2(self.root.as_fd(), &c, &how((libc::O_PATH | libc::O_DIRECTORY) as u64, res)) {
             Ok(dir) => Ok(Parent::Fs { dir, name: last }),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.walk_parent(base.logical, path),
             Err(e) => Err(errno(e)),
@@ -348,7 +348,7 @@ impl Resolver {
     fn open_logical(&self, comps: &[Vec<u8>]) -> SysResult<OwnedFd> {
         let c = super::notify::cstring(&join(comps));
         let res = abi::RESOLVE_IN_ROOT | abi::RESOLVE_NO_MAGICLINKS | abi::RESOLVE_NO_SYMLINKS;
-        sys::openat2(self.root.as_raw_fd(), &c, &how((libc::O_PATH | libc::O_DIRECTORY) as u64, res)).map_err(errno)
+        sys::openat2(self.root.as_fd(), &c, &how((libc::O_PATH | libc::O_DIRECTORY) as u64, res)).map_err(errno)
     }
 
     fn walk_node(&self, base: Vec<Vec<u8>>, path: &[u8], follow: bool) -> SysResult<Node> {
@@ -409,7 +409,7 @@ impl Resolver {
             }
             let c = super::notify::cstring(&comp);
             let res = abi::RESOLVE_BENEATH | abi::RESOLVE_NO_MAGICLINKS | abi::RESOLVE_NO_SYMLINKS;
-            let fd = match sys::openat2(cur.as_raw_fd(), &c, &how((libc::O_PATH | libc::O_NOFOLLOW) as u64, res)) {
+            let fd = match sys::openat2(cur.as_fd(), &c, &how((libc::O_PATH | libc::O_NOFOLLOW) as u64, res)) {
                 Ok(fd) => fd,
                 Err(e) => return Err(errno(e)),
             };
@@ -420,7 +420,7 @@ impl Resolver {
                 if links > MAX_LINKS {
                     return Err(libc::ELOOP);
                 }
-                let target = readlinkat(fd.as_raw_fd(), b"")?;
+                let target = readlinkat(Some(fd.as_fd()), b"")?;
                 if target.first() == Some(&b'/') {
                     stack.clear();
                     cur = self.open_logical(&stack)?;

@@ -5,10 +5,10 @@
 //! which bug it catches.
 
 use super::fsops::fd_statx;
-use super::notify::{Call, Listener, SysResult};
+use super::notify::{Call, Listener, ProgramFd, SysResult};
 use super::resolve::{Located, Node, Parent, Resolver};
 use crate::testutil::TempDir;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -76,7 +76,7 @@ impl Tree {
     }
 
     fn resolve(&self, path: &str, follow: bool) -> SysResult<Node> {
-        self.resolver.resolve(&call(), libc::AT_FDCWD, path.as_bytes(), follow, false)
+        self.resolver.resolve(&call(), ProgramFd::CWD, path.as_bytes(), follow, false)
     }
 
     /// Asserts that `path` resolves to the file at `want` (relative to the root).
@@ -145,7 +145,7 @@ fn dotdot_at_the_root_stays_at_the_root() {
     t.resolves_to("/..", true, "");
     t.is_proc("/../proc/self", &["self"]);
     t.is_proc("/dir/../../proc/1/status", &["1", "status"]);
-    match t.resolver.resolve_parent(&call(), libc::AT_FDCWD, b"/../../new") {
+    match t.resolver.resolve_parent(&call(), ProgramFd::CWD, b"/../../new") {
         Ok(Parent::Fs { dir, name }) => {
             assert_eq!(identity(&dir), path_identity(&t.root()));
             assert_eq!(name, b"new");
@@ -166,7 +166,7 @@ fn symlinks_inside_the_root_resolve_inside() {
     t.resolves_to("/dirlink/../etc/passwd", true, "etc/passwd");
     // A name to create behind a symlinked directory is created in the real one.
     let root = t.root();
-    match t.resolver.canonical(&call(), libc::AT_FDCWD, b"/dirlink/new", true) {
+    match t.resolver.canonical(&call(), ProgramFd::CWD, b"/dirlink/new", true) {
         // The test does not chroot: the kernel names the directory by its host path.
         Ok(Located::Path(p)) => assert_eq!(p, root.join("dir/new").as_os_str().as_encoded_bytes()),
         _ => panic!("/dirlink/new: expected a path"),
@@ -209,11 +209,11 @@ fn symlinks_to_proc_stay_in_the_synthetic_proc() {
     t.is_proc("/hostproc/1/root", &["1", "root"]);
     t.is_proc("/dirlink/../procl/fd", &["self", "fd"]);
     t.is_proc("/dir/toproc/maps", &["self", "maps"]);
-    match t.resolver.resolve_parent(&call(), libc::AT_FDCWD, b"/procl/new") {
+    match t.resolver.resolve_parent(&call(), ProgramFd::CWD, b"/procl/new") {
         Ok(Parent::Proc(c)) => assert_eq!(c, vec![b"self".to_vec(), b"new".to_vec()]),
         _ => panic!("/procl/new: expected a parent in /proc"),
     }
-    match t.resolver.canonical(&call(), libc::AT_FDCWD, b"/hostproc/self/exe", false) {
+    match t.resolver.canonical(&call(), ProgramFd::CWD, b"/hostproc/self/exe", false) {
         Ok(Located::Proc(c)) => assert_eq!(c, vec![b"self".to_vec(), b"exe".to_vec()]),
         _ => panic!("/hostproc/self/exe: expected a /proc entry"),
     }
@@ -247,19 +247,19 @@ fn a_trailing_slash_on_a_symlink_to_a_file_is_enotdir() {
 fn empty_paths_and_at_empty_path() {
     let t = Tree::new();
     let c = call();
-    assert!(matches!(t.resolver.resolve(&c, libc::AT_FDCWD, b"", true, false), Err(libc::ENOENT)));
-    assert!(matches!(t.resolver.resolve_parent(&c, libc::AT_FDCWD, b""), Err(libc::ENOENT)));
-    assert!(matches!(t.resolver.canonical(&c, libc::AT_FDCWD, b"", true), Err(libc::ENOENT)));
+    assert!(matches!(t.resolver.resolve(&c, ProgramFd::CWD, b"", true, false), Err(libc::ENOENT)));
+    assert!(matches!(t.resolver.resolve_parent(&c, ProgramFd::CWD, b""), Err(libc::ENOENT)));
+    assert!(matches!(t.resolver.canonical(&c, ProgramFd::CWD, b"", true), Err(libc::ENOENT)));
     let dir = crate::sys::openat(None, &t.root().join("dir"), libc::O_RDONLY | libc::O_DIRECTORY, 0).unwrap();
-    match t.resolver.resolve(&c, dir.as_raw_fd(), b"", false, true) {
+    match t.resolver.resolve(&c, ProgramFd(dir.as_raw_fd()), b"", false, true) {
         Ok(Node::Fs(fd)) => assert_eq!(identity(&fd), path_identity(&t.root().join("dir"))),
         _ => panic!("AT_EMPTY_PATH on a descriptor: expected its directory"),
     }
-    match t.resolver.resolve(&c, libc::AT_FDCWD, b"", false, true) {
+    match t.resolver.resolve(&c, ProgramFd::CWD, b"", false, true) {
         Ok(Node::Fs(fd)) => assert_eq!(identity(&fd), path_identity(&std::env::current_dir().unwrap())),
         _ => panic!("AT_EMPTY_PATH on AT_FDCWD: expected the working directory"),
     }
-    let closed: RawFd = 1 << 20;
+    let closed = ProgramFd(1 << 20);
     assert!(matches!(t.resolver.resolve(&c, closed, b"", false, true), Err(libc::EBADF)));
 }
 
@@ -291,7 +291,7 @@ fn long_names_and_paths_give_enametoolong() {
     t.fails(&format!("/dir/{long}/x"), true, libc::ENAMETOOLONG);
     t.fails(&format!("/dirlink/{long}"), true, libc::ENAMETOOLONG);
     t.fails(&"/dir".repeat(1100), true, libc::ENAMETOOLONG); // 4400 bytes: past PATH_MAX
-    match t.resolver.resolve_parent(&call(), libc::AT_FDCWD, format!("/{long}/x").as_bytes()) {
+    match t.resolver.resolve_parent(&call(), ProgramFd::CWD, format!("/{long}/x").as_bytes()) {
         Err(e) => assert_eq!(e, libc::ENAMETOOLONG),
         Ok(_) => panic!("/{{256 x a}}/x: expected ENAMETOOLONG"),
     }

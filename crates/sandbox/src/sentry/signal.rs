@@ -75,7 +75,7 @@ impl Sentry {
         }
         let pidfd = crate::sys::process::pidfd_open(host_pid).map_err(|_| libc::ESRCH)?;
         use std::os::fd::AsFd;
-        crate::sys::task::pidfd_send_signal(pidfd.as_fd(), sig, info.as_ref(), flags as libc::c_uint)
+        crate::sys::process::pidfd_send_signal(pidfd.as_fd(), sig, info.as_ref(), flags as libc::c_uint)
             .map(|()| 0)
             .map_err(super::notify::errno)
     }

@@ -1,14 +1,13 @@
 //! Emulation of the calls that change the tree (create, remove, rename, link) and file
 //! metadata (modes, owners, times, size), on paths resolved as `fs.rs` describes.
 
-use super::fs::ret;
-use super::notify::{Call, Reply, SysResult};
+use super::notify::{errno, Call, ProgramFd, Reply, SysResult};
 use super::resolve::{c, Located};
 use super::{host, Sentry};
 use crate::sys;
 use crate::sys::abi;
 use std::ffi::{CStr, OsStr};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -22,15 +21,15 @@ impl Sentry {
     fn change_at(
         &self,
         call: &Call,
-        dirfd: i32,
+        dirfd: ProgramFd,
         pi: usize,
         flags: i32,
-        op: impl Fn(i32, &CStr, i32) -> SysResult<i64>,
+        op: impl Fn(Option<BorrowedFd<'_>>, &CStr, i32) -> SysResult<i64>,
     ) -> Reply {
         let r = self.path_arg(call, pi).and_then(|path| {
             if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
                 let fd = call.fetch_fd(dirfd)?;
-                return self.as_caller(call, || op(fd.as_raw_fd(), c"", flags));
+                return self.as_caller(call, || op(Some(fd.as_fd()), c"", flags));
             }
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
             self.on_path(
@@ -38,11 +37,11 @@ impl Sentry {
                 dirfd,
                 &path,
                 follow,
-                |p| op(libc::AT_FDCWD, p, flags),
+                |p| op(None, p, flags),
                 |comps| {
                     let fd = self.proc_target(call, &comps, follow)?.ok_or(libc::EACCES)?;
                     let on_fd = flags & !libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH;
-                    self.as_caller(call, || op(fd.as_raw_fd(), c"", on_fd))
+                    self.as_caller(call, || op(Some(fd.as_fd()), c"", on_fd))
                 },
             )
         });
@@ -50,7 +49,14 @@ impl Sentry {
     }
 
     /// A call that changes the tree at `path`: `/proc` refuses it.
-    fn change(&self, call: &Call, dirfd: i32, pi: usize, follow: bool, op: impl Fn(&CStr) -> SysResult<i64>) -> Reply {
+    fn change(
+        &self,
+        call: &Call,
+        dirfd: ProgramFd,
+        pi: usize,
+        follow: bool,
+        op: impl Fn(&CStr) -> SysResult<i64>,
+    ) -> Reply {
         let r = self
             .path_arg(call, pi)
             .and_then(|path| self.on_path(call, dirfd, &path, follow, &op, |_| Err(libc::EACCES)));
@@ -59,7 +65,7 @@ impl Sentry {
 
     pub(super) fn mkdir(&self, call: &Call) -> Reply {
         let (dirfd, pi, mode) = match call.nr {
-            libc::SYS_mkdir => (libc::AT_FDCWD, 0, call.args[1] as u32),
+            libc::SYS_mkdir => (ProgramFd::CWD, 0, call.args[1] as u32),
             _ => (call.arg_fd(0), 1, call.args[2] as u32),
         };
         let mode = mode & 0o7777 & !self.umask_of(call);
@@ -68,7 +74,7 @@ impl Sentry {
 
     pub(super) fn mknod(&self, call: &Call) -> Reply {
         let (dirfd, pi, mode, dev) = match call.nr {
-            libc::SYS_mknod => (libc::AT_FDCWD, 0, call.args[1] as u32, call.args[2]),
+            libc::SYS_mknod => (ProgramFd::CWD, 0, call.args[1] as u32, call.args[2]),
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3]),
         };
         let kind = mode & libc::S_IFMT;
@@ -88,15 +94,15 @@ impl Sentry {
 
     pub(super) fn unlink(&self, call: &Call) -> Reply {
         let (dirfd, pi, flags) = match call.nr {
-            libc::SYS_unlink => (libc::AT_FDCWD, 0, 0),
-            libc::SYS_rmdir => (libc::AT_FDCWD, 0, libc::AT_REMOVEDIR),
+            libc::SYS_unlink => (ProgramFd::CWD, 0, 0),
+            libc::SYS_rmdir => (ProgramFd::CWD, 0, libc::AT_REMOVEDIR),
             _ => (call.arg_fd(0), 1, call.args[2] as i32),
         };
         self.change(call, dirfd, pi, false, |p| done(sys::fs::unlinkat(None, path(p), flags)))
     }
 
     pub(super) fn symlink(&self, call: &Call) -> Reply {
-        let (dirfd, pi) = if call.nr == libc::SYS_symlink { (libc::AT_FDCWD, 1) } else { (call.arg_fd(1), 2) };
+        let (dirfd, pi) = if call.nr == libc::SYS_symlink { (ProgramFd::CWD, 1) } else { (call.arg_fd(1), 2) };
         let target = match call.path(0) {
             Ok(t) => c(&t),
             Err(e) => return Reply::Error(e),
@@ -106,7 +112,7 @@ impl Sentry {
 
     pub(super) fn rename(&self, call: &Call) -> Reply {
         let (od, op, nd, np, flags) = match call.nr {
-            libc::SYS_rename => (libc::AT_FDCWD, 0, libc::AT_FDCWD, 1, 0),
+            libc::SYS_rename => (ProgramFd::CWD, 0, ProgramFd::CWD, 1, 0),
             libc::SYS_renameat => (call.arg_fd(0), 1, call.arg_fd(2), 3, 0),
             _ => (call.arg_fd(0), 1, call.arg_fd(2), 3, call.args[4] as u32),
         };
@@ -121,7 +127,7 @@ impl Sentry {
 
     pub(super) fn link(&self, call: &Call) -> Reply {
         let (od, op, nd, np, flags) = match call.nr {
-            libc::SYS_link => (libc::AT_FDCWD, 0, libc::AT_FDCWD, 1, 0),
+            libc::SYS_link => (ProgramFd::CWD, 0, ProgramFd::CWD, 1, 0),
             _ => (call.arg_fd(0), 1, call.arg_fd(2), 3, call.args[4] as i32),
         };
         let r = self.path_arg(call, op).and_then(|a| {
@@ -131,16 +137,13 @@ impl Sentry {
                 let fd = call.fetch_fd(od)?;
                 let from = c(host::self_fd(&fd).as_bytes());
                 return match self.resolver.locate(call, nd, &b)? {
-                    // SAFETY: NUL-terminated paths.
-                    Located::Path(to) => ret(unsafe {
-                        libc::linkat(
-                            host::proc_fd(),
-                            from.as_ptr(),
-                            libc::AT_FDCWD,
-                            c(&to).as_ptr(),
-                            libc::AT_SYMLINK_FOLLOW,
-                        )
-                    } as libc::c_long),
+                    Located::Path(to) => done(sys::fs::linkat(
+                        Some(host::proc_fd()?),
+                        path(&from),
+                        None,
+                        path(&c(&to)),
+                        libc::AT_SYMLINK_FOLLOW,
+                    )),
                     Located::Proc(_) => Err(libc::EXDEV),
                 };
             }
@@ -154,25 +157,21 @@ impl Sentry {
 
     pub(super) fn chmod(&self, call: &Call) -> Reply {
         let (dirfd, pi, mode, flags) = match call.nr {
-            libc::SYS_chmod => (libc::AT_FDCWD, 0, call.args[1] as u32, 0),
+            libc::SYS_chmod => (ProgramFd::CWD, 0, call.args[1] as u32, 0),
             libc::SYS_fchmodat => (call.arg_fd(0), 1, call.args[2] as u32, 0),
             _ => (call.arg_fd(0), 1, call.args[2] as u32, call.args[3] as i32),
         };
-        self.change_at(call, dirfd, pi, flags, |dir, p, flags| {
-            // SAFETY: NUL-terminated path (fchmodat2, Linux 6.6, takes the flags).
-            ret(unsafe { libc::syscall(libc::SYS_fchmodat2, dir, p.as_ptr(), mode, flags) })
-        })
+        self.change_at(call, dirfd, pi, flags, |dir, p, flags| done(sys::fs::fchmodat2(dir, p, mode, flags)))
     }
 
     pub(super) fn chown(&self, call: &Call) -> Reply {
         let (dirfd, pi, uid, gid, flags) = match call.nr {
-            libc::SYS_chown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], 0),
-            libc::SYS_lchown => (libc::AT_FDCWD, 0, call.args[1], call.args[2], libc::AT_SYMLINK_NOFOLLOW),
+            libc::SYS_chown => (ProgramFd::CWD, 0, call.args[1], call.args[2], 0),
+            libc::SYS_lchown => (ProgramFd::CWD, 0, call.args[1], call.args[2], libc::AT_SYMLINK_NOFOLLOW),
             _ => (call.arg_fd(0), 1, call.args[2], call.args[3], call.args[4] as i32),
         };
         self.change_at(call, dirfd, pi, flags, |dir, p, flags| {
-            // SAFETY: NUL-terminated path.
-            ret(unsafe { libc::fchownat(dir, p.as_ptr(), uid as u32, gid as u32, flags) } as libc::c_long)
+            done(sys::fs::fchownat(dir, p, uid as u32, gid as u32, flags))
         })
     }
 
@@ -189,15 +188,11 @@ impl Sentry {
             Err(e) => return Reply::Error(e),
         };
         let (dirfd, pi, flags) = match call.nr {
-            libc::SYS_utime | libc::SYS_utimes => (libc::AT_FDCWD, 0, 0),
+            libc::SYS_utime | libc::SYS_utimes => (ProgramFd::CWD, 0, 0),
             libc::SYS_futimesat => (call.arg_fd(0), 1, 0),
             _ => (call.arg_fd(0), 1, call.args[3] as i32),
         };
-        let tp = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
-        self.change_at(call, dirfd, pi, flags, |dir, p, flags| {
-            // SAFETY: NUL-terminated path; `tp` is null or two timespecs.
-            ret(unsafe { libc::utimensat(dir, p.as_ptr(), tp, flags) } as libc::c_long)
-        })
+        self.change_at(call, dirfd, pi, flags, |dir, p, flags| done(sys::fs::utimensat(dir, p, times.as_ref(), flags)))
     }
 
     pub(super) fn truncate(&self, call: &Call) -> Reply {
@@ -210,11 +205,10 @@ impl Sentry {
         let r = self.path_arg(call, 0).and_then(|path| {
             self.on_path(
                 call,
-                libc::AT_FDCWD,
+                ProgramFd::CWD,
                 &path,
                 true,
-                // SAFETY: NUL-terminated path.
-                |p| ret(unsafe { libc::truncate(p.as_ptr(), len) } as libc::c_long),
+                |p| done(sys::fs::truncate(p, len)),
                 |comps| {
                     // Through a magic link: open its target for writing as the caller (the
                     // permission check `truncate` makes), then cut it.
@@ -238,23 +232,15 @@ impl Sentry {
         let r = call.path(0).and_then(|path| {
             let st = self.on_path(
                 call,
-                libc::AT_FDCWD,
+                ProgramFd::CWD,
                 &path,
                 true,
-                |p| {
-                    // SAFETY: statfs is plain data.
-                    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-                    // SAFETY: NUL-terminated path, writable statfs.
-                    ret(unsafe { libc::statfs(p.as_ptr(), &mut st) } as libc::c_long).map(|_| st)
-                },
+                |p| sys::fs::statfs(p).map_err(errno),
                 |comps| {
-                    // SAFETY: statfs is plain data.
-                    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
                     if let Some(fd) = self.proc_target(call, &comps, true)? {
-                        // SAFETY: a valid descriptor (fstatfs takes O_PATH ones), writable statfs.
-                        ret(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
-                        return Ok(st);
+                        return sys::fs::fstatfs(fd.as_fd()).map_err(errno);
                     }
+                    let mut st = abi::zeroed::<libc::statfs>();
                     st.f_type = 0x9fa0; // PROC_SUPER_MAGIC
                     st.f_bsize = 4096;
                     st.f_namelen = 255;
@@ -292,5 +278,5 @@ pub(super) fn path(p: &CStr) -> &Path {
 
 /// A wrapper's result as the reply of a call that returns 0.
 pub(super) fn done(r: std::io::Result<()>) -> SysResult<i64> {
-    r.map(|()| 0).map_err(super::notify::errno)
+    r.map(|()| 0).map_err(errno)
 }

@@ -312,6 +312,29 @@ unsafe impl KernelOut for libc::statfs {}
 // SAFETY: it derives `IntoBytes`, which compiles only for a type without padding.
 unsafe impl KernelOut for sysinfo {}
 
+/// A kernel structure of plain data (integers and arrays of them: no pointer, reference,
+/// enum or `bool`), so that all zeroes is a valid value of it: what a call the kernel fills
+/// starts from.
+///
+/// # Safety
+/// Implement only for such types.
+pub unsafe trait Zeroable: Sized {}
+
+// SAFETY: integers and arrays of integers (libc's private padding fields included).
+unsafe impl Zeroable for libc::stat {}
+// SAFETY: as above.
+unsafe impl Zeroable for libc::statx {}
+// SAFETY: as above.
+unsafe impl Zeroable for libc::statfs {}
+// SAFETY: as above.
+unsafe impl Zeroable for libc::timespec {}
+
+/// The all-zero value of a [`Zeroable`] structure.
+pub fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: all zeroes is a valid `T` (the trait's contract).
+    unsafe { std::mem::zeroed() }
+}
+
 // ---- misc ------------------------------------------------------------------------------------
 
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;

@@ -28,6 +28,12 @@ pub fn status_flags(fd: impl AsFd) -> io::Result<libc::c_int> {
     Ok(rustix::fs::fcntl_getfl(fd)?.bits() as libc::c_int)
 }
 
+/// `fcntl(F_SETFL)`: sets the status flags of an open file (`O_NONBLOCK`, `O_APPEND`...; the
+/// kernel ignores the access mode and creation flags).
+pub fn set_status_flags(fd: impl AsFd, flags: libc::c_int) -> io::Result<()> {
+    Ok(rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::from_bits_retain(flags as u32))?)
+}
+
 /// Points the standard streams `streams` (0, 1 or 2) at `file` (`dup2`), as a process that
 /// must not keep its parent's terminal or pipes does. Bare numbers: the standard streams
 /// belong to the process, not to an `OwnedFd`.

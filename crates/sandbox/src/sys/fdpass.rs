@@ -17,9 +17,11 @@ pub fn sendmsg(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io:
     send(sock.as_raw_fd(), data, &numbers[..fds.len()])
 }
 
-/// [`sendmsg`] with the socket and descriptors held as bare numbers: the form `launch/*` still
-/// uses (issue 19, point 6; its in-sandbox program holds its sockets as the numbers
-/// `keep_only` gave the init). A wrong number fails with `EBADF`; it cannot touch memory.
+/// [`sendmsg`] with the socket and descriptors held as bare numbers: the form the sandbox's
+/// init and the program it starts still use (`launch/{init,program,fail,terminal}.rs`), which
+/// hold their sockets as numbers from `keep_only` across a fork or a shared-memory clone (issue
+/// 19, point 6: to convert with the init's rework). A wrong number fails with `EBADF`; it
+/// cannot touch memory.
 pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     assert!(fds.len() <= MAX_FDS && !data.is_empty());
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };

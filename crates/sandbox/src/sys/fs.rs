@@ -2,7 +2,7 @@
 //! directory), `openat2` (our own: rustix has no `open_how`), and plain writes. On rustix
 //! otherwise. See docs/architecture.md, "Crates and modules".
 
-use super::{abi, cpath, cvt_long, owned};
+use super::{abi, cpath, cvt, cvt_long, owned};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -129,6 +129,17 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len as u64)?)
 }
 
+/// `pread(2)` at `offset`, once: the byte count.
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    Ok(rustix::io::pread(fd, buf, offset)?)
+}
+
+/// `fchown(2)` of an open file.
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    use rustix::fs::{Gid, Uid};
+    Ok(rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?)
+}
+
 /// `symlinkat(2)`.
 pub fn symlinkat(target: &Path, dir: Option<BorrowedFd<'_>>, link: &Path) -> io::Result<()> {
     Ok(rustix::fs::symlinkat(cpath(target)?.as_c_str(), at(dir), cpath(link)?.as_c_str())?)
@@ -211,4 +222,103 @@ pub fn removexattr(path: &Path, follow: bool, name: &CStr) -> io::Result<()> {
 pub fn inotify_add_watch(inotify: BorrowedFd<'_>, path: &Path, mask: u32) -> io::Result<i32> {
     let mask = rustix::fs::inotify::WatchFlags::from_bits_retain(mask);
     Ok(rustix::fs::inotify::add_watch(inotify, path, mask)?)
+}
+
+// ---- the Sentry's own calls on names it resolved (`&CStr`: no copy on its per-call path) ---
+
+/// `statx(2)` of `path` relative to `dir` (or the cwd); `flags` (`AT_EMPTY_PATH`...) and
+/// `mask` go to the kernel as they are.
+pub fn statx(dir: Option<BorrowedFd<'_>>, path: &CStr, flags: libc::c_int, mask: u32) -> io::Result<libc::statx> {
+    let mut x = abi::zeroed::<libc::statx>();
+    // SAFETY: `path` is NUL-terminated and `x` a writable statx, for the call only.
+    cvt(unsafe { libc::statx(at(dir).as_raw_fd(), path.as_ptr(), flags, mask, &mut x) })?;
+    Ok(x)
+}
+
+/// `readlinkat(2)` into `buf`: the byte count (the target, cut at `buf.len()`). An empty
+/// `path` reads the symlink `dir` itself (an `O_PATH` descriptor of one).
+pub fn readlinkat(dir: Option<BorrowedFd<'_>>, path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `path` is NUL-terminated; `buf` is writable for its length.
+    let n = unsafe { libc::readlinkat(at(dir).as_raw_fd(), path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `fchmodat2(2)` (Linux 6.6): `fchmodat` with `flags` (`AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`).
+pub fn fchmodat2(dir: Option<BorrowedFd<'_>>, path: &CStr, mode: u32, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated; the other arguments are integers.
+    cvt_long(unsafe { libc::syscall(libc::SYS_fchmodat2, at(dir).as_raw_fd(), path.as_ptr(), mode, flags) }).map(drop)
+}
+
+/// `fchownat(2)`; `u32::MAX` (-1) leaves that id as it is, and `flags` go to the kernel.
+pub fn fchownat(dir: Option<BorrowedFd<'_>>, path: &CStr, uid: u32, gid: u32, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated; the other arguments are integers.
+    cvt(unsafe { libc::fchownat(at(dir).as_raw_fd(), path.as_ptr(), uid, gid, flags) }).map(drop)
+}
+
+/// `utimensat(2)`: the access and modification times (`None`: now), with `flags`.
+pub fn utimensat(
+    dir: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    times: Option<&[libc::timespec; 2]>,
+    flags: libc::c_int,
+) -> io::Result<()> {
+    let tp = times.map_or(std::ptr::null(), |t| t.as_ptr());
+    // SAFETY: `path` is NUL-terminated; `tp` is null or two timespecs that outlive the call.
+    cvt(unsafe { libc::utimensat(at(dir).as_raw_fd(), path.as_ptr(), tp, flags) }).map(drop)
+}
+
+/// `faccessat2(2)`: whether `path` allows `mode` (`R_OK`...), with `flags` (`AT_EACCESS`...).
+pub fn faccessat2(dir: Option<BorrowedFd<'_>>, path: &CStr, mode: libc::c_int, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated; the other arguments are integers.
+    cvt_long(unsafe { libc::syscall(libc::SYS_faccessat2, at(dir).as_raw_fd(), path.as_ptr(), mode, flags) }).map(drop)
+}
+
+/// `truncate(2)`: cuts (or extends) the file at `path` to `len` bytes.
+pub fn truncate(path: &CStr, len: i64) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated.
+    cvt(unsafe { libc::truncate(path.as_ptr(), len) }).map(drop)
+}
+
+/// `statfs(2)` of the filesystem holding `path`.
+pub fn statfs(path: &CStr) -> io::Result<libc::statfs> {
+    let mut st = abi::zeroed::<libc::statfs>();
+    // SAFETY: `path` is NUL-terminated and `st` a writable statfs.
+    cvt(unsafe { libc::statfs(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
+/// `fstatfs(2)` of the filesystem holding the open file `fd` (an `O_PATH` one too).
+pub fn fstatfs(fd: BorrowedFd<'_>) -> io::Result<libc::statfs> {
+    let mut st = abi::zeroed::<libc::statfs>();
+    // SAFETY: `st` is a writable statfs.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// Whether `path` (relative to `dir`) exists, its final symlink not followed.
+pub fn exists_at(dir: BorrowedFd<'_>, path: &CStr) -> bool {
+    use rustix::fs::{accessat, Access, AtFlags};
+    accessat(dir, path, Access::EXISTS, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+/// `getdents64(2)` into `buf`: the byte count of the whole `linux_dirent64` records it holds
+/// (0 at the end of the directory).
+pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length; the kernel fills whole records only.
+    cvt_long(unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len()) })
+        .map(|n| n as usize)
+}
+
+/// `memfd_create(2)`: an anonymous, close-on-exec memory file named `name` (as
+/// `/proc/PID/fd` shows it).
+pub fn memfd(name: &CStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?)
+}
+
+/// `chroot(2)`.
+pub fn chroot(path: &CStr) -> io::Result<()> {
+    Ok(rustix::process::chroot(path)?)
 }

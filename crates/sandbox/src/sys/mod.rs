@@ -14,12 +14,12 @@ pub mod net;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
-pub mod task;
 pub mod thread_caps;
+pub mod tty;
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -56,45 +56,9 @@ pub unsafe fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-pub use fs::{fchdir, fchmodat, fstat, lchownat, mkdirat, mknodat, open_in_root, symlinkat, write_file};
-
-// ---- RawFd forms kept for callers not yet converted -----------------------------------------
-// `launch/*`, `sentry/{fs,host,mod,process,procfs,resolve}.rs` and `sys/process.rs` still pass
-// bare numbers (issue 19, point 6): convert them to the `BorrowedFd` forms named below, then
-// delete these three and `borrow_number`.
-
-/// A bare descriptor number as a `BorrowedFd`, for the RawFd forms below: -1 (never a
-/// descriptor) is `EBADF`, as the kernel would answer it.
-///
-/// # Safety
-/// `fd` must stay open while the result is used (one call, in the forms below).
-unsafe fn borrow_number<'a>(fd: RawFd) -> io::Result<BorrowedFd<'a>> {
-    if fd == -1 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: not -1 (checked above); open for the result's use (the caller's contract).
-    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
-}
-
-/// [`fs::openat`] for a directory held as a bare number (to convert, see above).
-pub fn openat(dir: Option<RawFd>, path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: the caller's number is open for the call (a wrong one fails like the kernel's
-    // EBADF; no memory is touched through it).
-    let dir = dir.map(|d| unsafe { borrow_number(d) }).transpose()?;
-    fs::openat(dir, path, flags, mode)
-}
-
-/// [`fs::openat2`] for a directory held as a bare number (to convert, see above).
-pub fn openat2(dir: RawFd, path: &CString, how: &abi::open_how) -> io::Result<OwnedFd> {
-    // SAFETY: as in `openat` above.
-    fs::openat2(unsafe { borrow_number(dir) }?, path, how)
-}
-
-/// [`fs::write_all`] to a descriptor held as a bare number (to convert, see above).
-pub fn write_all_fd(fd: RawFd, data: &[u8]) -> io::Result<()> {
-    // SAFETY: as in `openat` above.
-    fs::write_all(unsafe { borrow_number(fd) }?, data)
-}
+pub use fs::{
+    fchdir, fchmodat, fstat, lchownat, mkdirat, mknodat, open_in_root, openat, openat2, symlinkat, write_file,
+};
 
 /// `close_range(first, ~0, flags)`: closes (or marks close-on-exec) every descriptor from
 /// `first` up.
@@ -106,9 +70,9 @@ pub fn close_from(first: u32, cloexec_only: bool) -> io::Result<()> {
 }
 
 /// Renumbers `fds` as 3, 4, ... (close-on-exec) and closes every other descriptor above 2:
-/// what a process that must not keep its parent's descriptors calls first. Returns the new
-/// numbers, in order.
-pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<RawFd> {
+/// what a process that must not keep its parent's descriptors calls first. Returns them under
+/// their new numbers, in order.
+pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<OwnedFd> {
     // Move all out of the way first so that the dup3s below cannot clobber one of them.
     let high: Vec<RawFd> = fds
         .iter()
@@ -116,12 +80,17 @@ pub fn keep_only(fds: Vec<OwnedFd>) -> Vec<RawFd> {
         .map(|f| unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) })
         .collect();
     drop(fds);
-    let kept: Vec<RawFd> = (3..)
+    let kept: Vec<OwnedFd> = (3..)
         .zip(&high)
         .map(|(to, &from)| {
             // SAFETY: dup3 onto a low number (close-on-exec); everything above is closed next.
-            unsafe { libc::dup3(from, to, libc::O_CLOEXEC) };
-            to
+            let r = unsafe { libc::dup3(from, to, libc::O_CLOEXEC) };
+            // Both calls fail only without descriptors to spare below 100 (or in a race with
+            // another thread, which the callers do not have): a broken process, said loudly.
+            assert_eq!(r, to, "cannot renumber descriptor {from} as {to}: {}", io::Error::last_os_error());
+            // SAFETY: `to` is now a copy of `from` that nothing else owns (what it numbered
+            // before was replaced: one of the descriptors this function discards).
+            unsafe { OwnedFd::from_raw_fd(to) }
         })
         .collect();
     let _ = close_from(3 + kept.len() as u32, false);
@@ -175,6 +144,16 @@ pub fn flock(fd: &impl AsFd, exclusive: bool, nonblocking: bool) -> io::Result<b
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)`: the clock the launcher's status lines and the programs'
+/// wrappers report in (`time.monotonic()`, `process.hrtime()`).
+pub fn monotonic() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a writable timespec; CLOCK_MONOTONIC always exists, so the call cannot
+    // fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// `sysinfo(2)`: the machine's memory, swap and load figures.

@@ -92,14 +92,6 @@ pub fn mount_setattr(
     .map(drop)
 }
 
-/// [`mount_setattr`] relative to a directory held as a bare number: the form
-/// `sentry/process.rs` and `launch/mounts.rs` still use (issue 19, point 6; to convert).
-pub fn set_attr(dir: Option<RawFd>, path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
-    // SAFETY: the caller's number is open for the call (a wrong one fails with EBADF).
-    let dir = dir.map(|d| unsafe { super::borrow_number(d) }).transpose()?;
-    mount_setattr(dir, path, set, clear, recursive)
-}
-
 /// A filesystem context from `fsopen(2)`, configured then turned into a detached mount.
 pub struct FsContext(OwnedFd);
 
@@ -236,14 +228,6 @@ pub fn open_tree_clone(dir: Option<BorrowedFd<'_>>, path: &Path, recursive: bool
     })?;
     // SAFETY: open_tree returned a new descriptor.
     Ok(unsafe { owned(fd as RawFd) })
-}
-
-/// [`open_tree_clone`] relative to a directory held as a bare number: the form
-/// `sentry/process.rs` still uses (issue 19, point 6; to convert).
-pub fn clone_tree_at(dir: Option<RawFd>, path: &Path, recursive: bool) -> io::Result<OwnedFd> {
-    // SAFETY: the caller's number is open for the call (a wrong one fails with EBADF).
-    let dir = dir.map(|d| unsafe { super::borrow_number(d) }).transpose()?;
-    open_tree_clone(dir, path, recursive)
 }
 
 /// Makes a detached mount show its files through the id mapping of `userns` (an idmapped

@@ -1,9 +1,11 @@
-//! Processes: clone3, pidfds, waiting, and reading/writing another process's memory.
+//! Processes and tasks: clone3, pidfds (of processes and of single threads: to reach their
+//! descriptors, to signal them with a sender's `siginfo`), waiting, reading/writing another
+//! process's memory, and the caller's own ids, namespaces, session and capabilities.
 
 use super::abi;
 use super::{cvt, cvt_long, owned};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Result of [`clone3_fork`] as seen by each side.
 pub enum Forked {
@@ -22,7 +24,7 @@ pub enum Forked {
 /// Same rules as `fork(2)`: the caller must be single-threaded, or the child must restrict
 /// itself to async-signal-safe operations until it calls `execve` or `_exit`. The child must
 /// never return into code that assumes it is the parent (it should end with `_exit`).
-pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     let mut args = abi::clone_args {
         flags: ns_flags | abi::CLONE_PIDFD,
@@ -33,7 +35,7 @@ pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<RawFd>) -> io::Result
     };
     if let Some(fd) = cgroup_fd {
         args.flags |= abi::CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
+        args.cgroup = fd.as_raw_fd() as u64;
     }
     // SAFETY: `args` is a valid clone_args whose pidfd pointer outlives the call; with a zero
     // stack the child continues on a copy of this stack, like fork. The caller upholds the
@@ -58,19 +60,37 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     Ok(unsafe { owned(fd as RawFd) })
 }
 
-/// `pidfd_send_signal(2)`.
-pub fn pidfd_signal(pidfd: &impl AsRawFd, sig: libc::c_int) -> io::Result<()> {
-    // SAFETY: a null siginfo is allowed and means "as if sent by kill(2)".
-    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0) })
-        .map(drop)
+/// `pidfd_send_signal(2)` as `kill(2)` sends it.
+pub fn pidfd_signal(pidfd: impl AsFd, sig: libc::c_int) -> io::Result<()> {
+    pidfd_send_signal(pidfd.as_fd(), sig, None, 0)
 }
 
-/// `pidfd_getfd(2)`: duplicates descriptor `target_fd` of the process behind `pidfd`.
-pub fn pidfd_getfd(pidfd: RawFd, target_fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments only.
-    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target_fd, 0) })?;
+/// `pidfd_getfd(2)`: duplicates descriptor `target_fd` of the process behind `pidfd`. The
+/// target is a number in that process's table, not a descriptor of the caller's: a plain
+/// integer.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a descriptor and integers.
+    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) })?;
     // SAFETY: pidfd_getfd returned a new descriptor (close-on-exec is set by the kernel).
     Ok(unsafe { owned(fd as RawFd) })
+}
+
+/// `fork(2)`: `Ok(0)` in the child, the child's pid in the parent.
+///
+/// # Safety
+/// As for [`clone3_fork`]: the caller is single-threaded, or the child makes only
+/// async-signal-safe calls until it calls `execve` or [`exit_now`].
+pub unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the caller's contract above.
+    cvt(unsafe { libc::fork() })
+}
+
+/// `_exit(2)`: ends the process at once, without running destructors, `atexit` handlers or
+/// flushing Rust's buffered streams: how a forked child that must not touch its parent's
+/// state ends.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no precondition; nothing after it runs.
+    unsafe { libc::_exit(code) }
 }
 
 /// `kill(2)`.
@@ -175,4 +195,130 @@ pub fn thread_count() -> usize {
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(1))))
         .unwrap_or(1)
+}
+
+/// `pidfd_open(2)` with `PIDFD_THREAD`: a pidfd for the thread `tid` itself (Linux 6.9),
+/// through which [`pidfd_getfd`] reaches that thread's descriptor table.
+pub fn pidfd_open_thread(tid: libc::pid_t) -> io::Result<OwnedFd> {
+    const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+    // SAFETY: integer arguments only.
+    let fd = cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) })?;
+    // SAFETY: pidfd_open returned a new descriptor.
+    Ok(unsafe { owned(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)` with the sender's `info` (`None`: as if sent by kill(2)) and `flags`.
+pub fn pidfd_send_signal(
+    pidfd: BorrowedFd<'_>,
+    sig: libc::c_int,
+    info: Option<&abi::siginfo>,
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    let info = info.map_or(std::ptr::null(), |i| i as *const abi::siginfo);
+    // SAFETY: `info` is null or points to a siginfo (the kernel's size) that outlives the call;
+    // the kernel only reads it.
+    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, info, flags) }).map(drop)
+}
+
+// ---- the caller's own task ------------------------------------------------------------
+
+/// `setns(2)`: moves the caller into the namespace `ns` refers to; `nstype` (`CLONE_NEWUSER`...)
+/// checks its kind, 0 accepts any.
+pub fn setns(ns: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: a descriptor and an integer; what moves is the caller's own namespaces.
+    cvt(unsafe { libc::setns(ns.as_raw_fd(), nstype) }).map(drop)
+}
+
+/// `unshare(CLONE_FS)`: gives the calling thread its own working directory, root and umask,
+/// so that `fchdir` and [`set_umask`] after it change this thread's only.
+pub fn unshare_fs() -> io::Result<()> {
+    // SAFETY: an integer flag; CLONE_FS only parts this thread's filesystem context from the
+    // other threads' (no memory is shared or released).
+    cvt(unsafe { libc::unshare(libc::CLONE_FS) }).map(drop)
+}
+
+/// `unshare(2)` of namespaces only (`CLONE_NEWNET`, `CLONE_NEWCGROUP`...): the caller moves
+/// into new ones of those kinds.
+pub fn unshare_namespaces(flags: libc::c_int) -> io::Result<()> {
+    const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWTIME;
+    assert_eq!(flags & !NAMESPACES, 0, "unshare_namespaces takes CLONE_NEW* flags only");
+    // SAFETY: integer flags, namespaces only (checked above): no memory or descriptor table
+    // is parted from another task's, only the caller's namespaces change.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// `setrlimit(2)` of the caller (`prlimit` on itself): `resource` (`RLIMIT_NOFILE`...) as
+/// the kernel numbers it.
+pub fn set_rlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `lim` is a valid rlimit for the call; a null old-limit pointer is allowed; pid 0
+    // is the caller.
+    cvt(unsafe { libc::prlimit(0, resource as _, &lim, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `sethostname(2)` in the caller's UTS namespace.
+pub fn sethostname(name: &str) -> io::Result<()> {
+    Ok(rustix::system::sethostname(name.as_bytes())?)
+}
+
+/// `umask(2)`: sets the file-mode creation mask (the calling thread's after [`unshare_fs`]);
+/// returns the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    rustix::process::umask(rustix::fs::Mode::from_bits_retain(mask)).bits()
+}
+
+/// `setfsuid(2)` on the calling thread only (the raw call: glibc's would reach every thread).
+/// Returns nothing: the call reports no error, only the previous id.
+pub fn set_thread_fsuid(uid: u32) {
+    // SAFETY: an integer argument; the raw call acts on this thread only.
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid) };
+}
+
+/// `setfsgid(2)` on the calling thread only, as [`set_thread_fsuid`].
+pub fn set_thread_fsgid(gid: u32) {
+    // SAFETY: an integer argument; the raw call acts on this thread only.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid) };
+}
+
+/// `setresuid(uid, -1, -1)` on the calling thread only: its real user id (the effective and
+/// saved ones unchanged); errors are not reported, as for [`set_thread_fsuid`].
+pub fn set_thread_ruid(uid: u32) {
+    // SAFETY: integer arguments; the raw call acts on this thread only.
+    unsafe { libc::syscall(libc::SYS_setresuid, uid, -1, -1) };
+}
+
+/// `setresgid(gid, -1, -1)` on the calling thread only, as [`set_thread_ruid`].
+pub fn set_thread_rgid(gid: u32) {
+    // SAFETY: integer arguments; the raw call acts on this thread only.
+    unsafe { libc::syscall(libc::SYS_setresgid, gid, -1, -1) };
+}
+
+/// `setgroups(2)` on the calling thread only (the raw call, as [`set_thread_fsuid`]).
+pub fn set_thread_groups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: pointer and length describe `groups` (zero entries: the pointer is not read).
+    cvt_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+/// `setsid(2)`: a new session (and process group) led by the caller.
+pub fn setsid() -> io::Result<()> {
+    rustix::process::setsid()?;
+    Ok(())
+}
+
+/// `capset(2)` on the calling thread: its effective, permitted and inheritable sets (bit
+/// masks of capability numbers).
+pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    use rustix::thread::{set_capabilities, CapabilitySet, CapabilitySets};
+    let set = CapabilitySet::from_bits_retain;
+    Ok(set_capabilities(
+        None,
+        CapabilitySets { effective: set(effective), permitted: set(permitted), inheritable: set(inheritable) },
+    )?)
 }

@@ -92,6 +92,9 @@ const MADV_UNMERGEABLE: u32 = 13;
 /// A socket type argument (flags masked off) that is SOCK_RAW, or SOCK_PACKET.
 const RAW: Op = Op::MaskedEq { mask: TYPE_MASK, value: 3 };
 const PACKET: Op = Op::MaskedEq { mask: TYPE_MASK, value: 10 };
+/// A flags argument with `AT_EMPTY_PATH` set (whatever its other bits, and the upper half the
+/// kernel ignores for an `int`).
+const EMPTY_PATH: Op = Op::MaskedEq { mask: libc::AT_EMPTY_PATH as u64, value: libc::AT_EMPTY_PATH as u64 };
 
 pub static RULES: &[Rule] = &[
     Rule {
@@ -168,6 +171,13 @@ pub static RULES: &[Rule] = &[
     },
     Rule { name: "sendto-path", branches: &[allow(&[c(4, Op::Eq(0))])], default: Action::Notify },
     Rule { name: "utimensat-path", branches: &[allow(&[c(1, Op::Eq(0))])], default: Action::Notify },
+    // fstat, as glibc, musl, Rust's std and libuv make it: `newfstatat(fd, "", AT_EMPTY_PATH)`
+    // or `statx(fd, "", AT_EMPTY_PATH, ...)`. With the flag the kernel runs the call: the
+    // Sentry has no better answer for a descriptor, and a non-empty path is resolved in the
+    // sandbox's mount namespace with the caller's credentials, as a continued call is
+    // (docs/architecture.md, "Continued calls"). Without it the path is the Sentry's.
+    Rule { name: "newfstatat-fd", branches: &[allow(&[c(3, EMPTY_PATH)])], default: Action::Notify },
+    Rule { name: "statx-fd", branches: &[allow(&[c(2, EMPTY_PATH)])], default: Action::Notify },
 ];
 
 pub fn rule(name: &str) -> Option<&'static Rule> {
