@@ -189,7 +189,13 @@ fn kill_ends_the_task_by_signal() {
         for (sig, code) in [("SIGTERM", 143), ("SIGKILL", 137)] {
             let id = format!("kill-{}-{}", kind(v), sig.to_lowercase());
             let mut run = c.run_cmd(v, &["--rm"], &id, &["sleep", "1000"]).stdout(Stdio::piped()).spawn().unwrap();
-            c.wait_status(&id, "RUNNING");
+            let pid = c.wait_status(&id, "RUNNING");
+            // The task's pid is the container's pid 1, adopted and reaped by the shim, as runc's.
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_default().trim().to_string();
+            assert!(field("NSpid:").ends_with("\t1"), "{id}: task pid {pid} is not pid 1 of its namespace: {status}");
+            let parent = std::fs::read(format!("/proc/{}/cmdline", field("PPid:"))).unwrap_or_default();
+            assert!(text(&parent).contains("containerd-shim"), "{id}: {pid}'s parent is {:?}", text(&parent));
             run_ok(c.ctr().args(["task", "kill", "-s", sig, &id]));
             let status = run.wait().unwrap();
             assert_eq!(status.code(), Some(code), "{id}: {}", c.log());

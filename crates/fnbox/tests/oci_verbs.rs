@@ -65,8 +65,8 @@ impl Runtime {
         assert!(became, "{id} never became {want}: {}", self.state(id));
     }
 
-    /// `create` with a pid file; returns the pid in it (the supervisor the shim waits on).
-    /// Its standard streams go to files in the runtime's directory (see `output_of`).
+    /// `create` with a pid file; returns the pid in it (the container's init, which the shim
+    /// reaps). Its standard streams go to files in the runtime's directory (see `output_of`).
     fn create(&self, bundle: &Path, id: &str) -> i32 {
         self.with_pid_file(&["create", "--bundle", bundle.to_str().unwrap()], id)
     }
@@ -84,17 +84,27 @@ impl Runtime {
         std::fs::read_to_string(file("pid")).unwrap().trim().parse().unwrap()
     }
 
+    /// The pid of the container's supervisor (fnbox's, beside the init), from its state.
+    fn supervisor(&self, id: &str) -> i32 {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.root.join(id).join("state.json")).unwrap()).unwrap();
+        state["supervisor"].as_i64().unwrap() as i32
+    }
+
     fn output_of(&self, id: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{id}.out"))).unwrap_or_default()
     }
 
-    /// Nothing of `id` is left: its state, its cgroup, its supervisor.
-    fn assert_gone(&self, id: &str, supervisor: i32) {
+    /// Nothing of `id` is left: its state, its cgroup, its processes (`pids`: its init, its
+    /// supervisor).
+    fn assert_gone(&self, id: &str, pids: &[i32]) {
         assert!(!self.root.join(id).exists(), "state of {id} left behind");
         let cgroups = cgroups_at(&format!("fnbox/{id}"));
         assert!(cgroups.is_empty(), "cgroups of {id} left behind: {cgroups:?}");
-        let stat = std::fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap_or_default();
-        assert!(!stat.contains("fnbox") || stat.contains(") Z "), "the supervisor of {id} still runs: {stat}");
+        for pid in pids {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            assert!(!stat.contains("fnbox") || stat.contains(") Z "), "process {pid} of {id} still runs: {stat}");
+        }
         let out = self.out(&["state", id]);
         assert!(!out.status.success());
         assert!(text(&out.stderr).contains(&format!("container {id} does not exist")), "{}", text(&out.stderr));
@@ -112,13 +122,14 @@ fn each_verb_acts_on_a_container_whose_state_outlives_the_verb() {
         let id = format!("verbs-{}", kind(v));
         let script = "echo started; trap 'echo got TERM; exit 7' TERM; while true; do sleep 0.05; done";
         let b = rt.bundle(&["sh", "-c", script]);
-        let supervisor = rt.create(&b, &id);
+        let init = rt.create(&b, &id);
+        let supervisor = rt.supervisor(&id);
         let s = rt.state(&id);
         assert_eq!(s["status"], "created", "{s}");
         assert_eq!((s["id"].as_str(), s["ociVersion"].as_str()), (Some(id.as_str()), Some("1.0.2")));
         assert_eq!(s["bundle"].as_str().map(PathBuf::from), Some(b.canonicalize().unwrap()));
         let pid = s["pid"].as_i64().unwrap() as i32;
-        assert!(pid > 0 && Path::new(&format!("/proc/{supervisor}")).exists());
+        assert!(pid == init && Path::new(&format!("/proc/{supervisor}")).exists(), "state {pid}, pid file {init}");
         assert_eq!(rt.output_of(&id), "", "the program ran before start");
 
         // Starting twice is refused.
@@ -128,7 +139,7 @@ fn each_verb_acts_on_a_container_whose_state_outlives_the_verb() {
         assert_eq!(rt.state(&id)["status"], "running");
 
         let ps: Vec<i32> = serde_json::from_slice(&rt.ok(&["ps", "--format", "json", &id]).stdout).unwrap();
-        assert!(ps.contains(&pid), "ps {ps:?} lacks the program {pid}");
+        assert!(ps.contains(&pid), "ps {ps:?} lacks the container's init {pid}");
 
         rt.ok(&["pause", &id]);
         assert_eq!(rt.state(&id)["status"], "paused");
@@ -163,7 +174,7 @@ fn each_verb_acts_on_a_container_whose_state_outlives_the_verb() {
         let late = rt.out(&["kill", &id, "KILL"]);
         assert!(text(&late.stderr).contains("not running"), "{}", text(&late.stderr));
         rt.ok(&["delete", &id]);
-        rt.assert_gone(&id, supervisor);
+        rt.assert_gone(&id, &[init, supervisor]);
     }
 }
 
@@ -177,7 +188,7 @@ fn run_in_the_foreground_returns_the_status_and_removes_the_container() {
         assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
         // `fnbox-runc spec` names the host fnbox.
         assert_eq!(text(&out.stdout), "out\nfnbox\n");
-        rt.assert_gone(&id, 0);
+        rt.assert_gone(&id, &[]);
     }
 }
 
@@ -187,17 +198,19 @@ fn delete_force_ends_a_running_container_and_plain_delete_refuses() {
         let rt = Runtime::new("force", v);
         let b = rt.bundle(&["sleep", "1000"]);
         let id = format!("force-{}", kind(v));
-        let supervisor = rt.create(&b, &id);
+        let init = rt.create(&b, &id);
+        let supervisor = rt.supervisor(&id);
         rt.ok(&["start", &id]);
         let out = rt.out(&["delete", &id]);
         assert!(!out.status.success());
         assert!(text(&out.stderr).contains("not stopped") && text(&out.stderr).contains("--force"));
         rt.ok(&["delete", "--force", &id]);
-        rt.assert_gone(&id, supervisor);
+        rt.assert_gone(&id, &[init, supervisor]);
         // A created, never started container goes too.
-        let supervisor = rt.create(&b, &id);
+        let init = rt.create(&b, &id);
+        let supervisor = rt.supervisor(&id);
         rt.ok(&["delete", "--force", &id]);
-        rt.assert_gone(&id, supervisor);
+        rt.assert_gone(&id, &[init, supervisor]);
     }
 }
 
@@ -207,8 +220,10 @@ fn run_detached_exec_detached_and_kill_all() {
         let rt = Runtime::new("detach", v);
         let b = rt.bundle(&["sleep", "1000"]);
         let id = format!("detach-{}", kind(v));
-        let supervisor = rt.with_pid_file(&["run", "--detach", "--bundle", b.to_str().unwrap()], &id);
+        let init = rt.with_pid_file(&["run", "--detach", "--bundle", b.to_str().unwrap()], &id);
+        let supervisor = rt.supervisor(&id);
         assert_eq!(rt.state(&id)["status"], "running");
+        assert_eq!(rt.state(&id)["pid"], init);
 
         let proc_json = rt.dir.path().join("process.json");
         std::fs::write(&proc_json, r#"{"args":["sleep","999"],"cwd":"/","env":["PATH=/bin"]}"#).unwrap();
@@ -223,24 +238,134 @@ fn run_detached_exec_detached_and_kill_all() {
         let stat = std::fs::read_to_string(format!("/proc/{exec_pid}/stat")).unwrap_or_default();
         assert!(stat.is_empty() || stat.contains(") Z "), "the exec'd process survived kill --all: {stat}");
         rt.ok(&["delete", &id]);
-        rt.assert_gone(&id, supervisor);
+        rt.assert_gone(&id, &[init, supervisor]);
     }
 }
 
-/// The supervisor killed outright (the node's OOM killer, an operator): the container reads as
-/// stopped and `delete` still removes everything.
+/// Set in the copy of this test binary that [`the_pid_file_names_the_init_which_its_parent_reaps`]
+/// starts as the parent of `create`: what to create, as JSON.
+const CREATE_PARENT: &str = "FNBOX_TEST_CREATE_PARENT";
+
+/// As with runc, the pid in `--pid-file` is the one `state` reports: the container's process,
+/// pid 1 of its pid namespace, in every namespace of the program, which the process above
+/// `create` (a subreaper, as containerd's shim is) adopts and reaps with the program's status,
+/// or with the SIGKILL that `kill` sends.
+#[test]
+fn the_pid_file_names_the_init_which_its_parent_reaps() {
+    if let Ok(what) = std::env::var(CREATE_PARENT) {
+        return be_the_parent_of_create(&what);
+    }
+    for v in [2, 0, 1] {
+        let rt = if v == 2 { Runtime::runc("reaped") } else { Runtime::new("reaped", v) };
+        let b = rt.bundle(&["true"]);
+        for (script, killed, want) in [("exit 3", false, "exited 3"), ("exec sleep 1000", true, "signaled 9")] {
+            edit_config(&b, |c| c["process"]["args"] = serde_json::json!(["sh", "-c", script]));
+            let id = format!("reaped-{}-{}", kind(v), killed);
+            let pid_file = rt.dir.path().join(format!("{id}.pid"));
+            let what = serde_json::json!({"bin": rt.bin, "root": rt.root, "bundle": b, "id": id, "pid_file": pid_file});
+            let mut parent = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "the_pid_file_names_the_init_which_its_parent_reaps", "--nocapture"])
+                .env(CREATE_PARENT, what.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut said = std::io::BufRead::lines(std::io::BufReader::new(parent.stdout.take().unwrap()))
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("parent: ").map(str::to_string));
+            assert_eq!(said.next().as_deref(), Some("created"), "{}: create failed", kind(v));
+            let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+            assert_eq!(rt.state(&id)["pid"], pid, "{}: state and the pid file differ", kind(v));
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_default().trim().to_string();
+            assert!(field("NSpid:").ends_with("\t1"), "{}: {pid} is not pid 1 of its namespace: {status}", kind(v));
+            assert_eq!(field("PPid:"), parent.id().to_string(), "{}: {pid} was not adopted", kind(v));
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+            if let Some(program) = children.split_whitespace().next() {
+                for ns in ["mnt", "pid", "net", "ipc", "uts", "user", "cgroup"] {
+                    let link = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+                    assert_eq!(
+                        link(&pid.to_string()),
+                        link(program),
+                        "{}: the init is not in the {ns} namespace",
+                        kind(v)
+                    );
+                }
+            }
+            rt.ok(&["start", &id]);
+            if killed {
+                rt.ok(&["kill", &id, "KILL"]);
+            }
+            assert_eq!(said.next().as_deref(), Some(format!("reaped {want}").as_str()), "{}: {script}", kind(v));
+            assert!(parent.wait().unwrap().success());
+            rt.wait_status(&id, "stopped");
+            rt.ok(&["delete", &id]);
+            if v != 2 {
+                rt.assert_gone(&id, &[pid]);
+            }
+        }
+    }
+}
+
+/// The copy of the test above that stands for containerd's shim: a subreaper that runs
+/// `create`, then reaps the pid in the pid file and says how it ended, then reaps the rest
+/// (fnbox's supervisor, adopted too).
+fn be_the_parent_of_create(what: &str) {
+    let w: serde_json::Value = serde_json::from_str(what).unwrap();
+    let arg = |k: &str| w[k].as_str().unwrap().to_string();
+    // SAFETY: prctl with integer arguments.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let status = Command::new(arg("bin"))
+        .args([
+            "--root",
+            &arg("root"),
+            "create",
+            "--bundle",
+            &arg("bundle"),
+            "--pid-file",
+            &arg("pid_file"),
+            &arg("id"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    println!("parent: created");
+    let pid: i32 = std::fs::read_to_string(arg("pid_file")).unwrap().trim().parse().unwrap();
+    let mut raw = 0;
+    // SAFETY: waitpid with a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut raw, 0) }, pid, "{pid} is not this process's child");
+    if libc::WIFEXITED(raw) {
+        println!("parent: reaped exited {}", libc::WEXITSTATUS(raw));
+    } else {
+        println!("parent: reaped signaled {}", libc::WTERMSIG(raw));
+    }
+    // SAFETY: as above; the status is not needed.
+    while unsafe { libc::waitpid(-1, &mut raw, 0) } > 0 {}
+}
+
+/// The supervisor killed outright (the node's OOM killer, an operator): the container's init
+/// ends with it, the container reads as stopped and `delete` still removes everything.
 #[test]
 fn a_container_whose_supervisor_was_killed_is_stopped_and_deletable() {
     for v in 0..2 {
         let rt = Runtime::new("sigkill", v);
         let b = rt.bundle(&["sleep", "1000"]);
         let id = format!("sigkill-{}", kind(v));
-        let supervisor = rt.create(&b, &id);
+        let init = rt.create(&b, &id);
+        let supervisor = rt.supervisor(&id);
         rt.ok(&["start", &id]);
         run_ok(Command::new("kill").args(["-KILL", &supervisor.to_string()]));
         rt.wait_status(&id, "stopped");
+        let init_ended = common::eventually(Duration::from_secs(10), || {
+            let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+            !stat.contains("fnbox") || stat.contains(") Z ")
+        });
+        assert!(init_ended, "{}: the init {init} outlived its supervisor", kind(v));
         rt.ok(&["delete", &id]);
-        rt.assert_gone(&id, supervisor);
+        rt.assert_gone(&id, &[init, supervisor]);
     }
 }
 
@@ -370,7 +495,8 @@ fn the_root_devices_sysctl_oom_score_and_hooks_of_config_json_are_honoured() {
                 "poststop": hook("poststop")});
         });
         let id = format!("honoured-{}", kind(v));
-        let supervisor = rt.create(&b, &id);
+        let init = rt.create(&b, &id);
+        let supervisor = rt.supervisor(&id);
         rt.ok(&["start", &id]);
         rt.wait_status(&id, "stopped");
         // v2's /proc (the Sentry's) has no /proc/sys/net yet (docs/kubernetes.md): the sysctl
@@ -381,7 +507,7 @@ fn the_root_devices_sysctl_oom_score_and_hooks_of_config_json_are_honoured() {
         let written = std::fs::read_to_string(b.join("rootfs/written")).unwrap_or_default();
         assert_eq!(written, "written\n", "{}: the write did not reach root.path", kind(v));
         rt.ok(&["delete", &id]);
-        rt.assert_gone(&id, supervisor);
+        rt.assert_gone(&id, &[init, supervisor]);
         let log = std::fs::read_to_string(&hooks).unwrap_or_default();
         assert_eq!(
             log,

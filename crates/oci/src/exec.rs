@@ -96,7 +96,7 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     };
     let pid = enter::spawn(&target, &spec, &relay)?;
     if let Some(f) = a.pid_file {
-        crate::lifecycle::write_pid_file(f, pid)?;
+        crate::state::write_pid_file(f, pid)?;
     }
     if a.detach {
         return Ok(0);

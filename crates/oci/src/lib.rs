@@ -3,14 +3,16 @@
 //! sandboxes.
 //!
 //! Process model: `create` forks a per-container supervisor and exits once the container's
-//! program is held just before `execve`; the supervisor's pid goes to `--pid-file` (the
-//! shim, a subreaper, adopts it and waits on it); it exits with the program's status. Every
-//! other verb is a short-lived process that reads the state directory under `--root` and,
-//! while the container lives, talks to the supervisor over its control socket.
+//! program is held just before `execve`. The supervisor clones the container's init (pid 1
+//! of its pid namespace) as its sibling, so `create`'s parent, or the subreaper above it
+//! (containerd's shim), adopts and reaps the init, which exits with the program's status; its
+//! pid is the one in `--pid-file` and in `state`. Every other verb is a short-lived process
+//! that reads the state directory under `--root` and, while the container lives, talks to the
+//! supervisor over its control socket.
 //!
 //! States: `creating` (the supervisor is building the sandbox) → `created` (the program is
-//! held) → `running` (after `start`; `paused` while frozen) → `stopped` (the supervisor has
-//! exited, or died) → gone after `delete`.
+//! held) → `running` (after `start`; `paused` while frozen) → `stopped` (the init has ended,
+//! or the supervisor has exited or died) → gone after `delete`.
 
 pub mod config;
 mod control;

@@ -1,7 +1,7 @@
 //! `create`, `start`, `run`, `state`, `kill` and `delete`.
 
 use crate::error::{Error, IoContext, Result};
-use crate::state::{self, Record, Recorded, StateDir, Status};
+use crate::state::{self, write_pid_file, Record, Recorded, StateDir, Status};
 use crate::supervisor::{self, Report};
 use crate::{control, convert, Globals};
 use fnbox_sandbox::spec::SandboxSpec;
@@ -58,6 +58,7 @@ fn prepare(
         supervisor_start: state::start_time(std::process::id() as i32).unwrap_or(0),
         pid: 0,
         init_pid: 0,
+        init_start: 0,
         sentry_pid: None,
         cgroup: c.cgroup_path.clone().unwrap_or_default(),
         cgroup_dirs: Vec::new(),
@@ -84,15 +85,10 @@ fn make_state(g: &Globals, id: &str, record: &Record, devices: &[crate::config::
     Ok(dir)
 }
 
-/// Written whole or not at all: the shim reads it as soon as the verb returns.
-pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
-}
-
 /// `create`: forks the supervisor, which builds the sandbox and holds its program before
-/// `execve`; returns once that is done (or failed, with the reason).
+/// `execve`; returns once that is done (or failed, with the reason). The pid file holds the
+/// container's init, this process's child once the supervisor has cloned it (see
+/// `fork_supervisor`).
 pub fn create(g: &Globals, id: &str, bundle: &Path, pid_file: Option<&Path>, console: Option<&Path>) -> Result<()> {
     let (spec, record, devices) = prepare(g, id, bundle, console)?;
     let dir = make_state(g, id, &record, &devices)?;
@@ -122,7 +118,12 @@ fn created_hooks(g: &Globals, id: &str, dir: &StateDir, hooks: &crate::config::H
     Ok(())
 }
 
-/// Forks the supervisor and waits for its word; returns its pid.
+/// Forks the supervisor and waits for its word; returns the container's pid, its init's.
+///
+/// The supervisor clones the init as its sibling (`CLONE_PARENT`): the init is this verb
+/// process's child, and once the verb exits, the child of the subreaper above it (containerd's
+/// shim), which reaps it and takes its exit status for the container's, as it does runc's
+/// container process (docs/architecture.md, "OCI containers").
 fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: bool) -> Result<i32> {
     let (r, w) = sys::fd::pipe().what(|| "pipe".into())?;
     // SAFETY: this verb process is single-threaded; the child runs the supervisor and exits.
@@ -137,7 +138,11 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
         // Its own session: signals meant for the caller's process group stay there.
         let _ = sys::process::setsid();
         let _ = std::env::set_current_dir("/");
-        let code = match supervisor::run(dir, spec, Report::Pipe(w), start_now, &g.log) {
+        let mut spec = spec.clone();
+        if let Some(c) = spec.container.as_mut() {
+            c.sibling_init = true;
+        }
+        let code = match supervisor::run(dir, &spec, Report::Pipe(w), start_now, &g.log) {
             Ok(c) => c,
             Err(e) => {
                 g.log.error(&e);
@@ -156,7 +161,7 @@ fn fork_supervisor(g: &Globals, dir: &StateDir, spec: &SandboxSpec, start_now: b
     }
     let answer = read_message(&r);
     if answer == "ok" {
-        return Ok(pid);
+        return Ok(dir.read()?.init_pid);
     }
     let _ = process::waitpid(pid, false);
     let msg = answer.strip_prefix('E').unwrap_or("the container's supervisor died while building it");
@@ -227,10 +232,7 @@ pub fn run(
         }
         return Ok(0);
     }
-    if let Some(p) = pid_file {
-        write_pid_file(p, record.supervisor)?;
-    }
-    let code = supervisor::run(&dir, &spec, Report::None, true, &g.log).map_err(Error::Bundle);
+    let code = supervisor::run(&dir, &spec, Report::Inline { pid_file }, true, &g.log).map_err(Error::Bundle);
     let state = dir.read().map(|r| r.oci_state());
     let _ = dir.remove();
     if let Ok(state) = state {
@@ -259,9 +261,8 @@ pub fn kill(g: &Globals, id: &str, signal: i32, all: bool) -> Result<()> {
         Status::Created | Status::Running => {
             control::request(&dir.socket(), &control::Request::Kill { signal, all }, None)
         }
-        // The supervisor is frozen with the container: signal directly (the signals are
-        // delivered on resume). SIGKILL thaws the container, so it ends now and the supervisor
-        // reports it, as with runc.
+        // Signal directly, as runc does (the signals are delivered on resume). SIGKILL thaws
+        // the container, so it ends now and the supervisor reports it, as with runc.
         Status::Paused => {
             let pids = if all || signal == libc::SIGKILL { crate::manage::ps(g, id)? } else { vec![r.pid] };
             for pid in pids {
@@ -295,19 +296,23 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     if matches!(status, Status::Running | Status::Paused | Status::Creating) && !force {
         return Err(Error::NotStopped { id: id.into(), status: status.as_str().into() });
     }
+    // A stopped container's supervisor may still be cleaning up after its init's end (the
+    // shim deletes as soon as it has reaped the init): it is given the time a stop gets. A
+    // supervisor still building the container has no control socket yet: no point waiting
+    // for it to stop on request.
+    let mut finishing = status == Status::Stopped;
     if status != Status::Stopped {
         if let Some(cg) = r.cgroup() {
             let _ = cg.freeze(false);
         }
-        // A supervisor still building the container has no control socket yet: no point
-        // waiting for it to stop on request.
-        if control::request(&dir.socket(), &control::Request::Stop {}, None).is_ok() {
-            wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(10));
-        }
-        if state::alive(r.supervisor, r.supervisor_start) {
-            let _ = process::kill(r.supervisor, libc::SIGKILL);
-            wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(5));
-        }
+        finishing = control::request(&dir.socket(), &control::Request::Stop {}, None).is_ok();
+    }
+    if finishing {
+        wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(10));
+    }
+    if state::alive(r.supervisor, r.supervisor_start) {
+        let _ = process::kill(r.supervisor, libc::SIGKILL);
+        wait_gone(r.supervisor, r.supervisor_start, Duration::from_secs(5));
     }
     // A supervisor that died without cleaning up (SIGKILL) left the cgroup behind.
     if let Some(cg) = r.cgroup() {

@@ -24,9 +24,8 @@ pub fn ps(g: &Globals, id: &str) -> Result<Vec<i32>> {
         return Ok(Vec::new());
     }
     let mut pids: Vec<i32> = r.cgroup().map(|c| c.pids()).unwrap_or_default();
-    // The supervisor shares the container's cgroup (see `supervisor.rs`) but is not one of its
-    // processes; nor is the Sentry serving them.
-    pids.retain(|p| Some(*p) != r.sentry_pid && *p != r.supervisor);
+    // The Sentry serving them shares the container's cgroup but is not one of its processes.
+    pids.retain(|p| Some(*p) != r.sentry_pid);
     pids.sort_unstable();
     Ok(pids)
 }

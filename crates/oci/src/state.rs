@@ -26,13 +26,17 @@ pub struct Record {
     pub rootfs: PathBuf,
     pub kind: SandboxKind,
     pub status: Recorded,
-    /// The per-container supervisor (the pid in `--pid-file`) and its start time, so a
-    /// recycled pid is never taken for it.
+    /// The per-container supervisor and its start time, so a recycled pid is never taken for
+    /// it.
     pub supervisor: i32,
     pub supervisor_start: u64,
-    /// Host pids of the program, the sandbox's init and (v2) the Sentry.
+    /// Host pids of the program, the sandbox's init (the container's process: the pid `state`
+    /// reports and `--pid-file` holds) and (v2) the Sentry.
     pub pid: i32,
     pub init_pid: i32,
+    /// The init's start time (0: not known yet).
+    #[serde(default)]
+    pub init_start: u64,
     pub sentry_pid: Option<i32>,
     /// The cgroup below each hierarchy's root, and its directories.
     pub cgroup: String,
@@ -70,7 +74,10 @@ impl Status {
 
 impl Record {
     pub fn status(&self) -> Status {
-        if self.status == Recorded::Stopped || !alive(self.supervisor, self.supervisor_start) {
+        // The init's end is the container's, as the shim sees it (it reaps the init), even
+        // while the supervisor is still cleaning up.
+        let init_ended = self.init_start != 0 && !alive(self.init_pid, self.init_start);
+        if self.status == Recorded::Stopped || !alive(self.supervisor, self.supervisor_start) || init_ended {
             return Status::Stopped;
         }
         match self.status {
@@ -98,7 +105,7 @@ impl Record {
         self.oci_state_as(self.status())
     }
 
-    /// The state `poststart` hooks are given: `running`, with the program's pid, as `start`
+    /// The state `poststart` hooks are given: `running`, with the container's pid, as `start`
     /// left it. A short program may have ended before the hooks run; what they are told is
     /// that the start happened, not a race with its end (runc's hooks see `running` too).
     pub fn oci_state_started(&self) -> serde_json::Value {
@@ -106,7 +113,7 @@ impl Record {
     }
 
     fn oci_state_as(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped { 0 } else { self.init_pid };
         serde_json::json!({
             "ociVersion": crate::OCI_VERSION,
             "id": self.id,
@@ -221,6 +228,13 @@ impl StateDir {
     pub fn remove(&self) -> Result<()> {
         std::fs::remove_dir_all(&self.dir).what(|| format!("cannot remove {}", self.dir.display()))
     }
+}
+
+/// `--pid-file`, written whole or not at all: the shim reads it as soon as the verb returns.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
 }
 
 /// Now, as RFC 3339 in UTC with nanoseconds (what runc writes in `created`).

@@ -1,8 +1,8 @@
-//! The per-container supervisor: the process `create` leaves behind (its pid is the one in
-//! `--pid-file`, which containerd's shim waits on). It holds the sandbox, serves the control
-//! socket (start, signals, exec'd processes' listeners), forwards signals it receives to the
-//! program, records the end in the state directory, removes the sandbox's cgroup and exits
-//! with the program's status.
+//! The per-container supervisor: the process `create` leaves behind, beside the container's
+//! init (the pid in `--pid-file`, which containerd's shim reaps). It holds the sandbox, serves
+//! the control socket (start, signals, exec'd processes' listeners), forwards signals it
+//! receives to the program, watches the init through its pidfd, records the end in the state
+//! directory, removes the sandbox's cgroup and exits with the program's status.
 
 use crate::control::{self, Request};
 use crate::log::Log;
@@ -46,7 +46,6 @@ impl Watcher for Control<'_> {
                     // (v2's Sentry) is then killed, and waited for, after the answer.
                     sb.signal(libc::SIGKILL);
                     control::reply(&conn, Ok(()));
-                    leave_cgroup(sb, self.log);
                     sb.kill();
                     return false;
                 }
@@ -73,9 +72,8 @@ impl Watcher for Control<'_> {
 /// `all` to every process of the container (never to the Sentry serving them).
 fn signal(sb: &Sandbox, sig: i32, all: bool) -> Result<(), String> {
     if all {
-        let me = std::process::id() as i32;
         for pid in sb.cgroup().pids() {
-            if Some(pid) != sb.sentry_pid() && pid != me {
+            if Some(pid) != sb.sentry_pid() {
                 let _ = process::kill(pid, sig);
             }
         }
@@ -86,14 +84,15 @@ fn signal(sb: &Sandbox, sig: i32, all: bool) -> Result<(), String> {
 }
 
 /// How the supervisor tells `create` that the container exists (or why it does not).
-pub enum Report {
+pub enum Report<'a> {
     /// `create`: a pipe to the waiting verb process.
     Pipe(OwnedFd),
-    /// `run`: the supervisor is the verb process; errors are returned.
-    None,
+    /// `run`: the supervisor is the verb process; errors are returned, and the container's
+    /// pid (its init, this process's child) goes to the pid file once it exists.
+    Inline { pid_file: Option<&'a Path> },
 }
 
-impl Report {
+impl Report<'_> {
     fn send(&self, r: &Result<(), String>) {
         if let Self::Pipe(fd) = self {
             let mut m = match r {
@@ -118,7 +117,15 @@ impl Report {
 pub fn run(dir: &StateDir, spec: &SandboxSpec, report: Report, start_now: bool, log: &Log) -> Result<i32, String> {
     let paths = fnbox_sandbox::Paths::from_env();
     let built = build(dir, spec, start_now, &paths);
-    let (mut sb, listener) = match built {
+    let pid_file = match &report {
+        Report::Inline { pid_file } => *pid_file,
+        Report::Pipe(_) => None,
+    };
+    let written = |sb: &Sandbox| match pid_file {
+        Some(p) => crate::state::write_pid_file(p, sb.pid).map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
+    let (mut sb, listener) = match built.and_then(|(sb, l)| written(&sb).map(|()| (sb, l))) {
         Ok(b) => b,
         Err(e) => {
             report.send(&Err(e.clone()));
@@ -136,7 +143,6 @@ pub fn run(dir: &StateDir, spec: &SandboxSpec, report: Report, start_now: bool, 
     let mut ctl = Control { dir, listener, log, started: start_now };
     let opts = WaitOptions { forward_signals: true, sample_memory: false };
     let outcome = sb.wait_with(opts, Some(&mut ctl));
-    leave_cgroup(&sb, log);
     let cleaned = sb.cleanup();
     let _ = std::fs::remove_file(dir.socket());
     let code = match &outcome {
@@ -169,7 +175,6 @@ fn build(
 ) -> Result<(Sandbox, OwnedFd), String> {
     let mut sb = Sandbox::start(spec, paths).map_err(|e| e.to_string())?;
     let pid = sb.wait_ready().map_err(|e| e.to_string())?;
-    enter_namespaces(sb.pid)?;
     let listener = control::listen(&dir.socket()).map_err(|e| e.to_string())?;
     if start_now {
         sb.release().map_err(|e| e.to_string())?;
@@ -178,58 +183,12 @@ fn build(
         r.status = if start_now { Recorded::Running } else { Recorded::Created };
         r.pid = pid;
         r.init_pid = sb.pid;
+        r.init_start = crate::state::start_time(sb.pid).unwrap_or(0);
         r.sentry_pid = sb.sentry_pid();
         r.cgroup_dirs = sb.cgroup().dirs();
     })
     .map_err(|e| e.to_string())?;
-    enter_cgroup(&sb);
     Ok((sb, listener))
-}
-
-/// The shim finds a container's cgroup through the pid it waits on, this process: for metrics
-/// (`ctr task metrics`, CRI's stats), OOM events and `update`. So the supervisor lives in the
-/// container's cgroup while the container runs, as runc's init does, and steps out before it
-/// removes the cgroup. Best effort: a failure costs the shim its view of the cgroup, nothing
-/// else. Its score keeps the OOM killer on the container's own processes where the host allows.
-fn enter_cgroup(sb: &Sandbox) {
-    let me = std::process::id() as i32;
-    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
-    for dir in sb.cgroup().dirs() {
-        let _ = std::fs::write(dir.join("cgroup.procs"), me.to_string());
-    }
-}
-
-/// Moves this process back to each hierarchy's root cgroup.
-fn leave_cgroup(sb: &Sandbox, log: &Log) {
-    let me = std::process::id().to_string();
-    let depth = sb
-        .spec
-        .container
-        .as_ref()
-        .and_then(|c| c.cgroup_path.as_deref())
-        .map_or(0, |p| Path::new(p.trim_matches('/')).components().count());
-    for dir in sb.cgroup().dirs() {
-        let Some(root) = dir.ancestors().nth(depth) else { continue };
-        if let Err(e) = std::fs::write(root.join("cgroup.procs"), &me) {
-            log.warn(&format!("cannot leave the container's cgroup {}: {e}", dir.display()));
-        }
-    }
-}
-
-/// The shim knows the container by the supervisor's pid (the one it waits on), and tools
-/// reach the container's namespaces through it: `ctr run --with-ns network:/proc/PID/ns/net`
-/// puts a second container in the first one's network, as a pod does. So the supervisor moves
-/// into the sandbox's network, IPC and UTS namespaces; it needs none of the host's (its
-/// sockets are paths, its files the host's mount namespace's).
-fn enter_namespaces(init: i32) -> Result<(), String> {
-    for (name, flag) in [("net", libc::CLONE_NEWNET), ("ipc", libc::CLONE_NEWIPC), ("uts", libc::CLONE_NEWUTS)] {
-        let path = format!("/proc/{init}/ns/{name}");
-        let fd = fnbox_sandbox::sys::openat(None, Path::new(&path), libc::O_RDONLY | libc::O_CLOEXEC, 0)
-            .map_err(|e| format!("cannot open {path}: {e}"))?;
-        fnbox_sandbox::sys::process::setns(fd.as_fd(), flag)
-            .map_err(|e| format!("cannot enter the container's {name} namespace: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Points this process's standard streams at `/dev/null`.

@@ -23,8 +23,8 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
 
 /// Builds the sandbox; returns the writable layer's detached mount (see [`rootfs::finish`]).
 fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
-    // If the launcher dies, so does the sandbox.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    // If the launcher dies, so does the sandbox (a sibling init: when its socket closes).
+    die_with_parent(cfg)?;
     if cfg.new_net {
         // Owned by the sandbox's user namespace, as one made by clone3 would be.
         process::unshare_namespaces(libc::CLONE_NEWNET)
@@ -84,9 +84,19 @@ fn setup(cfg: &ChildConfig, sock: &OwnedFd) -> Result<Option<OwnedFd>, String> {
     // Changing ids cleared the parent-death signal: set it again. (The init keeps its
     // capabilities in the sandbox's user namespace, to attach mounts later; the program drops
     // to Docker's set before it runs.)
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(|e| format!("prctl: {e}"))?;
+    die_with_parent(cfg)?;
     crate::trace::mark("child: ready");
     Ok(layer)
+}
+
+/// The parent-death signal: the sandbox ends with its launcher. A sibling init's parent is
+/// the launcher's (an OCI verb that exits once the container is created): it gets none, and
+/// ends instead when the launcher's socket closes (`init::serve`).
+fn die_with_parent(cfg: &ChildConfig) -> Result<(), String> {
+    if cfg.sibling {
+        return Ok(());
+    }
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map(drop).map_err(|e| format!("prctl: {e}"))
 }
 
 /// Shows pid 1 as `fnbox-init` rather than the launcher's command line (which names the

@@ -27,6 +27,9 @@ pub struct ChildConfig {
     pub egress_slot: Option<u32>,
     /// Hold the program before `execve` until the launcher sends `START`.
     pub hold: bool,
+    /// Cloned as the launcher's sibling (`Container::sibling_init`): no parent-death signal
+    /// (the parent is not the launcher); the init ends when the launcher's socket closes.
+    pub sibling: bool,
     /// The launcher's descriptor the program gets as `LISTEN_FD` (see `SandboxSpec::listen_fd`).
     pub listen: Option<std::os::fd::RawFd>,
 }
@@ -67,6 +70,7 @@ pub(super) fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConf
         new_net: false,
         egress_slot: None,
         hold: c.is_some_and(|c| c.hold),
+        sibling: c.is_some_and(|c| c.sibling_init),
         listen: spec.listen_fd,
     })
 }

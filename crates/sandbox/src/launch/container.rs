@@ -197,6 +197,11 @@ impl Sandbox {
             .context(|| "cannot reach the sandbox's init to start its program".into())
     }
 
+    /// The init is the launcher's sibling, reaped by their parent (`Container::sibling_init`).
+    pub(super) fn sibling_init(&self) -> bool {
+        self.spec.container.as_ref().is_some_and(|c| c.sibling_init)
+    }
+
     /// Host pid of the program (known once [`Sandbox::wait_ready`] returned).
     pub fn program_pid(&self) -> Option<libc::pid_t> {
         self.program_pid

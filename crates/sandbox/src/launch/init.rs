@@ -107,7 +107,7 @@ pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>, layer: Opt
     }
     // SAFETY: keep_only made this descriptor ours alone; the init owns it from here.
     let layer = layer_fd.map(|fd| unsafe { sys::owned(fd) });
-    serve(pid, sock_fd, &all, hold.map(|(_, w)| w), layer)
+    serve(pid, sock_fd, &all, hold.map(|(_, w)| w), layer, cfg.sibling)
 }
 
 /// Starts the program in a process that shares the init's memory until its `execve`
@@ -171,13 +171,17 @@ fn spawn_shared(cfg: &ChildConfig, sock: RawFd) -> libc::pid_t {
 }
 
 /// Waits for the program's end, passing signals on, attaching mounts on request and releasing
-/// a held program on `START`.
+/// a held program on `START`. The init then exits with the program's status (128+N for
+/// signal N: a pid namespace's init cannot die of a signal it raises itself), which is what
+/// the parent of a `sibling` init reaps as the container's. A `sibling` init, which has no
+/// parent-death signal, also ends (as if killed) when the launcher's socket closes.
 fn serve(
     pid: libc::pid_t,
     sock: RawFd,
     all: &signal::SigSet,
     mut hold: Option<RawFd>,
     mut layer: Option<OwnedFd>,
+    sibling: bool,
 ) -> ! {
     let sigfd = match signal::signalfd(all) {
         Ok(fd) => fd,
@@ -226,6 +230,7 @@ fn serve(
                         }
                     }
                 }
+                None if sibling => exit(128 + libc::SIGKILL),
                 None => listening = false,
                 // Nothing else is sent to a running sandbox, and the launcher, the only sender,
                 // encodes with the same module: another message can only be a bug, with no

@@ -40,7 +40,7 @@ use crate::paths::Paths;
 use crate::spec::SandboxSpec;
 use crate::supervision::{self, Status};
 use crate::sys::process;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// The namespaces every sandbox gets at clone time (the cgroup namespace comes later, once
 /// the process is in its cgroup).
@@ -123,7 +123,7 @@ impl Sandbox {
         }
         if !self.reaped {
             self.kill();
-            let _ = process::waitpid(self.pid, false);
+            wait_end(self.pid, Some(&self.pidfd));
             self.reaped = true;
         }
         if let Some((spid, _)) = self.sentry.take() {
@@ -154,7 +154,28 @@ fn end_process(pid: libc::pid_t, pidfd: Option<&OwnedFd>) {
             let _ = process::kill(pid, libc::SIGKILL);
         }
     }
-    let _ = process::waitpid(pid, false);
+    wait_end(pid, pidfd);
+}
+
+/// How long the launcher waits for a killed process it cannot reap to end.
+const END_WAIT_MS: i32 = 10_000;
+
+/// Waits for the end of a process the launcher started and returns its status: it reaps its
+/// own child. A sibling init (`Container::sibling_init`) is its parent's to reap: the launcher
+/// only waits, through its pidfd, for it to have ended (at most [`END_WAIT_MS`]; it cannot
+/// learn the status).
+fn wait_end(pid: libc::pid_t, pidfd: Option<&OwnedFd>) -> Option<process::WaitStatus> {
+    match process::waitpid(pid, false) {
+        Ok(ended) => ended.map(|(_, s)| s),
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+            if let Some(fd) = pidfd {
+                let mut p = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+                let _ = crate::sys::fd::poll(&mut p, END_WAIT_MS);
+            }
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// Starts a sandbox for `spec`, waits for it and cleans up: what `fnbox run` does.

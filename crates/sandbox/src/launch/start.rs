@@ -58,7 +58,10 @@ impl Sandbox {
         if process::thread_count() > 1 {
             return Err(Error::Setup("the launcher must be single-threaded to clone a sandbox".into()));
         }
-        let ns_flags = namespaces(spec, egress, &mut cfg)?;
+        let mut ns_flags = namespaces(spec, egress, &mut cfg)?;
+        if cfg.sibling {
+            ns_flags |= libc::CLONE_PARENT as u64;
+        }
         // The optional v1 controllers serve only containers (the freezer their `pause`, cpuacct
         // their shim's CPU metrics): other sandboxes skip those directories.
         let cg_layout = match spec.container {

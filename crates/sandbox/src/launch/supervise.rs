@@ -232,7 +232,9 @@ impl Sandbox {
             self.keep_time(&mut w);
         }
         crate::trace::mark("sandbox ended");
-        let init_status = process::waitpid(self.pid, false).ok().flatten().map(|(_, s)| s);
+        // A sibling init that reported no status was killed: nothing else ends it.
+        let init_status = super::wait_end(self.pid, Some(&self.pidfd))
+            .or_else(|| self.sibling_init().then_some(process::WaitStatus::Signaled(libc::SIGKILL)));
         self.reaped = true;
         w.state.drain(&self.sock, &mut self.channels);
         w.signals = None;

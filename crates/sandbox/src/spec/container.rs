@@ -11,6 +11,12 @@ pub struct Container {
     /// Build everything, then hold the program just before `execve` until the launcher says
     /// start (`create` then `start`).
     pub hold: bool,
+    /// Clone the sandbox's init as a sibling of the launcher (`CLONE_PARENT`), so that the
+    /// launcher's parent, and the subreaper above it once that parent exits (containerd's
+    /// shim), reaps the init and sees its exit as the container's, as with runc; the launcher
+    /// watches it through its pidfd (docs/architecture.md, "OCI containers").
+    #[serde(default)]
+    pub sibling_init: bool,
     /// The root filesystem, written in place as the OCI spec says (`root.path`): no layer of
     /// fnbox's goes on top.
     pub root: ContainerRoot,

@@ -16,7 +16,9 @@ pub enum Forked {
 }
 
 /// `clone3(2)` with fork semantics (the child runs on a copy of the caller's stack) plus the
-/// given namespace flags, returning a pidfd for the child.
+/// given namespace flags, returning a pidfd for the child. With `CLONE_PARENT` among the
+/// flags the child is the caller's sibling: its parent, told of its end by the signal the
+/// caller's own end sends its parent, reaps it; the caller keeps only the pidfd.
 ///
 /// # Safety
 /// Same rules as `fork(2)`: the caller must be single-threaded, or the child must restrict
@@ -27,7 +29,8 @@ pub unsafe fn clone3_fork(ns_flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> i
     let mut args = abi::clone_args {
         flags: ns_flags | abi::CLONE_PIDFD,
         pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        // The kernel refuses an exit signal with CLONE_PARENT: the child gets the caller's.
+        exit_signal: if ns_flags & libc::CLONE_PARENT as u64 != 0 { 0 } else { libc::SIGCHLD as u64 },
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {
