@@ -46,6 +46,11 @@ pub fn redirect_std_streams(file: BorrowedFd<'_>, streams: &[RawFd]) {
     }
 }
 
+/// `fcntl(F_SETFD, 0)`: leaves `fd` open across `execve` (clears close-on-exec).
+pub fn set_inheritable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?)
+}
+
 /// `read(2)` into `buf`, once: the byte count, 0 at end of file.
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(rustix::io::read(fd, buf)?)

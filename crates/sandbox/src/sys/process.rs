@@ -4,6 +4,7 @@
 
 use super::abi;
 use super::{cvt, cvt_long, owned};
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -91,6 +92,96 @@ pub unsafe fn fork() -> io::Result<libc::pid_t> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no precondition; nothing after it runs.
     unsafe { libc::_exit(code) }
+}
+
+/// `execve(2)`: replaces this process with `path`, given `argv` and `env`; returns only if the
+/// kernel refused, with its error. Builds the null-terminated pointer arrays the call takes
+/// (two small allocations).
+pub fn execve(path: &CStr, argv: &[CString], env: &[CString]) -> io::Error {
+    let array = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    };
+    let (argv, envp) = (array(argv), array(env));
+    // SAFETY: `path` and every string are NUL-terminated and both arrays null-terminated; all
+    // outlive the call, which returns only on failure.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// A private anonymous mapping a child made by [`clone_vfork`] runs on, its lowest page a
+/// guard against overflow; unmapped when dropped.
+pub struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    /// The guard page at the bottom of the mapping.
+    const GUARD: usize = 4096;
+
+    /// `len` bytes (a multiple of the page size, above one page) of stack.
+    pub fn new(len: usize) -> io::Result<ChildStack> {
+        use rustix::mm::{mmap_anonymous, mprotect, MapFlags, MprotectFlags, ProtFlags};
+        assert!(len > Self::GUARD && len.is_multiple_of(Self::GUARD), "a child stack of {len} bytes");
+        // SAFETY: a new mapping where the kernel chooses: it replaces nothing of ours.
+        let base = unsafe {
+            mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::STACK,
+            )
+        }?;
+        // Unmapped by its drop if the guard cannot be set.
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping just made, which nothing refers to yet.
+        unsafe { mprotect(base, Self::GUARD, MprotectFlags::empty()) }?;
+        Ok(stack)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours, and no child runs on it any more: only `clone_vfork`
+        // hands it to one, and returns once that child has called execve or exited.
+        let _ = unsafe { rustix::mm::munmap(self.base, self.len) };
+    }
+}
+
+/// `clone(2)` with `CLONE_VM | CLONE_VFORK` (as `posix_spawn` does): `child(arg)` runs in a new
+/// process that shares the caller's memory, on `stack`, while the caller is suspended until
+/// that process has called `execve` or exited. Returns its pid. Nothing is copied, so nothing
+/// is torn down at `execve`; what the child allocates stays in the caller's heap.
+///
+/// # Safety
+/// The caller must be single-threaded: another thread would run alongside a child that uses
+/// the same memory (the heap and its locks, thread-locals, `arg`). Signal handlers the caller
+/// installed may run in the child, on that memory, until it resets them. `child` must not
+/// unwind (a panic reaching the entry frame aborts the child).
+pub unsafe fn clone_vfork<T>(stack: &mut ChildStack, child: fn(&T) -> !, arg: &T) -> io::Result<libc::pid_t> {
+    struct Call<'a, T> {
+        child: fn(&T) -> !,
+        arg: &'a T,
+    }
+    extern "C" fn entry<T>(call: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `call` points to the `Call` below, on the stack of the caller, which is
+        // suspended (CLONE_VFORK) until this process has called execve or exited.
+        let call = unsafe { &*(call as *const Call<'_, T>) };
+        (call.child)(call.arg)
+    }
+    let mut call = Call { child, arg };
+    // SAFETY: `entry` starts on the top of a mapping of ours (page-aligned, so 16-byte
+    // aligned) that nothing else uses (`&mut`), and never returns (`child` cannot); `call`
+    // outlives the child's use of it because this process does not run again until the child
+    // has left its memory (CLONE_VFORK). The caller upholds the contract above.
+    cvt(unsafe {
+        libc::clone(
+            entry::<T>,
+            stack.base.cast::<u8>().add(stack.len).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut call as *mut Call<'_, T>).cast(),
+        )
+    })
 }
 
 /// `kill(2)`.
