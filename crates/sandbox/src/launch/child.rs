@@ -10,14 +10,14 @@ use super::init;
 use super::protocol::{self as msg, ToSandbox};
 use crate::rootfs::{self, Attach};
 use crate::sys::{self, fdpass, process};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Runs the child; never returns. `sentry` (v2) is the socket the program sends its seccomp
 /// listener and root on.
 pub fn run(cfg: &ChildConfig, sock: OwnedFd, sentry: Option<OwnedFd>) -> ! {
     match setup(cfg, &sock) {
         Ok(layer) => init::run(cfg, sock, sentry, layer),
-        Err(e) => setup_failed(sock.as_raw_fd(), &e),
+        Err(e) => setup_failed(sock.as_fd(), &e),
     }
 }
 

@@ -58,7 +58,6 @@ pub(super) fn child_config(spec: &SandboxSpec, stage: &Path) -> Result<ChildConf
             extra_filter,
             notify: v2,
             settings: c.map(|c| c.process.clone()),
-            listen: spec.listen_fd.is_some(),
         },
         workdir: spec.workdir.clone(),
         hostname: match c {

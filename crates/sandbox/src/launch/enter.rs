@@ -17,7 +17,7 @@ use crate::error::{Context, Error, Result};
 use crate::seccomp::profile::Profile;
 use crate::spec::{ProcessSettings, SandboxKind};
 use crate::sys::{self, fdpass, process};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// A running sandbox, as a later process finds it.
@@ -68,7 +68,6 @@ pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Resul
         extra_filter,
         notify: v2,
         settings: Some(spec.settings.clone()),
-        listen: false,
     };
     let ns = |name: &str| {
         let p = format!("/proc/{}/ns/{name}", target.init_pid);
@@ -144,7 +143,7 @@ fn helper_run(
     cfg: &ProgramConfig,
     spec: &ExecSpec,
 ) -> ! {
-    let fail = |m: String| -> ! { setup_failed(sock.as_raw_fd(), &m) };
+    let fail = |m: String| -> ! { setup_failed(sock.as_fd(), &m) };
     for (fd, flag) in joined {
         // (This process is single-threaded, as joining a user namespace takes.)
         if let Err(e) = process::setns(fd.as_fd(), *flag) {
@@ -163,7 +162,7 @@ fn helper_run(
     if pid == 0 {
         // The new process keeps the read end only.
         drop(go_w);
-        become_program(go_r.as_fd(), userns, sock.as_raw_fd(), cfg, spec);
+        become_program(go_r.as_fd(), userns, sock.as_fd(), cfg, spec);
     }
     for f in procs {
         if let Err(e) = sys::fs::write_all(f.as_fd(), pid.to_string().as_bytes()) {
@@ -178,7 +177,13 @@ fn helper_run(
 
 /// The new process: waits until it is in the cgroup, joins the user namespace as its root,
 /// enters the working directory and becomes the program.
-fn become_program(go: BorrowedFd<'_>, userns: &OwnedFd, sock: RawFd, cfg: &ProgramConfig, spec: &ExecSpec) -> ! {
+fn become_program(
+    go: BorrowedFd<'_>,
+    userns: &OwnedFd,
+    sock: BorrowedFd<'_>,
+    cfg: &ProgramConfig,
+    spec: &ExecSpec,
+) -> ! {
     let fail = |m: String| -> ! { setup_failed(sock, &m) };
     let mut b = [0u8; 1];
     if !matches!(sys::fd::read(go, &mut b), Ok(1)) {
@@ -196,5 +201,5 @@ fn become_program(go: BorrowedFd<'_>, userns: &OwnedFd, sock: RawFd, cfg: &Progr
     }
     // Nothing of the caller's but stdio and the report socket reaches the program.
     let _ = sys::close_from(3, true);
-    program::run(cfg, sock, Some(sock), None)
+    program::run(cfg, sock, Some(sock), None, None)
 }

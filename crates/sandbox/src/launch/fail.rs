@@ -5,7 +5,7 @@
 
 use super::protocol::FromSandbox;
 use crate::sys::fdpass;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 
 /// Ends this process now, without unwinding or running destructors (it is a forked copy of
 /// the launcher: nothing it holds is its own to clean up).
@@ -14,7 +14,7 @@ pub(super) fn exit(code: i32) -> ! {
 }
 
 /// Sends `SETUP_ERROR` with `m` on `sock` and exits with 125 (the sandbox could not be built).
-pub(super) fn setup_failed(sock: RawFd, m: &str) -> ! {
-    let _ = fdpass::send(sock, &FromSandbox::SetupError(m.to_string()).encode(), &[]);
+pub(super) fn setup_failed(sock: BorrowedFd<'_>, m: &str) -> ! {
+    let _ = fdpass::sendmsg(sock, &FromSandbox::SetupError(m.to_string()).encode(), &[]);
     exit(125)
 }

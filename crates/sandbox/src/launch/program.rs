@@ -12,7 +12,7 @@ use crate::seccomp;
 use crate::spec::ProcessSettings;
 use crate::sys::{self, fdpass, process, signal};
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// What a program process runs and how.
 pub struct ProgramConfig {
@@ -29,19 +29,26 @@ pub struct ProgramConfig {
     pub notify: bool,
     /// `None`: fnbox's own programs (root of the sandbox, Docker's capabilities).
     pub settings: Option<ProcessSettings>,
-    /// The init kept a listening socket for the program at `LISTEN_FD`: it stays open across
-    /// `execve`.
-    pub listen: bool,
 }
 
 /// Becomes the program. `report` carries `SETUP_ERROR`, `EXEC_ERROR`, `CONSOLE`, `READY` and
-/// `EXEC` to whoever started the sandbox; `sentry` (v2) receives the listener; with `hold`,
-/// the process waits for a byte (or end of file) on it before `execve`.
-pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Option<RawFd>) -> ! {
+/// `EXEC` to whoever started the sandbox; `sentry` (v2) receives the listener; `listen`, the
+/// listening socket the init kept for the program at `LISTEN_FD`, stays open across `execve`;
+/// with `hold`, the process waits for a byte (or end of file) on it before `execve`.
+///
+/// Also runs in a child sharing the init's memory (`process::clone_vfork`, without `sentry`
+/// or `hold`): it must not free what the init owns (it only borrows), and what it allocates
+/// stays in the init's heap.
+pub fn run(
+    cfg: &ProgramConfig,
+    report: BorrowedFd<'_>,
+    sentry: Option<BorrowedFd<'_>>,
+    listen: Option<BorrowedFd<'_>>,
+    hold: Option<OwnedFd>,
+) -> ! {
     let _ = process::setsid();
-    if cfg.listen {
-        // SAFETY: F_SETFD on the descriptor the init kept open for this process.
-        unsafe { libc::fcntl(crate::spec::LISTEN_FD, libc::F_SETFD, 0) };
+    if let Some(l) = listen {
+        let _ = sys::fd::set_inheritable(l);
     }
     signal::reset_all();
     let _ = signal::set_mask(libc::SIG_SETMASK, &signal::SigSet::empty());
@@ -53,21 +60,20 @@ pub fn run(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>, hold: Opti
         setup_failed(report, &e);
     }
     if let Some(h) = hold {
-        let _ = fdpass::send(report, &FromSandbox::Ready.encode(), &[]);
+        let _ = fdpass::sendmsg(report, &FromSandbox::Ready.encode(), &[]);
         let mut b = [0u8; 1];
-        // SAFETY: reading one byte into a local buffer.
-        if unsafe { libc::read(h, b.as_mut_ptr().cast(), 1) } != 1 {
+        if !matches!(sys::fd::read(&h, &mut b), Ok(1)) {
             exit(125); // the sandbox is being deleted before it started
         }
-        // SAFETY: closing our own descriptor.
-        unsafe { libc::close(h) };
+        drop(h);
     }
     announce_exec(report);
-    exec_failed(report, exec(cfg, &path))
+    let e = process::execve(&path, &cfg.argv, &cfg.env);
+    exec_failed(report, e.raw_os_error().unwrap_or(libc::ENOEXEC))
 }
 
 /// Terminal, identity and filter, in the order that keeps each step possible.
-fn prepare(cfg: &ProgramConfig, report: RawFd, sentry: Option<RawFd>) -> Result<(), String> {
+fn prepare(cfg: &ProgramConfig, report: BorrowedFd<'_>, sentry: Option<BorrowedFd<'_>>) -> Result<(), String> {
     let s = cfg.settings.as_ref();
     if s.is_some_and(|s| s.terminal) {
         super::terminal::attach(report, s.map_or(0, |s| s.uid), s.map_or(0, |s| s.gid))?;
@@ -142,19 +148,19 @@ fn apply_settings(s: Option<&ProcessSettings>) -> Result<(), String> {
 
 /// Tells the launcher the program is about to start (CLOCK_MONOTONIC, ns), for cold-start
 /// phase timing.
-fn announce_exec(sock: RawFd) {
+fn announce_exec(sock: BorrowedFd<'_>) {
     let ns = sys::monotonic().as_nanos() as u64;
-    let _ = fdpass::send(sock, &FromSandbox::Exec(ns).encode(), &[]);
+    let _ = fdpass::sendmsg(sock, &FromSandbox::Exec(ns).encode(), &[]);
 }
 
-fn exec_failed(sock: RawFd, errno: i32) -> ! {
-    let _ = fdpass::send(sock, &FromSandbox::ExecError(errno).encode(), &[]);
+fn exec_failed(sock: BorrowedFd<'_>, errno: i32) -> ! {
+    let _ = fdpass::sendmsg(sock, &FromSandbox::ExecError(errno).encode(), &[]);
     exit(if errno == libc::ENOENT { 127 } else { 126 })
 }
 
 /// v2: installs the program's filter (from the syscall table) and sends its listener and the
 /// sandbox root to the Sentry. From here on every emulated call waits for the Sentry.
-fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) -> Result<(), String> {
+fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<BorrowedFd<'_>>, keep_privs: bool) -> Result<(), String> {
     let sentry = sentry.ok_or("no Sentry socket")?;
     // Every call the Sentry sees from here on may need our memory read.
     let_sentry_read()?;
@@ -164,7 +170,7 @@ fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) 
         seccomp::install(&cfg.filter, seccomp::InstallFlags { listener: true, keep_privs, ..Default::default() })
             .map_err(|e| format!("cannot install the seccomp filter: {e}"))?
             .ok_or("no listener")?;
-    fdpass::send(sentry, &FromSandbox::SentryFds.encode(), &[listener.as_raw_fd(), root.as_raw_fd()])
+    fdpass::sendmsg(sentry, &FromSandbox::SentryFds.encode(), &[listener.as_fd(), root.as_fd()])
         .map_err(|e| format!("cannot reach the Sentry: {e}"))?;
     Ok(())
 }
@@ -177,17 +183,6 @@ fn hand_to_sentry(cfg: &ProgramConfig, sentry: Option<RawFd>, keep_privs: bool) 
 /// which then sets it for the program's own image.
 fn let_sentry_read() -> Result<(), String> {
     sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map(drop).map_err(|e| format!("prctl: {e}"))
-}
-
-/// `execve`; returns the errno if it fails.
-fn exec(cfg: &ProgramConfig, path: &CString) -> i32 {
-    let argv: Vec<*const libc::c_char> =
-        cfg.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> =
-        cfg.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    // SAFETY: path, argv and envp are NUL-terminated and the arrays null-terminated.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOEXEC)
 }
 
 /// `execvp`'s lookup: names with a slash are used as they are; others are searched in

@@ -4,11 +4,11 @@
 
 use super::protocol::FromSandbox;
 use crate::sys::{self, fdpass};
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd};
 use std::path::Path;
 
 /// Runs in the program's process after `setsid`.
-pub fn attach(report: RawFd, uid: u32, gid: u32) -> Result<(), String> {
+pub fn attach(report: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), String> {
     let master = sys::openat(None, Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC, 0)
         .map_err(|e| format!("cannot open /dev/ptmx for the terminal: {e}"))?;
     sys::tty::unlock(master.as_fd()).map_err(|e| format!("unlockpt: {e}"))?;
@@ -21,7 +21,7 @@ pub fn attach(report: RawFd, uid: u32, gid: u32) -> Result<(), String> {
         // It is one of the standard streams now: kept open, no longer ours to close.
         let _ = slave.into_raw_fd();
     }
-    fdpass::send(report, &FromSandbox::Console.encode(), &[master.as_raw_fd()])
+    fdpass::sendmsg(report, &FromSandbox::Console.encode(), &[master.as_fd()])
         .map_err(|e| format!("cannot send the terminal: {e}"))
 }
 

@@ -6,24 +6,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 const MAX_FDS: usize = 8;
 
-/// Sends `data` (at least one byte) and `fds` in one message.
+/// Sends `data` (at least one byte) and `fds` in one message. Allocates nothing: the sender
+/// may be a child sharing its parent's heap (`process::clone_vfork`).
 pub fn sendmsg(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    assert!(fds.len() <= MAX_FDS);
-    // A fixed array, not a Vec: the sender may be a child sharing its parent's heap.
+    assert!(fds.len() <= MAX_FDS && !data.is_empty());
     let mut numbers = [-1 as RawFd; MAX_FDS];
     for (n, fd) in numbers.iter_mut().zip(fds) {
         *n = fd.as_raw_fd();
     }
-    send(sock.as_raw_fd(), data, &numbers[..fds.len()])
-}
-
-/// [`sendmsg`] with the socket and descriptors held as bare numbers: the form the sandbox's
-/// init and the program it starts still use (`launch/{init,program,fail,terminal}.rs`), which
-/// hold their sockets as numbers from `keep_only` across a fork or a shared-memory clone (issue
-/// 19, point 6: to convert with the init's rework). A wrong number fails with `EBADF`; it
-/// cannot touch memory.
-pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    assert!(fds.len() <= MAX_FDS && !data.is_empty());
+    let fds = &numbers[..fds.len()];
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
     // u64 alignment for the control buffer, as cmsghdr requires.
     let mut cbuf = [0u64; 16];
@@ -49,7 +40,7 @@ pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     }
     loop {
         // SAFETY: `msg` describes valid buffers for the duration of the call.
-        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
         if n >= 0 {
             return Ok(());
         }
