@@ -231,10 +231,19 @@ impl StateDir {
 }
 
 /// `--pid-file`, written whole or not at all: the shim reads it as soon as the verb returns.
+///
+/// The caller names the path, which may be in a directory the container writes (a bind
+/// mount, its rootfs), and `run` and `exec` write it while the container runs: the temporary
+/// file is made new (`O_EXCL`), so a symlink planted at its predictable name is never
+/// followed to a host file (it is removed first; one planted again in between fails the write).
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, pid.to_string()).what(|| format!("cannot write the pid file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).what(|| format!("cannot write the pid file {}", path.display()))
+    let failed = |p: &Path| format!("cannot write the pid file {}", p.display());
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).what(|| failed(&tmp))?;
+    f.write_all(pid.to_string().as_bytes()).what(|| failed(&tmp))?;
+    std::fs::rename(&tmp, path).what(|| failed(path))
 }
 
 /// Now, as RFC 3339 in UTC with nanoseconds (what runc writes in `created`).
@@ -245,6 +254,28 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pid_file_never_follows_a_symlink_planted_at_its_temporary_name() {
+        let dir = std::env::temp_dir().join(format!("fnbox-oci-pidfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "host file").unwrap();
+        let pid_file = dir.join("init.pid");
+        // The name the writer uses: what a container sharing the directory can guess.
+        let tmp = pid_file.with_extension(format!("tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let written = write_pid_file(&pid_file, 4242);
+        let victim_after = std::fs::read_to_string(&victim).unwrap();
+        let pid_after = std::fs::read_to_string(&pid_file);
+        let pid_is_link = std::fs::symlink_metadata(&pid_file).is_ok_and(|m| m.file_type().is_symlink());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(victim_after, "host file", "the pid file's write followed a planted symlink");
+        written.unwrap();
+        assert!(!pid_is_link);
+        assert_eq!(pid_after.unwrap(), "4242");
+    }
 
     #[test]
     fn ids_are_checked_and_taken_once() {

@@ -90,6 +90,12 @@ impl Guard {
 }
 
 impl Guard {
+    /// The `nft` process's pid (tests stall it to play a busy host).
+    #[cfg(test)]
+    pub(super) fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
     /// Runs `line` last, then ends `nft` (and the table with it). With `wait`, returns once
     /// `nft` has exited (at most [`LOAD_TIMEOUT`], then it is killed), so that the line is done;
     /// false when it could not be given to `nft`.

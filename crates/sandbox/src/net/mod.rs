@@ -453,10 +453,13 @@ pub struct Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The guard's process removes the chain, then exits. Not waited for: the launcher is
-        // about to exit, and the next sandbox of this slot flushes the chain anyway.
-        if !self.guard.take().is_some_and(|g| g.end_with(&rules::forget_line(self.slot), false)) {
-            rules::forget_later(self.slot);
+        // The guard's process removes the chain, then exits, taking the guard table with it.
+        // Waited for (it sleeps, costing no CPU), as `Pending`'s drop waits: the slot is free
+        // once the launcher exits, and an `nft` still running then would refuse the next
+        // sandbox of the slot its guard table (owned by this one) or delete its chain after
+        // it was loaded.
+        if !self.guard.take().is_some_and(|g| g.end_with(&rules::forget_line(self.slot), true)) {
+            forget(self.slot);
         }
     }
 }
@@ -520,6 +523,40 @@ mod tests {
         assert!(e.contains("FNBOX_SANDBOX_NET") && e.contains("/16 inside"), "{e}");
         assert!(host_bits.contains("FNBOX_SANDBOX_NET") && host_bits.contains("host bits"), "{host_bits}");
         assert_eq!(ok.unwrap().to_string(), "172.20.0.0/16");
+    }
+
+    /// The last sandbox of a slot ends while its `nft` is slow to run its last line (a busy
+    /// host): the slot's next sandbox, started as soon as the slot is free, must still load its
+    /// guard table and keep its chain.
+    #[test]
+    fn a_slots_next_sandbox_keeps_its_rules_when_the_last_ones_nft_is_slow() {
+        use crate::sys::process;
+        let slot = 16_000 + std::process::id() % 300;
+        let denied = denied(&HostView::default());
+        let lines = [rules::load(slot, &[], &[], &denied, false), rules::guard(slot, &[], &[], &denied)];
+        let table = rules::guard_table(slot);
+        let first = guard::Guard::start(&lines, &table).unwrap().ready().expect("nft -i (the nftables package)");
+        let stalled = first.pid();
+        process::kill(stalled, libc::SIGSTOP).unwrap();
+        let resume = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let _ = process::kill(stalled, libc::SIGCONT);
+        });
+        // What the launcher does as it ends; then the slot is free.
+        drop(Link { slot, guard: Some(first) });
+        let next = guard::Guard::start(&lines, &table).unwrap().ready();
+        resume.join().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let chain = std::process::Command::new("nft")
+            .args(["list", "chain", "inet", "fnbox", &format!("slot{slot}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let loaded = next.as_ref().map(|_| ()).map_err(String::clone);
+        if let Ok(g) = next {
+            g.end_with(&rules::forget_line(slot), true);
+        }
+        loaded.expect("the next sandbox's rules");
+        assert!(chain, "the last sandbox's forget removed the next one's chain slot{slot}");
     }
 
     #[test]

@@ -157,16 +157,6 @@ pub fn forget(slot: u32) {
     run_quietly(&forget_script(slot));
 }
 
-/// [`forget`], without waiting for `nft`: called as the launcher ends, whose exit hands it to
-/// init, which reaps it.
-#[allow(clippy::zombie_processes)]
-pub(super) fn forget_later(slot: u32) {
-    if let Ok(mut child) = nft(&forget_script(slot)) {
-        // Closing our end of its stderr is all: it exits on its own.
-        drop(child.stderr.take());
-    }
-}
-
 /// [`forget`]'s commands as one line, for the guard process to run before it exits.
 pub(super) fn forget_line(slot: u32) -> String {
     one_line(&forget_script(slot))
