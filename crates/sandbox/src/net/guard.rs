@@ -87,9 +87,7 @@ impl Guard {
             }
         }
     }
-}
 
-impl Guard {
     /// The `nft` process's pid (tests stall it to play a busy host).
     #[cfg(test)]
     pub(super) fn pid(&self) -> libc::pid_t {

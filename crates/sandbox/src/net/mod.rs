@@ -358,8 +358,9 @@ fn forwarding_record(paths: &Paths) -> Result<PathBuf> {
     Ok(dir(paths)?.join(format!("forwarding-was-off.{ns}")))
 }
 
-/// A sandbox's link being made: the rules (both layers) and the veth pair, by `nft` and `ip`
-/// running while the launcher prepares the rest. [`Pending::finish`] waits for them.
+/// A sandbox's link being made: the rules (both layers), loaded by the sandbox's `nft`
+/// process while the launcher prepares the rest, and the veth pair ([`Pending::link`]).
+/// [`Pending::finish`] waits for the rules.
 pub struct Pending {
     slot: u32,
     guard: Option<guard::Guard>,
