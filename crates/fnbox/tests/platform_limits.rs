@@ -162,16 +162,22 @@ fn a_declared_length_holds_no_memory() {
 
 #[test]
 fn one_client_cannot_take_the_whole_body_budget() {
-    let s = Server::start_with("fair", &["--body-memory", "24", "--client-body-memory", "6", "--body-timeout", "20"]);
+    // The body timeout is long: the stalled bodies must outlive a cold start on a loaded machine.
+    let s = Server::start_with("fair", &["--body-memory", "24", "--client-body-memory", "6", "--body-timeout", "90"]);
     s.deploy("hello", &examples().join("hello-python"), &["--runtime", "python3"]);
-    // One client sends four 5 MiB bodies and stalls: it may hold 6 MiB of them, no more.
-    let _hogs: Vec<TcpStream> = (0..4).map(|_| stalled_upload(&s, "127.0.0.2", 5 << 20)).collect();
+    // One client sends four 5 MiB bodies and stalls: it may hold 6 MiB of them, no more. The
+    // first is read whole before the others start: bodies sent at once could each take a part
+    // of the share, all wait for the rest, and all get 503, which would leave the share empty.
+    let mut hogs = vec![stalled_upload(&s, "127.0.0.2", 5 << 20)];
+    std::thread::sleep(Duration::from_secs(1));
+    hogs.extend((0..3).map(|_| stalled_upload(&s, "127.0.0.2", 5 << 20)));
     std::thread::sleep(Duration::from_millis(500));
     let (status, answer) = post_from(&s, "127.0.0.1", 1 << 20);
     assert_eq!(status, 200, "another client, while one holds its share: {answer}");
     let (status, answer) = post_from(&s, "127.0.0.2", 1 << 20);
     assert_eq!(status, 503, "the client over its share: {answer}");
     assert!(answer.contains("--client-body-memory"), "{answer}");
+    drop(hogs);
 }
 
 #[test]
