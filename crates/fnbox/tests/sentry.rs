@@ -244,6 +244,30 @@ fn continued_calls_answer_as_emulated_ones() {
     assert_eq!(code(&o), 0, "{out}");
 }
 
+/// A process's relative paths keep working while another renames a directory above its working
+/// directory: Linux's working directory is a directory, not a path, and the Sentry, whose
+/// workers answer several processes at once, must not resolve from a path the rename just
+/// changed (it did, once helpers answered calls in parallel: thousands of `ENOENT` in 1.5 s).
+/// v1 is the reference.
+#[test]
+fn relative_paths_hold_while_another_process_renames_their_directory() {
+    let s = Scope::new("rename-cwd");
+    let bin = build("rename_cwd");
+    let bind = format!("{}:/t:ro", bin.display());
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("NOTE: one CPU: the Sentry starts no helpers, so its workers never race here");
+    }
+    for kind in ["v1", "v2"] {
+        let o = s.run(kind, &["--bind", &bind, "--memory", "1G"], &["/t/rename_cwd"]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 0, "{kind}: {out}\n{}", stderr(&o));
+        let n: Vec<u64> = out.split_whitespace().skip(1).step_by(2).filter_map(|w| w.parse().ok()).collect();
+        assert_eq!(n.len(), 3, "{kind}: {out}");
+        assert!(n[1] > 1000 && n[2] > 1000, "{kind}: the race did not run: {out}");
+        assert_eq!(n[0], 0, "{kind}: relative stats failed while the directory was renamed: {out}");
+    }
+}
+
 /// A user of the sandbox other than root cannot open root's files through /proc's magic
 /// links (`/proc/self/root/...`, `/proc/1/root/...`, `/proc/self/fd/N`, another process's
 /// `fd/N`): the Sentry walks and opens them with the caller's ids, as Linux does (v1, the

@@ -54,11 +54,6 @@ impl<T: Clone> PerThread<T> {
         }
     }
 
-    pub fn put(&self, tid: i32, value: T) {
-        let mut e = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        Self::insert(&mut e.map, tid, value);
-    }
-
     fn insert(map: &mut HashMap<i32, (Instant, T)>, tid: i32, value: T) {
         if map.len() >= MAX {
             map.retain(|_, (at, _)| at.elapsed() < FRESH);
@@ -83,13 +78,22 @@ mod tests {
     #[test]
     fn entries_expire_and_clear() {
         let c = PerThread::default();
-        c.put(7, 1u32);
+        c.put_since(7, 1u32, c.ticket());
         assert_eq!(c.get(7), Some(1));
         assert_eq!(c.get(8), None);
         c.clear();
         assert_eq!(c.get(7), None);
-        c.put(7, 2);
+        c.put_since(7, 2, c.ticket());
         std::thread::sleep(FRESH + Duration::from_millis(5));
         assert_eq!(c.get(7), None, "an old entry may belong to a thread that has gone");
+    }
+
+    #[test]
+    fn a_value_read_before_a_clear_is_not_kept() {
+        let c = PerThread::default();
+        let ticket = c.ticket();
+        c.clear(); // a rename on another worker, while this one read the value
+        c.put_since(7, 1u32, ticket);
+        assert_eq!(c.get(7), None);
     }
 }

@@ -6,8 +6,8 @@
 //! emulated here through a user-notification listener; the Sentry answers each one.
 //!
 //! Threads: the main thread only watches for the end (the listener hangs up when no task uses
-//! the filter any more); one worker receives and answers every call (the same thread, warm
-//! on the same CPU, gives the shortest round trip). The worker never blocks on the program:
+//! the filter any more); one worker receives and answers the calls, and calls in helpers when
+//! calls queue up (`workers.rs`). No worker ever blocks on the program:
 //! the few calls whose emulation may wait for the program itself (opening a FIFO, connecting
 //! or sending on a Unix socket) are finished by a short-lived thread that answers on its own
 //! (`Reply::Deferred`).
@@ -30,6 +30,7 @@ mod resolve;
 mod resolve_tests;
 mod signal;
 mod tree;
+mod workers;
 
 use crate::seccomp::Policy;
 use crate::syscalls::Action;
@@ -56,6 +57,11 @@ pub struct Sentry {
     me: OnceLock<Weak<Sentry>>,
     /// Cached credentials per thread (see `creds.rs`).
     creds: cache::PerThread<creds::Creds>,
+    /// Taken to read by every emulated call, and to write by those that may change a
+    /// directory's path (`moving_paths`).
+    paths: std::sync::RwLock<()>,
+    /// Where the worker's helpers park (see `workers.rs`).
+    spill: workers::Spill,
 }
 
 impl Sentry {
@@ -63,12 +69,13 @@ impl Sentry {
     pub fn serve(self: Arc<Self>) -> report::Counts {
         PROFILE.store(std::env::var_os("FNBOX_SENTRY_PROFILE").is_some(), Ordering::Relaxed);
         let _ = self.me.set(Arc::downgrade(&self));
+        self.start_helpers(workers::helpers());
         let me = Arc::clone(&self);
         let main = Arc::clone(&self.listener);
         std::thread::Builder::new()
             .name("sentry".into())
             .stack_size(256 << 10)
-            .spawn(move || me.work(main))
+            .spawn(move || me.work(main, true))
             .unwrap_or_else(|e| panic!("cannot start the Sentry's worker: {e}"));
         // Block until the listener hangs up.
         loop {
@@ -116,25 +123,9 @@ impl Sentry {
         let spawned = std::thread::Builder::new()
             .name("sentry-exec".into())
             .stack_size(256 << 10)
-            .spawn(move || me.work(Arc::new(listener)));
+            .spawn(move || me.work(Arc::new(listener), false));
         if let Err(e) = spawned {
             eprintln!("fnbox: sentry: cannot serve an exec'd process: {e}");
-        }
-    }
-
-    fn work(self: Arc<Self>, listener: Arc<Listener>) {
-        while let Ok(Some(call)) = listener.recv() {
-            let t0 = std::time::Instant::now();
-            let reply = self.handle(&call);
-            let t1 = std::time::Instant::now();
-            listener.respond(call.id, reply);
-            if PROFILE.load(Ordering::Relaxed) {
-                let mut p = self.profile.lock().unwrap_or_else(|e| e.into_inner());
-                let e = p.entry(call.nr as u32).or_insert((0, 0, 0));
-                e.0 += 1;
-                e.1 += (t1 - t0).as_nanos() as u64;
-                e.2 += t1.elapsed().as_nanos() as u64;
-            }
         }
     }
 
@@ -152,8 +143,13 @@ impl Sentry {
         }
     }
 
-    /// Runs `op`, then drops every cached working directory (see `cache.rs`).
-    fn forgetting_cwds(&self, op: impl FnOnce() -> Reply) -> Reply {
+    /// Runs `op` (which may change a directory's path) alone: no other call of the program is
+    /// in the Sentry meanwhile, and every cached working directory is dropped after it (see
+    /// `cache.rs`). A call resolving a relative path from a working directory's path, which
+    /// it read before, never runs across the change (docs/architecture.md, "The Sentry's
+    /// workers").
+    fn moving_paths(&self, op: impl FnOnce() -> Reply) -> Reply {
+        let _alone = self.paths.write().unwrap_or_else(|e| e.into_inner());
         let r = op();
         self.resolver.cwds.clear();
         r
@@ -167,15 +163,21 @@ impl Sentry {
     fn emulate(&self, call: &Call) -> Reply {
         self.hold_caps_for(call);
         match call.nr {
+            // A working directory's path may change with these.
+            libc::SYS_rmdir | libc::SYS_unlink | libc::SYS_unlinkat => return self.moving_paths(|| self.unlink(call)),
+            libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => {
+                return self.moving_paths(|| self.rename(call))
+            }
+            _ => {}
+        }
+        let _paths = self.paths.read().unwrap_or_else(|e| e.into_inner());
+        match call.nr {
             libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => self.open(call),
             libc::SYS_stat | libc::SYS_lstat | libc::SYS_newfstatat | libc::SYS_statx => self.stat(call),
             libc::SYS_access | libc::SYS_faccessat | libc::SYS_faccessat2 => self.access(call),
             libc::SYS_readlink | libc::SYS_readlinkat => self.readlink(call),
             libc::SYS_mkdir | libc::SYS_mkdirat => self.mkdir(call),
             libc::SYS_mknod | libc::SYS_mknodat => self.mknod(call),
-            // A working directory's path may change with these: the cache goes after them.
-            libc::SYS_rmdir | libc::SYS_unlink | libc::SYS_unlinkat => self.forgetting_cwds(|| self.unlink(call)),
-            libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => self.forgetting_cwds(|| self.rename(call)),
             libc::SYS_link | libc::SYS_linkat => self.link(call),
             libc::SYS_symlink | libc::SYS_symlinkat => self.symlink(call),
             libc::SYS_chmod | libc::SYS_fchmodat | libc::SYS_fchmodat2 => self.chmod(call),

@@ -154,6 +154,8 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         profile: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
         creds: Default::default(),
+        paths: Default::default(),
+        spill: Default::default(),
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
     });
     let own = Policy::allowlist(SENTRY_ALLOWLIST, Action::Errno(libc::EPERM)).compile();

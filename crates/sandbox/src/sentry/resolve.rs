@@ -122,6 +122,9 @@ impl Resolver {
                 return Ok(Base { logical });
             }
         }
+        // Taken before the host is asked: a rename or chdir meanwhile keeps the answer out of
+        // the cache.
+        let ticket = self.cwds.ticket();
         let link =
             if dirfd == ProgramFd::CWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
         let target = readlinkat(Some(super::host::proc_fd()?), link.as_bytes()).map_err(|e| match e {
@@ -147,7 +150,7 @@ impl Resolver {
                 return Err(libc::ENOTDIR);
             }
         } else if cache && !target.ends_with(b" (deleted)") {
-            self.cwds.put(call.tid, components(&target));
+            self.cwds.put_since(call.tid, components(&target), ticket);
         }
         Ok(Base { logical: components(&target) })
     }
