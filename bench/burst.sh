@@ -5,16 +5,15 @@
 #   (a) back to back (the next call when the last answered), then
 #   (b) all 20 at once (their instances stopped first, so every call is a cold start again),
 #
-# at 128, 256 and 1024 MiB, in v1 and v2, against two fnbox binaries: BEFORE (default main's,
-# /work/main/target/release/fnbox) and AFTER (default this tree's), case by case in turn. Prints p50 and p99
+# at 128, 256 and 1024 MiB, in v1 and v2, against two fnbox binaries: BEFORE (none by default:
+# give another build to compare with) and AFTER (default this tree's), case by case in turn. Prints p50 and p99
 # of the call latency (client side, HTTP over loopback) per case and binary, the AFTER/BEFORE
 # ratios, the warm pool's takes (hit, pending, miss) per case, and the CPU time a call cost (the
 # whole machine's busy time during the shape, divided by the calls: run it on a quiet machine).
 # That cost bounds the at-once shape from below: its p50 cannot beat ~10 x cpu/call / cores.
 #
-#   sudo bench/burst.sh                     (both binaries, every case)
-#   sudo BEFORE=/path/to/fnbox AFTER=target/release/fnbox TIERS="256" KINDS="v2" bench/burst.sh
-#   sudo BEFORE= bench/burst.sh             (AFTER only)
+#   sudo bench/burst.sh                     (this tree's binary, every case)
+#   sudo BEFORE=/path/to/other/fnbox AFTER=target/release/fnbox TIERS="256" KINDS="v2" bench/burst.sh
 #
 # Each binary runs its own `fnbox serve` (own data directory and cgroup parent) with its default
 # flags but --warm-memory WARM_MEMORY (default 1024 MiB, so the budget is not what is measured).
@@ -24,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-BEFORE=${BEFORE-/work/main/target/release/fnbox}
+BEFORE=${BEFORE:-}
 AFTER=${AFTER:-target/release/fnbox}
 TIERS=${TIERS:-128 256 1024}
 KINDS=${KINDS:-v1 v2}
@@ -33,7 +32,7 @@ WARM_MEMORY=${WARM_MEMORY:-1024}
 [ "$(id -u)" = 0 ] || { echo "bench/burst.sh: run as root (sandboxes need namespaces and cgroups)" >&2; exit 1; }
 [ -x "$AFTER" ] || { echo "bench/burst.sh: no fnbox binary at AFTER=$AFTER: cargo build --release -p fnbox" >&2; exit 1; }
 if [ -n "$BEFORE" ] && [ ! -x "$BEFORE" ]; then
-  echo "bench/burst.sh: no fnbox binary at BEFORE=$BEFORE (set BEFORE= to measure AFTER only)" >&2
+  echo "bench/burst.sh: no fnbox binary at BEFORE=$BEFORE (build it, or leave BEFORE unset to measure AFTER only)" >&2
   exit 1
 fi
 bench_scratch
