@@ -8,8 +8,9 @@
 //! calling thread (glibc's wrappers would change every thread).
 //!
 //! The ids are read from the host's `/proc/<tid>/status` and cached per thread (`cache.rs`); the
-//! cache is dropped whenever a program changes ids, groups or its umask (those calls pass
-//! through the Sentry for that reason).
+//! cache is dropped whenever a program changes ids or groups (those calls pass through the
+//! Sentry for that reason). The umask, which a process's threads share, is read afresh by the
+//! calls that create a file.
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
@@ -26,7 +27,6 @@ pub struct Creds {
     pub fsuid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
-    pub umask: u32,
     /// Its effective capabilities (`CapEff`): a root that dropped some holds only those.
     pub cap_eff: u64,
     /// Its permitted capabilities (`CapPrm`).
@@ -50,8 +50,6 @@ impl Creds {
                 .unwrap_or(0)
         };
         let (uid, gid) = (ids("Uid:"), ids("Gid:"));
-        let umask =
-            status.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok());
         Some(Self {
             tgid: super::proc::pids::tgid_field(status).unwrap_or(0),
             ruid: *uid.first()?,
@@ -59,11 +57,14 @@ impl Creds {
             fsuid: *uid.get(3)?,
             fsgid: *gid.get(3)?,
             groups: ids("Groups:"),
-            umask: umask.unwrap_or(0o022),
             // Unreadable: no capability (fails closed).
             cap_eff: caps("CapEff:"),
             cap_prm: caps("CapPrm:"),
         })
+    }
+
+    fn umask(status: &str) -> Option<u32> {
+        status.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
     }
 
     fn is_root(&self) -> bool {
@@ -130,12 +131,19 @@ impl Sentry {
         c
     }
 
+    /// The caller's umask, read now, never cached: a process's threads share it, so another
+    /// thread's `umask`, answered by one worker while another read this thread's status and
+    /// run by the kernel after, would leave a cached copy stale once it returned (the thread's
+    /// next `mkdir` made 0755 where Linux makes 0700: docs/architecture.md, "Per-thread
+    /// caches"). Read only by the calls that create a file.
     pub(super) fn umask_of(&self, call: &Call) -> u32 {
-        self.creds_of(call).umask
+        host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::umask(&s)).unwrap_or(0o022)
     }
 
     /// The program changed its ids, groups, capabilities or umask: forget what was cached,
-    /// then let the kernel run the call.
+    /// then let the kernel run the call. (The ids, groups and capabilities are the calling
+    /// thread's own, which no other call reads before the kernel ran this one; the umask,
+    /// shared by a process's threads, is never cached: `umask_of`.)
     pub(super) fn creds_changed(&self) -> Reply {
         self.creds.clear();
         Reply::Continue
@@ -189,7 +197,8 @@ mod tests {
     fn parses_status() {
         let s = "Name:\tsh\nUmask:\t0027\nTgid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
         let c = Creds::parse(s).unwrap();
-        assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid, c.umask), (1000, 0, 100, 5, 0o027));
+        assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid), (1000, 0, 100, 5));
+        assert_eq!(Creds::umask(s), Some(0o027));
         assert_eq!(c.groups, vec![5, 6]);
         assert_eq!(c.tgid, 42);
         assert!(!c.is_root());
