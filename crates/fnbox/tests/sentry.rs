@@ -295,6 +295,17 @@ fn a_umask_holds_for_every_thread_once_it_returned() {
     no_failure_in_race("umask_race", 100);
 }
 
+/// Once `chdir` has returned, every thread of the process resolves relative paths from the new
+/// directory. With helpers, another worker could read a sibling's working directory between a
+/// `chdir`'s answer and its run, and cache it: the check that no `chdir` was pending and the
+/// cache's generation were two locks apart. (Found by reading: that window is a few lock
+/// operations wide, and this probe did not hit it on two busy CPUs; the rule is held by the
+/// unit test `a_value_read_while_a_change_was_pending_is_not_kept`.)
+#[test]
+fn a_chdir_holds_for_every_thread_once_it_returned() {
+    no_failure_in_race("chdir_cwd", 100);
+}
+
 /// A user of the sandbox other than root cannot open root's files through /proc's magic
 /// links (`/proc/self/root/...`, `/proc/1/root/...`, `/proc/self/fd/N`, another process's
 /// `fd/N`): the Sentry walks and opens them with the caller's ids, as Linux does (v1, the

@@ -142,7 +142,6 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         area_prefix: area.prefix(),
         area_dirs: Mutex::new(Default::default()),
         cwds: Default::default(),
-        moving: Default::default(),
     };
     let sentry = Arc::new(Sentry {
         listener: Arc::new(listener),
