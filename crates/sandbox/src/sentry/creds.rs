@@ -8,9 +8,9 @@
 //! calling thread (glibc's wrappers would change every thread).
 //!
 //! The ids are read from the host's `/proc/<tid>/status` and cached per thread (`cache.rs`); the
-//! cache is dropped whenever a program changes ids or groups (those calls pass through the
-//! Sentry for that reason). The umask, which a process's threads share, is read afresh by the
-//! calls that create a file.
+//! cache is dropped whenever a program changes ids, groups or its umask (those calls pass
+//! through the Sentry for that reason). The umask is shared by a process's threads, so after a
+//! `umask` nothing is cached until the kernel shows it ran (`Sentry::umasks_settled`).
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
@@ -27,6 +27,7 @@ pub struct Creds {
     pub fsuid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    pub umask: u32,
     /// Its effective capabilities (`CapEff`): a root that dropped some holds only those.
     pub cap_eff: u64,
     /// Its permitted capabilities (`CapPrm`).
@@ -57,6 +58,7 @@ impl Creds {
             fsuid: *uid.get(3)?,
             fsgid: *gid.get(3)?,
             groups: ids("Groups:"),
+            umask: Self::umask(status).unwrap_or(0o022),
             // Unreadable: no capability (fails closed).
             cap_eff: caps("CapEff:"),
             cap_prm: caps("CapPrm:"),
@@ -127,23 +129,55 @@ impl Sentry {
         let ticket = self.creds.ticket();
         let c =
             host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::parse(&s)).unwrap_or_default();
-        self.creds.put_since(call.tid, c.clone(), ticket);
+        if self.umasks_settled() {
+            self.creds.put_since(call.tid, c.clone(), ticket);
+        }
         c
     }
 
-    /// The caller's umask, read now, never cached: a process's threads share it, so another
-    /// thread's `umask`, answered by one worker while another read this thread's status and
-    /// run by the kernel after, would leave a cached copy stale once it returned (the thread's
-    /// next `mkdir` made 0755 where Linux makes 0700: docs/architecture.md, "Per-thread
-    /// caches"). Read only by the calls that create a file.
     pub(super) fn umask_of(&self, call: &Call) -> u32 {
-        host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::umask(&s)).unwrap_or(0o022)
+        self.creds_of(call).umask
     }
 
-    /// The program changed its ids, groups, capabilities or umask: forget what was cached,
-    /// then let the kernel run the call. (The ids, groups and capabilities are the calling
-    /// thread's own, which no other call reads before the kernel ran this one; the umask,
-    /// shared by a process's threads, is never cached: `umask_of`.)
+    /// Whether every `umask` answered has run: a process's threads share the umask, so one
+    /// read for a sibling between a `umask`'s answer and its run (another worker answering the
+    /// sibling) would be kept after `umask()` returned (a directory meant 0700 made 0755:
+    /// docs/architecture.md, "Per-thread caches"). A pending `umask` has run once its thread's
+    /// status shows the mask, or the thread is gone, or it made another call
+    /// ([`Sentry::umask_settled`]); the cache is then cleared, so that a value read before is
+    /// not kept either.
+    fn umasks_settled(&self) -> bool {
+        let mut pending = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            return true;
+        }
+        let before = pending.len();
+        pending.retain(|tid, mask| {
+            host::read_string(&format!("{tid}/status")).ok().and_then(|s| Creds::umask(&s)).is_some_and(|m| m != *mask)
+        });
+        if pending.len() < before {
+            self.creds.clear();
+        }
+        false
+    }
+
+    /// Thread `tid` made a new call: a `umask` of its own has run.
+    pub(super) fn umask_settled(&self, tid: i32) {
+        let mut pending = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() && pending.remove(&tid).is_some() {
+            self.creds.clear();
+        }
+    }
+
+    /// The program changes its umask: the kernel runs the call after the answer.
+    pub(super) fn umask_changes(&self, call: &Call) -> Reply {
+        self.umasks.lock().unwrap_or_else(|e| e.into_inner()).insert(call.tid, call.args[0] as u32 & 0o777);
+        self.creds_changed()
+    }
+
+    /// The program changed its ids, groups or capabilities: forget what was cached, then let
+    /// the kernel run the call. (They are the calling thread's own, which no other call reads
+    /// before the kernel ran this one; the umask, shared, also takes `umask_changes`.)
     pub(super) fn creds_changed(&self) -> Reply {
         self.creds.clear();
         Reply::Continue
@@ -197,8 +231,7 @@ mod tests {
     fn parses_status() {
         let s = "Name:\tsh\nUmask:\t0027\nTgid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t100\t0\t0\t5\nGroups:\t5 6 \n";
         let c = Creds::parse(s).unwrap();
-        assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid), (1000, 0, 100, 5));
-        assert_eq!(Creds::umask(s), Some(0o027));
+        assert_eq!((c.ruid, c.fsuid, c.rgid, c.fsgid, c.umask), (1000, 0, 100, 5, 0o027));
         assert_eq!(c.groups, vec![5, 6]);
         assert_eq!(c.tgid, 42);
         assert!(!c.is_root());

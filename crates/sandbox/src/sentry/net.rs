@@ -91,7 +91,7 @@ impl Sentry {
             )
             .map_err(errno)?;
             let creds = self.creds_of(call);
-            let umask = self.umask_of(call);
+            let umask = creds.umask;
             // A Unix path: resolved from the caller's working directory by a thread of its
             // own, which may also wait (a full listen backlog) without holding the worker. It
             // acts with the caller's filesystem ids: the socket file is the caller's, and the

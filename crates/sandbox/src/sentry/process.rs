@@ -153,6 +153,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         profile: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
         creds: Default::default(),
+        umasks: Default::default(),
         paths: Default::default(),
         spill: Default::default(),
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),
