@@ -268,6 +268,44 @@ fn relative_paths_hold_while_another_process_renames_their_directory() {
     }
 }
 
+/// Runs race probe `name` (which prints "failures F checks C <changes> N") in v1 and v2: the
+/// race must have run (`min` checks and changes at least), and no check may fail. v1 is the
+/// reference.
+fn no_failure_in_race(name: &str, min: u64) {
+    let s = Scope::new(name);
+    let bin = build(name);
+    let bind = format!("{}:/t:ro", bin.display());
+    for kind in ["v1", "v2"] {
+        let o = s.run(kind, &["--bind", &bind, "--memory", "1G"], &[&format!("/t/{name}")]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 0, "{kind}: {out}\n{}", stderr(&o));
+        let n: Vec<u64> = out.split_whitespace().skip(1).step_by(2).filter_map(|w| w.parse().ok()).collect();
+        assert_eq!(n.len(), 3, "{kind}: {out}");
+        assert!(n[1] >= min && n[2] >= min, "{kind}: the race did not run: {out}");
+        assert_eq!(n[0], 0, "{kind}: {out}");
+    }
+}
+
+/// Once `umask` has returned, every file a thread of the process creates has the new mask (the
+/// umask is the process's, shared by its threads). The Sentry once kept a thread's umask read
+/// while a sibling's `umask` was answered but not yet run, for 50 ms: most checked `mkdir`s
+/// got the old mask (a directory meant 0700 made 0755), with one worker and more with helpers.
+#[test]
+fn a_umask_holds_for_every_thread_once_it_returned() {
+    no_failure_in_race("umask_race", 100);
+}
+
+/// Once `chdir` has returned, every thread of the process resolves relative paths from the new
+/// directory. With helpers, another worker could read a sibling's working directory between a
+/// `chdir`'s answer and its run, and cache it: the check that no `chdir` was pending and the
+/// cache's generation were two locks apart. (Found by reading: that window is a few lock
+/// operations wide, and this probe did not hit it on two busy CPUs; the rule is held by the
+/// unit test `a_value_read_while_a_change_was_pending_is_not_kept`.)
+#[test]
+fn a_chdir_holds_for_every_thread_once_it_returned() {
+    no_failure_in_race("chdir_cwd", 100);
+}
+
 /// A user of the sandbox other than root cannot open root's files through /proc's magic
 /// links (`/proc/self/root/...`, `/proc/1/root/...`, `/proc/self/fd/N`, another process's
 /// `fd/N`): the Sentry walks and opens them with the caller's ids, as Linux does (v1, the

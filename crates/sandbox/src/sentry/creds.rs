@@ -9,7 +9,8 @@
 //!
 //! The ids are read from the host's `/proc/<tid>/status` and cached per thread (`cache.rs`); the
 //! cache is dropped whenever a program changes ids, groups or its umask (those calls pass
-//! through the Sentry for that reason).
+//! through the Sentry for that reason). The umask is shared by a process's threads, so after a
+//! `umask` nothing is cached until the kernel shows it ran (`Sentry::umasks_settled`).
 
 use super::notify::{Call, Reply};
 use super::{host, Sentry};
@@ -50,8 +51,6 @@ impl Creds {
                 .unwrap_or(0)
         };
         let (uid, gid) = (ids("Uid:"), ids("Gid:"));
-        let umask =
-            status.lines().find(|l| l.starts_with("Umask:")).and_then(|l| u32::from_str_radix(l[6..].trim(), 8).ok());
         Some(Self {
             tgid: super::proc::pids::tgid_field(status).unwrap_or(0),
             ruid: *uid.first()?,
@@ -59,11 +58,15 @@ impl Creds {
             fsuid: *uid.get(3)?,
             fsgid: *gid.get(3)?,
             groups: ids("Groups:"),
-            umask: umask.unwrap_or(0o022),
+            umask: Self::umask(status).unwrap_or(0o022),
             // Unreadable: no capability (fails closed).
             cap_eff: caps("CapEff:"),
             cap_prm: caps("CapPrm:"),
         })
+    }
+
+    fn umask(status: &str) -> Option<u32> {
+        status.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
     }
 
     fn is_root(&self) -> bool {
@@ -126,7 +129,9 @@ impl Sentry {
         let ticket = self.creds.ticket();
         let c =
             host::read_string(&format!("{}/status", call.tid)).ok().and_then(|s| Creds::parse(&s)).unwrap_or_default();
-        self.creds.put_since(call.tid, c.clone(), ticket);
+        if self.umasks_settled() {
+            self.creds.put_since(call.tid, c.clone(), ticket);
+        }
         c
     }
 
@@ -134,8 +139,45 @@ impl Sentry {
         self.creds_of(call).umask
     }
 
-    /// The program changed its ids, groups, capabilities or umask: forget what was cached,
-    /// then let the kernel run the call.
+    /// Whether every `umask` answered has run: a process's threads share the umask, so one
+    /// read for a sibling between a `umask`'s answer and its run (another worker answering the
+    /// sibling) would be kept after `umask()` returned (a directory meant 0700 made 0755:
+    /// docs/architecture.md, "Per-thread caches"). A pending `umask` has run once its thread's
+    /// status shows the mask, or the thread is gone, or it made another call
+    /// ([`Sentry::umask_settled`]); the cache is then cleared, so that a value read before is
+    /// not kept either.
+    fn umasks_settled(&self) -> bool {
+        let mut pending = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            return true;
+        }
+        let before = pending.len();
+        pending.retain(|tid, mask| {
+            host::read_string(&format!("{tid}/status")).ok().and_then(|s| Creds::umask(&s)).is_some_and(|m| m != *mask)
+        });
+        if pending.len() < before {
+            self.creds.clear();
+        }
+        false
+    }
+
+    /// Thread `tid` made a new call: a `umask` of its own has run.
+    pub(super) fn umask_settled(&self, tid: i32) {
+        let mut pending = self.umasks.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() && pending.remove(&tid).is_some() {
+            self.creds.clear();
+        }
+    }
+
+    /// The program changes its umask: the kernel runs the call after the answer.
+    pub(super) fn umask_changes(&self, call: &Call) -> Reply {
+        self.umasks.lock().unwrap_or_else(|e| e.into_inner()).insert(call.tid, call.args[0] as u32 & 0o777);
+        self.creds_changed()
+    }
+
+    /// The program changed its ids, groups or capabilities: forget what was cached, then let
+    /// the kernel run the call. (They are the calling thread's own, which no other call reads
+    /// before the kernel ran this one; the umask, shared, also takes `umask_changes`.)
     pub(super) fn creds_changed(&self) -> Reply {
         self.creds.clear();
         Reply::Continue

@@ -57,6 +57,9 @@ pub struct Sentry {
     me: OnceLock<Weak<Sentry>>,
     /// Cached credentials per thread (see `creds.rs`).
     creds: cache::PerThread<creds::Creds>,
+    /// Threads whose `umask` was answered and may not have run, with the mask they set
+    /// (see `creds.rs`).
+    umasks: Mutex<std::collections::HashMap<i32, u32>>,
     /// Taken to read by every emulated call, and to write by those that may change a
     /// directory's path (`moving_paths`).
     paths: std::sync::RwLock<()>,
@@ -131,6 +134,7 @@ impl Sentry {
 
     fn handle(&self, call: &Call) -> Reply {
         self.resolver.settled(call.tid);
+        self.umask_settled(call.tid);
         let nr = call.nr as u32;
         match self.policy.decide(nr, &call.args) {
             Action::Errno(e) => {
@@ -197,8 +201,8 @@ impl Sentry {
             | libc::SYS_lremovexattr => self.xattr(call),
             libc::SYS_inotify_add_watch => self.inotify_add_watch(call),
             libc::SYS_sysinfo => self.sysinfo(call),
-            libc::SYS_umask
-            | libc::SYS_setuid
+            libc::SYS_umask => self.umask_changes(call),
+            libc::SYS_setuid
             | libc::SYS_setgid
             | libc::SYS_setreuid
             | libc::SYS_setregid

@@ -142,7 +142,6 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         area_prefix: area.prefix(),
         area_dirs: Mutex::new(Default::default()),
         cwds: Default::default(),
-        moving: Default::default(),
     };
     let sentry = Arc::new(Sentry {
         listener: Arc::new(listener),
@@ -154,6 +153,7 @@ fn serve(b: Bootstrap) -> Result<(), String> {
         profile: Mutex::new(Default::default()),
         me: std::sync::OnceLock::new(),
         creds: Default::default(),
+        umasks: Default::default(),
         paths: Default::default(),
         spill: Default::default(),
         fifos: std::sync::atomic::AtomicBool::new(b.fifos_possible),

@@ -64,12 +64,10 @@ pub struct Resolver {
     /// Maps a synthetic directory's name to the `/proc` components it stands for.
     pub area_dirs: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>>>,
     /// Each thread's working directory, as `base` found it (see `cache.rs`): dropped by
-    /// `chdir`, `fchdir`, and whatever renames or removes a directory.
+    /// `chdir`, `fchdir` (neither cached nor taken from the cache until the thread that made
+    /// one makes its next call, which shows it finished: `PerThread::changing`), and whatever
+    /// renames or removes a directory.
     pub cwds: super::cache::PerThread<Vec<Vec<u8>>>,
-    /// Threads whose `chdir`/`fchdir` went to the kernel and may not have run yet: while there
-    /// is one, working directories are neither cached nor taken from the cache. A thread's
-    /// next call shows its last one has finished (`settled`).
-    pub moving: std::sync::Mutex<std::collections::HashSet<i32>>,
 }
 
 fn how(flags: u64, resolve: u64) -> abi::open_how {
@@ -116,14 +114,13 @@ impl Resolver {
         if rel.first() == Some(&b'/') {
             return Ok(Base { logical: Vec::new() });
         }
-        let cache = dirfd == ProgramFd::CWD && self.moving.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
-        if cache {
+        if dirfd == ProgramFd::CWD {
             if let Some(logical) = self.cwds.get(call.tid) {
                 return Ok(Base { logical });
             }
         }
-        // Taken before the host is asked: a rename or chdir meanwhile keeps the answer out of
-        // the cache.
+        // Taken before the host is asked: a rename or chdir meanwhile, or a chdir pending,
+        // keeps the answer out of the cache.
         let ticket = self.cwds.ticket();
         let link =
             if dirfd == ProgramFd::CWD { format!("{}/cwd", call.tid) } else { format!("{}/fd/{dirfd}", call.tid) };
@@ -149,7 +146,7 @@ impl Resolver {
             if st.stx_mode as u32 & libc::S_IFMT != libc::S_IFDIR {
                 return Err(libc::ENOTDIR);
             }
-        } else if cache && !target.ends_with(b" (deleted)") {
+        } else if !target.ends_with(b" (deleted)") {
             self.cwds.put_since(call.tid, components(&target), ticket);
         }
         Ok(Base { logical: components(&target) })
@@ -157,16 +154,12 @@ impl Resolver {
 
     /// Thread `tid` changes its working directory (the kernel will run the call).
     pub fn cwd_moves(&self, tid: i32) {
-        self.moving.lock().unwrap_or_else(|e| e.into_inner()).insert(tid);
-        self.cwds.clear();
+        self.cwds.changing(tid);
     }
 
     /// Thread `tid` made a new call: any `chdir` or `fchdir` of its own has finished.
     pub fn settled(&self, tid: i32) {
-        let mut moving = self.moving.lock().unwrap_or_else(|e| e.into_inner());
-        if !moving.is_empty() {
-            moving.remove(&tid);
-        }
+        self.cwds.settled(tid);
     }
 
     /// First look at a path: `/proc` entries are recognised from the text when no `..` can

@@ -66,7 +66,6 @@ impl Tree {
             area_prefix: b"/nonexistent-sentry-area/".to_vec(),
             area_dirs: Default::default(),
             cwds: Default::default(),
-            moving: Default::default(),
         };
         Self { tmp, resolver }
     }
