@@ -204,19 +204,22 @@ impl Listener {
         }
     }
 
-    /// Whether a call waits to be received now (or every task is gone): the Sentry's main
-    /// worker asks after each call, to call in its helpers when calls queue up.
-    pub fn pending(&self) -> bool {
+    /// The listener's state now, without waiting (`poll`'s `revents`).
+    fn state(&self) -> i16 {
         let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let _ = sys::fd::poll(std::slice::from_mut(&mut p), 0);
-        p.revents != 0
+        p.revents
+    }
+
+    /// Whether a call waits to be received now (or every task is gone): the Sentry's worker
+    /// asks every few calls, to call in its helpers when calls queue up.
+    pub fn pending(&self) -> bool {
+        self.state() != 0
     }
 
     /// True when no task uses the filter any more.
     pub fn hung_up(&self) -> bool {
-        let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let _ = sys::fd::poll(std::slice::from_mut(&mut p), 0);
-        p.revents & libc::POLLHUP != 0
+        self.state() & libc::POLLHUP != 0
     }
 
     /// Whether the call is still pending (its thread alive and waiting). Checked after
