@@ -261,20 +261,8 @@ fn the_pid_file_names_the_init_which_its_parent_reaps() {
         for (script, killed, want) in [("exit 3", false, "exited 3"), ("exec sleep 1000", true, "signaled 9")] {
             edit_config(&b, |c| c["process"]["args"] = serde_json::json!(["sh", "-c", script]));
             let id = format!("reaped-{}-{}", kind(v), killed);
-            let pid_file = rt.dir.path().join(format!("{id}.pid"));
-            let what = serde_json::json!({"bin": rt.bin, "root": rt.root, "bundle": b, "id": id, "pid_file": pid_file});
-            let mut parent = Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "the_pid_file_names_the_init_which_its_parent_reaps", "--nocapture"])
-                .env(CREATE_PARENT, what.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut said = std::io::BufRead::lines(std::io::BufReader::new(parent.stdout.take().unwrap()))
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("parent: ").map(str::to_string));
-            assert_eq!(said.next().as_deref(), Some("created"), "{}: create failed", kind(v));
-            let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+            let (mut parent, mut said, pid) =
+                adopted(&rt, &b, &id, "the_pid_file_names_the_init_which_its_parent_reaps", kind(v));
             assert_eq!(rt.state(&id)["pid"], pid, "{}: state and the pid file differ", kind(v));
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
             let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_default().trim().to_string();
@@ -307,7 +295,69 @@ fn the_pid_file_names_the_init_which_its_parent_reaps() {
     }
 }
 
-/// The copy of the test above that stands for containerd's shim: a subreaper that runs
+/// Starts the process that stands for containerd's shim (`be_the_parent_of_create`, in this
+/// test binary's `test`, which must hand over to it when [`CREATE_PARENT`] is set), which
+/// creates `id`. Returns it, what it says, and the pid in the pid file.
+fn adopted(
+    rt: &Runtime,
+    b: &Path,
+    id: &str,
+    test: &str,
+    who: &str,
+) -> (std::process::Child, impl Iterator<Item = String>, i32) {
+    let pid_file = rt.dir.path().join(format!("{id}.pid"));
+    let what = serde_json::json!({"bin": rt.bin, "root": rt.root, "bundle": b, "id": id, "pid_file": pid_file});
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(CREATE_PARENT, what.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufRead::lines(std::io::BufReader::new(parent.stdout.take().unwrap()))
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("parent: ").map(str::to_string));
+    assert_eq!(said.next().as_deref(), Some("created"), "{who}: create failed");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    (parent, said, pid)
+}
+
+/// An OOM kill ends the whole container (137), as it ends a function's sandbox, even when the
+/// program exits on its own before fnbox's supervisor has seen the kill: here the supervisor
+/// is stopped while a shell's `dd` is killed and the shell exits 0. The init waits for the
+/// supervisor's word before it exits with the status its parent (the shim) reaps.
+#[test]
+fn an_oom_kill_ends_the_container_even_when_its_program_exits_first() {
+    const TEST: &str = "an_oom_kill_ends_the_container_even_when_its_program_exits_first";
+    if let Ok(what) = std::env::var(CREATE_PARENT) {
+        return be_the_parent_of_create(&what);
+    }
+    for v in 0..2 {
+        let rt = Runtime::new("oom-first", v);
+        let b = rt.bundle(&["sh", "-c", "sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1; exit 0"]);
+        edit_config(&b, |c| c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 32 << 20}));
+        let id = format!("oom-first-{}", kind(v));
+        let (mut parent, mut said, _) = adopted(&rt, &b, &id, TEST, kind(v));
+        let supervisor = rt.supervisor(&id).to_string();
+        rt.ok(&["start", &id]);
+        run_ok(Command::new("kill").args(["-STOP", &supervisor]));
+        // The shell sleeps 1 s, dd is killed at once and the shell exits: all while the
+        // supervisor cannot act.
+        std::thread::sleep(Duration::from_millis(2500));
+        run_ok(Command::new("kill").args(["-CONT", &supervisor]));
+        let reaped = said.next();
+        assert!(
+            matches!(reaped.as_deref(), Some("reaped exited 137" | "reaped signaled 9")),
+            "{}: the container's init ended with {reaped:?}, not of the OOM kill",
+            kind(v)
+        );
+        assert!(parent.wait().unwrap().success());
+        rt.wait_status(&id, "stopped");
+        rt.ok(&["delete", &id]);
+    }
+}
+
+/// What stands for containerd's shim in the tests above: a subreaper that runs
 /// `create`, then reaps the pid in the pid file and says how it ended, then reaps the rest
 /// (fnbox's supervisor, adopted too).
 fn be_the_parent_of_create(what: &str) {

@@ -195,7 +195,10 @@ fn serve(
                         };
                         let _ = fdpass::sendmsg(sock.as_fd(), &FromSandbox::Exited(raw).encode(), &[]);
                         crate::trace::mark("init: program ended");
-                        exit(status.code());
+                        // A sibling init's status is the container's: the launcher says what
+                        // it is (see `answered_exit`).
+                        let told = if sibling { answered_exit(&sock) } else { None };
+                        exit(told.map_or(status.code(), i32::from));
                     }
                 }
             } else if signal::FORWARDED.contains(&sig) {
@@ -205,7 +208,37 @@ fn serve(
     }
 }
 
-/// Attaches a detached mount (already read-only if it should be) at `target`.
+/// How long a sibling init waits for the launcher's [`ToSandbox::Exit`].
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The launcher's answer to a sibling init's `Exited`: the status the init exits with, which
+/// its parent (containerd's shim) reaps as the container's. The program may exit normally just
+/// after the OOM killer ended another of the sandbox's processes, before the launcher has seen
+/// the kill and ended the whole sandbox; only the launcher reads the cgroup, so it decides.
+/// `None` (the program's own status stands) when the launcher is gone, sends something else,
+/// or does not answer within [`ANSWER_WAIT`].
+fn answered_exit(sock: &OwnedFd) -> Option<u8> {
+    let deadline = std::time::Instant::now() + ANSWER_WAIT;
+    let mut buf = vec![0u8; msg::BUF];
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        let mut fds = [libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        // Every signal is blocked (read from the signalfd): no EINTR.
+        if sys::fd::poll(&mut fds, left.as_millis() as i32 + 1).ok()? == 0 {
+            return None;
+        }
+        match fdpass::recv(sock, &mut buf) {
+            Ok((0, _)) | Err(_) => return None,
+            Ok((n, _)) => {
+                // An attach sent as the program ended gets no answer: the sandbox is ending.
+                if let Ok(ToSandbox::Exit(code)) = ToSandbox::decode(&buf[..n]) {
+                    return Some(code);
+                }
+            }
+        }
+    }
+}
+
 /// Attaches a bind to the running sandbox: the sandbox's programs may rewrite the tree at any
 /// moment, so the mount point is resolved once into a descriptor (see
 /// [`rootfs::running_mountpoint`]) and the mount moved onto it.

@@ -44,6 +44,10 @@ pub enum ToSandbox {
     Go,
     /// Let the held program `execve`.
     Start,
+    /// A sibling init's exit status, the answer to its [`FromSandbox::Exited`]: the program's,
+    /// or 128+SIGKILL when the OOM killer acted in the sandbox (an OOM kill ends the whole
+    /// sandbox, and the init's parent reaps the init's status as the container's).
+    Exit(u8),
 }
 
 /// A mount to attach (see [`ToSandbox::Attach`]).
@@ -88,6 +92,7 @@ mod tag {
     pub const GO: u8 = b'G';
     pub const BIND: u8 = b'B';
     pub const START: u8 = b'T';
+    pub const EXIT: u8 = b'Z';
     pub const SETUP_ERROR: u8 = b'E';
     pub const EXEC_ERROR: u8 = b'F';
     pub const EXITED: u8 = b'X';
@@ -110,6 +115,7 @@ impl ToSandbox {
             Self::Go => vec![tag::GO],
             Self::Start => vec![tag::START],
             Self::Bind(i) => with(tag::BIND, &i.to_le_bytes()),
+            Self::Exit(c) => vec![tag::EXIT, *c],
             Self::Attach(a) => {
                 let target = a.target.as_os_str().as_bytes();
                 if target.is_empty() || 3 + target.len() > MAX {
@@ -139,6 +145,7 @@ impl ToSandbox {
             tag::GO => fixed(Self::Go, 0),
             tag::START => fixed(Self::Start, 0),
             tag::BIND => Ok(Self::Bind(u16::from_le_bytes(array(rest, t, "the launcher")?))),
+            tag::EXIT => Ok(Self::Exit(u8::from_le_bytes(array(rest, t, "the launcher")?))),
             tag::ATTACH => {
                 let [dir, flags, target @ ..] = rest else {
                     return Err(bad(t, "the launcher", "a flag byte, an access byte and a mount point"));
@@ -251,6 +258,7 @@ mod tests {
             ToSandbox::Go,
             ToSandbox::Start,
             ToSandbox::Bind(513),
+            ToSandbox::Exit(137),
             attach("/code", Access::CopyOnWrite, false),
             attach("/usr", Access::ReadOnly, true),
             ToSandbox::Attach(Attach {
@@ -301,7 +309,9 @@ mod tests {
         assert!(ToSandbox::decode(b"A\x02\x01/a").unwrap_err().contains("known flags"));
         assert!(ToSandbox::decode(b"A\x01\x21/a").unwrap_err().contains("known flags"));
         assert!(ToSandbox::decode(b"A\x01\x07/a").unwrap_err().contains("access"));
-        assert!(ToSandbox::decode(b"Z").unwrap_err().contains("unknown message"));
+        assert!(ToSandbox::decode(b"Q").unwrap_err().contains("unknown message"));
+        assert!(ToSandbox::decode(b"Z").unwrap_err().contains("1 bytes after the tag, not 0"));
+        assert!(ToSandbox::decode(b"Z\x89\0").unwrap_err().contains("1 bytes after the tag, not 2"));
         assert!(attach(&"/x".repeat(MAX), Access::ReadOnly, false).encode().is_err());
         // A set-up error too long for one message is cut, on a character boundary.
         let long = FromSandbox::SetupError("é".repeat(MAX)).encode();

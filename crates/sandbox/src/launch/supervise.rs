@@ -2,6 +2,7 @@
 //! way the sandbox ended reported the way a user needs to read it.
 
 use super::inbox::Collected;
+use super::protocol::ToSandbox;
 use super::Sandbox;
 use crate::cgroup::MemoryUse;
 use crate::error::{Context, Result};
@@ -130,6 +131,8 @@ struct Waiting {
     timed_out: bool,
     /// The OOM killer acted, and the sandbox was ended for it.
     oom_stop: bool,
+    /// A sibling init was told its exit status ([`Sandbox::tell_exit`]).
+    exit_told: bool,
     /// The supervisor or the watcher ended the sandbox (or its CPU quota could not be applied).
     stopped: bool,
 }
@@ -278,6 +281,7 @@ impl Sandbox {
             if sock & (libc::POLLHUP | libc::POLLERR) != 0 {
                 w.sock_closed = true;
             }
+            self.tell_exit(w);
         }
         if round.ready(round.oom) {
             self.on_oom(w);
@@ -310,6 +314,27 @@ impl Sandbox {
             w.oom_stop = true;
             self.kill();
         }
+    }
+
+    /// A sibling init waits, once its program has ended, for the status to exit with, which
+    /// its parent reaps as the container's: the program's, unless the OOM killer acted in the
+    /// sandbox, which ends the whole sandbox (137) even when the program exited before the OOM
+    /// watch fired (a shell whose `dd` was killed). See `init::answered_exit`.
+    fn tell_exit(&mut self, w: &mut Waiting) {
+        let Some(status) = w.state.exited.filter(|_| self.sibling_init() && !w.exit_told) else {
+            return;
+        };
+        w.exit_told = true;
+        let code = if w.oom_watch.is_some() && self.cgroup.oom_kills() > 0 {
+            w.oom_stop = true;
+            128 + libc::SIGKILL
+        } else {
+            status.code()
+        };
+        let code = u8::try_from(code).unwrap_or(u8::MAX);
+        // The socket is non-blocking, and the init reads nothing else now: a failed send
+        // leaves the program's status, after the init's bounded wait.
+        let _ = fdpass::sendmsg(self.sock.as_fd(), &ToSandbox::Exit(code).encode().unwrap_or_default(), &[]);
     }
 
     /// Serves the supervisor's requests (`control.rs`).
@@ -388,6 +413,9 @@ fn ending(w: Waiting, init_status: Option<process::WaitStatus>, oom_kills: u64, 
     match w.state.exited.or(init_status) {
         _ if w.oom_stop => Ending::OutOfMemory,
         Some(process::WaitStatus::Signaled(libc::SIGKILL)) if oom_kills > 0 => Ending::OutOfMemory,
+        // Where the OOM watch is armed, an OOM kill ends the whole sandbox: a program that
+        // exited before the watch fired (its shell outlived the killed process) ended of it.
+        Some(_) if oom_kills > 0 && w.oom_watch.is_some() => Ending::OutOfMemory,
         Some(process::WaitStatus::Signaled(s)) => Ending::Signaled(s),
         Some(process::WaitStatus::Exited(c)) => Ending::Exited(c),
         None => Ending::SetupFailed("the sandbox vanished without a status".into()),
@@ -488,6 +516,21 @@ mod tests {
         assert_eq!(ending(w, killed, 1, T), Ending::OutOfMemory);
         assert_eq!(ending(seen(|_| {}), killed, 1, T), Ending::OutOfMemory);
         assert_eq!(ending(seen(|_| {}), killed, 0, T), Ending::Signaled(libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_program_that_outlived_an_oom_kill_in_its_sandbox_ended_of_it_where_the_watch_is_armed() {
+        let armed = || {
+            seen(|w| {
+                w.oom_watch = Some((sys::fd::eventfd_nonblocking().unwrap(), libc::POLLIN));
+                w.state.exited = Some(process::WaitStatus::Exited(0));
+            })
+        };
+        assert_eq!(ending(armed(), Some(process::WaitStatus::Exited(0)), 1, T), Ending::OutOfMemory);
+        assert_eq!(ending(armed(), Some(process::WaitStatus::Exited(0)), 0, T), Ending::Exited(0));
+        // Without a watch, nothing enforces the rule: the program's status stands (with a note).
+        let unwatched = seen(|w| w.state.exited = Some(process::WaitStatus::Exited(3)));
+        assert_eq!(ending(unwatched, None, 1, T), Ending::Exited(3));
     }
 
     #[test]
