@@ -79,8 +79,14 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         return Err(Error::Usage("the process asks for a terminal: pass --console-socket".into()));
     }
     let container = r.spec.container.as_deref();
+    // The init, pinned before it is identified by its start time (see `Target::init`).
+    let init = process::pidfd_open(r.init_pid)
+        .ok()
+        .filter(|_| r.init_start == 0 || crate::state::alive(r.init_pid, r.init_start))
+        .ok_or_else(|| Error::NotRunning { id: a.id.into(), status: Status::Stopped.as_str().into() })?;
     let target = Target {
         init_pid: r.init_pid,
+        init,
         cgroup_dirs: r.cgroup_dirs.clone(),
         kind: r.kind,
         seccomp: container.and_then(|c| c.seccomp.clone()),

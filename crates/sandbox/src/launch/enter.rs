@@ -24,6 +24,11 @@ use std::path::{Path, PathBuf};
 pub struct Target {
     /// Host pid of the sandbox's init.
     pub init_pid: libc::pid_t,
+    /// A pidfd of the init, opened by the caller before it checked that `init_pid` is the
+    /// sandbox's init (its start time): the namespaces are those of `init_pid` only if this
+    /// process still lives once they are open (a pid is not reused before its process is
+    /// reaped).
+    pub init: OwnedFd,
     /// The sandbox's cgroup directories.
     pub cgroup_dirs: Vec<PathBuf>,
     pub kind: SandboxKind,
@@ -77,6 +82,10 @@ pub fn spawn(target: &Target, spec: &ExecSpec, relay: &dyn Fn(&OwnedFd) -> Resul
     let joined: Vec<(OwnedFd, libc::c_int)> =
         JOINED.iter().map(|(n, f)| ns(n).map(|fd| (fd, *f))).collect::<Result<_>>()?;
     let userns = ns("user")?;
+    // The init's pid could have been freed and taken by another process between the caller's
+    // check and the opens above: then the init is gone, and this says so.
+    sys::process::pidfd_signal(&target.init, 0)
+        .context(|| format!("the container's init ({}) ended: is the container running?", target.init_pid))?;
     let procs: Vec<OwnedFd> = target
         .cgroup_dirs
         .iter()
