@@ -139,134 +139,164 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     }
     // The sandboxes' host state first: a fresh machine has none, and its errors name the fix.
     fnbox_sandbox::Paths::from_env().prepare()?;
-    let dir = &opts.data_dir;
-    private_dir(dir)?;
-    let _lock = lock_data_dir(dir)?;
-    let mut clients = opts.clients.clone();
-    if let Some(warning) = fit_to_open_file_limit(&mut clients) {
-        eprintln!("fnbox serve: {warning}");
-    }
-    let admin = load_or_create_admin_token(dir)?;
-    let key = match &opts.secret_key_file {
-        Some(path) => SecretKey::load(path)?,
-        None => SecretKey::load_or_create(dir)?,
-    };
-    let instances = dir.join("instances");
-    let left = clean_leftovers(&opts, &instances)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&instances)
-        .context(|| format!("cannot create {}", instances.display()))?;
-    let runtime_dir = dir.join("runtime");
-    crate::runtimes::install(&runtime_dir)?;
-    let registry = Registry::open(&dir.join("registry.db"), key)?;
-    registry.set_keep_versions(opts.retention.versions);
-    let tokens = Tokens::new(admin, registry.token_hashes()?);
-    // Sandboxes reach their code through a bind mount, never through this path.
-    private_dir(&dir.join("code"))?;
-    let code = CodeStore::open(&dir.join("code"))?;
-    let logs = Arc::new(LogStore::on_disk(dir.join("logs"), opts.retention.logs));
-    let launcher = Arc::new(Launcher {
-        exe: opts.exe.clone(),
-        runtime_dir,
-        instances_dir: instances,
-        cgroup_parent: opts.cgroup_parent.clone(),
-        logs: logs.clone(),
-        allow_net: opts.allow_net.clone(),
-        disk: DiskBudget::new(opts.instance_disk.unwrap_or_else(default_instance_disk)),
-    });
-
+    let state = State::open(&opts)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context(|| "cannot start the async runtime".into())?;
-    rt.block_on(async move {
-        let warm = opts.warm.map(|c| WarmPool::new(launcher.clone(), c));
-        let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
-        let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
-        platform.metrics_public = opts.metrics_public;
-        platform.callback_net = opts.callback_net.clone();
-        platform.builds = crate::build::places::Builds::new(opts.build_timeout);
-        platform.async_queue = opts.async_nats.clone().map(crate::triggers::calls_js::JetQueue::new);
-        let platform = Arc::new(platform);
-        let bind = |addr: String, flag: &'static str| async move {
-            tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-                Error::Invalid(format!("cannot listen on {addr} ({e}): is another server there? give another {flag}"))
-            })
-        };
-        let listener = bind(opts.listen.clone(), "--listen").await?;
-        let console = match &opts.console_listen {
-            Some(a) => Some(bind(a.clone(), "--console-listen").await?),
-            None => None,
-        };
-        let n = platform.load()?;
-        crate::triggers::start(&platform)?;
-        platform.metrics.history.resume(&platform.registry)?;
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
-        eprintln!(
-            "fnbox serve: listening on http://{addr} ({n} function(s), data in {}{})",
-            dir.display(),
-            if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
-        );
-        for (prog, package) in fnbox_sandbox::net::missing_programs() {
-            eprintln!(
-                "fnbox serve: warning: `{prog}` is not installed: functions with egress (the default network) cannot start; apt-get install {package}, or deploy with --network none"
-            );
+    rt.block_on(run(opts, state))
+}
+
+/// What `serve` holds of its data directory, opened (and locked) before anything listens.
+struct State {
+    _lock: std::fs::File,
+    clients: ClientLimits,
+    registry: Registry,
+    tokens: Tokens,
+    code: CodeStore,
+    logs: Arc<LogStore>,
+    launcher: Arc<Launcher>,
+    /// Instances a previous run left, now cleaned.
+    left: usize,
+}
+
+impl State {
+    fn open(opts: &ServeOptions) -> Result<Self> {
+        let dir = &opts.data_dir;
+        private_dir(dir)?;
+        let lock = lock_data_dir(dir)?;
+        let mut clients = opts.clients.clone();
+        if let Some(warning) = fit_to_open_file_limit(&mut clients) {
+            eprintln!("fnbox serve: {warning}");
         }
-        let listeners = match console {
-            Some(c) => {
-                let at = c.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                eprintln!("fnbox serve: the console is on http://{at}/console/");
-                vec![(listener, Face::Functions), (c, Face::Console)]
-            }
-            None => vec![(listener, Face::Shared)],
+        let admin = load_or_create_admin_token(dir)?;
+        let key = match &opts.secret_key_file {
+            Some(path) => SecretKey::load(path)?,
+            None => SecretKey::load_or_create(dir)?,
         };
-        let maintenance = {
-            let p = platform.clone();
-            let idle = opts.idle_timeout;
-            let keep = opts.retention.history;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(500));
-                for n in 0u64.. {
-                    tick.tick().await;
-                    // Every 5 s: history (a registry write); every minute: the logs' age bound.
-                    if n % 10 == 0 {
-                        let p = p.clone();
-                        let _ = tokio::task::spawn_blocking(move || {
-                            p.record_history(keep);
-                            if n % 120 == 0 {
-                                p.logs.prune();
-                            }
-                        })
-                        .await;
-                    }
-                    for pool in p.pools() {
-                        pool.maintain(idle);
-                    }
-                    if let Some(w) = &p.warm {
-                        w.fill();
-                    }
+        let instances = dir.join("instances");
+        let left = clean_leftovers(opts, &instances)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&instances)
+            .context(|| format!("cannot create {}", instances.display()))?;
+        let runtime_dir = dir.join("runtime");
+        crate::runtimes::install(&runtime_dir)?;
+        let registry = Registry::open(&dir.join("registry.db"), key)?;
+        registry.set_keep_versions(opts.retention.versions);
+        let tokens = Tokens::new(admin, registry.token_hashes()?);
+        // Sandboxes reach their code through a bind mount, never through this path.
+        private_dir(&dir.join("code"))?;
+        let code = CodeStore::open(&dir.join("code"))?;
+        let logs = Arc::new(LogStore::on_disk(dir.join("logs"), opts.retention.logs));
+        let launcher = Arc::new(Launcher {
+            exe: opts.exe.clone(),
+            runtime_dir,
+            instances_dir: instances,
+            cgroup_parent: opts.cgroup_parent.clone(),
+            logs: logs.clone(),
+            allow_net: opts.allow_net.clone(),
+            disk: DiskBudget::new(opts.instance_disk.unwrap_or_else(default_instance_disk)),
+        });
+        Ok(Self { _lock: lock, clients, registry, tokens, code, logs, launcher, left })
+    }
+}
+
+/// The server itself: the platform, its listeners, triggers and upkeep, until a signal; then
+/// its instances are stopped.
+async fn run(opts: ServeOptions, state: State) -> Result<()> {
+    let State { _lock, clients, registry, tokens, code, logs, launcher, left } = state;
+    let dir = opts.data_dir.clone();
+    let warm = opts.warm.map(|c| WarmPool::new(launcher.clone(), c));
+    let backend = Arc::new(FnboxRun { launcher, warm: warm.clone() });
+    let mut platform = Platform::new(dir.clone(), registry, code, tokens, logs, backend.clone(), backend);
+    platform.metrics_public = opts.metrics_public;
+    platform.callback_net = opts.callback_net.clone();
+    platform.builds = crate::build::places::Builds::new(opts.build_timeout);
+    platform.async_queue = opts.async_nats.clone().map(crate::triggers::calls_js::JetQueue::new);
+    let platform = Arc::new(platform);
+    let (listener, console) = listen(&opts).await?;
+    let n = platform.load()?;
+    crate::triggers::start(&platform)?;
+    platform.metrics.history.resume(&platform.registry)?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(opts.listen.clone());
+    eprintln!(
+        "fnbox serve: listening on http://{addr} ({n} function(s), data in {}{})",
+        dir.display(),
+        if left > 0 { format!(", cleaned {left} instance(s) left by a previous run") } else { String::new() }
+    );
+    for (prog, package) in fnbox_sandbox::net::missing_programs() {
+        eprintln!(
+            "fnbox serve: warning: `{prog}` is not installed: functions with egress (the default network) cannot start; apt-get install {package}, or deploy with --network none"
+        );
+    }
+    let listeners = match console {
+        Some(c) => {
+            let at = c.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            eprintln!("fnbox serve: the console is on http://{at}/console/");
+            vec![(listener, Face::Functions), (c, Face::Console)]
+        }
+        None => vec![(listener, Face::Shared)],
+    };
+    let maintenance = tokio::spawn(upkeep(platform.clone(), opts.idle_timeout, opts.retention.history));
+    crate::gateway::serve(listeners, platform.clone(), clients, shutdown_signal()).await;
+    maintenance.abort();
+    platform.record_history(opts.retention.history);
+    eprintln!("fnbox serve: stopping instances");
+    if let Some(w) = &warm {
+        w.shutdown().await;
+    }
+    let all: Vec<_> = platform.pools().iter().flat_map(|p| p.shutdown()).collect();
+    let _ = tokio::time::timeout(Duration::from_secs(8), async {
+        for i in all {
+            i.wait_ended().await;
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// The functions' listener and the console's own, when it has one; an address in use is an
+/// error that names the flag to change.
+async fn listen(opts: &ServeOptions) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
+    let bind = |addr: String, flag: &'static str| async move {
+        tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+            Error::Invalid(format!("cannot listen on {addr} ({e}): is another server there? give another {flag}"))
+        })
+    };
+    let listener = bind(opts.listen.clone(), "--listen").await?;
+    let console = match &opts.console_listen {
+        Some(a) => Some(bind(a.clone(), "--console-listen").await?),
+        None => None,
+    };
+    Ok((listener, console))
+}
+
+/// Every 500 ms: idle instances end and the warm pool refills; every 5 s the history is
+/// recorded (a registry write), every minute the logs' age bound applied.
+async fn upkeep(p: Arc<Platform>, idle: Duration, keep: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    for n in 0u64.. {
+        tick.tick().await;
+        if n % 10 == 0 {
+            let p = p.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                p.record_history(keep);
+                if n % 120 == 0 {
+                    p.logs.prune();
                 }
             })
-        };
-        crate::gateway::serve(listeners, platform.clone(), clients, shutdown_signal()).await;
-        maintenance.abort();
-        platform.record_history(opts.retention.history);
-        eprintln!("fnbox serve: stopping instances");
-        if let Some(w) = &warm {
-            w.shutdown().await;
+            .await;
         }
-        let all: Vec<_> = platform.pools().iter().flat_map(|p| p.shutdown()).collect();
-        let _ = tokio::time::timeout(Duration::from_secs(8), async {
-            for i in all {
-                i.wait_ended().await;
-            }
-        })
-        .await;
-        Ok(())
-    })
+        for pool in p.pools() {
+            pool.maintain(idle);
+        }
+        if let Some(w) = &p.warm {
+            w.fill();
+        }
+    }
 }
 
 async fn shutdown_signal() {
