@@ -260,20 +260,15 @@ impl Launcher {
         launched
     }
 
-    /// `share` is held by the task that waits for the launcher, until it has exited, and by
-    /// the [`Launched`].
-    async fn spawn(&self, spec: &LaunchSpec, dir: &Path, share: Arc<DiskShare>) -> Result<Launched, Ended> {
-        let io = |what: &str, e: std::io::Error| start_failed(format!("cannot create {what}: {e}"));
-        let (status_r, status_w) = sys::fd::pipe().map_err(|e| io("a pipe", e))?;
-        let (control, control_theirs) = UnixStream::pair().map_err(|e| io("a socket pair", e))?;
-        let (zygote, zygote_theirs) = match spec.zygote {
-            true => UnixStream::pair().map(|(a, b)| (Some(a), Some(b))).map_err(|e| io("a socket pair", e))?,
-            false => (None, None),
-        };
-        let env = env_memfd(&spec.env).map_err(|e| io("the environment file", e))?;
-        let listen = bound_socket(dir).map_err(|e| io("the instance's socket", e))?;
-        let inherited = [status_w.as_raw_fd(), control_theirs.as_raw_fd(), env.as_raw_fd(), listen.as_raw_fd()];
-
+    /// `fnbox run` for the instance, given the descriptors it inherits: its status pipe, its
+    /// control socket, its environment file and its listening socket, in that order (and the
+    /// zygote's socket as its standard input).
+    fn command(
+        &self,
+        spec: &LaunchSpec,
+        inherited: [std::os::fd::RawFd; 4],
+        zygote: Option<UnixStream>,
+    ) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.args(["run", "--sandbox", spec.kind.as_str(), "--memory", &spec.memory_mb.to_string()]);
         if let Some(code) = &spec.code {
@@ -303,7 +298,7 @@ impl Launcher {
             cmd.arg("--cpu-boost-background");
         }
         cmd.arg("--").args(&spec.program);
-        match zygote_theirs {
+        match zygote {
             Some(s) => cmd.stdin(Stdio::from(OwnedFd::from(s))),
             None => cmd.stdin(Stdio::null()),
         };
@@ -322,6 +317,24 @@ impl Launcher {
                 Ok(())
             })
         };
+        cmd
+    }
+
+    /// `share` is held by the task that waits for the launcher, until it has exited, and by
+    /// the [`Launched`].
+    async fn spawn(&self, spec: &LaunchSpec, dir: &Path, share: Arc<DiskShare>) -> Result<Launched, Ended> {
+        let io = |what: &str, e: std::io::Error| start_failed(format!("cannot create {what}: {e}"));
+        let (status_r, status_w) = sys::fd::pipe().map_err(|e| io("a pipe", e))?;
+        let (control, control_theirs) = UnixStream::pair().map_err(|e| io("a socket pair", e))?;
+        let (zygote, zygote_theirs) = match spec.zygote {
+            true => UnixStream::pair().map(|(a, b)| (Some(a), Some(b))).map_err(|e| io("a socket pair", e))?,
+            false => (None, None),
+        };
+        let env = env_memfd(&spec.env).map_err(|e| io("the environment file", e))?;
+        let listen = bound_socket(dir).map_err(|e| io("the instance's socket", e))?;
+        let inherited = [status_w.as_raw_fd(), control_theirs.as_raw_fd(), env.as_raw_fd(), listen.as_raw_fd()];
+
+        let mut cmd = self.command(spec, inherited, zygote_theirs);
         let mut child = cmd.spawn().map_err(|e| start_failed(format!("cannot start {}: {e}", self.exe.display())))?;
         drop((status_w, control_theirs, env, listen));
         let launcher_pid = child.id().unwrap_or(0) as i32;
