@@ -518,3 +518,36 @@ print("socket-owner", os.stat("sock").st_uid)
         "{out}"
     );
 }
+
+/// A pid namespace's init takes from inside its namespace only the signals it handles: Linux
+/// drops SIGKILL and SIGSTOP sent to pid 1 by the sandbox's own processes, whatever their
+/// capabilities (v1 shows it). In v2 a `/proc/1` directory descriptor hands
+/// `pidfd_send_signal` to the Sentry, which sends from the host's pid namespace, where the
+/// init's protection does not apply: the program could kill its init (the sandbox ends 137)
+/// or stop it (the program's end is never reaped nor reported, and an OCI container stays
+/// `running`; a sibling init waiting for the launcher's `Exit` is stopped or killed too).
+#[test]
+fn the_program_cannot_kill_or_stop_its_init() {
+    let s = Scope::new("init-signal");
+    let script = r#"
+import os, signal, sys, time
+init = os.open("/proc/1", os.O_DIRECTORY)
+for sig in (signal.SIGSTOP, signal.SIGKILL):
+    try: signal.pidfd_send_signal(init, sig)
+    except OSError as e: print("error", e.errno)
+    time.sleep(0.3)
+    st = open("/proc/1/stat").read().rsplit(")", 1)[1].split()[0]
+    print(sig.name, "init", st, flush=True)
+"#;
+    for kind in ["v1", "v2"] {
+        let o = s.run(kind, &["--timeout", "10"], &["python3", "-c", script]);
+        assert_eq!(
+            stdout(&o),
+            "SIGSTOP init S\nSIGKILL init S\n",
+            "{kind}: the program signalled its own init past pid 1's protection (exit {:?})\nstderr:\n{}",
+            o.status,
+            stderr(&o)
+        );
+        assert!(o.status.success(), "{kind}: exit {:?}\n{}", o.status, stderr(&o));
+    }
+}
