@@ -80,10 +80,19 @@ pub fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     }
     let container = r.spec.container.as_deref();
     // The init, pinned before it is identified by its start time (see `Target::init`).
-    let init = process::pidfd_open(r.init_pid)
-        .ok()
-        .filter(|_| r.init_start == 0 || crate::state::alive(r.init_pid, r.init_start))
-        .ok_or_else(|| Error::NotRunning { id: a.id.into(), status: Status::Stopped.as_str().into() })?;
+    if r.init_start == 0 {
+        return Err(Error::Usage(format!(
+            "container {} has no start time recorded for its init, so exec cannot tell it from a process that took its pid: recreate the container",
+            a.id
+        )));
+    }
+    let stopped = || Error::NotRunning { id: a.id.into(), status: Status::Stopped.as_str().into() };
+    let init = match process::pidfd_open(r.init_pid) {
+        Ok(fd) if crate::state::alive(r.init_pid, r.init_start) => fd,
+        Ok(_) => return Err(stopped()),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(stopped()),
+        Err(e) => return Err(Error::Io { what: "cannot open a pidfd of the container's init".into(), source: e }),
+    };
     let target = Target {
         init_pid: r.init_pid,
         init,

@@ -174,7 +174,9 @@ impl Sandbox {
             if state.ready {
                 break;
             }
-            if fds[1].revents != 0 || fds[0].revents & libc::POLLHUP != 0 {
+            // (A program that ended is reported by the init, which then waits for its exit
+            // status: do not wait for the init's end.)
+            if state.exited.is_some() || fds[1].revents != 0 || fds[0].revents & libc::POLLHUP != 0 {
                 return Err(Error::Setup("the sandbox ended before its program was ready".into()));
             }
         }

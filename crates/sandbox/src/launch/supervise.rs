@@ -281,8 +281,9 @@ impl Sandbox {
             if sock & (libc::POLLHUP | libc::POLLERR) != 0 {
                 w.sock_closed = true;
             }
-            self.tell_exit(w);
         }
+        // Every round: the init's `Exited` may have been read by another reader of the socket.
+        self.tell_exit(w);
         if round.ready(round.oom) {
             self.on_oom(w);
         }
@@ -325,16 +326,19 @@ impl Sandbox {
             return;
         };
         w.exit_told = true;
-        let code = if w.oom_watch.is_some() && self.cgroup.oom_kills() > 0 {
+        let oom = w.oom_watch.is_some() && self.cgroup.oom_kills() > 0;
+        let code = u8::try_from(if oom { 128 + libc::SIGKILL } else { status.code() }).unwrap_or(u8::MAX);
+        // The socket is non-blocking, and the init reads nothing else now.
+        let sent = fdpass::sendmsg(self.sock.as_fd(), &ToSandbox::Exit(code).encode().unwrap_or_default(), &[]);
+        if oom && !w.oom_stop {
+            // The OOM kill ends the whole sandbox now, as `on_oom` would: its other processes
+            // go at once, and if the answer could not be sent, the init dies of the kill
+            // rather than exit with the program's status after its wait.
             w.oom_stop = true;
-            128 + libc::SIGKILL
-        } else {
-            status.code()
-        };
-        let code = u8::try_from(code).unwrap_or(u8::MAX);
-        // The socket is non-blocking, and the init reads nothing else now: a failed send
-        // leaves the program's status, after the init's bounded wait.
-        let _ = fdpass::sendmsg(self.sock.as_fd(), &ToSandbox::Exit(code).encode().unwrap_or_default(), &[]);
+            self.kill();
+        } else if sent.is_err() {
+            eprintln!("fnbox: cannot tell the container's init its exit status; it exits with the program's");
+        }
     }
 
     /// Serves the supervisor's requests (`control.rs`).
