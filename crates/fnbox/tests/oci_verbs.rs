@@ -541,8 +541,10 @@ fn the_root_devices_sysctl_oom_score_and_hooks_of_config_json_are_honoured() {
                 "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 0}]);
             c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
             c["process"]["oomScoreAdj"] = 321.into();
-            c["hooks"] = serde_json::json!({"prestart": hook("prestart"), "poststart": hook("poststart"),
-                "poststop": hook("poststop")});
+            // A failing poststart or poststop hook is a warning, and the next one still runs.
+            let failing = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]});
+            c["hooks"] = serde_json::json!({"prestart": hook("prestart"),
+                "poststart": [failing, hook("poststart")[0]], "poststop": [failing, hook("poststop")[0]]});
         });
         let id = format!("honoured-{}", kind(v));
         let init = rt.create(&b, &id);

@@ -32,6 +32,16 @@ pub fn run(kind: &str, list: &[Hook], state: &serde_json::Value) -> Result<(), S
         .try_for_each(|(i, h)| run_one(h, &input).map_err(|e| format!("hooks.{kind}[{i}] ({}): {e}", h.path)))
 }
 
+/// Runs every hook of `list` in order, as `poststart` and `poststop` hooks run: a failure does
+/// not stop the rest (the runtime spec's rule for them); returns the failures, for warnings.
+pub fn run_all(kind: &str, list: &[Hook], state: &serde_json::Value) -> Vec<String> {
+    let input = state.to_string();
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, h)| run_one(h, &input).err().map(|e| format!("hooks.{kind}[{i}] ({}): {e}", h.path)))
+        .collect()
+}
+
 fn run_one(h: &Hook, input: &str) -> Result<(), String> {
     let mut cmd = Command::new(&h.path);
     if let Some((arg0, rest)) = h.args.split_first() {

@@ -192,9 +192,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         s => return Err(Error::NotCreated { id: id.into(), status: s.as_str().into() }),
     }
     // The spec: a failing poststart hook is a warning; the container runs on.
-    if let Err(e) = crate::hooks::run("poststart", &r.hooks.poststart, &dir.read()?.oci_state_started()) {
-        g.log.warn(&e);
-    }
+    warned_hooks(g, "poststart", &r.hooks.poststart, &dir.read()?.oci_state_started());
     Ok(())
 }
 
@@ -224,9 +222,7 @@ pub fn run(
             let _ = dir.remove();
         })?;
         created_hooks(g, id, &dir, h)?;
-        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &dir.read()?.oci_state_started()) {
-            g.log.warn(&e);
-        }
+        warned_hooks(g, "poststart", &h.poststart, &dir.read()?.oci_state_started());
         if let Some(p) = pid_file {
             write_pid_file(p, pid)?;
         }
@@ -327,9 +323,15 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `poststop` hooks, after the container is gone; a failure is a warning (the spec's rule).
+/// `poststop` hooks, after the container is gone.
 fn poststop(g: &Globals, hooks: &crate::config::Hooks, state: &serde_json::Value) {
-    if let Err(e) = crate::hooks::run("poststop", &hooks.poststop, state) {
+    warned_hooks(g, "poststop", &hooks.poststop, state);
+}
+
+/// Runs every hook of a kind whose failures are warnings (`poststart`, `poststop`): each
+/// failure is logged and the next hook still runs, as the runtime spec says.
+fn warned_hooks(g: &Globals, kind: &str, list: &[crate::config::Hook], state: &serde_json::Value) {
+    for e in crate::hooks::run_all(kind, list, state) {
         g.log.warn(&e);
     }
 }
