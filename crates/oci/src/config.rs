@@ -142,6 +142,9 @@ pub struct Memory {
     pub limit: Option<i64>,
     pub reservation: Option<i64>,
     pub swappiness: Option<u64>,
+    /// Refused when true (see `convert::resources`).
+    #[serde(rename = "disableOOMKiller")]
+    pub disable_oom_killer: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

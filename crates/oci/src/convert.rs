@@ -91,7 +91,7 @@ pub fn sandbox_spec(
         readonly_paths: linux.readonly_paths.iter().map(PathBuf::from).collect(),
         hostname: spec.hostname.clone().filter(|h| !h.is_empty()),
         process: process_settings(process)?,
-        resources: resources(linux.resources.as_ref()),
+        resources: resources(linux.resources.as_ref())?,
         cgroup_path: Some(cgroup_path(id, linux.cgroups_path.as_deref(), systemd)),
         ..Default::default()
     };
@@ -161,11 +161,18 @@ pub fn process_settings(p: &config::Process) -> Result<ProcessSettings> {
     })
 }
 
-/// OCI limits → fnbox's; zero and negative values mean "no limit", as in runc.
-pub fn resources(r: Option<&config::Resources>) -> Resources {
+/// OCI limits → fnbox's; zero and negative values mean "no limit", as in runc. A disabled OOM
+/// killer is refused: in fnbox an OOM kill ends the whole sandbox (docs/kubernetes.md), and a
+/// sandbox whose processes wait at the limit forever is not one fnbox can end cleanly.
+pub fn resources(r: Option<&config::Resources>) -> Result<Resources> {
     let positive = |v: Option<i64>| v.filter(|v| *v > 0).map(|v| v as u64);
     let r = r.cloned().unwrap_or_default();
-    Resources {
+    if r.memory.as_ref().and_then(|m| m.disable_oom_killer) == Some(true) {
+        return Err(bad(
+            "linux.resources.memory.disableOOMKiller is not supported by fnbox: an OOM kill ends the whole container; remove it",
+        ));
+    }
+    Ok(Resources {
         memory_bytes: positive(r.memory.as_ref().and_then(|m| m.limit)),
         cpu_quota_us: positive(r.cpu.as_ref().and_then(|c| c.quota)),
         cpu_period_us: r.cpu.as_ref().and_then(|c| c.period).filter(|p| *p > 0),
@@ -175,7 +182,7 @@ pub fn resources(r: Option<&config::Resources>) -> Resources {
         cpuset_mems: r.cpu.as_ref().and_then(|c| c.mems.clone()).filter(|s| !s.is_empty()),
         memory_reservation: positive(r.memory.as_ref().and_then(|m| m.reservation)),
         swappiness: r.memory.as_ref().and_then(|m| m.swappiness),
-    }
+    })
 }
 
 /// The cgroup below each hierarchy's root. With `--systemd-cgroup`, a `slice:prefix:name`
@@ -289,8 +296,17 @@ mod tests {
             r#"{"memory":{"limit":67108864},"cpu":{"quota":-1,"period":100000,"shares":0},"pids":{"limit":0}}"#,
         )
         .unwrap();
-        let x = resources(Some(&r));
+        let x = resources(Some(&r)).unwrap();
         assert_eq!(x.memory_bytes, Some(64 << 20));
         assert_eq!((x.cpu_quota_us, x.cpu_period_us, x.cpu_shares, x.pids_max), (None, Some(100_000), None, None));
+    }
+
+    #[test]
+    fn a_disabled_oom_killer_is_refused_by_name() {
+        let r = |j: &str| resources(Some(&serde_json::from_str(j).unwrap())).map_err(|e| e.to_string());
+        assert!(r(r#"{"memory":{"limit":67108864,"disableOOMKiller":true}}"#)
+            .unwrap_err()
+            .contains("disableOOMKiller"));
+        assert!(r(r#"{"memory":{"limit":67108864,"disableOOMKiller":false}}"#).is_ok());
     }
 }

@@ -48,7 +48,7 @@ pub fn update(g: &Globals, id: &str, resources_json: &str) -> Result<()> {
     let given: config::Resources = serde_json::from_str(resources_json)
         .map_err(|e| Error::Usage(format!("the resources are not valid OCI LinuxResources JSON: {e}")))?;
     let (dir, r, cg) = live(g, id)?;
-    let new = convert::resources(Some(&given));
+    let new = convert::resources(Some(&given))?;
     let mut res = r.spec.container.as_ref().map(|c| c.resources.clone()).unwrap_or_default();
     if given.memory.as_ref().and_then(|m| m.limit).is_some() {
         res.memory_bytes = new.memory_bytes;
