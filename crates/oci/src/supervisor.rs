@@ -80,7 +80,7 @@ fn signal(sb: &Sandbox, sig: i32, all: bool) -> Result<(), String> {
         return Ok(());
     }
     let pid = sb.program_pid().ok_or("the container has no program")?;
-    process::kill(pid, sig).map_err(|e| format!("cannot signal process {pid}: {e}"))
+    sb.signal_program(sig).map_err(|e| format!("cannot signal process {pid}: {e}"))
 }
 
 /// How the supervisor tells `create` that the container exists (or why it does not).

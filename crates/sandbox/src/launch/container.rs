@@ -11,7 +11,7 @@ use crate::error::{Context, Error, Result};
 use crate::idmap::IdRange;
 use crate::rootfs::container::ContainerLayout;
 use crate::spec::{Container, ContainerRoot, IdMapping, MountKind, Namespace, SandboxKind, SandboxSpec};
-use crate::sys::{self, abi, fdpass};
+use crate::sys::{self, abi, fdpass, process};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The namespaces to create at clone time. Namespaces to join are joined here, by the
@@ -182,8 +182,10 @@ impl Sandbox {
         }
         let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).unwrap_or_default();
         let pid: Option<libc::pid_t> = children.split_whitespace().next().and_then(|p| p.parse().ok());
-        self.program_pid = pid;
         let pid = pid.ok_or_else(|| Error::Setup("the sandbox's program is gone".into()))?;
+        // The program is held before `execve`: it cannot end, so the pidfd is its.
+        let pidfd = process::pidfd_open(pid).context(|| format!("cannot open a pidfd of the program ({pid})"))?;
+        self.program = Some((pid, pidfd));
         if let Some(adj) = self.spec.container.as_ref().and_then(|c| c.oom_score_adj) {
             // From the host: lowering a score takes privileges the sandbox does not have.
             let p = std::path::PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
@@ -206,7 +208,14 @@ impl Sandbox {
 
     /// Host pid of the program (known once [`Sandbox::wait_ready`] returned).
     pub fn program_pid(&self) -> Option<libc::pid_t> {
-        self.program_pid
+        self.program.as_ref().map(|(pid, _)| *pid)
+    }
+
+    /// Sends `sig` to the program (once [`Sandbox::wait_ready`] returned) through its pidfd:
+    /// `ESRCH` once it has ended, never another process that took its pid.
+    pub fn signal_program(&self, sig: libc::c_int) -> std::io::Result<()> {
+        let (_, pidfd) = self.program.as_ref().ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        process::pidfd_signal(pidfd, sig)
     }
 
     /// v2: hands the seccomp listener of a process started in the running sandbox (`exec`)

@@ -73,8 +73,9 @@ pub struct Sandbox {
     pub channels: Channels,
     /// Containers in v2: the socket the Sentry receives the listeners of `exec`'d processes on.
     sentry_feed: Option<OwnedFd>,
-    /// Host pid of a held program (containers).
-    program_pid: Option<libc::pid_t>,
+    /// Host pid of a held program (containers), and a pidfd of it: signals go through the
+    /// pidfd, never to the number, which another process may hold once the program is reaped.
+    program: Option<(libc::pid_t, OwnedFd)>,
     /// Egress: the link being made (until `STAGE`), then made; dropping either removes its
     /// rules, and the link goes with the sandbox's network namespace.
     net_pending: Option<crate::net::Pending>,

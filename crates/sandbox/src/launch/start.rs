@@ -135,7 +135,7 @@ impl Sandbox {
             sentry: None,
             channels: Channels::default(),
             sentry_feed: None,
-            program_pid: None,
+            program: None,
             net_pending,
             net: None,
             boost,
