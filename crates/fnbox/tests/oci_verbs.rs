@@ -543,7 +543,9 @@ fn the_root_devices_sysctl_oom_score_and_hooks_of_config_json_are_honoured() {
             c["process"]["oomScoreAdj"] = 321.into();
             // A failing poststart or poststop hook is a warning, and the next one still runs.
             let failing = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]});
-            c["hooks"] = serde_json::json!({"prestart": hook("prestart"),
+            // A hook may write more to its standard error than a pipe holds.
+            let noisy = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero >&2"], "timeout": 10});
+            c["hooks"] = serde_json::json!({"prestart": [noisy, hook("prestart")[0]],
                 "poststart": [failing, hook("poststart")[0]], "poststop": [failing, hook("poststop")[0]]});
         });
         let id = format!("honoured-{}", kind(v));

@@ -55,10 +55,25 @@ fn run_one(h: &Hook, input: &str) -> Result<(), String> {
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("cannot run it: {e}"))?;
+    // Its input and its error output on threads of their own: a hook that reads neither, or
+    // writes more than a pipe holds, still ends or meets its timeout.
     if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_string();
         // A hook that does not read its input is not an error (runc ignores EPIPE too).
-        let _ = stdin.write_all(input.as_bytes());
+        std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     }
+    let stderr = child.stderr.take().map(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = s;
+            let mut err = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut s, STDERR_MAX as u64), &mut err);
+            let _ = tx.send(err);
+            // The rest is read and dropped, so the hook never blocks on a full pipe.
+            let _ = std::io::copy(&mut s, &mut std::io::sink());
+        });
+        rx
+    });
     let limit = h.timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64));
     let until = limit.map(|l| Instant::now() + l);
     let status = loop {
@@ -76,9 +91,7 @@ fn run_one(h: &Hook, input: &str) -> Result<(), String> {
     if status.success() {
         return Ok(());
     }
-    let mut err = Vec::new();
-    if let Some(s) = child.stderr.take() {
-        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(s, STDERR_MAX as u64), &mut err);
-    }
+    // What it wrote, unless something it started holds the pipe open past a second.
+    let err = stderr.and_then(|rx| rx.recv_timeout(Duration::from_secs(1)).ok()).unwrap_or_default();
     Err(format!("{status}: {}", String::from_utf8_lossy(&err).trim()))
 }
