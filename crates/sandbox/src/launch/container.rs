@@ -183,15 +183,24 @@ impl Sandbox {
         let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).unwrap_or_default();
         let pid: Option<libc::pid_t> = children.split_whitespace().next().and_then(|p| p.parse().ok());
         let pid = pid.ok_or_else(|| Error::Setup("the sandbox's program is gone".into()))?;
-        // The program is held before `execve`: it cannot end, so the pidfd is its.
-        let pidfd = process::pidfd_open(pid).context(|| format!("cannot open a pidfd of the program ({pid})"))?;
-        self.program = Some((pid, pidfd));
+        // The program waits before `execve`, but a signal or the OOM killer may still end it,
+        // and then its pid may be another process's. So: a pidfd, then what is done through
+        // `/proc/<pid>` (its parent must be the init, which alone reaps it), then a check that
+        // the pidfd's process still lives: a pid is not reused before its process is reaped.
+        let gone = || Error::Setup("the sandbox's program ended before it was started".into());
+        let pidfd = process::pidfd_open(pid).map_err(|_| gone())?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim) != Some(&self.pid.to_string()) {
+            return Err(gone());
+        }
         if let Some(adj) = self.spec.container.as_ref().and_then(|c| c.oom_score_adj) {
             // From the host: lowering a score takes privileges the sandbox does not have.
             let p = std::path::PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
             sys::write_file(&p, adj.to_string().as_bytes())
                 .context(|| format!("process.oomScoreAdj {adj}: cannot write {}", p.display()))?;
         }
+        process::pidfd_signal(&pidfd, 0).map_err(|_| gone())?;
+        self.program = Some((pid, pidfd));
         Ok(pid)
     }
 
