@@ -42,6 +42,11 @@ pub fn run_all(kind: &str, list: &[Hook], state: &serde_json::Value) -> Vec<Stri
         .collect()
 }
 
+/// A detached thread, or why none could be made (a pids limit).
+fn spawn(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new().spawn(f).map(drop)
+}
+
 fn run_one(h: &Hook, input: &str) -> Result<(), String> {
     let mut cmd = Command::new(&h.path);
     if let Some((arg0, rest)) = h.args.split_first() {
@@ -57,23 +62,26 @@ fn run_one(h: &Hook, input: &str) -> Result<(), String> {
     let mut child = cmd.spawn().map_err(|e| format!("cannot run it: {e}"))?;
     // Its input and its error output on threads of their own: a hook that reads neither, or
     // writes more than a pipe holds, still ends or meets its timeout.
-    if let Some(mut stdin) = child.stdin.take() {
+    let stdin = child.stdin.take().map(|mut stdin| {
         let input = input.to_string();
         // A hook that does not read its input is not an error (runc ignores EPIPE too).
-        std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    }
-    let stderr = child.stderr.take().map(|s| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut s = s;
+        move || drop(stdin.write_all(input.as_bytes()))
+    });
+    let (tx, stderr) = std::sync::mpsc::channel();
+    let reader = child.stderr.take().map(|mut s| {
+        move || {
             let mut err = Vec::new();
             let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut s, STDERR_MAX as u64), &mut err);
             let _ = tx.send(err);
             // The rest is read and dropped, so the hook never blocks on a full pipe.
             let _ = std::io::copy(&mut s, &mut std::io::sink());
-        });
-        rx
+        }
     });
+    if let Some(e) = [stdin.map(spawn), reader.map(spawn)].into_iter().flatten().find_map(Result::err) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("cannot start a thread to feed it: {e}"));
+    }
     let limit = h.timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64));
     let until = limit.map(|l| Instant::now() + l);
     let status = loop {
@@ -92,6 +100,6 @@ fn run_one(h: &Hook, input: &str) -> Result<(), String> {
         return Ok(());
     }
     // What it wrote, unless something it started holds the pipe open past a second.
-    let err = stderr.and_then(|rx| rx.recv_timeout(Duration::from_secs(1)).ok()).unwrap_or_default();
+    let err = stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
     Err(format!("{status}: {}", String::from_utf8_lossy(&err).trim()))
 }
