@@ -26,20 +26,25 @@ pub fn check(h: &Hooks) -> Result<(), String> {
 
 /// Runs `list` in order with `state` on standard input; the first failure ends the run.
 pub fn run(kind: &str, list: &[Hook], state: &serde_json::Value) -> Result<(), String> {
-    let input = state.to_string();
-    list.iter()
-        .enumerate()
-        .try_for_each(|(i, h)| run_one(h, &input).map_err(|e| format!("hooks.{kind}[{i}] ({}): {e}", h.path)))
+    each(kind, list, state).collect()
 }
 
 /// Runs every hook of `list` in order, as `poststart` and `poststop` hooks run: a failure does
 /// not stop the rest (the runtime spec's rule for them); returns the failures, for warnings.
 pub fn run_all(kind: &str, list: &[Hook], state: &serde_json::Value) -> Vec<String> {
+    each(kind, list, state).filter_map(Result::err).collect()
+}
+
+/// Each hook's run, lazily, in order; a failure names the hook.
+fn each<'a>(
+    kind: &'a str,
+    list: &'a [Hook],
+    state: &serde_json::Value,
+) -> impl Iterator<Item = Result<(), String>> + 'a {
     let input = state.to_string();
     list.iter()
         .enumerate()
-        .filter_map(|(i, h)| run_one(h, &input).err().map(|e| format!("hooks.{kind}[{i}] ({}): {e}", h.path)))
-        .collect()
+        .map(move |(i, h)| run_one(h, &input).map_err(|e| format!("hooks.{kind}[{i}] ({}): {e}", h.path)))
 }
 
 /// A detached thread, or why none could be made (a pids limit).

@@ -9,6 +9,10 @@ use std::process::{Command, Output, Stdio};
 
 pub use crate::common::{require_root, TempDir, FNBOX};
 
+mod runtime;
+#[allow(unused_imports)] // Not every test binary drives a runtime directly.
+pub use runtime::{kind, Runtime};
+
 /// `dir/fnbox-runc-v1` and `dir/fnbox-runc-v2`, symlinks to the built fnbox.
 pub fn runtimes(dir: &Path) -> [PathBuf; 2] {
     ["v1", "v2"].map(|v| {
