@@ -112,6 +112,32 @@ fn let_go(n: u32, m: &Mark) -> bool {
     eventually(|| !serves(n, m))
 }
 
+/// What loop `n` is doing, for a failed `let_go`: its binding (backing file, flags: AUTOCLEAR
+/// set by a clear means the detach waits for another holder's close), the processes holding
+/// it open, and the spares directory's names.
+fn diagnose(h: &Host, n: u32) -> String {
+    let dev = format!("/dev/loop{n}");
+    let binding = match sys::openat(None, Path::new(&dev), libc::O_RDONLY, 0).map(|fd| status(&fd)) {
+        Ok(Ok(i)) => {
+            let name = i.lo_file_name.iter().take_while(|&&b| b != 0).map(|&b| b as char).collect::<String>();
+            format!("bound to {name} (device {}, inode {}, flags {:#x})", i.lo_device, i.lo_inode, i.lo_flags)
+        }
+        Ok(Err(e)) | Err(e) => format!("no binding ({e})"),
+    };
+    let holders: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|p| {
+            let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+            let holds = fds.flatten().any(|f| std::fs::read_link(f.path()).is_ok_and(|t| t == Path::new(&dev)));
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            holds.then(|| format!("{} ({})", p.file_name().to_string_lossy(), comm.trim()))
+        })
+        .collect();
+    format!("{dev}: {binding}; held open by {holders:?}; spares: {:?}", h.names())
+}
+
 fn eventually(f: impl Fn() -> bool) -> bool {
     (0..200).any(|_| {
         let done = f();
@@ -209,8 +235,8 @@ fn the_next_maker_releases_what_dead_makers_and_claimers_left() {
 
     replenish(&h.paths, &t).unwrap();
 
-    assert!(let_go(n1, &made_then_died), "a dead maker's device (loop{n1}) is still attached");
-    assert!(let_go(n2, &claimed_then_died), "a dead claimer's device (loop{n2}) is still attached");
+    assert!(let_go(n1, &made_then_died), "a dead maker's device is still attached: {}", diagnose(&h, n1));
+    assert!(let_go(n2, &claimed_then_died), "a dead claimer's device is still attached: {}", diagnose(&h, n2));
     assert!(serves(n3, &at_work), "a live maker's device was taken away");
     let names = h.names();
     assert!(names.iter().all(|n| !n.contains(&format!("-{dead}"))), "a dead helper's name stays: {names:?}");
@@ -283,8 +309,12 @@ fn spares_past_the_age_limit_are_retired_not_handed_out() {
     // The next maker of any size retires them, and makes a fresh one in place of the old.
     replenish(&h.paths, &t).unwrap();
 
-    assert!(let_go(old.0, &old_mark), "an hour-old spare still holds loop{}", old.0);
-    assert!(let_go(forgotten.0, &forgotten_mark), "a spare of a size nobody uses still holds loop{}", forgotten.0);
+    assert!(let_go(old.0, &old_mark), "an hour-old spare still holds its device: {}", diagnose(&h, old.0));
+    assert!(
+        let_go(forgotten.0, &forgotten_mark),
+        "a spare of a size nobody uses still holds its device: {}",
+        diagnose(&h, forgotten.0)
+    );
     assert!(published(&h, &unused).is_empty(), "{:?}", h.names());
     let now = published(&h, &t);
     assert_eq!(now.len(), SPARES, "{:?}", h.names());
