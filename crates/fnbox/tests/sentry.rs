@@ -98,6 +98,7 @@ class SI(ctypes.Structure):
                 ("procs", ctypes.c_ushort), ("pad", ctypes.c_ushort), ("totalhigh", ctypes.c_ulong), ("freehigh", ctypes.c_ulong), ("mem_unit", ctypes.c_uint)]
 si = SI(); ctypes.CDLL(None).sysinfo(ctypes.byref(si))
 print("sysinfo", si.totalram * si.mem_unit)
+print("procs", si.procs, len([p for p in os.listdir("/proc") if p.isdigit()]))
 "#;
     let out = ok(&s.run("v2", &["--memory", "512M"], &["python3", "-c", script]));
     assert!(out.contains("MemTotal 524288 kB"), "{out}");
@@ -111,6 +112,9 @@ print("sysinfo", si.totalram * si.mem_unit)
     assert!(out.contains("mounts-have-host-paths False"), "{out}");
     assert!(out.contains("ns uts:[ True"), "the sandbox's own namespaces, one for all its processes: {out}");
     assert!(out.contains(&format!("sysinfo {}", 512u64 << 20)), "{out}");
+    // Catches the Sentry (in the sandbox's cgroup, outside its pid namespace) counted as one
+    // of the sandbox's processes.
+    assert!(out.contains("procs 2 2"), "sysinfo counts the processes /proc lists\n{out}");
 }
 
 #[test]

@@ -134,7 +134,7 @@ impl Sentry {
         si.freeswap = 0;
         si.totalhigh = 0;
         si.freehigh = 0;
-        si.procs = super::proc::pids::list().len() as u16;
+        si.procs = u16::try_from(super::proc::pids::count()).unwrap_or(u16::MAX);
         si.loads = [0; 3];
         si.mem_unit = 1;
         Reply::from(call.write_struct(call.args[0], &crate::sys::abi::sysinfo::from(&si)).map(|()| 0))

@@ -95,11 +95,16 @@ impl Sentry {
     }
 
     fn answer(&self, listener: &Listener, call: super::notify::Call) {
+        if !PROFILE.load(Ordering::Relaxed) {
+            let reply = self.handle(&call);
+            listener.respond(call.id, reply);
+            return;
+        }
         let t0 = Instant::now();
         let reply = self.handle(&call);
         let t1 = Instant::now();
         listener.respond(call.id, reply);
-        if PROFILE.load(Ordering::Relaxed) {
+        {
             let mut p = self.profile.lock().unwrap_or_else(|e| e.into_inner());
             let e = p.entry(call.nr as u32).or_insert((0, 0, 0));
             e.0 += 1;

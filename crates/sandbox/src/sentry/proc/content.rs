@@ -254,7 +254,7 @@ fn proc_stat(info: &Info) -> Vec<u8> {
     for i in 0..cpus(info) {
         let _ = writeln!(s, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
     }
-    let procs = pids::list().len();
+    let procs = pids::count();
     let _ = write!(s, "intr 0\nctxt 0\n{btime}\nprocesses {procs}\nprocs_running 1\nprocs_blocked 0\n");
     s.into_bytes()
 }
@@ -270,7 +270,7 @@ pub fn global(info: &Info, name: &[u8]) -> SysResult<Vec<u8>> {
         b"stat" => Ok(proc_stat(info)),
         b"uptime" => host::read("uptime"),
         b"loadavg" => {
-            let n = pids::list().len();
+            let n = pids::count();
             Ok(format!("0.00 0.00 0.00 1/{n} {n}\n").into_bytes())
         }
         b"version" => {
