@@ -57,6 +57,33 @@ def busy_ms():
     return (user + nice + system + irq + softirq + steal) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def throttling(label):
+    """Per cgroup below the serve's --cgroup-parent (bench/burst.sh: fnbox/bench-burst-LABEL),
+    its CPU quota's throttled periods and time (ms), from cpu.stat (cgroup v1's cpu hierarchy,
+    or v2's): parents do not add up their children's on v1, so each sandbox's own is read."""
+    out = {}
+    for root in (f"/sys/fs/cgroup/cpu/fnbox/bench-burst-{label}", f"/sys/fs/cgroup/fnbox/bench-burst-{label}"):
+        for d, _, files in os.walk(root):
+            if "cpu.stat" not in files:
+                continue
+            try:
+                stat = dict(line.split() for line in open(os.path.join(d, "cpu.stat")) if len(line.split()) == 2)
+            except OSError:
+                continue  # a sandbox that ended meanwhile
+            ms = int(stat.get("throttled_time", 0)) / 1e6 + int(stat.get("throttled_usec", 0)) / 1e3
+            out[d] = (int(stat.get("nr_throttled", 0)), ms)
+    return out
+
+
+def throttled_since(before, label):
+    """Throttled periods and ms since `before` (a `throttling` snapshot), every sandbox's."""
+    periods, ms = 0, 0.0
+    for d, (n, t) in throttling(label).items():
+        n0, t0 = before.get(d, (0, 0.0))
+        periods, ms = periods + max(0, n - n0), ms + max(0.0, t - t0)
+    return periods, ms
+
+
 def call(port, name, out, i):
     t = time.perf_counter()
     status, body = request(port, "GET", f"/fn/{name}/")
@@ -71,11 +98,12 @@ def case(port, token, label, kind, mb, count):
     before = takes(port, token, kind, mb)
     at_rest(port, token)
     times = [0.0] * count
-    cpu = {}
-    c0 = busy_ms()
+    cpu, thr = {}, {}
+    c0, t0 = busy_ms(), throttling(label)
     for i, n in enumerate(names):
         call(port, n, times, i)
     cpu["back-to-back"] = busy_ms() - c0
+    thr["back-to-back"] = throttled_since(t0, label)
     rows += [(label, kind, mb, "back-to-back", t) for t in times]
     mid = takes(port, token, kind, mb)
     for n in names:
@@ -84,12 +112,13 @@ def case(port, token, label, kind, mb, count):
     at_rest(port, token)
     times = [0.0] * count
     threads = [threading.Thread(target=call, args=(port, n, times, i)) for i, n in enumerate(names)]
-    c0 = busy_ms()
+    c0, t0 = busy_ms(), throttling(label)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     cpu["at-once"] = busy_ms() - c0
+    thr["at-once"] = throttled_since(t0, label)
     rows += [(label, kind, mb, "at-once", t) for t in times]
     after = takes(port, token, kind, mb)
     for r in rows:
@@ -97,6 +126,7 @@ def case(port, token, label, kind, mb, count):
     for shape, a, b in (("back-to-back", before, mid), ("at-once", mid, after)):
         d = {k: int(b[k] - a[k]) for k in a}
         d["cpu_ms"] = round(cpu[shape] / count, 2)
+        d["throttled"], d["throttled_ms"] = thr[shape][0], round(thr[shape][1], 1)
         print(f"takes\t{label}\t{kind}\t{mb}\t{shape}\t{json.dumps(d)}")
     sys.stdout.flush()
 
@@ -118,7 +148,7 @@ def report(path):
     cases = sorted({k[1:] for k in data}, key=lambda c: (c[0], int(c[1]), c[2] != "back-to-back"))
     head = f"{'kind':4} {'MiB':>5} {'shape':13}"
     for lab in labels:
-        head += f" {lab + ' p50':>11} {lab + ' p99':>11} {'takes h/p/m':>12} {'cpu/call':>8}"
+        head += f" {lab + ' p50':>11} {lab + ' p99':>11} {'takes h/p/m':>12} {'cpu/call':>8} {'throttled':>14}"
     if len(labels) == 2:
         head += f" {'p50 ratio':>9} {'p99 ratio':>9}"
     print("\ncall latency, ms (client side); takes: warm pool hit / pending / miss")
@@ -129,13 +159,14 @@ def report(path):
         for lab in labels:
             xs = data.get((lab, kind, mb, shape), [])
             if not xs:
-                row += f" {'-':>11} {'-':>11} {'-':>12} {'-':>8}"
+                row += f" {'-':>11} {'-':>11} {'-':>12} {'-':>8} {'-':>14}"
                 stats.append(None)
                 continue
             p50, p99 = pct(xs, 50) * 1e3, pct(xs, 99) * 1e3
             t = tk.get((lab, kind, mb, shape), {})
             row += f" {p50:11.1f} {p99:11.1f} {t.get('hit', 0):>4}/{t.get('pending', 0)}/{t.get('miss', 0):<3}"
             row += f" {t.get('cpu_ms', float('nan')):8.1f}"
+            row += f" {str(t.get('throttled', '-')) + ' / ' + str(t.get('throttled_ms', '-')):>14}"
             stats.append((p50, p99))
         if len(labels) == 2 and all(stats):
             row += f" {stats[1][0] / stats[0][0]:9.3f} {stats[1][1] / stats[0][1]:9.3f}"
@@ -144,6 +175,9 @@ def report(path):
     print(f"\ncpu/call: the machine's busy CPU time during the shape / calls, ms (run it quiet). 20 calls"
           f" at once on {cores} cores cannot all end before 20 x cpu/call / {cores}: half of them not"
           f" before about 10 x cpu/call / {cores}, the floor of the at-once p50.")
+    print("throttled: CFS periods in which a sandbox ran out of its tier's CPU quota during the shape /"
+          " the time they spent waiting for the next period, ms, summed over the sandboxes (a period"
+          " is 100 ms: one throttled period can add up to that to a call).")
     print("targets (issue 15): v2 p50 <= 10 ms and p99 <= 100 ms at every tier; v1 p50 <= 100 ms at 256 MiB")
 
 

@@ -386,8 +386,8 @@ pub fn begin(paths: &Paths, slot: u32, allow: &[Cidr], servers: &[Ipv4Addr]) -> 
     let lock = lock(paths, false)?;
     let denied = denied(&HostView::now());
     let router_off = link::forwarding_is_ours(&forwarding_record(paths)?);
-    let lines = [rules::load(slot, allow, servers, &denied, router_off), rules::guard(slot, allow, servers, &denied)];
-    let guard = guard::Guard::start(&lines, &rules::guard_table(slot))?;
+    let line = rules::sandbox_line(slot, allow, servers, &denied, router_off);
+    let guard = guard::Guard::start(&line, &rules::guard_table(slot))?;
     Ok(Pending { slot, guard: Some(guard), done: false, _lock: lock })
 }
 
@@ -534,9 +534,9 @@ mod tests {
         use crate::sys::process;
         let slot = 16_000 + std::process::id() % 300;
         let denied = denied(&HostView::default());
-        let lines = [rules::load(slot, &[], &[], &denied, false), rules::guard(slot, &[], &[], &denied)];
+        let line = rules::sandbox_line(slot, &[], &[], &denied, false);
         let table = rules::guard_table(slot);
-        let first = guard::Guard::start(&lines, &table).unwrap().ready().expect("nft -i (the nftables package)");
+        let first = guard::Guard::start(&line, &table).unwrap().ready().expect("nft -i (the nftables package)");
         let stalled = first.pid();
         process::kill(stalled, libc::SIGSTOP).unwrap();
         let resume = std::thread::spawn(move || {
@@ -545,7 +545,7 @@ mod tests {
         });
         // What the launcher does as it ends; then the slot is free.
         drop(Link { slot, guard: Some(first) });
-        let next = guard::Guard::start(&lines, &table).unwrap().ready();
+        let next = guard::Guard::start(&line, &table).unwrap().ready();
         resume.join().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         let chain = std::process::Command::new("nft")
