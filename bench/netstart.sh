@@ -8,7 +8,8 @@
 #
 #   sudo bench/netstart.sh [RUNS]        (default 20 starts per figure; LIVE=40)
 #   BEFORE=path/to/other/fnbox adds that build, taking turns with this one's (FNBOX=).
-# Prints p50 and p99 per figure, and the egress/none ratios.
+# Prints p50 and p99 per figure, the egress/none ratios, and the live sandboxes' nft processes'
+# resident memory (host memory no sandbox is charged for).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -67,4 +68,6 @@ for _ in $(seq 1 600); do
 done
 tables=$(nft list tables 2>/dev/null | grep -c 'inet fnboxg' || true)
 [ "$tables" -ge "$LIVE" ] || echo "bench/netstart.sh: only $tables of $LIVE live sandboxes have their guard table" >&2
+rss=$(for p in $(pgrep -x nft); do awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null; done | awk '{s += $1; n++} END {printf "%d nft processes, %.0f MiB resident in all", n, s / 1024}')
+echo "host memory with $tables sandboxes live: $rss (their guard processes: none of it charged to a sandbox)"
 measure "$tables sandboxes"

@@ -383,3 +383,51 @@ fn a_firewall_reload_leaves_running_sandboxes_filtered() {
     let _ = std::fs::remove_dir_all(&dir);
     scope.assert_clean();
 }
+
+/// The `nft` processes whose parent is `launcher`.
+fn nft_children(launcher: u32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            // "pid (comm) state ppid ...": comm may hold spaces, the last ')' ends it.
+            let Some((head, rest)) = stat.rsplit_once(')') else { return false };
+            head.ends_with("(nft") && rest.split_whitespace().nth(1) == Some(&launcher.to_string())
+        })
+        .collect()
+}
+
+// Catches: a sandbox that keeps running once its `nft` process is gone (an OOM kill, a crash,
+// an admin's kill): the kernel takes its guard table with the process, and the next firewall
+// reload would leave the sandbox with no filter at all.
+#[test]
+fn a_sandbox_whose_guard_process_dies_is_stopped() {
+    let scope = Scope::new("net-guard-lost");
+    for kind in ["v1", "v2"] {
+        let mut cmd = scope.cmd(kind, &["--network", "egress"], &["sleep", "60"]);
+        let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let launcher = child.id();
+        let mut nft = Vec::new();
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                nft = nft_children(launcher);
+                !nft.is_empty()
+            }),
+            "{kind}: no nft process under the launcher"
+        );
+        // Let the sandbox get going (its program runs once the rules are in).
+        std::thread::sleep(Duration::from_millis(500));
+        for pid in &nft {
+            // SAFETY: kill(2) on a pid read just now; at worst it names a process that has gone.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        let started = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "{kind}: the sandbox ran on for {:?}", started.elapsed());
+        assert_eq!(out.status.code(), Some(137), "{kind}: {}", stderr(&out));
+        assert!(stderr(&out).contains("network filter process (nft) ended"), "{kind}: {}", stderr(&out));
+    }
+    scope.assert_clean();
+}

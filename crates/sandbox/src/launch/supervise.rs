@@ -135,6 +135,8 @@ struct Waiting {
     exit_told: bool,
     /// The supervisor or the watcher ended the sandbox (or its CPU quota could not be applied).
     stopped: bool,
+    /// The sandbox's `nft` process (its guard table) ended, and the sandbox with it.
+    guard_lost: bool,
 }
 
 /// The signals the launcher passes on while it waits: blocked and read from a signalfd, and
@@ -170,6 +172,7 @@ struct Round {
     oom: Option<usize>,
     control: Option<usize>,
     watcher: Option<usize>,
+    guard: Option<usize>,
 }
 
 impl Round {
@@ -254,6 +257,9 @@ impl Sandbox {
         r.oom = w.oom_watch.as_ref().map(|(fd, events)| r.add(fd.as_raw_fd(), *events));
         r.control = self.channels.control.as_ref().map(|c| r.add(c.as_raw_fd(), libc::POLLIN));
         r.watcher = watcher.map(|x| r.add(x.fd(), libc::POLLIN));
+        if !w.guard_lost {
+            r.guard = self.net.as_ref().and_then(crate::net::Link::watch_fd).map(|fd| r.add(fd, libc::POLLIN));
+        }
         r
     }
 
@@ -272,7 +278,7 @@ impl Sandbox {
     }
 
     /// Acts on what a round found, in this order: the sandbox's messages, an OOM kill, the
-    /// supervisor's requests, the watcher, forwarded signals.
+    /// supervisor's requests, the watcher, the network guard's end, forwarded signals.
     fn serve(&mut self, round: &Round, w: &mut Waiting, watcher: Option<&mut (dyn Watcher + '_)>) {
         let sock = round.revents(Round::SOCK);
         if sock != 0 {
@@ -296,6 +302,15 @@ impl Sandbox {
                 self.boost = None;
                 self.kill();
             }
+        }
+        if round.ready(round.guard) && !w.guard_lost {
+            // Its guard table went with it: the sandbox never runs without one.
+            w.guard_lost = true;
+            eprintln!(
+                "fnbox: the sandbox's network filter process (nft) ended, taking the sandbox's own rule table with it: the sandbox is stopped so that it never runs without it"
+            );
+            self.boost = None;
+            self.kill();
         }
         if let Some(s) = w.signals.as_ref().filter(|_| round.ready(round.signals)) {
             while let Ok(Some(sig)) = signal::read_signalfd(&s.0) {

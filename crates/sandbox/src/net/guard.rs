@@ -14,19 +14,14 @@ use std::time::{Duration, Instant};
 /// How long `nft` may take to load a guard table before the sandbox's start fails.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// glibc's allocator for `nft`: nft's cache holds four hash tables of 128 KiB for every table on
-/// the host, one per sandbox, which glibc (past its 128 KiB threshold) maps anew and zero-fills
-/// page by page at each fetch, then unmaps. Kept in the heap instead, the fetch before the
-/// sandbox's last line (its chain's removal) reuses the memory of the first: a guard process's
-/// CPU with 40 sandboxes on the host fell from 40-48 ms to 26-30 (docs/architecture.md,
-/// "Network"). A glibc that does not know these tunables ignores them.
-const NFT_MALLOC: &str = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864";
-
 /// The `nft -i` process owning a sandbox's guard table. Dropping this closes its input: `nft`
 /// exits, and the kernel removes the table with it (also when the launcher is killed).
 pub(super) struct Guard {
     child: Child,
     table: String,
+    /// The process's pidfd (readable once it has exited), from [`Guard::ready`] on: the
+    /// launcher ends the sandbox when it fires (see [`super::Link::watch_fd`]).
+    pidfd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Guard {
@@ -35,18 +30,23 @@ impl Guard {
     pub(super) fn start(line: &str, table: &str) -> Result<Self> {
         let mut child = Command::new("nft")
             .arg("-i")
-            .env("GLIBC_TUNABLES", NFT_MALLOC)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context(|| "cannot run nft (install the nftables package, or run with --network none)".into())?;
         let line = format!("{line}\nlist chain inet {table} input\n");
-        // A few KiB: fits the pipe, so this does not wait for nft.
+        // nft reads the whole line before it writes anything, so this cannot wait on a full
+        // output pipe: at worst it waits for nft to read (a long `--allow-net` list).
         if let Some(stdin) = child.stdin.as_mut() {
             stdin.write_all(line.as_bytes()).context(|| "cannot write to nft".into())?;
         }
-        Ok(Self { child, table: table.to_string() })
+        // Never the OOM killer's pick: its death takes the guard table away from a running
+        // sandbox, which the launcher then ends (`Link::watch_fd`): an outage for memory
+        // pressure elsewhere. A few MB, bounded. Needs CAP_SYS_RESOURCE (as the Sentry's
+        // does); without it the watch still fails closed.
+        let _ = std::fs::write(format!("/proc/{}/oom_score_adj", child.id()), "-1000");
+        Ok(Self { child, table: table.to_string(), pidfd: None })
     }
 
     /// Waits (bounded) until `nft` lists the table; its error otherwise.
@@ -91,10 +91,18 @@ impl Guard {
                 out.extend_from_slice(&buf[..k.min(4096 - out.len().min(4096))]);
                 if String::from_utf8_lossy(&out).contains(&want) {
                     // The rest of the listing is a few lines: it fits the pipe unread.
+                    let pidfd = crate::sys::process::pidfd_open(self.child.id() as libc::pid_t)
+                        .map_err(|e| format!("pidfd_open of nft: {e}"))?;
+                    self.pidfd = Some(pidfd);
                     return Ok(self);
                 }
             }
         }
+    }
+
+    /// A descriptor readable once the `nft` process has exited (after [`Guard::ready`]).
+    pub(super) fn exited_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.pidfd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }
 
     /// The `nft` process's pid (tests stall it to play a busy host).

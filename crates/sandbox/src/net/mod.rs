@@ -452,6 +452,16 @@ pub struct Link {
     guard: Option<guard::Guard>,
 }
 
+impl Link {
+    /// A descriptor that becomes readable if the sandbox's `nft` process ends while the
+    /// sandbox runs. The kernel then removes the guard table with it, and a firewall reload
+    /// would leave the sandbox unfiltered: the launcher polls this and ends the sandbox (fail
+    /// closed; docs/architecture.md, "Network").
+    pub fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.guard.as_ref().and_then(guard::Guard::exited_fd)
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         // The guard's process removes the chain, then exits, taking the guard table with it.
