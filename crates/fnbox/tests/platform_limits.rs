@@ -274,14 +274,11 @@ def handle(event, context):
 
 /// The `fnbox run` launchers the server `pid` has now (instances and pre-warmed sandboxes).
 fn launchers_of(pid: i32) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
-    dir.flatten()
-        .filter(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            // The parent is the 2nd field after the command's closing parenthesis.
-            let ppid = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<i32>().ok());
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            ppid == Some(pid) && cmd.split(|b| *b == 0).nth(1) == Some(b"run")
+    children_of(pid)
+        .into_iter()
+        .filter(|(child, _)| {
+            let cmd = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            cmd.split(|b| *b == 0).nth(1) == Some(b"run")
         })
         .count()
 }

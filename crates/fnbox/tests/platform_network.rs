@@ -384,21 +384,6 @@ fn a_firewall_reload_leaves_running_sandboxes_filtered() {
     scope.assert_clean();
 }
 
-/// The `nft` processes whose parent is `launcher`.
-fn nft_children(launcher: u32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // "pid (comm) state ppid ...": comm may hold spaces, the last ')' ends it.
-            let Some((head, rest)) = stat.rsplit_once(')') else { return false };
-            head.ends_with("(nft") && rest.split_whitespace().nth(1) == Some(&launcher.to_string())
-        })
-        .collect()
-}
-
 // Catches: a sandbox that keeps running once its `nft` process is gone (an OOM kill, a crash,
 // an admin's kill): the kernel takes its guard table with the process, and the next firewall
 // reload would leave the sandbox with no filter at all.
@@ -412,7 +397,11 @@ fn a_sandbox_whose_guard_process_dies_is_stopped() {
         let mut nft = Vec::new();
         assert!(
             eventually(Duration::from_secs(10), || {
-                nft = nft_children(launcher);
+                nft = children_of(launcher as i32)
+                    .into_iter()
+                    .filter(|(_, comm)| comm == "nft")
+                    .map(|(p, _)| p)
+                    .collect();
                 !nft.is_empty()
             }),
             "{kind}: no nft process under the launcher"

@@ -143,6 +143,23 @@ pub fn pids_with(marker: &str) -> Vec<i32> {
     v
 }
 
+/// The host's processes whose parent is `parent`, with their command name (`comm`).
+pub fn children_of(parent: i32) -> Vec<(i32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses, the last ')'
+            // ends it.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let ppid = rest.split_whitespace().nth(1)?.parse::<i32>().ok()?;
+            let comm = head.split_once('(')?.1.to_string();
+            (ppid == parent).then_some((pid, comm))
+        })
+        .collect()
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + timeout;

@@ -83,10 +83,8 @@ pub fn ns_of(host: i32) -> i32 {
 /// The sandbox's processes, from its cgroup (the Sentry itself, outside the sandbox's pid
 /// namespace, is left out).
 pub fn list() -> Vec<Proc> {
-    let mut out: Vec<Proc> = host::cgroup_read("cgroup.procs")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse::<i32>().ok())
+    let mut out: Vec<Proc> = in_cgroup()
+        .into_iter()
         .filter_map(|host| {
             let ns = ns_of(host);
             (ns > 0).then_some(Proc { host, ns })
@@ -103,12 +101,13 @@ pub fn list() -> Vec<Proc> {
 /// cgroup from outside the pid namespace (`exec`'s helper, for the moment before it enters)
 /// is counted as the sandbox's a moment early.
 pub fn count() -> usize {
-    let me = std::process::id().to_string();
-    host::cgroup_read("cgroup.procs")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && l.trim() != me)
-        .count()
+    let me = std::process::id() as i32;
+    in_cgroup().into_iter().filter(|&p| p != me).count()
+}
+
+/// The host pids in the sandbox's cgroup (`cgroup.procs`), the Sentry's among them.
+fn in_cgroup() -> Vec<i32> {
+    host::cgroup_read("cgroup.procs").unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// Host pid of sandbox pid `ns`. A zombie has left its cgroup's `cgroup.procs` but still has
