@@ -16,9 +16,10 @@ Two ways to start:
   module is imported before any function is known, in a pre-warmed sandbox (which also runs
   the request path once: --warm-up, see warm_up). Descriptor 0 is a socket to
   fnbox serve: the zygote says it is ready, waits for one bind request (handler, environment
-  with the secrets, check or serve) and forks. The child sets the environment, changes to
-  /code, imports the handler and serves; the parent stays as the sandbox's program, keeping
-  the instance's exit status and passing signals on (its exit would end the sandbox).
+  with the secrets, check or serve), then becomes the instance, as Node's does: it sets the
+  environment, changes to /code, imports the handler and serves. A pre-warmed sandbox serves
+  one instance, so nothing is gained by forking it from the zygote, and a fork cost the
+  cold start a copy of the interpreter's page tables and a fault on every page it wrote.
 * `wrapper.py HANDLER`: loads the handler and serves at once (benchmarks, FNBOX_LISTEN_TCP).
 
 A small keep-alive server (one thread per connection; the gateway keeps its connections open)
@@ -373,42 +374,6 @@ def read_line(sock):
     return buf
 
 
-def keep(child):
-    """The zygote after the fork: the sandbox's program, which must outlive the instance (its
-    exit ends the sandbox). It passes signals on and ends the way the instance ended."""
-    def pass_on(sig, _frame):
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(s, pass_on)
-    _, status = os.waitpid(child, 0)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def fork_on_this_cpu(getcpu):
-    """os.fork(), the child starting on this CPU. The kernel places a new process on an idle
-    CPU, which must first be woken: in a virtual machine that costs milliseconds (2-3 ms on
-    ours, against 0.1 ms here). The parent only waits from then on, so this CPU is free."""
-    cpus = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(0, {getcpu()})
-    except OSError:
-        pass
-    pid = os.fork()
-    try:
-        os.sched_setaffinity(0, cpus)
-    except OSError:
-        pass
-    return pid
-
-
 def warm_up():
     """Runs the paths a cold start takes once, before any function is bound: a handler import
     (warmup.py, next to this file) and a request through Connection in its own thread. The
@@ -434,9 +399,6 @@ def warm_up():
 
 
 def zygote(warm):
-    import ctypes
-
-    getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
     ctl = socket.socket(fileno=0)
     srv, tune = listen()
     if warm:
@@ -447,15 +409,11 @@ def zygote(warm):
         sys.exit(0)  # fnbox serve let this sandbox go unused
     received = time.monotonic()
     req = bind_request(line)
-    # Objects made so far stay in the oldest generation: the collector does not touch (and
-    # copy) their pages in the child.
+    # The zygote becomes the instance (a pre-warmed sandbox serves one instance, then is
+    # gone): no fork, so no copy of the interpreter's page tables and no copy-on-write fault
+    # on every page the instance then writes. Objects made so far stay in the oldest
+    # generation: the collector does not walk them on the instance's first collections.
     gc.freeze()
-    child = fork_on_this_cpu(getcpu)
-    if child:
-        ctl.close()
-        srv.close()
-        keep(child)
-    forked = time.monotonic()
     try:
         os.environ.update(req["env"])
         os.chdir(req["workdir"])
@@ -468,7 +426,7 @@ def zygote(warm):
     if req["check"]:
         answer(ctl, "checked")
         os._exit(0)
-    answer(ctl, "bound", received=received, forked=forked, imported=time.monotonic())
+    answer(ctl, "bound", received=received, forked=received, imported=time.monotonic())
     # The control socket is done with: the handler's stdin is /dev/null, as in any instance.
     ctl.detach()
     null = os.open(os.devnull, os.O_RDWR)
