@@ -501,6 +501,102 @@ fn a_boosted_sandbox_gets_its_quota_at_throttle_or_at_the_end_of_its_window() {
     }
 }
 
+/// What each sandbox cgroup under `parent` holds, from its CPU controller's directory: its
+/// CPU weight (`cpu.shares` on v1, `cpu.weight` on v2) and its processes.
+fn cpu_cgroups_under(parent: &str) -> Vec<(u64, Vec<i32>)> {
+    let (dir, file) = match std::path::Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
+        true => (format!("/sys/fs/cgroup/cpu/{parent}"), "cpu.shares"),
+        false => (format!("/sys/fs/cgroup/{parent}"), "cpu.weight"),
+    };
+    let read = |d: std::path::PathBuf| {
+        let weight = std::fs::read_to_string(d.join(file)).ok()?.trim().parse().ok()?;
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).ok()?;
+        Some((weight, procs.lines().filter_map(|l| l.parse().ok()).collect()))
+    };
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| read(e.path()))
+        .collect()
+}
+
+/// A process's nice value, from the host's `/proc/PID/stat` (its 19th field).
+fn nice_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After "pid (comm)", the fields run from the 3rd (state): the 19th is the 17th of those.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// `fnbox run --cpu-boost-background`, the start of a pre-warmed sandbox: the launcher's own
+/// start-up work, and the `nft` it runs, yield the CPU (nice 19); the sandbox's processes are
+/// not niced (a nice value would outlive the boost), and run at the lowest CPU weight until an
+/// `attach` claims the sandbox, which then runs at the normal weight, still without its quota
+/// until `throttle`. The launcher is back at nice 0 once the sandbox is made, to answer the
+/// claim at once.
+// Catches: background work that competes with requests at full priority, a sandbox that
+// inherits the launcher's nice value, a claimed sandbox whose code is mounted at the lowest
+// weight (100 ms behind 20 cold starts on two cores), and a claim that applies the quota.
+#[test]
+fn a_background_start_yields_the_cpu_until_it_is_claimed() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let (idle, normal) = match std::path::Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
+        true => (2, 1024),
+        false => (1, 100),
+    };
+    let code = std::env::temp_dir().join(unique("claim"));
+    std::fs::create_dir_all(&code).unwrap();
+    for kind in ["v1", "v2"] {
+        let s = Scope::new("background");
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        // SAFETY: clearing FD_CLOEXEC so the launcher inherits its end.
+        unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
+        let fd = theirs.as_raw_fd().to_string();
+        let flags = ["--memory", "128", "--cpu-boost", "30", "--cpu-boost-background", "--control-fd", &fd];
+        let mut child =
+            s.cmd(kind, &[&flags[..], &["--network", "egress"]].concat(), &["sleep", "60"]).spawn().unwrap();
+        drop(theirs);
+        let launcher = child.id() as i32;
+        // Started: the launcher is back at its own nice value, its sandbox at the lowest weight.
+        assert!(
+            eventually(Duration::from_secs(20), || nice_of(launcher) == Some(0)
+                && cpu_cgroups_under(&s.parent).iter().any(|(_, procs)| procs.len() >= 2)),
+            "{kind}: launcher nice {:?}, cgroups {:?}",
+            nice_of(launcher),
+            cpu_cgroups_under(&s.parent)
+        );
+        let cgroups = cpu_cgroups_under(&s.parent);
+        assert!(matches!(&cgroups[..], [(w, _)] if *w == idle), "{kind}: {cgroups:?}");
+        for pid in &cgroups[0].1 {
+            assert_eq!(nice_of(*pid), Some(0), "{kind}: the sandbox's process {pid} is niced");
+        }
+        let nft: Vec<i32> = children_of(launcher).into_iter().filter(|(_, c)| c == "nft").map(|(p, _)| p).collect();
+        assert!(!nft.is_empty(), "{kind}: no nft under the launcher");
+        for pid in nft {
+            assert_eq!(nice_of(pid), Some(19), "{kind}: the launcher's nft {pid}");
+        }
+        let mut ask = |req: &str| {
+            ours.write_all(format!("{req}\n").as_bytes()).unwrap();
+            let mut buf = [0u8; 256];
+            let n = ours.read(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        let attach = format!(r#"{{"v":1,"op":"attach","source":"{}","target":"/code"}}"#, code.display());
+        assert!(ask(&attach).contains("\"ok\":true"), "{kind}");
+        assert_eq!(cpu_cgroups_under(&s.parent).iter().map(|c| c.0).collect::<Vec<_>>(), [normal], "{kind}");
+        assert_eq!(quotas_under(&s.parent), [None], "{kind}: claimed, still boosted");
+        assert!(ask(r#"{"v":1,"op":"throttle"}"#).contains("\"ok\":true"), "{kind}");
+        assert_eq!(quotas_under(&s.parent), [Some(7000)], "{kind}");
+        drop(ours);
+        assert_eq!(child.wait().unwrap().code(), Some(137), "{kind}");
+        s.assert_clean();
+    }
+    let _ = std::fs::remove_dir_all(&code);
+}
+
 #[test]
 fn env_files_keep_values_off_the_command_line() {
     let s = Scope::new("envfile");

@@ -131,6 +131,8 @@ impl DiskJob {
                     // this one no longer competes for the CPU (a spare half made is cleaned up
                     // by the next maker).
                     drop(kept);
+                    // Background work: instances and cold starts come first.
+                    let _ = sys::process::set_thread_nice(sys::process::BACKGROUND_NICE);
                     if let Err(e) = spare::replenish(paths, &d.template) {
                         crate::trace::mark(&format!("disk: no spare made: {e}"));
                     }

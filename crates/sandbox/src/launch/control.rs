@@ -47,16 +47,23 @@ impl Sandbox {
         // does with the error: it never gets to run a function's code unthrottled.
         let end = op == "throttle" && r.is_err();
         self.channels.reply(&Reply::new(op, r));
+        crate::trace::mark(op);
         end
     }
 
     /// Makes a bind (`SRC:DST:MODE`, as `--bind`) visible inside the running sandbox.
     pub(super) fn attach_live(&mut self, spec: &str, state: &mut Collected) -> Result<()> {
+        crate::trace::mark("attach: asked");
         let bind = crate::spec::Bind::parse(spec)?;
+        // An attach claims a pre-warmed sandbox: its init mounts the code at the normal weight.
+        if let Some(b) = &mut self.boost {
+            b.claim(&self.cgroup)?;
+        }
         let (source, target) = (&bind.source, &bind.target);
         let userns = sys::openat(None, Path::new(&format!("/proc/{}/ns/user", self.pid)), libc::O_RDONLY, 0)
             .context(|| "cannot open the sandbox's user namespace".into())?;
         let fd = idmapped(&bind.source, &userns, bind_attrs(bind.access), true)?;
+        crate::trace::mark("attach: idmapped");
         let m = attach_msg(&bind.target, bind.source.is_dir(), bind.access, false);
         fdpass::sendmsg(self.sock.as_fd(), &m.encode().map_err(crate::Error::Invalid)?, &[fd.as_fd()])
             .context(|| "cannot reach the sandbox's init".into())?;
@@ -70,6 +77,7 @@ impl Sandbox {
                 break;
             }
         }
+        crate::trace::mark("attach: answered");
         match state.attached.take() {
             Some(0) => Ok(()),
             Some(e) => Err(std::io::Error::from_raw_os_error(e))

@@ -32,6 +32,8 @@ impl Sandbox {
     /// released.
     pub fn start(spec: &SandboxSpec, paths: &Paths) -> Result<Self> {
         crate::trace::mark("start");
+        let background =
+            Background::enter(spec.cpu_boost.is_some() && spec.cpu_boost_background && spec.container.is_none());
         let layout = prepare_host(spec, paths)?;
         let ids = IdRange::allocate(paths)?;
         // A container writes to its own root (`root.path`): no disk layer of fnbox's.
@@ -86,9 +88,13 @@ impl Sandbox {
             ),
             None => None,
         };
-        // SAFETY: the launcher is single-threaded (checked above); the child runs
-        // `child::run`, which ends in _exit.
-        let forked = unsafe { process::clone3_fork(ns_flags, cgroup_fd.as_ref().map(|f| f.as_fd())) }
+        let clone = || {
+            // SAFETY: the launcher is single-threaded (checked above); the child runs
+            // `child::run`, which ends in _exit.
+            unsafe { process::clone3_fork(ns_flags, cgroup_fd.as_ref().map(|f| f.as_fd())) }
+        };
+        let forked = background
+            .clone_sandbox_process(clone)
             .context(|| "cannot create the sandbox's namespaces (clone3)".into())?;
         let pid = match forked {
             process::Forked::Child => {
@@ -143,7 +149,7 @@ impl Sandbox {
             cleaned: false,
         };
         if let Some(s) = socks.sentry {
-            sb.start_sentry(s, &limits, owner, cgroup_fd.as_ref())?;
+            sb.start_sentry(s, &limits, owner, cgroup_fd.as_ref(), &background)?;
         }
         fail_point("owned")?;
         let resolv = resolv.filter(|_| resolv_conf_target(&spec.image));
@@ -159,6 +165,7 @@ impl Sandbox {
         limits: &Limits,
         owner: u32,
         cgroup_fd: Option<&OwnedFd>,
+        background: &Background,
     ) -> Result<()> {
         if self.spec.container.is_some() {
             self.sentry_feed = Some(socks.program);
@@ -184,7 +191,7 @@ impl Sandbox {
             fifos_possible: self.spec.binds.iter().any(|b| may_hold_fifos(&b.source))
                 || matches!(&self.spec.image, Image::Dir(d) if may_hold_fifos(d)),
         };
-        let spid = spawn_sentry(boot, cgroup_fd)?;
+        let spid = spawn_sentry(boot, cgroup_fd, background)?;
         self.sentry = Some((spid, socks.launcher));
         // The OOM killer must pick the program, never the Sentry serving it: exempt the
         // Sentry, or (lowering a score takes CAP_SYS_RESOURCE, which some hosts' root
@@ -320,12 +327,17 @@ impl Sandbox {
 }
 
 /// Forks the Sentry (into the sandbox's cgroup directly on cgroup v2).
-fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&OwnedFd>) -> Result<libc::pid_t> {
-    // SAFETY: the launcher is still single-threaded here; the child only runs the Sentry,
-    // which ends in _exit.
-    match unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_fd())) }
-        .context(|| "cannot start the Sentry".into())?
-    {
+fn spawn_sentry(
+    boot: crate::sentry::process::Bootstrap,
+    cgroup_fd: Option<&OwnedFd>,
+    background: &Background,
+) -> Result<libc::pid_t> {
+    let clone = || {
+        // SAFETY: the launcher is still single-threaded here; the child only runs the Sentry,
+        // which ends in _exit.
+        unsafe { process::clone3_fork(0, cgroup_fd.map(|f| f.as_fd())) }
+    };
+    match background.clone_sandbox_process(clone).context(|| "cannot start the Sentry".into())? {
         process::Forked::Child => {
             // Keep only the Sentry's two sockets (as fds 3 and 4).
             let mut boot = boot;
@@ -338,6 +350,53 @@ fn spawn_sentry(boot: crate::sentry::process::Bootstrap, cgroup_fd: Option<&Owne
             crate::sentry::process::run(boot)
         }
         process::Forked::Parent { pid, .. } => Ok(pid),
+    }
+}
+
+/// A background start's launcher runs at [`process::BACKGROUND_NICE`] while it makes the
+/// sandbox (and so do the `ip`, `nft` and disk helper it starts meanwhile): a refill of the
+/// warm pool then takes little of the CPU that instances and cold starts want, as its sandbox
+/// does through its cgroup's weight. The launcher is back at its own nice value once the
+/// sandbox is made, before it waits on it: a claim's attach and `throttle` must not queue
+/// behind the machine's load. The sandbox's own processes (its first process, the Sentry) are
+/// cloned at the launcher's own value: their share is their cgroup's weight, which the claim
+/// raises, and a nice value inherited would outlive it. Entered only when it can be left
+/// (lowering a nice value takes CAP_SYS_NICE).
+struct Background {
+    /// The launcher's own nice value, while it runs at the background one.
+    own: Option<i32>,
+}
+
+impl Background {
+    fn enter(background: bool) -> Self {
+        let own = match background && process::may_lower_nice() {
+            true => process::thread_nice().ok().filter(|n| *n < process::BACKGROUND_NICE),
+            false => None,
+        };
+        Self { own: own.filter(|_| process::set_thread_nice(process::BACKGROUND_NICE).is_ok()) }
+    }
+
+    /// Runs `clone` (of one of the sandbox's processes) at the launcher's own nice value, then
+    /// goes back to the background one in the parent.
+    fn clone_sandbox_process(
+        &self,
+        clone: impl FnOnce() -> std::io::Result<process::Forked>,
+    ) -> std::io::Result<process::Forked> {
+        let Some(own) = self.own else { return clone() };
+        process::set_thread_nice(own)?;
+        let forked = clone();
+        if !matches!(forked, Ok(process::Forked::Child)) {
+            let _ = process::set_thread_nice(process::BACKGROUND_NICE);
+        }
+        forked
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(own) = self.own {
+            let _ = process::set_thread_nice(own);
+        }
     }
 }
 

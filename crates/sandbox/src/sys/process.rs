@@ -413,3 +413,27 @@ pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io:
         CapabilitySets { effective: set(effective), permitted: set(permitted), inheritable: set(inheritable) },
     )?)
 }
+
+/// The nice value of fnbox's own background work: a pre-warmed sandbox's start (its launcher
+/// and the `ip` and `nft` it runs) and the making of a spare disk layer. It then takes little
+/// of the CPU that instances and cold starts want (docs/architecture.md, "Background
+/// starts"). Not `SCHED_IDLE`: background work takes kernel locks (mounts, netlink) that a
+/// request's own start may wait for, and an idle thread holding one could be starved for long.
+pub const BACKGROUND_NICE: i32 = 19;
+
+/// The calling thread's nice value (on Linux a nice value is a thread's; the threads and
+/// processes it makes inherit it).
+pub fn thread_nice() -> io::Result<i32> {
+    Ok(rustix::process::getpriority_process(None)?)
+}
+
+/// Sets the calling thread's nice value. Lowering it takes CAP_SYS_NICE.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    Ok(rustix::process::setpriority_process(None, nice)?)
+}
+
+/// Whether this thread may lower its nice value again once it has raised it (CAP_SYS_NICE).
+pub fn may_lower_nice() -> bool {
+    use rustix::thread::{capabilities, CapabilitySet};
+    capabilities(None).is_ok_and(|c| c.effective.contains(CapabilitySet::SYS_NICE))
+}
