@@ -35,7 +35,6 @@ import gc
 import importlib.util
 import json
 import os
-import signal
 import socket
 import sys
 import threading
