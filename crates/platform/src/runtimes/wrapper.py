@@ -376,7 +376,7 @@ def read_line(sock):
 def warm_up():
     """Runs the paths a cold start takes once, before any function is bound: a handler import
     (warmup.py, next to this file) and a request through Connection in its own thread. The
-    forked instance inherits them run: caches filled, lazy imports done."""
+    instance (this process, once bound) finds them run: caches filled, lazy imports done."""
     cwd, path = os.getcwd(), list(sys.path)
     os.chdir(os.path.dirname(os.path.abspath(__file__)))
     handler, failed = load_or_explain("warmup.handle")

@@ -98,6 +98,11 @@ pub struct DiskJob {
 }
 
 impl DiskJob {
+    /// The helper's pid: it lives until the launcher is done with the sandbox.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
     /// Forks the helper. Must be called while the launcher is single-threaded.
     pub fn spawn(paths: &Paths, size_bytes: u64) -> Result<Self> {
         let (ours, theirs) = sys::fdpass::seqpacket_pair().context(|| "socketpair".into())?;

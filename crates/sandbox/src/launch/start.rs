@@ -154,6 +154,11 @@ impl Sandbox {
         fail_point("owned")?;
         let resolv = resolv.filter(|_| resolv_conf_target(&spec.image));
         sb.provision(&lower_src, [&ids_uid, &ids_gid], resolv.as_deref())?;
+        // Made: the helpers that live as long as the sandbox (its `nft`, which its teardown
+        // waits for, and the disk helper, which releases its layer) run at the launcher's own
+        // nice value from here, as the launcher does.
+        let helpers = [sb.net.as_ref().and_then(crate::net::Link::guard_pid), sb.disk.as_ref().map(DiskJob::pid)];
+        background.leave(helpers.into_iter().flatten());
         Ok(sb)
     }
 
@@ -374,6 +379,16 @@ impl Background {
             false => None,
         };
         Self { own: own.filter(|_| process::set_thread_nice(process::BACKGROUND_NICE).is_ok()) }
+    }
+
+    /// The sandbox is made: `helpers` (the launcher's children that outlive the start) and the
+    /// launcher go back to the launcher's own nice value.
+    fn leave(self, helpers: impl Iterator<Item = libc::pid_t>) {
+        if let Some(own) = self.own {
+            for pid in helpers {
+                let _ = process::set_nice_of(pid, own);
+            }
+        }
     }
 
     /// Runs `clone` (of one of the sandbox's processes) at the launcher's own nice value, then

@@ -215,3 +215,52 @@ impl Drop for Parent {
         let _ = open("", &self.name).destroy();
     }
 }
+
+/// A process's nice value, from `/proc/PID/stat` (its 19th field).
+fn nice_of(pid: libc::pid_t) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// A background start's `Background`: the launcher's thread at nice 19 from `enter` (and what
+/// it starts meanwhile), a sandbox process cloned at the thread's own value, and the helpers
+/// and the thread back at that value on `leave`.
+// Catches: a sandbox process inheriting the background nice value (it would outlive the
+// boost), a launcher or long-lived helper left at 19 (a teardown that waits for its `nft` is
+// then slow under load: attack review), and a background start not niced at all.
+#[test]
+fn a_background_start_is_niced_and_leaves_nothing_niced() {
+    use crate::sys::process;
+    if !root_or_skip("a_background_start_is_niced_and_leaves_nothing_niced") {
+        return;
+    }
+    // Its own thread: a nice value is a thread's.
+    std::thread::spawn(|| {
+        let own = process::thread_nice().unwrap();
+        let bg = super::Background::enter(true);
+        assert_eq!(process::thread_nice().unwrap(), process::BACKGROUND_NICE);
+        let mut helper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let helper_pid = helper.id() as libc::pid_t;
+        assert_eq!(nice_of(helper_pid), Some(process::BACKGROUND_NICE), "a helper started meanwhile");
+        let clone = || {
+            // SAFETY: the child only reads its nice value and ends in _exit (async-signal-safe
+            // calls, although the test process has other threads).
+            unsafe { process::clone3_fork(0, None) }
+        };
+        match bg.clone_sandbox_process(clone).unwrap() {
+            process::Forked::Child => process::exit_now(process::thread_nice().map_or(1, |n| 100 + n)),
+            process::Forked::Parent { pid, .. } => {
+                let status = process::waitpid(pid, false).unwrap().map(|(_, s)| s);
+                assert!(matches!(status, Some(process::WaitStatus::Exited(c)) if c == 100 + own), "{status:?}");
+            }
+        }
+        assert_eq!(process::thread_nice().unwrap(), process::BACKGROUND_NICE, "back to 19 after the clone");
+        bg.leave([helper_pid].into_iter());
+        assert_eq!(process::thread_nice().unwrap(), own);
+        assert_eq!(nice_of(helper_pid), Some(own), "the helper after leave");
+        let _ = helper.kill();
+        let _ = helper.wait();
+    })
+    .join()
+    .unwrap();
+}

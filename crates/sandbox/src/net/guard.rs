@@ -105,8 +105,8 @@ impl Guard {
         self.pidfd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }
 
-    /// The `nft` process's pid (tests stall it to play a busy host).
-    #[cfg(test)]
+    /// The `nft` process's pid (tests stall it to play a busy host; a background start sets
+    /// its nice value back once the sandbox is made).
     pub(super) fn pid(&self) -> libc::pid_t {
         self.child.id() as libc::pid_t
     }

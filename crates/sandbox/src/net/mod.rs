@@ -460,6 +460,11 @@ impl Link {
     pub fn watch_fd(&self) -> Option<std::os::fd::RawFd> {
         self.guard.as_ref().and_then(guard::Guard::exited_fd)
     }
+
+    /// The pid of the sandbox's `nft` process, which lives as long as the sandbox.
+    pub fn guard_pid(&self) -> Option<libc::pid_t> {
+        self.guard.as_ref().map(guard::Guard::pid)
+    }
 }
 
 impl Drop for Link {

@@ -432,6 +432,13 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     Ok(rustix::process::setpriority_process(None, nice)?)
 }
 
+/// Sets the nice value of the process `pid` (its main thread: enough for a single-threaded
+/// child such as `nft` or the disk helper). Lowering it takes CAP_SYS_NICE.
+pub fn set_nice_of(pid: libc::pid_t, nice: i32) -> io::Result<()> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::setpriority_process(Some(pid), nice)?)
+}
+
 /// Whether this thread may lower its nice value again once it has raised it (CAP_SYS_NICE).
 pub fn may_lower_nice() -> bool {
     use rustix::thread::{capabilities, CapabilitySet};

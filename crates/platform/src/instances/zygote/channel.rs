@@ -32,7 +32,7 @@ pub struct Zygote {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bound {
     pub received: f64,
-    /// When the instance's own process began: the fork (Python), the bind (Node).
+    /// When the instance's own process began: the bind (the zygote becomes the instance).
     pub forked: f64,
     pub imported: f64,
 }

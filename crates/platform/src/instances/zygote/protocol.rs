@@ -39,9 +39,9 @@ pub enum Answer {
     /// sandbox): it waits for the bind request. The interpreter started at `started`.
     Ready { started: f64 },
     /// The handler is loaded and the instance serves on its socket: when the request was
-    /// received, when the instance's own process began (the fork in Python; in Node, which
-    /// cannot fork, the zygote itself becomes the instance: the request's receipt), and when
-    /// the handler was imported.
+    /// received, when the instance's own process began (the zygote becomes the instance, in
+    /// Python and Node alike: the request's receipt; the field is kept for a runtime that
+    /// forks), and when the handler was imported.
     Bound { received: f64, forked: f64, imported: f64 },
     /// A check's handler loaded; the zygote exits.
     Checked {},
