@@ -435,23 +435,33 @@ fn a_running_sandbox_takes_mounts_limits_and_stop_requests() {
     }
 }
 
-/// The CPU quotas (µs per 100 ms, `None` for none) of the sandbox cgroups under `parent`.
-fn quotas_under(parent: &str) -> Vec<Option<u64>> {
-    let (dir, file) = match std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
-        true => (format!("/sys/fs/cgroup/cpu/{parent}"), "cpu.cfs_quota_us"),
-        false => (format!("/sys/fs/cgroup/{parent}"), "cpu.max"),
-    };
-    let read = |d: std::path::PathBuf| {
-        let v = std::fs::read_to_string(d.join(file)).ok()?;
-        Some(v.split_whitespace().next()?.parse::<u64>().ok())
+/// `read(directory, file)` for each sandbox cgroup under `parent` in the CPU controller's
+/// hierarchy, `file` being `v1_file` on cgroup v1 and `v2_file` on v2; those it reads.
+fn cpu_cgroups<T>(
+    parent: &str,
+    v1_file: &str,
+    v2_file: &'static str,
+    read: impl Fn(&std::path::Path, &str) -> Option<T>,
+) -> Vec<T> {
+    let (dir, file) = match std::path::Path::new("/sys/fs/cgroup/cpu").join(v1_file).exists() {
+        true => (format!("/sys/fs/cgroup/cpu/{parent}"), v1_file),
+        false => (format!("/sys/fs/cgroup/{parent}"), v2_file),
     };
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().is_dir())
-        .filter_map(|e| read(e.path()))
+        .filter_map(|e| read(&e.path(), file))
         .collect()
+}
+
+/// The CPU quotas (µs per 100 ms, `None` for none) of the sandbox cgroups under `parent`.
+fn quotas_under(parent: &str) -> Vec<Option<u64>> {
+    cpu_cgroups(parent, "cpu.cfs_quota_us", "cpu.max", |d, file| {
+        let v = std::fs::read_to_string(d.join(file)).ok()?;
+        Some(v.split_whitespace().next()?.parse::<u64>().ok())
+    })
 }
 
 /// `fnbox run --cpu-boost`: the sandbox starts without its CPU quota, which applies at
@@ -504,22 +514,11 @@ fn a_boosted_sandbox_gets_its_quota_at_throttle_or_at_the_end_of_its_window() {
 /// What each sandbox cgroup under `parent` holds, from its CPU controller's directory: its
 /// CPU weight (`cpu.shares` on v1, `cpu.weight` on v2) and its processes.
 fn cpu_cgroups_under(parent: &str) -> Vec<(u64, Vec<i32>)> {
-    let (dir, file) = match std::path::Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
-        true => (format!("/sys/fs/cgroup/cpu/{parent}"), "cpu.shares"),
-        false => (format!("/sys/fs/cgroup/{parent}"), "cpu.weight"),
-    };
-    let read = |d: std::path::PathBuf| {
+    cpu_cgroups(parent, "cpu.shares", "cpu.weight", |d, file| {
         let weight = std::fs::read_to_string(d.join(file)).ok()?.trim().parse().ok()?;
         let procs = std::fs::read_to_string(d.join("cgroup.procs")).ok()?;
         Some((weight, procs.lines().filter_map(|l| l.parse().ok()).collect()))
-    };
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| read(e.path()))
-        .collect()
+    })
 }
 
 /// A process's nice value, from the host's `/proc/PID/stat` (its 19th field).

@@ -223,14 +223,22 @@ mod tests {
         assert_eq!(boost.deadline(), Some(now + MAX_WINDOW));
     }
 
-    #[test]
-    fn a_background_boost_runs_at_the_lowest_weight_until_it_ends() {
+    /// A host, the file that holds sandbox `sb`'s CPU weight, its lowest value and its default.
+    type WeightHost = (Arc<dyn CgroupFs>, Layout, &'static str, &'static str, &'static str);
+
+    /// Both hierarchies, as [`WeightHost`]s.
+    fn weight_hosts() -> Vec<WeightHost> {
         let (v1, v1_layout) = FakeTree::v1_each("/cg1", &["memory", "cpu", "pids"]);
         let v2 = FakeTree::new("/cg", "cpu memory pids");
-        for (fs, layout, weight, idle, default) in [
-            (v1 as Arc<dyn CgroupFs>, v1_layout, "/cg1/cpu/fnbox/sb/cpu.shares", "2", "1024"),
+        vec![
+            (v1, v1_layout, "/cg1/cpu/fnbox/sb/cpu.shares", "2", "1024"),
             (v2, Layout::V2 { root: "/cg".into() }, "/cg/fnbox/sb/cpu.weight", "1", "100"),
-        ] {
+        ]
+    }
+
+    #[test]
+    fn a_background_boost_runs_at_the_lowest_weight_until_it_ends() {
+        for (fs, layout, weight, idle, default) in weight_hosts() {
             let mut boost = CpuBoost::new(&tier(128), Duration::from_secs(5), true, Instant::now());
             let cg = Cgroup::create(&layout, fs.clone(), "fnbox", "sb", &boost.initial()).unwrap();
             assert_eq!(fs.read(weight.as_ref()).unwrap(), idle, "{layout:?}");
@@ -246,12 +254,7 @@ mod tests {
     // start-up is done, and a claim of a foreground boost that touches the cgroup.
     #[test]
     fn a_claim_restores_the_weight_and_keeps_the_quota_off_until_the_end() {
-        let (v1, v1_layout) = FakeTree::v1_each("/cg1", &["memory", "cpu", "pids"]);
-        let v2 = FakeTree::new("/cg", "cpu memory pids");
-        for (fs, layout, weight, idle, default) in [
-            (v1 as Arc<dyn CgroupFs>, v1_layout, "/cg1/cpu/fnbox/sb/cpu.shares", "2", "1024"),
-            (v2, Layout::V2 { root: "/cg".into() }, "/cg/fnbox/sb/cpu.weight", "1", "100"),
-        ] {
+        for (fs, layout, weight, idle, default) in weight_hosts() {
             let mut boost = CpuBoost::new(&tier(128), Duration::from_secs(5), true, Instant::now());
             let cg = Cgroup::create(&layout, fs.clone(), "fnbox", "sb", &boost.initial()).unwrap();
             assert_eq!(fs.read(weight.as_ref()).unwrap(), idle, "{layout:?}");
