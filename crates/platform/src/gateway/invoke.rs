@@ -536,13 +536,14 @@ impl Call<'_> {
     }
 
     /// The instance's first answer ends its cold start: counted, and the warm pool may now
-    /// spend CPU on replacing the sandbox it gave (its accounting reads cgroup files).
+    /// spend CPU on replacing the sandbox it gave (its accounting reads cgroup files), once
+    /// the cold starts arriving with this one are served too.
     fn cold_start_over(&self, lease: &Lease) {
         let Some((started, path)) = lease.cold_start else { return };
         self.p.metrics.cold_start(self.name, path, None, &[("first_response", Some(started.elapsed()))]);
         if let (true, Some(w)) = (path.pooled, &self.p.warm) {
             let w = w.clone();
-            tokio::spawn(async move { w.fill() });
+            tokio::spawn(async move { w.fill_when_quiet() });
         }
     }
 }
