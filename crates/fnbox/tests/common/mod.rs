@@ -143,21 +143,30 @@ pub fn pids_with(marker: &str) -> Vec<i32> {
     v
 }
 
+/// A host process's command name (`comm`) and the fields of its `/proc/PID/stat` after it,
+/// from the 3rd (state) on.
+fn stat_of(pid: i32) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, the last ')' ends it.
+    let (head, rest) = stat.rsplit_once(')')?;
+    Some((head.split_once('(')?.1.to_string(), rest.split_whitespace().map(str::to_string).collect()))
+}
+
 /// The host's processes whose parent is `parent`, with their command name (`comm`).
 pub fn children_of(parent: i32) -> Vec<(i32, String)> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.flatten()
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            // "pid (comm) state ppid ...": comm may hold spaces and parentheses, the last ')'
-            // ends it.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let ppid = rest.split_whitespace().nth(1)?.parse::<i32>().ok()?;
-            let comm = head.split_once('(')?.1.to_string();
-            (ppid == parent).then_some((pid, comm))
+            let (comm, fields) = stat_of(pid)?;
+            (fields.get(1)?.parse::<i32>().ok()? == parent).then_some((pid, comm))
         })
         .collect()
+}
+
+/// A host process's nice value (the 19th field of its `/proc/PID/stat`).
+pub fn nice_of(pid: i32) -> Option<i32> {
+    stat_of(pid)?.1.get(16)?.parse().ok()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
